@@ -1,0 +1,47 @@
+# BlendrChain — every target bootstraps what it needs (.venv) on first use.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+PROTOS := $(wildcard protos/blendr/v1/*.proto)
+
+.PHONY: demo test test-fast bench bench-quick lint protos clean help
+
+help:
+	@echo "make demo    run a queen and three providers on this machine and show the live pool"
+	@echo "make test    run the whole test suite (creates .venv on first use)"
+	@echo "make bench   run the benchmarks (bench/*.py), results in bench/results/"
+	@echo "make lint    ruff + mypy --strict"
+	@echo "make protos  regenerate the gRPC code from protos/"
+
+$(STAMP): pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; install Python 3.11+ or run make PYTHON=python3.x"; exit 1; }
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+demo: $(STAMP)
+	$(PY) -m blendr.demo
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+bench: $(STAMP)
+	$(PY) bench/proof.py
+	$(PY) bench/pool.py
+
+bench-quick: $(STAMP)
+	$(PY) bench/proof.py --quick
+	$(PY) bench/pool.py --quick
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check blendr queen provider tests bench
+	$(VENV)/bin/mypy
+
+protos: $(STAMP)
+	$(PY) -m blendr.rpc.protogen
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,5 @@
+"""BlendrChain: the shared core every role (king, queen, provider) imports."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
