@@ -1,0 +1,216 @@
+"""The ``blendr`` command line. Heavy modules (ray, numpy, grpc) load only inside the command that needs them."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from blendr import __version__
+from blendr.errors import BlendrError
+
+EXIT_USAGE = 2
+EXIT_FAILURE = 1
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--home", help="node home directory (default: $BLENDR_HOME, else ~/.blendr)")
+    p.add_argument("--config", help="config file (default: <home>/config.toml)")
+    p.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="log level")
+    p.add_argument("--log-format", choices=["console", "json"], help="log format")
+
+
+def _tls_flags(p: argparse.ArgumentParser, *, client: bool) -> None:
+    p.add_argument("--insecure", action="store_true", help="plaintext gRPC (devnets only; TLS is on by default)")
+    if client:
+        p.add_argument("--ca-file", help="CA certificate that signed the queen's certificate "
+                                         "(default: <home>/tls/ca.crt; the queen's is <queen home>/tls/ca.crt)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="blendr", description="BlendrChain: a decentralized GPU marketplace (king / queen / provider).")
+    parser.add_argument("--version", action="version", version=f"blendrchain {__version__}")
+    sub = parser.add_subparsers(dest="cmd", metavar="COMMAND")
+
+    ident = sub.add_parser("identity", help="this node's key and address")
+    isub = ident.add_subparsers(dest="action", metavar="ACTION", required=True)
+    for name, helptext in (("init", "create the node key if there is none"), ("show", "print the node address")):
+        p = isub.add_parser(name, help=helptext)
+        _common(p)
+
+    queen = sub.add_parser("queen", help="run and administer a queen")
+    qsub = queen.add_subparsers(dest="action", metavar="ACTION", required=True)
+    qrun = qsub.add_parser("run", help="run a queen: admit providers, watch them, challenge their GPUs")
+    _common(qrun)
+    _tls_flags(qrun, client=False)
+    qrun.add_argument("--listen", help="HOST:PORT for providers and admins (default 0.0.0.0:7470)")
+    qrun.add_argument("--admission", choices=["allowlist", "open"], help="who may join (default allowlist)")
+    qrun.add_argument("--metrics-port", type=int, help="Prometheus port (-1 off, 0 any free port)")
+    qrun.add_argument("--challenge-interval", type=float,
+                      help="mean seconds between random challenges per provider (default 300)")
+    qallow = qsub.add_parser("allow", help="let provider addresses join this queen's pool")
+    _common(qallow)
+    qallow.add_argument("addresses", nargs="+", metavar="ADDRESS")
+    qallow.add_argument("--note", default="", help="why (kept with the entry)")
+    qdeny = qsub.add_parser("deny", help="remove provider addresses from the allowlist")
+    _common(qdeny)
+    qdeny.add_argument("addresses", nargs="+", metavar="ADDRESS")
+    qlist = qsub.add_parser("allowlist", help="print the allowlist")
+    _common(qlist)
+
+    prov = sub.add_parser("provider", help="run a provider agent")
+    psub = prov.add_subparsers(dest="action", metavar="ACTION", required=True)
+    prun = psub.add_parser("run", help="join a queen's pool with this machine's GPUs (or CPU)")
+    _common(prun)
+    _tls_flags(prun, client=True)
+    prun.add_argument("--queen", help="HOST:PORT[,HOST:PORT...]: queens to try in order (failover)")
+    prun.add_argument("--ray-address", help="existing Ray cluster (default: start a local one)")
+    prun.add_argument("--ray-resource", help="custom Ray resource to pin tasks to on a shared cluster")
+    prun.add_argument("--no-gpu", action="store_true", help="ignore GPUs and run as a CPU provider")
+
+    pool = sub.add_parser("pool", help="inspect a queen's pool")
+    posub = pool.add_subparsers(dest="action", metavar="ACTION", required=True)
+    pls = posub.add_parser("ls", help="list the providers of a running queen")
+    _common(pls)
+    _tls_flags(pls, client=True)
+    pls.add_argument("--queen", help="HOST:PORT of the queen (default: the port in <home>/queen/port, else 7470)")
+    pls.add_argument("--state", action="append", choices=["alive", "suspect", "dead"], help="only these states")
+    pls.add_argument("--json", action="store_true", help="machine-readable output")
+    pls.add_argument("--watch", type=float, metavar="SECONDS", help="refresh every SECONDS until Ctrl-C")
+    return parser
+
+
+def _load(args: argparse.Namespace, overrides: dict[str, Any] | None = None) -> Any:
+    from blendr.config import load_config
+    from blendr.telemetry import configure_logging
+
+    ov: dict[str, Any] = dict(overrides or {})
+    if getattr(args, "log_level", None):
+        ov["log.level"] = args.log_level
+    if getattr(args, "log_format", None):
+        ov["log.format"] = args.log_format
+    if getattr(args, "insecure", False):
+        ov["rpc.tls"] = False
+    if getattr(args, "ca_file", None):
+        ov["rpc.ca_file"] = str(Path(args.ca_file).expanduser().resolve())
+    cfg = load_config(args.home, config_file=args.config, overrides=ov)
+    configure_logging(cfg.log.level, cfg.log.format)  # type: ignore[arg-type]
+    return cfg
+
+
+def _cmd_identity(args: argparse.Namespace) -> int:
+    from blendr.identity import NodeIdentity
+
+    cfg = _load(args)
+    if args.action == "init":
+        ident, created = NodeIdentity.load_or_create(cfg.home)
+        print(f"{'created' if created else 'existing'} key for {ident.address} in {cfg.home}")
+    else:
+        print(NodeIdentity.load(cfg.home).address)
+    return 0
+
+
+def _cmd_queen(args: argparse.Namespace) -> int:
+    if args.action == "run":
+        from queen.app import run_queen
+
+        cfg = _load(args, {"queen.listen": args.listen, "queen.admission": args.admission,
+                           "metrics.port": args.metrics_port,
+                           "queen.challenge_mean_interval_s": args.challenge_interval})
+        asyncio.run(run_queen(cfg))
+        return 0
+    from blendr.clock import SystemClock
+    from queen.admission import AllowlistOracle
+    from queen.app import open_queen_store
+
+    cfg = _load(args)
+    with open_queen_store(cfg) as store:
+        oracle = AllowlistOracle(store, SystemClock())
+        if args.action == "allow":
+            for a in args.addresses:
+                print(f"allowed {oracle.allow(a, args.note)}")
+        elif args.action == "deny":
+            for a in args.addresses:
+                print(f"{'removed' if oracle.deny(a) else 'not on the allowlist:'} {a}")
+        else:
+            for a in oracle.list():
+                print(a)
+    return 0
+
+
+def _cmd_provider(args: argparse.Namespace) -> int:
+    from provider.app import run_provider
+
+    queens = [q.strip() for q in args.queen.split(",") if q.strip()] if args.queen else None
+    cfg = _load(args, {"provider.queens": queens, "provider.ray_address": args.ray_address,
+                       "provider.ray_resource": args.ray_resource,
+                       "provider.use_gpu": False if args.no_gpu else None})
+    if not cfg.provider.queens:
+        raise BlendrError("no queen given: pass --queen HOST:PORT (or set provider.queens in config.toml)")
+    asyncio.run(run_provider(cfg))
+    return 0
+
+
+def _default_queen_target(cfg: Any) -> str:
+    port_file = cfg.path("queen", "port")
+    if port_file.is_file():
+        return f"127.0.0.1:{port_file.read_text().strip()}"
+    return "127.0.0.1:7470"
+
+
+def _cmd_pool(args: argparse.Namespace) -> int:
+    import time
+
+    import grpc
+
+    from queen.poolview import fetch_pool, render, rows
+
+    cfg = _load(args)
+    target = args.queen or _default_queen_target(cfg)
+    from blendr.rpc import convert
+    from blendr.types import ProviderState
+
+    states = [convert.STATE_TO_PB[ProviderState(s)] for s in (args.state or [])]
+    while True:
+        try:
+            resp = asyncio.run(fetch_pool(cfg, target, states))
+        except grpc.aio.AioRpcError as exc:
+            print(f"error: cannot list the pool of the queen at {target}: {exc.code().name}: {exc.details()}",
+                  file=sys.stderr)
+            if exc.code() is grpc.StatusCode.UNAVAILABLE:
+                print("hint: is the queen running? With TLS, pass --ca-file <queen home>/tls/ca.crt; "
+                      "with a plaintext queen, pass --insecure.", file=sys.stderr)
+            return EXIT_FAILURE
+        if args.json:
+            print(json.dumps(rows(resp), indent=2))
+        else:
+            if args.watch:
+                print("\x1b[2J\x1b[H", end="")
+            print(render(resp))
+        if not args.watch:
+            return 0
+        time.sleep(args.watch)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.cmd:
+        parser.print_help()
+        return EXIT_USAGE
+    handlers = {"identity": _cmd_identity, "queen": _cmd_queen, "provider": _cmd_provider, "pool": _cmd_pool}
+    try:
+        return handlers[args.cmd](args)
+    except KeyboardInterrupt:
+        return 130
+    except BlendrError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE if type(exc).__name__ in {"ConfigError", "InvalidArgumentError"} else EXIT_FAILURE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

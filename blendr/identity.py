@@ -1,0 +1,169 @@
+"""Node identity: one secp256k1 key per node, kept in ``<home>/node.key``.
+
+A node's identity is its Ethereum address. Keys are written once with mode 0600 and are never logged.
+Admission to a queen is proven with an EIP-712 signature over (queen, provider, nonce), so a signature
+made for one queen or one nonce is useless anywhere else.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NewType
+
+from blendr.errors import IdentityError, SignatureError
+
+Address = NewType("Address", str)
+
+KEY_FILE = "node.key"
+EIP712_DOMAIN = {"name": "BlendrChain", "version": "1"}
+ADMISSION_TYPES = {
+    "Admission": [
+        {"name": "queen", "type": "address"},
+        {"name": "provider", "type": "address"},
+        {"name": "nonce", "type": "bytes32"},
+    ]
+}
+
+
+def to_address(value: str) -> Address:
+    """Normalise a 0x address to its EIP-55 checksum form.
+
+    Raises:
+        SignatureError: the value is not a 20-byte hex address.
+    """
+    from eth_utils import is_hex_address, to_checksum_address
+
+    if not isinstance(value, str) or not is_hex_address(value):
+        raise SignatureError(f"not an Ethereum address: {value!r}")
+    return Address(to_checksum_address(value))
+
+
+def _admission_message(queen: str, provider: str, nonce: bytes) -> Any:
+    from eth_account.messages import encode_typed_data
+
+    if len(nonce) != 32:
+        raise SignatureError(f"admission nonce must be 32 bytes (got {len(nonce)})")
+    return encode_typed_data(
+        domain_data=EIP712_DOMAIN,
+        message_types=ADMISSION_TYPES,
+        message_data={"queen": to_address(queen), "provider": to_address(provider), "nonce": nonce},
+    )
+
+
+@dataclass(frozen=True)
+class NodeIdentity:
+    """A node's key pair. ``repr`` never shows the key."""
+
+    address: Address
+    _key: bytes
+
+    def __repr__(self) -> str:
+        return f"NodeIdentity(address={self.address})"
+
+    @classmethod
+    def generate(cls) -> NodeIdentity:
+        """A fresh random identity (not saved)."""
+        return cls.from_key(secrets.token_bytes(32))
+
+    @classmethod
+    def from_key(cls, key: bytes) -> NodeIdentity:
+        """The identity for a 32-byte private key.
+
+        Raises:
+            IdentityError: the key is not a valid secp256k1 private key.
+        """
+        from eth_account import Account
+
+        try:
+            acct = Account.from_key(key)
+        except Exception as exc:  # eth-keys raises several types for invalid keys
+            raise IdentityError(f"invalid private key: {type(exc).__name__}") from None
+        return cls(Address(acct.address), bytes(key))
+
+    @classmethod
+    def load(cls, home: Path) -> NodeIdentity:
+        """Load ``<home>/node.key``.
+
+        Raises:
+            IdentityError: the file is missing, readable by others, or malformed.
+        """
+        path = home / KEY_FILE
+        try:
+            mode = path.stat().st_mode
+            text = path.read_text(encoding="ascii").strip()
+        except FileNotFoundError:
+            raise IdentityError(
+                f"no node key at {path}; create one with `blendr identity init --home {home}`"
+            ) from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise IdentityError(f"cannot read node key {path}: {exc}") from None
+        if mode & (stat.S_IRWXG | stat.S_IRWXO):
+            raise IdentityError(f"node key {path} is readable by others; run `chmod 600 {path}`")
+        hexkey = text[2:] if text.startswith("0x") else text
+        try:
+            key = bytes.fromhex(hexkey)
+        except ValueError:
+            raise IdentityError(f"node key {path} is not hex") from None
+        if len(key) != 32:
+            raise IdentityError(f"node key {path} must hold 32 bytes of hex (got {len(key)})")
+        return cls.from_key(key)
+
+    @classmethod
+    def load_or_create(cls, home: Path) -> tuple[NodeIdentity, bool]:
+        """Load the node key, creating it (mode 0600, atomically) when absent. Returns (identity, created)."""
+        path = home / KEY_FILE
+        if path.exists():
+            return cls.load(home), False
+        ident = cls.generate()
+        ident.save(home)
+        return ident, True
+
+    def save(self, home: Path) -> Path:
+        """Write the key to ``<home>/node.key`` with mode 0600; refuses to overwrite another key."""
+        home.mkdir(parents=True, exist_ok=True)
+        path = home / KEY_FILE
+        if path.exists():
+            raise IdentityError(f"refusing to overwrite existing node key {path}")
+        tmp = home / f".{KEY_FILE}.{os.getpid()}.tmp"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="ascii") as fh:
+            fh.write("0x" + self._key.hex() + "\n")
+        os.replace(tmp, path)
+        return path
+
+    def sign_admission(self, queen: str, nonce: bytes) -> bytes:
+        """EIP-712 signature (65 bytes) proving this node asks to join ``queen`` for ``nonce``."""
+        from eth_account import Account
+
+        signed = Account.sign_message(_admission_message(queen, self.address, nonce), self._key)
+        return bytes(signed.signature)
+
+
+SECP256K1_HALF_N = 0x7FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF5D576E7357A4501DDFE92F46681B20A0
+
+
+def recover_admission(queen: str, provider: str, nonce: bytes, signature: bytes) -> Address:
+    """Check an admission signature and return the signer, which must equal ``provider``.
+
+    Raises:
+        SignatureError: malformed or malleable (high-s) signature, or signed by another key.
+    """
+    from eth_account import Account
+
+    if len(signature) != 65:
+        raise SignatureError(f"signature must be 65 bytes (got {len(signature)})")
+    s = int.from_bytes(signature[32:64], "big")
+    if s == 0 or s > SECP256K1_HALF_N:
+        raise SignatureError("malleable or invalid signature (s out of range)")
+    expected = to_address(provider)
+    try:
+        signer = Account.recover_message(_admission_message(queen, expected, nonce), signature=signature)
+    except Exception as exc:  # eth-keys raises BadSignature, ValueError, ...
+        raise SignatureError(f"bad signature: {type(exc).__name__}") from None
+    if to_address(signer) != expected:
+        raise SignatureError("signature was not made by the provider's key")
+    return expected

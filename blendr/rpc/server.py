@@ -1,0 +1,135 @@
+"""gRPC server and channel construction with the settings every BlendrChain node shares.
+
+Servers get bounded message sizes, keepalive, the standard health service and TLS unless it is
+explicitly turned off; channels get the same bounds and keepalive, and callers pass a deadline on
+every call (``RPCConfig.call_timeout_s``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+
+from blendr.config import Config, RPCConfig
+from blendr.errors import ConfigError, TLSError
+
+
+def _options(rpc: RPCConfig, *, server: bool) -> list[tuple[str, Any]]:
+    opts: list[tuple[str, Any]] = [
+        ("grpc.max_send_message_length", rpc.max_message_bytes),
+        ("grpc.max_receive_message_length", rpc.max_message_bytes),
+        ("grpc.keepalive_time_ms", int(rpc.keepalive_time_s * 1000)),
+        ("grpc.keepalive_timeout_ms", int(rpc.keepalive_timeout_s * 1000)),
+        ("grpc.keepalive_permit_without_calls", 1),
+        ("grpc.http2.max_pings_without_data", 0),
+    ]
+    if server:
+        # Accept client pings as often as clients are configured to send them.
+        opts.append(("grpc.http2.min_ping_interval_without_data_ms", int(rpc.keepalive_time_s * 1000 / 2)))
+    return opts
+
+
+@dataclass
+class ServerHandle:
+    """A started server, its bound port and its health servicer."""
+
+    server: grpc.aio.Server
+    port: int
+    health: Any
+    tls: bool
+
+    async def stop(self, grace: float) -> None:
+        """Mark every service NOT_SERVING, then stop, letting calls finish for ``grace`` seconds."""
+        await self.health.enter_graceful_shutdown()
+        await self.server.stop(grace)
+
+
+def server_credentials(cfg: Config) -> grpc.ServerCredentials | None:
+    """TLS credentials for a server from config, generating the devnet CA and a node cert when needed."""
+    if not cfg.rpc.tls:
+        return None
+    from blendr.rpc import tls
+
+    if cfg.rpc.cert_file or cfg.rpc.key_file:
+        if not (cfg.rpc.cert_file and cfg.rpc.key_file):
+            raise ConfigError("config rpc.cert_file and rpc.key_file must be set together")
+        return tls.load_server_credentials(Path(cfg.rpc.cert_file), Path(cfg.rpc.key_file))
+    files = tls.devnet_tls(cfg.home, cfg.rpc.hostnames)
+    assert files.cert is not None and files.key is not None
+    return tls.load_server_credentials(files.cert, files.key)
+
+
+def trust_anchor(cfg: Config) -> Path:
+    """The CA file a client uses: ``rpc.ca_file``, else ``<home>/tls/ca.crt``.
+
+    Raises:
+        TLSError: no CA file is configured or present.
+    """
+    path = Path(cfg.rpc.ca_file).expanduser() if cfg.rpc.ca_file else cfg.path("tls", "ca.crt")
+    if not path.is_file():
+        raise TLSError(
+            f"no CA certificate at {path}: pass --ca-file with the queen's <home>/tls/ca.crt "
+            "(or --insecure for a plaintext devnet)"
+        )
+    return path
+
+
+def channel_credentials(cfg: Config) -> grpc.ChannelCredentials | None:
+    """Client TLS credentials from config (None when TLS is off)."""
+    if not cfg.rpc.tls:
+        return None
+    from blendr.rpc import tls
+
+    return tls.load_channel_credentials(trust_anchor(cfg))
+
+
+async def start_server(
+    cfg: Config,
+    listen: str,
+    register: Sequence[Any],
+    *,
+    service_names: Sequence[str],
+    interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
+) -> ServerHandle:
+    """Build, bind and start a ``grpc.aio`` server.
+
+    Args:
+        cfg: The node config (TLS, sizes, keepalive).
+        listen: ``HOST:PORT``; port 0 binds a free port (returned in the handle).
+        register: Callables ``f(server)`` that add servicers.
+        service_names: Fully qualified service names reported SERVING by the health service.
+
+    Raises:
+        ConfigError: the address cannot be bound.
+        TLSError: TLS material is missing or invalid.
+    """
+    server = grpc.aio.server(options=_options(cfg.rpc, server=True), interceptors=list(interceptors))
+    for add in register:
+        add(server)
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    creds = server_credentials(cfg)
+    try:
+        port = server.add_secure_port(listen, creds) if creds else server.add_insecure_port(listen)
+    except RuntimeError as exc:
+        raise ConfigError(f"cannot listen on {listen}: {exc}") from None
+    if port == 0:
+        raise ConfigError(f"cannot listen on {listen}: address in use or invalid")
+    await server.start()
+    for name in (*service_names, ""):
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    return ServerHandle(server=server, port=port, health=health_servicer, tls=creds is not None)
+
+
+def open_channel(cfg: Config, target: str) -> grpc.aio.Channel:
+    """A channel to ``target`` (``HOST:PORT``) with TLS per config, bounded sizes and keepalive."""
+    creds = channel_credentials(cfg)
+    opts = _options(cfg.rpc, server=False)
+    if creds is None:
+        return grpc.aio.insecure_channel(target, options=opts)
+    return grpc.aio.secure_channel(target, creds, options=opts)

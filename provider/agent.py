@@ -1,0 +1,273 @@
+"""The provider agent: dial out to a queen, pass admission, heartbeat, answer challenges.
+
+Connects to the first reachable queen of its list and fails over to the next; after losing a queen it
+reconnects with bounded exponential backoff (tenacity). Challenges run on the compute runtime (Ray
+tasks, one per device); openings are recomputed on the host from the committed row digests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import grpc
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_exponential_jitter
+
+import blendr
+from blendr.config import Config
+from blendr.errors import BlendrError, ChallengeExpiredError, InvalidArgumentError, UnavailableError
+from blendr.identity import NodeIdentity
+from blendr.proof.merkle import MerkleTree
+from blendr.proof.params import ChallengeParams
+from blendr.proof.prover import DeviceProof, open_rows
+from blendr.rpc import convert
+from blendr.rpc.server import open_channel
+from blendr.telemetry import get_logger
+from blendr.types import DeviceInfo, Hello, RayInfo
+from protos.blendr.v1 import queen_pb2 as pb
+from protos.blendr.v1 import queen_pb2_grpc as pb_grpc
+from provider.compute import ComputeRuntime
+
+log = get_logger("blendr.provider")
+
+KEEP_PROOFS = 4
+FATAL_CODES = {grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.UNIMPLEMENTED}
+
+
+class _QueensUnreachable(Exception):
+    """No queen of the list accepted a session this round (retried with backoff)."""
+
+
+class FatalQueenError(BlendrError):
+    """Raised when a queen refuses this provider in a way retrying cannot fix (e.g. malformed hello)."""
+
+
+@dataclass
+class _Proof:
+    params: ChallengeParams
+    proofs: dict[int, DeviceProof]
+    trees: dict[int, MerkleTree] = field(default_factory=dict)
+
+
+@dataclass
+class AgentStatus:
+    queen: str = ""
+    admitted: bool = False
+    sessions: int = 0
+    challenges: int = 0
+    results: dict[str, int] = field(default_factory=dict)
+    last_error: str = ""
+
+
+class ProviderAgent:
+    """One provider agent: an identity, its devices, a compute runtime and a list of queens."""
+
+    def __init__(
+        self, cfg: Config, identity: NodeIdentity, devices: Sequence[DeviceInfo], runtime: ComputeRuntime,
+        queens: Sequence[str],
+    ) -> None:
+        if not queens:
+            raise InvalidArgumentError("no queen to connect to: pass --queen HOST:PORT[,HOST:PORT...]")
+        self.cfg = cfg
+        self.identity = identity
+        self.devices = list(devices)
+        self.runtime = runtime
+        self.queens = list(queens)
+        self.status = AgentStatus()
+        self.ray = RayInfo()
+        self._proofs: OrderedDict[str, _Proof] = OrderedDict()
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    # ------------------------------------------------------------------ lifecycle
+    async def run(self) -> None:
+        """Serve until cancelled. Raises UnavailableError after ``provider.reconnect_give_up_s`` without a queen."""
+        self.ray = await self.runtime.start()
+        p = self.cfg.provider
+        while True:
+            retrying = AsyncRetrying(
+                stop=stop_after_delay(p.reconnect_give_up_s),
+                wait=wait_exponential_jitter(initial=p.reconnect_initial_s, max=p.reconnect_max_s),
+                retry=retry_if_exception_type(_QueensUnreachable),
+                reraise=True,
+            )
+            try:
+                async for attempt in retrying:
+                    with attempt:
+                        await self._one_round()
+            except _QueensUnreachable as exc:
+                raise UnavailableError(
+                    f"no queen reachable for {p.reconnect_give_up_s:.0f}s ({', '.join(self.queens)}): {exc}"
+                ) from None
+            # A session ended after admission: start over with a fresh backoff.
+
+    async def _one_round(self) -> None:
+        errors = []
+        for target in self.queens:
+            try:
+                admitted = await self._session(target)
+            except FatalQueenError:
+                raise
+            except grpc.aio.AioRpcError as exc:
+                msg = f"{target}: {exc.code().name}: {exc.details()}"
+                if exc.code() in FATAL_CODES:
+                    raise FatalQueenError(f"queen {target} refused this provider: {exc.details()}") from None
+                if exc.code() is grpc.StatusCode.PERMISSION_DENIED:
+                    log.warning("queen refuses this provider; will retry", queen=target, reason=exc.details())
+                errors.append(msg)
+                self.status.last_error = msg
+                continue
+            except (OSError, BlendrError) as exc:
+                errors.append(f"{target}: {exc}")
+                self.status.last_error = str(exc)
+                continue
+            finally:
+                self.status.admitted = False
+            if admitted:
+                return
+        raise _QueensUnreachable("; ".join(errors) or "no queen answered")
+
+    # ------------------------------------------------------------------ one session
+    async def _session(self, target: str) -> bool:
+        """Run one stream to ``target``. Returns True when it was admitted (and has now ended)."""
+        hello = Hello(address=self.identity.address, devices=tuple(self.devices), ray=self.ray,
+                      software_version=f"blendrchain/{blendr.__version__}")
+        admitted = False
+        async with open_channel(self.cfg, target) as channel:
+            stub = pb_grpc.QueenServiceStub(channel)
+            call = stub.Connect()
+            lock = asyncio.Lock()
+
+            async def send(msg: pb.ProviderMessage) -> None:
+                async with lock:
+                    await call.write(msg)
+
+            timeout = self.cfg.rpc.call_timeout_s
+            await send(pb.ProviderMessage(hello=convert.hello_to_proto(hello)))
+            first = await asyncio.wait_for(call.read(), timeout)
+            if first is grpc.aio.EOF or first.WhichOneof("body") != "admission_challenge":
+                await call.code()
+                raise UnavailableError(f"queen {target} did not send an admission challenge")
+            ch = first.admission_challenge
+            sig = self.identity.sign_admission(ch.queen_address, bytes(ch.nonce))
+            await send(pb.ProviderMessage(admission_response=pb.AdmissionResponse(signature=sig)))
+            second = await asyncio.wait_for(call.read(), timeout)
+            if second is grpc.aio.EOF:
+                await self._raise_status(call)
+                raise UnavailableError(f"queen {target} closed the stream during admission")
+            if second.WhichOneof("body") != "admitted":
+                raise UnavailableError(f"queen {target} sent {second.WhichOneof('body')} instead of admitted")
+            adm = second.admitted
+            admitted = True
+            self.status.queen, self.status.admitted = target, True
+            self.status.sessions += 1
+            log.info("joined queen", queen=target, queen_address=adm.queen_address, resumed=adm.resumed,
+                     devices=len(self.devices))
+            beat = asyncio.create_task(self._heartbeats(send, adm.heartbeat_interval_seconds))
+            try:
+                while True:
+                    msg = await call.read()
+                    if msg is grpc.aio.EOF:
+                        break
+                    self._handle(msg, send)
+                code = await call.code()
+                log.warning("queen ended the stream", queen=target, code=code.name, details=await call.details())
+            except grpc.aio.AioRpcError as exc:
+                log.warning("lost the queen", queen=target, code=exc.code().name, details=exc.details())
+            finally:
+                beat.cancel()
+                for t in list(self._tasks):
+                    t.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await beat
+                call.cancel()
+        return admitted
+
+    @staticmethod
+    async def _raise_status(call: Any) -> None:
+        code = await call.code()
+        if code is not grpc.StatusCode.OK:
+            raise grpc.aio.AioRpcError(code, await call.initial_metadata(), await call.trailing_metadata(),
+                                       details=await call.details())
+
+    async def _heartbeats(self, send: Any, interval: float) -> None:
+        seq = 0
+        interval = max(0.05, interval)
+        while True:
+            seq += 1
+            await send(pb.ProviderMessage(heartbeat=pb.Heartbeat(seq=seq, busy_devices=0)))
+            await asyncio.sleep(interval)
+
+    def _handle(self, msg: pb.QueenMessage, send: Any) -> None:
+        kind = msg.WhichOneof("body")
+        if kind == "challenge":
+            self._spawn(self._on_challenge(msg.challenge, send))
+        elif kind == "opening_request":
+            self._spawn(self._on_openings(msg.opening_request, send))
+        elif kind == "challenge_result":
+            r = msg.challenge_result
+            verdict = convert.VERDICT_FROM_PB.get(r.verdict)
+            name = verdict.value if verdict else str(r.verdict)
+            self.status.results[name] = self.status.results.get(name, 0) + 1
+            log.info("challenge result", challenge=r.challenge_id, verdict=name, reason=r.reason,
+                     tflops=round(r.reported_tflops, 4))
+        else:
+            log.warning("unexpected message from queen", kind=kind)
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # ------------------------------------------------------------------ challenges
+    async def _on_challenge(self, m: pb.Challenge, send: Any) -> None:
+        self.status.challenges += 1
+        try:
+            params, timeout_s, wanted = convert.challenge_from_proto(m)
+            by_index = {d.index: d for d in self.devices}
+            missing = [i for i in wanted if i not in by_index]
+            if missing:
+                raise InvalidArgumentError(f"challenge names devices {missing} this provider does not have")
+            devices = [by_index[i] for i in wanted]
+            proofs = await self.runtime.prove(params, devices, timeout_s)
+        except (BlendrError, ChallengeExpiredError) as exc:
+            log.warning("cannot answer challenge", challenge=m.challenge_id, error=str(exc))
+            await send(pb.ProviderMessage(challenge_error=pb.ChallengeError(challenge_id=m.challenge_id,
+                                                                            reason=str(exc)[:500])))
+            return
+        self._proofs[params.challenge_id] = _Proof(params, {p.device_index: p for p in proofs})
+        while len(self._proofs) > KEEP_PROOFS:
+            self._proofs.popitem(last=False)
+        await send(pb.ProviderMessage(commitment=pb.Commitment(
+            challenge_id=params.challenge_id,
+            devices=[pb.DeviceCommitment(device_index=p.device_index, root=p.root, work_seconds=p.work_seconds,
+                                         peak_memory_bytes=p.peak_memory_bytes) for p in proofs])))
+
+    async def _on_openings(self, m: pb.OpeningRequest, send: Any) -> None:
+        entry = self._proofs.get(m.challenge_id)
+        if entry is None:
+            log.warning("opening request for an unknown challenge", challenge=m.challenge_id)
+            return
+        openings = await asyncio.to_thread(self._open, entry, [(r.device_index, r.row) for r in m.rows])
+        await send(pb.ProviderMessage(openings=convert.openings_to_proto(m.challenge_id, openings)))
+        self._proofs.pop(m.challenge_id, None)
+
+    @staticmethod
+    def _open(entry: _Proof, rows: Sequence[tuple[int, int]]) -> list[Any]:
+        out: list[Any] = []
+        by_dev: dict[int, list[int]] = {}
+        for dev, row in rows:
+            by_dev.setdefault(dev, []).append(row)
+        for dev, wanted in by_dev.items():
+            proof = entry.proofs.get(dev)
+            if proof is None:
+                continue
+            tree = entry.trees.get(dev)
+            if tree is None:
+                tree = entry.trees[dev] = MerkleTree.from_row_digests(proof.leaf_digests)
+            valid = [r for r in wanted if 0 <= r < entry.params.rows]
+            out.extend(open_rows(entry.params, dev, tree, valid))
+        return out

@@ -1,0 +1,59 @@
+"""Wiring of a provider agent process: identity, GPU discovery, Ray runtime, queens."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+
+from blendr.config import Config
+from blendr.identity import NodeIdentity
+from blendr.telemetry import get_logger
+from provider.agent import ProviderAgent
+from provider.compute import RayRuntime
+from provider.gpus import discover
+
+log = get_logger("blendr.provider")
+
+
+def default_pin(address: str) -> str:
+    return f"blendr-provider-{address[2:10].lower()}"
+
+
+def build_agent(cfg: Config) -> ProviderAgent:
+    """A provider agent from config: loads (or creates) its key and discovers its devices."""
+    ident, created = NodeIdentity.load_or_create(cfg.home)
+    if created:
+        log.info("created provider key", address=ident.address, home=str(cfg.home))
+    inv = discover() if cfg.provider.use_gpu else discover(nvml=_NoNVML())
+    if inv.cpu_only:
+        log.warning("running as a CPU provider", reason=inv.note)
+    else:
+        log.info("GPUs found", summary=inv.note)
+    pin = cfg.provider.ray_resource or default_pin(ident.address)
+    runtime = RayRuntime(address=cfg.provider.ray_address, pin_resource=pin, devices=inv.devices,
+                         use_gpu=cfg.provider.use_gpu)
+    return ProviderAgent(cfg, ident, inv.devices, runtime, cfg.provider.queens)
+
+
+class _NoNVML:
+    """Stands in for pynvml when GPUs are switched off by config: every call fails like a missing driver."""
+
+    def nvmlInit(self) -> None:  # noqa: N802 (pynvml's name)
+        raise RuntimeError("GPUs disabled by provider.use_gpu = false")
+
+
+async def run_provider(cfg: Config) -> None:
+    """Run a provider agent until SIGINT/SIGTERM (or until no queen is reachable for too long)."""
+    agent = build_agent(cfg)
+    print(f"provider {agent.identity.address}: {len(agent.devices)} device(s): "
+          + ", ".join(f"{d.name} [{d.model}]" for d in agent.devices), flush=True)
+    task = asyncio.create_task(agent.run())
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, task.cancel)
+    try:
+        await task
+    except asyncio.CancelledError:
+        pass
+    finally:
+        await agent.runtime.close()

@@ -1,0 +1,103 @@
+"""GPU discovery with NVML (pynvml); a machine without NVML becomes a CPU provider."""
+
+from __future__ import annotations
+
+import os
+import platform
+from dataclasses import dataclass
+from typing import Any
+
+from blendr.proof import fingerprints
+from blendr.telemetry import get_logger
+from blendr.types import DeviceInfo, DeviceKind
+
+log = get_logger("blendr.provider.gpus")
+
+
+@dataclass(frozen=True)
+class Inventory:
+    """The devices a provider offers, and why it is a CPU provider when it is one."""
+
+    devices: tuple[DeviceInfo, ...]
+    cpu_only: bool
+    note: str
+
+    @property
+    def gpu_count(self) -> int:
+        return sum(1 for d in self.devices if d.kind is DeviceKind.GPU)
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def cpu_device() -> DeviceInfo:
+    """The machine's CPU as one compute device (memory = physical RAM)."""
+    name = platform.processor() or platform.machine() or "cpu"
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    name = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    try:
+        mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError):
+        mem = 1
+    return DeviceInfo(index=0, kind=DeviceKind.CPU, name=f"{name} ({os.cpu_count()} cores)", model="cpu",
+                      memory_bytes=int(mem))
+
+
+def _cuda_version(pynvml: Any) -> str:
+    try:
+        v = int(pynvml.nvmlSystemGetCudaDriverVersion_v2())
+        return f"{v // 1000}.{(v % 1000) // 10}"
+    except Exception:
+        return ""
+
+
+def discover(nvml: Any | None = None) -> Inventory:
+    """Find NVIDIA GPUs with NVML; without NVML (or with no GPU) return the CPU as the only device.
+
+    GPUs whose model has no fingerprint are left out (they could not be challenged) and said so.
+    """
+    if nvml is None:
+        try:
+            import pynvml as nvml_mod
+        except ImportError:
+            return Inventory((cpu_device(),), True, "nvidia-ml-py is not installed")
+        nvml = nvml_mod
+    try:
+        nvml.nvmlInit()
+    except Exception as exc:
+        return Inventory((cpu_device(),), True, f"NVML unavailable ({type(exc).__name__}): running as a CPU provider")
+    try:
+        count = int(nvml.nvmlDeviceGetCount())
+        driver = _text(nvml.nvmlSystemGetDriverVersion())
+        cuda = _cuda_version(nvml)
+        devices: list[DeviceInfo] = []
+        skipped: list[str] = []
+        for i in range(count):
+            h = nvml.nvmlDeviceGetHandleByIndex(i)
+            name = _text(nvml.nvmlDeviceGetName(h))
+            mem = int(nvml.nvmlDeviceGetMemoryInfo(h).total)
+            model = fingerprints.match_model(name, mem)
+            if model is None:
+                skipped.append(name)
+                continue
+            devices.append(DeviceInfo(index=len(devices), kind=DeviceKind.GPU, name=name, model=model,
+                                      memory_bytes=mem, uuid=_text(nvml.nvmlDeviceGetUUID(h)),
+                                      driver_version=driver, cuda_version=cuda))
+    finally:
+        try:
+            nvml.nvmlShutdown()
+        except Exception:
+            pass
+    if skipped:
+        log.warning("GPUs without a fingerprint left out", gpus=", ".join(skipped))
+    if not devices:
+        why = "no NVIDIA GPU found" if not skipped else f"no GPU with a known fingerprint ({', '.join(skipped)})"
+        return Inventory((cpu_device(),), True, f"{why}: running as a CPU provider")
+    return Inventory(tuple(devices), False, f"{len(devices)} GPU(s), driver {driver}, CUDA {cuda}")

@@ -1,0 +1,366 @@
+"""Proof-of-GPU challenges from the queen's side: when to challenge, how big, and the verdict.
+
+Pure domain logic (no grpc). A challenge goes issue → commitment (roots, timings) → opening request
+(k random rows per device) → openings → verdict, exactly as DESIGN.md §4:
+
+* the commitment must arrive before a deadline derived from the claimed model's fingerprint, so a slow
+  device claiming a fast model is late;
+* the provider's own work time must fit inside the queen's clock and give a throughput inside the
+  fingerprint's band;
+* each device's claimed memory must match its model's fingerprint;
+* every opened row must hash to its leaf, prove into the committed root, and equal the row the queen
+  recomputes with NumPy.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from blendr.clock import Clock
+from blendr.config import QueenConfig
+from blendr.errors import InvalidArgumentError, ProofError
+from blendr.identity import Address
+from blendr.proof import fingerprints, sizing, verifier
+from blendr.proof.fingerprints import Fingerprint
+from blendr.proof.params import ChallengeParams
+from blendr.proof.prover import Opening
+from blendr.types import DeviceInfo, DeviceKind, Verdict
+
+# Seconds allowed per committed row for hashing and building the Merkle tree on the provider's host.
+ROW_ALLOWANCE_S = 5e-6
+
+
+class RandomnessBeacon(Protocol):
+    def latest(self) -> bytes | None:
+        """Public randomness to mix into challenge seeds (a recent ETC block hash), or None."""
+
+
+class NoBeacon:
+    """No public randomness source: seeds come from the queen's OS randomness alone.
+
+    The ETC block-hash beacon arrives with the chain layer; the seed derivation already mixes it in.
+    """
+
+    def latest(self) -> bytes | None:
+        return None
+
+
+@dataclass(frozen=True)
+class DeviceCommitmentIn:
+    device_index: int
+    root: bytes
+    work_seconds: float
+    peak_memory_bytes: int
+
+
+@dataclass
+class PendingChallenge:
+    params: ChallengeParams
+    address: Address
+    devices: list[DeviceInfo]
+    fingerprint: dict[int, Fingerprint]
+    issued_wall: float
+    issued_mono: float
+    deadline_mono: float
+    timeout_s: float
+    phase: str = "commit"
+    commitments: dict[int, DeviceCommitmentIn] = field(default_factory=dict)
+    committed_mono: float | None = None
+    rows: dict[int, list[int]] = field(default_factory=dict)
+    reported_tflops: float = 0.0
+    wall_tflops: float = 0.0
+
+    @property
+    def challenge_id(self) -> str:
+        return self.params.challenge_id
+
+    @property
+    def device_indices(self) -> list[int]:
+        return [d.index for d in self.devices]
+
+    def summary(self, verdict: Verdict, reason: str = "") -> dict[str, Any]:
+        return {
+            "challenge_id": self.challenge_id,
+            "verdict": verdict.value,
+            "reason": reason,
+            "issued": self.issued_wall,
+            "n": self.params.n,
+            "count": self.params.count,
+            "reported_tflops": self.reported_tflops,
+            "wall_tflops": self.wall_tflops,
+        }
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """A decided challenge: its verdict and the record the queen keeps."""
+
+    verdict: Verdict
+    reason: str
+    reported_tflops: float
+    wall_tflops: float
+    record: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class OpeningPlan:
+    challenge_id: str
+    rows: list[tuple[int, int]]
+    timeout_s: float
+
+
+@dataclass(frozen=True)
+class Policy:
+    """The challenge policy, from the queen's config."""
+
+    mean_interval_s: float
+    target_s: float
+    n_gpu: int
+    n_cpu: int
+    max_count: int
+    memory_fraction: float
+    k: int
+    opening_timeout_s: float
+    grace_s: float
+    min_fraction: float
+    max_fraction: float
+    memory_tolerance: float
+
+    @classmethod
+    def from_config(cls, q: QueenConfig) -> Policy:
+        return cls(
+            mean_interval_s=q.challenge_mean_interval_s, target_s=q.challenge_target_s,
+            n_gpu=q.challenge_n_gpu, n_cpu=q.challenge_n_cpu, max_count=q.challenge_max_count,
+            memory_fraction=q.challenge_memory_fraction, k=q.openings_k,
+            opening_timeout_s=q.opening_timeout_s, grace_s=q.grace_s, min_fraction=q.speed_min_fraction,
+            max_fraction=q.speed_max_fraction, memory_tolerance=q.memory_tolerance,
+        )
+
+
+def device_fingerprint(dev: DeviceInfo) -> Fingerprint:
+    """The fingerprint of the model a device claims.
+
+    Raises:
+        InvalidArgumentError: unknown model key.
+    """
+    try:
+        return fingerprints.get(dev.model)
+    except ProofError:
+        known = ", ".join(sorted(fingerprints.FINGERPRINTS))
+        raise InvalidArgumentError(f"device {dev.index} claims unknown model {dev.model!r} (known: {known})") from None
+
+
+class Challenger:
+    """Schedules challenges at Poisson times per provider and decides their verdicts."""
+
+    def __init__(
+        self, policy: Policy, clock: Clock, *, rng: random.Random | None = None,
+        beacon: RandomnessBeacon | None = None,
+    ) -> None:
+        self.policy = policy
+        self._clock = clock
+        self._rng = rng or random.SystemRandom()
+        self._beacon = beacon or NoBeacon()
+        self._due: dict[Address, float] = {}
+        self._pending: dict[Address, PendingChallenge] = {}
+
+    # ------------------------------------------------------------------ scheduling
+    def schedule(self, address: Address, *, immediate: bool = False) -> float:
+        """Schedule the provider's next challenge: now, or after an exponential (Poisson) wait."""
+        delay = 0.0 if immediate else self._rng.expovariate(1.0 / self.policy.mean_interval_s)
+        when = self._clock.monotonic() + delay
+        self._due[address] = when
+        return when
+
+    def unschedule(self, address: Address) -> None:
+        self._due.pop(address, None)
+
+    def due(self) -> list[Address]:
+        """Providers whose challenge time has come (each returned once; reschedule after issuing)."""
+        now = self._clock.monotonic()
+        out = [a for a, t in self._due.items() if t <= now]
+        for a in out:
+            del self._due[a]
+        return out
+
+    def pending(self, address: Address) -> PendingChallenge | None:
+        return self._pending.get(address)
+
+    def drop(self, address: Address) -> PendingChallenge | None:
+        return self._pending.pop(address, None)
+
+    # ------------------------------------------------------------------ issuing
+    def _seed(self) -> bytes:
+        beacon = self._beacon.latest() or b""
+        return hashlib.sha256(b"blendr-challenge-seed" + os.urandom(32) + beacon).digest()
+
+    def issue(self, address: Address, devices: Sequence[DeviceInfo]) -> PendingChallenge:
+        """Create a challenge sized for the provider's slowest claimed device.
+
+        Raises:
+            InvalidArgumentError: a device claims an unknown model.
+            ProofError: no valid challenge size exists for the devices.
+        """
+        if not devices:
+            raise InvalidArgumentError("provider has no devices to challenge")
+        fps = {d.index: device_fingerprint(d) for d in devices}
+        slowest = min(fps.values(), key=lambda f: f.fp32_tflops)
+        all_cpu = all(d.kind is DeviceKind.CPU for d in devices)
+        n0 = self.policy.n_cpu if all_cpu else self.policy.n_gpu
+        n, count = sizing.size_challenge(
+            slowest, n0, self.policy.target_s, self.policy.max_count, self.policy.memory_fraction
+        )
+        params = ChallengeParams(challenge_id=uuid.uuid4().hex, seed=self._seed(), n=n, count=count)
+        params.validate()
+        timeout = sizing.deadline_seconds(params, slowest, self.policy.min_fraction, self.policy.grace_s)
+        timeout += params.rows * ROW_ALLOWANCE_S
+        mono = self._clock.monotonic()
+        pending = PendingChallenge(
+            params=params, address=address, devices=list(devices), fingerprint=fps,
+            issued_wall=self._clock.time(), issued_mono=mono, deadline_mono=mono + timeout, timeout_s=timeout,
+        )
+        self._pending[address] = pending
+        return pending
+
+    # ------------------------------------------------------------------ commitment
+    def on_commitment(
+        self, address: Address, challenge_id: str, commits: Sequence[DeviceCommitmentIn]
+    ) -> OpeningPlan | Outcome | None:
+        """Take a provider's commitment. Returns the rows to open, a failing outcome, or None (stale).
+
+        Raises:
+            InvalidArgumentError: the commitment is malformed (wrong devices, root size, negative values);
+                the challenge is failed as well.
+        """
+        p = self._pending.get(address)
+        if p is None or p.challenge_id != challenge_id or p.phase != "commit":
+            return None
+        now = self._clock.monotonic()
+        problem = self._malformed(p, commits)
+        if problem:
+            self._pending.pop(address, None)
+            raise InvalidArgumentError(f"malformed commitment: {problem}")
+        if now > p.deadline_mono:
+            return self._finish(p, Verdict.FAILED, f"late: commitment after {now - p.issued_mono:.2f}s "
+                                f"(deadline {p.timeout_s:.2f}s)")
+        p.commitments = {c.device_index: c for c in commits}
+        p.committed_mono = now
+        wall = max(now - p.issued_mono, 1e-9)
+        reported: list[float] = []
+        for dev in p.devices:
+            c = p.commitments[dev.index]
+            fp = p.fingerprint[dev.index]
+            band_min = fp.min_fraction if fp.min_fraction is not None else self.policy.min_fraction
+            speed = verifier.check_speed(
+                p.params.flops, c.work_seconds, wall, fp.fp32_tflops, band_min, self.policy.max_fraction
+            )
+            reported.append(speed.reported_tflops)
+            p.wall_tflops = speed.wall_tflops
+            p.reported_tflops = sum(reported) / len(reported)
+            if not speed.ok:
+                return self._finish(p, Verdict.FAILED, f"device {dev.index} ({fp.name}): {speed.reason}")
+            mem = verifier.check_memory(dev.memory_bytes, fp.memory_bytes, self.policy.memory_tolerance)
+            if not mem.ok:
+                return self._finish(p, Verdict.FAILED, f"device {dev.index} ({fp.name}): {mem.reason}")
+        rows: list[tuple[int, int]] = []
+        for dev in p.devices:
+            chosen = verifier.choose_rows(self._rng, p.params.rows, self.policy.k)
+            p.rows[dev.index] = chosen
+            rows.extend((dev.index, r) for r in chosen)
+        p.phase = "open"
+        p.deadline_mono = now + self.policy.opening_timeout_s
+        return OpeningPlan(p.challenge_id, rows, self.policy.opening_timeout_s)
+
+    @staticmethod
+    def _malformed(p: PendingChallenge, commits: Sequence[DeviceCommitmentIn]) -> str:
+        got = [c.device_index for c in commits]
+        if sorted(got) != sorted(p.device_indices):
+            return f"devices {sorted(got)} do not match the challenged devices {sorted(p.device_indices)}"
+        for c in commits:
+            if len(c.root) != 32:
+                return f"device {c.device_index}: root must be 32 bytes (got {len(c.root)})"
+            if not c.work_seconds >= 0 or c.work_seconds != c.work_seconds:
+                return f"device {c.device_index}: work_seconds must be >= 0"
+        return ""
+
+    # ------------------------------------------------------------------ openings
+    def take_openings(self, address: Address, challenge_id: str) -> PendingChallenge | None:
+        """The pending challenge waiting for these openings, removed from the book (None when stale)."""
+        p = self._pending.get(address)
+        if p is None or p.challenge_id != challenge_id or p.phase != "open":
+            return None
+        del self._pending[address]
+        return p
+
+    def verify_openings(self, p: PendingChallenge, openings: Sequence[Opening], late: bool) -> Outcome:
+        """Check every opened row (CPU work: run it off the event loop).
+
+        Raises:
+            InvalidArgumentError: rows that were not asked for, or values of the wrong length.
+        """
+        if late:
+            return self._finish(p, Verdict.FAILED, "late: openings after the opening deadline")
+        by_dev: dict[int, list[Opening]] = {}
+        for o in openings:
+            if o.device_index not in p.rows:
+                raise InvalidArgumentError(f"opening for device {o.device_index}, which was not challenged")
+            if len(o.values) != p.params.n * 4:
+                raise InvalidArgumentError(
+                    f"row {o.row} of device {o.device_index}: {len(o.values)} bytes, expected {p.params.n * 4}"
+                )
+            by_dev.setdefault(o.device_index, []).append(o)
+        for dev, rows in p.rows.items():
+            root = p.commitments[dev].root
+            v = verifier.verify_openings(p.params, dev, root, by_dev.get(dev, []), rows)
+            if not v.ok:
+                return self._finish(p, Verdict.FAILED, v.reason)
+        return self._finish(p, Verdict.PASSED, "")
+
+    # ------------------------------------------------------------------ deadlines
+    def expired(self, is_connected: Any) -> list[Outcome]:
+        """Decide every pending challenge past its deadline: failed if connected, missed if away."""
+        now = self._clock.monotonic()
+        out = []
+        for address, p in list(self._pending.items()):
+            if now <= p.deadline_mono:
+                continue
+            del self._pending[address]
+            what = "commitment" if p.phase == "commit" else "openings"
+            limit = p.timeout_s if p.phase == "commit" else self.policy.opening_timeout_s
+            if is_connected(address):
+                out.append(self._finish(p, Verdict.FAILED, f"late: no {what} within {limit:.2f}s"))
+            else:
+                out.append(self._finish(p, Verdict.MISSED, f"provider away: no {what}"))
+        return out
+
+    def fail(self, address: Address, challenge_id: str, reason: str) -> Outcome | None:
+        """Fail a pending challenge the provider says it cannot run."""
+        p = self._pending.get(address)
+        if p is None or p.challenge_id != challenge_id:
+            return None
+        del self._pending[address]
+        return self._finish(p, Verdict.FAILED, f"provider error: {reason[:200]}")
+
+    def _finish(self, p: PendingChallenge, verdict: Verdict, reason: str) -> Outcome:
+        if self._pending.get(p.address) is p:
+            del self._pending[p.address]
+        record = {
+            **p.summary(verdict, reason),
+            "address": p.address,
+            "seed": p.params.seed.hex(),
+            "devices": p.device_indices,
+            "models": {str(k): fp.key for k, fp in p.fingerprint.items()},
+            "roots": {str(k): c.root.hex() for k, c in p.commitments.items()},
+            "work_seconds": {str(k): c.work_seconds for k, c in p.commitments.items()},
+            "peak_memory_bytes": {str(k): c.peak_memory_bytes for k, c in p.commitments.items()},
+            "opened_rows": {str(k): v for k, v in p.rows.items()},
+            "commit_seconds": None if p.committed_mono is None else p.committed_mono - p.issued_mono,
+            "decided": self._clock.time(),
+        }
+        return Outcome(verdict, reason, p.reported_tflops, p.wall_tflops, record)

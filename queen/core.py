@@ -1,0 +1,364 @@
+"""The queen's application core: admission, sessions, liveness and challenges, wired together.
+
+Transport-free: the gRPC servicer converts messages and calls these methods; the core talks back to a
+provider through a :class:`ProviderLink` that the servicer implements. Everything time-based runs from
+:meth:`QueenCore.tick`, called by the app every ``queen.tick_s`` (tests call it with a manual clock).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from blendr.clock import Clock
+from blendr.config import QueenConfig
+from blendr.errors import InvalidArgumentError, ResourceExhaustedError
+from blendr.identity import Address, to_address
+from blendr.proof.prover import Opening
+from blendr.store import Store
+from blendr.telemetry import Metrics, get_logger
+from blendr.types import DeviceKind, Hello, ProviderState, Verdict
+from queen.admission import Admission, StakeOracle
+from queen.challenges import (
+    Challenger,
+    DeviceCommitmentIn,
+    OpeningPlan,
+    Outcome,
+    PendingChallenge,
+    Policy,
+    RandomnessBeacon,
+    device_fingerprint,
+)
+from queen.pool import Pool, ProviderRecord
+
+log = get_logger("blendr.queen")
+
+NS_CHALLENGES = "challenges"
+FLUSH_EVERY_S = 5.0
+
+
+@dataclass(frozen=True)
+class AdmittedOut:
+    address: Address
+    heartbeat_interval_s: float
+    resumed: bool
+    queen: Address
+
+
+@dataclass(frozen=True)
+class ChallengeOut:
+    pending: PendingChallenge
+
+
+@dataclass(frozen=True)
+class OpeningRequestOut:
+    plan: OpeningPlan
+
+
+@dataclass(frozen=True)
+class ResultOut:
+    challenge_id: str
+    verdict: Verdict
+    reason: str
+    reported_tflops: float
+    wall_tflops: float
+
+
+Outbound = ChallengeOut | OpeningRequestOut | ResultOut
+
+
+class ProviderLink(Protocol):
+    """The queen's side of one provider stream."""
+
+    def send(self, msg: Outbound) -> None:
+        """Queue a message to the provider (never blocks)."""
+
+    def close(self, reason: str) -> None:
+        """End the stream with ABORTED (e.g. replaced by a newer connection)."""
+
+
+class QueenMetrics:
+    """The queen's Prometheus metrics."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self.providers = metrics.gauge("queen_providers", "Providers in the pool by state", ("state",))
+        self.challenges = metrics.counter("queen_challenges", "Decided challenges by verdict", ("verdict",))
+        self.verify_seconds = metrics.histogram(
+            "queen_verification_seconds", "CPU time to verify one challenge's openings",
+            buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+        )
+        self.heartbeats = metrics.counter("queen_heartbeats", "Heartbeats received")
+        self.admissions = metrics.counter("queen_admissions", "Admission attempts by result", ("result",))
+
+
+class QueenCore:
+    """Admission, liveness and challenges for one queen's pool."""
+
+    def __init__(
+        self,
+        address: Address,
+        cfg: QueenConfig,
+        store: Store,
+        clock: Clock,
+        oracle: StakeOracle,
+        *,
+        metrics: QueenMetrics | None = None,
+        rng: random.Random | None = None,
+        beacon: RandomnessBeacon | None = None,
+    ) -> None:
+        self.address = address
+        self.cfg = cfg
+        self.store = store
+        self.clock = clock
+        self.metrics = metrics
+        self.admission = Admission(address, oracle)
+        self.pool = Pool(store, clock, suspect_after_s=cfg.suspect_after_s, dead_after_s=cfg.dead_after_s)
+        self.challenger = Challenger(Policy.from_config(cfg), clock, rng=rng, beacon=beacon)
+        self._links: dict[Address, ProviderLink] = {}
+        self._last_flush = clock.monotonic()
+        self._verifying: set[asyncio.Task[None]] = set()
+
+    def start(self) -> int:
+        """Load the pool from the store; returns how many providers it knew."""
+        n = self.pool.load()
+        self._update_gauges()
+        return n
+
+    # ------------------------------------------------------------------ admission
+    def check_hello(self, hello: Hello) -> None:
+        """Validate a provider's hello before spending a nonce on it.
+
+        Raises:
+            InvalidArgumentError: no devices, duplicate indices, unknown model, bad memory figures.
+            ResourceExhaustedError: more devices than ``queen.max_devices``.
+        """
+        if not hello.devices:
+            raise InvalidArgumentError("hello lists no devices")
+        if len(hello.devices) > self.cfg.max_devices:
+            raise ResourceExhaustedError(
+                f"hello lists {len(hello.devices)} devices; this queen accepts at most {self.cfg.max_devices}"
+            )
+        indices = [d.index for d in hello.devices]
+        if len(set(indices)) != len(indices):
+            raise InvalidArgumentError("hello lists duplicate device indices")
+        kinds = {d.kind for d in hello.devices}
+        if DeviceKind.CPU in kinds and len(hello.devices) > 1:
+            raise InvalidArgumentError("a CPU provider offers exactly one CPU device")
+        for d in hello.devices:
+            device_fingerprint(d)
+            if d.memory_bytes <= 0:
+                raise InvalidArgumentError(f"device {d.index}: memory_bytes must be > 0")
+
+    def admit(self, hello: Hello, nonce: bytes, signature: bytes, link: ProviderLink) -> AdmittedOut:
+        """Verify the signed nonce and the stake, then register the provider and attach its stream.
+
+        Raises:
+            SignatureError: bad, foreign or replayed signature (UNAUTHENTICATED).
+            PermissionDeniedError: the stake oracle refuses the address (PERMISSION_DENIED).
+        """
+        try:
+            addr = self.admission.verify(hello.address, nonce, signature)
+        except Exception as exc:
+            self._count_admission(type(exc).__name__)
+            log.warning("admission refused", provider=hello.address, reason=str(exc))
+            raise
+        old = self._links.get(addr)
+        if old is not None and old is not link:
+            old.close("replaced by a newer connection from the same provider")
+            self._drop_pending_for_replacement(addr)
+        rec, resumed = self.pool.admit(hello)
+        self._links[addr] = link
+        self._count_admission("admitted")
+        self.challenger.schedule(addr, immediate=True)
+        self._update_gauges()
+        log.info("provider admitted", provider=addr, devices=len(hello.devices), resumed=resumed,
+                 models=",".join(sorted({d.model for d in hello.devices})))
+        return AdmittedOut(addr, self.cfg.heartbeat_interval_s, resumed, self.address)
+
+    def _drop_pending_for_replacement(self, addr: Address) -> None:
+        p = self.challenger.drop(addr)
+        if p is not None:
+            self._record(p, Outcome(Verdict.MISSED, "connection replaced mid-challenge", 0.0, 0.0,
+                                    {**p.summary(Verdict.MISSED, "connection replaced mid-challenge"),
+                                     "address": addr}))
+
+    def _count_admission(self, result: str) -> None:
+        if self.metrics:
+            self.metrics.admissions.labels(result=result).inc()
+
+    def detach(self, address: Address, link: ProviderLink) -> None:
+        """A stream ended. Only the current stream of a provider detaches it."""
+        if self._links.get(address) is not link:
+            return
+        del self._links[address]
+        self.pool.disconnected(address)
+        log.info("provider disconnected", provider=address)
+
+    def is_connected(self, address: Address) -> bool:
+        return address in self._links
+
+    # ------------------------------------------------------------------ provider messages
+    def heartbeat(self, address: Address) -> None:
+        tr = self.pool.heartbeat(address)
+        if self.metrics:
+            self.metrics.heartbeats.inc()
+        if tr is not None:
+            log.info("provider alive again", provider=address, was=tr.old.value)
+            self._update_gauges()
+
+    def commitment(self, address: Address, challenge_id: str, commits: Sequence[DeviceCommitmentIn]) -> None:
+        """Handle a commitment: ask for openings, or decide a failing verdict.
+
+        Raises:
+            InvalidArgumentError: malformed commitment (the challenge is failed too).
+        """
+        p = self.challenger.pending(address)
+        try:
+            res = self.challenger.on_commitment(address, challenge_id, commits)
+        except InvalidArgumentError as exc:
+            if p is not None:
+                self._record(p, self.challenger._finish(p, Verdict.FAILED, str(exc)))
+            raise
+        if res is None:
+            log.info("stale commitment ignored", provider=address, challenge=challenge_id)
+        elif isinstance(res, OpeningPlan):
+            self._send(address, OpeningRequestOut(res))
+        else:
+            assert p is not None
+            self._record(p, res)
+
+    async def openings(self, address: Address, challenge_id: str, openings: Sequence[Opening]) -> None:
+        """Verify openings off the event loop and record the verdict.
+
+        Raises:
+            InvalidArgumentError: openings for rows or devices that were not asked for, wrong lengths.
+        """
+        late = False
+        p = self.challenger.pending(address)
+        if p is not None and p.challenge_id == challenge_id:
+            late = self.clock.monotonic() > p.deadline_mono
+        p = self.challenger.take_openings(address, challenge_id)
+        if p is None:
+            log.info("stale openings ignored", provider=address, challenge=challenge_id)
+            return
+        t0 = time.process_time()
+        try:
+            outcome = await asyncio.to_thread(self.challenger.verify_openings, p, openings, late)
+        except InvalidArgumentError as exc:
+            self._record(p, self.challenger._finish(p, Verdict.FAILED, f"malformed openings: {exc}"))
+            raise
+        if self.metrics:
+            self.metrics.verify_seconds.observe(time.process_time() - t0)
+        self._record(p, outcome)
+
+    def challenge_error(self, address: Address, challenge_id: str, reason: str) -> None:
+        pending = self.challenger.pending(address)
+        outcome = self.challenger.fail(address, challenge_id, reason)
+        if outcome is not None and pending is not None:
+            self._record(pending, outcome)
+
+    # ------------------------------------------------------------------ time
+    def tick(self) -> None:
+        """Liveness sweep, expired challenges, due challenges, periodic flush."""
+        for tr in self.pool.sweep():
+            log.info("provider liveness changed", provider=tr.address, old=tr.old.value, new=tr.new.value)
+            if tr.new is ProviderState.DEAD:
+                self.challenger.unschedule(tr.address)
+        for outcome in self.challenger.expired(self.is_connected):
+            addr = Address(outcome.record["address"])
+            self._record_outcome(addr, outcome)
+        for addr in self.challenger.due():
+            self._issue(addr)
+        now = self.clock.monotonic()
+        if now - self._last_flush >= FLUSH_EVERY_S:
+            self.pool.flush()
+            self._last_flush = now
+        self._update_gauges()
+
+    def _issue(self, addr: Address) -> None:
+        rec = self.pool.get(addr)
+        if rec is None or rec.state is ProviderState.DEAD:
+            return
+        self.challenger.schedule(addr)
+        if self.challenger.pending(addr) is not None:
+            return  # one challenge in flight per provider
+        try:
+            p = self.challenger.issue(addr, rec.devices)
+        except Exception as exc:
+            log.error("cannot size a challenge", provider=addr, error=str(exc))
+            return
+        self.pool.record_issued(addr, p.summary(Verdict.PENDING))
+        if not self.is_connected(addr):
+            # Due while the provider was away: that is a missed challenge.
+            self.challenger.drop(addr)
+            self._record(p, self.challenger._finish(p, Verdict.MISSED, "provider away when challenged"))
+            return
+        self._send(addr, ChallengeOut(p))
+        log.debug("challenge issued", provider=addr, challenge=p.challenge_id, n=p.params.n, count=p.params.count,
+                  timeout=round(p.timeout_s, 3))
+
+    # ------------------------------------------------------------------ recording
+    def _record(self, p: PendingChallenge, outcome: Outcome) -> None:
+        self._record_outcome(p.address, outcome)
+
+    def _record_outcome(self, addr: Address, outcome: Outcome) -> None:
+        rec = outcome.record
+        key = f"{addr}/{rec.get('issued', 0.0):017.6f}/{rec.get('challenge_id', '')}"
+        self.store.put(NS_CHALLENGES, key, rec)
+        fp_tflops = None
+        models = rec.get("models") or {}
+        if models:
+            from blendr.proof import fingerprints
+
+            fp_tflops = sum(fingerprints.get(m).fp32_tflops for m in models.values()) / len(models)
+        summary = {k: rec.get(k) for k in ("challenge_id", "verdict", "reason", "issued", "reported_tflops",
+                                           "wall_tflops", "n", "count")}
+        self.pool.record_verdict(
+            addr, outcome.verdict, summary,
+            measured_tflops=outcome.reported_tflops if outcome.verdict is Verdict.PASSED else None,
+            fingerprint_tflops=fp_tflops,
+        )
+        self._prune(addr)
+        if self.metrics:
+            self.metrics.challenges.labels(verdict=outcome.verdict.value).inc()
+        level = log.info if outcome.verdict is Verdict.PASSED else log.warning
+        level("challenge decided", provider=addr, challenge=rec.get("challenge_id"), verdict=outcome.verdict.value,
+              reason=outcome.reason, tflops=round(outcome.reported_tflops, 4))
+        self._send(addr, ResultOut(str(rec.get("challenge_id", "")), outcome.verdict, outcome.reason,
+                                   outcome.reported_tflops, outcome.wall_tflops))
+
+    def _prune(self, addr: Address) -> None:
+        keep = self.cfg.keep_challenges
+        if keep <= 0:
+            return
+        old = self.store.scan(NS_CHALLENGES, f"{addr}/", reverse=True, limit=None)[keep:]
+        if old:
+            with self.store.batch() as b:
+                for key, _ in old:
+                    b.delete(NS_CHALLENGES, key)
+
+    def _send(self, addr: Address, msg: Outbound) -> None:
+        link = self._links.get(addr)
+        if link is not None:
+            link.send(msg)
+
+    def _update_gauges(self) -> None:
+        if self.metrics:
+            for state, n in self.pool.counts_by_state().items():
+                self.metrics.providers.labels(state=state.value).set(n)
+
+    # ------------------------------------------------------------------ queries
+    def providers(self, states: Sequence[ProviderState] = ()) -> list[ProviderRecord]:
+        recs = self.pool.all()
+        return [r for r in recs if not states or r.state in states]
+
+    def challenge_records(self, address: str, limit: int | None = None) -> list[dict[str, Any]]:
+        return [v for _, v in self.store.scan(NS_CHALLENGES, f"{to_address(address)}/", reverse=True,
+                                              limit=limit)]
+
+    def shutdown(self) -> None:
+        self.pool.flush()

@@ -1,0 +1,243 @@
+"""The pool registry: who is in a queen's pool, their devices, liveness and challenge statistics.
+
+Pure domain logic over the :class:`~blendr.store.Store` port and an injected clock. Records survive a
+queen restart; on load every provider is ``suspect`` until it reconnects (or ``dead`` once
+``dead_after_s`` passes without it).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from blendr.clock import Clock
+from blendr.identity import Address
+from blendr.store import Store
+from blendr.types import DeviceInfo, Hello, ProviderState, RayInfo, Verdict
+
+NS_PROVIDERS = "providers"
+
+
+@dataclass
+class ProviderRecord:
+    """Everything a queen keeps about one provider."""
+
+    address: Address
+    devices: list[DeviceInfo]
+    software_version: str
+    ray: RayInfo
+    state: ProviderState
+    admitted_at: float
+    last_seen: float
+    connected_since: float | None = None
+    connected_seconds: float = 0.0
+    issued: int = 0
+    passed: int = 0
+    failed: int = 0
+    missed: int = 0
+    measured_tflops: float = 0.0
+    fingerprint_tflops: float = 0.0
+    last_challenge: dict[str, Any] | None = None
+    # Monotonic reading of the last heartbeat; not persisted (meaningless across processes).
+    last_seen_mono: float = field(default=0.0, compare=False)
+
+    @property
+    def answered(self) -> int:
+        return self.passed + self.failed
+
+    @property
+    def uptime(self) -> float:
+        """Answered over issued challenges (1.0 before the first challenge is decided)."""
+        decided = self.passed + self.failed + self.missed
+        return 1.0 if decided == 0 else self.answered / decided
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d.pop("last_seen_mono")
+        d["devices"] = [dev.to_dict() for dev in self.devices]
+        d["state"] = self.state.value
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ProviderRecord:
+        d = dict(d)
+        d["devices"] = [DeviceInfo.from_dict(x) for x in d["devices"]]
+        d["ray"] = RayInfo(**d["ray"])
+        d["state"] = ProviderState(d["state"])
+        d["address"] = Address(d["address"])
+        return cls(**d)
+
+
+@dataclass(frozen=True)
+class Transition:
+    address: Address
+    old: ProviderState
+    new: ProviderState
+
+
+class Pool:
+    """The registry of a queen's providers and their liveness (alive → suspect → dead)."""
+
+    def __init__(self, store: Store, clock: Clock, *, suspect_after_s: float, dead_after_s: float) -> None:
+        if not 0 < suspect_after_s < dead_after_s:
+            raise ValueError("need 0 < suspect_after_s < dead_after_s")
+        self._store = store
+        self._clock = clock
+        self._suspect_after = suspect_after_s
+        self._dead_after = dead_after_s
+        self._records: dict[Address, ProviderRecord] = {}
+        self._connected: set[Address] = set()
+        self._dirty: set[Address] = set()
+
+    # ------------------------------------------------------------------ persistence
+    def load(self) -> int:
+        """Load every record from the store; providers not yet reconnected start as suspect."""
+        now_mono = self._clock.monotonic()
+        for _, value in self._store.scan(NS_PROVIDERS):
+            rec = ProviderRecord.from_dict(value)
+            rec.last_seen_mono = now_mono
+            rec.connected_since = None
+            if rec.state is ProviderState.ALIVE:
+                rec.state = ProviderState.SUSPECT
+            self._records[rec.address] = rec
+            self._dirty.add(rec.address)
+        self.flush()
+        return len(self._records)
+
+    def _save(self, rec: ProviderRecord) -> None:
+        self._store.put(NS_PROVIDERS, rec.address, rec.to_dict())
+        self._dirty.discard(rec.address)
+
+    def flush(self) -> int:
+        """Persist records changed since the last flush (heartbeats only touch memory); returns how many."""
+        dirty = [self._records[a] for a in self._dirty if a in self._records]
+        if dirty:
+            with self._store.batch() as b:
+                for rec in dirty:
+                    b.put(NS_PROVIDERS, rec.address, rec.to_dict())
+        self._dirty.clear()
+        return len(dirty)
+
+    # ------------------------------------------------------------------ membership
+    def admit(self, hello: Hello) -> tuple[ProviderRecord, bool]:
+        """Register (or resume) a provider that has just passed admission. Returns (record, resumed)."""
+        now, mono = self._clock.time(), self._clock.monotonic()
+        rec = self._records.get(hello.address)
+        resumed = rec is not None
+        if rec is None:
+            rec = ProviderRecord(
+                address=hello.address, devices=list(hello.devices), software_version=hello.software_version,
+                ray=hello.ray, state=ProviderState.ALIVE, admitted_at=now, last_seen=now,
+            )
+            self._records[hello.address] = rec
+        else:
+            self._close_connection(rec, now)
+            rec.devices = list(hello.devices)
+            rec.software_version = hello.software_version
+            rec.ray = hello.ray
+            rec.state = ProviderState.ALIVE
+            rec.last_seen = now
+        rec.last_seen_mono = mono
+        rec.connected_since = now
+        self._connected.add(rec.address)
+        self._save(rec)
+        return rec, resumed
+
+    def heartbeat(self, address: Address) -> Transition | None:
+        """Note a sign of life; a suspect provider becomes alive again."""
+        rec = self._records.get(address)
+        if rec is None:
+            return None
+        rec.last_seen = self._clock.time()
+        rec.last_seen_mono = self._clock.monotonic()
+        self._dirty.add(address)
+        if rec.state is not ProviderState.ALIVE and address in self._connected:
+            old, rec.state = rec.state, ProviderState.ALIVE
+            self._save(rec)
+            return Transition(address, old, ProviderState.ALIVE)
+        return None
+
+    def _close_connection(self, rec: ProviderRecord, now: float) -> None:
+        if rec.connected_since is not None:
+            rec.connected_seconds += max(0.0, now - rec.connected_since)
+            rec.connected_since = None
+
+    def disconnected(self, address: Address) -> None:
+        """The provider's stream ended; liveness now runs down from its last heartbeat."""
+        rec = self._records.get(address)
+        self._connected.discard(address)
+        if rec is not None:
+            self._close_connection(rec, self._clock.time())
+            self._save(rec)
+
+    def is_connected(self, address: Address) -> bool:
+        return address in self._connected
+
+    def sweep(self) -> list[Transition]:
+        """Apply liveness rules from the time since each provider's last heartbeat."""
+        mono = self._clock.monotonic()
+        out: list[Transition] = []
+        for rec in self._records.values():
+            silent = mono - rec.last_seen_mono
+            new = rec.state
+            if silent > self._dead_after:
+                new = ProviderState.DEAD
+            elif silent > self._suspect_after and rec.state is ProviderState.ALIVE:
+                new = ProviderState.SUSPECT
+            if new is not rec.state:
+                out.append(Transition(rec.address, rec.state, new))
+                rec.state = new
+                self._save(rec)
+        return out
+
+    # ------------------------------------------------------------------ challenges
+    def record_verdict(
+        self,
+        address: Address,
+        verdict: Verdict,
+        summary: dict[str, Any],
+        *,
+        measured_tflops: float | None = None,
+        fingerprint_tflops: float | None = None,
+    ) -> None:
+        """Count a decided challenge against the provider and keep its summary as the last challenge."""
+        rec = self._records.get(address)
+        if rec is None:
+            return
+        if verdict is Verdict.PASSED:
+            rec.passed += 1
+        elif verdict is Verdict.FAILED:
+            rec.failed += 1
+        elif verdict is Verdict.MISSED:
+            rec.missed += 1
+        if measured_tflops is not None and measured_tflops > 0:
+            rec.measured_tflops = measured_tflops
+        if fingerprint_tflops is not None:
+            rec.fingerprint_tflops = fingerprint_tflops
+        rec.last_challenge = summary
+        self._save(rec)
+
+    def record_issued(self, address: Address, summary: dict[str, Any]) -> None:
+        rec = self._records.get(address)
+        if rec is None:
+            return
+        rec.issued += 1
+        rec.last_challenge = summary
+        self._save(rec)
+
+    # ------------------------------------------------------------------ queries
+    def get(self, address: Address) -> ProviderRecord | None:
+        return self._records.get(address)
+
+    def all(self) -> list[ProviderRecord]:
+        return sorted(self._records.values(), key=lambda r: r.address)
+
+    def connected_seconds(self, rec: ProviderRecord) -> float:
+        extra = 0.0 if rec.connected_since is None else max(0.0, self._clock.time() - rec.connected_since)
+        return rec.connected_seconds + extra
+
+    def counts_by_state(self) -> dict[ProviderState, int]:
+        out = dict.fromkeys(ProviderState, 0)
+        for rec in self._records.values():
+            out[rec.state] += 1
+        return out

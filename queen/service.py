@@ -1,0 +1,240 @@
+"""gRPC servicers of a queen: convert, delegate to :class:`~queen.core.QueenCore`, map errors.
+
+No business logic here. Domain errors map to precise status codes; anything unexpected is logged and
+becomes INTERNAL without details (never a traceback to a client).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+import grpc
+
+from blendr.errors import (
+    BlendrError,
+    FailedPreconditionError,
+    InvalidArgumentError,
+    NotFoundError,
+    PermissionDeniedError,
+    ResourceExhaustedError,
+    SignatureError,
+)
+from blendr.identity import Address
+from blendr.rpc import convert
+from blendr.telemetry import get_logger
+from protos.blendr.v1 import queen_pb2 as pb
+from protos.blendr.v1 import queen_pb2_grpc as pb_grpc
+from queen.challenges import DeviceCommitmentIn
+from queen.core import ChallengeOut, OpeningRequestOut, Outbound, QueenCore, ResultOut
+
+log = get_logger("blendr.queen.rpc")
+
+HANDSHAKE_TIMEOUT_S = 30.0
+OUTBOUND_QUEUE = 256
+
+STATUS: dict[type[BlendrError], grpc.StatusCode] = {
+    InvalidArgumentError: grpc.StatusCode.INVALID_ARGUMENT,
+    ResourceExhaustedError: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    SignatureError: grpc.StatusCode.UNAUTHENTICATED,
+    PermissionDeniedError: grpc.StatusCode.PERMISSION_DENIED,
+    NotFoundError: grpc.StatusCode.NOT_FOUND,
+    FailedPreconditionError: grpc.StatusCode.FAILED_PRECONDITION,
+}
+
+
+def status_for(exc: BlendrError) -> grpc.StatusCode:
+    for cls in type(exc).__mro__:
+        if cls in STATUS:
+            return STATUS[cls]  # type: ignore[index]
+    return grpc.StatusCode.INTERNAL
+
+
+class _Closed(Exception):
+    def __init__(self, code: grpc.StatusCode, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+
+
+class StreamLink:
+    """One provider stream: a bounded outbound queue and a way to end the stream."""
+
+    def __init__(self) -> None:
+        self.queue: asyncio.Queue[pb.QueenMessage | _Closed] = asyncio.Queue(OUTBOUND_QUEUE)
+
+    def send(self, msg: Outbound) -> None:
+        self._put(_to_proto(msg))
+
+    def close(self, reason: str) -> None:
+        self._put(_Closed(grpc.StatusCode.ABORTED, reason), force=True)
+
+    def fail(self, code: grpc.StatusCode, reason: str) -> None:
+        self._put(_Closed(code, reason), force=True)
+
+    def _put(self, item: pb.QueenMessage | _Closed, force: bool = False) -> None:
+        try:
+            self.queue.put_nowait(item)
+        except asyncio.QueueFull:
+            if not force:
+                raise
+            # A stuck provider: make room for the close so the stream can end.
+            with contextlib.suppress(asyncio.QueueEmpty):
+                self.queue.get_nowait()
+            self.queue.put_nowait(item)
+
+
+def _to_proto(msg: Outbound) -> pb.QueenMessage:
+    if isinstance(msg, ChallengeOut):
+        p = msg.pending
+        return pb.QueenMessage(challenge=convert.challenge_to_proto(p.params, p.timeout_s, p.device_indices))
+    if isinstance(msg, OpeningRequestOut):
+        plan = msg.plan
+        return pb.QueenMessage(opening_request=pb.OpeningRequest(
+            challenge_id=plan.challenge_id, rows=[pb.RowRef(device_index=d, row=r) for d, r in plan.rows],
+            timeout_ms=int(plan.timeout_s * 1000)))
+    if isinstance(msg, ResultOut):
+        return pb.QueenMessage(challenge_result=pb.ChallengeResult(
+            challenge_id=msg.challenge_id, verdict=convert.VERDICT_TO_PB[msg.verdict], reason=msg.reason,
+            reported_tflops=msg.reported_tflops, wall_tflops=msg.wall_tflops))
+    raise TypeError(f"unknown outbound message {type(msg).__name__}")
+
+
+class QueenServicer(pb_grpc.QueenServiceServicer):
+    """``QueenService.Connect``: admission handshake, then heartbeats and challenges on one stream."""
+
+    def __init__(self, core: QueenCore) -> None:
+        self.core = core
+
+    async def Connect(  # noqa: N802 (gRPC method name)
+        self, request_iterator: AsyncIterator[pb.ProviderMessage], context: grpc.aio.ServicerContext[Any, Any]
+    ) -> AsyncIterator[pb.QueenMessage]:
+        link = StreamLink()
+        address: Address | None = None
+        reader: asyncio.Task[None] | None = None
+        try:
+            first = await self._next(request_iterator, "hello")
+            if first.WhichOneof("body") != "hello":
+                raise InvalidArgumentError("the first message on a stream must be a hello")
+            hello = convert.hello_from_proto(first.hello, max_devices=self.core.cfg.max_devices)
+            self.core.check_hello(hello)
+            nonce = self.core.admission.new_nonce()
+            yield pb.QueenMessage(admission_challenge=pb.AdmissionChallenge(nonce=nonce,
+                                                                            queen_address=self.core.address))
+            answer = await self._next(request_iterator, "admission response")
+            if answer.WhichOneof("body") != "admission_response":
+                raise InvalidArgumentError("expected an admission_response after the admission challenge")
+            admitted = self.core.admit(hello, nonce, bytes(answer.admission_response.signature), link)
+            address = admitted.address
+            yield pb.QueenMessage(admitted=pb.Admitted(
+                provider_address=admitted.address, heartbeat_interval_seconds=admitted.heartbeat_interval_s,
+                resumed=admitted.resumed, queen_address=admitted.queen))
+            reader = asyncio.create_task(self._read(address, request_iterator, link))
+            while True:
+                item = await link.queue.get()
+                if isinstance(item, _Closed):
+                    if item.code == grpc.StatusCode.OK:
+                        return
+                    await context.abort(item.code, item.reason)
+                yield item
+        except BlendrError as exc:
+            await context.abort(status_for(exc), str(exc))
+        finally:
+            if reader is not None:
+                reader.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await reader
+            if address is not None:
+                self.core.detach(address, link)
+
+    @staticmethod
+    async def _next(it: AsyncIterator[pb.ProviderMessage], what: str) -> pb.ProviderMessage:
+        try:
+            return await asyncio.wait_for(anext(it), HANDSHAKE_TIMEOUT_S)
+        except StopAsyncIteration:
+            raise InvalidArgumentError(f"stream ended before the {what}") from None
+        except TimeoutError:
+            raise FailedPreconditionError(f"no {what} within {HANDSHAKE_TIMEOUT_S:.0f}s") from None
+
+    async def _read(self, address: Address, it: AsyncIterator[pb.ProviderMessage], link: StreamLink) -> None:
+        try:
+            async for msg in it:
+                await self._dispatch(address, msg)
+            link.fail(grpc.StatusCode.OK, "provider closed the stream")
+        except BlendrError as exc:
+            log.warning("provider message refused", provider=address, error=str(exc))
+            link.fail(status_for(exc), str(exc))
+        except asyncio.CancelledError:
+            raise
+        except grpc.aio.AioRpcError:
+            link.fail(grpc.StatusCode.CANCELLED, "stream broken")
+        except Exception:
+            log.exception("internal error handling a provider message", provider=address)
+            link.fail(grpc.StatusCode.INTERNAL, "internal error")
+
+    async def _dispatch(self, address: Address, msg: pb.ProviderMessage) -> None:
+        kind = msg.WhichOneof("body")
+        if kind == "heartbeat":
+            self.core.heartbeat(address)
+        elif kind == "commitment":
+            c = msg.commitment
+            self.core.heartbeat(address)
+            self.core.commitment(address, c.challenge_id, [
+                DeviceCommitmentIn(d.device_index, bytes(d.root), d.work_seconds, d.peak_memory_bytes)
+                for d in c.devices])
+        elif kind == "openings":
+            self.core.heartbeat(address)
+            await self.core.openings(address, msg.openings.challenge_id, convert.openings_from_proto(msg.openings))
+        elif kind == "challenge_error":
+            self.core.challenge_error(address, msg.challenge_error.challenge_id, msg.challenge_error.reason)
+        elif kind is None:
+            raise InvalidArgumentError("empty provider message")
+        else:
+            raise InvalidArgumentError(f"unexpected {kind} after admission")
+
+
+class QueenAdminServicer(pb_grpc.QueenAdminServicer):
+    """``QueenAdmin.ListProviders``: the operator's view of the pool."""
+
+    def __init__(self, core: QueenCore) -> None:
+        self.core = core
+
+    async def ListProviders(  # noqa: N802
+        self, request: pb.ListProvidersRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> pb.ListProvidersResponse:
+        states = []
+        for s in request.states:
+            if s not in convert.STATE_FROM_PB:
+                await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"unknown provider state {s}")
+            states.append(convert.STATE_FROM_PB[s])
+        out = pb.ListProvidersResponse(queen_address=self.core.address)
+        for rec in self.core.providers(states):
+            info = pb.ProviderInfo(
+                address=rec.address, state=convert.STATE_TO_PB[rec.state],
+                devices=[convert.device_to_proto(d) for d in rec.devices],
+                challenges_issued=rec.issued, challenges_passed=rec.passed, challenges_failed=rec.failed,
+                challenges_missed=rec.missed, measured_tflops=rec.measured_tflops,
+                fingerprint_tflops=rec.fingerprint_tflops, uptime=rec.uptime,
+                connected_seconds=self.core.pool.connected_seconds(rec), last_seen_unix=rec.last_seen,
+                software_version=rec.software_version, admitted_unix=rec.admitted_at,
+            )
+            lc = rec.last_challenge
+            if lc:
+                info.last_challenge.CopyFrom(pb.ChallengeSummary(
+                    challenge_id=str(lc.get("challenge_id") or ""),
+                    verdict=convert.VERDICT_TO_PB.get(_verdict(lc.get("verdict")), pb.VERDICT_UNSPECIFIED),
+                    reason=str(lc.get("reason") or ""), issued_unix=float(lc.get("issued") or 0.0),
+                    reported_tflops=float(lc.get("reported_tflops") or 0.0)))
+            out.providers.append(info)
+        return out
+
+
+def _verdict(v: Any) -> Any:
+    from blendr.types import Verdict
+
+    try:
+        return Verdict(v)
+    except ValueError:
+        return None
