@@ -90,7 +90,7 @@ class ProviderAgent:
         while True:
             retrying = AsyncRetrying(
                 stop=stop_after_delay(p.reconnect_give_up_s),
-                wait=wait_exponential_jitter(initial=p.reconnect_initial_s, max=p.reconnect_max_s),
+                wait=wait_exponential_jitter(multiplier=p.reconnect_initial_s, max=p.reconnect_max_s),
                 retry=retry_if_exception_type(_QueensUnreachable),
                 reraise=True,
             )
@@ -265,9 +265,10 @@ class ProviderAgent:
             proof = entry.proofs.get(dev)
             if proof is None:
                 continue
-            tree = entry.trees.get(dev)
+            tree = entry.trees.get(dev) or proof.tree
             if tree is None:
-                tree = entry.trees[dev] = MerkleTree.from_row_digests(proof.leaf_digests)
+                tree = MerkleTree.from_row_digests(proof.leaf_digests)
+            entry.trees[dev] = tree
             valid = [r for r in wanted if 0 <= r < entry.params.rows]
             out.extend(open_rows(entry.params, dev, tree, valid))
         return out

@@ -256,10 +256,8 @@ class Challenger:
         for dev in p.devices:
             c = p.commitments[dev.index]
             fp = p.fingerprint[dev.index]
-            band_min = fp.min_fraction if fp.min_fraction is not None else self.policy.min_fraction
-            speed = verifier.check_speed(
-                p.params.flops, c.work_seconds, wall, fp.fp32_tflops, band_min, self.policy.max_fraction
-            )
+            low, high = fp.band(self.policy.min_fraction, self.policy.max_fraction)
+            speed = verifier.check_speed(p.params.flops, c.work_seconds, wall, fp.fp32_tflops, low, high)
             reported.append(speed.reported_tflops)
             p.wall_tflops = speed.wall_tflops
             p.reported_tflops = sum(reported) / len(reported)
