@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from blendr import __version__
-from blendr.errors import BlendrError
+from blendr.errors import BlendrError, ConfigError
 
 EXIT_USAGE = 2
 EXIT_FAILURE = 1
@@ -150,7 +150,7 @@ def _cmd_provider(args: argparse.Namespace) -> int:
                        "provider.ray_resource": args.ray_resource,
                        "provider.use_gpu": False if args.no_gpu else None})
     if not cfg.provider.queens:
-        raise BlendrError("no queen given: pass --queen HOST:PORT (or set provider.queens in config.toml)")
+        raise ConfigError("no queen given: pass --queen HOST:PORT (or set provider.queens in config.toml)")
     asyncio.run(run_provider(cfg))
     return 0
 
