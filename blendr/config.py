@@ -73,7 +73,7 @@ class QueenConfig:
     # Work per challenge, in seconds at the claimed model's fingerprint speed.
     challenge_target_s: float = 1.0
     challenge_n_gpu: int = 2048
-    challenge_n_cpu: int = 128
+    challenge_n_cpu: int = 256
     challenge_max_count: int = 256
     # Fraction of a GPU's memory a challenge's working set may use.
     challenge_memory_fraction: float = 0.5

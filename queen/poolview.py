@@ -82,7 +82,7 @@ def rows(resp: pb.ListProvidersResponse, now: float | None = None) -> list[dict[
 def render(resp: pb.ListProvidersResponse, now: float | None = None) -> str:
     """A fixed-width table of the pool."""
     data = rows(resp, now)
-    header = ["PROVIDER", "DEVICES", "STATE", "LAST CHALLENGE", "TFLOP/S (FP)", "PASS/FAIL/MISS", "UPTIME",
+    header = ["PROVIDER", "DEVICES", "STATE", "LAST CHALLENGE", "TFLOP/S (FINGERPRINT)", "PASS/FAIL/MISS", "UPTIME",
               "CONNECTED"]
     table = [header]
     for r in data:
