@@ -38,7 +38,7 @@ def build_agent(cfg: Config) -> ProviderAgent:
 class _NoNVML:
     """Stands in for pynvml when GPUs are switched off by config: every call fails like a missing driver."""
 
-    def nvmlInit(self) -> None:  # noqa: N802 (pynvml's name)
+    def nvmlInit(self) -> None:
         raise RuntimeError("GPUs disabled by provider.use_gpu = false")
 
 

@@ -45,6 +45,7 @@ class ComputeRuntime(abc.ABC):
             ComputeError: the backend failed.
         """
 
+    @abc.abstractmethod
     async def close(self) -> None:
         """Release the backend."""
 
@@ -57,6 +58,9 @@ class ThreadRuntime(ComputeRuntime):
 
     async def start(self) -> RayInfo:
         return RayInfo()
+
+    async def close(self) -> None:
+        return None
 
     async def prove(self, params: ChallengeParams, devices: Sequence[DeviceInfo], timeout_s: float) -> list[DeviceProof]:
         return list(await asyncio.gather(*[

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 from dataclasses import dataclass
@@ -91,10 +92,8 @@ def discover(nvml: Any | None = None) -> Inventory:
                                       memory_bytes=mem, uuid=_text(nvml.nvmlDeviceGetUUID(h)),
                                       driver_version=driver, cuda_version=cuda))
     finally:
-        try:
+        with contextlib.suppress(Exception):
             nvml.nvmlShutdown()
-        except Exception:
-            pass
     if skipped:
         log.warning("GPUs without a fingerprint left out", gpus=", ".join(skipped))
     if not devices:

@@ -170,7 +170,7 @@ class QueenCore:
         if old is not None and old is not link:
             old.close("replaced by a newer connection from the same provider")
             self._drop_pending_for_replacement(addr)
-        rec, resumed = self.pool.admit(hello)
+        _, resumed = self.pool.admit(hello)
         self._links[addr] = link
         self._count_admission("admitted")
         self.challenger.schedule(addr, immediate=True)

@@ -18,8 +18,8 @@ async def fetch_pool(cfg: Config, target: str, states: Sequence[int] = ()) -> pb
     """Ask the queen at ``target`` for its pool (raises grpc.aio.AioRpcError when unreachable)."""
     async with open_channel(cfg, target) as channel:
         stub = pb_grpc.QueenAdminStub(channel)
-        resp: pb.ListProvidersResponse = await stub.ListProviders(
-            pb.ListProvidersRequest(states=list(states)), timeout=cfg.rpc.call_timeout_s)
+        request = pb.ListProvidersRequest(states=list(states))  # type: ignore[arg-type]
+        resp: pb.ListProvidersResponse = await stub.ListProviders(request, timeout=cfg.rpc.call_timeout_s)
         return resp
 
 

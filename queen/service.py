@@ -48,7 +48,7 @@ STATUS: dict[type[BlendrError], grpc.StatusCode] = {
 def status_for(exc: BlendrError) -> grpc.StatusCode:
     for cls in type(exc).__mro__:
         if cls in STATUS:
-            return STATUS[cls]  # type: ignore[index]
+            return STATUS[cls]
     return grpc.StatusCode.INTERNAL
 
 
@@ -108,7 +108,7 @@ class QueenServicer(pb_grpc.QueenServiceServicer):
     def __init__(self, core: QueenCore) -> None:
         self.core = core
 
-    async def Connect(  # noqa: N802 (gRPC method name)
+    async def Connect(
         self, request_iterator: AsyncIterator[pb.ProviderMessage], context: grpc.aio.ServicerContext[Any, Any]
     ) -> AsyncIterator[pb.QueenMessage]:
         link = StreamLink()
@@ -134,11 +134,12 @@ class QueenServicer(pb_grpc.QueenServiceServicer):
             reader = asyncio.create_task(self._read(address, request_iterator, link))
             while True:
                 item = await link.queue.get()
-                if isinstance(item, _Closed):
-                    if item.code == grpc.StatusCode.OK:
-                        return
+                if not isinstance(item, _Closed):
+                    yield item
+                elif item.code == grpc.StatusCode.OK:
+                    return
+                else:
                     await context.abort(item.code, item.reason)
-                yield item
         except BlendrError as exc:
             await context.abort(status_for(exc), str(exc))
         finally:
@@ -201,7 +202,7 @@ class QueenAdminServicer(pb_grpc.QueenAdminServicer):
     def __init__(self, core: QueenCore) -> None:
         self.core = core
 
-    async def ListProviders(  # noqa: N802
+    async def ListProviders(
         self, request: pb.ListProvidersRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.ListProvidersResponse:
         states = []
