@@ -71,6 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     prun.add_argument("--ray-address", help="existing Ray cluster (default: start a local one)")
     prun.add_argument("--ray-resource", help="custom Ray resource to pin tasks to on a shared cluster")
     prun.add_argument("--no-gpu", action="store_true", help="ignore GPUs and run as a CPU provider")
+    prun.add_argument("--metrics-port", type=int, help="Prometheus port (-1 off, 0 any free port)")
 
     pool = sub.add_parser("pool", help="inspect a queen's pool")
     posub = pool.add_subparsers(dest="action", metavar="ACTION", required=True)
@@ -148,7 +149,8 @@ def _cmd_provider(args: argparse.Namespace) -> int:
     queens = [q.strip() for q in args.queen.split(",") if q.strip()] if args.queen else None
     cfg = _load(args, {"provider.queens": queens, "provider.ray_address": args.ray_address,
                        "provider.ray_resource": args.ray_resource,
-                       "provider.use_gpu": False if args.no_gpu else None})
+                       "provider.use_gpu": False if args.no_gpu else None,
+                       "metrics.port": args.metrics_port})
     if not cfg.provider.queens:
         raise ConfigError("no queen given: pass --queen HOST:PORT (or set provider.queens in config.toml)")
     asyncio.run(run_provider(cfg))

@@ -26,7 +26,7 @@ from blendr.proof.params import ChallengeParams
 from blendr.proof.prover import DeviceProof, open_rows
 from blendr.rpc import convert
 from blendr.rpc.server import open_channel
-from blendr.telemetry import get_logger
+from blendr.telemetry import Metrics, get_logger
 from blendr.types import DeviceInfo, Hello, RayInfo
 from protos.blendr.v1 import queen_pb2 as pb
 from protos.blendr.v1 import queen_pb2_grpc as pb_grpc
@@ -53,6 +53,18 @@ class _Proof:
     trees: dict[int, MerkleTree] = field(default_factory=dict)
 
 
+class ProviderMetrics:
+    """The provider agent's Prometheus metrics."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self.connected = metrics.gauge("provider_connected", "1 while admitted to a queen")
+        self.sessions = metrics.counter("provider_sessions", "Sessions admitted by a queen")
+        self.challenges = metrics.counter("provider_challenges", "Challenge results from the queen", ("verdict",))
+        self.challenge_seconds = metrics.histogram(
+            "provider_challenge_work_seconds", "Seconds to compute and commit one challenge",
+            buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60))
+
+
 @dataclass
 class AgentStatus:
     queen: str = ""
@@ -69,6 +81,8 @@ class ProviderAgent:
     def __init__(
         self, cfg: Config, identity: NodeIdentity, devices: Sequence[DeviceInfo], runtime: ComputeRuntime,
         queens: Sequence[str],
+        *,
+        metrics: ProviderMetrics | None = None,
     ) -> None:
         if not queens:
             raise InvalidArgumentError("no queen to connect to: pass --queen HOST:PORT[,HOST:PORT...]")
@@ -78,6 +92,7 @@ class ProviderAgent:
         self.runtime = runtime
         self.queens = list(queens)
         self.status = AgentStatus()
+        self.metrics = metrics
         self.ray = RayInfo()
         self._proofs: OrderedDict[str, _Proof] = OrderedDict()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -164,6 +179,9 @@ class ProviderAgent:
             admitted = True
             self.status.queen, self.status.admitted = target, True
             self.status.sessions += 1
+            if self.metrics:
+                self.metrics.sessions.inc()
+                self.metrics.connected.set(1)
             log.info("joined queen", queen=target, queen_address=adm.queen_address, resumed=adm.resumed,
                      devices=len(self.devices))
             beat = asyncio.create_task(self._heartbeats(send, adm.heartbeat_interval_seconds))
@@ -178,6 +196,8 @@ class ProviderAgent:
             except grpc.aio.AioRpcError as exc:
                 log.warning("lost the queen", queen=target, code=exc.code().name, details=exc.details())
             finally:
+                if self.metrics:
+                    self.metrics.connected.set(0)
                 beat.cancel()
                 for t in list(self._tasks):
                     t.cancel()
@@ -212,6 +232,8 @@ class ProviderAgent:
             verdict = convert.VERDICT_FROM_PB.get(r.verdict)
             name = verdict.value if verdict else str(r.verdict)
             self.status.results[name] = self.status.results.get(name, 0) + 1
+            if self.metrics:
+                self.metrics.challenges.labels(verdict=name).inc()
             log.info("challenge result", challenge=r.challenge_id, verdict=name, reason=r.reason,
                      tflops=round(r.reported_tflops, 4))
         else:
@@ -232,7 +254,10 @@ class ProviderAgent:
             if missing:
                 raise InvalidArgumentError(f"challenge names devices {missing} this provider does not have")
             devices = [by_index[i] for i in wanted]
+            started = asyncio.get_running_loop().time()
             proofs = await self.runtime.prove(params, devices, timeout_s)
+            if self.metrics:
+                self.metrics.challenge_seconds.observe(asyncio.get_running_loop().time() - started)
         except (BlendrError, ChallengeExpiredError) as exc:
             log.warning("cannot answer challenge", challenge=m.challenge_id, error=str(exc))
             await send(pb.ProviderMessage(challenge_error=pb.ChallengeError(challenge_id=m.challenge_id,

@@ -7,8 +7,8 @@ import signal
 
 from blendr.config import Config
 from blendr.identity import NodeIdentity
-from blendr.telemetry import get_logger
-from provider.agent import ProviderAgent
+from blendr.telemetry import Metrics, get_logger
+from provider.agent import ProviderAgent, ProviderMetrics
 from provider.compute import RayRuntime
 from provider.gpus import discover
 
@@ -19,7 +19,7 @@ def default_pin(address: str) -> str:
     return f"blendr-provider-{address[2:10].lower()}"
 
 
-def build_agent(cfg: Config) -> ProviderAgent:
+def build_agent(cfg: Config, metrics: Metrics | None = None) -> ProviderAgent:
     """A provider agent from config: loads (or creates) its key and discovers its devices."""
     ident, created = NodeIdentity.load_or_create(cfg.home)
     if created:
@@ -32,7 +32,8 @@ def build_agent(cfg: Config) -> ProviderAgent:
     pin = cfg.provider.ray_resource or default_pin(ident.address)
     runtime = RayRuntime(address=cfg.provider.ray_address, pin_resource=pin, devices=inv.devices,
                          use_gpu=cfg.provider.use_gpu)
-    return ProviderAgent(cfg, ident, inv.devices, runtime, cfg.provider.queens)
+    return ProviderAgent(cfg, ident, inv.devices, runtime, cfg.provider.queens,
+                         metrics=ProviderMetrics(metrics) if metrics else None)
 
 
 class _NoNVML:
@@ -44,7 +45,11 @@ class _NoNVML:
 
 async def run_provider(cfg: Config) -> None:
     """Run a provider agent until SIGINT/SIGTERM (or until no queen is reachable for too long)."""
-    agent = build_agent(cfg)
+    metrics = Metrics()
+    agent = build_agent(cfg, metrics)
+    if cfg.metrics.port >= 0:
+        port = metrics.start_http_server(cfg.metrics.host, cfg.metrics.port)
+        log.info("metrics endpoint", port=port)
     print(f"provider {agent.identity.address}: {len(agent.devices)} device(s): "
           + ", ".join(f"{d.name} [{d.model}]" for d in agent.devices), flush=True)
     task = asyncio.create_task(agent.run())
@@ -57,3 +62,4 @@ async def run_provider(cfg: Config) -> None:
         pass
     finally:
         await agent.runtime.close()
+        metrics.stop_http_server()
