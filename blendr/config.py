@@ -10,6 +10,7 @@ Unknown sections or keys and values of the wrong type raise :class:`~blendr.erro
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import tomllib
 import typing
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from blendr.errors import ConfigError
+from blendr.proof.params import MAX_COUNT, MAX_N
 
 ENV_HOME = "BLENDR_HOME"
 ENV_PREFIX = "BLENDR_"
@@ -257,16 +259,30 @@ def validate(cfg: Config) -> None:
         "provider.reconnect_max_s": cfg.provider.reconnect_max_s,
     }
     for name, value in positive.items():
-        if value <= 0:
+        if not (math.isfinite(value) and value > 0):
             raise ConfigError(f"config {name} must be > 0 (got {value})")
+    for name, value in {
+        "queen.grace_s": q.grace_s,
+        "queen.memory_tolerance": q.memory_tolerance,
+        "queen.suspect_after_s": q.suspect_after_s,
+        "queen.dead_after_s": q.dead_after_s,
+        "provider.reconnect_give_up_s": cfg.provider.reconnect_give_up_s,
+    }.items():
+        if not (math.isfinite(value) and value >= 0):
+            raise ConfigError(f"config {name} must be >= 0 (got {value})")
+    for name, n in {"queen.challenge_n_gpu": q.challenge_n_gpu, "queen.challenge_n_cpu": q.challenge_n_cpu}.items():
+        if not 1 <= n <= MAX_N:
+            raise ConfigError(f"config {name} must be in 1..{MAX_N} (got {n})")
+    if not 1 <= q.challenge_max_count <= MAX_COUNT:
+        raise ConfigError(f"config queen.challenge_max_count must be in 1..{MAX_COUNT} (got {q.challenge_max_count})")
     if not q.heartbeat_interval_s < q.suspect_after_s < q.dead_after_s:
         raise ConfigError(
             "config needs queen.heartbeat_interval_s < queen.suspect_after_s < queen.dead_after_s "
             f"(got {q.heartbeat_interval_s}, {q.suspect_after_s}, {q.dead_after_s})"
         )
-    if not 0 < q.speed_min_fraction < q.speed_max_fraction:
+    if not (math.isfinite(q.speed_max_fraction) and 0 < q.speed_min_fraction < q.speed_max_fraction):
         raise ConfigError("config needs 0 < queen.speed_min_fraction < queen.speed_max_fraction")
-    if not 0 < q.challenge_memory_fraction <= 1:
+    if not (0 < q.challenge_memory_fraction <= 1):
         raise ConfigError("config queen.challenge_memory_fraction must be in (0, 1]")
     for name, value in {
         "queen.openings_k": q.openings_k,

@@ -128,11 +128,19 @@ class NodeIdentity:
         path = home / KEY_FILE
         if path.exists():
             raise IdentityError(f"refusing to overwrite existing node key {path}")
-        tmp = home / f".{KEY_FILE}.{os.getpid()}.tmp"
+        tmp = home / f".{KEY_FILE}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w", encoding="ascii") as fh:
-            fh.write("0x" + self._key.hex() + "\n")
-        os.replace(tmp, path)
+        try:
+            with os.fdopen(fd, "w", encoding="ascii") as fh:
+                fh.write("0x" + self._key.hex() + "\n")
+                fh.flush()
+                os.fsync(fh.fileno())
+            # link() fails if another process created the key meanwhile: never replace a key.
+            os.link(tmp, path)
+        except FileExistsError:
+            raise IdentityError(f"refusing to overwrite existing node key {path}") from None
+        finally:
+            tmp.unlink(missing_ok=True)
         return path
 
     def sign_admission(self, queen: str, nonce: bytes) -> bytes:
@@ -160,8 +168,9 @@ def recover_admission(queen: str, provider: str, nonce: bytes, signature: bytes)
     if s == 0 or s > SECP256K1_HALF_N:
         raise SignatureError("malleable or invalid signature (s out of range)")
     expected = to_address(provider)
+    message = _admission_message(queen, expected, nonce)
     try:
-        signer = Account.recover_message(_admission_message(queen, expected, nonce), signature=signature)
+        signer = Account.recover_message(message, signature=signature)
     except Exception as exc:  # eth-keys raises BadSignature, ValueError, ...
         raise SignatureError(f"bad signature: {type(exc).__name__}") from None
     if to_address(signer) != expected:

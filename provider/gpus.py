@@ -75,25 +75,32 @@ def discover(nvml: Any | None = None) -> Inventory:
     except Exception as exc:
         return Inventory((cpu_device(),), True, f"NVML unavailable ({type(exc).__name__}): running as a CPU provider")
     try:
-        count = int(nvml.nvmlDeviceGetCount())
-        driver = _text(nvml.nvmlSystemGetDriverVersion())
-        cuda = _cuda_version(nvml)
-        devices: list[DeviceInfo] = []
-        skipped: list[str] = []
-        for i in range(count):
-            h = nvml.nvmlDeviceGetHandleByIndex(i)
-            name = _text(nvml.nvmlDeviceGetName(h))
-            mem = int(nvml.nvmlDeviceGetMemoryInfo(h).total)
-            model = fingerprints.match_model(name, mem)
-            if model is None:
-                skipped.append(name)
-                continue
-            devices.append(DeviceInfo(index=len(devices), kind=DeviceKind.GPU, name=name, model=model,
-                                      memory_bytes=mem, uuid=_text(nvml.nvmlDeviceGetUUID(h)),
-                                      driver_version=driver, cuda_version=cuda))
+        return _inventory(nvml)
+    except Exception as exc:
+        return Inventory((cpu_device(),), True,
+                         f"NVML failed while listing GPUs ({type(exc).__name__}: {exc}): running as a CPU provider")
     finally:
         with contextlib.suppress(Exception):
             nvml.nvmlShutdown()
+
+
+def _inventory(nvml: Any) -> Inventory:
+    count = int(nvml.nvmlDeviceGetCount())
+    driver = _text(nvml.nvmlSystemGetDriverVersion())
+    cuda = _cuda_version(nvml)
+    devices: list[DeviceInfo] = []
+    skipped: list[str] = []
+    for i in range(count):
+        h = nvml.nvmlDeviceGetHandleByIndex(i)
+        name = _text(nvml.nvmlDeviceGetName(h))
+        mem = int(nvml.nvmlDeviceGetMemoryInfo(h).total)
+        model = fingerprints.match_model(name, mem)
+        if model is None:
+            skipped.append(name)
+            continue
+        devices.append(DeviceInfo(index=len(devices), kind=DeviceKind.GPU, name=name, model=model,
+                                  memory_bytes=mem, uuid=_text(nvml.nvmlDeviceGetUUID(h)),
+                                  driver_version=driver, cuda_version=cuda))
     if skipped:
         log.warning("GPUs without a fingerprint left out", gpus=", ".join(skipped))
     if not devices:

@@ -166,7 +166,7 @@ class QueenCore:
             self._count_admission(type(exc).__name__)
             log.warning("admission refused", provider=hello.address, reason=str(exc))
             raise
-        old = self._links.get(addr)
+        old = self._links.pop(addr, None)
         if old is not None and old is not link:
             old.close("replaced by a newer connection from the same provider")
             self._drop_pending_for_replacement(addr)
@@ -208,6 +208,9 @@ class QueenCore:
             self.metrics.heartbeats.inc()
         if tr is not None:
             log.info("provider alive again", provider=address, was=tr.old.value)
+            if tr.old is ProviderState.DEAD:
+                # Dead providers were unscheduled; one that comes back is challenged again.
+                self.challenger.schedule(address)
             self._update_gauges()
 
     def commitment(self, address: Address, challenge_id: str, commits: Sequence[DeviceCommitmentIn]) -> None:

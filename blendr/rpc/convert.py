@@ -110,6 +110,8 @@ def challenge_from_proto(m: pb.Challenge) -> tuple[ChallengeParams, float, list[
         raise InvalidArgumentError("challenge timeout_ms must be > 0")
     if not m.device_indices:
         raise InvalidArgumentError("challenge names no devices")
+    if len(set(m.device_indices)) != len(m.device_indices):
+        raise InvalidArgumentError("challenge names a device twice")
     return params, m.timeout_ms / 1000.0, list(m.device_indices)
 
 

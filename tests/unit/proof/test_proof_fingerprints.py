@@ -36,8 +36,8 @@ def test_some_datasheet_figures() -> None:
     cpu = get("cpu")
     assert cpu.measured
     assert cpu.memory_bytes is None
-    assert cpu.min_fraction == 0.01
-    assert cpu.band(0.5, 1.5) == (0.01, 1000.0)
+    assert cpu.min_fraction == 0.001
+    assert cpu.band(0.5, 1.5) == (0.001, 1000.0)
     assert get("t4").band(0.5, 1.5) == (0.5, 1.5)
 
 
