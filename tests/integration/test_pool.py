@@ -175,10 +175,11 @@ async def test_bad_input_gets_precise_status_and_others_keep_being_served(node_h
             # The good provider was served all along and still passes challenges.
             before = app.core.pool.get(good.identity.address)
             assert before is not None and before.state is ProviderState.ALIVE
-            passed = before.passed
+            decided = before.passed + before.failed + before.missed
             app.core.challenger.schedule(good.identity.address, immediate=True)
-            await wait_for(lambda: app.core.pool.get(good.identity.address).passed > passed, 30,
-                           "another passed challenge")
+            rec = await wait_for(lambda: (r := app.core.pool.get(good.identity.address))
+                                 and r.passed + r.failed + r.missed > decided and r, 30, "another challenge")
+            assert rec.last_challenge["verdict"] == "passed", rec.last_challenge
     finally:
         await app.stop()
 
