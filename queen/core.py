@@ -266,7 +266,7 @@ class QueenCore:
 
     # ------------------------------------------------------------------ time
     def tick(self) -> None:
-        """Liveness sweep, expired challenges, due challenges, periodic flush."""
+        """Liveness sweep, expired challenges, due challenges (persistence of heartbeats: :meth:`flush_due`)."""
         for tr in self.pool.sweep():
             log.info("provider liveness changed", provider=tr.address, old=tr.old.value, new=tr.new.value)
             if tr.new is ProviderState.DEAD:
@@ -276,11 +276,15 @@ class QueenCore:
             self._record_outcome(addr, outcome)
         for addr in self.challenger.due():
             self._issue(addr)
-        now = self.clock.monotonic()
-        if now - self._last_flush >= FLUSH_EVERY_S:
-            self.pool.flush()
-            self._last_flush = now
         self._update_gauges()
+
+    def flush_due(self) -> list[tuple[str, dict[str, Any]]]:
+        """Every ``FLUSH_EVERY_S``: snapshots of records changed by heartbeats, for :meth:`Pool.write`."""
+        now = self.clock.monotonic()
+        if now - self._last_flush < FLUSH_EVERY_S:
+            return []
+        self._last_flush = now
+        return self.pool.take_dirty()
 
     def _issue(self, addr: Address) -> None:
         rec = self.pool.get(addr)

@@ -108,15 +108,24 @@ class Pool:
         self._store.put(NS_PROVIDERS, rec.address, rec.to_dict())
         self._dirty.discard(rec.address)
 
-    def flush(self) -> int:
-        """Persist records changed since the last flush (heartbeats only touch memory); returns how many."""
-        dirty = [self._records[a] for a in self._dirty if a in self._records]
-        if dirty:
-            with self._store.batch() as b:
-                for rec in dirty:
-                    b.put(NS_PROVIDERS, rec.address, rec.to_dict())
+    def take_dirty(self) -> list[tuple[str, dict[str, Any]]]:
+        """Snapshots of the records changed since the last call (heartbeats only touch memory)."""
+        out = [(str(a), self._records[a].to_dict()) for a in self._dirty if a in self._records]
         self._dirty.clear()
-        return len(dirty)
+        return out
+
+    def write(self, snapshots: list[tuple[str, dict[str, Any]]]) -> None:
+        """Write snapshots from :meth:`take_dirty` in one transaction (safe to run in a worker thread)."""
+        if snapshots:
+            with self._store.batch() as b:
+                for key, value in snapshots:
+                    b.put(NS_PROVIDERS, key, value)
+
+    def flush(self) -> int:
+        """Persist records changed since the last flush; returns how many."""
+        snaps = self.take_dirty()
+        self.write(snaps)
+        return len(snaps)
 
     # ------------------------------------------------------------------ membership
     def admit(self, hello: Hello) -> tuple[ProviderRecord, bool]:
