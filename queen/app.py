@@ -54,10 +54,10 @@ class QueenApp:
         while True:
             try:
                 self.core.tick()
-                snapshots = self.core.flush_due()
-                if snapshots:
-                    # Heartbeat timestamps of the whole pool: written off the event loop.
-                    await asyncio.to_thread(self.core.pool.write, snapshots)
+                seen = self.core.flush_due()
+                if seen:
+                    # Heartbeat times of the whole pool, one document, written off the event loop.
+                    await asyncio.to_thread(self.core.pool.write, seen)
             except Exception:
                 log.exception("queen tick failed")
             await asyncio.sleep(self.cfg.queen.tick_s)

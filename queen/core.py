@@ -278,11 +278,11 @@ class QueenCore:
             self._issue(addr)
         self._update_gauges()
 
-    def flush_due(self) -> list[tuple[str, dict[str, Any]]]:
-        """Every ``FLUSH_EVERY_S``: snapshots of records changed by heartbeats, for :meth:`Pool.write`."""
+    def flush_due(self) -> dict[str, float] | None:
+        """Every ``FLUSH_EVERY_S``: the pool's heartbeat times if they changed, for :meth:`Pool.write`."""
         now = self.clock.monotonic()
         if now - self._last_flush < FLUSH_EVERY_S:
-            return []
+            return None
         self._last_flush = now
         return self.pool.take_dirty()
 

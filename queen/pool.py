@@ -16,6 +16,9 @@ from blendr.store import Store
 from blendr.types import DeviceInfo, Hello, ProviderState, RayInfo, Verdict
 
 NS_PROVIDERS = "providers"
+# Heartbeat times of the whole pool in one document, so that persisting them costs one write, not one per provider.
+NS_SEEN = "providers_seen"
+SEEN_KEY = "last_seen"
 
 
 @dataclass
@@ -93,39 +96,39 @@ class Pool:
     def load(self) -> int:
         """Load every record from the store; providers not yet reconnected start as suspect."""
         now_mono = self._clock.monotonic()
+        seen = self._store.get(NS_SEEN, SEEN_KEY) or {}
         for _, value in self._store.scan(NS_PROVIDERS):
             rec = ProviderRecord.from_dict(value)
+            rec.last_seen = max(rec.last_seen, float(seen.get(rec.address, 0.0)))
             rec.last_seen_mono = now_mono
             rec.connected_since = None
             if rec.state is ProviderState.ALIVE:
                 rec.state = ProviderState.SUSPECT
             self._records[rec.address] = rec
-            self._dirty.add(rec.address)
-        self.flush()
+            self._save(rec)
         return len(self._records)
 
     def _save(self, rec: ProviderRecord) -> None:
         self._store.put(NS_PROVIDERS, rec.address, rec.to_dict())
         self._dirty.discard(rec.address)
 
-    def take_dirty(self) -> list[tuple[str, dict[str, Any]]]:
-        """Snapshots of the records changed since the last call (heartbeats only touch memory)."""
-        out = [(str(a), self._records[a].to_dict()) for a in self._dirty if a in self._records]
+    def take_dirty(self) -> dict[str, float] | None:
+        """The last-heartbeat times of the pool when any changed since the last call, else None."""
+        if not self._dirty:
+            return None
         self._dirty.clear()
-        return out
+        return {str(a): r.last_seen for a, r in self._records.items()}
 
-    def write(self, snapshots: list[tuple[str, dict[str, Any]]]) -> None:
-        """Write snapshots from :meth:`take_dirty` in one transaction (safe to run in a worker thread)."""
-        if snapshots:
-            with self._store.batch() as b:
-                for key, value in snapshots:
-                    b.put(NS_PROVIDERS, key, value)
+    def write(self, seen: dict[str, float] | None) -> None:
+        """Persist a snapshot from :meth:`take_dirty` (one write; safe to run in a worker thread)."""
+        if seen:
+            self._store.put(NS_SEEN, SEEN_KEY, seen)
 
     def flush(self) -> int:
-        """Persist records changed since the last flush; returns how many."""
-        snaps = self.take_dirty()
-        self.write(snaps)
-        return len(snaps)
+        """Persist the heartbeat times if any changed; returns how many providers the snapshot holds."""
+        seen = self.take_dirty()
+        self.write(seen)
+        return len(seen or {})
 
     # ------------------------------------------------------------------ membership
     def admit(self, hello: Hello) -> tuple[ProviderRecord, bool]:

@@ -172,24 +172,27 @@ def test_disconnected_banks_connected_time(store: Store, clock: ManualClock) -> 
     pool.disconnected(ADDR_B)  # unknown: no error
 
 
-def test_heartbeats_are_written_only_on_flush() -> None:
+def test_heartbeats_are_written_only_on_flush_as_one_document() -> None:
+    from queen.pool import NS_SEEN, SEEN_KEY
+
     store, clock = CountingStore(), ManualClock()
     pool = make_pool(store, clock)
     pool.admit(hello(ADDR_A))
     pool.admit(hello(ADDR_B))
     assert store.puts == [ADDR_A, ADDR_B]
     assert pool.flush() == 0
-    assert store.batches == []
+    assert store.puts == [ADDR_A, ADDR_B]
     clock.advance(3)
     pool.heartbeat(ADDR_A)
     pool.heartbeat(ADDR_A)
     assert store.puts == [ADDR_A, ADDR_B]
     assert stored(store)["last_seen"] == clock.time() - 3
-    assert pool.flush() == 1
-    assert [[op.key for op in b] for b in store.batches] == [[ADDR_A]]
-    assert stored(store)["last_seen"] == clock.time()
+    assert pool.flush() == 2  # one document with both providers' times
+    assert store.puts == [ADDR_A, ADDR_B, SEEN_KEY]
+    seen = store.get(NS_SEEN, SEEN_KEY)
+    assert seen == {ADDR_A: clock.time(), ADDR_B: clock.time() - 3}
     assert pool.flush() == 0
-    assert len(store.batches) == 1
+    assert store.puts == [ADDR_A, ADDR_B, SEEN_KEY]
 
 
 def test_restart_brings_records_back_as_suspect_then_dead(store: Store, clock: ManualClock) -> None:
