@@ -156,7 +156,7 @@ DATASHEET: Mapping[str, Fingerprint] = MappingProxyType(
             Fingerprint(
                 key="cpu",
                 name="CPU (NumPy reference)",
-                fp32_tflops=0.143,
+                fp32_tflops=0.122,
                 fp16_tflops=0.0,
                 bf16_tflops=0.0,
                 memory_bytes=None,
