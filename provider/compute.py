@@ -118,8 +118,11 @@ class RayRuntime(ComputeRuntime):
             opts: dict[str, Any] = {"num_gpus": 1 if gpu else 0, "num_cpus": 1, "resources": {self.pin: 0.01},
                                     "max_retries": 0}
             refs.append(self._remote.options(**opts).remote(params, d.index, timeout_s, self.use_gpu and gpu))
+        gathered = asyncio.gather(*refs)
+        # Retrieve the outcome even when the caller is cancelled first (no "never retrieved" noise).
+        gathered.add_done_callback(lambda f: f.cancelled() or f.exception())
         try:
-            return list(await asyncio.wait_for(asyncio.gather(*refs), timeout_s + 5.0))
+            return list(await asyncio.wait_for(gathered, timeout_s + 5.0))
         except ray.exceptions.RayTaskError as exc:
             cause = exc.as_instanceof_cause()
             for r in refs:

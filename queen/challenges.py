@@ -131,6 +131,7 @@ class Policy:
     min_fraction: float
     max_fraction: float
     memory_tolerance: float
+    b_epoch_s: float = 3600.0
 
     @classmethod
     def from_config(cls, q: QueenConfig) -> Policy:
@@ -140,6 +141,7 @@ class Policy:
             memory_fraction=q.challenge_memory_fraction, k=q.openings_k,
             opening_timeout_s=q.opening_timeout_s, grace_s=q.grace_s, min_fraction=q.speed_min_fraction,
             max_fraction=q.speed_max_fraction, memory_tolerance=q.memory_tolerance,
+            b_epoch_s=q.challenge_b_epoch_s,
         )
 
 
@@ -168,6 +170,8 @@ class Challenger:
         self._rng = rng or random.SystemRandom()
         self._beacon = beacon or NoBeacon()
         self._due: dict[Address, float] = {}
+        self._b_seed = b""
+        self._b_epoch_started = float("-inf")
         self._pending: dict[Address, PendingChallenge] = {}
 
     # ------------------------------------------------------------------ scheduling
@@ -200,6 +204,14 @@ class Challenger:
         beacon = self._beacon.latest() or b""
         return hashlib.sha256(b"blendr-challenge-seed" + os.urandom(32) + beacon).digest()
 
+    def b_seed(self) -> bytes:
+        """The current B epoch's seed, rotated every ``b_epoch_s``."""
+        now = self._clock.monotonic()
+        if now - self._b_epoch_started >= self.policy.b_epoch_s:
+            self._b_seed = hashlib.sha256(b"blendr-b-epoch" + os.urandom(32)).digest()
+            self._b_epoch_started = now
+        return self._b_seed
+
     def issue(self, address: Address, devices: Sequence[DeviceInfo]) -> PendingChallenge:
         """Create a challenge sized for the provider's slowest claimed device.
 
@@ -216,7 +228,8 @@ class Challenger:
         n, count = sizing.size_challenge(
             slowest, n0, self.policy.target_s, self.policy.max_count, self.policy.memory_fraction
         )
-        params = ChallengeParams(challenge_id=uuid.uuid4().hex, seed=self._seed(), n=n, count=count)
+        params = ChallengeParams(challenge_id=uuid.uuid4().hex, seed=self._seed(), n=n, count=count,
+                                 b_seed=self.b_seed())
         params.validate()
         timeout = sizing.deadline_seconds(params, slowest, self.policy.min_fraction, self.policy.grace_s)
         timeout += params.rows * ROW_ALLOWANCE_S
@@ -352,6 +365,7 @@ class Challenger:
             **p.summary(verdict, reason),
             "address": p.address,
             "seed": p.params.seed.hex(),
+            "b_seed": p.params.b_seed.hex(),
             "devices": p.device_indices,
             "models": {str(k): fp.key for k, fp in p.fingerprint.items()},
             "roots": {str(k): c.root.hex() for k, c in p.commitments.items()},

@@ -31,12 +31,18 @@ class ChallengeParams:
         seed: Fresh randomness, 16 to 64 bytes.
         n: Matrix size, ``1 <= n <= MAX_N``.
         count: Products per device, ``1 <= count <= MAX_COUNT``.
+        b_seed: Empty, or 16 to 64 bytes of the queen's current *B epoch*. When set, the shared
+            matrix ``B`` comes from it alone (the same for every device and every challenge of the
+            epoch), so a verifier regenerates ``B`` once per epoch instead of once per challenge;
+            every ``A_c`` is still fresh per challenge and device, so knowing ``B`` in advance
+            saves the prover nothing. When empty, ``B`` comes from ``seed`` and the device index.
     """
 
     challenge_id: str
     seed: bytes
     n: int
     count: int
+    b_seed: bytes = b""
 
     def validate(self) -> None:
         """Checks every bound.
@@ -52,6 +58,13 @@ class ChallengeParams:
                 f"challenge {self.challenge_id!r}: seed must be {MIN_SEED_BYTES} to {MAX_SEED_BYTES} "
                 f"bytes, got {len(self.seed)}"
             )
+        if not isinstance(self.b_seed, bytes) or (
+            self.b_seed and not MIN_SEED_BYTES <= len(self.b_seed) <= MAX_SEED_BYTES
+        ):
+            raise ProofError(
+                f"challenge {self.challenge_id!r}: b_seed must be empty or {MIN_SEED_BYTES} to "
+                f"{MAX_SEED_BYTES} bytes"
+            )
         if isinstance(self.n, bool) or not isinstance(self.n, int) or not 1 <= self.n <= MAX_N:
             raise ProofError(f"challenge {self.challenge_id!r}: n must be 1 to {MAX_N}, got {self.n!r}")
         if (
@@ -66,6 +79,10 @@ class ChallengeParams:
             raise ProofError(
                 f"challenge {self.challenge_id!r}: count * n = {self.rows} rows exceeds {MAX_ROWS}"
             )
+
+    def b_key_args(self, device_index: int) -> tuple[bytes, int]:
+        """``(seed, device_index)`` to pass to ``matrix_key(..., "B", 0)`` for this challenge's ``B``."""
+        return (self.b_seed, 0) if self.b_seed else (self.seed, device_index)
 
     @property
     def rows(self) -> int:

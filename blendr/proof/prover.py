@@ -141,7 +141,7 @@ def prove_device(
     _check_deadline(deadline, params, device_index)
     synchronize()
     started = time.perf_counter()
-    b = gen_matrix(xp, matrix_key(params.seed, device_index, "B", 0), n)
+    b = gen_matrix(xp, matrix_key(*params.b_key_args(device_index), "B", 0), n)
     digests = np.empty((params.rows, DIGEST_BYTES), dtype=np.uint8)
     for c in range(params.count):
         _check_deadline(deadline, params, device_index)

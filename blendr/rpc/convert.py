@@ -91,7 +91,7 @@ def hello_from_proto(m: pb.Hello, *, max_devices: int) -> Hello:
 def challenge_to_proto(params: ChallengeParams, timeout_s: float, devices: Sequence[int]) -> pb.Challenge:
     return pb.Challenge(
         challenge_id=params.challenge_id, seed=params.seed, n=params.n, dtype=pb.DTYPE_FP32, count=params.count,
-        timeout_ms=max(1, int(timeout_s * 1000)), device_indices=list(devices),
+        timeout_ms=max(1, int(timeout_s * 1000)), device_indices=list(devices), b_seed=params.b_seed,
     )
 
 
@@ -101,7 +101,8 @@ def challenge_from_proto(m: pb.Challenge) -> tuple[ChallengeParams, float, list[
         raise InvalidArgumentError(f"challenge dtype {m.dtype} is not supported (only DTYPE_FP32)")
     if not m.challenge_id or len(m.challenge_id) > 64:
         raise InvalidArgumentError("challenge_id must be 1..64 characters")
-    params = ChallengeParams(challenge_id=m.challenge_id, seed=bytes(m.seed), n=m.n, count=m.count)
+    params = ChallengeParams(challenge_id=m.challenge_id, seed=bytes(m.seed), n=m.n, count=m.count,
+                             b_seed=bytes(m.b_seed))
     try:
         params.validate()
     except ProofError as exc:

@@ -41,7 +41,8 @@ def make_agent(home: Path, queen_home: Path, targets: list[str], pin: str,
 
 
 def challenge_params(ch: Any) -> ChallengeParams:
-    return ChallengeParams(challenge_id=ch.challenge_id, seed=bytes(ch.seed), n=ch.n, count=ch.count)
+    return ChallengeParams(challenge_id=ch.challenge_id, seed=bytes(ch.seed), n=ch.n, count=ch.count,
+                           b_seed=bytes(ch.b_seed))
 
 
 async def test_three_providers_join_and_pass_challenges(node_home: Any) -> None:

@@ -190,7 +190,7 @@ class Admitted(_message.Message):
     def __init__(self, provider_address: _Optional[str] = ..., heartbeat_interval_seconds: _Optional[float] = ..., resumed: _Optional[bool] = ..., queen_address: _Optional[str] = ...) -> None: ...
 
 class Challenge(_message.Message):
-    __slots__ = ("challenge_id", "seed", "n", "dtype", "count", "timeout_ms", "device_indices")
+    __slots__ = ("challenge_id", "seed", "n", "dtype", "count", "timeout_ms", "device_indices", "b_seed")
     CHALLENGE_ID_FIELD_NUMBER: _ClassVar[int]
     SEED_FIELD_NUMBER: _ClassVar[int]
     N_FIELD_NUMBER: _ClassVar[int]
@@ -198,6 +198,7 @@ class Challenge(_message.Message):
     COUNT_FIELD_NUMBER: _ClassVar[int]
     TIMEOUT_MS_FIELD_NUMBER: _ClassVar[int]
     DEVICE_INDICES_FIELD_NUMBER: _ClassVar[int]
+    B_SEED_FIELD_NUMBER: _ClassVar[int]
     challenge_id: str
     seed: bytes
     n: int
@@ -205,7 +206,8 @@ class Challenge(_message.Message):
     count: int
     timeout_ms: int
     device_indices: _containers.RepeatedScalarFieldContainer[int]
-    def __init__(self, challenge_id: _Optional[str] = ..., seed: _Optional[bytes] = ..., n: _Optional[int] = ..., dtype: _Optional[_Union[DType, str]] = ..., count: _Optional[int] = ..., timeout_ms: _Optional[int] = ..., device_indices: _Optional[_Iterable[int]] = ...) -> None: ...
+    b_seed: bytes
+    def __init__(self, challenge_id: _Optional[str] = ..., seed: _Optional[bytes] = ..., n: _Optional[int] = ..., dtype: _Optional[_Union[DType, str]] = ..., count: _Optional[int] = ..., timeout_ms: _Optional[int] = ..., device_indices: _Optional[_Iterable[int]] = ..., b_seed: _Optional[bytes] = ...) -> None: ...
 
 class RowRef(_message.Message):
     __slots__ = ("device_index", "row")

@@ -554,3 +554,13 @@ def test_cpu_speed_band_uses_the_fingerprint_edges(ch: Challenger, clock: Manual
         clock.advance(0.01)
         out = ch.on_commitment(ADDR_A, p.challenge_id, commits(p, fraction))
         assert isinstance(out, Outcome) and word in out.reason
+
+
+def test_b_epoch_is_shared_within_an_epoch_and_rotates_after(ch: Challenger, clock: ManualClock) -> None:
+    first = ch.issue(ADDR_A, [cpu()])
+    second = ch.issue(ADDR_B, [cpu()])
+    assert len(first.params.b_seed) == 32 and first.params.b_seed == second.params.b_seed
+    assert first.params.seed != second.params.seed
+    clock.advance(POLICY.b_epoch_s)
+    third = ch.issue(ADDR_A, [cpu()])
+    assert third.params.b_seed != first.params.b_seed

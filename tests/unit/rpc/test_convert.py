@@ -162,6 +162,9 @@ def test_challenge_round_trip() -> None:
     m = pb.Challenge.FromString(convert.challenge_to_proto(params, 2.5, [0, 3]).SerializeToString())
     assert m.dtype == pb.DTYPE_FP32
     assert convert.challenge_from_proto(m) == (params, 2.5, [0, 3])
+    with_epoch = ChallengeParams("c1", SEED, 64, 3, b_seed=bytes(range(32)))
+    m = pb.Challenge.FromString(convert.challenge_to_proto(with_epoch, 2.5, [0]).SerializeToString())
+    assert convert.challenge_from_proto(m)[0] == with_epoch
 
 
 def test_challenge_timeout_is_at_least_one_millisecond() -> None:
