@@ -43,6 +43,10 @@ class FailedPreconditionError(BlendrError):
     """Raised when a request is valid but the system is not in a state to serve it."""
 
 
+class DeadlineExceededError(BlendrError):
+    """Raised when a peer does not send what it must within the allowed time (e.g. the admission handshake)."""
+
+
 class StoreError(BlendrError):
     """Raised when the durable store cannot be opened, read or written."""
 

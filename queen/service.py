@@ -15,6 +15,7 @@ import grpc
 
 from blendr.errors import (
     BlendrError,
+    DeadlineExceededError,
     FailedPreconditionError,
     InvalidArgumentError,
     NotFoundError,
@@ -42,6 +43,7 @@ STATUS: dict[type[BlendrError], grpc.StatusCode] = {
     PermissionDeniedError: grpc.StatusCode.PERMISSION_DENIED,
     NotFoundError: grpc.StatusCode.NOT_FOUND,
     FailedPreconditionError: grpc.StatusCode.FAILED_PRECONDITION,
+    DeadlineExceededError: grpc.StatusCode.DEADLINE_EXCEEDED,
 }
 
 
@@ -157,7 +159,7 @@ class QueenServicer(pb_grpc.QueenServiceServicer):
         except StopAsyncIteration:
             raise InvalidArgumentError(f"stream ended before the {what}") from None
         except TimeoutError:
-            raise FailedPreconditionError(f"no {what} within {HANDSHAKE_TIMEOUT_S:.0f}s") from None
+            raise DeadlineExceededError(f"no {what} within {HANDSHAKE_TIMEOUT_S:.0f}s") from None
 
     async def _read(self, address: Address, it: AsyncIterator[pb.ProviderMessage], link: StreamLink) -> None:
         try:
