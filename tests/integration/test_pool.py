@@ -47,7 +47,7 @@ def challenge_params(ch: Any) -> ChallengeParams:
 
 async def test_three_providers_join_and_pass_challenges(node_home: Any) -> None:
     qhome = node_home("queen")
-    app = await start_queen(queen_config(qhome, queen__challenge_mean_interval_s=0.5))
+    app = await start_queen(queen_config(qhome, queen__challenge_mean_interval_s=0.5, metrics__port=0))
     target = f"127.0.0.1:{app.port}"
     agents = [make_agent(node_home(f"p{i}"), qhome, [target], PINS[i]) for i in range(3)]
     try:
@@ -71,8 +71,18 @@ async def test_three_providers_join_and_pass_challenges(node_home: Any) -> None:
             # Every decided challenge is recorded with what a later audit needs.
             records = app.core.challenge_records(agents[0].identity.address)
             assert records and records[0]["verdict"] == "passed"
-            assert set(records[0]) >= {"challenge_id", "seed", "n", "count", "roots", "opened_rows",
+            assert set(records[0]) >= {"challenge_id", "seed", "b_seed", "n", "count", "roots", "opened_rows",
                                        "work_seconds", "verdict", "issued", "decided"}
+            # The Prometheus endpoint: providers by state, challenges by outcome, verification time.
+            import urllib.request
+
+            assert app.metrics_port
+            body = await asyncio.to_thread(
+                lambda: urllib.request.urlopen(f"http://127.0.0.1:{app.metrics_port}/metrics", timeout=10).read())
+            text = body.decode()
+            assert 'blendr_queen_providers{state="alive"} 3.0' in text
+            assert 'blendr_queen_challenges_total{verdict="passed"}' in text
+            assert "blendr_queen_verification_seconds_count" in text
     finally:
         await app.stop()
 
