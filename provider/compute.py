@@ -105,7 +105,20 @@ class RayRuntime(ComputeRuntime):
                        num_gpus=float(resources.get("GPU", 0)), pin_resource=self.pin)
 
     async def start(self) -> RayInfo:
-        return await asyncio.to_thread(self._init)
+        info = await asyncio.to_thread(self._init)
+        await self._warm_up()
+        return info
+
+    async def _warm_up(self) -> None:
+        """Run a tiny proof on every device so Ray workers (and CuPy) are up before the first challenge.
+
+        A cold worker takes seconds to start; the queen's clock would count that against the device.
+        """
+        params = ChallengeParams(challenge_id="warm-up", seed=bytes(16), n=16, count=1)
+        try:
+            await self.prove(params, self.devices, timeout_s=120.0)
+        except (ChallengeExpiredError, ComputeError) as exc:
+            raise ComputeError(f"the compute runtime cannot run a trivial task: {exc}") from None
 
     async def prove(self, params: ChallengeParams, devices: Sequence[DeviceInfo], timeout_s: float) -> list[DeviceProof]:
         import ray

@@ -9,7 +9,7 @@ import signal
 from dataclasses import dataclass, field
 
 from blendr.clock import Clock, SystemClock
-from blendr.config import Config
+from blendr.config import Config, check_queen_limits
 from blendr.identity import NodeIdentity
 from blendr.rpc.server import ServerHandle, start_server
 from blendr.store import SQLiteStore, Store
@@ -87,6 +87,7 @@ async def start_queen(
     Raises:
         ConfigError, IdentityError, TLSError, StoreError: with a message saying what to fix.
     """
+    check_queen_limits(cfg)
     clock = clock or SystemClock()
     ident, created = NodeIdentity.load_or_create(cfg.home)
     if created:

@@ -132,6 +132,8 @@ class Policy:
     max_fraction: float
     memory_tolerance: float
     b_epoch_s: float = 3600.0
+    # Fraction of the speed floor the queen's own clock must confirm (1.0: the same floor).
+    wall_factor: float = 1.0
 
     @classmethod
     def from_config(cls, q: QueenConfig) -> Policy:
@@ -141,7 +143,7 @@ class Policy:
             memory_fraction=q.challenge_memory_fraction, k=q.openings_k,
             opening_timeout_s=q.opening_timeout_s, grace_s=q.grace_s, min_fraction=q.speed_min_fraction,
             max_fraction=q.speed_max_fraction, memory_tolerance=q.memory_tolerance,
-            b_epoch_s=q.challenge_b_epoch_s,
+            b_epoch_s=q.challenge_b_epoch_s, wall_factor=q.speed_wall_factor,
         )
 
 
@@ -276,6 +278,12 @@ class Challenger:
             p.reported_tflops = sum(reported) / len(reported)
             if not speed.ok:
                 return self._finish(p, Verdict.FAILED, f"device {dev.index} ({fp.name}): {speed.reason}")
+            # The provider's own timing is only a plausibility check: speed is judged on the queen's clock.
+            floor = low * self.policy.wall_factor
+            if speed.wall_tflops < floor * fp.fp32_tflops:
+                return self._finish(p, Verdict.FAILED, (
+                    f"device {dev.index} ({fp.name}): too slow on the queen's clock: "
+                    f"{speed.wall_tflops:.4g} TFLOP/s, fingerprint {fp.fp32_tflops:.4g} (floor {floor:.2g}x)"))
             mem = verifier.check_memory(dev.memory_bytes, fp.memory_bytes, self.policy.memory_tolerance)
             if not mem.ok:
                 return self._finish(p, Verdict.FAILED, f"device {dev.index} ({fp.name}): {mem.reason}")
@@ -335,7 +343,11 @@ class Challenger:
 
     # ------------------------------------------------------------------ deadlines
     def expired(self, is_connected: Any) -> list[Outcome]:
-        """Decide every pending challenge past its deadline: failed if connected, missed if away."""
+        """Fail every pending challenge past its deadline.
+
+        A challenge that was delivered and not answered in time is a failure even when the provider
+        has left meanwhile: leaving must not turn a failure into a mere miss.
+        """
         now = self._clock.monotonic()
         out = []
         for address, p in list(self._pending.items()):
@@ -344,10 +356,8 @@ class Challenger:
             del self._pending[address]
             what = "commitment" if p.phase == "commit" else "openings"
             limit = p.timeout_s if p.phase == "commit" else self.policy.opening_timeout_s
-            if is_connected(address):
-                out.append(self._finish(p, Verdict.FAILED, f"late: no {what} within {limit:.2f}s"))
-            else:
-                out.append(self._finish(p, Verdict.MISSED, f"provider away: no {what}"))
+            away = "" if is_connected(address) else " (the provider left during the challenge)"
+            out.append(self._finish(p, Verdict.FAILED, f"late: no {what} within {limit:.2f}s{away}"))
         return out
 
     def fail(self, address: Address, challenge_id: str, reason: str) -> Outcome | None:

@@ -123,8 +123,19 @@ class QueenCore:
         self._verifying: set[asyncio.Task[None]] = set()
 
     def start(self) -> int:
-        """Load the pool from the store; returns how many providers it knew."""
+        """Load the pool from the store and schedule every provider; returns how many it knew.
+
+        Challenges that were in flight when the queen stopped are recorded as missed (the queen, not
+        the provider, lost them), so issued always equals passed + failed + missed.
+        """
         n = self.pool.load()
+        for rec in self.pool.all():
+            lost = rec.issued - (rec.passed + rec.failed + rec.missed)
+            for _ in range(max(0, lost)):
+                self.pool.record_verdict(rec.address, Verdict.MISSED, {
+                    "challenge_id": "", "verdict": Verdict.MISSED.value,
+                    "reason": "in flight when the queen restarted", "issued": rec.last_seen})
+            self.challenger.schedule(rec.address)
         self._update_gauges()
         return n
 
@@ -152,6 +163,14 @@ class QueenCore:
             device_fingerprint(d)
             if d.memory_bytes <= 0:
                 raise InvalidArgumentError(f"device {d.index}: memory_bytes must be > 0")
+            if (d.kind is DeviceKind.CPU) != (d.model == "cpu"):
+                raise InvalidArgumentError(
+                    f"device {d.index}: kind {d.kind.value} does not fit model {d.model!r} "
+                    "(a CPU device claims model 'cpu'; a GPU claims a GPU model)")
+        models = {d.model for d in hello.devices}
+        if len(models) > 1:
+            raise InvalidArgumentError(
+                f"one provider offers one GPU model (got {', '.join(sorted(models))}): run one agent per model")
 
     def admit(self, hello: Hello, nonce: bytes, signature: bytes, link: ProviderLink) -> AdmittedOut:
         """Verify the signed nonce and the stake, then register the provider and attach its stream.
@@ -182,9 +201,8 @@ class QueenCore:
     def _drop_pending_for_replacement(self, addr: Address) -> None:
         p = self.challenger.drop(addr)
         if p is not None:
-            self._record(p, Outcome(Verdict.MISSED, "connection replaced mid-challenge", 0.0, 0.0,
-                                    {**p.summary(Verdict.MISSED, "connection replaced mid-challenge"),
-                                     "address": addr}))
+            # Reconnecting must not turn a challenge the provider could not answer into a miss.
+            self._record(p, self.challenger._finish(p, Verdict.FAILED, "abandoned: connection replaced mid-challenge"))
 
     def _count_admission(self, result: str) -> None:
         if self.metrics:
@@ -208,9 +226,6 @@ class QueenCore:
             self.metrics.heartbeats.inc()
         if tr is not None:
             log.info("provider alive again", provider=address, was=tr.old.value)
-            if tr.old is ProviderState.DEAD:
-                # Dead providers were unscheduled; one that comes back is challenged again.
-                self.challenger.schedule(address)
             self._update_gauges()
 
     def commitment(self, address: Address, challenge_id: str, commits: Sequence[DeviceCommitmentIn]) -> None:
@@ -269,13 +284,16 @@ class QueenCore:
         """Liveness sweep, expired challenges, due challenges (persistence of heartbeats: :meth:`flush_due`)."""
         for tr in self.pool.sweep():
             log.info("provider liveness changed", provider=tr.address, old=tr.old.value, new=tr.new.value)
-            if tr.new is ProviderState.DEAD:
-                self.challenger.unschedule(tr.address)
         for outcome in self.challenger.expired(self.is_connected):
             addr = Address(outcome.record["address"])
             self._record_outcome(addr, outcome)
         for addr in self.challenger.due():
-            self._issue(addr)
+            try:
+                self._issue(addr)
+            except Exception:
+                # One provider's problem must not stop challenges for the others.
+                log.exception("cannot challenge provider", provider=addr)
+                self.challenger.schedule(addr)
         self._update_gauges()
 
     def flush_due(self) -> dict[str, float] | None:
@@ -288,8 +306,9 @@ class QueenCore:
 
     def _issue(self, addr: Address) -> None:
         rec = self.pool.get(addr)
-        if rec is None or rec.state is ProviderState.DEAD:
+        if rec is None:
             return
+        # Dead providers stay scheduled: every challenge they are away for counts against their uptime.
         self.challenger.schedule(addr)
         if self.challenger.pending(addr) is not None:
             return  # one challenge in flight per provider
@@ -326,7 +345,7 @@ class QueenCore:
                                            "wall_tflops", "n", "count")}
         self.pool.record_verdict(
             addr, outcome.verdict, summary,
-            measured_tflops=outcome.reported_tflops if outcome.verdict is Verdict.PASSED else None,
+            measured_tflops=outcome.wall_tflops if outcome.verdict is Verdict.PASSED else None,
             fingerprint_tflops=fp_tflops,
         )
         self._prune(addr)

@@ -50,9 +50,9 @@ class ProviderRecord:
 
     @property
     def uptime(self) -> float:
-        """Answered over issued challenges (1.0 before the first challenge is decided)."""
+        """Passed over decided challenges (1.0 before the first is decided): proven availability."""
         decided = self.passed + self.failed + self.missed
-        return 1.0 if decided == 0 else self.answered / decided
+        return 1.0 if decided == 0 else self.passed / decided
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)

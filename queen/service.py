@@ -68,7 +68,11 @@ class StreamLink:
         self.queue: asyncio.Queue[pb.QueenMessage | _Closed] = asyncio.Queue(OUTBOUND_QUEUE)
 
     def send(self, msg: Outbound) -> None:
-        self._put(_to_proto(msg))
+        try:
+            self._put(_to_proto(msg))
+        except asyncio.QueueFull:
+            # The provider is not reading its stream: end it rather than block or drop silently.
+            self.fail(grpc.StatusCode.RESOURCE_EXHAUSTED, "provider is not reading its stream")
 
     def close(self, reason: str) -> None:
         self._put(_Closed(grpc.StatusCode.ABORTED, reason), force=True)

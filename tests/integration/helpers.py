@@ -25,8 +25,10 @@ QUEEN_DEFAULTS: dict[str, Any] = {
     "queen.challenge_mean_interval_s": 3600.0,
     "queen.challenge_n_cpu": 128,
     "queen.challenge_n_gpu": 64,
-    "queen.challenge_max_count": 2,
+    "queen.challenge_max_count": 16,
     "queen.openings_k": 8,
+    # Challenges here are milliseconds of work, so Ray dispatch shows on the queen's clock.
+    "queen.speed_wall_factor": 0.2,
     "queen.grace_s": 10.0,
     "queen.opening_timeout_s": 10.0,
     "metrics.port": -1,

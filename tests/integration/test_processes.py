@@ -113,8 +113,13 @@ async def test_queen_killed_and_restarted_keeps_its_pool(node_home: Any, tmp_pat
             await wait_for(lambda: not any(a.status.admitted for a in agents), 10, "agents to notice")
             queen = spawn(queen_cmd, tmp_path / "queen2.log")
             # The pool comes back from the store, and the providers reconnect by themselves.
-            await wait_for(lambda: all(a.status.admitted and a.status.sessions >= 2 for a in agents), 60,
-                           "agents to reconnect to the restarted queen")
+            try:
+                await wait_for(lambda: all(a.status.admitted and a.status.sessions >= 2 for a in agents), 60,
+                               "agents to reconnect to the restarted queen")
+            except AssertionError:
+                print("agents:", [a.status for a in agents])
+                print("queen2 log:", (tmp_path / "queen2.log").read_text()[-3000:])
+                raise
             resp = await fetch_pool(admin, target)
             assert {p.address for p in resp.providers} == {a.identity.address for a in agents}
             assert all(p.challenges_passed >= 1 for p in resp.providers)

@@ -44,6 +44,8 @@ POLICY = Policy(
     min_fraction=0.25,
     max_fraction=1.3,
     memory_tolerance=0.1,
+    # The manual clock here does not move with the reported work; the queen-clock check has its own tests.
+    wall_factor=0.0,
 )
 
 
@@ -464,7 +466,7 @@ def test_honest_openings_pass_for_two_devices(ch: Challenger, clock: ManualClock
     ("connected", "verdict", "reason"),
     [
         (True, Verdict.FAILED, "late: no commitment within {t:.2f}s"),
-        (False, Verdict.MISSED, "provider away: no commitment"),
+        (False, Verdict.FAILED, "late: no commitment within {t:.2f}s (the provider left during the challenge)"),
     ],
 )
 def test_expired_commitment(
@@ -492,7 +494,7 @@ def test_expired_commitment(
     ("connected", "verdict", "reason"),
     [
         (True, Verdict.FAILED, "late: no openings within 5.00s"),
-        (False, Verdict.MISSED, "provider away: no openings"),
+        (False, Verdict.FAILED, "late: no openings within 5.00s (the provider left during the challenge)"),
     ],
 )
 def test_expired_openings(
@@ -564,3 +566,18 @@ def test_b_epoch_is_shared_within_an_epoch_and_rotates_after(ch: Challenger, clo
     clock.advance(POLICY.b_epoch_s)
     third = ch.issue(ADDR_A, [cpu()])
     assert third.params.b_seed != first.params.b_seed
+
+
+def test_speed_is_judged_on_the_queens_clock(clock: ManualClock) -> None:
+    """A provider that reports an H100's work time but takes a slow device's wall time fails."""
+    strict = Challenger(replace(POLICY, wall_factor=1.0), clock, rng=random.Random(7))
+    p = strict.issue(ADDR_A, [gpu(0, "h100-sxm")])
+    fp = p.fingerprint[0]
+    clock.advance(p.params.flops / (0.1 * fp.fp32_tflops * 1e12))  # 10% of an H100 on the queen's clock
+    out = strict.on_commitment(ADDR_A, p.challenge_id, commits(p, 1.0))  # ...while claiming 100%
+    assert isinstance(out, Outcome) and out.verdict is Verdict.FAILED
+    assert "too slow on the queen's clock" in out.reason
+    # The same claim, arriving in time on the queen's clock, goes on to the openings.
+    q = strict.issue(ADDR_B, [gpu(0, "h100-sxm")])
+    clock.advance(q.params.flops / (0.9 * fp.fp32_tflops * 1e12))
+    assert isinstance(strict.on_commitment(ADDR_B, q.challenge_id, commits(q, 1.0)), OpeningPlan)

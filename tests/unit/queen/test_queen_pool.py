@@ -245,7 +245,7 @@ def test_counts_by_state(store: Store, clock: ManualClock) -> None:
     assert [r.address for r in pool.all()] == sorted([ADDR_A, ADDR_B])
 
 
-def test_verdicts_count_and_uptime_is_answered_over_decided(store: Store, clock: ManualClock) -> None:
+def test_verdicts_count_and_uptime_is_passed_over_decided(store: Store, clock: ManualClock) -> None:
     pool = make_pool(store, clock)
     rec, _ = pool.admit(hello(ADDR_A))
     assert rec.uptime == 1.0  # nothing decided yet
@@ -257,7 +257,7 @@ def test_verdicts_count_and_uptime_is_answered_over_decided(store: Store, clock:
     pool.record_verdict(ADDR_A, Verdict.MISSED, {"n": 4})
     assert (rec.issued, rec.passed, rec.failed, rec.missed) == (4, 1, 1, 2)
     assert rec.answered == 2
-    assert rec.uptime == 0.5
+    assert rec.uptime == 0.25  # only passed challenges prove availability
     assert rec.measured_tflops == 0.1  # a zero measurement does not erase the last one
     assert rec.last_challenge == {"n": 4}
     stored = store.get(NS_PROVIDERS, ADDR_A)
