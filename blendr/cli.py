@@ -47,7 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
     qrun = qsub.add_parser("run", help="run a queen: admit providers, watch them, challenge their GPUs")
     _common(qrun)
     _tls_flags(qrun, client=False)
-    qrun.add_argument("--listen", help="HOST:PORT for providers and admins (default 0.0.0.0:7470)")
+    qrun.add_argument("--listen", help="HOST:PORT for providers (default 0.0.0.0:7470)")
+    qrun.add_argument("--admin-listen", help="HOST:PORT for `blendr pool ls` (default 127.0.0.1:7471)")
     qrun.add_argument("--admission", choices=["allowlist", "open"], help="who may join (default allowlist)")
     qrun.add_argument("--metrics-port", type=int, help="Prometheus port (-1 off, 0 any free port)")
     qrun.add_argument("--challenge-interval", type=float,
@@ -78,7 +79,8 @@ def build_parser() -> argparse.ArgumentParser:
     pls = posub.add_parser("ls", help="list the providers of a running queen")
     _common(pls)
     _tls_flags(pls, client=True)
-    pls.add_argument("--queen", help="HOST:PORT of the queen (default: the port in <home>/queen/port, else 7470)")
+    pls.add_argument("--queen", help="HOST:PORT of the queen's admin listener (default: the port in "
+                                     "<home>/queen/admin_port, else queen.admin_listen, 127.0.0.1:7471)")
     pls.add_argument("--state", action="append", choices=["alive", "suspect", "dead"], help="only these states")
     pls.add_argument("--json", action="store_true", help="machine-readable output")
     pls.add_argument("--watch", type=float, metavar="SECONDS", help="refresh every SECONDS until Ctrl-C")
@@ -119,7 +121,8 @@ def _cmd_queen(args: argparse.Namespace) -> int:
     if args.action == "run":
         from queen.app import run_queen
 
-        cfg = _load(args, {"queen.listen": args.listen, "queen.admission": args.admission,
+        cfg = _load(args, {"queen.listen": args.listen, "queen.admin_listen": args.admin_listen,
+                           "queen.admission": args.admission,
                            "metrics.port": args.metrics_port,
                            "queen.challenge_mean_interval_s": args.challenge_interval})
         asyncio.run(run_queen(cfg))
@@ -158,10 +161,10 @@ def _cmd_provider(args: argparse.Namespace) -> int:
 
 
 def _default_queen_target(cfg: Any) -> str:
-    port_file = cfg.path("queen", "port")
+    port_file = cfg.path("queen", "admin_port")
     if port_file.is_file():
         return f"127.0.0.1:{port_file.read_text().strip()}"
-    return "127.0.0.1:7470"
+    return cfg.queen.admin_listen.replace("0.0.0.0", "127.0.0.1")
 
 
 def _cmd_pool(args: argparse.Namespace) -> int:

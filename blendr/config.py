@@ -64,6 +64,8 @@ class QueenConfig:
     """A queen: its listener, admission, liveness and proof-of-GPU challenge policy."""
 
     listen: str = "0.0.0.0:7470"
+    # The operator API (`blendr pool ls`): it lists every provider, so it listens on loopback by default.
+    admin_listen: str = "127.0.0.1:7471"
     # "allowlist": only addresses in the queen's allowlist may join; "open": any valid signature.
     admission: str = "allowlist"
     heartbeat_interval_s: float = 5.0

@@ -51,9 +51,11 @@ def main() -> int:
     qhome = root / "queen"
     qhome.mkdir()
     port = _free_port()
+    admin_port = _free_port()
     (qhome / "config.toml").write_text(
         "[queen]\n"
         f'listen = "127.0.0.1:{port}"\n'
+        f'admin_listen = "127.0.0.1:{admin_port}"\n'
         'admission = "allowlist"\n'
         "heartbeat_interval_s = 1.0\n"
         "suspect_after_s = 4.0\n"
@@ -100,7 +102,7 @@ def main() -> int:
             _say(f"starting provider {i} ({idents[i - 1].address[:10]}…)")
             spawn(f"provider-{i}", ["provider", "run", "--home", str(home), "--queen", f"127.0.0.1:{port}",
                                     "--ca-file", str(ca), "--ray-address", gcs, "--ray-resource", pin])
-        return asyncio.run(_watch(load_config(qhome, env={}), f"127.0.0.1:{port}", seconds, logs, procs))
+        return asyncio.run(_watch(load_config(qhome, env={}), f"127.0.0.1:{admin_port}", seconds, logs, procs))
     finally:
         _say("stopping everything the demo started")
         for p in reversed(procs):

@@ -21,7 +21,8 @@ from queen.service import QueenAdminServicer, QueenServicer
 
 log = get_logger("blendr.queen")
 
-SERVICES = ("blendr.v1.QueenService", "blendr.v1.QueenAdmin")
+SERVICES = ("blendr.v1.QueenService",)
+ADMIN_SERVICES = ("blendr.v1.QueenAdmin",)
 
 
 def open_queen_store(cfg: Config) -> SQLiteStore:
@@ -41,6 +42,7 @@ class QueenApp:
     cfg: Config
     core: QueenCore
     server: ServerHandle
+    admin: ServerHandle
     metrics: Metrics
     metrics_port: int | None
     store: Store
@@ -49,6 +51,10 @@ class QueenApp:
     @property
     def port(self) -> int:
         return self.server.port
+
+    @property
+    def admin_port(self) -> int:
+        return self.admin.port
 
     async def _tick_loop(self) -> None:
         while True:
@@ -68,6 +74,7 @@ class QueenApp:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._ticker
         await self.server.stop(self.cfg.rpc.grace_s)
+        await self.admin.stop(self.cfg.rpc.grace_s)
         self.core.shutdown()
         self.metrics.stop_http_server()
         self.store.close()
@@ -99,17 +106,23 @@ async def start_queen(
     known = core.start()
     server = await start_server(
         cfg, cfg.queen.listen,
-        [lambda s: pb_grpc.add_QueenServiceServicer_to_server(QueenServicer(core), s),
-         lambda s: pb_grpc.add_QueenAdminServicer_to_server(QueenAdminServicer(core), s)],
+        [lambda s: pb_grpc.add_QueenServiceServicer_to_server(QueenServicer(core), s)],
         service_names=SERVICES,
+    )
+    # The operator view lists every provider: on its own listener, loopback by default.
+    admin = await start_server(
+        cfg, cfg.queen.admin_listen,
+        [lambda s: pb_grpc.add_QueenAdminServicer_to_server(QueenAdminServicer(core), s)],
+        service_names=ADMIN_SERVICES,
     )
     metrics_port = None
     if cfg.metrics.port >= 0:
         metrics_port = metrics.start_http_server(cfg.metrics.host, cfg.metrics.port)
-    app = QueenApp(cfg, core, server, metrics, metrics_port, store)
+    app = QueenApp(cfg, core, server, admin, metrics, metrics_port, store)
     if run_ticker:
         app._ticker = asyncio.create_task(app._tick_loop())
-    log.info("queen serving", address=ident.address, port=server.port, tls=server.tls, known_providers=known,
+    log.info("queen serving", address=ident.address, port=server.port, admin_port=admin.port, tls=server.tls,
+             known_providers=known,
              admission=cfg.queen.admission, metrics_port=metrics_port)
     return app
 
@@ -118,12 +131,14 @@ async def run_queen(cfg: Config) -> None:
     """Run a queen until SIGINT/SIGTERM."""
     app = await start_queen(cfg)
     (cfg.home / "queen").mkdir(parents=True, exist_ok=True)
+    (cfg.home / "queen" / "admin_port").write_text(f"{app.admin_port}\n")
     (cfg.home / "queen" / "port").write_text(f"{app.port}\n")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    print(f"queen {app.core.address} listening on port {app.port} (tls={'on' if app.server.tls else 'off'})",
+    print(f"queen {app.core.address} listening on port {app.port}, admin on {cfg.queen.admin_listen.rsplit(':', 1)[0]}:"
+          f"{app.admin_port} (tls={'on' if app.server.tls else 'off'})",
           flush=True)
     await stop.wait()
     await app.stop()

@@ -17,6 +17,7 @@ PINS = [f"blendr-test-p{i}" for i in range(8)]
 # Small, fast challenges for a 2-core CPU machine.
 QUEEN_DEFAULTS: dict[str, Any] = {
     "queen.listen": "127.0.0.1:0",
+    "queen.admin_listen": "127.0.0.1:0",
     "queen.admission": "open",
     "queen.heartbeat_interval_s": 0.3,
     "queen.suspect_after_s": 1.5,

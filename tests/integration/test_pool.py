@@ -64,10 +64,16 @@ async def test_three_providers_join_and_pass_challenges(node_home: Any) -> None:
             assert all(r.measured_tflops > 0 and r.fingerprint_tflops > 0 for r in recs)
             # The admin API and its table.
             admin_cfg = client_config(node_home("admin"), qhome)
-            resp = await fetch_pool(admin_cfg, target)
+            resp = await fetch_pool(admin_cfg, f"127.0.0.1:{app.admin_port}")
             assert len(resp.providers) == 3
             table = render(resp)
             assert "alive" in table and "passed" in table and "1× cpu" in table
+            # The provider port does not serve the operator API.
+            import grpc as _grpc
+
+            with pytest.raises(_grpc.aio.AioRpcError) as err:
+                await fetch_pool(admin_cfg, target)
+            assert err.value.code() is _grpc.StatusCode.UNIMPLEMENTED
             # Every decided challenge is recorded with what a later audit needs.
             records = app.core.challenge_records(agents[0].identity.address)
             assert records and records[0]["verdict"] == "passed"

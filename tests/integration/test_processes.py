@@ -39,7 +39,7 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def write_queen_config(home: Path, port: int) -> None:
+def write_queen_config(home: Path, port: int, admin_port: int) -> None:
     lines = ["[queen]"]
     for k, v in QUEEN_DEFAULTS.items():
         section, key = k.split(".")
@@ -47,6 +47,8 @@ def write_queen_config(home: Path, port: int) -> None:
             continue
         if key == "listen":
             v = f"127.0.0.1:{port}"
+        if key == "admin_listen":
+            v = f"127.0.0.1:{admin_port}"
         lines.append(f"{key} = {v!r}".replace("'", '"'))
     home.mkdir(parents=True, exist_ok=True)
     (home / "config.toml").write_text("\n".join(lines) + "\n")
@@ -91,7 +93,8 @@ async def test_provider_killed_with_sigkill_is_marked_dead(node_home: Any, ray_c
 async def test_queen_killed_and_restarted_keeps_its_pool(node_home: Any, tmp_path: Path) -> None:
     qhome = node_home("queen")
     port = free_port()
-    write_queen_config(qhome, port)
+    admin_port = free_port()
+    write_queen_config(qhome, port, admin_port)
     queen_cmd = blendr_cmd("queen", "run", "--home", str(qhome), "--admission", "open")
     queen = spawn(queen_cmd, tmp_path / "queen1.log")
     target = f"127.0.0.1:{port}"
@@ -102,7 +105,7 @@ async def test_queen_killed_and_restarted_keeps_its_pool(node_home: Any, tmp_pat
         admin = client_config(node_home("admin"), qhome)
         async with running_agent(agents[0]), running_agent(agents[1]):
             async def passed_all() -> bool:
-                resp = await fetch_pool(admin, target)
+                resp = await fetch_pool(admin, f"127.0.0.1:{admin_port}")
                 return len(resp.providers) == 2 and all(p.challenges_passed >= 1 for p in resp.providers)
 
             deadline = time.monotonic() + 60
@@ -120,7 +123,7 @@ async def test_queen_killed_and_restarted_keeps_its_pool(node_home: Any, tmp_pat
                 print("agents:", [a.status for a in agents])
                 print("queen2 log:", (tmp_path / "queen2.log").read_text()[-3000:])
                 raise
-            resp = await fetch_pool(admin, target)
+            resp = await fetch_pool(admin, f"127.0.0.1:{admin_port}")
             assert {p.address for p in resp.providers} == {a.identity.address for a in agents}
             assert all(p.challenges_passed >= 1 for p in resp.providers)
     finally:
@@ -140,16 +143,20 @@ async def test_cli_pool_ls_and_errors(node_home: Any, tmp_path: Path) -> None:
                 return subprocess.run(blendr_cmd(*args), capture_output=True, text=True, env=subprocess_env(),
                                       timeout=60)
 
-            out = await asyncio.to_thread(run, "pool", "ls", "--home", str(qhome), "--queen", target)
+            admin_target = f"127.0.0.1:{app.admin_port}"
+            (qhome / "queen").mkdir(exist_ok=True)
+            (qhome / "queen" / "admin_port").write_text(f"{app.admin_port}\n")
+            # Without --queen, the CLI finds the admin port in the queen's home.
+            out = await asyncio.to_thread(run, "pool", "ls", "--home", str(qhome))
             assert out.returncode == 0, out.stderr
             assert "alive" in out.stdout and agent.identity.address[:12] in out.stdout
-            js = await asyncio.to_thread(run, "pool", "ls", "--home", str(qhome), "--queen", target, "--json")
+            js = await asyncio.to_thread(run, "pool", "ls", "--home", str(qhome), "--queen", admin_target, "--json")
             assert js.returncode == 0 and '"state": "alive"' in js.stdout
             # A client that does not trust the queen's CA gets a clear error, not a traceback.
             other = node_home("other")
-            bad = await asyncio.to_thread(run, "pool", "ls", "--home", str(other), "--queen", target)
+            bad = await asyncio.to_thread(run, "pool", "ls", "--home", str(other), "--queen", admin_target)
             assert bad.returncode != 0 and "CA certificate" in bad.stderr and "Traceback" not in bad.stderr
-            plain = await asyncio.to_thread(run, "pool", "ls", "--home", str(other), "--queen", target, "--insecure")
+            plain = await asyncio.to_thread(run, "pool", "ls", "--home", str(other), "--queen", admin_target, "--insecure")
             assert plain.returncode == 1 and "cannot list the pool" in plain.stderr
     finally:
         await app.stop()
