@@ -164,7 +164,7 @@ def _default_queen_target(cfg: Any) -> str:
     port_file = cfg.path("queen", "admin_port")
     if port_file.is_file():
         return f"127.0.0.1:{port_file.read_text().strip()}"
-    return cfg.queen.admin_listen.replace("0.0.0.0", "127.0.0.1")
+    return str(cfg.queen.admin_listen).replace("0.0.0.0", "127.0.0.1")
 
 
 def _cmd_pool(args: argparse.Namespace) -> int:

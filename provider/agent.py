@@ -95,6 +95,7 @@ class ProviderAgent:
         self.metrics = metrics
         self.ray = RayInfo()
         self._proofs: OrderedDict[str, _Proof] = OrderedDict()
+        self._replaced = False
         self._tasks: set[asyncio.Task[None]] = set()
 
     # ------------------------------------------------------------------ lifecycle
@@ -102,7 +103,14 @@ class ProviderAgent:
         """Serve until cancelled. Raises UnavailableError after ``provider.reconnect_give_up_s`` without a queen."""
         self.ray = await self.runtime.start()
         p = self.cfg.provider
+        first = True
         while True:
+            if not first:
+                # A session ended: never redial at once (two agents sharing a key would replace each
+                # other in a tight loop, and a restarting queen needs a moment).
+                await asyncio.sleep(p.reconnect_max_s if self._replaced else p.reconnect_initial_s)
+            first = False
+            self._replaced = False
             retrying = AsyncRetrying(
                 stop=stop_after_delay(p.reconnect_give_up_s),
                 wait=wait_exponential_jitter(multiplier=p.reconnect_initial_s, max=p.reconnect_max_s),
@@ -121,15 +129,17 @@ class ProviderAgent:
 
     async def _one_round(self) -> None:
         errors = []
+        refused = []
         for target in self.queens:
             try:
                 admitted = await self._session(target)
-            except FatalQueenError:
-                raise
             except grpc.aio.AioRpcError as exc:
                 msg = f"{target}: {exc.code().name}: {exc.details()}"
                 if exc.code() in FATAL_CODES:
-                    raise FatalQueenError(f"queen {target} refused this provider: {exc.details()}") from None
+                    # This queen will never take this hello; another queen of the list may.
+                    log.error("queen refuses this provider's hello", queen=target, reason=exc.details())
+                    refused.append(msg)
+                    continue
                 if exc.code() is grpc.StatusCode.PERMISSION_DENIED:
                     log.warning("queen refuses this provider; will retry", queen=target, reason=exc.details())
                 errors.append(msg)
@@ -143,7 +153,9 @@ class ProviderAgent:
                 self.status.admitted = False
             if admitted:
                 return
-        raise _QueensUnreachable("; ".join(errors) or "no queen answered")
+        if refused and len(refused) == len(self.queens):
+            raise FatalQueenError("every queen refused this provider: " + "; ".join(refused))
+        raise _QueensUnreachable("; ".join(errors + refused) or "no queen answered")
 
     # ------------------------------------------------------------------ one session
     async def _session(self, target: str) -> bool:
@@ -192,7 +204,12 @@ class ProviderAgent:
                         break
                     self._handle(msg, send)
                 code = await call.code()
-                log.warning("queen ended the stream", queen=target, code=code.name, details=await call.details())
+                details = await call.details()
+                log.warning("queen ended the stream", queen=target, code=code.name, details=details)
+                if code is grpc.StatusCode.ABORTED:
+                    self._replaced = True
+                    log.error("another agent with this provider's key connected to the queen; "
+                              "each key must run in one agent only", queen=target)
             except grpc.aio.AioRpcError as exc:
                 log.warning("lost the queen", queen=target, code=exc.code().name, details=exc.details())
             finally:
