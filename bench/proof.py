@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from blendr.config import QueenConfig
 from blendr.proof.generate import clear_epoch_cache
 from blendr.proof.params import ChallengeParams
 from blendr.proof.prover import open_rows, prove_device
@@ -37,7 +38,7 @@ from blendr.proof.verifier import choose_rows, verify_openings
 K = 16
 TARGET = 0.01
 QUICK = ((256, 4), (512, 4), (1024, 4))
-FULL = ((512, 8), (1024, 8), (2048, 8), (4096, 8))
+FULL = ((1024, 8), (2048, 8), (4096, 4), (8192, 2))
 VERIFY_REPEATS = 7
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "proof.json"
 
@@ -138,7 +139,9 @@ def main(argv: list[str] | None = None) -> int:
     rng = random.Random(2026)
     prove_device(ChallengeParams("warm-up", bytes(16), 128, 2), 0, xp=np)  # load BLAS, start its threads
     results = [measure(n, count, rng) for n, count in sizes]
-    production_n = max(n for n, _ in sizes)
+    queen = QueenConfig()
+    # The queen's GPU challenge size is production; the quick run stops short of it.
+    production_n = queen.challenge_n_gpu if not args.quick else max(n for n, _ in sizes)
     for r in results:
         r["production"] = r["n"] == production_n
     production = next(r for r in results if r["production"])
@@ -150,6 +153,11 @@ def main(argv: list[str] | None = None) -> int:
         "target": TARGET,
         "production_n": production_n,
         "target_met": production["verify_cost_ratio"] <= TARGET,
+        "production_is_queen_default": production_n == queen.challenge_n_gpu,
+        # A GPU prover is sized to challenge_target_s of work at its fingerprint (configured, not measured
+        # here: no GPU). The queen's verification CPU time against that work:
+        "challenge_target_s": queen.challenge_target_s,
+        "verify_over_gpu_target_work": round(production["verify_cpu_s"] / queen.challenge_target_s, 6),
         "results": results,
     }
     print(table(results))
@@ -157,6 +165,12 @@ def main(argv: list[str] | None = None) -> int:
         f"\nproduction size n={production_n}: verify/prover CPU = {production['verify_cost_ratio']:.4f} "
         f"(target {TARGET}: {'met' if report['target_met'] else 'NOT met'}); "
         f"prover {production['prover_tflops']:.4f} TFLOP/s"
+        + ("" if report["production_is_queen_default"] else " (quick: not the queen's production size)")
+    )
+    print(
+        f"against a GPU prover doing challenge_target_s={queen.challenge_target_s:g}s of work (configured), "
+        f"the queen's {production['verify_cpu_s'] * 1e3:.1f} ms of verification is "
+        f"{report['verify_over_gpu_target_work']:.4f} of it"
     )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
