@@ -1,6 +1,8 @@
 # BlendrChain — every target bootstraps what it needs (.venv) on first use.
 SHELL := /bin/bash
-PYTHON ?= python3.11
+# The first Python 3.11+ on PATH (override: make PYTHON=/path/to/python3.x).
+PYTHON ?= $(shell for p in python3.11 python3.12 python3.13 python3.14 python3; do \
+	command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null && { echo $$p; break; }; done)
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
@@ -16,7 +18,7 @@ help:
 	@echo "make protos  regenerate the gRPC code from protos/"
 
 $(STAMP): pyproject.toml
-	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; install Python 3.11+ or run make PYTHON=python3.x"; exit 1; }
+	@test -n "$(PYTHON)" || { echo "error: no Python 3.11+ found on PATH; install one or run make PYTHON=/path/to/python3.x"; exit 1; }
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[dev]'
