@@ -76,7 +76,8 @@ def main() -> int:
     _say("starting a local Ray (shared by the providers, one pinned resource each)")
     import ray
 
-    ray.init(num_cpus=os.cpu_count() or 2, resources={p: 1000.0 for p in pins}, include_dashboard=False,
+    # One logical CPU per provider, so no provider's challenge queues behind another's on a small machine.
+    ray.init(num_cpus=max(PROVIDERS, os.cpu_count() or 1), resources={p: 1000.0 for p in pins}, include_dashboard=False,
              namespace="blendr-demo", log_to_driver=False, logging_level="ERROR")
     gcs = ray.get_runtime_context().gcs_address
     procs: list[subprocess.Popen[bytes]] = []

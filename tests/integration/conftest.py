@@ -17,7 +17,7 @@ def ray_cluster() -> Iterator[str]:
     import ray
 
     if not ray.is_initialized():
-        ray.init(num_cpus=2, num_gpus=2, resources={p: 1000.0 for p in PINS}, include_dashboard=False,
+        ray.init(num_cpus=8, num_gpus=2, resources={p: 1000.0 for p in PINS}, include_dashboard=False,
                  namespace="blendr-tests", log_to_driver=False)
     yield ray.get_runtime_context().gcs_address
     ray.shutdown()
