@@ -274,6 +274,7 @@ async def _serve_queen(window: Window, home: Path) -> tuple[int, Any, Any]:
         env={},
         overrides={
             "queen.listen": "127.0.0.1:0",
+            "queen.admin_listen": "127.0.0.1:0",
             "queen.admission": "open",
             "rpc.tls": False,
             "queen.heartbeat_interval_s": 1.0,
