@@ -35,9 +35,10 @@ def test_generation_and_row_hash_are_bit_identical(cupy: ModuleType) -> None:
         np.testing.assert_array_equal(digests, row_digests(np, values))
 
 
-@pytest.mark.parametrize(("n", "count"), [(64, 3), (257, 2), (1024, 4), (4096, 2)])
-def test_same_root_as_numpy(cupy: ModuleType, n: int, count: int) -> None:
-    params = ChallengeParams("gpu", SEED, n, count)
+@pytest.mark.parametrize(("n", "count", "b_seed"), [(64, 3, b""), (257, 2, b""), (1024, 4, SEED[::-1]),
+                                                     (4096, 2, SEED[::-1])])
+def test_same_root_as_numpy(cupy: ModuleType, n: int, count: int, b_seed: bytes) -> None:
+    params = ChallengeParams("gpu", SEED, n, count, b_seed=b_seed)
     gpu = prove_device(params, 1, xp=cupy)
     cpu = prove_device(params, 1, xp=np)
     assert gpu.backend == "cupy"
@@ -51,9 +52,22 @@ def test_same_root_as_numpy(cupy: ModuleType, n: int, count: int) -> None:
     )
 
 
-def test_throughput_at_production_size(cupy: ModuleType) -> None:
-    params = ChallengeParams("gpu", SEED, 8192, 8)
+def test_throughput_at_production_size_meets_the_fingerprint_floor(cupy: ModuleType) -> None:
+    """The queen's GPU challenge size, on this GPU, clears the speed floor of its own fingerprint."""
+    from blendr.config import QueenConfig
+    from blendr.proof import fingerprints
+
+    props = cupy.cuda.runtime.getDeviceProperties(0)
+    name = props["name"].decode() if isinstance(props["name"], bytes) else str(props["name"])
+    model = fingerprints.match_model(name, int(props["totalGlobalMem"]))
+    if model is None:
+        pytest.skip(f"no fingerprint for {name}")
+    fp = fingerprints.get(model)
+    q = QueenConfig()
+    params = ChallengeParams("gpu", SEED, q.challenge_n_gpu, 8, b_seed=SEED[::-1])
     prove_device(params, 0, xp=cupy)  # warm up cuBLAS and the pool
     proof = prove_device(params, 0, xp=cupy)
-    print(f"n=8192 count=8: {params.flops / proof.work_seconds / 1e12:.2f} TFLOP/s (FP32, incl. hashing)")
-    assert proof.work_seconds > 0
+    tflops = params.flops / proof.work_seconds / 1e12
+    print(f"{name} [{model}] n={params.n} count={params.count}: {tflops:.2f} TFLOP/s FP32 incl. generation and "
+          f"hashing; fingerprint {fp.fp32_tflops} ({fp.source})")
+    assert tflops >= q.speed_min_fraction * fp.fp32_tflops
