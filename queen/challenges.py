@@ -262,7 +262,7 @@ class Challenger:
             self._pending.pop(address, None)
             raise InvalidArgumentError(f"malformed commitment: {problem}")
         if now > p.deadline_mono:
-            return self._finish(p, Verdict.FAILED, f"late: commitment after {now - p.issued_mono:.2f}s "
+            return self.finish(p, Verdict.FAILED, f"late: commitment after {now - p.issued_mono:.2f}s "
                                 f"(deadline {p.timeout_s:.2f}s)")
         p.commitments = {c.device_index: c for c in commits}
         p.committed_mono = now
@@ -277,16 +277,16 @@ class Challenger:
             p.wall_tflops = speed.wall_tflops
             p.reported_tflops = sum(reported) / len(reported)
             if not speed.ok:
-                return self._finish(p, Verdict.FAILED, f"device {dev.index} ({fp.name}): {speed.reason}")
+                return self.finish(p, Verdict.FAILED, f"device {dev.index} ({fp.name}): {speed.reason}")
             # The provider's own timing is only a plausibility check: speed is judged on the queen's clock.
             floor = low * self.policy.wall_factor
             if speed.wall_tflops < floor * fp.fp32_tflops:
-                return self._finish(p, Verdict.FAILED, (
+                return self.finish(p, Verdict.FAILED, (
                     f"device {dev.index} ({fp.name}): too slow on the queen's clock: "
                     f"{speed.wall_tflops:.4g} TFLOP/s, fingerprint {fp.fp32_tflops:.4g} (floor {floor:.2g}x)"))
             mem = verifier.check_memory(dev.memory_bytes, fp.memory_bytes, self.policy.memory_tolerance)
             if not mem.ok:
-                return self._finish(p, Verdict.FAILED, f"device {dev.index} ({fp.name}): {mem.reason}")
+                return self.finish(p, Verdict.FAILED, f"device {dev.index} ({fp.name}): {mem.reason}")
         rows: list[tuple[int, int]] = []
         for dev in p.devices:
             chosen = verifier.choose_rows(self._rng, p.params.rows, self.policy.k)
@@ -324,7 +324,7 @@ class Challenger:
             InvalidArgumentError: rows that were not asked for, or values of the wrong length.
         """
         if late:
-            return self._finish(p, Verdict.FAILED, "late: openings after the opening deadline")
+            return self.finish(p, Verdict.FAILED, "late: openings after the opening deadline")
         by_dev: dict[int, list[Opening]] = {}
         for o in openings:
             if o.device_index not in p.rows:
@@ -338,8 +338,8 @@ class Challenger:
             root = p.commitments[dev].root
             v = verifier.verify_openings(p.params, dev, root, by_dev.get(dev, []), rows)
             if not v.ok:
-                return self._finish(p, Verdict.FAILED, v.reason)
-        return self._finish(p, Verdict.PASSED, "")
+                return self.finish(p, Verdict.FAILED, v.reason)
+        return self.finish(p, Verdict.PASSED, "")
 
     # ------------------------------------------------------------------ deadlines
     def expired(self, is_connected: Any) -> list[Outcome]:
@@ -357,7 +357,7 @@ class Challenger:
             what = "commitment" if p.phase == "commit" else "openings"
             limit = p.timeout_s if p.phase == "commit" else self.policy.opening_timeout_s
             away = "" if is_connected(address) else " (the provider left during the challenge)"
-            out.append(self._finish(p, Verdict.FAILED, f"late: no {what} within {limit:.2f}s{away}"))
+            out.append(self.finish(p, Verdict.FAILED, f"late: no {what} within {limit:.2f}s{away}"))
         return out
 
     def fail(self, address: Address, challenge_id: str, reason: str) -> Outcome | None:
@@ -366,9 +366,10 @@ class Challenger:
         if p is None or p.challenge_id != challenge_id:
             return None
         del self._pending[address]
-        return self._finish(p, Verdict.FAILED, f"provider error: {reason[:200]}")
+        return self.finish(p, Verdict.FAILED, f"provider error: {reason[:200]}")
 
-    def _finish(self, p: PendingChallenge, verdict: Verdict, reason: str) -> Outcome:
+    def finish(self, p: PendingChallenge, verdict: Verdict, reason: str) -> Outcome:
+        """Decide ``p`` now: remove it from the book and build its record."""
         if self._pending.get(p.address) is p:
             del self._pending[p.address]
         record = {

@@ -120,7 +120,6 @@ class QueenCore:
         self.challenger = Challenger(Policy.from_config(cfg), clock, rng=rng, beacon=beacon)
         self._links: dict[Address, ProviderLink] = {}
         self._last_flush = clock.monotonic()
-        self._verifying: set[asyncio.Task[None]] = set()
 
     def start(self) -> int:
         """Load the pool from the store and schedule every provider; returns how many it knew.
@@ -202,7 +201,7 @@ class QueenCore:
         p = self.challenger.drop(addr)
         if p is not None:
             # Reconnecting must not turn a challenge the provider could not answer into a miss.
-            self._record(p, self.challenger._finish(p, Verdict.FAILED, "abandoned: connection replaced mid-challenge"))
+            self._record(p, self.challenger.finish(p, Verdict.FAILED, "abandoned: connection replaced mid-challenge"))
 
     def _count_admission(self, result: str) -> None:
         if self.metrics:
@@ -239,7 +238,7 @@ class QueenCore:
             res = self.challenger.on_commitment(address, challenge_id, commits)
         except InvalidArgumentError as exc:
             if p is not None:
-                self._record(p, self.challenger._finish(p, Verdict.FAILED, str(exc)))
+                self._record(p, self.challenger.finish(p, Verdict.FAILED, str(exc)))
             raise
         if res is None:
             log.info("stale commitment ignored", provider=address, challenge=challenge_id)
@@ -267,7 +266,7 @@ class QueenCore:
         try:
             outcome = await asyncio.to_thread(self.challenger.verify_openings, p, openings, late)
         except InvalidArgumentError as exc:
-            self._record(p, self.challenger._finish(p, Verdict.FAILED, f"malformed openings: {exc}"))
+            self._record(p, self.challenger.finish(p, Verdict.FAILED, f"malformed openings: {exc}"))
             raise
         if self.metrics:
             self.metrics.verify_seconds.observe(time.process_time() - t0)
@@ -321,7 +320,7 @@ class QueenCore:
         if not self.is_connected(addr):
             # Due while the provider was away: that is a missed challenge.
             self.challenger.drop(addr)
-            self._record(p, self.challenger._finish(p, Verdict.MISSED, "provider away when challenged"))
+            self._record(p, self.challenger.finish(p, Verdict.MISSED, "provider away when challenged"))
             return
         self._send(addr, ChallengeOut(p))
         log.debug("challenge issued", provider=addr, challenge=p.challenge_id, n=p.params.n, count=p.params.count,
