@@ -24,7 +24,7 @@ QUEEN_DEFAULTS: dict[str, Any] = {
     "queen.dead_after_s": 3.0,
     "queen.tick_s": 0.05,
     "queen.challenge_mean_interval_s": 3600.0,
-    "queen.challenge_n_cpu": 128,
+    "queen.challenge_n_cpu": 256,
     "queen.challenge_n_gpu": 64,
     "queen.challenge_max_count": 16,
     "queen.openings_k": 8,

@@ -256,7 +256,7 @@ async def test_cheating_providers_fail_their_challenges(node_home: Any) -> None:
         async with ScriptedProvider(cfg, target) as sp:
             await sp.join()
             ch = await sp.read_kind("challenge")
-            assert ch.timeout_ms < 5000
+            assert ch.timeout_ms < 10_000
             res = await sp.read_kind("challenge_result", timeout=15)
             assert res.verdict == pb.VERDICT_FAILED and res.reason.startswith("late"), res.reason
             # An answer after the verdict changes nothing.
