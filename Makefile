@@ -7,8 +7,9 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PROTOS := $(wildcard protos/blendr/v1/*.proto)
+NODE_STAMP := node_modules/.installed
 
-.PHONY: demo test test-fast bench bench-quick lint protos clean help
+.PHONY: demo test test-fast bench bench-quick lint protos contracts devnet clean help
 
 help:
 	@echo "make demo    run a queen and three providers on this machine and show the live pool"
@@ -16,6 +17,7 @@ help:
 	@echo "make bench   run the benchmarks (bench/*.py), results in bench/results/"
 	@echo "make lint    ruff + mypy --strict"
 	@echo "make protos  regenerate the gRPC code from protos/"
+	@echo "make contracts  compile contracts/ with the pinned solc-js into blendr/chain/artifacts/"
 
 $(STAMP): pyproject.toml
 	@test -n "$(PYTHON)" || { echo "error: no Python 3.11+ found on PATH; install one or run make PYTHON=/path/to/python3.x"; exit 1; }
@@ -24,17 +26,23 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
 
-demo: $(STAMP)
+# npm tools pinned by package-lock.json: anvil (dev chains), solc-js, OpenZeppelin Contracts.
+$(NODE_STAMP): package.json package-lock.json
+	@command -v npm >/dev/null 2>&1 || { echo "error: npm not found; install Node.js 20+ (it provides npm)"; exit 1; }
+	npm ci --no-audit --no-fund --loglevel=error
+	@touch $(NODE_STAMP)
+
+demo: $(STAMP) $(NODE_STAMP)
 	$(PY) -m blendr.demo
 
-test: $(STAMP)
+test: $(STAMP) $(NODE_STAMP)
 	$(PY) -m pytest -q
 
-bench: $(STAMP)
+bench: $(STAMP) $(NODE_STAMP)
 	$(PY) bench/proof.py
 	$(PY) bench/pool.py
 
-bench-quick: $(STAMP)
+bench-quick: $(STAMP) $(NODE_STAMP)
 	$(PY) bench/proof.py --quick
 	$(PY) bench/pool.py --quick
 
@@ -45,5 +53,8 @@ lint: $(STAMP)
 protos: $(STAMP)
 	$(PY) -m blendr.rpc.protogen
 
+contracts: $(NODE_STAMP)
+	node contracts/build.mjs
+
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache
