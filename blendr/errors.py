@@ -69,3 +69,21 @@ class ComputeError(BlendrError):
 
 class UnavailableError(BlendrError):
     """Raised when a peer (queen, RPC endpoint) cannot be reached after the bounded retries."""
+
+
+class ChainError(BlendrError):
+    """Raised when a chain operation fails for a reason that retrying will not fix."""
+
+
+class ContractRevertError(ChainError):
+    """Raised when a contract call or transaction reverts; ``error`` names the custom error when known."""
+
+    def __init__(self, message: str, *, error: str = "", data: str = "", tx_hash: str = "") -> None:
+        super().__init__(message)
+        self.error = error
+        self.data = data
+        self.tx_hash = tx_hash
+
+
+class ReorgError(ChainError):
+    """Raised when the chain reorganized deeper than the follower's remembered history can undo."""

@@ -5,6 +5,7 @@
 //   etc: contracts/etc + bridge + interfaces, for Ethereum Classic mainnet's EVM. ETC activated
 //        Spiral (ECIP-1109: Shanghai's PUSH0 and friends) in 2024; Olympia (ECIP-1111/1121) is still a
 //        draft with no activation block, so ETC has no Cancun opcodes (MCOPY, TSTORE): shanghai.
+// contracts/test/ holds contracts that only tests deploy (reentrant receivers, mocks); both units build it.
 // Each artifact holds the ABI, creation bytecode, runtime bytecode and the hash of every source that
 // went into its unit; index.json holds the hash of all inputs so a test can tell when artifacts are stale.
 import { createHash } from "node:crypto";
@@ -24,8 +25,8 @@ const opt = (name) => { const i = argv.indexOf(name); return i >= 0 ? argv[i + 1
 const OUT = opt("--out") ? resolve(opt("--out")) : join(ROOT, "blendr", "chain", "artifacts");
 const ONLY = opt("--only") ? opt("--only").split(",") : null;
 export const UNITS = {
-  eth: { dirs: ["eth", "bridge", "interfaces"], evmVersion: "prague" },
-  etc: { dirs: ["etc", "bridge", "interfaces"], evmVersion: "shanghai" },
+  eth: { dirs: ["eth", "bridge", "interfaces", "test"], evmVersion: "prague" },
+  etc: { dirs: ["etc", "bridge", "interfaces", "test"], evmVersion: "shanghai" },
 };
 
 function solFiles(dir) {

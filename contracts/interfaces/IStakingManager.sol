@@ -20,3 +20,61 @@ interface IStakingManager {
     /// @notice Total stake (active + unbonding, all tiers) of `account` at `timepoint` (a past block number).
     function getPastStake(address account, uint256 timepoint) external view returns (uint256);
 }
+
+/// @notice Everything else StakingManager exposes: staking, unbonding, rewards, parameters and their errors.
+interface IStakingManagerFull is IStakingManager {
+    error StakingManagerZeroAmount();
+    error StakingManagerZeroAddress();
+    error StakingManagerInsufficientStake(uint256 active, uint256 requested);
+    error StakingManagerNothingToWithdraw();
+    error StakingManagerStillUnbonding(uint64 unlockAt);
+    error StakingManagerNothingToClaim();
+    error StakingManagerInvalidMinStake(uint256 amount);
+    error StakingManagerInvalidUnbondingDelay(uint64 delay);
+    error StakingManagerInvalidSlashBurnBps(uint256 bps);
+    error StakingManagerInvalidRewardRate(uint256 rate);
+    error StakingManagerFutureLookup(uint256 timepoint, uint48 clock);
+
+    event Staked(address indexed node, Tier indexed tier, address indexed payer, uint256 amount);
+    event UnstakeRequested(address indexed node, Tier indexed tier, uint256 amount, uint256 unbonding, uint64 unlockAt);
+    event Withdrawn(address indexed node, Tier indexed tier, uint256 amount);
+    event Slashed(address indexed node, Tier indexed tier, uint256 amount, uint256 burned, bytes32 indexed reason);
+    event RewardsFunded(address indexed funder, uint256 amount);
+    event RewardsClaimed(address indexed node, uint256 amount);
+    event MinStakeChanged(Tier indexed tier, uint256 amount);
+    event UnbondingDelayChanged(uint64 delay);
+    event SlashBurnBpsChanged(uint256 bps);
+    event TreasuryChanged(address treasury);
+    event RewardRateChanged(uint256 rate);
+
+    function stake(Tier tier, uint256 amount) external;
+    function stakeFor(address node, Tier tier, uint256 amount) external;
+    function requestUnstake(Tier tier, uint256 amount) external;
+    function withdraw(Tier tier) external returns (uint256 amount);
+    function fundRewards(uint256 amount) external;
+    function claimRewards() external returns (uint256 amount);
+
+    function setMinStake(Tier tier, uint256 amount) external;
+    function setUnbondingDelay(uint64 delay) external;
+    function setSlashBurnBps(uint256 bps) external;
+    function setTreasury(address treasury) external;
+    function setRewardRate(uint256 rate) external;
+
+    function unbondingOf(address node, Tier tier) external view returns (uint256 amount, uint64 unlockAt);
+    function totalStakeOf(address account) external view returns (uint256);
+    function activeStakeOf(address account) external view returns (uint256);
+    function totalActiveStake() external view returns (uint256);
+    function totalStake() external view returns (uint256);
+    function getPastTotalStake(uint256 timepoint) external view returns (uint256);
+    function earned(address node) external view returns (uint256);
+    function rewardPerToken() external view returns (uint256);
+    function rewardsAvailable() external view returns (uint256);
+    function rewardRate() external view returns (uint256);
+    function unbondingDelay() external view returns (uint64);
+    function slashBurnBps() external view returns (uint256);
+    function treasury() external view returns (address);
+    function token() external view returns (address);
+    function clock() external view returns (uint48);
+    // solhint-disable-next-line func-name-mixedcase
+    function CLOCK_MODE() external view returns (string memory);
+}

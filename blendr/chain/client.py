@@ -1,0 +1,351 @@
+"""A chain client: calls and transactions against one chain, signed locally, retried within bounds.
+
+One :class:`ChainClient` per (chain, signing key). It manages the account's nonce itself (so several
+transactions can be in flight), estimates gas with a margin, prices fees as the chain expects (EIP-1559 on
+Ethereum; legacy ``gasPrice`` on Ethereum Classic, which has no base fee), retries transient RPC failures
+with bounded exponential backoff, and waits for receipts to the chain's confirmation depth, re-checking
+that the including block is still canonical. A revert becomes :class:`ContractRevertError` naming the
+contract's custom error.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cache
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
+
+from blendr.chain import artifacts
+from blendr.errors import ChainError, ContractRevertError, DeadlineExceededError, UnavailableError
+from blendr.telemetry import get_logger
+
+if TYPE_CHECKING:
+    from eth_account.signers.local import LocalAccount
+    from web3 import Web3
+    from web3.contract import Contract
+    from web3.contract.contract import ContractFunction
+    from web3.types import TxReceipt
+
+log = get_logger("blendr.chain")
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class ChainSettings:
+    """How to talk to one chain."""
+
+    name: str  # "eth" or "etc": also selects the artifacts compiled for that chain's EVM
+    rpc_url: str
+    chain_id: int
+    confirmations: int = 1  # blocks on top of the including block before a receipt counts (1 = included)
+    eip1559: bool = True  # Ethereum Classic has no EIP-1559: legacy gasPrice transactions
+    rpc_timeout_s: float = 15.0
+    retries: int = 6  # attempts per RPC operation on transient errors
+    retry_max_wait_s: float = 8.0
+    gas_margin: float = 1.25  # estimated gas x margin, so a state change between estimate and mining fits
+    receipt_timeout_s: float = 120.0
+    poll_s: float = 0.2
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether an RPC failure is worth retrying (connection trouble, timeouts, 429/5xx, node hiccups)."""
+    import requests
+
+    if isinstance(exc, ContractRevertError | ChainError):
+        return False
+    if isinstance(exc, requests.ConnectionError | requests.Timeout | ConnectionError | TimeoutError):
+        return True
+    if isinstance(exc, requests.HTTPError):
+        status = exc.response.status_code if exc.response is not None else 0
+        return status == 429 or status >= 500
+    from web3.exceptions import Web3RPCError
+
+    if isinstance(exc, Web3RPCError):
+        text = str(exc).lower()
+        return any(s in text for s in ("header not found", "timeout", "rate limit", "try again", "busy", "-32005"))
+    return False
+
+
+@cache
+def error_selectors() -> dict[bytes, tuple[str, list[str]]]:
+    """4-byte selector -> (custom error name, argument types), from every compiled contract."""
+    from eth_utils import keccak
+
+    out: dict[bytes, tuple[str, list[str]]] = {}
+    try:
+        units = artifacts.index()["units"]
+    except FileNotFoundError:
+        return out
+    for chain, unit in units.items():
+        for name in unit.get("contracts", []):
+            for item in artifacts.load(chain, name).abi:
+                if item.get("type") == "error":
+                    types = [_abi_type(i) for i in item["inputs"]]
+                    out[keccak(text=f"{item['name']}({','.join(types)})")[:4]] = (item["name"], types)
+    out[bytes.fromhex("08c379a0")] = ("Error", ["string"])
+    out[bytes.fromhex("4e487b71")] = ("Panic", ["uint256"])
+    return out
+
+
+def _abi_type(item: dict[str, Any]) -> str:
+    t: str = item["type"]
+    if t.startswith("tuple"):
+        return "(" + ",".join(_abi_type(c) for c in item["components"]) + ")" + t[len("tuple") :]
+    return t
+
+
+def decode_revert(data: str | bytes | None) -> tuple[str, tuple[Any, ...]]:
+    """(error name, decoded arguments) of revert data; ("", ()) when there is none or it is unknown."""
+    if data is None:
+        return "", ()
+    raw = bytes.fromhex(data[2:] if data.startswith("0x") else data) if isinstance(data, str) else data
+    if len(raw) < 4:
+        return "", ()
+    known = error_selectors().get(raw[:4])
+    if known is None:
+        return f"0x{raw[:4].hex()}", ()
+    name, types = known
+    try:
+        from eth_abi import decode
+
+        return name, tuple(decode(types, raw[4:]))
+    except Exception:  # noqa: BLE001 - malformed revert data still names its error
+        return name, ()
+
+
+def revert_error(exc: BaseException, what: str, tx_hash: str = "") -> ContractRevertError | None:
+    """A ContractRevertError for a web3 revert exception, or None if ``exc`` is not a revert."""
+    from web3.exceptions import ContractCustomError, ContractLogicError, ContractPanicError
+
+    if not isinstance(exc, ContractCustomError | ContractLogicError | ContractPanicError):
+        return None
+    data = getattr(exc, "data", None)
+    name, args = decode_revert(data if isinstance(data, str | bytes) else None)
+    if name == "Error" and args:
+        name = f"Error({args[0]})"
+    detail = f"{name}{args if args and not name.startswith('Error(') else ''}" if name else str(exc)
+    return ContractRevertError(f"{what} reverted: {detail}", error=name, data=str(data or ""), tx_hash=tx_hash)
+
+
+class ChainClient:
+    """Calls and signed transactions on one chain for one account (thread-safe)."""
+
+    def __init__(self, settings: ChainSettings, account: LocalAccount | None = None, w3: Web3 | None = None) -> None:
+        from web3 import Web3
+
+        self.settings = settings
+        self.account = account
+        self.w3 = w3 or Web3(Web3.HTTPProvider(settings.rpc_url, request_kwargs={"timeout": settings.rpc_timeout_s}))
+        self._lock = threading.Lock()
+        self._next_nonce: int | None = None
+
+    # -- plumbing -----------------------------------------------------------------------------------
+    @property
+    def address(self) -> str:
+        if self.account is None:
+            raise ChainError(f"{self.settings.name}: this client has no signing key")
+        return str(self.account.address)
+
+    def retry(self, what: str, fn: Callable[[], T]) -> T:
+        """Runs ``fn``, retrying transient RPC failures with bounded backoff.
+
+        Raises:
+            UnavailableError: still failing after ``settings.retries`` attempts.
+        """
+        s = self.settings
+
+        def before_sleep(state: RetryCallState) -> None:
+            exc = state.outcome.exception() if state.outcome else None
+            log.warning("rpc retry", chain=s.name, op=what, attempt=state.attempt_number, error=repr(exc)[:200])
+
+        try:
+            for attempt in Retrying(
+                stop=stop_after_attempt(s.retries),
+                wait=wait_exponential_jitter(multiplier=0.2, max=s.retry_max_wait_s, jitter=0.2),
+                retry=retry_if_exception(is_transient),
+                before_sleep=before_sleep,
+                reraise=True,
+            ):
+                with attempt:
+                    return fn()
+        except Exception as exc:
+            if is_transient(exc):
+                raise UnavailableError(f"{s.name} RPC {s.rpc_url}: {what} failed after {s.retries} attempts: {exc}") from exc
+            raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def contract(self, name: str, address: str) -> Contract:
+        """A web3 contract object for ``name`` (artifact compiled for this chain) at ``address``."""
+        from web3 import Web3
+
+        return self.w3.eth.contract(address=Web3.to_checksum_address(address), abi=artifacts.load(self.settings.name, name).abi)
+
+    def check_chain_id(self) -> None:
+        """Raises ChainError when the endpoint serves another chain than configured."""
+        got = self.retry("eth_chainId", lambda: int(self.w3.eth.chain_id))
+        if got != self.settings.chain_id:
+            raise ChainError(f"{self.settings.name}: RPC {self.settings.rpc_url} serves chain {got}, expected {self.settings.chain_id}")
+
+    def block_number(self) -> int:
+        return self.retry("eth_blockNumber", lambda: int(self.w3.eth.block_number))
+
+    # -- calls --------------------------------------------------------------------------------------
+    def call(self, fn: ContractFunction, *, block: int | str = "latest") -> Any:
+        """Calls a view function; a revert raises ContractRevertError."""
+
+        def run() -> Any:
+            try:
+                return fn.call(block_identifier=block)
+            except Exception as exc:
+                err = revert_error(exc, f"{self.settings.name} call {fn.fn_name}")
+                if err is not None:
+                    raise err from None
+                raise
+
+        return self.retry(f"call {fn.fn_name}", run)
+
+    # -- transactions -------------------------------------------------------------------------------
+    def _fees(self) -> dict[str, int]:
+        w3 = self.w3
+        if self.settings.eip1559:
+            base = int(w3.eth.get_block("latest").get("baseFeePerGas", 0) or 0)
+            tip = int(w3.eth.max_priority_fee)
+            return {"maxFeePerGas": 2 * base + tip, "maxPriorityFeePerGas": tip}
+        return {"gasPrice": int(w3.eth.gas_price)}
+
+    def _nonce(self) -> int:
+        if self._next_nonce is None:
+            self._next_nonce = int(self.w3.eth.get_transaction_count(self.address, "pending"))
+        return self._next_nonce
+
+    def transact(
+        self, fn: ContractFunction | None = None, *, to: str | None = None, value: int = 0, data: bytes = b"",
+        gas: int | None = None, wait: bool = True,
+    ) -> TxReceipt | str:
+        """Signs and sends a transaction: a contract function call, or a plain transfer/deploy.
+
+        Args:
+            fn: the contract function (with its arguments bound); None sends ``data`` to ``to``
+                (``to`` None deploys ``data`` as creation code).
+            gas: a fixed gas limit; None estimates it (a revert during estimation raises at once).
+            wait: wait for the receipt at the chain's confirmation depth; False returns the tx hash.
+
+        Raises:
+            ContractRevertError: the transaction reverts (in estimation or on chain).
+            UnavailableError: the RPC endpoint kept failing.
+            DeadlineExceededError: no receipt at the required depth within ``receipt_timeout_s``.
+        """
+        what = f"{self.settings.name} tx {fn.fn_name if fn is not None else ('deploy' if to is None else 'transfer')}"
+        with self._lock:
+            tx: dict[str, Any] = {"from": self.address, "value": value, "chainId": self.settings.chain_id}
+            if fn is not None:
+                tx = self.retry("build", lambda: dict(fn.build_transaction({**tx, "gas": 1})))
+                tx.pop("gas", None)
+                for k in ("maxFeePerGas", "maxPriorityFeePerGas", "gasPrice"):
+                    tx.pop(k, None)
+            else:
+                tx["data"] = data
+                if to is not None:
+                    tx["to"] = to
+            if gas is None:
+                try:
+                    est = self.retry("estimate_gas", lambda: int(self.w3.eth.estimate_gas(tx)))  # type: ignore[arg-type]
+                except Exception as exc:
+                    err = revert_error(exc, what)
+                    if err is not None:
+                        raise err from None
+                    raise
+                gas = int(est * self.settings.gas_margin) + 10_000
+            tx["gas"] = gas
+            tx.update(self.retry("fees", self._fees))
+            tx_hash = self._sign_and_send(tx, what)
+        if not wait:
+            return tx_hash
+        return self.wait(tx_hash, what=what)
+
+    def _sign_and_send(self, tx: dict[str, Any], what: str) -> str:
+        from web3.exceptions import Web3RPCError
+
+        assert self.account is not None
+        for _ in range(3):
+            tx["nonce"] = self.retry("nonce", self._nonce)
+            signed = self.account.sign_transaction(tx)
+            tx_hash = "0x" + bytes(signed.hash).hex()
+            try:
+                # Resending the same signed bytes after a lost reply is harmless: same hash, "already known".
+                self.retry("send", lambda: self.w3.eth.send_raw_transaction(signed.raw_transaction))
+            except Web3RPCError as exc:
+                text = str(exc).lower()
+                if "already known" in text or "already imported" in text:
+                    pass
+                elif "nonce too low" in text or "nonce is too low" in text or "replacement transaction underpriced" in text:
+                    log.warning("nonce resync", chain=self.settings.name, nonce=tx["nonce"])
+                    self._next_nonce = None
+                    continue
+                else:
+                    raise ChainError(f"{what}: node refused the transaction: {exc}") from exc
+            except Exception:
+                self._next_nonce = None  # unknown whether it went out: re-read the nonce next time
+                raise
+            self._next_nonce = int(tx["nonce"]) + 1
+            log.debug("tx sent", chain=self.settings.name, op=what, tx=tx_hash, nonce=tx["nonce"])
+            return tx_hash
+        raise ChainError(f"{what}: nonce kept conflicting after resync")
+
+    def wait(self, tx_hash: str, *, what: str = "tx", confirmations: int | None = None) -> TxReceipt:
+        """Waits until ``tx_hash`` is included and ``confirmations`` deep on the canonical chain.
+
+        Raises:
+            ContractRevertError: the transaction reverted (status 0).
+            DeadlineExceededError: not confirmed within ``receipt_timeout_s``.
+        """
+        from web3.exceptions import TransactionNotFound
+
+        depth = self.settings.confirmations if confirmations is None else confirmations
+        deadline = time.monotonic() + self.settings.receipt_timeout_s
+        while True:
+            try:
+                receipt = self.retry("receipt", lambda: self.w3.eth.get_transaction_receipt(tx_hash))  # type: ignore[arg-type]
+            except TransactionNotFound:
+                receipt = None
+            if receipt is not None:
+                head = self.block_number()
+                if head - int(receipt["blockNumber"]) + 1 >= depth:
+                    block = self.retry("block", lambda: self.w3.eth.get_block(receipt["blockNumber"]))
+                    if block["hash"] == receipt["blockHash"]:  # still canonical (not reorged out)
+                        if receipt["status"] != 1:
+                            raise self._explain_failure(tx_hash, receipt, what)
+                        return receipt
+            if time.monotonic() > deadline:
+                raise DeadlineExceededError(
+                    f"{what} {tx_hash}: not confirmed {depth} deep within {self.settings.receipt_timeout_s:.0f} s")
+            time.sleep(self.settings.poll_s)
+
+    def _explain_failure(self, tx_hash: str, receipt: TxReceipt, what: str) -> ContractRevertError:
+        """Replays a failed transaction as a call at its block to recover the revert reason."""
+        tx = self.w3.eth.get_transaction(tx_hash)  # type: ignore[arg-type]
+        call = {"from": tx["from"], "to": tx.get("to"), "data": tx["input"], "value": tx["value"], "gas": tx["gas"]}
+        try:
+            self.w3.eth.call(call, int(receipt["blockNumber"]) - 1)  # type: ignore[arg-type]
+        except Exception as exc:  # noqa: BLE001
+            err = revert_error(exc, what, tx_hash)
+            if err is not None:
+                return err
+        return ContractRevertError(f"{what} {tx_hash} reverted (gas used {receipt['gasUsed']} of {tx['gas']})", tx_hash=tx_hash)
+
+    def deploy(self, name: str, *args: Any) -> Contract:
+        """Deploys contract ``name`` (compiled for this chain) and returns it once confirmed."""
+        art = artifacts.load(self.settings.name, name)
+        factory = self.w3.eth.contract(abi=art.abi, bytecode=art.bytecode)
+        data = bytes.fromhex(factory.constructor(*args).data_in_transaction[2:])
+        receipt = self.transact(to=None, data=data)
+        assert not isinstance(receipt, str)
+        address = receipt["contractAddress"]
+        if address is None:
+            raise ChainError(f"{self.settings.name}: deploying {name} produced no contract address")
+        log.info("deployed", chain=self.settings.name, contract=name, address=address, gas=receipt["gasUsed"])
+        return self.contract(name, address)

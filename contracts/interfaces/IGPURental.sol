@@ -1,0 +1,160 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity 0.8.30;
+
+import {IBridgeReceiver} from "./IBridge.sol";
+
+/// @notice GPU rental agreements on Ethereum: a renter's EIP-712 intent, escrow in GPUTOKEN, settlement from
+/// the verified uptime that WorkVerification (ETC) sends back over the bridge.
+interface IGPURental is IBridgeReceiver {
+    /// @notice What the renter signs (EIP-712 domain "BlendrGPURental", version "1").
+    struct RentalIntent {
+        address renter; // signer, pays the escrow
+        address provider; // node that serves the rental
+        uint32 gpus; // GPUs rented
+        bytes32 specHash; // hash of the job / hardware spec agreed off-chain
+        uint256 maxPricePerGpuHour; // highest price (token wei per GPU-hour) the renter accepts
+        uint64 duration; // seconds
+        uint256 nonce; // any value not used before by this renter
+        uint64 deadline; // unix time after which the intent cannot be used
+    }
+
+    /// @notice Lifecycle of a rental. Active and Cancelled await a RESULT; Settled and Expired are final.
+    enum RentalStatus {
+        None,
+        Active,
+        Cancelled,
+        Settled,
+        Expired
+    }
+
+    /// @notice Everything stored about a rental, plus derived amounts and times.
+    struct RentalInfo {
+        address renter;
+        address provider;
+        RentalStatus status;
+        bool rated; // the renter has submitted feedback
+        uint32 gpus;
+        uint64 start; // block timestamp at creation
+        uint64 duration; // seconds, as agreed
+        uint64 end; // start + duration, or the cancellation time when cancelled
+        uint64 cancelledAt; // 0 unless cancelled
+        uint256 pricePerGpuHour; // token wei per GPU-hour
+        uint256 escrow; // token wei locked at creation
+    }
+
+    // --- errors: createRental ---
+    error GPURentalIntentExpired(uint64 deadline);
+    error GPURentalInvalidPrice(uint256 pricePerGpuHour, uint256 maxPricePerGpuHour);
+    error GPURentalInvalidGpus(uint32 gpus, uint16 maxGpus);
+    error GPURentalInvalidDuration(uint64 duration, uint32 minDuration, uint32 maxDuration);
+    error GPURentalNonceUsed(address renter, uint256 nonce);
+    error GPURentalInvalidSignature();
+    error GPURentalInsufficientStake(address provider, uint256 stake, uint256 required);
+    error GPURentalInsufficientQueenStake(address queen, uint256 stake, uint256 required);
+    error GPURentalZeroEscrow();
+    error GPURentalPeersNotSet();
+    // --- errors: bridge ---
+    error GPURentalNotInbox(address caller);
+    error GPURentalUnknownPeer(uint256 srcChainId, address sender);
+    error GPURentalUnsupportedMessage(uint8 kind);
+    error GPURentalNotAwaitingResult(uint256 rentalId, RentalStatus status);
+    // --- errors: renter actions ---
+    error GPURentalNotRenter(uint256 rentalId, address caller);
+    error GPURentalNotActive(uint256 rentalId, RentalStatus status);
+    error GPURentalAlreadyEnded(uint256 rentalId, uint64 end);
+    error GPURentalReclaimTooEarly(uint256 rentalId, uint256 availableAt);
+    error GPURentalNotSettled(uint256 rentalId, RentalStatus status);
+    error GPURentalAlreadyRated(uint256 rentalId);
+    error GPURentalInvalidRating(uint8 rating);
+    // --- errors: parameters ---
+    error GPURentalInvalidFeeBps(uint256 feeBps);
+    error GPURentalInvalidSlashBps(uint256 slashBps);
+    error GPURentalInvalidResultTimeout(uint256 resultTimeout);
+    error GPURentalInvalidDurationBounds(uint256 minDuration, uint256 maxDuration);
+    error GPURentalInvalidMaxGpus(uint256 maxGpus);
+    error GPURentalInvalidEtcChainId(uint256 etcChainId);
+    error GPURentalZeroAddress();
+
+    // --- events ---
+    event RentalCreated(
+        uint256 indexed rentalId,
+        address indexed renter,
+        address indexed provider,
+        address queen,
+        uint32 gpus,
+        bytes32 specHash,
+        uint256 pricePerGpuHour,
+        uint256 escrow,
+        uint64 start,
+        uint64 duration,
+        uint256 nonce
+    );
+    event RentalCancelled(uint256 indexed rentalId, uint64 cancelledAt);
+    event RentalSettled(
+        uint256 indexed rentalId, uint64 verifiedSeconds, bool failed, uint256 providerPayment, uint256 fee, uint256 refund
+    );
+    event ProviderSlashed(uint256 indexed rentalId, address indexed provider, uint256 requested, uint256 slashed);
+    event EscrowReclaimed(uint256 indexed rentalId, address indexed renter, uint256 amount);
+    event FeedbackSubmitted(uint256 indexed rentalId, address indexed provider, uint8 rating);
+    event FeeBpsChanged(uint16 feeBps);
+    event SlashBpsChanged(uint16 slashBps);
+    event ResultTimeoutChanged(uint32 resultTimeout);
+    event DurationBoundsChanged(uint32 minDuration, uint32 maxDuration);
+    event MaxGpusChanged(uint16 maxGpus);
+    event TreasuryChanged(address treasury);
+    event EtcPeersChanged(uint64 etcChainId, address workVerification, address reputationSystem);
+    event InboxChanged(address inbox);
+    event OutboxChanged(address outbox);
+
+    // --- rentals ---
+    function createRental(RentalIntent calldata intent, bytes calldata signature, uint256 pricePerGpuHour, address queen)
+        external
+        returns (uint256 rentalId);
+
+    function createRentalWithPermit(
+        RentalIntent calldata intent,
+        bytes calldata signature,
+        uint256 pricePerGpuHour,
+        address queen,
+        uint256 permitValue,
+        uint256 permitDeadline,
+        uint8 v,
+        bytes32 r,
+        bytes32 s
+    ) external returns (uint256 rentalId);
+
+    function cancelRental(uint256 rentalId) external;
+    function reclaimEscrow(uint256 rentalId) external;
+    function submitFeedback(uint256 rentalId, uint8 rating) external;
+
+    // --- views ---
+    function rental(uint256 rentalId) external view returns (RentalInfo memory);
+    function rentalStatus(uint256 rentalId) external view returns (RentalStatus);
+    function rentalIdOf(address renter, uint256 nonce) external pure returns (uint256);
+    function intentDigest(RentalIntent calldata intent) external view returns (bytes32);
+    function token() external view returns (address);
+    function staking() external view returns (address);
+    function inbox() external view returns (address);
+    function outbox() external view returns (address);
+    function treasury() external view returns (address);
+    function etcChainId() external view returns (uint64);
+    function workVerification() external view returns (address);
+    function reputationSystem() external view returns (address);
+    function feeBps() external view returns (uint16);
+    function slashBps() external view returns (uint16);
+    function resultTimeout() external view returns (uint32);
+    function minDuration() external view returns (uint32);
+    function maxDuration() external view returns (uint32);
+    function maxGpus() external view returns (uint16);
+
+    // --- governance (GOVERNOR_ROLE) ---
+    function setFeeBps(uint16 newFeeBps) external;
+    function setSlashBps(uint16 newSlashBps) external;
+    function setResultTimeout(uint32 newResultTimeout) external;
+    function setDurationBounds(uint32 newMinDuration, uint32 newMaxDuration) external;
+    function setMaxGpus(uint16 newMaxGpus) external;
+    function setTreasury(address newTreasury) external;
+    function setEtcPeers(uint64 newEtcChainId, address newWorkVerification, address newReputationSystem) external;
+    function setInbox(address newInbox) external;
+    function setOutbox(address newOutbox) external;
+}
