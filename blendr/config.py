@@ -66,7 +66,8 @@ class QueenConfig:
     listen: str = "0.0.0.0:7470"
     # The operator API (`blendr pool ls`): it lists every provider, so it listens on loopback by default.
     admin_listen: str = "127.0.0.1:7471"
-    # "allowlist": only addresses in the queen's allowlist may join; "open": any valid signature.
+    # "allowlist": only addresses in the queen's allowlist may join; "open": any valid signature;
+    # "stake": addresses whose provider stake in StakingManager (deployment manifest) covers one GPU.
     admission: str = "allowlist"
     heartbeat_interval_s: float = 5.0
     suspect_after_s: float = 15.0
@@ -117,6 +118,41 @@ class ProviderConfig:
 
 
 @dataclass
+class ChainConfig:
+    """How a node reaches Ethereum and Ethereum Classic: the deployment manifest, overrides, retries."""
+
+    # The deployment manifest (RPC URLs, chain ids, confirmation depths, contract addresses);
+    # empty: <home>/deployment.json (what `blendr devnet up` and `blendr chain deploy` write).
+    manifest: str = ""
+    # Override the manifest's RPC endpoints (e.g. a node's own ETH/ETC node); empty: the manifest's.
+    eth_rpc_url: str = ""
+    etc_rpc_url: str = ""
+    # Override the manifest's confirmation depths; -1: the manifest's.
+    eth_confirmations: int = -1
+    etc_confirmations: int = -1
+    rpc_timeout_s: float = 15.0
+    # Attempts per RPC operation on transient errors (bounded exponential backoff between them).
+    rpc_retries: int = 6
+    receipt_timeout_s: float = 300.0
+
+
+@dataclass
+class DevnetConfig:
+    """`blendr devnet up`: two local anvil chains (eth 31337, etc 63) with every contract deployed."""
+
+    host: str = "127.0.0.1"
+    eth_port: int = 8545
+    etc_port: int = 8546
+    # Seconds between blocks; 0 mines one block per transaction.
+    block_time_s: float = 0.0
+    # GPUTOKEN minted to each devnet account, and stakes made for the node accounts (whole tokens).
+    fund_tokens: int = 100_000
+    provider_stake: int = 4_000
+    queen_stake: int = 10_000
+    king_stake: int = 20_000
+
+
+@dataclass
 class Config:
     """The whole configuration of a node."""
 
@@ -126,6 +162,8 @@ class Config:
     log: LogConfig = field(default_factory=LogConfig)
     queen: QueenConfig = field(default_factory=QueenConfig)
     provider: ProviderConfig = field(default_factory=ProviderConfig)
+    chain: ChainConfig = field(default_factory=ChainConfig)
+    devnet: DevnetConfig = field(default_factory=DevnetConfig)
 
     def path(self, *parts: str) -> Path:
         """A path inside the node's home directory."""
@@ -138,7 +176,11 @@ SECTIONS: dict[str, type[Any]] = {
     "log": LogConfig,
     "queen": QueenConfig,
     "provider": ProviderConfig,
+    "chain": ChainConfig,
+    "devnet": DevnetConfig,
 }
+# Top-level tables read by their own loaders: [network.NAME] (blendr.chain.networks).
+OWN_LOADER_SECTIONS = {"network"}
 
 
 def resolve_home(flag: str | os.PathLike[str] | None, env: Mapping[str, str] | None = None) -> Path:
@@ -236,6 +278,8 @@ def load_config(
         except (OSError, tomllib.TOMLDecodeError) as exc:
             raise ConfigError(f"cannot read config file {path}: {exc}") from None
         for section, values in data.items():
+            if section in OWN_LOADER_SECTIONS:
+                continue
             if not isinstance(values, dict):
                 raise ConfigError(f"{path}: top-level key {section!r} must be a [section]")
             for key, value in values.items():
@@ -271,8 +315,8 @@ def check_queen_limits(cfg: Config) -> None:
 def validate(cfg: Config) -> None:
     """Check cross-field rules; raises ConfigError naming the setting to fix."""
     q = cfg.queen
-    if q.admission not in {"allowlist", "open"}:
-        raise ConfigError(f"config queen.admission must be 'allowlist' or 'open' (got {q.admission!r})")
+    if q.admission not in {"allowlist", "open", "stake"}:
+        raise ConfigError(f"config queen.admission must be 'allowlist', 'open' or 'stake' (got {q.admission!r})")
     positive = {
         "queen.heartbeat_interval_s": q.heartbeat_interval_s,
         "queen.tick_s": q.tick_s,
@@ -283,6 +327,8 @@ def validate(cfg: Config) -> None:
         "rpc.call_timeout_s": cfg.rpc.call_timeout_s,
         "provider.reconnect_initial_s": cfg.provider.reconnect_initial_s,
         "provider.reconnect_max_s": cfg.provider.reconnect_max_s,
+        "chain.rpc_timeout_s": cfg.chain.rpc_timeout_s,
+        "chain.receipt_timeout_s": cfg.chain.receipt_timeout_s,
     }
     for name, value in positive.items():
         if not (math.isfinite(value) and value > 0):
@@ -293,6 +339,7 @@ def validate(cfg: Config) -> None:
         "queen.suspect_after_s": q.suspect_after_s,
         "queen.dead_after_s": q.dead_after_s,
         "provider.reconnect_give_up_s": cfg.provider.reconnect_give_up_s,
+        "devnet.block_time_s": cfg.devnet.block_time_s,
     }.items():
         if not (math.isfinite(value) and value >= 0):
             raise ConfigError(f"config {name} must be >= 0 (got {value})")
@@ -319,10 +366,20 @@ def validate(cfg: Config) -> None:
         "queen.challenge_max_count": q.challenge_max_count,
         "queen.max_devices": q.max_devices,
         "rpc.max_message_bytes": cfg.rpc.max_message_bytes,
+        "chain.rpc_retries": cfg.chain.rpc_retries,
     }.items():
         if value < 1:
             raise ConfigError(f"config {name} must be >= 1 (got {value})")
     if cfg.metrics.port < -1 or cfg.metrics.port > 65535:
         raise ConfigError(f"config metrics.port must be -1 (off), 0 (any) or a port (got {cfg.metrics.port})")
+    for name, port in {"devnet.eth_port": cfg.devnet.eth_port, "devnet.etc_port": cfg.devnet.etc_port}.items():
+        if not 1 <= port <= 65535:
+            raise ConfigError(f"config {name} must be a port in 1..65535 (got {port})")
+    if cfg.devnet.eth_port == cfg.devnet.etc_port:
+        raise ConfigError("config devnet.eth_port and devnet.etc_port must differ")
+    for name, depth in {"chain.eth_confirmations": cfg.chain.eth_confirmations,
+                        "chain.etc_confirmations": cfg.chain.etc_confirmations}.items():
+        if depth < -1:
+            raise ConfigError(f"config {name} must be -1 (the manifest's) or >= 0 (got {depth})")
     if cfg.log.format not in {"console", "json"}:
         raise ConfigError(f"config log.format must be 'console' or 'json' (got {cfg.log.format!r})")

@@ -91,14 +91,21 @@ class NodeIdentity:
         Raises:
             IdentityError: the file is missing, readable by others, or malformed.
         """
-        path = home / KEY_FILE
+        return cls.load_file(home / KEY_FILE, what="node key",
+                             hint=f"create one with `blendr identity init --home {home}`")
+
+    @classmethod
+    def load_file(cls, path: Path, *, what: str = "key file", hint: str = "") -> NodeIdentity:
+        """Load a hex private key file (``0x`` optional) that only its owner can read.
+
+        Raises:
+            IdentityError: the file is missing, readable by others, or malformed.
+        """
         try:
             mode = path.stat().st_mode
             text = path.read_text(encoding="ascii").strip()
         except FileNotFoundError:
-            raise IdentityError(
-                f"no node key at {path}; create one with `blendr identity init --home {home}`"
-            ) from None
+            raise IdentityError(f"no {what} at {path}" + (f"; {hint}" if hint else "")) from None
         except (OSError, UnicodeDecodeError) as exc:
             raise IdentityError(f"cannot read node key {path}: {exc}") from None
         if mode & (stat.S_IRWXG | stat.S_IRWXO):
@@ -111,6 +118,12 @@ class NodeIdentity:
         if len(key) != 32:
             raise IdentityError(f"node key {path} must hold 32 bytes of hex (got {len(key)})")
         return cls.from_key(key)
+
+    def account(self) -> Any:
+        """This identity as an eth-account LocalAccount, for signing chain transactions."""
+        from eth_account import Account
+
+        return Account.from_key(self._key)
 
     @classmethod
     def load_or_create(cls, home: Path) -> tuple[NodeIdentity, bool]:

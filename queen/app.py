@@ -32,6 +32,10 @@ def open_queen_store(cfg: Config) -> SQLiteStore:
 def make_oracle(cfg: Config, store: Store, clock: Clock) -> StakeOracle:
     if cfg.queen.admission == "open":
         return OpenOracle()
+    if cfg.queen.admission == "stake":
+        from queen.stake_oracle import make_chain_oracle
+
+        return make_chain_oracle(cfg)
     return AllowlistOracle(store, clock)
 
 

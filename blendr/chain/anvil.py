@@ -74,6 +74,7 @@ def start_anvil(
     accounts: int = 10,
     state_file: Path | None = None,
     log_file: Path | None = None,
+    detach: bool = False,
     startup_timeout: float = 30.0,
 ) -> AnvilProcess:
     """Starts anvil and returns once it listens.
@@ -85,6 +86,8 @@ def start_anvil(
         hardfork: the EVM rules anvil runs (e.g. "shanghai" for Ethereum Classic).
         state_file: where anvil loads its state from and dumps it to on exit (``--state``).
         log_file: where anvil's output goes after start-up (else discarded).
+        detach: anvil outlives this process (the devnet): its output goes straight to ``log_file``
+            and ``port`` must be given.
 
     Raises:
         UnavailableError: anvil exited or did not listen within ``startup_timeout``.
@@ -98,7 +101,9 @@ def start_anvil(
     if hardfork:
         cmd += ["--hardfork", hardfork]
     if state_file is not None:
-        cmd += ["--state", str(state_file)]
+        cmd += ["--state", str(state_file), "--state-interval", "2"]
+    if detach:
+        return _start_detached(cmd, chain_id, host, port, log_file, startup_timeout)
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
     assert proc.stdout is not None
     deadline = time.monotonic() + startup_timeout
@@ -117,6 +122,51 @@ def start_anvil(
     proc.wait()
     tail = "\n".join(banner[-10:])
     raise UnavailableError(f"anvil (chain {chain_id}) did not start: {tail or 'no output'}")
+
+
+def _start_detached(
+    cmd: list[str], chain_id: int, host: str, port: int, log_file: Path | None, timeout: float
+) -> AnvilProcess:
+    import json
+    import urllib.request
+
+    if port == 0 or log_file is None:
+        raise ConfigError("a detached anvil needs a fixed port and a log file")
+    if _answers(host, port):
+        raise UnavailableError(f"port {host}:{port} is already serving JSON-RPC; stop it or pick another port")
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_file, "ab") as sink:
+        proc = subprocess.Popen(cmd, stdout=sink, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                start_new_session=True)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            tail = log_file.read_text(errors="replace").splitlines()[-10:]
+            raise UnavailableError(f"anvil (chain {chain_id}) exited with {proc.returncode}: " + "\n".join(tail))
+        if _answers(host, port):
+            req = urllib.request.Request(
+                f"http://{host}:{port}", data=json.dumps({"jsonrpc": "2.0", "id": 1, "method": "eth_chainId",
+                                                          "params": []}).encode(),
+                headers={"Content-Type": "application/json"})
+            with urllib.request.urlopen(req, timeout=5) as resp:
+                got = int(json.loads(resp.read())["result"], 16)
+            if got != chain_id:
+                proc.kill()
+                raise UnavailableError(f"anvil on port {port} reports chain {got}, expected {chain_id}")
+            return AnvilProcess(chain_id, host, port, proc)
+        time.sleep(0.1)
+    proc.kill()
+    raise UnavailableError(f"anvil (chain {chain_id}) did not answer on {host}:{port} within {timeout:.0f} s")
+
+
+def _answers(host: str, port: int) -> bool:
+    import socket
+
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
 
 
 def _drain(proc: subprocess.Popen[bytes], log_file: Path | None) -> None:

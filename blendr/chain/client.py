@@ -113,7 +113,7 @@ def decode_revert(data: str | bytes | None) -> tuple[str, tuple[Any, ...]]:
         from eth_abi import decode
 
         return name, tuple(decode(types, raw[4:]))
-    except Exception:  # noqa: BLE001 - malformed revert data still names its error
+    except Exception:
         return name, ()
 
 
@@ -273,11 +273,13 @@ class ChainClient:
         assert self.account is not None
         for _ in range(3):
             tx["nonce"] = self.retry("nonce", self._nonce)
-            signed = self.account.sign_transaction(tx)
-            tx_hash = "0x" + bytes(signed.hash).hex()
+            raw = bytes(self.account.sign_transaction(tx).raw_transaction)
+            from eth_utils import keccak
+
+            tx_hash = "0x" + keccak(raw).hex()
             try:
                 # Resending the same signed bytes after a lost reply is harmless: same hash, "already known".
-                self.retry("send", lambda: self.w3.eth.send_raw_transaction(signed.raw_transaction))
+                self.retry("send", lambda raw=raw: self.w3.eth.send_raw_transaction(raw))
             except Web3RPCError as exc:
                 text = str(exc).lower()
                 if "already known" in text or "already imported" in text:
@@ -314,8 +316,9 @@ class ChainClient:
                 receipt = None
             if receipt is not None:
                 head = self.block_number()
-                if head - int(receipt["blockNumber"]) + 1 >= depth:
-                    block = self.retry("block", lambda: self.w3.eth.get_block(receipt["blockNumber"]))
+                number = int(receipt["blockNumber"])
+                if head - number + 1 >= depth:
+                    block = self.retry("block", lambda n=number: self.w3.eth.get_block(n))
                     if block["hash"] == receipt["blockHash"]:  # still canonical (not reorged out)
                         if receipt["status"] != 1:
                             raise self._explain_failure(tx_hash, receipt, what)
@@ -331,7 +334,7 @@ class ChainClient:
         call = {"from": tx["from"], "to": tx.get("to"), "data": tx["input"], "value": tx["value"], "gas": tx["gas"]}
         try:
             self.w3.eth.call(call, int(receipt["blockNumber"]) - 1)  # type: ignore[arg-type]
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             err = revert_error(exc, what, tx_hash)
             if err is not None:
                 return err

@@ -157,7 +157,7 @@ class EventFollower:
             else:
                 ancestor = self._common_ancestor(block, head)
                 log.warning("reorg", follower=self.name, from_block=block, ancestor=ancestor)
-                for key, doc in self.store.scan(self._ns_events, start_after=f"{ancestor:012d}:~"):
+                for _key, doc in self.store.scan(self._ns_events, start_after=f"{ancestor:012d}:~"):
                     ev = ChainEvent.from_json(doc)
                     withdrawn_ids[ev.id] = ev
                 rescan_from = ancestor + 1

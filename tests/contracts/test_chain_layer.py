@@ -92,7 +92,6 @@ def test_nonce_resyncs_after_an_outside_transaction(eth: Web3) -> None:
 
 def test_receipt_waits_for_confirmation_depth(eth: Web3) -> None:
     c = client(eth, confirmations=3, receipt_timeout_s=0.5)
-    emitter = c.deploy.__func__  # noqa: F841 - deploy waits for depth too; use a depth-1 client to deploy
     emitter = client(eth).deploy("ChainEventEmitter")
     h = c.transact(emitter.functions.ping(1, b""), wait=False)
     with pytest.raises(DeadlineExceededError):

@@ -168,7 +168,7 @@ def test_top_level_scalar_in_toml(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("toml", "message"),
     [
-        ("[king]\nx = 1\n", r"unknown section \[king\] \(known: log, metrics, provider, queen, rpc\)"),
+        ("[king]\nx = 1\n", r"unknown section \[king\] \(known: chain, devnet, log, metrics, provider, queen, rpc\)"),
         ("[queen]\nlisen = 'x'\n", r"unknown setting queen.lisen \(known in \[queen\]: listen, "),
         ("[queen]\nmax_devices = '8'\n", r"config queen.max_devices: expected an integer \(got '8'\)"),
         ("[queen]\nmax_devices = 8.0\n", r"config queen.max_devices: expected an integer"),
@@ -228,7 +228,7 @@ def test_flag_errors(tmp_path: Path, overrides: dict[str, object], message: str)
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        ({"queen.admission": "closed"}, r"queen.admission must be 'allowlist' or 'open' \(got 'closed'\)"),
+        ({"queen.admission": "closed"}, r"queen.admission must be 'allowlist', 'open' or 'stake' \(got 'closed'\)"),
         ({"queen.tick_s": 0}, r"config queen.tick_s must be > 0 \(got 0.0\)"),
         ({"queen.heartbeat_interval_s": -1}, r"queen.heartbeat_interval_s must be > 0"),
         ({"queen.challenge_mean_interval_s": 0}, r"queen.challenge_mean_interval_s must be > 0"),

@@ -1,0 +1,208 @@
+"""`blendr devnet up|down|status`: two local anvil chains with every contract deployed and wired.
+
+``up`` starts ``eth`` (chain id 31337, prague) and ``etc`` (chain id 63, shanghai: the EVM Ethereum
+Classic runs) as background processes that keep their state in ``<home>/devnet/`` across ``down``/``up``,
+deploys the contracts (once), funds the well-known devnet accounts with GPUTOKEN and stakes, and writes
+``<home>/deployment.json``. The devnet accounts are anvil's public test keys: worthless by design.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from blendr.config import Config
+from blendr.errors import BlendrError, ConfigError, UnavailableError
+
+ETH_CHAIN_ID = 31337
+ETC_CHAIN_ID = 63
+# anvil's dev keys (mnemonic "test test ... junk"): public test keys, never for real funds.
+DEV_KEYS = [
+    "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80",
+    "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d",
+    "0x5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a",
+    "0x7c852118294e51e653712a81e05800f419141751be58f605c371e15141b007a6",
+    "0x47e179ec197488593b187f80a00eb0da91f1b9d0b13f8733639f19c30a34926a",
+    "0x8b3a350cf5c34c9194ca85829a2df0ec3153be0318b5e2d3348e872092edffba",
+    "0x92db14e403b83dfe3df233f83dfa3a0d7096f21ca9b0d6d6b8d88b2b4ec1564e",
+    "0x4bbbf85ce3377467afe5d46f804f221813b2bb87f24d81f60f1fcdbf7cbf4356",
+    "0xdbda1821b80551c9d65939329250298aa3472ba22feea921c0cf5d620ea67b97",
+    "0x2a871d0798f97d79848a013d4936a73bf4cc922c825d33c1cf7073dff6d409c6",
+]
+# Which devnet account plays which part.
+ROLES: dict[str, int] = {
+    "deployer": 0, "king": 1, "queen1": 2, "queen2": 3, "queen3": 4,
+    "provider1": 5, "provider2": 6, "provider3": 7, "provider4": 8, "renter": 9,
+}
+
+
+@dataclass(frozen=True)
+class ChainProcess:
+    name: str
+    chain_id: int
+    port: int
+    hardfork: str | None
+
+
+def _chains(cfg: Config) -> list[ChainProcess]:
+    return [
+        ChainProcess("eth", ETH_CHAIN_ID, cfg.devnet.eth_port, None),
+        ChainProcess("etc", ETC_CHAIN_ID, cfg.devnet.etc_port, "shanghai"),
+    ]
+
+
+def devnet_dir(cfg: Config) -> Path:
+    return cfg.path("devnet")
+
+
+def _pid(cfg: Config, name: str) -> int | None:
+    try:
+        pid = int((devnet_dir(cfg) / f"{name}.pid").read_text().strip())
+    except (FileNotFoundError, ValueError):
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        return pid
+    return pid
+
+
+def _rpc(host: str, port: int, method: str, params: list[Any] | None = None, timeout: float = 3.0) -> Any:
+    import urllib.request
+
+    req = urllib.request.Request(
+        f"http://{host}:{port}", data=json.dumps({"jsonrpc": "2.0", "id": 1, "method": method,
+                                                  "params": params or []}).encode(),
+        headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=timeout) as resp:
+        body = json.loads(resp.read())
+    if "error" in body:
+        raise UnavailableError(f"{method}: {body['error']}")
+    return body["result"]
+
+
+def up(cfg: Config, *, echo: Callable[[str], None] = print) -> Any:
+    """Starts the chains (if not running), deploys (if not deployed), funds, writes the manifest.
+
+    Returns the Manifest. Safe to run again: a running devnet is reused.
+
+    Raises:
+        UnavailableError: a chain did not start (e.g. its port is taken by something else).
+    """
+    from blendr.chain.anvil import start_anvil
+    from blendr.chain.manifest import manifest_path
+
+    d = devnet_dir(cfg)
+    d.mkdir(parents=True, exist_ok=True)
+    for ch in _chains(cfg):
+        if _pid(cfg, ch.name) is not None:
+            echo(f"{ch.name}: already running (pid {_pid(cfg, ch.name)}) on {cfg.devnet.host}:{ch.port}")
+            continue
+        node = start_anvil(
+            ch.chain_id, host=cfg.devnet.host, port=ch.port, block_time=cfg.devnet.block_time_s or None,
+            hardfork=ch.hardfork, state_file=d / f"{ch.name}-state.json", log_file=d / f"{ch.name}.log",
+            detach=True)
+        (d / f"{ch.name}.pid").write_text(f"{node.process.pid}\n")
+        echo(f"{ch.name}: chain {ch.chain_id} on {node.url} (pid {node.process.pid}, log {d / (ch.name + '.log')})")
+    path = manifest_path(cfg)
+    existing = _existing_manifest(cfg, path)
+    if existing is not None:
+        echo(f"contracts already deployed (manifest {path})")
+        return existing
+    from blendr.chain.deploy import deploy_devnet
+
+    t0 = time.monotonic()
+    manifest = deploy_devnet(cfg, echo=echo)
+    manifest.save(path)
+    echo(f"deployed and funded in {time.monotonic() - t0:.1f} s; manifest {path}")
+    return manifest
+
+
+def _existing_manifest(cfg: Config, path: Path) -> Any:
+    """The manifest if it describes contracts that exist on the running chains, else None."""
+    from blendr.chain.manifest import Manifest
+
+    if not path.is_file():
+        return None
+    try:
+        m = Manifest.from_json(json.loads(path.read_text()))
+    except (ConfigError, json.JSONDecodeError):
+        return None
+    if m.network != "devnet":
+        raise ConfigError(f"{path} is a manifest for network {m.network!r}; the devnet will not replace it")
+    for ch in _chains(cfg):
+        dep = m.chain(ch.name)
+        for addr in dep.contracts.values():
+            if _rpc(cfg.devnet.host, ch.port, "eth_getCode", [addr, "latest"]) in ("0x", "0x0"):
+                return None  # chains were reset: deploy again
+    return m
+
+
+def down(cfg: Config, *, reset: bool = False, echo: Callable[[str], None] = print) -> None:
+    """Stops the chains (their state is saved unless ``reset``, which also removes the manifest)."""
+    from blendr.chain.manifest import manifest_path
+
+    d = devnet_dir(cfg)
+    for ch in _chains(cfg):
+        pid = _pid(cfg, ch.name)
+        if pid is None:
+            echo(f"{ch.name}: not running")
+        else:
+            os.kill(pid, signal.SIGTERM)
+            for _ in range(100):
+                if _pid(cfg, ch.name) is None:
+                    break
+                time.sleep(0.1)
+            else:
+                os.kill(pid, signal.SIGKILL)
+            echo(f"{ch.name}: stopped (pid {pid})")
+        (d / f"{ch.name}.pid").unlink(missing_ok=True)
+        if reset:
+            (d / f"{ch.name}-state.json").unlink(missing_ok=True)
+    if reset:
+        path = manifest_path(cfg)
+        if path.is_file():
+            try:
+                network = json.loads(path.read_text()).get("network")
+            except json.JSONDecodeError:
+                network = None
+            if network == "devnet":
+                path.unlink()
+                echo(f"removed {path}")
+
+
+def status(cfg: Config) -> dict[str, Any]:
+    """What runs: per chain its pid, RPC URL, head block, and whether the deployed contracts exist."""
+    from blendr.chain.manifest import manifest_path
+
+    path = manifest_path(cfg)
+    manifest = None
+    if path.is_file():
+        try:
+            manifest = json.loads(path.read_text())
+        except json.JSONDecodeError:
+            manifest = None
+    out: dict[str, Any] = {"manifest": str(path) if manifest else None, "chains": {}}
+    for ch in _chains(cfg):
+        entry: dict[str, Any] = {"chain_id": ch.chain_id, "url": f"http://{cfg.devnet.host}:{ch.port}",
+                                 "pid": _pid(cfg, ch.name), "running": False}
+        try:
+            entry["block"] = int(_rpc(cfg.devnet.host, ch.port, "eth_blockNumber"), 16)
+            entry["running"] = True
+            contracts = (manifest or {}).get(ch.name, {}).get("contracts", {})
+            entry["contracts"] = len(contracts)
+            entry["contracts_live"] = sum(
+                1 for a in contracts.values()
+                if _rpc(cfg.devnet.host, ch.port, "eth_getCode", [a, "latest"]) not in ("0x", "0x0"))
+        except (OSError, BlendrError):
+            pass
+        out["chains"][ch.name] = entry
+    return out

@@ -1,0 +1,76 @@
+"""The on-chain stake oracle: a provider may join when its stake in ``StakingManager`` covers one GPU.
+
+Reads ``stakeOf(provider, Tier.Provider)`` and ``minStake(Tier.Provider)`` (per GPU) on Ethereum. Answers
+are cached for ``ttl_s`` so reconnect storms do not turn into RPC storms; the chain is asked with a short
+timeout and few retries because admission runs on the queen's event loop. When the chain cannot be read,
+admission fails closed with a reason the operator can act on.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from blendr.clock import Clock, SystemClock
+from blendr.errors import BlendrError
+from blendr.identity import Address
+from queen.admission import StakeDecision, StakeOracle
+
+TIER_PROVIDER = 0
+
+
+class ChainStakeOracle(StakeOracle):
+    """Admits addresses whose provider-tier stake is at least the per-GPU minimum."""
+
+    def __init__(self, client: Any, staking_address: str, *, ttl_s: float = 30.0, clock: Clock | None = None) -> None:
+        """Args:
+            client: a blendr.chain.client.ChainClient on Ethereum (no key needed).
+            staking_address: the StakingManager from the deployment manifest.
+        """
+        self._client = client
+        self._staking = client.contract("StakingManager", staking_address)
+        self._ttl = ttl_s
+        self._clock = clock or SystemClock()
+        self._cache: dict[str, tuple[float, StakeDecision]] = {}
+        self._lock = threading.Lock()
+
+    def check(self, address: Address) -> StakeDecision:
+        now = self._clock.time()
+        with self._lock:
+            hit = self._cache.get(address)
+            if hit is not None and now - hit[0] < self._ttl:
+                return hit[1]
+        try:
+            stake = int(self._client.call(self._staking.functions.stakeOf(address, TIER_PROVIDER)))
+            minimum = int(self._client.call(self._staking.functions.minStake(TIER_PROVIDER)))
+        except BlendrError as exc:
+            return StakeDecision(False, f"cannot read the provider's stake on chain ({exc}); try again later")
+        if stake >= minimum and stake > 0:
+            decision = StakeDecision(True, f"staked {_fmt(stake)} GPUTOKEN (minimum {_fmt(minimum)} per GPU)")
+        else:
+            decision = StakeDecision(
+                False, f"provider stake {_fmt(stake)} GPUTOKEN is below the minimum {_fmt(minimum)} per GPU: "
+                       "stake with StakingManager.stake(Provider, amount) first")
+        with self._lock:
+            self._cache[address] = (now, decision)
+        return decision
+
+
+def _fmt(wei: int) -> str:
+    whole, frac = divmod(wei, 10**18)
+    return f"{whole}" if frac == 0 else f"{whole}.{str(frac).rjust(18, '0').rstrip('0')}"
+
+
+def make_chain_oracle(cfg: Any) -> ChainStakeOracle:
+    """The oracle for a queen configured with ``queen.admission = "stake"``, from its deployment manifest."""
+    from dataclasses import replace
+
+    from blendr.chain.client import ChainClient
+    from blendr.chain.manifest import chain_settings, load_manifest
+
+    m = load_manifest(cfg)
+    settings = replace(chain_settings(cfg, m, "eth"), rpc_timeout_s=2.0, retries=2, retry_max_wait_s=0.5)
+    return ChainStakeOracle(ChainClient(settings), m.eth.address("StakingManager"))
+
+
+__all__ = ["ChainStakeOracle", "make_chain_oracle"]
