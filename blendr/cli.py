@@ -49,7 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
     _tls_flags(qrun, client=False)
     qrun.add_argument("--listen", help="HOST:PORT for providers (default 0.0.0.0:7470)")
     qrun.add_argument("--admin-listen", help="HOST:PORT for `blendr pool ls` (default 127.0.0.1:7471)")
-    qrun.add_argument("--admission", choices=["allowlist", "open"], help="who may join (default allowlist)")
+    qrun.add_argument("--admission", choices=["allowlist", "open", "stake"],
+                      help="who may join: the allowlist (default), anyone, or providers staked on chain")
     qrun.add_argument("--metrics-port", type=int, help="Prometheus port (-1 off, 0 any free port)")
     qrun.add_argument("--challenge-interval", type=float,
                       help="mean seconds between random challenges per provider (default 300)")
@@ -84,6 +85,36 @@ def build_parser() -> argparse.ArgumentParser:
     pls.add_argument("--state", action="append", choices=["alive", "suspect", "dead"], help="only these states")
     pls.add_argument("--json", action="store_true", help="machine-readable output")
     pls.add_argument("--watch", type=float, metavar="SECONDS", help="refresh every SECONDS until Ctrl-C")
+
+    dn = sub.add_parser("devnet", help="local eth + etc chains (anvil) with every contract deployed")
+    dnsub = dn.add_subparsers(dest="action", metavar="ACTION", required=True)
+    dup = dnsub.add_parser("up", help="start both chains, deploy and fund (reuses a running devnet); "
+                                      "writes <home>/deployment.json")
+    ddown = dnsub.add_parser("down", help="stop both chains (state kept for the next `up`)")
+    ddown.add_argument("--reset", action="store_true", help="also delete the chains' state and the manifest")
+    dstat = dnsub.add_parser("status", help="what runs, head blocks, deployed contracts")
+    dstat.add_argument("--json", action="store_true", help="machine-readable output")
+    for p in (dup, ddown, dstat):
+        _common(p)
+    dup.add_argument("--block-time", type=float, help="seconds between blocks (default 0: a block per transaction)")
+
+    ch = sub.add_parser("chain", help="contracts on real networks")
+    chsub = ch.add_subparsers(dest="action", metavar="ACTION", required=True)
+    cdep = chsub.add_parser(
+        "deploy", help="deploy every contract to the [network.NAME] of the config file",
+        description="Deploys, wires and hands every contract over to governance on the ETH and ETC endpoints "
+                    "of [network.NAME] in config.toml (keys: eth_rpc_url, eth_chain_id, etc_rpc_url, "
+                    "etc_chain_id, key_file, treasury, scheduler, attesters, threshold, guardian; optional "
+                    "eth_confirmations, etc_confirmations). Writes the deployment manifest.")
+    _common(cdep)
+    cdep.add_argument("--network", required=True, help="the [network.NAME] table to deploy to")
+    cdep.add_argument("--out", help="manifest path (default: chain.manifest, else <home>/deployment.json)")
+    cdep.add_argument("--force", action="store_true", help="overwrite an existing manifest")
+    cdep.add_argument("--no-handover", action="store_true",
+                      help="keep the deployer's admin roles (testing only; production hands over to governance)")
+    cinfo = chsub.add_parser("info", help="the deployment this node uses: chains, depths, contract addresses")
+    _common(cinfo)
+    cinfo.add_argument("--json", action="store_true", help="machine-readable output")
     return parser
 
 
@@ -201,13 +232,82 @@ def _cmd_pool(args: argparse.Namespace) -> int:
         time.sleep(args.watch)
 
 
+def _cmd_devnet(args: argparse.Namespace) -> int:
+    from blendr import devnet
+
+    cfg = _load(args, {"devnet.block_time_s": getattr(args, "block_time", None)})
+    if args.action == "up":
+        devnet.up(cfg)
+        return 0
+    if args.action == "down":
+        devnet.down(cfg, reset=args.reset)
+        return 0
+    st = devnet.status(cfg)
+    if args.json:
+        print(json.dumps(st, indent=2))
+    else:
+        print(f"manifest: {st['manifest'] or 'none (run `blendr devnet up`)'}")
+        for name, c in st["chains"].items():
+            if c["running"]:
+                live = f", contracts {c.get('contracts_live', 0)}/{c.get('contracts', 0)} live" if c.get("contracts") else ""
+                print(f"{name}: chain {c['chain_id']} at {c['url']} (pid {c['pid'] or '?'}), block {c['block']}{live}")
+            else:
+                print(f"{name}: not running ({c['url']})")
+    running = all(c["running"] for c in st["chains"].values())
+    return 0 if running else EXIT_FAILURE
+
+
+def _cmd_chain(args: argparse.Namespace) -> int:
+    from blendr.chain.manifest import load_manifest, manifest_path
+
+    cfg = _load(args)
+    if args.action == "info":
+        m = load_manifest(cfg)
+        if args.json:
+            print(json.dumps(m.to_json(), indent=2))
+            return 0
+        print(f"network {m.network} (manifest {manifest_path(cfg)})")
+        for name in ("eth", "etc"):
+            d = m.chain(name)
+            print(f"{name}: chain {d.chain_id} at {d.rpc_url}, {d.confirmations} confirmations, "
+                  f"{'EIP-1559' if d.eip1559 else 'legacy'} fees")
+            for cname, addr in sorted(d.contracts.items()):
+                print(f"  {cname:26} {addr}")
+        return 0
+    from blendr.chain.client import ChainClient, ChainSettings
+    from blendr.chain.deploy import DeployParams, deploy_system, hand_over
+    from blendr.chain.networks import load_network
+    from blendr.identity import NodeIdentity
+
+    net = load_network(cfg, args.network, args.config)
+    out = Path(args.out).expanduser() if args.out else manifest_path(cfg)
+    if out.exists() and not args.force:
+        raise ConfigError(f"{out} already exists: pass --force to overwrite it, or --out another path")
+    key = NodeIdentity.load_file(Path(net.key_file).expanduser(), what="deployer key").account()
+    common = {"rpc_timeout_s": cfg.chain.rpc_timeout_s, "retries": cfg.chain.rpc_retries,
+              "receipt_timeout_s": cfg.chain.receipt_timeout_s}
+    eth = ChainClient(ChainSettings("eth", net.eth_rpc_url, net.eth_chain_id, net.eth_confirmations,
+                                    net.eth_eip1559, **common), key)
+    etc = ChainClient(ChainSettings("etc", net.etc_rpc_url, net.etc_chain_id, net.etc_confirmations,
+                                    net.etc_eip1559, **common), key)
+    params = DeployParams(treasury=net.treasury, scheduler=net.scheduler, attesters=sorted(net.attesters, key=str.lower),
+                          threshold=net.threshold, guardian=net.guardian)
+    m = deploy_system(eth, etc, params, network=net.name)
+    m.save(out)  # saved before the hand-over, so a failure there still leaves the addresses on record
+    if not args.no_handover:
+        hand_over(eth, etc, m)
+    print(f"deployed to {net.name}; manifest {out}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if not args.cmd:
         parser.print_help()
         return EXIT_USAGE
-    handlers = {"identity": _cmd_identity, "queen": _cmd_queen, "provider": _cmd_provider, "pool": _cmd_pool}
+    handlers = {"identity": _cmd_identity, "queen": _cmd_queen, "provider": _cmd_provider, "pool": _cmd_pool,
+                "devnet": _cmd_devnet, "chain": _cmd_chain}
     try:
         return handlers[args.cmd](args)
     except KeyboardInterrupt:

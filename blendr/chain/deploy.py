@@ -1,0 +1,246 @@
+"""Deploys and wires every BlendrChain contract on Ethereum and Ethereum Classic.
+
+One function, :func:`deploy_system`, does it for any network: deploy, wire the bridge (each inbox trusts
+the other chain's outbox; GPURental and WorkVerification may send), grant the operational roles (the king
+schedules rentals, GPURental slashes, WorkVerification records reputation, queens attest), then hand every
+admin and parameter role to governance — the ETH timelock, and on ETC the bridge governance executor that
+runs what the timelock sends over the bridge — and renounce the deployer's. ``deploy_devnet`` adds the
+devnet's funding (GPUTOKEN and stakes for the well-known accounts).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from eth_utils import keccak
+
+from blendr.chain.manifest import ChainDeployment, Manifest
+from blendr.chain.types import tokens
+from blendr.errors import ConfigError
+
+if TYPE_CHECKING:
+    from web3.contract import Contract
+
+    from blendr.chain.client import ChainClient
+    from blendr.config import Config
+
+ZERO = "0x0000000000000000000000000000000000000000"
+DEFAULT_ADMIN_ROLE = b"\x00" * 32
+
+
+def role(name: str) -> bytes:
+    return keccak(text=name)
+
+
+@dataclass
+class DeployParams:
+    """Everything a deployment decides; defaults suit a devnet."""
+
+    treasury: str
+    scheduler: str  # the king's address: may create rentals
+    attesters: list[str]  # queens that sign bridge attestations
+    threshold: int
+    guardian: str  # may pause the inboxes (an operator's hot key; unpausing is governance's)
+    token_cap: int = tokens(1_000_000_000)
+    distributor_supply: int = tokens(100_000_000)
+    min_stake_provider_per_gpu: int = tokens(1_000)
+    min_stake_queen: int = tokens(5_000)
+    min_stake_king: int = tokens(10_000)
+    unbonding_delay_s: int = 7 * 24 * 3600
+    timelock_delay_s: int = 2 * 24 * 3600
+    voting_delay_blocks: int = 7_200  # ~1 day of 12 s blocks
+    voting_period_blocks: int = 50_400  # ~1 week
+    proposal_threshold: int = tokens(10_000)
+    quorum_percent: int = 4
+    rate_window_s: int = 3_600
+    rate_max_messages: int = 10_000
+    max_fail_bps: int = 1_000
+    finalize_grace_s: int = 3 * 24 * 3600
+    max_batch_size: int = 1_000
+    handover: bool = True  # hand admin and parameter roles to governance, renounce the deployer's
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+Echo = Callable[[str], None]
+
+
+def _send_all(client: ChainClient, calls: list[Any]) -> None:
+    """Sends independent transactions back to back, then waits for all of them."""
+    hashes = [client.transact(fn, wait=False) for fn in calls]
+    for h in hashes:
+        client.wait(str(h))
+
+
+def deploy_system(eth: ChainClient, etc: ChainClient, p: DeployParams, *, network: str,
+                  echo: Echo = print) -> Manifest:
+    """Deploys, wires and hands over every contract; returns the manifest (not yet saved).
+
+    Raises:
+        ConfigError: the parameters are inconsistent (e.g. threshold above the attester count).
+        ContractRevertError / UnavailableError: a transaction failed.
+    """
+    if not 1 <= p.threshold <= len(p.attesters):
+        raise ConfigError(f"bridge threshold {p.threshold} must be in 1..{len(p.attesters)} (the attesters)")
+    eth.check_chain_id()
+    etc.check_chain_id()
+    d = eth.address
+    if etc.address != d:
+        raise ConfigError("deploy with the same key on both chains (the deployer renounces on both)")
+    eth_id, etc_id = eth.settings.chain_id, etc.settings.chain_id
+    eth_start, etc_start = eth.block_number(), etc.block_number()
+
+    echo(f"eth: deploying to chain {eth_id} from {d}")
+    token = eth.deploy("GPUToken", d, p.token_cap)
+    timelock = eth.deploy("BlendrTimelock", p.timelock_delay_s, [], [], d)
+    staking = eth.deploy("StakingManager", d, token.address, p.treasury,
+                         [p.min_stake_provider_per_gpu, p.min_stake_queen, p.min_stake_king], p.unbonding_delay_s)
+    governance = eth.deploy("Governance", token.address, staking.address, timelock.address, p.voting_delay_blocks,
+                            p.voting_period_blocks, p.proposal_threshold, p.quorum_percent)
+    eth_outbox = eth.deploy("BridgeOutbox", d)
+    eth_inbox = eth.deploy("BridgeInbox", d, p.attesters, p.threshold, p.rate_window_s, p.rate_max_messages)
+    rental = eth.deploy("GPURental", d, token.address, staking.address, eth_outbox.address, eth_inbox.address,
+                        p.treasury)
+    distributor = eth.deploy("TokenDistributor", d, token.address, p.treasury)
+
+    echo(f"etc: deploying to chain {etc_id} from {d}")
+    etc_outbox = etc.deploy("BridgeOutbox", d)
+    etc_inbox = etc.deploy("BridgeInbox", d, p.attesters, p.threshold, p.rate_window_s, p.rate_max_messages)
+    reputation = etc.deploy("ReputationSystem", d)
+    work = etc.deploy("WorkVerification", d, etc_inbox.address, etc_outbox.address, eth_id, rental.address,
+                      reputation.address, p.max_fail_bps, p.finalize_grace_s, p.max_batch_size)
+    executor = etc.deploy("BridgeGovernanceExecutor", etc_inbox.address, eth_id, timelock.address)
+
+    echo("wiring the bridge and roles")
+    _send_all(eth, [
+        eth_outbox.functions.grantRole(role("SENDER_ROLE"), rental.address),
+        eth_outbox.functions.grantRole(role("SENDER_ROLE"), timelock.address),
+        eth_inbox.functions.setSource(etc_id, etc_outbox.address, True),
+        eth_inbox.functions.grantRole(role("GUARDIAN_ROLE"), p.guardian),
+        rental.functions.setEtcPeers(etc_id, work.address, reputation.address),
+        rental.functions.grantRole(role("SCHEDULER_ROLE"), p.scheduler),
+        staking.functions.grantRole(role("SLASHER_ROLE"), rental.address),
+        token.functions.grantRole(role("MINTER_ROLE"), d),
+        timelock.functions.grantRole(role("PROPOSER_ROLE"), governance.address),
+        timelock.functions.grantRole(role("CANCELLER_ROLE"), governance.address),
+        timelock.functions.grantRole(role("EXECUTOR_ROLE"), ZERO),  # anyone may execute a passed proposal
+    ])
+    _send_all(etc, [
+        etc_outbox.functions.grantRole(role("SENDER_ROLE"), work.address),
+        etc_inbox.functions.setSource(eth_id, eth_outbox.address, True),
+        etc_inbox.functions.grantRole(role("GUARDIAN_ROLE"), p.guardian),
+        reputation.functions.grantRole(role("RECORDER_ROLE"), work.address),
+        reputation.functions.setInbox(etc_inbox.address),
+        reputation.functions.setPeer(eth_id, rental.address),
+    ])
+    eth.transact(token.functions.mint(distributor.address, p.distributor_supply))
+
+    contracts_eth = {
+        "GPUToken": token, "BlendrTimelock": timelock, "StakingManager": staking, "Governance": governance,
+        "BridgeOutbox": eth_outbox, "BridgeInbox": eth_inbox, "GPURental": rental, "TokenDistributor": distributor,
+    }
+    contracts_etc = {
+        "BridgeOutbox": etc_outbox, "BridgeInbox": etc_inbox, "ReputationSystem": reputation,
+        "WorkVerification": work, "BridgeGovernanceExecutor": executor,
+    }
+    manifest = Manifest(
+        network=network,
+        eth=ChainDeployment(eth.settings.rpc_url, eth_id, eth.settings.confirmations, eth.settings.eip1559,
+                            eth_start, {k: c.address for k, c in contracts_eth.items()}),
+        etc=ChainDeployment(etc.settings.rpc_url, etc_id, etc.settings.confirmations, etc.settings.eip1559,
+                            etc_start, {k: c.address for k, c in contracts_etc.items()}),
+        deployer=d,
+    )
+    manifest.accounts["treasury"] = p.treasury
+    manifest.accounts["scheduler"] = p.scheduler
+    manifest.accounts["attesters"] = list(p.attesters)
+    manifest.accounts["threshold"] = p.threshold
+    manifest.accounts["guardian"] = p.guardian
+    return manifest
+
+
+def hand_over(eth: ChainClient, etc: ChainClient, m: Manifest, *, echo: Echo = print) -> None:
+    """Gives every admin and parameter role to governance and renounces the deployer's roles."""
+    d = eth.address
+    timelock = m.eth.address("BlendrTimelock")
+    executor = m.etc.address("BridgeGovernanceExecutor")
+    echo(f"handing admin and parameter roles to the timelock {timelock} (eth) and executor {executor} (etc)")
+    _hand(eth, m.eth.contracts, timelock, d, skip={"BlendrTimelock", "Governance"},
+          extra_renounce={"GPUToken": ["MINTER_ROLE"]}, extra_grant={"GPUToken": ["MINTER_ROLE"]})
+    _hand(etc, m.etc.contracts, executor, d, skip={"BridgeGovernanceExecutor"})
+    tl = eth.contract("BlendrTimelock", timelock)
+    eth.transact(tl.functions.renounceRole(DEFAULT_ADMIN_ROLE, d))
+
+
+def _hand(client: ChainClient, contracts: dict[str, str], owner: str, deployer: str, *, skip: set[str],
+          extra_renounce: dict[str, list[str]] | None = None, extra_grant: dict[str, list[str]] | None = None) -> None:
+    grants: list[Any] = []
+    renounces: list[Any] = []
+    for name, addr in contracts.items():
+        if name in skip:
+            continue
+        c = client.contract(name, addr)
+        roles = [DEFAULT_ADMIN_ROLE]
+        if _has_role_constant(c, "GOVERNOR_ROLE"):
+            roles.append(role("GOVERNOR_ROLE"))
+        for r in roles + [role(x) for x in (extra_grant or {}).get(name, [])]:
+            grants.append(c.functions.grantRole(r, owner))
+        for r in [role(x) for x in (extra_renounce or {}).get(name, [])] + roles[::-1]:
+            renounces.append(c.functions.renounceRole(r, deployer))
+    _send_all(client, grants)
+    _send_all(client, renounces)
+
+
+def _has_role_constant(c: Contract, name: str) -> bool:
+    return any(i.get("type") == "function" and i.get("name") == name for i in c.abi)
+
+
+def fund_devnet(eth: ChainClient, m: Manifest, accounts: dict[str, str], cfg: Config, *, echo: Echo = print) -> None:
+    """Mints GPUTOKEN to every devnet account and stakes for the king, queens and providers."""
+    token = eth.contract("GPUToken", m.eth.address("GPUToken"))
+    staking = eth.contract("StakingManager", m.eth.address("StakingManager"))
+    dv = cfg.devnet
+    stakes = {"king": (2, tokens(dv.king_stake)), "queen": (1, tokens(dv.queen_stake)),
+              "provider": (0, tokens(dv.provider_stake))}
+    total_stake = sum(stakes[_kind(n)][1] for n in accounts if _kind(n) in stakes)
+    echo(f"funding {len(accounts)} devnet accounts with {dv.fund_tokens} GPUTOKEN each, and their stakes")
+    _send_all(eth, [token.functions.mint(addr, tokens(dv.fund_tokens)) for addr in accounts.values()]
+              + [token.functions.mint(eth.address, total_stake)])
+    eth.transact(token.functions.approve(staking.address, total_stake))
+    _send_all(eth, [staking.functions.stakeFor(addr, stakes[_kind(n)][0], stakes[_kind(n)][1])
+                    for n, addr in accounts.items() if _kind(n) in stakes])
+
+
+def _kind(name: str) -> str:
+    return name.rstrip("0123456789")
+
+
+def deploy_devnet(cfg: Config, *, echo: Echo = print) -> Manifest:
+    """Deploys to the running devnet chains, funds the devnet accounts, hands over to governance."""
+    from dataclasses import replace
+
+    from eth_account import Account
+
+    from blendr.chain.client import ChainClient, ChainSettings
+    from blendr.devnet import DEV_KEYS, ETC_CHAIN_ID, ETH_CHAIN_ID, ROLES
+
+    host = cfg.devnet.host
+    deployer = Account.from_key(DEV_KEYS[ROLES["deployer"]])
+    base = ChainSettings("eth", f"http://{host}:{cfg.devnet.eth_port}", ETH_CHAIN_ID, confirmations=1, poll_s=0.02)
+    eth = ChainClient(base, deployer)
+    etc = ChainClient(replace(base, name="etc", rpc_url=f"http://{host}:{cfg.devnet.etc_port}", chain_id=ETC_CHAIN_ID,
+                              eip1559=False), deployer)
+    accounts = {name: Account.from_key(DEV_KEYS[i]).address for name, i in ROLES.items()}
+    queens = [accounts[f"queen{i}"] for i in (1, 2, 3)]
+    params = DeployParams(
+        treasury=accounts["deployer"], scheduler=accounts["king"], attesters=sorted(queens), threshold=2,
+        guardian=accounts["deployer"],
+        # devnet governance moves in minutes, not days
+        timelock_delay_s=60, voting_delay_blocks=1, voting_period_blocks=20, unbonding_delay_s=600,
+        finalize_grace_s=3600)
+    m = deploy_system(eth, etc, params, network="devnet", echo=echo)
+    fund_devnet(eth, m, {k: v for k, v in accounts.items() if k != "deployer"}, cfg, echo=echo)
+    hand_over(eth, etc, m, echo=echo)
+    m.accounts["roles"] = accounts
+    return m

@@ -1,0 +1,202 @@
+"""`blendr devnet up|down|status` and `blendr chain deploy` as real processes against real anvil chains."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from eth_account import Account
+from web3 import Web3
+
+from blendr.chain.anvil import AnvilProcess, start_anvil
+from blendr.chain.client import ChainClient, ChainSettings
+from blendr.chain.deploy import DEFAULT_ADMIN_ROLE, role
+from blendr.chain.manifest import Manifest
+from blendr.config import load_config
+from blendr.devnet import DEV_KEYS, ROLES
+from queen.stake_oracle import ChainStakeOracle
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def blendr(*args: str, home: Path, check: bool = True) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.run([sys.executable, "-m", "blendr.cli", *args, "--home", str(home)], env=env, cwd=REPO,
+                          capture_output=True, text=True, timeout=240)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"blendr {' '.join(args)} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+@pytest.fixture(scope="module")
+def devnet_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    home = tmp_path_factory.mktemp("devnet")
+    (home / "config.toml").write_text(f"[devnet]\neth_port = {free_port()}\netc_port = {free_port()}\n")
+    blendr("devnet", "up", home=home)
+    yield home
+    blendr("devnet", "down", "--reset", home=home, check=False)
+
+
+def test_devnet_up_deploys_everything_and_writes_the_manifest(devnet_home: Path) -> None:
+    m = Manifest.from_json(json.loads((devnet_home / "deployment.json").read_text()))
+    assert m.network == "devnet" and m.eth.chain_id == 31337 and m.etc.chain_id == 63
+    assert m.eth.eip1559 and not m.etc.eip1559
+    assert set(m.eth.contracts) == {"GPUToken", "BlendrTimelock", "StakingManager", "Governance", "BridgeOutbox",
+                                    "BridgeInbox", "GPURental", "TokenDistributor"}
+    assert set(m.etc.contracts) == {"BridgeOutbox", "BridgeInbox", "ReputationSystem", "WorkVerification",
+                                    "BridgeGovernanceExecutor"}
+    eth = Web3(Web3.HTTPProvider(m.eth.rpc_url))
+    etc = Web3(Web3.HTTPProvider(m.etc.rpc_url))
+    for w3, dep in ((eth, m.eth), (etc, m.etc)):
+        for name, addr in dep.contracts.items():
+            assert len(w3.eth.get_code(addr)) > 0, name
+    st = blendr("devnet", "status", "--json", home=devnet_home)
+    status = json.loads(st.stdout)
+    assert status["chains"]["eth"]["contracts_live"] == 8 and status["chains"]["etc"]["contracts_live"] == 5
+
+
+def test_devnet_accounts_are_funded_staked_and_roles_handed_to_governance(devnet_home: Path) -> None:
+    cfg = load_config(devnet_home, env={})
+    m = Manifest.from_json(json.loads((devnet_home / "deployment.json").read_text()))
+    eth = ChainClient(ChainSettings("eth", m.eth.rpc_url, m.eth.chain_id))
+    etc = ChainClient(ChainSettings("etc", m.etc.rpc_url, m.etc.chain_id, eip1559=False))
+    token = eth.contract("GPUToken", m.eth.address("GPUToken"))
+    staking = eth.contract("StakingManager", m.eth.address("StakingManager"))
+    roles = m.accounts["roles"]
+    assert token.functions.balanceOf(roles["renter"]).call() == cfg.devnet.fund_tokens * 10**18
+    assert staking.functions.stakeOf(roles["provider1"], 0).call() == cfg.devnet.provider_stake * 10**18
+    assert staking.functions.stakeOf(roles["queen2"], 1).call() == cfg.devnet.queen_stake * 10**18
+    assert staking.functions.stakeOf(roles["king"], 2).call() == cfg.devnet.king_stake * 10**18
+    deployer = m.deployer
+    timelock = m.eth.address("BlendrTimelock")
+    executor = m.etc.address("BridgeGovernanceExecutor")
+    for name, addr in m.eth.contracts.items():
+        if name in {"Governance"}:
+            continue
+        c = eth.contract(name, addr)
+        assert not c.functions.hasRole(DEFAULT_ADMIN_ROLE, deployer).call(), name
+        if name != "BlendrTimelock":
+            assert c.functions.hasRole(DEFAULT_ADMIN_ROLE, timelock).call(), name
+    for name, addr in m.etc.contracts.items():
+        if name == "BridgeGovernanceExecutor":
+            continue
+        c = etc.contract(name, addr)
+        assert not c.functions.hasRole(DEFAULT_ADMIN_ROLE, deployer).call(), name
+        assert c.functions.hasRole(DEFAULT_ADMIN_ROLE, executor).call(), name
+    assert token.functions.hasRole(role("MINTER_ROLE"), timelock).call()
+    assert not token.functions.hasRole(role("MINTER_ROLE"), deployer).call()
+    rental = eth.contract("GPURental", m.eth.address("GPURental"))
+    assert rental.functions.hasRole(role("SCHEDULER_ROLE"), roles["king"]).call()
+
+
+def test_stake_oracle_admits_staked_providers_only(devnet_home: Path) -> None:
+    m = Manifest.from_json(json.loads((devnet_home / "deployment.json").read_text()))
+    oracle = ChainStakeOracle(ChainClient(ChainSettings("eth", m.eth.rpc_url, m.eth.chain_id)),
+                              m.eth.address("StakingManager"))
+    ok = oracle.check(m.accounts["roles"]["provider1"])
+    assert ok.allowed and "minimum" in ok.reason
+    stranger = Account.create().address
+    no = oracle.check(stranger)
+    assert not no.allowed and "below the minimum" in no.reason
+
+
+def test_stake_oracle_fails_closed_when_the_chain_is_down() -> None:
+    settings = ChainSettings("eth", f"http://127.0.0.1:{free_port()}", 31337, retries=1, rpc_timeout_s=0.5)
+    oracle = ChainStakeOracle(ChainClient(settings), "0x" + "11" * 20)
+    decision = oracle.check(Account.create().address)
+    assert not decision.allowed and "cannot read" in decision.reason
+
+
+def test_devnet_survives_down_and_up(devnet_home: Path) -> None:
+    """State is kept across down/up: the same contracts answer, nothing is redeployed."""
+    before = json.loads((devnet_home / "deployment.json").read_text())
+    m = Manifest.from_json(before)
+    eth = Web3(Web3.HTTPProvider(m.eth.rpc_url))
+    token = eth.eth.contract(address=m.eth.address("GPUToken"), abi=[{
+        "type": "function", "name": "totalSupply", "inputs": [], "outputs": [{"type": "uint256", "name": ""}],
+        "stateMutability": "view"}])
+    supply = token.functions.totalSupply().call()
+    blendr("devnet", "down", home=devnet_home)
+    st = blendr("devnet", "status", home=devnet_home, check=False)
+    assert st.returncode == 1 and "not running" in st.stdout
+    out = blendr("devnet", "up", home=devnet_home)
+    assert "already deployed" in out.stdout
+    assert json.loads((devnet_home / "deployment.json").read_text()) == before
+    assert token.functions.totalSupply().call() == supply
+
+
+@pytest.fixture
+def two_chains() -> tuple[AnvilProcess, AnvilProcess]:
+    eth = start_anvil(31337)
+    etc = start_anvil(63, hardfork="shanghai")
+    yield eth, etc
+    eth.stop()
+    etc.stop()
+
+
+def test_chain_deploy_to_a_configured_network_refuses_to_overwrite(
+    tmp_path: Path, two_chains: tuple[AnvilProcess, AnvilProcess]
+) -> None:
+    eth, etc = two_chains
+    key = tmp_path / "deployer.key"
+    key.write_text(DEV_KEYS[ROLES["deployer"]] + "\n")
+    key.chmod(0o600)
+    attesters = [Account.from_key(DEV_KEYS[i]).address for i in (2, 3, 4)]
+    (tmp_path / "config.toml").write_text(f"""
+[network.local]
+eth_rpc_url = "{eth.url}"
+eth_chain_id = 31337
+eth_confirmations = 1
+etc_rpc_url = "{etc.url}"
+etc_chain_id = 63
+etc_confirmations = 1
+key_file = "{key}"
+treasury = "{Account.from_key(DEV_KEYS[0]).address}"
+scheduler = "{Account.from_key(DEV_KEYS[1]).address}"
+attesters = {json.dumps(attesters)}
+threshold = 2
+guardian = "{Account.from_key(DEV_KEYS[0]).address}"
+""")
+    blendr("chain", "deploy", "--network", "local", home=tmp_path)
+    m = Manifest.from_json(json.loads((tmp_path / "deployment.json").read_text()))
+    assert m.network == "local" and m.etc.confirmations == 1
+    again = blendr("chain", "deploy", "--network", "local", home=tmp_path, check=False)
+    assert again.returncode == 2 and "already exists" in again.stderr and "--force" in again.stderr
+    info = blendr("chain", "info", home=tmp_path)
+    assert m.eth.address("GPURental") in info.stdout
+    wrong = blendr("chain", "deploy", "--network", "nope", home=tmp_path, check=False)
+    assert wrong.returncode == 2 and "no [network.nope]" in wrong.stderr
+
+
+def test_chain_deploy_checks_the_chain_id(tmp_path: Path, two_chains: tuple[AnvilProcess, AnvilProcess]) -> None:
+    eth, etc = two_chains
+    key = tmp_path / "deployer.key"
+    key.write_text(DEV_KEYS[0] + "\n")
+    key.chmod(0o600)
+    a = Account.from_key(DEV_KEYS[0]).address
+    (tmp_path / "config.toml").write_text(f"""
+[network.mixed]
+eth_rpc_url = "{etc.url}"
+eth_chain_id = 1
+etc_rpc_url = "{etc.url}"
+etc_chain_id = 63
+key_file = "{key}"
+treasury = "{a}"
+scheduler = "{a}"
+attesters = ["{a}"]
+threshold = 1
+guardian = "{a}"
+""")
+    out = blendr("chain", "deploy", "--network", "mixed", home=tmp_path, check=False)
+    assert out.returncode == 1 and "serves chain 63, expected 1" in out.stderr
