@@ -253,7 +253,7 @@ class ChainClient:
                     tx["to"] = to
             if gas is None:
                 try:
-                    est = self.retry("estimate_gas", lambda: int(self.w3.eth.estimate_gas(tx)))  # type: ignore[arg-type]
+                    est = self.retry("estimate_gas", lambda: int(self.w3.eth.estimate_gas(tx, "pending")))  # type: ignore[arg-type]
                 except Exception as exc:
                     err = revert_error(exc, what)
                     if err is not None:

@@ -1,0 +1,242 @@
+"""Gas of every BlendrChain contract operation, measured on real anvil chains (eth: prague, etc: shanghai).
+
+Deploys the whole system with the production deploy code, then walks a rental end to end and calls every
+other state-changing function once, reading ``gasUsed`` from each receipt. Every figure is also given as a
+ratio to a plain GPUTOKEN ``transfer`` measured in the same run. Targets (from the contracts issue):
+create <= 150k, settle <= 120k, bridge delivery 3-of-5 <= 120k, one provider's result in a batch of 100 <= 5k.
+
+    python bench/gas.py            # full: 100 rentals through the bridge
+    python bench/gas.py --quick    # 100 rentals too (the batch of 100 needs them); fewer repeats elsewhere
+Writes bench/results/gas.json and prints a table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from eth_account import Account
+
+from bench._common import format_table, machine_info, write_json
+from blendr.chain.anvil import start_anvil
+from blendr.chain.bridge import BridgeMessage, attest, ordered
+from blendr.chain.client import ChainClient, ChainSettings
+from blendr.chain.contracts import (
+    BridgeInbox,
+    BridgeOutbox,
+    ChallengeResult,
+    GPURental,
+    GPUToken,
+    RentalIntent,
+    StakingManager,
+    Tier,
+    WorkVerification,
+    results_tree,
+)
+from blendr.chain.deploy import DeployParams, deploy_system, role
+from blendr.chain.types import tokens
+from blendr.devnet import DEV_KEYS
+
+RESULTS = Path(__file__).resolve().parent / "results" / "gas.json"
+TARGETS = {"GPURental.createRental": 150_000, "settle (RESULT delivery on eth)": 120_000,
+           "bridge delivery 3-of-5 (minimal receiver)": 120_000, "WorkVerification result in batch of 100": 5_000}
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.gas: dict[str, list[int]] = {}
+
+    def add(self, name: str, receipt: Any) -> Any:
+        self.gas.setdefault(name, []).append(int(receipt["gasUsed"]))
+        return receipt
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="the CI-sized run (under 60 s)")
+    ap.add_argument("--rentals", type=int, default=100, help="rentals created and verified (>= 100)")
+    args = ap.parse_args(argv)
+    t0 = time.monotonic()
+    eth_node = start_anvil(31337)
+    etc_node = start_anvil(63, hardfork="shanghai")
+    try:
+        out = run(eth_node.url, etc_node.url, max(args.rentals, 100))
+    finally:
+        eth_node.stop()
+        etc_node.stop()
+    out["wall_s"] = round(time.monotonic() - t0, 1)
+    out["machine"] = machine_info(["web3", "eth-account"])
+    out["quick"] = args.quick
+    write_json(RESULTS, out)
+    print(f"wrote {RESULTS} in {out['wall_s']} s")
+    return 0
+
+
+def run(eth_url: str, etc_url: str, n_rentals: int) -> dict[str, Any]:
+    acct = [Account.from_key(k) for k in DEV_KEYS]
+    deployer, king, renter = acct[0], acct[1], acct[9]
+    attesters = acct[2:7]  # five queens; threshold 3
+    queen = attesters[0]
+    providers = acct[7:9]
+    eth_s = ChainSettings("eth", eth_url, 31337, poll_s=0.01)
+    etc_s = ChainSettings("etc", etc_url, 63, eip1559=False, poll_s=0.01)
+    eth_d, etc_d = ChainClient(eth_s, deployer), ChainClient(etc_s, deployer)
+    params = DeployParams(treasury=deployer.address, scheduler=king.address,
+                          attesters=sorted((a.address for a in attesters), key=lambda a: int(a, 16)), threshold=3,
+                          guardian=deployer.address, timelock_delay_s=60, voting_delay_blocks=1, voting_period_blocks=5)
+    m = deploy_system(eth_d, etc_d, params, network="bench", echo=lambda s: None)
+    rec = Recorder()
+    c = {  # clients per actor
+        "eth_d": eth_d, "etc_d": etc_d, "king": ChainClient(eth_s, king), "renter": ChainClient(eth_s, renter),
+        "queen_etc": ChainClient(etc_s, queen), "p0": ChainClient(eth_s, providers[0]),
+    }
+    relay_eth = ChainClient(eth_s, acct[1])  # anyone can deliver; use the king's key on eth
+    relay_etc = ChainClient(etc_s, acct[1])
+    token = GPUToken.from_manifest(eth_d, m)
+    staking = StakingManager.from_manifest(eth_d, m)
+    # funding: the deployer still holds MINTER_ROLE (no hand-over in a benchmark)
+    for a in [deployer, renter, *providers, *attesters]:
+        token._send(token.fn.mint(a.address, tokens(1_000_000)))
+    tok = {k: GPUToken(cl, token.address) for k, cl in c.items() if cl.settings.name == "eth"}
+    stk = {k: StakingManager(cl, staking.address) for k, cl in c.items() if cl.settings.name == "eth"}
+    tok["p0"].approve(staking.address, 2**255)
+    rec.add("StakingManager.stake", stk["p0"].stake(Tier.PROVIDER, tokens(50_000)))
+    rec.add("StakingManager.stake", stk["p0"].stake(Tier.PROVIDER, tokens(10_000)))
+    token.approve(staking.address, 2**255)
+    rec.add("StakingManager.stakeFor", staking.stake_for(queen.address, Tier.QUEEN, tokens(10_000)))
+    # the baseline: a plain transfer between two holders
+    for _ in range(3):
+        rec.add("GPUToken.transfer", tok["renter"].transfer(providers[1].address, tokens(1)))
+    rec.add("GPUToken.approve", tok["renter"].approve(m.eth.address("GPURental"), 2**255))
+    rec.add("GPUToken.delegate", tok["p0"].delegate(providers[0].address))
+
+    rental_k = GPURental(c["king"], m.eth.address("GPURental"))
+    rental_r = GPURental(c["renter"], m.eth.address("GPURental"))
+    eth_outbox = BridgeOutbox(eth_d, m.eth.address("BridgeOutbox"))
+    etc_outbox = BridgeOutbox(etc_d, m.etc.address("BridgeOutbox"))
+    etc_inbox = BridgeInbox(relay_etc, m.etc.address("BridgeInbox"))
+    eth_inbox = BridgeInbox(relay_eth, m.eth.address("BridgeInbox"))
+    wv = WorkVerification(c["queen_etc"], m.etc.address("WorkVerification"))
+
+    def deliver(inbox: BridgeInbox, msg: BridgeMessage, name: str) -> Any:
+        sigs = {a.address: attest(a, msg, inbox.address) for a in attesters[:3]}
+        return rec.add(name, inbox.deliver(msg, ordered(sigs)))
+
+    now = int(eth_d.w3.eth.get_block("latest")["timestamp"])
+    duration = 3600
+    ids: list[int] = []
+    for i in range(n_rentals):
+        intent = RentalIntent(renter.address, providers[0].address, 1, b"\x11" * 32, tokens(3), duration, i + 1,
+                              now + 86_400)
+        sig = intent.sign(renter, 31337, rental_k.address)
+        r = rec.add("GPURental.createRental", rental_k.create(intent, sig, tokens("2.5"), queen.address))
+        ids.append(intent.rental_id())
+        [msg] = eth_outbox.messages(r)
+        deliver(etc_inbox, msg, "OPEN delivery on etc (opens a task)")
+    # a rental created with a permit instead of an approval
+    fresh = acct[8]
+    token._send(token.fn.mint(fresh.address, tokens(1_000)))
+    intent = RentalIntent(fresh.address, providers[0].address, 1, b"\x22" * 32, tokens(3), duration, 1, now + 86_400)
+    escrow = tokens("2.5")
+    v, rr, ss = GPUToken(eth_d, token.address).permit_signature(fresh, rental_k.address, escrow, now + 86_400)
+    rec.add("GPURental.createRentalWithPermit", rental_k.create_with_permit(
+        intent, intent.sign(fresh, 31337, rental_k.address), tokens("2.5"), queen.address, escrow, now + 86_400, v, rr, ss))
+
+    # the queen reports: batches of 1, 10 and 100 results (cumulative counts per rental)
+    batch_gas: dict[int, int] = {}
+    results = [ChallengeResult(rid, 60, 60, 0, 0) for rid in ids]
+    for size, tag in ((1, b"b1"), (10, b"b10"), (100, b"b100")):
+        bid = tag.ljust(32, b"\0")
+        root = bytes(32) if size == 0 else (b"\x99" * 32)
+        r = wv.submit_batch(bid, root, results[:size])
+        batch_gas[size] = int(r["gasUsed"])
+        rec.add(f"WorkVerification.submitBatch({size})", r)
+    final_bid = b"b100".ljust(32, b"\0")
+    _, proofs = results_tree(final_bid, results[:100])
+    # end the rentals on both chains' clocks
+    for cl in (eth_d, etc_d):
+        cl.w3.provider.make_request("evm_increaseTime", [duration + 1])  # type: ignore[arg-type]
+        cl.w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
+    treasury_before = token.balance_of(deployer.address)
+    for k in range(3):
+        r = rec.add("WorkVerification.finalize", wv.finalize(final_bid, results[k], proofs[k]))
+        [msg] = etc_outbox.messages(r)
+        deliver(eth_inbox, msg, "settle (RESULT delivery on eth)")
+    info = GPURental(eth_d, rental_k.address).rental(ids[0])
+    fee_paid = token.balance_of(deployer.address) - treasury_before
+    rec.add("GPURental.submitFeedback", rental_r.feedback(ids[0], 5))
+    # renter cancels one (still running: create a fresh one), and reclaims another after the timeout
+    now = int(eth_d.w3.eth.get_block("latest")["timestamp"])
+    extra = []
+    for j in range(2):
+        intent = RentalIntent(renter.address, providers[0].address, 1, b"\x33" * 32, tokens(3), duration,
+                              10_000 + j, now + 86_400)
+        rental_k.create(intent, intent.sign(renter, 31337, rental_k.address), tokens("2.5"), queen.address)
+        extra.append(intent.rental_id())
+    rec.add("GPURental.cancelRental", rental_r.cancel(extra[0]))
+    eth_d.w3.provider.make_request("evm_increaseTime", [duration + 3 * 86_400 + 1])  # type: ignore[arg-type]
+    eth_d.w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
+    rec.add("GPURental.reclaimEscrow", rental_r.reclaim(extra[1]))
+    # expiry on etc: a task whose queen never finalizes
+    etc_d.w3.provider.make_request("evm_increaseTime", [3 * 86_400 + 1])  # type: ignore[arg-type]
+    etc_d.w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
+    rec.add("WorkVerification.expire", WorkVerification(relay_etc, wv.address).expire(ids[50]))
+
+    # the bare bridge: 3-of-5 delivery to a minimal receiver
+    receiver = etc_d.deploy("BridgeMinimalReceiver")
+    eth_d.transact(eth_outbox.fn.grantRole(role("SENDER_ROLE"), deployer.address))
+    for i in range(3):
+        r = eth_d.transact(eth_outbox.fn.sendMessage(63, receiver.address, b"\x01" * 64))
+        rec.add("BridgeOutbox.sendMessage", r)
+        [msg] = eth_outbox.messages(r)
+        deliver(etc_inbox, msg, "bridge delivery 3-of-5 (minimal receiver)")
+
+    # staking lifecycle and rewards
+    rec.add("StakingManager.fundRewards", staking.stake_for(providers[0].address, Tier.PROVIDER, 1) and
+            staking._send(staking.fn.fundRewards(tokens(10_000))))
+    rec.add("StakingManager.setRewardRate", staking._send(staking.fn.setRewardRate(tokens("0.001"))))
+    eth_d.w3.provider.make_request("evm_increaseTime", [600])  # type: ignore[arg-type]
+    eth_d.w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
+    rec.add("StakingManager.claimRewards", stk["p0"].claim_rewards())
+    rec.add("StakingManager.requestUnstake", stk["p0"].request_unstake(Tier.PROVIDER, tokens(1_000)))
+    eth_d.w3.provider.make_request("evm_increaseTime", [8 * 86_400])  # type: ignore[arg-type]
+    eth_d.w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
+    rec.add("StakingManager.withdraw", stk["p0"].withdraw(Tier.PROVIDER))
+    rec.add("BridgeInbox.pause", etc_d.transact(etc_inbox.fn.pause()))
+    rec.add("BridgeInbox.unpause", etc_d.transact(etc_inbox.fn.unpause()))
+    rec.add("BridgeInbox.setAttesters(5, 3)", etc_d.transact(
+        etc_inbox.fn.setAttesters(params.attesters, 3)))
+
+    transfer = statistics.median(rec.gas["GPUToken.transfer"])
+    rows = []
+    table: dict[str, Any] = {}
+    for name, values in rec.gas.items():
+        value = statistics.median(values[1:] if len(values) > 2 else values)
+        entry = {"gas": int(value), "first": values[0], "n": len(values), "ratio_to_transfer": round(value / transfer, 2)}
+        if name in TARGETS:
+            entry["target"] = TARGETS[name]
+            entry["meets_target"] = value <= TARGETS[name]
+        table[name] = entry
+    per_result = batch_gas[100] / 100
+    table["WorkVerification result in batch of 100"] = {
+        "gas": round(per_result), "n": 1, "ratio_to_transfer": round(per_result / transfer, 3),
+        "target": TARGETS["WorkVerification result in batch of 100"], "meets_target": per_result <= 5_000,
+        "marginal_gas_100_vs_10": round((batch_gas[100] - batch_gas[10]) / 90)}
+    whole = table["GPURental.createRental"]["gas"] + table["settle (RESULT delivery on eth)"]["gas"]
+    table["whole rental on eth (create + settle)"] = {"gas": whole, "n": 1, "ratio_to_transfer": round(whole / transfer, 2)}
+    for name, e in table.items():
+        mark = "" if "target" not in e else (" ok" if e["meets_target"] else " OVER")
+        rows.append([name, f"{e['gas']:,}", f"{e['ratio_to_transfer']}", f"{e.get('target', ''):,}" if "target" in e else "", mark])
+    print(format_table(["operation", "gas (median)", "x transfer", "target", ""], rows))
+    print(f"\nsettled rental: escrow {info.escrow}, status {info.status.name}; treasury fee received {fee_paid}")
+    return {"transfer_gas": transfer, "operations": table, "batch_gas": batch_gas, "rentals": n_rentals}
+
+
+if __name__ == "__main__":
+    sys.exit(main())

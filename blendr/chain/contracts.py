@@ -1,0 +1,338 @@
+"""Typed wrappers over the deployed contracts: what kings, queens, providers and renters call.
+
+Each wrapper binds a :class:`~blendr.chain.client.ChainClient` (the chain and the signing account) to one
+contract from the deployment manifest. Reads return Python ints/str/dataclasses in the units their names
+say (``Wei`` amounts, seconds); writes send a signed transaction and return its receipt (or raise
+:class:`~blendr.errors.ContractRevertError` naming the contract's custom error).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from eth_abi import encode
+from eth_utils import keccak, to_checksum_address
+
+from blendr.chain.bridge import BridgeMessage
+from blendr.chain.types import Wei
+
+if TYPE_CHECKING:
+    from web3.types import TxReceipt
+
+    from blendr.chain.client import ChainClient
+    from blendr.chain.manifest import Manifest
+
+
+class Tier(enum.IntEnum):
+    PROVIDER = 0
+    QUEEN = 1
+    KING = 2
+
+
+class RentalStatus(enum.IntEnum):
+    NONE = 0
+    ACTIVE = 1
+    CANCELLED = 2  # the renter cancelled; the result (verified time up to the cancel) is still to come
+    SETTLED = 3
+    EXPIRED = 4  # no result within the timeout: the renter reclaimed the escrow
+
+
+class _Bound:
+    """A contract bound to a client."""
+
+    NAME = ""
+
+    def __init__(self, client: ChainClient, address: str) -> None:
+        self.client = client
+        self.address = to_checksum_address(address)
+        self.contract = client.contract(self.NAME, address)
+        self.fn = self.contract.functions
+
+    @classmethod
+    def from_manifest(cls, client: ChainClient, m: Manifest) -> Any:
+        return cls(client, m.chain(client.settings.name).address(cls.NAME))
+
+    def _call(self, fn: Any) -> Any:
+        return self.client.call(fn)
+
+    def _send(self, fn: Any, **kw: Any) -> TxReceipt:
+        receipt = self.client.transact(fn, **kw)
+        assert not isinstance(receipt, str)
+        return receipt
+
+    def events(self, receipt: TxReceipt, event: str) -> list[dict[str, Any]]:
+        """Decoded ``event`` logs this contract emitted in ``receipt``."""
+        from web3.logs import DISCARD
+
+        ev = getattr(self.contract.events, event)()
+        return [dict(e["args"]) for e in ev.process_receipt(receipt, errors=DISCARD)]
+
+
+# -- ETH ---------------------------------------------------------------------------------------------
+class GPUToken(_Bound):
+    NAME = "GPUToken"
+
+    def balance_of(self, who: str) -> Wei:
+        return Wei(int(self._call(self.fn.balanceOf(who))))
+
+    def allowance(self, owner: str, spender: str) -> Wei:
+        return Wei(int(self._call(self.fn.allowance(owner, spender))))
+
+    def transfer(self, to: str, amount: int) -> TxReceipt:
+        return self._send(self.fn.transfer(to, amount))
+
+    def approve(self, spender: str, amount: int) -> TxReceipt:
+        return self._send(self.fn.approve(spender, amount))
+
+    def delegate(self, to: str) -> TxReceipt:
+        return self._send(self.fn.delegate(to))
+
+    def nonces(self, owner: str) -> int:
+        return int(self._call(self.fn.nonces(owner)))
+
+    def permit_signature(self, account: Any, spender: str, value: int, deadline: int) -> tuple[int, bytes, bytes]:
+        """An ERC-2612 permit by ``account`` for ``spender``: (v, r, s)."""
+        from eth_account.messages import encode_typed_data
+
+        name = self._call(self.fn.name())
+        data = {
+            "types": {
+                "EIP712Domain": [{"name": "name", "type": "string"}, {"name": "version", "type": "string"},
+                                 {"name": "chainId", "type": "uint256"}, {"name": "verifyingContract", "type": "address"}],
+                "Permit": [{"name": "owner", "type": "address"}, {"name": "spender", "type": "address"},
+                           {"name": "value", "type": "uint256"}, {"name": "nonce", "type": "uint256"},
+                           {"name": "deadline", "type": "uint256"}],
+            },
+            "primaryType": "Permit",
+            "domain": {"name": name, "version": "1", "chainId": self.client.settings.chain_id,
+                       "verifyingContract": self.address},
+            "message": {"owner": account.address, "spender": to_checksum_address(spender), "value": value,
+                        "nonce": self.nonces(account.address), "deadline": deadline},
+        }
+        sig = account.sign_message(encode_typed_data(full_message=data))
+        return int(sig.v), int(sig.r).to_bytes(32, "big"), int(sig.s).to_bytes(32, "big")
+
+
+class StakingManager(_Bound):
+    NAME = "StakingManager"
+
+    def stake_of(self, node: str, tier: Tier) -> Wei:
+        return Wei(int(self._call(self.fn.stakeOf(node, int(tier)))))
+
+    def min_stake(self, tier: Tier) -> Wei:
+        return Wei(int(self._call(self.fn.minStake(int(tier)))))
+
+    def stake(self, tier: Tier, amount: int) -> TxReceipt:
+        return self._send(self.fn.stake(int(tier), amount))
+
+    def stake_for(self, node: str, tier: Tier, amount: int) -> TxReceipt:
+        return self._send(self.fn.stakeFor(node, int(tier), amount))
+
+    def request_unstake(self, tier: Tier, amount: int) -> TxReceipt:
+        return self._send(self.fn.requestUnstake(int(tier), amount))
+
+    def withdraw(self, tier: Tier) -> TxReceipt:
+        return self._send(self.fn.withdraw(int(tier)))
+
+    def earned(self, node: str) -> Wei:
+        return Wei(int(self._call(self.fn.earned(node))))
+
+    def claim_rewards(self) -> TxReceipt:
+        return self._send(self.fn.claimRewards())
+
+
+@dataclass(frozen=True)
+class RentalIntent:
+    """What a renter signs (EIP-712 ``RentalIntent`` in GPURental's domain)."""
+
+    renter: str
+    provider: str
+    gpus: int
+    spec_hash: bytes
+    max_price_per_gpu_hour: int  # token wei per GPU-hour
+    duration: int  # seconds
+    nonce: int
+    deadline: int  # unix seconds
+
+    def as_tuple(self) -> tuple[Any, ...]:
+        return (to_checksum_address(self.renter), to_checksum_address(self.provider), self.gpus, self.spec_hash,
+                self.max_price_per_gpu_hour, self.duration, self.nonce, self.deadline)
+
+    def typed_data(self, chain_id: int, rental: str) -> dict[str, Any]:
+        return {
+            "types": {
+                "EIP712Domain": [{"name": "name", "type": "string"}, {"name": "version", "type": "string"},
+                                 {"name": "chainId", "type": "uint256"}, {"name": "verifyingContract", "type": "address"}],
+                "RentalIntent": [
+                    {"name": "renter", "type": "address"}, {"name": "provider", "type": "address"},
+                    {"name": "gpus", "type": "uint32"}, {"name": "specHash", "type": "bytes32"},
+                    {"name": "maxPricePerGpuHour", "type": "uint256"}, {"name": "duration", "type": "uint64"},
+                    {"name": "nonce", "type": "uint256"}, {"name": "deadline", "type": "uint64"}],
+            },
+            "primaryType": "RentalIntent",
+            "domain": {"name": "BlendrGPURental", "version": "1", "chainId": chain_id,
+                       "verifyingContract": to_checksum_address(rental)},
+            "message": {"renter": to_checksum_address(self.renter), "provider": to_checksum_address(self.provider),
+                        "gpus": self.gpus, "specHash": self.spec_hash, "maxPricePerGpuHour": self.max_price_per_gpu_hour,
+                        "duration": self.duration, "nonce": self.nonce, "deadline": self.deadline},
+        }
+
+    def sign(self, account: Any, chain_id: int, rental: str) -> bytes:
+        from eth_account.messages import encode_typed_data
+
+        return bytes(account.sign_message(encode_typed_data(full_message=self.typed_data(chain_id, rental))).signature)
+
+    def rental_id(self) -> int:
+        """The rental's id on chain: keccak256(abi.encode(renter, nonce))."""
+        return int.from_bytes(keccak(encode(["address", "uint256"], [self.renter, self.nonce])), "big")
+
+
+@dataclass(frozen=True)
+class RentalInfo:
+    renter: str
+    provider: str
+    status: RentalStatus
+    rated: bool
+    gpus: int
+    start: int
+    duration: int
+    end: int
+    cancelled_at: int
+    price_per_gpu_hour: Wei
+    escrow: Wei
+
+
+class GPURental(_Bound):
+    NAME = "GPURental"
+
+    def create(self, intent: RentalIntent, signature: bytes, price_per_gpu_hour: int, queen: str) -> TxReceipt:
+        """Creates the rental (the king's SCHEDULER_ROLE); the renter must have approved the escrow."""
+        return self._send(self.fn.createRental(intent.as_tuple(), signature, price_per_gpu_hour, queen))
+
+    def create_with_permit(self, intent: RentalIntent, signature: bytes, price_per_gpu_hour: int, queen: str,
+                           permit_value: int, permit_deadline: int, v: int, r: bytes, s: bytes) -> TxReceipt:
+        return self._send(self.fn.createRentalWithPermit(
+            intent.as_tuple(), signature, price_per_gpu_hour, queen, permit_value, permit_deadline, v, r, s))
+
+    def cancel(self, rental_id: int) -> TxReceipt:
+        return self._send(self.fn.cancelRental(rental_id))
+
+    def reclaim(self, rental_id: int) -> TxReceipt:
+        return self._send(self.fn.reclaimEscrow(rental_id))
+
+    def feedback(self, rental_id: int, rating: int) -> TxReceipt:
+        return self._send(self.fn.submitFeedback(rental_id, rating))
+
+    def rental(self, rental_id: int) -> RentalInfo:
+        r = self._call(self.fn.rental(rental_id))
+        return RentalInfo(r[0], r[1], RentalStatus(int(r[2])), bool(r[3]), int(r[4]), int(r[5]), int(r[6]), int(r[7]),
+                          int(r[8]), Wei(int(r[9])), Wei(int(r[10])))
+
+    def intent_digest(self, intent: RentalIntent) -> bytes:
+        return bytes(self._call(self.fn.intentDigest(intent.as_tuple())))
+
+
+class TokenDistributor(_Bound):
+    NAME = "TokenDistributor"
+
+    def claim(self, epoch: int, kind: int, account: str, amount: int, proof: Sequence[bytes]) -> TxReceipt:
+        return self._send(self.fn.claim(epoch, kind, account, amount, list(proof)))
+
+
+# -- bridge (both chains) ------------------------------------------------------------------------------
+class BridgeOutbox(_Bound):
+    NAME = "BridgeOutbox"
+
+    def messages(self, receipt: TxReceipt) -> list[BridgeMessage]:
+        """The bridge messages this outbox emitted in ``receipt``."""
+        return [BridgeMessage.from_event(a, self.client.settings.chain_id, self.address)
+                for a in self.events(receipt, "MessageSent")]
+
+
+class BridgeInbox(_Bound):
+    NAME = "BridgeInbox"
+
+    def deliver(self, msg: BridgeMessage, signatures: Sequence[bytes]) -> TxReceipt:
+        return self._send(self.fn.deliver(msg.as_tuple(), list(signatures)))
+
+    def executed(self, msg: BridgeMessage) -> bool:
+        return bool(self._call(self.fn.executed(msg.src_chain_id, msg.src_outbox, msg.nonce)))
+
+    def digest(self, msg: BridgeMessage) -> bytes:
+        return bytes(self._call(self.fn.messageDigest(msg.as_tuple())))
+
+    def attesters(self) -> list[str]:
+        return [str(a) for a in self._call(self.fn.attesters())]
+
+    def threshold(self) -> int:
+        return int(self._call(self.fn.threshold()))
+
+
+# -- ETC ---------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ChallengeResult:
+    """A rental's cumulative challenge counts, as a queen reports them in a batch."""
+
+    rental_id: int
+    issued: int
+    passed: int
+    failed: int
+    missed: int
+
+    def as_tuple(self) -> tuple[int, int, int, int, int]:
+        return (self.rental_id, self.issued, self.passed, self.failed, self.missed)
+
+    def leaf(self, batch_id: bytes) -> bytes:
+        return keccak(encode(["bytes32", "uint256", "uint32", "uint32", "uint32", "uint32"], [batch_id, *self.as_tuple()]))
+
+
+def _pair(a: bytes, b: bytes) -> bytes:
+    return keccak(a + b) if a < b else keccak(b + a)
+
+
+def results_tree(batch_id: bytes, results: Sequence[ChallengeResult]) -> tuple[bytes, list[list[bytes]]]:
+    """(root, proof per result) exactly as WorkVerification builds its results root.
+
+    Each level pairs neighbours with sorted-pair keccak; an odd last node moves up unchanged.
+    """
+    level = [r.leaf(batch_id) for r in results]
+    proofs: list[list[bytes]] = [[] for _ in results]
+    index = list(range(len(results)))  # position of each result's node in the current level
+    while len(level) > 1:
+        nxt = [_pair(level[2 * i], level[2 * i + 1]) for i in range(len(level) // 2)]
+        if len(level) % 2:
+            nxt.append(level[-1])
+        for k, pos in enumerate(index):
+            sibling = pos ^ 1
+            if sibling < len(level) and not (len(level) % 2 and pos == len(level) - 1):
+                proofs[k].append(level[sibling])
+            index[k] = pos // 2
+        level = nxt
+    return level[0], proofs
+
+
+class WorkVerification(_Bound):
+    NAME = "WorkVerification"
+
+    def submit_batch(self, batch_id: bytes, records_root: bytes, results: Sequence[ChallengeResult]) -> TxReceipt:
+        return self._send(self.fn.submitBatch(batch_id, records_root, [r.as_tuple() for r in results]))
+
+    def finalize(self, batch_id: bytes, result: ChallengeResult, proof: Sequence[bytes]) -> TxReceipt:
+        return self._send(self.fn.finalize(result.rental_id, batch_id, result.as_tuple(), list(proof)))
+
+    def expire(self, rental_id: int) -> TxReceipt:
+        return self._send(self.fn.expire(rental_id))
+
+    def task(self, rental_id: int) -> Any:
+        return self._call(self.fn.taskOf(rental_id))
+
+
+class ReputationSystem(_Bound):
+    NAME = "ReputationSystem"
+
+    def score(self, provider: str) -> int:
+        """The provider's score in basis points (0..10000)."""
+        return int(self._call(self.fn.score(provider)))
