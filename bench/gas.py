@@ -191,7 +191,7 @@ def run(eth_url: str, etc_url: str, n_rentals: int) -> dict[str, Any]:
     # the bare bridge: 3-of-5 delivery to a minimal receiver
     receiver = etc_d.deploy("BridgeMinimalReceiver")
     eth_d.transact(eth_outbox.fn.grantRole(role("SENDER_ROLE"), deployer.address))
-    for i in range(3):
+    for _ in range(3):
         r = eth_d.transact(eth_outbox.fn.sendMessage(63, receiver.address, b"\x01" * 64))
         rec.add("BridgeOutbox.sendMessage", r)
         [msg] = eth_outbox.messages(r)
