@@ -125,6 +125,8 @@ def deploy_system(eth: ChainClient, etc: ChainClient, p: DeployParams, *, networ
         timelock.functions.grantRole(role("PROPOSER_ROLE"), governance.address),
         timelock.functions.grantRole(role("CANCELLER_ROLE"), governance.address),
         timelock.functions.grantRole(role("EXECUTOR_ROLE"), ZERO),  # anyone may execute a passed proposal
+        distributor.functions.grantRole(role("ALLOCATOR_ROLE"), timelock.address),  # allocations by governance
+        distributor.functions.grantRole(role("REWARDS_ROLE"), p.scheduler),  # the king publishes epoch roots
     ])
     _send_all(etc, [
         etc_outbox.functions.grantRole(role("SENDER_ROLE"), work.address),

@@ -16,7 +16,8 @@ interface IWorkVerification is IBridgeReceiver {
         uint32 missed;
     }
 
-    /// @notice A verification task. `end` starts as start + duration and moves earlier on CLOSE.
+    /// @notice A verification task. `end` starts as start + duration and moves earlier on CLOSE. Two storage
+    /// slots; WorkVerification reads `queen` from the low 160 bits of the second in assembly: keep the field order.
     struct Task {
         address provider;
         uint32 gpus;

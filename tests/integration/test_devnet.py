@@ -180,7 +180,7 @@ guardian = "{Account.from_key(DEV_KEYS[0]).address}"
 
 
 def test_chain_deploy_checks_the_chain_id(tmp_path: Path, two_chains: tuple[AnvilProcess, AnvilProcess]) -> None:
-    eth, etc = two_chains
+    _, etc = two_chains
     key = tmp_path / "deployer.key"
     key.write_text(DEV_KEYS[0] + "\n")
     key.chmod(0o600)

@@ -1,0 +1,591 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity 0.8.30;
+
+import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
+import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
+import {IERC20Permit} from "@openzeppelin/contracts/token/ERC20/extensions/IERC20Permit.sol";
+import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
+import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
+import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
+import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/ReentrancyGuardTransient.sol";
+
+import {IBridgeOutbox} from "../interfaces/IBridge.sol";
+import {IGPURental} from "../interfaces/IGPURental.sol";
+import {IStakingManager, Tier} from "../interfaces/IStakingManager.sol";
+import {RentalMessages} from "../interfaces/RentalMessages.sol";
+
+/// @title GPURental
+/// @notice Rental agreements between renters and GPU providers, with escrow in GPUTOKEN.
+///
+/// A king (SCHEDULER_ROLE) creates a rental from the renter's signed EIP-712 intent, at a price no higher than the
+/// renter's maximum; the escrow `price * gpus * duration / 3600` is pulled from the renter and a bridge message
+/// opens the verification task on ETC. WorkVerification's RESULT settles: the provider is paid for verified
+/// uptime (`price * gpus * verifiedSeconds / 3600`, at most the escrow), the protocol fee goes to the treasury,
+/// the renter gets the rest back; a failed verification pays nothing and slashes the provider's stake.
+/// If no result arrives within `resultTimeout` after the rental's end, the renter reclaims the whole escrow.
+///
+/// Rounding: every division rounds down, so the escrow and the payment are each at most 1 wei below the exact
+/// pro-rata value (in the renter's favour) and the fee rounds down (in the provider's favour). Nothing is lost:
+/// refund = escrow - payment exactly.
+///
+/// Storage: a rental takes two slots (everything settlement needs, packed); the rentalId is
+/// keccak256(abi.encode(renter, nonce)), so the rental record itself is the renter's nonce replay guard.
+/// A cancellation time lives in a third mapping, written only on cancel.
+contract GPURental is IGPURental, AccessControl, EIP712, ReentrancyGuardTransient {
+    using SafeERC20 for IERC20;
+
+    /// @notice Holders may change every parameter (the governance timelock after deployment).
+    bytes32 public constant GOVERNOR_ROLE = keccak256("GOVERNOR_ROLE");
+    /// @notice Holders (kings) create rentals: they quote the price and pick the provider's queen.
+    bytes32 public constant SCHEDULER_ROLE = keccak256("SCHEDULER_ROLE");
+
+    bytes32 private constant _INTENT_TYPEHASH = keccak256(
+        "RentalIntent(address renter,address provider,uint32 gpus,bytes32 specHash,uint256 maxPricePerGpuHour,"
+        "uint64 duration,uint256 nonce,uint64 deadline)"
+    );
+
+    uint256 private constant _BPS = 10_000;
+    uint16 private constant _MAX_FEE_BPS = 2_000;
+    uint32 private constant _MIN_RESULT_TIMEOUT = 1 hours;
+    uint32 private constant _MAX_RESULT_TIMEOUT = 90 days;
+    uint32 private constant _MIN_DURATION_FLOOR = 1 minutes;
+    uint32 private constant _MAX_DURATION_CEILING = 365 days;
+
+    /// @dev Two slots. Slot 0: renter | start | duration | gpus | status. Slot 1: provider | price | rated.
+    /// Bounds: gpus <= maxGpus <= type(uint16).max, duration <= maxDuration <= 365 days, price < 2**88 wei
+    /// (3.09e8 tokens of 18 decimals per GPU-hour), start in uint40 (year 36812).
+    struct Rental {
+        address renter;
+        uint40 start;
+        uint32 duration;
+        uint16 gpus;
+        RentalStatus status;
+        address provider;
+        uint88 pricePerGpuHour;
+        bool rated;
+    }
+
+    IERC20 private immutable _token;
+    IStakingManager private immutable _staking;
+
+    // Parameters, packed by the operation that reads them.
+    // settlement: inbox check, fee and slash rates (and reclaim's timeout)
+    address private _inbox;
+    uint16 private _feeBps;
+    uint16 private _slashBps;
+    uint32 private _resultTimeout;
+    // creation and settlement: the ETC peer
+    address private _workVerification;
+    uint64 private _etcChainId;
+    // creation: outbox and request bounds
+    IBridgeOutbox private _outbox;
+    uint16 private _maxGpus;
+    uint32 private _minDuration;
+    uint32 private _maxDuration;
+    address private _treasury;
+    address private _reputationSystem;
+
+    mapping(uint256 rentalId => Rental) private _rentals;
+    mapping(uint256 rentalId => uint64) private _cancelledAt;
+
+    /// @param admin Receives DEFAULT_ADMIN_ROLE and GOVERNOR_ROLE.
+    /// @param token_ GPUTOKEN (ERC-20 with ERC-2612 permit).
+    /// @param staking_ StakingManager; this contract needs its SLASHER_ROLE.
+    /// @param outbox_ ETH bridge outbox; this contract must be an authorized sender.
+    /// @param inbox_ ETH bridge inbox, the only caller of onBridgeMessage.
+    /// @param treasury_ Receives protocol fees.
+    /// Initial parameters: fee 2.5 %, slash 10 % of the required stake, result timeout 3 days, durations from
+    /// 10 minutes to 30 days, at most 64 GPUs. The ETC peers are set with setEtcPeers once deployed.
+    constructor(
+        address admin,
+        IERC20 token_,
+        IStakingManager staking_,
+        IBridgeOutbox outbox_,
+        address inbox_,
+        address treasury_
+    ) EIP712("BlendrGPURental", "1") {
+        if (
+            admin == address(0) || address(token_) == address(0) || address(staking_) == address(0)
+                || address(outbox_) == address(0) || inbox_ == address(0) || treasury_ == address(0)
+        ) revert GPURentalZeroAddress();
+        _token = token_;
+        _staking = staking_;
+        _outbox = outbox_;
+        _inbox = inbox_;
+        _treasury = treasury_;
+        _feeBps = 250;
+        _slashBps = 1_000;
+        _resultTimeout = 3 days;
+        _minDuration = 10 minutes;
+        _maxDuration = 30 days;
+        _maxGpus = 64;
+        _grantRole(DEFAULT_ADMIN_ROLE, admin);
+        _grantRole(GOVERNOR_ROLE, admin);
+    }
+
+    // ------------------------------------------------------------------ rentals
+
+    /// @notice Creates a rental from the renter's signed intent and locks its escrow.
+    /// @dev Pulls `pricePerGpuHour * gpus * duration / 3600` tokens from the renter (needs an allowance), emits
+    /// RentalCreated and sends RentalMessages.Open to WorkVerification. Returns keccak256(abi.encode(renter, nonce)).
+    /// Requirements:
+    /// - caller has SCHEDULER_ROLE;
+    /// - `intent.deadline` has not passed;
+    /// - 0 < `pricePerGpuHour` <= `intent.maxPricePerGpuHour` and < 2**88;
+    /// - 0 < `intent.gpus` <= maxGpus and minDuration <= `intent.duration` <= maxDuration;
+    /// - the renter has not used `intent.nonce` before;
+    /// - `signature` is the renter's EIP-712 signature of `intent`;
+    /// - the provider's Provider stake >= minStake(Provider) * gpus; `queen`'s Queen stake >= minStake(Queen);
+    /// - the escrow is not zero, the ETC peers are set, and the renter's allowance and balance cover the escrow.
+    function createRental(RentalIntent calldata intent, bytes calldata signature, uint256 pricePerGpuHour, address queen)
+        external
+        onlyRole(SCHEDULER_ROLE)
+        nonReentrant
+        returns (uint256)
+    {
+        return _createRental(intent, signature, pricePerGpuHour, queen);
+    }
+
+    /// @notice createRental, after trying the renter's ERC-2612 permit for this contract.
+    /// @dev A failing permit is ignored (it may have been front-run and already used); the escrow transfer then
+    /// fails on its own if the allowance is short.
+    /// Requirements: those of createRental.
+    function createRentalWithPermit(
+        RentalIntent calldata intent,
+        bytes calldata signature,
+        uint256 pricePerGpuHour,
+        address queen,
+        uint256 permitValue,
+        uint256 permitDeadline,
+        uint8 v,
+        bytes32 r,
+        bytes32 s
+    ) external onlyRole(SCHEDULER_ROLE) nonReentrant returns (uint256) {
+        try IERC20Permit(address(_token)).permit(intent.renter, address(this), permitValue, permitDeadline, v, r, s) {}
+            catch {}
+        return _createRental(intent, signature, pricePerGpuHour, queen);
+    }
+
+    /// @notice Cancels an active rental before its end; it ends now and is settled for verified time so far.
+    /// @dev Records the cancellation time and sends RentalMessages.Close to WorkVerification; the RESULT that
+    /// follows pays at most up to the cancellation.
+    /// Requirements:
+    /// - caller is the rental's renter;
+    /// - the rental is Active and its end has not been reached.
+    function cancelRental(uint256 rentalId) external {
+        Rental storage r = _rentals[rentalId];
+        if (r.renter != msg.sender) revert GPURentalNotRenter(rentalId, msg.sender);
+        if (r.status != RentalStatus.Active) revert GPURentalNotActive(rentalId, r.status);
+        uint64 end = uint64(r.start) + r.duration;
+        if (block.timestamp >= end) revert GPURentalAlreadyEnded(rentalId, end);
+        r.status = RentalStatus.Cancelled;
+        uint64 nowTs = uint64(block.timestamp);
+        _cancelledAt[rentalId] = nowTs;
+        emit RentalCancelled(rentalId, nowTs);
+        _outbox.sendMessage(
+            _etcChainId,
+            _workVerification,
+            RentalMessages.encodeClose(RentalMessages.Close({rentalId: rentalId, endTime: nowTs}))
+        );
+    }
+
+    /// @notice Refunds the whole escrow when no result arrived in time; a later RESULT is refused.
+    /// Requirements:
+    /// - caller is the rental's renter;
+    /// - the rental is Active or Cancelled (awaiting a result);
+    /// - at least resultTimeout has passed since the rental's end (its cancellation time when cancelled).
+    function reclaimEscrow(uint256 rentalId) external nonReentrant {
+        Rental storage r = _rentals[rentalId];
+        Rental memory m = r;
+        if (m.renter != msg.sender) revert GPURentalNotRenter(rentalId, msg.sender);
+        if (m.status != RentalStatus.Active && m.status != RentalStatus.Cancelled) {
+            revert GPURentalNotAwaitingResult(rentalId, m.status);
+        }
+        uint256 availableAt = uint256(_endOf(rentalId, m)) + _resultTimeout;
+        if (block.timestamp < availableAt) revert GPURentalReclaimTooEarly(rentalId, availableAt);
+        r.status = RentalStatus.Expired;
+        uint256 escrow = _escrowOf(m);
+        emit EscrowReclaimed(rentalId, m.renter, escrow);
+        _token.safeTransfer(m.renter, escrow);
+    }
+
+    /// @notice Rates the provider of a settled rental (once); the rating goes to ReputationSystem on ETC.
+    /// Requirements:
+    /// - caller is the rental's renter;
+    /// - 1 <= `rating` <= 5;
+    /// - the rental is Settled and has not been rated.
+    function submitFeedback(uint256 rentalId, uint8 rating) external {
+        Rental storage r = _rentals[rentalId];
+        if (r.renter != msg.sender) revert GPURentalNotRenter(rentalId, msg.sender);
+        if (rating == 0 || rating > 5) revert GPURentalInvalidRating(rating);
+        if (r.status != RentalStatus.Settled) revert GPURentalNotSettled(rentalId, r.status);
+        if (r.rated) revert GPURentalAlreadyRated(rentalId);
+        r.rated = true;
+        address provider = r.provider;
+        emit FeedbackSubmitted(rentalId, provider, rating);
+        _outbox.sendMessage(
+            _etcChainId,
+            _reputationSystem, // set with workVerification, which a Settled rental needed
+            RentalMessages.encodeFeedback(
+                RentalMessages.Feedback({rentalId: rentalId, provider: provider, renter: msg.sender, rating: rating})
+            )
+        );
+    }
+
+    /// @notice Receives WorkVerification's RESULT and settles the rental.
+    /// @dev Pays the provider `min(escrow, price * gpus * verifiedSeconds / 3600)` minus the fee (verified time is
+    /// capped at the cancellation when cancelled), the fee to the treasury, the rest of the escrow to the renter;
+    /// when `failed`, pays nothing and slashes minStake(Provider) * gpus * slashBps / 10000 of the provider's
+    /// stake (reason: the rentalId).
+    /// Requirements:
+    /// - caller is the inbox and (`srcChainId`, `sender`) is (etcChainId, workVerification);
+    /// - `data` is a RentalMessages RESULT;
+    /// - the rental is Active or Cancelled (a result is paid out at most once).
+    function onBridgeMessage(uint256 srcChainId, address sender, bytes calldata data) external nonReentrant {
+        if (msg.sender != _inbox) revert GPURentalNotInbox(msg.sender);
+        address peer = _workVerification;
+        if (srcChainId != _etcChainId || sender != peer || peer == address(0)) {
+            revert GPURentalUnknownPeer(srcChainId, sender);
+        }
+        (uint8 kind, bytes memory body) = RentalMessages.kindOf(data);
+        if (kind != RentalMessages.RESULT) revert GPURentalUnsupportedMessage(kind);
+        RentalMessages.Result memory res = abi.decode(body, (RentalMessages.Result));
+        _settle(res.rentalId, res.verifiedSeconds, res.failed);
+    }
+
+    // ------------------------------------------------------------------ views
+
+    /// @notice A rental's stored data with its escrow and end time (all zero for an unknown id).
+    function rental(uint256 rentalId) external view returns (RentalInfo memory info) {
+        Rental memory m = _rentals[rentalId];
+        info = RentalInfo({
+            renter: m.renter,
+            provider: m.provider,
+            status: m.status,
+            rated: m.rated,
+            gpus: m.gpus,
+            start: m.start,
+            duration: m.duration,
+            end: m.status == RentalStatus.None ? 0 : _endOf(rentalId, m),
+            cancelledAt: _cancelledAt[rentalId],
+            pricePerGpuHour: m.pricePerGpuHour,
+            escrow: _escrowOf(m)
+        });
+    }
+
+    /// @notice A rental's status (None for an unknown id).
+    function rentalStatus(uint256 rentalId) external view returns (RentalStatus) {
+        return _rentals[rentalId].status;
+    }
+
+    /// @notice The id of the rental created from `renter`'s intent with `nonce`.
+    function rentalIdOf(address renter, uint256 nonce) public pure returns (uint256) {
+        return uint256(keccak256(abi.encode(renter, nonce)));
+    }
+
+    /// @notice The EIP-712 digest the renter signs for `intent` (domain BlendrGPURental/1, this chain).
+    function intentDigest(RentalIntent calldata intent) public view returns (bytes32) {
+        return _hashTypedDataV4(keccak256(abi.encode(_INTENT_TYPEHASH, intent)));
+    }
+
+    /// @notice GPUTOKEN, the escrow token.
+    function token() external view returns (address) {
+        return address(_token);
+    }
+
+    /// @notice The StakingManager checked at creation and slashed on failure.
+    function staking() external view returns (address) {
+        return address(_staking);
+    }
+
+    /// @notice The bridge inbox allowed to call onBridgeMessage.
+    function inbox() external view returns (address) {
+        return _inbox;
+    }
+
+    /// @notice The bridge outbox messages to ETC go through.
+    function outbox() external view returns (address) {
+        return address(_outbox);
+    }
+
+    /// @notice Receiver of protocol fees.
+    function treasury() external view returns (address) {
+        return _treasury;
+    }
+
+    /// @notice Chain id of Ethereum Classic, where the peers live.
+    function etcChainId() external view returns (uint64) {
+        return _etcChainId;
+    }
+
+    /// @notice WorkVerification on ETC: receives OPEN/CLOSE, sends RESULT.
+    function workVerification() external view returns (address) {
+        return _workVerification;
+    }
+
+    /// @notice ReputationSystem on ETC: receives FEEDBACK.
+    function reputationSystem() external view returns (address) {
+        return _reputationSystem;
+    }
+
+    /// @notice Protocol fee on provider payments, in basis points.
+    function feeBps() external view returns (uint16) {
+        return _feeBps;
+    }
+
+    /// @notice Share of the provider's required stake slashed on failed verification, in basis points.
+    function slashBps() external view returns (uint16) {
+        return _slashBps;
+    }
+
+    /// @notice Seconds after a rental's end before the renter may reclaim an unsettled escrow.
+    function resultTimeout() external view returns (uint32) {
+        return _resultTimeout;
+    }
+
+    /// @notice Shortest rental, in seconds.
+    function minDuration() external view returns (uint32) {
+        return _minDuration;
+    }
+
+    /// @notice Longest rental, in seconds.
+    function maxDuration() external view returns (uint32) {
+        return _maxDuration;
+    }
+
+    /// @notice Most GPUs in one rental.
+    function maxGpus() external view returns (uint16) {
+        return _maxGpus;
+    }
+
+    // ------------------------------------------------------------------ governance
+
+    /// @notice Sets the protocol fee.
+    /// Requirements: caller has GOVERNOR_ROLE; `newFeeBps` <= 2000.
+    function setFeeBps(uint16 newFeeBps) external onlyRole(GOVERNOR_ROLE) {
+        if (newFeeBps > _MAX_FEE_BPS) revert GPURentalInvalidFeeBps(newFeeBps);
+        _feeBps = newFeeBps;
+        emit FeeBpsChanged(newFeeBps);
+    }
+
+    /// @notice Sets the slash on failed verification.
+    /// Requirements: caller has GOVERNOR_ROLE; `newSlashBps` <= 10000.
+    function setSlashBps(uint16 newSlashBps) external onlyRole(GOVERNOR_ROLE) {
+        if (newSlashBps > _BPS) revert GPURentalInvalidSlashBps(newSlashBps);
+        _slashBps = newSlashBps;
+        emit SlashBpsChanged(newSlashBps);
+    }
+
+    /// @notice Sets how long after a rental's end the renter must wait to reclaim an unsettled escrow.
+    /// Requirements: caller has GOVERNOR_ROLE; 1 hour <= `newResultTimeout` <= 90 days.
+    function setResultTimeout(uint32 newResultTimeout) external onlyRole(GOVERNOR_ROLE) {
+        if (newResultTimeout < _MIN_RESULT_TIMEOUT || newResultTimeout > _MAX_RESULT_TIMEOUT) {
+            revert GPURentalInvalidResultTimeout(newResultTimeout);
+        }
+        _resultTimeout = newResultTimeout;
+        emit ResultTimeoutChanged(newResultTimeout);
+    }
+
+    /// @notice Sets the allowed rental durations.
+    /// Requirements: caller has GOVERNOR_ROLE; 1 minute <= `newMinDuration` <= `newMaxDuration` <= 365 days.
+    function setDurationBounds(uint32 newMinDuration, uint32 newMaxDuration) external onlyRole(GOVERNOR_ROLE) {
+        if (newMinDuration < _MIN_DURATION_FLOOR || newMinDuration > newMaxDuration || newMaxDuration > _MAX_DURATION_CEILING)
+        {
+            revert GPURentalInvalidDurationBounds(newMinDuration, newMaxDuration);
+        }
+        _minDuration = newMinDuration;
+        _maxDuration = newMaxDuration;
+        emit DurationBoundsChanged(newMinDuration, newMaxDuration);
+    }
+
+    /// @notice Sets the most GPUs one rental may take.
+    /// Requirements: caller has GOVERNOR_ROLE; `newMaxGpus` > 0.
+    function setMaxGpus(uint16 newMaxGpus) external onlyRole(GOVERNOR_ROLE) {
+        if (newMaxGpus == 0) revert GPURentalInvalidMaxGpus(newMaxGpus);
+        _maxGpus = newMaxGpus;
+        emit MaxGpusChanged(newMaxGpus);
+    }
+
+    /// @notice Sets the fee receiver.
+    /// Requirements: caller has GOVERNOR_ROLE; `newTreasury` is not zero.
+    function setTreasury(address newTreasury) external onlyRole(GOVERNOR_ROLE) {
+        if (newTreasury == address(0)) revert GPURentalZeroAddress();
+        _treasury = newTreasury;
+        emit TreasuryChanged(newTreasury);
+    }
+
+    /// @notice Sets the ETC chain id and the WorkVerification and ReputationSystem contracts there.
+    /// Requirements: caller has GOVERNOR_ROLE; `newEtcChainId` is not zero nor this chain's id; both
+    /// addresses are not zero.
+    function setEtcPeers(uint64 newEtcChainId, address newWorkVerification, address newReputationSystem)
+        external
+        onlyRole(GOVERNOR_ROLE)
+    {
+        if (newEtcChainId == 0 || newEtcChainId == block.chainid) revert GPURentalInvalidEtcChainId(newEtcChainId);
+        if (newWorkVerification == address(0) || newReputationSystem == address(0)) revert GPURentalZeroAddress();
+        _etcChainId = newEtcChainId;
+        _workVerification = newWorkVerification;
+        _reputationSystem = newReputationSystem;
+        emit EtcPeersChanged(newEtcChainId, newWorkVerification, newReputationSystem);
+    }
+
+    /// @notice Sets the bridge inbox allowed to deliver results.
+    /// Requirements: caller has GOVERNOR_ROLE; `newInbox` is not zero.
+    function setInbox(address newInbox) external onlyRole(GOVERNOR_ROLE) {
+        if (newInbox == address(0)) revert GPURentalZeroAddress();
+        _inbox = newInbox;
+        emit InboxChanged(newInbox);
+    }
+
+    /// @notice Sets the bridge outbox used for messages to ETC.
+    /// Requirements: caller has GOVERNOR_ROLE; `newOutbox` is not zero.
+    function setOutbox(address newOutbox) external onlyRole(GOVERNOR_ROLE) {
+        if (newOutbox == address(0)) revert GPURentalZeroAddress();
+        _outbox = IBridgeOutbox(newOutbox);
+        emit OutboxChanged(newOutbox);
+    }
+
+    // ------------------------------------------------------------------ internals
+
+    function _createRental(RentalIntent calldata intent, bytes calldata signature, uint256 price, address queen)
+        private
+        returns (uint256 rentalId)
+    {
+        rentalId = _checkIntent(intent, signature, price);
+        _checkStakes(intent.provider, queen, intent.gpus);
+        uint256 escrow = price * intent.gpus * intent.duration / 1 hours;
+        if (escrow == 0) revert GPURentalZeroEscrow();
+        address peer = _workVerification;
+        if (peer == address(0)) revert GPURentalPeersNotSet();
+
+        // Casts are safe: gpus <= maxGpus (uint16), duration <= maxDuration (uint32), price < 2**88 (checked).
+        Rental storage r = _rentals[rentalId];
+        r.renter = intent.renter;
+        r.start = uint40(block.timestamp);
+        r.duration = uint32(intent.duration);
+        r.gpus = uint16(intent.gpus);
+        r.status = RentalStatus.Active;
+        r.provider = intent.provider;
+        r.pricePerGpuHour = uint88(price);
+
+        _emitCreated(rentalId, intent, price, escrow, queen);
+        _token.safeTransferFrom(intent.renter, address(this), escrow);
+        _outbox.sendMessage(
+            _etcChainId,
+            peer,
+            RentalMessages.encodeOpen(
+                RentalMessages.Open({
+                    rentalId: rentalId,
+                    provider: intent.provider,
+                    queen: queen,
+                    gpus: intent.gpus,
+                    start: uint64(block.timestamp),
+                    duration: intent.duration
+                })
+            )
+        );
+    }
+
+    function _emitCreated(
+        uint256 rentalId,
+        RentalIntent calldata intent,
+        uint256 price,
+        uint256 escrow,
+        address queen
+    ) private {
+        emit RentalCreated(
+            rentalId,
+            intent.renter,
+            intent.provider,
+            queen,
+            intent.gpus,
+            intent.specHash,
+            price,
+            escrow,
+            uint64(block.timestamp),
+            intent.duration,
+            intent.nonce
+        );
+    }
+
+    /// @dev Checks the intent's terms, that its nonce is unused and that the renter signed it; returns the id.
+    function _checkIntent(RentalIntent calldata intent, bytes calldata signature, uint256 price)
+        private
+        view
+        returns (uint256 rentalId)
+    {
+        if (block.timestamp > intent.deadline) revert GPURentalIntentExpired(intent.deadline);
+        if (price == 0 || price > intent.maxPricePerGpuHour || price > type(uint88).max) {
+            revert GPURentalInvalidPrice(price, intent.maxPricePerGpuHour);
+        }
+        uint16 maxGpus_ = _maxGpus;
+        if (intent.gpus == 0 || intent.gpus > maxGpus_) revert GPURentalInvalidGpus(intent.gpus, maxGpus_);
+        uint32 minD = _minDuration;
+        uint32 maxD = _maxDuration;
+        if (intent.duration < minD || intent.duration > maxD) {
+            revert GPURentalInvalidDuration(intent.duration, minD, maxD);
+        }
+        rentalId = rentalIdOf(intent.renter, intent.nonce);
+        if (_rentals[rentalId].renter != address(0)) revert GPURentalNonceUsed(intent.renter, intent.nonce);
+        (address signer, ECDSA.RecoverError err,) = ECDSA.tryRecover(intentDigest(intent), signature);
+        if (err != ECDSA.RecoverError.NoError || signer != intent.renter) revert GPURentalInvalidSignature();
+    }
+
+    /// @dev The provider must stake minStake(Provider) per GPU, the queen minStake(Queen).
+    function _checkStakes(address provider, address queen, uint256 gpus) private view {
+        uint256 required = _staking.minStake(Tier.Provider) * gpus;
+        uint256 stake = _staking.stakeOf(provider, Tier.Provider);
+        if (stake < required) revert GPURentalInsufficientStake(provider, stake, required);
+        required = _staking.minStake(Tier.Queen);
+        stake = _staking.stakeOf(queen, Tier.Queen);
+        if (stake < required) revert GPURentalInsufficientQueenStake(queen, stake, required);
+    }
+
+    function _settle(uint256 rentalId, uint64 verifiedSeconds, bool failed) private {
+        Rental storage r = _rentals[rentalId];
+        Rental memory m = r;
+        if (m.status != RentalStatus.Active && m.status != RentalStatus.Cancelled) {
+            revert GPURentalNotAwaitingResult(rentalId, m.status);
+        }
+        r.status = RentalStatus.Settled;
+
+        uint256 rate = uint256(m.pricePerGpuHour) * m.gpus;
+        uint256 escrow = rate * m.duration / 1 hours;
+        uint256 payment;
+        uint256 fee;
+        if (!failed) {
+            // Pay only for time within the rental (up to the cancellation); this also caps payment at escrow.
+            uint256 paidSeconds = verifiedSeconds;
+            uint256 cap = m.status == RentalStatus.Cancelled ? _cancelledAt[rentalId] - m.start : m.duration;
+            if (paidSeconds > cap) paidSeconds = cap;
+            payment = rate * paidSeconds / 1 hours;
+            fee = payment * _feeBps / _BPS;
+        }
+        uint256 refund = escrow - payment;
+        emit RentalSettled(rentalId, verifiedSeconds, failed, payment - fee, fee, refund);
+
+        if (payment != fee) _token.safeTransfer(m.provider, payment - fee);
+        if (fee != 0) _token.safeTransfer(_treasury, fee);
+        if (refund != 0) _token.safeTransfer(m.renter, refund);
+
+        if (failed) _slashProvider(rentalId, m.provider, m.gpus);
+    }
+
+    /// @dev Slashes minStake(Provider) * gpus * slashBps / 10000; the rentalId is the slash reason.
+    function _slashProvider(uint256 rentalId, address provider, uint256 gpus) private {
+        uint256 amount = _staking.minStake(Tier.Provider) * gpus * _slashBps / _BPS;
+        if (amount != 0) {
+            uint256 slashed = _staking.slash(provider, Tier.Provider, amount, bytes32(rentalId));
+            emit ProviderSlashed(rentalId, provider, amount, slashed);
+        }
+    }
+
+    function _escrowOf(Rental memory m) private pure returns (uint256) {
+        return uint256(m.pricePerGpuHour) * m.gpus * m.duration / 1 hours;
+    }
+
+    function _endOf(uint256 rentalId, Rental memory m) private view returns (uint64) {
+        uint64 cancelledAt = _cancelledAt[rentalId];
+        return cancelledAt != 0 ? cancelledAt : uint64(m.start) + m.duration;
+    }
+}

@@ -1,0 +1,150 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity 0.8.30;
+
+import {IGovernor, Governor} from "@openzeppelin/contracts/governance/Governor.sol";
+import {GovernorCountingSimple} from "@openzeppelin/contracts/governance/extensions/GovernorCountingSimple.sol";
+import {GovernorSettings} from "@openzeppelin/contracts/governance/extensions/GovernorSettings.sol";
+import {GovernorTimelockControl} from "@openzeppelin/contracts/governance/extensions/GovernorTimelockControl.sol";
+import {GovernorVotes} from "@openzeppelin/contracts/governance/extensions/GovernorVotes.sol";
+import {GovernorVotesQuorumFraction} from
+    "@openzeppelin/contracts/governance/extensions/GovernorVotesQuorumFraction.sol";
+import {TimelockController} from "@openzeppelin/contracts/governance/TimelockController.sol";
+import {IVotes} from "@openzeppelin/contracts/governance/utils/IVotes.sol";
+import {IGovernance} from "../interfaces/IGovernance.sol";
+import {IStakingManager} from "../interfaces/IStakingManager.sol";
+
+/// @title Governance
+/// @notice BlendrChain's Governor. Voting power at a proposal's snapshot block = GPUTOKEN votes delegated to
+/// the account (ERC20Votes) + the account's stake in StakingManager (active + unbonding), both read from
+/// block-number checkpoints strictly before the vote, so tokens borrowed for one transaction weigh nothing.
+/// Proposals run through a TimelockController that holds every GOVERNOR_ROLE of the system.
+/// @dev Staked tokens sit in StakingManager, which never delegates, so they are not counted twice. Quorum is
+/// a fraction of GPUTOKEN's total supply at the snapshot, which includes staked tokens.
+contract Governance is
+    IGovernance,
+    Governor,
+    GovernorSettings,
+    GovernorCountingSimple,
+    GovernorVotes,
+    GovernorVotesQuorumFraction,
+    GovernorTimelockControl
+{
+    IStakingManager private immutable _staking;
+
+    /// @param token_ GPUTOKEN (ERC20Votes, block-number clock).
+    /// @param staking_ StakingManager (stake checkpoints on the same block-number clock).
+    /// @param timelock_ The TimelockController that executes proposals; this contract must be its proposer
+    /// and canceller.
+    /// @param votingDelay_ Blocks between a proposal and the start of voting (its snapshot).
+    /// @param votingPeriod_ Blocks voting stays open.
+    /// @param proposalThreshold_ Voting power needed to propose.
+    /// @param quorumNumerator_ Quorum in percent of total supply (denominator 100).
+    constructor(
+        IVotes token_,
+        IStakingManager staking_,
+        TimelockController timelock_,
+        uint48 votingDelay_,
+        uint32 votingPeriod_,
+        uint256 proposalThreshold_,
+        uint256 quorumNumerator_
+    )
+        Governor("BlendrChain Governance")
+        GovernorSettings(votingDelay_, votingPeriod_, proposalThreshold_)
+        GovernorVotes(token_)
+        GovernorVotesQuorumFraction(quorumNumerator_)
+        GovernorTimelockControl(timelock_)
+    {
+        if (address(token_) == address(0) || address(staking_) == address(0) || address(timelock_) == address(0)) {
+            revert GovernanceZeroAddress();
+        }
+        _staking = staking_;
+    }
+
+    /// @inheritdoc IGovernance
+    function staking() external view returns (IStakingManager) {
+        return _staking;
+    }
+
+    // The overrides below only resolve OpenZeppelin's multiple inheritance.
+
+    function votingDelay() public view override(Governor, GovernorSettings) returns (uint256) {
+        return super.votingDelay();
+    }
+
+    function votingPeriod() public view override(Governor, GovernorSettings) returns (uint256) {
+        return super.votingPeriod();
+    }
+
+    function quorum(uint256 timepoint) public view override(Governor, GovernorVotesQuorumFraction) returns (uint256) {
+        return super.quorum(timepoint);
+    }
+
+    function state(uint256 proposalId) public view override(Governor, GovernorTimelockControl) returns (ProposalState) {
+        return super.state(proposalId);
+    }
+
+    function proposalNeedsQueuing(uint256 proposalId)
+        public
+        view
+        override(Governor, GovernorTimelockControl)
+        returns (bool)
+    {
+        return super.proposalNeedsQueuing(proposalId);
+    }
+
+    function proposalThreshold() public view override(Governor, GovernorSettings) returns (uint256) {
+        return super.proposalThreshold();
+    }
+
+    /// @dev Delegated token votes plus checkpointed stake, both at `timepoint`.
+    function _getVotes(address account, uint256 timepoint, bytes memory params)
+        internal
+        view
+        override(Governor, GovernorVotes)
+        returns (uint256)
+    {
+        return super._getVotes(account, timepoint, params) + _staking.getPastStake(account, timepoint);
+    }
+
+    function _queueOperations(
+        uint256 proposalId,
+        address[] memory targets,
+        uint256[] memory values,
+        bytes[] memory calldatas,
+        bytes32 descriptionHash
+    ) internal override(Governor, GovernorTimelockControl) returns (uint48) {
+        return super._queueOperations(proposalId, targets, values, calldatas, descriptionHash);
+    }
+
+    function _executeOperations(
+        uint256 proposalId,
+        address[] memory targets,
+        uint256[] memory values,
+        bytes[] memory calldatas,
+        bytes32 descriptionHash
+    ) internal override(Governor, GovernorTimelockControl) {
+        super._executeOperations(proposalId, targets, values, calldatas, descriptionHash);
+    }
+
+    function _cancel(
+        address[] memory targets,
+        uint256[] memory values,
+        bytes[] memory calldatas,
+        bytes32 descriptionHash
+    ) internal override(Governor, GovernorTimelockControl) returns (uint256) {
+        return super._cancel(targets, values, calldatas, descriptionHash);
+    }
+
+    function _executor() internal view override(Governor, GovernorTimelockControl) returns (address) {
+        return super._executor();
+    }
+}
+
+/// @title BlendrTimelock
+/// @notice OpenZeppelin's TimelockController, under a name of our own so the build emits an artifact.
+/// Grant PROPOSER_ROLE and CANCELLER_ROLE to {Governance}; EXECUTOR_ROLE to address(0) (anyone executes).
+contract BlendrTimelock is TimelockController {
+    constructor(uint256 minDelay, address[] memory proposers, address[] memory executors, address admin)
+        TimelockController(minDelay, proposers, executors, admin)
+    {}
+}

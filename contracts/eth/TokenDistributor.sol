@@ -1,0 +1,220 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity 0.8.30;
+
+import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
+import {VestingWallet} from "@openzeppelin/contracts/finance/VestingWallet.sol";
+import {VestingWalletCliff} from "@openzeppelin/contracts/finance/VestingWalletCliff.sol";
+import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
+import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
+import {MerkleProof} from "@openzeppelin/contracts/utils/cryptography/MerkleProof.sol";
+import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
+import {ReentrancyGuard} from "@openzeppelin/contracts/utils/ReentrancyGuard.sol";
+import {Category, ITokenDistributor, RewardKind} from "../interfaces/ITokenDistributor.sol";
+
+/// @title TokenDistributor
+/// @notice Holds GPUTOKEN's initial supply and hands it out: allocations per category (Team, Investors and
+/// Advisors always through a new vesting wallet; Community and Treasury directly, or vested when a duration
+/// is given) and epoch rewards (provider staking, renter loyalty) claimed against a Merkle root.
+/// @dev Category caps are fixed basis points of {totalReceived} (every token this contract has ever held:
+/// balance + paid out): Team 15%, Investors 15%, Advisors 5%, Community 45%, Treasury 20%, summing to 100%.
+/// Epoch reward totals are reserved from the Community cap. Because the caps sum to 100%, an allocation or
+/// reservation within its cap is always covered by the balance not yet reserved.
+/// Merkle leaves are OpenZeppelin StandardMerkleTree leaves of (address account, uint256 amount).
+contract TokenDistributor is ITokenDistributor, AccessControl, ReentrancyGuard {
+    using SafeERC20 for IERC20;
+
+    bytes32 public constant GOVERNOR_ROLE = keccak256("GOVERNOR_ROLE");
+    bytes32 public constant ALLOCATOR_ROLE = keccak256("ALLOCATOR_ROLE");
+    bytes32 public constant REWARDS_ROLE = keccak256("REWARDS_ROLE");
+    uint256 private constant _MAX_BPS = 10_000;
+
+    struct EpochReward {
+        bytes32 root;
+        uint128 total;
+        uint128 claimed;
+    }
+
+    IERC20 private immutable _token;
+    address private _treasury;
+    uint256 private _paidOut; // allocations + reward claims sent out
+    uint256 private _rewardsOutstanding; // reserved for epochs, not yet claimed
+    mapping(Category category => uint256) private _used;
+    mapping(uint256 epoch => mapping(RewardKind kind => EpochReward)) private _epochs;
+    mapping(uint256 epoch => mapping(RewardKind kind => mapping(address account => bool))) private _claimed;
+
+    /// @param admin Receives DEFAULT_ADMIN_ROLE and GOVERNOR_ROLE (the deployer grants ALLOCATOR_ROLE and
+    /// REWARDS_ROLE).
+    /// @param token_ GPUTOKEN; the deployer mints the initial supply to this contract.
+    /// @param treasury_ Protocol treasury, the only beneficiary of Treasury-category allocations.
+    constructor(address admin, IERC20 token_, address treasury_) {
+        if (admin == address(0) || address(token_) == address(0) || treasury_ == address(0)) {
+            revert TokenDistributorZeroAddress();
+        }
+        _token = token_;
+        _treasury = treasury_;
+        _grantRole(DEFAULT_ADMIN_ROLE, admin);
+        _grantRole(GOVERNOR_ROLE, admin);
+    }
+
+    /// @notice Allocates `amount` of `category` to `beneficiary`. Team, Investors and Advisors (and any
+    /// category with `duration` > 0) go to a new vesting wallet owned by `beneficiary` that releases
+    /// linearly from `start` over `duration` seconds, nothing before `start + cliff`; otherwise the tokens
+    /// are sent to `beneficiary` directly. Returns the wallet (or `beneficiary` for direct transfers).
+    /// @dev Requirements:
+    /// - the caller has ALLOCATOR_ROLE;
+    /// - `beneficiary` is not the zero address, and is the treasury for the Treasury category;
+    /// - `amount` > 0 and within what is left of the category's cap;
+    /// - Team/Investors/Advisors: `duration` > 0; any vesting: `cliff` <= `duration`;
+    /// - direct transfers: `start` and `cliff` are 0.
+    function allocate(
+        Category category,
+        address beneficiary,
+        uint256 amount,
+        uint64 start,
+        uint64 cliff,
+        uint64 duration
+    ) external onlyRole(ALLOCATOR_ROLE) nonReentrant returns (address wallet) {
+        if (beneficiary == address(0)) revert TokenDistributorZeroAddress();
+        if (category == Category.Treasury && beneficiary != _treasury) revert TokenDistributorNotTreasury(beneficiary);
+        if (amount == 0) revert TokenDistributorZeroAmount();
+        bool vested = category <= Category.Advisors || duration != 0;
+        if (vested ? (duration == 0 || cliff > duration) : (start != 0 || cliff != 0)) {
+            revert TokenDistributorInvalidSchedule(start, cliff, duration);
+        }
+        _use(category, amount);
+        _paidOut += amount;
+        wallet = vested ? address(new BlendrVestingWallet(beneficiary, start, duration, cliff)) : beneficiary;
+        emit Allocated(category, beneficiary, wallet, amount, start, cliff, duration);
+        _token.safeTransfer(wallet, amount);
+    }
+
+    /// @notice Publishes the Merkle root of `kind` rewards for `epoch` and reserves `total` for its claims
+    /// out of the Community cap.
+    /// @dev Requirements:
+    /// - the caller has REWARDS_ROLE;
+    /// - `root` is non-zero and `total` > 0;
+    /// - no root was set for (`epoch`, `kind`) before;
+    /// - `total` fits in what is left of the Community cap.
+    function setEpochRoot(uint256 epoch, RewardKind kind, bytes32 root, uint256 total)
+        external
+        onlyRole(REWARDS_ROLE)
+    {
+        if (root == bytes32(0)) revert TokenDistributorZeroRoot();
+        if (total == 0) revert TokenDistributorZeroAmount();
+        EpochReward storage e = _epochs[epoch][kind];
+        if (e.root != bytes32(0)) revert TokenDistributorEpochRootAlreadySet(epoch, kind);
+        _use(Category.Community, total);
+        _rewardsOutstanding += total;
+        e.root = root;
+        e.total = SafeCast.toUint128(total);
+        emit EpochRootSet(epoch, kind, root, total);
+    }
+
+    /// @notice Pays `account` its `kind` reward of `amount` for `epoch`; anyone may submit the proof.
+    /// @dev Requirements:
+    /// - a root is set for (`epoch`, `kind`);
+    /// - `account` has not claimed it yet;
+    /// - `proof` proves the leaf (`account`, `amount`) against the root;
+    /// - the epoch's claims stay within its total.
+    function claim(uint256 epoch, RewardKind kind, address account, uint256 amount, bytes32[] calldata proof)
+        external
+        nonReentrant
+    {
+        EpochReward storage e = _epochs[epoch][kind];
+        bytes32 root = e.root;
+        if (root == bytes32(0)) revert TokenDistributorEpochNotSet(epoch, kind);
+        if (_claimed[epoch][kind][account]) revert TokenDistributorAlreadyClaimed(epoch, kind, account);
+        bytes32 leaf = keccak256(bytes.concat(keccak256(abi.encode(account, amount))));
+        if (!MerkleProof.verifyCalldata(proof, root, leaf)) revert TokenDistributorInvalidProof();
+        uint256 claimed = e.claimed + amount;
+        if (claimed > e.total) revert TokenDistributorEpochTotalExceeded(epoch, kind, claimed, e.total);
+        _claimed[epoch][kind][account] = true;
+        e.claimed = uint128(claimed); // <= total
+        _rewardsOutstanding -= amount;
+        _paidOut += amount;
+        emit RewardClaimed(epoch, kind, account, amount);
+        _token.safeTransfer(account, amount);
+    }
+
+    /// @notice Sets the protocol treasury (beneficiary of Treasury-category allocations).
+    /// @dev Requirements:
+    /// - the caller has GOVERNOR_ROLE;
+    /// - `treasury_` is not the zero address.
+    function setTreasury(address treasury_) external onlyRole(GOVERNOR_ROLE) {
+        if (treasury_ == address(0)) revert TokenDistributorZeroAddress();
+        _treasury = treasury_;
+        emit TreasuryChanged(treasury_);
+    }
+
+    /// @notice Share of {totalReceived} that `category` may use, in basis points.
+    function categoryBps(Category category) public pure returns (uint256) {
+        if (category == Category.Team) return 1_500;
+        if (category == Category.Investors) return 1_500;
+        if (category == Category.Advisors) return 500;
+        if (category == Category.Community) return 4_500;
+        return 2_000;
+    }
+
+    /// @notice Current cap of `category`: its basis points of {totalReceived}.
+    function categoryCap(Category category) public view returns (uint256) {
+        return (totalReceived() * categoryBps(category)) / _MAX_BPS;
+    }
+
+    /// @notice Amount of `category` allocated (and, for Community, reserved for epoch rewards).
+    function categoryUsed(Category category) external view returns (uint256) {
+        return _used[category];
+    }
+
+    /// @notice Every token this contract has held: current balance plus everything paid out.
+    function totalReceived() public view returns (uint256) {
+        return _token.balanceOf(address(this)) + _paidOut;
+    }
+
+    /// @notice Epoch rewards reserved and not yet claimed.
+    function rewardsOutstanding() external view returns (uint256) {
+        return _rewardsOutstanding;
+    }
+
+    /// @notice Root, total and amount claimed so far of `kind` rewards for `epoch`.
+    function epochReward(uint256 epoch, RewardKind kind)
+        external
+        view
+        returns (bytes32 root, uint256 total, uint256 claimed)
+    {
+        EpochReward storage e = _epochs[epoch][kind];
+        return (e.root, e.total, e.claimed);
+    }
+
+    /// @notice Whether `account` has claimed its `kind` reward for `epoch`.
+    function isClaimed(uint256 epoch, RewardKind kind, address account) external view returns (bool) {
+        return _claimed[epoch][kind][account];
+    }
+
+    /// @notice The protocol treasury.
+    function treasury() external view returns (address) {
+        return _treasury;
+    }
+
+    /// @notice The distributed token.
+    function token() external view returns (address) {
+        return address(_token);
+    }
+
+    function _use(Category category, uint256 amount) private {
+        uint256 cap = categoryCap(category);
+        uint256 used = _used[category];
+        uint256 remaining = cap > used ? cap - used : 0;
+        if (amount > remaining) revert TokenDistributorCategoryCapExceeded(category, amount, remaining);
+        _used[category] = used + amount;
+    }
+}
+
+/// @title BlendrVestingWallet
+/// @notice OpenZeppelin VestingWalletCliff: linear vesting of any token from `start` over `duration`
+/// seconds, nothing releasable before `start + cliffSeconds`; `release(token)` sends to the beneficiary.
+contract BlendrVestingWallet is VestingWalletCliff {
+    constructor(address beneficiary, uint64 start, uint64 duration, uint64 cliffSeconds)
+        VestingWallet(beneficiary, start, duration)
+        VestingWalletCliff(cliffSeconds)
+    {}
+}

@@ -1,0 +1,71 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity 0.8.30;
+
+/// @notice Initial-allocation buckets of GPUTOKEN.
+enum Category {
+    Team,
+    Investors,
+    Advisors,
+    Community,
+    Treasury
+}
+
+/// @notice Reward programs paid by epoch from Merkle roots.
+enum RewardKind {
+    ProviderStaking,
+    RenterLoyalty
+}
+
+/// @notice Initial GPUTOKEN allocation with vesting, and epoch rewards claimed by Merkle proof.
+interface ITokenDistributor {
+    error TokenDistributorZeroAddress();
+    error TokenDistributorZeroAmount();
+    error TokenDistributorCategoryCapExceeded(Category category, uint256 requested, uint256 remaining);
+    error TokenDistributorInvalidSchedule(uint64 start, uint64 cliff, uint64 duration);
+    error TokenDistributorNotTreasury(address beneficiary);
+    error TokenDistributorZeroRoot();
+    error TokenDistributorEpochRootAlreadySet(uint256 epoch, RewardKind kind);
+    error TokenDistributorEpochNotSet(uint256 epoch, RewardKind kind);
+    error TokenDistributorAlreadyClaimed(uint256 epoch, RewardKind kind, address account);
+    error TokenDistributorInvalidProof();
+    error TokenDistributorEpochTotalExceeded(uint256 epoch, RewardKind kind, uint256 claimed, uint256 total);
+
+    event Allocated(
+        Category indexed category,
+        address indexed beneficiary,
+        address indexed wallet,
+        uint256 amount,
+        uint64 start,
+        uint64 cliff,
+        uint64 duration
+    );
+    event EpochRootSet(uint256 indexed epoch, RewardKind indexed kind, bytes32 root, uint256 total);
+    event RewardClaimed(uint256 indexed epoch, RewardKind indexed kind, address indexed account, uint256 amount);
+    event TreasuryChanged(address treasury);
+
+    function allocate(
+        Category category,
+        address beneficiary,
+        uint256 amount,
+        uint64 start,
+        uint64 cliff,
+        uint64 duration
+    ) external returns (address wallet);
+    function setEpochRoot(uint256 epoch, RewardKind kind, bytes32 root, uint256 total) external;
+    function claim(uint256 epoch, RewardKind kind, address account, uint256 amount, bytes32[] calldata proof)
+        external;
+    function setTreasury(address treasury) external;
+
+    function categoryBps(Category category) external pure returns (uint256);
+    function categoryCap(Category category) external view returns (uint256);
+    function categoryUsed(Category category) external view returns (uint256);
+    function totalReceived() external view returns (uint256);
+    function rewardsOutstanding() external view returns (uint256);
+    function epochReward(uint256 epoch, RewardKind kind)
+        external
+        view
+        returns (bytes32 root, uint256 total, uint256 claimed);
+    function isClaimed(uint256 epoch, RewardKind kind, address account) external view returns (bool);
+    function treasury() external view returns (address);
+    function token() external view returns (address);
+}

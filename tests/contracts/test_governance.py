@@ -1,0 +1,196 @@
+"""Governance: voting power = delegated GPUTOKEN + stake at the snapshot; timelocked parameter changes;
+flash-borrowed tokens carry no weight."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+from web3 import Web3
+from web3.contract import Contract
+
+from tests.contracts.chainkit import deploy, increase_time, mine, reverts, send
+
+E18 = 10**18
+ZERO = "0x" + "00" * 20
+PROVIDER, QUEEN, KING = 0, 1, 2
+VOTING_DELAY, VOTING_PERIOD, TIMELOCK_DELAY = 2, 10, 60
+THRESHOLD = 1_000 * E18
+QUORUM_PCT = 4
+AGAINST, FOR, ABSTAIN = 0, 1, 2
+PENDING, ACTIVE, CANCELED, DEFEATED, SUCCEEDED, QUEUED, EXPIRED, EXECUTED = range(8)
+MINTER_ROLE = Web3.keccak(text="MINTER_ROLE")
+GOVERNOR_ROLE = Web3.keccak(text="GOVERNOR_ROLE")
+PROPOSER_ROLE = Web3.keccak(text="PROPOSER_ROLE")
+CANCELLER_ROLE = Web3.keccak(text="CANCELLER_ROLE")
+
+
+@dataclass
+class System:
+    token: Contract
+    staking: Contract
+    timelock: Contract
+    gov: Contract
+
+
+@pytest.fixture
+def system(eth: Web3) -> System:
+    """Token, staking, timelock and governor wired as the deploy script does; the deployer then renounces.
+
+    alice holds 100k (delegated to herself) and stakes 20k; bob only stakes 50k; the flash lender's pool
+    (account 5) holds 500k, undelegated.
+    """
+    admin, alice, bob = eth.eth.accounts[:3]
+    token = deploy(eth, "eth", "GPUToken", admin, 10**9 * E18)
+    staking = deploy(eth, "eth", "StakingManager", admin, token.address, eth.eth.accounts[9], [E18, E18, E18], 86400)
+    timelock = deploy(eth, "eth", "BlendrTimelock", TIMELOCK_DELAY, [], [ZERO], admin)
+    gov = deploy(
+        eth, "eth", "Governance", token.address, staking.address, timelock.address, VOTING_DELAY, VOTING_PERIOD,
+        THRESHOLD, QUORUM_PCT,
+    )
+    send(timelock.functions.grantRole(PROPOSER_ROLE, gov.address), admin)
+    send(timelock.functions.grantRole(CANCELLER_ROLE, gov.address), admin)
+    send(staking.functions.grantRole(GOVERNOR_ROLE, timelock.address), admin)
+    send(staking.functions.grantRole(b"\x00" * 32, timelock.address), admin)
+    send(staking.functions.renounceRole(GOVERNOR_ROLE, admin), admin)
+    send(staking.functions.renounceRole(b"\x00" * 32, admin), admin)
+    send(timelock.functions.renounceRole(b"\x00" * 32, admin), admin)
+    send(token.functions.grantRole(MINTER_ROLE, admin), admin)
+    for acct, amount in [(alice, 120_000 * E18), (bob, 50_000 * E18), (eth.eth.accounts[5], 500_000 * E18)]:
+        send(token.functions.mint(acct, amount), admin)
+    send(token.functions.delegate(alice), alice)
+    for acct, amount in [(alice, 20_000 * E18), (bob, 50_000 * E18)]:
+        send(token.functions.approve(staking.address, amount), acct)
+        send(staking.functions.stake(QUEEN, amount), acct)
+    mine(eth)
+    return System(token, staking, timelock, gov)
+
+
+def _proposal(s: System, amount: int) -> tuple[list[str], list[int], list[bytes], str]:
+    data = s.staking.encode_abi("setMinStake", [PROVIDER, amount])
+    return [s.staking.address], [0], [Web3.to_bytes(hexstr=data)], f"Set provider min stake to {amount}"
+
+
+def _propose(eth: Web3, s: System, amount: int, proposer: str) -> int:
+    targets, values, calldatas, desc = _proposal(s, amount)
+    pid = s.gov.functions.propose(targets, values, calldatas, desc).call({"from": proposer})
+    send(s.gov.functions.propose(targets, values, calldatas, desc), proposer)
+    return int(pid)
+
+
+def test_constructor_and_views(eth: Web3, system: System) -> None:
+    """The governor reports its parameters, staking, timelock and block-number clock."""
+    gov = system.gov
+    assert gov.functions.name().call() == "BlendrChain Governance"
+    assert gov.functions.staking().call() == system.staking.address
+    assert gov.functions.timelock().call() == system.timelock.address
+    assert gov.functions.token().call() == system.token.address
+    assert gov.functions.votingDelay().call() == VOTING_DELAY
+    assert gov.functions.votingPeriod().call() == VOTING_PERIOD
+    assert gov.functions.proposalThreshold().call() == THRESHOLD
+    assert gov.functions.quorumNumerator().call() == QUORUM_PCT
+    assert gov.functions.clock().call() == eth.eth.block_number
+    past = eth.eth.block_number - 1
+    assert gov.functions.quorum(past).call() == 670_000 * E18 * QUORUM_PCT // 100
+
+
+@pytest.mark.parametrize("which", ["staking", "timelock"])
+def test_constructor_rejects_zero_address(eth: Web3, system: System, which: str) -> None:
+    """Staking and timelock must be non-zero."""
+    staking = ZERO if which == "staking" else system.staking.address
+    timelock = ZERO if which == "timelock" else system.timelock.address
+    with reverts("GovernanceZeroAddress"):
+        deploy(eth, "eth", "Governance", system.token.address, staking, timelock, 1, 5, 0, 4)
+
+
+def test_voting_power_is_delegated_plus_staked(eth: Web3, system: System) -> None:
+    """getVotes = delegated token votes + stake (active and unbonding) at the timepoint."""
+    alice, bob, carol = eth.eth.accounts[1:4]
+    gov, staking = system.gov, system.staking
+    t = eth.eth.block_number - 1
+    assert gov.functions.getVotes(alice, t).call() == 100_000 * E18 + 20_000 * E18
+    assert gov.functions.getVotes(bob, t).call() == 50_000 * E18  # staked only, never delegated
+    assert gov.functions.getVotes(carol, t).call() == 0
+    send(staking.functions.requestUnstake(QUEEN, 10_000 * E18), bob)
+    mine(eth)
+    assert gov.functions.getVotes(bob, eth.eth.block_number - 1).call() == 50_000 * E18
+
+
+def test_proposal_threshold_counts_stake(eth: Web3, system: System) -> None:
+    """A staker without delegated tokens may propose; an account with no power may not."""
+    bob, carol = eth.eth.accounts[2], eth.eth.accounts[3]
+    _propose(eth, system, 5 * E18, bob)
+    targets, values, calldatas, desc = _proposal(system, 6 * E18)
+    with reverts("GovernorInsufficientProposerVotes"):
+        send(system.gov.functions.propose(targets, values, calldatas, desc), carol)
+
+
+def test_propose_vote_queue_execute_parameter_change(eth: Web3, system: System) -> None:
+    """A proposal passes with held + staked votes, is queued in the timelock and changes StakingManager."""
+    alice, bob = eth.eth.accounts[1:3]
+    gov, staking = system.gov, system.staking
+    pid = _propose(eth, system, 123 * E18, alice)
+    assert gov.functions.state(pid).call() == PENDING
+    mine(eth, VOTING_DELAY + 1)
+    assert gov.functions.state(pid).call() == ACTIVE
+    assert gov.functions.castVote(pid, FOR).call({"from": alice}) == 120_000 * E18
+    send(gov.functions.castVote(pid, FOR), alice)
+    send(gov.functions.castVote(pid, AGAINST), bob)
+    assert gov.functions.proposalVotes(pid).call() == [50_000 * E18, 120_000 * E18, 0]
+    assert gov.functions.hasVoted(pid, bob).call()
+    mine(eth, VOTING_PERIOD)
+    assert gov.functions.state(pid).call() == SUCCEEDED
+    targets, values, calldatas, desc = _proposal(system, 123 * E18)
+    desc_hash = Web3.keccak(text=desc)
+    send(gov.functions.queue(targets, values, calldatas, desc_hash), alice)
+    assert gov.functions.state(pid).call() == QUEUED
+    with reverts("TimelockUnexpectedOperationState"):
+        send(gov.functions.execute(targets, values, calldatas, desc_hash), alice)
+    increase_time(eth, TIMELOCK_DELAY)
+    send(gov.functions.execute(targets, values, calldatas, desc_hash), eth.eth.accounts[7])
+    assert gov.functions.state(pid).call() == EXECUTED
+    assert staking.functions.minStake(PROVIDER).call() == 123 * E18
+    with reverts("AccessControlUnauthorizedAccount"):  # nobody but the timelock holds GOVERNOR_ROLE now
+        send(staking.functions.setMinStake(PROVIDER, 1), eth.eth.accounts[0])
+
+
+def test_proposal_without_quorum_is_defeated(eth: Web3, system: System) -> None:
+    """Votes below quorum (4% of supply) defeat a proposal."""
+    alice = eth.eth.accounts[1]
+    pid = _propose(eth, system, 7 * E18, alice)
+    mine(eth, VOTING_DELAY + VOTING_PERIOD + 1)
+    assert system.gov.functions.state(pid).call() == DEFEATED
+
+
+def test_flash_loan_votes_weigh_nothing(eth: Web3, system: System) -> None:
+    """Tokens borrowed and delegated inside one transaction cast a zero-weight vote; the tally is unchanged,
+    while alice, delegated before the snapshot, votes with held + staked weight."""
+    alice, pool = eth.eth.accounts[1], eth.eth.accounts[5]
+    gov, token = system.gov, system.token
+    lender = deploy(eth, "eth", "EconFlashLender", token.address)
+    borrower = deploy(eth, "eth", "EconFlashBorrower", lender.address, gov.address)
+    send(token.functions.transfer(lender.address, 500_000 * E18), pool)
+    pid = _propose(eth, system, 9 * E18, alice)
+    mine(eth, VOTING_DELAY + 1)
+    before = gov.functions.proposalVotes(pid).call()
+    send(borrower.functions.attack(500_000 * E18, pid), eth.eth.accounts[6])
+    assert borrower.functions.votesDuringLoan().call() == 500_000 * E18  # live votes existed inside the loan...
+    assert borrower.functions.lastWeight().call() == 0  # ...but the snapshot saw none
+    assert gov.functions.hasVoted(pid, borrower.address).call()
+    assert gov.functions.proposalVotes(pid).call() == before
+    assert token.functions.balanceOf(lender.address).call() == 500_000 * E18
+    send(gov.functions.castVote(pid, FOR), alice)
+    assert gov.functions.proposalVotes(pid).call()[1] == before[1] + 120_000 * E18
+
+
+def test_flash_lender_requires_repayment(eth: Web3, system: System) -> None:
+    """The test lender really enforces same-transaction repayment (so the scenario above is a real loan)."""
+    lender = deploy(eth, "eth", "EconFlashLender", system.token.address)
+    borrower = deploy(eth, "eth", "EconFlashBorrower", lender.address, system.gov.address)
+    send(system.token.functions.transfer(lender.address, 10 * E18), eth.eth.accounts[5])
+    pid = _propose(eth, system, 9 * E18, eth.eth.accounts[1])
+    mine(eth, VOTING_DELAY + 1)
+    send(borrower.functions.setRepays(False), eth.eth.accounts[6])
+    with reverts("EconFlashLenderNotRepaid"):
+        send(borrower.functions.attack(10 * E18, pid), eth.eth.accounts[6])
+    assert system.token.functions.balanceOf(lender.address).call() == 10 * E18
