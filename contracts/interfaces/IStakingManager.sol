@@ -14,6 +14,8 @@ interface IStakingManager {
     function stakeOf(address node, Tier tier) external view returns (uint256);
     /// @notice Minimum active stake for `tier` (for providers: per GPU offered).
     function minStake(Tier tier) external view returns (uint256);
+    /// @notice stakeOf(node, tier) and minStake(tier) in one call (GPURental checks both on every rental).
+    function stakeAndMinimum(address node, Tier tier) external view returns (uint256 stake, uint256 minimum);
     /// @notice Slashes up to `amount` of `node`'s stake in `tier` (active first, then unbonding); only
     /// contracts holding SLASHER_ROLE. Returns the amount actually slashed.
     function slash(address node, Tier tier, uint256 amount, bytes32 reason) external returns (uint256 slashed);

@@ -39,6 +39,10 @@ contract MockRentalStaking is IStakingManager {
         return _stakes[node][tier];
     }
 
+    function stakeAndMinimum(address node, Tier tier) external view returns (uint256, uint256) {
+        return (_stakes[node][tier], _minStakes[tier]);
+    }
+
     function minStake(Tier tier) external view returns (uint256) {
         return _minStakes[tier];
     }

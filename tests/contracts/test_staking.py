@@ -102,6 +102,9 @@ def test_stake_credits_caller(eth: Web3, contracts: tuple[Contract, Contract]) -
     assert staking.functions.totalActiveStake().call() == 1_500 * E18
     assert staking.functions.totalStake().call() == 1_500 * E18
     assert token.functions.balanceOf(staking.address).call() == 1_500 * E18
+    assert staking.functions.stakeAndMinimum(alice, QUEEN).call() == [
+        1_500 * E18, staking.functions.minStake(QUEEN).call()]
+    assert staking.functions.stakeAndMinimum(alice, PROVIDER).call()[0] == 0
     ev = staking.events.Staked().process_receipt(r, errors=DISCARD)[0]["args"]
     assert (ev["node"], ev["tier"], ev["payer"], ev["amount"]) == (alice, QUEEN, alice, 1_500 * E18)
 
