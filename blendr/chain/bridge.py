@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from eth_abi import encode
+from eth_abi.abi import encode
 from eth_utils import keccak, to_checksum_address
 
 MESSAGE_TYPE = [
@@ -46,10 +46,10 @@ class BridgeMessage:
 
     @property
     def message_hash(self) -> bytes:
-        return keccak(encode(
+        return bytes(keccak(encode(
             ["bytes32", "uint256", "address", "uint256", "uint256", "address", "address", "bytes32"],
             [MESSAGE_TYPEHASH, self.src_chain_id, self.src_outbox, self.nonce, self.dst_chain_id, self.sender,
-             self.target, keccak(self.data)]))
+             self.target, keccak(self.data)])))
 
     def as_tuple(self) -> tuple[Any, ...]:
         """The ABI tuple the inbox's ``deliver`` takes."""

@@ -110,7 +110,7 @@ def decode_revert(data: str | bytes | None) -> tuple[str, tuple[Any, ...]]:
         return f"0x{raw[:4].hex()}", ()
     name, types = known
     try:
-        from eth_abi import decode
+        from eth_abi.abi import decode
 
         return name, tuple(decode(types, raw[4:]))
     except Exception:
@@ -199,7 +199,7 @@ class ChainClient:
 
         def run() -> Any:
             try:
-                return fn.call(block_identifier=block)
+                return fn.call(block_identifier=block)  # type: ignore[arg-type]
             except Exception as exc:
                 err = revert_error(exc, f"{self.settings.name} call {fn.fn_name}")
                 if err is not None:
@@ -219,7 +219,7 @@ class ChainClient:
 
     def _nonce(self) -> int:
         if self._next_nonce is None:
-            self._next_nonce = int(self.w3.eth.get_transaction_count(self.address, "pending"))
+            self._next_nonce = int(self.w3.eth.get_transaction_count(self.address, "pending"))  # type: ignore[arg-type]
         return self._next_nonce
 
     def transact(
@@ -243,7 +243,7 @@ class ChainClient:
         with self._lock:
             tx: dict[str, Any] = {"from": self.address, "value": value, "chainId": self.settings.chain_id}
             if fn is not None:
-                tx = self.retry("build", lambda: dict(fn.build_transaction({**tx, "gas": 1})))
+                tx = self.retry("build", lambda: dict(fn.build_transaction({**tx, "gas": 1})))  # type: ignore[arg-type]
                 tx.pop("gas", None)
                 for k in ("maxFeePerGas", "maxPriorityFeePerGas", "gasPrice"):
                     tx.pop(k, None)
@@ -276,10 +276,10 @@ class ChainClient:
             raw = bytes(self.account.sign_transaction(tx).raw_transaction)
             from eth_utils import keccak
 
-            tx_hash = "0x" + keccak(raw).hex()
+            tx_hash: str = "0x" + bytes(keccak(raw)).hex()
             try:
                 # Resending the same signed bytes after a lost reply is harmless: same hash, "already known".
-                self.retry("send", lambda raw=raw: self.w3.eth.send_raw_transaction(raw))
+                self.retry("send", lambda: self.w3.eth.send_raw_transaction(raw))  # noqa: B023 - called at once
             except Web3RPCError as exc:
                 text = str(exc).lower()
                 if "already known" in text or "already imported" in text:
@@ -318,7 +318,7 @@ class ChainClient:
                 head = self.block_number()
                 number = int(receipt["blockNumber"])
                 if head - number + 1 >= depth:
-                    block = self.retry("block", lambda n=number: self.w3.eth.get_block(n))
+                    block = self.retry("block", lambda: self.w3.eth.get_block(number))  # noqa: B023
                     if block["hash"] == receipt["blockHash"]:  # still canonical (not reorged out)
                         if receipt["status"] != 1:
                             raise self._explain_failure(tx_hash, receipt, what)

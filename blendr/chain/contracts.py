@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from eth_abi import encode
+from eth_abi.abi import encode
 from eth_utils import keccak, to_checksum_address
 
 from blendr.chain.bridge import BridgeMessage
@@ -286,11 +286,12 @@ class ChallengeResult:
         return (self.rental_id, self.issued, self.passed, self.failed, self.missed)
 
     def leaf(self, batch_id: bytes) -> bytes:
-        return keccak(encode(["bytes32", "uint256", "uint32", "uint32", "uint32", "uint32"], [batch_id, *self.as_tuple()]))
+        return bytes(keccak(encode(["bytes32", "uint256", "uint32", "uint32", "uint32", "uint32"],
+                                   [batch_id, *self.as_tuple()])))
 
 
 def _pair(a: bytes, b: bytes) -> bytes:
-    return keccak(a + b) if a < b else keccak(b + a)
+    return bytes(keccak(a + b) if a < b else keccak(b + a))
 
 
 def results_tree(batch_id: bytes, results: Sequence[ChallengeResult]) -> tuple[bytes, list[list[bytes]]]:

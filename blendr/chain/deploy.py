@@ -31,7 +31,7 @@ DEFAULT_ADMIN_ROLE = b"\x00" * 32
 
 
 def role(name: str) -> bytes:
-    return keccak(text=name)
+    return bytes(keccak(text=name))
 
 
 @dataclass

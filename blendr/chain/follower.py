@@ -268,8 +268,8 @@ def _decode(contract: Contract, lg: Any) -> tuple[str, Any] | None:
 
     topic0 = bytes(lg["topics"][0]) if lg["topics"] else b""
     for item in contract.abi:
-        if item.get("type") == "event" and event_abi_to_log_topic(item) == topic0:  # type: ignore[arg-type]
-            data = get_event_data(contract.w3.codec, item, lg)  # type: ignore[arg-type]
+        if item.get("type") == "event" and event_abi_to_log_topic(item) == topic0:
+            data = get_event_data(contract.w3.codec, item, lg)
             return str(data["event"]), data["args"]
     return None
 
