@@ -41,10 +41,12 @@ test: $(STAMP) $(NODE_STAMP)
 bench: $(STAMP) $(NODE_STAMP)
 	$(PY) bench/proof.py
 	$(PY) bench/pool.py
+	$(PY) bench/gas.py
 
 bench-quick: $(STAMP) $(NODE_STAMP)
 	$(PY) bench/proof.py --quick
 	$(PY) bench/pool.py --quick
+	$(PY) bench/gas.py --quick
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check blendr queen provider tests bench
