@@ -337,3 +337,40 @@ class ReputationSystem(_Bound):
     def score(self, provider: str) -> int:
         """The provider's score in basis points (0..10000)."""
         return int(self._call(self.fn.score(provider)))
+
+
+class Governance(_Bound):
+    """The Governor: proposals execute through the timelock (and, for ETC parameters, over the bridge)."""
+
+    NAME = "Governance"
+
+    def propose(self, targets: Sequence[str], values: Sequence[int], calldatas: Sequence[bytes],
+                description: str) -> int:
+        """Submits a proposal; returns its id."""
+        r = self._send(self.fn.propose(list(targets), list(values), list(calldatas), description))
+        return int(self.events(r, "ProposalCreated")[0]["proposalId"])
+
+    def cast_vote(self, proposal_id: int, support: int) -> TxReceipt:
+        """support: 0 against, 1 for, 2 abstain."""
+        return self._send(self.fn.castVote(proposal_id, support))
+
+    def queue(self, targets: Sequence[str], values: Sequence[int], calldatas: Sequence[bytes],
+              description: str) -> TxReceipt:
+        return self._send(self.fn.queue(list(targets), list(values), list(calldatas), keccak(text=description)))
+
+    def execute(self, targets: Sequence[str], values: Sequence[int], calldatas: Sequence[bytes],
+                description: str) -> TxReceipt:
+        return self._send(self.fn.execute(list(targets), list(values), list(calldatas), keccak(text=description)))
+
+    def state(self, proposal_id: int) -> int:
+        """OpenZeppelin ProposalState: 0 Pending, 1 Active, 2 Canceled, 3 Defeated, 4 Succeeded, 5 Queued,
+        6 Expired, 7 Executed."""
+        return int(self._call(self.fn.state(proposal_id)))
+
+    def votes(self, account: str, block: int) -> Wei:
+        return Wei(int(self._call(self.fn.getVotes(account, block))))
+
+
+def bridge_call(target: str, calldata: bytes, value: int = 0) -> bytes:
+    """The payload BridgeGovernanceExecutor runs on ETC: abi.encode(target, value, calldata)."""
+    return bytes(encode(["address", "uint256", "bytes"], [to_checksum_address(target), value, calldata]))
