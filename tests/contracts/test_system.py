@@ -17,8 +17,20 @@ from web3 import Web3
 from blendr.chain.bridge import BridgeMessage, attest, ordered
 from blendr.chain.client import ChainClient, ChainSettings
 from blendr.chain.contracts import (
-    BridgeInbox, BridgeOutbox, ChallengeResult, GPURental, GPUToken, Governance, RentalIntent, RentalStatus,
-    ReputationSystem, StakingManager, Tier, WorkVerification, bridge_call, results_tree,
+    BridgeInbox,
+    BridgeOutbox,
+    ChallengeResult,
+    Governance,
+    GPURental,
+    GPUToken,
+    RentalIntent,
+    RentalStatus,
+    ReputationSystem,
+    StakingManager,
+    Tier,
+    WorkVerification,
+    bridge_call,
+    results_tree,
 )
 from blendr.chain.deploy import DeployParams, deploy_system, hand_over
 from blendr.chain.manifest import Manifest
