@@ -137,7 +137,7 @@ def run(eth_url: str, etc_url: str, n_rentals: int) -> dict[str, Any]:
                               now + 86_400)
         sig = intent.sign(renter, 31337, rental_k.address)
         r = rec.add("GPURental.createRental", rental_k.create(intent, sig, tokens("2.5"), queen.address))
-        ids.append(intent.rental_id())
+        ids.append(intent.rental_id(31337, rental_k.address))
         [msg] = eth_outbox.messages(r)
         deliver(etc_inbox, msg, "OPEN delivery on etc (opens a task)")
     # a rental created with a permit instead of an approval
@@ -179,9 +179,9 @@ def run(eth_url: str, etc_url: str, n_rentals: int) -> dict[str, Any]:
         intent = RentalIntent(renter.address, providers[0].address, 1, b"\x33" * 32, tokens(3), duration,
                               10_000 + j, now + 86_400)
         rental_k.create(intent, intent.sign(renter, 31337, rental_k.address), tokens("2.5"), queen.address)
-        extra.append(intent.rental_id())
+        extra.append(intent.rental_id(31337, rental_k.address))
     rec.add("GPURental.cancelRental", rental_r.cancel(extra[0]))
-    eth_d.w3.provider.make_request("evm_increaseTime", [duration + 3 * 86_400 + 1])  # type: ignore[arg-type]
+    eth_d.w3.provider.make_request("evm_increaseTime", [duration + 7 * 86_400 + 1])  # type: ignore[arg-type]
     eth_d.w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
     rec.add("GPURental.reclaimEscrow", rental_r.reclaim(extra[1]))
     # expiry on etc: a task whose queen never finalizes
@@ -216,7 +216,7 @@ def run(eth_url: str, etc_url: str, n_rentals: int) -> dict[str, Any]:
                               20_000 + j, now + 86_400)
         direct_k.create(intent, intent.sign(renter, 31337, direct.address), tokens("2.5"), queen.address)
         body = encode(["(uint256,uint64,bool,uint32,uint32,uint32,uint32)"],
-                      [(intent.rental_id(), verified, False, 60, 60, 0, 0)])
+                      [(intent.rental_id(31337, direct.address), verified, False, 60, 60, 0, 0)])
         payload = encode(["uint8", "bytes"], [3, body])
         r = inbox_client.transact(direct.functions.onBridgeMessage(63, wv.address, payload))
         name = "GPURental settle (onBridgeMessage from its inbox)" if label == "partial" else \

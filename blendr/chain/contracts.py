@@ -185,9 +185,10 @@ class RentalIntent:
 
         return bytes(account.sign_message(encode_typed_data(full_message=self.typed_data(chain_id, rental))).signature)
 
-    def rental_id(self) -> int:
-        """The rental's id on chain: keccak256(abi.encode(renter, nonce))."""
-        return int.from_bytes(keccak(encode(["address", "uint256"], [self.renter, self.nonce])), "big")
+    def rental_id(self, chain_id: int, rental: str) -> int:
+        """The rental's id on chain: keccak256(abi.encode(chainid, GPURental, renter, nonce))."""
+        return int.from_bytes(keccak(encode(["uint256", "address", "address", "uint256"],
+                                            [chain_id, to_checksum_address(rental), self.renter, self.nonce])), "big")
 
 
 @dataclass(frozen=True)

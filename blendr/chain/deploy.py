@@ -81,8 +81,8 @@ def deploy_system(eth: ChainClient, etc: ChainClient, p: DeployParams, *, networ
         ConfigError: the parameters are inconsistent (e.g. threshold above the attester count).
         ContractRevertError / UnavailableError: a transaction failed.
     """
-    if not 1 <= p.threshold <= len(p.attesters):
-        raise ConfigError(f"bridge threshold {p.threshold} must be in 1..{len(p.attesters)} (the attesters)")
+    if not len(p.attesters) < 2 * p.threshold <= 2 * len(p.attesters):
+        raise ConfigError(f"bridge threshold {p.threshold} must be a majority of the {len(p.attesters)} attesters")
     eth.check_chain_id()
     etc.check_chain_id()
     d = eth.address
@@ -126,7 +126,8 @@ def deploy_system(eth: ChainClient, etc: ChainClient, p: DeployParams, *, networ
         timelock.functions.grantRole(role("CANCELLER_ROLE"), governance.address),
         timelock.functions.grantRole(role("EXECUTOR_ROLE"), ZERO),  # anyone may execute a passed proposal
         distributor.functions.grantRole(role("ALLOCATOR_ROLE"), timelock.address),  # allocations by governance
-        distributor.functions.grantRole(role("REWARDS_ROLE"), p.scheduler),  # the king publishes epoch roots
+        # epoch reward roots move up to the community allocation: governance publishes them, not a hot key
+        distributor.functions.grantRole(role("REWARDS_ROLE"), timelock.address),
     ])
     _send_all(etc, [
         etc_outbox.functions.grantRole(role("SENDER_ROLE"), work.address),

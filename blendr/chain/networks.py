@@ -87,8 +87,9 @@ def load_network(cfg: Config, name: str, config_file: str | None = None) -> Netw
             to_address(who)
     except Exception as exc:
         raise ConfigError(f"[network.{name}]: invalid address: {exc}") from None
-    if not 1 <= net.threshold <= len(net.attesters):
-        raise ConfigError(f"[network.{name}]: threshold {net.threshold} must be in 1..{len(net.attesters)}")
+    if not len(net.attesters) < 2 * net.threshold <= 2 * len(net.attesters):
+        raise ConfigError(f"[network.{name}]: threshold {net.threshold} must be a majority of the "
+                          f"{len(net.attesters)} attesters")
     if net.eth_confirmations < 1 or net.etc_confirmations < 1:
         raise ConfigError(f"[network.{name}]: confirmation depths must be >= 1")
     return net

@@ -276,7 +276,8 @@ contract BridgeInbox is IBridgeInbox, AccessControl, Pausable, ReentrancyGuard, 
 
     function _setAttesters(address[] memory newAttesters, uint256 newThreshold) private {
         uint256 n = newAttesters.length;
-        if (n == 0 || n > MAX_ATTESTERS || newThreshold == 0 || newThreshold > n) {
+        // A majority: fewer could let a minority of queens attest (and so govern ETC through the executor).
+        if (n == 0 || n > MAX_ATTESTERS || newThreshold * 2 <= n || newThreshold > n) {
             revert BridgeInboxInvalidAttesterSet(n, newThreshold);
         }
         address[] storage old = _attesters;

@@ -46,7 +46,9 @@ contract GPURental is IGPURental, AccessControl, EIP712, ReentrancyGuardTransien
 
     uint256 private constant _BPS = 10_000;
     uint16 private constant _MAX_FEE_BPS = 2_000;
-    uint32 private constant _MIN_RESULT_TIMEOUT = 1 hours;
+    // A result needs the queen's finalization window plus ETC's deep confirmations (thousands of blocks,
+    // hours) before it can arrive: a shorter timeout would let a renter reclaim escrow the provider earned.
+    uint32 private constant _MIN_RESULT_TIMEOUT = 1 days;
     uint32 private constant _MAX_RESULT_TIMEOUT = 90 days;
     uint32 private constant _MIN_DURATION_FLOOR = 1 minutes;
     uint32 private constant _MAX_DURATION_CEILING = 365 days;
@@ -115,7 +117,7 @@ contract GPURental is IGPURental, AccessControl, EIP712, ReentrancyGuardTransien
         _treasury = treasury_;
         _feeBps = 250;
         _slashBps = 1_000;
-        _resultTimeout = 3 days;
+        _resultTimeout = 7 days; // > WorkVerification's finalizeGrace (3 days) + ETC confirmations
         _minDuration = 10 minutes;
         _maxDuration = 30 days;
         _maxGpus = 64;
@@ -279,8 +281,10 @@ contract GPURental is IGPURental, AccessControl, EIP712, ReentrancyGuardTransien
     }
 
     /// @notice The id of the rental created from `renter`'s intent with `nonce`.
-    function rentalIdOf(address renter, uint256 nonce) public pure returns (uint256) {
-        return uint256(keccak256(abi.encode(renter, nonce)));
+    /// @dev Bound to this chain and this contract, so a successor GPURental (or another chain) can never
+    /// produce an id that WorkVerification already knows.
+    function rentalIdOf(address renter, uint256 nonce) public view returns (uint256) {
+        return uint256(keccak256(abi.encode(block.chainid, address(this), renter, nonce)));
     }
 
     /// @notice The EIP-712 digest the renter signs for `intent` (domain BlendrGPURental/1, this chain).
@@ -452,6 +456,8 @@ contract GPURental is IGPURental, AccessControl, EIP712, ReentrancyGuardTransien
         returns (uint256 rentalId)
     {
         rentalId = _checkIntent(intent, signature, price);
+        // The queen's verdict decides the payment: a provider never supervises itself.
+        if (queen == intent.provider) revert GPURentalQueenIsProvider(queen);
         _checkStakes(intent.provider, queen, intent.gpus);
         uint256 escrow = price * intent.gpus * intent.duration / 1 hours;
         if (escrow == 0) revert GPURentalZeroEscrow();

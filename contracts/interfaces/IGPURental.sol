@@ -51,6 +51,7 @@ interface IGPURental is IBridgeReceiver {
     error GPURentalInvalidSignature();
     error GPURentalInsufficientStake(address provider, uint256 stake, uint256 required);
     error GPURentalInsufficientQueenStake(address queen, uint256 stake, uint256 required);
+    error GPURentalQueenIsProvider(address queen);
     error GPURentalZeroEscrow();
     error GPURentalPeersNotSet();
     // --- errors: bridge ---
@@ -130,7 +131,7 @@ interface IGPURental is IBridgeReceiver {
     // --- views ---
     function rental(uint256 rentalId) external view returns (RentalInfo memory);
     function rentalStatus(uint256 rentalId) external view returns (RentalStatus);
-    function rentalIdOf(address renter, uint256 nonce) external pure returns (uint256);
+    function rentalIdOf(address renter, uint256 nonce) external view returns (uint256);
     function intentDigest(RentalIntent calldata intent) external view returns (bytes32);
     function token() external view returns (address);
     function staking() external view returns (address);

@@ -299,8 +299,9 @@ def test_message_digest_matches_python_eip712(route: Route) -> None:
         ([], 0, "BridgeInboxInvalidAttesterSet"),
         (ATTESTERS, 0, "BridgeInboxInvalidAttesterSet"),
         (ATTESTERS, 6, "BridgeInboxInvalidAttesterSet"),
-        ([ATTESTERS[0], ATTESTERS[0]], 1, "BridgeInboxInvalidAttester"),
-        ([ATTESTERS[0], ZERO], 1, "BridgeInboxInvalidAttester"),
+        (ATTESTERS, 2, "BridgeInboxInvalidAttesterSet"),  # 2 of 5 is not a majority
+        ([ATTESTERS[0], ATTESTERS[0]], 2, "BridgeInboxInvalidAttester"),
+        ([ATTESTERS[0], ZERO], 2, "BridgeInboxInvalidAttester"),
     ],
 )
 def test_inbox_constructor_rejects_invalid_attester_set(
@@ -623,7 +624,7 @@ def test_set_attesters_fully_replaces_the_set(route: Route) -> None:
         route.try_deliver(msg, route.sigs(msg, new_keys[:1]))
     route.deliver(msg, route.sigs(msg, new_keys[:2]))
     # a set that keeps some old members works too
-    send(route.inbox.functions.setAttesters([new[0], ATTESTERS[0]], 1), route.admin)
+    send(route.inbox.functions.setAttesters([new[0], ATTESTERS[0]], 2), route.admin)
     assert [route.inbox.functions.isAttester(a).call() for a in new] == [True, False, False]
 
 
@@ -632,12 +633,14 @@ def test_set_attesters_fully_replaces_the_set(route: Route) -> None:
     [
         (0, 0, "BridgeInboxInvalidAttesterSet"),
         (3, 0, "BridgeInboxInvalidAttesterSet"),
+        (3, 1, "BridgeInboxInvalidAttesterSet"),  # a minority
+        (4, 2, "BridgeInboxInvalidAttesterSet"),  # half is not a majority
         (3, 4, "BridgeInboxInvalidAttesterSet"),
         (33, 17, "BridgeInboxInvalidAttesterSet"),
     ],
 )
 def test_set_attesters_rejects_invalid_sizes(route: Route, count: int, threshold: int, error: str) -> None:
-    """Size 1..32 and threshold 1..n are enforced."""
+    """Size 1..32 and a threshold that is a majority of the set (n/2 < threshold <= n) are enforced."""
     addrs = [Web3.to_checksum_address((i + 1).to_bytes(20, "big")) for i in range(count)]
     with reverts(error):
         route.inbox.functions.setAttesters(addrs, threshold).transact({"from": route.admin})
@@ -655,7 +658,7 @@ def test_set_attesters_rejects_zero_and_duplicates(route: Route, bad: str) -> No
     """No zero address, no duplicate (including one duplicated from the old set)."""
     second = ATTESTERS[0] if bad == "duplicate" else ZERO
     with reverts("BridgeInboxInvalidAttester"):
-        route.inbox.functions.setAttesters([ATTESTERS[0], second], 1).transact({"from": route.admin})
+        route.inbox.functions.setAttesters([ATTESTERS[0], second], 2).transact({"from": route.admin})
     assert route.inbox.functions.attesters().call() == ATTESTERS
 
 

@@ -26,6 +26,7 @@ PROVIDER_MIN = 100 * E18  # per GPU
 QUEEN_MIN = 1_000 * E18
 PRICE = 3 * E18  # per GPU-hour
 HOUR = 3600
+RESULT_TIMEOUT = 7 * 24 * HOUR  # GPURental default
 TIER_PROVIDER, TIER_QUEEN = 0, 1
 NONE, ACTIVE, CANCELLED, SETTLED, EXPIRED = range(5)
 OPEN, CLOSE, RESULT, FEEDBACK = 1, 2, 3, 4
@@ -256,8 +257,9 @@ def test_create_rental_locks_escrow_records_and_opens_task(env: Env) -> None:
 
 
 def test_rental_id_is_hash_of_renter_and_nonce(env: Env) -> None:
-    """rentalIdOf is keccak256(abi.encode(renter, nonce))."""
-    expected = int.from_bytes(Web3.keccak(encode(["address", "uint256"], [env.renter, 7])), "big")
+    """rentalIdOf is keccak256(abi.encode(chainid, rental, renter, nonce)): bound to this chain and contract."""
+    expected = int.from_bytes(Web3.keccak(encode(["uint256", "address", "address", "uint256"],
+                                                 [31337, env.rental.address, env.renter, 7])), "big")
     assert env.rental.functions.rentalIdOf(env.renter, 7).call() == expected
 
 
@@ -401,6 +403,15 @@ def test_create_rejects_queen_with_thin_stake(env: Env) -> None:
     send(env.staking.functions.setStake(env.queen, TIER_QUEEN, QUEEN_MIN - 1), env.admin)
     with reverts("GPURentalInsufficientQueenStake"):
         create(env)
+
+
+def test_create_rejects_the_provider_as_its_own_queen(env: Env) -> None:
+    """The queen's verdict decides the payment, so the provider cannot be the rental's queen."""
+    intent = make_intent(env)
+    send(env.staking.functions.setStake(env.provider, TIER_QUEEN, QUEEN_MIN), env.admin)
+    with reverts("GPURentalQueenIsProvider"):
+        env.rental.functions.createRental(as_tuple(intent), sign_intent(env, intent), PRICE, env.provider).transact(
+            {"from": env.king})
 
 
 def test_replayed_intent_is_refused(env: Env) -> None:
@@ -596,7 +607,7 @@ def test_reclaim_after_timeout_refunds_and_blocks_late_result(env: Env) -> None:
     r0 = env.balance(env.renter)
     rental_id, _ = create(env)
     end = env.rental.functions.rental(rental_id).call()[7]
-    increase_time(env.w3, end + 3 * 24 * HOUR - now(env.w3) - 5)
+    increase_time(env.w3, end + RESULT_TIMEOUT - now(env.w3) - 5)
     with reverts("GPURentalReclaimTooEarly"):
         send(env.rental.functions.reclaimEscrow(rental_id), env.renter)
     increase_time(env.w3, 10)
@@ -617,7 +628,7 @@ def test_reclaim_of_cancelled_rental_counts_from_cancel(env: Env) -> None:
     rental_id, _ = create(env)
     receipt = send(env.rental.functions.cancelRental(rental_id), env.renter)
     cancelled_at = env.w3.eth.get_block(receipt["blockNumber"])["timestamp"]
-    increase_time(env.w3, cancelled_at + 3 * 24 * HOUR - now(env.w3))
+    increase_time(env.w3, cancelled_at + RESULT_TIMEOUT - now(env.w3))
     send(env.rental.functions.reclaimEscrow(rental_id), env.renter)
     assert env.rental.functions.rentalStatus(rental_id).call() == EXPIRED
 
@@ -625,7 +636,7 @@ def test_reclaim_of_cancelled_rental_counts_from_cancel(env: Env) -> None:
 def test_reclaim_errors(env: Env) -> None:
     """Only the renter; not once settled."""
     rental_id, _ = create(env)
-    increase_time(env.w3, 2 * HOUR + 3 * 24 * HOUR)
+    increase_time(env.w3, 2 * HOUR + RESULT_TIMEOUT)
     with reverts("GPURentalNotRenter"):
         send(env.rental.functions.reclaimEscrow(rental_id), env.outsider)
     deliver(env, rental_id, HOUR)
@@ -674,7 +685,7 @@ def test_initial_parameters_and_getters(env: Env) -> None:
         WORK_VERIFICATION,
         REPUTATION,
     )
-    assert (r.feeBps().call(), r.slashBps().call(), r.resultTimeout().call()) == (250, 1000, 3 * 24 * HOUR)
+    assert (r.feeBps().call(), r.slashBps().call(), r.resultTimeout().call()) == (250, 1000, RESULT_TIMEOUT)
     assert (r.minDuration().call(), r.maxDuration().call(), r.maxGpus().call()) == (600, 30 * 24 * HOUR, 64)
     assert r.hasRole(r.GOVERNOR_ROLE().call(), env.admin).call()
     assert r.hasRole(b"\x00" * 32, env.admin).call()
@@ -704,7 +715,7 @@ SETTERS: list[tuple[str, tuple[Any, ...], str, str, tuple[Any, ...]]] = [
     # (setter, good args, event, bad error, bad args)
     ("setFeeBps", (2000,), "FeeBpsChanged", "GPURentalInvalidFeeBps", (2001,)),
     ("setSlashBps", (10_000,), "SlashBpsChanged", "GPURentalInvalidSlashBps", (10_001,)),
-    ("setResultTimeout", (HOUR,), "ResultTimeoutChanged", "GPURentalInvalidResultTimeout", (HOUR - 1,)),
+    ("setResultTimeout", (24 * HOUR,), "ResultTimeoutChanged", "GPURentalInvalidResultTimeout", (24 * HOUR - 1,)),
     (
         "setResultTimeout",
         (90 * 24 * HOUR,),
@@ -898,7 +909,7 @@ class RentalMachine(RuleBasedStateMachine):
         if rental_id not in self.open:
             with reverts("GPURentalNotAwaitingResult"):
                 send(self.env.rental.functions.reclaimEscrow(rental_id), info[0])
-        elif now(self.env.w3) + 1 < info[7] + 3 * 24 * HOUR:
+        elif now(self.env.w3) + 1 < info[7] + RESULT_TIMEOUT:
             with reverts("GPURentalReclaimTooEarly"):
                 send(self.env.rental.functions.reclaimEscrow(rental_id), info[0])
         else:

@@ -115,7 +115,7 @@ def test_rental_end_to_end_through_the_bridge_settles_exactly(system: System) ->
     # GPURental -> etc: the OPEN message opens the verification task
     [open_msg] = BridgeOutbox(s.client("eth", DEPLOYER), s.m.eth.address("BridgeOutbox")).messages(receipt)
     s.relay(open_msg)
-    rid = intent.rental_id()
+    rid = intent.rental_id(31337, s.m.eth.address("GPURental"))
     wv = WorkVerification(s.client("etc", QUEENS[0]), s.m.etc.address("WorkVerification"))
     assert wv.task(rid)[0] == PROVIDER.address
     # the queen reports cumulative counts: 10 challenges, 8 passed, 2 missed
