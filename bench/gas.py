@@ -96,6 +96,7 @@ def run(eth_url: str, etc_url: str, n_rentals: int) -> dict[str, Any]:
     c = {  # clients per actor
         "eth_d": eth_d, "etc_d": etc_d, "king": ChainClient(eth_s, king), "renter": ChainClient(eth_s, renter),
         "queen_etc": ChainClient(etc_s, queen), "p0": ChainClient(eth_s, providers[0]),
+        "p1": ChainClient(eth_s, providers[1]),
     }
     relay_eth = ChainClient(eth_s, acct[1])  # anyone can deliver; use the king's key on eth
     relay_etc = ChainClient(etc_s, acct[1])
@@ -107,6 +108,8 @@ def run(eth_url: str, etc_url: str, n_rentals: int) -> dict[str, Any]:
     tok = {k: GPUToken(cl, token.address) for k, cl in c.items() if cl.settings.name == "eth"}
     stk = {k: StakingManager(cl, staking.address) for k, cl in c.items() if cl.settings.name == "eth"}
     tok["p0"].approve(staking.address, 2**255)
+    tok["p1"].approve(staking.address, 2**255)
+    stk["p1"].stake(Tier.PROVIDER, tokens(5_000))  # a provider without rentals: its stake is not locked
     rec.add("StakingManager.stake", stk["p0"].stake(Tier.PROVIDER, tokens(50_000)))
     rec.add("StakingManager.stake", stk["p0"].stake(Tier.PROVIDER, tokens(10_000)))
     token.approve(staking.address, 2**255)
@@ -206,6 +209,7 @@ def run(eth_url: str, etc_url: str, n_rentals: int) -> dict[str, Any]:
     eth_d.transact(direct.functions.setEtcPeers(63, wv.address, m.etc.address("ReputationSystem")))
     eth_d.transact(direct.functions.grantRole(role("SCHEDULER_ROLE"), king.address))
     eth_d.transact(eth_outbox.fn.grantRole(role("SENDER_ROLE"), direct.address))
+    eth_d.transact(staking.fn.setLocker(direct.address))
     tok["renter"].approve(direct.address, 2**256 - 1)
     direct_k = GPURental(c["king"], direct.address)
     inbox_client = ChainClient(eth_s, inbox_eoa)
@@ -230,10 +234,10 @@ def run(eth_url: str, etc_url: str, n_rentals: int) -> dict[str, Any]:
     eth_d.w3.provider.make_request("evm_increaseTime", [600])  # type: ignore[arg-type]
     eth_d.w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
     rec.add("StakingManager.claimRewards", stk["p0"].claim_rewards())
-    rec.add("StakingManager.requestUnstake", stk["p0"].request_unstake(Tier.PROVIDER, tokens(1_000)))
+    rec.add("StakingManager.requestUnstake", stk["p1"].request_unstake(Tier.PROVIDER, tokens(1_000)))
     eth_d.w3.provider.make_request("evm_increaseTime", [8 * 86_400])  # type: ignore[arg-type]
     eth_d.w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
-    rec.add("StakingManager.withdraw", stk["p0"].withdraw(Tier.PROVIDER))
+    rec.add("StakingManager.withdraw", stk["p1"].withdraw(Tier.PROVIDER))
     rec.add("BridgeInbox.pause", etc_d.transact(etc_inbox.fn.pause()))
     rec.add("BridgeInbox.unpause", etc_d.transact(etc_inbox.fn.unpause()))
     rec.add("BridgeInbox.setAttesters(5, 3)", etc_d.transact(

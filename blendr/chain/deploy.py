@@ -121,6 +121,7 @@ def deploy_system(eth: ChainClient, etc: ChainClient, p: DeployParams, *, networ
         rental.functions.setEtcPeers(etc_id, work.address, reputation.address),
         rental.functions.grantRole(role("SCHEDULER_ROLE"), p.scheduler),
         staking.functions.grantRole(role("SLASHER_ROLE"), rental.address),
+        staking.functions.setLocker(rental.address),  # rentals lock provider stake until they can settle
         token.functions.grantRole(role("MINTER_ROLE"), d),
         timelock.functions.grantRole(role("PROPOSER_ROLE"), governance.address),
         timelock.functions.grantRole(role("CANCELLER_ROLE"), governance.address),

@@ -49,7 +49,7 @@ contract GPURental is IGPURental, AccessControl, EIP712, ReentrancyGuardTransien
     // A result needs the queen's finalization window plus ETC's deep confirmations (thousands of blocks,
     // hours) before it can arrive: a shorter timeout would let a renter reclaim escrow the provider earned.
     uint32 private constant _MIN_RESULT_TIMEOUT = 1 days;
-    uint32 private constant _MAX_RESULT_TIMEOUT = 90 days;
+    uint32 private constant _MAX_RESULT_TIMEOUT = 30 days; // also how long past a rental's end stake stays locked
     uint32 private constant _MIN_DURATION_FLOOR = 1 minutes;
     uint32 private constant _MAX_DURATION_CEILING = 365 days;
 
@@ -458,7 +458,7 @@ contract GPURental is IGPURental, AccessControl, EIP712, ReentrancyGuardTransien
         rentalId = _checkIntent(intent, signature, price);
         // The queen's verdict decides the payment: a provider never supervises itself.
         if (queen == intent.provider) revert GPURentalQueenIsProvider(queen);
-        _checkStakes(intent.provider, queen, intent.gpus);
+        _checkAndLockStakes(intent, queen);
         uint256 escrow = price * intent.gpus * intent.duration / 1 hours;
         if (escrow == 0) revert GPURentalZeroEscrow();
         address peer = _workVerification;
@@ -537,13 +537,15 @@ contract GPURental is IGPURental, AccessControl, EIP712, ReentrancyGuardTransien
         if (err != ECDSA.RecoverError.NoError || signer != intent.renter) revert GPURentalInvalidSignature();
     }
 
-    /// @dev The provider must stake minStake(Provider) per GPU, the queen minStake(Queen).
-    function _checkStakes(address provider, address queen, uint256 gpus) private view {
-        (uint256 stake, uint256 required) = _staking.stakeAndMinimum(provider, Tier.Provider);
-        required *= gpus;
-        if (stake < required) revert GPURentalInsufficientStake(provider, stake, required);
-        (stake, required) = _staking.stakeAndMinimum(queen, Tier.Queen);
-        if (stake < required) revert GPURentalInsufficientQueenStake(queen, stake, required);
+    /// @dev The provider must stake minStake(Provider) per GPU, the queen minStake(Queen). The provider's stake
+    /// is locked against unbonding until this rental's result can no longer arrive (end + the longest
+    /// result timeout governance may set), so a failed verification always finds something to slash.
+    function _checkAndLockStakes(RentalIntent calldata intent, address queen) private {
+        (uint256 stake, uint256 required, uint256 queenStake, uint256 queenRequired) = _staking.lockProviderStake(
+            intent.provider, intent.gpus, queen, block.timestamp + intent.duration + _MAX_RESULT_TIMEOUT
+        );
+        if (stake < required) revert GPURentalInsufficientStake(intent.provider, stake, required);
+        if (queenStake < queenRequired) revert GPURentalInsufficientQueenStake(queen, queenStake, queenRequired);
     }
 
     function _settle(uint256 rentalId, uint64 verifiedSeconds, bool failed) private {

@@ -31,8 +31,10 @@ contract StakingManager is IStakingManagerFull, AccessControl, ReentrancyGuard {
     uint256 private constant _PRECISION = 1e18;
 
     struct NodeStake {
-        uint128 active;
-        uint128 unbonding;
+        uint112 active;
+        uint112 unbonding;
+        // Provider tier: no unstake request before this time (a rental's result may still slash the stake).
+        uint32 lockedUntil;
         uint64 unlockAt;
     }
 
@@ -46,7 +48,14 @@ contract StakingManager is IStakingManagerFull, AccessControl, ReentrancyGuard {
     address private _treasury;
     uint64 private _unbondingDelay;
     uint256 private _slashBurnBps = 5_000;
-    uint256[3] private _minStakes;
+    uint256 private constant _LOCK_GRANULARITY = 1 weeks;
+    /// @dev Per tier; the Provider entry also holds the locker (GPURental), which every lock reads anyway.
+    struct TierParams {
+        uint96 minStake;
+        address locker;
+    }
+
+    TierParams[3] private _tiers;
 
     mapping(address node => mapping(Tier tier => NodeStake)) private _stakes;
     mapping(address account => RewardAccount) private _accounts;
@@ -70,12 +79,12 @@ contract StakingManager is IStakingManagerFull, AccessControl, ReentrancyGuard {
         }
         if (unbondingDelay_ > MAX_UNBONDING_DELAY) revert StakingManagerInvalidUnbondingDelay(unbondingDelay_);
         for (uint256 i = 0; i < 3; ++i) {
-            if (minStakes[i] == 0) revert StakingManagerInvalidMinStake(minStakes[i]);
+            if (minStakes[i] == 0 || minStakes[i] > type(uint96).max) revert StakingManagerInvalidMinStake(minStakes[i]);
+            _tiers[i].minStake = uint96(minStakes[i]);
         }
         _token = token_;
         _treasury = treasury_;
         _unbondingDelay = unbondingDelay_;
-        _minStakes = minStakes;
         _lastUpdateTime = uint64(block.timestamp);
         _grantRole(DEFAULT_ADMIN_ROLE, admin);
         _grantRole(GOVERNOR_ROLE, admin);
@@ -110,10 +119,11 @@ contract StakingManager is IStakingManagerFull, AccessControl, ReentrancyGuard {
         NodeStake storage s = _stakes[msg.sender][tier];
         uint256 active = s.active;
         if (amount > active) revert StakingManagerInsufficientStake(active, amount);
+        if (tier == Tier.Provider && block.timestamp < s.lockedUntil) revert StakingManagerStakeLocked(s.lockedUntil);
         _updateReward(msg.sender);
         uint64 unlockAt = uint64(block.timestamp) + _unbondingDelay;
-        uint128 unbonding = s.unbonding + uint128(amount);
-        s.active = uint128(active - amount);
+        uint112 unbonding = s.unbonding + uint112(amount);
+        s.active = uint112(active - amount);
         s.unbonding = unbonding;
         s.unlockAt = unlockAt;
         _accounts[msg.sender].active -= amount;
@@ -158,12 +168,12 @@ contract StakingManager is IStakingManagerFull, AccessControl, ReentrancyGuard {
         if (slashed == 0) return 0;
         if (fromActive != 0) {
             _updateReward(node);
-            s.active = uint128(active - fromActive);
+            s.active = uint112(active - fromActive);
             _accounts[node].active -= fromActive;
             _totalActive -= fromActive;
         }
         if (fromUnbonding != 0) {
-            s.unbonding = uint128(unbonding - fromUnbonding);
+            s.unbonding = uint112(unbonding - fromUnbonding);
             if (unbonding == fromUnbonding) s.unlockAt = 0;
         }
         _writeCheckpoints(node, slashed, false);
@@ -171,6 +181,35 @@ contract StakingManager is IStakingManagerFull, AccessControl, ReentrancyGuard {
         emit Slashed(node, tier, slashed, burned, reason);
         if (burned != 0) IGPUToken(address(_token)).burn(burned);
         if (slashed != burned) _token.safeTransfer(_treasury, slashed - burned);
+    }
+
+    /// @notice Checks a new rental's stakes and, when the provider's covers it, keeps the provider's stake
+    /// from unbonding until `until` (rounded up to a whole week, so most rentals write nothing).
+    /// @dev Called by GPURental on every rental, so stake cannot leave while a result may still slash it.
+    /// Requirements:
+    /// - the caller is the locker (setLocker).
+    /// @return providerStake Active provider-tier stake of `provider`.
+    /// @return providerRequired minStake(Provider) * `gpus`.
+    /// @return queenStake Active queen-tier stake of `queen`.
+    /// @return queenRequired minStake(Queen).
+    function lockProviderStake(address provider, uint256 gpus, address queen, uint256 until)
+        external
+        returns (uint256 providerStake, uint256 providerRequired, uint256 queenStake, uint256 queenRequired)
+    {
+        TierParams memory p = _tiers[uint256(Tier.Provider)];
+        if (msg.sender != p.locker) revert StakingManagerNotLocker(msg.sender);
+        NodeStake storage s = _stakes[provider][Tier.Provider];
+        providerStake = s.active;
+        providerRequired = uint256(p.minStake) * gpus;
+        queenStake = _stakes[queen][Tier.Queen].active;
+        queenRequired = _tiers[uint256(Tier.Queen)].minStake;
+        if (providerStake >= providerRequired) {
+            uint256 rounded = Math.ceilDiv(until, _LOCK_GRANULARITY) * _LOCK_GRANULARITY;
+            if (rounded > s.lockedUntil) {
+                s.lockedUntil = SafeCast.toUint32(rounded);
+                emit ProviderStakeLocked(provider, rounded);
+            }
+        }
     }
 
     // ---------------------------------------------------------------- rewards
@@ -207,9 +246,17 @@ contract StakingManager is IStakingManagerFull, AccessControl, ReentrancyGuard {
     /// - the caller has GOVERNOR_ROLE;
     /// - `amount` > 0.
     function setMinStake(Tier tier, uint256 amount) external onlyRole(GOVERNOR_ROLE) {
-        if (amount == 0) revert StakingManagerInvalidMinStake(amount);
-        _minStakes[uint256(tier)] = amount;
+        if (amount == 0 || amount > type(uint96).max) revert StakingManagerInvalidMinStake(amount);
+        _tiers[uint256(tier)].minStake = uint96(amount);
         emit MinStakeChanged(tier, amount);
+    }
+
+    /// @notice Sets the contract allowed to lock provider stake (GPURental).
+    /// @dev Requirements:
+    /// - the caller has GOVERNOR_ROLE.
+    function setLocker(address newLocker) external onlyRole(GOVERNOR_ROLE) {
+        _tiers[uint256(Tier.Provider)].locker = newLocker;
+        emit LockerChanged(newLocker);
     }
 
     /// @notice Sets the unbonding delay for requests made from now on.
@@ -303,12 +350,22 @@ contract StakingManager is IStakingManagerFull, AccessControl, ReentrancyGuard {
 
     /// @inheritdoc IStakingManager
     function minStake(Tier tier) external view returns (uint256) {
-        return _minStakes[uint256(tier)];
+        return _tiers[uint256(tier)].minStake;
+    }
+
+    /// @notice Until when `provider`'s provider-tier stake cannot start unbonding (0: not locked).
+    function lockedUntil(address provider) external view returns (uint256) {
+        return _stakes[provider][Tier.Provider].lockedUntil;
+    }
+
+    /// @notice The contract allowed to lock provider stake.
+    function locker() external view returns (address) {
+        return _tiers[uint256(Tier.Provider)].locker;
     }
 
     /// @notice Active stake of `node` in `tier` and the tier's minimum, in one call.
-    function stakeAndMinimum(address node, Tier tier) external view returns (uint256 stake, uint256 minimum) {
-        return (_stakes[node][tier].active, _minStakes[uint256(tier)]);
+    function stakeAndMinimum(address node, Tier tier) external view returns (uint256 active, uint256 minimum) {
+        return (_stakes[node][tier].active, _tiers[uint256(tier)].minStake);
     }
 
     /// @notice Rewards `node` can claim now.
@@ -369,7 +426,7 @@ contract StakingManager is IStakingManagerFull, AccessControl, ReentrancyGuard {
         if (amount == 0) revert StakingManagerZeroAmount();
         _updateReward(node);
         NodeStake storage s = _stakes[node][tier];
-        s.active = SafeCast.toUint128(s.active + amount);
+        s.active = SafeCast.toUint112(s.active + amount);
         _accounts[node].active += amount;
         _totalActive += amount;
         _writeCheckpoints(node, amount, true);

@@ -15,7 +15,12 @@ interface IStakingManager {
     /// @notice Minimum active stake for `tier` (for providers: per GPU offered).
     function minStake(Tier tier) external view returns (uint256);
     /// @notice stakeOf(node, tier) and minStake(tier) in one call (GPURental checks both on every rental).
-    function stakeAndMinimum(address node, Tier tier) external view returns (uint256 stake, uint256 minimum);
+    function stakeAndMinimum(address node, Tier tier) external view returns (uint256 active, uint256 minimum);
+    /// @notice Reads a rental's provider and queen stakes and, if the provider's covers `gpus`, locks it
+    /// against unbonding until `until`; only the locker (GPURental).
+    function lockProviderStake(address provider, uint256 gpus, address queen, uint256 until)
+        external
+        returns (uint256 providerStake, uint256 providerRequired, uint256 queenStake, uint256 queenRequired);
     /// @notice Slashes up to `amount` of `node`'s stake in `tier` (active first, then unbonding); only
     /// contracts holding SLASHER_ROLE. Returns the amount actually slashed.
     function slash(address node, Tier tier, uint256 amount, bytes32 reason) external returns (uint256 slashed);
@@ -36,6 +41,8 @@ interface IStakingManagerFull is IStakingManager {
     error StakingManagerInvalidSlashBurnBps(uint256 bps);
     error StakingManagerInvalidRewardRate(uint256 rate);
     error StakingManagerFutureLookup(uint256 timepoint, uint48 clock);
+    error StakingManagerStakeLocked(uint256 lockedUntil);
+    error StakingManagerNotLocker(address caller);
 
     event Staked(address indexed node, Tier indexed tier, address indexed payer, uint256 amount);
     event UnstakeRequested(address indexed node, Tier indexed tier, uint256 amount, uint256 unbonding, uint64 unlockAt);
@@ -48,6 +55,8 @@ interface IStakingManagerFull is IStakingManager {
     event SlashBurnBpsChanged(uint256 bps);
     event TreasuryChanged(address treasury);
     event RewardRateChanged(uint256 rate);
+    event LockerChanged(address locker);
+    event ProviderStakeLocked(address indexed provider, uint256 until);
 
     function stake(Tier tier, uint256 amount) external;
     function stakeFor(address node, Tier tier, uint256 amount) external;
@@ -61,6 +70,7 @@ interface IStakingManagerFull is IStakingManager {
     function setSlashBurnBps(uint256 bps) external;
     function setTreasury(address treasury) external;
     function setRewardRate(uint256 rate) external;
+    function setLocker(address newLocker) external;
 
     function unbondingOf(address node, Tier tier) external view returns (uint256 amount, uint64 unlockAt);
     function totalStakeOf(address account) external view returns (uint256);

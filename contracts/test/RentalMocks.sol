@@ -39,6 +39,18 @@ contract MockRentalStaking is IStakingManager {
         return _stakes[node][tier];
     }
 
+    /// Records the last lock request; no authorization (a mock).
+    uint256 public lastLockUntil;
+
+    function lockProviderStake(address provider, uint256 gpus, address queen, uint256 until)
+        external
+        returns (uint256, uint256, uint256, uint256)
+    {
+        lastLockUntil = until;
+        return (_stakes[provider][Tier.Provider], _minStakes[Tier.Provider] * gpus, _stakes[queen][Tier.Queen],
+            _minStakes[Tier.Queen]);
+    }
+
     function stakeAndMinimum(address node, Tier tier) external view returns (uint256, uint256) {
         return (_stakes[node][tier], _minStakes[tier]);
     }

@@ -405,6 +405,13 @@ def test_create_rejects_queen_with_thin_stake(env: Env) -> None:
         create(env)
 
 
+def test_create_locks_the_provider_stake_until_the_result_can_no_longer_arrive(env: Env) -> None:
+    """The rental asks staking to lock the provider's stake until end + the longest result timeout."""
+    _, receipt = create(env)
+    start = int(env.w3.eth.get_block(receipt["blockNumber"])["timestamp"])
+    assert env.staking.functions.lastLockUntil().call() == start + 2 * HOUR + 30 * 24 * HOUR
+
+
 def test_create_rejects_the_provider_as_its_own_queen(env: Env) -> None:
     """The queen's verdict decides the payment, so the provider cannot be the rental's queen."""
     intent = make_intent(env)
@@ -718,10 +725,10 @@ SETTERS: list[tuple[str, tuple[Any, ...], str, str, tuple[Any, ...]]] = [
     ("setResultTimeout", (24 * HOUR,), "ResultTimeoutChanged", "GPURentalInvalidResultTimeout", (24 * HOUR - 1,)),
     (
         "setResultTimeout",
-        (90 * 24 * HOUR,),
+        (30 * 24 * HOUR,),
         "ResultTimeoutChanged",
         "GPURentalInvalidResultTimeout",
-        (90 * 24 * HOUR + 1,),
+        (30 * 24 * HOUR + 1,),
     ),
     (
         "setDurationBounds",

@@ -12,7 +12,7 @@ from web3 import Web3
 from web3.contract import Contract
 from web3.logs import DISCARD
 
-from tests.contracts.chainkit import deploy, increase_time, mine, reverts, send
+from tests.contracts.chainkit import deploy, increase_time, mine, now, reverts, send
 
 E18 = 10**18
 PROVIDER, QUEEN, KING = 0, 1, 2
@@ -403,6 +403,7 @@ def test_governor_setter_bounds(eth: Web3, contracts: tuple[Contract, Contract])
         lambda s: s.functions.setSlashBurnBps(1),
         lambda s: s.functions.setTreasury("0x" + "11" * 20),
         lambda s: s.functions.setRewardRate(1),
+        lambda s: s.functions.setLocker("0x" + "11" * 20),
     ],
 )
 def test_governor_setters_require_role(eth: Web3, contracts: tuple[Contract, Contract], call: Any) -> None:
@@ -410,6 +411,72 @@ def test_governor_setters_require_role(eth: Web3, contracts: tuple[Contract, Con
     _, staking = contracts
     with reverts("AccessControlUnauthorizedAccount"):
         send(call(staking), eth.eth.accounts[1])
+
+
+# ------------------------------------------------------------------ rental locks
+
+
+WEEK = 7 * 86400
+
+
+def test_lock_provider_stake_reads_both_stakes_and_locks_until_the_next_week(
+    eth: Web3, contracts: tuple[Contract, Contract]
+) -> None:
+    """The locker gets provider and queen stakes back; a covered provider's stake is locked (rounded to a week)."""
+    _, staking = contracts
+    admin, provider, queen, locker = eth.eth.accounts[0], eth.eth.accounts[1], eth.eth.accounts[2], eth.eth.accounts[7]
+    r = send(staking.functions.setLocker(locker), admin)
+    assert staking.events.LockerChanged().process_receipt(r, errors=DISCARD)[0]["args"]["locker"] == locker
+    assert staking.functions.locker().call() == locker
+    send(staking.functions.stake(PROVIDER, 300 * E18), provider)
+    send(staking.functions.stake(QUEEN, 1_000 * E18), queen)
+    until = _ts(eth, r) + 10 * 86400 + 1
+    got = staking.functions.lockProviderStake(provider, 3, queen, until).call({"from": locker})
+    assert got == [300 * E18, 300 * E18, 1_000 * E18, 1_000 * E18]
+    r = send(staking.functions.lockProviderStake(provider, 3, queen, until), locker)
+    rounded = -(-until // WEEK) * WEEK
+    assert staking.functions.lockedUntil(provider).call() == rounded
+    ev = staking.events.ProviderStakeLocked().process_receipt(r, errors=DISCARD)[0]["args"]
+    assert (ev["provider"], ev["until"]) == (provider, rounded)
+    # an earlier end in the same week writes nothing
+    r = send(staking.functions.lockProviderStake(provider, 1, queen, until - 60), locker)
+    assert not staking.events.ProviderStakeLocked().process_receipt(r, errors=DISCARD)
+    # a provider whose stake does not cover the GPUs is not locked (the rental will revert anyway)
+    other = eth.eth.accounts[3]
+    send(staking.functions.stake(PROVIDER, 100 * E18), other)
+    assert staking.functions.lockProviderStake(other, 2, queen, until).call({"from": locker})[:2] == [
+        100 * E18, 200 * E18]
+    send(staking.functions.lockProviderStake(other, 2, queen, until), locker)
+    assert staking.functions.lockedUntil(other).call() == 0
+
+
+def test_locked_provider_stake_cannot_unbond_until_the_lock_ends(eth: Web3, contracts: tuple[Contract, Contract]) -> None:
+    """A provider cannot escape a pending slash by unstaking; other tiers and later requests are free."""
+    _, staking = contracts
+    admin, provider, locker = eth.eth.accounts[0], eth.eth.accounts[1], eth.eth.accounts[7]
+    send(staking.functions.setLocker(locker), admin)
+    send(staking.functions.stake(PROVIDER, 300 * E18), provider)
+    send(staking.functions.stake(QUEEN, 1_000 * E18), provider)
+    start = now(eth)
+    send(staking.functions.lockProviderStake(provider, 1, provider, start + 3 * 86400), locker)
+    until = staking.functions.lockedUntil(provider).call()
+    assert until == -(-(start + 3 * 86400) // WEEK) * WEEK
+    with reverts("StakingManagerStakeLocked"):
+        staking.functions.requestUnstake(PROVIDER, 1).transact({"from": provider})
+    send(staking.functions.requestUnstake(QUEEN, 1), provider)  # only the provider tier is locked
+    # slashing still reaches locked stake
+    send(staking.functions.grantRole(SLASHER_ROLE, admin), admin)
+    send(staking.functions.slash(provider, PROVIDER, 50 * E18, REASON), admin)
+    assert staking.functions.stakeOf(provider, PROVIDER).call() == 250 * E18
+    increase_time(eth, until - now(eth) + 1)
+    send(staking.functions.requestUnstake(PROVIDER, 250 * E18), provider)
+
+
+def test_only_the_locker_may_lock(eth: Web3, contracts: tuple[Contract, Contract]) -> None:
+    _, staking = contracts
+    stranger = eth.eth.accounts[4]
+    with reverts("StakingManagerNotLocker"):
+        staking.functions.lockProviderStake(stranger, 1, stranger, 2**40).transact({"from": stranger})
 
 
 # ------------------------------------------------------------------ invariants

@@ -153,6 +153,16 @@ def test_rental_end_to_end_through_the_bridge_settles_exactly(system: System) ->
     assert rep.score(PROVIDER.address) > before_score
 
 
+def test_a_provider_cannot_unstake_while_a_rental_may_still_slash_it(system: System) -> None:
+    s = system
+    _rental(s, nonce=3)
+    staking = StakingManager(s.client("eth", PROVIDER), s.m.eth.address("StakingManager"))
+    with pytest.raises(ContractRevertError) as exc:
+        staking.request_unstake(Tier.PROVIDER, tokens(1))
+    assert exc.value.error == "StakingManagerStakeLocked"
+    assert s.m.eth.address("GPURental") == staking._call(staking.fn.locker())
+
+
 def test_attestations_from_non_attesters_or_too_few_are_refused(system: System) -> None:
     s = system
     _, receipt = _rental(s, nonce=7)
