@@ -30,6 +30,12 @@ contract BridgeInbox is IBridgeInbox, AccessControl, Pausable, ReentrancyGuard, 
     uint256 public constant MAX_ATTESTERS = 32;
     /// @notice Longest rate-limit window.
     uint64 public constant MAX_RATE_WINDOW = 30 days;
+    /// @notice A pause lifts itself after this long: on ETC governance reaches the inbox only through the
+    /// inbox, so a guardian key (lost or rogue) must not be able to stop it for good.
+    uint64 public constant MAX_PAUSE = 3 days;
+    /// @notice After a pause ends, the guardian must wait this long before pausing again, so governance's
+    /// messages (e.g. revoking the guardian) always get a window to pass.
+    uint64 public constant PAUSE_COOLDOWN = 1 days;
 
     /// @dev Everything deliver() reads and writes besides the per-message state, packed in one slot.
     struct Config {
@@ -41,6 +47,7 @@ contract BridgeInbox is IBridgeInbox, AccessControl, Pausable, ReentrancyGuard, 
     }
 
     Config private _config;
+    uint64 private _pausedUntil;
     address[] private _attesters;
     mapping(address account => bool) private _isAttester;
     mapping(uint256 srcChainId => mapping(address srcOutbox => bool)) private _trusted;
@@ -135,12 +142,17 @@ contract BridgeInbox is IBridgeInbox, AccessControl, Pausable, ReentrancyGuard, 
         emit SourceChanged(srcChainId, srcOutbox, trusted);
     }
 
-    /// @notice Stops all deliveries.
+    /// @notice Stops all deliveries for at most MAX_PAUSE.
     /// Requirements:
     /// - the caller holds GUARDIAN_ROLE;
-    /// - the inbox is not paused.
+    /// - the inbox is not paused;
+    /// - PAUSE_COOLDOWN has passed since the previous pause ended.
     function pause() external onlyRole(GUARDIAN_ROLE) {
-        _pause();
+        if (paused()) revert EnforcedPause();
+        uint64 last = _pausedUntil;
+        if (last != 0 && block.timestamp < last + PAUSE_COOLDOWN) revert BridgeInboxPauseCooldown(last + PAUSE_COOLDOWN);
+        _pause(); // (checks paused() against the previous deadline, so it must come first)
+        _pausedUntil = uint64(block.timestamp) + MAX_PAUSE;
     }
 
     /// @notice Resumes deliveries.
@@ -154,6 +166,17 @@ contract BridgeInbox is IBridgeInbox, AccessControl, Pausable, ReentrancyGuard, 
             revert AccessControlUnauthorizedAccount(msg.sender, GOVERNOR_ROLE);
         }
         _unpause();
+        _pausedUntil = uint64(block.timestamp); // the cooldown runs from now
+    }
+
+    /// @notice Whether deliveries are stopped (a pause lifts itself at pausedUntil()).
+    function paused() public view override returns (bool) {
+        return super.paused() && block.timestamp < _pausedUntil;
+    }
+
+    /// @notice When the current (or last) pause ends.
+    function pausedUntil() external view returns (uint256) {
+        return _pausedUntil;
     }
 
     // ------------------------------------------------------------------------------------------------

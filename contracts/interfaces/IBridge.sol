@@ -72,6 +72,7 @@ interface IBridgeInbox {
     error BridgeInboxInvalidSource(uint256 srcChainId, address srcOutbox);
     error BridgeInboxTargetNotContract(address target);
     error BridgeInboxTargetFailed(bytes reason);
+    error BridgeInboxPauseCooldown(uint256 pausableAt);
 
     event MessageExecuted(
         bytes32 indexed messageHash, uint256 indexed srcChainId, uint256 indexed nonce, address srcOutbox, address target

@@ -550,6 +550,26 @@ def test_paused_inbox_refuses_until_unpaused(route: Route) -> None:
     assert route.receiver.functions.calls().call() == 1
 
 
+def test_a_pause_lifts_itself_and_cannot_be_renewed_at_once(route: Route) -> None:
+    """A guardian cannot freeze the inbox for good: pauses expire, and a cooldown follows each one."""
+    guardian = route.dst.eth.accounts[3]
+    send(route.inbox.functions.grantRole(GUARDIAN_ROLE, guardian), route.admin)
+    msg = route.send()
+    send(route.inbox.functions.pause(), guardian)
+    max_pause = route.inbox.functions.MAX_PAUSE().call()
+    cooldown = route.inbox.functions.PAUSE_COOLDOWN().call()
+    assert route.inbox.functions.pausedUntil().call() == now(route.dst) + max_pause
+    increase_time(route.dst, max_pause + 1)
+    assert not route.inbox.functions.paused().call()
+    with reverts("BridgeInboxPauseCooldown"):
+        route.inbox.functions.pause().transact({"from": guardian})
+    route.deliver(msg)  # the window governance's messages get
+    assert route.receiver.functions.calls().call() == 1
+    increase_time(route.dst, cooldown)
+    send(route.inbox.functions.pause(), guardian)
+    assert route.inbox.functions.paused().call()
+
+
 def test_guardian_can_unpause_where_governance_arrives_through_the_inbox(route: Route) -> None:
     """On ETC governance's messages come through the paused inbox itself, so the guardian can resume."""
     guardian = route.dst.eth.accounts[3]
