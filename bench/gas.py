@@ -23,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from eth_abi import encode
 from eth_account import Account
+from eth_utils import keccak
 
 from bench._common import format_table, machine_info, write_json
 from blendr.chain.anvil import start_anvil
@@ -32,6 +33,7 @@ from blendr.chain.contracts import (
     BridgeInbox,
     BridgeOutbox,
     ChallengeResult,
+    Governance,
     GPURental,
     GPUToken,
     RentalIntent,
@@ -98,7 +100,7 @@ def run(eth_url: str, etc_url: str, n_rentals: int) -> dict[str, Any]:
         "queen_etc": ChainClient(etc_s, queen), "p0": ChainClient(eth_s, providers[0]),
         "p1": ChainClient(eth_s, providers[1]),
     }
-    relay_eth = ChainClient(eth_s, acct[1])  # anyone can deliver; use the king's key on eth
+    relay_eth = c["king"]  # anyone can deliver; the king's client (one client per key keeps nonces in order)
     relay_etc = ChainClient(etc_s, acct[1])
     token = GPUToken.from_manifest(eth_d, m)
     staking = StakingManager.from_manifest(eth_d, m)
@@ -214,17 +216,20 @@ def run(eth_url: str, etc_url: str, n_rentals: int) -> dict[str, Any]:
     direct_k = GPURental(c["king"], direct.address)
     inbox_client = ChainClient(eth_s, inbox_eoa)
     now = int(eth_d.w3.eth.get_block("latest")["timestamp"])
+    eth_d.transact(staking.fn.grantRole(role("SLASHER_ROLE"), direct.address))
     for j, (label, verified) in enumerate([("full", duration), ("full", duration), ("partial", duration // 2),
-                                           ("partial", duration // 2)]):
+                                           ("partial", duration // 2), ("failed", 0), ("failed", 0)]):
         intent = RentalIntent(renter.address, providers[0].address, 1, b"\x44" * 32, tokens(3), duration,
                               20_000 + j, now + 86_400)
         direct_k.create(intent, intent.sign(renter, 31337, direct.address), tokens("2.5"), queen.address)
+        failed = label == "failed"
         body = encode(["(uint256,uint64,bool,uint32,uint32,uint32,uint32)"],
-                      [(intent.rental_id(31337, direct.address), verified, False, 60, 60, 0, 0)])
+                      [(intent.rental_id(31337, direct.address), verified, failed, 60, 60 - 30 * failed, 30 * failed, 0)])
         payload = encode(["uint8", "bytes"], [3, body])
         r = inbox_client.transact(direct.functions.onBridgeMessage(63, wv.address, payload))
-        name = "GPURental settle (onBridgeMessage from its inbox)" if label == "partial" else \
-            "GPURental settle, full uptime (no refund)"
+        name = {"partial": "GPURental settle (onBridgeMessage from its inbox)",
+                "full": "GPURental settle, full uptime (no refund)",
+                "failed": "GPURental settle, failed verification (slash)"}[label]
         rec.add(name, r)
 
     # staking lifecycle and rewards
@@ -242,6 +247,41 @@ def run(eth_url: str, etc_url: str, n_rentals: int) -> dict[str, Any]:
     rec.add("BridgeInbox.unpause", etc_d.transact(etc_inbox.fn.unpause()))
     rec.add("BridgeInbox.setAttesters(5, 3)", etc_d.transact(
         etc_inbox.fn.setAttesters(params.attesters, 3)))
+
+    # the rest of the token, the distributor and governance
+    rec.add("GPUToken.mint", eth_d.transact(token.fn.mint(acct[5].address, tokens(10))))
+    rec.add("GPUToken.burn", GPUToken(c["renter"], token.address)._send(token.fn.burn(tokens(1))))
+    dist = eth_d.contract("TokenDistributor", m.eth.address("TokenDistributor"))
+    eth_d.transact(token.fn.mint(dist.address, tokens(1_000_000)))
+    eth_d.transact(dist.functions.grantRole(role("ALLOCATOR_ROLE"), deployer.address))
+    eth_d.transact(dist.functions.grantRole(role("REWARDS_ROLE"), deployer.address))
+    now = int(eth_d.w3.eth.get_block("latest")["timestamp"])
+    rec.add("TokenDistributor.allocate (community, direct)",
+            eth_d.transact(dist.functions.allocate(3, acct[5].address, tokens(100), 0, 0, 0)))
+    rec.add("TokenDistributor.allocate (team, vesting wallet)",
+            eth_d.transact(dist.functions.allocate(0, acct[5].address, tokens(100), now, 86_400, 4 * 86_400)))
+    leaf_amount = tokens(5)
+    leaf = keccak(keccak(encode(["address", "uint256"], [acct[6].address, leaf_amount])))
+    other = keccak(keccak(encode(["address", "uint256"], [acct[5].address, tokens(7)])))
+    root = keccak(min(leaf, other) + max(leaf, other))
+    rec.add("TokenDistributor.setEpochRoot", eth_d.transact(dist.functions.setEpochRoot(1, 0, root, tokens(12))))
+    rec.add("TokenDistributor.claim", eth_d.transact(dist.functions.claim(1, 0, acct[6].address, leaf_amount, [other])))
+    gov = Governance(c["p0"], m.eth.address("Governance"))
+    timelock = m.eth.address("BlendrTimelock")
+    eth_d.transact(staking.fn.grantRole(role("GOVERNOR_ROLE"), timelock))
+    eth_d.transact(token.fn.mint(providers[0].address, tokens(5_000_000)))  # a voter above the 4% quorum
+    call = bytes.fromhex(staking.fn.setRewardRate(tokens("0.002"))._encode_transaction_data()[2:])
+    desc = "bench: raise the staking reward rate"
+    eth_d.w3.provider.make_request("anvil_mine", ["0x2"])  # type: ignore[arg-type]
+    r = gov._send(gov.fn.propose([staking.address], [0], [call], desc))
+    rec.add("Governance.propose", r)
+    pid = int(gov.events(r, "ProposalCreated")[0]["proposalId"])
+    eth_d.w3.provider.make_request("anvil_mine", ["0x2"])  # type: ignore[arg-type]
+    rec.add("Governance.castVote", gov.cast_vote(pid, 1))
+    eth_d.w3.provider.make_request("anvil_mine", ["0x6"])  # type: ignore[arg-type]
+    rec.add("Governance.queue", gov.queue([staking.address], [0], [call], desc))
+    eth_d.w3.provider.make_request("evm_increaseTime", [61])  # type: ignore[arg-type]
+    rec.add("Governance.execute", gov.execute([staking.address], [0], [call], desc))
 
     transfer = statistics.median(rec.gas["GPUToken.transfer"])
     rows = []
