@@ -285,6 +285,10 @@ class ChainClient:
                 if "already known" in text or "already imported" in text:
                     pass
                 elif "nonce too low" in text or "nonce is too low" in text or "replacement transaction underpriced" in text:
+                    if self._known(tx_hash):
+                        # our own transaction: an earlier attempt got through but its reply was lost
+                        self._next_nonce = int(tx["nonce"]) + 1
+                        return tx_hash
                     log.warning("nonce resync", chain=self.settings.name, nonce=tx["nonce"])
                     self._next_nonce = None
                     continue
@@ -297,6 +301,16 @@ class ChainClient:
             log.debug("tx sent", chain=self.settings.name, op=what, tx=tx_hash, nonce=tx["nonce"])
             return tx_hash
         raise ChainError(f"{what}: nonce kept conflicting after resync")
+
+    def _known(self, tx_hash: str) -> bool:
+        """Whether the node has ``tx_hash`` (pending or mined)."""
+        from web3.exceptions import TransactionNotFound
+
+        try:
+            self.retry("get_transaction", lambda: self.w3.eth.get_transaction(tx_hash))  # type: ignore[arg-type]
+        except TransactionNotFound:
+            return False
+        return True
 
     def wait(self, tx_hash: str, *, what: str = "tx", confirmations: int | None = None) -> TxReceipt:
         """Waits until ``tx_hash`` is included and ``confirmations`` deep on the canonical chain.
