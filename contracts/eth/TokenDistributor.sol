@@ -28,10 +28,14 @@ contract TokenDistributor is ITokenDistributor, AccessControl, ReentrancyGuard {
     bytes32 public constant REWARDS_ROLE = keccak256("REWARDS_ROLE");
     uint256 private constant _MAX_BPS = 10_000;
 
+    /// @notice How long an epoch's rewards can be claimed; afterwards closeEpoch returns the rest.
+    uint256 public constant CLAIM_PERIOD = 365 days;
+
     struct EpochReward {
         bytes32 root;
-        uint128 total;
-        uint128 claimed;
+        uint96 total;
+        uint96 claimed;
+        uint64 claimDeadline;
     }
 
     IERC20 private immutable _token;
@@ -106,7 +110,8 @@ contract TokenDistributor is ITokenDistributor, AccessControl, ReentrancyGuard {
         _use(Category.Community, total);
         _rewardsOutstanding += total;
         e.root = root;
-        e.total = SafeCast.toUint128(total);
+        e.total = SafeCast.toUint96(total);
+        e.claimDeadline = uint64(block.timestamp + CLAIM_PERIOD);
         emit EpochRootSet(epoch, kind, root, total);
     }
 
@@ -124,16 +129,35 @@ contract TokenDistributor is ITokenDistributor, AccessControl, ReentrancyGuard {
         bytes32 root = e.root;
         if (root == bytes32(0)) revert TokenDistributorEpochNotSet(epoch, kind);
         if (_claimed[epoch][kind][account]) revert TokenDistributorAlreadyClaimed(epoch, kind, account);
+        if (block.timestamp >= e.claimDeadline) revert TokenDistributorClaimPeriodOver(epoch, kind, e.claimDeadline);
         bytes32 leaf = keccak256(bytes.concat(keccak256(abi.encode(account, amount))));
         if (!MerkleProof.verifyCalldata(proof, root, leaf)) revert TokenDistributorInvalidProof();
         uint256 claimed = e.claimed + amount;
         if (claimed > e.total) revert TokenDistributorEpochTotalExceeded(epoch, kind, claimed, e.total);
         _claimed[epoch][kind][account] = true;
-        e.claimed = uint128(claimed); // <= total
+        e.claimed = uint96(claimed); // <= total
         _rewardsOutstanding -= amount;
         _paidOut += amount;
         emit RewardClaimed(epoch, kind, account, amount);
         _token.safeTransfer(account, amount);
+    }
+
+    /// @notice After an epoch's claim period, returns what nobody claimed to the Community cap (so it can be
+    /// allocated or published again) instead of leaving it reserved forever; anyone may call it.
+    /// @dev Requirements:
+    /// - a root is set for (`epoch`, `kind`);
+    /// - its claim period is over;
+    /// - it was not closed before.
+    function closeEpoch(uint256 epoch, RewardKind kind) external {
+        EpochReward storage e = _epochs[epoch][kind];
+        if (e.root == bytes32(0)) revert TokenDistributorEpochNotSet(epoch, kind);
+        if (block.timestamp < e.claimDeadline) revert TokenDistributorClaimPeriodNotOver(epoch, kind, e.claimDeadline);
+        uint256 unclaimed = e.total - e.claimed;
+        if (unclaimed == 0) revert TokenDistributorEpochClosed(epoch, kind);
+        e.total = e.claimed;
+        _rewardsOutstanding -= unclaimed;
+        _used[Category.Community] -= unclaimed;
+        emit EpochClosed(epoch, kind, unclaimed);
     }
 
     /// @notice Sets the protocol treasury (beneficiary of Treasury-category allocations).
@@ -183,6 +207,11 @@ contract TokenDistributor is ITokenDistributor, AccessControl, ReentrancyGuard {
     {
         EpochReward storage e = _epochs[epoch][kind];
         return (e.root, e.total, e.claimed);
+    }
+
+    /// @notice Until when `kind` rewards of `epoch` can be claimed (0: no root).
+    function claimDeadline(uint256 epoch, RewardKind kind) external view returns (uint256) {
+        return _epochs[epoch][kind].claimDeadline;
     }
 
     /// @notice Whether `account` has claimed its `kind` reward for `epoch`.

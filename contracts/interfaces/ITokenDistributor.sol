@@ -29,6 +29,9 @@ interface ITokenDistributor {
     error TokenDistributorAlreadyClaimed(uint256 epoch, RewardKind kind, address account);
     error TokenDistributorInvalidProof();
     error TokenDistributorEpochTotalExceeded(uint256 epoch, RewardKind kind, uint256 claimed, uint256 total);
+    error TokenDistributorClaimPeriodOver(uint256 epoch, RewardKind kind, uint256 deadline);
+    error TokenDistributorClaimPeriodNotOver(uint256 epoch, RewardKind kind, uint256 deadline);
+    error TokenDistributorEpochClosed(uint256 epoch, RewardKind kind);
 
     event Allocated(
         Category indexed category,
@@ -42,6 +45,7 @@ interface ITokenDistributor {
     event EpochRootSet(uint256 indexed epoch, RewardKind indexed kind, bytes32 root, uint256 total);
     event RewardClaimed(uint256 indexed epoch, RewardKind indexed kind, address indexed account, uint256 amount);
     event TreasuryChanged(address treasury);
+    event EpochClosed(uint256 indexed epoch, RewardKind indexed kind, uint256 unclaimed);
 
     function allocate(
         Category category,

@@ -223,6 +223,35 @@ def test_epoch_root_and_claims(eth: Web3, contracts: tuple[Contract, Contract]) 
     assert dist.functions.epochReward(7, RENTER_LOYALTY).call()[2] == 60 * E18
 
 
+def test_unclaimed_rewards_return_to_the_community_cap_after_the_claim_period(
+    eth: Web3, contracts: tuple[Contract, Contract]
+) -> None:
+    """Claims end after CLAIM_PERIOD; closeEpoch (anyone) releases the rest once; nothing stays reserved forever."""
+    _, dist = contracts
+    admin, a, b, anyone = eth.eth.accounts[:4]
+    tree = MerkleTree([(a, 10 * E18), (b, 20 * E18)])
+    send(dist.functions.setEpochRoot(4, PROVIDER_STAKING, tree.root, 30 * E18), admin)
+    deadline = dist.functions.claimDeadline(4, PROVIDER_STAKING).call()
+    assert deadline == now(eth) + dist.functions.CLAIM_PERIOD().call()
+    send(dist.functions.claim(4, PROVIDER_STAKING, a, 10 * E18, tree.proof(0)), a)
+    with reverts("TokenDistributorClaimPeriodNotOver"):
+        send(dist.functions.closeEpoch(4, PROVIDER_STAKING), anyone)
+    with reverts("TokenDistributorEpochNotSet"):
+        send(dist.functions.closeEpoch(5, PROVIDER_STAKING), anyone)
+    increase_time(eth, deadline - now(eth))
+    with reverts("TokenDistributorClaimPeriodOver"):
+        send(dist.functions.claim(4, PROVIDER_STAKING, b, 20 * E18, tree.proof(1)), b)
+    used = dist.functions.categoryUsed(COMMUNITY).call()
+    r = send(dist.functions.closeEpoch(4, PROVIDER_STAKING), anyone)
+    ev = dist.events.EpochClosed().process_receipt(r, errors=DISCARD)[0]["args"]
+    assert (ev["epoch"], ev["kind"], ev["unclaimed"]) == (4, PROVIDER_STAKING, 20 * E18)
+    assert dist.functions.categoryUsed(COMMUNITY).call() == used - 20 * E18
+    assert dist.functions.rewardsOutstanding().call() == 0
+    assert dist.functions.epochReward(4, PROVIDER_STAKING).call() == [tree.root, 10 * E18, 10 * E18]
+    with reverts("TokenDistributorEpochClosed"):
+        send(dist.functions.closeEpoch(4, PROVIDER_STAKING), anyone)
+
+
 def test_set_epoch_root_errors(eth: Web3, contracts: tuple[Contract, Contract]) -> None:
     """Zero root, zero total, a second root for the same epoch+kind, over the Community cap, wrong role."""
     _, dist = contracts
