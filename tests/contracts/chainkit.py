@@ -33,6 +33,11 @@ def at(w3: Web3, chain: str, name: str, address: str) -> Contract:
 def send(fn: Any, sender: str, **tx: Any) -> Any:
     """Sends a contract call as a transaction from an unlocked anvil account; returns the receipt."""
     w3 = fn.w3
+    if "gas" not in tx:
+        # Estimate against the pending block, with a margin: a call that writes a per-block checkpoint costs
+        # more in a new block than in the latest one (where the checkpoint may already exist), and web3's own
+        # estimate at "latest" then runs out of gas now and then.
+        tx["gas"] = int(fn.estimate_gas({"from": sender, **tx}, block_identifier="pending") * 1.25) + 20_000
     h = fn.transact({"from": sender, **tx})
     receipt = w3.eth.wait_for_transaction_receipt(h)
     assert receipt["status"] == 1
