@@ -17,8 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from blendr.chain.anvil import rpc
 from blendr.config import Config
-from blendr.errors import BlendrError, ConfigError, UnavailableError
+from blendr.errors import BlendrError, ConfigError
 
 ETH_CHAIN_ID = 31337
 ETC_CHAIN_ID = 63
@@ -75,20 +76,6 @@ def _pid(cfg: Config, name: str) -> int | None:
     return pid
 
 
-def _rpc(host: str, port: int, method: str, params: list[Any] | None = None, timeout: float = 3.0) -> Any:
-    import urllib.request
-
-    req = urllib.request.Request(
-        f"http://{host}:{port}", data=json.dumps({"jsonrpc": "2.0", "id": 1, "method": method,
-                                                  "params": params or []}).encode(),
-        headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=timeout) as resp:
-        body = json.loads(resp.read())
-    if "error" in body:
-        raise UnavailableError(f"{method}: {body['error']}")
-    return body["result"]
-
-
 def up(cfg: Config, *, echo: Callable[[str], None] = print) -> Any:
     """Starts the chains (if not running), deploys (if not deployed), funds, writes the manifest.
 
@@ -141,7 +128,7 @@ def _existing_manifest(cfg: Config, path: Path) -> Any:
     for ch in _chains(cfg):
         dep = m.chain(ch.name)
         for addr in dep.contracts.values():
-            if _rpc(cfg.devnet.host, ch.port, "eth_getCode", [addr, "latest"]) in ("0x", "0x0"):
+            if rpc(cfg.devnet.host, ch.port, "eth_getCode", [addr, "latest"]) in ("0x", "0x0"):
                 return None  # chains were reset: deploy again
     return m
 
@@ -195,13 +182,13 @@ def status(cfg: Config) -> dict[str, Any]:
         entry: dict[str, Any] = {"chain_id": ch.chain_id, "url": f"http://{cfg.devnet.host}:{ch.port}",
                                  "pid": _pid(cfg, ch.name), "running": False}
         try:
-            entry["block"] = int(_rpc(cfg.devnet.host, ch.port, "eth_blockNumber"), 16)
+            entry["block"] = int(rpc(cfg.devnet.host, ch.port, "eth_blockNumber"), 16)
             entry["running"] = True
             contracts = (manifest or {}).get(ch.name, {}).get("contracts", {})
             entry["contracts"] = len(contracts)
             entry["contracts_live"] = sum(
                 1 for a in contracts.values()
-                if _rpc(cfg.devnet.host, ch.port, "eth_getCode", [a, "latest"]) not in ("0x", "0x0"))
+                if rpc(cfg.devnet.host, ch.port, "eth_getCode", [a, "latest"]) not in ("0x", "0x0"))
         except (OSError, BlendrError):
             pass
         out["chains"][ch.name] = entry

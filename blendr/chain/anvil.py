@@ -11,6 +11,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from blendr.errors import ConfigError, UnavailableError
 
@@ -127,9 +128,6 @@ def start_anvil(
 def _start_detached(
     cmd: list[str], chain_id: int, host: str, port: int, log_file: Path | None, timeout: float
 ) -> AnvilProcess:
-    import json
-    import urllib.request
-
     if port == 0 or log_file is None:
         raise ConfigError("a detached anvil needs a fixed port and a log file")
     if _answers(host, port):
@@ -144,12 +142,7 @@ def _start_detached(
             tail = log_file.read_text(errors="replace").splitlines()[-10:]
             raise UnavailableError(f"anvil (chain {chain_id}) exited with {proc.returncode}: " + "\n".join(tail))
         if _answers(host, port):
-            req = urllib.request.Request(
-                f"http://{host}:{port}", data=json.dumps({"jsonrpc": "2.0", "id": 1, "method": "eth_chainId",
-                                                          "params": []}).encode(),
-                headers={"Content-Type": "application/json"})
-            with urllib.request.urlopen(req, timeout=5) as resp:
-                got = int(json.loads(resp.read())["result"], 16)
+            got = int(rpc(host, port, "eth_chainId", timeout=5), 16)
             if got != chain_id:
                 proc.kill()
                 raise UnavailableError(f"anvil on port {port} reports chain {got}, expected {chain_id}")
@@ -157,6 +150,27 @@ def _start_detached(
         time.sleep(0.1)
     proc.kill()
     raise UnavailableError(f"anvil (chain {chain_id}) did not answer on {host}:{port} within {timeout:.0f} s")
+
+
+def rpc(host: str, port: int, method: str, params: list[Any] | None = None, timeout: float = 3.0) -> Any:
+    """One JSON-RPC call over plain HTTP (no web3), for process management.
+
+    Raises:
+        UnavailableError: the node answered with an error.
+        OSError: the node could not be reached.
+    """
+    import json
+    import urllib.request
+
+    req = urllib.request.Request(
+        f"http://{host}:{port}", data=json.dumps({"jsonrpc": "2.0", "id": 1, "method": method,
+                                                  "params": params or []}).encode(),
+        headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=timeout) as resp:
+        body = json.loads(resp.read())
+    if "error" in body:
+        raise UnavailableError(f"{method}: {body['error']}")
+    return body["result"]
 
 
 def _answers(host: str, port: int) -> bool:

@@ -11,7 +11,7 @@ devnet's funding (GPUTOKEN and stakes for the well-known accounts).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from eth_utils import keccak
@@ -59,8 +59,6 @@ class DeployParams:
     max_fail_bps: int = 1_000
     finalize_grace_s: int = 3 * 24 * 3600
     max_batch_size: int = 1_000
-    handover: bool = True  # hand admin and parameter roles to governance, renounce the deployer's
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 Echo = Callable[[str], None]

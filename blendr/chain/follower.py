@@ -15,7 +15,7 @@ history raises :class:`~blendr.errors.ReorgError` (operators then pick a deeper 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -273,6 +273,3 @@ def _decode(contract: Contract, lg: Any) -> tuple[str, Any] | None:
             return str(data["event"]), data["args"]
     return None
 
-
-def event_ids(events: Sequence[ChainEvent]) -> list[str]:
-    return [e.id for e in events]
