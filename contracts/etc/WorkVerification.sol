@@ -44,6 +44,8 @@ contract WorkVerification is IWorkVerification, AccessControl {
     uint256 private constant _MIN_FINALIZE_GRACE = 1 hours;
     uint256 private constant _MAX_FINALIZE_GRACE = 90 days;
     uint256 private constant _MAX_BATCH_SIZE_LIMIT = 1_000;
+    uint256 private constant _MIN_CHALLENGE_INTERVAL = 10 seconds;
+    uint256 private constant _MAX_CHALLENGE_INTERVAL = 1 days;
 
     mapping(uint256 rentalId => Task) private _tasks;
     mapping(address queen => mapping(bytes32 batchId => Batch)) private _batches;
@@ -56,6 +58,7 @@ contract WorkVerification is IWorkVerification, AccessControl {
     uint256 private _maxFailBps;
     uint256 private _finalizeGrace;
     uint256 private _maxBatchSize;
+    uint256 private _challengeInterval;
 
     /// @param admin receives DEFAULT_ADMIN_ROLE and GOVERNOR_ROLE.
     /// @param inbox_ the bridge inbox that delivers OPEN/CLOSE.
@@ -66,6 +69,7 @@ contract WorkVerification is IWorkVerification, AccessControl {
     /// @param maxFailBps_ failed-challenge share (bps of issued) above which the verdict is failed, <= 10000.
     /// @param finalizeGrace_ seconds after a task's end before anyone may expire it, 1 hour..90 days.
     /// @param maxBatchSize_ most results per batch, 1..1000.
+    /// The challenge interval starts at 5 minutes (setChallengeInterval).
     constructor(
         address admin,
         address inbox_,
@@ -87,6 +91,7 @@ contract WorkVerification is IWorkVerification, AccessControl {
         _setMaxFailBps(maxFailBps_);
         _setFinalizeGrace(finalizeGrace_);
         _setMaxBatchSize(maxBatchSize_);
+        _setChallengeInterval(5 minutes);
     }
 
     // ---------------------------------------------------------------- bridge
@@ -221,6 +226,11 @@ contract WorkVerification is IWorkVerification, AccessControl {
         _setMaxBatchSize(maxBatchSize_);
     }
 
+    /// @inheritdoc IWorkVerification
+    function setChallengeInterval(uint256 challengeInterval_) external onlyRole(GOVERNOR_ROLE) {
+        _setChallengeInterval(challengeInterval_);
+    }
+
     // ---------------------------------------------------------------- views
 
     /// @inheritdoc IWorkVerification
@@ -295,6 +305,11 @@ contract WorkVerification is IWorkVerification, AccessControl {
     /// @inheritdoc IWorkVerification
     function maxBatchSize() external view returns (uint256) {
         return _maxBatchSize;
+    }
+
+    /// @inheritdoc IWorkVerification
+    function challengeInterval() external view returns (uint256) {
+        return _challengeInterval;
     }
 
     // ---------------------------------------------------------------- internals
@@ -486,5 +501,13 @@ contract WorkVerification is IWorkVerification, AccessControl {
         }
         _maxBatchSize = maxBatchSize_;
         emit MaxBatchSizeChanged(maxBatchSize_);
+    }
+
+    function _setChallengeInterval(uint256 challengeInterval_) private {
+        if (challengeInterval_ < _MIN_CHALLENGE_INTERVAL || challengeInterval_ > _MAX_CHALLENGE_INTERVAL) {
+            revert WorkVerificationChallengeIntervalOutOfRange(challengeInterval_);
+        }
+        _challengeInterval = challengeInterval_;
+        emit ChallengeIntervalChanged(challengeInterval_);
     }
 }

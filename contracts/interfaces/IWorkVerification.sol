@@ -40,6 +40,7 @@ interface IWorkVerification is IBridgeReceiver {
     error WorkVerificationMaxFailBpsOutOfRange(uint256 maxFailBps);
     error WorkVerificationFinalizeGraceOutOfRange(uint256 finalizeGrace);
     error WorkVerificationMaxBatchSizeOutOfRange(uint256 maxBatchSize);
+    error WorkVerificationChallengeIntervalOutOfRange(uint256 challengeInterval);
     error WorkVerificationUnauthorizedInbox(address caller);
     error WorkVerificationUnknownPeer(uint256 srcChainId, address sender);
     error WorkVerificationUnsupportedMessage(uint8 kind);
@@ -85,6 +86,7 @@ interface IWorkVerification is IBridgeReceiver {
     event MaxFailBpsChanged(uint256 maxFailBps);
     event FinalizeGraceChanged(uint256 finalizeGrace);
     event MaxBatchSizeChanged(uint256 maxBatchSize);
+    event ChallengeIntervalChanged(uint256 challengeInterval);
 
     /// @notice Lands a batch of cumulative results from the calling queen, storing only the Merkle root of the
     /// results (computed here) and the root of the queen's challenge records.
@@ -146,6 +148,12 @@ interface IWorkVerification is IBridgeReceiver {
     /// - 1 <= `maxBatchSize_` <= 1000.
     function setMaxBatchSize(uint256 maxBatchSize_) external;
 
+    /// @notice Sets the longest mean interval between a rented provider's challenges that queens must honour.
+    /// Requirements:
+    /// - caller has GOVERNOR_ROLE;
+    /// - 10 seconds <= `challengeInterval_` <= 1 day.
+    function setChallengeInterval(uint256 challengeInterval_) external;
+
     /// @notice The task of `rentalId` (all zero if none).
     function taskOf(uint256 rentalId) external view returns (Task memory);
 
@@ -178,4 +186,8 @@ interface IWorkVerification is IBridgeReceiver {
     function maxFailBps() external view returns (uint256);
     function finalizeGrace() external view returns (uint256);
     function maxBatchSize() external view returns (uint256);
+
+    /// @notice Longest mean seconds between challenges of a provider during its rental (queens may challenge more
+    /// often; their configured rate applies when it is shorter).
+    function challengeInterval() external view returns (uint256);
 }

@@ -223,6 +223,7 @@ def test_constructor_sets_parameters_and_roles(env: Env) -> None:
     assert wv.maxFailBps().call() == MAX_FAIL_BPS
     assert wv.finalizeGrace().call() == FINALIZE_GRACE
     assert wv.maxBatchSize().call() == MAX_BATCH
+    assert wv.challengeInterval().call() == 300
     assert wv.hasRole(DEFAULT_ADMIN_ROLE, env.admin).call()
     assert wv.hasRole(GOVERNOR_ROLE, env.admin).call()
     assert wv.GOVERNOR_ROLE().call() == GOVERNOR_ROLE
@@ -713,6 +714,12 @@ def test_setters_update_and_emit(env: Env) -> None:
             1_000,
             wv.events.MaxBatchSizeChanged,
         ),
+        (
+            wv.functions.setChallengeInterval(60),
+            wv.functions.challengeInterval(),
+            60,
+            wv.events.ChallengeIntervalChanged,
+        ),
     ]
     for setter, getter, value, event in cases:
         receipt = send(setter, env.admin)
@@ -736,6 +743,7 @@ def test_setters_require_governor_role(env: Env) -> None:
         wv.setMaxFailBps(1),
         wv.setFinalizeGrace(HOUR),
         wv.setMaxBatchSize(1),
+        wv.setChallengeInterval(60),
     ):
         with reverts("AccessControlUnauthorizedAccount"):
             send(fn, env.stranger)
@@ -757,6 +765,8 @@ def test_setters_check_bounds(env: Env) -> None:
         (wv.setFinalizeGrace(90 * 86_400 + 1), "WorkVerificationFinalizeGraceOutOfRange"),
         (wv.setMaxBatchSize(0), "WorkVerificationMaxBatchSizeOutOfRange"),
         (wv.setMaxBatchSize(1_001), "WorkVerificationMaxBatchSizeOutOfRange"),
+        (wv.setChallengeInterval(9), "WorkVerificationChallengeIntervalOutOfRange"),
+        (wv.setChallengeInterval(86_401), "WorkVerificationChallengeIntervalOutOfRange"),
     ]
     for fn, error in cases:
         with reverts(error):
