@@ -42,3 +42,26 @@ class ManualClock:
             raise ValueError("a clock does not go back")
         self._wall += seconds
         self._mono += seconds
+
+
+class ShiftedClock:
+    """The real clock with wall time moved forward by :meth:`shift` (monotonic time is untouched).
+
+    For tests that move chain time with ``evm_increaseTime``: shifting the queen's wall clock by the same
+    amount keeps rental windows (chain timestamps) and challenge times (the queen's clock) comparable,
+    while deadlines, measured on the monotonic clock, stay real.
+    """
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def time(self) -> float:
+        return time.time() + self.offset
+
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+    def shift(self, seconds: float) -> None:
+        if seconds < 0:
+            raise ValueError("a clock does not go back")
+        self.offset += seconds

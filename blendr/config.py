@@ -153,6 +153,47 @@ class DevnetConfig:
 
 
 @dataclass
+class RelayConfig:
+    """A queen's chain duties: verification of rented providers on ETC, and bridge attestations.
+
+    Off by default (a pool-only queen needs no chain); on, the queen reads the deployment manifest
+    (``[chain]``) and signs with its node key, which must be an attester of both bridge inboxes.
+    """
+
+    enabled: bool = False
+    # The king's control endpoint (HOST:PORT) that gathers attestations; empty: attest into the store only.
+    king: str = ""
+    # Seconds between polls of the chains.
+    poll_s: float = 2.0
+    # Mean seconds between challenges of a provider during a rental (the chain's WorkVerification
+    # challengeInterval is a ceiling: the shorter of the two applies).
+    rental_challenge_mean_interval_s: float = 60.0
+    # A batch of results goes to ETC every batch_interval_s, or sooner once batch_max_results are waiting.
+    batch_interval_s: float = 60.0
+    batch_max_results: int = 100
+    # Bounded exponential backoff for failed chain writes and king calls.
+    retry_initial_s: float = 1.0
+    retry_max_s: float = 60.0
+    # Deliver a message itself (with the attestations the king gathered) when the king has not
+    # delivered it this many seconds after this queen attested; 0: leave delivery to the king.
+    self_deliver_after_s: float = 0.0
+
+
+@dataclass
+class KingConfig:
+    """The king: its control API (queens dial it) and its chain duties."""
+
+    listen: str = "0.0.0.0:7480"
+    # Seconds between polls of the chains (settlements, delivery checks).
+    poll_s: float = 2.0
+    # Bounded exponential backoff between delivery attempts of one bridge message.
+    retry_initial_s: float = 1.0
+    retry_max_s: float = 60.0
+    # Seconds the attester set and threshold of an inbox are cached.
+    attester_cache_s: float = 60.0
+
+
+@dataclass
 class Config:
     """The whole configuration of a node."""
 
@@ -164,6 +205,8 @@ class Config:
     provider: ProviderConfig = field(default_factory=ProviderConfig)
     chain: ChainConfig = field(default_factory=ChainConfig)
     devnet: DevnetConfig = field(default_factory=DevnetConfig)
+    relay: RelayConfig = field(default_factory=RelayConfig)
+    king: KingConfig = field(default_factory=KingConfig)
 
     def path(self, *parts: str) -> Path:
         """A path inside the node's home directory."""
@@ -178,6 +221,8 @@ SECTIONS: dict[str, type[Any]] = {
     "provider": ProviderConfig,
     "chain": ChainConfig,
     "devnet": DevnetConfig,
+    "relay": RelayConfig,
+    "king": KingConfig,
 }
 # Top-level tables read by their own loaders: [network.NAME] (blendr.chain.networks).
 OWN_LOADER_SECTIONS = {"network"}
@@ -329,6 +374,15 @@ def validate(cfg: Config) -> None:
         "provider.reconnect_max_s": cfg.provider.reconnect_max_s,
         "chain.rpc_timeout_s": cfg.chain.rpc_timeout_s,
         "chain.receipt_timeout_s": cfg.chain.receipt_timeout_s,
+        "relay.poll_s": cfg.relay.poll_s,
+        "relay.rental_challenge_mean_interval_s": cfg.relay.rental_challenge_mean_interval_s,
+        "relay.batch_interval_s": cfg.relay.batch_interval_s,
+        "relay.retry_initial_s": cfg.relay.retry_initial_s,
+        "relay.retry_max_s": cfg.relay.retry_max_s,
+        "king.poll_s": cfg.king.poll_s,
+        "king.retry_initial_s": cfg.king.retry_initial_s,
+        "king.retry_max_s": cfg.king.retry_max_s,
+        "king.attester_cache_s": cfg.king.attester_cache_s,
     }
     for name, value in positive.items():
         if not (math.isfinite(value) and value > 0):
@@ -340,6 +394,7 @@ def validate(cfg: Config) -> None:
         "queen.dead_after_s": q.dead_after_s,
         "provider.reconnect_give_up_s": cfg.provider.reconnect_give_up_s,
         "devnet.block_time_s": cfg.devnet.block_time_s,
+        "relay.self_deliver_after_s": cfg.relay.self_deliver_after_s,
     }.items():
         if not (math.isfinite(value) and value >= 0):
             raise ConfigError(f"config {name} must be >= 0 (got {value})")
@@ -367,6 +422,7 @@ def validate(cfg: Config) -> None:
         "queen.max_devices": q.max_devices,
         "rpc.max_message_bytes": cfg.rpc.max_message_bytes,
         "chain.rpc_retries": cfg.chain.rpc_retries,
+        "relay.batch_max_results": cfg.relay.batch_max_results,
     }.items():
         if value < 1:
             raise ConfigError(f"config {name} must be >= 1 (got {value})")

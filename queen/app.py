@@ -7,6 +7,7 @@ import contextlib
 import random
 import signal
 from dataclasses import dataclass, field
+from typing import Any
 
 from blendr.clock import Clock, SystemClock
 from blendr.config import Config, check_queen_limits
@@ -51,6 +52,10 @@ class QueenApp:
     metrics_port: int | None
     store: Store
     _ticker: asyncio.Task[None] | None = field(default=None)
+    verifier: Any = None  # queen.verification.RentalVerifier when relay.enabled
+    attester: Any = None  # queen.attester.Attester when relay.enabled
+    _relay_tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    _king_channel: Any = None
 
     @property
     def port(self) -> int:
@@ -73,10 +78,13 @@ class QueenApp:
             await asyncio.sleep(self.cfg.queen.tick_s)
 
     async def stop(self) -> None:
-        if self._ticker is not None:
-            self._ticker.cancel()
+        for t in [*self._relay_tasks, *([self._ticker] if self._ticker else [])]:
+            t.cancel()
+        for t in [*self._relay_tasks, *([self._ticker] if self._ticker else [])]:
             with contextlib.suppress(asyncio.CancelledError):
-                await self._ticker
+                await t
+        if self._king_channel is not None:
+            await self._king_channel.close()
         await self.server.stop(self.cfg.rpc.grace_s)
         await self.admin.stop(self.cfg.rpc.grace_s)
         self.core.shutdown()
@@ -92,6 +100,7 @@ async def start_queen(
     clock: Clock | None = None,
     rng: random.Random | None = None,
     run_ticker: bool = True,
+    manifest: Any = None,
 ) -> QueenApp:
     """Start a queen from its config: load its key (creating it), its pool, then serve.
 
@@ -123,12 +132,51 @@ async def start_queen(
     if cfg.metrics.port >= 0:
         metrics_port = metrics.start_http_server(cfg.metrics.host, cfg.metrics.port)
     app = QueenApp(cfg, core, server, admin, metrics, metrics_port, store)
+    if cfg.relay.enabled:
+        _start_relay(app, ident, clock, manifest, run=run_ticker)
     if run_ticker:
         app._ticker = asyncio.create_task(app._tick_loop())
     log.info("queen serving", address=ident.address, port=server.port, admin_port=admin.port, tls=server.tls,
              known_providers=known,
              admission=cfg.queen.admission, metrics_port=metrics_port)
     return app
+
+
+def _start_relay(app: QueenApp, ident: NodeIdentity, clock: Clock, manifest: Any, *, run: bool) -> None:
+    """The chain duties (``[relay]``): rental verification on ETC and bridge attestations."""
+    from blendr.chain.client import ChainClient
+    from blendr.chain.contracts import BridgeInbox, BridgeOutbox, WorkVerification
+    from blendr.chain.manifest import chain_settings, load_manifest
+    from blendr.rpc.server import open_channel
+    from protos.blendr.v1 import king_pb2_grpc as kpb_grpc
+    from queen.attester import Attester, Route
+    from queen.verification import RentalVerifier
+
+    cfg = app.cfg
+    m = manifest or load_manifest(cfg)
+    account = ident.account()
+    eth = ChainClient(chain_settings(cfg, m, "eth"), account)
+    etc = ChainClient(chain_settings(cfg, m, "etc"), account)
+    wv = WorkVerification(etc, m.etc.address("WorkVerification"))
+    app.verifier = RentalVerifier(app.core, cfg.relay, wv, app.store, clock, start_block=m.etc.deploy_block)
+    open_tasks = app.verifier.load()
+    routes = [
+        Route(eth, BridgeOutbox(eth, m.eth.address("BridgeOutbox")), etc, BridgeInbox(etc, m.etc.address("BridgeInbox")),
+              m.eth.deploy_block),
+        Route(etc, BridgeOutbox(etc, m.etc.address("BridgeOutbox")), eth, BridgeInbox(eth, m.eth.address("BridgeInbox")),
+              m.etc.deploy_block),
+    ]
+    king = None
+    if cfg.relay.king:
+        app._king_channel = open_channel(cfg, cfg.relay.king)
+        stub = kpb_grpc.KingControlStub(app._king_channel)
+
+        def king() -> Any:
+            return stub
+    app.attester = Attester(account, routes, app.store, clock, cfg.relay, king=king)
+    if run:
+        app._relay_tasks = [asyncio.create_task(app.verifier.run()), asyncio.create_task(app.attester.run())]
+    log.info("queen chain duties on", network=m.network, open_tasks=open_tasks, king=cfg.relay.king or "(none)")
 
 
 async def run_queen(cfg: Config) -> None:

@@ -172,6 +172,7 @@ class Challenger:
         self._rng = rng or random.SystemRandom()
         self._beacon = beacon or NoBeacon()
         self._due: dict[Address, float] = {}
+        self._interval: dict[Address, float] = {}
         self._b_seed = b""
         self._b_epoch_started = float("-inf")
         self._pending: dict[Address, PendingChallenge] = {}
@@ -179,10 +180,32 @@ class Challenger:
     # ------------------------------------------------------------------ scheduling
     def schedule(self, address: Address, *, immediate: bool = False) -> float:
         """Schedule the provider's next challenge: now, or after an exponential (Poisson) wait."""
-        delay = 0.0 if immediate else self._rng.expovariate(1.0 / self.policy.mean_interval_s)
+        mean = self._interval.get(address, self.policy.mean_interval_s)
+        delay = 0.0 if immediate else self._rng.expovariate(1.0 / mean)
         when = self._clock.monotonic() + delay
         self._due[address] = when
         return when
+
+    def set_interval(self, address: Address, mean_s: float | None) -> None:
+        """Challenge ``address`` every ``mean_s`` on average (a rental's rate), or at the policy's rate (None).
+
+        A provider scheduled under the old rate is redrawn at the new one (Poisson waits are memoryless,
+        so the redraw is fair); a provider not scheduled at all (dropped) stays so.
+        """
+        old = self._interval.get(address)
+        if old == mean_s:
+            return
+        if mean_s is None:
+            del self._interval[address]
+        else:
+            if not mean_s > 0:
+                raise ValueError("a challenge interval must be > 0")
+            self._interval[address] = mean_s
+        if address in self._due:
+            self.schedule(address)
+
+    def interval(self, address: Address) -> float:
+        return self._interval.get(address, self.policy.mean_interval_s)
 
     def unschedule(self, address: Address) -> None:
         self._due.pop(address, None)

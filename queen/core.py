@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -120,6 +120,8 @@ class QueenCore:
         self.challenger = Challenger(Policy.from_config(cfg), clock, rng=rng, beacon=beacon)
         self._links: dict[Address, ProviderLink] = {}
         self._last_flush = clock.monotonic()
+        # Called with every decided challenge (the rental verifier counts those inside rentals).
+        self.outcome_listeners: list[Callable[[Address, Outcome], None]] = []
 
     def start(self) -> int:
         """Load the pool from the store and schedule every provider; returns how many it knew.
@@ -348,6 +350,11 @@ class QueenCore:
             fingerprint_tflops=fp_tflops,
         )
         self._prune(addr)
+        for listener in self.outcome_listeners:
+            try:
+                listener(addr, outcome)
+            except Exception:
+                log.exception("challenge listener failed", provider=addr, challenge=rec.get("challenge_id"))
         if self.metrics:
             self.metrics.challenges.labels(verdict=outcome.verdict.value).inc()
         level = log.info if outcome.verdict is Verdict.PASSED else log.warning

@@ -16,15 +16,11 @@ import grpc
 from blendr.errors import (
     BlendrError,
     DeadlineExceededError,
-    FailedPreconditionError,
     InvalidArgumentError,
-    NotFoundError,
-    PermissionDeniedError,
-    ResourceExhaustedError,
-    SignatureError,
 )
 from blendr.identity import Address
 from blendr.rpc import convert
+from blendr.rpc.status import status_for
 from blendr.telemetry import get_logger
 from protos.blendr.v1 import queen_pb2 as pb
 from protos.blendr.v1 import queen_pb2_grpc as pb_grpc
@@ -35,24 +31,6 @@ log = get_logger("blendr.queen.rpc")
 
 HANDSHAKE_TIMEOUT_S = 30.0
 OUTBOUND_QUEUE = 256
-
-STATUS: dict[type[BlendrError], grpc.StatusCode] = {
-    InvalidArgumentError: grpc.StatusCode.INVALID_ARGUMENT,
-    ResourceExhaustedError: grpc.StatusCode.RESOURCE_EXHAUSTED,
-    SignatureError: grpc.StatusCode.UNAUTHENTICATED,
-    PermissionDeniedError: grpc.StatusCode.PERMISSION_DENIED,
-    NotFoundError: grpc.StatusCode.NOT_FOUND,
-    FailedPreconditionError: grpc.StatusCode.FAILED_PRECONDITION,
-    DeadlineExceededError: grpc.StatusCode.DEADLINE_EXCEEDED,
-}
-
-
-def status_for(exc: BlendrError) -> grpc.StatusCode:
-    for cls in type(exc).__mro__:
-        if cls in STATUS:
-            return STATUS[cls]
-    return grpc.StatusCode.INTERNAL
-
 
 class _Closed(Exception):
     def __init__(self, code: grpc.StatusCode, reason: str) -> None:

@@ -296,13 +296,21 @@ def _pair(a: bytes, b: bytes) -> bytes:
 
 
 def results_tree(batch_id: bytes, results: Sequence[ChallengeResult]) -> tuple[bytes, list[list[bytes]]]:
-    """(root, proof per result) exactly as WorkVerification builds its results root.
+    """(root, proof per result) exactly as WorkVerification builds its results root."""
+    return sorted_pair_tree([r.leaf(batch_id) for r in results])
 
-    Each level pairs neighbours with sorted-pair keccak; an odd last node moves up unchanged.
+
+def sorted_pair_tree(leaves: Sequence[bytes]) -> tuple[bytes, list[list[bytes]]]:
+    """(root, proof per leaf) of a Merkle tree that OpenZeppelin's ``MerkleProof.verify`` accepts.
+
+    Each level pairs neighbours with sorted-pair keccak; an odd last node moves up unchanged (WorkVerification
+    builds its results root the same way). No leaves: the zero root.
     """
-    level = [r.leaf(batch_id) for r in results]
-    proofs: list[list[bytes]] = [[] for _ in results]
-    index = list(range(len(results)))  # position of each result's node in the current level
+    if not leaves:
+        return b"\0" * 32, []
+    level = list(leaves)
+    proofs: list[list[bytes]] = [[] for _ in leaves]
+    index = list(range(len(leaves)))  # position of each leaf's node in the current level
     while len(level) > 1:
         nxt = [_pair(level[2 * i], level[2 * i + 1]) for i in range(len(level) // 2)]
         if len(level) % 2:
@@ -330,6 +338,15 @@ class WorkVerification(_Bound):
 
     def task(self, rental_id: int) -> Any:
         return self._call(self.fn.taskOf(rental_id))
+
+    def challenge_interval(self) -> int:
+        return int(self._call(self.fn.challengeInterval()))
+
+    def max_batch_size(self) -> int:
+        return int(self._call(self.fn.maxBatchSize()))
+
+    def verify_record(self, queen: str, batch_id: bytes, leaf: bytes, proof: Sequence[bytes]) -> bool:
+        return bool(self._call(self.fn.verifyRecord(queen, batch_id, leaf, list(proof))))
 
 
 class ReputationSystem(_Bound):

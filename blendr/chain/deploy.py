@@ -59,6 +59,9 @@ class DeployParams:
     max_fail_bps: int = 1_000
     finalize_grace_s: int = 3 * 24 * 3600
     max_batch_size: int = 1_000
+    min_rental_s: int = 600
+    max_rental_s: int = 30 * 24 * 3600
+    challenge_interval_s: int = 300  # the longest mean interval between a rented provider's challenges
 
 
 Echo = Callable[[str], None]
@@ -117,6 +120,7 @@ def deploy_system(eth: ChainClient, etc: ChainClient, p: DeployParams, *, networ
         eth_inbox.functions.setSource(etc_id, etc_outbox.address, True),
         eth_inbox.functions.grantRole(role("GUARDIAN_ROLE"), p.guardian),
         rental.functions.setEtcPeers(etc_id, work.address, reputation.address),
+        rental.functions.setDurationBounds(p.min_rental_s, p.max_rental_s),
         rental.functions.grantRole(role("SCHEDULER_ROLE"), p.scheduler),
         staking.functions.grantRole(role("SLASHER_ROLE"), rental.address),
         staking.functions.setLocker(rental.address),  # rentals lock provider stake until they can settle
@@ -135,6 +139,7 @@ def deploy_system(eth: ChainClient, etc: ChainClient, p: DeployParams, *, networ
         reputation.functions.grantRole(role("RECORDER_ROLE"), work.address),
         reputation.functions.setInbox(etc_inbox.address),
         reputation.functions.setPeer(eth_id, rental.address),
+        work.functions.setChallengeInterval(p.challenge_interval_s),
     ])
     eth.transact(token.functions.mint(distributor.address, p.distributor_supply))
 
@@ -218,8 +223,12 @@ def _kind(name: str) -> str:
     return name.rstrip("0123456789")
 
 
-def deploy_devnet(cfg: Config, *, echo: Echo = print) -> Manifest:
-    """Deploys to the running devnet chains, funds the devnet accounts, hands over to governance."""
+def deploy_devnet(cfg: Config, *, echo: Echo = print, eth_url: str = "", etc_url: str = "",
+                  confirmations: tuple[int, int] = (1, 1)) -> Manifest:
+    """Deploys to the running devnet chains, funds the devnet accounts, hands over to governance.
+
+    ``eth_url``/``etc_url`` default to the devnet ports; ``confirmations`` (eth, etc) go into the manifest.
+    """
     from dataclasses import replace
 
     from eth_account import Account
@@ -229,10 +238,11 @@ def deploy_devnet(cfg: Config, *, echo: Echo = print) -> Manifest:
 
     host = cfg.devnet.host
     deployer = Account.from_key(DEV_KEYS[ROLES["deployer"]])
-    base = ChainSettings("eth", f"http://{host}:{cfg.devnet.eth_port}", ETH_CHAIN_ID, confirmations=1, poll_s=0.02)
+    base = ChainSettings("eth", eth_url or f"http://{host}:{cfg.devnet.eth_port}", ETH_CHAIN_ID,
+                         confirmations=confirmations[0], poll_s=0.02)
     eth = ChainClient(base, deployer)
-    etc = ChainClient(replace(base, name="etc", rpc_url=f"http://{host}:{cfg.devnet.etc_port}", chain_id=ETC_CHAIN_ID,
-                              eip1559=False), deployer)
+    etc = ChainClient(replace(base, name="etc", rpc_url=etc_url or f"http://{host}:{cfg.devnet.etc_port}",
+                              chain_id=ETC_CHAIN_ID, eip1559=False, confirmations=confirmations[1]), deployer)
     accounts = {name: Account.from_key(DEV_KEYS[i]).address for name, i in ROLES.items()}
     queens = [accounts[f"queen{i}"] for i in (1, 2, 3)]
     params = DeployParams(
@@ -240,7 +250,9 @@ def deploy_devnet(cfg: Config, *, echo: Echo = print) -> Manifest:
         guardian=accounts["deployer"],
         # devnet governance moves in minutes, not days
         timelock_delay_s=60, voting_delay_blocks=1, voting_period_blocks=20, unbonding_delay_s=600,
-        finalize_grace_s=3600)
+        finalize_grace_s=3600,
+        # devnet rentals can be a minute long, challenged at least every 10 s on average
+        min_rental_s=60, challenge_interval_s=10)
     m = deploy_system(eth, etc, params, network="devnet", echo=echo)
     fund_devnet(eth, m, {k: v for k, v in accounts.items() if k != "deployer"}, cfg, echo=echo)
     hand_over(eth, etc, m, echo=echo)

@@ -1,0 +1,215 @@
+"""The king's side of the bridge: gather queens' attestations, deliver each message once k are in.
+
+``submit`` checks an attestation completely before keeping it: the message must travel between the two
+chains of this deployment (source outbox and destination chain from the manifest), the signature must
+recover to an attester of the destination inbox (its current set, read from the chain and cached). The
+king is trusted with nothing it could forge: it holds only signatures the inbox checks again.
+
+Delivery runs in one loop per king: as soon as a message has k attestations it is delivered; a failed
+delivery (RPC down, inbox paused or rate limited, target reverting) is retried with bounded exponential
+backoff, and a message someone else delivered first is recognised (``executed`` on the inbox, or the
+inbox's ``BridgeInboxAlreadyExecuted``). Messages and attestations live in the store, so a restarted king
+resumes every pending delivery.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from eth_utils import to_checksum_address
+
+from blendr.chain.bridge import BridgeMessage, recover_attester
+from blendr.chain.contracts import BridgeInbox
+from blendr.chain.relay import deliver_message
+from blendr.clock import Clock
+from blendr.config import KingConfig
+from blendr.errors import BlendrError, InvalidArgumentError, NotFoundError, PermissionDeniedError
+from blendr.store import Store
+from blendr.telemetry import get_logger
+
+log = get_logger("blendr.king.bridge")
+
+NS_MESSAGES = "bridge_messages"
+NS_ATTESTATIONS = "bridge_attestations"
+GATHERING, DELIVERING, DELIVERED = "gathering", "delivering", "delivered"
+
+
+@dataclass(frozen=True)
+class Lane:
+    """One destination chain: the inbox that executes there and the outbox on the other chain that feeds it."""
+
+    inbox: BridgeInbox
+    src_chain_id: int
+    src_outbox: str
+
+
+@dataclass(frozen=True)
+class SubmitResult:
+    message_hash: bytes
+    attester: str
+    attestations: int
+    threshold: int
+    state: str
+    tx_hash: str
+
+
+class AttestationBook:
+    """Attestations per message, the delivery state of each message, and the delivery loop."""
+
+    def __init__(self, lanes: list[Lane], store: Store, clock: Clock, cfg: KingConfig) -> None:
+        self.lanes = {lane.inbox.client.settings.chain_id: lane for lane in lanes}
+        self.store = store
+        self.clock = clock
+        self.cfg = cfg
+        self._attesters: dict[int, tuple[set[str], int, float]] = {}
+        self._delivering: set[str] = set()
+        self._wake = asyncio.Event()
+        self.on_delivered: list[Callable[[BridgeMessage, str], None]] = []
+
+    def load(self) -> int:
+        """Resumes the messages that were waiting for delivery; returns how many."""
+        self._delivering = {k for k, d in self.store.scan(NS_MESSAGES, "") if d["state"] == DELIVERING}
+        return len(self._delivering)
+
+    # ------------------------------------------------------------------ attester sets
+    def attester_set(self, chain_id: int, *, refresh: bool = False) -> tuple[set[str], int]:
+        """(attesters lower-cased, threshold) of the inbox on ``chain_id``, cached ``king.attester_cache_s``."""
+        cached = self._attesters.get(chain_id)
+        now = time.monotonic()
+        if cached is None or refresh or now - cached[2] > self.cfg.attester_cache_s:
+            inbox = self.lanes[chain_id].inbox
+            cached = ({a.lower() for a in inbox.attesters()}, inbox.threshold(), now)
+            self._attesters[chain_id] = cached
+        return cached[0], cached[1]
+
+    # ------------------------------------------------------------------ submissions
+    def submit(self, msg: BridgeMessage, signature: bytes) -> SubmitResult:
+        """Keeps a valid attestation (blocking: may read the attester set from the chain).
+
+        Raises:
+            InvalidArgumentError: a chain or outbox this deployment does not bridge, or a malformed signature.
+            PermissionDeniedError: the signer is not an attester of the destination inbox.
+            UnavailableError: the attester set could not be read.
+        """
+        lane = self.lanes.get(msg.dst_chain_id)
+        if lane is None:
+            raise InvalidArgumentError(f"message for chain {msg.dst_chain_id}, which this king does not bridge "
+                                       f"(it bridges {sorted(self.lanes)})")
+        if msg.src_chain_id != lane.src_chain_id or msg.src_outbox.lower() != lane.src_outbox.lower():
+            raise InvalidArgumentError(
+                f"message from outbox {msg.src_outbox} on chain {msg.src_chain_id}; chain {msg.dst_chain_id}'s inbox "
+                f"takes messages from {lane.src_outbox} on chain {lane.src_chain_id}")
+        if len(signature) != 65:
+            raise InvalidArgumentError(f"signature must be 65 bytes (r || s || v), got {len(signature)}")
+        try:
+            signer = to_checksum_address(recover_attester(msg, lane.inbox.address, signature))
+        except Exception:
+            raise InvalidArgumentError("signature does not recover to any address") from None
+        attesters, threshold = self.attester_set(msg.dst_chain_id)
+        if signer.lower() not in attesters:
+            attesters, threshold = self.attester_set(msg.dst_chain_id, refresh=True)
+            if signer.lower() not in attesters:
+                log.warning("attestation from a non-attester refused", signer=signer, nonce=msg.nonce,
+                            dst_chain=msg.dst_chain_id)
+                raise PermissionDeniedError(f"{signer} is not an attester of the inbox on chain {msg.dst_chain_id}")
+        key = msg.message_hash.hex()
+        now = self.clock.time()
+        self.store.put_if_absent(NS_MESSAGES, key, {
+            "message": msg.to_json(), "state": GATHERING, "received": now, "attempts": 0, "next_try": 0.0,
+            "last_error": "", "tx_hash": ""})
+        if self.store.put_if_absent(NS_ATTESTATIONS, f"{key}/{signer}", {"signature": "0x" + signature.hex(),
+                                                                         "received": now}):
+            log.info("attestation received", attester=signer, nonce=msg.nonce, hash=key[:16],
+                     dst_chain=msg.dst_chain_id)
+        count = len(self._valid_signers(key, attesters))
+        doc = self.store.get(NS_MESSAGES, key)
+        assert doc is not None
+        if doc["state"] == GATHERING and count >= threshold:
+            doc = {**doc, "state": DELIVERING, "next_try": 0.0}
+            self.store.put(NS_MESSAGES, key, doc)
+            self._delivering.add(key)
+            self._wake.set()
+            log.info("message has k attestations; delivering", hash=key[:16], attestations=count, threshold=threshold)
+        return SubmitResult(msg.message_hash, signer, count, threshold, doc["state"], doc["tx_hash"])
+
+    def _signatures(self, key: str) -> dict[str, bytes]:
+        return {k.split("/", 1)[1]: bytes.fromhex(d["signature"][2:])
+                for k, d in self.store.scan(NS_ATTESTATIONS, f"{key}/")}
+
+    def _valid_signers(self, key: str, attesters: set[str]) -> list[str]:
+        return [s for s in self._signatures(key) if s.lower() in attesters]
+
+    def get(self, message_hash: bytes) -> tuple[dict[str, Any], dict[str, bytes], int]:
+        """(message doc, signatures by attester, threshold).
+
+        Raises:
+            NotFoundError: no attestation for this message.
+        """
+        key = message_hash.hex()
+        doc = self.store.get(NS_MESSAGES, key)
+        if doc is None:
+            raise NotFoundError(f"no attestations for message {key}")
+        msg = BridgeMessage.from_json(doc["message"])
+        _, threshold = self.attester_set(msg.dst_chain_id)
+        return doc, self._signatures(key), threshold
+
+    # ------------------------------------------------------------------ delivery
+    def deliver_due(self) -> list[str]:
+        """One pass over the messages waiting for delivery (blocking chain I/O); returns the keys delivered."""
+        done = []
+        now = self.clock.time()
+        for key in sorted(self._delivering):
+            doc = self.store.get(NS_MESSAGES, key)
+            if doc is None or doc["state"] != DELIVERING:
+                self._delivering.discard(key)
+                continue
+            if doc["next_try"] > now:
+                continue
+            msg = BridgeMessage.from_json(doc["message"])
+            lane = self.lanes[msg.dst_chain_id]
+            try:
+                outcome = deliver_message(lane.inbox, msg, self._signatures(key))
+            except BlendrError as exc:
+                attempts = int(doc["attempts"]) + 1
+                delay = min(self.cfg.retry_max_s, self.cfg.retry_initial_s * 2 ** (attempts - 1))
+                self.store.put(NS_MESSAGES, key, {**doc, "attempts": attempts, "next_try": now + delay,
+                                                  "last_error": str(exc)[:500]})
+                log.warning("delivery failed; will retry", hash=key[:16], attempt=attempts, retry_in_s=round(delay, 2),
+                            error=str(exc)[:300])
+                continue
+            if outcome.state == "short":
+                # The attester set changed under us: wait for more attestations.
+                self.store.put(NS_MESSAGES, key, {**doc, "state": GATHERING,
+                                                  "last_error": f"only {outcome.signatures} of {outcome.threshold} "
+                                                                "attestations are from current attesters"})
+                self._delivering.discard(key)
+                continue
+            self.store.put(NS_MESSAGES, key, {**doc, "state": DELIVERED, "tx_hash": outcome.tx_hash,
+                                              "attempts": int(doc["attempts"]) + 1, "delivered": now,
+                                              "by_us": outcome.state == "delivered", "last_error": ""})
+            self._delivering.discard(key)
+            done.append(key)
+            log.info("message delivered" if outcome.state == "delivered" else "message was already delivered",
+                     hash=key[:16], nonce=msg.nonce, dst_chain=msg.dst_chain_id, tx=outcome.tx_hash)
+            for cb in self.on_delivered:
+                cb(msg, outcome.tx_hash)
+        return done
+
+    async def run(self) -> None:
+        """Delivers whenever woken by a k-th attestation, and every ``king.poll_s`` for retries."""
+        while True:
+            try:
+                if self._delivering:
+                    await asyncio.to_thread(self.deliver_due)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("delivery pass failed")
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=self.cfg.poll_s)

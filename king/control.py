@@ -1,0 +1,88 @@
+"""``KingControl``: what queens call on the king (attestations) and the settlements it follows."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import grpc
+
+from blendr.chain.relay import message_from_proto, message_to_proto
+from blendr.errors import BlendrError, InvalidArgumentError
+from blendr.rpc.status import status_for
+from blendr.telemetry import get_logger
+from king.bridge import DELIVERED, DELIVERING, GATHERING, AttestationBook
+from king.settlements import SettlementBook
+from protos.blendr.v1 import king_pb2 as kpb
+from protos.blendr.v1 import king_pb2_grpc as kpb_grpc
+
+log = get_logger("blendr.king.rpc")
+
+STATE_TO_PB = {GATHERING: kpb.DELIVERY_STATE_GATHERING, DELIVERING: kpb.DELIVERY_STATE_DELIVERING,
+               DELIVERED: kpb.DELIVERY_STATE_DELIVERED}
+RENTAL_TO_PB = {"active": kpb.RENTAL_STATE_ACTIVE, "cancelled": kpb.RENTAL_STATE_CANCELLED,
+                "settled": kpb.RENTAL_STATE_SETTLED, "expired": kpb.RENTAL_STATE_EXPIRED}
+
+
+class KingControlServicer(kpb_grpc.KingControlServicer):
+    def __init__(self, book: AttestationBook, settlements: SettlementBook) -> None:
+        self.book = book
+        self.settlements = settlements
+
+    async def _fail(self, context: grpc.aio.ServicerContext[Any, Any], exc: BlendrError) -> None:
+        await context.abort(status_for(exc), str(exc))
+
+    async def SubmitAttestation(
+        self, request: kpb.SubmitAttestationRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> kpb.SubmitAttestationResponse:
+        try:
+            if not request.HasField("message"):
+                raise InvalidArgumentError("message is required")
+            msg = message_from_proto(request.message)
+            res = await asyncio.to_thread(self.book.submit, msg, bytes(request.signature))
+        except BlendrError as exc:
+            await self._fail(context, exc)
+            raise AssertionError("unreachable") from None
+        return kpb.SubmitAttestationResponse(
+            message_hash=res.message_hash, attester=res.attester, attestations=res.attestations,
+            threshold=res.threshold, state=STATE_TO_PB[res.state], tx_hash=res.tx_hash)
+
+    async def GetAttestations(
+        self, request: kpb.GetAttestationsRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> kpb.GetAttestationsResponse:
+        from blendr.chain.bridge import BridgeMessage
+
+        try:
+            if len(request.message_hash) != 32:
+                raise InvalidArgumentError("message_hash must be 32 bytes")
+            doc, sigs, threshold = await asyncio.to_thread(self.book.get, bytes(request.message_hash))
+        except BlendrError as exc:
+            await self._fail(context, exc)
+            raise AssertionError("unreachable") from None
+        return kpb.GetAttestationsResponse(
+            message=message_to_proto(BridgeMessage.from_json(doc["message"])),
+            attestations=[kpb.Attestation(attester=a, signature=s) for a, s in sorted(sigs.items())],
+            threshold=threshold, state=STATE_TO_PB[doc["state"]], tx_hash=doc["tx_hash"],
+            last_error=doc["last_error"], attempts=int(doc["attempts"]))
+
+    async def GetSettlement(
+        self, request: kpb.GetSettlementRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> kpb.Settlement:
+        try:
+            if len(request.rental_id) != 32:
+                raise InvalidArgumentError("rental_id must be 32 bytes")
+            d = self.settlements.get(int.from_bytes(request.rental_id, "big"))
+        except BlendrError as exc:
+            await self._fail(context, exc)
+            raise AssertionError("unreachable") from None
+        return settlement_to_proto(d)
+
+
+def settlement_to_proto(d: dict[str, Any]) -> kpb.Settlement:
+    return kpb.Settlement(
+        rental_id=bytes.fromhex(d["rental_id"]), state=RENTAL_TO_PB.get(d.get("state", ""), 0),
+        renter=d.get("renter", ""), provider=d.get("provider", ""), queen=d.get("queen", ""), gpus=d.get("gpus", 0),
+        escrow=d.get("escrow", "0"), price_per_gpu_hour=d.get("price_per_gpu_hour", "0"), start=d.get("start", 0),
+        duration=d.get("duration", 0), verified_seconds=d.get("verified_seconds", 0), failed=d.get("failed", False),
+        provider_payment=d.get("provider_payment", "0"), fee=d.get("fee", "0"), refund=d.get("refund", "0"),
+        slashed=d.get("slashed", "0"), created_tx=d.get("created_tx", ""), settled_tx=d.get("settled_tx", ""))

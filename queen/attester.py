@@ -1,0 +1,231 @@
+"""A queen's bridge duty: attest every message of both chains' outboxes, once it is deep enough.
+
+For each chain the queen follows that chain's BridgeOutbox with an :class:`EventFollower` at the chain's
+confirmation depth (deep on ETC), so a message from a block that a shallower reorg removes is never seen,
+let alone signed. Each message bound for the other chain is signed (EIP-712, for the destination inbox)
+and the attestation is written in the same store commit as the follower's cursor; a sender then hands it to
+the king (``KingControl.SubmitAttestation``) until the king has it. Nothing is lost across restarts: an
+attestation not yet acknowledged is sent again.
+
+Optionally (``relay.self_deliver_after_s``) the queen delivers a message itself when the king has not done so
+in time, with the attestations the king has gathered: any holder of k attestations can deliver, and the inbox
+executes a message once whoever races.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+
+from blendr.chain.bridge import BridgeMessage, attest
+from blendr.chain.client import ChainClient
+from blendr.chain.contracts import BridgeInbox, BridgeOutbox
+from blendr.chain.follower import Changes, EventFollower
+from blendr.chain.relay import deliver_message, message_from_proto, message_to_proto
+from blendr.clock import Clock
+from blendr.config import RelayConfig
+from blendr.errors import BlendrError
+from blendr.store import Store
+from blendr.store.base import Batch
+from blendr.telemetry import get_logger
+from protos.blendr.v1 import king_pb2 as kpb
+
+log = get_logger("blendr.queen.attester")
+
+NS_ATTESTATIONS = "attestations"
+# Refusals that sending again cannot fix: the attestation is kept with the error, and not retried.
+FINAL_CODES = {grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.PERMISSION_DENIED}
+
+
+@dataclass(frozen=True)
+class Route:
+    """One direction of the bridge as this queen follows it."""
+
+    src: ChainClient
+    outbox: BridgeOutbox
+    dst: ChainClient
+    inbox: BridgeInbox
+    start_block: int = 0
+
+
+class Attester:
+    """Follows both outboxes, signs, and hands attestations to the king."""
+
+    def __init__(
+        self,
+        account: Any,
+        routes: list[Route],
+        store: Store,
+        clock: Clock,
+        cfg: RelayConfig,
+        *,
+        king: Callable[[], Any] | None = None,
+        confirmations: dict[str, int] | None = None,
+    ) -> None:
+        """Args:
+            account: the queen's signing account (an attester of both inboxes).
+            routes: ETH -> ETC and ETC -> ETH.
+            king: returns a ``KingControlStub`` (None: attestations stay in the store).
+            confirmations: per source chain name, overrides the chain's depth (tests).
+        """
+        self.account = account
+        self.routes = routes
+        self.store = store
+        self.clock = clock
+        self.cfg = cfg
+        self._king = king
+        self.followers = [
+            EventFollower(r.src, store, f"queen-{r.src.settings.name}-outbox", {"BridgeOutbox": r.outbox.contract},
+                          confirmations=(confirmations or {}).get(r.src.settings.name), start_block=r.start_block)
+            for r in routes
+        ]
+        self._failures = 0
+        self._next_send = 0.0
+
+    # ------------------------------------------------------------------ following
+    def _handler(self, route: Route) -> Callable[[Changes, Batch], None]:
+        def handle(changes: Changes, b: Batch) -> None:
+            for ev in changes.new:
+                if ev.event != "MessageSent":
+                    continue
+                msg = BridgeMessage.from_event(ev.args, route.src.settings.chain_id, route.outbox.address)
+                if msg.dst_chain_id != route.dst.settings.chain_id:
+                    log.warning("outbox message for a chain this queen does not bridge; not attested",
+                                dst_chain=msg.dst_chain_id, nonce=msg.nonce)
+                    continue
+                key = msg.message_hash.hex()
+                if self.store.get(NS_ATTESTATIONS, key) is not None:
+                    continue  # attested before (the follower redelivers nothing; this guards a replayed poll)
+                sig = attest(self.account, msg, route.inbox.address)
+                b.put(NS_ATTESTATIONS, key, {
+                    "message": msg.to_json(), "inbox": route.inbox.address, "signature": "0x" + sig.hex(),
+                    "block": ev.block_number, "tx": ev.tx_hash, "attested": self.clock.time(), "sent": False,
+                    "king_state": "", "error": "", "delivered_by_us": ""})
+                log.info("message attested", src=route.src.settings.name, nonce=msg.nonce, hash=key[:16],
+                         block=ev.block_number)
+            for ev in changes.withdrawn:
+                if ev.event != "MessageSent":
+                    continue
+                msg = BridgeMessage.from_event(ev.args, route.src.settings.chain_id, route.outbox.address)
+                key = msg.message_hash.hex()
+                doc = self.store.get(NS_ATTESTATIONS, key)
+                if doc is None:
+                    continue
+                if not doc["sent"]:
+                    b.delete(NS_ATTESTATIONS, key)
+                    log.warning("attestation withdrawn before it left: the message's block was reorganized out",
+                                nonce=msg.nonce, hash=key[:16])
+                else:
+                    log.error("an attested message was reorganized out (a reorg deeper than the confirmation "
+                              "depth); raise the depth of this chain", nonce=msg.nonce, hash=key[:16])
+        return handle
+
+    def poll(self) -> int:
+        """One poll of each outbox (blocking); returns how many new messages were seen."""
+        n = 0
+        for route, follower in zip(self.routes, self.followers, strict=True):
+            n += len(follower.poll(self._handler(route)).new)
+        return n
+
+    def attestations(self, *, unsent_only: bool = False) -> list[dict[str, Any]]:
+        docs = [d for _, d in self.store.scan(NS_ATTESTATIONS, "")]
+        return [d for d in docs if not d["sent"]] if unsent_only else docs
+
+    # ------------------------------------------------------------------ the king
+    async def send_pending(self) -> int:
+        """Hands unacknowledged attestations to the king; returns how many it took.
+
+        Raises:
+            grpc.aio.AioRpcError: the king is unreachable (the caller backs off); final refusals are recorded.
+        """
+        if self._king is None:
+            return 0
+        stub = self._king()
+        sent = 0
+        for doc in self.attestations(unsent_only=True):
+            if doc.get("error"):
+                continue
+            msg = BridgeMessage.from_json(doc["message"])
+            req = kpb.SubmitAttestationRequest(message=message_to_proto(msg),
+                                               signature=bytes.fromhex(doc["signature"][2:]))
+            key = msg.message_hash.hex()
+            try:
+                resp = await stub.SubmitAttestation(req, timeout=10.0)
+            except grpc.aio.AioRpcError as exc:
+                if exc.code() in FINAL_CODES:
+                    log.error("king refused an attestation", hash=key[:16], code=exc.code().name,
+                              details=exc.details())
+                    self.store.put(NS_ATTESTATIONS, key, {**doc, "error": f"{exc.code().name}: {exc.details()}"})
+                    continue
+                raise
+            self.store.put(NS_ATTESTATIONS, key, {**doc, "sent": True, "sent_at": self.clock.time(),
+                                                  "king_state": kpb.DeliveryState.Name(resp.state)})
+            sent += 1
+            log.info("attestation handed to the king", hash=key[:16], attestations=resp.attestations,
+                     threshold=resp.threshold, state=kpb.DeliveryState.Name(resp.state))
+        return sent
+
+    async def deliver_stalled(self) -> int:
+        """Delivers, with the king's gathered attestations, messages the king left undelivered too long."""
+        if self._king is None or self.cfg.self_deliver_after_s <= 0:
+            return 0
+        now = self.clock.time()
+        done = 0
+        for doc in self.attestations():
+            if not doc["sent"] or doc.get("delivered_by_us") or doc.get("executed"):
+                continue
+            if now - float(doc.get("sent_at", now)) < self.cfg.self_deliver_after_s:
+                continue
+            msg = BridgeMessage.from_json(doc["message"])
+            route = next(r for r in self.routes if r.dst.settings.chain_id == msg.dst_chain_id)
+            if await asyncio.to_thread(route.inbox.executed, msg):
+                self.store.put(NS_ATTESTATIONS, msg.message_hash.hex(), {**doc, "executed": True})
+                continue
+            try:
+                got = await self._king().GetAttestations(
+                    kpb.GetAttestationsRequest(message_hash=msg.message_hash), timeout=10.0)
+            except grpc.aio.AioRpcError as exc:
+                log.warning("cannot fetch attestations from the king", code=exc.code().name)
+                return done
+            if message_from_proto(got.message) != msg:
+                log.error("the king answered with another message; not delivering", hash=msg.message_hash.hex()[:16])
+                continue
+            sigs = {a.attester: bytes(a.signature) for a in got.attestations}
+            outcome = await asyncio.to_thread(deliver_message, route.inbox, msg, sigs)
+            log.info("delivered a stalled message ourselves", hash=msg.message_hash.hex()[:16], outcome=outcome.state,
+                     tx=outcome.tx_hash)
+            if outcome.state in ("delivered", "already"):
+                self.store.put(NS_ATTESTATIONS, msg.message_hash.hex(),
+                               {**doc, "executed": True, "delivered_by_us": outcome.tx_hash or "already"})
+                done += 1
+        return done
+
+    # ------------------------------------------------------------------ the loop
+    async def step(self) -> None:
+        await asyncio.to_thread(self.poll)
+        await self.send_pending()
+        await self.deliver_stalled()
+
+    async def run(self) -> None:
+        while True:
+            delay = self.cfg.poll_s
+            try:
+                await self.step()
+                self._failures = 0
+            except asyncio.CancelledError:
+                raise
+            except (BlendrError, grpc.aio.AioRpcError) as exc:
+                self._failures += 1
+                delay = min(self.cfg.retry_max_s, self.cfg.retry_initial_s * 2 ** (self._failures - 1))
+                what = exc.code().name if isinstance(exc, grpc.aio.AioRpcError) else str(exc)[:300]
+                log.warning("attester round failed; retrying", error=what, attempt=self._failures,
+                            retry_in_s=round(delay, 2))
+            except Exception:
+                self._failures += 1
+                delay = min(self.cfg.retry_max_s, self.cfg.retry_initial_s * 2 ** (self._failures - 1))
+                log.exception("attester round failed; retrying", attempt=self._failures)
+            await asyncio.sleep(delay)
