@@ -54,6 +54,10 @@ def build_parser() -> argparse.ArgumentParser:
     qrun.add_argument("--metrics-port", type=int, help="Prometheus port (-1 off, 0 any free port)")
     qrun.add_argument("--challenge-interval", type=float,
                       help="mean seconds between random challenges per provider (default 300)")
+    qrun.add_argument("--relay", action="store_true",
+                      help="take on the chain duties: verify rentals on ETC and attest bridge messages "
+                           "(needs the deployment manifest, and this node's key as a bridge attester)")
+    qrun.add_argument("--king", metavar="HOST:PORT", help="the king's control API, which gathers attestations")
     qallow = qsub.add_parser("allow", help="let provider addresses join this queen's pool")
     _common(qallow)
     qallow.add_argument("addresses", nargs="+", metavar="ADDRESS")
@@ -75,6 +79,14 @@ def build_parser() -> argparse.ArgumentParser:
     prun.add_argument("--no-gpu", action="store_true", help="ignore GPUs and run as a CPU provider")
     prun.add_argument("--metrics-port", type=int, help="Prometheus port (-1 off, 0 any free port)")
 
+    king = sub.add_parser("king", help="run the king")
+    ksub = king.add_subparsers(dest="action", metavar="ACTION", required=True)
+    krun = ksub.add_parser("run", help="run the king's control API: gather bridge attestations, deliver them, "
+                                       "follow settlements")
+    _common(krun)
+    _tls_flags(krun, client=False)
+    krun.add_argument("--listen", help="HOST:PORT for queens (default 0.0.0.0:7480)")
+
     pool = sub.add_parser("pool", help="inspect a queen's pool")
     posub = pool.add_subparsers(dest="action", metavar="ACTION", required=True)
     pls = posub.add_parser("ls", help="list the providers of a running queen")
@@ -94,7 +106,9 @@ def build_parser() -> argparse.ArgumentParser:
     ddown.add_argument("--reset", action="store_true", help="also delete the chains' state and the manifest")
     dstat = dnsub.add_parser("status", help="what runs, head blocks, deployed contracts")
     dstat.add_argument("--json", action="store_true", help="machine-readable output")
-    for p in (dup, ddown, dstat):
+    dkey = dnsub.add_parser("key", help="install a devnet account's key as this node's key (devnets only)")
+    dkey.add_argument("role", help="king, queen1..queen3, provider1..provider4, renter or deployer")
+    for p in (dup, ddown, dstat, dkey):
         _common(p)
     dup.add_argument("--block-time", type=float, help="seconds between blocks (default 0: a block per transaction)")
 
@@ -155,7 +169,8 @@ def _cmd_queen(args: argparse.Namespace) -> int:
         cfg = _load(args, {"queen.listen": args.listen, "queen.admin_listen": args.admin_listen,
                            "queen.admission": args.admission,
                            "metrics.port": args.metrics_port,
-                           "queen.challenge_mean_interval_s": args.challenge_interval})
+                           "queen.challenge_mean_interval_s": args.challenge_interval,
+                           "relay.enabled": True if args.relay else None, "relay.king": args.king})
         asyncio.run(run_queen(cfg))
         return 0
     from blendr.clock import SystemClock
@@ -188,6 +203,14 @@ def _cmd_provider(args: argparse.Namespace) -> int:
     if not cfg.provider.queens:
         raise ConfigError("no queen given: pass --queen HOST:PORT (or set provider.queens in config.toml)")
     asyncio.run(run_provider(cfg))
+    return 0
+
+
+def _cmd_king(args: argparse.Namespace) -> int:
+    from king.app import run_king
+
+    cfg = _load(args, {"king.listen": args.listen})
+    asyncio.run(run_king(cfg))
     return 0
 
 
@@ -241,6 +264,9 @@ def _cmd_devnet(args: argparse.Namespace) -> int:
         return 0
     if args.action == "down":
         devnet.down(cfg, reset=args.reset)
+        return 0
+    if args.action == "key":
+        print(devnet.install_key(cfg, args.role))
         return 0
     st = devnet.status(cfg)
     if args.json:
@@ -307,7 +333,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return EXIT_USAGE
     handlers = {"identity": _cmd_identity, "queen": _cmd_queen, "provider": _cmd_provider, "pool": _cmd_pool,
-                "devnet": _cmd_devnet, "chain": _cmd_chain}
+                "devnet": _cmd_devnet, "chain": _cmd_chain, "king": _cmd_king}
     try:
         return handlers[args.cmd](args)
     except KeyboardInterrupt:

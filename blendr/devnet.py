@@ -193,3 +193,22 @@ def status(cfg: Config) -> dict[str, Any]:
             pass
         out["chains"][ch.name] = entry
     return out
+
+
+def install_key(cfg: Config, role: str) -> str:
+    """Writes the devnet account of ``role`` as ``<home>/node.key`` (refuses to replace another key)."""
+    from blendr.errors import IdentityError
+    from blendr.identity import KEY_FILE, NodeIdentity
+
+    if role not in ROLES:
+        raise ConfigError(f"unknown devnet role {role!r} (known: {', '.join(ROLES)})")
+    ident = NodeIdentity.from_key(bytes.fromhex(DEV_KEYS[ROLES[role]][2:]))
+    path = cfg.home / KEY_FILE
+    if path.exists():
+        existing = NodeIdentity.load(cfg.home)
+        if existing.address != ident.address:
+            raise IdentityError(f"{path} already holds the key of {existing.address}; use another --home")
+        return f"{cfg.home} already has the {role} key ({ident.address})"
+    ident.save(cfg.home)
+    return f"installed the devnet {role} key ({ident.address}) in {path}"
+

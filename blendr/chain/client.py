@@ -243,7 +243,10 @@ class ChainClient:
         with self._lock:
             tx: dict[str, Any] = {"from": self.address, "value": value, "chainId": self.settings.chain_id}
             if fn is not None:
-                tx = self.retry("build", lambda: dict(fn.build_transaction({**tx, "gas": 1})))  # type: ignore[arg-type]
+                # Placeholder fee fields keep web3 from filling its own (it would read a base fee that
+                # Ethereum Classic blocks do not have); the real fees are set below.
+                fee_stub = {"maxFeePerGas": 1, "maxPriorityFeePerGas": 1} if self.settings.eip1559 else {"gasPrice": 1}
+                tx = self.retry("build", lambda: dict(fn.build_transaction({**tx, "gas": 1, **fee_stub})))  # type: ignore[arg-type]
                 tx.pop("gas", None)
                 for k in ("maxFeePerGas", "maxPriorityFeePerGas", "gasPrice"):
                     tx.pop(k, None)
