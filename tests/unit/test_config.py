@@ -168,7 +168,8 @@ def test_top_level_scalar_in_toml(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("toml", "message"),
     [
-        ("[king]\nx = 1\n", r"unknown section \[king\] \(known: chain, devnet, log, metrics, provider, queen, rpc\)"),
+        ("[kong]\nx = 1\n", r"unknown section \[kong\] \(known: chain, devnet, king, log, metrics, provider, queen, relay, rpc\)"),
+        ("[king]\nx = 1\n", r"unknown setting king.x \(known in \[king\]: listen, "),
         ("[queen]\nlisen = 'x'\n", r"unknown setting queen.lisen \(known in \[queen\]: listen, "),
         ("[queen]\nmax_devices = '8'\n", r"config queen.max_devices: expected an integer \(got '8'\)"),
         ("[queen]\nmax_devices = 8.0\n", r"config queen.max_devices: expected an integer"),
@@ -194,7 +195,7 @@ def test_toml_errors_name_the_setting(tmp_path: Path, toml: str, message: str) -
 @pytest.mark.parametrize(
     ("env", "message"),
     [
-        ({"BLENDR_KING__X": "1"}, r"\$BLENDR_KING__X: unknown section \[king\]"),
+        ({"BLENDR_KONG__X": "1"}, r"\$BLENDR_KONG__X: unknown section \[kong\]"),
         ({"BLENDR_QUEEN__NOPE": "1"}, r"\$BLENDR_QUEEN__NOPE: unknown setting queen.nope"),
         ({"BLENDR_RPC__TLS": "maybe"}, r"config rpc.tls: expected true or false \(got 'maybe'\)"),
         ({"BLENDR_QUEEN__MAX_DEVICES": "1.5"}, r"config queen.max_devices: .*\(got '1.5'\)"),
@@ -212,7 +213,7 @@ def test_environment_errors_name_the_variable_or_setting(
     ("overrides", "message"),
     [
         ({"listen": "x"}, r"flag listen: 'listen' is not a section.key setting"),
-        ({"king.x": 1}, r"flag king.x: unknown section \[king\]"),
+        ({"kong.x": 1}, r"flag kong.x: unknown section \[kong\]"),
         ({"queen.nope": 1}, r"flag queen.nope: unknown setting queen.nope"),
         ({"queen.max_devices": 2.5}, r"config queen.max_devices: expected an integer"),
     ],
