@@ -49,7 +49,7 @@ bench-quick: $(STAMP) $(NODE_STAMP)
 	$(PY) bench/gas.py --quick
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check blendr queen provider tests bench
+	$(VENV)/bin/ruff check blendr king queen provider tests bench
 	$(VENV)/bin/mypy
 
 protos: $(STAMP)

@@ -246,7 +246,8 @@ def rental_end_to_end(b: Bench) -> dict[str, Any]:
                             now + 86_400) for n in range(1, E2E_BATCH + 1)]
     # fillers: created back to back (several in flight), then their OPENs delivered the same way
     hashes = [str(b.king_eth.transact(b.rental.fn.createRental(i.as_tuple(), i.sign(b.renter, ETH_ID, b.rental.address),
-                                                               PRICE, b.queens[0].address), gas=CREATE_GAS, wait=False))
+                                                               PRICE, b.queens[0].address, i.provider),
+                                      gas=CREATE_GAS, wait=False))
               for i in intents[:-1]]
     opens = [msg for h in hashes for msg in b.eth_outbox.messages(b.king_eth.wait(h))]
     delivered = [b.deliver(b.etc_inbox, msg, wait=False) for msg in opens]

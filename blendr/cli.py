@@ -58,6 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
                       help="take on the chain duties: verify rentals on ETC and attest bridge messages "
                            "(needs the deployment manifest, and this node's key as a bridge attester)")
     qrun.add_argument("--king", metavar="HOST:PORT", help="the king's control API, which gathers attestations")
+    qrun.add_argument("--king-ca-file", metavar="FILE",
+                      help="the CA of the king's TLS certificate (default: --ca-file / rpc.ca_file)")
     qallow = qsub.add_parser("allow", help="let provider addresses join this queen's pool")
     _common(qallow)
     qallow.add_argument("addresses", nargs="+", metavar="ADDRESS")
@@ -170,7 +172,8 @@ def _cmd_queen(args: argparse.Namespace) -> int:
                            "queen.admission": args.admission,
                            "metrics.port": args.metrics_port,
                            "queen.challenge_mean_interval_s": args.challenge_interval,
-                           "relay.enabled": True if args.relay else None, "relay.king": args.king})
+                           "relay.enabled": True if args.relay else None, "relay.king": args.king,
+                           "relay.king_ca_file": args.king_ca_file})
         asyncio.run(run_queen(cfg))
         return 0
     from blendr.clock import SystemClock

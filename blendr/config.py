@@ -163,6 +163,8 @@ class RelayConfig:
     enabled: bool = False
     # The king's control endpoint (HOST:PORT) that gathers attestations; empty: attest into the store only.
     king: str = ""
+    # The CA that signed the king's certificate; empty: rpc.ca_file (else <home>/tls/ca.crt).
+    king_ca_file: str = ""
     # Seconds between polls of the chains.
     poll_s: float = 2.0
     # Mean seconds between challenges of a provider during a rental (the chain's WorkVerification

@@ -80,7 +80,7 @@ class KingControlServicer(kpb_grpc.KingControlServicer):
 
 def settlement_to_proto(d: dict[str, Any]) -> kpb.Settlement:
     return kpb.Settlement(
-        rental_id=bytes.fromhex(d["rental_id"]), state=RENTAL_TO_PB.get(d.get("state", ""), 0),
+        rental_id=bytes.fromhex(d["rental_id"]), state=RENTAL_TO_PB.get(d.get("state", ""), kpb.RENTAL_STATE_UNSPECIFIED),
         renter=d.get("renter", ""), provider=d.get("provider", ""), queen=d.get("queen", ""), gpus=d.get("gpus", 0),
         escrow=d.get("escrow", "0"), price_per_gpu_hour=d.get("price_per_gpu_hour", "0"), start=d.get("start", 0),
         duration=d.get("duration", 0), verified_seconds=d.get("verified_seconds", 0), failed=d.get("failed", False),

@@ -168,7 +168,7 @@ def _start_relay(app: QueenApp, ident: NodeIdentity, clock: Clock, manifest: Any
     ]
     king = None
     if cfg.relay.king:
-        app._king_channel = open_channel(cfg, cfg.relay.king)
+        app._king_channel = open_channel(cfg, cfg.relay.king, ca_file=cfg.relay.king_ca_file)
         stub = kpb_grpc.KingControlStub(app._king_channel)
 
         def king() -> Any:

@@ -149,8 +149,10 @@ class RentalVerifier:
         self.queen = Address(to_checksum_address(core.address))
         self.follower = EventFollower(wv.client, store, FOLLOWER, {"WorkVerification": wv.contract},
                                       confirmations=confirmations, start_block=start_block)
-        self._chain_time = chain_time or self._etc_time
+        # ETC's time as the queen estimates it: its own clock (a finalize that comes too early is retried)
+        self._chain_time = chain_time or (lambda: int(self.clock.time()))
         self.tasks: dict[int, Task] = {}
+        self._staged: dict[int, Task] = {}  # tasks changed by the follower poll in progress
         self._interval: tuple[float, float] | None = None  # (chain interval, fetched at monotonic)
         self._last_batch = clock.monotonic()
         self._retry_at = 0.0
@@ -163,11 +165,6 @@ class RentalVerifier:
         self.tasks = {int(k, 16): Task.from_json(v) for k, v in self.store.scan(NS_TASKS, "")}
         self.apply_rates()
         return sum(1 for t in self.tasks.values() if t.state == OPEN)
-
-    def _etc_time(self) -> int:
-        client = self.wv.client
-        block = client.retry("get_block", lambda: client.w3.eth.get_block("latest"))
-        return int(block["timestamp"])
 
     # ------------------------------------------------------------------ chain events
     def _on_events(self, changes: Changes, b: Batch) -> None:
@@ -213,7 +210,7 @@ class RentalVerifier:
 
     def poll_chain(self) -> int:
         """One follower poll; returns how many events it applied."""
-        self._staged: dict[int, Task] = {}
+        self._staged = {}
         changes = self.follower.poll(self._on_events)
         self.tasks.update(self._staged)
         if self._staged:
@@ -354,18 +351,23 @@ class RentalVerifier:
                 and not self._in_flight_before_end(t)]
 
     def finalize(self, t: Task) -> str:
+        """Finalizes ``t`` with its landed final counts; '' while ETC's clock has not reached the task's end."""
         assert t.landed is not None
         result = ChallengeResult(*t.landed["result"])
         proof = [bytes.fromhex(p[2:]) for p in t.landed["proof"]]
         try:
             receipt = self.wv.finalize(bytes.fromhex(t.landed["batch_id"][2:]), result, proof)
+        except ContractRevertError as exc:
+            if exc.error == "WorkVerificationTaskNotEnded":
+                log.debug("task not ended on ETC yet", rental=rid_key(t.rental_id)[:12])  # its clock is behind ours
+                return ""
+            if exc.error != "WorkVerificationTaskAlreadyFinalized":
+                raise
+        else:
             t.finalize_tx = "0x" + bytes(receipt["transactionHash"]).hex()
             ev = self.wv.events(receipt, "TaskFinalized")
             if ev:
                 t.verified_seconds, t.failed_verdict = int(ev[0]["verifiedSeconds"]), bool(ev[0]["failed"])
-        except ContractRevertError as exc:
-            if exc.error != "WorkVerificationTaskAlreadyFinalized":
-                raise
         t.state = FINALIZED
         self.store.put(NS_TASKS, rid_key(t.rental_id), t.to_json())
         log.info("rental task finalized", rental=rid_key(t.rental_id)[:12], issued=t.issued, passed=t.passed,
@@ -389,11 +391,9 @@ class RentalVerifier:
             self.send_batch(doc)
             self._last_batch = self.clock.monotonic()
             rep.landed.append(doc["batch_id"])
-        ready = self.ready_to_finalize(self._chain_time()) if any(t.state == OPEN for t in self.tasks.values()) \
-            else []
-        for t in ready:
-            self.finalize(t)
-            rep.finalized.append(t.rental_id)
+        for t in self.ready_to_finalize(self._chain_time()):
+            if self.finalize(t):
+                rep.finalized.append(t.rental_id)
         if rep.finalized:
             self.apply_rates()
         return rep

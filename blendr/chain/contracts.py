@@ -209,14 +209,21 @@ class RentalInfo:
 class GPURental(_Bound):
     NAME = "GPURental"
 
-    def create(self, intent: RentalIntent, signature: bytes, price_per_gpu_hour: int, queen: str) -> TxReceipt:
-        """Creates the rental (the king's SCHEDULER_ROLE); the renter must have approved the escrow."""
-        return self._send(self.fn.createRental(intent.as_tuple(), signature, price_per_gpu_hour, queen))
+    def create(self, intent: RentalIntent, signature: bytes, price_per_gpu_hour: int, queen: str,
+               provider: str | None = None) -> TxReceipt:
+        """Creates the rental (the king's SCHEDULER_ROLE); the renter must have approved the escrow.
+
+        ``provider`` is the scheduler's choice for an intent that leaves it open (zero); default the intent's.
+        """
+        return self._send(self.fn.createRental(intent.as_tuple(), signature, price_per_gpu_hour, queen,
+                                               provider or intent.provider))
 
     def create_with_permit(self, intent: RentalIntent, signature: bytes, price_per_gpu_hour: int, queen: str,
-                           permit_value: int, permit_deadline: int, v: int, r: bytes, s: bytes) -> TxReceipt:
+                           permit_value: int, permit_deadline: int, v: int, r: bytes, s: bytes,
+                           provider: str | None = None) -> TxReceipt:
         return self._send(self.fn.createRentalWithPermit(
-            intent.as_tuple(), signature, price_per_gpu_hour, queen, permit_value, permit_deadline, v, r, s))
+            intent.as_tuple(), signature, price_per_gpu_hour, queen, provider or intent.provider, permit_value,
+            permit_deadline, v, r, s))
 
     def cancel(self, rental_id: int) -> TxReceipt:
         return self._send(self.fn.cancelRental(rental_id))

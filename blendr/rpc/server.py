@@ -79,12 +79,17 @@ def trust_anchor(cfg: Config) -> Path:
     return path
 
 
-def channel_credentials(cfg: Config) -> grpc.ChannelCredentials | None:
-    """Client TLS credentials from config (None when TLS is off)."""
+def channel_credentials(cfg: Config, ca_file: str = "") -> grpc.ChannelCredentials | None:
+    """Client TLS credentials from config (None when TLS is off); ``ca_file`` overrides the trust anchor."""
     if not cfg.rpc.tls:
         return None
     from blendr.rpc import tls
 
+    if ca_file:
+        path = Path(ca_file).expanduser()
+        if not path.is_file():
+            raise TLSError(f"no CA certificate at {path}")
+        return tls.load_channel_credentials(path)
     return tls.load_channel_credentials(trust_anchor(cfg))
 
 
@@ -126,9 +131,12 @@ async def start_server(
     return ServerHandle(server=server, port=port, health=health_servicer, tls=creds is not None)
 
 
-def open_channel(cfg: Config, target: str) -> grpc.aio.Channel:
-    """A channel to ``target`` (``HOST:PORT``) with TLS per config, bounded sizes and keepalive."""
-    creds = channel_credentials(cfg)
+def open_channel(cfg: Config, target: str, *, ca_file: str = "") -> grpc.aio.Channel:
+    """A channel to ``target`` (``HOST:PORT``) with TLS per config, bounded sizes and keepalive.
+
+    ``ca_file`` trusts that CA instead of ``rpc.ca_file`` (a queen's king has its own CA).
+    """
+    creds = channel_credentials(cfg, ca_file)
     opts = _options(cfg.rpc, server=False)
     if creds is None:
         return grpc.aio.insecure_channel(target, options=opts)

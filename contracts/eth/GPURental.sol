@@ -130,8 +130,11 @@ contract GPURental is IGPURental, AccessControl, EIP712, ReentrancyGuardTransien
     /// @notice Creates a rental from the renter's signed intent and locks its escrow.
     /// @dev Pulls `pricePerGpuHour * gpus * duration / 3600` tokens from the renter (needs an allowance), emits
     /// RentalCreated and sends RentalMessages.Open to WorkVerification. Returns keccak256(abi.encode(renter, nonce)).
+    /// An intent may name its provider, or leave it zero: the renter then lets the scheduler choose any provider
+    /// that is staked for the GPUs (the price ceiling, GPUs, duration and spec hash stay the renter's).
     /// Requirements:
     /// - caller has SCHEDULER_ROLE;
+    /// - `provider` is not zero, and `intent.provider` is zero or `provider`;
     /// - `intent.deadline` has not passed;
     /// - 0 < `pricePerGpuHour` <= `intent.maxPricePerGpuHour` and < 2**88;
     /// - 0 < `intent.gpus` <= maxGpus and minDuration <= `intent.duration` <= maxDuration;
@@ -139,13 +142,14 @@ contract GPURental is IGPURental, AccessControl, EIP712, ReentrancyGuardTransien
     /// - `signature` is the renter's EIP-712 signature of `intent`;
     /// - the provider's Provider stake >= minStake(Provider) * gpus; `queen`'s Queen stake >= minStake(Queen);
     /// - the escrow is not zero, the ETC peers are set, and the renter's allowance and balance cover the escrow.
-    function createRental(RentalIntent calldata intent, bytes calldata signature, uint256 pricePerGpuHour, address queen)
-        external
-        onlyRole(SCHEDULER_ROLE)
-        nonReentrant
-        returns (uint256)
-    {
-        return _createRental(intent, signature, pricePerGpuHour, queen);
+    function createRental(
+        RentalIntent calldata intent,
+        bytes calldata signature,
+        uint256 pricePerGpuHour,
+        address queen,
+        address provider
+    ) external onlyRole(SCHEDULER_ROLE) nonReentrant returns (uint256) {
+        return _createRental(intent, signature, pricePerGpuHour, queen, provider);
     }
 
     /// @notice createRental, after trying the renter's ERC-2612 permit for this contract.
@@ -157,6 +161,7 @@ contract GPURental is IGPURental, AccessControl, EIP712, ReentrancyGuardTransien
         bytes calldata signature,
         uint256 pricePerGpuHour,
         address queen,
+        address provider,
         uint256 permitValue,
         uint256 permitDeadline,
         uint8 v,
@@ -165,18 +170,21 @@ contract GPURental is IGPURental, AccessControl, EIP712, ReentrancyGuardTransien
     ) external onlyRole(SCHEDULER_ROLE) nonReentrant returns (uint256) {
         try IERC20Permit(address(_token)).permit(intent.renter, address(this), permitValue, permitDeadline, v, r, s) {}
             catch {}
-        return _createRental(intent, signature, pricePerGpuHour, queen);
+        return _createRental(intent, signature, pricePerGpuHour, queen, provider);
     }
 
     /// @notice Cancels an active rental before its end; it ends now and is settled for verified time so far.
     /// @dev Records the cancellation time and sends RentalMessages.Close to WorkVerification; the RESULT that
-    /// follows pays at most up to the cancellation.
+    /// follows pays at most up to the cancellation. The scheduler cancels on the renter's behalf (a job cancelled
+    /// through the king) and when it moves a job off a provider that died.
     /// Requirements:
-    /// - caller is the rental's renter;
+    /// - caller is the rental's renter or has SCHEDULER_ROLE;
     /// - the rental is Active and its end has not been reached.
     function cancelRental(uint256 rentalId) external {
         Rental storage r = _rentals[rentalId];
-        if (r.renter != msg.sender) revert GPURentalNotRenter(rentalId, msg.sender);
+        if (r.renter != msg.sender && !hasRole(SCHEDULER_ROLE, msg.sender)) {
+            revert GPURentalNotRenter(rentalId, msg.sender);
+        }
         if (r.status != RentalStatus.Active) revert GPURentalNotActive(rentalId, r.status);
         uint64 end = uint64(r.start) + r.duration;
         if (block.timestamp >= end) revert GPURentalAlreadyEnded(rentalId, end);
@@ -451,14 +459,20 @@ contract GPURental is IGPURental, AccessControl, EIP712, ReentrancyGuardTransien
 
     // ------------------------------------------------------------------ internals
 
-    function _createRental(RentalIntent calldata intent, bytes calldata signature, uint256 price, address queen)
-        private
-        returns (uint256 rentalId)
-    {
+    function _createRental(
+        RentalIntent calldata intent,
+        bytes calldata signature,
+        uint256 price,
+        address queen,
+        address provider
+    ) private returns (uint256 rentalId) {
+        if (provider == address(0) || (intent.provider != address(0) && intent.provider != provider)) {
+            revert GPURentalProviderMismatch(intent.provider, provider);
+        }
         rentalId = _checkIntent(intent, signature, price);
         // The queen's verdict decides the payment: a provider never supervises itself.
-        if (queen == intent.provider) revert GPURentalQueenIsProvider(queen);
-        _checkAndLockStakes(intent, queen);
+        if (queen == provider) revert GPURentalQueenIsProvider(queen);
+        _checkAndLockStakes(intent, provider, queen);
         uint256 escrow = price * intent.gpus * intent.duration / 1 hours;
         if (escrow == 0) revert GPURentalZeroEscrow();
         address peer = _workVerification;
@@ -471,18 +485,25 @@ contract GPURental is IGPURental, AccessControl, EIP712, ReentrancyGuardTransien
         r.duration = uint32(intent.duration);
         r.gpus = uint16(intent.gpus);
         r.status = RentalStatus.Active;
-        r.provider = intent.provider;
+        r.provider = provider;
         r.pricePerGpuHour = uint88(price);
 
-        _emitCreated(rentalId, intent, price, escrow, queen);
+        _emitCreated(rentalId, intent, price, escrow, queen, provider);
         _token.safeTransferFrom(intent.renter, address(this), escrow);
+        _sendOpen(peer, rentalId, intent, queen, provider);
+    }
+
+    /// @dev Sends RentalMessages.Open for a rental created now (its own frame keeps createRental's stack shallow).
+    function _sendOpen(address peer, uint256 rentalId, RentalIntent calldata intent, address queen, address provider)
+        private
+    {
         _outbox.sendMessage(
             _etcChainId,
             peer,
             RentalMessages.encodeOpen(
                 RentalMessages.Open({
                     rentalId: rentalId,
-                    provider: intent.provider,
+                    provider: provider,
                     queen: queen,
                     gpus: intent.gpus,
                     start: uint64(block.timestamp),
@@ -497,12 +518,13 @@ contract GPURental is IGPURental, AccessControl, EIP712, ReentrancyGuardTransien
         RentalIntent calldata intent,
         uint256 price,
         uint256 escrow,
-        address queen
+        address queen,
+        address provider
     ) private {
         emit RentalCreated(
             rentalId,
             intent.renter,
-            intent.provider,
+            provider,
             queen,
             intent.gpus,
             intent.specHash,
@@ -540,11 +562,11 @@ contract GPURental is IGPURental, AccessControl, EIP712, ReentrancyGuardTransien
     /// @dev The provider must stake minStake(Provider) per GPU, the queen minStake(Queen). The provider's stake
     /// is locked against unbonding until this rental's result can no longer arrive (end + the longest
     /// result timeout governance may set), so a failed verification always finds something to slash.
-    function _checkAndLockStakes(RentalIntent calldata intent, address queen) private {
+    function _checkAndLockStakes(RentalIntent calldata intent, address provider, address queen) private {
         (uint256 stake, uint256 required, uint256 queenStake, uint256 queenRequired) = _staking.lockProviderStake(
-            intent.provider, intent.gpus, queen, block.timestamp + intent.duration + _MAX_RESULT_TIMEOUT
+            provider, intent.gpus, queen, block.timestamp + intent.duration + _MAX_RESULT_TIMEOUT
         );
-        if (stake < required) revert GPURentalInsufficientStake(intent.provider, stake, required);
+        if (stake < required) revert GPURentalInsufficientStake(provider, stake, required);
         if (queenStake < queenRequired) revert GPURentalInsufficientQueenStake(queen, queenStake, queenRequired);
     }
 

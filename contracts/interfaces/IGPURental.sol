@@ -9,7 +9,7 @@ interface IGPURental is IBridgeReceiver {
     /// @notice What the renter signs (EIP-712 domain "BlendrGPURental", version "1").
     struct RentalIntent {
         address renter; // signer, pays the escrow
-        address provider; // node that serves the rental
+        address provider; // node that serves the rental; zero: any provider the scheduler chooses
         uint32 gpus; // GPUs rented
         bytes32 specHash; // hash of the job / hardware spec agreed off-chain
         uint256 maxPricePerGpuHour; // highest price (token wei per GPU-hour) the renter accepts
@@ -53,6 +53,7 @@ interface IGPURental is IBridgeReceiver {
     error GPURentalInsufficientQueenStake(address queen, uint256 stake, uint256 required);
     error GPURentalQueenIsProvider(address queen);
     error GPURentalZeroEscrow();
+    error GPURentalProviderMismatch(address intended, address provider);
     error GPURentalPeersNotSet();
     // --- errors: bridge ---
     error GPURentalNotInbox(address caller);
@@ -108,15 +109,20 @@ interface IGPURental is IBridgeReceiver {
     event OutboxChanged(address outbox);
 
     // --- rentals ---
-    function createRental(RentalIntent calldata intent, bytes calldata signature, uint256 pricePerGpuHour, address queen)
-        external
-        returns (uint256 rentalId);
+    function createRental(
+        RentalIntent calldata intent,
+        bytes calldata signature,
+        uint256 pricePerGpuHour,
+        address queen,
+        address provider
+    ) external returns (uint256 rentalId);
 
     function createRentalWithPermit(
         RentalIntent calldata intent,
         bytes calldata signature,
         uint256 pricePerGpuHour,
         address queen,
+        address provider,
         uint256 permitValue,
         uint256 permitDeadline,
         uint8 v,

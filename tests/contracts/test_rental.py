@@ -174,7 +174,8 @@ def create(
     """Creates a rental from the king; returns (rentalId, receipt)."""
     intent = intent or make_intent(env)
     sig = sign_intent(env, intent) if sig is None else sig
-    receipt = send(env.rental.functions.createRental(as_tuple(intent), sig, price, env.queen), env.king)
+    receipt = send(env.rental.functions.createRental(as_tuple(intent), sig, price, env.queen, intent["provider"]),
+                   env.king)
     rental_id = env.rental.functions.rentalIdOf(intent["renter"], intent["nonce"]).call()
     return rental_id, receipt
 
@@ -313,7 +314,7 @@ def _create_with_permit(
 ) -> Any:
     v, r, s = vrs
     fn = env.rental.functions.createRentalWithPermit(
-        as_tuple(intent), sign_intent(env, intent), PRICE, env.queen, value, deadline, v, r, s
+        as_tuple(intent), sign_intent(env, intent), PRICE, env.queen, intent["provider"], value, deadline, v, r, s
     )
     return send(fn, env.king)
 
@@ -358,12 +359,14 @@ def test_create_requires_scheduler_role(env: Env) -> None:
     intent = make_intent(env)
     with reverts("AccessControlUnauthorizedAccount"):
         send(
-            env.rental.functions.createRental(as_tuple(intent), sign_intent(env, intent), PRICE, env.queen),
+            env.rental.functions.createRental(as_tuple(intent), sign_intent(env, intent), PRICE, env.queen,
+                                              intent["provider"]),
             env.renter,
         )
     with reverts("AccessControlUnauthorizedAccount"):
         fn = env.rental.functions.createRentalWithPermit(
-            as_tuple(intent), sign_intent(env, intent), PRICE, env.queen, 0, 0, 27, b"\x00" * 32, b"\x00" * 32
+            as_tuple(intent), sign_intent(env, intent), PRICE, env.queen, intent["provider"], 0, 0, 27, b"\x00" * 32,
+            b"\x00" * 32
         )
         send(fn, env.renter)
 
@@ -417,8 +420,43 @@ def test_create_rejects_the_provider_as_its_own_queen(env: Env) -> None:
     intent = make_intent(env)
     send(env.staking.functions.setStake(env.provider, TIER_QUEEN, QUEEN_MIN), env.admin)
     with reverts("GPURentalQueenIsProvider"):
-        env.rental.functions.createRental(as_tuple(intent), sign_intent(env, intent), PRICE, env.provider).transact(
-            {"from": env.king})
+        env.rental.functions.createRental(as_tuple(intent), sign_intent(env, intent), PRICE, env.provider,
+                                          env.provider).transact({"from": env.king})
+
+
+ZERO = "0x" + "00" * 20
+
+
+def test_an_open_intent_lets_the_scheduler_choose_a_staked_provider(env: Env) -> None:
+    """provider = 0 in the intent: the scheduler names the provider; its stake is checked and it is recorded."""
+    intent = make_intent(env, provider=ZERO)
+    sig = sign_intent(env, intent)
+    with reverts("GPURentalProviderMismatch"):  # someone must be named
+        send(env.rental.functions.createRental(as_tuple(intent), sig, PRICE, env.queen, ZERO), env.king)
+    with reverts("GPURentalInsufficientStake"):  # the chosen provider must be staked for the GPUs
+        send(env.rental.functions.createRental(as_tuple(intent), sig, PRICE, env.queen, env.outsider), env.king)
+    receipt = send(env.rental.functions.createRental(as_tuple(intent), sig, PRICE, env.queen, env.provider), env.king)
+    rental_id = env.rental.functions.rentalIdOf(intent["renter"], intent["nonce"]).call()
+    assert env.rental.functions.rental(rental_id).call()[1] == env.provider
+    (ev,) = env.rental.events.RentalCreated().process_receipt(receipt, errors=DISCARD)
+    assert ev["args"]["provider"] == env.provider
+
+
+def test_an_intent_naming_its_provider_cannot_go_to_another(env: Env) -> None:
+    send(env.staking.functions.setStake(env.outsider, TIER_PROVIDER, PROVIDER_MIN * 8), env.admin)
+    intent = make_intent(env)
+    with reverts("GPURentalProviderMismatch"):
+        send(env.rental.functions.createRental(as_tuple(intent), sign_intent(env, intent), PRICE, env.queen,
+                                               env.outsider), env.king)
+
+
+def test_the_scheduler_may_cancel_for_the_renter(env: Env) -> None:
+    """A job cancelled through the king, or moved off a dead provider: the scheduler cancels; others may not."""
+    rental_id, _ = create(env)
+    with reverts("GPURentalNotRenter"):
+        send(env.rental.functions.cancelRental(rental_id), env.provider)
+    send(env.rental.functions.cancelRental(rental_id), env.king)
+    assert env.rental.functions.rental(rental_id).call()[2] == 2  # Cancelled
 
 
 def test_replayed_intent_is_refused(env: Env) -> None:
@@ -591,7 +629,7 @@ def test_bridge_message_checks_inbox_peer_and_kind(env: Env) -> None:
 
 
 def test_cancel_errors(env: Env) -> None:
-    """Only the renter, only while Active, only before the end."""
+    """Only the renter (or the scheduler), only while Active, only before the end."""
     rental_id, _ = create(env)
     with reverts("GPURentalNotRenter"):
         send(env.rental.functions.cancelRental(rental_id), env.outsider)

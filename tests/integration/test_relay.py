@@ -113,8 +113,8 @@ async def test_a_rental_is_verified_on_etc_attested_2_of_3_and_settled_exactly(n
         assert int(s.provider_payment) == exp["paid"] - exp["fee"] and int(s.fee) == exp["fee"]
         assert int(s.refund) == exp["refund"] and s.settled_tx.startswith("0x")
         # both messages went through the king with at least 2 of 3 attestations, each delivered once
-        delivered = [d for _, d in nodes.king.store.scan("bridge_messages", "") if d["state"] == "delivered"]
-        assert len(delivered) == 2
+        # (the king records its delivery's receipt a moment after the inbox executed it)
+        await wait_for(lambda: _delivered(nodes.king) == 2, 30, "the king to record both deliveries")
         # every challenge record behind the result is auditable against its batch's records root on ETC
         records = q1.verifier.records(rid)
         assert len(records) == task.issued
@@ -124,8 +124,20 @@ async def test_a_rental_is_verified_on_etc_attested_2_of_3_and_settled_exactly(n
         assert not net.wv().verify_record(q1.core.address, batch_id, b"\x01" * 32, proof)
         assert {"challenge_id", "seed", "n", "count", "roots", "opened_rows", "commit_seconds", "verdict",
                 "rental_id"} <= set(records[0])
-    # reputation moved on ETC with the finalized task
-    assert net.reputation().score(ACCOUNTS["provider1"].address) != rep_before
+        # reputation moved on ETC with the finalized task
+        rep = net.reputation()
+        provider = ACCOUNTS["provider1"].address
+        rep_verified = rep.score(provider)
+        assert rep_verified != rep_before
+        # the renter's feedback crosses the bridge through the same relay (attested, delivered once) and moves it
+        net.rental("renter").feedback(rid, 1)
+        await wait_for(lambda: rep._call(rep.fn.feedbackCounted(rid)), 60, "the feedback to reach ETC")
+        assert rep.score(provider) < rep_verified
+        await wait_for(lambda: _delivered(nodes.king) == 3, 30, "the king to see the feedback delivered")
+
+
+def _delivered(king: Any) -> int:
+    return sum(1 for _, d in king.store.scan("bridge_messages", "") if d["state"] == "delivered")
 
 
 def _settled_doc(king: Any, rid: int) -> bool:
@@ -335,7 +347,9 @@ async def test_a_message_in_a_block_reorged_shallower_than_the_depth_is_attested
     rpc(net.etc_url, "anvil_setBalance", [wv_addr, hex(10**18)])
     data = outbox.fn.sendMessage(m.eth.chain_id, m.eth.address("GPURental"), b"\x03hello")._encode_transaction_data()
     tx = {"from": wv_addr, "to": outbox.address, "data": data, "gas": hex(200_000), "gasPrice": hex(10**10)}
-    first = etc_c.w3.eth.get_transaction_receipt(rpc(net.etc_url, "eth_sendTransaction", [tx]))
+    # anvil answers eth_sendTransaction before the block is indexed on a loaded machine: wait for the receipt
+    first = etc_c.w3.eth.wait_for_transaction_receipt(rpc(net.etc_url, "eth_sendTransaction", [tx]), timeout=30,
+                                                      poll_latency=0.05)
     rpc(net.etc_url, "evm_mine", [])
     rpc(net.etc_url, "evm_mine", [])
     att.poll()
