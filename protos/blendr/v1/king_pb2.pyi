@@ -150,3 +150,129 @@ class Settlement(_message.Message):
     created_tx: str
     settled_tx: str
     def __init__(self, rental_id: _Optional[bytes] = ..., state: _Optional[_Union[RentalState, str]] = ..., renter: _Optional[str] = ..., provider: _Optional[str] = ..., queen: _Optional[str] = ..., gpus: _Optional[int] = ..., escrow: _Optional[str] = ..., price_per_gpu_hour: _Optional[str] = ..., start: _Optional[int] = ..., duration: _Optional[int] = ..., verified_seconds: _Optional[int] = ..., failed: _Optional[bool] = ..., provider_payment: _Optional[str] = ..., fee: _Optional[str] = ..., refund: _Optional[str] = ..., slashed: _Optional[str] = ..., created_tx: _Optional[str] = ..., settled_tx: _Optional[str] = ...) -> None: ...
+
+class QueenRegistration(_message.Message):
+    __slots__ = ("queen_address", "king_address", "timestamp", "endpoint", "signature")
+    QUEEN_ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    KING_ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    TIMESTAMP_FIELD_NUMBER: _ClassVar[int]
+    ENDPOINT_FIELD_NUMBER: _ClassVar[int]
+    SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    queen_address: str
+    king_address: str
+    timestamp: int
+    endpoint: str
+    signature: bytes
+    def __init__(self, queen_address: _Optional[str] = ..., king_address: _Optional[str] = ..., timestamp: _Optional[int] = ..., endpoint: _Optional[str] = ..., signature: _Optional[bytes] = ...) -> None: ...
+
+class PoolProvider(_message.Message):
+    __slots__ = ("address", "public_key", "gpu_model", "gpus", "vram_bytes", "tflops", "ask_per_gpu_hour", "uptime", "alive", "busy_gpus")
+    ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    PUBLIC_KEY_FIELD_NUMBER: _ClassVar[int]
+    GPU_MODEL_FIELD_NUMBER: _ClassVar[int]
+    GPUS_FIELD_NUMBER: _ClassVar[int]
+    VRAM_BYTES_FIELD_NUMBER: _ClassVar[int]
+    TFLOPS_FIELD_NUMBER: _ClassVar[int]
+    ASK_PER_GPU_HOUR_FIELD_NUMBER: _ClassVar[int]
+    UPTIME_FIELD_NUMBER: _ClassVar[int]
+    ALIVE_FIELD_NUMBER: _ClassVar[int]
+    BUSY_GPUS_FIELD_NUMBER: _ClassVar[int]
+    address: str
+    public_key: bytes
+    gpu_model: str
+    gpus: int
+    vram_bytes: int
+    tflops: float
+    ask_per_gpu_hour: str
+    uptime: float
+    alive: bool
+    busy_gpus: int
+    def __init__(self, address: _Optional[str] = ..., public_key: _Optional[bytes] = ..., gpu_model: _Optional[str] = ..., gpus: _Optional[int] = ..., vram_bytes: _Optional[int] = ..., tflops: _Optional[float] = ..., ask_per_gpu_hour: _Optional[str] = ..., uptime: _Optional[float] = ..., alive: _Optional[bool] = ..., busy_gpus: _Optional[int] = ...) -> None: ...
+
+class PoolSnapshotMsg(_message.Message):
+    __slots__ = ("seq", "providers")
+    SEQ_FIELD_NUMBER: _ClassVar[int]
+    PROVIDERS_FIELD_NUMBER: _ClassVar[int]
+    seq: int
+    providers: _containers.RepeatedCompositeFieldContainer[PoolProvider]
+    def __init__(self, seq: _Optional[int] = ..., providers: _Optional[_Iterable[_Union[PoolProvider, _Mapping]]] = ...) -> None: ...
+
+class QueenJobEvent(_message.Message):
+    __slots__ = ("job_id", "attempt", "seq", "kind", "message", "progress", "ts_unix", "exit_code")
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    SEQ_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    PROGRESS_FIELD_NUMBER: _ClassVar[int]
+    TS_UNIX_FIELD_NUMBER: _ClassVar[int]
+    EXIT_CODE_FIELD_NUMBER: _ClassVar[int]
+    job_id: str
+    attempt: int
+    seq: int
+    kind: str
+    message: str
+    progress: float
+    ts_unix: float
+    exit_code: int
+    def __init__(self, job_id: _Optional[str] = ..., attempt: _Optional[int] = ..., seq: _Optional[int] = ..., kind: _Optional[str] = ..., message: _Optional[str] = ..., progress: _Optional[float] = ..., ts_unix: _Optional[float] = ..., exit_code: _Optional[int] = ...) -> None: ...
+
+class QueenToKing(_message.Message):
+    __slots__ = ("registration", "snapshot", "job_event")
+    REGISTRATION_FIELD_NUMBER: _ClassVar[int]
+    SNAPSHOT_FIELD_NUMBER: _ClassVar[int]
+    JOB_EVENT_FIELD_NUMBER: _ClassVar[int]
+    registration: QueenRegistration
+    snapshot: PoolSnapshotMsg
+    job_event: QueenJobEvent
+    def __init__(self, registration: _Optional[_Union[QueenRegistration, _Mapping]] = ..., snapshot: _Optional[_Union[PoolSnapshotMsg, _Mapping]] = ..., job_event: _Optional[_Union[QueenJobEvent, _Mapping]] = ...) -> None: ...
+
+class JobAssignment(_message.Message):
+    __slots__ = ("job_id", "attempt", "provider", "gpus", "rental_id", "deadline_unix", "ciphertext", "sealed_key", "aad")
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    PROVIDER_FIELD_NUMBER: _ClassVar[int]
+    GPUS_FIELD_NUMBER: _ClassVar[int]
+    RENTAL_ID_FIELD_NUMBER: _ClassVar[int]
+    DEADLINE_UNIX_FIELD_NUMBER: _ClassVar[int]
+    CIPHERTEXT_FIELD_NUMBER: _ClassVar[int]
+    SEALED_KEY_FIELD_NUMBER: _ClassVar[int]
+    AAD_FIELD_NUMBER: _ClassVar[int]
+    job_id: str
+    attempt: int
+    provider: str
+    gpus: int
+    rental_id: bytes
+    deadline_unix: float
+    ciphertext: bytes
+    sealed_key: bytes
+    aad: str
+    def __init__(self, job_id: _Optional[str] = ..., attempt: _Optional[int] = ..., provider: _Optional[str] = ..., gpus: _Optional[int] = ..., rental_id: _Optional[bytes] = ..., deadline_unix: _Optional[float] = ..., ciphertext: _Optional[bytes] = ..., sealed_key: _Optional[bytes] = ..., aad: _Optional[str] = ...) -> None: ...
+
+class JobStop(_message.Message):
+    __slots__ = ("job_id", "attempt", "reason")
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    job_id: str
+    attempt: int
+    reason: str
+    def __init__(self, job_id: _Optional[str] = ..., attempt: _Optional[int] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class QueenRegistered(_message.Message):
+    __slots__ = ("king_address", "snapshot_interval_s")
+    KING_ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    SNAPSHOT_INTERVAL_S_FIELD_NUMBER: _ClassVar[int]
+    king_address: str
+    snapshot_interval_s: float
+    def __init__(self, king_address: _Optional[str] = ..., snapshot_interval_s: _Optional[float] = ...) -> None: ...
+
+class KingToQueen(_message.Message):
+    __slots__ = ("registered", "assign", "stop")
+    REGISTERED_FIELD_NUMBER: _ClassVar[int]
+    ASSIGN_FIELD_NUMBER: _ClassVar[int]
+    STOP_FIELD_NUMBER: _ClassVar[int]
+    registered: QueenRegistered
+    assign: JobAssignment
+    stop: JobStop
+    def __init__(self, registered: _Optional[_Union[QueenRegistered, _Mapping]] = ..., assign: _Optional[_Union[JobAssignment, _Mapping]] = ..., stop: _Optional[_Union[JobStop, _Mapping]] = ...) -> None: ...

@@ -34,6 +34,11 @@ class KingControlStub:
         Args:
             channel: A grpc.Channel.
         """
+        self.QueenSession = channel.stream_stream(
+                '/blendr.v1.KingControl/QueenSession',
+                request_serializer=protos_dot_blendr_dot_v1_dot_king__pb2.QueenToKing.SerializeToString,
+                response_deserializer=protos_dot_blendr_dot_v1_dot_king__pb2.KingToQueen.FromString,
+                _registered_method=True)
         self.SubmitAttestation = channel.unary_unary(
                 '/blendr.v1.KingControl/SubmitAttestation',
                 request_serializer=protos_dot_blendr_dot_v1_dot_king__pb2.SubmitAttestationRequest.SerializeToString,
@@ -53,6 +58,13 @@ class KingControlStub:
 
 class KingControlServicer:
     """Missing associated documentation comment in .proto file."""
+
+    def QueenSession(self, request_iterator, context):
+        """The queen's session. PERMISSION_DENIED: bad registration signature, a stale timestamp or an unstaked queen.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
 
     def SubmitAttestation(self, request, context):
         """Idempotent: the same attestation again changes nothing and answers the same.
@@ -81,6 +93,11 @@ class KingControlServicer:
 
 def add_KingControlServicer_to_server(servicer, server):
     rpc_method_handlers = {
+            'QueenSession': grpc.stream_stream_rpc_method_handler(
+                    servicer.QueenSession,
+                    request_deserializer=protos_dot_blendr_dot_v1_dot_king__pb2.QueenToKing.FromString,
+                    response_serializer=protos_dot_blendr_dot_v1_dot_king__pb2.KingToQueen.SerializeToString,
+            ),
             'SubmitAttestation': grpc.unary_unary_rpc_method_handler(
                     servicer.SubmitAttestation,
                     request_deserializer=protos_dot_blendr_dot_v1_dot_king__pb2.SubmitAttestationRequest.FromString,
@@ -106,6 +123,33 @@ def add_KingControlServicer_to_server(servicer, server):
  # This class is part of an EXPERIMENTAL API.
 class KingControl:
     """Missing associated documentation comment in .proto file."""
+
+    @staticmethod
+    def QueenSession(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/blendr.v1.KingControl/QueenSession',
+            protos_dot_blendr_dot_v1_dot_king__pb2.QueenToKing.SerializeToString,
+            protos_dot_blendr_dot_v1_dot_king__pb2.KingToQueen.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
 
     @staticmethod
     def SubmitAttestation(request,

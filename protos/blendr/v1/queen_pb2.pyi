@@ -80,16 +80,18 @@ class RayResources(_message.Message):
     def __init__(self, ray_version: _Optional[str] = ..., num_cpus: _Optional[float] = ..., num_gpus: _Optional[float] = ..., pin_resource: _Optional[str] = ...) -> None: ...
 
 class Hello(_message.Message):
-    __slots__ = ("address", "devices", "ray", "software_version")
+    __slots__ = ("address", "devices", "ray", "software_version", "ask_per_gpu_hour")
     ADDRESS_FIELD_NUMBER: _ClassVar[int]
     DEVICES_FIELD_NUMBER: _ClassVar[int]
     RAY_FIELD_NUMBER: _ClassVar[int]
     SOFTWARE_VERSION_FIELD_NUMBER: _ClassVar[int]
+    ASK_PER_GPU_HOUR_FIELD_NUMBER: _ClassVar[int]
     address: str
     devices: _containers.RepeatedCompositeFieldContainer[Device]
     ray: RayResources
     software_version: str
-    def __init__(self, address: _Optional[str] = ..., devices: _Optional[_Iterable[_Union[Device, _Mapping]]] = ..., ray: _Optional[_Union[RayResources, _Mapping]] = ..., software_version: _Optional[str] = ...) -> None: ...
+    ask_per_gpu_hour: str
+    def __init__(self, address: _Optional[str] = ..., devices: _Optional[_Iterable[_Union[Device, _Mapping]]] = ..., ray: _Optional[_Union[RayResources, _Mapping]] = ..., software_version: _Optional[str] = ..., ask_per_gpu_hour: _Optional[str] = ...) -> None: ...
 
 class AdmissionResponse(_message.Message):
     __slots__ = ("signature",)
@@ -154,20 +156,22 @@ class ChallengeError(_message.Message):
     def __init__(self, challenge_id: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class ProviderMessage(_message.Message):
-    __slots__ = ("hello", "admission_response", "heartbeat", "commitment", "openings", "challenge_error")
+    __slots__ = ("hello", "admission_response", "heartbeat", "commitment", "openings", "challenge_error", "job_update")
     HELLO_FIELD_NUMBER: _ClassVar[int]
     ADMISSION_RESPONSE_FIELD_NUMBER: _ClassVar[int]
     HEARTBEAT_FIELD_NUMBER: _ClassVar[int]
     COMMITMENT_FIELD_NUMBER: _ClassVar[int]
     OPENINGS_FIELD_NUMBER: _ClassVar[int]
     CHALLENGE_ERROR_FIELD_NUMBER: _ClassVar[int]
+    JOB_UPDATE_FIELD_NUMBER: _ClassVar[int]
     hello: Hello
     admission_response: AdmissionResponse
     heartbeat: Heartbeat
     commitment: Commitment
     openings: Openings
     challenge_error: ChallengeError
-    def __init__(self, hello: _Optional[_Union[Hello, _Mapping]] = ..., admission_response: _Optional[_Union[AdmissionResponse, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., commitment: _Optional[_Union[Commitment, _Mapping]] = ..., openings: _Optional[_Union[Openings, _Mapping]] = ..., challenge_error: _Optional[_Union[ChallengeError, _Mapping]] = ...) -> None: ...
+    job_update: JobUpdate
+    def __init__(self, hello: _Optional[_Union[Hello, _Mapping]] = ..., admission_response: _Optional[_Union[AdmissionResponse, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., commitment: _Optional[_Union[Commitment, _Mapping]] = ..., openings: _Optional[_Union[Openings, _Mapping]] = ..., challenge_error: _Optional[_Union[ChallengeError, _Mapping]] = ..., job_update: _Optional[_Union[JobUpdate, _Mapping]] = ...) -> None: ...
 
 class AdmissionChallenge(_message.Message):
     __slots__ = ("nonce", "queen_address")
@@ -242,18 +246,22 @@ class ChallengeResult(_message.Message):
     def __init__(self, challenge_id: _Optional[str] = ..., verdict: _Optional[_Union[Verdict, str]] = ..., reason: _Optional[str] = ..., reported_tflops: _Optional[float] = ..., wall_tflops: _Optional[float] = ...) -> None: ...
 
 class QueenMessage(_message.Message):
-    __slots__ = ("admission_challenge", "admitted", "challenge", "opening_request", "challenge_result")
+    __slots__ = ("admission_challenge", "admitted", "challenge", "opening_request", "challenge_result", "job_start", "job_stop")
     ADMISSION_CHALLENGE_FIELD_NUMBER: _ClassVar[int]
     ADMITTED_FIELD_NUMBER: _ClassVar[int]
     CHALLENGE_FIELD_NUMBER: _ClassVar[int]
     OPENING_REQUEST_FIELD_NUMBER: _ClassVar[int]
     CHALLENGE_RESULT_FIELD_NUMBER: _ClassVar[int]
+    JOB_START_FIELD_NUMBER: _ClassVar[int]
+    JOB_STOP_FIELD_NUMBER: _ClassVar[int]
     admission_challenge: AdmissionChallenge
     admitted: Admitted
     challenge: Challenge
     opening_request: OpeningRequest
     challenge_result: ChallengeResult
-    def __init__(self, admission_challenge: _Optional[_Union[AdmissionChallenge, _Mapping]] = ..., admitted: _Optional[_Union[Admitted, _Mapping]] = ..., challenge: _Optional[_Union[Challenge, _Mapping]] = ..., opening_request: _Optional[_Union[OpeningRequest, _Mapping]] = ..., challenge_result: _Optional[_Union[ChallengeResult, _Mapping]] = ...) -> None: ...
+    job_start: JobStart
+    job_stop: JobStopRequest
+    def __init__(self, admission_challenge: _Optional[_Union[AdmissionChallenge, _Mapping]] = ..., admitted: _Optional[_Union[Admitted, _Mapping]] = ..., challenge: _Optional[_Union[Challenge, _Mapping]] = ..., opening_request: _Optional[_Union[OpeningRequest, _Mapping]] = ..., challenge_result: _Optional[_Union[ChallengeResult, _Mapping]] = ..., job_start: _Optional[_Union[JobStart, _Mapping]] = ..., job_stop: _Optional[_Union[JobStopRequest, _Mapping]] = ...) -> None: ...
 
 class ListProvidersRequest(_message.Message):
     __slots__ = ("states",)
@@ -316,3 +324,51 @@ class ListProvidersResponse(_message.Message):
     providers: _containers.RepeatedCompositeFieldContainer[ProviderInfo]
     queen_address: str
     def __init__(self, providers: _Optional[_Iterable[_Union[ProviderInfo, _Mapping]]] = ..., queen_address: _Optional[str] = ...) -> None: ...
+
+class JobStart(_message.Message):
+    __slots__ = ("job_id", "attempt", "gpus", "deadline_unix", "ciphertext", "sealed_key", "aad")
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    GPUS_FIELD_NUMBER: _ClassVar[int]
+    DEADLINE_UNIX_FIELD_NUMBER: _ClassVar[int]
+    CIPHERTEXT_FIELD_NUMBER: _ClassVar[int]
+    SEALED_KEY_FIELD_NUMBER: _ClassVar[int]
+    AAD_FIELD_NUMBER: _ClassVar[int]
+    job_id: str
+    attempt: int
+    gpus: int
+    deadline_unix: float
+    ciphertext: bytes
+    sealed_key: bytes
+    aad: str
+    def __init__(self, job_id: _Optional[str] = ..., attempt: _Optional[int] = ..., gpus: _Optional[int] = ..., deadline_unix: _Optional[float] = ..., ciphertext: _Optional[bytes] = ..., sealed_key: _Optional[bytes] = ..., aad: _Optional[str] = ...) -> None: ...
+
+class JobStopRequest(_message.Message):
+    __slots__ = ("job_id", "attempt", "reason")
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    job_id: str
+    attempt: int
+    reason: str
+    def __init__(self, job_id: _Optional[str] = ..., attempt: _Optional[int] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class JobUpdate(_message.Message):
+    __slots__ = ("job_id", "attempt", "seq", "kind", "message", "progress", "ts_unix", "exit_code")
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    SEQ_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    PROGRESS_FIELD_NUMBER: _ClassVar[int]
+    TS_UNIX_FIELD_NUMBER: _ClassVar[int]
+    EXIT_CODE_FIELD_NUMBER: _ClassVar[int]
+    job_id: str
+    attempt: int
+    seq: int
+    kind: str
+    message: str
+    progress: float
+    ts_unix: float
+    exit_code: int
+    def __init__(self, job_id: _Optional[str] = ..., attempt: _Optional[int] = ..., seq: _Optional[int] = ..., kind: _Optional[str] = ..., message: _Optional[str] = ..., progress: _Optional[float] = ..., ts_unix: _Optional[float] = ..., exit_code: _Optional[int] = ...) -> None: ...
