@@ -79,15 +79,23 @@ def build_parser() -> argparse.ArgumentParser:
     prun.add_argument("--ray-address", help="existing Ray cluster (default: start a local one)")
     prun.add_argument("--ray-resource", help="custom Ray resource to pin tasks to on a shared cluster")
     prun.add_argument("--no-gpu", action="store_true", help="ignore GPUs and run as a CPU provider")
+    prun.add_argument("--ask", metavar="PRICE",
+                      help="floor price for renters' jobs, GPUTOKEN per GPU-hour (default 0.5)")
+    prun.add_argument("--ray-dashboard", metavar="URL",
+                      help="the Ray dashboard (job API) of a shared cluster, e.g. http://head:8265")
     prun.add_argument("--metrics-port", type=int, help="Prometheus port (-1 off, 0 any free port)")
 
     king = sub.add_parser("king", help="run the king")
     ksub = king.add_subparsers(dest="action", metavar="ACTION", required=True)
-    krun = ksub.add_parser("run", help="run the king's control API: gather bridge attestations, deliver them, "
-                                       "follow settlements")
+    krun = ksub.add_parser("run", help="run the king: the renter gateway and scheduler, queens' sessions, bridge "
+                                       "deliveries, settlements")
     _common(krun)
     _tls_flags(krun, client=False)
-    krun.add_argument("--listen", help="HOST:PORT for queens (default 0.0.0.0:7480)")
+    krun.add_argument("--listen", help="HOST:PORT for renters and queens (default 0.0.0.0:7480)")
+
+    from blendr import renter_cli
+
+    renter_cli.add_parsers(sub, _common)
 
     pool = sub.add_parser("pool", help="inspect a queen's pool")
     posub = pool.add_subparsers(dest="action", metavar="ACTION", required=True)
@@ -202,6 +210,7 @@ def _cmd_provider(args: argparse.Namespace) -> int:
     cfg = _load(args, {"provider.queens": queens, "provider.ray_address": args.ray_address,
                        "provider.ray_resource": args.ray_resource,
                        "provider.use_gpu": False if args.no_gpu else None,
+                       "provider.ask_per_gpu_hour": args.ask, "provider.ray_dashboard": args.ray_dashboard,
                        "metrics.port": args.metrics_port})
     if not cfg.provider.queens:
         raise ConfigError("no queen given: pass --queen HOST:PORT (or set provider.queens in config.toml)")
@@ -329,6 +338,12 @@ def _cmd_chain(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_renter(args: argparse.Namespace) -> int:
+    from blendr import renter_cli
+
+    return renter_cli.run(args, _load)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -336,7 +351,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return EXIT_USAGE
     handlers = {"identity": _cmd_identity, "queen": _cmd_queen, "provider": _cmd_provider, "pool": _cmd_pool,
-                "devnet": _cmd_devnet, "chain": _cmd_chain, "king": _cmd_king}
+                "devnet": _cmd_devnet, "chain": _cmd_chain, "king": _cmd_king, "job": _cmd_renter,
+                "offers": _cmd_renter, "wallet": _cmd_renter}
     try:
         return handlers[args.cmd](args)
     except KeyboardInterrupt:

@@ -115,6 +115,11 @@ class ProviderConfig:
     reconnect_max_s: float = 10.0
     # Give up (exit non-zero) after this many seconds without reaching any queen.
     reconnect_give_up_s: float = 3600.0
+    # The floor price per GPU-hour for renters' jobs, in GPUTOKEN (sent to the queen in wei).
+    ask_per_gpu_hour: str = "0.5"
+    # The Ray dashboard (job submission API) of a shared cluster, e.g. http://head:8265; empty: the local
+    # Ray the agent starts, or the dashboard of the cluster at ray_address.
+    ray_dashboard: str = ""
 
 
 @dataclass
@@ -165,6 +170,15 @@ class RelayConfig:
     king: str = ""
     # The CA that signed the king's certificate; empty: rpc.ca_file (else <home>/tls/ca.crt).
     king_ca_file: str = ""
+    # The king's address, which the queen's registration names (so it cannot be replayed to another king);
+    # empty: the registration says "any king", which a king may refuse.
+    king_address: str = ""
+    # Seconds between pool snapshots to the king (the king's QueenRegistered.snapshot_interval_s wins when > 0).
+    snapshot_interval_s: float = 5.0
+    # The provider endpoint (HOST:PORT) the queen tells the king; empty: queen.listen with the bound port.
+    endpoint: str = ""
+    # Job events kept in memory while the king is unreachable (oldest logs dropped first beyond it).
+    king_event_buffer: int = 10000
     # Seconds between polls of the chains.
     poll_s: float = 2.0
     # Mean seconds between challenges of a provider during a rental (the chain's WorkVerification
@@ -193,6 +207,30 @@ class KingConfig:
     retry_max_s: float = 60.0
     # Seconds the attester set and threshold of an inbox are cached.
     attester_cache_s: float = 60.0
+    # Renter sessions: how long a sign-in lasts.
+    session_ttl_s: float = 3600.0
+    # Signed intents a job may carry (the first rental and spares to move it off a provider that dies).
+    max_intents: int = 4
+    # The largest encrypted payload (working directory and environment) a job may carry, in bytes.
+    max_payload_bytes: int = 8 * 2**20
+    # Seconds a queen may be away before its jobs are moved to other providers.
+    queen_grace_s: float = 30.0
+    # Seconds between pool snapshots the king asks queens for.
+    snapshot_interval_s: float = 5.0
+    # Pricing (GPUTOKEN per GPU-hour): governance bounds of a quote, and how much it rises with utilization.
+    min_price_per_gpu_hour: str = "0.01"
+    max_price_per_gpu_hour: str = "50"
+    price_surge: float = 1.0
+
+
+@dataclass
+class RenterConfig:
+    """A renter's CLI and SDK defaults (``blendr job …``): which king to use."""
+
+    # The king's renter gateway (HOST:PORT); its CA is rpc.ca_file (--ca-file).
+    king: str = "127.0.0.1:7480"
+    # Seconds before a call to the king gives up.
+    timeout_s: float = 30.0
 
 
 @dataclass
@@ -209,6 +247,7 @@ class Config:
     devnet: DevnetConfig = field(default_factory=DevnetConfig)
     relay: RelayConfig = field(default_factory=RelayConfig)
     king: KingConfig = field(default_factory=KingConfig)
+    renter: RenterConfig = field(default_factory=RenterConfig)
 
     def path(self, *parts: str) -> Path:
         """A path inside the node's home directory."""
@@ -225,6 +264,7 @@ SECTIONS: dict[str, type[Any]] = {
     "devnet": DevnetConfig,
     "relay": RelayConfig,
     "king": KingConfig,
+    "renter": RenterConfig,
 }
 # Top-level tables read by their own loaders: [network.NAME] (blendr.chain.networks).
 OWN_LOADER_SECTIONS = {"network"}

@@ -1,17 +1,18 @@
-"""``make demo``: the network on this machine: both chains, a king, three queens, three providers, a rental
-verified on Ethereum Classic and settled on Ethereum.
+"""``make demo``: the whole network on this machine, and a renter's job through it, end to end.
 
-1. ``blendr devnet up`` (eth 31337 and etc 63 on free ports; every contract deployed, accounts funded and staked);
-2. ``blendr king run`` (control API: gathers bridge attestations and delivers them);
-3. three ``blendr queen run --relay`` (the bridge's 2-of-3 attesters; queen 1 admits providers by on-chain stake);
-4. three ``blendr provider run`` (local Ray, one pinned resource each), challenged live;
-5. a renter's rental of provider 1 for ``BLENDR_DEMO_RENTAL_SECONDS`` (default 60) is created on chain with the
-   king's scheduler key (the gateway that does this for renters comes next), then watched: the task opens on
-   ETC over the bridge, the queen challenges the provider, lands batches, finalizes, the result crosses back
-   and the rental settles. It ends with a receipt: balances before and after, and the transactions.
+1. ``blendr devnet up``: eth (31337) and etc (63) anvil chains on free ports, every contract deployed, the devnet
+   accounts funded and staked;
+2. ``blendr king run``: the renter gateway, the scheduler, queens' sessions, bridge deliveries, settlements;
+3. two ``blendr queen run`` with chain duties (bridge attesters, verification on ETC), linked to the king;
+4. four ``blendr provider run`` (two per queen) on one local Ray with its dashboard (one pinned resource each),
+   challenged live;
+5. the devnet renter submits a job through the SDK (``blendr.client``, what ``blendr job submit`` uses): it
+   renders a Mandelbrot image with NumPy (``examples/render``), reporting progress; the demo follows it live and
+   ends with a receipt: escrow, payment to the provider, fee, refund, reputation before and after, and the
+   transactions on both chains.
 
 Everything lives under ``.demo/`` (homes, keys, logs, chain state), fresh on every run, and everything the demo
-started is stopped at the end.
+started is stopped at the end. ``BLENDR_DEMO_SIZE`` (default 384) sets the image size.
 """
 
 from __future__ import annotations
@@ -25,10 +26,10 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
-PROVIDERS = 3
-QUEENS = 3
+PROVIDERS = 4
+QUEENS = 2
+ASKS = ("0.40", "0.45", "0.50", "0.55")
 
 
 def _free_port() -> int:
@@ -63,7 +64,6 @@ def main() -> int:
     from blendr.telemetry import configure_logging
 
     configure_logging("WARNING")
-    rental_s = int(os.environ.get("BLENDR_DEMO_RENTAL_SECONDS", "60"))
     root = Path(".demo").resolve()
     shutil.rmtree(root, ignore_errors=True)
     logs = root / "logs"
@@ -97,42 +97,48 @@ def main() -> int:
         _say("starting the devnet chains (eth 31337, etc 63) and deploying every contract")
         devnet.up(chain_cfg, echo=lambda s: print("   " + s, flush=True))
 
-        _say("starting the king")
-        khome = home("king", "king", "[king]\nlisten = \"127.0.0.1:0\"\npoll_s = 0.5\n")
+        _say("starting the king (renter gateway, scheduler, bridge deliveries, settlements)")
+        khome = home("king", "king", "[king]\nlisten = \"127.0.0.1:0\"\npoll_s = 0.5\nsnapshot_interval_s = 2.0\n")
         kproc = spawn("king", ["king", "run", "--home", str(khome)])
         king_port = _wait_file(khome / "king" / "port", kproc, logs / "king.log", "the king")
+        king_ca = khome / "tls" / "ca.crt"
 
-        queen_ports = []
+        queens = []
         for i in range(1, QUEENS + 1):
-            _say(f"starting queen {i} (a bridge attester; chain duties on)")
+            _say(f"starting queen {i} (admits providers by their stake; verifies rentals on ETC; bridge attester)")
             qhome = home(f"queen{i}", f"queen{i}", (
                 "[queen]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\nadmission = \"stake\"\n"
                 "heartbeat_interval_s = 1.0\nsuspect_after_s = 4.0\ndead_after_s = 10.0\n"
-                "challenge_mean_interval_s = 20.0\nchallenge_n_cpu = 256\nchallenge_max_count = 8\n"
+                "challenge_mean_interval_s = 30.0\nchallenge_n_cpu = 256\nchallenge_max_count = 8\n"
                 f"[relay]\nenabled = true\nking = \"127.0.0.1:{king_port}\"\npoll_s = 0.5\n"
-                f"king_ca_file = \"{khome / 'tls' / 'ca.crt'}\"\n"
-                "rental_challenge_mean_interval_s = 4.0\nbatch_interval_s = 10.0\n"))
+                f"king_ca_file = \"{king_ca}\"\nsnapshot_interval_s = 2.0\n"
+                "rental_challenge_mean_interval_s = 3.0\nbatch_interval_s = 5.0\n"))
             qproc = spawn(f"queen{i}", ["queen", "run", "--home", str(qhome)])
-            queen_ports.append((qhome, _wait_file(qhome / "queen" / "port", qproc, logs / f"queen{i}.log",
-                                                  f"queen {i}")))
-        q1home, q1port = queen_ports[0]
-        q1admin = (q1home / "queen" / "admin_port").read_text().strip()
+            queens.append((qhome, _wait_file(qhome / "queen" / "port", qproc, logs / f"queen{i}.log", f"queen {i}")))
 
-        _say("starting a local Ray (shared by the providers, one pinned resource each)")
+        _say("starting a local Ray with its dashboard (the providers' cluster: one pinned resource each)")
         import ray
 
         pins = [f"blendr-demo-p{i}" for i in range(1, PROVIDERS + 1)]
-        ray.init(num_cpus=max(PROVIDERS, os.cpu_count() or 1), resources={p: 1000.0 for p in pins},
-                 include_dashboard=False, namespace="blendr-demo", log_to_driver=False, logging_level="ERROR")
+        ctx = ray.init(num_cpus=max(PROVIDERS, os.cpu_count() or 1), resources={p: 1000.0 for p in pins},
+                       include_dashboard=True, namespace="blendr-demo", log_to_driver=False, logging_level="ERROR")
         ray_started = True
         gcs = ray.get_runtime_context().gcs_address
+        dashboard = "http://" + str(ctx.dashboard_url)
         for i, pin in enumerate(pins, 1):
-            _say(f"starting provider {i} (staked on ETH; queen 1 admits it by its stake)")
+            qhome, qport = queens[(i - 1) // 2]
+            _say(f"starting provider {i} (staked on ETH; asks {ASKS[i - 1]} GPUTOKEN per GPU-hour; "
+                 f"queen {(i - 1) // 2 + 1})")
             phome = home(f"provider{i}", f"provider{i}", "")
-            spawn(f"provider{i}", ["provider", "run", "--home", str(phome), "--queen", f"127.0.0.1:{q1port}",
-                                   "--ca-file", str(q1home / "tls" / "ca.crt"), "--ray-address", gcs,
-                                   "--ray-resource", pin])
-        return _rental(load_config(q1home, env={}), f"127.0.0.1:{q1admin}", khome, manifest, rental_s, logs, procs)
+            spawn(f"provider{i}", ["provider", "run", "--home", str(phome), "--queen", f"127.0.0.1:{qport}",
+                                   "--ca-file", str(qhome / "tls" / "ca.crt"), "--ray-address", gcs,
+                                   "--ray-resource", pin, "--ray-dashboard", dashboard, "--ask", ASKS[i - 1]])
+        rhome = root / "renter"
+        rhome.mkdir()
+        print("   " + devnet.install_key(load_config(rhome, env={}), "renter"), flush=True)
+        import asyncio
+
+        return asyncio.run(_renter(rhome, f"127.0.0.1:{king_port}", king_ca, manifest, logs, procs))
     finally:
         _say("stopping everything the demo started")
         for p in reversed(procs):
@@ -151,124 +157,109 @@ def main() -> int:
         devnet.down(chain_cfg, echo=lambda s: None)
 
 
-def _rental(qcfg: Any, admin: str, khome: Path, manifest_path: Path, rental_s: int, logs: Path,
-            procs: list[subprocess.Popen[bytes]]) -> int:
+async def _renter(rhome: Path, king: str, king_ca: Path, manifest_path: Path, logs: Path,
+                  procs: list[subprocess.Popen[bytes]]) -> int:
     import asyncio
     import json
 
-    from eth_account import Account
-
     from blendr.chain.client import ChainClient, ChainSettings
-    from blendr.chain.contracts import (
-        GPURental,
-        GPUToken,
-        RentalIntent,
-        RentalStatus,
-        ReputationSystem,
-        WorkVerification,
-    )
+    from blendr.chain.contracts import GPUToken, ReputationSystem, WorkVerification
     from blendr.chain.manifest import Manifest
-    from blendr.chain.types import tokens
-    from blendr.devnet import DEV_KEYS, ROLES
-    from queen.poolview import fetch_pool, render
+    from blendr.client import JobRequest, KingClient, RenterError
+    from blendr.identity import NodeIdentity
+    from blendr.jobspec import fmt_tokens
 
     m = Manifest.from_json(json.loads(manifest_path.read_text()))
-    acct = {name: Account.from_key(DEV_KEYS[i]) for name, i in ROLES.items()}
 
-    def client(chain: str, who: str) -> ChainClient:
+    def reader(chain: str) -> ChainClient:
         d = m.chain(chain)
-        return ChainClient(ChainSettings(chain, d.rpc_url, d.chain_id, eip1559=d.eip1559, poll_s=0.05), acct[who])
+        return ChainClient(ChainSettings(chain, d.rpc_url, d.chain_id, eip1559=d.eip1559, poll_s=0.05))
 
-    token = GPUToken(client("eth", "deployer"), m.eth.address("GPUToken"))
-    rep = ReputationSystem(client("etc", "deployer"), m.etc.address("ReputationSystem"))
-    wv = WorkVerification(client("etc", "deployer"), m.etc.address("WorkVerification"))
-    rental_addr = m.eth.address("GPURental")
-    renter, provider, treasury = acct["renter"].address, acct["provider1"].address, m.accounts["treasury"]
+    token = GPUToken(reader("eth"), m.eth.address("GPUToken"))
+    rep = ReputationSystem(reader("etc"), m.etc.address("ReputationSystem"))
+    wv = WorkVerification(reader("etc"), m.etc.address("WorkVerification"))
+    renter = NodeIdentity.load(rhome)
+    treasury = m.accounts["treasury"]
 
     def check_alive() -> None:
         dead = [p for p in procs if p.poll() is not None]
         if dead:
             raise SystemExit(f"a demo process exited early (code {dead[0].returncode}); see the logs in {logs}")
 
-    _say("waiting for the providers to pass their first challenges")
-    deadline = time.monotonic() + 120
-    while True:
-        check_alive()
-        with contextlib.suppress(Exception):
-            pool = asyncio.run(fetch_pool(qcfg, admin))
-            if len(pool.providers) == PROVIDERS and all(p.challenges_passed >= 1 for p in pool.providers):
-                break
-        if time.monotonic() > deadline:
-            raise SystemExit(f"the providers did not pass a challenge within 2 minutes; see the logs in {logs}")
-        time.sleep(1)
-    print(render(pool), flush=True)
-
-    price = tokens("2.5")
-    before = {"renter": token.balance_of(renter), "provider 1": token.balance_of(provider),
-              "treasury": token.balance_of(treasury)}
-    rep_before = rep.score(provider)
-    _say(f"the renter rents provider 1 (1 GPU) for {rental_s} s at 2.5 GPUTOKEN per GPU-hour, through queen 1")
-    GPUToken(client("eth", "renter"), m.eth.address("GPUToken")).approve(rental_addr, 2**256 - 1)
-    now = int(client("eth", "deployer").w3.eth.get_block("latest")["timestamp"])
-    intent = RentalIntent(renter, provider, 1, b"\x00" * 32, tokens(3), rental_s, 1, now + 600)
-    king = GPURental(client("eth", "king"), rental_addr)
-    created = king.create(intent, intent.sign(acct["renter"], m.eth.chain_id, rental_addr), price,
-                          acct["queen1"].address)
-    rid = intent.rental_id(m.eth.chain_id, rental_addr)
-    info = king.rental(rid)
-    print(f"   rental {rid:#066x}\n   escrow {_fmt(info.escrow)} GPUTOKEN locked on ETH "
-          f"(tx {'0x' + bytes(created['transactionHash']).hex()})", flush=True)
-
-    _say("following the rental: bridge -> ETC task -> challenges -> batches -> finalize -> bridge -> settlement")
-    start = time.monotonic()
-    last_line = ""
-    while True:
-        check_alive()
-        r = king.rental(rid)
-        task = wv.task(rid)
-        opened = task[0] != "0x" + "00" * 20
-        with contextlib.suppress(Exception):
-            pool = asyncio.run(fetch_pool(qcfg, admin))
-        p1 = next((p for p in pool.providers if p.address.lower() == provider.lower()), None)
-        line = (f"   {time.monotonic() - start:5.0f}s  ETH rental: {r.status.name.lower():9s}  ETC task: "
-                f"{'finalized' if opened and task[-1] else ('open' if opened else 'waiting for the bridge'):22s}"
-                f"  provider 1 challenges: {p1.challenges_passed if p1 else 0} passed, "
-                f"{(p1.challenges_failed + p1.challenges_missed) if p1 else 0} failed/missed")
-        if line != last_line:
-            print(line, flush=True)
-            last_line = line
-        if r.status == RentalStatus.SETTLED:
-            break
-        if time.monotonic() - start > rental_s + 180:
-            raise SystemExit(f"the rental did not settle within {rental_s + 180} s; see the logs in {logs}")
-        time.sleep(2)
-
-    after = {"renter": token.balance_of(renter), "provider 1": token.balance_of(provider),
-             "treasury": token.balance_of(treasury)}
-    fin = wv.contract.events.TaskFinalized().get_logs(from_block=m.etc.deploy_block)
-    fin = [e for e in fin if int(e["args"]["rentalId"]) == rid]
-    st = [e for e in GPURental(client("eth", "deployer"), rental_addr).contract.events.RentalSettled().get_logs(
-        from_block=m.eth.deploy_block) if int(e["args"]["rentalId"]) == rid]
-    a = fin[0]["args"]
-    s = st[0]["args"]
+    async with KingClient(king, renter.account(), ca_file=king_ca) as k:
+        _say("waiting for the king to see the four providers (admitted and challenged by their queens)")
+        deadline = time.monotonic() + 180
+        while True:
+            check_alive()
+            with contextlib.suppress(RenterError):
+                offers = await k.offers()
+                if sum(o.providers for o in offers) >= PROVIDERS:
+                    break
+            if time.monotonic() > deadline:
+                raise SystemExit(f"the king did not see {PROVIDERS} providers within 3 minutes; see {logs}")
+            await asyncio.sleep(1)
+        print(f"   {'MODEL':8s} {'PROVIDERS':>9s} {'FREE/TOTAL':>10s} {'MIN ASK/h':>10s} {'QUOTE/h':>8s}")
+        for o in offers:
+            print(f"   {o.gpu_model:8s} {o.providers:>9d} {f'{o.gpus_free}/{o.gpus_total}':>10s} "
+                  f"{fmt_tokens(int(o.min_ask_per_gpu_hour)):>10s} {fmt_tokens(int(o.quote_per_gpu_hour)):>8s}")
+        wallet = await k.wallet()
+        size = os.environ.get("BLENDR_DEMO_SIZE", "384")
+        req = JobRequest(entrypoint=f"python render.py --size {size} --iterations 300 --tiles 12", gpus=1,
+                         gpu_model="cpu", hours=3 / 60, max_price="1.0",
+                         workdir=Path(__file__).resolve().parents[1] / "examples" / "render", name="mandelbrot")
+        _say(f"the renter {renter.address} ({fmt_tokens(int(wallet.balance))} GPUTOKEN) submits a render job: "
+             f"{req.spec().describe()}")
+        print("   (the payload is encrypted to the candidate providers' keys; the intents leave the provider to the "
+              "king)", flush=True)
+        job = await k.submit(req)
+        print(f"   job {job.job_id} queued", flush=True)
+        before = {"renter": token.balance_of(renter.address), "treasury": token.balance_of(treasury)}
+        provider = ""
+        rep_before = 0
+        final = None
+        async for ev in k.watch(job.job_id):
+            check_alive()
+            final = ev.job
+            if ev.kind == "log":
+                print(f"     | {ev.message}", flush=True)
+            elif ev.kind == "progress":
+                bar = "#" * int(ev.progress * 30)
+                print(f"   progress [{bar:30s}] {ev.progress * 100:5.1f}%  cost so far "
+                      f"{fmt_tokens(int(ev.job.cost_so_far))} GPUTOKEN", flush=True)
+            else:
+                print(f"   [{ev.kind}] {ev.message}", flush=True)
+            if ev.kind == "scheduled" and not provider:
+                provider = ev.job.provider
+                before["provider"] = token.balance_of(provider)
+                rep_before = rep.score(provider)
+        if final is None or not final.rentals:
+            print("the job ended without a rental", file=sys.stderr)
+            return 1
     _say("receipt")
-    print(f"   verification on ETC: {a['issued']} challenges during the rental, {a['passed']} passed, "
-          f"{a['failedCount']} failed, {a['missed']} missed -> {a['verifiedSeconds']} of {rental_s} s verified"
-          f"{' (FAILED: stake slashed)' if a['failed'] else ''}")
-    print(f"   escrow {_fmt(r.escrow)}; paid to provider {_fmt(s['providerPayment'])}; fee {_fmt(s['fee'])}; "
-          f"refund {_fmt(s['refund'])} GPUTOKEN")
-    print(f"   {'account':12s} {'before':>14s} {'after':>14s} {'change':>12s}")
-    for k in before:
-        print(f"   {k:12s} {_fmt(before[k]):>14s} {_fmt(after[k]):>14s} {_fmt(after[k] - before[k]):>12s}")
-    print(f"   reputation of provider 1 on ETC: {rep_before / 100:.2f}% -> {rep.score(provider) / 100:.2f}%")
-    print(f"   ETH create   {'0x' + bytes(created['transactionHash']).hex()}")
-    print(f"   ETC finalize {'0x' + bytes(fin[0]['transactionHash']).hex()}")
-    print(f"   ETH settle   {'0x' + bytes(st[0]['transactionHash']).hex()}", flush=True)
-    ok = (after["provider 1"] - before["provider 1"] == s["providerPayment"]
-          and before["renter"] - after["renter"] == s["providerPayment"] + s["fee"]
-          and after["treasury"] - before["treasury"] == s["fee"])
+    r = final.rentals[0]
+    after = {"renter": token.balance_of(renter.address), "provider": token.balance_of(r.provider),
+             "treasury": token.balance_of(treasury)}
+    paid = int(r.provider_payment) + int(r.fee)
+    print(f"   job {final.job_id}: {'exit code ' + str(final.exit_code) if final.exit_code else 'finished'}, "
+          f"on provider {r.provider}")
+    print(f"   escrow {fmt_tokens(int(r.escrow))}; verified {r.verified_seconds} s; paid to provider "
+          f"{fmt_tokens(int(r.provider_payment))}; fee {fmt_tokens(int(r.fee))}; refund {fmt_tokens(int(r.refund))} "
+          "GPUTOKEN")
+    print(f"   {'account':10s} {'before':>16s} {'after':>16s} {'change':>12s}")
+    for name in ("renter", "provider", "treasury"):
+        print(f"   {name:10s} {fmt_tokens(before[name]):>16s} {fmt_tokens(after[name]):>16s} "
+              f"{fmt_tokens(after[name] - before[name]) if after[name] >= before[name] else '-' + fmt_tokens(before[name] - after[name]):>12s}")
+    print(f"   reputation of the provider on ETC: {rep_before / 100:.2f}% -> {rep.score(r.provider) / 100:.2f}%")
+    fin = [e for e in wv.contract.events.TaskFinalized().get_logs(from_block=m.etc.deploy_block)
+           if int(e["args"]["rentalId"]).to_bytes(32, "big") == bytes(r.rental_id)]
+    print(f"   ETH create   {r.created_tx}")
+    if fin:
+        print(f"   ETC finalize 0x{bytes(fin[0]['transactionHash']).hex()}")
+    print(f"   ETH settle   {r.settled_tx}", flush=True)
+    ok = (before["renter"] - after["renter"] == paid and after["provider"] - before["provider"] == int(r.provider_payment)
+          and after["treasury"] - before["treasury"] == int(r.fee) and final.exit_code == 0 and r.state == "settled")
     if not ok:
-        print("balances do not match the settlement", file=sys.stderr)
+        print("the balances do not match the settlement, or the job failed", file=sys.stderr)
     return 0 if ok else 1
 
 

@@ -23,6 +23,14 @@ class SignatureError(BlendrError):
     """Raised when a signature is malformed, does not recover to the expected address, or is replayed."""
 
 
+class AuthenticationError(BlendrError):
+    """Raised when a sign-in or a session token is missing, forged, replayed or expired."""
+
+
+class AlreadyExistsError(BlendrError):
+    """Raised when an idempotency key (a request id) is reused with different parameters."""
+
+
 class PermissionDeniedError(BlendrError):
     """Raised when an authenticated identity is not allowed to do what it asked (e.g. join a pool)."""
 

@@ -9,22 +9,34 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from blendr.chain.client import ChainClient
-from blendr.chain.contracts import BridgeInbox, GPURental
+from blendr.chain.contracts import BridgeInbox, GPURental, GPUToken, ReputationSystem, StakingManager, Tier
 from blendr.chain.manifest import Manifest, chain_settings, load_manifest
+from blendr.chain.types import tokens
 from blendr.clock import Clock, SystemClock
 from blendr.config import Config
 from blendr.identity import NodeIdentity
+from blendr.jobspec import fmt_tokens
+from blendr.proof.fingerprints import FINGERPRINTS
 from blendr.rpc.server import ServerHandle, start_server
 from blendr.store import SQLiteStore, Store
 from blendr.telemetry import get_logger
+from king.auth import Sessions
 from king.bridge import AttestationBook, Lane
 from king.control import KingControlServicer
+from king.gateway import RenterGatewayServicer
+from king.jobs import JobManager, JobsConfig
+from king.pricing import Pricer, PricingParams
+from king.queens import QueenHub
+from king.rentals import EthRentals
+from king.scheduler import Scheduler
 from king.settlements import SettlementBook
 from protos.blendr.v1 import king_pb2_grpc as kpb_grpc
+from protos.blendr.v1 import renter_pb2_grpc as rpb_grpc
 
 log = get_logger("blendr.king")
 
-SERVICES = ("blendr.v1.KingControl",)
+SERVICES = ("blendr.v1.KingControl", "blendr.v1.RenterGateway")
+
 
 
 @dataclass
@@ -36,6 +48,9 @@ class KingApp:
     settlements: SettlementBook
     store: Store
     clients: dict[str, ChainClient]
+    jobs: JobManager
+    hub: QueenHub
+    sessions: Sessions
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     @property
@@ -49,6 +64,7 @@ class KingApp:
             try:
                 while await asyncio.to_thread(self.settlements.poll):
                     pass
+                self.jobs.poll_settlements()
                 failures = 0
             except asyncio.CancelledError:
                 raise
@@ -57,6 +73,17 @@ class KingApp:
                 delay = min(self.cfg.king.retry_max_s, self.cfg.king.retry_initial_s * 2 ** (failures - 1))
                 log.warning("settlement follower failed; retrying", error=str(exc)[:300], retry_in_s=round(delay, 2))
             await asyncio.sleep(delay)
+
+    async def _follow_reputation(self, rep: Any, scores: dict[str, int]) -> None:
+        """Keeps the providers' on-chain reputation (ETC) fresh for the scheduler."""
+        while True:
+            for provider in list(self.jobs.pool):
+                try:
+                    scores[provider] = await asyncio.to_thread(rep.score, provider)
+                except Exception as exc:  # an ETC outage leaves the last known score in place
+                    log.debug("reputation read failed", provider=provider, error=str(exc)[:200])
+                    break
+            await asyncio.sleep(30.0)
 
     async def stop(self) -> None:
         for t in self._tasks:
@@ -100,16 +127,42 @@ async def start_king(
     ]
     book = AttestationBook(lanes, store, clock, cfg.king)
     pending = book.load()
-    settlements = SettlementBook(GPURental(clients["eth"], m.eth.address("GPURental")), store,
-                                 start_block=m.eth.deploy_block)
+    rental = GPURental(clients["eth"], m.eth.address("GPURental"))
+    settlements = SettlementBook(rental, store, start_block=m.eth.deploy_block)
+    kc = cfg.king
+    sessions = Sessions(store, clock, king=ident.address, chain_id=m.eth.chain_id, ttl_s=kc.session_ttl_s)
+    pricer = Pricer(PricingParams(min_per_gpu_hour=tokens(kc.min_price_per_gpu_hour),
+                                  max_per_gpu_hour=tokens(kc.max_price_per_gpu_hour), surge=kc.price_surge))
+    scheduler = Scheduler(pricer, known_models=FINGERPRINTS)
+    staking = StakingManager(clients["eth"], m.eth.address("StakingManager"))
+
+    def queen_stake(queen: str) -> tuple[bool, str]:
+        stake, minimum = int(staking.stake_of(queen, Tier.QUEEN)), int(staking.min_stake(Tier.QUEEN))
+        if stake >= minimum and stake > 0:
+            return True, "staked"
+        return False, f"queen stake {fmt_tokens(stake)} GPUTOKEN is below the minimum {fmt_tokens(minimum)}"
+
+    hub = QueenHub(ident.address, clock, stake_check=queen_stake, snapshot_interval_s=kc.snapshot_interval_s)
+    scores: dict[str, int] = {}
+    jobs = JobManager(store, clock, scheduler, EthRentals(rental, GPUToken(clients["eth"], m.eth.address("GPUToken"))),
+                      hub, JobsConfig(max_intents=kc.max_intents, max_payload_bytes=kc.max_payload_bytes,
+                                      queen_grace_s=kc.queen_grace_s),
+                      reputation=lambda p: scores.get(p, 5000))
+    hub.jobs = jobs
+    await jobs.prepare()
+    live = jobs.load()
     server = await start_server(
-        cfg, cfg.king.listen, [lambda s: kpb_grpc.add_KingControlServicer_to_server(KingControlServicer(book, settlements), s)],
+        cfg, kc.listen,
+        [lambda s: kpb_grpc.add_KingControlServicer_to_server(KingControlServicer(book, settlements, hub), s),
+         lambda s: rpb_grpc.add_RenterGatewayServicer_to_server(RenterGatewayServicer(jobs, sessions), s)],
         service_names=SERVICES)
-    app = KingApp(cfg, ident.address, server, book, settlements, store, clients)
+    app = KingApp(cfg, ident.address, server, book, settlements, store, clients, jobs, hub, sessions)
     if run_loops:
-        app._tasks = [asyncio.create_task(book.run()), asyncio.create_task(app._follow_settlements())]
+        rep = ReputationSystem(clients["etc"], m.etc.address("ReputationSystem"))
+        app._tasks = [asyncio.create_task(book.run()), asyncio.create_task(app._follow_settlements()),
+                      asyncio.create_task(jobs.run()), asyncio.create_task(app._follow_reputation(rep, scores))]
     log.info("king serving", address=ident.address, port=server.port, tls=server.tls, network=m.network,
-             pending_deliveries=pending)
+             pending_deliveries=pending, live_jobs=live)
     return app
 
 
@@ -122,6 +175,6 @@ async def run_king(cfg: Config) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    print(f"king {app.address} control API on port {app.port} (tls={'on' if app.server.tls else 'off'})", flush=True)
+    print(f"king {app.address} serving renters and queens on port {app.port} (tls={'on' if app.server.tls else 'off'})", flush=True)
     await stop.wait()
     await app.stop()

@@ -25,9 +25,17 @@ RENTAL_TO_PB = {"active": kpb.RENTAL_STATE_ACTIVE, "cancelled": kpb.RENTAL_STATE
 
 
 class KingControlServicer(kpb_grpc.KingControlServicer):
-    def __init__(self, book: AttestationBook, settlements: SettlementBook) -> None:
+    def __init__(self, book: AttestationBook, settlements: SettlementBook, hub: Any = None) -> None:
         self.book = book
         self.settlements = settlements
+        self.hub = hub  # king.queens.QueenHub
+
+    async def QueenSession(self, request_iterator: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+        if self.hub is None:
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, "this king takes no queen sessions")
+            return
+        async for msg in self.hub.session(request_iterator, context):
+            yield msg
 
     async def _fail(self, context: grpc.aio.ServicerContext[Any, Any], exc: BlendrError) -> None:
         await context.abort(status_for(exc), str(exc))

@@ -1,8 +1,10 @@
-"""The provider agent: dial out to a queen, pass admission, heartbeat, answer challenges.
+"""The provider agent: dial out to a queen, pass admission, heartbeat, answer challenges, run renters' jobs.
 
 Connects to the first reachable queen of its list and fails over to the next; after losing a queen it
 reconnects with bounded exponential backoff (tenacity). Challenges run on the compute runtime (Ray
-tasks, one per device); openings are recomputed on the host from the committed row digests.
+tasks, one per device); openings are recomputed on the host from the committed row digests. Renters' jobs
+(``JobStart``/``JobStopRequest``) go to a :class:`~provider.jobhost.JobHost`, which outlives sessions and
+reports every job again to the next queen session.
 """
 
 from __future__ import annotations
@@ -10,8 +12,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import grpc
@@ -19,7 +22,13 @@ from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, w
 
 import blendr
 from blendr.config import Config
-from blendr.errors import BlendrError, ChallengeExpiredError, InvalidArgumentError, UnavailableError
+from blendr.errors import (
+    BlendrError,
+    ChallengeExpiredError,
+    ConfigError,
+    InvalidArgumentError,
+    UnavailableError,
+)
 from blendr.identity import NodeIdentity
 from blendr.proof.merkle import MerkleTree
 from blendr.proof.params import ChallengeParams
@@ -27,15 +36,33 @@ from blendr.proof.prover import DeviceProof, open_rows
 from blendr.rpc import convert
 from blendr.rpc.server import open_channel
 from blendr.telemetry import Metrics, get_logger
-from blendr.types import DeviceInfo, Hello, RayInfo
+from blendr.types import DeviceInfo, DeviceKind, Hello, RayInfo
 from protos.blendr.v1 import queen_pb2 as pb
 from protos.blendr.v1 import queen_pb2_grpc as pb_grpc
 from provider.compute import ComputeRuntime
+from provider.jobhost import JobExecutor, JobHost
 
 log = get_logger("blendr.provider")
 
 KEEP_PROOFS = 4
+WEI_PER_TOKEN = 10**18
 FATAL_CODES = {grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.UNIMPLEMENTED}
+
+
+def ask_in_wei(tokens: str) -> int:
+    """``provider.ask_per_gpu_hour`` (GPUTOKEN, e.g. ``"0.5"``) in wei, as the hello carries it.
+
+    Raises:
+        ConfigError: not a non-negative number, or finer than one wei.
+    """
+    try:
+        amount = Decimal(tokens.strip())
+    except InvalidOperation:
+        raise ConfigError(f"config provider.ask_per_gpu_hour must be a number of GPUTOKEN (got {tokens!r})") from None
+    wei = amount * WEI_PER_TOKEN
+    if not amount.is_finite() or amount < 0 or wei != wei.to_integral_value():
+        raise ConfigError(f"config provider.ask_per_gpu_hour must be >= 0 with at most 18 decimals (got {tokens!r})")
+    return int(wei)
 
 
 class _QueensUnreachable(Exception):
@@ -83,7 +110,18 @@ class ProviderAgent:
         queens: Sequence[str],
         *,
         metrics: ProviderMetrics | None = None,
+        executor: JobExecutor | None = None,
+        make_executor: Callable[[], JobExecutor | None] | None = None,
     ) -> None:
+        """
+        Args:
+            executor: Runs renters' jobs; ``make_executor`` instead builds it once the runtime has started
+                (the local Ray's dashboard address is known only then). Neither: jobs are answered failed.
+
+        Raises:
+            InvalidArgumentError: no queen.
+            ConfigError: a malformed ``provider.ask_per_gpu_hour``.
+        """
         if not queens:
             raise InvalidArgumentError("no queen to connect to: pass --queen HOST:PORT[,HOST:PORT...]")
         self.cfg = cfg
@@ -97,11 +135,19 @@ class ProviderAgent:
         self._proofs: OrderedDict[str, _Proof] = OrderedDict()
         self._replaced = False
         self._tasks: set[asyncio.Task[None]] = set()
+        self.ask_wei = ask_in_wei(cfg.provider.ask_per_gpu_hour)
+        self._make_executor = make_executor
+        self.jobs = JobHost(executor, bytes(identity.account().key), devices=len(self.devices),
+                            gpu_devices=sum(1 for d in self.devices if d.kind is DeviceKind.GPU))
 
     # ------------------------------------------------------------------ lifecycle
     async def run(self) -> None:
         """Serve until cancelled. Raises UnavailableError after ``provider.reconnect_give_up_s`` without a queen."""
         self.ray = await self.runtime.start()
+        if self._make_executor is not None and not self.jobs.has_executor:
+            executor = self._make_executor()
+            if executor is not None:
+                self.jobs.set_executor(executor)
         p = self.cfg.provider
         first = True
         while True:
@@ -173,7 +219,9 @@ class ProviderAgent:
                     await call.write(msg)
 
             timeout = self.cfg.rpc.call_timeout_s
-            await send(pb.ProviderMessage(hello=convert.hello_to_proto(hello)))
+            hello_pb = convert.hello_to_proto(hello)
+            hello_pb.ask_per_gpu_hour = str(self.ask_wei)
+            await send(pb.ProviderMessage(hello=hello_pb))
             first = await asyncio.wait_for(call.read(), timeout)
             if first is grpc.aio.EOF or first.WhichOneof("body") != "admission_challenge":
                 await call.code()
@@ -197,6 +245,8 @@ class ProviderAgent:
             log.info("joined queen", queen=target, queen_address=adm.queen_address, resumed=adm.resumed,
                      devices=len(self.devices))
             beat = asyncio.create_task(self._heartbeats(send, adm.heartbeat_interval_seconds))
+            # Every job's updates again: whatever the last stream lost reaches this queen.
+            self.jobs.attach(send)
             try:
                 while True:
                     msg = await call.read()
@@ -215,6 +265,7 @@ class ProviderAgent:
             finally:
                 if self.metrics:
                     self.metrics.connected.set(0)
+                self.jobs.detach()
                 beat.cancel()
                 for t in list(self._tasks):
                     t.cancel()
@@ -235,7 +286,7 @@ class ProviderAgent:
         interval = max(0.05, interval)
         while True:
             seq += 1
-            await send(pb.ProviderMessage(heartbeat=pb.Heartbeat(seq=seq, busy_devices=0)))
+            await send(pb.ProviderMessage(heartbeat=pb.Heartbeat(seq=seq, busy_devices=self.jobs.busy_gpus())))
             await asyncio.sleep(interval)
 
     def _handle(self, msg: pb.QueenMessage, send: Any) -> None:
@@ -244,6 +295,10 @@ class ProviderAgent:
             self._spawn(self._on_challenge(msg.challenge, send))
         elif kind == "opening_request":
             self._spawn(self._on_openings(msg.opening_request, send))
+        elif kind == "job_start":
+            self.jobs.handle_start(msg.job_start)
+        elif kind == "job_stop":
+            self.jobs.handle_stop(msg.job_stop)
         elif kind == "challenge_result":
             r = msg.challenge_result
             verdict = convert.VERDICT_FROM_PB.get(r.verdict)
@@ -255,6 +310,10 @@ class ProviderAgent:
                      tflops=round(r.reported_tflops, 4))
         else:
             log.warning("unexpected message from queen", kind=kind)
+
+    async def close(self) -> None:
+        """Stop the agent's jobs and release their executor (the compute runtime is the caller's)."""
+        await self.jobs.close()
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.create_task(coro)

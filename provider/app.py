@@ -11,6 +11,7 @@ from blendr.telemetry import Metrics, get_logger
 from provider.agent import ProviderAgent, ProviderMetrics
 from provider.compute import RayRuntime
 from provider.gpus import discover
+from provider.jobhost import JobExecutor
 
 log = get_logger("blendr.provider")
 
@@ -31,9 +32,20 @@ def build_agent(cfg: Config, metrics: Metrics | None = None) -> ProviderAgent:
         log.info("GPUs found", summary=inv.note)
     pin = cfg.provider.ray_resource or default_pin(ident.address)
     runtime = RayRuntime(address=cfg.provider.ray_address, pin_resource=pin, devices=inv.devices,
-                         use_gpu=cfg.provider.use_gpu)
+                         use_gpu=cfg.provider.use_gpu, dashboard=cfg.provider.ray_dashboard)
+
+    def make_executor() -> JobExecutor | None:
+        # Built once Ray is up: a local Ray's dashboard address is known only then.
+        if not runtime.dashboard_address:
+            log.warning("no Ray dashboard: renters' jobs will be refused (pass --ray-dashboard URL)")
+            return None
+        from provider.jobs import JobRunner
+
+        log.info("renter jobs run through the Ray job API", dashboard=runtime.dashboard_address)
+        return JobRunner(dashboard_address=runtime.dashboard_address, home=cfg.home, pin_resource=pin)
+
     return ProviderAgent(cfg, ident, inv.devices, runtime, cfg.provider.queens,
-                         metrics=ProviderMetrics(metrics) if metrics else None)
+                         metrics=ProviderMetrics(metrics) if metrics else None, make_executor=make_executor)
 
 
 class _NoNVML:
@@ -61,5 +73,6 @@ async def run_provider(cfg: Config) -> None:
     except asyncio.CancelledError:
         pass
     finally:
+        await agent.close()
         await agent.runtime.close()
         metrics.stop_http_server()

@@ -1,8 +1,9 @@
 """The provider's compute port: run a challenge on its devices, one task per device.
 
 ``RayRuntime`` runs each device's work as a Ray task (``num_gpus=1`` per GPU, pinned to the agent's
-custom resource on a shared cluster) with CuPy on a GPU and NumPy otherwise. ``ThreadRuntime`` runs the
-same code in threads, for fast unit tests.
+custom resource on a shared cluster) with CuPy on a GPU and NumPy otherwise. A local Ray it starts includes
+the dashboard, whose job submission API runs renters' jobs (:attr:`RayRuntime.dashboard_address`).
+``ThreadRuntime`` runs the same code in threads, for fast unit tests.
 """
 
 from __future__ import annotations
@@ -70,11 +71,19 @@ class ThreadRuntime(ComputeRuntime):
 class RayRuntime(ComputeRuntime):
     """Runs each device's work as a Ray task on the provider's Ray cluster."""
 
-    def __init__(self, *, address: str, pin_resource: str, devices: Sequence[DeviceInfo], use_gpu: bool) -> None:
+    def __init__(self, *, address: str, pin_resource: str, devices: Sequence[DeviceInfo], use_gpu: bool,
+                 dashboard: str = "") -> None:
+        """
+        Args:
+            address: A Ray cluster to join; empty: start a local Ray (with its dashboard).
+            dashboard: The cluster's dashboard (job API) URL, when Ray cannot tell (e.g. behind a proxy).
+        """
         self.address = address
         self.pin = pin_resource
         self.devices = list(devices)
         self.use_gpu = use_gpu
+        # The Ray job submission API of the cluster; "" when it has none (renters' jobs then fail).
+        self.dashboard_address = dashboard
         self._remote: Any = None
         self._owns_ray = False
 
@@ -82,16 +91,25 @@ class RayRuntime(ComputeRuntime):
         import ray
 
         gpus = sum(1 for d in self.devices if d.kind is DeviceKind.GPU)
+        ctx: Any = None
         if not ray.is_initialized():
             if self.address:
                 try:
-                    ray.init(address=self.address, namespace="blendr", log_to_driver=False)
+                    ctx = ray.init(address=self.address, namespace="blendr", log_to_driver=False)
                 except Exception as exc:
                     raise ComputeError(f"cannot connect to the Ray cluster at {self.address}: {exc}") from None
             else:
-                ray.init(num_gpus=gpus, resources={self.pin: 1000.0}, namespace="blendr", include_dashboard=False,
-                         log_to_driver=False)
+                # The dashboard serves the job submission API that renters' jobs run through.
+                ctx = ray.init(num_gpus=gpus, resources={self.pin: 1000.0}, namespace="blendr",
+                               include_dashboard=True, log_to_driver=False)
                 self._owns_ray = True
+        if not self.dashboard_address and ctx is not None:
+            from provider.jobs import dashboard_address_from_context
+
+            try:
+                self.dashboard_address = dashboard_address_from_context(ctx)
+            except ComputeError as exc:
+                log.warning("renter jobs cannot run on this Ray cluster", reason=str(exc))
         resources = ray.cluster_resources()
         if resources.get(self.pin, 0) <= 0:
             raise ComputeError(

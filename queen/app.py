@@ -56,6 +56,7 @@ class QueenApp:
     attester: Any = None  # queen.attester.Attester when relay.enabled
     _relay_tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _king_channel: Any = None
+    kinglink: Any = None  # queen.kinglink.KingLink when relay.king is set
 
     @property
     def port(self) -> int:
@@ -132,6 +133,8 @@ async def start_queen(
     if cfg.metrics.port >= 0:
         metrics_port = metrics.start_http_server(cfg.metrics.host, cfg.metrics.port)
     app = QueenApp(cfg, core, server, admin, metrics, metrics_port, store)
+    if cfg.relay.king:
+        _start_king_link(app, ident, clock, run=run_ticker)
     if cfg.relay.enabled:
         _start_relay(app, ident, clock, manifest, run=run_ticker)
     if run_ticker:
@@ -142,13 +145,36 @@ async def start_queen(
     return app
 
 
+def _king_stub(app: QueenApp) -> Any:
+    """The king's control API over one channel, shared by the king link and the attester."""
+    from blendr.rpc.server import open_channel
+    from protos.blendr.v1 import king_pb2_grpc as kpb_grpc
+
+    if app._king_channel is None:
+        app._king_channel = open_channel(app.cfg, app.cfg.relay.king, ca_file=app.cfg.relay.king_ca_file)
+    return kpb_grpc.KingControlStub(app._king_channel)
+
+
+def _start_king_link(app: QueenApp, ident: NodeIdentity, clock: Clock, *, run: bool) -> None:
+    """The session with the king (``relay.king``): pool snapshots and job events out, assignments in."""
+    from queen.kinglink import KingLink
+
+    cfg = app.cfg
+    stub = _king_stub(app)
+    endpoint = cfg.relay.endpoint or f"{cfg.queen.listen.rsplit(':', 1)[0]}:{app.port}"
+    app.kinglink = KingLink(app.core, ident.account(), cfg.relay, stub=lambda: stub, clock=clock,
+                            endpoint=endpoint, call_timeout_s=cfg.rpc.call_timeout_s)
+    if run:
+        app._relay_tasks.append(asyncio.create_task(app.kinglink.run()))
+    log.info("queen links to its king", king=cfg.relay.king, king_address=cfg.relay.king_address or "(any)",
+             endpoint=endpoint)
+
+
 def _start_relay(app: QueenApp, ident: NodeIdentity, clock: Clock, manifest: Any, *, run: bool) -> None:
     """The chain duties (``[relay]``): rental verification on ETC and bridge attestations."""
     from blendr.chain.client import ChainClient
     from blendr.chain.contracts import BridgeInbox, BridgeOutbox, WorkVerification
     from blendr.chain.manifest import chain_settings, load_manifest
-    from blendr.rpc.server import open_channel
-    from protos.blendr.v1 import king_pb2_grpc as kpb_grpc
     from queen.attester import Attester, Route
     from queen.verification import RentalVerifier
 
@@ -168,14 +194,13 @@ def _start_relay(app: QueenApp, ident: NodeIdentity, clock: Clock, manifest: Any
     ]
     king = None
     if cfg.relay.king:
-        app._king_channel = open_channel(cfg, cfg.relay.king, ca_file=cfg.relay.king_ca_file)
-        stub = kpb_grpc.KingControlStub(app._king_channel)
+        stub = _king_stub(app)
 
         def king() -> Any:
             return stub
     app.attester = Attester(account, routes, app.store, clock, cfg.relay, king=king)
     if run:
-        app._relay_tasks = [asyncio.create_task(app.verifier.run()), asyncio.create_task(app.attester.run())]
+        app._relay_tasks += [asyncio.create_task(app.verifier.run()), asyncio.create_task(app.attester.run())]
     log.info("queen chain duties on", network=m.network, open_tasks=open_tasks, king=cfg.relay.king or "(none)")
 
 

@@ -22,7 +22,7 @@ from blendr.proof.prover import Opening
 from blendr.store import Store
 from blendr.telemetry import Metrics, get_logger
 from blendr.types import DeviceKind, Hello, ProviderState, Verdict
-from queen.admission import Admission, StakeOracle
+from queen.admission import Admission, StakeOracle, recover_admission_key
 from queen.challenges import (
     Challenger,
     DeviceCommitmentIn,
@@ -33,6 +33,7 @@ from queen.challenges import (
     RandomnessBeacon,
     device_fingerprint,
 )
+from queen.jobs import Assignment, JobBook, JobEvent, JobOut, JobStartOut, JobStopOut
 from queen.pool import Pool, ProviderRecord
 
 log = get_logger("blendr.queen")
@@ -68,7 +69,9 @@ class ResultOut:
     wall_tflops: float
 
 
-Outbound = ChallengeOut | OpeningRequestOut | ResultOut
+Outbound = ChallengeOut | OpeningRequestOut | ResultOut | JobStartOut | JobStopOut
+# A provider's ask: a whole number of wei per GPU-hour (78 digits hold any uint256).
+MAX_ASK_DIGITS = 78
 
 
 class ProviderLink(Protocol):
@@ -122,6 +125,13 @@ class QueenCore:
         self._last_flush = clock.monotonic()
         # Called with every decided challenge (the rental verifier counts those inside rentals).
         self.outcome_listeners: list[Callable[[Address, Outcome], None]] = []
+        # Called with every job event for the king, and whenever the pool's membership, liveness or load
+        # changes (the king link sends a fresh snapshot).
+        self.job_listeners: list[Callable[[JobEvent], None]] = []
+        self.pool_listeners: list[Callable[[], None]] = []
+        self.jobs = JobBook(store, clock, to_provider=self._send_job, emit=self._emit_job,
+                            is_connected=self.is_connected, lost_grace_s=cfg.dead_after_s)
+        self.jobs.load_listeners.append(lambda _addr: self._pool_changed())
 
     def start(self) -> int:
         """Load the pool from the store and schedule every provider; returns how many it knew.
@@ -137,6 +147,9 @@ class QueenCore:
                     "challenge_id": "", "verdict": Verdict.MISSED.value,
                     "reason": "in flight when the queen restarted", "issued": rec.last_seen})
             self.challenger.schedule(rec.address)
+        open_jobs = self.jobs.load()
+        if open_jobs:
+            log.info("open jobs loaded", jobs=open_jobs)
         self._update_gauges()
         return n
 
@@ -173,8 +186,26 @@ class QueenCore:
             raise InvalidArgumentError(
                 f"one provider offers one GPU model (got {', '.join(sorted(models))}): run one agent per model")
 
-    def admit(self, hello: Hello, nonce: bytes, signature: bytes, link: ProviderLink) -> AdmittedOut:
+    @staticmethod
+    def check_ask(ask_per_gpu_hour: str) -> str:
+        """A provider's ask from its hello, normalised (empty: ``"0"``, no floor).
+
+        Raises:
+            InvalidArgumentError: not a whole number of wei.
+        """
+        if not ask_per_gpu_hour:
+            return "0"
+        if not ask_per_gpu_hour.isdigit() or not ask_per_gpu_hour.isascii() or len(ask_per_gpu_hour) > MAX_ASK_DIGITS:
+            raise InvalidArgumentError(
+                f"hello ask_per_gpu_hour must be a whole number of wei (got {ask_per_gpu_hour[:80]!r})")
+        return str(int(ask_per_gpu_hour))
+
+    def admit(self, hello: Hello, nonce: bytes, signature: bytes, link: ProviderLink, *,
+              ask_per_gpu_hour: str = "0") -> AdmittedOut:
         """Verify the signed nonce and the stake, then register the provider and attach its stream.
+
+        The provider's public key is recovered from the signature and kept in its pool record, with its ask
+        (wei per GPU-hour, from :meth:`check_ask`).
 
         Raises:
             SignatureError: bad, foreign or replayed signature (UNAUTHENTICATED).
@@ -182,6 +213,7 @@ class QueenCore:
         """
         try:
             addr = self.admission.verify(hello.address, nonce, signature)
+            public_key = recover_admission_key(self.address, addr, nonce, signature)
         except Exception as exc:
             self._count_admission(type(exc).__name__)
             log.warning("admission refused", provider=hello.address, reason=str(exc))
@@ -190,11 +222,13 @@ class QueenCore:
         if old is not None and old is not link:
             old.close("replaced by a newer connection from the same provider")
             self._drop_pending_for_replacement(addr)
-        _, resumed = self.pool.admit(hello)
+        _, resumed = self.pool.admit(hello, public_key=public_key, ask_per_gpu_hour=ask_per_gpu_hour)
         self._links[addr] = link
         self._count_admission("admitted")
         self.challenger.schedule(addr, immediate=True)
+        self.jobs.provider_admitted(addr)
         self._update_gauges()
+        self._pool_changed()
         log.info("provider admitted", provider=addr, devices=len(hello.devices), resumed=resumed,
                  models=",".join(sorted({d.model for d in hello.devices})))
         return AdmittedOut(addr, self.cfg.heartbeat_interval_s, resumed, self.address)
@@ -216,6 +250,7 @@ class QueenCore:
         del self._links[address]
         self.pool.disconnected(address)
         log.info("provider disconnected", provider=address)
+        self._pool_changed()
 
     def is_connected(self, address: Address) -> bool:
         return address in self._links
@@ -283,8 +318,14 @@ class QueenCore:
     # ------------------------------------------------------------------ time
     def tick(self) -> None:
         """Liveness sweep, expired challenges, due challenges (persistence of heartbeats: :meth:`flush_due`)."""
-        for tr in self.pool.sweep():
+        transitions = self.pool.sweep()
+        for tr in transitions:
             log.info("provider liveness changed", provider=tr.address, old=tr.old.value, new=tr.new.value)
+            if tr.new is ProviderState.DEAD:
+                self.jobs.provider_dead(tr.address, f"no sign of life for {self.cfg.dead_after_s:g}s")
+        self.jobs.expire()
+        if transitions:
+            self._pool_changed()
         for outcome in self.challenger.expired(self.is_connected):
             addr = Address(outcome.record["address"])
             self._record_outcome(addr, outcome)
@@ -303,6 +344,7 @@ class QueenCore:
         if now - self._last_flush < FLUSH_EVERY_S:
             return None
         self._last_flush = now
+        self.jobs.flush()
         return self.pool.take_dirty()
 
     def _issue(self, addr: Address) -> None:
@@ -378,6 +420,41 @@ class QueenCore:
         if link is not None:
             link.send(msg)
 
+    def _send_job(self, addr: Address, msg: JobOut) -> bool:
+        link = self._links.get(addr)
+        if link is None:
+            return False
+        link.send(msg)
+        return True
+
+    def _emit_job(self, ev: JobEvent) -> None:
+        for listener in self.job_listeners:
+            try:
+                listener(ev)
+            except Exception:
+                log.exception("job listener failed", job=ev.job_id, kind=ev.kind)
+
+    def _pool_changed(self) -> None:
+        for listener in self.pool_listeners:
+            try:
+                listener()
+            except Exception:
+                log.exception("pool listener failed")
+
+    # ------------------------------------------------------------------ jobs
+    def assign(self, a: Assignment) -> None:
+        """The king's assignment (see :meth:`JobBook.assign`)."""
+        self.jobs.assign(a)
+
+    def stop_job(self, job_id: str, attempt: int, reason: str) -> None:
+        """The king's stop (see :meth:`JobBook.stop`)."""
+        self.jobs.stop(job_id, attempt, reason)
+
+    def job_update(self, address: Address, ev: JobEvent) -> None:
+        """A provider's job update; it counts as a sign of life too."""
+        self.heartbeat(address)
+        self.jobs.update(address, ev)
+
     def _update_gauges(self) -> None:
         if self.metrics:
             for state, n in self.pool.counts_by_state().items():
@@ -393,4 +470,5 @@ class QueenCore:
                                               limit=limit)]
 
     def shutdown(self) -> None:
+        self.jobs.flush()
         self.pool.flush()

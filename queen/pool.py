@@ -41,6 +41,10 @@ class ProviderRecord:
     measured_tflops: float = 0.0
     fingerprint_tflops: float = 0.0
     last_challenge: dict[str, Any] | None = None
+    # Hex of the 64-byte secp256k1 public key recovered from the last admission signature (what the king
+    # seals renters' payload keys to), and the provider's floor price per GPU-hour in token wei.
+    public_key: str = ""
+    ask_per_gpu_hour: str = "0"
     # Monotonic reading of the last heartbeat; not persisted (meaningless across processes).
     last_seen_mono: float = field(default=0.0, compare=False)
 
@@ -131,8 +135,12 @@ class Pool:
         return len(seen or {})
 
     # ------------------------------------------------------------------ membership
-    def admit(self, hello: Hello) -> tuple[ProviderRecord, bool]:
-        """Register (or resume) a provider that has just passed admission. Returns (record, resumed)."""
+    def admit(self, hello: Hello, *, public_key: bytes = b"", ask_per_gpu_hour: str = "0") -> tuple[ProviderRecord, bool]:
+        """Register (or resume) a provider that has just passed admission. Returns (record, resumed).
+
+        ``public_key`` (recovered from the admission signature) and ``ask_per_gpu_hour`` (wei, decimal) come
+        from this connection and replace what an earlier one said.
+        """
         now, mono = self._clock.time(), self._clock.monotonic()
         rec = self._records.get(hello.address)
         resumed = rec is not None
@@ -149,6 +157,9 @@ class Pool:
             rec.ray = hello.ray
             rec.state = ProviderState.ALIVE
             rec.last_seen = now
+        if public_key:
+            rec.public_key = public_key.hex()
+        rec.ask_per_gpu_hour = ask_per_gpu_hour
         rec.last_seen_mono = mono
         rec.connected_since = now
         self._connected.add(rec.address)

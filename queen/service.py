@@ -26,6 +26,7 @@ from protos.blendr.v1 import queen_pb2 as pb
 from protos.blendr.v1 import queen_pb2_grpc as pb_grpc
 from queen.challenges import DeviceCommitmentIn
 from queen.core import ChallengeOut, OpeningRequestOut, Outbound, QueenCore, ResultOut
+from queen.jobs import JobEvent, JobStartOut, JobStopOut
 
 log = get_logger("blendr.queen.rpc")
 
@@ -83,7 +84,19 @@ def _to_proto(msg: Outbound) -> pb.QueenMessage:
         return pb.QueenMessage(challenge_result=pb.ChallengeResult(
             challenge_id=msg.challenge_id, verdict=convert.VERDICT_TO_PB[msg.verdict], reason=msg.reason,
             reported_tflops=msg.reported_tflops, wall_tflops=msg.wall_tflops))
+    if isinstance(msg, JobStartOut):
+        a = msg.assignment
+        return pb.QueenMessage(job_start=pb.JobStart(
+            job_id=a.job_id, attempt=a.attempt, gpus=a.gpus, deadline_unix=a.deadline_unix,
+            ciphertext=a.ciphertext, sealed_key=a.sealed_key, aad=a.aad))
+    if isinstance(msg, JobStopOut):
+        return pb.QueenMessage(job_stop=pb.JobStopRequest(job_id=msg.job_id, attempt=msg.attempt, reason=msg.reason))
     raise TypeError(f"unknown outbound message {type(msg).__name__}")
+
+
+def job_event_from_proto(u: pb.JobUpdate) -> JobEvent:
+    return JobEvent(job_id=u.job_id, attempt=u.attempt, seq=u.seq, kind=u.kind, message=u.message,
+                    progress=u.progress, ts_unix=u.ts_unix, exit_code=u.exit_code)
 
 
 class QueenServicer(pb_grpc.QueenServiceServicer):
@@ -104,13 +117,15 @@ class QueenServicer(pb_grpc.QueenServiceServicer):
                 raise InvalidArgumentError("the first message on a stream must be a hello")
             hello = convert.hello_from_proto(first.hello, max_devices=self.core.cfg.max_devices)
             self.core.check_hello(hello)
+            ask = self.core.check_ask(first.hello.ask_per_gpu_hour)
             nonce = self.core.admission.new_nonce()
             yield pb.QueenMessage(admission_challenge=pb.AdmissionChallenge(nonce=nonce,
                                                                             queen_address=self.core.address))
             answer = await self._next(request_iterator, "admission response")
             if answer.WhichOneof("body") != "admission_response":
                 raise InvalidArgumentError("expected an admission_response after the admission challenge")
-            admitted = self.core.admit(hello, nonce, bytes(answer.admission_response.signature), link)
+            admitted = self.core.admit(hello, nonce, bytes(answer.admission_response.signature), link,
+                                       ask_per_gpu_hour=ask)
             address = admitted.address
             yield pb.QueenMessage(admitted=pb.Admitted(
                 provider_address=admitted.address, heartbeat_interval_seconds=admitted.heartbeat_interval_s,
@@ -174,6 +189,8 @@ class QueenServicer(pb_grpc.QueenServiceServicer):
             await self.core.openings(address, msg.openings.challenge_id, convert.openings_from_proto(msg.openings))
         elif kind == "challenge_error":
             self.core.challenge_error(address, msg.challenge_error.challenge_id, msg.challenge_error.reason)
+        elif kind == "job_update":
+            self.core.job_update(address, job_event_from_proto(msg.job_update))
         elif kind is None:
             raise InvalidArgumentError("empty provider message")
         else:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from blendr.config import Config, load_config
+from tests.integration.helpers import PINS
 
 
 @pytest.fixture
@@ -23,3 +24,15 @@ def make_config(tmp_path: Path) -> Callable[..., Config]:
         return load_config(home, overrides={k.replace("__", "."): v for k, v in overrides.items()}, env={})
 
     return make
+
+
+@pytest.fixture(scope="session")
+def ray_cluster() -> Iterator[str]:
+    """One local Ray for the whole session, with two logical GPUs and a resource per provider pin."""
+    import ray
+
+    if not ray.is_initialized():
+        ray.init(num_cpus=8, num_gpus=2, resources={p: 1000.0 for p in PINS}, include_dashboard=False,
+                 namespace="blendr-tests", log_to_driver=False)
+    yield ray.get_runtime_context().gcs_address
+    ray.shutdown()

@@ -5,6 +5,8 @@ from __future__ import annotations
 import grpc
 
 from blendr.errors import (
+    AlreadyExistsError,
+    AuthenticationError,
     BlendrError,
     DeadlineExceededError,
     FailedPreconditionError,
@@ -20,6 +22,8 @@ STATUS: dict[type[BlendrError], grpc.StatusCode] = {
     InvalidArgumentError: grpc.StatusCode.INVALID_ARGUMENT,
     ResourceExhaustedError: grpc.StatusCode.RESOURCE_EXHAUSTED,
     SignatureError: grpc.StatusCode.UNAUTHENTICATED,
+    AuthenticationError: grpc.StatusCode.UNAUTHENTICATED,
+    AlreadyExistsError: grpc.StatusCode.ALREADY_EXISTS,
     PermissionDeniedError: grpc.StatusCode.PERMISSION_DENIED,
     NotFoundError: grpc.StatusCode.NOT_FOUND,
     FailedPreconditionError: grpc.StatusCode.FAILED_PRECONDITION,

@@ -372,17 +372,23 @@ class GetWalletRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class Wallet(_message.Message):
-    __slots__ = ("address", "balance", "allowance", "in_escrow", "permit_nonce", "chain_id")
+    __slots__ = ("address", "balance", "allowance", "in_escrow", "permit_nonce", "chain_id", "token_name", "token_contract", "rental_contract")
     ADDRESS_FIELD_NUMBER: _ClassVar[int]
     BALANCE_FIELD_NUMBER: _ClassVar[int]
     ALLOWANCE_FIELD_NUMBER: _ClassVar[int]
     IN_ESCROW_FIELD_NUMBER: _ClassVar[int]
     PERMIT_NONCE_FIELD_NUMBER: _ClassVar[int]
     CHAIN_ID_FIELD_NUMBER: _ClassVar[int]
+    TOKEN_NAME_FIELD_NUMBER: _ClassVar[int]
+    TOKEN_CONTRACT_FIELD_NUMBER: _ClassVar[int]
+    RENTAL_CONTRACT_FIELD_NUMBER: _ClassVar[int]
     address: str
     balance: str
     allowance: str
     in_escrow: str
     permit_nonce: int
     chain_id: int
-    def __init__(self, address: _Optional[str] = ..., balance: _Optional[str] = ..., allowance: _Optional[str] = ..., in_escrow: _Optional[str] = ..., permit_nonce: _Optional[int] = ..., chain_id: _Optional[int] = ...) -> None: ...
+    token_name: str
+    token_contract: str
+    rental_contract: str
+    def __init__(self, address: _Optional[str] = ..., balance: _Optional[str] = ..., allowance: _Optional[str] = ..., in_escrow: _Optional[str] = ..., permit_nonce: _Optional[int] = ..., chain_id: _Optional[int] = ..., token_name: _Optional[str] = ..., token_contract: _Optional[str] = ..., rental_contract: _Optional[str] = ...) -> None: ...

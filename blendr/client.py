@@ -1,0 +1,327 @@
+"""The renter SDK: everything ``blendr job …`` does, for scripts.
+
+    async with KingClient("king:7480", account, ca_file="king-ca.crt") as king:
+        job = await king.submit(JobRequest(gpus=1, gpu_model="h100-sxm", hours=2, max_price="3.5",
+                                           workdir=Path("proj"), entrypoint="python train.py"))
+        async for ev in king.watch(job.job_id):
+            print(ev.kind, ev.message)
+
+``submit`` does the renter's part of a job: it asks for a quote, checks the candidate providers' keys
+against their addresses, encrypts the payload (entrypoint, environment, working directory) under a fresh key
+wrapped to each candidate, signs rental intents that leave the provider to the king (the first and spares to
+move the job if a provider dies) and a permit for the escrow, and submits, idempotently (a retried submit
+with the same request id answers the same job). The session is renewed by signing in again when it expires.
+Errors raise :class:`RenterError` subclasses with a message that says what to do.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import time
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import grpc
+
+from blendr import jobspec
+from blendr.errors import BlendrError
+from blendr.jobspec import Spec, fmt_tokens
+
+JOB_STATES = ("queued", "scheduled", "running", "ended", "settled", "failed", "cancelled")
+EVENT_KINDS = ("queued", "scheduled", "rental_created", "running", "log", "progress", "ended", "verified",
+               "settled", "failed", "cancelled", "rescheduled")
+
+
+class RenterError(BlendrError):
+    """Raised by the SDK when the king refuses a call or cannot be reached; ``code`` is the gRPC status."""
+
+    def __init__(self, message: str, code: grpc.StatusCode | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class KingUnreachableError(RenterError):
+    """Raised when the king does not answer (down, wrong address, TLS mismatch)."""
+
+
+class NoProviderError(RenterError):
+    """Raised when no provider can take the job now; ``closest`` lists the nearest offers."""
+
+    def __init__(self, message: str, closest: Sequence[Any] = ()) -> None:
+        super().__init__(message, grpc.StatusCode.FAILED_PRECONDITION)
+        self.closest = list(closest)
+
+
+@dataclass
+class JobRequest:
+    """A job as a renter describes it (prices in GPUTOKEN per GPU-hour)."""
+
+    entrypoint: str
+    gpus: int = 1
+    hours: float = 1.0
+    max_price: str = "1"
+    gpu_model: str = ""
+    min_vram_gb: float = 0.0
+    min_tflops: float = 0.0
+    workdir: Path | None = None
+    env: dict[str, str] = field(default_factory=dict)
+    name: str = ""
+    request_id: str = ""
+    spare_intents: int = -1  # -1: as many as the king accepts
+
+    def spec(self) -> Spec:
+        if self.hours <= 0:
+            raise RenterError("hours must be positive", grpc.StatusCode.INVALID_ARGUMENT)
+        try:
+            price = jobspec.parse_tokens(self.max_price, "max price")
+        except BlendrError as exc:
+            raise RenterError(str(exc), grpc.StatusCode.INVALID_ARGUMENT) from None
+        return Spec(gpus=self.gpus, duration_s=round(self.hours * 3600), max_price_per_gpu_hour=price,
+                    gpu_model=self.gpu_model, min_vram_bytes=int(self.min_vram_gb * 2**30), min_tflops=self.min_tflops)
+
+
+@dataclass(frozen=True)
+class Event:
+    job_id: str
+    seq: int
+    kind: str
+    ts: float
+    message: str
+    progress: float
+    job: Any  # renter_pb2.Job
+
+
+def _rpc_error(exc: grpc.aio.AioRpcError, target: str) -> RenterError:
+    code = exc.code()
+    if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+        return KingUnreachableError(f"the king at {target} is unreachable ({code.name}): is it running, is the "
+                                    "address right, and with TLS, is --ca-file the king's CA?", code)
+    return RenterError(exc.details() or code.name, code)
+
+
+class KingClient:
+    """A renter's connection to one king (async; use ``async with``)."""
+
+    def __init__(self, target: str, account: Any, *, ca_file: str | Path | None = None, insecure: bool = False,
+                 timeout_s: float = 30.0) -> None:
+        self.target = target
+        self.account = account
+        self.timeout_s = timeout_s
+        opts = [("grpc.max_receive_message_length", 32 * 2**20), ("grpc.max_send_message_length", 32 * 2**20)]
+        if insecure:
+            self._channel = grpc.aio.insecure_channel(target, options=opts)
+        else:
+            if ca_file is None:
+                raise RenterError("pass the king's CA certificate (--ca-file), or --insecure for a plaintext devnet")
+            creds = grpc.ssl_channel_credentials(root_certificates=Path(ca_file).expanduser().read_bytes())
+            self._channel = grpc.aio.secure_channel(target, creds, options=opts)
+        from protos.blendr.v1 import renter_pb2_grpc
+
+        self._stub = renter_pb2_grpc.RenterGatewayStub(self._channel)
+        self._token = ""
+        self._expires = 0.0
+
+    async def __aenter__(self) -> KingClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        await self._channel.close()
+
+    # ------------------------------------------------------------------ calls
+    async def sign_in(self) -> str:
+        """Signs in with the wallet key; returns the session token (kept for later calls)."""
+        from eth_account.messages import encode_defunct
+
+        from protos.blendr.v1 import renter_pb2 as rpb
+
+        try:
+            c = await self._stub.GetSignInChallenge(rpb.SignInChallengeRequest(address=self.account.address),
+                                                    timeout=self.timeout_s)
+            sig = bytes(self.account.sign_message(encode_defunct(text=c.message)).signature)
+            s = await self._stub.SignIn(rpb.SignInRequest(challenge_id=c.challenge_id, address=self.account.address,
+                                                          signature=sig), timeout=self.timeout_s)
+        except grpc.aio.AioRpcError as exc:
+            raise _rpc_error(exc, self.target) from None
+        self._token, self._expires = s.token, s.expires_unix
+        return str(s.token)
+
+    async def _call(self, name: str, request: Any, *, auth: bool = True) -> Any:
+        if auth and (not self._token or self._expires < time.time() + 30):
+            await self.sign_in()
+        for attempt in (1, 2):
+            md = (("authorization", f"Bearer {self._token}"),) if auth else ()
+            try:
+                return await getattr(self._stub, name)(request, metadata=md, timeout=self.timeout_s)
+            except grpc.aio.AioRpcError as exc:
+                if auth and attempt == 1 and exc.code() == grpc.StatusCode.UNAUTHENTICATED:
+                    await self.sign_in()  # the session expired or the king forgot it: sign in again, once
+                    continue
+                raise _rpc_error(exc, self.target) from None
+        raise AssertionError("unreachable")
+
+    async def quote(self, spec: Spec) -> Any:
+        from protos.blendr.v1 import renter_pb2 as rpb
+
+        return await self._call("GetQuote", rpb.QuoteRequest(spec=_spec_pb(spec)))
+
+    async def wallet(self) -> Any:
+        from protos.blendr.v1 import renter_pb2 as rpb
+
+        return await self._call("GetWallet", rpb.GetWalletRequest())
+
+    async def offers(self) -> list[Any]:
+        from protos.blendr.v1 import renter_pb2 as rpb
+
+        return list((await self._call("ListOffers", rpb.ListOffersRequest(), auth=False)).offers)
+
+    async def get(self, job_id: str) -> Any:
+        from protos.blendr.v1 import renter_pb2 as rpb
+
+        return await self._call("GetJob", rpb.GetJobRequest(job_id=job_id))
+
+    async def cancel(self, job_id: str, reason: str = "") -> Any:
+        from protos.blendr.v1 import renter_pb2 as rpb
+
+        return await self._call("CancelJob", rpb.CancelJobRequest(job_id=job_id, reason=reason))
+
+    async def list(self, states: Sequence[str] = (), limit: int = 50) -> list[Any]:
+        from protos.blendr.v1 import renter_pb2 as rpb
+
+        pbs = [getattr(rpb, f"JOB_STATE_{s.upper()}") for s in states]
+        return list((await self._call("ListJobs", rpb.ListJobsRequest(states=pbs, limit=limit))).jobs)
+
+    async def watch(self, job_id: str, after_seq: int = 0) -> AsyncIterator[Event]:
+        """Every event of the job after ``after_seq`` until its last; reconnects (from the last seq) if the
+        stream breaks."""
+        from protos.blendr.v1 import renter_pb2 as rpb
+
+        seq = after_seq
+        failures = 0
+        while True:
+            if not self._token or self._expires < time.time() + 30:
+                await self.sign_in()
+            md = (("authorization", f"Bearer {self._token}"),)
+            try:
+                async for ev in self._stub.WatchJob(rpb.WatchJobRequest(job_id=job_id, after_seq=seq), metadata=md):
+                    failures = 0
+                    seq = ev.seq
+                    yield Event(ev.job_id, ev.seq, rpb.JobEventKind.Name(ev.kind)[len("JOB_EVENT_KIND_"):].lower(),
+                                ev.ts_unix, ev.message, ev.progress, ev.job)
+                return
+            except grpc.aio.AioRpcError as exc:
+                if exc.code() == grpc.StatusCode.UNAUTHENTICATED:
+                    self._token = ""
+                    continue
+                if exc.code() != grpc.StatusCode.UNAVAILABLE or failures >= 5:
+                    raise _rpc_error(exc, self.target) from None
+                failures += 1
+                import asyncio
+
+                await asyncio.sleep(min(10.0, 0.5 * 2 ** failures))
+
+    async def submit(self, req: JobRequest) -> Any:
+        """Quotes, encrypts, signs and submits ``req``; returns the job (``renter_pb2.Job``).
+
+        Raises:
+            NoProviderError: nothing can run the job now at that price (``closest`` has the nearest offers).
+            RenterError: the king refused the job (bad spec, balance, size limit, ...), with its reason.
+        """
+        return await self.send(await self.prepare(req))
+
+    async def send(self, sub: Any) -> Any:
+        """Submits a prepared ``SubmitJobRequest`` (again, for an idempotent retry)."""
+        return await self._call("SubmitJob", sub)
+
+    async def prepare(self, req: JobRequest, *, max_payload_bytes: int = 8 * 2**20) -> Any:
+        """The signed, encrypted ``SubmitJobRequest`` for ``req`` (see :meth:`submit`)."""
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+        from blendr.chain.contracts import RentalIntent
+        from blendr.payload import JobPayload, address_of_public_key, pack_workdir, seal
+        from protos.blendr.v1 import renter_pb2 as rpb
+
+        spec = req.spec()
+        try:
+            jobspec.validate(spec)
+            tar = pack_workdir(req.workdir, max_bytes=max_payload_bytes) if req.workdir is not None else b""
+            payload = JobPayload(req.entrypoint, dict(req.env), tar).encode()
+        except BlendrError as exc:
+            raise RenterError(str(exc), grpc.StatusCode.INVALID_ARGUMENT) from None
+        q = await self.quote(spec)
+        if not q.candidates:
+            raise NoProviderError(q.reason or "no provider can take this job now", q.closest)
+        request_id = req.request_id or "r-" + secrets.token_hex(12)
+        aad = request_id.encode()
+        key = AESGCM.generate_key(bit_length=256)
+        nonce = os.urandom(12)
+        ciphertext = nonce + AESGCM(key).encrypt(nonce, payload, aad)
+        keys = []
+        for c in q.candidates:
+            # The renter checks each key against its provider's address: the king cannot slip its own key in
+            # under a real provider's name.
+            if len(c.public_key) != 64 or address_of_public_key(bytes(c.public_key)).lower() != c.provider.lower():
+                continue
+            keys.append(rpb.WrappedKey(provider=c.provider, sealed_key=seal(key, bytes(c.public_key), aad=aad)))
+        if not keys:
+            raise NoProviderError("no candidate provider has a valid public key")
+        sh = jobspec.spec_hash(spec, ciphertext)
+        n = q.intents if req.spare_intents < 0 else min(q.intents, 1 + req.spare_intents)
+        deadline = min(int(time.time()) + 86400, int(q.max_intent_deadline))
+        intents = []
+        for _ in range(max(1, n)):
+            nonce_int = int.from_bytes(os.urandom(32), "big")
+            it = RentalIntent(self.account.address, jobspec.ZERO_ADDRESS, spec.gpus, sh, spec.max_price_per_gpu_hour,
+                              spec.duration_s, nonce_int, deadline)
+            intents.append(rpb.SignedIntent(nonce=nonce_int.to_bytes(32, "big"), deadline=deadline,
+                                            signature=it.sign(self.account, q.chain_id, q.rental_contract)))
+        w = await self.wallet()
+        need = int(q.max_escrow) * len(intents)
+        permit = None
+        if int(w.allowance) < need:
+            value = int(w.allowance) + need
+            v, r, s = _permit(self.account, w, value, deadline)
+            permit = rpb.Permit(value=str(value), deadline=deadline, v=v, r=r, s=s)
+        if int(w.balance) < int(q.max_escrow):
+            raise RenterError(f"insufficient balance: you hold {fmt_tokens(int(w.balance))} GPUTOKEN and this job "
+                              f"can lock up to {fmt_tokens(int(q.max_escrow))} in escrow",
+                              grpc.StatusCode.FAILED_PRECONDITION)
+        return rpb.SubmitJobRequest(request_id=request_id, spec=_spec_pb(spec), name=req.name, spec_hash=sh,
+                                    intents=intents, permit=permit,
+                                    payload=rpb.EncryptedPayload(ciphertext=ciphertext, keys=keys))
+
+
+def _spec_pb(spec: Spec) -> Any:
+    from protos.blendr.v1 import renter_pb2 as rpb
+
+    return rpb.JobSpec(gpus=spec.gpus, gpu_model=spec.gpu_model, min_vram_bytes=spec.min_vram_bytes,
+                       min_tflops=spec.min_tflops, duration_s=spec.duration_s,
+                       max_price_per_gpu_hour=str(spec.max_price_per_gpu_hour))
+
+
+def _permit(account: Any, w: Any, value: int, deadline: int) -> tuple[int, bytes, bytes]:
+    """An ERC-2612 permit of GPUTOKEN for GPURental, signed offline from what the king reports."""
+    from eth_account.messages import encode_typed_data
+    from eth_utils import to_checksum_address
+
+    data = {
+        "types": {
+            "EIP712Domain": [{"name": "name", "type": "string"}, {"name": "version", "type": "string"},
+                             {"name": "chainId", "type": "uint256"}, {"name": "verifyingContract", "type": "address"}],
+            "Permit": [{"name": "owner", "type": "address"}, {"name": "spender", "type": "address"},
+                       {"name": "value", "type": "uint256"}, {"name": "nonce", "type": "uint256"},
+                       {"name": "deadline", "type": "uint256"}],
+        },
+        "primaryType": "Permit",
+        "domain": {"name": w.token_name, "version": "1", "chainId": int(w.chain_id),
+                   "verifyingContract": to_checksum_address(w.token_contract)},
+        "message": {"owner": account.address, "spender": to_checksum_address(w.rental_contract), "value": value,
+                    "nonce": int(w.permit_nonce), "deadline": deadline},
+    }
+    sig = account.sign_message(encode_typed_data(full_message=data))
+    return int(sig.v), int(sig.r).to_bytes(32, "big"), int(sig.s).to_bytes(32, "big")

@@ -1,0 +1,111 @@
+"""What a renter's job asks for, shared by the SDK (which signs it) and the king (which checks it).
+
+``spec_hash`` is the ``specHash`` of the renter's GPURental intents: keccak256 of the canonical JSON of the
+spec and of the SHA-256 of the encrypted payload, so a signed intent binds the GPUs, the duration, the price
+ceiling and the exact payload; the king recomputes it and refuses a job whose intents sign something else.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import asdict, dataclass
+from decimal import Decimal, InvalidOperation
+
+from eth_utils import keccak
+
+from blendr.errors import InvalidArgumentError
+from blendr.proof.fingerprints import FINGERPRINTS
+
+TOKEN = 10**18
+REQUEST_ID = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
+ZERO_ADDRESS = "0x" + "00" * 20
+
+
+@dataclass(frozen=True)
+class Spec:
+    """A job's hardware, duration and price ceiling (wei per GPU-hour)."""
+
+    gpus: int
+    duration_s: int
+    max_price_per_gpu_hour: int
+    gpu_model: str = ""
+    min_vram_bytes: int = 0
+    min_tflops: float = 0.0
+
+    def max_escrow(self) -> int:
+        """The most one rental of this job can lock: max price × GPUs × duration (GPURental's formula)."""
+        return self.max_price_per_gpu_hour * self.gpus * self.duration_s // 3600
+
+    def describe(self) -> str:
+        model = FINGERPRINTS[self.gpu_model].name if self.gpu_model in FINGERPRINTS else (self.gpu_model or "GPU")
+        return f"{self.gpus}×{model} for {fmt_duration(self.duration_s)} at ≤ {fmt_tokens(self.max_price_per_gpu_hour)}/h"
+
+
+def validate(spec: Spec, *, max_gpus: int = 64, min_duration_s: int = 1, max_duration_s: int = 30 * 86400) -> Spec:
+    """Returns ``spec`` or raises InvalidArgumentError saying what to fix."""
+    if spec.gpus < 1:
+        raise InvalidArgumentError("gpus must be at least 1")
+    if spec.gpus > max_gpus:
+        raise InvalidArgumentError(f"gpus must be at most {max_gpus}")
+    if spec.duration_s <= 0:
+        raise InvalidArgumentError("the duration (hours) must be positive")
+    if spec.duration_s < min_duration_s or spec.duration_s > max_duration_s:
+        raise InvalidArgumentError(f"the duration must be between {fmt_duration(min_duration_s)} and "
+                                   f"{fmt_duration(max_duration_s)} (got {fmt_duration(spec.duration_s)})")
+    if spec.gpu_model and spec.gpu_model not in FINGERPRINTS:
+        raise InvalidArgumentError(f"unknown GPU model {spec.gpu_model!r} (known: {', '.join(sorted(FINGERPRINTS))})")
+    if spec.max_price_per_gpu_hour <= 0:
+        raise InvalidArgumentError("the max price per GPU-hour must be positive")
+    if spec.min_vram_bytes < 0 or spec.min_tflops < 0:
+        raise InvalidArgumentError("minimum VRAM and TFLOP/s cannot be negative")
+    return spec
+
+
+def spec_hash(spec: Spec, ciphertext: bytes) -> bytes:
+    """The intents' specHash for ``spec`` and the encrypted payload."""
+    doc = {**asdict(spec), "payload_sha256": hashlib.sha256(ciphertext).hexdigest(), "v": 1}
+    return bytes(keccak(json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()))
+
+
+def check_request_id(request_id: str) -> str:
+    if not REQUEST_ID.match(request_id):
+        raise InvalidArgumentError("request_id must be 16-64 characters of A-Z a-z 0-9 _ -")
+    return request_id
+
+
+def parse_wei(text: str, what: str) -> int:
+    """A decimal wei string from the wire; raises InvalidArgumentError naming ``what``."""
+    if not text or not text.isdigit():
+        raise InvalidArgumentError(f"{what} must be a whole number of wei (got {text!r})")
+    return int(text)
+
+
+def parse_tokens(text: str | float, what: str = "amount") -> int:
+    """``2.5`` (GPUTOKEN) in wei; raises InvalidArgumentError for a negative or malformed amount."""
+    try:
+        d = Decimal(str(text))
+    except InvalidOperation:
+        raise InvalidArgumentError(f"{what} must be a number of GPUTOKEN (got {text!r})") from None
+    if not d.is_finite() or d < 0:
+        raise InvalidArgumentError(f"{what} must be a non-negative number of GPUTOKEN (got {text!r})")
+    return int(d * TOKEN)
+
+
+def fmt_tokens(wei: int, places: int = 6) -> str:
+    """Wei as GPUTOKEN with at most ``places`` decimals, trailing zeros dropped (``2.5``)."""
+    q = Decimal(wei) / TOKEN
+    text = f"{q:.{places}f}".rstrip("0").rstrip(".")
+    return text or "0"
+
+
+def fmt_duration(seconds: float) -> str:
+    s = int(seconds)
+    if s % 3600 == 0 and s >= 3600:
+        return f"{s // 3600} h"
+    if s >= 3600:
+        return f"{s / 3600:.2f} h"
+    if s % 60 == 0 and s >= 60:
+        return f"{s // 60} min"
+    return f"{s} s"

@@ -1,0 +1,727 @@
+"""Renters' jobs on the king: submission, placement, the rental on Ethereum, events, cancellation, settlement.
+
+A job's life (``state``): ``queued`` (waiting for a provider; ``reason`` says why) → ``scheduled`` (a provider
+is chosen; the rental is created on chain with the renter's next unused intent, then the job is assigned to
+the provider's queen) → ``running`` → ``ended`` (the job stopped: finished, or its rental ended) → ``settled``
+(every rental of the job is settled on chain). A job that cannot run ends ``failed``; one the renter cancels
+ends ``cancelled``; either becomes ``settled`` once the rentals it used are settled.
+
+Guarantees:
+
+* A GPU is never promised twice (the scheduler's reservations), and a job is placed only on a provider the
+  renter wrapped its payload key for.
+* Money moves on chain only, once per rental: a rental is created from a renter-signed intent whose nonce
+  the chain refuses twice (a retried or restarted create adopts the rental already there); it is cancelled
+  when the job ends early or is cancelled, and settles for verified time; a provider that dies mid-job has
+  its rental cancelled (paid for verified time) and the job moves to another provider with the next intent.
+* Every change is written to the store before it is acted on or announced, with an event numbered without
+  gaps per job (``job_events``), so a restarted king resumes every job and a watcher resumes from a seq.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any, Protocol
+
+from eth_utils import keccak, to_checksum_address
+
+from blendr import jobspec
+from blendr.chain.contracts import RentalIntent
+from blendr.clock import Clock
+from blendr.errors import (
+    AlreadyExistsError,
+    BlendrError,
+    ContractRevertError,
+    FailedPreconditionError,
+    InvalidArgumentError,
+    NotFoundError,
+    ResourceExhaustedError,
+    UnavailableError,
+)
+from blendr.jobspec import Spec, fmt_tokens
+from blendr.store import Store
+from blendr.telemetry import get_logger
+from king.rentals import PermitDoc, RentalChain, RentalParams, intent_signer
+from king.scheduler import JobSpec, Placement, PoolSnapshot, ProviderOffer, Scheduler
+from king.settlements import NS_RENTALS, rid_key
+
+log = get_logger("blendr.king.jobs")
+
+NS_JOBS = "jobs"
+NS_EVENTS = "job_events"
+NS_PAYLOADS = "job_payloads"
+NS_NONCES = "intent_nonces"
+
+QUEUED, SCHEDULED, RUNNING, ENDED, SETTLED, FAILED, CANCELLED = (
+    "queued", "scheduled", "running", "ended", "settled", "failed", "cancelled")
+LIVE = (SCHEDULED, RUNNING)
+EVENT_KINDS = ("queued", "scheduled", "rental_created", "running", "log", "progress", "ended", "verified",
+               "settled", "failed", "cancelled", "rescheduled")
+# Reverts that are the chosen provider's or queen's fault: try another provider. Anything else is the renter's.
+PROVIDER_SIDE = {"GPURentalInsufficientStake", "GPURentalInsufficientQueenStake", "GPURentalQueenIsProvider"}
+RENTER_HINTS = {
+    "ERC20InsufficientAllowance": "the escrow allowance is too low: sign a larger permit (or approve GPURental)",
+    "ERC20InsufficientBalance": "insufficient GPUTOKEN balance for the escrow",
+    "GPURentalIntentExpired": "the signed intent expired before a provider was found; submit the job again",
+    "GPURentalNonceUsed": "the intent's nonce was already used by another rental",
+    "GPURentalInvalidSignature": "the intent's signature is not the renter's",
+    "GPURentalInvalidPrice": "the price is above the intent's max price",
+}
+
+
+@dataclass(frozen=True)
+class JobsConfig:
+    max_intents: int = 4
+    max_payload_bytes: int = 8 * 2**20
+    max_intent_deadline_s: int = 7 * 86400
+    max_log_events: int = 20_000
+    candidates: int = 16
+    queen_grace_s: float = 30.0
+    retry_s: float = 2.0
+
+
+class QueenPort(Protocol):
+    """The queens' sessions as the job manager uses them (king.queens.QueenHub)."""
+
+    def connected(self, queen: str) -> bool: ...
+    def assign(self, queen: str, assignment: dict[str, Any]) -> bool: ...
+    def stop(self, queen: str, job_id: str, attempt: int, reason: str) -> bool: ...
+
+
+@dataclass(frozen=True)
+class PoolEntry:
+    offer: ProviderOffer
+    public_key: bytes
+    busy_gpus: int
+
+
+@dataclass(frozen=True)
+class Quote:
+    price: int
+    max_escrow: int
+    candidates: list[PoolEntry]
+    reason: str
+    closest: list[ProviderOffer]
+
+
+def job_id_of(renter: str, request_id: str) -> str:
+    return "j-" + hashlib.sha256(f"{to_checksum_address(renter)}|{request_id}".encode()).hexdigest()[:20]
+
+
+def _spec_of(d: dict[str, Any]) -> Spec:
+    return Spec(**d)
+
+
+class JobManager:
+    """Every job of this king; call from one event loop (chain calls run in worker threads)."""
+
+    def __init__(self, store: Store, clock: Clock, scheduler: Scheduler, chain: RentalChain, queens: QueenPort,
+                 cfg: JobsConfig | None = None, *, reputation: Callable[[str], int] | None = None) -> None:
+        self.store = store
+        self.clock = clock
+        self.scheduler = scheduler
+        self.chain = chain
+        self.queens = queens
+        self.cfg = cfg or JobsConfig()
+        self.reputation = reputation or (lambda _p: 5000)
+        self.pool: dict[str, PoolEntry] = {}  # provider -> latest report
+        self._pools: dict[str, set[str]] = {}  # queen -> providers
+        self._watchers: dict[str, set[asyncio.Queue[dict[str, Any]]]] = {}
+        self._wake = asyncio.Event()
+        self._pending_rentals: dict[str, str] = {}  # rental key -> job id, awaiting settlement
+        self._queen_gone: dict[str, float] = {}  # queen -> monotonic time it disconnected
+        self._busy: set[str] = set()  # jobs with a chain operation in flight
+        self._params: RentalParams | None = None
+
+    # ------------------------------------------------------------------ restore
+    def load(self) -> int:
+        """Rebuilds the scheduler and pending work from the store after a (re)start; returns live jobs."""
+        live = 0
+        for _, d in self.store.scan(NS_JOBS, ""):
+            for r in d["rentals"]:
+                if r.get("state") not in ("settled", "expired"):
+                    self._pending_rentals[r["rental_id"]] = d["job_id"]
+            if d["state"] == QUEUED:
+                self._enqueue(d)
+                live += 1
+            elif d["state"] in LIVE and d.get("current"):
+                c = d["current"]
+                self.scheduler.restore(Placement(d["job_id"], d["renter"], c["queen"], c["provider"],
+                                                 d["spec"]["gpus"], int(c["price"])), self._sched_spec(d))
+                live += 1
+        self._wake.set()
+        return live
+
+    # ------------------------------------------------------------------ pools
+    def on_snapshot(self, queen: str, seq: int, providers: list[tuple[ProviderOffer, bytes, int]]) -> None:
+        """A queen's pool: offers (reputation filled in here), public keys and busy GPUs."""
+        queen = to_checksum_address(queen)
+        offers = []
+        for offer, pub, busy in providers:
+            o = replace(offer, queen=queen, reputation=self.reputation(offer.provider))
+            offers.append(o)
+            self.pool[o.provider] = PoolEntry(o, pub, busy)
+        for gone in self._pools.get(queen, set()) - {o.provider for o in offers}:
+            self.pool.pop(gone, None)
+        self._pools[queen] = {o.provider for o in offers}
+        self.scheduler.update_pool(PoolSnapshot(queen, tuple(offers), seq))
+        self._queen_gone.pop(queen, None)
+        self._wake.set()
+
+    def on_queen_connected(self, queen: str) -> None:
+        """Re-sends the assignments of the queen's live jobs (the queen answers repeats idempotently)."""
+        queen = to_checksum_address(queen)
+        self._queen_gone.pop(queen, None)
+        for _, d in self.store.scan(NS_JOBS, ""):
+            c = d.get("current")
+            if d["state"] in LIVE and c and c.get("queen") == queen and c.get("rental_id"):
+                self.queens.assign(queen, self._assignment(d))
+
+    def on_queen_disconnected(self, queen: str) -> None:
+        self._queen_gone[to_checksum_address(queen)] = self.clock.monotonic()
+
+    def check_queens(self) -> None:
+        """Jobs on a queen gone longer than the grace period are treated as lost (moved elsewhere)."""
+        now = self.clock.monotonic()
+        for queen, since in list(self._queen_gone.items()):
+            if now - since < self.cfg.queen_grace_s:
+                continue
+            del self._queen_gone[queen]
+            self.scheduler.remove_pool(queen)
+            for p in self._pools.pop(queen, set()):
+                self.pool.pop(p, None)
+            for _, d in self.store.scan(NS_JOBS, ""):
+                c = d.get("current")
+                if d["state"] in LIVE and c and c.get("queen") == queen:
+                    self._lost(d, f"queen {queen[:10]}… went away")
+
+    # ------------------------------------------------------------------ quotes
+    def quote(self, spec: Spec) -> Quote:
+        self._validate(spec)
+        s = self._sched_spec_of(spec)
+        matching = [e for e in self.pool.values() if self._fits(e.offer, s)]
+        if spec.gpu_model:
+            price = int(self.scheduler.quote(spec.gpu_model))
+        else:
+            price = min((int(self.scheduler.quote(m)) for m in {e.offer.gpu_model for e in matching}), default=0)
+        priced = [e for e in matching if max(e.offer.ask_per_gpu_hour, int(self.scheduler.quote(e.offer.gpu_model)))
+                  <= spec.max_price_per_gpu_hour]
+        priced.sort(key=lambda e: (max(e.offer.ask_per_gpu_hour, int(self.scheduler.quote(e.offer.gpu_model))),
+                                   -e.offer.reputation, e.busy_gpus))
+        reason = ""
+        closest: list[ProviderOffer] = []
+        if not priced:
+            reason = self._no_match_reason(spec, matching)
+            closest = self.scheduler.closest_offers(s, 3)
+        return Quote(price, spec.max_escrow(), priced[: self.cfg.candidates], reason, closest)
+
+    def _fits(self, o: ProviderOffer, s: JobSpec) -> bool:
+        return (o.alive and o.gpus >= s.gpus and (not s.gpu_model or o.gpu_model == s.gpu_model)
+                and o.vram_bytes >= s.min_vram_bytes and (s.min_tflops <= 0 or o.tflops >= s.min_tflops))
+
+    def _no_match_reason(self, spec: Spec, matching: list[PoolEntry]) -> str:
+        what = f"{spec.gpus}×{spec.gpu_model or 'GPU'}"
+        if not matching:
+            return f"no provider with {what} in the network now"
+        cheapest = min(max(e.offer.ask_per_gpu_hour, int(self.scheduler.quote(e.offer.gpu_model))) for e in matching)
+        return (f"no provider with {what} under {fmt_tokens(spec.max_price_per_gpu_hour)}/h "
+                f"(the cheapest is {fmt_tokens(cheapest)}/h)")
+
+    # ------------------------------------------------------------------ submit
+    async def submit(self, renter: str, req: dict[str, Any]) -> dict[str, Any]:
+        """Validates and queues a job (idempotent by request id); returns the job document.
+
+        ``req``: request_id, name, spec (Spec), spec_hash (bytes), intents [(nonce int, deadline, signature)],
+        permit (PermitDoc | None), ciphertext (bytes), keys {provider: sealed key bytes}.
+
+        Raises:
+            InvalidArgumentError, ResourceExhaustedError, FailedPreconditionError, AlreadyExistsError,
+            UnavailableError (the chain cannot be read; nothing was stored).
+        """
+        renter = to_checksum_address(renter)
+        request_id = jobspec.check_request_id(req["request_id"])
+        job_id = job_id_of(renter, request_id)
+        fingerprint = self._fingerprint(req)
+        existing = self.store.get(NS_JOBS, job_id)
+        if existing is not None:
+            if existing["fingerprint"] != fingerprint:
+                raise AlreadyExistsError(f"request id {request_id} was used for another job ({job_id})")
+            return existing
+        spec: Spec = req["spec"]
+        self._validate(spec)
+        ciphertext: bytes = req["ciphertext"]
+        if len(ciphertext) > self.cfg.max_payload_bytes:
+            raise ResourceExhaustedError(f"the encrypted payload is {len(ciphertext) / 2**20:.1f} MiB, over the "
+                                         f"{self.cfg.max_payload_bytes / 2**20:.0f} MiB limit: trim the workdir")
+        if not ciphertext:
+            raise InvalidArgumentError("the payload is empty")
+        expect = jobspec.spec_hash(spec, ciphertext)
+        if req["spec_hash"] != expect:
+            raise InvalidArgumentError("spec_hash does not match the spec and payload (see blendr.jobspec.spec_hash)")
+        intents = req["intents"]
+        if not 1 <= len(intents) <= self.cfg.max_intents:
+            raise InvalidArgumentError(f"send 1 to {self.cfg.max_intents} signed intents (got {len(intents)})")
+        now = int(self.clock.time())
+        nonces = set()
+        for i, (nonce, deadline, sig) in enumerate(intents, 1):
+            if nonce in nonces:
+                raise InvalidArgumentError(f"intent {i} repeats a nonce")
+            nonces.add(nonce)
+            if deadline <= now + 60:
+                raise InvalidArgumentError(f"intent {i} expires too soon (deadline {deadline})")
+            if deadline > now + self.cfg.max_intent_deadline_s:
+                raise InvalidArgumentError(f"intent {i}'s deadline is more than "
+                                           f"{self.cfg.max_intent_deadline_s // 86400} days away")
+            intent = self._intent(renter, spec, expect, nonce, deadline)
+            if intent_signer(intent, sig, self.chain.chain_id, self.chain.rental_address) != renter:
+                raise InvalidArgumentError(f"intent {i} is not signed by the renter {renter} for this GPURental")
+            prior = self.store.get(NS_NONCES, f"{renter}/{nonce:064x}")
+            if prior is not None:
+                raise FailedPreconditionError(f"intent {i} was already used (replayed) by job {prior['job_id']}")
+        keys = {to_checksum_address(p): k for p, k in req["keys"].items()}
+        if not keys:
+            raise InvalidArgumentError("the payload key is wrapped for no provider: get a quote and wrap it for "
+                                       "its candidates")
+        quote = self.quote(spec)
+        offered = [e for e in quote.candidates]
+        if offered and quote.price > spec.max_price_per_gpu_hour:
+            raise FailedPreconditionError(f"your max price {fmt_tokens(spec.max_price_per_gpu_hour)}/h is below the "
+                                          f"quote {fmt_tokens(quote.price)}/h for {spec.gpu_model or 'this spec'}")
+        if not quote.candidates and quote.reason and "under" in quote.reason:
+            raise FailedPreconditionError(f"max price below the quote: {quote.reason}")
+        # the chain: balance, allowance, nonces (reads only; nothing is stored if they fail)
+        def read() -> tuple[int, int, list[int]]:
+            return (self.chain.balance(renter), self.chain.allowance(renter),
+                    [i for i, (nonce, _, _) in enumerate(intents, 1) if self.chain.nonce_used(renter, nonce)])
+
+        try:
+            balance, allowance, used = await asyncio.to_thread(read)
+        except BlendrError as exc:
+            raise UnavailableError(f"cannot read Ethereum now ({exc}); try again") from None
+        if used:
+            raise FailedPreconditionError(f"intent {used[0]} was already used (replayed) by a rental on chain")
+        again = self.store.get(NS_JOBS, job_id)
+        if again is not None:  # the same request, submitted concurrently, won the race
+            if again["fingerprint"] != fingerprint:
+                raise AlreadyExistsError(f"request id {request_id} was used for another job ({job_id})")
+            return again
+        for n, _, _ in intents:
+            prior = self.store.get(NS_NONCES, f"{renter}/{n:064x}")
+            if prior is not None:
+                raise FailedPreconditionError(f"an intent was already used (replayed) by job {prior['job_id']}")
+        need = spec.max_escrow()
+        if balance < need:
+            raise FailedPreconditionError(f"insufficient balance: you hold {fmt_tokens(balance)} GPUTOKEN and this "
+                                          f"job can lock up to {fmt_tokens(need)} in escrow")
+        permit: PermitDoc | None = req.get("permit")
+        if max(allowance, permit.value if permit else 0) < need:
+            raise FailedPreconditionError(f"the escrow allowance {fmt_tokens(allowance)} is below the "
+                                          f"{fmt_tokens(need)} this job can lock: sign a permit (the SDK does) or "
+                                          "approve GPURental")
+        doc: dict[str, Any] = {
+            "job_id": job_id, "request_id": request_id, "renter": renter, "name": req.get("name", ""),
+            "spec": spec.__dict__.copy(), "spec_hash": expect.hex(), "fingerprint": fingerprint, "state": QUEUED,
+            "reason": quote.reason or "waiting for a provider", "submitted": self.clock.time(), "started": 0.0,
+            "ended": 0.0, "progress": -1.0, "exit_code": 0, "attempt": 0, "excluded": [],
+            "intents": [{"nonce": f"{n:064x}", "deadline": dl, "signature": sig.hex(), "used": False}
+                        for n, dl, sig in intents],
+            "permit": None if permit is None else {"value": str(permit.value), "deadline": permit.deadline,
+                                                   "v": permit.v, "r": permit.r.hex(), "s": permit.s.hex()},
+            "permit_used": False, "candidates": sorted(keys), "rentals": [], "current": None, "last_seq": 0,
+            "logs": 0, "outcome": "",
+        }
+        with self.store.batch() as b:
+            b.put(NS_PAYLOADS, job_id, {"ciphertext": ciphertext.hex(), "aad": request_id,
+                                         "keys": {p: k.hex() for p, k in keys.items()}})
+            for n, _, _ in intents:
+                b.put(NS_NONCES, f"{renter}/{n:064x}", {"job_id": job_id})
+            self._event(b, doc, "queued", doc["reason"])
+            b.put(NS_JOBS, job_id, doc)
+        self._enqueue(doc)
+        self._publish(doc)
+        self._wake.set()
+        log.info("job submitted", job=job_id, renter=renter, spec=spec.describe(), candidates=len(keys))
+        return doc
+
+    def _fingerprint(self, req: dict[str, Any]) -> str:
+        s: Spec = req["spec"]
+        parts = [repr(sorted(s.__dict__.items())), req["spec_hash"].hex(),
+                 repr([(n, d, sig.hex()) for n, d, sig in req["intents"]])]
+        return hashlib.sha256("|".join(parts).encode()).hexdigest()
+
+    async def prepare(self) -> None:
+        """Reads GPURental's bounds (GPUs, durations) once; call before serving."""
+        self._params = await asyncio.to_thread(self.chain.params)
+
+    def _validate(self, spec: Spec) -> None:
+        p = self._params
+        if p is None:
+            raise UnavailableError("the king has not read GPURental's parameters yet; try again")
+        jobspec.validate(spec, max_gpus=p.max_gpus, min_duration_s=p.min_duration, max_duration_s=p.max_duration)
+
+    def _intent(self, renter: str, spec: Spec, spec_hash: bytes, nonce: int, deadline: int) -> RentalIntent:
+        return RentalIntent(renter, jobspec.ZERO_ADDRESS, spec.gpus, spec_hash, spec.max_price_per_gpu_hour,
+                            spec.duration_s, nonce, deadline)
+
+    def _sched_spec_of(self, spec: Spec) -> JobSpec:
+        return JobSpec(spec.gpus, spec.gpu_model, spec.min_vram_bytes, spec.min_tflops, spec.max_price_per_gpu_hour)
+
+    def _sched_spec(self, d: dict[str, Any]) -> JobSpec:
+        return self._sched_spec_of(_spec_of(d["spec"]))
+
+    def _enqueue(self, d: dict[str, Any]) -> None:
+        """Queues the job in the scheduler, never again on a provider it was moved off."""
+        self.scheduler.submit(d["job_id"], d["renter"], self._sched_spec(d))
+        for p in d["excluded"]:
+            self.scheduler.exclude(d["job_id"], p)
+
+    # ------------------------------------------------------------------ placement
+    async def run(self) -> None:
+        """Places queued jobs as capacity appears, forever (cancel to stop)."""
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.cfg.retry_s)
+            self._wake.clear()
+            self.check_queens()
+            for p in self.scheduler.schedule(max_placements=64):
+                await self._place(p)
+            self._refresh_reasons()
+
+    def _refresh_reasons(self) -> None:
+        for _, d in self.store.scan(NS_JOBS, ""):
+            if d["state"] != QUEUED:
+                continue
+            reason = self.scheduler.waiting_reason(d["job_id"])
+            if reason and reason != d["reason"]:
+                d["reason"] = reason
+                self._save(d, "queued", reason)
+
+    async def _place(self, p: Placement) -> None:
+        d = self.store.get(NS_JOBS, p.job_id)
+        if d is None or d["state"] != QUEUED:
+            self.scheduler.release(p.job_id)
+            return
+        if p.provider not in d["candidates"]:
+            # The renter's payload key is wrapped only for the candidates of its quote: not this provider.
+            self.scheduler.exclude(p.job_id, p.provider)
+            self.scheduler.requeue(p.job_id)
+            self._wake.set()
+            return
+        idx = next((i for i, it in enumerate(d["intents"]) if not it["used"]), None)
+        if idx is None:
+            self.scheduler.release(p.job_id)
+            self._fail(d, "no signed intent left to rent another provider; submit the job again")
+            return
+        d["attempt"] += 1
+        d["state"] = SCHEDULED
+        d["provider"], d["queen"] = p.provider, p.queen
+        d["current"] = {"attempt": d["attempt"], "provider": p.provider, "queen": p.queen,
+                        "price": str(p.price_per_gpu_hour), "intent": idx, "rental_id": "", "deadline": 0.0,
+                        "queen_seq": 0}
+        self._save(d, "scheduled", f"placed on provider {p.provider} (queen {p.queen}) at "
+                                   f"{fmt_tokens(p.price_per_gpu_hour)}/GPU-hour")
+        await self._create_rental(d)
+
+    async def _create_rental(self, d: dict[str, Any]) -> None:
+        c = d["current"]
+        it = d["intents"][c["intent"]]
+        spec = _spec_of(d["spec"])
+        intent = self._intent(d["renter"], spec, bytes.fromhex(d["spec_hash"]), int(it["nonce"], 16), it["deadline"])
+        permit = None
+        if d["permit"] and not d["permit_used"]:
+            pm = d["permit"]
+            permit = PermitDoc(int(pm["value"]), pm["deadline"], pm["v"], bytes.fromhex(pm["r"]), bytes.fromhex(pm["s"]))
+        self._busy.add(d["job_id"])
+        try:
+            created = await asyncio.to_thread(self.chain.create, intent, bytes.fromhex(it["signature"]),
+                                              int(c["price"]), c["queen"], c["provider"], permit)
+        except ContractRevertError as exc:
+            d = self._reload(d)
+            if d["state"] == CANCELLED:
+                self.scheduler.release(d["job_id"])
+                return
+            if exc.error in PROVIDER_SIDE:
+                self._move(d, f"provider {c['provider'][:10]}… cannot take the rental ({exc.error}); trying another")
+                return
+            it = d["intents"][c["intent"]]
+            it["used"] = exc.error in ("GPURentalNonceUsed", "GPURentalIntentExpired")
+            self.scheduler.release(d["job_id"])
+            self._fail(d, RENTER_HINTS.get(exc.error, f"the rental could not be created: {exc}"))
+            return
+        except BlendrError as exc:
+            # RPC down after bounded retries: the job goes back to the front of the queue; the same intent
+            # (same nonce) is tried again, so a rental that did land is adopted, never doubled.
+            d = self._reload(d)
+            if d["state"] == CANCELLED:
+                self.scheduler.release(d["job_id"])
+                return
+            log.warning("rental creation failed; will retry", job=d["job_id"], error=str(exc)[:200])
+            d["state"], d["current"] = QUEUED, None
+            d["attempt"] -= 1
+            self.scheduler.requeue(d["job_id"])
+            self._save(d, "queued", f"Ethereum is not answering ({type(exc).__name__}); retrying")
+            return
+        finally:
+            self._busy.discard(d["job_id"])
+        d = self._reload(d)
+        c = d["current"]
+        d["intents"][c["intent"]]["used"] = True
+        d["permit_used"] = d["permit_used"] or permit is not None
+        key = rid_key(created.rental_id)
+        c.update(rental_id=key, deadline=float(created.start + created.duration))
+        d["rentals"].append({"rental_id": key, "provider": c["provider"], "queen": c["queen"], "price": c["price"],
+                             "escrow": str(created.escrow), "created_tx": created.tx, "start": created.start,
+                             "duration": created.duration, "state": "active"})
+        self._pending_rentals[key] = d["job_id"]
+        if d["state"] == CANCELLED:  # cancelled while the rental was being created
+            self._save(d, "rental_created", f"rental {key[:12]}… created; cancelling it")
+            await self._cancel_rental(d, key)
+            return
+        self._save(d, "rental_created", f"rental {key[:12]}… locks {fmt_tokens(created.escrow)} GPUTOKEN in escrow "
+                                        f"(tx {created.tx or 'adopted'})")
+        if not self.queens.assign(c["queen"], self._assignment(d)):
+            self._lost(d, f"queen {c['queen'][:10]}… is not connected")
+
+    def _assignment(self, d: dict[str, Any]) -> dict[str, Any]:
+        c = d["current"]
+        pl = self.store.get(NS_PAYLOADS, d["job_id"]) or {}
+        return {"job_id": d["job_id"], "attempt": c["attempt"], "provider": c["provider"], "gpus": d["spec"]["gpus"],
+                "rental_id": bytes.fromhex(c["rental_id"]), "deadline_unix": c["deadline"],
+                "ciphertext": bytes.fromhex(pl.get("ciphertext", "")),
+                "sealed_key": bytes.fromhex(pl.get("keys", {}).get(c["provider"], "")), "aad": pl.get("aad", "")}
+
+    def _reload(self, d: dict[str, Any]) -> dict[str, Any]:
+        return self.store.get(NS_JOBS, d["job_id"]) or d
+
+    # ------------------------------------------------------------------ queen events
+    def on_queen_event(self, queen: str, ev: dict[str, Any]) -> None:
+        """A job event relayed by a queen (stale attempts and repeated seqs are ignored)."""
+        d = self.store.get(NS_JOBS, ev["job_id"])
+        if d is None:
+            return
+        c = d.get("current")
+        if not c or c["attempt"] != ev["attempt"] or to_checksum_address(queen) != c["queen"]:
+            return
+        if ev["seq"] and ev["seq"] <= c.get("queen_seq", 0):
+            return
+        c["queen_seq"] = ev["seq"] or c.get("queen_seq", 0)
+        kind = ev["kind"]
+        if kind == "accepted":
+            self._save(d)
+        elif kind == "running" and d["state"] == SCHEDULED:
+            d["state"], d["started"] = RUNNING, d["started"] or self.clock.time()
+            self._save(d, "running", f"running on {c['provider']}")
+        elif kind == "log":
+            if d["logs"] < self.cfg.max_log_events:
+                d["logs"] += 1
+                self._save(d, "log", ev.get("message", ""))
+            elif d["logs"] == self.cfg.max_log_events:
+                d["logs"] += 1
+                self._save(d, "log", f"[blendr] more than {self.cfg.max_log_events} log lines: the rest are dropped")
+        elif kind == "progress":
+            d["progress"] = float(ev.get("progress", -1.0))
+            self._save(d, "progress", ev.get("message", ""), progress=d["progress"])
+        elif kind in ("succeeded", "failed", "stopped"):
+            self._job_stopped(d, kind, ev)
+        elif kind == "lost":
+            self._lost(d, ev.get("message") or "the provider went away")
+        else:
+            self._save(d)
+
+    def _job_stopped(self, d: dict[str, Any], kind: str, ev: dict[str, Any]) -> None:
+        self.scheduler.release(d["job_id"])
+        c = d["current"]
+        d["exit_code"] = int(ev.get("exit_code", 0))
+        d["ended"] = self.clock.time()
+        if d["state"] != CANCELLED:
+            d["state"] = ENDED
+            d["outcome"] = kind
+        msg = {"succeeded": "the job finished", "failed": f"the job failed: {ev.get('message', '')}".strip(),
+               "stopped": f"the job was stopped: {ev.get('message', '')}".strip()}[kind]
+        self._save(d, "ended", msg)
+        if c and c.get("rental_id") and self.clock.time() < c["deadline"]:
+            asyncio.get_running_loop().create_task(self._cancel_rental(d, c["rental_id"]))
+        self._wake.set()
+
+    def _lost(self, d: dict[str, Any], why: str) -> None:
+        """The provider (or its queen) is gone: cancel its rental, move the job to another provider."""
+        c = d["current"]
+        if c and c.get("rental_id"):
+            asyncio.get_running_loop().create_task(self._cancel_rental(dict(d), c["rental_id"]))
+        if d["state"] == CANCELLED:
+            self.scheduler.release(d["job_id"])
+            self._save(d)
+            return
+        self._move(d, f"{why}; moving the job to another provider")
+
+    def _move(self, d: dict[str, Any], why: str) -> None:
+        c = d["current"]
+        if c:
+            d["excluded"] = sorted({*d["excluded"], c["provider"]})
+        self.scheduler.release(d["job_id"])
+        d["current"], d["state"], d["provider"], d["queen"] = None, QUEUED, "", ""
+        if not any(not it["used"] for it in d["intents"]):
+            self._fail(d, f"{why}, but no signed intent is left to rent another provider")
+            return
+        d["reason"] = why
+        self._save(d, "rescheduled", why)
+        self._enqueue(d)
+        self._wake.set()
+
+    def _fail(self, d: dict[str, Any], why: str) -> None:
+        d["state"], d["reason"], d["outcome"] = FAILED, why, "failed"
+        d["ended"] = d["ended"] or self.clock.time()
+        self._save(d, "failed", why)
+        self._maybe_settled(d)
+
+    async def _cancel_rental(self, d: dict[str, Any], key: str) -> None:
+        for attempt in range(6):
+            try:
+                tx = await asyncio.to_thread(self.chain.cancel, int(key, 16))
+                if tx:
+                    log.info("rental cancelled on chain", job=d["job_id"], rental=key[:12], tx=tx)
+                return
+            except BlendrError as exc:
+                log.warning("cancelling the rental failed; retrying", rental=key[:12], error=str(exc)[:200])
+                await asyncio.sleep(min(30.0, self.cfg.retry_s * 2 ** attempt))
+        log.error("could not cancel the rental; it settles at its end for verified time", rental=key[:12])
+
+    # ------------------------------------------------------------------ cancel
+    async def cancel(self, renter: str, job_id: str, reason: str = "") -> dict[str, Any]:
+        d = self.get(renter, job_id)
+        why = reason or "cancelled by the renter"
+        if d["state"] == QUEUED:
+            self.scheduler.cancel(job_id)
+            d["state"], d["reason"], d["outcome"], d["ended"] = CANCELLED, why, "cancelled", self.clock.time()
+            self._save(d, "cancelled", why)
+            self._maybe_settled(d)
+            return d
+        if d["state"] == CANCELLED:
+            return d
+        if d["state"] not in LIVE:
+            raise FailedPreconditionError(f"job {job_id} has already {d['state']}")
+        c = d["current"]
+        d["state"], d["reason"], d["outcome"], d["ended"] = CANCELLED, why, "cancelled", self.clock.time()
+        self._save(d, "cancelled", why)
+        self.queens.stop(c["queen"], job_id, c["attempt"], why)
+        self.scheduler.release(job_id)
+        if c.get("rental_id"):
+            await self._cancel_rental(d, c["rental_id"])
+        return self.store.get(NS_JOBS, job_id) or d
+
+    # ------------------------------------------------------------------ settlement
+    def poll_settlements(self) -> None:
+        """Applies the rentals the settlement follower has seen settle (or expire) to their jobs."""
+        for key, job_id in list(self._pending_rentals.items()):
+            r = self.store.get(NS_RENTALS, key)
+            if r is None or r.get("state") not in ("settled", "expired"):
+                continue
+            del self._pending_rentals[key]
+            d = self.store.get(NS_JOBS, job_id)
+            if d is None:
+                continue
+            for rs in d["rentals"]:
+                if rs["rental_id"] == key:
+                    rs.update(state=r["state"], verified_seconds=r.get("verified_seconds", 0),
+                              failed=r.get("failed", False), provider_payment=r.get("provider_payment", "0"),
+                              fee=r.get("fee", "0"), refund=r.get("refund", "0"), settled_tx=r.get("settled_tx", ""),
+                              slashed=r.get("slashed", "0"))
+                    if r["state"] == "settled":
+                        self._save(d, "verified", f"rental {key[:12]}…: {rs['verified_seconds']} s verified"
+                                                  f"{' — verification FAILED, provider slashed' if rs['failed'] else ''}")
+                    paid = int(rs["provider_payment"]) + int(rs["fee"])
+                    self._save(d, "settled", f"rental {key[:12]}… settled: paid {fmt_tokens(paid)}, refunded "
+                                             f"{fmt_tokens(int(rs['refund']))} GPUTOKEN (tx {rs['settled_tx']})")
+            self._maybe_settled(d)
+
+    def _maybe_settled(self, d: dict[str, Any]) -> None:
+        if d["state"] in LIVE or d["state"] == QUEUED or d["state"] == SETTLED:
+            return
+        if all(r.get("state") in ("settled", "expired") for r in d["rentals"]):
+            if d["rentals"]:
+                d["state"] = SETTLED
+                self._save(d, "settled", "every rental of the job is settled")
+            else:
+                self._save(d)
+
+    # ------------------------------------------------------------------ reads
+    def get(self, renter: str, job_id: str) -> dict[str, Any]:
+        d = self.store.get(NS_JOBS, job_id)
+        if d is None or d["renter"] != to_checksum_address(renter):
+            raise NotFoundError(f"no job {job_id} of yours")
+        return d
+
+    def list_jobs(self, renter: str, states: set[str], limit: int) -> list[dict[str, Any]]:
+        renter = to_checksum_address(renter)
+        docs = [d for _, d in self.store.scan(NS_JOBS, "") if d["renter"] == renter
+                and (not states or d["state"] in states)]
+        docs.sort(key=lambda d: -d["submitted"])
+        return docs[: limit or 50]
+
+    def events(self, job_id: str, after: int) -> list[dict[str, Any]]:
+        return [e for _, e in self.store.scan(NS_EVENTS, f"{job_id}/") if e["seq"] > after]
+
+    def finished(self, d: dict[str, Any]) -> bool:
+        """No more events will come: settled, or failed/cancelled with no rental left to settle."""
+        if d["state"] == SETTLED:
+            return True
+        return d["state"] in (FAILED, CANCELLED) and all(r.get("state") in ("settled", "expired")
+                                                         for r in d["rentals"])
+
+    def subscribe(self, job_id: str) -> asyncio.Queue[dict[str, Any]]:
+        q: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=10_000)
+        self._watchers.setdefault(job_id, set()).add(q)
+        return q
+
+    def unsubscribe(self, job_id: str, q: asyncio.Queue[dict[str, Any]]) -> None:
+        self._watchers.get(job_id, set()).discard(q)
+
+    def cost_so_far(self, d: dict[str, Any]) -> int:
+        total = 0
+        now = self.clock.time()
+        for r in d["rentals"]:
+            if r.get("state") == "settled":
+                total += int(r.get("provider_payment", "0")) + int(r.get("fee", "0"))
+            elif r.get("state") == "active":
+                elapsed = max(0.0, min(now, r["start"] + r["duration"]) - r["start"])
+                total += int(int(r["price"]) * d["spec"]["gpus"] * elapsed) // 3600
+        return total
+
+    def in_escrow(self, renter: str) -> int:
+        renter = to_checksum_address(renter)
+        return sum(int(r["escrow"]) for _, d in self.store.scan(NS_JOBS, "") if d["renter"] == renter
+                   for r in d["rentals"] if r.get("state") not in ("settled", "expired"))
+
+    # ------------------------------------------------------------------ events
+    def _event(self, b: Any, d: dict[str, Any], kind: str, message: str = "", progress: float = -1.0) -> dict[str, Any]:
+        d["last_seq"] += 1
+        ev = {"job_id": d["job_id"], "seq": d["last_seq"], "kind": kind, "ts": self.clock.time(), "message": message,
+              "progress": progress}
+        b.put(NS_EVENTS, f"{d['job_id']}/{d['last_seq']:012d}", ev)
+        return ev
+
+    def _save(self, d: dict[str, Any], kind: str = "", message: str = "", progress: float = -1.0) -> None:
+        """Writes the job (and an event, when ``kind`` is given) in one commit, then tells watchers."""
+        with self.store.batch() as b:
+            if kind:
+                self._event(b, d, kind, message, progress)
+            b.put(NS_JOBS, d["job_id"], d)
+        self._publish(d)
+
+    def _publish(self, d: dict[str, Any]) -> None:
+        for q in list(self._watchers.get(d["job_id"], ())):
+            with contextlib.suppress(asyncio.QueueFull):
+                q.put_nowait(d)
+
+
+def new_request_id() -> str:
+    return "r-" + secrets.token_hex(12)
+
+
+def intent_nonce() -> int:
+    return int.from_bytes(keccak(secrets.token_bytes(32)), "big")

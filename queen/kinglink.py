@@ -1,0 +1,327 @@
+"""The queen's session with its king: one ``KingControl.QueenSession`` stream, kept open.
+
+After a signed registration (:mod:`blendr.rpc.registration`) the queen sends pool snapshots (every
+snapshot interval, at once after registering, and whenever a provider joins, leaves, dies or its load
+changes) and job events; it receives assignments and stops and hands them to the core's
+:class:`~queen.jobs.JobBook`. A broken stream is redialled with bounded exponential backoff and jitter
+(``relay.retry_initial_s`` doubling up to ``relay.retry_max_s``); the link never gives up, since the pool
+keeps working for its providers while the king is away.
+
+Delivery of job events is at least once and in order: events wait in a bounded memory buffer
+(``relay.king_event_buffer``) while the king is unreachable, leave it only once written to the stream, and
+the last :data:`RESEND_TAIL` written before a stream broke are sent again after the reconnect (a write that
+returned may still have been lost with the connection). The king ignores events it has seen (by job,
+attempt and ``seq``). When the buffer is full the oldest log or progress event is dropped first (state
+events are also in the store: after each reconnect the queen replays every open job's latest state and
+every final state not yet written to a king, and a king's repeated assignment is answered with the job's
+current state), so what a buffer overflow can lose is log lines, never a job's outcome.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import random
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+
+from blendr.clock import Clock
+from blendr.config import RelayConfig
+from blendr.errors import BlendrError, ConfigError, UnavailableError
+from blendr.identity import to_address
+from blendr.rpc.registration import sign_queen_registration
+from blendr.telemetry import get_logger
+from blendr.types import ProviderState
+from protos.blendr.v1 import king_pb2 as kpb
+from queen.core import QueenCore
+from queen.jobs import CHATTER, Assignment, JobEvent
+from queen.pool import ProviderRecord
+
+log = get_logger("blendr.queen.king")
+
+RESEND_TAIL = 256
+MIN_SNAPSHOT_INTERVAL_S = 0.05
+# Snapshots for pool changes come at most this often: a thousand providers joining at once cost a few
+# snapshots, not a thousand.
+CHANGE_GAP_S = 0.2
+
+
+@dataclass
+class KingLinkStatus:
+    """What the link has done, for operators and tests."""
+
+    connected: bool = False
+    king_address: str = ""
+    sessions: int = 0
+    snapshots_sent: int = 0
+    events_sent: int = 0
+    events_dropped: int = 0
+    last_error: str = ""
+
+
+def event_to_proto(ev: JobEvent) -> kpb.QueenJobEvent:
+    return kpb.QueenJobEvent(job_id=ev.job_id, attempt=ev.attempt, seq=ev.seq, kind=ev.kind, message=ev.message,
+                             progress=ev.progress, ts_unix=ev.ts_unix, exit_code=ev.exit_code)
+
+
+def assignment_from_proto(m: kpb.JobAssignment) -> Assignment:
+    return Assignment(job_id=m.job_id, attempt=m.attempt, provider=m.provider, gpus=m.gpus,
+                      rental_id=bytes(m.rental_id), deadline_unix=m.deadline_unix, ciphertext=bytes(m.ciphertext),
+                      sealed_key=bytes(m.sealed_key), aad=m.aad)
+
+
+def provider_to_proto(rec: ProviderRecord, busy_gpus: int) -> kpb.PoolProvider:
+    """One pool entry: ``gpus`` counts devices, ``vram_bytes`` and ``tflops`` are per device."""
+    gpus = len(rec.devices)
+    return kpb.PoolProvider(
+        address=rec.address,
+        public_key=bytes.fromhex(rec.public_key),
+        gpu_model=rec.devices[0].model if rec.devices else "",
+        gpus=gpus,
+        vram_bytes=min((d.memory_bytes for d in rec.devices), default=0),
+        tflops=rec.measured_tflops,
+        ask_per_gpu_hour=rec.ask_per_gpu_hour or "0",
+        uptime=rec.uptime,
+        alive=rec.state is ProviderState.ALIVE,
+        busy_gpus=min(busy_gpus, gpus),
+    )
+
+
+class KingLink:
+    """Keeps the queen's session with its king open and carries snapshots, events and assignments."""
+
+    def __init__(
+        self,
+        core: QueenCore,
+        account: Any,
+        cfg: RelayConfig,
+        *,
+        stub: Callable[[], Any],
+        clock: Clock,
+        endpoint: str,
+        call_timeout_s: float,
+        rng: random.Random | None = None,
+    ) -> None:
+        """
+        Args:
+            core: The queen's core; the link subscribes to its job events and pool changes.
+            account: The queen's eth-account LocalAccount (signs the registration).
+            cfg: ``[relay]``: king_address, snapshot_interval_s, king_event_buffer, retry_*.
+            stub: Returns a ``KingControlStub`` (called once per session).
+            endpoint: The provider endpoint named in the registration.
+            call_timeout_s: How long the king may take to answer the registration.
+
+        Raises:
+            ConfigError: a non-positive snapshot interval or buffer, or a king_address that is not an address.
+        """
+        if not cfg.snapshot_interval_s > 0:
+            raise ConfigError(f"config relay.snapshot_interval_s must be > 0 (got {cfg.snapshot_interval_s})")
+        if cfg.king_event_buffer < 1:
+            raise ConfigError(f"config relay.king_event_buffer must be >= 1 (got {cfg.king_event_buffer})")
+        try:
+            self.king_address = to_address(cfg.king_address) if cfg.king_address else ""
+        except BlendrError:
+            raise ConfigError(f"config relay.king_address is not an address: {cfg.king_address!r}") from None
+        self.core = core
+        self.cfg = cfg
+        self.status = KingLinkStatus()
+        self._account = account
+        self._stub = stub
+        self._clock = clock
+        self._endpoint = endpoint
+        self._timeout = call_timeout_s
+        self._rng = rng or random.Random()
+        self._buffer: deque[JobEvent] = deque()
+        self._recent: deque[JobEvent] = deque(maxlen=RESEND_TAIL)
+        self._wake = asyncio.Event()
+        self._snapshot_due = True
+        self._seq = 0
+        core.job_listeners.append(self.enqueue)
+        core.pool_listeners.append(self.pool_changed)
+
+    # ------------------------------------------------------------------ inputs
+    def enqueue(self, ev: JobEvent) -> None:
+        """Queue a job event for the king (never blocks; see the module docstring for overflow)."""
+        if len(self._buffer) >= self.cfg.king_event_buffer:
+            self._drop_one()
+        self._buffer.append(ev)
+        self._wake.set()
+
+    def _drop_one(self) -> None:
+        for i, old in enumerate(self._buffer):
+            if old.kind in CHATTER:
+                del self._buffer[i]
+                break
+        else:
+            self._buffer.popleft()
+        self.status.events_dropped += 1
+        if self.status.events_dropped in (1, 10, 100) or self.status.events_dropped % 1000 == 0:
+            log.warning("king event buffer full; dropping the oldest logs", dropped=self.status.events_dropped,
+                        buffer=self.cfg.king_event_buffer)
+
+    def pool_changed(self) -> None:
+        """Send a fresh snapshot as soon as the stream allows."""
+        self._snapshot_due = True
+        self._wake.set()
+
+    @property
+    def pending_events(self) -> int:
+        return len(self._buffer)
+
+    # ------------------------------------------------------------------ the loop
+    def backoff(self, failures: int) -> float:
+        """Seconds before redial number ``failures`` (>= 1): exponential with jitter, at most ``retry_max_s``."""
+        initial, cap = self.cfg.retry_initial_s, self.cfg.retry_max_s
+        return float(min(cap, initial * 2 ** min(failures - 1, 30) + self._rng.uniform(0, initial)))
+
+    async def run(self) -> None:
+        """Serve the session until cancelled, redialling after every failure."""
+        failures = 0
+        while True:
+            registered = False
+            try:
+                registered = await self._session()
+            except asyncio.CancelledError:
+                raise
+            except grpc.aio.AioRpcError as exc:
+                self.status.last_error = f"{exc.code().name}: {exc.details()}"
+                level = log.error if exc.code() in (grpc.StatusCode.PERMISSION_DENIED,
+                                                    grpc.StatusCode.UNIMPLEMENTED) else log.warning
+                level("king session failed", code=exc.code().name, details=exc.details())
+            except (BlendrError, OSError, TimeoutError, asyncio.InvalidStateError) as exc:
+                self.status.last_error = str(exc) or type(exc).__name__
+                log.warning("king session failed", error=self.status.last_error)
+            # A session that registered resets the backoff: the next failure waits the shortest time.
+            failures = 1 if registered else failures + 1
+            delay = self.backoff(failures)
+            log.info("redialling the king", in_s=round(delay, 2), pending_events=len(self._buffer))
+            await asyncio.sleep(delay)
+
+    async def _session(self) -> bool:
+        """One stream. Returns True when the king registered the queen (and the stream has now ended).
+
+        Raises:
+            grpc.aio.AioRpcError: the king refused the queen or the stream broke.
+            UnavailableError: the king ended the stream or broke the protocol.
+        """
+        call = self._stub().QueenSession()
+        registered = False
+        try:
+            await call.write(kpb.QueenToKing(registration=self._registration()))
+            first = await asyncio.wait_for(call.read(), self._timeout)
+            if first is grpc.aio.EOF:
+                raise UnavailableError(f"the king ended the session before registering: "
+                                       f"{(await call.code()).name}: {await call.details()}")
+            if first.WhichOneof("body") != "registered":
+                raise UnavailableError(f"the king sent {first.WhichOneof('body')} instead of registered")
+            registered = True
+            reg = first.registered
+            self.status.connected, self.status.king_address = True, reg.king_address
+            self.status.last_error = ""
+            self.status.sessions += 1
+            interval = reg.snapshot_interval_s if reg.snapshot_interval_s > 0 else self.cfg.snapshot_interval_s
+            interval = max(MIN_SNAPSHOT_INTERVAL_S, interval)
+            log.info("registered with the king", king=reg.king_address, snapshot_interval_s=interval,
+                     pending_events=len(self._buffer))
+            self._replay()
+            self._snapshot_due = True
+            await self._serve(call, interval)
+        finally:
+            self.status.connected = False
+            call.cancel()
+            # What was written last may have died with the stream: send it again, before anything newer.
+            self._buffer.extendleft(reversed(self._recent))
+            self._recent.clear()
+        return registered
+
+    def _replay(self) -> None:
+        queued = {(e.job_id, e.attempt, e.seq) for e in self._buffer}
+        for ev in self.core.jobs.replay():
+            if (ev.job_id, ev.attempt, ev.seq) not in queued:
+                self.enqueue(ev)
+
+    async def _serve(self, call: Any, interval: float) -> None:
+        reader = asyncio.create_task(self._read(call))
+        writer = asyncio.create_task(self._write(call, interval))
+        try:
+            done, _ = await asyncio.wait({reader, writer}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for t in (reader, writer):
+                t.cancel()
+            for t in (reader, writer):
+                # The exception of the task that ended first is raised below, once.
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await t
+        for t in done:
+            t.result()
+
+    async def _read(self, call: Any) -> None:
+        while True:
+            msg = await call.read()
+            if msg is grpc.aio.EOF:
+                code = await call.code()
+                raise UnavailableError(f"the king ended the session: {code.name}: {await call.details()}")
+            kind = msg.WhichOneof("body")
+            if kind == "assign":
+                self.core.assign(assignment_from_proto(msg.assign))
+            elif kind == "stop":
+                self.core.stop_job(msg.stop.job_id, msg.stop.attempt, msg.stop.reason)
+            elif kind == "registered":
+                continue
+            else:
+                log.warning("unexpected message from the king", kind=kind)
+
+    async def _write(self, call: Any, interval: float) -> None:
+        loop = asyncio.get_running_loop()
+        last_snapshot = -math.inf
+        next_snapshot = loop.time()
+
+        def snapshot_now() -> bool:
+            now = loop.time()
+            return now >= next_snapshot or (self._snapshot_due and now >= last_snapshot + CHANGE_GAP_S)
+
+        while True:
+            if snapshot_now():
+                self._snapshot_due = False
+                await call.write(kpb.QueenToKing(snapshot=self.snapshot()))
+                self.status.snapshots_sent += 1
+                last_snapshot = loop.time()
+                next_snapshot = last_snapshot + interval
+            while self._buffer and not snapshot_now():
+                ev = self._buffer[0]
+                await call.write(kpb.QueenToKing(job_event=event_to_proto(ev)))
+                # The buffer may have dropped its head while the write waited.
+                if self._buffer and self._buffer[0] is ev:
+                    self._buffer.popleft()
+                self._recent.append(ev)
+                self.status.events_sent += 1
+                self.core.jobs.sent(ev)
+            self._wake.clear()
+            if self._buffer:
+                continue
+            wake_at = min(next_snapshot, last_snapshot + CHANGE_GAP_S) if self._snapshot_due else next_snapshot
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), max(0.0, wake_at - loop.time()))
+
+    # ------------------------------------------------------------------ messages
+    def _registration(self) -> kpb.QueenRegistration:
+        ts = int(self._clock.time())
+        sig = sign_queen_registration(self._account, self.king_address, ts, self._endpoint)
+        return kpb.QueenRegistration(queen_address=self._account.address, king_address=self.king_address,
+                                     timestamp=ts, endpoint=self._endpoint, signature=sig)
+
+    def snapshot(self) -> kpb.PoolSnapshotMsg:
+        """The pool now. ``seq`` increases, across restarts too: it is at least the wall clock in milliseconds."""
+        self._seq = max(self._seq + 1, int(self._clock.time() * 1000))
+        jobs = self.core.jobs
+        return kpb.PoolSnapshotMsg(seq=self._seq, providers=[
+            provider_to_proto(rec, jobs.busy_gpus(rec.address)) for rec in self.core.providers()])
+
+
+__all__ = ["RESEND_TAIL", "KingLink", "KingLinkStatus", "assignment_from_proto", "event_to_proto",
+           "provider_to_proto"]
