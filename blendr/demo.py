@@ -12,7 +12,7 @@
    transactions on both chains.
 
 Everything lives under ``.demo/`` (homes, keys, logs, chain state), fresh on every run, and everything the demo
-started is stopped at the end. ``BLENDR_DEMO_SIZE`` (default 384) sets the image size.
+started is stopped at the end. ``BLENDR_DEMO_SIZE`` (default 2048) sets the image size.
 """
 
 from __future__ import annotations
@@ -203,8 +203,8 @@ async def _renter(rhome: Path, king: str, king_ca: Path, manifest_path: Path, lo
             print(f"   {o.gpu_model:8s} {o.providers:>9d} {f'{o.gpus_free}/{o.gpus_total}':>10s} "
                   f"{fmt_tokens(int(o.min_ask_per_gpu_hour)):>10s} {fmt_tokens(int(o.quote_per_gpu_hour)):>8s}")
         wallet = await k.wallet()
-        size = os.environ.get("BLENDR_DEMO_SIZE", "384")
-        req = JobRequest(entrypoint=f"python render.py --size {size} --iterations 300 --tiles 12", gpus=1,
+        size = os.environ.get("BLENDR_DEMO_SIZE", "2048")
+        req = JobRequest(entrypoint=f"python render.py --size {size} --iterations 800 --tiles 16", gpus=1,
                          gpu_model="cpu", hours=3 / 60, max_price="1.0",
                          workdir=Path(__file__).resolve().parents[1] / "examples" / "render", name="mandelbrot")
         _say(f"the renter {renter.address} ({fmt_tokens(int(wallet.balance))} GPUTOKEN) submits a render job: "

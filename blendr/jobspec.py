@@ -109,3 +109,10 @@ def fmt_duration(seconds: float) -> str:
     if s % 60 == 0 and s >= 60:
         return f"{s // 60} min"
     return f"{s} s"
+
+
+def fmt_bytes(n: int) -> str:
+    for unit, size in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if n >= size:
+            return f"{n / size:.1f} {unit}"
+    return f"{n} bytes"

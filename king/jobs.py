@@ -256,8 +256,9 @@ class JobManager:
         self._validate(spec)
         ciphertext: bytes = req["ciphertext"]
         if len(ciphertext) > self.cfg.max_payload_bytes:
-            raise ResourceExhaustedError(f"the encrypted payload is {len(ciphertext) / 2**20:.1f} MiB, over the "
-                                         f"{self.cfg.max_payload_bytes / 2**20:.0f} MiB limit: trim the workdir")
+            raise ResourceExhaustedError(f"the encrypted payload is {jobspec.fmt_bytes(len(ciphertext))}, over the "
+                                         f"{jobspec.fmt_bytes(self.cfg.max_payload_bytes)} limit: trim the workdir "
+                                         "(or list what to leave out in .blendrignore)")
         if not ciphertext:
             raise InvalidArgumentError("the payload is empty")
         expect = jobspec.spec_hash(spec, ciphertext)
