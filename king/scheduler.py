@@ -159,7 +159,7 @@ class _Provider:
         self.free = 0  # free GPUs when it was indexed
 
 
-# (-score step, ask, address, vram, tflops, model, provider): sorted best first, cheaper first among equals.
+# (-score step, ask, address, vram, tflops, model, provider): sorted best score first, then by ask.
 _Entry = tuple[int, int, str, int, float, str, _Provider]
 
 

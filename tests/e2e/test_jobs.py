@@ -206,3 +206,49 @@ async def test_the_king_restarted_mid_job_recovers_and_the_job_completes(
         assert final.state == 5 and len(final.rentals) == 1  # recovered, not rescheduled
         assert "step 10/10" in [e.message for e in evs if e.kind == "log"]
         check_settlement(net, final, before, renter)
+
+
+async def test_a_queen_killed_mid_job_moves_the_job_to_another_pool(
+        chains: tuple[AnvilProcess, AnvilProcess], deployed: Any, jobs_ray: RayHead, tmp_path: Path,
+        workdir: Path) -> None:
+    """A provider's queen stops mid-job (with the provider): after the king's grace period the job moves to the
+    other pool with the renter's next intent and completes there (queen 3 attests in the dead queen's place:
+    2 of 3). The first rental is cancelled on chain; its ETC task is the dead queen's, so it settles once that
+    queen is back and finalizes it, for its verified time. The renter pays each rental once."""
+    eth, etc = chains
+    async with network(eth.url, etc.url, deployed, jobs_ray, tmp_path, queens=("queen1", "queen2", "queen3")) as net:
+        renter = ACCOUNTS["renter"].address
+        names = {ACCOUNTS[p].address: p for p in ("provider1", "provider2")}
+        queen_of = {ACCOUNTS["provider1"].address: "queen1", ACCOUNTS["provider2"].address: "queen2"}
+        before = balances(net, renter, *names)
+        async with net.renter() as king:
+            j = await king.submit(job(workdir, entrypoint="python job.py 12"))
+            seen: list[Any] = []
+
+            async def follow() -> None:
+                async for ev in king.watch(j.job_id):
+                    seen.append(ev)
+
+            follower = asyncio.create_task(follow())
+            await wait_for(lambda: any(e.kind == "log" and e.message == "step 1/12" for e in seen), 120, "step 1")
+            first = seen[-1].job.provider
+            await net.kill_provider(names[first])  # its queen's machine goes down with it
+            await net.stop_queen(queen_of[first])
+
+            def second_settled() -> bool:
+                rs = seen[-1].job.rentals if seen else []
+                return len(rs) == 2 and rs[1].state == "settled"
+
+            await wait_for(second_settled, 300, "the job to finish and settle on the other pool")
+            # the first rental's task on ETC is the dead queen's: it settles once that queen is back (its store
+            # remembers the task) and finalizes it; until then the renter could reclaim it after the timeout
+            assert seen[-1].job.rentals[0].state != "settled"
+            await net.start_queen(queen_of[first])
+            await asyncio.wait_for(follower, 300)
+        kinds = [e.kind for e in seen]
+        assert "rescheduled" in kinds, kinds
+        final = seen[-1].job
+        assert final.state == 5 and len(final.rentals) == 2
+        assert final.rentals[1].provider != first
+        assert "step 12/12" in [e.message for e in seen if e.kind == "log"]
+        check_settlement(net, final, before, renter)

@@ -120,7 +120,9 @@ surges = st.floats(min_value=0.0, max_value=5.0)
 
 
 @given(models, utils, utils, asks, surges)
-def test_quote_is_monotone_in_utilization(model: str, u1: float, u2: float, ask: int | None, surge: float) -> None:
+def test_quote_is_monotone_in_utilization(
+    model: str, u1: float, u2: float, ask: int | None, surge: float
+) -> None:
     p = pricer(surge=surge)
     lo, hi = sorted((u1, u2))
     assert p.quote(model, lo, ask) <= p.quote(model, hi, ask)
@@ -134,7 +136,9 @@ def test_quote_is_monotone_in_min_ask(model: str, u: float, a1: int, a2: int, su
 
 
 @given(models, utils, asks, surges)
-def test_quote_is_within_bounds_or_at_the_cheapest_ask(model: str, u: float, ask: int | None, surge: float) -> None:
+def test_quote_is_within_bounds_or_at_the_cheapest_ask(
+    model: str, u: float, ask: int | None, surge: float
+) -> None:
     p = pricer(surge=surge)
     q = p.quote(model, u, ask)
     assert q == p.quote(model, u, ask)  # deterministic

@@ -199,7 +199,11 @@ def test_pool_level_skips_a_pool_whose_providers_do_not_match() -> None:
     # Pool A is idle but only has small-VRAM cards; pool B is busier and has the big one.
     s = sched(
         snap(QA, offer("A1", QA, model=RTX, gpus=8, vram=24 * GIB)),
-        snap(QB, offer("B1", QB, model=RTX, gpus=2, vram=48 * GIB), offer("B2", QB, model=RTX, gpus=2, vram=24 * GIB)),
+        snap(
+            QB,
+            offer("B1", QB, model=RTX, gpus=2, vram=48 * GIB),
+            offer("B2", QB, model=RTX, gpus=2, vram=24 * GIB),
+        ),
     )
     s.submit("busy", "r", JobSpec(2, RTX, min_vram_bytes=24 * GIB))
     s.submit("big", "r", JobSpec(1, RTX, min_vram_bytes=40 * GIB))
@@ -500,17 +504,36 @@ def test_a_new_job_of_a_blocked_renter_that_fits_is_placed() -> None:
 
 
 def test_a_stale_bound_after_placements_is_corrected_by_the_next_search() -> None:
-    # "any" jobs and H100 jobs share providers: placing one shape uses capacity another counted on.
-    s = sched(snap(QA, offer("P1", gpus=2), offer("P2", model=RTX, gpus=1)))
-    s.submit("a", "alice", JobSpec(2))
-    s.submit("h", "bob", JobSpec(2, H100))
-    s.submit("r1", "carol", JobSpec(1, RTX))
-    placed = s.schedule()
-    assert sorted(p.job_id for p in placed) == ["a", "r1"] or sorted(p.job_id for p in placed) == ["h", "r1"]
-    assert s.queued() == 1
-    s.release(placed[0].job_id if placed[0].gpus == 2 else placed[1].job_id)
-    assert len(s.schedule()) == 1
-    assert s.queued() == 0
+    s = sched(snap(QA, offer("P1", gpus=4)))
+    s.submit("x", "xavier", JobSpec(3, H100))
+    s.submit("never", "alice", JobSpec(16, H100))  # alice is in line before bob from now on
+    s.schedule()
+    s.submit("b", "bob", JobSpec(3, H100))
+    assert s.schedule() == []  # bob waits: nothing has 3 GPUs free
+    s.release("x")  # bob's shape has 4 free GPUs again: bob is woken
+    s.submit("a", "alice", JobSpec(2, H100))
+    # alice goes first and takes 2 of the 4: bob's bound is stale, his search fails, and he waits again.
+    assert [p.job_id for p in s.schedule()] == ["a"]
+    assert s.waiting_reason("b") == (
+        "no provider with 3×H100 SXM: not enough free GPUs (at most 2 free on one matching provider)"
+    )
+    s.release("a")
+    assert [p.job_id for p in s.schedule()] == ["b"]
+
+
+def test_many_jobs_with_distinct_ceilings_keep_fifo_order_among_those_that_fit() -> None:
+    s = sched(snap(QA, offer("P1", gpus=1000, ask=0)))  # the quote is 2.0
+    expected = []
+    for i in range(300):
+        ceiling = tokens("1") + i if i % 2 else tokens("2") + i  # odd jobs are priced out
+        s.submit(f"j{i}", "r", JobSpec(1, H100, max_price_per_gpu_hour=ceiling))
+        if i % 3 == 0:
+            assert s.cancel(f"j{i}")
+        elif i % 2 == 0:
+            expected.append(f"j{i}")
+    s.submit("last", "r", JobSpec(1, H100))
+    assert [p.job_id for p in s.schedule()] == [*expected, "last"]
+    assert s.queued() == len([i for i in range(300) if i % 2 and i % 3])
 
 
 # ---------------------------------------------------------------------------------------------- rescheduling
@@ -552,7 +575,10 @@ def test_an_excluded_provider_never_gets_the_job_back() -> None:
     s.exclude("j1", "P2")
     s.requeue("j1")
     assert s.schedule() == []
-    assert s.waiting_reason("j1") == "no provider with 1×H100 SXM: the only matching providers already failed this job"
+    assert (
+        s.waiting_reason("j1")
+        == "no provider with 1×H100 SXM: the only matching providers already failed this job"
+    )
     s.submit("j2", "other", JobSpec(1, H100))  # others may still use them
     assert [p.provider for p in s.schedule()] == ["P1"]
 
@@ -611,7 +637,10 @@ def test_restore_rejects_malformed_placements() -> None:
     ("spec", "reason"),
     [
         (JobSpec(2, "h200"), "no provider with 2×H200: no provider offers H200 at all"),
-        (JobSpec(16, H100), "no provider with 16×H100 SXM: no H100 SXM provider has 16 GPUs (the largest has 8)"),
+        (
+            JobSpec(16, H100),
+            "no provider with 16×H100 SXM: no H100 SXM provider has 16 GPUs (the largest has 8)",
+        ),
         (
             JobSpec(1, H100, min_vram_bytes=96 * GIB),
             "no provider with 1×H100 SXM with ≥ 96 GiB per GPU: not enough VRAM "
@@ -759,7 +788,9 @@ ops = st.one_of(
         st.tuples(st.just("requeue"), job_ids),
         st.tuples(st.just("exclude"), job_ids, st.sampled_from(PROVIDERS)),
         st.tuples(st.just("cancel"), job_ids),
-        st.tuples(st.just("snapshot"), st.lists(provider_states, min_size=len(PROVIDERS), max_size=len(PROVIDERS))),
+        st.tuples(
+            st.just("snapshot"), st.lists(provider_states, min_size=len(PROVIDERS), max_size=len(PROVIDERS))
+        ),
     ),
 )
 
@@ -909,7 +940,10 @@ def test_property_random_histories_keep_every_invariant(
     b_first=st.booleans(),
     a_spec=specs,
     b_spec=st.builds(
-        JobSpec, gpus=st.integers(1, 4), gpu_model=st.sampled_from(("", H100)), max_price_per_gpu_hour=st.just(0)
+        JobSpec,
+        gpus=st.integers(1, 4),
+        gpu_model=st.sampled_from(("", H100)),
+        max_price_per_gpu_hour=st.just(0),
     ),
 )
 def test_property_a_single_job_is_placed_within_the_first_two_placements(
