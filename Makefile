@@ -12,7 +12,7 @@ NODE_STAMP := node_modules/.installed
 .PHONY: demo test test-fast bench bench-quick lint protos contracts devnet clean help
 
 help:
-	@echo "make demo    run a queen and three providers on this machine and show the live pool"
+	@echo "make demo    run the whole network on this machine and a renter's job through it, with a receipt"
 	@echo "make test    run the whole test suite (creates .venv on first use)"
 	@echo "make bench   run the benchmarks (bench/*.py), results in bench/results/"
 	@echo "make lint    ruff + mypy --strict"
@@ -42,11 +42,15 @@ bench: $(STAMP) $(NODE_STAMP)
 	$(PY) bench/proof.py
 	$(PY) bench/pool.py
 	$(PY) bench/gas.py
+	$(PY) bench/relay.py
+	$(PY) bench/scheduler.py
 
 bench-quick: $(STAMP) $(NODE_STAMP)
 	$(PY) bench/proof.py --quick
 	$(PY) bench/pool.py --quick
 	$(PY) bench/gas.py --quick
+	$(PY) bench/relay.py --quick
+	$(PY) bench/scheduler.py --quick
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check blendr king queen provider tests bench

@@ -25,20 +25,70 @@ a job. Targets: >= 5,000 placements/s and p99 <= 10 ms. The full run repeats eac
 ``--repeat`` seeds and reports its median run; ``--quick`` runs each once. The top-level figures are
 those of ``mixed_specs``; ``scheduler.target_met`` needs both scenarios to meet the targets.
 
-The report is ``{"scheduler": {...}, "placements_per_s": ..., "p99_ms": ..., ...}``: further parts
-(e.g. a gateway benchmark) add their own top-level section beside ``scheduler``.
+Second part, ``gateway``: the same path through the real gateway on loopback. A server process (pinned to
+CPU 0 when there are two) runs the king's renter API as production wires it (``king.app``):
+``blendr.rpc.server.start_server`` with TLS off (``rpc.tls=false``), ``RenterGatewayServicer``, ``Sessions``,
+``JobManager`` with its placement loop, ``Scheduler`` + ``Pricer``, the real ``SQLiteStore`` (the king's default
+store, in a temporary home: every job, event and payload is committed as in production) and INFO logging
+to a file. Fake, and not in the figures (see ``bench/_gateway_fakes.py``): Ethereum (an in-memory
+``RentalChain`` that answers at once: balances and allowances huge, no nonce used, ``create`` returns a
+rental immediately: chain latency is NOT part of these figures) and the queens (always connected, every
+assignment accepted); the providers are what queens' snapshots would report, with real secp256k1 keys,
+fed to ``JobManager.on_snapshot``.
 
-Usage: ``python bench/scheduler.py [--quick] [--out bench/results/scheduler.json]``.
+The pool: ``--gw-providers`` (default ``JobsConfig.candidates`` = 16) h100-sxm providers of ``--gw-gpus``
+(128) GPUs each, spread over 10 pools with ``--gw-other-providers`` (984) rtx-4090 providers of 8 GPUs, so
+a quote scans a 1,000-provider pool. The renters' jobs (1 × h100-sxm for an hour) match only the 16: every
+provider that can take a job is one of the quote's candidates the SDK wrapped the payload key for. With
+more matching providers than candidates the king today places most jobs on a provider outside the
+candidates and retries provider after provider (``JobManager._place`` excludes and requeues); see the
+``placement_attempts`` figure, which equals ``jobs`` when that does not happen.
+
+Load: ``--gw-renters`` (100) renters with their own eth_account keys, each a real SDK client
+(``blendr.client.KingClient`` on its own channel) in this process (CPU 1), sign in and prepare their
+``--gw-jobs`` jobs (3 with ``--quick``, 20 otherwise; no job ends, so all must fit the 2,048 GPUs) before
+the timer (``prepare``: quote, wallet, payload encryption, key wrapping for the candidates, 4 EIP-712
+intents). First one renter alone submits ``solo_jobs`` (20) jobs one after the
+other (``one_renter``: latency without queueing; it also warms the king up); then all renters at once, each
+one job after the other: ``SubmitJob`` (``send``), then ``WatchJob`` (``watch``) until the job's
+``scheduled`` event arrives, and the watch is cancelled (which ends the stream on the king).
+
+* ``submit_to_scheduled_ms``: from the start of ``send`` to the arrival of the ``scheduled`` event at the
+  client (the renter's view: SubmitJob, the placement loop, the WatchJob call that reports it);
+  ``submit_to_scheduled_event_ms``: the same start to the king's timestamp on that event (wall clocks of
+  one machine), i.e. without the watch;
+* ``submit_rpc_ms``: the SubmitJob call alone;
+* ``throughput_jobs_per_s``: jobs / wall seconds of the timed phase (submitted and seen scheduled).
+
+Baseline, in the same run: a bare ``grpc.aio`` unary server (no servicer code: a generic handler that
+answers every request with bytes of the size of a SubmitJob answer), in its own process on CPU 0, driven by
+the same number of concurrent clients from this process, each its own channel, sending the bytes of a real
+``SubmitJobRequest`` with the same authorization metadata, one call after the other.
+``throughput_ratio`` = gateway jobs/s ÷ bare calls/s. Each job takes two calls (SubmitJob and WatchJob)
+and the king's placement loop, the bare server one call; when the load generator is busier than the bare
+server (see the CPU figures) the bare rate is a lower bound and the ratio an upper bound.
+
+The report is ``{"scheduler": {...}, "gateway": {...}, "placements_per_s": ..., "p99_ms": ..., ...}``.
+
+Usage: ``python bench/scheduler.py [--quick] [--part all|scheduler|gateway] [--out bench/results/scheduler.json]``.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
 import gc
+import hashlib
 import heapq
+import itertools
+import os
 import random
+import resource
+import shutil
 import statistics
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -50,6 +100,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from _common import format_table, machine_info, percentile, write_json
 
 from blendr.proof.fingerprints import FINGERPRINTS
+from king.jobs import JobsConfig
 from king.pricing import DEFAULT_BASE_PER_GPU_HOUR, Pricer, tokens
 from king.scheduler import JobSpec, PoolSnapshot, ProviderOffer, Scheduler
 
@@ -380,6 +431,550 @@ def run_scheduler_part(size: Size, seeds: Sequence[int]) -> dict[str, Any]:
     }
 
 
+# ---------------------------------------------------------------------------------------------- gateway
+
+GW_MODEL = "h100-sxm"
+GW_OTHER_MODEL = "rtx-4090"
+GW_POOLS = 10
+GW_JOB_GPUS = 1
+GW_JOB: dict[str, Any] = {"gpus": GW_JOB_GPUS, "hours": 1.0, "max_price": "10", "gpu_model": GW_MODEL}
+BARE_METHOD = "/blendr.bench.Bare/SubmitJob"
+KING_ADDRESS = "0x000000000000000000000000000000000000C0DE"
+CHILD_TIMEOUT_S = 120.0
+
+
+@dataclass(frozen=True)
+class GatewaySize:
+    """How big the gateway part is."""
+
+    renters: int
+    jobs_per_renter: int
+    providers: int  # h100-sxm providers: the ones that can take the renters' jobs
+    gpus: int  # GPUs of each of them
+    other_providers: int  # rtx-4090 providers of 8 GPUs that fill the pool
+    bare_calls_per_client: int  # calls of each baseline client
+    solo_jobs: int = 20  # jobs of one renter alone, before the concurrent phase (and bare calls of one client)
+
+
+def _cpus() -> list[int]:
+    """The CPUs this process may run on (sorted)."""
+    return sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+
+
+def _pin(cpu: int | None) -> None:
+    """Runs this process on ``cpu`` only (None: leaves it as it is)."""
+    if cpu is not None:
+        os.sched_setaffinity(0, {cpu})
+
+
+def _cpu_s() -> float:
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    return ru.ru_utime + ru.ru_stime
+
+
+def _server_child(kind: str, conn: Any, params: dict[str, Any]) -> None:
+    """Entry of a server process: ``kind`` is "king" or "bare"; commands come over ``conn``."""
+    _pin(params.get("cpu"))
+    try:
+        asyncio.run(_serve(kind, conn, params))
+    except BaseException as exc:  # the parent reads why the child failed
+        with contextlib.suppress(OSError):
+            conn.send({"error": f"{type(exc).__name__}: {exc}"})
+        raise
+
+
+async def _serve(kind: str, conn: Any, params: dict[str, Any]) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    home = Path(tempfile.mkdtemp(prefix="blendr-bench-gateway-"))
+    try:
+        if kind == "king":
+            port, stats, stop = await _start_king(home, params)
+        else:
+            port, stats, stop = await _start_bare(params)
+        conn.send({"port": port})
+        loop = asyncio.get_running_loop()
+        mark = {"cpu": _cpu_s(), "t": time.monotonic()}
+        with ThreadPoolExecutor(1) as control:
+            while True:
+                cmd = await loop.run_in_executor(control, conn.recv)
+                if cmd == "mark":
+                    mark = {"cpu": _cpu_s(), "t": time.monotonic()}
+                    conn.send(stats())
+                elif cmd == "stats":
+                    conn.send({"cpu_s": round(_cpu_s() - mark["cpu"], 3),
+                               "wall_s": round(time.monotonic() - mark["t"], 3), **stats()})
+                else:
+                    break
+        await stop()
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+
+
+async def _start_king(home: Path, params: dict[str, Any]) -> tuple[int, Any, Any]:
+    """The king's renter API as ``king.app.start_king`` wires it, with the fakes of ``_gateway_fakes``."""
+    from _gateway_fakes import AcceptingQueens, InstantChain, provider_pool, snapshots
+
+    from blendr.chain.types import tokens as chain_tokens
+    from blendr.clock import SystemClock
+    from blendr.config import load_config
+    from blendr.rpc.server import start_server
+    from blendr.store import SQLiteStore
+    from blendr.telemetry import configure_logging
+    from king.auth import Sessions
+    from king.gateway import RenterGatewayServicer
+    from king.jobs import JobManager
+    from king.pricing import PricingParams
+    from protos.blendr.v1 import renter_pb2_grpc as rpb_grpc
+
+    cfg = load_config(home, overrides={"rpc.tls": False, "king.listen": "127.0.0.1:0"}, env={})
+    log_file = (home / "king.log").open("w", encoding="utf-8")
+    configure_logging("INFO", "json", stream=log_file)
+    kc = cfg.king
+    store = SQLiteStore(cfg.path("king", "state.sqlite3"))
+    clock = SystemClock()
+    chain, queens = InstantChain(), AcceptingQueens()
+    pricer = Pricer(PricingParams(min_per_gpu_hour=chain_tokens(kc.min_price_per_gpu_hour),
+                                  max_per_gpu_hour=chain_tokens(kc.max_price_per_gpu_hour), surge=kc.price_surge))
+    scheduler = Scheduler(pricer, known_models=FINGERPRINTS)
+    placements = [0]
+    schedule = scheduler.schedule
+
+    def counted(max_placements: int | None = None) -> list[Any]:
+        out = schedule(max_placements)
+        placements[0] += len(out)
+        return out
+
+    scheduler.schedule = counted  # type: ignore[method-assign]  # counts what the loop is offered
+    jobs = JobManager(store, clock, scheduler, chain, queens,
+                      JobsConfig(max_intents=kc.max_intents, max_payload_bytes=kc.max_payload_bytes,
+                                 queen_grace_s=kc.queen_grace_s))
+    await jobs.prepare()
+    jobs.load()
+    pool = provider_pool(params["providers"] + params["other_providers"], GW_POOLS)
+    fp, other = FINGERPRINTS[GW_MODEL], FINGERPRINTS[GW_OTHER_MODEL]
+    feeds = [snapshots(pool[: params["providers"]], model=GW_MODEL, gpus=params["gpus"],
+                       vram_bytes=fp.memory_bytes or 80 * GIB, tflops=fp.fp32_tflops, ask=tokens("1.5")),
+             snapshots(pool[params["providers"]:], model=GW_OTHER_MODEL, gpus=8,
+                       vram_bytes=other.memory_bytes or 24 * GIB, tflops=other.fp32_tflops, ask=tokens("0.4"))]
+    for queen in sorted({q for feed in feeds for q in feed}):
+        jobs.on_snapshot(queen, 1, [offer for feed in feeds for offer in feed.get(queen, [])])
+    sessions = Sessions(store, clock, king=KING_ADDRESS, chain_id=chain.chain_id, ttl_s=kc.session_ttl_s)
+    server = await start_server(
+        cfg, kc.listen,
+        [lambda s: rpb_grpc.add_RenterGatewayServicer_to_server(RenterGatewayServicer(jobs, sessions), s)],
+        service_names=("blendr.v1.RenterGateway",))
+    runner = asyncio.create_task(jobs.run())
+
+    def stats() -> dict[str, Any]:
+        watchers = getattr(jobs, "_watchers", {})  # WatchJob streams still subscribed (diagnostic)
+        return {"placement_attempts": placements[0], "rentals_created": chain.creates,
+                "assignments": queens.assigned, "jobs_in_store": store.count("jobs"),
+                "queued_in_scheduler": scheduler.queued(),
+                "open_watchers": sum(len(w) for w in watchers.values())}
+
+    async def stop() -> None:
+        runner.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await runner
+        await server.stop(0)
+        store.close()  # the log file stays open: servicer tasks may still log while the loop closes
+
+    return server.port, stats, stop
+
+
+async def _start_bare(params: dict[str, Any]) -> tuple[int, Any, Any]:
+    """A bare ``grpc.aio`` server: one unary method that answers ``response_bytes`` bytes, nothing else."""
+    import grpc
+
+    answer = bytes(int(params["response_bytes"]))
+    served = [0]
+
+    async def submit(request: bytes, context: Any) -> bytes:
+        served[0] += 1
+        return answer
+
+    server = grpc.aio.server()
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(
+        "blendr.bench.Bare", {"SubmitJob": grpc.unary_unary_rpc_method_handler(submit)}),))
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+
+    async def stop() -> None:
+        await server.stop(0)
+
+    return port, lambda: {"calls_served": served[0]}, stop
+
+
+class _ServerProcess:
+    """A server process and its command pipe."""
+
+    def __init__(self, kind: str, params: dict[str, Any]) -> None:
+        import multiprocessing
+
+        ctx = multiprocessing.get_context("spawn")
+        self.kind = kind
+        self.conn, child = ctx.Pipe()
+        self.proc = ctx.Process(target=_server_child, args=(kind, child, params), daemon=True)
+        self.proc.start()
+        child.close()
+
+    def _recv(self, timeout: float) -> dict[str, Any]:
+        if not self.conn.poll(timeout):
+            raise BenchError(f"the {self.kind} server did not answer within {timeout:.0f}s")
+        try:
+            reply: dict[str, Any] = self.conn.recv()
+        except EOFError:
+            raise BenchError(f"the {self.kind} server exited (code {self.proc.exitcode})") from None
+        if "error" in reply:
+            raise BenchError(f"the {self.kind} server failed: {reply['error']}")
+        return reply
+
+    async def port(self) -> int:
+        return int((await asyncio.to_thread(self._recv, CHILD_TIMEOUT_S))["port"])
+
+    async def call(self, cmd: str) -> dict[str, Any]:
+        self.conn.send(cmd)
+        return await asyncio.to_thread(self._recv, CHILD_TIMEOUT_S)
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError, BrokenPipeError):
+            self.conn.send("stop")
+        self.proc.join(15)
+        if self.proc.is_alive():
+            self.proc.kill()
+            self.proc.join(5)
+        self.conn.close()
+
+
+def _renter_key(i: int) -> bytes:
+    return hashlib.sha256(b"blendr-bench-gateway-renter/%d" % i).digest()
+
+
+def _job_request(entrypoint: str, **kw: Any) -> Any:
+    """The renters' job (``blendr.client.JobRequest``): one h100-sxm GPU for an hour, at most 10 tokens/h."""
+    from blendr.client import JobRequest
+
+    return JobRequest(entrypoint=entrypoint, **GW_JOB, **kw)
+
+
+async def _until_scheduled(king: Any, job_id: str) -> float:
+    """Watches the job (``KingClient.watch``) until its ``scheduled`` event; returns the king's stamp on it.
+
+    The watch runs in a task that is cancelled once the event is in: cancelling a ``grpc.aio`` call while it
+    waits for a message ends the WatchJob stream on the king. (Leaving the SDK's generator with ``break`` or
+    ``aclose()`` does not: the stream stays open on the king until the client's call is garbage collected.)
+    """
+    loop = asyncio.get_running_loop()
+    seen: asyncio.Future[float] = loop.create_future()
+
+    async def consume() -> None:
+        async for ev in king.watch(job_id):
+            if ev.kind == "scheduled" and not seen.done():
+                seen.set_result(float(ev.ts))
+            elif ev.kind in ("failed", "cancelled") and not seen.done():
+                raise BenchError(f"job {job_id} {ev.kind}: {ev.message}")
+        if not seen.done():
+            raise BenchError(f"the watch of job {job_id} ended before it was scheduled")
+
+    task = loop.create_task(consume())
+    try:
+        await asyncio.wait((seen, task), return_when=asyncio.FIRST_COMPLETED)
+        if not seen.done():
+            task.result()  # raises what ended the watch
+        return seen.result()
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+class _Samples:
+    """Latencies of jobs submitted and watched until scheduled."""
+
+    def __init__(self) -> None:
+        self.e2e: list[int] = []  # start of SubmitJob -> 'scheduled' event seen, ns
+        self.rpc: list[int] = []  # the SubmitJob call, ns
+        self.event: list[int] = []  # start of SubmitJob (wall clock) -> the king's stamp on the event, ns
+        self.answer_bytes: list[int] = []
+        self.done_at: list[int] = []  # perf_counter_ns when the 'scheduled' event was seen
+
+    async def job(self, king: Any, sub: Any) -> None:
+        wall0, t = time.time(), time.perf_counter_ns()
+        job = await king.send(sub)
+        t_rpc = time.perf_counter_ns()
+        ts = await _until_scheduled(king, job.job_id)
+        t_seen = time.perf_counter_ns()
+        self.rpc.append(t_rpc - t)
+        self.e2e.append(t_seen - t)
+        self.event.append(int((ts - wall0) * 1e9))
+        self.answer_bytes.append(job.ByteSize())
+        self.done_at.append(t_seen)
+
+
+async def _read_latency(king: Any, n: int) -> dict[str, Any]:
+    """Latency of reads whose cost may grow with the king's store: GetQuote, GetWallet, ListJobs."""
+    spec = _job_request("true").spec()
+    out: dict[str, Any] = {}
+    for name, call in (("get_quote", lambda: king.quote(spec)), ("get_wallet", king.wallet),
+                       ("list_jobs", lambda: king.list(limit=50))):
+        samples = []
+        for _ in range(n):
+            t = time.perf_counter_ns()
+            await call()
+            samples.append(time.perf_counter_ns() - t)
+        out[name] = _ms_stats(samples)
+    return out
+
+
+async def _gateway_load(size: GatewaySize, port: int, server: _ServerProcess) -> dict[str, Any]:
+    """Signs the renters in, prepares their jobs, then runs the timed phase against the king at ``port``."""
+    from eth_account import Account
+
+    from blendr.client import KingClient
+
+    target = f"127.0.0.1:{port}"
+    kings = [KingClient(target, Account.from_key(_renter_key(i)), insecure=True, timeout_s=60.0)
+             for i in range(size.renters)]
+    try:
+        t0 = time.monotonic()
+        await asyncio.gather(*(k.sign_in() for k in kings))
+        t_sign_in = time.monotonic() - t0
+
+        async def prepare(r: int, k: KingClient) -> list[Any]:
+            n = size.jobs_per_renter if r >= 0 else size.solo_jobs
+            return [await k.prepare(_job_request("python train.py --epochs 3", name=f"bench-{r}-{j}",
+                                                 env={"BATCH": "64", "SEED": str(j)}))
+                    for j in range(n)]
+
+        t0 = time.monotonic()
+        subs = await asyncio.gather(*(prepare(r, k) for r, k in enumerate(kings)))
+        solo_subs = await prepare(-1, kings[0])
+        t_prepare = time.monotonic() - t0
+        reads_before = await _read_latency(kings[0], 20)
+
+        # One renter alone first (latency without queueing; it also warms the king up), then all at once.
+        solo = _Samples()
+        for sub in solo_subs:
+            await solo.job(kings[0], sub)
+        run = _Samples()
+
+        async def renter(k: KingClient, mine: list[Any]) -> None:
+            for sub in mine:
+                await run.job(k, sub)
+
+        at_mark = await server.call("mark")
+        cpu0, t0 = _cpu_s(), time.perf_counter()
+        try:
+            await asyncio.wait_for(asyncio.gather(*(renter(k, s) for k, s in zip(kings, subs, strict=True))),
+                                   timeout=max(60.0, 0.2 * size.renters * size.jobs_per_renter))
+        except TimeoutError:
+            st = await server.call("stats")
+            raise BenchError(
+                f"timed out: {len(run.e2e)} of {size.renters * size.jobs_per_renter} jobs seen scheduled; king: "
+                f"{st['placement_attempts'] - at_mark['placement_attempts']} placement attempts, "
+                f"{st['queued_in_scheduler']} jobs still queued (more attempts than jobs: the scheduler chose "
+                "providers outside the jobs' quote candidates)") from None
+        wall = time.perf_counter() - t0
+        client_cpu = _cpu_s() - cpu0
+        king_stats = await server.call("stats")
+        for key in ("placement_attempts", "rentals_created", "assignments"):
+            king_stats[key] -= at_mark[key]
+        reads_after = await _read_latency(kings[0], 20)
+        sample = subs[0][0]
+        return {
+            "run": run, "solo": solo, "wall_s": wall, "client_cpu_s": client_cpu,
+            "server": king_stats, "sign_in_s": t_sign_in, "prepare_s": t_prepare,
+            "prepared": sum(len(mine) for mine in subs) + len(solo_subs),
+            "request_bytes": int(statistics.median(s.ByteSize() for mine in subs for s in mine)),
+            "response_bytes": int(statistics.median(run.answer_bytes)),
+            "request_sample": sample.SerializeToString(),
+            "metadata": (("authorization", f"Bearer {kings[0]._token}"),),
+            "intents": len(sample.intents), "wrapped_keys": len(sample.payload.keys),
+            "reads": {"jobs_in_store_before": 0, "before": reads_before,
+                      "jobs_in_store_after": king_stats["jobs_in_store"], "after": reads_after},
+        }
+    finally:
+        await asyncio.gather(*(k.close() for k in kings), return_exceptions=True)
+
+
+async def _bare_load(size: GatewaySize, port: int, server: _ServerProcess, request: bytes,
+                     metadata: tuple[tuple[str, str], ...]) -> dict[str, Any]:
+    """The same number of concurrent clients, one unary call after the other against the bare server."""
+    import grpc
+
+    opts = [("grpc.max_receive_message_length", 32 * 2**20), ("grpc.max_send_message_length", 32 * 2**20)]
+    channels = [grpc.aio.insecure_channel(f"127.0.0.1:{port}", options=opts) for _ in range(size.renters)]
+    try:
+        calls = [ch.unary_unary(BARE_METHOD) for ch in channels]
+        await asyncio.gather(*(c(request, metadata=metadata, timeout=30) for c in calls))  # connect
+        solo: list[int] = []
+        lat: list[int] = []
+
+        async def client(call: Any, n: int, out: list[int]) -> None:
+            for _ in range(n):
+                t = time.perf_counter_ns()
+                await call(request, metadata=metadata, timeout=30)
+                out.append(time.perf_counter_ns() - t)
+
+        await client(calls[0], size.solo_jobs, solo)  # one client alone
+        await server.call("mark")
+        cpu0, t0 = _cpu_s(), time.perf_counter()
+        await asyncio.gather(*(client(c, size.bare_calls_per_client, lat) for c in calls))
+        wall = time.perf_counter() - t0
+        client_cpu = _cpu_s() - cpu0
+        return {"lat": lat, "solo": solo, "wall_s": wall, "client_cpu_s": client_cpu, "server": await server.call("stats")}
+    finally:
+        await asyncio.gather(*(ch.close() for ch in channels), return_exceptions=True)
+
+
+async def _gateway_async(size: GatewaySize, server_cpu: int | None) -> dict[str, Any]:
+    king = _ServerProcess("king", {"providers": size.providers, "gpus": size.gpus,
+                                   "other_providers": size.other_providers, "cpu": server_cpu})
+    try:
+        gw = await _gateway_load(size, await king.port(), king)
+    finally:
+        king.close()
+    bare = _ServerProcess("bare", {"response_bytes": gw["response_bytes"], "cpu": server_cpu})
+    try:
+        base = await _bare_load(size, await bare.port(), bare, gw.pop("request_sample"), gw.pop("metadata"))
+    finally:
+        bare.close()
+    return {"gateway": gw, "bare": base}
+
+
+def run_gateway_part(size: GatewaySize) -> dict[str, Any]:
+    """Runs the gateway and the bare server one after the other and reports them side by side.
+
+    With two CPUs or more, the server process runs on the first and this process (the clients) on the
+    second, so neither takes CPU time from the other.
+    """
+    from _gateway_fakes import FAKES
+
+    cpus = _cpus()
+    pinned = len(cpus) >= 2
+    try:
+        if pinned:
+            _pin(cpus[1])
+        raw = asyncio.run(_gateway_async(size, cpus[0] if pinned else None))
+    finally:
+        if pinned:
+            os.sched_setaffinity(0, set(cpus))
+    gw, base = raw["gateway"], raw["bare"]
+    run, solo = gw["run"], gw["solo"]
+    jobs = len(run.e2e)
+    e2e, rpc, event, bare_lat = _ms_stats(run.e2e), _ms_stats(run.rpc), _ms_stats(run.event), _ms_stats(base["lat"])
+    throughput = jobs / gw["wall_s"]
+    done = sorted(run.done_at)
+    quarters = [done[round(i * (jobs - 1) / 4)] for i in range(5)]
+    by_quarter = [round((jobs / 4) / ((b - a) / 1e9), 1) if b > a else None
+                  for a, b in itertools.pairwise(quarters)]
+    bare_throughput = len(base["lat"]) / base["wall_s"]
+    srv, bsrv = gw["server"], base["server"]
+    return {
+        "renters": size.renters,
+        "jobs": jobs,
+        "submit_to_scheduled_ms": e2e,
+        "submit_to_scheduled_event_ms": event,
+        "submit_rpc_ms": rpc,
+        "throughput_jobs_per_s": round(throughput, 1),
+        "throughput_by_quarter_jobs_per_s": by_quarter,
+        "baseline": {
+            "p50_ms": bare_lat["p50"],
+            "p99_ms": bare_lat["p99"],
+            "throughput_per_s": round(bare_throughput, 1),
+            "calls": len(base["lat"]),
+            "latency_ms": bare_lat,
+            "one_client_ms": _ms_stats(base["solo"]),
+            "wall_s": round(base["wall_s"], 3),
+            "server_cpu_s": bsrv["cpu_s"],
+            "server_cpu_share": round(bsrv["cpu_s"] / base["wall_s"], 3),
+            "client_cpu_share": round(base["client_cpu_s"] / base["wall_s"], 3),
+        },
+        "throughput_ratio": round(throughput / bare_throughput, 4),
+        "one_renter": {
+            "jobs": len(solo.e2e),
+            "submit_to_scheduled_ms": _ms_stats(solo.e2e),
+            "submit_to_scheduled_event_ms": _ms_stats(solo.event),
+            "submit_rpc_ms": _ms_stats(solo.rpc),
+        },
+        "server_cpu_ms_per_job": round(srv["cpu_s"] / jobs * 1e3, 3),
+        "fakes": FAKES.format(providers=size.providers, gpus=size.gpus, model=GW_MODEL, pools=GW_POOLS)
+        + f" Besides them {size.other_providers} {GW_OTHER_MODEL} providers x 8 GPUs fill the pool.",
+        "store": "SQLiteStore in a temporary home (the king's default, durable store: every job, event and "
+        "payload is committed to SQLite, WAL mode, as in production)",
+        "wall_s": round(gw["wall_s"], 3),
+        "server_cpu_s": srv["cpu_s"],
+        "server_cpu_share": round(srv["cpu_s"] / gw["wall_s"], 3),
+        "client_cpu_share": round(gw["client_cpu_s"] / gw["wall_s"], 3),
+        "placement_attempts": srv["placement_attempts"],
+        "rentals_created": srv["rentals_created"],
+        "assignments": srv["assignments"],
+        "watch_streams_open_after": srv["open_watchers"],
+        "setup": {"sign_in_s": round(gw["sign_in_s"], 3), "prepare_s": round(gw["prepare_s"], 3),
+                  "prepare_ms_per_job": round(gw["prepare_s"] / gw["prepared"] * 1e3, 3)},
+        "messages": {"submit_request_bytes": gw["request_bytes"], "job_response_bytes": gw["response_bytes"],
+                     "intents_per_job": gw["intents"], "wrapped_keys_per_job": gw["wrapped_keys"]},
+        "reads_ms": gw["reads"],
+        "params": {
+            "renters": size.renters,
+            "jobs_per_renter": size.jobs_per_renter,
+            "job": GW_JOB,
+            "matching_providers": size.providers,
+            "gpus_per_matching_provider": size.gpus,
+            "other_providers": size.other_providers,
+            "pools": GW_POOLS,
+            "bare_calls_per_client": size.bare_calls_per_client,
+            "one_renter_jobs": size.solo_jobs,
+            "cpu_pinning": (f"server process on CPU {cpus[0]}, clients on CPU {cpus[1]}" if pinned
+                            else "none (one CPU)"),
+        },
+        "definitions": {
+            "submit_to_scheduled_ms": "client: start of SubmitJob to the arrival of the job's 'scheduled' "
+            "event on its WatchJob stream (opened when SubmitJob returns)",
+            "submit_to_scheduled_event_ms": "client's wall clock at the start of SubmitJob to the king's "
+            "timestamp of the 'scheduled' event (same machine): without the WatchJob call",
+            "submit_rpc_ms": "the SubmitJob call alone",
+            "throughput_jobs_per_s": "jobs / wall seconds of the timed phase (every job submitted and seen "
+            "scheduled)",
+            "throughput_by_quarter_jobs_per_s": "the same rate over each quarter of the jobs in the order they were "
+            "seen scheduled (falling: a cost that grows with the jobs stored)",
+            "baseline": "bare grpc.aio unary server answering bytes of a Job's size to the bytes of a real "
+            "SubmitJobRequest, same number of concurrent clients (own channel each), one call after another",
+            "throughput_ratio": "throughput_jobs_per_s / baseline.throughput_per_s (a job is SubmitJob + "
+            "WatchJob + placement; a bare call is one unary call)",
+            "placement_attempts": "placements the scheduler offered the job manager's loop (equal to jobs "
+            "when every placement lands on one of the job's candidates)",
+            "reads_ms": "one client, 20 calls each, before the timed phase (no job stored) and after it",
+            "one_renter": "one renter alone, one job after the other, before the concurrent phase: latency "
+            "without queueing (baseline.one_client_ms: the same for one bare client)",
+            "server_cpu_ms_per_job": "CPU time of the king's process (all threads) in the timed phase / jobs",
+        },
+    }
+
+
+def _gateway_table(part: dict[str, Any]) -> str:
+    def lat(name: str, d: dict[str, Any], n: str = "", wall: str = "", rate: str = "", cpu: tuple[str, str] = ("", "")
+            ) -> list[str]:
+        return [name, n or f"{d['n']}", wall, rate, f"{d['p50']:.2f}", f"{d['p99']:.2f}", f"{d['max']:.1f}", *cpu]
+
+    b, one = part["baseline"], part["one_renter"]
+    rows = [
+        lat(f"gateway, {part['renters']} renters: submit -> scheduled", part["submit_to_scheduled_ms"],
+            wall=f"{part['wall_s']:.2f}", rate=f"{part['throughput_jobs_per_s']:.0f}",
+            cpu=(f"{part['server_cpu_share']:.2f}", f"{part['client_cpu_share']:.2f}")),
+        lat("  SubmitJob call", part["submit_rpc_ms"]),
+        lat("  to the king's 'scheduled' stamp", part["submit_to_scheduled_event_ms"]),
+        lat("gateway, 1 renter: submit -> scheduled", one["submit_to_scheduled_ms"]),
+        lat("  SubmitJob call", one["submit_rpc_ms"]),
+        lat(f"bare grpc.aio, {part['renters']} clients: unary", b["latency_ms"], wall=f"{b['wall_s']:.2f}",
+            rate=f"{b['throughput_per_s']:.0f}", cpu=(f"{b['server_cpu_share']:.2f}", f"{b['client_cpu_share']:.2f}")),
+        lat("bare grpc.aio, 1 client: unary", b["one_client_ms"]),
+    ]
+    head = ["", "n", "wall s", "per s", "p50 ms", "p99 ms", "max ms", "server cpu", "client cpu"]
+    return format_table(head, rows)
+
+
 def _table(part: dict[str, Any]) -> str:
     rows = []
     for name, scenario in part["scenarios"].items():
@@ -419,8 +1014,9 @@ def _table(part: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> int:
     """Runs the benchmark, prints a table and writes the JSON report."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--quick", action="store_true", help="one run per scenario instead of --repeat")
+    parser.add_argument("--quick", action="store_true", help="CI size: one run per scenario, fewer gateway jobs")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="JSON output (default %(default)s)")
+    parser.add_argument("--part", choices=("all", "scheduler", "gateway"), default="all", help="what to run")
     parser.add_argument("--providers", type=int, default=10_000)
     parser.add_argument("--pools", type=int, default=20)
     parser.add_argument("--jobs", type=int, default=50_000)
@@ -429,43 +1025,92 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--refresh-every", type=int, default=1000, help="placements between pool snapshots")
     parser.add_argument("--repeat", type=int, default=3, help="runs (seeds) per scenario in the full mode")
     parser.add_argument("--seed", type=int, default=1, help="first seed")
+    parser.add_argument("--gw-renters", type=int, default=100, help="concurrent renters (SDK clients)")
+    parser.add_argument("--gw-jobs", type=int, default=None, help="jobs per renter (default 3 quick, 20 full)")
+    parser.add_argument("--gw-providers", type=int, default=JobsConfig().candidates,
+                        help=f"{GW_MODEL} providers, the ones the jobs match (default: the quote's candidates)")
+    parser.add_argument("--gw-gpus", type=int, default=128, help=f"GPUs per {GW_MODEL} provider")
+    parser.add_argument("--gw-other-providers", type=int, default=984, help=f"{GW_OTHER_MODEL} providers")
+    parser.add_argument("--gw-bare-calls", type=int, default=None,
+                        help="calls per baseline client (default 5x the jobs per renter, at least 50)")
     args = parser.parse_args(argv)
     if min(args.providers, args.pools, args.jobs, args.renters, args.mean_duration, args.refresh_every) < 1:
         parser.error("sizes must be >= 1")
+    gw_jobs = args.gw_jobs if args.gw_jobs is not None else (3 if args.quick else 20)
+    gw = GatewaySize(args.gw_renters, gw_jobs, args.gw_providers, args.gw_gpus, args.gw_other_providers,
+                     args.gw_bare_calls if args.gw_bare_calls is not None else max(50, 5 * gw_jobs))
+    if min(gw.renters, gw.jobs_per_renter, gw.providers, gw.gpus, gw.bare_calls_per_client) < 1:
+        parser.error("gateway sizes must be >= 1")
+    if gw.other_providers < 0:
+        parser.error("--gw-other-providers must be >= 0")
+    if (gw.renters * gw.jobs_per_renter + gw.solo_jobs) * GW_JOB_GPUS > gw.providers * gw.gpus:
+        parser.error("the gateway jobs need more GPUs than the matching providers have (no job ends)")
     size = Size(args.providers, args.pools, args.jobs, args.renters, args.mean_duration, args.refresh_every)
     seeds = [args.seed] if args.quick else [args.seed + i for i in range(max(1, args.repeat))]
     started = time.monotonic()
-    print(
-        f"scheduler: {size.providers} providers in {size.pools} pools, {size.jobs} jobs from "
-        f"{size.renters} renters, {len(seeds)} run(s) per scenario"
-    )
+    report: dict[str, Any] = {"benchmark": "scheduler", "mode": "quick" if args.quick else "full"}
+    part: dict[str, Any] | None = None
+    gateway: dict[str, Any] | None = None
     try:
-        part = run_scheduler_part(size, seeds)
+        if args.part in ("all", "scheduler"):
+            print(
+                f"scheduler: {size.providers} providers in {size.pools} pools, {size.jobs} jobs from "
+                f"{size.renters} renters, {len(seeds)} run(s) per scenario"
+            )
+            part = run_scheduler_part(size, seeds)
+            report.update(
+                placements_per_s=part["placements_per_s"],
+                p50_ms=part["p50_ms"],
+                p99_ms=part["p99_ms"],
+                providers=size.providers,
+                pools=size.pools,
+                jobs=size.jobs,
+                renters=size.renters,
+            )
+        if args.part in ("all", "gateway"):
+            print(
+                f"gateway: {gw.renters} renters x {gw.jobs_per_renter} jobs through the real gateway on loopback "
+                f"({gw.providers} {GW_MODEL} providers x {gw.gpus} GPUs + {gw.other_providers} others), then a "
+                f"bare grpc.aio server ({gw.renters} clients x {gw.bare_calls_per_client} calls)"
+            )
+            gateway = run_gateway_part(gw)
     except BenchError as exc:
-        print(f"scheduler benchmark failed: {exc}")
+        print(f"benchmark failed: {exc}")
         return 1
-    report: dict[str, Any] = {
-        "benchmark": "scheduler",
-        "mode": "quick" if args.quick else "full",
-        "placements_per_s": part["placements_per_s"],
-        "p50_ms": part["p50_ms"],
-        "p99_ms": part["p99_ms"],
-        "providers": size.providers,
-        "pools": size.pools,
-        "jobs": size.jobs,
-        "renters": size.renters,
-        "machine": machine_info(),
-        "scheduler": part,
-        "wall_s": round(time.monotonic() - started, 1),
-    }
-    print()
-    print(_table(part))
-    for name, scenario in part["scenarios"].items():
+    report["machine"] = machine_info(("grpcio", "protobuf"))
+    if part is not None:
+        report["scheduler"] = part
+    if gateway is not None:
+        report["gateway"] = gateway
+    report["wall_s"] = round(time.monotonic() - started, 1)
+    if part is not None:
+        print()
+        print(_table(part))
+        for name, scenario in part["scenarios"].items():
+            print(
+                f"{name}: placements_per_s = {scenario['placements_per_s']:.0f} "
+                f"(target >= {TARGET_PLACEMENTS_PER_S:.0f}), p99_ms = {scenario['p99_ms']:.3f} "
+                f"(target <= {TARGET_P99_MS:g}): {'met' if scenario['target_met'] else 'NOT met'}"
+            )
+    if gateway is not None:
+        print()
+        print(_gateway_table(gateway))
+        e2e = gateway["submit_to_scheduled_ms"]
         print(
-            f"{name}: placements_per_s = {scenario['placements_per_s']:.0f} "
-            f"(target >= {TARGET_PLACEMENTS_PER_S:.0f}), p99_ms = {scenario['p99_ms']:.3f} "
-            f"(target <= {TARGET_P99_MS:g}): {'met' if scenario['target_met'] else 'NOT met'}"
+            f"gateway: submit->scheduled p50 {e2e['p50']:.2f} ms, p99 {e2e['p99']:.2f} ms with {gateway['renters']} "
+            f"renters; {gateway['throughput_jobs_per_s']:.0f} jobs/s, {gateway['server_cpu_ms_per_job']:.2f} ms of "
+            f"king CPU per job; throughput_ratio {gateway['throughput_ratio']:.3f} of the bare grpc.aio server "
+            f"({gateway['baseline']['throughput_per_s']:.0f} calls/s); {gateway['placement_attempts']} placement "
+            f"attempts for {gateway['jobs']} jobs"
         )
+        reads = gateway["reads_ms"]
+        print(
+            "reads p50 ms, no job stored -> "
+            f"{reads['jobs_in_store_after']} jobs stored: "
+            + ", ".join(f"{k} {reads['before'][k]['p50']:.2f} -> {reads['after'][k]['p50']:.2f}"
+                        for k in reads["before"])
+        )
+        print(f"fakes: {gateway['fakes']}")
     write_json(args.out, report)
     print(f"wrote {args.out} ({report['wall_s']:.0f}s)")
     return 0

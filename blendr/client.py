@@ -207,8 +207,9 @@ class KingClient:
             if not self._token or self._expires < time.time() + 30:
                 await self.sign_in()
             md = (("authorization", f"Bearer {self._token}"),)
+            call = self._stub.WatchJob(rpb.WatchJobRequest(job_id=job_id, after_seq=seq), metadata=md)
             try:
-                async for ev in self._stub.WatchJob(rpb.WatchJobRequest(job_id=job_id, after_seq=seq), metadata=md):
+                async for ev in call:
                     failures = 0
                     seq = ev.seq
                     yield Event(ev.job_id, ev.seq, rpb.JobEventKind.Name(ev.kind)[len("JOB_EVENT_KIND_"):].lower(),
@@ -224,6 +225,8 @@ class KingClient:
                 import asyncio
 
                 await asyncio.sleep(min(10.0, 0.5 * 2 ** failures))
+            finally:
+                call.cancel()  # a watcher that stops early ends the stream on the king too
 
     async def submit(self, req: JobRequest) -> Any:
         """Quotes, encrypts, signs and submits ``req``; returns the job (``renter_pb2.Job``).

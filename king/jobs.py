@@ -56,6 +56,7 @@ NS_JOBS = "jobs"
 NS_EVENTS = "job_events"
 NS_PAYLOADS = "job_payloads"
 NS_NONCES = "intent_nonces"
+NS_CANCELS = "rental_cancels"  # rentals the king must cancel on chain (written before it tries)
 
 QUEUED, SCHEDULED, RUNNING, ENDED, SETTLED, FAILED, CANCELLED = (
     "queued", "scheduled", "running", "ended", "settled", "failed", "cancelled")
@@ -137,12 +138,21 @@ class JobManager:
         self._queen_gone: dict[str, float] = {}  # queen -> monotonic time it disconnected
         self._busy: set[str] = set()  # jobs with a chain operation in flight
         self._params: RentalParams | None = None
+        self._resume: list[str] = []  # jobs whose rental creation a restart interrupted
+        self._queued: set[str] = set()  # jobs waiting for a provider (their reasons are refreshed)
+        self._cancelling: set[str] = set()  # rental keys with a cancel in flight
+        self._last_reasons = 0.0
+        self._last_cancels = 0.0
+        self._bg: set[asyncio.Task[None]] = set()
+        self._by_renter: dict[str, list[str]] = {}  # renter -> job ids, oldest first
 
     # ------------------------------------------------------------------ restore
     def load(self) -> int:
         """Rebuilds the scheduler and pending work from the store after a (re)start; returns live jobs."""
         live = 0
-        for _, d in self.store.scan(NS_JOBS, ""):
+        docs = sorted((d for _, d in self.store.scan(NS_JOBS, "")), key=lambda d: d["submitted"])
+        for d in docs:
+            self._by_renter.setdefault(d["renter"], []).append(d["job_id"])
             for r in d["rentals"]:
                 if r.get("state") not in ("settled", "expired"):
                     self._pending_rentals[r["rental_id"]] = d["job_id"]
@@ -153,7 +163,13 @@ class JobManager:
                 c = d["current"]
                 self.scheduler.restore(Placement(d["job_id"], d["renter"], c["queen"], c["provider"],
                                                  d["spec"]["gpus"], int(c["price"])), self._sched_spec(d))
+                if not c.get("rental_id"):
+                    # the king stopped while creating the rental: create it again (a rental that landed is
+                    # adopted by its nonce, never created twice)
+                    self._resume.append(d["job_id"])
                 live += 1
+            if d["state"] == QUEUED:
+                self._queued.add(d["job_id"])
         self._wake.set()
         return live
 
@@ -344,6 +360,8 @@ class JobManager:
             self._event(b, doc, "queued", doc["reason"])
             b.put(NS_JOBS, job_id, doc)
         self._enqueue(doc)
+        self._queued.add(job_id)
+        self._by_renter.setdefault(renter, []).append(job_id)
         self._publish(doc)
         self._wake.set()
         log.info("job submitted", job=job_id, renter=renter, spec=spec.describe(), candidates=len(keys))
@@ -369,11 +387,13 @@ class JobManager:
         return RentalIntent(renter, jobspec.ZERO_ADDRESS, spec.gpus, spec_hash, spec.max_price_per_gpu_hour,
                             spec.duration_s, nonce, deadline)
 
-    def _sched_spec_of(self, spec: Spec) -> JobSpec:
-        return JobSpec(spec.gpus, spec.gpu_model, spec.min_vram_bytes, spec.min_tflops, spec.max_price_per_gpu_hour)
+    def _sched_spec_of(self, spec: Spec, providers: frozenset[str] = frozenset()) -> JobSpec:
+        return JobSpec(spec.gpus, spec.gpu_model, spec.min_vram_bytes, spec.min_tflops, spec.max_price_per_gpu_hour,
+                       providers)
 
     def _sched_spec(self, d: dict[str, Any]) -> JobSpec:
-        return self._sched_spec_of(_spec_of(d["spec"]))
+        # only the providers the renter wrapped the payload key for
+        return self._sched_spec_of(_spec_of(d["spec"]), frozenset(d["candidates"]))
 
     def _enqueue(self, d: dict[str, Any]) -> None:
         """Queues the job in the scheduler, never again on a provider it was moved off."""
@@ -384,6 +404,11 @@ class JobManager:
     # ------------------------------------------------------------------ placement
     async def run(self) -> None:
         """Places queued jobs as capacity appears, forever (cancel to stop)."""
+        for job_id in self._resume:
+            d = self.store.get(NS_JOBS, job_id)
+            if d is not None and d["state"] in LIVE:
+                await self._create_rental(d)
+        self._resume.clear()
         while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.cfg.retry_s)
@@ -391,16 +416,39 @@ class JobManager:
             self.check_queens()
             for p in self.scheduler.schedule(max_placements=64):
                 await self._place(p)
-            self._refresh_reasons()
+            now = self.clock.monotonic()
+            if now - self._last_reasons >= 2.0:
+                self._last_reasons = now
+                self._refresh_reasons()
+            if now - self._last_cancels >= 30.0:
+                self._last_cancels = now
+                self._retry_cancels()
 
     def _refresh_reasons(self) -> None:
-        for _, d in self.store.scan(NS_JOBS, ""):
-            if d["state"] != QUEUED:
+        for job_id in list(self._queued):
+            d = self.store.get(NS_JOBS, job_id)
+            if d is None or d["state"] != QUEUED:
+                self._queued.discard(job_id)
                 continue
-            reason = self.scheduler.waiting_reason(d["job_id"])
+            try:
+                reason = self.scheduler.waiting_reason(job_id)
+            except KeyError:
+                continue
             if reason and reason != d["reason"]:
                 d["reason"] = reason
                 self._save(d, "queued", reason)
+
+    def _retry_cancels(self) -> None:
+        """Cancels that failed or that a restart interrupted are tried again (each is idempotent on chain)."""
+        for key, doc in self.store.scan(NS_CANCELS, ""):
+            if key not in self._cancelling:
+                self._spawn(self._cancel_rental({"job_id": doc["job_id"]}, key))
+
+    def _spawn(self, coro: Any) -> None:
+        """Runs ``coro`` in the background, keeping a reference until it is done."""
+        task = asyncio.get_running_loop().create_task(coro)
+        self._bg.add(task)
+        task.add_done_callback(self._bg.discard)
 
     async def _place(self, p: Placement) -> None:
         d = self.store.get(NS_JOBS, p.job_id)
@@ -408,7 +456,7 @@ class JobManager:
             self.scheduler.release(p.job_id)
             return
         if p.provider not in d["candidates"]:
-            # The renter's payload key is wrapped only for the candidates of its quote: not this provider.
+            # Defensive: the scheduler places only on the job's candidates (the payload key is wrapped for them).
             self.scheduler.exclude(p.job_id, p.provider)
             self.scheduler.requeue(p.job_id)
             self._wake.set()
@@ -469,15 +517,21 @@ class JobManager:
             return
         finally:
             self._busy.discard(d["job_id"])
+        # Block time may run behind or ahead of this clock: the provider stops the job on its wall clock, so
+        # the rental's end is carried over in wall-clock time.
+        try:
+            skew = self.clock.time() - await asyncio.to_thread(self.chain.now)
+        except BlendrError:
+            skew = 0.0
         d = self._reload(d)
         c = d["current"]
         d["intents"][c["intent"]]["used"] = True
         d["permit_used"] = d["permit_used"] or permit is not None
         key = rid_key(created.rental_id)
-        c.update(rental_id=key, deadline=float(created.start + created.duration))
+        c.update(rental_id=key, deadline=float(created.start + created.duration + skew))
         d["rentals"].append({"rental_id": key, "provider": c["provider"], "queen": c["queen"], "price": c["price"],
                              "escrow": str(created.escrow), "created_tx": created.tx, "start": created.start,
-                             "duration": created.duration, "state": "active"})
+                             "wall_start": created.start + skew, "duration": created.duration, "state": "active"})
         self._pending_rentals[key] = d["job_id"]
         if d["state"] == CANCELLED:  # cancelled while the rental was being created
             self._save(d, "rental_created", f"rental {key[:12]}… created; cancelling it")
@@ -546,14 +600,14 @@ class JobManager:
                "stopped": f"the job was stopped: {ev.get('message', '')}".strip()}[kind]
         self._save(d, "ended", msg)
         if c and c.get("rental_id") and self.clock.time() < c["deadline"]:
-            asyncio.get_running_loop().create_task(self._cancel_rental(d, c["rental_id"]))
+            self._spawn(self._cancel_rental(d, c["rental_id"]))
         self._wake.set()
 
     def _lost(self, d: dict[str, Any], why: str) -> None:
         """The provider (or its queen) is gone: cancel its rental, move the job to another provider."""
         c = d["current"]
         if c and c.get("rental_id"):
-            asyncio.get_running_loop().create_task(self._cancel_rental(dict(d), c["rental_id"]))
+            self._spawn(self._cancel_rental(dict(d), c["rental_id"]))
         if d["state"] == CANCELLED:
             self.scheduler.release(d["job_id"])
             self._save(d)
@@ -572,6 +626,7 @@ class JobManager:
         d["reason"] = why
         self._save(d, "rescheduled", why)
         self._enqueue(d)
+        self._queued.add(d["job_id"])
         self._wake.set()
 
     def _fail(self, d: dict[str, Any], why: str) -> None:
@@ -581,16 +636,26 @@ class JobManager:
         self._maybe_settled(d)
 
     async def _cancel_rental(self, d: dict[str, Any], key: str) -> None:
-        for attempt in range(6):
-            try:
-                tx = await asyncio.to_thread(self.chain.cancel, int(key, 16))
+        """Cancels a rental on chain; the intent is stored first, so a failure or a restart retries it."""
+        if key in self._cancelling:
+            return
+        self._cancelling.add(key)
+        self.store.put(NS_CANCELS, key, {"job_id": d["job_id"]})
+        try:
+            for attempt in range(6):
+                try:
+                    tx = await asyncio.to_thread(self.chain.cancel, int(key, 16))
+                except BlendrError as exc:
+                    log.warning("cancelling the rental failed; retrying", rental=key[:12], error=str(exc)[:200])
+                    await asyncio.sleep(min(30.0, self.cfg.retry_s * 2 ** attempt))
+                    continue
                 if tx:
                     log.info("rental cancelled on chain", job=d["job_id"], rental=key[:12], tx=tx)
+                self.store.delete(NS_CANCELS, key)
                 return
-            except BlendrError as exc:
-                log.warning("cancelling the rental failed; retrying", rental=key[:12], error=str(exc)[:200])
-                await asyncio.sleep(min(30.0, self.cfg.retry_s * 2 ** attempt))
-        log.error("could not cancel the rental; it settles at its end for verified time", rental=key[:12])
+            log.error("could not cancel the rental yet; retrying later", rental=key[:12])
+        finally:
+            self._cancelling.discard(key)
 
     # ------------------------------------------------------------------ cancel
     async def cancel(self, renter: str, job_id: str, reason: str = "") -> dict[str, Any]:
@@ -658,11 +723,15 @@ class JobManager:
         return d
 
     def list_jobs(self, renter: str, states: set[str], limit: int) -> list[dict[str, Any]]:
-        renter = to_checksum_address(renter)
-        docs = [d for _, d in self.store.scan(NS_JOBS, "") if d["renter"] == renter
-                and (not states or d["state"] in states)]
-        docs.sort(key=lambda d: -d["submitted"])
-        return docs[: limit or 50]
+        """The renter's jobs, newest first (only ``states`` when given), at most ``limit``."""
+        out: list[dict[str, Any]] = []
+        for job_id in reversed(self._by_renter.get(to_checksum_address(renter), [])):
+            d = self.store.get(NS_JOBS, job_id)
+            if d is not None and (not states or d["state"] in states):
+                out.append(d)
+                if len(out) >= (limit or 50):
+                    break
+        return out
 
     def events(self, job_id: str, after: int) -> list[dict[str, Any]]:
         return [e for _, e in self.store.scan(NS_EVENTS, f"{job_id}/") if e["seq"] > after]
@@ -689,14 +758,23 @@ class JobManager:
             if r.get("state") == "settled":
                 total += int(r.get("provider_payment", "0")) + int(r.get("fee", "0"))
             elif r.get("state") == "active":
-                elapsed = max(0.0, min(now, r["start"] + r["duration"]) - r["start"])
+                start = r.get("wall_start", r["start"])
+                elapsed = max(0.0, min(now, start + r["duration"]) - start)
                 total += int(int(r["price"]) * d["spec"]["gpus"] * elapsed) // 3600
         return total
 
     def in_escrow(self, renter: str) -> int:
+        """Escrow locked in the renter's rentals that are not settled yet (as the king followed them)."""
         renter = to_checksum_address(renter)
-        return sum(int(r["escrow"]) for _, d in self.store.scan(NS_JOBS, "") if d["renter"] == renter
-                   for r in d["rentals"] if r.get("state") not in ("settled", "expired"))
+        pending = {job_id for job_id in self._pending_rentals.values()}
+        total = 0
+        for job_id in self._by_renter.get(renter, []):
+            if job_id not in pending:
+                continue
+            d = self.store.get(NS_JOBS, job_id)
+            if d is not None:
+                total += sum(int(r["escrow"]) for r in d["rentals"] if r.get("state") not in ("settled", "expired"))
+        return total
 
     # ------------------------------------------------------------------ events
     def _event(self, b: Any, d: dict[str, Any], kind: str, message: str = "", progress: float = -1.0) -> dict[str, Any]:

@@ -99,6 +99,7 @@ class JobSpec:
         min_tflops: Minimum measured FP32 TFLOP/s per device; a provider not yet measured (0.0)
             fails any minimum above 0.
         max_price_per_gpu_hour: The renter's ceiling in wei per GPU-hour; 0 means no ceiling.
+        providers: Only these providers may take the job (those its payload key is wrapped for); empty: any.
     """
 
     gpus: int
@@ -106,6 +107,7 @@ class JobSpec:
     min_vram_bytes: int = 0
     min_tflops: float = 0.0
     max_price_per_gpu_hour: Wei = 0
+    providers: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -135,7 +137,8 @@ class ModelOffer:
 
 # ---------------------------------------------------------------------------------------------- internals
 
-_ShapeKey = tuple[str, int, int, float, frozenset[str]]  # (model, gpus, min vram, min tflops, excluded)
+# (model, gpus, min vram, min tflops, excluded, allowed (empty: any))
+_ShapeKey = tuple[str, int, int, float, frozenset[str], frozenset[str]]
 
 NO_CEILING = 1 << 256
 """The price ceiling of a job without one: above any price."""
@@ -205,11 +208,11 @@ class _Totals:
 class _Shape:
     """Jobs alike apart from their price ceiling, and what is known of where they could go."""
 
-    __slots__ = ("excl", "gpus", "jobs", "key", "min_asks", "model", "tflops", "vram", "waiting")
+    __slots__ = ("allowed", "excl", "gpus", "jobs", "key", "min_asks", "model", "tflops", "vram", "waiting")
 
     def __init__(self, key: _ShapeKey) -> None:
         self.key = key
-        self.model, self.gpus, self.vram, self.tflops, self.excl = key
+        self.model, self.gpus, self.vram, self.tflops, self.excl, self.allowed = key
         # Per model, a lower bound of the cheapest ask among market providers that match this shape and
         # have its GPUs free; a model missing has none. None: unknown (anything may fit).
         self.min_asks: dict[str, int] | None = None
@@ -235,7 +238,7 @@ class _Job:
     def shape_key(self) -> _ShapeKey:
         spec = self.spec
         assert spec is not None
-        return (spec.gpu_model, spec.gpus, spec.min_vram_bytes, spec.min_tflops, self.excl)
+        return (spec.gpu_model, spec.gpus, spec.min_vram_bytes, spec.min_tflops, self.excl, spec.providers)
 
 
 class _Lane:
@@ -357,6 +360,7 @@ def _takes(p: _Provider, shape: _Shape) -> bool:
         and o.tflops >= shape.tflops
         and (not shape.model or o.gpu_model == shape.model)
         and p.address not in shape.excl
+        and (not shape.allowed or p.address in shape.allowed)
     )
 
 
@@ -912,7 +916,7 @@ class Scheduler:
                 return None
         else:
             quotes = {m: self.quote(m) for m, t in self._totals.items() if t.total}
-        gpus, min_vram, min_tflops, excl = shape.gpus, shape.vram, shape.tflops, shape.excl
+        gpus, min_vram, min_tflops, excl, allowed = shape.gpus, shape.vram, shape.tflops, shape.excl, shape.allowed
         for grp in self._pools_for(shape):
             frees, buckets = grp.frees, grp.buckets
             best: _Entry | None = None
@@ -921,7 +925,8 @@ class Scheduler:
                 for e in buckets[frees[i]]:
                     if best is not None and e[0] > best_key[0]:
                         break
-                    if e[3] < min_vram or e[4] < min_tflops or (excl and e[2] in excl):
+                    if (e[3] < min_vram or e[4] < min_tflops or (excl and e[2] in excl)
+                            or (allowed and e[2] not in allowed)):
                         continue
                     price = max(e[1], quote if quotes is None else quotes[e[5]])
                     if maxp and price > maxp:
@@ -938,12 +943,13 @@ class Scheduler:
     def _scan_min_asks(self, shape: _Shape) -> dict[str, int]:
         """The cheapest ask per model among market providers that match ``shape`` with its GPUs free."""
         asks: dict[str, int] = {}
-        gpus, min_vram, min_tflops, excl = shape.gpus, shape.vram, shape.tflops, shape.excl
+        gpus, min_vram, min_tflops, excl, allowed = shape.gpus, shape.vram, shape.tflops, shape.excl, shape.allowed
         for grp in self._pools_for(shape):
             frees, buckets = grp.frees, grp.buckets
             for i in range(bisect_left(frees, gpus), len(frees)):
                 for e in buckets[frees[i]]:
-                    if e[3] >= min_vram and e[4] >= min_tflops and (not excl or e[2] not in excl):
+                    if (e[3] >= min_vram and e[4] >= min_tflops and (not excl or e[2] not in excl)
+                            and (not allowed or e[2] in allowed)):
                         known = asks.get(e[5])
                         if known is None or e[1] < known:
                             asks[e[5]] = e[1]
@@ -1126,6 +1132,10 @@ class Scheduler:
         step = [p for p in cands if p.address not in excl]
         if not step:
             return f"{head}: the only matching providers already failed this job"
+        if spec.providers:
+            step = [p for p in step if p.address in spec.providers]
+            if not step:
+                return f"{head}: none of the providers the job's payload is encrypted for is available"
         cands = step
         prices = [max(offer(p).ask_per_gpu_hour, self.quote(offer(p).gpu_model)) for p in cands]
         cheapest = min(prices)

@@ -190,7 +190,8 @@ class Challenger:
         """Challenge ``address`` every ``mean_s`` on average (a rental's rate), or at the policy's rate (None).
 
         A provider scheduled under the old rate is redrawn at the new one (Poisson waits are memoryless,
-        so the redraw is fair); a provider not scheduled at all (dropped) stays so.
+        so the redraw is fair), except when a rental rate starts: then it is due at once. A provider not
+        scheduled at all (dropped) stays so.
         """
         old = self._interval.get(address)
         if old == mean_s:
@@ -202,7 +203,11 @@ class Challenger:
                 raise ValueError("a challenge interval must be > 0")
             self._interval[address] = mean_s
         if address in self._due:
-            self.schedule(address)
+            if old is None and mean_s is not None:
+                # A rental starts: challenge at once, so even a short rental is verified from its start.
+                self._due[address] = self._clock.monotonic()
+            else:
+                self.schedule(address)
 
     def interval(self, address: Address) -> float:
         return self._interval.get(address, self.policy.mean_interval_s)

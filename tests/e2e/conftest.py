@@ -3,6 +3,7 @@ session), and a chain snapshot reverted after each test."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -45,6 +46,11 @@ def snapshot(chains: tuple[AnvilProcess, AnvilProcess]) -> Iterator[None]:
     yield
     rpc(eth.url, "evm_revert", [snaps[0]])
     rpc(etc.url, "evm_revert", [snaps[1]])
+    # anvil's clock goes back with a revert (by the time since the snapshot): bring both chains to the wall
+    # clock again, since these tests run in real time
+    for url in (eth.url, etc.url):
+        rpc(url, "evm_setNextBlockTimestamp", [int(time.time()) + 1])
+        rpc(url, "evm_mine", [])
 
 
 @pytest.fixture

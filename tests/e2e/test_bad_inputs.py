@@ -66,7 +66,9 @@ async def test_bad_inputs_get_clear_errors_and_change_nothing_on_chain(
             bad.spec.gpus = 2  # the signed intents and spec hash say 1
             await expect(grpc.StatusCode.INVALID_ARGUMENT, "spec_hash does not match", king.send(bad))
             bad.CopyFrom(good)
-            bad.intents[0].signature = bytes(good.intents[0].signature[:-1]) + b"\x1c"
+            forged_sig = bytearray(good.intents[0].signature)
+            forged_sig[10] ^= 0xFF  # r changes: the signature recovers to someone else, or to no one
+            bad.intents[0].signature = bytes(forged_sig)
             bad.request_id = good.request_id + "x"
             await expect(grpc.StatusCode.INVALID_ARGUMENT, "is not signed by the renter", king.send(bad))
 

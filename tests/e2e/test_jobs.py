@@ -250,5 +250,6 @@ async def test_a_queen_killed_mid_job_moves_the_job_to_another_pool(
         final = seen[-1].job
         assert final.state == 5 and len(final.rentals) == 2
         assert final.rentals[1].provider != first
-        assert "step 12/12" in [e.message for e in seen if e.kind == "log"]
+        Path("/tmp/qk.txt").write_text("\n".join(f"{e.seq} {e.kind} {e.message}" for e in seen))
+        assert "step 12/12" in [e.message for e in seen if e.kind == "log"], [(e.kind, e.message) for e in seen]
         check_settlement(net, final, before, renter)

@@ -968,3 +968,17 @@ def test_property_a_single_job_is_placed_within_the_first_two_placements(
     s.update_pool(snap(QB, *(offer(f"P{i}", QB, gpus=8, ask=0) for i in range(8))))
     placements = s.schedule()
     assert "b" in [p.job_id for p in placements[:2]]
+
+
+def test_a_job_goes_only_to_the_providers_its_payload_is_encrypted_for() -> None:
+    """The best provider is not a candidate: the job takes the best candidate, or waits for one."""
+    s = sched(snap(QA, offer("P1", gpus=1), offer("P2", gpus=1, rep=5000)))
+    s.submit("j1", "r", JobSpec(1, H100, providers=frozenset({"P2"})))
+    assert [p.provider for p in s.schedule()] == ["P2"]
+    s.submit("j2", "r", JobSpec(1, H100, providers=frozenset({"P2"})))
+    assert s.schedule() == []  # P2 is taken; P1 is free but not a candidate
+    assert s.waiting_reason("j2").startswith("no provider with 1×H100 SXM")
+    s.submit("j3", "other", JobSpec(1, H100))  # a job open to anyone takes P1
+    assert [p.provider for p in s.schedule()] == ["P1"]
+    s.release("j1")
+    assert [(p.job_id, p.provider) for p in s.schedule()] == [("j2", "P2")]

@@ -581,3 +581,18 @@ def test_speed_is_judged_on_the_queens_clock(clock: ManualClock) -> None:
     q = strict.issue(ADDR_B, [gpu(0, "h100-sxm")])
     clock.advance(q.params.flops / (0.9 * fp.fp32_tflops * 1e12))
     assert isinstance(strict.on_commitment(ADDR_B, q.challenge_id, commits(q, 1.0)), OpeningPlan)
+
+
+def test_a_rented_provider_is_challenged_as_its_rental_starts() -> None:
+    """A rental rate replacing the idle rate makes the provider due at once (a short rental is still verified);
+    a change between rental rates only redraws the wait."""
+    clock = ManualClock()
+    ch = Challenger(POLICY, clock, rng=random.Random(7))
+    ch.schedule(ADDR_A)
+    assert ch.due() == []
+    ch.schedule(ADDR_A)
+    ch.set_interval(ADDR_A, 5.0)
+    assert ch.due() == [ADDR_A]
+    ch.schedule(ADDR_A)
+    ch.set_interval(ADDR_A, 4.0)
+    assert ch.due() == []
