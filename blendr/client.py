@@ -309,22 +309,7 @@ def _spec_pb(spec: Spec) -> Any:
 
 def _permit(account: Any, w: Any, value: int, deadline: int) -> tuple[int, bytes, bytes]:
     """An ERC-2612 permit of GPUTOKEN for GPURental, signed offline from what the king reports."""
-    from eth_account.messages import encode_typed_data
-    from eth_utils import to_checksum_address
+    from blendr.chain.contracts import sign_permit
 
-    data = {
-        "types": {
-            "EIP712Domain": [{"name": "name", "type": "string"}, {"name": "version", "type": "string"},
-                             {"name": "chainId", "type": "uint256"}, {"name": "verifyingContract", "type": "address"}],
-            "Permit": [{"name": "owner", "type": "address"}, {"name": "spender", "type": "address"},
-                       {"name": "value", "type": "uint256"}, {"name": "nonce", "type": "uint256"},
-                       {"name": "deadline", "type": "uint256"}],
-        },
-        "primaryType": "Permit",
-        "domain": {"name": w.token_name, "version": "1", "chainId": int(w.chain_id),
-                   "verifyingContract": to_checksum_address(w.token_contract)},
-        "message": {"owner": account.address, "spender": to_checksum_address(w.rental_contract), "value": value,
-                    "nonce": int(w.permit_nonce), "deadline": deadline},
-    }
-    sig = account.sign_message(encode_typed_data(full_message=data))
-    return int(sig.v), int(sig.r).to_bytes(32, "big"), int(sig.s).to_bytes(32, "big")
+    return sign_permit(account, w.token_name, int(w.chain_id), w.token_contract, w.rental_contract, value,
+                       int(w.permit_nonce), deadline)

@@ -217,9 +217,8 @@ class KingConfig:
     queen_grace_s: float = 30.0
     # Seconds between pool snapshots the king asks queens for.
     snapshot_interval_s: float = 5.0
-    # Pricing (GPUTOKEN per GPU-hour): governance bounds of a quote, and how much it rises with utilization.
-    min_price_per_gpu_hour: str = "0.01"
-    max_price_per_gpu_hour: str = "50"
+    # How much a quote rises with utilization (at full use: base × (1 + surge)); its bounds are governance
+    # parameters on GPURental (quoteBounds).
     price_surge: float = 1.0
 
 

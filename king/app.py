@@ -11,7 +11,6 @@ from typing import Any
 from blendr.chain.client import ChainClient
 from blendr.chain.contracts import BridgeInbox, GPURental, GPUToken, ReputationSystem, StakingManager, Tier
 from blendr.chain.manifest import Manifest, chain_settings, load_manifest
-from blendr.chain.types import tokens
 from blendr.clock import Clock, SystemClock
 from blendr.config import Config
 from blendr.identity import NodeIdentity
@@ -83,6 +82,10 @@ class KingApp:
                 except Exception as exc:  # an ETC outage leaves the last known score in place
                     log.debug("reputation read failed", provider=provider, error=str(exc)[:200])
                     break
+            try:
+                await self.jobs.prepare()  # governance may have changed GPURental's parameters
+            except Exception as exc:  # an ETH outage leaves the last known parameters in place
+                log.debug("GPURental parameters read failed", error=str(exc)[:200])
             await asyncio.sleep(30.0)
 
     async def stop(self) -> None:
@@ -131,8 +134,8 @@ async def start_king(
     settlements = SettlementBook(rental, store, start_block=m.eth.deploy_block)
     kc = cfg.king
     sessions = Sessions(store, clock, king=ident.address, chain_id=m.eth.chain_id, ttl_s=kc.session_ttl_s)
-    pricer = Pricer(PricingParams(min_per_gpu_hour=tokens(kc.min_price_per_gpu_hour),
-                                  max_per_gpu_hour=tokens(kc.max_price_per_gpu_hour), surge=kc.price_surge))
+    # The quote's bounds are governance parameters on GPURental (read by jobs.prepare); surge is this king's.
+    pricer = Pricer(PricingParams(surge=kc.price_surge))
     scheduler = Scheduler(pricer, known_models=FINGERPRINTS)
     staking = StakingManager(clients["eth"], m.eth.address("StakingManager"))
 

@@ -374,8 +374,21 @@ class JobManager:
         return hashlib.sha256("|".join(parts).encode()).hexdigest()
 
     async def prepare(self) -> None:
-        """Reads GPURental's bounds (GPUs, durations) once; call before serving."""
-        self._params = await asyncio.to_thread(self.chain.params)
+        """Reads GPURental's governance parameters (GPUs, durations, quote bounds); call before serving, and
+        again to pick up a change."""
+        p = await asyncio.to_thread(self.chain.params)
+        if self._params != p:
+            self._params = p
+            self.on_params(p)
+
+    def on_params(self, p: RentalParams) -> None:
+        """New governance parameters: quotes follow the price bounds at once."""
+        pricer = self.scheduler.pricer
+        if p.max_quote and (pricer.params.min_per_gpu_hour, pricer.params.max_per_gpu_hour) != (p.min_quote,
+                                                                                                 p.max_quote):
+            pricer.params = replace(pricer.params, min_per_gpu_hour=p.min_quote, max_per_gpu_hour=p.max_quote)
+            self.scheduler.reprice()
+            log.info("quote bounds from governance", min=fmt_tokens(p.min_quote), max=fmt_tokens(p.max_quote))
 
     def _validate(self, spec: Spec) -> None:
         p = self._params

@@ -42,6 +42,9 @@ class RentalParams:
     min_duration: int
     max_duration: int
     max_gpus: int
+    # Governance bounds of a quote per GPU-hour (wei).
+    min_quote: int = 0
+    max_quote: int = 0
 
 
 class RentalChain(Protocol):
@@ -79,14 +82,13 @@ class EthRentals:
         self.chain_id = rental.client.settings.chain_id
         self.rental_address = rental.address
         self.token_address = token.address
-        self._params: RentalParams | None = None
 
     def params(self) -> RentalParams:
-        if self._params is None:
-            f = self.rental.fn
-            self._params = RentalParams(int(self.rental._call(f.minDuration())), int(self.rental._call(f.maxDuration())),
-                                        int(self.rental._call(f.maxGpus())))
-        return self._params
+        """GPURental's governance parameters the king obeys (read from the chain on every call)."""
+        f = self.rental.fn
+        lo, hi = self.rental._call(f.quoteBounds())
+        return RentalParams(int(self.rental._call(f.minDuration())), int(self.rental._call(f.maxDuration())),
+                            int(self.rental._call(f.maxGpus())), int(lo), int(hi))
 
     def balance(self, who: str) -> int:
         return int(self.token.balance_of(who))

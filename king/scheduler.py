@@ -1063,6 +1063,14 @@ class Scheduler:
                 s.best_reputation = max(s.best_reputation, o.reputation)
         queen.stats = stats
 
+    @property
+    def pricer(self) -> Pricer:
+        return self._pricer
+
+    def reprice(self) -> None:
+        """Drops cached quotes: call after the pricer's parameters changed (e.g. new governance bounds)."""
+        self._quotes.clear()
+
     def _recompute_min_asks(self) -> None:
         self._min_ask = {}
         for queen in self._queens.values():

@@ -1,4 +1,4 @@
-"""Shared fixtures: node configs in temporary homes."""
+"""Shared fixtures: node configs in temporary homes, the session's local Ray, devnet chains per module."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ from typing import Any
 
 import pytest
 
+from blendr.chain.anvil import AnvilProcess, start_anvil
+from blendr.chain.deploy import deploy_devnet
 from blendr.config import Config, load_config
 from tests.integration.helpers import PINS
 
@@ -36,3 +38,21 @@ def ray_cluster() -> Iterator[str]:
                  namespace="blendr-tests", log_to_driver=False)
     yield ray.get_runtime_context().gcs_address
     ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def chains() -> Iterator[tuple[AnvilProcess, AnvilProcess]]:
+    """Devnet chains for one module: eth (31337, prague) and etc (63, shanghai) anvil processes."""
+    eth = start_anvil(31337)
+    etc = start_anvil(63, hardfork="shanghai")
+    yield eth, etc
+    eth.stop()
+    etc.stop()
+
+
+@pytest.fixture(scope="module")
+def deployed(chains: tuple[AnvilProcess, AnvilProcess], tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """Every contract deployed on ``chains`` with the devnet roles and keys (a module may define its own)."""
+    eth, etc = chains
+    cfg = load_config(tmp_path_factory.mktemp("deployer"), env={})
+    return deploy_devnet(cfg, echo=lambda s: None, eth_url=eth.url, etc_url=etc.url)

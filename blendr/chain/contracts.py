@@ -95,25 +95,30 @@ class GPUToken(_Bound):
 
     def permit_signature(self, account: Any, spender: str, value: int, deadline: int) -> tuple[int, bytes, bytes]:
         """An ERC-2612 permit by ``account`` for ``spender``: (v, r, s)."""
-        from eth_account.messages import encode_typed_data
+        return sign_permit(account, self._call(self.fn.name()), self.client.settings.chain_id, self.address, spender,
+                           value, self.nonces(account.address), deadline)
 
-        name = self._call(self.fn.name())
-        data = {
-            "types": {
-                "EIP712Domain": [{"name": "name", "type": "string"}, {"name": "version", "type": "string"},
-                                 {"name": "chainId", "type": "uint256"}, {"name": "verifyingContract", "type": "address"}],
-                "Permit": [{"name": "owner", "type": "address"}, {"name": "spender", "type": "address"},
-                           {"name": "value", "type": "uint256"}, {"name": "nonce", "type": "uint256"},
-                           {"name": "deadline", "type": "uint256"}],
-            },
-            "primaryType": "Permit",
-            "domain": {"name": name, "version": "1", "chainId": self.client.settings.chain_id,
-                       "verifyingContract": self.address},
-            "message": {"owner": account.address, "spender": to_checksum_address(spender), "value": value,
-                        "nonce": self.nonces(account.address), "deadline": deadline},
-        }
-        sig = account.sign_message(encode_typed_data(full_message=data))
-        return int(sig.v), int(sig.r).to_bytes(32, "big"), int(sig.s).to_bytes(32, "big")
+
+def sign_permit(account: Any, token_name: str, chain_id: int, token: str, spender: str, value: int, nonce: int,
+                deadline: int) -> tuple[int, bytes, bytes]:
+    """An ERC-2612 permit of ``token`` by ``account`` for ``spender``, signed offline: (v, r, s)."""
+    from eth_account.messages import encode_typed_data
+
+    data = {
+        "types": {
+            "EIP712Domain": [{"name": "name", "type": "string"}, {"name": "version", "type": "string"},
+                             {"name": "chainId", "type": "uint256"}, {"name": "verifyingContract", "type": "address"}],
+            "Permit": [{"name": "owner", "type": "address"}, {"name": "spender", "type": "address"},
+                       {"name": "value", "type": "uint256"}, {"name": "nonce", "type": "uint256"},
+                       {"name": "deadline", "type": "uint256"}],
+        },
+        "primaryType": "Permit",
+        "domain": {"name": token_name, "version": "1", "chainId": chain_id, "verifyingContract": to_checksum_address(token)},
+        "message": {"owner": account.address, "spender": to_checksum_address(spender), "value": value, "nonce": nonce,
+                    "deadline": deadline},
+    }
+    sig = account.sign_message(encode_typed_data(full_message=data))
+    return int(sig.v), int(sig.r).to_bytes(32, "big"), int(sig.s).to_bytes(32, "big")
 
 
 class StakingManager(_Bound):

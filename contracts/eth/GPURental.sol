@@ -87,6 +87,11 @@ contract GPURental is IGPURental, AccessControl, EIP712, ReentrancyGuardTransien
     address private _treasury;
     address private _reputationSystem;
 
+    // Governance bounds of the price per GPU-hour a scheduler quotes (read by kings; not checked per rental, so
+    // createRental pays no extra storage read: the renter's signed max price is what binds a rental).
+    uint128 private _minQuote;
+    uint128 private _maxQuote;
+
     mapping(uint256 rentalId => Rental) private _rentals;
     mapping(uint256 rentalId => uint64) private _cancelledAt;
 
@@ -121,6 +126,8 @@ contract GPURental is IGPURental, AccessControl, EIP712, ReentrancyGuardTransien
         _minDuration = 10 minutes;
         _maxDuration = 30 days;
         _maxGpus = 64;
+        _minQuote = 1e16; // 0.01 GPUTOKEN per GPU-hour
+        _maxQuote = 50e18;
         _grantRole(DEFAULT_ADMIN_ROLE, admin);
         _grantRole(GOVERNOR_ROLE, admin);
     }
@@ -370,6 +377,11 @@ contract GPURental is IGPURental, AccessControl, EIP712, ReentrancyGuardTransien
         return _maxGpus;
     }
 
+    /// @notice Governance bounds of the price per GPU-hour (token wei) that schedulers quote.
+    function quoteBounds() external view returns (uint256 minPricePerGpuHour, uint256 maxPricePerGpuHour) {
+        return (_minQuote, _maxQuote);
+    }
+
     // ------------------------------------------------------------------ governance
 
     /// @notice Sets the protocol fee.
@@ -408,6 +420,15 @@ contract GPURental is IGPURental, AccessControl, EIP712, ReentrancyGuardTransien
         _minDuration = newMinDuration;
         _maxDuration = newMaxDuration;
         emit DurationBoundsChanged(newMinDuration, newMaxDuration);
+    }
+
+    /// @notice Sets the bounds of the price per GPU-hour that schedulers quote.
+    /// Requirements: caller has GOVERNOR_ROLE; 0 < `newMin` <= `newMax`.
+    function setQuoteBounds(uint128 newMin, uint128 newMax) external onlyRole(GOVERNOR_ROLE) {
+        if (newMin == 0 || newMin > newMax) revert GPURentalInvalidQuoteBounds(newMin, newMax);
+        _minQuote = newMin;
+        _maxQuote = newMax;
+        emit QuoteBoundsChanged(newMin, newMax);
     }
 
     /// @notice Sets the most GPUs one rental may take.

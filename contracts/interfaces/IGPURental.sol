@@ -73,6 +73,7 @@ interface IGPURental is IBridgeReceiver {
     error GPURentalInvalidSlashBps(uint256 slashBps);
     error GPURentalInvalidResultTimeout(uint256 resultTimeout);
     error GPURentalInvalidDurationBounds(uint256 minDuration, uint256 maxDuration);
+    error GPURentalInvalidQuoteBounds(uint256 minPricePerGpuHour, uint256 maxPricePerGpuHour);
     error GPURentalInvalidMaxGpus(uint256 maxGpus);
     error GPURentalInvalidEtcChainId(uint256 etcChainId);
     error GPURentalZeroAddress();
@@ -102,6 +103,7 @@ interface IGPURental is IBridgeReceiver {
     event SlashBpsChanged(uint16 slashBps);
     event ResultTimeoutChanged(uint32 resultTimeout);
     event DurationBoundsChanged(uint32 minDuration, uint32 maxDuration);
+    event QuoteBoundsChanged(uint128 minPricePerGpuHour, uint128 maxPricePerGpuHour);
     event MaxGpusChanged(uint16 maxGpus);
     event TreasuryChanged(address treasury);
     event EtcPeersChanged(uint64 etcChainId, address workVerification, address reputationSystem);
@@ -159,6 +161,10 @@ interface IGPURental is IBridgeReceiver {
     function setSlashBps(uint16 newSlashBps) external;
     function setResultTimeout(uint32 newResultTimeout) external;
     function setDurationBounds(uint32 newMinDuration, uint32 newMaxDuration) external;
+
+    function setQuoteBounds(uint128 newMin, uint128 newMax) external;
+
+    function quoteBounds() external view returns (uint256 minPricePerGpuHour, uint256 maxPricePerGpuHour);
     function setMaxGpus(uint16 newMaxGpus) external;
     function setTreasury(address newTreasury) external;
     function setEtcPeers(uint64 newEtcChainId, address newWorkVerification, address newReputationSystem) external;

@@ -991,3 +991,18 @@ def test_escrow_invariants(env: Env) -> None:
             max_examples=15, stateful_step_count=15, deadline=None, suppress_health_check=list(HealthCheck)
         ),
     )
+
+
+def test_quote_bounds_are_governance_parameters(env: Env) -> None:
+    """Kings read quoteBounds to clamp their quotes; only the governor sets them, 0 < min <= max."""
+    assert env.rental.functions.quoteBounds().call() == [10**16, 50 * E18]
+    with reverts("AccessControlUnauthorizedAccount"):
+        send(env.rental.functions.setQuoteBounds(1, 2), env.king)
+    with reverts("GPURentalInvalidQuoteBounds"):
+        send(env.rental.functions.setQuoteBounds(0, 2), env.admin)
+    with reverts("GPURentalInvalidQuoteBounds"):
+        send(env.rental.functions.setQuoteBounds(3, 2), env.admin)
+    receipt = send(env.rental.functions.setQuoteBounds(E18 // 10, 20 * E18), env.admin)
+    (ev,) = env.rental.events.QuoteBoundsChanged().process_receipt(receipt, errors=DISCARD)
+    assert (ev["args"]["minPricePerGpuHour"], ev["args"]["maxPricePerGpuHour"]) == (E18 // 10, 20 * E18)
+    assert env.rental.functions.quoteBounds().call() == [E18 // 10, 20 * E18]

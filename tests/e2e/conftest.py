@@ -1,18 +1,15 @@
-"""End-to-end fixtures: devnet chains with every contract (per module), a Ray head for renters' jobs (per
-session), and a chain snapshot reverted after each test."""
+"""End-to-end fixtures: a Ray head for renters' jobs (per session) and a chain snapshot reverted after each test
+(the devnet chains with every contract, ``chains`` and ``deployed``, are in tests/conftest.py)."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from blendr.chain.anvil import AnvilProcess, start_anvil
-from blendr.chain.deploy import deploy_devnet
-from blendr.config import load_config
+from blendr.chain.anvil import AnvilProcess
 from tests.integration.relay_net import rpc
 from tests.rayhead import RayHead, ray_head
 
@@ -21,22 +18,6 @@ from tests.rayhead import RayHead, ray_head
 def jobs_ray() -> Iterator[RayHead]:
     with ray_head(num_gpus=4, num_cpus=4) as head:
         yield head
-
-
-@pytest.fixture(scope="module")
-def chains() -> Iterator[tuple[AnvilProcess, AnvilProcess]]:
-    eth = start_anvil(31337)
-    etc = start_anvil(63, hardfork="shanghai")
-    yield eth, etc
-    eth.stop()
-    etc.stop()
-
-
-@pytest.fixture(scope="module")
-def deployed(chains: tuple[AnvilProcess, AnvilProcess], tmp_path_factory: pytest.TempPathFactory) -> Any:
-    eth, etc = chains
-    cfg = load_config(tmp_path_factory.mktemp("deployer"), env={})
-    return deploy_devnet(cfg, echo=lambda s: None, eth_url=eth.url, etc_url=etc.url)
 
 
 @pytest.fixture

@@ -191,3 +191,14 @@ async def events_until_done(king: KingClient, job_id: str, timeout: float = 240)
 
     await asyncio.wait_for(collect(), timeout)
     return out
+
+
+def follow(king: KingClient, job_id: str) -> tuple[list[Any], asyncio.Task[None]]:
+    """Watches a job in the background: the events seen so far, and the task (done after the last event)."""
+    seen: list[Any] = []
+
+    async def run() -> None:
+        async for ev in king.watch(job_id):
+            seen.append(ev)
+
+    return seen, asyncio.create_task(run())

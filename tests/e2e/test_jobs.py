@@ -14,7 +14,7 @@ from eth_account import Account
 from blendr.chain.anvil import AnvilProcess
 from blendr.chain.types import tokens
 from blendr.client import JobRequest, RenterError
-from tests.e2e.net import ACCOUNTS, FEE_BPS, Net, events_until_done, network
+from tests.e2e.net import ACCOUNTS, FEE_BPS, Net, events_until_done, follow, network
 from tests.integration.helpers import wait_for
 from tests.rayhead import RayHead
 
@@ -129,13 +129,7 @@ async def test_cancel_mid_run_stops_the_job_and_refunds_the_rest(chains: tuple[A
         before = balances(net, renter, p1)
         async with net.renter() as king:
             j = await king.submit(job(workdir, entrypoint="python job.py 100"))
-            seen: list[Any] = []
-
-            async def follow() -> None:
-                async for ev in king.watch(j.job_id):
-                    seen.append(ev)
-
-            follower = asyncio.create_task(follow())
+            seen, follower = follow(king, j.job_id)
             await wait_for(lambda: any(e.kind == "log" and e.message == "step 2/100" for e in seen), 120, "step 2")
             cancelled = await king.cancel(j.job_id, "changed my mind")
             assert cancelled.state == 7  # cancelled
@@ -162,13 +156,7 @@ async def test_a_provider_killed_mid_job_is_replaced_and_the_renter_pays_once_pe
         before = balances(net, renter, *names)
         async with net.renter() as king:
             j = await king.submit(job(workdir, entrypoint="python job.py 12"))
-            seen: list[Any] = []
-
-            async def follow() -> None:
-                async for ev in king.watch(j.job_id):
-                    seen.append(ev)
-
-            follower = asyncio.create_task(follow())
+            seen, follower = follow(king, j.job_id)
             await wait_for(lambda: any(e.kind == "log" and e.message == "step 1/12" for e in seen), 120, "step 1")
             first = seen[-1].job.provider
             await net.kill_provider(names[first])
@@ -223,13 +211,7 @@ async def test_a_queen_killed_mid_job_moves_the_job_to_another_pool(
         before = balances(net, renter, *names)
         async with net.renter() as king:
             j = await king.submit(job(workdir, entrypoint="python job.py 12"))
-            seen: list[Any] = []
-
-            async def follow() -> None:
-                async for ev in king.watch(j.job_id):
-                    seen.append(ev)
-
-            follower = asyncio.create_task(follow())
+            seen, follower = follow(king, j.job_id)
             await wait_for(lambda: any(e.kind == "log" and e.message == "step 1/12" for e in seen), 120, "step 1")
             first = seen[-1].job.provider
             await net.kill_provider(names[first])  # its queen's machine goes down with it
@@ -250,6 +232,5 @@ async def test_a_queen_killed_mid_job_moves_the_job_to_another_pool(
         final = seen[-1].job
         assert final.state == 5 and len(final.rentals) == 2
         assert final.rentals[1].provider != first
-        Path("/tmp/qk.txt").write_text("\n".join(f"{e.seq} {e.kind} {e.message}" for e in seen))
         assert "step 12/12" in [e.message for e in seen if e.kind == "log"], [(e.kind, e.message) for e in seen]
         check_settlement(net, final, before, renter)

@@ -17,10 +17,9 @@ import grpc
 import pytest
 from eth_account import Account
 
-from blendr.chain.anvil import AnvilProcess, start_anvil
+from blendr.chain.anvil import AnvilProcess
 from blendr.chain.bridge import BridgeMessage, attest
 from blendr.chain.contracts import BridgeInbox, BridgeOutbox, RentalStatus, StakingManager, Tier
-from blendr.chain.deploy import deploy_devnet
 from blendr.chain.relay import message_to_proto
 from blendr.config import load_config
 from blendr.errors import ComputeError
@@ -39,22 +38,6 @@ pytestmark = pytest.mark.usefixtures("ray_cluster")
 FEE_BPS = 250
 SLASH_BPS = 1_000
 MIN_STAKE_PER_GPU = 1_000 * 10**18
-
-
-@pytest.fixture(scope="module")
-def chains() -> Iterator[tuple[AnvilProcess, AnvilProcess]]:
-    eth = start_anvil(31337)
-    etc = start_anvil(63, hardfork="shanghai")
-    yield eth, etc
-    eth.stop()
-    etc.stop()
-
-
-@pytest.fixture(scope="module")
-def deployed(chains: tuple[AnvilProcess, AnvilProcess], tmp_path_factory: pytest.TempPathFactory) -> Any:
-    eth, etc = chains
-    cfg = load_config(tmp_path_factory.mktemp("deployer"), env={})
-    return deploy_devnet(cfg, echo=lambda s: None, eth_url=eth.url, etc_url=etc.url)
 
 
 @pytest.fixture
