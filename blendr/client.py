@@ -84,6 +84,33 @@ class JobRequest:
 
 
 @dataclass(frozen=True)
+class Pins:
+    """What the renter knows independently of the king (its config): the SDK refuses a king that says otherwise.
+
+    Without pins the SDK trusts the king for the chain and contract addresses it signs for (fine on a devnet);
+    on a real network pin them, so a rogue king cannot get a permit for its own address or relay another
+    king's sign-in challenge.
+    """
+
+    king: str = ""  # the king's address, as its sign-in challenge names it
+    chain_id: int = 0
+    rental_contract: str = ""
+    token_contract: str = ""
+
+    def check(self, what: str, chain_id: int, rental: str, token: str) -> None:
+        bad = []
+        if self.chain_id and chain_id != self.chain_id:
+            bad.append(f"chain {chain_id} (expected {self.chain_id})")
+        if self.rental_contract and rental.lower() != self.rental_contract.lower():
+            bad.append(f"GPURental {rental} (expected {self.rental_contract})")
+        if self.token_contract and token.lower() != self.token_contract.lower():
+            bad.append(f"GPUTOKEN {token} (expected {self.token_contract})")
+        if bad:
+            raise RenterError(f"the king's {what} names {', '.join(bad)}: refusing to sign for it "
+                              "(check [renter] in your config)", grpc.StatusCode.PERMISSION_DENIED)
+
+
+@dataclass(frozen=True)
 class Event:
     job_id: str
     seq: int
@@ -106,10 +133,11 @@ class KingClient:
     """A renter's connection to one king (async; use ``async with``)."""
 
     def __init__(self, target: str, account: Any, *, ca_file: str | Path | None = None, insecure: bool = False,
-                 timeout_s: float = 30.0) -> None:
+                 timeout_s: float = 30.0, pins: Pins | None = None) -> None:
         self.target = target
         self.account = account
         self.timeout_s = timeout_s
+        self.pins = pins or Pins()
         opts = [("grpc.max_receive_message_length", 32 * 2**20), ("grpc.max_send_message_length", 32 * 2**20)]
         if insecure:
             self._channel = grpc.aio.insecure_channel(target, options=opts)
@@ -143,6 +171,7 @@ class KingClient:
         try:
             c = await self._stub.GetSignInChallenge(rpb.SignInChallengeRequest(address=self.account.address),
                                                     timeout=self.timeout_s)
+            self._check_challenge(c.message)
             sig = bytes(self.account.sign_message(encode_defunct(text=c.message)).signature)
             s = await self._stub.SignIn(rpb.SignInRequest(challenge_id=c.challenge_id, address=self.account.address,
                                                           signature=sig), timeout=self.timeout_s)
@@ -150,6 +179,19 @@ class KingClient:
             raise _rpc_error(exc, self.target) from None
         self._token, self._expires = s.token, s.expires_unix
         return str(s.token)
+
+    def _check_challenge(self, text: str) -> None:
+        """Signs only a BlendrChain sign-in for this renter (and, when pinned, this king and chain)."""
+        lines = text.split("\n")
+        fields = dict(line.split(": ", 1) for line in lines[1:] if ": " in line)
+        ok = lines[0] == "BlendrChain sign-in" and fields.get("renter", "").lower() == self.account.address.lower()
+        if self.pins.king and fields.get("king", "").lower() != self.pins.king.lower():
+            ok = False
+        if self.pins.chain_id and fields.get("chain") != str(self.pins.chain_id):
+            ok = False
+        if not ok:
+            raise RenterError("the king's sign-in challenge is not a sign-in to this king for this wallet: "
+                              "refusing to sign it", grpc.StatusCode.PERMISSION_DENIED)
 
     async def _call(self, name: str, request: Any, *, auth: bool = True) -> Any:
         if auth and (not self._token or self._expires < time.time() + 30):
@@ -257,6 +299,7 @@ class KingClient:
         except BlendrError as exc:
             raise RenterError(str(exc), grpc.StatusCode.INVALID_ARGUMENT) from None
         q = await self.quote(spec)
+        self.pins.check("quote", int(q.chain_id), q.rental_contract, q.token_contract)
         if not q.candidates:
             raise NoProviderError(q.reason or "no provider can take this job now", q.closest)
         request_id = req.request_id or "r-" + secrets.token_hex(12)
@@ -284,6 +327,10 @@ class KingClient:
             intents.append(rpb.SignedIntent(nonce=nonce_int.to_bytes(32, "big"), deadline=deadline,
                                             signature=it.sign(self.account, q.chain_id, q.rental_contract)))
         w = await self.wallet()
+        self.pins.check("wallet", int(w.chain_id), w.rental_contract, w.token_contract)
+        if (w.rental_contract.lower(), w.token_contract.lower()) != (q.rental_contract.lower(), q.token_contract.lower()):
+            raise RenterError("the king named different contracts in its quote and wallet: refusing to sign",
+                              grpc.StatusCode.PERMISSION_DENIED)
         need = int(q.max_escrow) * len(intents)
         permit = None
         if int(w.allowance) < need:

@@ -230,6 +230,12 @@ class RenterConfig:
     king: str = "127.0.0.1:7480"
     # Seconds before a call to the king gives up.
     timeout_s: float = 30.0
+    # Pins (recommended on real networks): the SDK refuses a king whose sign-in names another king address, or
+    # whose quotes name another chain or contracts than these (the ones the renter signs intents and permits for).
+    king_address: str = ""
+    chain_id: int = 0
+    rental_contract: str = ""
+    token_contract: str = ""
 
 
 @dataclass

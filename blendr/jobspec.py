@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 from dataclasses import asdict, dataclass
 from decimal import Decimal, InvalidOperation
@@ -58,8 +59,10 @@ def validate(spec: Spec, *, max_gpus: int = 64, min_duration_s: int = 1, max_dur
         raise InvalidArgumentError(f"unknown GPU model {spec.gpu_model!r} (known: {', '.join(sorted(FINGERPRINTS))})")
     if spec.max_price_per_gpu_hour <= 0:
         raise InvalidArgumentError("the max price per GPU-hour must be positive")
-    if spec.min_vram_bytes < 0 or spec.min_tflops < 0:
-        raise InvalidArgumentError("minimum VRAM and TFLOP/s cannot be negative")
+    if spec.min_vram_bytes < 0 or not math.isfinite(spec.min_tflops) or spec.min_tflops < 0:
+        raise InvalidArgumentError("minimum VRAM and TFLOP/s must be finite and not negative")
+    if spec.max_price_per_gpu_hour >= 2**88:
+        raise InvalidArgumentError("the max price per GPU-hour is out of range")
     return spec
 
 
@@ -76,9 +79,9 @@ def check_request_id(request_id: str) -> str:
 
 
 def parse_wei(text: str, what: str) -> int:
-    """A decimal wei string from the wire; raises InvalidArgumentError naming ``what``."""
-    if not text or not text.isdigit():
-        raise InvalidArgumentError(f"{what} must be a whole number of wei (got {text!r})")
+    """A decimal wei string from the wire (at most 78 digits: uint256); raises InvalidArgumentError naming ``what``."""
+    if not text or len(text) > 78 or not text.isascii() or not text.isdigit():
+        raise InvalidArgumentError(f"{what} must be a whole number of wei (got {text[:80]!r})")
     return int(text)
 
 

@@ -74,7 +74,7 @@ def run(args: argparse.Namespace, load: Any) -> int:
 
 
 async def _run(args: argparse.Namespace, load: Any) -> int:
-    from blendr.client import KingClient
+    from blendr.client import KingClient, Pins
     from blendr.identity import NodeIdentity
 
     cfg = load(args)
@@ -90,8 +90,10 @@ async def _run(args: argparse.Namespace, load: Any) -> int:
             print(f"error: no CA certificate at {ca}: pass --ca-file with the king's CA (or --insecure for a "
                   "plaintext devnet)", file=sys.stderr)
             return 2
-    async with KingClient(target, ident.account(), ca_file=ca, insecure=not cfg.rpc.tls,
-                          timeout_s=cfg.renter.timeout_s) as king:
+    rc = cfg.renter
+    pins = Pins(rc.king_address, rc.chain_id, rc.rental_contract, rc.token_contract)
+    async with KingClient(target, ident.account(), ca_file=ca, insecure=not cfg.rpc.tls, timeout_s=rc.timeout_s,
+                          pins=pins) as king:
         if args.cmd == "offers":
             return await _offers(king, args)
         if args.cmd == "wallet":

@@ -217,12 +217,17 @@ class RenterGatewayServicer(rpb_grpc.RenterGatewayServicer):
     async def GetWallet(self, request: rpb.GetWalletRequest, context: grpc.aio.ServicerContext[Any, Any]) -> rpb.Wallet:
         try:
             renter = self._renter(context)
-            ch = self.jobs.chain
+        except BlendrError as exc:
+            await self._abort(context, exc)
+            raise AssertionError("unreachable") from None
+        ch = self.jobs.chain
+        try:
             balance, allowance, nonce = await asyncio.gather(
                 asyncio.to_thread(ch.balance, renter), asyncio.to_thread(ch.allowance, renter),
                 asyncio.to_thread(ch.permit_nonce, renter))
-        except BlendrError as exc:
-            await self._abort(context, exc)
+        except Exception as exc:  # the RPC's error text may carry its URL (and an API key): log it, do not send it
+            log.warning("reading a wallet failed", error=f"{type(exc).__name__}: {str(exc)[:200]}")
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "the king cannot read Ethereum right now; try again")
             raise AssertionError("unreachable") from None
         return rpb.Wallet(address=renter, balance=str(balance), allowance=str(allowance),
                           in_escrow=str(self.jobs.in_escrow(renter)), permit_nonce=nonce, chain_id=ch.chain_id,

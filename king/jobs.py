@@ -31,7 +31,7 @@ from typing import Any, Protocol
 from eth_utils import keccak, to_checksum_address
 
 from blendr import jobspec
-from blendr.chain.contracts import RentalIntent
+from blendr.chain.contracts import RentalIntent, RentalStatus
 from blendr.clock import Clock
 from blendr.errors import (
     AlreadyExistsError,
@@ -138,7 +138,7 @@ class JobManager:
         self._queen_gone: dict[str, float] = {}  # queen -> monotonic time it disconnected
         self._busy: set[str] = set()  # jobs with a chain operation in flight
         self._params: RentalParams | None = None
-        self._resume: list[str] = []  # jobs whose rental creation a restart interrupted
+        self._retry_create: dict[str, float] = {}  # job -> when to try its attempt's rental creation again
         self._queued: set[str] = set()  # jobs waiting for a provider (their reasons are refreshed)
         self._cancelling: set[str] = set()  # rental keys with a cancel in flight
         self._last_reasons = 0.0
@@ -166,8 +166,12 @@ class JobManager:
                 if not c.get("rental_id"):
                     # the king stopped while creating the rental: create it again (a rental that landed is
                     # adopted by its nonce, never created twice)
-                    self._resume.append(d["job_id"])
+                    self._retry_create[d["job_id"]] = 0.0
+                # a queen that never comes back: its jobs move after the grace period
+                self._queen_gone.setdefault(c["queen"], self.clock.monotonic())
                 live += 1
+            elif d["state"] == CANCELLED and d.get("current") and not d["current"].get("rental_id"):
+                self._retry_create[d["job_id"]] = 0.0  # did its rental land before the cancel? find out
             if d["state"] == QUEUED:
                 self._queued.add(d["job_id"])
         self._wake.set()
@@ -197,6 +201,9 @@ class JobManager:
             c = d.get("current")
             if d["state"] in LIVE and c and c.get("queen") == queen and c.get("rental_id"):
                 self.queens.assign(queen, self._assignment(d))
+            elif d["state"] == CANCELLED and c and c.get("queen") == queen and c.get("rental_id") \
+                    and not self.finished(d):
+                self.queens.stop(queen, d["job_id"], c["attempt"], d["reason"])
 
     def on_queen_disconnected(self, queen: str) -> None:
         self._queen_gone[to_checksum_address(queen)] = self.clock.monotonic()
@@ -318,8 +325,9 @@ class JobManager:
 
         try:
             balance, allowance, used = await asyncio.to_thread(read)
-        except BlendrError as exc:
-            raise UnavailableError(f"cannot read Ethereum now ({exc}); try again") from None
+        except Exception as exc:
+            log.warning("reading the renter's balance failed", error=f"{type(exc).__name__}: {str(exc)[:200]}")
+            raise UnavailableError("the king cannot read Ethereum right now; try again in a moment") from None
         if used:
             raise FailedPreconditionError(f"intent {used[0]} was already used (replayed) by a rental on chain")
         again = self.store.get(NS_JOBS, job_id)
@@ -416,26 +424,34 @@ class JobManager:
 
     # ------------------------------------------------------------------ placement
     async def run(self) -> None:
-        """Places queued jobs as capacity appears, forever (cancel to stop)."""
-        for job_id in self._resume:
-            d = self.store.get(NS_JOBS, job_id)
-            if d is not None and d["state"] in LIVE:
-                await self._create_rental(d)
-        self._resume.clear()
+        """Places queued jobs as capacity appears, forever (cancel to stop). A failure in one pass is logged
+        and the loop goes on: nothing a chain or a peer does can stop placements."""
         while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.cfg.retry_s)
             self._wake.clear()
-            self.check_queens()
-            for p in self.scheduler.schedule(max_placements=64):
+            try:
+                await self._pass()
+            except Exception as exc:  # a bug or an unexpected error: keep the king serving, say what happened
+                log.error("placement pass failed", error=f"{type(exc).__name__}: {str(exc)[:300]}")
+
+    async def _pass(self) -> None:
+        self.check_queens()
+        await self._retry_creates()
+        for p in self.scheduler.schedule(max_placements=64):
+            try:
                 await self._place(p)
-            now = self.clock.monotonic()
-            if now - self._last_reasons >= 2.0:
-                self._last_reasons = now
-                self._refresh_reasons()
-            if now - self._last_cancels >= 30.0:
-                self._last_cancels = now
-                self._retry_cancels()
+            except Exception as exc:
+                log.error("placing a job failed; it is retried", job=p.job_id,
+                          error=f"{type(exc).__name__}: {str(exc)[:300]}")
+                self._retry_create.setdefault(p.job_id, self.clock.monotonic() + self.cfg.retry_s * 5)
+        now = self.clock.monotonic()
+        if now - self._last_reasons >= 2.0:
+            self._last_reasons = now
+            self._refresh_reasons()
+        if now - self._last_cancels >= 30.0:
+            self._last_cancels = now
+            self._retry_cancels()
 
     def _refresh_reasons(self) -> None:
         for job_id in list(self._queued):
@@ -450,6 +466,33 @@ class JobManager:
             if reason and reason != d["reason"]:
                 d["reason"] = reason
                 self._save(d, "queued", reason)
+
+    async def _retry_creates(self) -> None:
+        now = self.clock.monotonic()
+        for job_id, due in list(self._retry_create.items()):
+            if due > now or job_id in self._busy:
+                continue
+            d = self.store.get(NS_JOBS, job_id)
+            c = d.get("current") if d else None
+            if d is None or not c or c.get("rental_id") or d["state"] not in (*LIVE, CANCELLED):
+                self._retry_create.pop(job_id, None)
+                continue
+            if d["state"] == CANCELLED:
+                it = d["intents"][c["intent"]]
+                intent = self._intent(d["renter"], _spec_of(d["spec"]), bytes.fromhex(d["spec_hash"]),
+                                      int(it["nonce"], 16), it["deadline"])
+                try:
+                    status = await asyncio.to_thread(self.chain.status,
+                                                     intent.rental_id(self.chain.chain_id, self.chain.rental_address))
+                except Exception:
+                    self._retry_create[job_id] = now + self.cfg.retry_s * 5
+                    continue
+                if status == RentalStatus.NONE:  # it never landed: nothing to cancel
+                    self._retry_create.pop(job_id, None)
+                    self.scheduler.release(job_id)
+                    continue
+            self._retry_create[job_id] = now + self.cfg.retry_s * 5
+            await self._create_rental(d)
 
     def _retry_cancels(self) -> None:
         """Cancels that failed or that a restart interrupted are tried again (each is idempotent on chain)."""
@@ -490,7 +533,14 @@ class JobManager:
         await self._create_rental(d)
 
     async def _create_rental(self, d: dict[str, Any]) -> None:
+        """Creates the current attempt's rental on chain, records it, and hands the job to the queen.
+
+        An unclear failure (RPC down, no receipt) keeps the attempt as it is — same intent, provider, queen and
+        price — and tries again later: a rental that did land is adopted by its nonce, never created twice, and
+        a possibly-landed intent never goes to another provider.
+        """
         c = d["current"]
+        attempt = c["attempt"]
         it = d["intents"][c["intent"]]
         spec = _spec_of(d["spec"])
         intent = self._intent(d["renter"], spec, bytes.fromhex(d["spec_hash"]), int(it["nonce"], 16), it["deadline"])
@@ -504,56 +554,67 @@ class JobManager:
                                               int(c["price"]), c["queen"], c["provider"], permit)
         except ContractRevertError as exc:
             d = self._reload(d)
-            if d["state"] == CANCELLED:
+            if d["state"] == CANCELLED or not self._same_attempt(d, attempt):
                 self.scheduler.release(d["job_id"])
                 return
             if exc.error in PROVIDER_SIDE:
                 self._move(d, f"provider {c['provider'][:10]}… cannot take the rental ({exc.error}); trying another")
                 return
-            it = d["intents"][c["intent"]]
-            it["used"] = exc.error in ("GPURentalNonceUsed", "GPURentalIntentExpired")
+            d["intents"][c["intent"]]["used"] = exc.error in ("GPURentalNonceUsed", "GPURentalIntentExpired")
             self.scheduler.release(d["job_id"])
-            self._fail(d, RENTER_HINTS.get(exc.error, f"the rental could not be created: {exc}"))
+            self._fail(d, RENTER_HINTS.get(exc.error, "the rental could not be created: " + (exc.error or "reverted")))
             return
-        except BlendrError as exc:
-            # RPC down after bounded retries: the job goes back to the front of the queue; the same intent
-            # (same nonce) is tried again, so a rental that did land is adopted, never doubled.
+        except Exception as exc:  # RPC down, no receipt, an RPC provider's HTTP error: unclear whether it landed
+            log.warning("rental creation failed; retrying the same attempt", job=d["job_id"],
+                        error=f"{type(exc).__name__}: {str(exc)[:200]}")
             d = self._reload(d)
-            if d["state"] == CANCELLED:
-                self.scheduler.release(d["job_id"])
-                return
-            log.warning("rental creation failed; will retry", job=d["job_id"], error=str(exc)[:200])
-            d["state"], d["current"] = QUEUED, None
-            d["attempt"] -= 1
-            self.scheduler.requeue(d["job_id"])
-            self._save(d, "queued", f"Ethereum is not answering ({type(exc).__name__}); retrying")
+            if self._same_attempt(d, attempt) and d["state"] in (*LIVE, CANCELLED):
+                self._retry_create[d["job_id"]] = self.clock.monotonic() + self.cfg.retry_s * 5
+                if d["state"] != CANCELLED and "not answering" not in d["reason"]:
+                    d["reason"] = "Ethereum is not answering; the rental will be created when it is"
+                    self._save(d, "scheduled", d["reason"])
             return
         finally:
             self._busy.discard(d["job_id"])
+        self._retry_create.pop(d["job_id"], None)
         # Block time may run behind or ahead of this clock: the provider stops the job on its wall clock, so
         # the rental's end is carried over in wall-clock time.
         try:
             skew = self.clock.time() - await asyncio.to_thread(self.chain.now)
-        except BlendrError:
+        except Exception:
             skew = 0.0
         d = self._reload(d)
-        c = d["current"]
+        key = rid_key(created.rental_id)
+        rental = {"rental_id": key, "provider": c["provider"], "queen": c["queen"], "price": c["price"],
+                  "escrow": str(created.escrow), "created_tx": created.tx, "start": created.start,
+                  "wall_start": created.start + skew, "duration": created.duration, "state": "active"}
         d["intents"][c["intent"]]["used"] = True
         d["permit_used"] = d["permit_used"] or permit is not None
-        key = rid_key(created.rental_id)
-        c.update(rental_id=key, deadline=float(created.start + created.duration + skew))
-        d["rentals"].append({"rental_id": key, "provider": c["provider"], "queen": c["queen"], "price": c["price"],
-                             "escrow": str(created.escrow), "created_tx": created.tx, "start": created.start,
-                             "wall_start": created.start + skew, "duration": created.duration, "state": "active"})
+        if not any(r["rental_id"] == key for r in d["rentals"]):
+            d["rentals"].append(rental)
         self._pending_rentals[key] = d["job_id"]
-        if d["state"] == CANCELLED:  # cancelled while the rental was being created
+        if d["state"] == CANCELLED or not self._same_attempt(d, attempt) or d["state"] not in LIVE:
+            # cancelled, moved or ended while the rental was being created: record it and cancel it
+            self._cancel_later(key, d["job_id"])
             self._save(d, "rental_created", f"rental {key[:12]}… created; cancelling it")
-            await self._cancel_rental(d, key)
+            self._spawn(self._cancel_rental(d, key))
             return
+        c = d["current"]
+        c.update(rental_id=key, deadline=float(created.start + created.duration + skew))
         self._save(d, "rental_created", f"rental {key[:12]}… locks {fmt_tokens(created.escrow)} GPUTOKEN in escrow "
                                         f"(tx {created.tx or 'adopted'})")
         if not self.queens.assign(c["queen"], self._assignment(d)):
-            self._lost(d, f"queen {c['queen'][:10]}… is not connected")
+            # the queen may be restarting: it gets the assignment when it is back, or after the grace period
+            # the job moves to another provider
+            self._queen_gone.setdefault(c["queen"], self.clock.monotonic())
+
+    def _same_attempt(self, d: dict[str, Any], attempt: int) -> bool:
+        c = d.get("current")
+        return c is not None and c["attempt"] == attempt
+
+    def _cancel_later(self, key: str, job_id: str) -> None:
+        """Records that the rental must be cancelled, before anything else happens (survives a crash)."""
+        self.store.put(NS_CANCELS, key, {"job_id": job_id})
 
     def _assignment(self, d: dict[str, Any]) -> dict[str, Any]:
         c = d["current"]
@@ -575,6 +636,8 @@ class JobManager:
         c = d.get("current")
         if not c or c["attempt"] != ev["attempt"] or to_checksum_address(queen) != c["queen"]:
             return
+        if not c.get("rental_id") or d["state"] not in (*LIVE, CANCELLED):
+            return  # not assigned yet (the queen cannot know this attempt), or already over
         if ev["seq"] and ev["seq"] <= c.get("queen_seq", 0):
             return
         c["queen_seq"] = ev["seq"] or c.get("queen_seq", 0)
@@ -596,7 +659,7 @@ class JobManager:
             self._save(d, "progress", ev.get("message", ""), progress=d["progress"])
         elif kind in ("succeeded", "failed", "stopped"):
             self._job_stopped(d, kind, ev)
-        elif kind == "lost":
+        elif kind == "lost" and d["state"] in LIVE:
             self._lost(d, ev.get("message") or "the provider went away")
         else:
             self._save(d)
@@ -611,15 +674,23 @@ class JobManager:
             d["outcome"] = kind
         msg = {"succeeded": "the job finished", "failed": f"the job failed: {ev.get('message', '')}".strip(),
                "stopped": f"the job was stopped: {ev.get('message', '')}".strip()}[kind]
+        early = bool(c and c.get("rental_id") and self.clock.time() < c["deadline"])
+        if early:
+            self._cancel_later(c["rental_id"], d["job_id"])
         self._save(d, "ended", msg)
-        if c and c.get("rental_id") and self.clock.time() < c["deadline"]:
+        if early:
             self._spawn(self._cancel_rental(d, c["rental_id"]))
         self._wake.set()
 
     def _lost(self, d: dict[str, Any], why: str) -> None:
         """The provider (or its queen) is gone: cancel its rental, move the job to another provider."""
         c = d["current"]
+        if c and c.get("rental_id") and self.clock.time() >= c["deadline"]:
+            # the rental is over anyway: the job ends; moving it would rent (and charge) a second time
+            self._job_stopped(d, "stopped", {"message": f"rental ended ({why})"})
+            return
         if c and c.get("rental_id"):
+            self._cancel_later(c["rental_id"], d["job_id"])
             self._spawn(self._cancel_rental(dict(d), c["rental_id"]))
         if d["state"] == CANCELLED:
             self.scheduler.release(d["job_id"])
@@ -686,12 +757,14 @@ class JobManager:
             raise FailedPreconditionError(f"job {job_id} has already {d['state']}")
         c = d["current"]
         d["state"], d["reason"], d["outcome"], d["ended"] = CANCELLED, why, "cancelled", self.clock.time()
+        if c.get("rental_id"):
+            self._cancel_later(c["rental_id"], job_id)
         self._save(d, "cancelled", why)
-        self.queens.stop(c["queen"], job_id, c["attempt"], why)
+        self.queens.stop(c["queen"], job_id, c["attempt"], why)  # re-sent when the queen reconnects
         self.scheduler.release(job_id)
         if c.get("rental_id"):
-            await self._cancel_rental(d, c["rental_id"])
-        return self.store.get(NS_JOBS, job_id) or d
+            self._spawn(self._cancel_rental(d, c["rental_id"]))  # on chain in the background; stored, so retried
+        return d
 
     # ------------------------------------------------------------------ settlement
     def poll_settlements(self) -> None:
@@ -727,6 +800,7 @@ class JobManager:
                 self._save(d, "settled", "every rental of the job is settled")
             else:
                 self._save(d)
+            self.store.delete(NS_PAYLOADS, d["job_id"])  # the job is over: its encrypted payload is not needed
 
     # ------------------------------------------------------------------ reads
     def get(self, renter: str, job_id: str) -> dict[str, Any]:

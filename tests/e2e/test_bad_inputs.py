@@ -12,7 +12,7 @@ import grpc
 import pytest
 
 from blendr.chain.anvil import AnvilProcess
-from blendr.client import JobRequest, NoProviderError, RenterError
+from blendr.client import JobRequest, KingClient, NoProviderError, Pins, RenterError
 from protos.blendr.v1 import renter_pb2 as rpb
 from tests.e2e.net import ACCOUNTS, network
 from tests.rayhead import RayHead
@@ -124,3 +124,18 @@ async def test_bad_inputs_get_clear_errors_and_change_nothing_on_chain(
             changed.spec.max_price_per_gpu_hour = str(int(good.spec.max_price_per_gpu_hour) - 1)
             await expect(grpc.StatusCode.ALREADY_EXISTS, "was used for another job", king.send(changed))
             await king.cancel(job.job_id)
+
+        # pinned chain and contracts: a king that names others is refused before anything is signed
+        target, ca = f"127.0.0.1:{net.king.port}", tmp_path / "king" / "tls" / "ca.crt"
+        m = net.manifest
+        right = Pins(king=net.king.address, chain_id=31337, rental_contract=m.eth.address("GPURental"),
+                     token_contract=m.eth.address("GPUToken"))
+        async with KingClient(target, ACCOUNTS["renter"], ca_file=ca, pins=right) as k:
+            assert (await k.prepare(req(workdir))).intents
+        for pins, match in ((Pins(rental_contract="0x" + "12" * 20), "names GPURental"),
+                            (Pins(chain_id=1), "not a sign-in to this king"),  # the challenge names chain 31337
+                            (Pins(king=ACCOUNTS["provider3"].address), "not a sign-in to this king")):
+            async with KingClient(target, ACCOUNTS["renter"], ca_file=ca, pins=pins) as k:
+                with pytest.raises(RenterError, match=match) as err:
+                    await k.prepare(req(workdir))
+                assert err.value.code == grpc.StatusCode.PERMISSION_DENIED
