@@ -158,16 +158,18 @@ def _offer(p: kpb.PoolProvider, queen: str) -> tuple[ProviderOffer, bytes, int]:
         addr = to_checksum_address(p.address)
     except (BlendrError, ValueError):
         raise InvalidArgumentError(f"malformed provider {p.address!r} in a pool snapshot") from None
-    from blendr.payload import address_of_public_key
+    from queen.admission import recover_admission_key
 
-    pub = bytes(p.public_key)
+    # The provider's own signature admitting it to this queen: a queen cannot list a provider that never joined
+    # it, and the payload key is sealed to the key that signed (not to a key the queen merely names).
     try:
-        valid = len(pub) == 64 and to_checksum_address(address_of_public_key(pub)) == addr
+        pub = recover_admission_key(queen, addr, bytes(p.admission_nonce), bytes(p.admission_signature))
+        valid = len(pub) == 64 and (not p.public_key or bytes(p.public_key) == pub)
     except BlendrError:
         valid = False
     if not valid:
-        # A provider without its (own) key cannot receive a payload: it takes no jobs from this king.
-        log.warning("a pool snapshot lists a provider without a valid public key", provider=addr, queen=queen)
+        log.warning("a pool snapshot lists a provider without its admission to this queen", provider=addr,
+                    queen=queen)
         pub = b""
     offer = ProviderOffer(addr, to_checksum_address(queen), p.gpu_model, int(p.gpus), int(p.vram_bytes),
                           float(p.tflops), ask, 5000, float(p.uptime), bool(p.alive) and valid)

@@ -103,6 +103,8 @@ def recover_admission_key(queen: str, provider: str, nonce: bytes, signature: by
     from eth_keys.datatypes import Signature
     from eth_utils import keccak
 
+    if len(signature) != 65:
+        raise SignatureError(f"signature must be 65 bytes (got {len(signature)})")
     m = _admission_message(queen, provider, nonce)
     digest = keccak(b"\x19" + m.version + m.header + m.body)
     v = signature[64]

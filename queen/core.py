@@ -222,7 +222,8 @@ class QueenCore:
         if old is not None and old is not link:
             old.close("replaced by a newer connection from the same provider")
             self._drop_pending_for_replacement(addr)
-        _, resumed = self.pool.admit(hello, public_key=public_key, ask_per_gpu_hour=ask_per_gpu_hour)
+        _, resumed = self.pool.admit(hello, public_key=public_key, ask_per_gpu_hour=ask_per_gpu_hour,
+                                     admission=(nonce, signature))
         self._links[addr] = link
         self._count_admission("admitted")
         self.challenger.schedule(addr, immediate=True)

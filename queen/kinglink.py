@@ -89,6 +89,8 @@ def provider_to_proto(rec: ProviderRecord, busy_gpus: int) -> kpb.PoolProvider:
         uptime=rec.uptime,
         alive=rec.state is ProviderState.ALIVE,
         busy_gpus=min(busy_gpus, gpus),
+        admission_nonce=bytes.fromhex(rec.admission_nonce),
+        admission_signature=bytes.fromhex(rec.admission_signature),
     )
 
 

@@ -45,6 +45,9 @@ class ProviderRecord:
     # seals renters' payload keys to), and the provider's floor price per GPU-hour in token wei.
     public_key: str = ""
     ask_per_gpu_hour: str = "0"
+    # The last admission (hex): the queen's nonce and the provider's signature, which the king checks.
+    admission_nonce: str = ""
+    admission_signature: str = ""
     # Monotonic reading of the last heartbeat; not persisted (meaningless across processes).
     last_seen_mono: float = field(default=0.0, compare=False)
 
@@ -135,7 +138,8 @@ class Pool:
         return len(seen or {})
 
     # ------------------------------------------------------------------ membership
-    def admit(self, hello: Hello, *, public_key: bytes = b"", ask_per_gpu_hour: str = "0") -> tuple[ProviderRecord, bool]:
+    def admit(self, hello: Hello, *, public_key: bytes = b"", ask_per_gpu_hour: str = "0",
+              admission: tuple[bytes, bytes] = (b"", b"")) -> tuple[ProviderRecord, bool]:
         """Register (or resume) a provider that has just passed admission. Returns (record, resumed).
 
         ``public_key`` (recovered from the admission signature) and ``ask_per_gpu_hour`` (wei, decimal) come
@@ -159,6 +163,8 @@ class Pool:
             rec.last_seen = now
         if public_key:
             rec.public_key = public_key.hex()
+        if admission[1]:
+            rec.admission_nonce, rec.admission_signature = admission[0].hex(), admission[1].hex()
         rec.ask_per_gpu_hour = ask_per_gpu_hour
         rec.last_seen_mono = mono
         rec.connected_since = now
