@@ -58,6 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
                       help="take on the chain duties: verify rentals on ETC and attest bridge messages "
                            "(needs the deployment manifest, and this node's key as a bridge attester)")
     qrun.add_argument("--king", metavar="HOST:PORT", help="the king's control API, which gathers attestations")
+    qrun.add_argument("--king-address", metavar="ADDRESS",
+                      help="the king's Ethereum address: the queen's registration is signed for that king only")
     qrun.add_argument("--king-ca-file", metavar="FILE",
                       help="the CA of the king's TLS certificate (default: --ca-file / rpc.ca_file)")
     qallow = qsub.add_parser("allow", help="let provider addresses join this queen's pool")
@@ -181,7 +183,7 @@ def _cmd_queen(args: argparse.Namespace) -> int:
                            "metrics.port": args.metrics_port,
                            "queen.challenge_mean_interval_s": args.challenge_interval,
                            "relay.enabled": True if args.relay else None, "relay.king": args.king,
-                           "relay.king_ca_file": args.king_ca_file})
+                           "relay.king_ca_file": args.king_ca_file, "relay.king_address": args.king_address})
         asyncio.run(run_queen(cfg))
         return 0
     from blendr.clock import SystemClock

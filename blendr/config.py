@@ -217,6 +217,9 @@ class KingConfig:
     queen_grace_s: float = 30.0
     # Seconds between pool snapshots the king asks queens for.
     snapshot_interval_s: float = 5.0
+    # Accept a queen registration signed for "any king" (relay.king_address empty on the queen): such a
+    # registration can be replayed by any king the queen talks to, so it is refused unless this is on.
+    accept_any_king_registration: bool = False
     # How much a quote rises with utilization (at full use: base × (1 + surge)); its bounds are governance
     # parameters on GPURental (quoteBounds).
     price_surge: float = 1.0

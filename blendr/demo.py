@@ -102,6 +102,9 @@ def main() -> int:
         kproc = spawn("king", ["king", "run", "--home", str(khome)])
         king_port = _wait_file(khome / "king" / "port", kproc, logs / "king.log", "the king")
         king_ca = khome / "tls" / "ca.crt"
+        from blendr.identity import NodeIdentity
+
+        king_addr = NodeIdentity.load(khome).address
 
         queens = []
         for i in range(1, QUEENS + 1):
@@ -110,7 +113,8 @@ def main() -> int:
                 "[queen]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\nadmission = \"stake\"\n"
                 "heartbeat_interval_s = 1.0\nsuspect_after_s = 4.0\ndead_after_s = 10.0\n"
                 "challenge_mean_interval_s = 30.0\nchallenge_n_cpu = 256\nchallenge_max_count = 8\n"
-                f"[relay]\nenabled = true\nking = \"127.0.0.1:{king_port}\"\npoll_s = 0.5\n"
+                f"[relay]\nenabled = true\nking = \"127.0.0.1:{king_port}\"\nking_address = \"{king_addr}\"\n"
+                "poll_s = 0.5\n"
                 f"king_ca_file = \"{king_ca}\"\nsnapshot_interval_s = 2.0\n"
                 "rental_challenge_mean_interval_s = 3.0\nbatch_interval_s = 5.0\n"))
             qproc = spawn(f"queen{i}", ["queen", "run", "--home", str(qhome)])

@@ -145,7 +145,8 @@ async def start_king(
             return True, "staked"
         return False, f"queen stake {fmt_tokens(stake)} GPUTOKEN is below the minimum {fmt_tokens(minimum)}"
 
-    hub = QueenHub(ident.address, clock, stake_check=queen_stake, snapshot_interval_s=kc.snapshot_interval_s)
+    hub = QueenHub(ident.address, clock, stake_check=queen_stake, snapshot_interval_s=kc.snapshot_interval_s,
+                   accept_any_king=kc.accept_any_king_registration)
     scores: dict[str, int] = {}
     jobs = JobManager(store, clock, scheduler, EthRentals(rental, GPUToken(clients["eth"], m.eth.address("GPUToken"))),
                       hub, JobsConfig(max_intents=kc.max_intents, max_payload_bytes=kc.max_payload_bytes,

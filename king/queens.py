@@ -41,9 +41,11 @@ class QueenHub:
     """The connected queens and their outgoing streams (used from the king's event loop)."""
 
     def __init__(self, king_address: str, clock: Clock, *, stake_check: Callable[[str], tuple[bool, str]],
-                 snapshot_interval_s: float = 5.0) -> None:
+                 snapshot_interval_s: float = 5.0, accept_any_king: bool = False) -> None:
         self.king = to_checksum_address(king_address)
         self.clock = clock
+        self.accept_any_king = accept_any_king
+        self._used: dict[bytes, float] = {}  # registration signatures seen, until they are stale anyway
         self.stake_check = stake_check
         self.snapshot_interval_s = snapshot_interval_s
         self.sessions: dict[str, _Session] = {}
@@ -82,9 +84,20 @@ class QueenHub:
             raise PermissionDeniedError(f"queen registration refused: {exc}") from None
         if reg.king_address and to_checksum_address(reg.king_address) != self.king:
             raise PermissionDeniedError(f"the registration is for king {reg.king_address}, not {self.king}")
-        if abs(self.clock.time() - reg.timestamp) > MAX_SKEW_S:
+        if not reg.king_address and not self.accept_any_king:
+            raise PermissionDeniedError(f"the registration names no king: set relay.king_address = \"{self.king}\" "
+                                        "on the queen")
+        now = self.clock.time()
+        if abs(now - reg.timestamp) > MAX_SKEW_S:
             raise PermissionDeniedError("the registration timestamp is stale (more than 5 minutes off): check the "
                                         "queen's clock")
+        for sig, until in list(self._used.items()):
+            if until < now:
+                del self._used[sig]
+        if bytes(reg.signature) in self._used:
+            raise PermissionDeniedError("this registration was used already (a replay?): the queen signs a fresh "
+                                        "one for every session")
+        self._used[bytes(reg.signature)] = reg.timestamp + MAX_SKEW_S
         ok, why = await asyncio.to_thread(self.stake_check, queen)
         if not ok:
             raise PermissionDeniedError(f"queen {queen} may not serve this king: {why}")

@@ -100,6 +100,7 @@ class Net:
         cfg = load_config(self.home(name, name), overrides={
             **QUEEN_DEFAULTS, **RELAY, "queen.admission": "open", "relay.king": f"127.0.0.1:{self.king.port}",
             "relay.king_ca_file": str(self.tmp / "king" / "tls" / "ca.crt"), "relay.snapshot_interval_s": 1.0,
+            "relay.king_address": ACCOUNTS["king"].address,
             "relay.rental_challenge_mean_interval_s": 2.0, **ov}, env={})
         app = await start_queen(cfg, manifest=self.manifest)
         self.queens[name] = app

@@ -132,7 +132,8 @@ class Net:
         home = self.home(name, name)
         overrides = {**QUEEN_DEFAULTS, **RELAY, "queen.admission": "open",
                      "rpc.ca_file": str(self.tmp / "king" / "tls" / "ca.crt"),
-                     "relay.king": f"127.0.0.1:{king_port}" if king_port else "", **ov}
+                     "relay.king": f"127.0.0.1:{king_port}" if king_port else "",
+                     "relay.king_address": ACCOUNTS["king"].address, **ov}
         return load_config(home, overrides=overrides, env={})
 
     def provider_agent(self, name: str, queen_home: Path, port: int, pin: str, runtime: Any = None) -> ProviderAgent:

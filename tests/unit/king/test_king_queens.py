@@ -38,3 +38,45 @@ def test_a_queen_cannot_list_a_provider_that_joined_another_queen_or_swap_its_ke
     other = public_key_of(os.urandom(32))
     offer, pub, _ = _offer(entry(ident, QUEEN_A, public_key=other), QUEEN_A)  # a key the provider did not sign with
     assert not offer.alive and pub == b""
+
+
+class _Clock:
+    def __init__(self, t: float) -> None:
+        self.t = t
+
+    def time(self) -> float:
+        return self.t
+
+    def monotonic(self) -> float:
+        return self.t
+
+
+async def test_queen_registrations_name_this_king_are_fresh_and_used_once() -> None:
+    import pytest
+
+    from blendr.errors import PermissionDeniedError
+    from blendr.rpc.registration import sign_queen_registration
+    from king.queens import QueenHub
+
+    king, other = Account.create().address, Account.create().address
+    queen = Account.create()
+    hub = QueenHub(king, _Clock(1_000_000), stake_check=lambda q: (True, "staked"))
+
+    def reg(for_king: str, ts: int = 1_000_000) -> kpb.QueenRegistration:
+        return kpb.QueenRegistration(queen_address=queen.address, king_address=for_king, timestamp=ts,
+                                     endpoint="q:7470", signature=sign_queen_registration(queen, for_king, ts, "q:7470"))
+
+    assert await hub.register(reg(king)) == queen.address
+    for bad, match in ((reg(king), "used already"), (reg(other, 1_000_001), f"not {king}"),
+                       (reg("", 1_000_002), "names no king"), (reg(king, 1_000_000 - 301), "stale")):
+        with pytest.raises(PermissionDeniedError, match=match):
+            await hub.register(bad)
+    forged = reg(king, 1_000_003)
+    forged.queen_address = other  # signed by the queen's key, claimed for another address
+    with pytest.raises(PermissionDeniedError, match="refused"):
+        await hub.register(forged)
+    unstaked = QueenHub(king, _Clock(1_000_000), stake_check=lambda q: (False, "queen stake 0 is below 10000"))
+    with pytest.raises(PermissionDeniedError, match="below 10000"):
+        await unstaked.register(reg(king, 1_000_004))
+    lenient = QueenHub(king, _Clock(1_000_000), stake_check=lambda q: (True, ""), accept_any_king=True)
+    assert await lenient.register(reg("", 1_000_005)) == queen.address
