@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import warnings
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -152,16 +153,25 @@ class Net:
         self._stacks: list[tuple[str, contextlib.AsyncExitStack]] = []
 
     async def close(self) -> None:
-        for _, stack in reversed(self._stacks):
-            with contextlib.suppress(Exception):
-                await stack.aclose()
+        """Stops every node, each within a bound: a node that does not stop in time is reported, not waited
+        for (once, on a loaded machine, a teardown here waited past the test's timeout)."""
+
+        async def bounded(what: str, aw: Any) -> None:
+            try:
+                await asyncio.wait_for(aw, 60)
+            except TimeoutError:
+                warnings.warn(f"e2e teardown: {what} did not stop within 60 s", stacklevel=2)
+            except Exception as exc:  # a node failing to stop must not hide the test's own result
+                warnings.warn(f"e2e teardown: {what} failed to stop: {exc!r}", stacklevel=2)
+
+        for name, stack in reversed(self._stacks):
+            await bounded(f"provider {name}", stack.aclose())
         self._stacks.clear()
-        for app in self.queens.values():
-            with contextlib.suppress(Exception):
-                await app.stop()
+        for name, app in self.queens.items():
+            await bounded(f"queen {name}", app.stop())
         self.queens.clear()
         if self.king is not None:
-            await self.king.stop()
+            await bounded("the king", self.king.stop())
             self.king = None
 
 
