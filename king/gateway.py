@@ -30,6 +30,7 @@ STATE_TO_PB = {"queued": rpb.JOB_STATE_QUEUED, "scheduled": rpb.JOB_STATE_SCHEDU
                "running": rpb.JOB_STATE_RUNNING, "ended": rpb.JOB_STATE_ENDED, "settled": rpb.JOB_STATE_SETTLED,
                "failed": rpb.JOB_STATE_FAILED, "cancelled": rpb.JOB_STATE_CANCELLED}
 PB_TO_STATE = {v: k for k, v in STATE_TO_PB.items()}
+WATCH_PAGE = 500  # events read from the store at a time for one watcher
 KIND_TO_PB = {k: getattr(rpb, f"JOB_EVENT_KIND_{k.upper()}") for k in (
     "queued", "scheduled", "rental_created", "running", "log", "progress", "ended", "verified", "settled",
     "failed", "cancelled", "rescheduled")}
@@ -175,11 +176,14 @@ class RenterGatewayServicer(rpb_grpc.RenterGatewayServicer):
             seq = request.after_seq
             while True:
                 d = self.jobs.store.get("jobs", d["job_id"]) or d
-                for ev in self.jobs.events(d["job_id"], seq):
+                page = self.jobs.events(d["job_id"], seq, limit=WATCH_PAGE)
+                job = job_to_proto(self.jobs, d)
+                for ev in page:
                     seq = ev["seq"]
                     yield rpb.JobEvent(job_id=ev["job_id"], seq=ev["seq"], kind=KIND_TO_PB[ev["kind"]],
-                                       ts_unix=ev["ts"], message=ev["message"], progress=ev["progress"],
-                                       job=job_to_proto(self.jobs, d))
+                                       ts_unix=ev["ts"], message=ev["message"], progress=ev["progress"], job=job)
+                if len(page) >= WATCH_PAGE:
+                    continue  # more stored already: no need to wait
                 if self.jobs.finished(d) and seq >= d["last_seq"]:
                     return
                 with contextlib.suppress(TimeoutError):

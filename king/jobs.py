@@ -820,8 +820,10 @@ class JobManager:
                     break
         return out
 
-    def events(self, job_id: str, after: int) -> list[dict[str, Any]]:
-        return [e for _, e in self.store.scan(NS_EVENTS, f"{job_id}/") if e["seq"] > after]
+    def events(self, job_id: str, after: int, limit: int = 1000) -> list[dict[str, Any]]:
+        """The job's events after seq ``after`` (at most ``limit``, oldest first), read from there on."""
+        return [e for _, e in self.store.scan(NS_EVENTS, f"{job_id}/", start_after=f"{job_id}/{after:012d}",
+                                              limit=limit)]
 
     def finished(self, d: dict[str, Any]) -> bool:
         """No more events will come: settled, or failed/cancelled with no rental left to settle."""
