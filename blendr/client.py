@@ -30,10 +30,6 @@ from blendr import jobspec
 from blendr.errors import BlendrError
 from blendr.jobspec import Spec, fmt_tokens
 
-JOB_STATES = ("queued", "scheduled", "running", "ended", "settled", "failed", "cancelled")
-EVENT_KINDS = ("queued", "scheduled", "rental_created", "running", "log", "progress", "ended", "verified",
-               "settled", "failed", "cancelled", "rescheduled")
-
 
 class RenterError(BlendrError):
     """Raised by the SDK when the king refuses a call or cannot be reached; ``code`` is the gRPC status."""
@@ -144,7 +140,11 @@ class KingClient:
         else:
             if ca_file is None:
                 raise RenterError("pass the king's CA certificate (--ca-file), or --insecure for a plaintext devnet")
-            creds = grpc.ssl_channel_credentials(root_certificates=Path(ca_file).expanduser().read_bytes())
+            try:
+                root = Path(ca_file).expanduser().read_bytes()
+            except OSError as exc:
+                raise RenterError(f"cannot read the king's CA certificate {ca_file}: {exc.strerror}") from None
+            creds = grpc.ssl_channel_credentials(root_certificates=root)
             self._channel = grpc.aio.secure_channel(target, creds, options=opts)
         from protos.blendr.v1 import renter_pb2_grpc
 

@@ -189,3 +189,24 @@ def recover_admission(queen: str, provider: str, nonce: bytes, signature: bytes)
     if to_address(signer) != expected:
         raise SignatureError("signature was not made by the provider's key")
     return expected
+
+
+def recover_admission_key(queen: str, provider: str, nonce: bytes, signature: bytes) -> bytes:
+    """The 64-byte uncompressed secp256k1 public key (x || y) that made a valid admission signature.
+
+    The queen keeps it for its provider and the king checks it from the queen's pool snapshot: renters' payload
+    keys are sealed to it, so nobody but the provider can read a job.
+
+    Raises:
+        SignatureError: what :func:`recover_admission` raises.
+    """
+    from eth_keys.datatypes import Signature
+    from eth_utils import keccak
+
+    recover_admission(queen, provider, nonce, signature)  # length, malleability, signer == provider
+    m = _admission_message(queen, to_address(provider), nonce)
+    digest = keccak(b"\x19" + m.version + m.header + m.body)
+    v = signature[64]
+    sig = Signature(vrs=(v - 27 if v >= 27 else v, int.from_bytes(signature[:32], "big"),
+                         int.from_bytes(signature[32:64], "big")))
+    return bytes(sig.recover_public_key_from_msg_hash(digest).to_bytes())

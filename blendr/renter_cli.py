@@ -17,8 +17,6 @@ from typing import Any
 
 from blendr.jobspec import fmt_duration, fmt_tokens
 
-TERMINAL = ("settled",)
-
 
 def add_parsers(sub: Any, common: Any) -> None:
     def conn(p: argparse.ArgumentParser) -> None:
@@ -219,14 +217,11 @@ async def _status(king: Any, args: argparse.Namespace) -> int:
 async def _logs(king: Any, args: argparse.Namespace) -> int:
     if args.follow:
         return await _follow(king, args.job_id, show_logs=True)
-    from protos.blendr.v1 import renter_pb2 as rpb
-
     job = await king.get(args.job_id)
     # Without -f: the log lines so far (events up to now), then return.
     async for ev in _events_until(king, args.job_id, job.last_seq):
         if ev.kind == "log":
             print(ev.message)
-    del rpb
     return 0
 
 

@@ -19,7 +19,7 @@ from blendr.jobspec import Spec, parse_wei
 from blendr.rpc.status import status_for
 from blendr.telemetry import get_logger
 from king.auth import Sessions
-from king.jobs import JobManager, Quote
+from king.jobs import EVENT_KINDS, JobManager, Quote
 from king.rentals import PermitDoc
 from protos.blendr.v1 import renter_pb2 as rpb
 from protos.blendr.v1 import renter_pb2_grpc as rpb_grpc
@@ -31,9 +31,7 @@ STATE_TO_PB = {"queued": rpb.JOB_STATE_QUEUED, "scheduled": rpb.JOB_STATE_SCHEDU
                "failed": rpb.JOB_STATE_FAILED, "cancelled": rpb.JOB_STATE_CANCELLED}
 PB_TO_STATE = {v: k for k, v in STATE_TO_PB.items()}
 WATCH_PAGE = 500  # events read from the store at a time for one watcher
-KIND_TO_PB = {k: getattr(rpb, f"JOB_EVENT_KIND_{k.upper()}") for k in (
-    "queued", "scheduled", "rental_created", "running", "log", "progress", "ended", "verified", "settled",
-    "failed", "cancelled", "rescheduled")}
+KIND_TO_PB = {k: getattr(rpb, f"JOB_EVENT_KIND_{k.upper()}") for k in EVENT_KINDS}
 
 
 def spec_from_proto(s: rpb.JobSpec) -> Spec:

@@ -23,12 +23,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
-from eth_utils import keccak, to_checksum_address
+from eth_utils import to_checksum_address
 
 from blendr import jobspec
 from blendr.chain.contracts import RentalIntent, RentalStatus
@@ -886,10 +885,3 @@ class JobManager:
             with contextlib.suppress(asyncio.QueueFull):
                 q.put_nowait(d)
 
-
-def new_request_id() -> str:
-    return "r-" + secrets.token_hex(12)
-
-
-def intent_nonce() -> int:
-    return int.from_bytes(keccak(secrets.token_bytes(32)), "big")

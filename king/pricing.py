@@ -11,19 +11,15 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from decimal import Decimal
 from types import MappingProxyType
+
+from blendr.chain.types import TOKEN, tokens
 
 Wei = int
 """An amount of the token in wei (1 token = 10**18 wei)."""
 
-TOKEN: Wei = 10**18
+__all__ = ["DEFAULT_BASE_PER_GPU_HOUR", "TOKEN", "Pricer", "PricingParams", "Wei", "format_tokens", "tokens"]
 _PPM = 1_000_000  # surge factors are applied in parts per million, so quotes are exact integers
-
-
-def tokens(amount: float | str) -> Wei:
-    """Returns ``amount`` tokens in wei, rounded to the nearest wei (``tokens("2.5") == 25 * 10**17``)."""
-    return int((Decimal(str(amount)) * TOKEN).to_integral_value())
 
 
 DEFAULT_BASE_PER_GPU_HOUR: Mapping[str, Wei] = MappingProxyType(

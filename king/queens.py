@@ -171,7 +171,7 @@ def _offer(p: kpb.PoolProvider, queen: str) -> tuple[ProviderOffer, bytes, int]:
         addr = to_checksum_address(p.address)
     except (BlendrError, ValueError):
         raise InvalidArgumentError(f"malformed provider {p.address!r} in a pool snapshot") from None
-    from queen.admission import recover_admission_key
+    from blendr.identity import recover_admission_key
 
     # The provider's own signature admitting it to this queen: a queen cannot list a provider that never joined
     # it, and the payload key is sealed to the key that signed (not to a key the queen merely names).

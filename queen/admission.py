@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from blendr.clock import Clock
 from blendr.errors import PermissionDeniedError, SignatureError
-from blendr.identity import Address, _admission_message, recover_admission, to_address
+from blendr.identity import Address, recover_admission, to_address
 from blendr.store import Store
 
 NS_ALLOWLIST = "allowlist"
@@ -91,33 +91,4 @@ class Admission:
         return addr
 
 
-def recover_admission_key(queen: str, provider: str, nonce: bytes, signature: bytes) -> bytes:
-    """The 64-byte uncompressed secp256k1 public key (x || y) that made an admission signature.
-
-    Call it on a signature :meth:`Admission.verify` accepted: the key's address is then the provider's.
-    The king seals renters' payload keys to it, so nobody but the provider can read a job.
-
-    Raises:
-        SignatureError: the signature does not recover to ``provider``.
-    """
-    from eth_keys.datatypes import Signature
-    from eth_utils import keccak
-
-    if len(signature) != 65:
-        raise SignatureError(f"signature must be 65 bytes (got {len(signature)})")
-    m = _admission_message(queen, provider, nonce)
-    digest = keccak(b"\x19" + m.version + m.header + m.body)
-    v = signature[64]
-    try:
-        sig = Signature(vrs=(v - 27 if v >= 27 else v, int.from_bytes(signature[:32], "big"),
-                                  int.from_bytes(signature[32:64], "big")))
-        pub = sig.recover_public_key_from_msg_hash(digest)
-    except Exception as exc:  # eth-keys raises BadSignature, ValidationError, ...
-        raise SignatureError(f"bad signature: {type(exc).__name__}") from None
-    if to_address(pub.to_checksum_address()) != to_address(provider):
-        raise SignatureError("signature was not made by the provider's key")
-    return bytes(pub.to_bytes())
-
-
-__all__ = ["Admission", "AllowlistOracle", "OpenOracle", "SignatureError", "StakeDecision", "StakeOracle",
-           "recover_admission_key"]
+__all__ = ["Admission", "AllowlistOracle", "OpenOracle", "SignatureError", "StakeDecision", "StakeOracle"]

@@ -17,12 +17,12 @@ from typing import Any, Protocol
 from blendr.clock import Clock
 from blendr.config import QueenConfig
 from blendr.errors import InvalidArgumentError, ResourceExhaustedError
-from blendr.identity import Address, to_address
+from blendr.identity import Address, recover_admission_key, to_address
 from blendr.proof.prover import Opening
 from blendr.store import Store
 from blendr.telemetry import Metrics, get_logger
 from blendr.types import DeviceKind, Hello, ProviderState, Verdict
-from queen.admission import Admission, StakeOracle, recover_admission_key
+from queen.admission import Admission, StakeOracle
 from queen.challenges import (
     Challenger,
     DeviceCommitmentIn,
