@@ -20,7 +20,7 @@ from blendr.errors import InvalidArgumentError
 from blendr.proof.fingerprints import FINGERPRINTS
 
 TOKEN = 10**18
-REQUEST_ID = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
+REQUEST_ID = re.compile(r"[A-Za-z0-9_-]{16,64}")
 ZERO_ADDRESS = "0x" + "00" * 20
 
 
@@ -73,7 +73,7 @@ def spec_hash(spec: Spec, ciphertext: bytes) -> bytes:
 
 
 def check_request_id(request_id: str) -> str:
-    if not REQUEST_ID.match(request_id):
+    if not REQUEST_ID.fullmatch(request_id):
         raise InvalidArgumentError("request_id must be 16-64 characters of A-Z a-z 0-9 _ -")
     return request_id
 

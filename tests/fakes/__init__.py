@@ -1,0 +1,1 @@
+"""Fakes of the chain, the queens and other peers, shared by the fast unit tests and the benches."""
