@@ -213,6 +213,10 @@ class KingConfig:
     max_intents: int = 4
     # The largest encrypted payload (working directory and environment) a job may carry, in bytes.
     max_payload_bytes: int = 8 * 2**20
+    # Jobs one renter may have open (queued, scheduled or running) at once; more get RESOURCE_EXHAUSTED.
+    max_open_jobs_per_renter: int = 100
+    # Jobs all renters together may have queued at once (the king's queue); more get RESOURCE_EXHAUSTED.
+    max_queued_jobs: int = 50_000
     # Seconds a queen may be away before its jobs are moved to other providers.
     queen_grace_s: float = 30.0
     # Seconds between pool snapshots the king asks queens for.
