@@ -10,25 +10,44 @@ delivery (RPC down, inbox paused or rate limited, target reverting) is retried w
 backoff, and a message someone else delivered first is recognised (``executed`` on the inbox, or the
 inbox's ``BridgeInboxAlreadyExecuted``). Messages and attestations live in the store, so a restarted king
 resumes every pending delivery.
+
+Guarantees:
+
+- One attestation per (message, attester): the key is the *recovered signer*, never the signature's bytes,
+  and the signature is kept in its canonical form (``r || low-s || v`` with v 27/28, the only form the
+  inbox's ``ECDSA.tryRecover`` takes). A high-s (malleated) signature is refused; a replay with another
+  encoding of ``v`` (0/1, 27/28, 37/38) is the same attestation.
+- A message is delivered at most once by this king: a delivery whose transaction landed but whose answer
+  was lost (timeout, RPC outage, restart) is recognised on the next try as already executed, never sent as
+  a second execution; ``on_delivered`` is called once per message per king process.
+- Nothing is lost: a failed delivery stays ``delivering`` and is retried (tenacity's exponential wait with
+  jitter, capped at ``king.retry_max_s``); a restart resumes it from the store.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
+from eth_keys.exceptions import BadSignature
 from eth_utils import to_checksum_address
+from tenacity import RetryCallState, wait_exponential_jitter
 
 from blendr.chain.bridge import BridgeMessage, recover_attester
 from blendr.chain.contracts import BridgeInbox
 from blendr.chain.relay import deliver_message
 from blendr.clock import Clock
 from blendr.config import KingConfig
-from blendr.errors import BlendrError, InvalidArgumentError, NotFoundError, PermissionDeniedError
+from blendr.errors import (
+    BlendrError,
+    InvalidArgumentError,
+    NotFoundError,
+    PermissionDeniedError,
+    SignatureError,
+)
 from blendr.store import Store
 from blendr.telemetry import get_logger
 
@@ -37,15 +56,77 @@ log = get_logger("blendr.king.bridge")
 NS_MESSAGES = "bridge_messages"
 NS_ATTESTATIONS = "bridge_attestations"
 GATHERING, DELIVERING, DELIVERED = "gathering", "delivering", "delivered"
+SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
+SECP256K1_HALF_N = SECP256K1_N // 2
+
+
+def canonical_signature(signature: bytes) -> bytes:
+    """The one form of a 65-byte ECDSA signature that the inbox accepts: ``r || s || v``, s low, v 27 or 28.
+
+    ``v`` may come as a recovery id (0/1), as 27/28, or EIP-155 style (35 + 2·chain id + parity, e.g. 37/38);
+    each maps to 27 + parity, so every encoding of one signature has one canonical form.
+
+    Raises:
+        SignatureError: not 65 bytes, r or s out of range, s in the upper half (a malleated signature),
+            or a ``v`` no encoding gives.
+    """
+    if len(signature) != 65:
+        raise SignatureError(f"signature must be 65 bytes (r || s || v), got {len(signature)}")
+    r = int.from_bytes(signature[:32], "big")
+    s = int.from_bytes(signature[32:64], "big")
+    v = signature[64]
+    if not 0 < r < SECP256K1_N or not 0 < s < SECP256K1_N:
+        raise SignatureError("signature r or s out of range")
+    if s > SECP256K1_HALF_N:
+        raise SignatureError("malleable signature (high s): sign again with s in the lower half")
+    if v in (0, 1):
+        parity = v
+    elif v in (27, 28):
+        parity = v - 27
+    elif v >= 35:
+        parity = (v - 35) % 2
+    else:
+        raise SignatureError(f"signature v byte {v} is not a recovery id (0/1, 27/28 or EIP-155)")
+    return signature[:64] + bytes([27 + parity])
+
+
+def retry_delay(wait: Callable[[RetryCallState], float], attempt: int) -> float:
+    """Seconds ``wait`` (a tenacity wait strategy) asks for before try number ``attempt + 1``."""
+    state = RetryCallState(None, None, (), {})  # wait strategies read attempt_number only
+    state.attempt_number = attempt
+    return float(wait(state))
+
+
+class InboxPort(Protocol):
+    """What the book needs of a destination chain's ``BridgeInbox`` (the real one, or a fake in tests)."""
+
+    address: str
+
+    def attesters(self) -> list[str]: ...
+
+    def threshold(self) -> int: ...
+
+    def executed(self, msg: BridgeMessage) -> bool: ...
+
+    def deliver(self, msg: BridgeMessage, signatures: Sequence[bytes]) -> Any: ...
+
 
 
 @dataclass(frozen=True)
 class Lane:
     """One destination chain: the inbox that executes there and the outbox on the other chain that feeds it."""
 
-    inbox: BridgeInbox
+    inbox: BridgeInbox | InboxPort
     src_chain_id: int
     src_outbox: str
+    dst_chain_id: int = 0  # 0: the chain of the inbox's client
+
+    @property
+    def chain_id(self) -> int:
+        if self.dst_chain_id:
+            return self.dst_chain_id
+        assert isinstance(self.inbox, BridgeInbox), "a lane over a fake inbox names its dst_chain_id"
+        return self.inbox.client.settings.chain_id
 
 
 @dataclass(frozen=True)
@@ -62,10 +143,12 @@ class AttestationBook:
     """Attestations per message, the delivery state of each message, and the delivery loop."""
 
     def __init__(self, lanes: list[Lane], store: Store, clock: Clock, cfg: KingConfig) -> None:
-        self.lanes = {lane.inbox.client.settings.chain_id: lane for lane in lanes}
+        self.lanes = {lane.chain_id: lane for lane in lanes}
         self.store = store
         self.clock = clock
         self.cfg = cfg
+        self._wait = wait_exponential_jitter(initial=cfg.retry_initial_s, max=cfg.retry_max_s,
+                                             jitter=cfg.retry_initial_s)
         self._attesters: dict[int, tuple[set[str], int, float]] = {}
         self._delivering: set[str] = set()
         self._wake = asyncio.Event()
@@ -80,7 +163,7 @@ class AttestationBook:
     def attester_set(self, chain_id: int, *, refresh: bool = False) -> tuple[set[str], int]:
         """(attesters lower-cased, threshold) of the inbox on ``chain_id``, cached ``king.attester_cache_s``."""
         cached = self._attesters.get(chain_id)
-        now = time.monotonic()
+        now = self.clock.monotonic()
         if cached is None or refresh or now - cached[2] > self.cfg.attester_cache_s:
             inbox = self.lanes[chain_id].inbox
             cached = ({a.lower() for a in inbox.attesters()}, inbox.threshold(), now)
@@ -91,8 +174,12 @@ class AttestationBook:
     def submit(self, msg: BridgeMessage, signature: bytes) -> SubmitResult:
         """Keeps a valid attestation (blocking: may read the attester set from the chain).
 
+        An attester's second attestation of a message (under any encoding of the same signature) changes
+        nothing and answers the message's current state.
+
         Raises:
-            InvalidArgumentError: a chain or outbox this deployment does not bridge, or a malformed signature.
+            InvalidArgumentError: a chain or outbox this deployment does not bridge, or a malformed or
+                malleable (high-s) signature.
             PermissionDeniedError: the signer is not an attester of the destination inbox.
             UnavailableError: the attester set could not be read.
         """
@@ -104,11 +191,13 @@ class AttestationBook:
             raise InvalidArgumentError(
                 f"message from outbox {msg.src_outbox} on chain {msg.src_chain_id}; chain {msg.dst_chain_id}'s inbox "
                 f"takes messages from {lane.src_outbox} on chain {lane.src_chain_id}")
-        if len(signature) != 65:
-            raise InvalidArgumentError(f"signature must be 65 bytes (r || s || v), got {len(signature)}")
+        try:
+            signature = canonical_signature(signature)
+        except SignatureError as exc:
+            raise InvalidArgumentError(str(exc)) from None
         try:
             signer = to_checksum_address(recover_attester(msg, lane.inbox.address, signature))
-        except Exception:
+        except (BadSignature, ValueError):  # eth-keys: no point on the curve for this (r, v)
             raise InvalidArgumentError("signature does not recover to any address") from None
         attesters, threshold = self.attester_set(msg.dst_chain_id)
         if signer.lower() not in attesters:
@@ -138,8 +227,12 @@ class AttestationBook:
         return SubmitResult(msg.message_hash, signer, count, threshold, doc["state"], doc["tx_hash"])
 
     def _signatures(self, key: str) -> dict[str, bytes]:
-        return {k.split("/", 1)[1]: bytes.fromhex(d["signature"][2:])
-                for k, d in self.store.scan(NS_ATTESTATIONS, f"{key}/")}
+        # Kept canonical since they are stored canonical; normalised again for documents of older kings.
+        out = {}
+        for k, d in self.store.scan(NS_ATTESTATIONS, f"{key}/"):
+            with contextlib.suppress(SignatureError):
+                out[k.split("/", 1)[1]] = canonical_signature(bytes.fromhex(d["signature"][2:]))
+        return out
 
     def _valid_signers(self, key: str, attesters: set[str]) -> list[str]:
         return [s for s in self._signatures(key) if s.lower() in attesters]
@@ -173,10 +266,12 @@ class AttestationBook:
             msg = BridgeMessage.from_json(doc["message"])
             lane = self.lanes[msg.dst_chain_id]
             try:
-                outcome = deliver_message(lane.inbox, msg, self._signatures(key))
+                # A try whose transaction landed but whose answer was lost is seen as executed next time.
+                outcome = deliver_message(lane.inbox,  # type: ignore[arg-type]  # an InboxPort is what it uses
+                                           msg, self._signatures(key))
             except BlendrError as exc:
                 attempts = int(doc["attempts"]) + 1
-                delay = min(self.cfg.retry_max_s, self.cfg.retry_initial_s * 2 ** (attempts - 1))
+                delay = retry_delay(self._wait, attempts)
                 self.store.put(NS_MESSAGES, key, {**doc, "attempts": attempts, "next_try": now + delay,
                                                   "last_error": str(exc)[:500]})
                 log.warning("delivery failed; will retry", hash=key[:16], attempt=attempts, retry_in_s=round(delay, 2),
@@ -208,8 +303,12 @@ class AttestationBook:
                     await asyncio.to_thread(self.deliver_due)
             except asyncio.CancelledError:
                 raise
+            except BlendrError as exc:  # a store failure: the pass stopped; the next one resumes from the store
+                log.warning("delivery pass failed", error=str(exc)[:300])
             except Exception:
-                log.exception("delivery pass failed")
+                # Loop boundary: deliveries are the king's money path and must outlive a bug in one pass;
+                # the traceback is logged and the pass retried after poll_s.
+                log.exception("delivery pass failed (bug)")
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=self.cfg.poll_s)
