@@ -50,6 +50,18 @@ def format_table(head: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     return "\n".join(out)
 
 
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+
+
+def result_path(name: str, quick: bool, out: Path | None = None) -> Path:
+    """Where a bench writes its JSON: ``out`` when given, else ``bench/results/<name>.json`` for a full run and
+    ``bench/results/quick/<name>.json`` (git-ignored) for ``--quick``, so a quick run never replaces the
+    committed full results."""
+    if out is not None:
+        return out
+    return RESULTS_DIR / "quick" / f"{name}.json" if quick else RESULTS_DIR / f"{name}.json"
+
+
 def write_json(path: Path, data: Mapping[str, Any]) -> None:
     """Write ``data`` as indented JSON, creating the parent folder; replaces the file atomically."""
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -7,7 +7,7 @@ create <= 150k, settle <= 120k, bridge delivery 3-of-5 <= 120k, one provider's r
 
     python bench/gas.py            # full: 100 rentals through the bridge
     python bench/gas.py --quick    # 100 rentals too (the batch of 100 needs them); fewer repeats elsewhere
-Writes bench/results/gas.json and prints a table.
+Writes bench/results/gas.json (``--quick``: bench/results/quick/gas.json; ``--out PATH``) and prints a table.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from eth_abi import encode
 from eth_account import Account
 from eth_utils import keccak
 
-from bench._common import format_table, machine_info, write_json
+from bench._common import format_table, machine_info, result_path, write_json
 from blendr.chain.anvil import start_anvil
 from blendr.chain.bridge import BridgeMessage, attest, ordered
 from blendr.chain.client import ChainClient, ChainSettings
@@ -46,7 +46,6 @@ from blendr.chain.deploy import DeployParams, deploy_system, role
 from blendr.chain.types import tokens
 from blendr.devnet import DEV_KEYS
 
-RESULTS = Path(__file__).resolve().parent / "results" / "gas.json"
 TARGETS = {"GPURental.createRental": 150_000, "GPURental settle (onBridgeMessage from its inbox)": 120_000,
            "bridge delivery 3-of-5 (minimal receiver)": 120_000, "WorkVerification result in batch of 100": 5_000}
 
@@ -64,7 +63,10 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="the CI-sized run (under 60 s)")
     ap.add_argument("--rentals", type=int, default=100, help="rentals created and verified (>= 100)")
+    ap.add_argument("--out", type=Path, default=None,
+                    help="JSON output (default: bench/results/gas.json, with --quick bench/results/quick/gas.json)")
     args = ap.parse_args(argv)
+    results = result_path("gas", args.quick, args.out)
     t0 = time.monotonic()
     eth_node = start_anvil(31337)
     etc_node = start_anvil(63, hardfork="shanghai")
@@ -76,8 +78,8 @@ def main(argv: list[str] | None = None) -> int:
     out["wall_s"] = round(time.monotonic() - t0, 1)
     out["machine"] = machine_info(["web3", "eth-account"])
     out["quick"] = args.quick
-    write_json(RESULTS, out)
-    print(f"wrote {RESULTS} in {out['wall_s']} s")
+    write_json(results, out)
+    print(f"wrote {results} in {out['wall_s']} s")
     return 0
 
 

@@ -62,10 +62,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-from _common import format_table, machine_info, percentile, write_json
+from _common import format_table, machine_info, percentile, result_path, write_json
 
 ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_OUT = ROOT / "bench" / "results" / "pool.json"
 TARGET = 0.5
 SERVERS = ("queen", "bare_grpc")
 
@@ -1168,7 +1167,7 @@ def main(argv: list[str] | None = None) -> int:
     """Runs the benchmark (or, with ``--role``, one of its child processes)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--quick", action="store_true", help="short phases: the whole run in under a minute")
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="JSON output (default %(default)s)")
+    parser.add_argument("--out", type=Path, default=None, help="JSON output (default: bench/results/pool.json, with --quick bench/results/quick/pool.json)")
     parser.add_argument(
         "--streams", type=int, default=2000, help="concurrent provider streams (default 2000)"
     )
@@ -1188,6 +1187,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.role:
         return child_main(args)
+    args.out = result_path("pool", args.quick, args.out)
     if args.streams < 1 or args.clients < 1 or args.per_channel < 1 or args.interval <= 0:
         parser.error("--streams, --clients and --per-channel must be >= 1 and --interval > 0")
 

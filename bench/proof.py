@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from _common import result_path
 
 from blendr.config import QueenConfig
 from blendr.proof.generate import clear_epoch_cache
@@ -40,7 +41,6 @@ TARGET = 0.01
 QUICK = ((256, 4), (512, 4), (1024, 4))
 FULL = ((1024, 8), (2048, 8), (4096, 4), (8192, 2))
 VERIFY_REPEATS = 7
-DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "proof.json"
 
 
 def machine() -> dict[str, Any]:
@@ -132,8 +132,9 @@ def main(argv: list[str] | None = None) -> int:
     """Runs the benchmark, prints a table and writes JSON."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--quick", action="store_true", help="small sizes, under a minute")
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="JSON output (default %(default)s)")
+    parser.add_argument("--out", type=Path, default=None, help="JSON output (default: bench/results/proof.json, with --quick bench/results/quick/proof.json)")
     args = parser.parse_args(argv)
+    args.out = result_path("proof", args.quick, args.out)
 
     sizes = QUICK if args.quick else FULL
     rng = random.Random(2026)

@@ -24,7 +24,7 @@ No holder has delegated its votes: a delegated recipient adds an ERC20Votes chec
 
     python bench/relay.py            # full: 11 timed repeats per batch size
     python bench/relay.py --quick    # the CI-sized run (under 60 s): 3 repeats per batch size
-Writes bench/results/relay.json and prints the tables.
+Writes bench/results/relay.json (``--quick``: bench/results/quick/relay.json; ``--out PATH``) and prints the tables.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ from eth_abi.abi import encode
 from eth_account import Account
 from eth_utils import keccak
 
-from bench._common import format_table, machine_info, write_json
+from bench._common import format_table, machine_info, result_path, write_json
 from blendr.chain.anvil import start_anvil
 from blendr.chain.bridge import BridgeMessage, attest, ordered
 from blendr.chain.client import ChainClient, ChainSettings
@@ -63,7 +63,6 @@ from blendr.chain.deploy import DeployParams, deploy_system
 from blendr.chain.types import tokens
 from blendr.devnet import DEV_KEYS
 
-RESULTS = Path(__file__).resolve().parent / "results" / "relay.json"
 ETH_ID, ETC_ID = 31337, 63
 ETC_BLOCK_GAS = 8_000_000  # assumption: ETC mainnet's block gas limit
 ETC_BLOCK_S = 13  # assumption: ETC mainnet's mean block time
@@ -83,7 +82,10 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="the CI-sized run (under 60 s)")
     ap.add_argument("--repeats", type=int, default=0, help="timed repeats per batch size (default 11, quick 3)")
+    ap.add_argument("--out", type=Path, default=None,
+                    help="JSON output (default: bench/results/relay.json, with --quick bench/results/quick/relay.json)")
     args = ap.parse_args(argv)
+    results = result_path("relay", args.quick, args.out)
     repeats = args.repeats or (3 if args.quick else 11)
     t0 = time.monotonic()
     eth_node = start_anvil(ETH_ID)
@@ -95,8 +97,8 @@ def main(argv: list[str] | None = None) -> int:
         etc_node.stop()
     out = {"machine": machine_info(["web3", "eth-account"]), "quick": args.quick, "repeats": repeats, **out,
            "wall_s": round(time.monotonic() - t0, 1)}
-    write_json(RESULTS, out)
-    print(f"\nwrote {RESULTS} in {out['wall_s']} s")
+    write_json(results, out)
+    print(f"\nwrote {results} in {out['wall_s']} s")
     return 0
 
 

@@ -97,7 +97,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from _common import format_table, machine_info, percentile, write_json
+from _common import format_table, machine_info, percentile, result_path, write_json
 
 from blendr.proof.fingerprints import FINGERPRINTS
 from king.jobs import JobsConfig
@@ -105,7 +105,6 @@ from king.pricing import DEFAULT_BASE_PER_GPU_HOUR, Pricer, tokens
 from king.scheduler import JobSpec, PoolSnapshot, ProviderOffer, Scheduler
 
 ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_OUT = ROOT / "bench" / "results" / "scheduler.json"
 TARGET_PLACEMENTS_PER_S = 5000.0
 TARGET_P99_MS = 10.0
 MIN_REPUTATION = 2500
@@ -511,32 +510,45 @@ async def _serve(kind: str, conn: Any, params: dict[str, Any]) -> None:
         shutil.rmtree(home, ignore_errors=True)
 
 
-async def _start_king(home: Path, params: dict[str, Any]) -> tuple[int, Any, Any]:
-    """The king's renter API as ``king.app.start_king`` wires it, with the fakes of ``_gateway_fakes``."""
-    from _gateway_fakes import AcceptingQueens, InstantChain, provider_pool, snapshots
+@dataclass
+class BenchKing:
+    """The king's renter API as the bench runs it, built by :func:`build_king`."""
 
-    from blendr.chain.types import tokens as chain_tokens
+    servicers: list[Any]  # functions that add a servicer to a grpc.aio server (start_server's argument)
+    service_names: tuple[str, ...]
+    run: Any  # () -> coroutine: the king's background loop (placement)
+    stats: Any  # () -> dict: counters the bench reports
+    close: Any  # () -> None: closes the store
+
+
+async def build_king(cfg: Any, feeds: list[dict[str, list[Any]]]) -> BenchKing:
+    """The king's internals as ``king.app.start_king`` wires them, with the fakes of ``_gateway_fakes``.
+
+    The ONE place of the bench that constructs king-internal objects (store, scheduler, pricing, job
+    manager, sessions, servicer): adapt it here when the king's core changes. ``cfg`` is the loaded
+    ``blendr.config.Config``; ``feeds`` are per-queen ``on_snapshot`` arguments (see
+    ``_gateway_fakes.snapshots``), merged per queen. Returns a king ready to serve (chain parameters read,
+    pool known); its placement loop starts with ``run()``.
+
+    No per-renter limit of open jobs is set here: the deep-queue case spreads its jobs over many renters
+    (``--dq-jobs-per-renter`` each), so it stays under any sensible default of such a limit.
+    """
+    from _gateway_fakes import AcceptingQueens, InstantChain
+
     from blendr.clock import SystemClock
-    from blendr.config import load_config
-    from blendr.rpc.server import start_server
     from blendr.store import SQLiteStore
-    from blendr.telemetry import configure_logging
     from king.auth import Sessions
     from king.gateway import RenterGatewayServicer
     from king.jobs import JobManager
     from king.pricing import PricingParams
     from protos.blendr.v1 import renter_pb2_grpc as rpb_grpc
 
-    cfg = load_config(home, overrides={"rpc.tls": False, "king.listen": "127.0.0.1:0"}, env={})
-    log_file = (home / "king.log").open("w", encoding="utf-8")
-    configure_logging("INFO", "json", stream=log_file)
     kc = cfg.king
     store = SQLiteStore(cfg.path("king", "state.sqlite3"))
     clock = SystemClock()
     chain, queens = InstantChain(), AcceptingQueens()
-    pricer = Pricer(PricingParams(min_per_gpu_hour=chain_tokens(kc.min_price_per_gpu_hour),
-                                  max_per_gpu_hour=chain_tokens(kc.max_price_per_gpu_hour), surge=kc.price_surge))
-    scheduler = Scheduler(pricer, known_models=FINGERPRINTS)
+    # The quote's bounds are governance parameters on GPURental (read by jobs.prepare); surge is this king's.
+    scheduler = Scheduler(Pricer(PricingParams(surge=kc.price_surge)), known_models=FINGERPRINTS)
     placements = [0]
     schedule = scheduler.schedule
 
@@ -549,22 +561,12 @@ async def _start_king(home: Path, params: dict[str, Any]) -> tuple[int, Any, Any
     jobs = JobManager(store, clock, scheduler, chain, queens,
                       JobsConfig(max_intents=kc.max_intents, max_payload_bytes=kc.max_payload_bytes,
                                  queen_grace_s=kc.queen_grace_s))
+    sessions = Sessions(store, clock, king=KING_ADDRESS, chain_id=chain.chain_id, ttl_s=kc.session_ttl_s)
+
     await jobs.prepare()
     jobs.load()
-    pool = provider_pool(params["providers"] + params["other_providers"], GW_POOLS)
-    fp, other = FINGERPRINTS[GW_MODEL], FINGERPRINTS[GW_OTHER_MODEL]
-    feeds = [snapshots(pool[: params["providers"]], model=GW_MODEL, gpus=params["gpus"],
-                       vram_bytes=fp.memory_bytes or 80 * GIB, tflops=fp.fp32_tflops, ask=tokens("1.5")),
-             snapshots(pool[params["providers"]:], model=GW_OTHER_MODEL, gpus=8,
-                       vram_bytes=other.memory_bytes or 24 * GIB, tflops=other.fp32_tflops, ask=tokens("0.4"))]
     for queen in sorted({q for feed in feeds for q in feed}):
         jobs.on_snapshot(queen, 1, [offer for feed in feeds for offer in feed.get(queen, [])])
-    sessions = Sessions(store, clock, king=KING_ADDRESS, chain_id=chain.chain_id, ttl_s=kc.session_ttl_s)
-    server = await start_server(
-        cfg, kc.listen,
-        [lambda s: rpb_grpc.add_RenterGatewayServicer_to_server(RenterGatewayServicer(jobs, sessions), s)],
-        service_names=("blendr.v1.RenterGateway",))
-    runner = asyncio.create_task(jobs.run())
 
     def stats() -> dict[str, Any]:
         watchers = getattr(jobs, "_watchers", {})  # WatchJob streams still subscribed (diagnostic)
@@ -573,14 +575,40 @@ async def _start_king(home: Path, params: dict[str, Any]) -> tuple[int, Any, Any
                 "queued_in_scheduler": scheduler.queued(),
                 "open_watchers": sum(len(w) for w in watchers.values())}
 
+    return BenchKing(
+        servicers=[lambda s: rpb_grpc.add_RenterGatewayServicer_to_server(RenterGatewayServicer(jobs, sessions), s)],
+        service_names=("blendr.v1.RenterGateway",), run=jobs.run, stats=stats, close=store.close)
+
+
+async def _start_king(home: Path, params: dict[str, Any]) -> tuple[int, Any, Any]:
+    """A king server process's setup: config, logging, the fake pool, :func:`build_king`, the gRPC server."""
+    from _gateway_fakes import provider_pool, snapshots
+
+    from blendr.config import load_config
+    from blendr.rpc.server import start_server
+    from blendr.telemetry import configure_logging
+
+    cfg = load_config(home, overrides={"rpc.tls": False, "king.listen": "127.0.0.1:0"}, env={})
+    log_file = (home / "king.log").open("w", encoding="utf-8")
+    configure_logging("INFO", "json", stream=log_file)
+    pool = provider_pool(params["providers"] + params["other_providers"], GW_POOLS)
+    fp, other = FINGERPRINTS[GW_MODEL], FINGERPRINTS[GW_OTHER_MODEL]
+    feeds = [snapshots(pool[: params["providers"]], model=GW_MODEL, gpus=params["gpus"],
+                       vram_bytes=fp.memory_bytes or 80 * GIB, tflops=fp.fp32_tflops, ask=tokens("1.5")),
+             snapshots(pool[params["providers"]:], model=GW_OTHER_MODEL, gpus=8,
+                       vram_bytes=other.memory_bytes or 24 * GIB, tflops=other.fp32_tflops, ask=tokens("0.4"))]
+    king = await build_king(cfg, feeds)
+    server = await start_server(cfg, cfg.king.listen, king.servicers, service_names=king.service_names)
+    runner = asyncio.create_task(king.run())
+
     async def stop() -> None:
         runner.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await runner
         await server.stop(0)
-        store.close()  # the log file stays open: servicer tasks may still log while the loop closes
+        king.close()  # the log file stays open: servicer tasks may still log while the loop closes
 
-    return server.port, stats, stop
+    return server.port, king.stats, stop
 
 
 async def _start_bare(params: dict[str, Any]) -> tuple[int, Any, Any]:
@@ -843,6 +871,201 @@ async def _gateway_async(size: GatewaySize, server_cpu: int | None) -> dict[str,
     return {"gateway": gw, "bare": base}
 
 
+# -------------------------------------------------------------------------------------------- deep queue
+
+DQ_TARGET_HEALTH_P99_MS = 50.0
+DQ_TARGET_SUBMIT_RATIO = 0.8
+HEALTH_SERVICE = "blendr.v1.RenterGateway"
+
+
+@dataclass(frozen=True)
+class DeepQueueSize:
+    """How big the deep-queue case is."""
+
+    queued: int  # jobs in the queue when the deep figures are taken (10,000; quick 300)
+    batch: int  # jobs of each timed submit batch (500; quick 100)
+    concurrency: int  # renters submitting at once (100)
+    jobs_per_renter: int  # jobs of each renter identity: renters = ceil(all jobs / this)
+    window_s: float  # seconds of health checks on an idle king (6; quick 2)
+    probe_interval_s: float = 0.01
+
+
+async def _health_probe(stub: Any, stop: asyncio.Event, out: list[int], interval: float) -> None:
+    """Starts a standard gRPC health Check every ``interval`` seconds until ``stop``, without waiting for the
+    previous one (open loop, as a load balancer's probes come), so a king that stalls for a while has every
+    check of that while in the figures, not one; waits for the checks in flight, then returns."""
+    from grpc_health.v1 import health_pb2
+
+    req = health_pb2.HealthCheckRequest(service=HEALTH_SERVICE)
+
+    async def check() -> None:
+        t = time.perf_counter_ns()
+        answer = await stub.Check(req, timeout=60)
+        out.append(time.perf_counter_ns() - t)
+        if answer.status != health_pb2.HealthCheckResponse.SERVING:
+            raise BenchError(f"the king's health service answered {answer.status}")
+
+    in_flight: set[asyncio.Task[None]] = set()
+    start = time.perf_counter()
+    ticks = 0
+    while not stop.is_set():
+        task = asyncio.create_task(check())
+        in_flight.add(task)
+        task.add_done_callback(in_flight.discard)
+        ticks += 1
+        delay = start + ticks * interval - time.perf_counter()  # a fixed schedule, not drifting with load
+        if delay > 0:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), delay)
+    await asyncio.gather(*in_flight)
+
+
+async def _submit_all(work: list[tuple[Any, Any]], concurrency: int) -> float:
+    """Sends every prepared ``(client, request)`` with ``concurrency`` senders; returns the wall seconds."""
+    it = iter(work)
+
+    async def sender() -> None:
+        for king, sub in it:
+            await king.send(sub)
+
+    t0 = time.perf_counter()
+    await asyncio.gather(*(sender() for _ in range(concurrency)))
+    return time.perf_counter() - t0
+
+
+async def _deep_phase(stub: Any, work: list[tuple[Any, Any]], size: DeepQueueSize) -> dict[str, Any]:
+    """Health checks on the idle king for ``window_s``, then one timed submit batch with health checks going on."""
+    idle: list[int] = []
+    stop = asyncio.Event()
+    probe = asyncio.create_task(_health_probe(stub, stop, idle, size.probe_interval_s))
+    await asyncio.sleep(size.window_s)
+    stop.set()
+    await probe
+    busy: list[int] = []
+    stop = asyncio.Event()
+    probe = asyncio.create_task(_health_probe(stub, stop, busy, size.probe_interval_s))
+    try:
+        wall = await _submit_all(work, size.concurrency)
+    finally:
+        stop.set()
+        await probe
+    return {"health_ms": _ms_stats(idle), "health_during_submits_ms": _ms_stats(busy), "submits": len(work),
+            "submit_wall_s": round(wall, 3), "submits_per_s": round(len(work) / wall, 1)}
+
+
+async def _deep_queue_load(size: DeepQueueSize, port: int, server: _ServerProcess) -> dict[str, Any]:
+    """Fills the king's queue through the gateway and takes health and submit figures, empty and deep."""
+    import grpc
+    from eth_account import Account
+    from grpc_health.v1 import health_pb2_grpc
+
+    from blendr.client import KingClient
+
+    target = f"127.0.0.1:{port}"
+    total = 1 + size.queued + size.batch  # the job that takes the only GPU, the queue, the deep batch
+    renters = -(-total // size.jobs_per_renter)
+    kings = [KingClient(target, Account.from_key(_renter_key(10_000 + i)), insecure=True, timeout_s=120.0)
+             for i in range(renters)]
+    health_channel = grpc.aio.insecure_channel(target)
+    stub = health_pb2_grpc.HealthStub(health_channel)
+    gate = asyncio.Semaphore(size.concurrency)
+    try:
+        async def limited(coro: Any) -> Any:
+            async with gate:
+                return await coro
+
+        t0 = time.monotonic()
+        await asyncio.gather(*(limited(k.sign_in()) for k in kings))
+        t_sign_in = time.monotonic() - t0
+        # One intent per job and one candidate (the only provider that fits): the jobs are cheap to prepare;
+        # both timed batches send the same kind of job.
+        owners = [kings[j % renters] for j in range(total)]
+        t0 = time.monotonic()
+        subs = await asyncio.gather(*(limited(k.prepare(_job_request("python train.py", name=f"deep-{j}",
+                                                                      spare_intents=0)))
+                                      for j, k in enumerate(owners)))
+        t_prepare = time.monotonic() - t0
+        work = list(zip(owners, subs, strict=True))
+        first, work = work[0], work[1:]
+        await _until_scheduled(first[0], (await first[0].send(first[1])).job_id)
+        before = await server.call("stats")
+        if before["queued_in_scheduler"] != 0 or before["rentals_created"] != 1:
+            raise BenchError(f"the king should hold one placed job and an empty queue: {before}")
+        empty_batch, fill, deep_batch = work[:size.batch], work[size.batch:size.queued], work[size.queued:]
+        empty = await _deep_phase(stub, empty_batch, size)
+        t_fill = await _submit_all(fill, size.concurrency)
+        filled = await server.call("stats")
+        if filled["queued_in_scheduler"] != size.queued:
+            raise BenchError(f"{filled['queued_in_scheduler']} jobs queued after the fill, not {size.queued}")
+        deep = await _deep_phase(stub, deep_batch, size)
+        after = await server.call("stats")
+        if after["queued_in_scheduler"] != size.queued + size.batch or after["rentals_created"] != 1:
+            raise BenchError(f"jobs left the queue (they must stay queued): {after}")
+        return {"renters": renters, "sign_in_s": round(t_sign_in, 3), "prepare_s": round(t_prepare, 3),
+                "fill": {"submits": len(fill), "wall_s": round(t_fill, 3),
+                         "submits_per_s": round(len(fill) / t_fill, 1) if t_fill else None},
+                "empty": empty, "deep": deep, "server_after": after}
+    finally:
+        await health_channel.close()
+        await asyncio.gather(*(k.close() for k in kings), return_exceptions=True)
+
+
+async def _deep_queue_async(size: DeepQueueSize, server_cpu: int | None, other_providers: int) -> dict[str, Any]:
+    # One h100-sxm provider with one GPU, taken by the first job: every later job fits it (so its quote has
+    # a candidate and the king accepts it at a max price above the quote) but none can be placed.
+    king = _ServerProcess("king", {"providers": 1, "gpus": 1, "other_providers": other_providers,
+                                   "cpu": server_cpu})
+    try:
+        return await _deep_queue_load(size, await king.port(), king)
+    finally:
+        king.close()
+
+
+def run_deep_queue_part(size: DeepQueueSize, other_providers: int) -> dict[str, Any]:
+    """The deep-queue case: health p99 and submit rate with ``size.queued`` jobs queued vs an empty queue."""
+    cpus = _cpus()
+    pinned = len(cpus) >= 2
+    try:
+        if pinned:
+            _pin(cpus[1])
+        raw = asyncio.run(_deep_queue_async(size, cpus[0] if pinned else None, other_providers))
+    finally:
+        if pinned:
+            os.sched_setaffinity(0, set(cpus))
+    empty, deep = raw["empty"], raw["deep"]
+    health_p99 = deep["health_ms"]["p99"]
+    ratio = round(deep["submits_per_s"] / empty["submits_per_s"], 4)
+    return {
+        "queued_jobs": size.queued,
+        "health_p99_ms": health_p99,
+        "submit_ratio": ratio,
+        "targets": {"health_p99_ms": DQ_TARGET_HEALTH_P99_MS, "submit_ratio": DQ_TARGET_SUBMIT_RATIO},
+        "target_met": health_p99 <= DQ_TARGET_HEALTH_P99_MS and ratio >= DQ_TARGET_SUBMIT_RATIO,
+        "empty_queue": empty,
+        "deep_queue": deep,
+        "fill": raw["fill"],
+        "setup": {"renters": raw["renters"], "sign_in_s": raw["sign_in_s"], "prepare_s": raw["prepare_s"]},
+        "server_after": raw["server_after"],
+        "params": {"queued": size.queued, "batch": size.batch, "concurrency": size.concurrency,
+                   "jobs_per_renter": size.jobs_per_renter, "renters": raw["renters"],
+                   "health_window_s": size.window_s, "probe_interval_s": size.probe_interval_s,
+                   "job": {**GW_JOB, "intents": 1}, "pool": f"1 {GW_MODEL} provider x 1 GPU (taken by a first "
+                   f"job, so every later job stays queued) + {other_providers} {GW_OTHER_MODEL} providers x 8 GPUs",
+                   "cpu_pinning": (f"server process on CPU {cpus[0]}, clients on CPU {cpus[1]}" if pinned
+                                   else "none (one CPU)")},
+        "definitions": {
+            "health_p99_ms": "p99 of the standard gRPC health Check (one client starting a call every "
+            f"{size.probe_interval_s * 1e3:g} ms, not waiting for the previous one) over {size.window_s:g} s with {size.queued} jobs queued and "
+            "no other calls",
+            "submit_ratio": "SubmitJob rate of a batch sent with the queue deep / the same with the queue empty "
+            f"({size.batch} jobs each, {size.concurrency} renters at once, SubmitJob only)",
+            "health_during_submits_ms": "the same health Check while the timed batch is being submitted",
+            "fill": "the submissions that bring the queue from the empty batch to queued_jobs (not timed "
+            "against a goal)",
+        },
+    }
+
+
 def run_gateway_part(size: GatewaySize) -> dict[str, Any]:
     """Runs the gateway and the bare server one after the other and reports them side by side.
 
@@ -954,24 +1177,35 @@ def run_gateway_part(size: GatewaySize) -> dict[str, Any]:
 
 
 def _gateway_table(part: dict[str, Any]) -> str:
-    def lat(name: str, d: dict[str, Any], n: str = "", wall: str = "", rate: str = "", cpu: tuple[str, str] = ("", "")
-            ) -> list[str]:
-        return [name, n or f"{d['n']}", wall, rate, f"{d['p50']:.2f}", f"{d['p99']:.2f}", f"{d['max']:.1f}", *cpu]
+    def lat(name: str, d: dict[str, Any], n: str = "", wall: str = "", rate: str = "", cpu: tuple[str, str] = ("", ""),
+            ratio: str = "") -> list[str]:
+        return [name, n or f"{d['n']}", wall, rate, ratio, f"{d['p50']:.2f}", f"{d['p99']:.2f}", f"{d['max']:.1f}",
+                *cpu]
 
     b, one = part["baseline"], part["one_renter"]
     rows = [
         lat(f"gateway, {part['renters']} renters: submit -> scheduled", part["submit_to_scheduled_ms"],
             wall=f"{part['wall_s']:.2f}", rate=f"{part['throughput_jobs_per_s']:.0f}",
-            cpu=(f"{part['server_cpu_share']:.2f}", f"{part['client_cpu_share']:.2f}")),
+            ratio=f"{part['throughput_ratio']:.3f}", cpu=(f"{part['server_cpu_share']:.2f}", f"{part['client_cpu_share']:.2f}")),
         lat("  SubmitJob call", part["submit_rpc_ms"]),
         lat("  to the king's 'scheduled' stamp", part["submit_to_scheduled_event_ms"]),
         lat("gateway, 1 renter: submit -> scheduled", one["submit_to_scheduled_ms"]),
         lat("  SubmitJob call", one["submit_rpc_ms"]),
         lat(f"bare grpc.aio, {part['renters']} clients: unary", b["latency_ms"], wall=f"{b['wall_s']:.2f}",
-            rate=f"{b['throughput_per_s']:.0f}", cpu=(f"{b['server_cpu_share']:.2f}", f"{b['client_cpu_share']:.2f}")),
+            rate=f"{b['throughput_per_s']:.0f}", ratio="1", cpu=(f"{b['server_cpu_share']:.2f}", f"{b['client_cpu_share']:.2f}")),
         lat("bare grpc.aio, 1 client: unary", b["one_client_ms"]),
     ]
-    head = ["", "n", "wall s", "per s", "p50 ms", "p99 ms", "max ms", "server cpu", "client cpu"]
+    head = ["", "n", "wall s", "per s", "vs bare", "p50 ms", "p99 ms", "max ms", "server cpu", "client cpu"]
+    return format_table(head, rows)
+
+
+def _deep_table(part: dict[str, Any]) -> str:
+    rows = []
+    for name, ph in (("empty queue", part["empty_queue"]), (f"{part['queued_jobs']} jobs queued", part["deep_queue"])):
+        h, hb = ph["health_ms"], ph["health_during_submits_ms"]
+        rows.append([name, f"{h['p50']:.2f}", f"{h['p99']:.2f}", f"{hb['p99']:.2f}", f"{ph['submits']}",
+                     f"{ph['submits_per_s']:.0f}"])
+    head = ["", "health p50 ms", "health p99 ms", "p99 while submitting", "submits", "submits/s"]
     return format_table(head, rows)
 
 
@@ -1015,8 +1249,9 @@ def main(argv: list[str] | None = None) -> int:
     """Runs the benchmark, prints a table and writes the JSON report."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--quick", action="store_true", help="CI size: one run per scenario, fewer gateway jobs")
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="JSON output (default %(default)s)")
-    parser.add_argument("--part", choices=("all", "scheduler", "gateway"), default="all", help="what to run")
+    parser.add_argument("--out", type=Path, default=None, help="JSON output (default: bench/results/scheduler.json, with --quick bench/results/quick/scheduler.json)")
+    parser.add_argument("--part", choices=("all", "scheduler", "gateway", "deep-queue"), default="all",
+                        help="what to run")
     parser.add_argument("--providers", type=int, default=10_000)
     parser.add_argument("--pools", type=int, default=20)
     parser.add_argument("--jobs", type=int, default=50_000)
@@ -1033,7 +1268,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--gw-other-providers", type=int, default=984, help=f"{GW_OTHER_MODEL} providers")
     parser.add_argument("--gw-bare-calls", type=int, default=None,
                         help="calls per baseline client (default 5x the jobs per renter, at least 50)")
+    parser.add_argument("--dq-queued", type=int, default=None,
+                        help="deep queue: jobs queued for the deep figures (default 300 quick, 10,000 full)")
+    parser.add_argument("--dq-batch", type=int, default=None,
+                        help="deep queue: jobs of each timed submit batch (default 100 quick, 500 full)")
+    parser.add_argument("--dq-concurrency", type=int, default=100, help="deep queue: renters submitting at once")
+    parser.add_argument("--dq-jobs-per-renter", type=int, default=10,
+                        help="deep queue: jobs of each renter (the renters are as many as the jobs need)")
+    parser.add_argument("--dq-window", type=float, default=None,
+                        help="deep queue: seconds of health checks on the idle king (default 2 quick, 6 full)")
     args = parser.parse_args(argv)
+    args.out = result_path("scheduler", args.quick, args.out)
     if min(args.providers, args.pools, args.jobs, args.renters, args.mean_duration, args.refresh_every) < 1:
         parser.error("sizes must be >= 1")
     gw_jobs = args.gw_jobs if args.gw_jobs is not None else (3 if args.quick else 20)
@@ -1045,12 +1290,19 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--gw-other-providers must be >= 0")
     if (gw.renters * gw.jobs_per_renter + gw.solo_jobs) * GW_JOB_GPUS > gw.providers * gw.gpus:
         parser.error("the gateway jobs need more GPUs than the matching providers have (no job ends)")
+    dq = DeepQueueSize(args.dq_queued if args.dq_queued is not None else (300 if args.quick else 10_000),
+                       args.dq_batch if args.dq_batch is not None else (100 if args.quick else 500),
+                       args.dq_concurrency, args.dq_jobs_per_renter,
+                       args.dq_window if args.dq_window is not None else (2.0 if args.quick else 6.0))
+    if min(dq.batch, dq.concurrency, dq.jobs_per_renter) < 1 or dq.window_s <= 0 or dq.queued < dq.batch:
+        parser.error("deep-queue sizes must be >= 1, --dq-window > 0 and --dq-queued >= --dq-batch")
     size = Size(args.providers, args.pools, args.jobs, args.renters, args.mean_duration, args.refresh_every)
     seeds = [args.seed] if args.quick else [args.seed + i for i in range(max(1, args.repeat))]
     started = time.monotonic()
     report: dict[str, Any] = {"benchmark": "scheduler", "mode": "quick" if args.quick else "full"}
     part: dict[str, Any] | None = None
     gateway: dict[str, Any] | None = None
+    deep: dict[str, Any] | None = None
     try:
         if args.part in ("all", "scheduler"):
             print(
@@ -1074,6 +1326,12 @@ def main(argv: list[str] | None = None) -> int:
                 f"bare grpc.aio server ({gw.renters} clients x {gw.bare_calls_per_client} calls)"
             )
             gateway = run_gateway_part(gw)
+        if args.part in ("all", "deep-queue"):
+            print(
+                f"deep queue: {dq.queued} jobs queued through the gateway by {dq.concurrency} renters at once, "
+                f"health checks for {dq.window_s:g}s and {dq.batch} timed submits, empty queue vs deep queue"
+            )
+            deep = run_deep_queue_part(dq, gw.other_providers + gw.providers - 1)
     except BenchError as exc:
         print(f"benchmark failed: {exc}")
         return 1
@@ -1082,6 +1340,8 @@ def main(argv: list[str] | None = None) -> int:
         report["scheduler"] = part
     if gateway is not None:
         report["gateway"] = gateway
+    if deep is not None:
+        report["deep_queue"] = deep
     report["wall_s"] = round(time.monotonic() - started, 1)
     if part is not None:
         print()
@@ -1111,6 +1371,14 @@ def main(argv: list[str] | None = None) -> int:
                         for k in reads["before"])
         )
         print(f"fakes: {gateway['fakes']}")
+    if deep is not None:
+        print()
+        print(_deep_table(deep))
+        print(
+            f"deep queue ({deep['queued_jobs']} jobs): health_p99_ms = {deep['health_p99_ms']:.2f} (goal <= "
+            f"{DQ_TARGET_HEALTH_P99_MS:g}), submit_ratio = {deep['submit_ratio']:.3f} (goal >= "
+            f"{DQ_TARGET_SUBMIT_RATIO:g}): {'met' if deep['target_met'] else 'NOT met'}"
+        )
     write_json(args.out, report)
     print(f"wrote {args.out} ({report['wall_s']:.0f}s)")
     return 0
