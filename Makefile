@@ -13,8 +13,8 @@ NODE_STAMP := node_modules/.installed
 
 help:
 	@echo "make demo    run the whole network on this machine and a renter's job through it, with a receipt"
-	@echo "make test    run the whole test suite (creates .venv on first use)"
-	@echo "make bench   run the benchmarks (bench/*.py), results in bench/results/"
+	@echo "make test    make lint, then the whole test suite with every bench's --quick mode (creates .venv on first use)"
+	@echo "make bench   run the benchmarks (bench/*.py), results in bench/results/ (bench-quick: bench/results/quick/)"
 	@echo "make lint    ruff + mypy --strict"
 	@echo "make protos  regenerate the gRPC code from protos/"
 	@echo "make contracts  compile contracts/ with the pinned solc-js into blendr/chain/artifacts/"
@@ -35,7 +35,9 @@ $(NODE_STAMP): package.json package-lock.json
 demo: $(STAMP) $(NODE_STAMP)
 	$(PY) -m blendr.demo
 
-test: $(STAMP) $(NODE_STAMP)
+# Lint first: a lint failure fails `make test` (and CI). The tests include every bench's --quick mode
+# (tests/bench/), which writes to a temporary folder, never over bench/results/.
+test: lint $(STAMP) $(NODE_STAMP)
 	$(PY) -m pytest -q
 
 bench: $(STAMP) $(NODE_STAMP)
