@@ -1,8 +1,9 @@
 """gRPC server and channel construction with the settings every BlendrChain node shares.
 
-Servers get bounded message sizes, keepalive, the standard health service and TLS unless it is
-explicitly turned off; channels get the same bounds and keepalive, and callers pass a deadline on
-every call (``RPCConfig.call_timeout_s``).
+Servers get bounded message sizes, keepalive, the standard health service, TLS unless it is
+explicitly turned off, and :class:`~blendr.rpc.interceptor.ErrorInterceptor` in front of every service
+(servicers raise :class:`~blendr.errors.BlendrError`; it answers with the mapped status). Channels get the
+same bounds and keepalive, and callers pass a deadline on every call (``RPCConfig.call_timeout_s``).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from blendr.config import Config, RPCConfig
 from blendr.errors import ConfigError, TLSError
+from blendr.rpc.interceptor import ErrorInterceptor
 
 
 def _options(rpc: RPCConfig, *, server: bool) -> list[tuple[str, Any]]:
@@ -108,12 +110,15 @@ async def start_server(
         listen: ``HOST:PORT``; port 0 binds a free port (returned in the handle).
         register: Callables ``f(server)`` that add servicers.
         service_names: Fully qualified service names reported SERVING by the health service.
+        interceptors: Further interceptors, run inside the :class:`ErrorInterceptor` that every server gets
+            (so errors raised by the behaviours they wrap are mapped like the servicers' own).
 
     Raises:
         ConfigError: the address cannot be bound.
         TLSError: TLS material is missing or invalid.
     """
-    server = grpc.aio.server(options=_options(cfg.rpc, server=True), interceptors=list(interceptors))
+    server = grpc.aio.server(options=_options(cfg.rpc, server=True),
+                             interceptors=[ErrorInterceptor(), *interceptors])
     for add in register:
         add(server)
     health_servicer = health.aio.HealthServicer()
