@@ -12,6 +12,7 @@ from blendr.errors import BlendrError, InvalidArgumentError
 from blendr.rpc.status import status_for
 from blendr.telemetry import get_logger
 from king.bridge import DELIVERED, DELIVERING, GATHERING, AttestationBook
+from king.queens import QueenHub, QueenListener
 from king.settlements import SettlementBook
 from protos.blendr.v1 import king_pb2 as kpb
 from protos.blendr.v1 import king_pb2_grpc as kpb_grpc
@@ -25,16 +26,18 @@ RENTAL_TO_PB = {"active": kpb.RENTAL_STATE_ACTIVE, "cancelled": kpb.RENTAL_STATE
 
 
 class KingControlServicer(kpb_grpc.KingControlServicer):
-    def __init__(self, book: AttestationBook, settlements: SettlementBook, hub: Any = None) -> None:
+    def __init__(self, book: AttestationBook, settlements: SettlementBook, hub: QueenHub | None = None,
+                 listener: QueenListener | None = None) -> None:
         self.book = book
         self.settlements = settlements
-        self.hub = hub  # king.queens.QueenHub
+        self.hub = hub
+        self.listener = listener  # the king's core: what it does with a queen's snapshots and job events
 
     async def QueenSession(self, request_iterator: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-        if self.hub is None:
+        if self.hub is None or self.listener is None:
             await context.abort(grpc.StatusCode.FAILED_PRECONDITION, "this king takes no queen sessions")
             return
-        async for msg in self.hub.session(request_iterator, context):
+        async for msg in self.hub.session(request_iterator, self.listener):
             yield msg
 
     async def _fail(self, context: grpc.aio.ServicerContext[Any, Any], exc: BlendrError) -> None:
