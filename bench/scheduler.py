@@ -22,7 +22,8 @@ jobs alike, so nothing can be remembered per identical spec).
 Figures: ``placements_per_s`` = churn placements / churn wall seconds (releases and snapshot refreshes
 included); ``p50_ms``/``p99_ms`` = latency of the single ``schedule(max_placements=1)`` calls that placed
 a job. Targets: >= 5,000 placements/s and p99 <= 10 ms. The full run repeats each scenario with
-``--repeat`` seeds and reports its median run; ``--quick`` runs each once. The top-level figures are
+``--repeat`` seeds and reports its median run; ``--quick`` runs each once, at 4,000 providers, 20,000 jobs
+(a smoke run: its figures are not comparable with the full ones). The top-level figures are
 those of ``mixed_specs``; ``scheduler.target_met`` needs both scenarios to meet the targets.
 
 Second part, ``gateway``: the same path through the real gateway on loopback. A server process (pinned to
@@ -68,9 +69,26 @@ the same number of concurrent clients from this process, each its own channel, s
 and the king's placement loop, the bare server one call; when the load generator is busier than the bare
 server (see the CPU figures) the bare rate is a lower bound and the ratio an upper bound.
 
-The report is ``{"scheduler": {...}, "gateway": {...}, "placements_per_s": ..., "p99_ms": ..., ...}``.
+Third part, ``deep-queue`` (the king with a long queue, as one renter with 8,100 queued jobs found it): a king
+server process as in the gateway part, but its pool has ONE h100-sxm provider with one GPU (and 999 rtx-4090
+providers of 8 GPUs). A first job takes that GPU and no job ends, so every later job stays queued, although
+each is valid and accepted (its quote has that provider as candidate, at a price under the job's max).
+``--dq-jobs-per-renter`` (10) jobs per renter, so the renters are ~1,000 SDK clients for 10,000 jobs: the
+king's per-renter limit of open jobs (an operator setting) is not what is measured. Every job carries one
+intent and one wrapped key. Sequence: the first job is placed; empty queue: health checks on the idle king
+for ``--dq-window`` s (6; quick 2), then a timed batch of ``--dq-batch`` (500; quick 100) SubmitJob calls from
+``--dq-concurrency`` (100) renters at once; the fill, through the gateway the same way, up to ``--dq-queued``
+(10,000; quick 300) jobs queued; then the same health window and timed batch with the queue deep. The bench
+fails if any job left the queue. Health checks are the standard gRPC health service's Check, started every
+10 ms without waiting for the previous one (so a stalled event loop counts for every check it delays).
 
-Usage: ``python bench/scheduler.py [--quick] [--part all|scheduler|gateway] [--out bench/results/scheduler.json]``.
+* ``deep_queue.health_p99_ms``: health Check p99 over the idle window with the queue deep (goal <= 50 ms);
+* ``deep_queue.submit_ratio``: SubmitJob rate of the batch with the queue deep / with it empty (goal >= 0.8).
+
+The report is ``{"scheduler": {...}, "gateway": {...}, "deep_queue": {...}, "placements_per_s": ..., ...}``.
+
+Usage: ``python bench/scheduler.py [--quick] [--part all|scheduler|gateway|deep-queue] [--out PATH]``; the
+default output is bench/results/scheduler.json, with ``--quick`` bench/results/quick/scheduler.json.
 """
 
 from __future__ import annotations
@@ -1252,12 +1270,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=None, help="JSON output (default: bench/results/scheduler.json, with --quick bench/results/quick/scheduler.json)")
     parser.add_argument("--part", choices=("all", "scheduler", "gateway", "deep-queue"), default="all",
                         help="what to run")
-    parser.add_argument("--providers", type=int, default=10_000)
+    parser.add_argument("--providers", type=int, default=None, help="default 10,000 (quick 4,000)")
     parser.add_argument("--pools", type=int, default=20)
-    parser.add_argument("--jobs", type=int, default=50_000)
+    parser.add_argument("--jobs", type=int, default=None, help="default 50,000 (quick 20,000)")
     parser.add_argument("--renters", type=int, default=200)
-    parser.add_argument("--mean-duration", type=int, default=15_000, help="mean job run time in placements")
-    parser.add_argument("--refresh-every", type=int, default=1000, help="placements between pool snapshots")
+    parser.add_argument("--mean-duration", type=int, default=None,
+                        help="mean job run time in placements (default 15,000, quick 6,000)")
+    parser.add_argument("--refresh-every", type=int, default=None,
+                        help="placements between pool snapshots (default 1,000, quick 400)")
     parser.add_argument("--repeat", type=int, default=3, help="runs (seeds) per scenario in the full mode")
     parser.add_argument("--seed", type=int, default=1, help="first seed")
     parser.add_argument("--gw-renters", type=int, default=100, help="concurrent renters (SDK clients)")
@@ -1279,6 +1299,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="deep queue: seconds of health checks on the idle king (default 2 quick, 6 full)")
     args = parser.parse_args(argv)
     args.out = result_path("scheduler", args.quick, args.out)
+    # --quick is a smoke run: the scheduler part at 2/5 of the full size (same jobs per provider).
+    for name, full, quick in (("providers", 10_000, 4_000), ("jobs", 50_000, 20_000),
+                              ("mean_duration", 15_000, 6_000), ("refresh_every", 1000, 400)):
+        if getattr(args, name) is None:
+            setattr(args, name, quick if args.quick else full)
     if min(args.providers, args.pools, args.jobs, args.renters, args.mean_duration, args.refresh_every) < 1:
         parser.error("sizes must be >= 1")
     gw_jobs = args.gw_jobs if args.gw_jobs is not None else (3 if args.quick else 20)
