@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -39,14 +39,34 @@ from blendr.telemetry import Metrics, get_logger
 from blendr.types import DeviceInfo, DeviceKind, Hello, RayInfo
 from protos.blendr.v1 import queen_pb2 as pb
 from protos.blendr.v1 import queen_pb2_grpc as pb_grpc
+from provider import convert as job_convert
 from provider.compute import ComputeRuntime
-from provider.jobhost import JobExecutor, JobHost
+from provider.jobhost import JobExecutor, JobHost, UpdateSink
+from provider.jobtypes import JobUpdate
 
 log = get_logger("blendr.provider")
 
 KEEP_PROOFS = 4
 WEI_PER_TOKEN = 10**18
 FATAL_CODES = {grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.UNIMPLEMENTED}
+
+Send = Callable[[pb.ProviderMessage], Awaitable[None]]
+
+
+def update_sink(send: Send) -> UpdateSink:
+    """The job host's view of a session's stream: job updates in, ``ProviderMessage``s out.
+
+    The sink raises UnavailableError when the stream is closed or broken (grpc.aio raises AioRpcError
+    after the call ended with a status, InvalidStateError once it is finished or half-closed).
+    """
+
+    async def sink(update: JobUpdate) -> None:
+        try:
+            await send(job_convert.update_message(update))
+        except (grpc.aio.AioRpcError, asyncio.InvalidStateError) as exc:
+            raise UnavailableError(f"the queen's stream is closed ({type(exc).__name__})") from None
+
+    return sink
 
 
 def ask_in_wei(tokens: str) -> int:
@@ -246,7 +266,7 @@ class ProviderAgent:
                      devices=len(self.devices))
             beat = asyncio.create_task(self._heartbeats(send, adm.heartbeat_interval_seconds))
             # Every job's updates again: whatever the last stream lost reaches this queen.
-            self.jobs.attach(send)
+            self.jobs.attach(update_sink(send))
             try:
                 while True:
                     msg = await call.read()
@@ -296,9 +316,9 @@ class ProviderAgent:
         elif kind == "opening_request":
             self._spawn(self._on_openings(msg.opening_request, send))
         elif kind == "job_start":
-            self.jobs.handle_start(msg.job_start)
+            self.jobs.handle_start(job_convert.assignment_from_proto(msg.job_start))
         elif kind == "job_stop":
-            self.jobs.handle_stop(msg.job_stop)
+            self.jobs.handle_stop(job_convert.stop_from_proto(msg.job_stop))
         elif kind == "challenge_result":
             r = msg.challenge_result
             verdict = convert.VERDICT_FROM_PB.get(r.verdict)

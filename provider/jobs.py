@@ -44,7 +44,9 @@ from typing import Any, TypeVar
 
 from tenacity import (
     AsyncRetrying,
+    RetryCallState,
     retry_if_exception,
+    retry_if_exception_type,
     stop_after_attempt,
     stop_after_delay,
     wait_exponential_jitter,
@@ -54,12 +56,12 @@ from blendr.clock import Clock, SystemClock
 from blendr.errors import ComputeError, FailedPreconditionError, InvalidArgumentError, NotFoundError
 from blendr.payload import MAX_PAYLOAD_BYTES, JobPayload, unpack
 from blendr.telemetry import get_logger
+from provider.jobtypes import JobEvent, UpdateKind
 
 log = get_logger("blendr.provider.jobs")
 
 T = TypeVar("T")
 
-TERMINAL_KINDS = frozenset({"succeeded", "failed", "stopped"})
 RENTAL_ENDED = "rental ended"
 SUBMISSION_PREFIX = "blendr-"
 # A job's share of the agent's pin resource: enough to place it on this provider's nodes, small enough
@@ -82,29 +84,6 @@ _STATUS_CODE = re.compile(r"status code (\d{3})")
 # containers, which this does not pretend to provide.
 RESERVED_ENV = frozenset({"CUDA_VISIBLE_DEVICES", "NVIDIA_VISIBLE_DEVICES", "HIP_VISIBLE_DEVICES",
                           "ROCR_VISIBLE_DEVICES"})
-
-
-@dataclass(frozen=True)
-class JobEvent:
-    """Something that happened to a renter job.
-
-    ``kind`` is ``running``, ``log`` (``message`` is one line, without its newline), ``progress``
-    (``progress`` in 0..1, parsed from a ``BLENDR_PROGRESS <x>`` line, which also comes as a ``log``
-    event just before), or one of the terminal kinds ``succeeded``, ``failed``, ``stopped`` (``message``
-    is the reason). ``seq`` numbers log lines from 1 (``log`` and ``progress`` events), so a consumer can
-    drop lines it already forwarded before a restart. ``ts`` is the runner's clock (wall seconds).
-    """
-
-    job_id: str
-    kind: str
-    message: str = ""
-    progress: float = -1.0
-    ts: float = 0.0
-    seq: int = 0
-
-    @property
-    def terminal(self) -> bool:
-        return self.kind in TERMINAL_KINDS
 
 
 class _RayRequestError(ComputeError):
@@ -242,6 +221,27 @@ class _Job:
     stop_sent: bool = False
     consumed: bool = False
     terminal: JobEvent | None = None
+
+
+class _Outage:
+    """A tenacity stop condition: every poll has failed for ``limit_s`` on ``clock`` (from the first failure)."""
+
+    def __init__(self, clock: Clock, limit_s: float) -> None:
+        self._clock = clock
+        self._limit_s = limit_s
+        self._since: float | None = None
+        self.elapsed_s = 0.0
+
+    def __call__(self, retry_state: RetryCallState) -> bool:
+        now = self._clock.monotonic()
+        self._since = now if self._since is None else self._since
+        self.elapsed_s = now - self._since
+        return self.elapsed_s >= self._limit_s
+
+
+def _log_poll_failure(job: _Job, retry_state: RetryCallState) -> None:
+    exc = retry_state.outcome.exception() if retry_state.outcome is not None else None
+    log.warning("renter job poll failed", job_id=job.job_id, error=str(exc))
 
 
 def _zip_dir(src: Path, dst: Path) -> None:
@@ -441,10 +441,10 @@ class JobRunner:
         # A bug, not a Ray failure (those end the job in _watch): still honour the one-terminal-event
         # contract so the consumer (and the renter) is not left waiting forever.
         exc = task.exception()
-        log.error("renter job watcher crashed", job_id=job.job_id, error=f"{type(exc).__name__}: {exc}")
+        log.error("renter job watcher crashed", job_id=job.job_id, exc_info=exc)
         shutil.rmtree(job.workdir, ignore_errors=True)
-        event = JobEvent(job.job_id, "failed", f"the provider lost track of the job ({type(exc).__name__})",
-                         ts=self._clock.time())
+        event = JobEvent(job.job_id, UpdateKind.FAILED,
+                         f"the provider lost track of the job ({type(exc).__name__})", ts=self._clock.time())
         job.terminal = event
         job.queue.put_nowait(event)
         job.finished.set()
@@ -510,58 +510,74 @@ class JobRunner:
             if event.terminal:
                 return
 
-    def _emit(self, job: _Job, kind: str, message: str = "", *, progress: float = -1.0, seq: int = 0) -> None:
+    def _emit(self, job: _Job, kind: UpdateKind, message: str = "", *, progress: float = -1.0,
+              seq: int = 0) -> None:
         job.queue.put_nowait(JobEvent(job.job_id, kind, message, progress, self._clock.time(), seq))
 
     def _emit_lines(self, job: _Job, lines: list[tuple[int, str]]) -> None:
         for seq, line in lines:
-            self._emit(job, "log", line, seq=seq)
+            self._emit(job, UpdateKind.LOG, line, seq=seq)
             if (value := parse_progress(line)) is not None:
-                self._emit(job, "progress", progress=value, seq=seq)
+                self._emit(job, UpdateKind.PROGRESS, progress=value, seq=seq)
 
     async def _watch(self, client: Any, job: _Job) -> None:
         from ray.job_submission import JobStatus
 
         cursor = _LogCursor(job.skip_lines)
         running = False
-        failing_since: float | None = None
-        backoff = self._poll_s
         while True:
+            outage = _Outage(self._clock, self._unreachable_after_s)
+            # A failing poll is retried with a growing pause (from twice the poll interval up to MAX_POLL_S)
+            # until the cluster has been unreachable for unreachable_after_s on the runner's clock: the bound
+            # is that time, not a count, because it is how long a renter's job may go unsupervised. A stop
+            # request wakes the pause early.
+            retrying = AsyncRetrying(
+                retry=retry_if_exception_type(ComputeError), stop=outage,
+                wait=wait_exponential_jitter(initial=2 * self._poll_s, max=MAX_POLL_S, jitter=self._poll_s),
+                sleep=functools.partial(self._sleep, job), before_sleep=functools.partial(_log_poll_failure, job),
+                reraise=True)
             try:
-                await self._stop_if_due(job)
-                # Status first, logs second: a terminal status means the log read after it is complete.
-                info = await self._job_info(client, job)
-                if info is None:
-                    await self._finish(job, "failed", "the Ray cluster no longer knows this job (was it restarted?)")
-                    return
-                logs = await self._call("read the job's logs", client.get_job_logs, job.submission_id)
+                async for attempt in retrying:
+                    with attempt:
+                        polled = await self._poll(client, job)
             except ComputeError as exc:
-                now = self._clock.monotonic()
-                failing_since = now if failing_since is None else failing_since
-                if now - failing_since >= self._unreachable_after_s:
-                    await self._finish(job, "failed", f"lost contact with the Ray cluster for "
-                                                      f"{now - failing_since:.0f} s: {exc}")
-                    return
-                log.warning("renter job poll failed", job_id=job.job_id, error=str(exc))
-                backoff = min(backoff * 2, MAX_POLL_S)
-                await self._sleep(job, backoff)
-                continue
-            failing_since, backoff = None, self._poll_s
+                await self._finish(job, UpdateKind.FAILED,
+                                   f"lost contact with the Ray cluster for {outage.elapsed_s:.0f} s: {exc}")
+                return
+            if polled is None:
+                await self._finish(job, UpdateKind.FAILED,
+                                   "the Ray cluster no longer knows this job (was it restarted?)")
+                return
+            info, logs = polled
             status = info.status
             terminal = status in (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.STOPPED)
             ran = status == JobStatus.RUNNING or (terminal and info.driver_exit_code is not None)
             if ran and not running:
                 running = True
-                self._emit(job, "running")
-            self._emit_lines(job, cursor.feed(logs or "", final=terminal))
+                self._emit(job, UpdateKind.RUNNING)
+            self._emit_lines(job, cursor.feed(logs, final=terminal))
             if terminal:
-                kind, reason = self._outcome(job, info, status)
-                await self._finish(job, kind, reason)
+                kind, reason, exit_code = self._outcome(job, info, status)
+                await self._finish(job, kind, reason, exit_code)
                 return
-            interval = max(self._poll_s, min(MAX_POLL_S, len(logs or "") / LOG_POLL_CHARS_PER_S))
+            interval = max(self._poll_s, min(MAX_POLL_S, len(logs) / LOG_POLL_CHARS_PER_S))
             # Wake up in time for the deadline rather than a poll later.
             interval = min(interval, max(0.05, job.deadline_unix - self._clock.time()))
             await self._sleep(job, interval)
+
+    async def _poll(self, client: Any, job: _Job) -> tuple[Any, str] | None:
+        """Stop the job if due, then read its status and logs; None when Ray no longer has the job.
+
+        Raises:
+            ComputeError: the cluster is unreachable or refused a request.
+        """
+        await self._stop_if_due(job)
+        # Status first, logs second: a terminal status means the log read after it is complete.
+        info = await self._job_info(client, job)
+        if info is None:
+            return None
+        logs = await self._call("read the job's logs", client.get_job_logs, job.submission_id)
+        return info, logs or ""
 
     async def _stop_if_due(self, job: _Job) -> None:
         if not job.stop_reason and self._clock.time() >= job.deadline_unix:
@@ -571,28 +587,29 @@ class JobRunner:
             await self._stop_on_ray(job.submission_id)
             job.stop_sent = True
 
-    def _outcome(self, job: _Job, info: Any, status: Any) -> tuple[str, str]:
+    def _outcome(self, job: _Job, info: Any, status: Any) -> tuple[UpdateKind, str, int | None]:
+        """The terminal kind, reason and entrypoint exit code (None unless the entrypoint failed)."""
         from ray.job_submission import JobStatus
 
         if status == JobStatus.SUCCEEDED:
-            return "succeeded", ""
+            return UpdateKind.SUCCEEDED, "", None
         if status == JobStatus.STOPPED:
-            return "stopped", job.stop_reason or "stopped on the Ray cluster, outside BlendrChain"
+            return UpdateKind.STOPPED, job.stop_reason or "stopped on the Ray cluster, outside BlendrChain", None
         code = info.driver_exit_code
         if code is not None and str(info.error_type or "") == "JOB_ENTRYPOINT_COMMAND_ERROR":
-            return "failed", f"entrypoint exited with code {code}"
+            return UpdateKind.FAILED, f"entrypoint exited with code {code}", int(code)
         # Ray appends the last log lines to its message; they were streamed already.
         message = str(info.message or "").split(", last available logs")[0].strip()
-        return "failed", (message.splitlines()[0] if message else "the job failed")[:1000]
+        return UpdateKind.FAILED, (message.splitlines()[0] if message else "the job failed")[:1000], None
 
-    async def _finish(self, job: _Job, kind: str, reason: str) -> None:
+    async def _finish(self, job: _Job, kind: UpdateKind, reason: str, exit_code: int | None = None) -> None:
         # Clean up before announcing the end: whoever sees the terminal event can rely on it.
         await self._run(self._remove_workdir, job)
-        event = JobEvent(job.job_id, kind, reason, ts=self._clock.time())
+        event = JobEvent(job.job_id, kind, reason, ts=self._clock.time(), exit_code=exit_code)
         job.terminal = event
         job.queue.put_nowait(event)
         job.finished.set()
-        log.info("renter job ended", job_id=job.job_id, outcome=kind, reason=reason)
+        log.info("renter job ended", job_id=job.job_id, outcome=kind.value, reason=reason)
 
     async def _sleep(self, job: _Job, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
