@@ -33,7 +33,7 @@ $(NODE_STAMP): package.json package-lock.json
 	@touch $(NODE_STAMP)
 
 demo: $(STAMP) $(NODE_STAMP)
-	$(PY) -m blendr.demo
+	$(PY) -m blendrctl.demo
 
 # Lint first: a lint failure fails `make test` (and CI). The tests include every bench's --quick mode
 # (tests/bench/), which writes to a temporary folder, never over bench/results/.

@@ -28,7 +28,8 @@ import grpc
 
 from blendr import jobspec
 from blendr.errors import BlendrError
-from blendr.jobspec import Spec, fmt_tokens
+from blendr.jobspec import Spec
+from blendr.units import fmt_tokens, parse_tokens
 
 
 class RenterError(BlendrError):
@@ -72,7 +73,7 @@ class JobRequest:
         if self.hours <= 0:
             raise RenterError("hours must be positive", grpc.StatusCode.INVALID_ARGUMENT)
         try:
-            price = jobspec.parse_tokens(self.max_price, "max price")
+            price = parse_tokens(self.max_price, "max price")
         except BlendrError as exc:
             raise RenterError(str(exc), grpc.StatusCode.INVALID_ARGUMENT) from None
         return Spec(gpus=self.gpus, duration_s=round(self.hours * 3600), max_price_per_gpu_hour=price,

@@ -12,14 +12,18 @@ import json
 import math
 import re
 from dataclasses import asdict, dataclass
-from decimal import Decimal, InvalidOperation
 
 from eth_utils import keccak
 
 from blendr.errors import InvalidArgumentError
 from blendr.proof.fingerprints import FINGERPRINTS
 
-TOKEN = 10**18
+# Re-exported for king/jobs.py, king/queens.py, king/gateway.py and king/app.py until they import blendr.units.
+from blendr.units import fmt_bytes as fmt_bytes
+from blendr.units import fmt_duration
+from blendr.units import fmt_tokens as fmt_tokens
+from blendr.units import parse_wei as parse_wei
+
 REQUEST_ID = re.compile(r"[A-Za-z0-9_-]{16,64}")
 ZERO_ADDRESS = "0x" + "00" * 20
 
@@ -76,46 +80,3 @@ def check_request_id(request_id: str) -> str:
     if not REQUEST_ID.fullmatch(request_id):
         raise InvalidArgumentError("request_id must be 16-64 characters of A-Z a-z 0-9 _ -")
     return request_id
-
-
-def parse_wei(text: str, what: str) -> int:
-    """A decimal wei string from the wire (at most 78 digits: uint256); raises InvalidArgumentError naming ``what``."""
-    if not text or len(text) > 78 or not text.isascii() or not text.isdigit():
-        raise InvalidArgumentError(f"{what} must be a whole number of wei (got {text[:80]!r})")
-    return int(text)
-
-
-def parse_tokens(text: str | float, what: str = "amount") -> int:
-    """``2.5`` (GPUTOKEN) in wei; raises InvalidArgumentError for a negative or malformed amount."""
-    try:
-        d = Decimal(str(text))
-    except InvalidOperation:
-        raise InvalidArgumentError(f"{what} must be a number of GPUTOKEN (got {text!r})") from None
-    if not d.is_finite() or d < 0:
-        raise InvalidArgumentError(f"{what} must be a non-negative number of GPUTOKEN (got {text!r})")
-    return int(d * TOKEN)
-
-
-def fmt_tokens(wei: int, places: int = 6) -> str:
-    """Wei as GPUTOKEN with at most ``places`` decimals, trailing zeros dropped (``2.5``)."""
-    q = Decimal(wei) / TOKEN
-    text = f"{q:.{places}f}".rstrip("0").rstrip(".")
-    return text or "0"
-
-
-def fmt_duration(seconds: float) -> str:
-    s = int(seconds)
-    if s % 3600 == 0 and s >= 3600:
-        return f"{s // 3600} h"
-    if s >= 3600:
-        return f"{s / 3600:.2f} h"
-    if s % 60 == 0 and s >= 60:
-        return f"{s // 60} min"
-    return f"{s} s"
-
-
-def fmt_bytes(n: int) -> str:
-    for unit, size in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
-        if n >= size:
-            return f"{n / size:.1f} {unit}"
-    return f"{n} bytes"

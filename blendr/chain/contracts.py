@@ -17,7 +17,7 @@ from eth_abi.abi import encode
 from eth_utils import keccak, to_checksum_address
 
 from blendr.chain.bridge import BridgeMessage
-from blendr.chain.types import Wei
+from blendr.units import Wei
 
 if TYPE_CHECKING:
     from web3.types import TxReceipt

@@ -16,9 +16,10 @@ from typing import TYPE_CHECKING, Any
 
 from eth_utils import keccak
 
+from blendr.chain.devkeys import DEV_KEYS, ETC_CHAIN_ID, ETH_CHAIN_ID, ROLES
 from blendr.chain.manifest import ChainDeployment, Manifest
-from blendr.chain.types import tokens
 from blendr.errors import ConfigError
+from blendr.units import tokens
 
 if TYPE_CHECKING:
     from web3.contract import Contract
@@ -234,7 +235,6 @@ def deploy_devnet(cfg: Config, *, echo: Echo = print, eth_url: str = "", etc_url
     from eth_account import Account
 
     from blendr.chain.client import ChainClient, ChainSettings
-    from blendr.devnet import DEV_KEYS, ETC_CHAIN_ID, ETH_CHAIN_ID, ROLES
 
     host = cfg.devnet.host
     deployer = Account.from_key(DEV_KEYS[ROLES["deployer"]])

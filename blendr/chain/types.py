@@ -1,19 +1,14 @@
-"""Types that say units for chain values."""
+"""Types that say units for chain values (token amounts: :mod:`blendr.units`)."""
 
 from __future__ import annotations
 
 from typing import NewType
 
-Wei = NewType("Wei", int)
+# Re-exported for king/pricing.py and bench/ (gas.py, relay.py, scheduler.py) until they import blendr.units.
+from blendr.units import TOKEN as TOKEN
+from blendr.units import Wei as Wei
+from blendr.units import tokens as tokens
+
 ChainId = NewType("ChainId", int)
 TxHash = NewType("TxHash", str)
 BlockNumber = NewType("BlockNumber", int)
-
-TOKEN = 10**18  # one GPUTOKEN in its smallest unit
-
-
-def tokens(amount: float | int | str) -> Wei:
-    """``amount`` whole GPUTOKEN in wei (exact for decimal strings and ints)."""
-    from decimal import Decimal
-
-    return Wei(int(Decimal(str(amount)) * TOKEN))

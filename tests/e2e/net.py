@@ -22,10 +22,10 @@ from eth_account import Account
 
 from blendr.chain.client import ChainClient, ChainSettings
 from blendr.chain.contracts import GPURental, GPUToken, ReputationSystem
+from blendr.chain.devkeys import DEV_KEYS, ROLES
 from blendr.chain.manifest import Manifest
 from blendr.client import KingClient
 from blendr.config import Config, load_config
-from blendr.devnet import DEV_KEYS, ROLES
 from blendr.identity import NodeIdentity
 from king.app import KingApp, start_king
 from provider.agent import ProviderAgent

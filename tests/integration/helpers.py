@@ -74,7 +74,7 @@ async def running_agent(agent: Any) -> AsyncIterator[asyncio.Task[None]]:
 
 
 def blendr_cmd(*args: str) -> list[str]:
-    return [sys.executable, "-m", "blendr.cli", *args]
+    return [sys.executable, "-m", "blendrctl", *args]
 
 
 def subprocess_env() -> dict[str, str]:

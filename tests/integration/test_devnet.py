@@ -16,9 +16,9 @@ from web3 import Web3
 from blendr.chain.anvil import AnvilProcess, start_anvil
 from blendr.chain.client import ChainClient, ChainSettings
 from blendr.chain.deploy import DEFAULT_ADMIN_ROLE, role
+from blendr.chain.devkeys import DEV_KEYS, ROLES
 from blendr.chain.manifest import Manifest
 from blendr.config import load_config
-from blendr.devnet import DEV_KEYS, ROLES
 from queen.stake_oracle import ChainStakeOracle
 
 REPO = Path(__file__).resolve().parents[2]
@@ -32,7 +32,7 @@ def free_port() -> int:
 
 def blendr(*args: str, home: Path, check: bool = True) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    proc = subprocess.run([sys.executable, "-m", "blendr.cli", *args, "--home", str(home)], env=env, cwd=REPO,
+    proc = subprocess.run([sys.executable, "-m", "blendrctl", *args, "--home", str(home)], env=env, cwd=REPO,
                           capture_output=True, text=True, timeout=240)
     if check and proc.returncode != 0:
         raise AssertionError(f"blendr {' '.join(args)} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")

@@ -42,12 +42,6 @@ def _say(msg: str) -> None:
     print(f"\033[1m==> {msg}\033[0m" if sys.stdout.isatty() else f"==> {msg}", flush=True)
 
 
-def _fmt(wei: int) -> str:
-    sign = "-" if wei < 0 else ""
-    whole, frac = divmod(abs(wei), 10**18)
-    return f"{sign}{whole}.{frac:018d}"[: len(f"{sign}{whole}") + 7]
-
-
 def _wait_file(path: Path, proc: subprocess.Popen[bytes], log: Path, what: str, timeout: float = 90) -> str:
     deadline = time.monotonic() + timeout
     while not path.is_file():
@@ -80,7 +74,7 @@ def main() -> int:
         env = {k: v for k, v in os.environ.items() if not k.startswith("BLENDR_")}
         env["PYTHONUNBUFFERED"] = "1"
         fh = open(logs / f"{name}.log", "wb")  # noqa: SIM115 (lives as long as the process)
-        p = subprocess.Popen([sys.executable, "-m", "blendr.cli", *args], stdout=fh, stderr=subprocess.STDOUT, env=env,
+        p = subprocess.Popen([sys.executable, "-m", "blendrctl", *args], stdout=fh, stderr=subprocess.STDOUT, env=env,
                              start_new_session=True)
         procs.append(p)
         return p
@@ -171,7 +165,7 @@ async def _renter(rhome: Path, king: str, king_ca: Path, manifest_path: Path, lo
     from blendr.chain.manifest import Manifest
     from blendr.client import JobRequest, KingClient, RenterError
     from blendr.identity import NodeIdentity
-    from blendr.jobspec import fmt_tokens
+    from blendr.units import fmt_tokens
 
     m = Manifest.from_json(json.loads(manifest_path.read_text()))
 
@@ -252,7 +246,7 @@ async def _renter(rhome: Path, king: str, king_ca: Path, manifest_path: Path, lo
     print(f"   {'account':10s} {'before':>16s} {'after':>16s} {'change':>12s}")
     for name in ("renter", "provider", "treasury"):
         print(f"   {name:10s} {fmt_tokens(before[name]):>16s} {fmt_tokens(after[name]):>16s} "
-              f"{fmt_tokens(after[name] - before[name]) if after[name] >= before[name] else '-' + fmt_tokens(before[name] - after[name]):>12s}")
+              f"{fmt_tokens(after[name] - before[name]):>12s}")
     print(f"   reputation of the provider on ETC: {rep_before / 100:.2f}% -> {rep.score(r.provider) / 100:.2f}%")
     fin = [e for e in wv.contract.events.TaskFinalized().get_logs(from_block=m.etc.deploy_block)
            if int(e["args"]["rentalId"]).to_bytes(32, "big") == bytes(r.rental_id)]

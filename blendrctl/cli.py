@@ -95,9 +95,9 @@ def build_parser() -> argparse.ArgumentParser:
     _tls_flags(krun, client=False)
     krun.add_argument("--listen", help="HOST:PORT for renters and queens (default 0.0.0.0:7480)")
 
-    from blendr import renter_cli
+    from blendrctl import renter
 
-    renter_cli.add_parsers(sub, _common)
+    renter.add_parsers(sub, _common)
 
     pool = sub.add_parser("pool", help="inspect a queen's pool")
     posub = pool.add_subparsers(dest="action", metavar="ACTION", required=True)
@@ -341,9 +341,9 @@ def _cmd_chain(args: argparse.Namespace) -> int:
 
 
 def _cmd_renter(args: argparse.Namespace) -> int:
-    from blendr import renter_cli
+    from blendrctl import renter
 
-    return renter_cli.run(args, _load)
+    return renter.run(args, _load)
 
 
 def main(argv: list[str] | None = None) -> int:

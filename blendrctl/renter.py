@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from blendr.jobspec import fmt_duration, fmt_tokens
+from blendr.units import fmt_duration, fmt_tokens
 
 
 def add_parsers(sub: Any, common: Any) -> None:
