@@ -301,7 +301,7 @@ class ProviderAgent:
             raise grpc.aio.AioRpcError(code, await call.initial_metadata(), await call.trailing_metadata(),
                                        details=await call.details())
 
-    async def _heartbeats(self, send: Any, interval: float) -> None:
+    async def _heartbeats(self, send: Send, interval: float) -> None:
         seq = 0
         interval = max(0.05, interval)
         while True:
@@ -309,7 +309,7 @@ class ProviderAgent:
             await send(pb.ProviderMessage(heartbeat=pb.Heartbeat(seq=seq, busy_devices=self.jobs.busy_gpus())))
             await asyncio.sleep(interval)
 
-    def _handle(self, msg: pb.QueenMessage, send: Any) -> None:
+    def _handle(self, msg: pb.QueenMessage, send: Send) -> None:
         kind = msg.WhichOneof("body")
         if kind == "challenge":
             self._spawn(self._on_challenge(msg.challenge, send))
@@ -341,7 +341,7 @@ class ProviderAgent:
         task.add_done_callback(self._tasks.discard)
 
     # ------------------------------------------------------------------ challenges
-    async def _on_challenge(self, m: pb.Challenge, send: Any) -> None:
+    async def _on_challenge(self, m: pb.Challenge, send: Send) -> None:
         self.status.challenges += 1
         try:
             params, timeout_s, wanted = convert.challenge_from_proto(m)
@@ -367,7 +367,7 @@ class ProviderAgent:
             devices=[pb.DeviceCommitment(device_index=p.device_index, root=p.root, work_seconds=p.work_seconds,
                                          peak_memory_bytes=p.peak_memory_bytes) for p in proofs])))
 
-    async def _on_openings(self, m: pb.OpeningRequest, send: Any) -> None:
+    async def _on_openings(self, m: pb.OpeningRequest, send: Send) -> None:
         entry = self._proofs.get(m.challenge_id)
         if entry is None:
             log.warning("opening request for an unknown challenge", challenge=m.challenge_id)

@@ -93,15 +93,21 @@ class RayRuntime(ComputeRuntime):
         gpus = sum(1 for d in self.devices if d.kind is DeviceKind.GPU)
         ctx: Any = None
         if not ray.is_initialized():
+            # What ray.init raises: ConnectionError (no cluster there), ValueError (a malformed address),
+            # RuntimeError (a version mismatch, a node that fails to start) and Ray's own errors.
+            ray_errors = (OSError, RuntimeError, ValueError, ray.exceptions.RayError)
             if self.address:
                 try:
                     ctx = ray.init(address=self.address, namespace="blendr", log_to_driver=False)
-                except Exception as exc:
+                except ray_errors as exc:
                     raise ComputeError(f"cannot connect to the Ray cluster at {self.address}: {exc}") from None
             else:
-                # The dashboard serves the job submission API that renters' jobs run through.
-                ctx = ray.init(num_gpus=gpus, resources={self.pin: 1000.0}, namespace="blendr",
-                               include_dashboard=True, log_to_driver=False)
+                try:
+                    # The dashboard serves the job submission API that renters' jobs run through.
+                    ctx = ray.init(num_gpus=gpus, resources={self.pin: 1000.0}, namespace="blendr",
+                                   include_dashboard=True, log_to_driver=False)
+                except ray_errors as exc:
+                    raise ComputeError(f"cannot start a local Ray: {type(exc).__name__}: {exc}") from None
                 self._owns_ray = True
         if not self.dashboard_address and ctx is not None:
             from provider.jobs import dashboard_address_from_context
@@ -161,6 +167,10 @@ class RayRuntime(ComputeRuntime):
             if isinstance(cause, ChallengeExpiredError):
                 raise ChallengeExpiredError(str(cause)) from None
             raise ComputeError(f"challenge task failed: {type(cause).__name__}: {cause}") from None
+        except ray.exceptions.RayError as exc:  # a worker crashed or a result was lost: the cluster's fault
+            for r in refs:
+                ray.cancel(r, force=True)
+            raise ComputeError(f"challenge task lost: {type(exc).__name__}: {exc}") from None
         except TimeoutError:
             for r in refs:
                 ray.cancel(r, force=True)

@@ -51,12 +51,25 @@ def cpu_device() -> DeviceInfo:
                       memory_bytes=int(mem))
 
 
-def _cuda_version(pynvml: Any) -> str:
+def nvml_errors(nvml: Any) -> tuple[type[Exception], ...]:
+    """What an NVML binding raises when the driver, the library or a GPU fails.
+
+    pynvml raises its ``NVMLError`` (library not found, function not found, GPU lost, ...); loading the
+    shared library can raise OSError, and a stand-in for a disabled NVML raises RuntimeError.
+    """
+    errors: tuple[type[Exception], ...] = (OSError, RuntimeError)
+    binding_error = getattr(nvml, "NVMLError", None)
+    if isinstance(binding_error, type) and issubclass(binding_error, Exception):
+        errors += (binding_error,)
+    return errors
+
+
+def _cuda_version(nvml: Any) -> str:
     try:
-        v = int(pynvml.nvmlSystemGetCudaDriverVersion_v2())
-        return f"{v // 1000}.{(v % 1000) // 10}"
-    except Exception:
+        v = int(nvml.nvmlSystemGetCudaDriverVersion_v2())
+    except nvml_errors(nvml):  # an old driver without the call: the version is left unknown
         return ""
+    return f"{v // 1000}.{(v % 1000) // 10}"
 
 
 def discover(nvml: Any | None = None) -> Inventory:
@@ -70,17 +83,18 @@ def discover(nvml: Any | None = None) -> Inventory:
         except ImportError:
             return Inventory((cpu_device(),), True, "nvidia-ml-py is not installed")
         nvml = nvml_mod
+    errors = nvml_errors(nvml)
     try:
         nvml.nvmlInit()
-    except Exception as exc:
+    except errors as exc:
         return Inventory((cpu_device(),), True, f"NVML unavailable ({type(exc).__name__}): running as a CPU provider")
     try:
         return _inventory(nvml)
-    except Exception as exc:
+    except errors as exc:
         return Inventory((cpu_device(),), True,
                          f"NVML failed while listing GPUs ({type(exc).__name__}: {exc}): running as a CPU provider")
     finally:
-        with contextlib.suppress(Exception):
+        with contextlib.suppress(*errors):
             nvml.nvmlShutdown()
 
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 import contextlib
 from dataclasses import dataclass, field
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, ClassVar
+
+import pytest
 
 from blendr.types import DeviceKind
 from provider.gpus import Inventory, cpu_device, discover
@@ -22,6 +24,7 @@ class NVMLError(Exception):
 class FakeNVML:
     """The handful of pynvml functions discover() uses, over a list of (name, memory) GPUs."""
 
+    NVMLError: ClassVar[type[Exception]] = NVMLError
     gpus: list[tuple[str | bytes, int]] = field(default_factory=list)
     init_error: Exception | None = None
     cuda: int | Exception = 12040
@@ -156,3 +159,23 @@ def test_a_failing_shutdown_is_ignored() -> None:
 
     nvml.nvmlShutdown = shutdown  # type: ignore[method-assign]
     assert discover(nvml=nvml).gpu_count == 1
+
+
+def test_an_error_that_is_not_nvmls_is_a_bug_and_not_hidden() -> None:
+    nvml = FakeNVML(gpus=[H100])
+
+    def buggy(h: Any) -> int:
+        raise KeyError("total")
+
+    nvml.nvmlDeviceGetMemoryInfo = buggy  # type: ignore[method-assign]
+    with pytest.raises(KeyError):
+        discover(nvml=nvml)
+    assert nvml.calls == ["init", "shutdown"]
+
+
+def test_a_disabled_nvml_gives_a_cpu_provider() -> None:
+    from provider.app import _NoNVML
+
+    inv = discover(nvml=_NoNVML())
+    assert_cpu_only(inv)
+    assert inv.note == "NVML unavailable (RuntimeError): running as a CPU provider"
