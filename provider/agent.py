@@ -37,6 +37,7 @@ from blendr.rpc import convert
 from blendr.rpc.server import open_channel
 from blendr.telemetry import Metrics, get_logger
 from blendr.types import DeviceInfo, DeviceKind, Hello, RayInfo
+from blendr.units import TOKEN, Wei
 from protos.blendr.v1 import queen_pb2 as pb
 from protos.blendr.v1 import queen_pb2_grpc as pb_grpc
 from provider import convert as job_convert
@@ -47,7 +48,6 @@ from provider.jobtypes import JobUpdate
 log = get_logger("blendr.provider")
 
 KEEP_PROOFS = 4
-WEI_PER_TOKEN = 10**18
 FATAL_CODES = {grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.UNIMPLEMENTED}
 
 Send = Callable[[pb.ProviderMessage], Awaitable[None]]
@@ -69,7 +69,7 @@ def update_sink(send: Send) -> UpdateSink:
     return sink
 
 
-def ask_in_wei(tokens: str) -> int:
+def ask_in_wei(tokens: str) -> Wei:
     """``provider.ask_per_gpu_hour`` (GPUTOKEN, e.g. ``"0.5"``) in wei, as the hello carries it.
 
     Raises:
@@ -79,10 +79,10 @@ def ask_in_wei(tokens: str) -> int:
         amount = Decimal(tokens.strip())
     except InvalidOperation:
         raise ConfigError(f"config provider.ask_per_gpu_hour must be a number of GPUTOKEN (got {tokens!r})") from None
-    wei = amount * WEI_PER_TOKEN
+    wei = amount * TOKEN
     if not amount.is_finite() or amount < 0 or wei != wei.to_integral_value():
         raise ConfigError(f"config provider.ask_per_gpu_hour must be >= 0 with at most 18 decimals (got {tokens!r})")
-    return int(wei)
+    return Wei(int(wei))
 
 
 class _QueensUnreachable(Exception):
