@@ -8,11 +8,20 @@ import signal
 from dataclasses import dataclass, field
 from typing import Any
 
+from tenacity import (
+    AsyncRetrying,
+    RetryError,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_exponential_jitter,
+)
+
 from blendr.chain.client import ChainClient
 from blendr.chain.contracts import BridgeInbox, GPURental, GPUToken, ReputationSystem, StakingManager, Tier
 from blendr.chain.manifest import Manifest, chain_settings, load_manifest
 from blendr.clock import Clock, SystemClock
 from blendr.config import Config
+from blendr.errors import BlendrError
 from blendr.identity import NodeIdentity
 from blendr.jobspec import fmt_tokens
 from blendr.proof.fingerprints import FINGERPRINTS
@@ -21,9 +30,10 @@ from blendr.store import SQLiteStore, Store
 from blendr.telemetry import get_logger
 from king.auth import Sessions
 from king.bridge import AttestationBook, Lane
+from king.context import JobsConfig
 from king.control import KingControlServicer
+from king.core import KingCore
 from king.gateway import RenterGatewayServicer
-from king.jobs import JobManager, JobsConfig
 from king.pricing import Pricer, PricingParams
 from king.queens import QueenHub
 from king.rentals import EthRentals
@@ -47,7 +57,7 @@ class KingApp:
     settlements: SettlementBook
     store: Store
     clients: dict[str, ChainClient]
-    jobs: JobManager
+    jobs: KingCore
     hub: QueenHub
     sessions: Sessions
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
@@ -57,34 +67,41 @@ class KingApp:
         return self.server.port
 
     async def _follow_settlements(self) -> None:
-        failures = 0
-        while True:
-            delay = self.cfg.king.poll_s
-            try:
-                while await asyncio.to_thread(self.settlements.poll):
-                    pass
-                self.jobs.poll_settlements()
-                failures = 0
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                failures += 1
-                delay = min(self.cfg.king.retry_max_s, self.cfg.king.retry_initial_s * 2 ** (failures - 1))
-                log.warning("settlement follower failed; retrying", error=str(exc)[:300], retry_in_s=round(delay, 2))
-            await asyncio.sleep(delay)
+        """Follows GPURental's settlements into the jobs, forever; a chain failure is retried with bounded
+        exponential backoff (tenacity), then the next round starts over."""
+        kc = self.cfg.king
 
-    async def _follow_reputation(self, rep: Any, scores: dict[str, int]) -> None:
+        def poll_all() -> None:
+            while self.settlements.poll():
+                pass
+
+        while True:
+            try:
+                async for attempt in AsyncRetrying(
+                        retry=retry_if_exception_type(BlendrError), stop=stop_after_attempt(8),
+                        wait=wait_exponential_jitter(multiplier=kc.retry_initial_s, max=kc.retry_max_s),
+                        before_sleep=lambda st: log.warning(
+                            "settlement follower failed; retrying", attempt=st.attempt_number,
+                            error=str(st.outcome.exception() if st.outcome else "")[:300])):
+                    with attempt:
+                        await asyncio.to_thread(poll_all)
+                self.jobs.poll_settlements()
+            except RetryError:
+                log.error("settlement follower still failing; trying again next round")
+            await asyncio.sleep(kc.poll_s)
+
+    async def _follow_reputation(self, rep: ReputationSystem, scores: dict[str, int]) -> None:
         """Keeps the providers' on-chain reputation (ETC) fresh for the scheduler."""
         while True:
-            for provider in list(self.jobs.pool):
+            for provider in list(self.jobs.market.pool):
                 try:
                     scores[provider] = await asyncio.to_thread(rep.score, provider)
-                except Exception as exc:  # an ETC outage leaves the last known score in place
+                except BlendrError as exc:  # an ETC outage leaves the last known score in place
                     log.debug("reputation read failed", provider=provider, error=str(exc)[:200])
                     break
             try:
                 await self.jobs.prepare()  # governance may have changed GPURental's parameters
-            except Exception as exc:  # an ETH outage leaves the last known parameters in place
+            except BlendrError as exc:  # an ETH outage leaves the last known parameters in place
                 log.debug("GPURental parameters read failed", error=str(exc)[:200])
             await asyncio.sleep(30.0)
 
@@ -148,16 +165,16 @@ async def start_king(
     hub = QueenHub(ident.address, clock, stake_check=queen_stake, snapshot_interval_s=kc.snapshot_interval_s,
                    accept_any_king=kc.accept_any_king_registration)
     scores: dict[str, int] = {}
-    jobs = JobManager(store, clock, scheduler, EthRentals(rental, GPUToken(clients["eth"], m.eth.address("GPUToken"))),
-                      hub, JobsConfig(max_intents=kc.max_intents, max_payload_bytes=kc.max_payload_bytes,
-                                      queen_grace_s=kc.queen_grace_s),
-                      reputation=lambda p: scores.get(p, 5000))
-    hub.jobs = jobs
+    jobs = KingCore(store, clock, scheduler, EthRentals(rental, GPUToken(clients["eth"], m.eth.address("GPUToken"))),
+                    hub, JobsConfig(max_intents=kc.max_intents, max_payload_bytes=kc.max_payload_bytes,
+                                    max_open_jobs_per_renter=kc.max_open_jobs_per_renter,
+                                    max_queued_jobs=kc.max_queued_jobs, queen_grace_s=kc.queen_grace_s),
+                    reputation=lambda p: scores.get(p, 5000))
     await jobs.prepare()
     live = jobs.load()
     server = await start_server(
         cfg, kc.listen,
-        [lambda s: kpb_grpc.add_KingControlServicer_to_server(KingControlServicer(book, settlements, hub), s),
+        [lambda s: kpb_grpc.add_KingControlServicer_to_server(KingControlServicer(book, settlements, hub, jobs), s),
          lambda s: rpb_grpc.add_RenterGatewayServicer_to_server(RenterGatewayServicer(jobs, sessions), s)],
         service_names=SERVICES)
     app = KingApp(cfg, ident.address, server, book, settlements, store, clients, jobs, hub, sessions)

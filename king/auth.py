@@ -1,15 +1,30 @@
 """Renter sign-in: a one-use challenge signed with the renter's wallet, then a short-lived session token.
 
 The challenge text names the king, the chain and the expiry, so a signature made for one king (or a phishing
-page) signs nothing another king accepts. A challenge is used once: a replayed sign-in is refused. A session
-token is ``v1.<address>.<expiry>.<hmac>``, HMAC-SHA256 under the king's secret (kept in its store, so sessions
-survive a king restart); it is checked in constant time and refused once expired.
+page) signs nothing another king accepts.
+
+Guarantees:
+
+- Issuing a challenge stores nothing, so no number of challenge requests can evict or delay anyone's
+  sign-in. The challenge id is ``<expires>.<nonce>.<mac>``: an HMAC, under a key this king process draws
+  at start, over the king, the chain, the renter's address, the expiry and a random nonce. Sign-in checks the
+  MAC (the king issued this challenge to this address), the expiry, and the signature.
+- A challenge is used once: its id is remembered from a successful sign-in until it expires, so the
+  memory held grows only with signed sign-ins and is freed as they expire. The challenge key does not
+  survive a restart, so a sign-in made before a restart cannot be replayed after it (the challenge is
+  simply unknown, as before).
+- A session token is ``v1.<address>.<expiry>.<hmac>``, HMAC-SHA256 under the king's secret (kept in its
+  store, so sessions survive a king restart); it is parsed with bounded field lengths, checked in constant
+  time and refused once expired. Any malformed text is an :class:`~blendr.errors.AuthenticationError`.
+- Error texts echo at most :data:`ECHO_CHARS` characters of the caller's input.
 """
 
 from __future__ import annotations
 
 import hashlib
+import heapq
 import hmac
+import re
 import secrets
 from dataclasses import dataclass
 
@@ -22,6 +37,13 @@ from blendr.errors import AuthenticationError, InvalidArgumentError
 from blendr.store import Store
 
 NS_SECRETS = "king_secrets"
+ECHO_CHARS = 80
+MAX_TOKEN_CHARS = 256
+
+# Every field with a bounded length (no 5,000-digit expiry reaches int()); fullmatch, so no trailing newline.
+_CHALLENGE_ID = re.compile(r"([0-9]{1,12})\.([0-9a-f]{32})\.([0-9a-f]{32})")
+_TOKEN = re.compile(r"v1\.(0x[0-9a-fA-F]{40})\.([0-9]{1,12})\.[0-9a-f]{64}")
+_ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
 
 
 @dataclass(frozen=True)
@@ -38,79 +60,110 @@ def challenge_text(king: str, chain_id: int, address: str, challenge_id: str, ex
             f"challenge: {challenge_id}\nexpires: {expires}")
 
 
+def _echo(text: str) -> str:
+    """A caller's value as error texts show it: quoted and cut to :data:`ECHO_CHARS` characters."""
+    return repr(text[:ECHO_CHARS]) + ("…" if len(text) > ECHO_CHARS else "")
+
+
+def _address(text: str) -> str | None:
+    """The checksummed address, or None when ``text`` is not one."""
+    if not _ADDRESS.fullmatch(text) or not is_address(text):
+        return None
+    return str(to_checksum_address(text))
+
+
 class Sessions:
-    """Sign-in challenges (in memory, one use, bounded) and HMAC session tokens."""
+    """Stateless sign-in challenges (used ones remembered until they expire) and HMAC session tokens."""
 
     def __init__(self, store: Store, clock: Clock, *, king: str, chain_id: int, ttl_s: float = 3600.0,
-                 challenge_ttl_s: float = 300.0, max_pending: int = 10_000) -> None:
+                 challenge_ttl_s: float = 300.0) -> None:
         self.clock = clock
         self.king = king
         self.chain_id = chain_id
         self.ttl_s = ttl_s
         self.challenge_ttl_s = challenge_ttl_s
-        self.max_pending = max_pending
         doc = store.get(NS_SECRETS, "session")
         if doc is None:
             store.put_if_absent(NS_SECRETS, "session", {"key": secrets.token_hex(32)})
             doc = store.get(NS_SECRETS, "session")
         assert doc is not None
         self._key = bytes.fromhex(doc["key"])
-        self._pending: dict[str, Challenge] = {}
+        self._challenge_key = secrets.token_bytes(32)
+        # Used challenge ids until their expiry: a set to look up, a heap (expires, id) to forget in order.
+        self._used: set[str] = set()
+        self._used_by_expiry: list[tuple[int, str]] = []
 
     def challenge(self, address: str) -> Challenge:
-        """A fresh challenge for ``address``. Raises InvalidArgumentError for a malformed address."""
-        if not is_address(address):
-            raise InvalidArgumentError(f"{address!r} is not an Ethereum address")
-        now = self.clock.time()
-        self._expire(now)
-        if len(self._pending) >= self.max_pending:
-            # Oldest first: a flood of challenges cannot grow memory without bound.
-            oldest = min(self._pending.values(), key=lambda c: c.expires)
-            del self._pending[oldest.challenge_id]
-        cid = secrets.token_hex(16)
-        addr = to_checksum_address(address)
-        expires = int(now + self.challenge_ttl_s)
-        c = Challenge(cid, addr, challenge_text(self.king, self.chain_id, addr, cid, expires), float(expires))
-        self._pending[cid] = c
-        return c
+        """A fresh challenge for ``address`` (nothing is stored). Raises InvalidArgumentError for a malformed
+        address."""
+        addr = _address(address)
+        if addr is None:
+            raise InvalidArgumentError(f"{_echo(address)} is not an Ethereum address")
+        expires = int(self.clock.time() + self.challenge_ttl_s)
+        nonce = secrets.token_hex(16)
+        cid = f"{expires}.{nonce}.{self._challenge_mac(addr, expires, nonce)}"
+        return Challenge(cid, addr, challenge_text(self.king, self.chain_id, addr, cid, expires), float(expires))
 
     def sign_in(self, challenge_id: str, address: str, signature: bytes) -> tuple[str, str, float]:
         """Checks the signed challenge (once) and returns ``(token, address, expires)``.
 
         Raises:
-            AuthenticationError: unknown, used or expired challenge, or a signature by another key.
+            AuthenticationError: a challenge this king did not issue to ``address``, or one used or expired;
+                a malformed signature or one by another key.
         """
         now = self.clock.time()
-        c = self._pending.pop(challenge_id, None)
-        if c is None or c.expires < now:
-            raise AuthenticationError("unknown, used or expired sign-in challenge; ask for a new one")
-        if not is_address(address) or to_checksum_address(address) != c.address:
-            raise AuthenticationError("the challenge was issued to another address")
+        m = _CHALLENGE_ID.fullmatch(challenge_id) if len(challenge_id) <= 128 else None
+        addr = _address(address)
+        if m is None:
+            raise AuthenticationError("unknown sign-in challenge; ask for a new one")
+        expires, nonce, mac = int(m[1]), m[2], m[3]
+        if addr is None or not hmac.compare_digest(self._challenge_mac(addr, expires, nonce), mac):
+            raise AuthenticationError("unknown sign-in challenge, or one issued to another address; "
+                                      "ask for a new one")
+        if expires < now:
+            raise AuthenticationError("expired sign-in challenge; ask for a new one")
+        self._forget_used(now)
+        if challenge_id in self._used:
+            raise AuthenticationError("used sign-in challenge (each signs in once); ask for a new one")
+        message = challenge_text(self.king, self.chain_id, addr, challenge_id, expires)
         try:
-            signer = Account.recover_message(encode_defunct(text=c.message), signature=signature)
+            signer = Account.recover_message(encode_defunct(text=message), signature=signature)
         except Exception:  # eth_account raises several types for malformed signatures
             raise AuthenticationError("malformed sign-in signature") from None
-        if to_checksum_address(signer) != c.address:
+        if to_checksum_address(signer) != addr:
             raise AuthenticationError("the sign-in signature is not by the renter's key")
-        expires = float(int(now + self.ttl_s))
-        return self._token(c.address, int(expires)), c.address, expires
+        self._used.add(challenge_id)
+        heapq.heappush(self._used_by_expiry, (expires, challenge_id))
+        session_expires = int(now + self.ttl_s)
+        return self._token(addr, session_expires), addr, float(session_expires)
 
     def verify(self, token: str) -> str:
         """The renter address a token was issued to. Raises AuthenticationError (what to do is in the message)."""
-        parts = token.split(".")
-        if len(parts) != 4 or parts[0] != "v1" or not is_address(parts[1]) or not parts[2].isdigit():
+        m = _TOKEN.fullmatch(token) if len(token) <= MAX_TOKEN_CHARS else None
+        address = _address(m[1]) if m is not None else None
+        if m is None or address is None:
             raise AuthenticationError("invalid session token; sign in again")
-        address, expires = to_checksum_address(parts[1]), int(parts[2])
+        expires = int(m[2])
         if not hmac.compare_digest(self._token(address, expires), token):
             raise AuthenticationError("invalid session token; sign in again")
         if expires < self.clock.time():
             raise AuthenticationError("session expired; sign in again")
-        return str(address)
+        return address
+
+    @property
+    def used_challenges(self) -> int:
+        """How many used challenge ids are remembered (each until its expiry)."""
+        return len(self._used)
+
+    def _challenge_mac(self, address: str, expires: int, nonce: str) -> str:
+        text = f"sign-in|{self.king}|{self.chain_id}|{address}|{expires}|{nonce}"
+        return hmac.new(self._challenge_key, text.encode(), hashlib.sha256).hexdigest()[:32]
 
     def _token(self, address: str, expires: int) -> str:
         mac = hmac.new(self._key, f"{address}|{expires}|{self.king}".encode(), hashlib.sha256).hexdigest()
         return f"v1.{address}.{expires}.{mac}"
 
-    def _expire(self, now: float) -> None:
-        for cid in [cid for cid, c in self._pending.items() if c.expires < now]:
-            del self._pending[cid]
+    def _forget_used(self, now: float) -> None:
+        while self._used_by_expiry and self._used_by_expiry[0][0] < now:
+            _, cid = heapq.heappop(self._used_by_expiry)
+            self._used.discard(cid)

@@ -3,29 +3,26 @@
 ``RentalChain`` is the small interface the job manager uses; ``EthRentals`` is the adapter over GPURental
 and GPUToken with the king's ChainClient (its own nonce pipeline, bounded retries, and recognition of a
 transaction whose reply was lost, so a retried create never lands twice). Every method blocks: the job
-manager runs them in a worker thread.
+manager runs them in a worker thread. Every error they raise is a BlendrError (web3's are translated here).
 """
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, ParamSpec, Protocol, TypeVar
 
-from eth_account import Account
-from eth_account.messages import encode_typed_data
-from eth_utils import to_checksum_address
+from eth_utils import keccak, to_checksum_address
 
 from blendr.chain.contracts import GPURental, GPUToken, RentalIntent, RentalStatus
-from blendr.errors import ContractRevertError
+from blendr.errors import BlendrError, ContractRevertError, InvalidArgumentError, UnavailableError
+from blendr.telemetry import get_logger
+from king.job import PermitDoc
 
-
-@dataclass(frozen=True)
-class PermitDoc:
-    value: int
-    deadline: int
-    v: int
-    r: bytes
-    s: bytes
+log = get_logger("blendr.king.rentals")
+P = ParamSpec("P")
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -64,13 +61,70 @@ class RentalChain(Protocol):
     def now(self) -> int: ...
 
 
+_DOMAIN_TYPE = keccak(b"EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)")
+_INTENT_TYPE = keccak(b"RentalIntent(address renter,address provider,uint32 gpus,bytes32 specHash,"
+                      b"uint256 maxPricePerGpuHour,uint64 duration,uint256 nonce,uint64 deadline)")
+_HALF_N = 0x7FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF5D576E7357A4501DDFE92F46681B20A0
+
+
+def _word(n: int) -> bytes:
+    return n.to_bytes(32, "big")
+
+
+def _addr(a: str) -> bytes:
+    return bytes(12) + bytes.fromhex(a[2:] if a[:2] in ("0x", "0X") else a)
+
+
+@functools.lru_cache(maxsize=16)
+def _domain_separator(chain_id: int, rental: str) -> bytes:
+    return bytes(keccak(_DOMAIN_TYPE + keccak(b"BlendrGPURental") + keccak(b"1") + _word(chain_id) + _addr(rental)))
+
+
+def intent_digest(intent: RentalIntent, chain_id: int, rental: str) -> bytes:
+    """The EIP-712 digest GPURental checks for ``intent`` (the same bytes ``encode_typed_data`` hashes)."""
+    if not 0 <= intent.gpus < 2**32 or not 0 <= intent.duration < 2**64 or not 0 <= intent.deadline < 2**64 \
+            or not 0 <= intent.max_price_per_gpu_hour < 2**256 or not 0 <= intent.nonce < 2**256 \
+            or len(intent.spec_hash) != 32:
+        raise InvalidArgumentError("an intent field is out of range for its EIP-712 type")
+    struct = keccak(_INTENT_TYPE + _addr(intent.renter) + _addr(intent.provider) + _word(intent.gpus)
+                    + intent.spec_hash + _word(intent.max_price_per_gpu_hour) + _word(intent.duration)
+                    + _word(intent.nonce) + _word(intent.deadline))
+    return bytes(keccak(b"\x19\x01" + _domain_separator(chain_id, rental.lower()) + struct))
+
+
 def intent_signer(intent: RentalIntent, signature: bytes, chain_id: int, rental: str) -> str:
-    """The address that signed ``intent`` for this GPURental; '' for a malformed signature."""
-    try:
-        msg = encode_typed_data(full_message=intent.typed_data(chain_id, rental))
-        return str(to_checksum_address(Account.recover_message(msg, signature=signature)))
-    except Exception:  # eth_account raises several types for a malformed signature
+    """The address that signed ``intent`` for this GPURental, as GPURental would recover it; '' for a
+    signature the contract would refuse (not 65 bytes, v not 27/28, s in the upper half, r or s out of range)."""
+    from coincurve import PublicKey
+
+    if len(signature) != 65 or signature[64] not in (27, 28):
         return ""
+    r, s = int.from_bytes(signature[:32], "big"), int.from_bytes(signature[32:64], "big")
+    if not 0 < r < 2 * _HALF_N + 1 or not 0 < s <= _HALF_N:
+        return ""
+    try:
+        digest = intent_digest(intent, chain_id, rental)
+        pub = PublicKey.from_signature_and_message(signature[:64] + bytes([signature[64] - 27]), digest, hasher=None)
+    except (ValueError, InvalidArgumentError):  # coincurve: no point recovers from this signature
+        return ""
+    return str(to_checksum_address(keccak(pub.format(compressed=False)[1:])[-20:]))
+
+
+def _translated(fn: Callable[P, T]) -> Callable[P, T]:
+    """Adapter boundary: a library error from web3 or the transport becomes UnavailableError (logged here),
+    so the job modules see only BlendrError."""
+
+    @functools.wraps(fn)
+    def run(*args: P.args, **kwargs: P.kwargs) -> T:
+        try:
+            return fn(*args, **kwargs)
+        except BlendrError:
+            raise
+        except Exception as exc:  # the adapter boundary: whatever web3 raises is translated here, once
+            log.warning("Ethereum call failed", op=fn.__name__, error=f"{type(exc).__name__}: {str(exc)[:200]}")
+            raise UnavailableError(f"Ethereum did not answer {fn.__name__} ({type(exc).__name__})") from exc
+
+    return run
 
 
 class EthRentals:
@@ -83,6 +137,7 @@ class EthRentals:
         self.rental_address = rental.address
         self.token_address = token.address
 
+    @_translated
     def params(self) -> RentalParams:
         """GPURental's governance parameters the king obeys (read from the chain on every call)."""
         f = self.rental.fn
@@ -90,22 +145,28 @@ class EthRentals:
         return RentalParams(int(self.rental._call(f.minDuration())), int(self.rental._call(f.maxDuration())),
                             int(self.rental._call(f.maxGpus())), int(lo), int(hi))
 
+    @_translated
     def balance(self, who: str) -> int:
         return int(self.token.balance_of(who))
 
+    @_translated
     def allowance(self, who: str) -> int:
         return int(self.token.allowance(who, self.rental_address))
 
+    @_translated
     def permit_nonce(self, who: str) -> int:
         return int(self.token.nonces(who))
 
+    @_translated
     def nonce_used(self, renter: str, nonce: int) -> bool:
         rid = int(self.rental._call(self.rental.fn.rentalIdOf(renter, nonce)))
         return self.status(rid) != RentalStatus.NONE
 
+    @_translated
     def status(self, rental_id: int) -> RentalStatus:
         return self.rental.rental(rental_id).status
 
+    @_translated
     def create(self, intent: RentalIntent, signature: bytes, price: int, queen: str, provider: str,
                permit: PermitDoc | None) -> Created:
         """Creates the rental, or adopts it when a previous attempt already created it (same renter and nonce).
@@ -136,6 +197,7 @@ class EthRentals:
                                       error="GPURentalNonceUsed")
         return Created(rid, "", info.start, info.duration, int(info.escrow))
 
+    @_translated
     def cancel(self, rental_id: int) -> str:
         """Cancels an active rental before its end; '' when it is no longer active or has ended."""
         try:
@@ -146,6 +208,7 @@ class EthRentals:
             raise
         return "0x" + bytes(receipt["transactionHash"]).hex()
 
+    @_translated
     def now(self) -> int:
         c = self.rental.client
         return int(c.retry("get_block", lambda: c.w3.eth.get_block("latest"))["timestamp"])

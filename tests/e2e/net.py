@@ -141,7 +141,7 @@ class Net:
         """Waits until the king's scheduler sees ``n`` providers (snapshots arrived)."""
         assert self.king is not None
         k = self.king
-        await wait_for(lambda: sum(1 for e in k.jobs.pool.values() if e.public_key and e.offer.alive) >= n, 30,
+        await wait_for(lambda: sum(1 for e in k.jobs.market.pool.values() if e.public_key and e.offer.alive) >= n, 30,
                        f"the king to see {n} providers")
 
     def renter(self, account: Any | None = None) -> KingClient:

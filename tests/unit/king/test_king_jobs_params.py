@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 
 from blendr.errors import InvalidArgumentError
 from blendr.jobspec import Spec
 from blendr.store import MemoryStore
-from king.jobs import JobManager
+from king.core import KingCore
 from king.pricing import Pricer, PricingParams, tokens
 from king.rentals import RentalParams
 from king.scheduler import PoolSnapshot, ProviderOffer, Scheduler
@@ -37,7 +35,7 @@ class Queens:
     def connected(self, queen: str) -> bool:
         return True
 
-    def assign(self, queen: str, a: dict[str, Any]) -> bool:
+    def assign(self, queen: str, a: object) -> bool:
         return True
 
     def stop(self, queen: str, job_id: str, attempt: int, reason: str) -> bool:
@@ -47,7 +45,7 @@ class Queens:
 async def test_quotes_follow_the_governance_bounds_and_specs_the_rental_limits() -> None:
     chain = Chain()
     sched = Scheduler(Pricer(PricingParams(base_per_gpu_hour={"h100-sxm": tokens("2.5")}, surge=0.0)))
-    jobs = JobManager(MemoryStore(), Clock(), sched, chain, Queens())  # type: ignore[arg-type]
+    jobs = KingCore(MemoryStore(), Clock(), sched, chain, Queens())  # type: ignore[arg-type]
     await jobs.prepare()
     sched.update_pool(PoolSnapshot("0xQ", (ProviderOffer("0xP", "0xQ", "h100-sxm", 8, 80 * 2**30, 60.0,
                                                          tokens("0.1"), 5000, 1.0),), 1))

@@ -8,7 +8,7 @@ from eth_account import Account
 
 from blendr.identity import NodeIdentity
 from blendr.payload import public_key_of
-from king.queens import _offer
+from king.convert import offer_from_proto as _offer
 from protos.blendr.v1 import king_pb2 as kpb
 
 QUEEN_A, QUEEN_B = Account.create().address, Account.create().address

@@ -1,0 +1,85 @@
+"""What the king's job modules (intake, placement, lifecycle) share: ports, settings and loop-local state.
+
+The ports are protocols, so the modules run against fakes (tests/fakes) as well as against Ethereum and the
+queens' real sessions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Coroutine
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from blendr.clock import Clock
+from king.jobbook import JobBook
+from king.market import Market
+from king.rentals import RentalChain, RentalParams
+from king.scheduler import Scheduler
+
+
+@dataclass(frozen=True)
+class Assignment:
+    """A job handed to a provider's queen: what the provider needs to run it (nothing it can read but the
+    payload sealed to its own key)."""
+
+    job_id: str
+    attempt: int
+    provider: str
+    gpus: int
+    rental_id: bytes
+    deadline_unix: float
+    ciphertext: bytes
+    sealed_key: bytes
+    aad: str
+
+
+class QueenPort(Protocol):
+    """The queens' sessions as the job modules use them (king.queens.QueenHub)."""
+
+    def connected(self, queen: str) -> bool: ...
+    def assign(self, queen: str, assignment: Assignment) -> bool: ...
+    def stop(self, queen: str, job_id: str, attempt: int, reason: str) -> bool: ...
+
+
+@dataclass(frozen=True)
+class JobsConfig:
+    max_intents: int = 4
+    max_payload_bytes: int = 8 * 2**20
+    max_intent_deadline_s: int = 7 * 86400
+    max_log_events: int = 20_000
+    candidates: int = 16
+    max_sealed_key_bytes: int = 1024
+    max_open_jobs_per_renter: int = 100
+    max_queued_jobs: int = 50_000
+    queen_grace_s: float = 30.0
+    retry_s: float = 2.0
+
+
+@dataclass
+class KingContext:
+    book: JobBook
+    clock: Clock
+    scheduler: Scheduler
+    market: Market
+    chain: RentalChain
+    queens: QueenPort
+    cfg: JobsConfig
+    params: RentalParams | None = None
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    queen_gone: dict[str, float] = field(default_factory=dict)  # queen -> monotonic time it went away
+    retry_create: dict[str, float] = field(default_factory=dict)  # job -> when to try its rental creation again
+    busy: set[str] = field(default_factory=set)  # jobs with a rental creation in flight
+    pending_rentals: dict[str, str] = field(default_factory=dict)  # rental key -> job id, awaiting settlement
+    tasks: set[asyncio.Task[None]] = field(default_factory=set)
+
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        """Runs ``coro`` in the background, keeping a reference until it is done."""
+        task = asyncio.get_running_loop().create_task(coro)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def drain(self) -> None:
+        """Waits for the background work in flight (tests, and a graceful stop)."""
+        while self.tasks:
+            await asyncio.gather(*list(self.tasks), return_exceptions=True)

@@ -1,0 +1,159 @@
+"""Protobuf ↔ the king's domain types, for both of its services (RenterGateway, KingControl.QueenSession).
+
+Every conversion of a king message lives here; the servicers call these and the domain never sees a
+protobuf message. ``*_from_proto`` raise InvalidArgumentError (bounded text) for a malformed message.
+"""
+
+from __future__ import annotations
+
+from eth_utils import to_checksum_address
+
+from blendr.errors import BlendrError, InvalidArgumentError
+from blendr.jobspec import Spec, parse_wei
+from blendr.telemetry import get_logger
+from king.context import Assignment
+from king.core import Wallet
+from king.job import EventKind, Job, JobEvent, JobState, PermitDoc, SignedIntent, Submission
+from king.lifecycle import QueenEvent
+from king.market import Quote
+from king.scheduler import ModelOffer, ProviderOffer
+from protos.blendr.v1 import king_pb2 as kpb
+from protos.blendr.v1 import renter_pb2 as rpb
+
+log = get_logger("blendr.king.convert")
+
+STATE_TO_PB = {JobState.QUEUED: rpb.JOB_STATE_QUEUED, JobState.SCHEDULED: rpb.JOB_STATE_SCHEDULED,
+               JobState.RUNNING: rpb.JOB_STATE_RUNNING, JobState.ENDED: rpb.JOB_STATE_ENDED,
+               JobState.SETTLED: rpb.JOB_STATE_SETTLED, JobState.FAILED: rpb.JOB_STATE_FAILED,
+               JobState.CANCELLED: rpb.JOB_STATE_CANCELLED}
+PB_TO_STATE = {v: k for k, v in STATE_TO_PB.items()}
+KIND_TO_PB = {k: getattr(rpb, f"JOB_EVENT_KIND_{k.value.upper()}") for k in EventKind}
+
+
+# ---------------------------------------------------------------------------------------------- renters
+def spec_from_proto(s: rpb.JobSpec) -> Spec:
+    return Spec(gpus=int(s.gpus), duration_s=int(s.duration_s),
+                max_price_per_gpu_hour=parse_wei(s.max_price_per_gpu_hour or "0", "max_price_per_gpu_hour"),
+                gpu_model=s.gpu_model[:64], min_vram_bytes=int(s.min_vram_bytes), min_tflops=float(s.min_tflops))
+
+
+def spec_to_proto(s: Spec) -> rpb.JobSpec:
+    return rpb.JobSpec(gpus=s.gpus, gpu_model=s.gpu_model, min_vram_bytes=s.min_vram_bytes, min_tflops=s.min_tflops,
+                       duration_s=s.duration_s, max_price_per_gpu_hour=str(s.max_price_per_gpu_hour))
+
+
+def submission_from_proto(request: rpb.SubmitJobRequest, max_keys: int) -> Submission:
+    """The renter's submission; raises InvalidArgumentError for malformed intents, permit or wrapped keys."""
+    intents = []
+    for i, it in enumerate(request.intents, 1):
+        if len(it.nonce) != 32 or len(it.signature) != 65:
+            raise InvalidArgumentError(f"intent {i}: nonce must be 32 bytes and signature 65 bytes")
+        intents.append(SignedIntent(int.from_bytes(it.nonce, "big"), int(it.deadline), bytes(it.signature)))
+    permit = None
+    if request.HasField("permit") and request.permit.value:
+        p = request.permit
+        if len(p.r) != 32 or len(p.s) != 32:
+            raise InvalidArgumentError("permit r and s must be 32 bytes each")
+        permit = PermitDoc(parse_wei(p.value, "permit value"), int(p.deadline), int(p.v), bytes(p.r), bytes(p.s))
+    if len(request.payload.keys) > max_keys:
+        raise InvalidArgumentError(f"the payload key is wrapped for {len(request.payload.keys)} providers; a job runs "
+                                   f"on at most {max_keys} candidates")
+    keys = {k.provider[:64]: bytes(k.sealed_key) for k in request.payload.keys}
+    return Submission(request_id=request.request_id[:80], name=request.name[:200], spec=spec_from_proto(request.spec),
+                      spec_hash=bytes(request.spec_hash), intents=tuple(intents), permit=permit,
+                      ciphertext=bytes(request.payload.ciphertext), keys=keys)
+
+
+def job_to_proto(job: Job, *, reason: str, cost_so_far: int) -> rpb.Job:
+    rentals = [rpb.RentalSummary(
+        rental_id=bytes.fromhex(r.rental_id), provider=r.provider, queen=r.queen, price_per_gpu_hour=str(r.price),
+        escrow=str(r.escrow), state=r.state, verified_seconds=r.verified_seconds, failed_verification=r.failed,
+        provider_payment=str(r.provider_payment) if r.closed else "",
+        fee=str(r.fee) if r.closed else "", refund=str(r.refund) if r.closed else "",
+        created_tx=r.created_tx, settled_tx=r.settled_tx, start=r.start) for r in job.rentals]
+    return rpb.Job(job_id=job.job_id, request_id=job.request_id, renter=job.renter, name=job.name,
+                   spec=spec_to_proto(job.spec), state=STATE_TO_PB[job.state], reason=reason,
+                   submitted_unix=job.submitted, started_unix=job.started, ended_unix=job.ended, progress=job.progress,
+                   provider=job.provider, queen=job.queen, rentals=rentals, cost_so_far=str(cost_so_far),
+                   last_seq=job.last_seq, exit_code=job.exit_code)
+
+
+def event_to_proto(ev: JobEvent, job: rpb.Job) -> rpb.JobEvent:
+    return rpb.JobEvent(job_id=ev.job_id, seq=ev.seq, kind=KIND_TO_PB[ev.kind], ts_unix=ev.ts, message=ev.message,
+                        progress=ev.progress, job=job)
+
+
+def offer_to_proto(o: ProviderOffer, quote: int) -> rpb.Offer:
+    return rpb.Offer(gpu_model=o.gpu_model, providers=1, gpus_free=o.gpus, gpus_total=o.gpus,
+                     min_ask_per_gpu_hour=str(o.ask_per_gpu_hour), quote_per_gpu_hour=str(quote),
+                     best_reputation_bps=o.reputation, vram_bytes=o.vram_bytes, tflops=o.tflops)
+
+
+def model_offer_to_proto(o: ModelOffer) -> rpb.Offer:
+    return rpb.Offer(gpu_model=o.gpu_model, providers=o.providers, gpus_free=o.gpus_free, gpus_total=o.gpus_total,
+                     min_ask_per_gpu_hour=str(o.min_ask_per_gpu_hour), quote_per_gpu_hour=str(o.quote_per_gpu_hour),
+                     best_reputation_bps=o.best_reputation)
+
+
+def quote_to_proto(q: Quote, closest_quotes: list[int], *, intents: int, chain_id: int, rental_contract: str,
+                   token_contract: str, max_intent_deadline: int) -> rpb.Quote:
+    return rpb.Quote(
+        price_per_gpu_hour=str(q.price), max_escrow=str(q.max_escrow), reason=q.reason,
+        candidates=[rpb.Candidate(provider=e.offer.provider, queen=e.offer.queen, public_key=e.public_key,
+                                  gpu_model=e.offer.gpu_model, ask_per_gpu_hour=str(e.offer.ask_per_gpu_hour),
+                                  reputation_bps=e.offer.reputation) for e in q.candidates],
+        closest=[offer_to_proto(o, p) for o, p in zip(q.closest, closest_quotes, strict=True)], intents=intents,
+        chain_id=chain_id, rental_contract=rental_contract, token_contract=token_contract,
+        max_intent_deadline=max_intent_deadline)
+
+
+def wallet_to_proto(w: Wallet, *, chain_id: int, token_name: str, token_contract: str,
+                    rental_contract: str) -> rpb.Wallet:
+    return rpb.Wallet(address=w.address, balance=str(w.balance), allowance=str(w.allowance),
+                      in_escrow=str(w.in_escrow), permit_nonce=w.permit_nonce, chain_id=chain_id, token_name=token_name,
+                      token_contract=token_contract, rental_contract=rental_contract)
+
+
+# ---------------------------------------------------------------------------------------------- queens
+def assignment_to_proto(a: Assignment) -> kpb.KingToQueen:
+    return kpb.KingToQueen(assign=kpb.JobAssignment(
+        job_id=a.job_id, attempt=a.attempt, provider=a.provider, gpus=a.gpus, rental_id=a.rental_id,
+        deadline_unix=a.deadline_unix, ciphertext=a.ciphertext, sealed_key=a.sealed_key, aad=a.aad))
+
+
+def stop_to_proto(job_id: str, attempt: int, reason: str) -> kpb.KingToQueen:
+    return kpb.KingToQueen(stop=kpb.JobStop(job_id=job_id, attempt=attempt, reason=reason))
+
+
+def queen_event_from_proto(e: kpb.QueenJobEvent) -> QueenEvent:
+    return QueenEvent(job_id=e.job_id[:64], attempt=int(e.attempt), seq=int(e.seq), kind=e.kind[:32],
+                      message=e.message[:4096], progress=float(e.progress), ts=float(e.ts_unix),
+                      exit_code=int(e.exit_code))
+
+
+def offer_from_proto(p: kpb.PoolProvider, queen: str) -> tuple[ProviderOffer, bytes, int]:
+    """A provider from a queen's pool snapshot: only one that admitted itself to that queen is alive, with
+    the key that signed its admission (a queen cannot list a provider that never joined it, or swap its key).
+
+    Raises:
+        InvalidArgumentError: a malformed address or ask.
+    """
+    from blendr.identity import recover_admission_key
+
+    try:
+        ask = parse_wei(p.ask_per_gpu_hour or "0", "ask_per_gpu_hour")
+        addr = to_checksum_address(p.address)
+    except (BlendrError, ValueError):
+        raise InvalidArgumentError(f"malformed provider {p.address[:80]!r} in a pool snapshot") from None
+    try:
+        pub = recover_admission_key(queen, addr, bytes(p.admission_nonce), bytes(p.admission_signature))
+        valid = len(pub) == 64 and (not p.public_key or bytes(p.public_key) == pub)
+    except BlendrError:
+        valid = False
+    if not valid:
+        log.warning("a pool snapshot lists a provider without its admission to this queen", provider=addr,
+                    queen=queen)
+        pub = b""
+    offer = ProviderOffer(addr, to_checksum_address(queen), p.gpu_model[:64], int(p.gpus), int(p.vram_bytes),
+                          float(p.tflops), ask, 5000, float(p.uptime), bool(p.alive) and valid)
+    return offer, pub, int(p.busy_gpus)

@@ -1,0 +1,245 @@
+"""``KingCore``: the king's jobs without a transport. The gRPC servicers (king.gateway, king.queens) only
+convert messages and call it; tests and benches drive it directly with fakes (tests/fakes).
+
+It composes the job modules: :mod:`king.intake` (quotes, submissions), :mod:`king.placement` (the placement
+loop), :mod:`king.lifecycle` (rentals, queen events, cancels, settlement) over :mod:`king.jobbook` (storage,
+events, watchers) and :mod:`king.market` (the queens' pools). Ports: :class:`king.rentals.RentalChain`
+(Ethereum) and :class:`king.context.QueenPort` (the queens' sessions). Use from one event loop; chain calls
+run in worker threads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+from eth_utils import to_checksum_address
+
+from blendr.clock import Clock
+from blendr.errors import BlendrError, NotFoundError, UnavailableError
+from blendr.jobspec import Spec, fmt_tokens
+from blendr.store import Store
+from blendr.telemetry import get_logger
+from king.context import JobsConfig, KingContext, QueenPort
+from king.intake import Intake
+from king.job import LIVE, Job, JobEvent, JobId, JobState, Submission, check_job_id
+from king.jobbook import JobBook
+from king.lifecycle import Lifecycle, QueenEvent
+from king.market import Market, Quote
+from king.placement import Placer
+from king.rentals import RentalChain, RentalParams
+from king.scheduler import ModelOffer, Placement, ProviderOffer, Scheduler
+
+log = get_logger("blendr.king.core")
+
+
+@dataclass(frozen=True)
+class Wallet:
+    address: str
+    balance: int
+    allowance: int
+    in_escrow: int
+    permit_nonce: int
+
+
+class KingCore:
+    """Every job of this king, behind a transport-free API."""
+
+    def __init__(self, store: Store, clock: Clock, scheduler: Scheduler, chain: RentalChain, queens: QueenPort,
+                 cfg: JobsConfig | None = None, *, reputation: Callable[[str], int] | None = None) -> None:
+        cfg = cfg or JobsConfig()
+        self.store = store
+        self.clock = clock
+        self.scheduler = scheduler
+        self.chain = chain
+        self.book = JobBook(store, clock)
+        self.market = Market(scheduler, reputation, cfg.candidates)
+        self.ctx = KingContext(self.book, clock, scheduler, self.market, chain, queens, cfg)
+        self.intake = Intake(self.ctx)
+        self.lifecycle = Lifecycle(self.ctx, store)
+        self.placer = Placer(self.ctx, self.lifecycle)
+
+    @property
+    def cfg(self) -> JobsConfig:
+        return self.ctx.cfg
+
+    @cfg.setter
+    def cfg(self, cfg: JobsConfig) -> None:
+        self.ctx.cfg = cfg
+
+    # ------------------------------------------------------------------ start
+    async def prepare(self) -> None:
+        """Reads GPURental's governance parameters (GPUs, durations, quote bounds); call before serving, and
+        again to pick up a change.
+
+        Raises:
+            BlendrError: Ethereum could not be read (the last known parameters stay).
+        """
+        p = await asyncio.to_thread(self.chain.params)
+        if self.ctx.params != p:
+            self.ctx.params = p
+            self.on_params(p)
+
+    def on_params(self, p: RentalParams) -> None:
+        """New governance parameters: quotes follow the price bounds at once."""
+        pricer = self.scheduler.pricer
+        if p.max_quote and (pricer.params.min_per_gpu_hour, pricer.params.max_per_gpu_hour) != (p.min_quote,
+                                                                                                 p.max_quote):
+            pricer.params = replace(pricer.params, min_per_gpu_hour=p.min_quote, max_per_gpu_hour=p.max_quote)
+            self.scheduler.reprice()
+            log.info("quote bounds from governance", min=fmt_tokens(p.min_quote), max=fmt_tokens(p.max_quote))
+
+    def load(self) -> int:
+        """Rebuilds the scheduler and pending work from the store after a (re)start; returns live jobs."""
+        ctx = self.ctx
+        live = 0
+        for job in self.book.load():
+            for r in job.open_rentals():
+                ctx.pending_rentals[r.rental_id] = job.job_id
+            c = job.current
+            if job.state == JobState.QUEUED:
+                self.lifecycle.enqueue(job)
+                live += 1
+            elif job.live and c is not None:
+                from king.market import needs
+
+                self.scheduler.restore(Placement(job.job_id, job.renter, c.queen, c.provider, job.spec.gpus, c.price),
+                                       needs(job.spec, frozenset(job.candidates)))
+                if not c.rental_id:
+                    # the king stopped while creating the rental: create it again (a rental that landed is adopted
+                    # by its nonce, never created twice)
+                    ctx.retry_create[job.job_id] = 0.0
+                # a queen that never comes back: its jobs move after the grace period
+                ctx.queen_gone.setdefault(c.queen, self.clock.monotonic())
+                live += 1
+            elif job.state == JobState.CANCELLED and c is not None and not c.rental_id:
+                ctx.retry_create[job.job_id] = 0.0  # did its rental land before the cancel? find out
+        ctx.wake.set()
+        return live
+
+    async def run(self) -> None:
+        """The placement loop, forever (cancel to stop)."""
+        await self.placer.run()
+
+    async def drain(self) -> None:
+        """Waits for background chain work in flight (cancels)."""
+        await self.ctx.drain()
+
+    # ------------------------------------------------------------------ queens
+    def on_snapshot(self, queen: str, seq: int, providers: list[tuple[ProviderOffer, bytes, int]]) -> None:
+        self.market.on_snapshot(queen, seq, providers)
+        self.ctx.queen_gone.pop(to_checksum_address(queen), None)
+        self.ctx.wake.set()
+
+    def on_queen_connected(self, queen: str) -> None:
+        """Re-sends the assignments of the queen's live jobs and its pending stops (repeats are idempotent)."""
+        queen = to_checksum_address(queen)
+        self.ctx.queen_gone.pop(queen, None)
+        for job in self.book.unfinished():
+            c = job.current
+            if c is None or c.queen != queen or not c.rental_id:
+                continue
+            if job.live:
+                self.ctx.queens.assign(queen, self.lifecycle.assignment(job))
+            elif job.state == JobState.CANCELLED:
+                self.ctx.queens.stop(queen, job.job_id, c.attempt, job.reason)
+
+    def on_queen_disconnected(self, queen: str) -> None:
+        self.ctx.queen_gone[to_checksum_address(queen)] = self.clock.monotonic()
+
+    def on_queen_event(self, queen: str, ev: QueenEvent) -> None:
+        self.lifecycle.on_queen_event(to_checksum_address(queen), ev)
+
+    def poll_settlements(self) -> None:
+        self.lifecycle.poll_settlements()
+
+    # ------------------------------------------------------------------ renters
+    def quote(self, spec: Spec) -> Quote:
+        return self.intake.quote(spec)
+
+    async def submit(self, renter: str, sub: Submission) -> Job:
+        """Checks and queues a job (idempotent by request id); see :meth:`king.intake.Intake.submit`."""
+        job, created = await self.intake.submit(renter, sub)
+        if created:
+            self.lifecycle.enqueue(job)
+            self.ctx.wake.set()
+        return job
+
+    def get(self, renter: str, job_id: str) -> Job:
+        """The renter's job.
+
+        Raises:
+            NotFoundError: no such job, or not this renter's (the same answer, so ids cannot be probed).
+        """
+        job = self.book.get(check_job_id(job_id)) if check_job_id(job_id) else None
+        if job is None or job.renter != to_checksum_address(renter):
+            raise NotFoundError(f"no job {job_id[:40]!r} of yours")
+        return job
+
+    def list_jobs(self, renter: str, states: set[JobState], limit: int) -> list[Job]:
+        """The renter's jobs, newest first (only ``states`` when given), at most ``limit``."""
+        out: list[Job] = []
+        for job_id in reversed(self.book.of_renter(to_checksum_address(renter))):
+            job = self.book.get(job_id)
+            if job is not None and (not states or job.state in states):
+                out.append(job)
+                if len(out) >= (limit or 50):
+                    break
+        return out
+
+    def events(self, job_id: JobId, after: int, limit: int = 1000) -> list[JobEvent]:
+        return self.book.events(job_id, after, limit)
+
+    def reason(self, job: Job) -> str:
+        """Why the job is where it is; a queued job's reason is the scheduler's now."""
+        if job.state == JobState.QUEUED:
+            return self.placer.waiting_reason(job.job_id) or job.reason
+        return job.reason
+
+    async def cancel(self, renter: str, job_id: str, reason: str = "") -> Job:
+        self.get(renter, job_id)
+        return self.lifecycle.cancel(to_checksum_address(renter), job_id, reason[:200])
+
+    def offers(self) -> list[ModelOffer]:
+        return self.scheduler.offers()
+
+    def cost_so_far(self, job: Job) -> int:
+        return job.cost_so_far(self.clock.time())
+
+    def in_escrow(self, renter: str) -> int:
+        """Escrow locked in the renter's rentals that are not settled yet (as the king followed them)."""
+        renter = to_checksum_address(renter)
+        pending = set(self.ctx.pending_rentals.values())
+        total = 0
+        for job_id in self.book.of_renter(renter):
+            job = self.book.get(job_id) if job_id in pending else None
+            if job is not None:
+                total += sum(r.escrow for r in job.open_rentals())
+        return total
+
+    async def wallet(self, renter: str) -> Wallet:
+        """The renter's GPUTOKEN balance, allowance to GPURental and permit nonce on Ethereum, and escrow.
+
+        Raises:
+            UnavailableError: Ethereum cannot be read now.
+        """
+        ch = self.chain
+        try:
+            balance, allowance, nonce = await asyncio.gather(
+                asyncio.to_thread(ch.balance, renter), asyncio.to_thread(ch.allowance, renter),
+                asyncio.to_thread(ch.permit_nonce, renter))
+        except BlendrError as exc:  # the RPC's error text may carry its URL (and an API key): log it, do not send it
+            log.warning("reading a wallet failed", error=str(exc)[:200])
+            raise UnavailableError("the king cannot read Ethereum right now; try again") from None
+        return Wallet(renter, balance, allowance, self.in_escrow(renter), nonce)
+
+    # ------------------------------------------------------------------ reads for operators and tests
+    def job_states(self) -> dict[JobState, int]:
+        out: dict[JobState, int] = {}
+        for job in self.book.unfinished():
+            out[job.state] = out.get(job.state, 0) + 1
+        return out
+
+    def live_jobs(self) -> list[Job]:
+        return [j for j in self.book.unfinished() if j.state in LIVE]

@@ -1,0 +1,197 @@
+"""A renter's job coming in: quotes, and the checks a submission passes before it is queued.
+
+Guarantees:
+
+* A submission is idempotent by request id: the same request returns the same job; a different one under
+  the same request id is refused (ALREADY_EXISTS).
+* Nothing is stored until every check passed: the spec against GPURental's governance parameters, the
+  payload (size, spec hash), every intent (signed by the renter for this GPURental, as the contract would
+  recover it; fresh nonces, never used on chain or by another job), the wrapped keys (bounded), the price
+  against the quote, the renter's balance and allowance on Ethereum, and the operator's limits on open jobs.
+* Every value echoed back in an error is bounded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from eth_utils import to_checksum_address
+
+from blendr import jobspec
+from blendr.errors import (
+    AlreadyExistsError,
+    BlendrError,
+    FailedPreconditionError,
+    InvalidArgumentError,
+    ResourceExhaustedError,
+    UnavailableError,
+)
+from blendr.jobspec import Spec, fmt_tokens
+from blendr.telemetry import get_logger
+from king.context import JobsConfig, KingContext
+from king.job import EventKind, IntentRecord, Job, JobState, Submission, job_id_of, rental_intent
+from king.jobbook import Payload
+from king.market import NoMatch, Quote
+from king.rentals import intent_signer
+
+log = get_logger("blendr.king.intake")
+
+
+def _address(text: str, what: str) -> str:
+    try:
+        return str(to_checksum_address(text))
+    except ValueError:
+        raise InvalidArgumentError(f"{what}: {text[:80]!r} is not an address") from None
+
+
+class Intake:
+    """Quotes and submissions (use from the king's event loop)."""
+
+    def __init__(self, ctx: KingContext) -> None:
+        self.ctx = ctx
+
+    @property
+    def cfg(self) -> JobsConfig:
+        return self.ctx.cfg
+
+    def validate(self, spec: Spec) -> Spec:
+        """``spec`` checked against GPURental's governance parameters (read by ``KingCore.prepare``)."""
+        p = self.ctx.params
+        if p is None:
+            raise UnavailableError("the king has not read GPURental's parameters yet; try again")
+        return jobspec.validate(spec, max_gpus=p.max_gpus, min_duration_s=p.min_duration,
+                                max_duration_s=p.max_duration)
+
+    def quote(self, spec: Spec) -> Quote:
+        return self.ctx.market.quote(self.validate(spec))
+
+    async def submit(self, renter: str, sub: Submission) -> tuple[Job, bool]:
+        """Checks and stores a job; returns it and whether it is new (the existing one for a repeated request).
+
+        Raises:
+            InvalidArgumentError, ResourceExhaustedError, FailedPreconditionError, AlreadyExistsError,
+            UnavailableError (Ethereum cannot be read; nothing was stored).
+        """
+        book = self.ctx.book
+        renter = _address(renter, "renter")
+        request_id = jobspec.check_request_id(sub.request_id)
+        job_id = job_id_of(renter, request_id)
+        fingerprint = sub.fingerprint()
+        existing = book.get(job_id)
+        if existing is not None:
+            return self._same(existing, fingerprint, request_id), False
+        if book.open_jobs(renter) >= self.cfg.max_open_jobs_per_renter:
+            raise ResourceExhaustedError(f"you have {book.open_jobs(renter)} open jobs, the most this king allows "
+                                         f"one renter (king.max_open_jobs_per_renter); wait for some to end or "
+                                         "cancel some")
+        if self.ctx.scheduler.queued() >= self.cfg.max_queued_jobs:
+            raise ResourceExhaustedError("the king's queue is full (king.max_queued_jobs); try again later")
+        spec = self.validate(sub.spec)
+        self._check_payload(sub)
+        expect = jobspec.spec_hash(spec, sub.ciphertext)
+        if sub.spec_hash != expect:
+            raise InvalidArgumentError("spec_hash does not match the spec and payload (see blendr.jobspec.spec_hash)")
+        intents = self._check_intents(renter, spec, expect, sub)
+        keys = self._check_keys(sub)
+        quote = self.ctx.market.quote(spec)
+        if quote.candidates and quote.price > spec.max_price_per_gpu_hour:
+            raise FailedPreconditionError(f"your max price {fmt_tokens(spec.max_price_per_gpu_hour)}/h is below the "
+                                          f"quote {fmt_tokens(quote.price)}/h for {spec.gpu_model or 'this spec'}")
+        if quote.why == NoMatch.PRICE:
+            raise FailedPreconditionError(f"max price below the quote: {quote.reason}")
+        balance, allowance, used = await self._read_chain(renter, intents)
+        if used:
+            raise FailedPreconditionError(f"intent {used[0]} was already used (replayed) by a rental on chain")
+        # the chain was read in a worker thread: the same request (or these nonces) may have won meanwhile
+        again = book.get(job_id)
+        if again is not None:
+            return self._same(again, fingerprint, request_id), False
+        self._check_nonces_unused(renter, intents)
+        need = spec.max_escrow()
+        if balance < need:
+            raise FailedPreconditionError(f"insufficient balance: you hold {fmt_tokens(balance)} GPUTOKEN and this "
+                                          f"job can lock up to {fmt_tokens(need)} in escrow")
+        if max(allowance, sub.permit.value if sub.permit else 0) < need:
+            raise FailedPreconditionError(f"the escrow allowance {fmt_tokens(allowance)} is below the "
+                                          f"{fmt_tokens(need)} this job can lock: sign a permit (the SDK does) or "
+                                          "approve GPURental")
+        job = Job(job_id=job_id, request_id=request_id, renter=renter, name=sub.name[:200], spec=spec,
+                  spec_hash=expect, fingerprint=fingerprint, intents=intents, permit=sub.permit,
+                  candidates=sorted(keys), submitted=self.ctx.clock.time(), state=JobState.QUEUED,
+                  reason=quote.reason or "waiting for a provider")
+        book.create(job, Payload(sub.ciphertext, request_id, keys), EventKind.QUEUED, job.reason)
+        log.info("job submitted", job=job_id, renter=renter, spec=spec.describe(), candidates=len(keys))
+        return job, True
+
+    @staticmethod
+    def _same(existing: Job, fingerprint: str, request_id: str) -> Job:
+        if existing.fingerprint != fingerprint:
+            raise AlreadyExistsError(f"request id {request_id} was used for another job ({existing.job_id})")
+        return existing
+
+    def _check_payload(self, sub: Submission) -> None:
+        if len(sub.ciphertext) > self.cfg.max_payload_bytes:
+            raise ResourceExhaustedError(f"the encrypted payload is {jobspec.fmt_bytes(len(sub.ciphertext))}, over the "
+                                         f"{jobspec.fmt_bytes(self.cfg.max_payload_bytes)} limit: trim the workdir "
+                                         "(or list what to leave out in .blendrignore)")
+        if not sub.ciphertext:
+            raise InvalidArgumentError("the payload is empty")
+
+    def _check_intents(self, renter: str, spec: Spec, spec_hash: bytes, sub: Submission) -> list[IntentRecord]:
+        n = len(sub.intents)
+        if not 1 <= n <= self.cfg.max_intents:
+            raise InvalidArgumentError(f"send 1 to {self.cfg.max_intents} signed intents (got {n})")
+        now = int(self.ctx.clock.time())
+        chain = self.ctx.chain
+        seen: set[int] = set()
+        out = []
+        for i, it in enumerate(sub.intents, 1):
+            if it.nonce in seen:
+                raise InvalidArgumentError(f"intent {i} repeats a nonce")
+            seen.add(it.nonce)
+            if it.deadline <= now + 60:
+                raise InvalidArgumentError(f"intent {i} expires too soon (deadline {it.deadline})")
+            if it.deadline > now + self.cfg.max_intent_deadline_s:
+                raise InvalidArgumentError(f"intent {i}'s deadline is more than "
+                                           f"{self.cfg.max_intent_deadline_s // 86400} days away")
+            record = IntentRecord(it.nonce, it.deadline, it.signature)
+            intent = rental_intent(renter, spec, spec_hash, it.nonce, it.deadline)
+            if intent_signer(intent, it.signature, chain.chain_id, chain.rental_address) != renter:
+                raise InvalidArgumentError(f"intent {i} is not signed by the renter {renter} for this GPURental")
+            out.append(record)
+        self._check_nonces_unused(renter, out)
+        return out
+
+    def _check_nonces_unused(self, renter: str, intents: list[IntentRecord]) -> None:
+        for i, it in enumerate(intents, 1):
+            prior = self.ctx.book.nonce_owner(renter, it.nonce)
+            if prior is not None:
+                raise FailedPreconditionError(f"intent {i} was already used (replayed) by job {prior}")
+
+    def _check_keys(self, sub: Submission) -> dict[str, bytes]:
+        if not sub.keys:
+            raise InvalidArgumentError("the payload key is wrapped for no provider: get a quote and wrap it for "
+                                       "its candidates")
+        if len(sub.keys) > self.cfg.candidates:
+            raise InvalidArgumentError(f"the payload key is wrapped for {len(sub.keys)} providers; a job runs on at "
+                                       f"most {self.cfg.candidates} candidates")
+        keys: dict[str, bytes] = {}
+        for provider, key in sub.keys.items():
+            if not key or len(key) > self.cfg.max_sealed_key_bytes:
+                raise InvalidArgumentError(f"the wrapped key for {provider[:42]} is {len(key)} bytes (1 to "
+                                           f"{self.cfg.max_sealed_key_bytes})")
+            keys[_address(provider, "wrapped key")] = key
+        return keys
+
+    async def _read_chain(self, renter: str, intents: list[IntentRecord]) -> tuple[int, int, list[int]]:
+        chain = self.ctx.chain
+
+        def read() -> tuple[int, int, list[int]]:
+            return (chain.balance(renter), chain.allowance(renter),
+                    [i for i, it in enumerate(intents, 1) if chain.nonce_used(renter, it.nonce)])
+
+        try:
+            return await asyncio.to_thread(read)
+        except BlendrError as exc:
+            log.warning("reading the renter's balance failed", error=str(exc)[:200])
+            raise UnavailableError("the king cannot read Ethereum right now; try again in a moment") from None

@@ -1,0 +1,374 @@
+"""A job's rentals on Ethereum and its life on a provider: create, assign, follow, cancel, move, settle.
+
+Guarantees:
+
+* Money moves on chain only, once per rental: a rental is created from a renter-signed intent whose nonce the
+  chain refuses twice (a retried or restarted create adopts the rental already there); an unclear failure
+  keeps the attempt as it is (same intent, provider, queen, price) and tries again, so a possibly-landed
+  intent never goes to another provider.
+* A rental is cancelled when its job ends early, is cancelled, or loses its provider; the cancel is stored
+  before it is sent and retried until the chain has it (``rental_cancels``), so a crash cannot forget it.
+* A job that loses its provider moves to another with its next unused intent, never back to a provider it
+  left; the last rental's end is never extended by moving a job whose rental is over.
+* Events from a queen count only for the job's current attempt on that queen, in order, once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+from tenacity import (
+    AsyncRetrying,
+    RetryError,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_exponential_jitter,
+)
+
+from blendr.errors import BlendrError, ContractRevertError, FailedPreconditionError, NotFoundError
+from blendr.jobspec import fmt_tokens
+from blendr.store import Store
+from blendr.telemetry import get_logger
+from king.context import Assignment, KingContext
+from king.job import LIVE, Attempt, EventKind, Job, JobState, RentalRecord
+from king.settlements import NS_RENTALS, rid_key
+
+log = get_logger("blendr.king.lifecycle")
+
+# Reverts that are the chosen provider's or queen's fault: try another provider. Anything else is the renter's.
+PROVIDER_SIDE = frozenset({"GPURentalInsufficientStake", "GPURentalInsufficientQueenStake",
+                           "GPURentalQueenIsProvider"})
+RENTER_HINTS = {
+    "ERC20InsufficientAllowance": "the escrow allowance is too low: sign a larger permit (or approve GPURental)",
+    "ERC20InsufficientBalance": "insufficient GPUTOKEN balance for the escrow",
+    "GPURentalIntentExpired": "the signed intent expired before a provider was found; submit the job again",
+    "GPURentalNonceUsed": "the intent's nonce was already used by another rental",
+    "GPURentalInvalidSignature": "the intent's signature is not the renter's",
+    "GPURentalInvalidPrice": "the price is above the intent's max price",
+}
+# Reverts after which the intent can never create a rental again.
+INTENT_SPENT = frozenset({"GPURentalNonceUsed", "GPURentalIntentExpired"})
+CANCEL_ATTEMPTS = 6
+CHAIN_WAITING = "Ethereum is not answering; the rental will be created when it is"
+
+
+@dataclass(frozen=True)
+class QueenEvent:
+    """A job event relayed by a queen (``kind``: accepted, running, log, progress, succeeded, failed, stopped,
+    lost)."""
+
+    job_id: str
+    attempt: int
+    seq: int
+    kind: str
+    message: str = ""
+    progress: float = -1.0
+    ts: float = 0.0
+    exit_code: int = 0
+
+
+class Lifecycle:
+    """Rentals and provider-side life of jobs (use from the king's event loop)."""
+
+    def __init__(self, ctx: KingContext, store: Store) -> None:
+        self.ctx = ctx
+        self.book = ctx.book
+        self.store = store  # the settlement follower's records (king.settlements)
+        self._cancelling: set[str] = set()  # rental keys with a cancel in flight
+
+    # ------------------------------------------------------------------ creation
+    async def create_rental(self, job: Job) -> None:
+        """Creates the current attempt's rental on chain, records it, and hands the job to the queen."""
+        ctx = self.ctx
+        c = job.current
+        if c is None:
+            return
+        attempt, idx = c.attempt, c.intent
+        permit = job.permit if job.permit is not None and not job.permit_used else None
+        ctx.busy.add(job.job_id)
+        try:
+            created = await asyncio.to_thread(ctx.chain.create, job.intent(idx), job.intents[idx].signature, c.price,
+                                              c.queen, c.provider, permit)
+        except ContractRevertError as exc:
+            self._create_reverted(job, attempt, exc)
+            return
+        except BlendrError as exc:  # RPC down, no receipt: unclear whether it landed; the same attempt again
+            log.warning("rental creation failed; retrying the same attempt", job=job.job_id, error=str(exc)[:200])
+            if self._same_attempt(job, attempt) and job.state in (*LIVE, JobState.CANCELLED):
+                ctx.retry_create[job.job_id] = ctx.clock.monotonic() + ctx.cfg.retry_s * 5
+                if job.state != JobState.CANCELLED and job.reason != CHAIN_WAITING:
+                    job.reason = CHAIN_WAITING
+                    self.book.save(job, EventKind.SCHEDULED, job.reason)
+            return
+        finally:
+            ctx.busy.discard(job.job_id)
+        ctx.retry_create.pop(job.job_id, None)
+        # Block time may run behind or ahead of this clock: the provider stops the job on its wall clock, so the
+        # rental's end is carried over in wall-clock time.
+        try:
+            skew = ctx.clock.time() - await asyncio.to_thread(ctx.chain.now)
+        except BlendrError:
+            skew = 0.0
+        key = rid_key(created.rental_id)
+        job.intents[idx].used = True
+        job.permit_used = job.permit_used or permit is not None
+        if job.rental(key) is None:
+            job.rentals.append(RentalRecord(key, c.provider, c.queen, c.price, created.escrow, created.tx,
+                                            created.start, created.start + skew, created.duration))
+        ctx.pending_rentals[key] = job.job_id
+        if job.state not in LIVE or not self._same_attempt(job, attempt):
+            # cancelled, moved or ended while the rental was being created: record it and cancel it
+            self.book.cancel_later(key, job.job_id)
+            self.book.save(job, EventKind.RENTAL_CREATED, f"rental {key[:12]}… created; cancelling it")
+            ctx.spawn(self.cancel_rental(job.job_id, key))
+            return
+        c.rental_id, c.deadline = key, float(created.start + created.duration + skew)
+        self.book.save(job, EventKind.RENTAL_CREATED, f"rental {key[:12]}… locks {fmt_tokens(created.escrow)} "
+                                                      f"GPUTOKEN in escrow (tx {created.tx or 'adopted'})")
+        if not ctx.queens.assign(c.queen, self.assignment(job)):
+            # the queen may be restarting: it gets the assignment when it is back, or after the grace period the
+            # job moves to another provider
+            ctx.queen_gone.setdefault(c.queen, ctx.clock.monotonic())
+
+    def _create_reverted(self, job: Job, attempt: int, exc: ContractRevertError) -> None:
+        c = job.current
+        if job.state == JobState.CANCELLED or c is None or not self._same_attempt(job, attempt):
+            self.ctx.scheduler.release(job.job_id)
+            return
+        if exc.error in PROVIDER_SIDE:
+            self.move(job, f"provider {c.provider[:10]}… cannot take the rental ({exc.error}); trying another")
+            return
+        job.intents[c.intent].used = exc.error in INTENT_SPENT
+        self.ctx.scheduler.release(job.job_id)
+        self.fail(job, RENTER_HINTS.get(exc.error, "the rental could not be created: " + (exc.error or "reverted")))
+
+    @staticmethod
+    def _same_attempt(job: Job, attempt: int) -> bool:
+        return job.current is not None and job.current.attempt == attempt
+
+    def assignment(self, job: Job) -> Assignment:
+        c = job.current
+        if c is None or not c.rental_id:
+            raise FailedPreconditionError(f"job {job.job_id} has no rental to assign")
+        pl = self.book.payload(job.job_id)
+        return Assignment(job_id=job.job_id, attempt=c.attempt, provider=c.provider, gpus=job.spec.gpus,
+                          rental_id=bytes.fromhex(c.rental_id), deadline_unix=c.deadline,
+                          ciphertext=pl.ciphertext if pl else b"", sealed_key=pl.keys.get(c.provider, b"") if pl else b"",
+                          aad=pl.aad if pl else "")
+
+    # ------------------------------------------------------------------ cancels on chain
+    async def cancel_rental(self, job_id: str, key: str) -> None:
+        """Cancels a rental on chain; the intent is stored first, so a failure or a restart retries it."""
+        if key in self._cancelling:
+            return
+        self._cancelling.add(key)
+        self.book.cancel_later(key, job_id)
+        try:
+            async for attempt in AsyncRetrying(stop=stop_after_attempt(CANCEL_ATTEMPTS),
+                                               wait=wait_exponential_jitter(multiplier=self.ctx.cfg.retry_s, max=30.0),
+                                               retry=retry_if_exception_type(BlendrError), reraise=False):
+                with attempt:
+                    tx = await asyncio.to_thread(self.ctx.chain.cancel, int(key, 16))
+            if tx:
+                log.info("rental cancelled on chain", job=job_id, rental=key[:12], tx=tx)
+            self.book.cancel_done(key)
+        except RetryError as exc:
+            log.error("could not cancel the rental yet; retrying later", rental=key[:12],
+                      error=str(exc.last_attempt.exception())[:200])
+        finally:
+            self._cancelling.discard(key)
+
+    def retry_cancels(self) -> None:
+        """Cancels that failed or that a restart interrupted are tried again (each is idempotent on chain)."""
+        for key, job_id in self.book.cancels():
+            if key not in self._cancelling:
+                self.ctx.spawn(self.cancel_rental(job_id, key))
+
+    def _cancel_current(self, job: Job) -> None:
+        """Stores, then sends in the background, the cancel of the current attempt's rental."""
+        c = job.current
+        if c is not None and c.rental_id:
+            self.book.cancel_later(c.rental_id, job.job_id)
+            self.ctx.spawn(self.cancel_rental(job.job_id, c.rental_id))
+
+    # ------------------------------------------------------------------ queen events
+    def on_queen_event(self, queen: str, ev: QueenEvent) -> None:
+        """A job event relayed by a queen (stale attempts and repeated seqs are ignored)."""
+        job = self.book.get(ev.job_id)
+        if job is None:
+            return
+        c = job.current
+        if c is None or c.attempt != ev.attempt or queen != c.queen:
+            return
+        if not c.rental_id or job.state not in (*LIVE, JobState.CANCELLED):
+            return  # not assigned yet (the queen cannot know this attempt), or already over
+        if ev.seq and ev.seq <= c.queen_seq:
+            return
+        c.queen_seq = ev.seq or c.queen_seq
+        cfg = self.ctx.cfg
+        if ev.kind == "running" and job.state == JobState.SCHEDULED:
+            job.move_to(JobState.RUNNING)
+            job.started = job.started or self.ctx.clock.time()
+            self.book.save(job, EventKind.RUNNING, f"running on {c.provider}")
+        elif ev.kind == "log" and job.logs < cfg.max_log_events:
+            job.logs += 1
+            self.book.save(job, EventKind.LOG, ev.message)
+        elif ev.kind == "log" and job.logs == cfg.max_log_events:
+            job.logs += 1
+            self.book.save(job, EventKind.LOG, f"[blendr] more than {cfg.max_log_events} log lines: the rest are dropped")
+        elif ev.kind == "progress":
+            job.progress = ev.progress
+            self.book.save(job, EventKind.PROGRESS, ev.message, progress=ev.progress)
+        elif ev.kind in ("succeeded", "failed", "stopped"):
+            self.stopped(job, ev.kind, ev.message, ev.exit_code)
+        elif ev.kind == "lost" and job.live:
+            self.lost(job, ev.message or "the provider went away")
+        else:
+            self.book.save(job)  # accepted, a repeated running, a log over the limit: the queen's seq only
+
+    def stopped(self, job: Job, kind: str, message: str = "", exit_code: int = 0) -> None:
+        """The job stopped on its provider: it ends (a cancelled job stays cancelled); an early end cancels
+        the rental so the renter pays only for the verified time."""
+        self.ctx.scheduler.release(job.job_id)
+        c = job.current
+        job.exit_code = exit_code
+        job.ended = self.ctx.clock.time()
+        if job.state != JobState.CANCELLED:
+            job.move_to(JobState.ENDED)
+            job.outcome = kind
+        msg = {"succeeded": "the job finished", "failed": f"the job failed: {message}".strip(),
+               "stopped": f"the job was stopped: {message}".strip()}[kind]
+        early = bool(c and c.rental_id and self.ctx.clock.time() < c.deadline)
+        if early and c is not None:
+            self.book.cancel_later(c.rental_id, job.job_id)
+        self.book.save(job, EventKind.ENDED, msg)
+        if early:
+            self._cancel_current(job)
+        self.ctx.wake.set()
+
+    def lost(self, job: Job, why: str) -> None:
+        """The provider (or its queen) is gone: cancel its rental, move the job to another provider."""
+        c = job.current
+        if c is not None and c.rental_id and self.ctx.clock.time() >= c.deadline:
+            # the rental is over anyway: the job ends; moving it would rent (and charge) a second time
+            self.stopped(job, "stopped", f"rental ended ({why})")
+            return
+        self._cancel_current(job)
+        if job.state == JobState.CANCELLED:
+            self.ctx.scheduler.release(job.job_id)
+            self.book.save(job)
+            return
+        self.move(job, f"{why}; moving the job to another provider")
+
+    def move(self, job: Job, why: str) -> None:
+        """Back to the queue, never again on the provider it leaves; fails when no intent is left."""
+        if job.current is not None:
+            job.excluded = sorted({*job.excluded, job.current.provider})
+        self.ctx.scheduler.release(job.job_id)
+        job.current = None
+        if job.next_intent() is None:
+            self.fail(job, f"{why}, but no signed intent is left to rent another provider")
+            return
+        job.move_to(JobState.QUEUED)
+        job.reason = why
+        self.book.save(job, EventKind.RESCHEDULED, why)
+        self.enqueue(job)
+        self.ctx.wake.set()
+
+    def fail(self, job: Job, why: str) -> None:
+        job.move_to(JobState.FAILED)
+        job.reason, job.outcome = why, "failed"
+        job.ended = job.ended or self.ctx.clock.time()
+        self.book.save(job, EventKind.FAILED, why)
+        self.maybe_settled(job)
+
+    def enqueue(self, job: Job) -> None:
+        """Queues the job in the scheduler, only on its candidates, never on a provider it was moved off."""
+        from king.market import needs
+
+        self.ctx.scheduler.submit(job.job_id, job.renter, needs(job.spec, frozenset(job.candidates)))
+        for p in job.excluded:
+            self.ctx.scheduler.exclude(job.job_id, p)
+
+    # ------------------------------------------------------------------ the renter's cancel
+    def cancel(self, renter: str, job_id: str, reason: str = "") -> Job:
+        """Cancels the renter's job: a queued one at once; a live one is stopped and its rental cancelled
+        (stored first, sent in the background)."""
+        job = self.book.get(job_id)
+        if job is None or job.renter != renter:
+            raise NotFoundError(f"no job {job_id[:40]!r} of yours")
+        why = reason or "cancelled by the renter"
+        if job.state == JobState.CANCELLED:
+            return job
+        if job.state != JobState.QUEUED and not job.live:
+            raise FailedPreconditionError(f"job {job_id} has already {job.state}")
+        c = job.current
+        job.move_to(JobState.CANCELLED)
+        job.reason, job.outcome, job.ended = why, "cancelled", self.ctx.clock.time()
+        if c is None:
+            self.ctx.scheduler.cancel(job.job_id)
+            self.book.save(job, EventKind.CANCELLED, why)
+            self.maybe_settled(job)
+            return job
+        if c.rental_id:
+            self.book.cancel_later(c.rental_id, job.job_id)
+        self.book.save(job, EventKind.CANCELLED, why)
+        self.ctx.queens.stop(c.queen, job.job_id, c.attempt, why)  # re-sent when the queen reconnects
+        self.ctx.scheduler.release(job.job_id)
+        if c.rental_id:
+            self.ctx.spawn(self.cancel_rental(job.job_id, c.rental_id))
+        return job
+
+    # ------------------------------------------------------------------ settlement
+    def poll_settlements(self) -> None:
+        """Applies the rentals the settlement follower has seen settle (or expire) to their jobs."""
+        for key, job_id in list(self.ctx.pending_rentals.items()):
+            r = self.store.get(NS_RENTALS, key)
+            if r is None or r.get("state") not in ("settled", "expired"):
+                continue
+            del self.ctx.pending_rentals[key]
+            job = self.book.get(job_id)
+            rs = job.rental(key) if job is not None else None
+            if job is None or rs is None:
+                continue
+            rs.state = r["state"]
+            rs.verified_seconds = int(r.get("verified_seconds", 0))
+            rs.failed = bool(r.get("failed", False))
+            rs.provider_payment, rs.fee = int(r.get("provider_payment") or 0), int(r.get("fee") or 0)
+            rs.refund, rs.slashed = int(r.get("refund") or 0), int(r.get("slashed") or 0)
+            rs.settled_tx = r.get("settled_tx", "")
+            if rs.state == "settled":
+                self.book.save(job, EventKind.VERIFIED, f"rental {key[:12]}…: {rs.verified_seconds} s verified"
+                                                        f"{' — verification FAILED, provider slashed' if rs.failed else ''}")
+            self.book.save(job, EventKind.SETTLED, f"rental {key[:12]}… settled: paid "
+                                                   f"{fmt_tokens(rs.provider_payment + rs.fee)}, refunded "
+                                                   f"{fmt_tokens(rs.refund)} GPUTOKEN (tx {rs.settled_tx})")
+            self.maybe_settled(job)
+
+    def maybe_settled(self, job: Job) -> None:
+        """A job over whose rentals are all settled becomes ``settled``; its payload is dropped."""
+        if job.state not in (JobState.ENDED, JobState.FAILED, JobState.CANCELLED) or job.open_rentals():
+            return
+        if job.rentals:
+            job.move_to(JobState.SETTLED)
+            self.book.save(job, EventKind.SETTLED, "every rental of the job is settled")
+        else:
+            self.book.save(job)
+        self.book.drop_payload(job.job_id)  # the job is over: its encrypted payload is not needed
+
+    # ------------------------------------------------------------------ placement
+    def place(self, job: Job, provider: str, queen: str, price: int) -> Attempt | None:
+        """Makes ``provider`` the job's new attempt with the next unused intent (None: no intent left, the job
+        failed)."""
+        idx = job.next_intent()
+        if idx is None:
+            self.ctx.scheduler.release(job.job_id)
+            self.fail(job, "no signed intent left to rent another provider; submit the job again")
+            return None
+        job.attempt += 1
+        job.move_to(JobState.SCHEDULED)
+        job.current = Attempt(job.attempt, provider, queen, price, idx)
+        self.book.save(job, EventKind.SCHEDULED, f"placed on provider {provider} (queen {queen}) at "
+                                                 f"{fmt_tokens(price)}/GPU-hour")
+        return job.current

@@ -1,0 +1,109 @@
+"""What the network offers now, as the queens report it: providers, their keys and load, and quotes.
+
+Guarantees: a provider is offered only while its queen's latest snapshot lists it (alive, with its own
+admission to that queen); a quote lists at most ``candidates`` providers, cheapest first, and names why
+nothing matches when nothing does (``Quote.why``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from enum import StrEnum
+
+from eth_utils import to_checksum_address
+
+from blendr.jobspec import Spec, fmt_tokens
+from king.scheduler import JobSpec, PoolSnapshot, ProviderOffer, Scheduler
+
+
+@dataclass(frozen=True)
+class PoolEntry:
+    offer: ProviderOffer
+    public_key: bytes
+    busy_gpus: int
+
+
+class NoMatch(StrEnum):
+    """Why a quote has no candidate."""
+
+    NONE = ""
+    NO_PROVIDER = "no_provider"  # nothing in the network has the GPUs asked for
+    PRICE = "price"  # providers match, but none at or under the renter's max price
+
+
+@dataclass(frozen=True)
+class Quote:
+    price: int
+    max_escrow: int
+    candidates: list[PoolEntry]
+    reason: str
+    closest: list[ProviderOffer]
+    why: NoMatch = NoMatch.NONE
+
+
+def needs(spec: Spec, providers: frozenset[str] = frozenset()) -> JobSpec:
+    """The scheduler's view of a job spec (``providers``: those its payload key is wrapped for)."""
+    return JobSpec(spec.gpus, spec.gpu_model, spec.min_vram_bytes, spec.min_tflops, spec.max_price_per_gpu_hour,
+                   providers)
+
+
+def fits(o: ProviderOffer, s: JobSpec) -> bool:
+    return (o.alive and o.gpus >= s.gpus and (not s.gpu_model or o.gpu_model == s.gpu_model)
+            and o.vram_bytes >= s.min_vram_bytes and (s.min_tflops <= 0 or o.tflops >= s.min_tflops))
+
+
+class Market:
+    """The providers the queens report, kept per queen; quotes from the scheduler's prices."""
+
+    def __init__(self, scheduler: Scheduler, reputation: Callable[[str], int] | None = None,
+                 candidates: int = 16) -> None:
+        self.scheduler = scheduler
+        self.reputation = reputation or (lambda _p: 5000)
+        self.candidates = candidates
+        self.pool: dict[str, PoolEntry] = {}  # provider -> latest report
+        self._pools: dict[str, set[str]] = {}  # queen -> providers
+
+    def on_snapshot(self, queen: str, seq: int, providers: list[tuple[ProviderOffer, bytes, int]]) -> None:
+        """A queen's pool: offers (reputation filled in here), public keys and busy GPUs."""
+        queen = to_checksum_address(queen)
+        offers = []
+        for offer, pub, busy in providers:
+            o = replace(offer, queen=queen, reputation=self.reputation(offer.provider))
+            offers.append(o)
+            self.pool[o.provider] = PoolEntry(o, pub, busy)
+        names = {o.provider for o in offers}
+        for gone in self._pools.get(queen, set()) - names:
+            self.pool.pop(gone, None)
+        self._pools[queen] = names
+        self.scheduler.update_pool(PoolSnapshot(queen, tuple(offers), seq))
+
+    def remove_queen(self, queen: str) -> None:
+        self.scheduler.remove_pool(queen)
+        for p in self._pools.pop(queen, set()):
+            self.pool.pop(p, None)
+
+    def _price(self, o: ProviderOffer) -> int:
+        return max(o.ask_per_gpu_hour, int(self.scheduler.quote(o.gpu_model)))
+
+    def quote(self, spec: Spec) -> Quote:
+        """The price now and the providers that could run ``spec`` (validated by the caller)."""
+        s = needs(spec)
+        matching = [e for e in self.pool.values() if fits(e.offer, s)]
+        if spec.gpu_model:
+            price = int(self.scheduler.quote(spec.gpu_model))
+        else:
+            price = min((int(self.scheduler.quote(m)) for m in {e.offer.gpu_model for e in matching}), default=0)
+        priced = [e for e in matching if self._price(e.offer) <= spec.max_price_per_gpu_hour]
+        priced.sort(key=lambda e: (self._price(e.offer), -e.offer.reputation, e.busy_gpus))
+        if priced:
+            return Quote(price, spec.max_escrow(), priced[: self.candidates], "", [])
+        what = f"{spec.gpus}×{spec.gpu_model or 'GPU'}"
+        closest = self.scheduler.closest_offers(s, 3)
+        if not matching:
+            return Quote(price, spec.max_escrow(), [], f"no provider with {what} in the network now", closest,
+                         NoMatch.NO_PROVIDER)
+        cheapest = min(self._price(e.offer) for e in matching)
+        return Quote(price, spec.max_escrow(), [], f"no provider with {what} under "
+                     f"{fmt_tokens(spec.max_price_per_gpu_hour)}/h (the cheapest is {fmt_tokens(cheapest)}/h)",
+                     closest, NoMatch.PRICE)
