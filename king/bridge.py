@@ -147,7 +147,7 @@ class AttestationBook:
         self.store = store
         self.clock = clock
         self.cfg = cfg
-        self._wait = wait_exponential_jitter(initial=cfg.retry_initial_s, max=cfg.retry_max_s,
+        self._wait = wait_exponential_jitter(multiplier=cfg.retry_initial_s, max=cfg.retry_max_s,
                                              jitter=cfg.retry_initial_s)
         self._attesters: dict[int, tuple[set[str], int, float]] = {}
         self._delivering: set[str] = set()

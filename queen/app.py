@@ -75,6 +75,8 @@ class QueenApp:
                     # Heartbeat times of the whole pool, one document, written off the event loop.
                     await asyncio.to_thread(self.core.pool.write, seen)
             except Exception:
+                # Loop boundary: liveness and challenges of the whole pool run from this loop, which must
+                # outlive a bug in one tick; the traceback is logged and the next tick runs as usual.
                 log.exception("queen tick failed")
             await asyncio.sleep(self.cfg.queen.tick_s)
 
@@ -194,10 +196,10 @@ def _start_relay(app: QueenApp, ident: NodeIdentity, clock: Clock, manifest: Any
     ]
     king = None
     if cfg.relay.king:
-        stub = _king_stub(app)
+        from queen.kingclient import GrpcKing
 
-        def king() -> Any:
-            return stub
+        stub = _king_stub(app)
+        king = GrpcKing(lambda: stub, timeout_s=10.0)
     app.attester = Attester(account, routes, app.store, clock, cfg.relay, king=king)
     if run:
         app._relay_tasks += [asyncio.create_task(app.verifier.run()), asyncio.create_task(app.attester.run())]

@@ -17,28 +17,39 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
-
-import grpc
+from typing import Any, Protocol
 
 from blendr.chain.bridge import BridgeMessage, attest
 from blendr.chain.client import ChainClient
 from blendr.chain.contracts import BridgeInbox, BridgeOutbox
 from blendr.chain.follower import Changes, EventFollower
-from blendr.chain.relay import deliver_message, message_from_proto, message_to_proto
+from blendr.chain.relay import deliver_message
 from blendr.clock import Clock
 from blendr.config import RelayConfig
-from blendr.errors import BlendrError
+from blendr.errors import BlendrError, InvalidArgumentError, PermissionDeniedError
 from blendr.store import Store
 from blendr.store.base import Batch
 from blendr.telemetry import get_logger
-from protos.blendr.v1 import king_pb2 as kpb
+from queen import backoff
+from queen.kingclient import KingAck
+from queen.verification import EventSource
 
 log = get_logger("blendr.queen.attester")
 
 NS_ATTESTATIONS = "attestations"
 # Refusals that sending again cannot fix: the attestation is kept with the error, and not retried.
-FINAL_CODES = {grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.PERMISSION_DENIED}
+FINAL_ERRORS = (InvalidArgumentError, PermissionDeniedError)
+
+
+class KingPort(Protocol):
+    """The king's attestation API as the attester uses it (:class:`queen.kingclient.GrpcKing`, or a fake).
+
+    Both calls raise only BlendrError subclasses.
+    """
+
+    async def submit_attestation(self, msg: BridgeMessage, signature: bytes) -> KingAck: ...
+
+    async def attestations(self, message_hash: bytes) -> tuple[BridgeMessage, dict[str, bytes]]: ...
 
 
 @dataclass(frozen=True)
@@ -63,14 +74,16 @@ class Attester:
         clock: Clock,
         cfg: RelayConfig,
         *,
-        king: Callable[[], Any] | None = None,
+        king: KingPort | None = None,
         confirmations: dict[str, int] | None = None,
+        followers: list[EventSource] | None = None,
     ) -> None:
         """Args:
             account: the queen's signing account (an attester of both inboxes).
             routes: ETH -> ETC and ETC -> ETH.
-            king: returns a ``KingControlStub`` (None: attestations stay in the store).
+            king: the king's attestation API (None: attestations stay in the store).
             confirmations: per source chain name, overrides the chain's depth (tests).
+            followers: one event source per route (unit tests); default: an EventFollower of each outbox.
         """
         self.account = account
         self.routes = routes
@@ -78,13 +91,13 @@ class Attester:
         self.clock = clock
         self.cfg = cfg
         self._king = king
-        self.followers = [
+        self.followers: list[EventSource] = followers or [
             EventFollower(r.src, store, f"queen-{r.src.settings.name}-outbox", {"BridgeOutbox": r.outbox.contract},
                           confirmations=(confirmations or {}).get(r.src.settings.name), start_block=r.start_block)
             for r in routes
         ]
         self._failures = 0
-        self._next_send = 0.0
+        self._wait = backoff.exponential(cfg.retry_initial_s, cfg.retry_max_s)
 
     # ------------------------------------------------------------------ following
     def _handler(self, route: Route) -> Callable[[Changes, Batch], None]:
@@ -140,33 +153,28 @@ class Attester:
         """Hands unacknowledged attestations to the king; returns how many it took.
 
         Raises:
-            grpc.aio.AioRpcError: the king is unreachable (the caller backs off); final refusals are recorded.
+            UnavailableError (or another BlendrError): the king is unreachable (the caller backs off); final
+                refusals (invalid, not an attester) are recorded on the attestation and not sent again.
         """
         if self._king is None:
             return 0
-        stub = self._king()
         sent = 0
         for doc in self.attestations(unsent_only=True):
             if doc.get("error"):
                 continue
             msg = BridgeMessage.from_json(doc["message"])
-            req = kpb.SubmitAttestationRequest(message=message_to_proto(msg),
-                                               signature=bytes.fromhex(doc["signature"][2:]))
             key = msg.message_hash.hex()
             try:
-                resp = await stub.SubmitAttestation(req, timeout=10.0)
-            except grpc.aio.AioRpcError as exc:
-                if exc.code() in FINAL_CODES:
-                    log.error("king refused an attestation", hash=key[:16], code=exc.code().name,
-                              details=exc.details())
-                    self.store.put(NS_ATTESTATIONS, key, {**doc, "error": f"{exc.code().name}: {exc.details()}"})
-                    continue
-                raise
+                ack = await self._king.submit_attestation(msg, bytes.fromhex(doc["signature"][2:]))
+            except FINAL_ERRORS as exc:
+                log.error("king refused an attestation", hash=key[:16], error=str(exc))
+                self.store.put(NS_ATTESTATIONS, key, {**doc, "error": str(exc)})
+                continue
             self.store.put(NS_ATTESTATIONS, key, {**doc, "sent": True, "sent_at": self.clock.time(),
-                                                  "king_state": kpb.DeliveryState.Name(resp.state)})
+                                                  "king_state": ack.state})
             sent += 1
-            log.info("attestation handed to the king", hash=key[:16], attestations=resp.attestations,
-                     threshold=resp.threshold, state=kpb.DeliveryState.Name(resp.state))
+            log.info("attestation handed to the king", hash=key[:16], attestations=ack.attestations,
+                     threshold=ack.threshold, state=ack.state)
         return sent
 
     async def deliver_stalled(self) -> int:
@@ -186,15 +194,13 @@ class Attester:
                 self.store.put(NS_ATTESTATIONS, msg.message_hash.hex(), {**doc, "executed": True})
                 continue
             try:
-                got = await self._king().GetAttestations(
-                    kpb.GetAttestationsRequest(message_hash=msg.message_hash), timeout=10.0)
-            except grpc.aio.AioRpcError as exc:
-                log.warning("cannot fetch attestations from the king", code=exc.code().name)
+                held, sigs = await self._king.attestations(msg.message_hash)
+            except BlendrError as exc:
+                log.warning("cannot fetch attestations from the king", error=str(exc)[:300])
                 return done
-            if message_from_proto(got.message) != msg:
+            if held != msg:
                 log.error("the king answered with another message; not delivering", hash=msg.message_hash.hex()[:16])
                 continue
-            sigs = {a.attester: bytes(a.signature) for a in got.attestations}
             outcome = await asyncio.to_thread(deliver_message, route.inbox, msg, sigs)
             log.info("delivered a stalled message ourselves", hash=msg.message_hash.hex()[:16], outcome=outcome.state,
                      tx=outcome.tx_hash)
@@ -218,14 +224,15 @@ class Attester:
                 self._failures = 0
             except asyncio.CancelledError:
                 raise
-            except (BlendrError, grpc.aio.AioRpcError) as exc:
+            except BlendrError as exc:  # a chain, the king or the store away: the next round resumes
                 self._failures += 1
-                delay = min(self.cfg.retry_max_s, self.cfg.retry_initial_s * 2 ** (self._failures - 1))
-                what = exc.code().name if isinstance(exc, grpc.aio.AioRpcError) else str(exc)[:300]
-                log.warning("attester round failed; retrying", error=what, attempt=self._failures,
+                delay = backoff.delay(self._wait, self._failures)
+                log.warning("attester round failed; retrying", error=str(exc)[:300], attempt=self._failures,
                             retry_in_s=round(delay, 2))
             except Exception:
+                # Loop boundary: bridge attestations carry renters' settlements and must outlive a bug in one
+                # round; the traceback is logged and the round retried like a failure.
                 self._failures += 1
-                delay = min(self.cfg.retry_max_s, self.cfg.retry_initial_s * 2 ** (self._failures - 1))
-                log.exception("attester round failed; retrying", attempt=self._failures)
+                delay = backoff.delay(self._wait, self._failures)
+                log.exception("attester round failed (bug); retrying", attempt=self._failures)
             await asyncio.sleep(delay)

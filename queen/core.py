@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 from blendr.clock import Clock
 from blendr.config import QueenConfig
-from blendr.errors import InvalidArgumentError, ResourceExhaustedError
+from blendr.errors import BlendrError, InvalidArgumentError, ProofError, ResourceExhaustedError
 from blendr.identity import Address, recover_admission_key, to_address
 from blendr.proof.prover import Opening
 from blendr.store import Store
@@ -214,7 +214,7 @@ class QueenCore:
         try:
             addr = self.admission.verify(hello.address, nonce, signature)
             public_key = recover_admission_key(self.address, addr, nonce, signature)
-        except Exception as exc:
+        except BlendrError as exc:  # counted and logged here, answered by the servicer
             self._count_admission(type(exc).__name__)
             log.warning("admission refused", provider=hello.address, reason=str(exc))
             raise
@@ -333,9 +333,9 @@ class QueenCore:
         for addr in self.challenger.due():
             try:
                 self._issue(addr)
-            except Exception:
-                # One provider's problem must not stop challenges for the others.
-                log.exception("cannot challenge provider", provider=addr)
+            except BlendrError as exc:
+                # One provider's problem (its record, the store) must not stop challenges for the others.
+                log.error("cannot challenge provider", provider=addr, error=str(exc))
                 self.challenger.schedule(addr)
         self._update_gauges()
 
@@ -358,7 +358,7 @@ class QueenCore:
             return  # one challenge in flight per provider
         try:
             p = self.challenger.issue(addr, rec.devices)
-        except Exception as exc:
+        except (InvalidArgumentError, ProofError) as exc:  # an unknown model, no size fits its devices
             log.error("cannot size a challenge", provider=addr, error=str(exc))
             return
         self.pool.record_issued(addr, p.summary(Verdict.PENDING))
@@ -396,8 +396,9 @@ class QueenCore:
         for listener in self.outcome_listeners:
             try:
                 listener(addr, outcome)
-            except Exception:
-                log.exception("challenge listener failed", provider=addr, challenge=rec.get("challenge_id"))
+            except BlendrError as exc:  # e.g. the rental verifier's store write: the verdict stands
+                log.error("challenge listener failed", provider=addr, challenge=rec.get("challenge_id"),
+                          error=str(exc))
         if self.metrics:
             self.metrics.challenges.labels(verdict=outcome.verdict.value).inc()
         level = log.info if outcome.verdict is Verdict.PASSED else log.warning
@@ -432,15 +433,15 @@ class QueenCore:
         for listener in self.job_listeners:
             try:
                 listener(ev)
-            except Exception:
-                log.exception("job listener failed", job=ev.job_id, kind=ev.kind)
+            except BlendrError as exc:
+                log.error("job listener failed", job=ev.job_id, kind=ev.kind, error=str(exc))
 
     def _pool_changed(self) -> None:
         for listener in self.pool_listeners:
             try:
                 listener()
-            except Exception:
-                log.exception("pool listener failed")
+            except BlendrError as exc:
+                log.error("pool listener failed", error=str(exc))
 
     # ------------------------------------------------------------------ jobs
     def assign(self, a: Assignment) -> None:

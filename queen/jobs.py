@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from blendr.clock import Clock
-from blendr.errors import InvalidArgumentError
+from blendr.errors import InvalidArgumentError, SignatureError
 from blendr.identity import Address, to_address
 from blendr.store import Store
 from blendr.telemetry import get_logger
@@ -241,7 +241,7 @@ class JobBook:
             provider = to_address(a.provider)
             if a.gpus < 1:
                 raise InvalidArgumentError(f"an assignment needs gpus >= 1 (got {a.gpus})")
-        except Exception as exc:
+        except (InvalidArgumentError, SignatureError) as exc:  # a bad job id, provider address or gpus
             log.warning("malformed assignment refused", job=a.job_id[:MAX_JOB_ID], error=str(exc))
             if a.job_id and len(a.job_id) <= MAX_JOB_ID and "/" not in a.job_id and a.job_id.isprintable():
                 self._emit(JobEvent(a.job_id, a.attempt, 1, "failed", f"invalid assignment: {exc}"[:MAX_MESSAGE],

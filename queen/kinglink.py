@@ -4,7 +4,7 @@ After a signed registration (:mod:`blendr.rpc.registration`) the queen sends poo
 snapshot interval, at once after registering, and whenever a provider joins, leaves, dies or its load
 changes) and job events; it receives assignments and stops and hands them to the core's
 :class:`~queen.jobs.JobBook`. A broken stream is redialled with bounded exponential backoff and jitter
-(``relay.retry_initial_s`` doubling up to ``relay.retry_max_s``); the link never gives up, since the pool
+(tenacity's exponential wait: ``relay.retry_initial_s`` doubling up to ``relay.retry_max_s``); the link never gives up, since the pool
 keeps working for its providers while the king is away.
 
 Delivery of job events is at least once and in order: events wait in a bounded memory buffer
@@ -22,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
-import random
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -38,6 +37,7 @@ from blendr.rpc.registration import sign_queen_registration
 from blendr.telemetry import get_logger
 from blendr.types import ProviderState
 from protos.blendr.v1 import king_pb2 as kpb
+from queen import backoff
 from queen.core import QueenCore
 from queen.jobs import CHATTER, Assignment, JobEvent
 from queen.pool import ProviderRecord
@@ -107,7 +107,6 @@ class KingLink:
         clock: Clock,
         endpoint: str,
         call_timeout_s: float,
-        rng: random.Random | None = None,
     ) -> None:
         """
         Args:
@@ -137,7 +136,7 @@ class KingLink:
         self._clock = clock
         self._endpoint = endpoint
         self._timeout = call_timeout_s
-        self._rng = rng or random.Random()
+        self._wait = backoff.exponential(cfg.retry_initial_s, cfg.retry_max_s)
         self._buffer: deque[JobEvent] = deque()
         self._recent: deque[JobEvent] = deque(maxlen=RESEND_TAIL)
         self._wake = asyncio.Event()
@@ -178,8 +177,7 @@ class KingLink:
     # ------------------------------------------------------------------ the loop
     def backoff(self, failures: int) -> float:
         """Seconds before redial number ``failures`` (>= 1): exponential with jitter, at most ``retry_max_s``."""
-        initial, cap = self.cfg.retry_initial_s, self.cfg.retry_max_s
-        return float(min(cap, initial * 2 ** min(failures - 1, 30) + self._rng.uniform(0, initial)))
+        return backoff.delay(self._wait, failures)
 
     async def run(self) -> None:
         """Serve the session until cancelled, redialling after every failure."""

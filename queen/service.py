@@ -171,6 +171,8 @@ class QueenServicer(pb_grpc.QueenServiceServicer):
         except grpc.aio.AioRpcError:
             link.fail(grpc.StatusCode.CANCELLED, "stream broken")
         except Exception:
+            # Stream boundary: a bug handling one provider's message ends that stream with INTERNAL (no
+            # details to the provider) instead of killing the reader silently; the traceback is logged.
             log.exception("internal error handling a provider message", provider=address)
             link.fail(grpc.StatusCode.INTERNAL, "internal error")
 

@@ -26,20 +26,21 @@ import contextlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from eth_utils import keccak, to_checksum_address
 
 from blendr.chain.contracts import ChallengeResult, WorkVerification, results_tree, sorted_pair_tree
-from blendr.chain.follower import Changes, EventFollower
+from blendr.chain.follower import Changes, EventFollower, Handler
 from blendr.clock import Clock
 from blendr.config import RelayConfig
-from blendr.errors import ContractRevertError, UnavailableError
+from blendr.errors import BlendrError, ContractRevertError, UnavailableError
 from blendr.identity import Address
 from blendr.store import Store
 from blendr.store.base import Batch
 from blendr.telemetry import get_logger
 from blendr.types import Verdict
+from queen import backoff
 from queen.challenges import Outcome
 from queen.core import QueenCore
 
@@ -54,6 +55,12 @@ INTERVAL_CACHE_S = 60.0
 
 OPEN, FINALIZED = "open", "finalized"
 VERDICT_FIELD = {Verdict.PASSED: "passed", Verdict.FAILED: "failed", Verdict.MISSED: "missed"}
+
+
+class EventSource(Protocol):
+    """A follower of contract events (:class:`~blendr.chain.follower.EventFollower`, or a fake in tests)."""
+
+    def poll(self, handler: Handler) -> Changes: ...
 
 
 def rid_key(rental_id: int) -> str:
@@ -140,23 +147,30 @@ class RentalVerifier:
         start_block: int = 0,
         confirmations: int | None = None,
         chain_time: Callable[[], int] | None = None,
+        follower: EventSource | None = None,
     ) -> None:
+        """Args:
+            wv: WorkVerification on ETC (a fake in unit tests).
+            follower: the source of WorkVerification's events; default: an EventFollower of ``wv``.
+            chain_time: ETC's time as the queen estimates it (default: the queen's clock).
+        """
         self.core = core
         self.cfg = cfg
         self.wv = wv
         self.store = store
         self.clock = clock
         self.queen = Address(to_checksum_address(core.address))
-        self.follower = EventFollower(wv.client, store, FOLLOWER, {"WorkVerification": wv.contract},
-                                      confirmations=confirmations, start_block=start_block)
+        self.follower: EventSource = follower or EventFollower(
+            wv.client, store, FOLLOWER, {"WorkVerification": wv.contract}, confirmations=confirmations,
+            start_block=start_block)
         # ETC's time as the queen estimates it: its own clock (a finalize that comes too early is retried)
         self._chain_time = chain_time or (lambda: int(self.clock.time()))
         self.tasks: dict[int, Task] = {}
         self._staged: dict[int, Task] = {}  # tasks changed by the follower poll in progress
         self._interval: tuple[float, float] | None = None  # (chain interval, fetched at monotonic)
         self._last_batch = clock.monotonic()
-        self._retry_at = 0.0
         self._failures = 0
+        self._wait = backoff.exponential(cfg.retry_initial_s, cfg.retry_max_s)
         core.outcome_listeners.append(self.on_outcome)
 
     # ------------------------------------------------------------------ state
@@ -399,7 +413,7 @@ class RentalVerifier:
         return rep
 
     async def run(self) -> None:
-        """Steps every ``relay.poll_s``; failures back off (bounded) and never stop the loop."""
+        """Steps every ``relay.poll_s``; failures wait (tenacity, bounded per try) and never stop the loop."""
         while True:
             delay = self.cfg.poll_s
             try:
@@ -407,11 +421,17 @@ class RentalVerifier:
                 self._failures = 0
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:
+            except BlendrError as exc:  # chain or store trouble: the next round resumes from the store
                 self._failures += 1
-                delay = min(self.cfg.retry_max_s, self.cfg.retry_initial_s * 2 ** (self._failures - 1))
+                delay = backoff.delay(self._wait, self._failures)
                 log.warning("verification round failed; retrying", error=str(exc)[:300], attempt=self._failures,
                             retry_in_s=round(delay, 2))
+            except Exception:
+                # Loop boundary: the queen's verification duty (renters' settlements depend on it) must outlive
+                # a bug in one round; the traceback is logged and the round retried like a failure.
+                self._failures += 1
+                delay = backoff.delay(self._wait, self._failures)
+                log.exception("verification round failed (bug); retrying", attempt=self._failures)
             await asyncio.sleep(delay)
 
     # ------------------------------------------------------------------ audit

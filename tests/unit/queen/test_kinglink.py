@@ -404,7 +404,7 @@ class FakeKing:
 def make_link(core: QueenCore, king: FakeKing, **relay: Any) -> KingLink:
     cfg = RelayConfig(**{"retry_initial_s": 0.01, "retry_max_s": 0.05, "snapshot_interval_s": 30.0, **relay})
     return KingLink(core, QUEEN.account(), cfg, stub=lambda: king, clock=core.clock, endpoint="127.0.0.1:7470",
-                    call_timeout_s=2.0, rng=random.Random(1))
+                    call_timeout_s=2.0)
 
 
 async def until(pred: Callable[[], Any], what: str, timeout: float = 5.0) -> Any:
