@@ -118,7 +118,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from _common import format_table, machine_info, percentile, result_path, write_json
 
 from blendr.proof.fingerprints import FINGERPRINTS
-from king.jobs import JobsConfig
 from king.pricing import DEFAULT_BASE_PER_GPU_HOUR, Pricer, tokens
 from king.scheduler import JobSpec, PoolSnapshot, ProviderOffer, Scheduler
 
@@ -528,6 +527,14 @@ async def _serve(kind: str, conn: Any, params: dict[str, Any]) -> None:
         shutil.rmtree(home, ignore_errors=True)
 
 
+def king_candidates() -> int:
+    """How many candidate providers a quote names (the king's job settings): the gateway part's default
+    number of matching providers."""
+    from king.jobs import JobsConfig
+
+    return JobsConfig().candidates
+
+
 @dataclass
 class BenchKing:
     """The king's renter API as the bench runs it, built by :func:`build_king`."""
@@ -557,7 +564,7 @@ async def build_king(cfg: Any, feeds: list[dict[str, list[Any]]]) -> BenchKing:
     from blendr.store import SQLiteStore
     from king.auth import Sessions
     from king.gateway import RenterGatewayServicer
-    from king.jobs import JobManager
+    from king.jobs import JobManager, JobsConfig
     from king.pricing import PricingParams
     from protos.blendr.v1 import renter_pb2_grpc as rpb_grpc
 
@@ -1282,7 +1289,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=1, help="first seed")
     parser.add_argument("--gw-renters", type=int, default=100, help="concurrent renters (SDK clients)")
     parser.add_argument("--gw-jobs", type=int, default=None, help="jobs per renter (default 3 quick, 20 full)")
-    parser.add_argument("--gw-providers", type=int, default=JobsConfig().candidates,
+    parser.add_argument("--gw-providers", type=int, default=king_candidates(),
                         help=f"{GW_MODEL} providers, the ones the jobs match (default: the quote's candidates)")
     parser.add_argument("--gw-gpus", type=int, default=128, help=f"GPUs per {GW_MODEL} provider")
     parser.add_argument("--gw-other-providers", type=int, default=984, help=f"{GW_OTHER_MODEL} providers")
