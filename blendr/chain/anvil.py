@@ -156,8 +156,7 @@ def rpc(host: str, port: int, method: str, params: list[Any] | None = None, time
     """One JSON-RPC call over plain HTTP (no web3), for process management.
 
     Raises:
-        UnavailableError: the node answered with an error.
-        OSError: the node could not be reached.
+        UnavailableError: the node could not be reached, did not answer JSON, or answered with an error.
     """
     import json
     import urllib.request
@@ -166,8 +165,15 @@ def rpc(host: str, port: int, method: str, params: list[Any] | None = None, time
         f"http://{host}:{port}", data=json.dumps({"jsonrpc": "2.0", "id": 1, "method": method,
                                                   "params": params or []}).encode(),
         headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=timeout) as resp:
-        body = json.loads(resp.read())
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            body = json.loads(resp.read())
+    except OSError as exc:  # refused, reset, timed out (urllib's URLError is an OSError)
+        raise UnavailableError(f"{method}: no answer from {host}:{port}: {exc}") from exc
+    except ValueError as exc:  # not JSON
+        raise UnavailableError(f"{method}: {host}:{port} did not answer JSON-RPC: {exc}") from exc
+    if not isinstance(body, dict) or ("error" not in body and "result" not in body):
+        raise UnavailableError(f"{method}: {host}:{port} did not answer JSON-RPC")
     if "error" in body:
         raise UnavailableError(f"{method}: {body['error']}")
     return body["result"]

@@ -4,8 +4,12 @@ One :class:`ChainClient` per (chain, signing key). It manages the account's nonc
 transactions can be in flight), estimates gas with a margin, prices fees as the chain expects (EIP-1559 on
 Ethereum; legacy ``gasPrice`` on Ethereum Classic, which has no base fee), retries transient RPC failures
 with bounded exponential backoff, and waits for receipts to the chain's confirmation depth, re-checking
-that the including block is still canonical. A revert becomes :class:`ContractRevertError` naming the
-contract's custom error.
+that the including block is still canonical.
+
+Guarantees: every method raises only :class:`~blendr.errors.BlendrError` subclasses, never a web3,
+``requests`` or socket error: a revert becomes :class:`ContractRevertError` naming the contract's custom
+error, an endpoint that keeps failing :class:`UnavailableError`, a receipt that does not come in time
+:class:`DeadlineExceededError`, anything else the node refuses :class:`ChainError`.
 """
 
 from __future__ import annotations
@@ -20,7 +24,13 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
 from blendr.chain import artifacts
-from blendr.errors import ChainError, ContractRevertError, DeadlineExceededError, UnavailableError
+from blendr.errors import (
+    BlendrError,
+    ChainError,
+    ContractRevertError,
+    DeadlineExceededError,
+    UnavailableError,
+)
 from blendr.telemetry import get_logger
 
 if TYPE_CHECKING:
@@ -109,11 +119,12 @@ def decode_revert(data: str | bytes | None) -> tuple[str, tuple[Any, ...]]:
     if known is None:
         return f"0x{raw[:4].hex()}", ()
     name, types = known
-    try:
-        from eth_abi.abi import decode
+    from eth_abi.abi import decode
+    from eth_abi.exceptions import DecodingError
 
+    try:
         return name, tuple(decode(types, raw[4:]))
-    except Exception:
+    except DecodingError:  # revert data that does not match the error's declared arguments
         return name, ()
 
 
@@ -150,11 +161,16 @@ class ChainClient:
             raise ChainError(f"{self.settings.name}: this client has no signing key")
         return str(self.account.address)
 
-    def retry(self, what: str, fn: Callable[[], T]) -> T:
-        """Runs ``fn``, retrying transient RPC failures with bounded backoff.
+    def retry(self, what: str, fn: Callable[[], T], *, revert_label: str = "") -> T:
+        """Runs ``fn`` (web3 calls), retrying transient RPC failures with bounded backoff; the one place where
+        the libraries' errors become ours.
 
         Raises:
-            UnavailableError: still failing after ``settings.retries`` attempts.
+            ContractRevertError: ``fn`` hit a revert.
+            UnavailableError: still failing transiently after ``settings.retries`` attempts.
+            ChainError: any other failure of ``fn`` (a BlendrError raised by ``fn`` passes unchanged).
+
+        ``revert_label`` names the operation in a revert's message (default: the chain and ``what``).
         """
         s = self.settings
 
@@ -172,11 +188,20 @@ class ChainClient:
             ):
                 with attempt:
                     return fn()
-        except Exception as exc:
-            if is_transient(exc):
-                raise UnavailableError(f"{s.name} RPC {s.rpc_url}: {what} failed after {s.retries} attempts: {exc}") from exc
+        except BlendrError:
             raise
+        except Exception as exc:  # the boundary: web3, requests, eth-abi and socket errors end here
+            raise self._translate(exc, what, revert_label) from exc
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _translate(self, exc: Exception, what: str, revert_label: str) -> BlendrError:
+        s = self.settings
+        revert = revert_error(exc, revert_label or f"{s.name} {what}")
+        if revert is not None:
+            return revert
+        if is_transient(exc):
+            return UnavailableError(f"{s.name} RPC {s.rpc_url}: {what} failed after {s.retries} attempts: {exc}")
+        return ChainError(f"{s.name} RPC {s.rpc_url}: {what} failed: {type(exc).__name__}: {exc}")
 
     def contract(self, name: str, address: str) -> Contract:
         """A web3 contract object for ``name`` (artifact compiled for this chain) at ``address``."""
@@ -196,17 +221,7 @@ class ChainClient:
     # -- calls --------------------------------------------------------------------------------------
     def call(self, fn: ContractFunction, *, block: int | str = "latest") -> Any:
         """Calls a view function; a revert raises ContractRevertError."""
-
-        def run() -> Any:
-            try:
-                return fn.call(block_identifier=block)  # type: ignore[arg-type]
-            except Exception as exc:
-                err = revert_error(exc, f"{self.settings.name} call {fn.fn_name}")
-                if err is not None:
-                    raise err from None
-                raise
-
-        return self.retry(f"call {fn.fn_name}", run)
+        return self.retry(f"call {fn.fn_name}", lambda: fn.call(block_identifier=block))  # type: ignore[arg-type]
 
     # -- transactions -------------------------------------------------------------------------------
     def _fees(self) -> dict[str, int]:
@@ -255,13 +270,8 @@ class ChainClient:
                 if to is not None:
                     tx["to"] = to
             if gas is None:
-                try:
-                    est = self.retry("estimate_gas", lambda: int(self.w3.eth.estimate_gas(tx, "pending")))  # type: ignore[arg-type]
-                except Exception as exc:
-                    err = revert_error(exc, what)
-                    if err is not None:
-                        raise err from None
-                    raise
+                est = self.retry("estimate_gas", lambda: int(self.w3.eth.estimate_gas(tx, "pending")),  # type: ignore[arg-type]
+                                 revert_label=what)
                 gas = int(est * self.settings.gas_margin) + 10_000
             tx["gas"] = gas
             tx.update(self.retry("fees", self._fees))
@@ -271,49 +281,74 @@ class ChainClient:
         return self.wait(tx_hash, what=what)
 
     def _sign_and_send(self, tx: dict[str, Any], what: str) -> str:
-        from web3.exceptions import Web3RPCError
+        from eth_utils import keccak
 
         assert self.account is not None
         for _ in range(3):
             tx["nonce"] = self.retry("nonce", self._nonce)
             raw = bytes(self.account.sign_transaction(tx).raw_transaction)
-            from eth_utils import keccak
-
             tx_hash: str = "0x" + bytes(keccak(raw)).hex()
             try:
                 # Resending the same signed bytes after a lost reply is harmless: same hash, "already known".
-                self.retry("send", lambda: self.w3.eth.send_raw_transaction(raw))  # noqa: B023 - called at once
-            except Web3RPCError as exc:
-                text = str(exc).lower()
-                if "already known" in text or "already imported" in text:
-                    pass
-                elif "nonce too low" in text or "nonce is too low" in text or "replacement transaction underpriced" in text:
-                    if self._known(tx_hash):
-                        # our own transaction: an earlier attempt got through but its reply was lost
-                        self._next_nonce = int(tx["nonce"]) + 1
-                        return tx_hash
-                    log.warning("nonce resync", chain=self.settings.name, nonce=tx["nonce"])
-                    self._next_nonce = None
-                    continue
-                else:
-                    raise ChainError(f"{what}: node refused the transaction: {exc}") from exc
-            except Exception:
+                outcome = self.retry("send", lambda: self._send_raw(raw, what))  # noqa: B023 - called at once
+            except BlendrError:
                 self._next_nonce = None  # unknown whether it went out: re-read the nonce next time
                 raise
+            if outcome == "nonce conflict":
+                if self._known(tx_hash):
+                    # our own transaction: an earlier attempt got through but its reply was lost
+                    self._next_nonce = int(tx["nonce"]) + 1
+                    return tx_hash
+                log.warning("nonce resync", chain=self.settings.name, nonce=tx["nonce"])
+                self._next_nonce = None
+                continue
             self._next_nonce = int(tx["nonce"]) + 1
             log.debug("tx sent", chain=self.settings.name, op=what, tx=tx_hash, nonce=tx["nonce"])
             return tx_hash
         raise ChainError(f"{what}: nonce kept conflicting after resync")
 
+    def _send_raw(self, raw: bytes, what: str) -> str:
+        """Sends signed bytes: "sent" (also when the node already has them) or "nonce conflict".
+
+        Raises:
+            ChainError: the node refused the transaction for another reason (a transient refusal is re-raised
+                as is, for :meth:`retry` to try again).
+        """
+        from web3.exceptions import Web3RPCError
+
+        try:
+            self.w3.eth.send_raw_transaction(raw)
+        except Web3RPCError as exc:
+            # The node's words are the only signal JSON-RPC gives for these outcomes.
+            text = str(exc).lower()
+            if "already known" in text or "already imported" in text:
+                return "sent"
+            if "nonce too low" in text or "nonce is too low" in text or "replacement transaction underpriced" in text:
+                return "nonce conflict"
+            if is_transient(exc):
+                raise
+            raise ChainError(f"{what}: node refused the transaction: {exc}") from exc
+        return "sent"
+
     def _known(self, tx_hash: str) -> bool:
         """Whether the node has ``tx_hash`` (pending or mined)."""
+        return self.retry("get_transaction", lambda: self._transaction_or_none(tx_hash)) is not None
+
+    def _transaction_or_none(self, tx_hash: str) -> Any:
         from web3.exceptions import TransactionNotFound
 
         try:
-            self.retry("get_transaction", lambda: self.w3.eth.get_transaction(tx_hash))  # type: ignore[arg-type]
+            return self.w3.eth.get_transaction(tx_hash)  # type: ignore[arg-type]
         except TransactionNotFound:
-            return False
-        return True
+            return None
+
+    def _receipt_or_none(self, tx_hash: str) -> TxReceipt | None:
+        from web3.exceptions import TransactionNotFound
+
+        try:
+            return self.w3.eth.get_transaction_receipt(tx_hash)  # type: ignore[arg-type]
+        except TransactionNotFound:
+            return None
 
     def wait(self, tx_hash: str, *, what: str = "tx", confirmations: int | None = None) -> TxReceipt:
         """Waits until ``tx_hash`` is included and ``confirmations`` deep on the canonical chain.
@@ -322,15 +357,10 @@ class ChainClient:
             ContractRevertError: the transaction reverted (status 0).
             DeadlineExceededError: not confirmed within ``receipt_timeout_s``.
         """
-        from web3.exceptions import TransactionNotFound
-
         depth = self.settings.confirmations if confirmations is None else confirmations
         deadline = time.monotonic() + self.settings.receipt_timeout_s
         while True:
-            try:
-                receipt = self.retry("receipt", lambda: self.w3.eth.get_transaction_receipt(tx_hash))  # type: ignore[arg-type]
-            except TransactionNotFound:
-                receipt = None
+            receipt = self.retry("receipt", lambda: self._receipt_or_none(tx_hash))
             if receipt is not None:
                 head = self.block_number()
                 number = int(receipt["blockNumber"])
@@ -347,14 +377,15 @@ class ChainClient:
 
     def _explain_failure(self, tx_hash: str, receipt: TxReceipt, what: str) -> ContractRevertError:
         """Replays a failed transaction as a call at its block to recover the revert reason."""
-        tx = self.w3.eth.get_transaction(tx_hash)  # type: ignore[arg-type]
+        tx = self.retry("get_transaction", lambda: self.w3.eth.get_transaction(tx_hash))  # type: ignore[arg-type]
         call = {"from": tx["from"], "to": tx.get("to"), "data": tx["input"], "value": tx["value"], "gas": tx["gas"]}
         try:
-            self.w3.eth.call(call, int(receipt["blockNumber"]) - 1)  # type: ignore[arg-type]
-        except Exception as exc:
-            err = revert_error(exc, what, tx_hash)
-            if err is not None:
-                return err
+            self.retry("replay", lambda: self.w3.eth.call(call, int(receipt["blockNumber"]) - 1),  # type: ignore[arg-type]
+                       revert_label=what)
+        except ContractRevertError as exc:
+            return ContractRevertError(str(exc), error=exc.error, data=exc.data, tx_hash=tx_hash)
+        except BlendrError as exc:  # e.g. a node without the historical state: the receipt still says it reverted
+            log.warning("revert reason unknown", chain=self.settings.name, tx=tx_hash, error=str(exc)[:200])
         return ContractRevertError(f"{what} {tx_hash} reverted (gas used {receipt['gasUsed']} of {tx['gas']})", tx_hash=tx_hash)
 
     def deploy(self, name: str, *args: Any) -> Contract:

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from blendr.errors import ReorgError
+from blendr.errors import ChainError, ReorgError
 from blendr.store import Store
 from blendr.store.base import Batch
 from blendr.telemetry import get_logger
@@ -263,13 +263,23 @@ class EventFollower:
 
 
 def _decode(contract: Contract, lg: Any) -> tuple[str, Any] | None:
+    """(event name, arguments) of a log of ``contract``; None for an event not in its ABI.
+
+    Raises:
+        ChainError: the log has the topic of one of the contract's events but does not decode as it.
+    """
+    from eth_abi.exceptions import DecodingError
     from eth_utils import event_abi_to_log_topic
     from web3._utils.events import get_event_data
+    from web3.exceptions import Web3Exception
 
     topic0 = bytes(lg["topics"][0]) if lg["topics"] else b""
     for item in contract.abi:
         if item.get("type") == "event" and event_abi_to_log_topic(item) == topic0:
-            data = get_event_data(contract.w3.codec, item, lg)
+            try:
+                data = get_event_data(contract.w3.codec, item, lg)
+            except (Web3Exception, DecodingError) as exc:
+                raise ChainError(f"a {item.get('name')} log of {contract.address} does not decode: {exc}") from exc
             return str(data["event"]), data["args"]
     return None
 

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from blendr.config import Config
-from blendr.errors import ConfigError
+from blendr.errors import ConfigError, SignatureError
 
 
 @dataclass(frozen=True)
@@ -85,7 +85,7 @@ def load_network(cfg: Config, name: str, config_file: str | None = None) -> Netw
     try:
         for who in [net.treasury, net.scheduler, net.guardian, *net.attesters]:
             to_address(who)
-    except Exception as exc:
+    except SignatureError as exc:
         raise ConfigError(f"[network.{name}]: invalid address: {exc}") from None
     if not len(net.attesters) < 2 * net.threshold <= 2 * len(net.attesters):
         raise ConfigError(f"[network.{name}]: threshold {net.threshold} must be a majority of the "
