@@ -121,7 +121,7 @@ def test_a_send_the_node_refuses_is_a_chain_error_and_the_nonce_is_read_again() 
     c, eth = make()
     _ready_to_send(eth)
     eth.on("send_raw_transaction", Web3RPCError("insufficient funds for gas * price + value"))
-    with pytest.raises(ChainError, match="node refused the transaction: .*insufficient funds"):
+    with pytest.raises(ChainError, match=r"node refused the transaction: .*insufficient funds"):
         c.transact(to="0x" + "11" * 20, wait=False)
     assert eth.calls["send_raw_transaction"] == 1
     assert c._next_nonce is None
