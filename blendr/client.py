@@ -118,6 +118,15 @@ class Event:
     job: Any  # renter_pb2.Job
 
 
+WATCH_ATTEMPTS = 6  # tries to (re)open a job's event stream before giving up
+
+
+def _reconnectable(exc: BaseException) -> bool:
+    """Whether a broken event stream is worth opening again: the king was unreachable or the session expired."""
+    return isinstance(exc, grpc.aio.AioRpcError) and exc.code() in (grpc.StatusCode.UNAVAILABLE,
+                                                                    grpc.StatusCode.UNAUTHENTICATED)
+
+
 def _rpc_error(exc: grpc.aio.AioRpcError, target: str) -> RenterError:
     code = exc.code()
     if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
@@ -241,35 +250,62 @@ class KingClient:
 
     async def watch(self, job_id: str, after_seq: int = 0) -> AsyncIterator[Event]:
         """Every event of the job after ``after_seq`` until its last; reconnects (from the last seq) if the
-        stream breaks."""
+        stream breaks.
+
+        Raises:
+            RenterError: the king refused the watch, or stayed unreachable through ``WATCH_ATTEMPTS``
+                reconnects with no event in between.
+        """
         from protos.blendr.v1 import renter_pb2 as rpb
 
         seq = after_seq
-        failures = 0
         while True:
-            if not self._token or self._expires < time.time() + 30:
-                await self.sign_in()
-            md = (("authorization", f"Bearer {self._token}"),)
-            call = self._stub.WatchJob(rpb.WatchJobRequest(job_id=job_id, after_seq=seq), metadata=md)
+            call, ev = await self._open_watch(job_id, seq)
             try:
-                async for ev in call:
-                    failures = 0
+                while ev is not grpc.aio.EOF:
                     seq = ev.seq
                     yield Event(ev.job_id, ev.seq, rpb.JobEventKind.Name(ev.kind)[len("JOB_EVENT_KIND_"):].lower(),
                                 ev.ts_unix, ev.message, ev.progress, ev.job)
+                    ev = await call.read()
                 return
             except grpc.aio.AioRpcError as exc:
+                if not _reconnectable(exc):
+                    raise _rpc_error(exc, self.target) from None
                 if exc.code() == grpc.StatusCode.UNAUTHENTICATED:
                     self._token = ""
-                    continue
-                if exc.code() != grpc.StatusCode.UNAVAILABLE or failures >= 5:
-                    raise _rpc_error(exc, self.target) from None
-                failures += 1
-                import asyncio
-
-                await asyncio.sleep(min(10.0, 0.5 * 2 ** failures))
+                # the stream broke after delivering events: reconnect from ``seq`` with a fresh budget
             finally:
                 call.cancel()  # a watcher that stops early ends the stream on the king too
+
+    async def _open_watch(self, job_id: str, seq: int) -> tuple[Any, Any]:
+        """Opens WatchJob after ``seq`` and reads its first message (``grpc.aio.EOF`` if none), retrying an
+        unreachable king or an expired session with bounded, jittered exponential waits."""
+        from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
+
+        from protos.blendr.v1 import renter_pb2 as rpb
+
+        try:
+            async for attempt in AsyncRetrying(
+                stop=stop_after_attempt(WATCH_ATTEMPTS),
+                wait=wait_exponential_jitter(initial=1.0, max=10.0, jitter=0.5),
+                retry=retry_if_exception(_reconnectable),
+                reraise=True,
+            ):
+                with attempt:
+                    if not self._token or self._expires < time.time() + 30:
+                        await self.sign_in()
+                    md = (("authorization", f"Bearer {self._token}"),)
+                    call = self._stub.WatchJob(rpb.WatchJobRequest(job_id=job_id, after_seq=seq), metadata=md)
+                    try:
+                        return call, await call.read()
+                    except grpc.aio.AioRpcError as exc:
+                        call.cancel()
+                        if exc.code() == grpc.StatusCode.UNAUTHENTICATED:
+                            self._token = ""  # sign in again on the next attempt
+                        raise
+        except grpc.aio.AioRpcError as exc:
+            raise _rpc_error(exc, self.target) from None
+        raise AssertionError("unreachable")  # pragma: no cover
 
     async def submit(self, req: JobRequest) -> Any:
         """Quotes, encrypts, signs and submits ``req``; returns the job (``renter_pb2.Job``).
