@@ -18,7 +18,7 @@ from eth_utils import keccak
 from blendr.errors import InvalidArgumentError
 from blendr.proof.fingerprints import FINGERPRINTS
 
-# Re-exported for king/jobs.py, king/queens.py, king/gateway.py and king/app.py until they import blendr.units.
+# Re-exported for king/ (app, core, intake, lifecycle, market, convert) until it imports these from blendr.units.
 from blendr.units import fmt_bytes as fmt_bytes
 from blendr.units import fmt_duration
 from blendr.units import fmt_tokens as fmt_tokens

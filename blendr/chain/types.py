@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import NewType
 
-# Re-exported for king/pricing.py and bench/ (gas.py, relay.py, scheduler.py) until they import blendr.units.
+# Re-exported for king/pricing.py, bench/ (gas.py, relay.py) and tests (relay_net.py, contracts/test_system.py)
+# until they import these from blendr.units.
 from blendr.units import TOKEN as TOKEN
 from blendr.units import Wei as Wei
 from blendr.units import tokens as tokens

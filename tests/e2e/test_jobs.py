@@ -12,8 +12,8 @@ import pytest
 from eth_account import Account
 
 from blendr.chain.anvil import AnvilProcess
-from blendr.chain.types import tokens
 from blendr.client import JobRequest, RenterError
+from blendr.units import tokens
 from tests.e2e.net import ACCOUNTS, FEE_BPS, Net, events_until_done, follow, network
 from tests.integration.helpers import wait_for
 from tests.rayhead import RayHead
