@@ -533,7 +533,7 @@ class JobRunner:
             # request wakes the pause early.
             retrying = AsyncRetrying(
                 retry=retry_if_exception_type(ComputeError), stop=outage,
-                wait=wait_exponential_jitter(initial=2 * self._poll_s, max=MAX_POLL_S, jitter=self._poll_s),
+                wait=wait_exponential_jitter(multiplier=2 * self._poll_s, max=MAX_POLL_S, jitter=self._poll_s),
                 sleep=functools.partial(self._sleep, job), before_sleep=functools.partial(_log_poll_failure, job),
                 reraise=True)
             try:
@@ -668,3 +668,16 @@ class JobRunner:
         except _RayRequestError as exc:
             if exc.status != 404:  # a job Ray does not have is as stopped as it gets
                 raise
+
+
+__all__ = [
+    "MAX_LINE_CHARS",
+    "RENTAL_ENDED",
+    "RESERVED_ENV",
+    "JobEvent",
+    "JobRunner",
+    "dashboard_address_from_context",
+    "parse_progress",
+    "resolve_auth_token",
+    "submission_id_for",
+]
