@@ -43,7 +43,7 @@ MAX_TOKEN_CHARS = 256
 # Every field with a bounded length (no 5,000-digit expiry reaches int()); fullmatch, so no trailing newline.
 _CHALLENGE_ID = re.compile(r"([0-9]{1,12})\.([0-9a-f]{32})\.([0-9a-f]{32})")
 _TOKEN = re.compile(r"v1\.(0x[0-9a-fA-F]{40})\.([0-9]{1,12})\.[0-9a-f]{64}")
-_ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
+_ADDRESS = re.compile(r"(?:0[xX])?[0-9a-fA-F]{40}")
 
 
 @dataclass(frozen=True)
@@ -140,10 +140,11 @@ class Sessions:
     def verify(self, token: str) -> str:
         """The renter address a token was issued to. Raises AuthenticationError (what to do is in the message)."""
         m = _TOKEN.fullmatch(token) if len(token) <= MAX_TOKEN_CHARS else None
-        address = _address(m[1]) if m is not None else None
-        if m is None or address is None:
+        if m is None:
             raise AuthenticationError("invalid session token; sign in again")
-        expires = int(m[2])
+        # No checksumming here (a keccak per call): tokens are made with checksummed addresses, so a token
+        # with the address in any other spelling fails the MAC.
+        address, expires = m[1], int(m[2])
         if not hmac.compare_digest(self._token(address, expires), token):
             raise AuthenticationError("invalid session token; sign in again")
         if expires < self.clock.time():

@@ -72,9 +72,12 @@ async def _abort(context: Any, code: grpc.StatusCode, details: str) -> NoReturn:
     raise AssertionError("grpc.aio context.abort returned instead of raising AbortError")
 
 
-def _abort_sync(context: Any, code: grpc.StatusCode, details: str) -> NoReturn:
-    context.abort(code, details)
-    raise AssertionError("grpc context.abort returned instead of raising AbortError")
+def _fail_sync(context: Any, code: grpc.StatusCode, details: str) -> None:
+    # Not context.abort: from the worker thread a sync behaviour runs in, abort races grpc.aio's own write of
+    # the previous response (GRPC_CALL_ERROR_TOO_MANY_OPERATIONS). The status set here is sent when the
+    # behaviour returns.
+    context.set_code(code)
+    context.set_details(details)
 
 
 def message_type_name(deserializer: Callable[[bytes], Any]) -> str:
@@ -126,13 +129,15 @@ class _Method:
     def unary_sync(self, behaviour: Behaviour) -> Behaviour:
         def call(request: Any, context: Any) -> Any:
             if request is _UNDECODABLE:
-                _abort_sync(context, grpc.StatusCode.INVALID_ARGUMENT, self.decode_error)
+                _fail_sync(context, grpc.StatusCode.INVALID_ARGUMENT, self.decode_error)
+                return None
             try:
                 return behaviour(request, context)
             except grpc.aio.BaseError:
                 raise
             except Exception as exc:
-                _abort_sync(context, *_outcome(exc, self.method))
+                _fail_sync(context, *_outcome(exc, self.method))
+                return None
         return call
 
     # ---- behaviours yielding responses
@@ -155,13 +160,14 @@ class _Method:
     def stream_sync(self, behaviour: Behaviour) -> Behaviour:
         def call(request: Any, context: Any) -> Iterator[Any]:
             if request is _UNDECODABLE:
-                _abort_sync(context, grpc.StatusCode.INVALID_ARGUMENT, self.decode_error)
+                _fail_sync(context, grpc.StatusCode.INVALID_ARGUMENT, self.decode_error)
+                return
             try:
                 yield from behaviour(request, context)
             except grpc.aio.BaseError:
                 raise
             except Exception as exc:
-                _abort_sync(context, *_outcome(exc, self.method))
+                _fail_sync(context, *_outcome(exc, self.method))
         return call
 
 
