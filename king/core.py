@@ -14,10 +14,9 @@ import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from eth_utils import to_checksum_address
-
 from blendr.clock import Clock
 from blendr.errors import BlendrError, NotFoundError, UnavailableError
+from blendr.hashing import checksum_address
 from blendr.jobspec import Spec, fmt_tokens
 from blendr.store import Store
 from blendr.telemetry import get_logger
@@ -129,12 +128,12 @@ class KingCore:
     # ------------------------------------------------------------------ queens
     def on_snapshot(self, queen: str, seq: int, providers: list[tuple[ProviderOffer, bytes, int]]) -> None:
         self.market.on_snapshot(queen, seq, providers)
-        self.ctx.queen_gone.pop(to_checksum_address(queen), None)
+        self.ctx.queen_gone.pop(checksum_address(queen), None)
         self.ctx.wake.set()
 
     def on_queen_connected(self, queen: str) -> None:
         """Re-sends the assignments of the queen's live jobs and its pending stops (repeats are idempotent)."""
-        queen = to_checksum_address(queen)
+        queen = checksum_address(queen)
         self.ctx.queen_gone.pop(queen, None)
         for job in self.book.unfinished():
             c = job.current
@@ -146,10 +145,10 @@ class KingCore:
                 self.ctx.queens.stop(queen, job.job_id, c.attempt, job.reason)
 
     def on_queen_disconnected(self, queen: str) -> None:
-        self.ctx.queen_gone[to_checksum_address(queen)] = self.clock.monotonic()
+        self.ctx.queen_gone[checksum_address(queen)] = self.clock.monotonic()
 
     def on_queen_event(self, queen: str, ev: QueenEvent) -> None:
-        self.lifecycle.on_queen_event(to_checksum_address(queen), ev)
+        self.lifecycle.on_queen_event(checksum_address(queen), ev)
 
     def poll_settlements(self) -> None:
         self.lifecycle.poll_settlements()
@@ -173,14 +172,14 @@ class KingCore:
             NotFoundError: no such job, or not this renter's (the same answer, so ids cannot be probed).
         """
         job = self.book.get(check_job_id(job_id)) if check_job_id(job_id) else None
-        if job is None or job.renter != to_checksum_address(renter):
+        if job is None or job.renter != checksum_address(renter):
             raise NotFoundError(f"no job {job_id[:40]!r} of yours")
         return job
 
     def list_jobs(self, renter: str, states: set[JobState], limit: int) -> list[Job]:
         """The renter's jobs, newest first (only ``states`` when given), at most ``limit``."""
         out: list[Job] = []
-        for job_id in reversed(self.book.of_renter(to_checksum_address(renter))):
+        for job_id in reversed(self.book.of_renter(checksum_address(renter))):
             job = self.book.get(job_id)
             if job is not None and (not states or job.state in states):
                 out.append(job)
@@ -199,7 +198,7 @@ class KingCore:
 
     async def cancel(self, renter: str, job_id: str, reason: str = "") -> Job:
         self.get(renter, job_id)
-        return self.lifecycle.cancel(to_checksum_address(renter), job_id, reason[:200])
+        return self.lifecycle.cancel(checksum_address(renter), job_id, reason[:200])
 
     def offers(self) -> list[ModelOffer]:
         return self.scheduler.offers()
@@ -209,7 +208,7 @@ class KingCore:
 
     def in_escrow(self, renter: str) -> int:
         """Escrow locked in the renter's rentals that are not settled yet (as the king followed them)."""
-        renter = to_checksum_address(renter)
+        renter = checksum_address(renter)
         pending = set(self.ctx.pending_rentals.values())
         total = 0
         for job_id in self.book.of_renter(renter):

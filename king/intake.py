@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import asyncio
 
-from eth_utils import to_checksum_address
-
 from blendr import jobspec
 from blendr.errors import (
     AlreadyExistsError,
@@ -26,6 +24,7 @@ from blendr.errors import (
     ResourceExhaustedError,
     UnavailableError,
 )
+from blendr.hashing import checksum_address
 from blendr.jobspec import Spec, fmt_tokens
 from blendr.telemetry import get_logger
 from king.context import JobsConfig, KingContext
@@ -39,7 +38,7 @@ log = get_logger("blendr.king.intake")
 
 def _address(text: str, what: str) -> str:
     try:
-        return str(to_checksum_address(text))
+        return checksum_address(text)
     except ValueError:
         raise InvalidArgumentError(f"{what}: {text[:80]!r} is not an address") from None
 
@@ -159,7 +158,6 @@ class Intake:
             if intent_signer(intent, it.signature, chain.chain_id, chain.rental_address) != renter:
                 raise InvalidArgumentError(f"intent {i} is not signed by the renter {renter} for this GPURental")
             out.append(record)
-        self._check_nonces_unused(renter, out)
         return out
 
     def _check_nonces_unused(self, renter: str, intents: list[IntentRecord]) -> None:

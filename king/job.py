@@ -22,10 +22,9 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, NewType
 
-from eth_utils import to_checksum_address
-
 from blendr.chain.contracts import RentalIntent
 from blendr.errors import BlendrError
+from blendr.hashing import checksum_address
 from blendr.jobspec import ZERO_ADDRESS, Spec
 
 JobId = NewType("JobId", str)
@@ -332,7 +331,7 @@ def rental_intent(renter: str, spec: Spec, spec_hash: bytes, nonce: int, deadlin
 
 def job_id_of(renter: str, request_id: str) -> JobId:
     """The job id a renter's request id maps to (the same request always names the same job)."""
-    return JobId("j-" + hashlib.sha256(f"{to_checksum_address(renter)}|{request_id}".encode()).hexdigest()[:20])
+    return JobId("j-" + hashlib.sha256(f"{checksum_address(renter)}|{request_id}".encode()).hexdigest()[:20])
 
 
 def check_job_id(job_id: str) -> JobId:

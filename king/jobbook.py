@@ -57,6 +57,7 @@ class JobBook:
         self.clock = clock
         self._cache: dict[JobId, Job] = {}  # every job not finished
         self._by_renter: dict[str, list[JobId]] = {}  # renter -> job ids, oldest first
+        self._known: set[JobId] = set()  # every job id in the store (a miss needs no read)
         self._open: dict[str, set[JobId]] = {}  # renter -> jobs queued or live
         self._watchers: dict[JobId, set[asyncio.Queue[JobId]]] = {}
 
@@ -68,9 +69,9 @@ class JobBook:
         return [j for j in jobs if not j.finished()]
 
     def _index(self, job: Job) -> None:
-        ids = self._by_renter.setdefault(job.renter, [])
-        if not ids or ids[-1] != job.job_id:
-            ids.append(job.job_id)
+        if job.job_id not in self._known:
+            self._known.add(job.job_id)
+            self._by_renter.setdefault(job.renter, []).append(job.job_id)
         self._track(job)
 
     def _track(self, job: Job) -> None:
@@ -89,6 +90,8 @@ class JobBook:
         job = self._cache.get(JobId(job_id))
         if job is not None:
             return job
+        if job_id not in self._known:
+            return None
         d = self.store.get(NS_JOBS, job_id)
         return None if d is None else Job.from_doc(d)
 

@@ -13,10 +13,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ParamSpec, Protocol, TypeVar
 
-from eth_utils import keccak, to_checksum_address
+from eth_utils import to_checksum_address
 
 from blendr.chain.contracts import GPURental, GPUToken, RentalIntent, RentalStatus
 from blendr.errors import BlendrError, ContractRevertError, InvalidArgumentError, UnavailableError
+from blendr.hashing import checksum_address, keccak256
 from blendr.telemetry import get_logger
 from king.job import PermitDoc
 
@@ -61,8 +62,8 @@ class RentalChain(Protocol):
     def now(self) -> int: ...
 
 
-_DOMAIN_TYPE = keccak(b"EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)")
-_INTENT_TYPE = keccak(b"RentalIntent(address renter,address provider,uint32 gpus,bytes32 specHash,"
+_DOMAIN_TYPE = keccak256(b"EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)")
+_INTENT_TYPE = keccak256(b"RentalIntent(address renter,address provider,uint32 gpus,bytes32 specHash,"
                       b"uint256 maxPricePerGpuHour,uint64 duration,uint256 nonce,uint64 deadline)")
 _HALF_N = 0x7FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF5D576E7357A4501DDFE92F46681B20A0
 
@@ -77,7 +78,7 @@ def _addr(a: str) -> bytes:
 
 @functools.lru_cache(maxsize=16)
 def _domain_separator(chain_id: int, rental: str) -> bytes:
-    return bytes(keccak(_DOMAIN_TYPE + keccak(b"BlendrGPURental") + keccak(b"1") + _word(chain_id) + _addr(rental)))
+    return bytes(keccak256(_DOMAIN_TYPE + keccak256(b"BlendrGPURental") + keccak256(b"1") + _word(chain_id) + _addr(rental)))
 
 
 def intent_digest(intent: RentalIntent, chain_id: int, rental: str) -> bytes:
@@ -86,10 +87,10 @@ def intent_digest(intent: RentalIntent, chain_id: int, rental: str) -> bytes:
             or not 0 <= intent.max_price_per_gpu_hour < 2**256 or not 0 <= intent.nonce < 2**256 \
             or len(intent.spec_hash) != 32:
         raise InvalidArgumentError("an intent field is out of range for its EIP-712 type")
-    struct = keccak(_INTENT_TYPE + _addr(intent.renter) + _addr(intent.provider) + _word(intent.gpus)
+    struct = keccak256(_INTENT_TYPE + _addr(intent.renter) + _addr(intent.provider) + _word(intent.gpus)
                     + intent.spec_hash + _word(intent.max_price_per_gpu_hour) + _word(intent.duration)
                     + _word(intent.nonce) + _word(intent.deadline))
-    return bytes(keccak(b"\x19\x01" + _domain_separator(chain_id, rental.lower()) + struct))
+    return bytes(keccak256(b"\x19\x01" + _domain_separator(chain_id, rental.lower()) + struct))
 
 
 def intent_signer(intent: RentalIntent, signature: bytes, chain_id: int, rental: str) -> str:
@@ -107,7 +108,7 @@ def intent_signer(intent: RentalIntent, signature: bytes, chain_id: int, rental:
         pub = PublicKey.from_signature_and_message(signature[:64] + bytes([signature[64] - 27]), digest, hasher=None)
     except (ValueError, InvalidArgumentError):  # coincurve: no point recovers from this signature
         return ""
-    return str(to_checksum_address(keccak(pub.format(compressed=False)[1:])[-20:]))
+    return checksum_address("0x" + keccak256(pub.format(compressed=False)[1:])[-20:].hex())
 
 
 def _translated(fn: Callable[P, T]) -> Callable[P, T]:
