@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import copy
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
 
+import grpc
 import pytest
 from eth_account import Account
 from eth_account.messages import encode_defunct
@@ -235,3 +240,70 @@ def test_any_sign_in_input_is_an_authentication_error(challenge_id: str, address
     s, _ = FUZZ
     with pytest.raises(AuthenticationError):
         s.sign_in(challenge_id, address, signature)
+
+
+# --- through a real grpc.aio server: the renter gateway's sign-in, as hostile clients meet it ----------------
+
+
+@pytest.fixture
+async def gateway(tmp_path: Path) -> AsyncIterator[tuple[Sessions, int]]:
+    from blendr.config import load_config
+    from blendr.rpc.server import start_server
+    from king.gateway import RenterGatewayServicer
+    from protos.blendr.v1 import renter_pb2_grpc as rpb_grpc
+
+    s, _ = sessions(clock=Clock())
+    s.clock.t = time.time()  # type: ignore[attr-defined]  # the SDK compares expiries with its own clock
+    cfg = load_config(tmp_path, overrides={"rpc.tls": False, "metrics.port": -1}, env={})
+    # Sign-in and authentication never reach the core: a core that is not there proves it.
+    servicer = RenterGatewayServicer(None, s)  # type: ignore[arg-type]
+    handle = await start_server(cfg, "127.0.0.1:0", [lambda srv: rpb_grpc.add_RenterGatewayServicer_to_server(
+        servicer, srv)], service_names=["blendr.v1.RenterGateway"])
+    yield s, handle.port
+    await handle.stop(None)
+
+
+async def test_sign_in_through_the_gateway_with_exact_codes(gateway: tuple[Sessions, int]) -> None:
+    from blendr.client import KingClient
+    from protos.blendr.v1 import renter_pb2 as rpb
+    from protos.blendr.v1 import renter_pb2_grpc as rpb_grpc
+
+    s, port = gateway
+    renter = Account.create()
+    async with KingClient(f"127.0.0.1:{port}", renter, insecure=True, timeout_s=10) as king:
+        token = await king.sign_in()  # the SDK's own checks of the challenge text pass
+    assert s.verify(token) == renter.address
+    _, addr, expires, mac = token.split(".")
+
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+        stub = rpb_grpc.RenterGatewayStub(channel)
+
+        async def code_of(call: Any) -> tuple[grpc.StatusCode, str]:
+            with pytest.raises(grpc.aio.AioRpcError) as info:
+                await call
+            return info.value.code(), info.value.details() or ""
+
+        code, details = await code_of(stub.GetSignInChallenge(
+            rpb.SignInChallengeRequest(address="0x" + "z" * (1 << 20)), timeout=10))
+        assert code == grpc.StatusCode.INVALID_ARGUMENT and len(details) < ECHO_CHARS + 40
+
+        raw = channel.unary_unary("/blendr.v1.RenterGateway/GetSignInChallenge")
+        code, details = await code_of(raw(b"\x0a\xff\xff\xff\xff\x0f", timeout=10))
+        assert (code, details) == (grpc.StatusCode.INVALID_ARGUMENT,
+                                   "the request could not be decoded as blendr.v1.SignInChallengeRequest")
+
+        c = await stub.GetSignInChallenge(rpb.SignInChallengeRequest(address=renter.address), timeout=10)
+        sig = signed(renter, c.message)
+        request = rpb.SignInRequest(challenge_id=c.challenge_id, address=renter.address, signature=sig)
+        assert (await stub.SignIn(request, timeout=10)).address == renter.address
+        code, details = await code_of(stub.SignIn(request, timeout=10))  # replayed
+        assert code == grpc.StatusCode.UNAUTHENTICATED and "used sign-in challenge" in details
+        code, _ = await code_of(stub.SignIn(rpb.SignInRequest(challenge_id="9" * 5000, address=renter.address,
+                                                              signature=sig), timeout=10))
+        assert code == grpc.StatusCode.UNAUTHENTICATED
+
+        for bad in (f"v1.{addr}.{'9' * 5000}.{mac}", f"v1.{addr}.0{expires}.{mac}", "v1.x", token + "0"):
+            code, details = await code_of(stub.GetQuote(rpb.QuoteRequest(), metadata=(("authorization",
+                                                                                      f"Bearer {bad}"),),
+                                                        timeout=10))
+            assert (code, details) == (grpc.StatusCode.UNAUTHENTICATED, "invalid session token; sign in again")
