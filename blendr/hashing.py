@@ -15,7 +15,7 @@ _HEX = frozenset("0123456789abcdef")
 
 def keccak256(data: bytes) -> bytes:
     """Keccak-256 (Ethereum's hash, not NIST SHA3-256) of ``data``."""
-    return keccak_256(data).digest()
+    return bytes(keccak_256(data).digest())
 
 
 @functools.lru_cache(maxsize=65536)
@@ -30,5 +30,5 @@ def checksum_address(address: str) -> str:
     low = address[2:].lower()
     if not _HEX.issuperset(low):
         raise ValueError(f"not an address: {address[:80]!r}")
-    digest = keccak_256(low.encode()).hexdigest()
+    digest = str(keccak_256(low.encode()).hexdigest())
     return "0x" + "".join(c.upper() if d >= "8" else c for c, d in zip(low, digest[:40], strict=True))

@@ -23,11 +23,11 @@ from blendr.clock import Clock, SystemClock
 from blendr.config import Config
 from blendr.errors import BlendrError
 from blendr.identity import NodeIdentity
-from blendr.jobspec import fmt_tokens
 from blendr.proof.fingerprints import FINGERPRINTS
 from blendr.rpc.server import ServerHandle, start_server
 from blendr.store import SQLiteStore, Store
 from blendr.telemetry import get_logger
+from blendr.units import fmt_tokens
 from king.auth import Sessions
 from king.bridge import AttestationBook, Lane
 from king.context import JobsConfig

@@ -1,4 +1,8 @@
-"""``KingControl``: what queens call on the king (attestations) and the settlements it follows."""
+"""``KingControl``: what queens call on the king (attestations) and the settlements it follows.
+
+The servicer converts and dispatches; errors are raised as BlendrErrors and become gRPC status in the one
+interceptor every server has (:mod:`blendr.rpc.interceptor`).
+"""
 
 from __future__ import annotations
 
@@ -8,8 +12,7 @@ from typing import Any
 import grpc
 
 from blendr.chain.relay import message_from_proto, message_to_proto
-from blendr.errors import BlendrError, InvalidArgumentError
-from blendr.rpc.status import status_for
+from blendr.errors import FailedPreconditionError, InvalidArgumentError
 from blendr.telemetry import get_logger
 from king.bridge import DELIVERED, DELIVERING, GATHERING, AttestationBook
 from king.queens import QueenHub, QueenListener
@@ -35,25 +38,17 @@ class KingControlServicer(kpb_grpc.KingControlServicer):
 
     async def QueenSession(self, request_iterator: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
         if self.hub is None or self.listener is None:
-            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, "this king takes no queen sessions")
-            return
+            raise FailedPreconditionError("this king takes no queen sessions")
         async for msg in self.hub.session(request_iterator, self.listener):
             yield msg
-
-    async def _fail(self, context: grpc.aio.ServicerContext[Any, Any], exc: BlendrError) -> None:
-        await context.abort(status_for(exc), str(exc))
 
     async def SubmitAttestation(
         self, request: kpb.SubmitAttestationRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> kpb.SubmitAttestationResponse:
-        try:
-            if not request.HasField("message"):
-                raise InvalidArgumentError("message is required")
-            msg = message_from_proto(request.message)
-            res = await asyncio.to_thread(self.book.submit, msg, bytes(request.signature))
-        except BlendrError as exc:
-            await self._fail(context, exc)
-            raise AssertionError("unreachable") from None
+        if not request.HasField("message"):
+            raise InvalidArgumentError("message is required")
+        msg = message_from_proto(request.message)
+        res = await asyncio.to_thread(self.book.submit, msg, bytes(request.signature))
         return kpb.SubmitAttestationResponse(
             message_hash=res.message_hash, attester=res.attester, attestations=res.attestations,
             threshold=res.threshold, state=STATE_TO_PB[res.state], tx_hash=res.tx_hash)
@@ -63,13 +58,9 @@ class KingControlServicer(kpb_grpc.KingControlServicer):
     ) -> kpb.GetAttestationsResponse:
         from blendr.chain.bridge import BridgeMessage
 
-        try:
-            if len(request.message_hash) != 32:
-                raise InvalidArgumentError("message_hash must be 32 bytes")
-            doc, sigs, threshold = await asyncio.to_thread(self.book.get, bytes(request.message_hash))
-        except BlendrError as exc:
-            await self._fail(context, exc)
-            raise AssertionError("unreachable") from None
+        if len(request.message_hash) != 32:
+            raise InvalidArgumentError("message_hash must be 32 bytes")
+        doc, sigs, threshold = await asyncio.to_thread(self.book.get, bytes(request.message_hash))
         return kpb.GetAttestationsResponse(
             message=message_to_proto(BridgeMessage.from_json(doc["message"])),
             attestations=[kpb.Attestation(attester=a, signature=s) for a, s in sorted(sigs.items())],
@@ -79,13 +70,9 @@ class KingControlServicer(kpb_grpc.KingControlServicer):
     async def GetSettlement(
         self, request: kpb.GetSettlementRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> kpb.Settlement:
-        try:
-            if len(request.rental_id) != 32:
-                raise InvalidArgumentError("rental_id must be 32 bytes")
-            d = self.settlements.get(int.from_bytes(request.rental_id, "big"))
-        except BlendrError as exc:
-            await self._fail(context, exc)
-            raise AssertionError("unreachable") from None
+        if len(request.rental_id) != 32:
+            raise InvalidArgumentError("rental_id must be 32 bytes")
+        d = self.settlements.get(int.from_bytes(request.rental_id, "big"))
         return settlement_to_proto(d)
 
 

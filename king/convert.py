@@ -9,8 +9,9 @@ from __future__ import annotations
 from eth_utils import to_checksum_address
 
 from blendr.errors import BlendrError, InvalidArgumentError
-from blendr.jobspec import Spec, parse_wei
+from blendr.jobspec import Spec
 from blendr.telemetry import get_logger
+from blendr.units import parse_wei
 from king.context import Assignment
 from king.core import Wallet
 from king.job import EventKind, Job, JobEvent, JobState, PermitDoc, SignedIntent, Submission

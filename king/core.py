@@ -17,9 +17,10 @@ from dataclasses import dataclass, replace
 from blendr.clock import Clock
 from blendr.errors import BlendrError, NotFoundError, UnavailableError
 from blendr.hashing import checksum_address
-from blendr.jobspec import Spec, fmt_tokens
+from blendr.jobspec import Spec
 from blendr.store import Store
 from blendr.telemetry import get_logger
+from blendr.units import fmt_tokens
 from king.context import JobsConfig, KingContext, QueenPort
 from king.intake import Intake
 from king.job import LIVE, Job, JobEvent, JobId, JobState, Submission, check_job_id

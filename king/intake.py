@@ -25,8 +25,9 @@ from blendr.errors import (
     UnavailableError,
 )
 from blendr.hashing import checksum_address
-from blendr.jobspec import Spec, fmt_tokens
+from blendr.jobspec import Spec
 from blendr.telemetry import get_logger
+from blendr.units import fmt_bytes, fmt_tokens
 from king.context import JobsConfig, KingContext
 from king.job import EventKind, IntentRecord, Job, JobState, Submission, job_id_of, rental_intent
 from king.jobbook import Payload
@@ -130,8 +131,8 @@ class Intake:
 
     def _check_payload(self, sub: Submission) -> None:
         if len(sub.ciphertext) > self.cfg.max_payload_bytes:
-            raise ResourceExhaustedError(f"the encrypted payload is {jobspec.fmt_bytes(len(sub.ciphertext))}, over the "
-                                         f"{jobspec.fmt_bytes(self.cfg.max_payload_bytes)} limit: trim the workdir "
+            raise ResourceExhaustedError(f"the encrypted payload is {fmt_bytes(len(sub.ciphertext))}, over the "
+                                         f"{fmt_bytes(self.cfg.max_payload_bytes)} limit: trim the workdir "
                                          "(or list what to leave out in .blendrignore)")
         if not sub.ciphertext:
             raise InvalidArgumentError("the payload is empty")

@@ -27,9 +27,9 @@ from tenacity import (
 )
 
 from blendr.errors import BlendrError, ContractRevertError, FailedPreconditionError, NotFoundError
-from blendr.jobspec import fmt_tokens
 from blendr.store import Store
 from blendr.telemetry import get_logger
+from blendr.units import fmt_tokens
 from king.context import Assignment, KingContext
 from king.job import LIVE, Attempt, EventKind, Job, JobState, RentalRecord
 from king.settlements import NS_RENTALS, rid_key

@@ -13,7 +13,8 @@ from enum import StrEnum
 
 from eth_utils import to_checksum_address
 
-from blendr.jobspec import Spec, fmt_tokens
+from blendr.jobspec import Spec
+from blendr.units import fmt_tokens
 from king.scheduler import JobSpec, PoolSnapshot, ProviderOffer, Scheduler
 
 

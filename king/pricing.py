@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from blendr.chain.types import TOKEN, tokens
+from blendr.units import TOKEN, tokens
 
 Wei = int
 """An amount of the token in wei (1 token = 10**18 wei)."""
