@@ -22,6 +22,9 @@ Guarantees, for every method (unary or streaming requests and responses; async o
   carry an RPC URL with an API key).
 - ``context.abort(...)`` (``grpc.aio.AbortError``), gRPC's other own errors (``grpc.aio.BaseError``) and
   ``asyncio.CancelledError`` pass through untouched, as do statuses a servicer sets with ``set_code``.
+
+Async behaviours end a failed call with ``context.abort``; sync ones (run by grpc.aio in a worker thread) with
+``set_code``/``set_details`` and a return, because an abort from that thread races grpc's own writes.
 """
 
 from __future__ import annotations
