@@ -1,7 +1,8 @@
-"""gRPC servicers of a queen: convert, delegate to :class:`~queen.core.QueenCore`, map errors.
+"""gRPC servicers of a queen: convert, delegate to :class:`~queen.core.QueenCore`.
 
-No business logic here. Domain errors map to precise status codes; anything unexpected is logged and
-becomes INTERNAL without details (never a traceback to a client).
+No business logic here. Domain errors are raised as BlendrErrors; the interceptor every server has
+(:mod:`blendr.rpc.interceptor`) maps them to precise status codes, and anything unexpected to INTERNAL
+without details. A provider stream's reader task ends its stream with the same mapping (``status_for``).
 """
 
 from __future__ import annotations
@@ -139,8 +140,6 @@ class QueenServicer(pb_grpc.QueenServiceServicer):
                     return
                 else:
                     await context.abort(item.code, item.reason)
-        except BlendrError as exc:
-            await context.abort(status_for(exc), str(exc))
         finally:
             if reader is not None:
                 reader.cancel()
@@ -211,7 +210,7 @@ class QueenAdminServicer(pb_grpc.QueenAdminServicer):
         states = []
         for s in request.states:
             if s not in convert.STATE_FROM_PB:
-                await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"unknown provider state {s}")
+                raise InvalidArgumentError(f"unknown provider state {s}")
             states.append(convert.STATE_FROM_PB[s])
         out = pb.ListProvidersResponse(queen_address=self.core.address)
         for rec in self.core.providers(states):
