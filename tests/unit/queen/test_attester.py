@@ -1,0 +1,148 @@
+"""The queen's Attester on fake outboxes, a fake king and a fake inbox: each outbox message attested once,
+handed to the king until it has it, and never lost across restarts, outages or reorgs."""
+
+from __future__ import annotations
+
+import asyncio
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from eth_account import Account
+
+from blendr.chain.bridge import BridgeMessage, recover_attester
+from blendr.clock import ManualClock
+from blendr.config import RelayConfig
+from blendr.errors import InvalidArgumentError, PermissionDeniedError, UnavailableError
+from blendr.store import MemoryStore
+from queen.attester import Attester, Route
+from tests.fakes.bridge_inbox import FakeInbox
+from tests.fakes.event_chain import FakeEventChain
+from tests.fakes.king_control import FakeKing
+
+ETH, ETC = 31337, 63
+ETH_OUTBOX, ETC_OUTBOX = "0x" + "e1" * 20, "0x" + "e2" * 20
+ETC_INBOX, ETH_INBOX = "0x" + "ec" * 20, "0x" + "ee" * 20
+QUEEN = Account.from_key(b"\x61" * 32)
+CFG = RelayConfig(retry_initial_s=1.0, retry_max_s=8.0, self_deliver_after_s=30.0)
+
+
+def chain(name: str, chain_id: int) -> Any:
+    return SimpleNamespace(settings=SimpleNamespace(name=name, chain_id=chain_id))
+
+
+class Rig:
+    def __init__(self) -> None:
+        self.store = MemoryStore()
+        self.clock = ManualClock()
+        self.eth, self.etc = FakeEventChain(), FakeEventChain()
+        self.etc_inbox = FakeInbox(ETC_INBOX, [QUEEN.address], k=1)
+        self.eth_inbox = FakeInbox(ETH_INBOX, [QUEEN.address], k=1)
+        self.king = FakeKing(ETC_INBOX, threshold=1)
+        self.restart()
+
+    def restart(self) -> None:
+        routes = [Route(chain("eth", ETH), SimpleNamespace(address=ETH_OUTBOX), chain("etc", ETC),  # type: ignore[arg-type]
+                        self.etc_inbox),  # type: ignore[arg-type]
+                  Route(chain("etc", ETC), SimpleNamespace(address=ETC_OUTBOX), chain("eth", ETH),  # type: ignore[arg-type]
+                        self.eth_inbox)]  # type: ignore[arg-type]
+        self.att = Attester(QUEEN, routes, self.store, self.clock, CFG, king=self.king,
+                            followers=[self.eth.follower(self.store, "queen-eth-outbox"),
+                                       self.etc.follower(self.store, "queen-etc-outbox")])
+
+    def send(self, nonce: int, dst: int = ETC) -> BridgeMessage:
+        ev = self.eth.emit("BridgeOutbox", "MessageSent", {"nonce": nonce, "dstChainId": dst, "sender": "0x" + "5e" * 20,
+                                                           "target": "0x" + "7a" * 20, "data": b"open"})
+        return BridgeMessage.from_event(ev.args, ETH, ETH_OUTBOX)
+
+    def step(self) -> None:
+        asyncio.run(self.att.step())
+
+
+def test_each_message_is_attested_once_and_handed_to_the_king() -> None:
+    rig = Rig()
+    m1, m2 = rig.send(1), rig.send(2)
+    rig.send(3, dst=1)  # for a chain this queen does not bridge: not attested
+    rig.step()
+    docs = rig.att.attestations()
+    assert len(docs) == 2 and all(d["sent"] for d in docs)
+    for m in (m1, m2):
+        _, sigs = rig.king.held[m.message_hash]
+        assert list(sigs) == [QUEEN.address]
+        assert recover_attester(m, ETC_INBOX, sigs[QUEEN.address]) == QUEEN.address
+    rig.step()
+    assert rig.king.submissions == 2  # nothing handed twice
+
+
+def test_king_outage_then_recovery_and_restart_lose_nothing() -> None:
+    rig = Rig()
+    m = rig.send(1)
+    rig.king.fail_next.append(UnavailableError("king: UNAVAILABLE: connection refused"))
+    with pytest.raises(UnavailableError):
+        rig.step()
+    assert rig.att.attestations(unsent_only=True)  # kept, signed, not sent
+    rig.restart()  # a new queen process over the same store
+    rig.step()
+    assert rig.king.submissions == 1 and m.message_hash in rig.king.held
+    assert len(rig.att.attestations()) == 1  # the restart signed nothing again
+
+
+@pytest.mark.parametrize("refusal", [InvalidArgumentError("king: bad"), PermissionDeniedError("king: not attester")])
+def test_a_final_refusal_is_recorded_and_not_retried(refusal: Exception) -> None:
+    rig = Rig()
+    rig.send(1)
+    rig.king.fail_next.append(refusal)
+    rig.step()
+    (doc,) = rig.att.attestations()
+    assert doc["error"] and not doc["sent"]
+    rig.step()
+    assert rig.king.submissions == 0
+
+
+def test_an_outbox_outage_then_recovery() -> None:
+    rig = Rig()
+    rig.send(1)
+    rig.eth.outages = 1
+    with pytest.raises(UnavailableError):
+        rig.step()
+    rig.step()
+    assert rig.king.submissions == 1
+
+
+def test_a_reorg_before_sending_withdraws_the_attestation() -> None:
+    rig = Rig()
+    rig.send(1)
+    rig.king.fail_next.append(UnavailableError("king away"))
+    with pytest.raises(UnavailableError):
+        rig.step()
+    rig.eth.reorg(list(rig.eth.events))
+    rig.step()
+    assert rig.att.attestations() == [] and rig.king.submissions == 0
+
+
+def test_stalled_message_is_delivered_by_the_queen_once() -> None:
+    rig = Rig()
+    m = rig.send(1)
+    rig.step()
+    rig.clock.advance(CFG.self_deliver_after_s + 1)
+    rig.step()
+    assert rig.etc_inbox.executions == {m.message_hash: 1}
+    (doc,) = rig.att.attestations()
+    assert doc["executed"] and doc["delivered_by_us"]
+    rig.clock.advance(CFG.self_deliver_after_s + 1)
+    rig.step()
+    assert rig.etc_inbox.executions == {m.message_hash: 1} and rig.etc_inbox.calls.count("deliver") == 1
+
+
+@pytest.mark.parametrize(("code", "error"), [
+    ("INVALID_ARGUMENT", InvalidArgumentError), ("PERMISSION_DENIED", PermissionDeniedError),
+    ("UNAVAILABLE", UnavailableError), ("DEADLINE_EXCEEDED", UnavailableError), ("INTERNAL", UnavailableError)])
+def test_the_kings_status_becomes_our_error(code: str, error: type[Exception]) -> None:
+    import grpc
+
+    from queen.kingclient import error_from_status
+
+    exc = grpc.aio.AioRpcError(getattr(grpc.StatusCode, code), grpc.aio.Metadata(), grpc.aio.Metadata(),
+                               details="x" * 10_000)
+    got = error_from_status(exc)
+    assert type(got) is error and code in str(got) and len(str(got)) < 400
