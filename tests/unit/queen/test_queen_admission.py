@@ -111,3 +111,30 @@ def test_allow_and_deny_reject_malformed_addresses(oracle: AllowlistOracle, bad:
         oracle.allow(bad)
     with pytest.raises(SignatureError, match="not an Ethereum address"):
         oracle.deny(bad)
+
+
+SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
+
+
+def _variants(sig: bytes) -> dict[str, bytes]:
+    parity = sig[64] - 27
+    s = int.from_bytes(sig[32:64], "big")
+    return {"v-0/1": sig[:64] + bytes([parity]), "v-27/28": sig, "v-37/38": sig[:64] + bytes([37 + parity]),
+            "high-s": sig[:32] + (SECP256K1_N - s).to_bytes(32, "big") + bytes([28 - parity])}
+
+
+@pytest.mark.parametrize("variant", ["v-0/1", "v-27/28", "v-37/38", "high-s"])
+def test_a_replayed_admission_under_any_encoding_is_refused(variant: str) -> None:
+    """The replay key is the nonce (fresh per connection): no re-encoding of an old signature gets in."""
+    adm = Admission(QUEEN.address, OpenOracle())
+    old = Admission.new_nonce()
+    replay = _variants(signed(old))[variant]
+    with pytest.raises(SignatureError):
+        adm.verify(PROVIDER.address, Admission.new_nonce(), replay)
+
+
+def test_a_malleated_high_s_signature_is_refused_even_for_its_own_nonce() -> None:
+    adm = Admission(QUEEN.address, OpenOracle())
+    nonce = Admission.new_nonce()
+    with pytest.raises(SignatureError, match="malleable"):
+        adm.verify(PROVIDER.address, nonce, _variants(signed(nonce))["high-s"])
