@@ -23,7 +23,7 @@ from blendr.telemetry import get_logger
 from blendr.units import fmt_tokens
 from king.context import JobsConfig, KingContext, QueenPort
 from king.intake import Intake
-from king.job import LIVE, Job, JobEvent, JobId, JobState, Submission, check_job_id
+from king.job import LIVE, Job, JobEvent, JobId, JobState, Submission, check_job_id, shown
 from king.jobbook import JobBook
 from king.lifecycle import Lifecycle, QueenEvent
 from king.market import Market, Quote
@@ -174,7 +174,7 @@ class KingCore:
         """
         job = self.book.get(check_job_id(job_id)) if check_job_id(job_id) else None
         if job is None or job.renter != checksum_address(renter):
-            raise NotFoundError(f"no job {job_id[:40]!r} of yours")
+            raise NotFoundError(f"no job {shown(job_id)} of yours")
         return job
 
     def list_jobs(self, renter: str, states: set[JobState], limit: int) -> list[Job]:

@@ -339,3 +339,9 @@ def check_job_id(job_id: str) -> JobId:
     if len(job_id) == 22 and job_id.startswith("j-") and all(ch in "0123456789abcdef" for ch in job_id[2:]):
         return JobId(job_id)
     return JobId("")
+
+
+def shown(text: str, limit: int = 40) -> str:
+    """``text`` as an error message may echo it: cut to ``limit`` characters, quoted when not plain ASCII."""
+    cut = text[:limit]
+    return cut if cut.isascii() and cut.isprintable() else repr(cut)

@@ -31,7 +31,7 @@ from blendr.store import Store
 from blendr.telemetry import get_logger
 from blendr.units import fmt_tokens
 from king.context import Assignment, KingContext
-from king.job import LIVE, Attempt, EventKind, Job, JobState, RentalRecord
+from king.job import LIVE, Attempt, EventKind, Job, JobState, RentalRecord, shown
 from king.settlements import NS_RENTALS, rid_key
 
 log = get_logger("blendr.king.lifecycle")
@@ -297,7 +297,7 @@ class Lifecycle:
         (stored first, sent in the background)."""
         job = self.book.get(job_id)
         if job is None or job.renter != renter:
-            raise NotFoundError(f"no job {job_id[:40]!r} of yours")
+            raise NotFoundError(f"no job {shown(job_id)} of yours")
         why = reason or "cancelled by the renter"
         if job.state == JobState.CANCELLED:
             return job
