@@ -945,13 +945,32 @@ async def _health_probe(stub: Any, stop: asyncio.Event, out: list[int], interval
     await asyncio.gather(*in_flight)
 
 
-async def _submit_all(work: list[tuple[Any, Any]], concurrency: int) -> float:
-    """Sends every prepared ``(client, request)`` with ``concurrency`` senders; returns the wall seconds."""
+RETRIED_CODES = ("CANCELLED", "UNAVAILABLE", "DEADLINE_EXCEEDED")
+SUBMIT_TRIES = 4
+
+
+async def _submit_all(work: list[tuple[Any, Any]], concurrency: int, failures: dict[str, int]) -> float:
+    """Sends every prepared ``(client, request)`` with ``concurrency`` senders; returns the wall seconds.
+
+    A call that ends CANCELLED, UNAVAILABLE or DEADLINE_EXCEEDED is sent again (SubmitJob is idempotent by
+    request id), up to ``SUBMIT_TRIES`` times; every such failure is counted in ``failures`` by code (a king
+    that drops calls under a deep queue is a finding, not a reason to lose the run).
+    """
+    from blendr.client import RenterError
+
     it = iter(work)
 
     async def sender() -> None:
         for king, sub in it:
-            await king.send(sub)
+            for attempt in range(1, SUBMIT_TRIES + 1):
+                try:
+                    await king.send(sub)
+                    break
+                except RenterError as exc:
+                    code = exc.code.name if exc.code is not None else "UNKNOWN"
+                    if code not in RETRIED_CODES or attempt == SUBMIT_TRIES:
+                        raise
+                    failures[code] = failures.get(code, 0) + 1
 
     t0 = time.perf_counter()
     await asyncio.gather(*(sender() for _ in range(concurrency)))
@@ -969,12 +988,14 @@ async def _deep_phase(stub: Any, work: list[tuple[Any, Any]], size: DeepQueueSiz
     busy: list[int] = []
     stop = asyncio.Event()
     probe = asyncio.create_task(_health_probe(stub, stop, busy, size.probe_interval_s))
+    failures: dict[str, int] = {}
     try:
-        wall = await _submit_all(work, size.concurrency)
+        wall = await _submit_all(work, size.concurrency, failures)
     finally:
         stop.set()
         await probe
     return {"health_ms": _ms_stats(idle), "health_during_submits_ms": _ms_stats(busy), "submits": len(work),
+            "failed_calls_retried": failures,
             "submit_wall_s": round(wall, 3), "submits_per_s": round(len(work) / wall, 1)}
 
 
@@ -1018,7 +1039,8 @@ async def _deep_queue_load(size: DeepQueueSize, port: int, server: _ServerProces
             raise BenchError(f"the king should hold one placed job and an empty queue: {before}")
         empty_batch, fill, deep_batch = work[:size.batch], work[size.batch:size.queued], work[size.queued:]
         empty = await _deep_phase(stub, empty_batch, size)
-        t_fill = await _submit_all(fill, size.concurrency)
+        fill_failures: dict[str, int] = {}
+        t_fill = await _submit_all(fill, size.concurrency, fill_failures)
         filled = await server.call("stats")
         if filled["queued_in_scheduler"] != size.queued:
             raise BenchError(f"{filled['queued_in_scheduler']} jobs queued after the fill, not {size.queued}")
@@ -1027,7 +1049,7 @@ async def _deep_queue_load(size: DeepQueueSize, port: int, server: _ServerProces
         if after["queued_in_scheduler"] != size.queued + size.batch or after["rentals_created"] != 1:
             raise BenchError(f"jobs left the queue (they must stay queued): {after}")
         return {"renters": renters, "sign_in_s": round(t_sign_in, 3), "prepare_s": round(t_prepare, 3),
-                "fill": {"submits": len(fill), "wall_s": round(t_fill, 3),
+                "fill": {"submits": len(fill), "wall_s": round(t_fill, 3), "failed_calls_retried": fill_failures,
                          "submits_per_s": round(len(fill) / t_fill, 1) if t_fill else None},
                 "empty": empty, "deep": deep, "server_after": after}
     finally:
