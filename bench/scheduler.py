@@ -117,9 +117,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from _common import format_table, machine_info, percentile, result_path, write_json
 
+from blendr.jobspec import Spec
 from blendr.proof.fingerprints import FINGERPRINTS
 from king.pricing import DEFAULT_BASE_PER_GPU_HOUR, Pricer, tokens
-from king.scheduler import JobSpec, PoolSnapshot, ProviderOffer, Scheduler
+from king.scheduler import PoolSnapshot, ProviderOffer, Scheduler
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGET_PLACEMENTS_PER_S = 5000.0
@@ -150,22 +151,32 @@ def _base(model: str) -> int:
     return DEFAULT_BASE_PER_GPU_HOUR[model]
 
 
-# (spec, weight): the job mix. Ceilings are in tokens per GPU-hour; 0 = no ceiling.
-JOB_MIX: tuple[tuple[JobSpec, int], ...] = (
-    (JobSpec(gpus=1), 18),
-    (JobSpec(gpus=2), 6),
-    (JobSpec(gpus=1, gpu_model="rtx-4090", max_price_per_gpu_hour=tokens("1.0")), 14),
-    (JobSpec(gpus=1, gpu_model="rtx-3090"), 8),
-    (JobSpec(gpus=2, gpu_model="a100-80gb"), 8),
-    (JobSpec(gpus=4, gpu_model="h100-sxm", max_price_per_gpu_hour=tokens("5.0")), 5),
-    (JobSpec(gpus=8, gpu_model="h100-sxm"), 2),
-    (JobSpec(gpus=1, min_vram_bytes=40 * GIB), 8),
-    (JobSpec(gpus=4, min_vram_bytes=80 * GIB), 3),
-    (JobSpec(gpus=2, min_tflops=30.0), 6),
-    (JobSpec(gpus=1, gpu_model="cpu"), 8),
-    (JobSpec(gpus=1, gpu_model="t4", max_price_per_gpu_hour=tokens("0.2")), 5),  # tight: fails when busy
-    (JobSpec(gpus=2, gpu_model="l40s", min_tflops=80.0), 4),
-    (JobSpec(gpus=1, gpu_model="a10", max_price_per_gpu_hour=tokens("0.6")), 5),
+ANY_PRICE = tokens("1000000")
+"""The ceiling of a mix job that takes any price: far above every ask and quote (a spec always has one)."""
+
+
+def _spec(gpus: int, gpu_model: str = "", *, min_vram_bytes: int = 0, min_tflops: float = 0.0,
+          max_price_per_gpu_hour: int = ANY_PRICE) -> Spec:
+    """A renter's spec of the mix; its duration is not used (the scheduler ignores it; jobs run for ticks)."""
+    return Spec(gpus, 3600, max_price_per_gpu_hour, gpu_model, min_vram_bytes, min_tflops)
+
+
+# (spec, weight): the job mix. Ceilings are in tokens per GPU-hour; none given: ANY_PRICE.
+JOB_MIX: tuple[tuple[Spec, int], ...] = (
+    (_spec(gpus=1), 18),
+    (_spec(gpus=2), 6),
+    (_spec(gpus=1, gpu_model="rtx-4090", max_price_per_gpu_hour=tokens("1.0")), 14),
+    (_spec(gpus=1, gpu_model="rtx-3090"), 8),
+    (_spec(gpus=2, gpu_model="a100-80gb"), 8),
+    (_spec(gpus=4, gpu_model="h100-sxm", max_price_per_gpu_hour=tokens("5.0")), 5),
+    (_spec(gpus=8, gpu_model="h100-sxm"), 2),
+    (_spec(gpus=1, min_vram_bytes=40 * GIB), 8),
+    (_spec(gpus=4, min_vram_bytes=80 * GIB), 3),
+    (_spec(gpus=2, min_tflops=30.0), 6),
+    (_spec(gpus=1, gpu_model="cpu"), 8),
+    (_spec(gpus=1, gpu_model="t4", max_price_per_gpu_hour=tokens("0.2")), 5),  # tight: fails when busy
+    (_spec(gpus=2, gpu_model="l40s", min_tflops=80.0), 4),
+    (_spec(gpus=1, gpu_model="a10", max_price_per_gpu_hour=tokens("0.6")), 5),
 )
 
 
@@ -215,7 +226,7 @@ def build_pools(rng: random.Random, size: Size) -> list[PoolSnapshot]:
     return [PoolSnapshot(queen=queens[q], providers=tuple(members[q]), seq=1) for q in range(size.pools)]
 
 
-def build_jobs(rng: random.Random, size: Size) -> list[tuple[str, str, JobSpec, int]]:
+def build_jobs(rng: random.Random, size: Size) -> list[tuple[str, str, Spec, int]]:
     """``(job_id, renter, spec, duration)`` for every job, renters Zipf-like."""
     renters = [_address(0xBB, r) for r in range(size.renters)]
     renter_weights = [1.0 / (r + 1) for r in range(size.renters)]
@@ -225,7 +236,7 @@ def build_jobs(rng: random.Random, size: Size) -> list[tuple[str, str, JobSpec, 
         renter = rng.choices(renters, renter_weights)[0]
         spec = rng.choices(specs, spec_weights)[0]
         if size.distinct_prices:
-            base = spec.max_price_per_gpu_hour or tokens("4.0")
+            base = tokens("4.0") if spec.max_price_per_gpu_hour == ANY_PRICE else spec.max_price_per_gpu_hour
             spec = replace(spec, max_price_per_gpu_hour=int(base * rng.uniform(0.9, 1.5)))
         duration = max(1, int(size.mean_duration * rng.uniform(0.2, 1.8)))
         out.append((f"job-{j}", renter, spec, duration))

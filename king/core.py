@@ -102,10 +102,8 @@ class KingCore:
                 self.lifecycle.enqueue(job)
                 live += 1
             elif job.live and c is not None:
-                from king.market import needs
-
                 self.scheduler.restore(Placement(job.job_id, job.renter, c.queen, c.provider, job.spec.gpus, c.price),
-                                       needs(job.spec, frozenset(job.candidates)))
+                                       job.spec, frozenset(job.candidates))
                 if not c.rental_id:
                     # the king stopped while creating the rental: create it again (a rental that landed is adopted
                     # by its nonce, never created twice)

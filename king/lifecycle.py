@@ -285,9 +285,7 @@ class Lifecycle:
 
     def enqueue(self, job: Job) -> None:
         """Queues the job in the scheduler, only on its candidates, never on a provider it was moved off."""
-        from king.market import needs
-
-        self.ctx.scheduler.submit(job.job_id, job.renter, needs(job.spec, frozenset(job.candidates)))
+        self.ctx.scheduler.submit(job.job_id, job.renter, job.spec, frozenset(job.candidates))
         for p in job.excluded:
             self.ctx.scheduler.exclude(job.job_id, p)
 

@@ -15,7 +15,7 @@ from eth_utils import to_checksum_address
 
 from blendr.jobspec import Spec
 from blendr.units import fmt_tokens
-from king.scheduler import JobSpec, PoolSnapshot, ProviderOffer, Scheduler
+from king.scheduler import PoolSnapshot, ProviderOffer, Scheduler
 
 
 @dataclass(frozen=True)
@@ -43,13 +43,8 @@ class Quote:
     why: NoMatch = NoMatch.NONE
 
 
-def needs(spec: Spec, providers: frozenset[str] = frozenset()) -> JobSpec:
-    """The scheduler's view of a job spec (``providers``: those its payload key is wrapped for)."""
-    return JobSpec(spec.gpus, spec.gpu_model, spec.min_vram_bytes, spec.min_tflops, spec.max_price_per_gpu_hour,
-                   providers)
-
-
-def fits(o: ProviderOffer, s: JobSpec) -> bool:
+def fits(o: ProviderOffer, s: Spec) -> bool:
+    """Whether ``o`` has the hardware ``s`` asks for (alive, GPUs, model, VRAM, TFLOP/s), whatever its price."""
     return (o.alive and o.gpus >= s.gpus and (not s.gpu_model or o.gpu_model == s.gpu_model)
             and o.vram_bytes >= s.min_vram_bytes and (s.min_tflops <= 0 or o.tflops >= s.min_tflops))
 
@@ -89,8 +84,7 @@ class Market:
 
     def quote(self, spec: Spec) -> Quote:
         """The price now and the providers that could run ``spec`` (validated by the caller)."""
-        s = needs(spec)
-        matching = [e for e in self.pool.values() if fits(e.offer, s)]
+        matching = [e for e in self.pool.values() if fits(e.offer, spec)]
         if spec.gpu_model:
             price = int(self.scheduler.quote(spec.gpu_model))
         else:
@@ -100,7 +94,7 @@ class Market:
         if priced:
             return Quote(price, spec.max_escrow(), priced[: self.candidates], "", [])
         what = f"{spec.gpus}×{spec.gpu_model or 'GPU'}"
-        closest = self.scheduler.closest_offers(s, 3)
+        closest = self.scheduler.closest_offers(spec, 3)
         if not matching:
             return Quote(price, spec.max_escrow(), [], f"no provider with {what} in the network now", closest,
                          NoMatch.NO_PROVIDER)

@@ -12,9 +12,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from blendr.jobspec import Spec
 from king.pricing import Pricer, PricingParams, tokens
 from king.scheduler import (
-    JobSpec,
     ModelOffer,
     Placement,
     PoolSnapshot,
@@ -27,6 +27,15 @@ GIB = 2**30
 QA, QB = "0xQueenA", "0xQueenB"
 H100, A100, RTX = "h100-sxm", "a100-80gb", "rtx-4090"
 BASES = {H100: tokens("2"), A100: tokens("1"), RTX: tokens("0.5")}
+HIGH = tokens("1000")
+"""A price ceiling far above any price in these tests (a renter's spec always has one)."""
+
+
+def job_spec(
+    gpus: int, gpu_model: str = "", *, min_vram_bytes: int = 0, min_tflops: float = 0.0, max_price: int = HIGH
+) -> Spec:
+    """A renter's spec as the scheduler sees it (the duration does not matter to placement)."""
+    return Spec(gpus, 3600, max_price, gpu_model, min_vram_bytes, min_tflops)
 
 
 def flat(**kw: object) -> Pricer:
@@ -72,7 +81,7 @@ def placed_on(s: Scheduler, job_id: str) -> str | None:
 
 def test_places_a_matching_job_and_reserves_its_gpus() -> None:
     s = sched(snap(QA, offer("P1", gpus=8)))
-    s.submit("j1", "alice", JobSpec(gpus=2, gpu_model=H100))
+    s.submit("j1", "alice", job_spec(gpus=2, gpu_model=H100))
     assert s.queued() == 1
     assert s.schedule() == [Placement("j1", "alice", QA, "P1", 2, tokens("2"))]
     assert s.queued() == 0
@@ -83,8 +92,8 @@ def test_places_a_matching_job_and_reserves_its_gpus() -> None:
 
 def test_price_is_the_higher_of_ask_and_quote() -> None:
     s = sched(snap(QA, offer("cheap", ask=tokens("1"), gpus=1), offer("dear", ask=tokens("3"), gpus=1)))
-    s.submit("j1", "r", JobSpec(1, H100))
-    s.submit("j2", "r", JobSpec(1, H100))
+    s.submit("j1", "r", job_spec(1, H100))
+    s.submit("j2", "r", job_spec(1, H100))
     prices = {p.provider: p.price_per_gpu_hour for p in s.schedule()}
     assert prices == {"cheap": tokens("2"), "dear": tokens("3")}
 
@@ -92,31 +101,34 @@ def test_price_is_the_higher_of_ask_and_quote() -> None:
 def test_quote_surges_with_utilization_between_placements() -> None:
     pricer = flat(surge=1.0)
     s = sched(snap(QA, offer("P1", gpus=2, ask=0)), pricer=pricer)
-    s.submit("j1", "r", JobSpec(1, H100))
-    s.submit("j2", "r", JobSpec(1, H100))
+    s.submit("j1", "r", job_spec(1, H100))
+    s.submit("j2", "r", job_spec(1, H100))
     first, second = s.schedule()
     assert first.price_per_gpu_hour == tokens("2")  # utilization 0
     assert second.price_per_gpu_hour == tokens("2.5")  # utilization 0.5: 2 × (1 + 0.25)
     assert s.quote(H100) == tokens("4")
 
 
-def test_max_price_zero_means_no_ceiling() -> None:
+def test_every_spec_has_a_ceiling_that_binds_at_any_price() -> None:
+    """There is no "no ceiling" (a renter's spec always has one): a dear provider is taken up to it exactly."""
     s = sched(snap(QA, offer("P1", gpus=1, ask=tokens("40"))))
-    s.submit("j1", "r", JobSpec(1, H100))
-    assert [p.price_per_gpu_hour for p in s.schedule()] == [tokens("40")]
+    s.submit("below", "r", job_spec(1, H100, max_price=tokens("40") - 1))
+    s.submit("at", "r", job_spec(1, H100, max_price=tokens("40")))
+    assert [(p.job_id, p.price_per_gpu_hour) for p in s.schedule()] == [("at", tokens("40"))]
+    assert s.placement("below") is None
 
 
 def test_renters_max_price_is_never_exceeded() -> None:
     s = sched(snap(QA, offer("P1", gpus=4, ask=tokens("1"))))
-    s.submit("under_quote", "r", JobSpec(1, H100, max_price_per_gpu_hour=tokens("1.5")))  # quote is 2.0
-    s.submit("at_quote", "r", JobSpec(1, H100, max_price_per_gpu_hour=tokens("2")))
+    s.submit("under_quote", "r", job_spec(1, H100, max_price=tokens("1.5")))  # quote is 2.0
+    s.submit("at_quote", "r", job_spec(1, H100, max_price=tokens("2")))
     assert [p.job_id for p in s.schedule()] == ["at_quote"]
     assert s.placement("under_quote") is None
 
 
 def test_any_model_job_takes_the_cheaper_of_equal_providers() -> None:
     s = sched(snap(QA, offer("P-h100", model=H100, gpus=2), offer("P-a100", model=A100, gpus=2)))
-    s.submit("j1", "r", JobSpec(2))
+    s.submit("j1", "r", job_spec(2))
     (pl,) = s.schedule()
     assert (pl.provider, pl.price_per_gpu_hour) == ("P-a100", tokens("1"))
 
@@ -124,13 +136,13 @@ def test_any_model_job_takes_the_cheaper_of_equal_providers() -> None:
 @pytest.mark.parametrize(
     ("spec", "expected"),
     [
-        (JobSpec(1, A100), "P-a100"),
-        (JobSpec(1, min_vram_bytes=48 * GIB), "P-big"),
-        (JobSpec(1, min_tflops=50.0), "P-fast"),
-        (JobSpec(8), "P-many"),
+        (job_spec(1, A100), "P-a100"),
+        (job_spec(1, min_vram_bytes=48 * GIB), "P-big"),
+        (job_spec(1, min_tflops=50.0), "P-fast"),
+        (job_spec(8), "P-many"),
     ],
 )
-def test_spec_constraints_pick_the_only_matching_provider(spec: JobSpec, expected: str) -> None:
+def test_spec_constraints_pick_the_only_matching_provider(spec: Spec, expected: str) -> None:
     s = sched(
         snap(
             QA,
@@ -146,30 +158,30 @@ def test_spec_constraints_pick_the_only_matching_provider(spec: JobSpec, expecte
 
 def test_unmeasured_tflops_fail_any_minimum_but_pass_none() -> None:
     s = sched(snap(QA, offer("P1", gpus=2, tflops=0.0)))
-    s.submit("needs", "r", JobSpec(1, H100, min_tflops=0.5))
-    s.submit("any", "r", JobSpec(1, H100))
+    s.submit("needs", "r", job_spec(1, H100, min_tflops=0.5))
+    s.submit("any", "r", job_spec(1, H100))
     assert [p.job_id for p in s.schedule()] == ["any"]
 
 
 def test_providers_below_min_reputation_take_no_jobs() -> None:
     s = sched(snap(QA, offer("low", rep=4999), offer("ok", rep=5000, gpus=1)), min_reputation=5000)
     for j in ("j1", "j2"):
-        s.submit(j, "r", JobSpec(1, H100))
+        s.submit(j, "r", job_spec(1, H100))
     assert [p.provider for p in s.schedule()] == ["ok"]
     assert s.placement("j2") is None
 
 
 def test_provider_score_prefers_reputation_uptime_and_less_load() -> None:
     s = sched(snap(QA, offer("rep9", rep=9000), offer("rep7", rep=7000)))
-    s.submit("j1", "r", JobSpec(1, H100))
+    s.submit("j1", "r", job_spec(1, H100))
     assert placed_on_after(s, "j1") == "rep9"
     s = sched(snap(QA, offer("up1", uptime=1.0), offer("up8", uptime=0.8)))
-    s.submit("j1", "r", JobSpec(1, H100))
+    s.submit("j1", "r", job_spec(1, H100))
     assert placed_on_after(s, "j1") == "up1"
     # Equal providers: the second job goes to the idle one (less loaded), not back to the first.
     s = sched(snap(QA, offer("P1"), offer("P2")))
-    s.submit("j1", "r", JobSpec(1, H100))
-    s.submit("j2", "r", JobSpec(1, H100))
+    s.submit("j1", "r", job_spec(1, H100))
+    s.submit("j2", "r", job_spec(1, H100))
     assert sorted(p.provider for p in s.schedule()) == ["P1", "P2"]
 
 
@@ -180,15 +192,15 @@ def placed_on_after(s: Scheduler, job_id: str) -> str | None:
 
 def test_cheaper_ask_wins_among_equal_scores() -> None:
     s = sched(snap(QA, offer("dear", ask=tokens("5")), offer("cheap", ask=tokens("3"))))
-    s.submit("j1", "r", JobSpec(1, H100))
+    s.submit("j1", "r", job_spec(1, H100))
     assert placed_on_after(s, "j1") == "cheap"
 
 
 def test_first_level_picks_the_least_loaded_pool() -> None:
     s = sched(snap(QA, offer("A1", QA, gpus=4), seq=1), snap(QB, offer("B1", QB, gpus=4, rep=5000), seq=1))
-    s.submit("j1", "r", JobSpec(2, H100))
-    s.submit("j2", "r", JobSpec(1, H100))
-    s.submit("j3", "r", JobSpec(1, H100))
+    s.submit("j1", "r", job_spec(2, H100))
+    s.submit("j2", "r", job_spec(1, H100))
+    s.submit("j3", "r", job_spec(1, H100))
     placements = s.schedule()
     # j1 -> pool A (equal load, higher free, then the lower address); j2 -> pool B (A is half loaded now);
     # j3 -> pool B again? A: 2/4 used = 0.5, B: 1/4 = 0.25, so B.
@@ -205,8 +217,8 @@ def test_pool_level_skips_a_pool_whose_providers_do_not_match() -> None:
             offer("B2", QB, model=RTX, gpus=2, vram=24 * GIB),
         ),
     )
-    s.submit("busy", "r", JobSpec(2, RTX, min_vram_bytes=24 * GIB))
-    s.submit("big", "r", JobSpec(1, RTX, min_vram_bytes=40 * GIB))
+    s.submit("busy", "r", job_spec(2, RTX, min_vram_bytes=24 * GIB))
+    s.submit("big", "r", job_spec(1, RTX, min_vram_bytes=40 * GIB))
     s.schedule()
     assert placed_on(s, "big") == "B1"
 
@@ -214,7 +226,7 @@ def test_pool_level_skips_a_pool_whose_providers_do_not_match() -> None:
 def test_schedule_honours_max_placements() -> None:
     s = sched(snap(QA, offer("P1", gpus=8)))
     for i in range(5):
-        s.submit(f"j{i}", "r", JobSpec(1, H100))
+        s.submit(f"j{i}", "r", job_spec(1, H100))
     assert [p.job_id for p in s.schedule(max_placements=2)] == ["j0", "j1"]
     assert s.schedule(max_placements=0) == []
     assert [p.job_id for p in s.schedule()] == ["j2", "j3", "j4"]
@@ -228,7 +240,7 @@ def test_schedule_honours_max_placements() -> None:
 def test_a_gpu_is_never_promised_twice_even_when_a_snapshot_still_shows_it_free() -> None:
     s = sched(snap(QA, offer("P1", gpus=2), seq=1))
     for i in range(3):
-        s.submit(f"j{i}", "r", JobSpec(1, H100))
+        s.submit(f"j{i}", "r", job_spec(1, H100))
     assert len(s.schedule()) == 2
     s.update_pool(snap(QA, offer("P1", gpus=2, rep=9100), seq=2))  # the queen has not seen the jobs yet
     assert s.schedule() == []
@@ -239,7 +251,7 @@ def test_a_gpu_is_never_promised_twice_even_when_a_snapshot_still_shows_it_free(
 
 def test_release_frees_gpus_and_is_idempotent() -> None:
     s = sched(snap(QA, offer("P1", gpus=2)))
-    s.submit("j1", "r", JobSpec(2, H100))
+    s.submit("j1", "r", job_spec(2, H100))
     s.schedule()
     assert s.utilization(H100) == 1.0
     s.release("j1")
@@ -252,7 +264,7 @@ def test_release_frees_gpus_and_is_idempotent() -> None:
 
 def test_release_of_a_queued_job_leaves_it_queued() -> None:
     s = sched()
-    s.submit("j1", "r", JobSpec(1))
+    s.submit("j1", "r", job_spec(1))
     s.release("j1")
     assert s.queued() == 1
 
@@ -260,53 +272,53 @@ def test_release_of_a_queued_job_leaves_it_queued() -> None:
 def test_stale_snapshot_is_ignored() -> None:
     s = sched(snap(QA, offer("new"), seq=5))
     s.update_pool(snap(QA, offer("old"), seq=4))
-    s.submit("j1", "r", JobSpec(1, H100))
+    s.submit("j1", "r", job_spec(1, H100))
     assert placed_on_after(s, "j1") == "new"
     s.update_pool(snap(QA, offer("same-seq"), seq=5))  # not older: applied
-    s.submit("j2", "r", JobSpec(1, H100))
+    s.submit("j2", "r", job_spec(1, H100))
     assert placed_on_after(s, "j2") == "same-seq"
 
 
 def test_vanished_provider_takes_no_new_jobs_and_keeps_its_reservations() -> None:
     s = sched(snap(QA, offer("P1", gpus=4), offer("P2", gpus=4), seq=1))
-    s.submit("j1", "r", JobSpec(3, H100))
+    s.submit("j1", "r", job_spec(3, H100))
     s.schedule()
     first = placed_on(s, "j1")
     other = "P2" if first == "P1" else "P1"
     s.update_pool(snap(QA, offer(other, gpus=4), seq=2))
     assert s.placement("j1") is not None
-    s.submit("j2", "r", JobSpec(1, H100))
+    s.submit("j2", "r", job_spec(1, H100))
     assert placed_on_after(s, "j2") == other
     assert s.utilization(H100) == 0.25  # only live providers count
     # It comes back: its 3 promised GPUs are still taken, one is free.
     s.update_pool(snap(QA, offer("P1", gpus=4), offer("P2", gpus=4), seq=3))
-    s.submit("j3", "r", JobSpec(3, H100))
-    s.submit("j4", "r", JobSpec(1, H100))
+    s.submit("j3", "r", job_spec(3, H100))
+    s.submit("j4", "r", job_spec(1, H100))
     s.schedule()
     assert placed_on(s, "j3") == other
     assert placed_on(s, "j4") == first
-    s.submit("j5", "r", JobSpec(1, H100))
+    s.submit("j5", "r", job_spec(1, H100))
     assert s.schedule() == []
 
 
 def test_dead_provider_takes_no_new_jobs() -> None:
     s = sched(snap(QA, offer("P1", alive=False), offer("P2", gpus=1)))
-    s.submit("j1", "r", JobSpec(1, H100))
-    s.submit("j2", "r", JobSpec(1, H100))
+    s.submit("j1", "r", job_spec(1, H100))
+    s.submit("j2", "r", job_spec(1, H100))
     assert [p.provider for p in s.schedule()] == ["P2"]
 
 
 def test_remove_pool_takes_its_providers_out_and_keeps_placements() -> None:
     s = sched(snap(QA, offer("A1", QA, gpus=1), seq=7), snap(QB, offer("B1", QB, gpus=1)))
-    s.submit("j1", "r", JobSpec(1, H100))
-    s.submit("j2", "r", JobSpec(1, H100))
+    s.submit("j1", "r", job_spec(1, H100))
+    s.submit("j2", "r", job_spec(1, H100))
     s.schedule()
     s.remove_pool(QA)
     s.remove_pool(QA)
     assert s.placement("j1") is not None and s.placement("j2") is not None
     s.release("j1")
     s.release("j2")
-    s.submit("j3", "r", JobSpec(1, H100))
+    s.submit("j3", "r", job_spec(1, H100))
     assert placed_on_after(s, "j3") == "B1"
     s.update_pool(snap(QA, offer("A1", QA, gpus=1), seq=0))  # its seq was forgotten with the pool
     assert [o.gpus_total for o in s.offers()] == [2]
@@ -315,12 +327,12 @@ def test_remove_pool_takes_its_providers_out_and_keeps_placements() -> None:
 def test_a_provider_moving_to_another_queen_is_placed_through_the_new_one() -> None:
     s = sched(snap(QA, offer("P1", QA, gpus=2), seq=1))
     s.update_pool(snap(QB, offer("P1", QB, gpus=2), seq=1))
-    s.submit("j1", "r", JobSpec(1, H100))
+    s.submit("j1", "r", job_spec(1, H100))
     (pl,) = s.schedule()
     assert pl.queen == QB
     assert [(o.providers, o.gpus_total) for o in s.offers()] == [(1, 2)]
     s.update_pool(snap(QA, seq=2))  # the old queen no longer lists it: it stays with the new one
-    s.submit("j2", "r", JobSpec(1, H100))
+    s.submit("j2", "r", job_spec(1, H100))
     assert [p.queen for p in s.schedule()] == [QB]
 
 
@@ -341,7 +353,7 @@ def test_malformed_snapshot_is_rejected_whole(bad: ProviderOffer, match: str) ->
         s.update_pool(snap(QA, offer("P2"), bad, seq=2))
     with pytest.raises(ValueError, match="listed twice"):
         s.update_pool(snap(QA, offer("P2"), offer("P2"), seq=2))
-    s.submit("j1", "r", JobSpec(1, H100))
+    s.submit("j1", "r", job_spec(1, H100))
     assert placed_on_after(s, "j1") == "P0"
 
 
@@ -351,46 +363,48 @@ def test_malformed_snapshot_is_rejected_whole(bad: ProviderOffer, match: str) ->
 @pytest.mark.parametrize(
     ("spec", "match"),
     [
-        (JobSpec(0), "gpus"),
-        (JobSpec(1, min_vram_bytes=-1), "min_vram"),
-        (JobSpec(1, max_price_per_gpu_hour=-1), "max_price"),
-        (JobSpec(1, min_tflops=-0.1), "min_tflops"),
-        (JobSpec(1, min_tflops=float("inf")), "min_tflops"),
+        (job_spec(0), "gpus"),
+        (job_spec(1, min_vram_bytes=-1), "min_vram"),
+        (job_spec(1, max_price=-1), "max_price"),
+        (job_spec(1, max_price=0), "max_price"),
+        (job_spec(1, max_price=2**256), "max_price"),
+        (job_spec(1, min_tflops=-0.1), "min_tflops"),
+        (job_spec(1, min_tflops=float("inf")), "min_tflops"),
     ],
 )
-def test_submit_rejects_invalid_specs(spec: JobSpec, match: str) -> None:
+def test_submit_rejects_invalid_specs(spec: Spec, match: str) -> None:
     with pytest.raises(ValueError, match=match):
         sched().submit("j", "r", spec)
 
 
 def test_submit_rejects_duplicates_empty_ids_and_unknown_models() -> None:
     s = Scheduler(flat(), known_models=[H100])
-    s.submit("j1", "r", JobSpec(1, H100))
+    s.submit("j1", "r", job_spec(1, H100))
     with pytest.raises(ValueError, match="duplicate"):
-        s.submit("j1", "other", JobSpec(1))
+        s.submit("j1", "other", job_spec(1))
     with pytest.raises(ValueError, match="unknown GPU model 'h300'"):
-        s.submit("j2", "r", JobSpec(1, "h300"))
+        s.submit("j2", "r", job_spec(1, "h300"))
     with pytest.raises(ValueError, match="job id and a renter"):
-        s.submit("", "r", JobSpec(1))
+        s.submit("", "r", job_spec(1))
     with pytest.raises(ValueError, match="job id and a renter"):
-        s.submit("j3", "", JobSpec(1))
-    s.submit("j4", "r", JobSpec(1))  # any model is fine
+        s.submit("j3", "", job_spec(1))
+    s.submit("j4", "r", job_spec(1))  # any model is fine
     assert s.queued() == 2
 
 
 def test_duplicate_of_a_placed_job_is_rejected() -> None:
     s = sched(snap(QA, offer("P1")))
-    s.submit("j1", "r", JobSpec(1, H100))
+    s.submit("j1", "r", job_spec(1, H100))
     s.schedule()
     with pytest.raises(ValueError, match="duplicate"):
-        s.submit("j1", "r", JobSpec(1, H100))
+        s.submit("j1", "r", job_spec(1, H100))
 
 
 def test_cancel_removes_a_queued_job_only() -> None:
     s = sched(snap(QA, offer("P1", gpus=1)))
-    s.submit("placed", "r", JobSpec(1, H100))
+    s.submit("placed", "r", job_spec(1, H100))
     s.schedule()
-    s.submit("waiting", "r", JobSpec(1, H100))
+    s.submit("waiting", "r", job_spec(1, H100))
     assert s.cancel("waiting") is True
     assert s.cancel("waiting") is False
     assert s.cancel("placed") is False
@@ -398,60 +412,60 @@ def test_cancel_removes_a_queued_job_only() -> None:
     assert s.queued() == 0
     s.release("placed")
     assert s.schedule() == []
-    s.submit("waiting", "r", JobSpec(1, H100))  # the id is free again
+    s.submit("waiting", "r", job_spec(1, H100))  # the id is free again
     assert [p.job_id for p in s.schedule()] == ["waiting"]
 
 
 def test_jobs_of_one_renter_are_placed_in_fifo_order() -> None:
     s = sched(snap(QA, offer("P1", gpus=3)))
     for j in ("j1", "j2", "j3"):
-        s.submit(j, "r", JobSpec(1, H100))
+        s.submit(j, "r", job_spec(1, H100))
     assert [p.job_id for p in s.schedule()] == ["j1", "j2", "j3"]
 
 
 def test_a_job_that_does_not_fit_does_not_block_the_renters_next_jobs() -> None:
     s = sched(snap(QA, offer("P1", gpus=2)))
-    s.submit("too-big", "r", JobSpec(4, H100))
-    s.submit("pricey", "r", JobSpec(1, H100, max_price_per_gpu_hour=tokens("1")))
-    s.submit("fits", "r", JobSpec(1, H100))
-    s.submit("fits-too", "r", JobSpec(1))
+    s.submit("too-big", "r", job_spec(4, H100))
+    s.submit("pricey", "r", job_spec(1, H100, max_price=tokens("1")))
+    s.submit("fits", "r", job_spec(1, H100))
+    s.submit("fits-too", "r", job_spec(1))
     assert [p.job_id for p in s.schedule()] == ["fits", "fits-too"]
     assert s.queued() == 2
 
 
 def test_a_renter_that_cannot_be_served_does_not_block_others() -> None:
     s = sched(snap(QA, offer("P1", model=RTX, gpus=1)))
-    s.submit("a1", "alice", JobSpec(1, H100))
-    s.submit("b1", "bob", JobSpec(1, RTX))
+    s.submit("a1", "alice", job_spec(1, H100))
+    s.submit("b1", "bob", job_spec(1, RTX))
     assert [p.job_id for p in s.schedule()] == ["b1"]
 
 
 def test_renters_are_served_round_robin() -> None:
     s = sched(snap(QA, offer("P1", gpus=8)))
     for i in range(4):
-        s.submit(f"a{i}", "alice", JobSpec(1, H100))
-    s.submit("b0", "bob", JobSpec(1, H100))
-    s.submit("b1", "bob", JobSpec(1, H100))
-    s.submit("c0", "carol", JobSpec(1, H100))
+        s.submit(f"a{i}", "alice", job_spec(1, H100))
+    s.submit("b0", "bob", job_spec(1, H100))
+    s.submit("b1", "bob", job_spec(1, H100))
+    s.submit("c0", "carol", job_spec(1, H100))
     assert [p.job_id for p in s.schedule()] == ["a0", "b0", "c0", "a1", "b1", "a2", "a3"]
 
 
 def test_a_burst_does_not_starve_a_single_job_once_capacity_exists() -> None:
     s = sched()
     for i in range(10_000):
-        s.submit(f"a{i}", "alice", JobSpec(1, H100))
+        s.submit(f"a{i}", "alice", job_spec(1, H100))
     assert s.schedule() == []
-    s.submit("b", "bob", JobSpec(1, H100))
+    s.submit("b", "bob", job_spec(1, H100))
     s.update_pool(snap(QA, offer("P1", gpus=2)))
     assert [p.renter for p in s.schedule()] == ["alice", "bob"]
 
 
 def test_a_renter_served_less_recently_goes_first() -> None:
     s = sched(snap(QA, offer("P1", gpus=1)))
-    s.submit("a0", "alice", JobSpec(1, H100))
+    s.submit("a0", "alice", job_spec(1, H100))
     s.schedule()
-    s.submit("a1", "alice", JobSpec(1, H100))
-    s.submit("b0", "bob", JobSpec(1, H100))  # bob was never served: ahead of alice
+    s.submit("a1", "alice", job_spec(1, H100))
+    s.submit("b0", "bob", job_spec(1, H100))  # bob was never served: ahead of alice
     s.release("a0")
     assert [p.job_id for p in s.schedule()] == ["b0"]
 
@@ -461,8 +475,8 @@ def test_a_renter_served_less_recently_goes_first() -> None:
 
 def test_a_waiting_job_is_placed_once_a_release_frees_enough_gpus() -> None:
     s = sched(snap(QA, offer("P1", gpus=4)))
-    s.submit("j1", "r", JobSpec(3, H100))
-    s.submit("j2", "r2", JobSpec(3, H100))
+    s.submit("j1", "r", job_spec(3, H100))
+    s.submit("j2", "r2", job_spec(3, H100))
     s.schedule()
     assert s.schedule() == []
     s.release("j1")
@@ -471,9 +485,9 @@ def test_a_waiting_job_is_placed_once_a_release_frees_enough_gpus() -> None:
 
 def test_a_job_priced_out_by_surge_is_placed_when_utilization_falls() -> None:
     s = sched(snap(QA, offer("P1", gpus=4, ask=0)), pricer=flat(surge=1.0))
-    s.submit("big", "a", JobSpec(3, H100))
+    s.submit("big", "a", job_spec(3, H100))
     s.schedule()  # utilization 0.75: quote 2 × (1 + 0.5625) = 3.125
-    s.submit("ceiling-3", "b", JobSpec(1, H100, max_price_per_gpu_hour=tokens("3")))
+    s.submit("ceiling-3", "b", job_spec(1, H100, max_price=tokens("3")))
     assert s.schedule() == []
     s.release("big")
     assert [p.price_per_gpu_hour for p in s.schedule()] == [tokens("2")]
@@ -481,7 +495,7 @@ def test_a_job_priced_out_by_surge_is_placed_when_utilization_falls() -> None:
 
 def test_a_job_waiting_for_a_model_is_placed_when_a_pool_brings_it() -> None:
     s = sched(snap(QA, offer("P1", model=RTX, gpus=1), seq=1))
-    s.submit("j1", "r", JobSpec(1, H100))
+    s.submit("j1", "r", job_spec(1, H100))
     assert s.schedule() == []
     s.update_pool(snap(QB, offer("B1", QB, gpus=1)))
     assert [p.provider for p in s.schedule()] == ["B1"]
@@ -489,7 +503,7 @@ def test_a_job_waiting_for_a_model_is_placed_when_a_pool_brings_it() -> None:
 
 def test_a_cheaper_ask_in_a_new_snapshot_wakes_a_priced_out_job() -> None:
     s = sched(snap(QA, offer("P1", gpus=1, ask=tokens("5")), seq=1))
-    s.submit("j1", "r", JobSpec(1, H100, max_price_per_gpu_hour=tokens("3")))
+    s.submit("j1", "r", job_spec(1, H100, max_price=tokens("3")))
     assert s.schedule() == []
     s.update_pool(snap(QA, offer("P1", gpus=1, ask=tokens("2.5")), seq=2))
     assert [p.price_per_gpu_hour for p in s.schedule()] == [tokens("2.5")]
@@ -497,25 +511,26 @@ def test_a_cheaper_ask_in_a_new_snapshot_wakes_a_priced_out_job() -> None:
 
 def test_a_new_job_of_a_blocked_renter_that_fits_is_placed() -> None:
     s = sched(snap(QA, offer("P1", gpus=1)))
-    s.submit("big", "r", JobSpec(4, H100))
+    s.submit("big", "r", job_spec(4, H100))
     assert s.schedule() == []
-    s.submit("small", "r", JobSpec(1, H100))
+    s.submit("small", "r", job_spec(1, H100))
     assert [p.job_id for p in s.schedule()] == ["small"]
 
 
 def test_a_stale_bound_after_placements_is_corrected_by_the_next_search() -> None:
     s = sched(snap(QA, offer("P1", gpus=4)))
-    s.submit("x", "xavier", JobSpec(3, H100))
-    s.submit("never", "alice", JobSpec(16, H100))  # alice is in line before bob from now on
+    s.submit("x", "xavier", job_spec(3, H100))
+    s.submit("never", "alice", job_spec(16, H100))  # alice is in line before bob from now on
     s.schedule()
-    s.submit("b", "bob", JobSpec(3, H100))
+    s.submit("b", "bob", job_spec(3, H100))
     assert s.schedule() == []  # bob waits: nothing has 3 GPUs free
     s.release("x")  # bob's shape has 4 free GPUs again: bob is woken
-    s.submit("a", "alice", JobSpec(2, H100))
+    s.submit("a", "alice", job_spec(2, H100))
     # alice goes first and takes 2 of the 4: bob's bound is stale, his search fails, and he waits again.
     assert [p.job_id for p in s.schedule()] == ["a"]
     assert s.waiting_reason("b") == (
-        "no provider with 3×H100 SXM: not enough free GPUs (at most 2 free on one matching provider)"
+        "no provider with 3×H100 SXM under 1000.0/h: not enough free GPUs "
+        "(at most 2 free on one matching provider)"
     )
     s.release("a")
     assert [p.job_id for p in s.schedule()] == ["b"]
@@ -526,12 +541,12 @@ def test_many_jobs_with_distinct_ceilings_keep_fifo_order_among_those_that_fit()
     expected = []
     for i in range(300):
         ceiling = tokens("1") + i if i % 2 else tokens("2") + i  # odd jobs are priced out
-        s.submit(f"j{i}", "r", JobSpec(1, H100, max_price_per_gpu_hour=ceiling))
+        s.submit(f"j{i}", "r", job_spec(1, H100, max_price=ceiling))
         if i % 3 == 0:
             assert s.cancel(f"j{i}")
         elif i % 2 == 0:
             expected.append(f"j{i}")
-    s.submit("last", "r", JobSpec(1, H100))
+    s.submit("last", "r", job_spec(1, H100))
     assert [p.job_id for p in s.schedule()] == [*expected, "last"]
     assert s.queued() == len([i for i in range(300) if i % 2 and i % 3])
 
@@ -541,11 +556,11 @@ def test_many_jobs_with_distinct_ceilings_keep_fifo_order_among_those_that_fit()
 
 def test_requeue_puts_a_placed_job_at_the_front_of_its_renters_queue() -> None:
     s = sched(snap(QA, offer("P1", gpus=1), offer("P2", gpus=1, rep=8000)))
-    s.submit("j1", "r", JobSpec(1, H100))
+    s.submit("j1", "r", job_spec(1, H100))
     s.schedule()
     assert placed_on(s, "j1") == "P1"
-    s.submit("j2", "r", JobSpec(1, H100))
-    s.submit("j3", "r", JobSpec(1, H100))
+    s.submit("j2", "r", job_spec(1, H100))
+    s.submit("j3", "r", job_spec(1, H100))
     assert s.requeue("j1") is True
     assert s.placement("j1") is None
     assert s.queued() == 3
@@ -565,7 +580,7 @@ def test_requeue_and_exclude_of_unknown_jobs_raise_key_error() -> None:
 
 def test_an_excluded_provider_never_gets_the_job_back() -> None:
     s = sched(snap(QA, offer("P1", gpus=1), offer("P2", gpus=1, rep=5000)))
-    s.submit("j1", "r", JobSpec(1, H100))
+    s.submit("j1", "r", job_spec(1, H100))
     s.schedule()
     assert placed_on(s, "j1") == "P1"
     s.exclude("j1", "P1")
@@ -577,16 +592,16 @@ def test_an_excluded_provider_never_gets_the_job_back() -> None:
     assert s.schedule() == []
     assert (
         s.waiting_reason("j1")
-        == "no provider with 1×H100 SXM: the only matching providers already failed this job"
+        == "no provider with 1×H100 SXM under 1000.0/h: the only matching providers already failed this job"
     )
-    s.submit("j2", "other", JobSpec(1, H100))  # others may still use them
+    s.submit("j2", "other", job_spec(1, H100))  # others may still use them
     assert [p.provider for p in s.schedule()] == ["P1"]
 
 
 def test_excluding_a_queued_job_keeps_its_place_in_the_queue() -> None:
     s = sched(snap(QA, offer("P1", gpus=1), seq=1))
-    s.submit("j1", "r", JobSpec(1, H100))
-    s.submit("j2", "r", JobSpec(1, H100))
+    s.submit("j1", "r", job_spec(1, H100))
+    s.submit("j2", "r", job_spec(1, H100))
     s.exclude("j2", "P1")
     assert [p.job_id for p in s.schedule()] == ["j1"]
     s.release("j1")
@@ -604,8 +619,8 @@ def test_restore_reserves_before_snapshots_arrive() -> None:
         s.restore(replace(restored, gpus=1))
     s.update_pool(snap(QA, offer("P1", gpus=4)))
     assert s.utilization(H100) == 0.75
-    s.submit("j2", "r", JobSpec(2, H100))
-    s.submit("j3", "r", JobSpec(1, H100))
+    s.submit("j2", "r", job_spec(2, H100))
+    s.submit("j3", "r", job_spec(1, H100))
     assert [p.job_id for p in s.schedule()] == ["j3"]
     assert s.placement("j1") == restored
     with pytest.raises(ValueError, match="without its spec"):
@@ -616,10 +631,18 @@ def test_restore_reserves_before_snapshots_arrive() -> None:
 
 def test_restore_with_spec_can_be_requeued() -> None:
     s = sched(snap(QA, offer("P1", gpus=2), offer("P2", gpus=2)))
-    s.restore(Placement("j1", "r", QA, "P1", 2, tokens("2")), JobSpec(2, H100))
+    s.restore(Placement("j1", "r", QA, "P1", 2, tokens("2")), job_spec(2, H100))
     s.exclude("j1", "P1")
     assert s.requeue("j1") is True
     assert [p.provider for p in s.schedule()] == ["P2"]
+
+
+def test_a_restored_job_keeps_its_candidates_when_requeued() -> None:
+    s = sched(snap(QA, offer("P1", gpus=2), offer("P2", gpus=2, rep=1000), offer("P3", gpus=2)))
+    s.restore(Placement("j1", "r", QA, "P1", 2, tokens("2")), job_spec(2, H100), frozenset({"P1", "P2"}))
+    s.exclude("j1", "P1")
+    assert s.requeue("j1") is True
+    assert [p.provider for p in s.schedule()] == ["P2"]  # P3 scores better but is not a candidate
 
 
 def test_restore_rejects_malformed_placements() -> None:
@@ -636,46 +659,49 @@ def test_restore_rejects_malformed_placements() -> None:
 @pytest.mark.parametrize(
     ("spec", "reason"),
     [
-        (JobSpec(2, "h200"), "no provider with 2×H200: no provider offers H200 at all"),
+        (job_spec(2, "h200"), "no provider with 2×H200 under 1000.0/h: no provider offers H200 at all"),
         (
-            JobSpec(16, H100),
-            "no provider with 16×H100 SXM: no H100 SXM provider has 16 GPUs (the largest has 8)",
+            job_spec(16, H100),
+            "no provider with 16×H100 SXM under 1000.0/h: no H100 SXM provider has 16 GPUs "
+            "(the largest has 8)",
         ),
         (
-            JobSpec(1, H100, min_vram_bytes=96 * GIB),
-            "no provider with 1×H100 SXM with ≥ 96 GiB per GPU: not enough VRAM "
+            job_spec(1, H100, min_vram_bytes=96 * GIB),
+            "no provider with 1×H100 SXM with ≥ 96 GiB per GPU under 1000.0/h: not enough VRAM "
             "(the most any H100 SXM provider has is 80 GiB per GPU)",
         ),
         (
-            JobSpec(1, A100, min_tflops=10.0),
-            "no provider with 1×A100 80GB with ≥ 10 TFLOP/s per GPU: not fast enough (none measured yet)",
+            job_spec(1, A100, min_tflops=10.0),
+            "no provider with 1×A100 80GB with ≥ 10 TFLOP/s per GPU under 1000.0/h: not fast enough "
+            "(none measured yet)",
         ),
         (
-            JobSpec(1, H100, min_tflops=70.0),
-            "no provider with 1×H100 SXM with ≥ 70 TFLOP/s per GPU: not fast enough "
+            job_spec(1, H100, min_tflops=70.0),
+            "no provider with 1×H100 SXM with ≥ 70 TFLOP/s per GPU under 1000.0/h: not fast enough "
             "(the best measured is 60 TFLOP/s per GPU)",
         ),
         (
-            JobSpec(1, RTX),
-            "no provider with 1×RTX 4090: reputation below the minimum of 5000 (the best is 4000)",
+            job_spec(1, RTX),
+            "no provider with 1×RTX 4090 under 1000.0/h: reputation below the minimum of 5000 "
+            "(the best is 4000)",
         ),
         (
-            JobSpec(2, H100, max_price_per_gpu_hour=tokens("1.5")),
+            job_spec(2, H100, max_price=tokens("1.5")),
             "no provider with 2×H100 SXM under 1.5/h: all are above your max price (cheapest is 2.0/h)",
         ),
         (
-            JobSpec(2, H100, max_price_per_gpu_hour=tokens("3")),
+            job_spec(2, H100, max_price=tokens("3")),
             "no provider with 2×H100 SXM under 3.0/h: not enough free GPUs (the only matching provider is busy)",
         ),
         (
-            JobSpec(2, min_vram_bytes=40 * GIB),
-            "no provider with 2 GPUs with ≥ 40 GiB per GPU: not enough free GPUs "
+            job_spec(2, min_vram_bytes=40 * GIB),
+            "no provider with 2 GPUs with ≥ 40 GiB per GPU under 1000.0/h: not enough free GPUs "
             "(all 2 matching providers are busy)",
         ),
-        (JobSpec(9), "no provider with 9 GPUs: no provider has 9 GPUs (the largest has 8)"),
+        (job_spec(9), "no provider with 9 GPUs under 1000.0/h: no provider has 9 GPUs (the largest has 8)"),
     ],
 )
-def test_waiting_reason_names_the_failing_constraint(spec: JobSpec, reason: str) -> None:
+def test_waiting_reason_names_the_failing_constraint(spec: Spec, reason: str) -> None:
     s = sched(
         snap(
             QA,
@@ -685,8 +711,8 @@ def test_waiting_reason_names_the_failing_constraint(spec: JobSpec, reason: str)
         ),
         min_reputation=5000,
     )
-    s.submit("fill-h100", "other", JobSpec(8, H100))
-    s.submit("fill-a100", "other", JobSpec(4, A100))
+    s.submit("fill-h100", "other", job_spec(8, H100))
+    s.submit("fill-a100", "other", job_spec(4, A100))
     s.schedule()
     s.submit("j", "r", spec)
     assert s.schedule() == []
@@ -695,8 +721,8 @@ def test_waiting_reason_names_the_failing_constraint(spec: JobSpec, reason: str)
 
 def test_waiting_reason_when_nothing_is_online_and_when_placed() -> None:
     s = sched()
-    s.submit("j", "r", JobSpec(1))
-    assert s.waiting_reason("j") == "no provider with 1 GPU: no provider is online"
+    s.submit("j", "r", job_spec(1))
+    assert s.waiting_reason("j") == "no provider with 1 GPU under 1000.0/h: no provider is online"
     s.update_pool(snap(QA, offer("P1", gpus=1, ask=tokens("2.25"))))
     s.schedule()
     assert s.waiting_reason("j") == "placed on provider P1 in the pool of queen 0xQueenA at 2.25/h"
@@ -704,9 +730,10 @@ def test_waiting_reason_when_nothing_is_online_and_when_placed() -> None:
 
 def test_waiting_reason_when_a_match_is_free_but_not_yet_scheduled() -> None:
     s = sched(snap(QA, offer("P1", gpus=1)))
-    s.submit("j", "r", JobSpec(1, H100))
+    s.submit("j", "r", job_spec(1, H100))
     assert s.waiting_reason("j") == (
-        "no provider with 1×H100 SXM right now: a matching provider is free, the next scheduling pass places the job"
+        "no provider with 1×H100 SXM under 1000.0/h right now: a matching provider is free, "
+        "the next scheduling pass places the job"
     )
 
 
@@ -728,13 +755,13 @@ def test_closest_offers_rank_same_model_over_price_then_other_models() -> None:
             offer("rtx-1", model=RTX, gpus=1),
         )
     )
-    s.submit("busy", "other", JobSpec(2, H100))
+    s.submit("busy", "other", job_spec(2, H100))
     s.schedule()
     assert placed_on(s, "busy") == "h100-busy"
-    spec = JobSpec(2, H100, max_price_per_gpu_hour=tokens("3"))
+    spec = job_spec(2, H100, max_price=tokens("3"))
     assert [o.provider for o in s.closest_offers(spec)] == ["h100-dear", "rtx", "a100"]
     assert [o.provider for o in s.closest_offers(spec, n=5)] == ["h100-dear", "rtx", "a100", "rtx-1"]
-    assert [o.provider for o in s.closest_offers(JobSpec(2, RTX))] == ["rtx", "rtx-1", "a100"]
+    assert [o.provider for o in s.closest_offers(job_spec(2, RTX))] == ["rtx", "rtx-1", "a100"]
 
 
 def test_offers_summarize_each_model() -> None:
@@ -743,7 +770,7 @@ def test_offers_summarize_each_model() -> None:
         snap(QB, offer("B1", QB, gpus=2, ask=tokens("3"), rep=9500), offer("B2", QB, gpus=2, rep=100)),
         min_reputation=1000,
     )
-    s.submit("j", "r", JobSpec(3, H100))
+    s.submit("j", "r", job_spec(3, H100))
     s.schedule()
     assert s.offers() == [
         ModelOffer(H100, 2, 3, 6, tokens("1.5"), tokens("2"), 9500),
@@ -771,14 +798,15 @@ provider_states = st.fixed_dictionaries(
     }
 )
 specs = st.builds(
-    JobSpec,
+    job_spec,
     gpus=st.sampled_from((1, 1, 2, 3, 4)),
     gpu_model=st.sampled_from(("", *MODELS)),
     min_vram_bytes=st.sampled_from((0, 0, 60 * GIB)),
     min_tflops=st.sampled_from((0.0, 0.0, 10.0, 50.0)),
-    max_price_per_gpu_hour=st.sampled_from((0, 0, tokens("1"), tokens("2.5"), tokens("4"))),
+    max_price=st.sampled_from((HIGH, HIGH, tokens("1"), tokens("2.5"), tokens("4"))),
 )
-submits = st.tuples(st.just("submit"), st.sampled_from(("alice", "bob", "carol")), specs)
+candidate_sets = st.sampled_from((frozenset(), frozenset(), frozenset({"P0", "P1", "P2"}), frozenset({"P3"})))
+submits = st.tuples(st.just("submit"), st.sampled_from(("alice", "bob", "carol")), specs, candidate_sets)
 job_ids = st.integers(0, 20)
 ops = st.one_of(
     submits,  # half of the operations submit a job
@@ -796,13 +824,14 @@ ops = st.one_of(
 
 
 class Oracle:
-    """What the test knows independently of the scheduler: offers, placements, specs, exclusions."""
+    """What the test knows independently of the scheduler: offers, placements, specs, candidates, exclusions."""
 
     def __init__(self, pricer: Pricer, min_rep: int) -> None:
         self.pricer, self.min_rep = pricer, min_rep
         self.offers: dict[str, ProviderOffer] = {}  # listed in their queen's latest snapshot
         self.placed: dict[str, Placement] = {}
-        self.spec: dict[str, JobSpec] = {}
+        self.spec: dict[str, Spec] = {}
+        self.candidates: dict[str, frozenset[str]] = {}  # empty: any provider
         self.excl: dict[str, set[str]] = {}
         self.queued: set[str] = set()
 
@@ -827,7 +856,8 @@ class Oracle:
             and o.gpus - self.reserved(o.provider) >= spec.gpus
             and o.vram_bytes >= spec.min_vram_bytes
             and o.tflops >= spec.min_tflops
-            and (not spec.max_price_per_gpu_hour or price <= spec.max_price_per_gpu_hour)
+            and price <= spec.max_price_per_gpu_hour
+            and (not self.candidates[job_id] or o.provider in self.candidates[job_id])
             and o.provider not in self.excl[job_id]
         )
 
@@ -841,12 +871,12 @@ def run_ops(operations: list[tuple[object, ...]], min_rep: int = 5000) -> None:
     for op in operations:
         kind = op[0]
         if kind == "submit":
-            renter, spec = op[1], op[2]
-            assert isinstance(renter, str) and isinstance(spec, JobSpec)
+            renter, spec, candidates = op[1], op[2], op[3]
+            assert isinstance(renter, str) and isinstance(spec, Spec) and isinstance(candidates, frozenset)
             job_id = f"j{n}"
             n += 1
-            s.submit(job_id, renter, spec)
-            model.spec[job_id], model.excl[job_id] = spec, set()
+            s.submit(job_id, renter, spec, candidates)
+            model.spec[job_id], model.candidates[job_id], model.excl[job_id] = spec, candidates, set()
             model.queued.add(job_id)
         elif kind == "schedule":
             limit = op[1]
@@ -940,20 +970,20 @@ def test_property_random_histories_keep_every_invariant(
     b_first=st.booleans(),
     a_spec=specs,
     b_spec=st.builds(
-        JobSpec,
+        job_spec,
         gpus=st.integers(1, 4),
         gpu_model=st.sampled_from(("", H100)),
-        max_price_per_gpu_hour=st.just(0),
+        max_price=st.just(HIGH),
     ),
 )
 def test_property_a_single_job_is_placed_within_the_first_two_placements(
-    a_jobs: int, a_served_before: int, b_first: bool, a_spec: JobSpec, b_spec: JobSpec
+    a_jobs: int, a_served_before: int, b_first: bool, a_spec: Spec, b_spec: Spec
 ) -> None:
     s = sched()
     # Renter A has been served before (or not), then bursts; B submits one job; then capacity arrives.
     s.update_pool(snap(QA, offer("warm", gpus=4), seq=1))
     for i in range(a_served_before):
-        s.submit(f"warm{i}", "A", JobSpec(1))
+        s.submit(f"warm{i}", "A", job_spec(1))
     s.schedule()
     for i in range(a_served_before):
         s.release(f"warm{i}")
@@ -973,12 +1003,15 @@ def test_property_a_single_job_is_placed_within_the_first_two_placements(
 def test_a_job_goes_only_to_the_providers_its_payload_is_encrypted_for() -> None:
     """The best provider is not a candidate: the job takes the best candidate, or waits for one."""
     s = sched(snap(QA, offer("P1", gpus=1), offer("P2", gpus=1, rep=5000)))
-    s.submit("j1", "r", JobSpec(1, H100, providers=frozenset({"P2"})))
+    s.submit("j1", "r", job_spec(1, H100), frozenset({"P2"}))
     assert [p.provider for p in s.schedule()] == ["P2"]
-    s.submit("j2", "r", JobSpec(1, H100, providers=frozenset({"P2"})))
+    s.submit("j2", "r", job_spec(1, H100), frozenset({"P2"}))
     assert s.schedule() == []  # P2 is taken; P1 is free but not a candidate
-    assert s.waiting_reason("j2").startswith("no provider with 1×H100 SXM")
-    s.submit("j3", "other", JobSpec(1, H100))  # a job open to anyone takes P1
+    # only P2 counts for j2: "busy", although P1 is free
+    assert s.waiting_reason("j2") == (
+        "no provider with 1×H100 SXM under 1000.0/h: not enough free GPUs (the only matching provider is busy)"
+    )
+    s.submit("j3", "other", job_spec(1, H100))  # a job open to anyone takes P1
     assert [p.provider for p in s.schedule()] == ["P1"]
     s.release("j1")
     assert [(p.job_id, p.provider) for p in s.schedule()] == [("j2", "P2")]
