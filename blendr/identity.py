@@ -164,7 +164,41 @@ class NodeIdentity:
         return bytes(signed.signature)
 
 
-SECP256K1_HALF_N = 0x7FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF5D576E7357A4501DDFE92F46681B20A0
+SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
+"""The order of secp256k1's group: r and s of a signature lie in [1, n)."""
+SECP256K1_HALF_N = SECP256K1_N // 2
+"""The largest low s: a signature with s above it is the malleated twin of one below."""
+
+
+def canonical_signature(signature: bytes) -> bytes:
+    """The one form of a 65-byte ECDSA signature that contracts accept: ``r || s || v``, s low, v 27 or 28.
+
+    ``v`` may come as a recovery id (0/1), as 27/28, or EIP-155 style (35 + 2·chain id + parity, e.g. 37/38);
+    each maps to 27 + parity, so every encoding of one signature has one canonical form (key replay checks
+    on it). OpenZeppelin's ``ECDSA.tryRecover`` (the bridge inbox) takes only this form.
+
+    Raises:
+        SignatureError: not 65 bytes, r or s out of range, s in the upper half (a malleated signature),
+            or a ``v`` no encoding gives.
+    """
+    if len(signature) != 65:
+        raise SignatureError(f"signature must be 65 bytes (r || s || v), got {len(signature)}")
+    r = int.from_bytes(signature[:32], "big")
+    s = int.from_bytes(signature[32:64], "big")
+    v = signature[64]
+    if not 0 < r < SECP256K1_N or not 0 < s < SECP256K1_N:
+        raise SignatureError("signature r or s out of range")
+    if s > SECP256K1_HALF_N:
+        raise SignatureError("malleable signature (high s): sign again with s in the lower half")
+    if v in (0, 1):
+        parity = v
+    elif v in (27, 28):
+        parity = v - 27
+    elif v >= 35:
+        parity = (v - 35) % 2
+    else:
+        raise SignatureError(f"signature v byte {v} is not a recovery id (0/1, 27/28 or EIP-155)")
+    return signature[:64] + bytes([27 + parity])
 
 
 def recover_admission(queen: str, provider: str, nonce: bytes, signature: bytes) -> Address:

@@ -32,9 +32,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from eth_keys.exceptions import BadSignature
 from eth_utils import to_checksum_address
-from tenacity import RetryCallState, wait_exponential_jitter
 
 from blendr.chain.bridge import BridgeMessage, recover_attester
 from blendr.chain.contracts import BridgeInbox
@@ -48,6 +46,8 @@ from blendr.errors import (
     PermissionDeniedError,
     SignatureError,
 )
+from blendr.identity import canonical_signature
+from blendr.retry import delay, exponential
 from blendr.store import Store
 from blendr.telemetry import get_logger
 
@@ -56,45 +56,6 @@ log = get_logger("blendr.king.bridge")
 NS_MESSAGES = "bridge_messages"
 NS_ATTESTATIONS = "bridge_attestations"
 GATHERING, DELIVERING, DELIVERED = "gathering", "delivering", "delivered"
-SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
-SECP256K1_HALF_N = SECP256K1_N // 2
-
-
-def canonical_signature(signature: bytes) -> bytes:
-    """The one form of a 65-byte ECDSA signature that the inbox accepts: ``r || s || v``, s low, v 27 or 28.
-
-    ``v`` may come as a recovery id (0/1), as 27/28, or EIP-155 style (35 + 2·chain id + parity, e.g. 37/38);
-    each maps to 27 + parity, so every encoding of one signature has one canonical form.
-
-    Raises:
-        SignatureError: not 65 bytes, r or s out of range, s in the upper half (a malleated signature),
-            or a ``v`` no encoding gives.
-    """
-    if len(signature) != 65:
-        raise SignatureError(f"signature must be 65 bytes (r || s || v), got {len(signature)}")
-    r = int.from_bytes(signature[:32], "big")
-    s = int.from_bytes(signature[32:64], "big")
-    v = signature[64]
-    if not 0 < r < SECP256K1_N or not 0 < s < SECP256K1_N:
-        raise SignatureError("signature r or s out of range")
-    if s > SECP256K1_HALF_N:
-        raise SignatureError("malleable signature (high s): sign again with s in the lower half")
-    if v in (0, 1):
-        parity = v
-    elif v in (27, 28):
-        parity = v - 27
-    elif v >= 35:
-        parity = (v - 35) % 2
-    else:
-        raise SignatureError(f"signature v byte {v} is not a recovery id (0/1, 27/28 or EIP-155)")
-    return signature[:64] + bytes([27 + parity])
-
-
-def retry_delay(wait: Callable[[RetryCallState], float], attempt: int) -> float:
-    """Seconds ``wait`` (a tenacity wait strategy) asks for before try number ``attempt + 1``."""
-    state = RetryCallState(None, None, (), {})  # wait strategies read attempt_number only
-    state.attempt_number = attempt
-    return float(wait(state))
 
 
 class InboxPort(Protocol):
@@ -147,8 +108,7 @@ class AttestationBook:
         self.store = store
         self.clock = clock
         self.cfg = cfg
-        self._wait = wait_exponential_jitter(multiplier=cfg.retry_initial_s, max=cfg.retry_max_s,
-                                             jitter=cfg.retry_initial_s)
+        self._wait = exponential(cfg.retry_initial_s, cfg.retry_max_s)
         self._attesters: dict[int, tuple[set[str], int, float]] = {}
         self._delivering: set[str] = set()
         self._wake = asyncio.Event()
@@ -197,7 +157,7 @@ class AttestationBook:
             raise InvalidArgumentError(str(exc)) from None
         try:
             signer = to_checksum_address(recover_attester(msg, lane.inbox.address, signature))
-        except (BadSignature, ValueError):  # eth-keys: no point on the curve for this (r, v)
+        except SignatureError:  # no point on the curve for this (r, v)
             raise InvalidArgumentError("signature does not recover to any address") from None
         attesters, threshold = self.attester_set(msg.dst_chain_id)
         if signer.lower() not in attesters:
@@ -271,10 +231,10 @@ class AttestationBook:
                                            msg, self._signatures(key))
             except BlendrError as exc:
                 attempts = int(doc["attempts"]) + 1
-                delay = retry_delay(self._wait, attempts)
-                self.store.put(NS_MESSAGES, key, {**doc, "attempts": attempts, "next_try": now + delay,
+                wait_s = delay(self._wait, attempts)
+                self.store.put(NS_MESSAGES, key, {**doc, "attempts": attempts, "next_try": now + wait_s,
                                                   "last_error": str(exc)[:500]})
-                log.warning("delivery failed; will retry", hash=key[:16], attempt=attempts, retry_in_s=round(delay, 2),
+                log.warning("delivery failed; will retry", hash=key[:16], attempt=attempts, retry_in_s=round(wait_s, 2),
                             error=str(exc)[:300])
                 continue
             if outcome.state == "short":

@@ -27,11 +27,10 @@ from blendr.chain.relay import deliver_message
 from blendr.clock import Clock
 from blendr.config import RelayConfig
 from blendr.errors import BlendrError, InvalidArgumentError, PermissionDeniedError
+from blendr.retry import Backoff, rounds
 from blendr.store import Store
 from blendr.store.base import Batch
 from blendr.telemetry import get_logger
-from queen import backoff
-from queen.kingclient import KingAck
 from queen.verification import EventSource
 
 log = get_logger("blendr.queen.attester")
@@ -39,6 +38,15 @@ log = get_logger("blendr.queen.attester")
 NS_ATTESTATIONS = "attestations"
 # Refusals that sending again cannot fix: the attestation is kept with the error, and not retried.
 FINAL_ERRORS = (InvalidArgumentError, PermissionDeniedError)
+
+
+@dataclass(frozen=True)
+class KingAck:
+    """The king's answer to an attestation."""
+
+    state: str  # the message's delivery state at the king: "DELIVERY_STATE_GATHERING", …
+    attestations: int
+    threshold: int
 
 
 class KingPort(Protocol):
@@ -96,8 +104,7 @@ class Attester:
                           confirmations=(confirmations or {}).get(r.src.settings.name), start_block=r.start_block)
             for r in routes
         ]
-        self._failures = 0
-        self._wait = backoff.exponential(cfg.retry_initial_s, cfg.retry_max_s)
+        self._backoff = Backoff(cfg.retry_initial_s, cfg.retry_max_s)
 
     # ------------------------------------------------------------------ following
     def _handler(self, route: Route) -> Callable[[Changes, Batch], None]:
@@ -217,22 +224,5 @@ class Attester:
         await self.deliver_stalled()
 
     async def run(self) -> None:
-        while True:
-            delay = self.cfg.poll_s
-            try:
-                await self.step()
-                self._failures = 0
-            except asyncio.CancelledError:
-                raise
-            except BlendrError as exc:  # a chain, the king or the store away: the next round resumes
-                self._failures += 1
-                delay = backoff.delay(self._wait, self._failures)
-                log.warning("attester round failed; retrying", error=str(exc)[:300], attempt=self._failures,
-                            retry_in_s=round(delay, 2))
-            except Exception:
-                # Loop boundary: bridge attestations carry renters' settlements and must outlive a bug in one
-                # round; the traceback is logged and the round retried like a failure.
-                self._failures += 1
-                delay = backoff.delay(self._wait, self._failures)
-                log.exception("attester round failed (bug); retrying", attempt=self._failures)
-            await asyncio.sleep(delay)
+        """Steps every ``relay.poll_s`` until cancelled; a failed round waits (bounded backoff) and never stops it."""
+        await rounds(self.step, every_s=self.cfg.poll_s, backoff=self._backoff, log=log, what="attester")

@@ -22,6 +22,7 @@ from blendr.proof.prover import Opening
 from blendr.store import Store
 from blendr.telemetry import Metrics, get_logger
 from blendr.types import DeviceKind, Hello, ProviderState, Verdict
+from blendr.units import parse_wei
 from queen.admission import Admission, StakeOracle
 from queen.challenges import (
     Challenger,
@@ -70,8 +71,6 @@ class ResultOut:
 
 
 Outbound = ChallengeOut | OpeningRequestOut | ResultOut | JobStartOut | JobStopOut
-# A provider's ask: a whole number of wei per GPU-hour (78 digits hold any uint256).
-MAX_ASK_DIGITS = 78
 
 
 class ProviderLink(Protocol):
@@ -193,12 +192,7 @@ class QueenCore:
         Raises:
             InvalidArgumentError: not a whole number of wei.
         """
-        if not ask_per_gpu_hour:
-            return "0"
-        if not ask_per_gpu_hour.isdigit() or not ask_per_gpu_hour.isascii() or len(ask_per_gpu_hour) > MAX_ASK_DIGITS:
-            raise InvalidArgumentError(
-                f"hello ask_per_gpu_hour must be a whole number of wei (got {ask_per_gpu_hour[:80]!r})")
-        return str(int(ask_per_gpu_hour))
+        return str(parse_wei(ask_per_gpu_hour or "0", "hello ask_per_gpu_hour"))
 
     def admit(self, hello: Hello, nonce: bytes, signature: bytes, link: ProviderLink, *,
               ask_per_gpu_hour: str = "0") -> AdmittedOut:

@@ -1,6 +1,6 @@
 """The queen's calls on its king's ``KingControl`` (attestations), as an adapter: protobuf and gRPC stay here.
 
-Domain code (:mod:`queen.attester`) sees :class:`KingAck` and :class:`~blendr.chain.bridge.BridgeMessage`,
+Domain code (:mod:`queen.attester`) sees :class:`~queen.attester.KingAck` and :class:`~blendr.chain.bridge.BridgeMessage`,
 and only the project's errors: a gRPC status from the king becomes the :class:`~blendr.errors.BlendrError`
 that :mod:`blendr.rpc.status` maps to it (so INVALID_ARGUMENT is an InvalidArgumentError again), and a
 status with no such error (UNAVAILABLE, a deadline, INTERNAL) an :class:`~blendr.errors.UnavailableError`.
@@ -9,16 +9,16 @@ status with no such error (UNAVAILABLE, a deadline, INTERNAL) an :class:`~blendr
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import grpc
 
 from blendr.chain.bridge import BridgeMessage
-from blendr.chain.relay import message_from_proto, message_to_proto
 from blendr.errors import BlendrError, UnavailableError
 from blendr.rpc.status import STATUS
 from protos.blendr.v1 import king_pb2 as kpb
+from queen.attester import KingAck
+from queen.convert import attestation_to_proto, attestations_from_proto, king_ack_from_proto
 
 # The error a king's status code stands for (the inverse of blendr.rpc.status; one class per code).
 ERROR_FOR_STATUS: dict[grpc.StatusCode, type[BlendrError]] = {}
@@ -27,15 +27,6 @@ for _cls, _code in STATUS.items():
 ERROR_FOR_STATUS[grpc.StatusCode.UNAVAILABLE] = UnavailableError
 ERROR_FOR_STATUS[grpc.StatusCode.DEADLINE_EXCEEDED] = UnavailableError  # the king did not answer in time
 MAX_DETAILS = 300
-
-
-@dataclass(frozen=True)
-class KingAck:
-    """The king's answer to an attestation."""
-
-    state: str  # the message's delivery state at the king: "DELIVERY_STATE_GATHERING", …
-    attestations: int
-    threshold: int
 
 
 def error_from_status(exc: grpc.aio.AioRpcError) -> BlendrError:
@@ -54,12 +45,12 @@ class GrpcKing:
 
     async def submit_attestation(self, msg: BridgeMessage, signature: bytes) -> KingAck:
         """Raises: the BlendrError for the king's status (InvalidArgumentError, PermissionDeniedError, …)."""
-        req = kpb.SubmitAttestationRequest(message=message_to_proto(msg), signature=signature)
+        req = attestation_to_proto(msg, signature)
         try:
             resp = await self._stub().SubmitAttestation(req, timeout=self._timeout)
         except grpc.aio.AioRpcError as exc:
             raise error_from_status(exc) from None
-        return KingAck(kpb.DeliveryState.Name(resp.state), resp.attestations, resp.threshold)
+        return king_ack_from_proto(resp)
 
     async def attestations(self, message_hash: bytes) -> tuple[BridgeMessage, dict[str, bytes]]:
         """The message the king holds under ``message_hash`` and its attestations by attester.
@@ -73,4 +64,7 @@ class GrpcKing:
                                                      timeout=self._timeout)
         except grpc.aio.AioRpcError as exc:
             raise error_from_status(exc) from None
-        return message_from_proto(got.message), {a.attester: bytes(a.signature) for a in got.attestations}
+        return attestations_from_proto(got)
+
+
+__all__ = ["ERROR_FOR_STATUS", "GrpcKing", "KingAck", "error_from_status"]

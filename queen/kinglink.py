@@ -33,14 +33,14 @@ from blendr.clock import Clock
 from blendr.config import RelayConfig
 from blendr.errors import BlendrError, ConfigError, UnavailableError
 from blendr.identity import to_address
+from blendr.retry import delay as retry_delay
+from blendr.retry import exponential
 from blendr.rpc.registration import sign_queen_registration
 from blendr.telemetry import get_logger
-from blendr.types import ProviderState
 from protos.blendr.v1 import king_pb2 as kpb
-from queen import backoff
+from queen import convert
 from queen.core import QueenCore
-from queen.jobs import CHATTER, Assignment, JobEvent
-from queen.pool import ProviderRecord
+from queen.jobs import CHATTER, JobEvent
 
 log = get_logger("blendr.queen.king")
 
@@ -62,36 +62,6 @@ class KingLinkStatus:
     events_sent: int = 0
     events_dropped: int = 0
     last_error: str = ""
-
-
-def event_to_proto(ev: JobEvent) -> kpb.QueenJobEvent:
-    return kpb.QueenJobEvent(job_id=ev.job_id, attempt=ev.attempt, seq=ev.seq, kind=ev.kind, message=ev.message,
-                             progress=ev.progress, ts_unix=ev.ts_unix, exit_code=ev.exit_code)
-
-
-def assignment_from_proto(m: kpb.JobAssignment) -> Assignment:
-    return Assignment(job_id=m.job_id, attempt=m.attempt, provider=m.provider, gpus=m.gpus,
-                      rental_id=bytes(m.rental_id), deadline_unix=m.deadline_unix, ciphertext=bytes(m.ciphertext),
-                      sealed_key=bytes(m.sealed_key), aad=m.aad)
-
-
-def provider_to_proto(rec: ProviderRecord, busy_gpus: int) -> kpb.PoolProvider:
-    """One pool entry: ``gpus`` counts devices, ``vram_bytes`` and ``tflops`` are per device."""
-    gpus = len(rec.devices)
-    return kpb.PoolProvider(
-        address=rec.address,
-        public_key=bytes.fromhex(rec.public_key),
-        gpu_model=rec.devices[0].model if rec.devices else "",
-        gpus=gpus,
-        vram_bytes=min((d.memory_bytes for d in rec.devices), default=0),
-        tflops=rec.measured_tflops,
-        ask_per_gpu_hour=rec.ask_per_gpu_hour or "0",
-        uptime=rec.uptime,
-        alive=rec.state is ProviderState.ALIVE,
-        busy_gpus=min(busy_gpus, gpus),
-        admission_nonce=bytes.fromhex(rec.admission_nonce),
-        admission_signature=bytes.fromhex(rec.admission_signature),
-    )
 
 
 class KingLink:
@@ -136,7 +106,7 @@ class KingLink:
         self._clock = clock
         self._endpoint = endpoint
         self._timeout = call_timeout_s
-        self._wait = backoff.exponential(cfg.retry_initial_s, cfg.retry_max_s)
+        self._wait = exponential(cfg.retry_initial_s, cfg.retry_max_s)
         self._buffer: deque[JobEvent] = deque()
         self._recent: deque[JobEvent] = deque(maxlen=RESEND_TAIL)
         self._wake = asyncio.Event()
@@ -177,7 +147,7 @@ class KingLink:
     # ------------------------------------------------------------------ the loop
     def backoff(self, failures: int) -> float:
         """Seconds before redial number ``failures`` (>= 1): exponential with jitter, at most ``retry_max_s``."""
-        return backoff.delay(self._wait, failures)
+        return retry_delay(self._wait, failures)
 
     async def run(self) -> None:
         """Serve the session until cancelled, redialling after every failure."""
@@ -212,7 +182,7 @@ class KingLink:
         call = self._stub().QueenSession()
         registered = False
         try:
-            await call.write(kpb.QueenToKing(registration=self._registration()))
+            await call.write(self._registration())
             first = await asyncio.wait_for(call.read(), self._timeout)
             if first is grpc.aio.EOF:
                 raise UnavailableError(f"the king ended the session before registering: "
@@ -268,7 +238,7 @@ class KingLink:
                 raise UnavailableError(f"the king ended the session: {code.name}: {await call.details()}")
             kind = msg.WhichOneof("body")
             if kind == "assign":
-                self.core.assign(assignment_from_proto(msg.assign))
+                self.core.assign(convert.assignment_from_proto(msg.assign))
             elif kind == "stop":
                 self.core.stop_job(msg.stop.job_id, msg.stop.attempt, msg.stop.reason)
             elif kind == "registered":
@@ -288,13 +258,13 @@ class KingLink:
         while True:
             if snapshot_now():
                 self._snapshot_due = False
-                await call.write(kpb.QueenToKing(snapshot=self.snapshot()))
+                await call.write(self.snapshot())
                 self.status.snapshots_sent += 1
                 last_snapshot = loop.time()
                 next_snapshot = last_snapshot + interval
             while self._buffer and not snapshot_now():
                 ev = self._buffer[0]
-                await call.write(kpb.QueenToKing(job_event=event_to_proto(ev)))
+                await call.write(convert.event_to_proto(ev))
                 # The buffer may have dropped its head while the write waited.
                 if self._buffer and self._buffer[0] is ev:
                     self._buffer.popleft()
@@ -309,19 +279,16 @@ class KingLink:
                 await asyncio.wait_for(self._wake.wait(), max(0.0, wake_at - loop.time()))
 
     # ------------------------------------------------------------------ messages
-    def _registration(self) -> kpb.QueenRegistration:
+    def _registration(self) -> kpb.QueenToKing:
         ts = int(self._clock.time())
         sig = sign_queen_registration(self._account, self.king_address, ts, self._endpoint)
-        return kpb.QueenRegistration(queen_address=self._account.address, king_address=self.king_address,
-                                     timestamp=ts, endpoint=self._endpoint, signature=sig)
+        return convert.registration_to_proto(self._account.address, self.king_address, ts, self._endpoint, sig)
 
-    def snapshot(self) -> kpb.PoolSnapshotMsg:
+    def snapshot(self) -> kpb.QueenToKing:
         """The pool now. ``seq`` increases, across restarts too: it is at least the wall clock in milliseconds."""
         self._seq = max(self._seq + 1, int(self._clock.time() * 1000))
         jobs = self.core.jobs
-        return kpb.PoolSnapshotMsg(seq=self._seq, providers=[
-            provider_to_proto(rec, jobs.busy_gpus(rec.address)) for rec in self.core.providers()])
+        return convert.snapshot_to_proto(self._seq, [(rec, jobs.busy_gpus(rec.address)) for rec in self.core.providers()])
 
 
-__all__ = ["RESEND_TAIL", "KingLink", "KingLinkStatus", "assignment_from_proto", "event_to_proto",
-           "provider_to_proto"]
+__all__ = ["RESEND_TAIL", "KingLink", "KingLinkStatus"]

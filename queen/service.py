@@ -20,14 +20,13 @@ from blendr.errors import (
     InvalidArgumentError,
 )
 from blendr.identity import Address
-from blendr.rpc import convert
+from blendr.rpc import convert as shared
 from blendr.rpc.status import status_for
 from blendr.telemetry import get_logger
 from protos.blendr.v1 import queen_pb2 as pb
 from protos.blendr.v1 import queen_pb2_grpc as pb_grpc
-from queen.challenges import DeviceCommitmentIn
-from queen.core import ChallengeOut, OpeningRequestOut, Outbound, QueenCore, ResultOut
-from queen.jobs import JobEvent, JobStartOut, JobStopOut
+from queen import convert
+from queen.core import Outbound, QueenCore
 
 log = get_logger("blendr.queen.rpc")
 
@@ -49,7 +48,7 @@ class StreamLink:
 
     def send(self, msg: Outbound) -> None:
         try:
-            self._put(_to_proto(msg))
+            self._put(convert.outbound_to_proto(msg))
         except asyncio.QueueFull:
             # The provider is not reading its stream: end it rather than block or drop silently.
             self.fail(grpc.StatusCode.RESOURCE_EXHAUSTED, "provider is not reading its stream")
@@ -72,34 +71,6 @@ class StreamLink:
             self.queue.put_nowait(item)
 
 
-def _to_proto(msg: Outbound) -> pb.QueenMessage:
-    if isinstance(msg, ChallengeOut):
-        p = msg.pending
-        return pb.QueenMessage(challenge=convert.challenge_to_proto(p.params, p.timeout_s, p.device_indices))
-    if isinstance(msg, OpeningRequestOut):
-        plan = msg.plan
-        return pb.QueenMessage(opening_request=pb.OpeningRequest(
-            challenge_id=plan.challenge_id, rows=[pb.RowRef(device_index=d, row=r) for d, r in plan.rows],
-            timeout_ms=int(plan.timeout_s * 1000)))
-    if isinstance(msg, ResultOut):
-        return pb.QueenMessage(challenge_result=pb.ChallengeResult(
-            challenge_id=msg.challenge_id, verdict=convert.VERDICT_TO_PB[msg.verdict], reason=msg.reason,
-            reported_tflops=msg.reported_tflops, wall_tflops=msg.wall_tflops))
-    if isinstance(msg, JobStartOut):
-        a = msg.assignment
-        return pb.QueenMessage(job_start=pb.JobStart(
-            job_id=a.job_id, attempt=a.attempt, gpus=a.gpus, deadline_unix=a.deadline_unix,
-            ciphertext=a.ciphertext, sealed_key=a.sealed_key, aad=a.aad))
-    if isinstance(msg, JobStopOut):
-        return pb.QueenMessage(job_stop=pb.JobStopRequest(job_id=msg.job_id, attempt=msg.attempt, reason=msg.reason))
-    raise TypeError(f"unknown outbound message {type(msg).__name__}")
-
-
-def job_event_from_proto(u: pb.JobUpdate) -> JobEvent:
-    return JobEvent(job_id=u.job_id, attempt=u.attempt, seq=u.seq, kind=u.kind, message=u.message,
-                    progress=u.progress, ts_unix=u.ts_unix, exit_code=u.exit_code)
-
-
 class QueenServicer(pb_grpc.QueenServiceServicer):
     """``QueenService.Connect``: admission handshake, then heartbeats and challenges on one stream."""
 
@@ -116,21 +87,18 @@ class QueenServicer(pb_grpc.QueenServiceServicer):
             first = await self._next(request_iterator, "hello")
             if first.WhichOneof("body") != "hello":
                 raise InvalidArgumentError("the first message on a stream must be a hello")
-            hello = convert.hello_from_proto(first.hello, max_devices=self.core.cfg.max_devices)
+            hello = shared.hello_from_proto(first.hello, max_devices=self.core.cfg.max_devices)
             self.core.check_hello(hello)
             ask = self.core.check_ask(first.hello.ask_per_gpu_hour)
             nonce = self.core.admission.new_nonce()
-            yield pb.QueenMessage(admission_challenge=pb.AdmissionChallenge(nonce=nonce,
-                                                                            queen_address=self.core.address))
+            yield convert.admission_challenge_to_proto(nonce, self.core.address)
             answer = await self._next(request_iterator, "admission response")
             if answer.WhichOneof("body") != "admission_response":
                 raise InvalidArgumentError("expected an admission_response after the admission challenge")
             admitted = self.core.admit(hello, nonce, bytes(answer.admission_response.signature), link,
                                        ask_per_gpu_hour=ask)
             address = admitted.address
-            yield pb.QueenMessage(admitted=pb.Admitted(
-                provider_address=admitted.address, heartbeat_interval_seconds=admitted.heartbeat_interval_s,
-                resumed=admitted.resumed, queen_address=admitted.queen))
+            yield convert.admitted_to_proto(admitted)
             reader = asyncio.create_task(self._read(address, request_iterator, link))
             while True:
                 item = await link.queue.get()
@@ -180,18 +148,15 @@ class QueenServicer(pb_grpc.QueenServiceServicer):
         if kind == "heartbeat":
             self.core.heartbeat(address)
         elif kind == "commitment":
-            c = msg.commitment
             self.core.heartbeat(address)
-            self.core.commitment(address, c.challenge_id, [
-                DeviceCommitmentIn(d.device_index, bytes(d.root), d.work_seconds, d.peak_memory_bytes)
-                for d in c.devices])
+            self.core.commitment(address, msg.commitment.challenge_id, convert.commitment_from_proto(msg.commitment))
         elif kind == "openings":
             self.core.heartbeat(address)
-            await self.core.openings(address, msg.openings.challenge_id, convert.openings_from_proto(msg.openings))
+            await self.core.openings(address, msg.openings.challenge_id, shared.openings_from_proto(msg.openings))
         elif kind == "challenge_error":
             self.core.challenge_error(address, msg.challenge_error.challenge_id, msg.challenge_error.reason)
         elif kind == "job_update":
-            self.core.job_update(address, job_event_from_proto(msg.job_update))
+            self.core.job_update(address, convert.job_event_from_proto(msg.job_update))
         elif kind is None:
             raise InvalidArgumentError("empty provider message")
         else:
@@ -207,37 +172,7 @@ class QueenAdminServicer(pb_grpc.QueenAdminServicer):
     async def ListProviders(
         self, request: pb.ListProvidersRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.ListProvidersResponse:
-        states = []
-        for s in request.states:
-            if s not in convert.STATE_FROM_PB:
-                raise InvalidArgumentError(f"unknown provider state {s}")
-            states.append(convert.STATE_FROM_PB[s])
         out = pb.ListProvidersResponse(queen_address=self.core.address)
-        for rec in self.core.providers(states):
-            info = pb.ProviderInfo(
-                address=rec.address, state=convert.STATE_TO_PB[rec.state],
-                devices=[convert.device_to_proto(d) for d in rec.devices],
-                challenges_issued=rec.issued, challenges_passed=rec.passed, challenges_failed=rec.failed,
-                challenges_missed=rec.missed, measured_tflops=rec.measured_tflops,
-                fingerprint_tflops=rec.fingerprint_tflops, uptime=rec.uptime,
-                connected_seconds=self.core.pool.connected_seconds(rec), last_seen_unix=rec.last_seen,
-                software_version=rec.software_version, admitted_unix=rec.admitted_at,
-            )
-            lc = rec.last_challenge
-            if lc:
-                info.last_challenge.CopyFrom(pb.ChallengeSummary(
-                    challenge_id=str(lc.get("challenge_id") or ""),
-                    verdict=convert.VERDICT_TO_PB.get(_verdict(lc.get("verdict")), pb.VERDICT_UNSPECIFIED),
-                    reason=str(lc.get("reason") or ""), issued_unix=float(lc.get("issued") or 0.0),
-                    reported_tflops=float(lc.get("reported_tflops") or 0.0)))
-            out.providers.append(info)
+        for rec in self.core.providers(convert.states_from_proto(request.states)):
+            out.providers.append(convert.provider_info_to_proto(rec, self.core.pool.connected_seconds(rec)))
         return out
-
-
-def _verdict(v: Any) -> Any:
-    from blendr.types import Verdict
-
-    try:
-        return Verdict(v)
-    except ValueError:
-        return None

@@ -11,12 +11,12 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+from blendr.chain.contracts import StakingManager, Tier
 from blendr.clock import Clock, SystemClock
 from blendr.errors import BlendrError
 from blendr.identity import Address
+from blendr.units import fmt_tokens
 from queen.admission import StakeDecision, StakeOracle
-
-TIER_PROVIDER = 0
 
 
 class ChainStakeOracle(StakeOracle):
@@ -26,9 +26,11 @@ class ChainStakeOracle(StakeOracle):
         """Args:
             client: a blendr.chain.client.ChainClient on Ethereum (no key needed).
             staking_address: the StakingManager from the deployment manifest.
+
+        Raises:
+            ChainError: ``staking_address`` is not an address.
         """
-        self._client = client
-        self._staking = client.contract("StakingManager", staking_address)
+        self._staking = StakingManager(client, staking_address)
         self._ttl = ttl_s
         self._clock = clock or SystemClock()
         self._cache: dict[str, tuple[float, StakeDecision]] = {}
@@ -41,24 +43,21 @@ class ChainStakeOracle(StakeOracle):
             if hit is not None and now - hit[0] < self._ttl:
                 return hit[1]
         try:
-            stake = int(self._client.call(self._staking.functions.stakeOf(address, TIER_PROVIDER)))
-            minimum = int(self._client.call(self._staking.functions.minStake(TIER_PROVIDER)))
+            stake = self._staking.stake_of(address, Tier.PROVIDER)
+            minimum = self._staking.min_stake(Tier.PROVIDER)
         except BlendrError as exc:
             return StakeDecision(False, f"cannot read the provider's stake on chain ({exc}); try again later")
+        # All 18 places: a stake just below the minimum must not read as equal to it.
+        staked, least = fmt_tokens(stake, places=18), fmt_tokens(minimum, places=18)
         if stake >= minimum and stake > 0:
-            decision = StakeDecision(True, f"staked {_fmt(stake)} GPUTOKEN (minimum {_fmt(minimum)} per GPU)")
+            decision = StakeDecision(True, f"staked {staked} GPUTOKEN (minimum {least} per GPU)")
         else:
             decision = StakeDecision(
-                False, f"provider stake {_fmt(stake)} GPUTOKEN is below the minimum {_fmt(minimum)} per GPU: "
+                False, f"provider stake {staked} GPUTOKEN is below the minimum {least} per GPU: "
                        "stake with StakingManager.stake(Provider, amount) first")
         with self._lock:
             self._cache[address] = (now, decision)
         return decision
-
-
-def _fmt(wei: int) -> str:
-    whole, frac = divmod(wei, 10**18)
-    return f"{whole}" if frac == 0 else f"{whole}.{str(frac).rjust(18, '0').rstrip('0')}"
 
 
 def make_chain_oracle(cfg: Any) -> ChainStakeOracle:

@@ -34,13 +34,13 @@ from blendr.chain.contracts import ChallengeResult, WorkVerification, results_tr
 from blendr.chain.follower import Changes, EventFollower, Handler
 from blendr.clock import Clock
 from blendr.config import RelayConfig
-from blendr.errors import BlendrError, ContractRevertError, UnavailableError
+from blendr.errors import ContractRevertError, UnavailableError
 from blendr.identity import Address
+from blendr.retry import Backoff, rounds
 from blendr.store import Store
 from blendr.store.base import Batch
 from blendr.telemetry import get_logger
 from blendr.types import Verdict
-from queen import backoff
 from queen.challenges import Outcome
 from queen.core import QueenCore
 
@@ -169,8 +169,7 @@ class RentalVerifier:
         self._staged: dict[int, Task] = {}  # tasks changed by the follower poll in progress
         self._interval: tuple[float, float] | None = None  # (chain interval, fetched at monotonic)
         self._last_batch = clock.monotonic()
-        self._failures = 0
-        self._wait = backoff.exponential(cfg.retry_initial_s, cfg.retry_max_s)
+        self._backoff = Backoff(cfg.retry_initial_s, cfg.retry_max_s)
         core.outcome_listeners.append(self.on_outcome)
 
     # ------------------------------------------------------------------ state
@@ -414,25 +413,8 @@ class RentalVerifier:
 
     async def run(self) -> None:
         """Steps every ``relay.poll_s``; failures wait (tenacity, bounded per try) and never stop the loop."""
-        while True:
-            delay = self.cfg.poll_s
-            try:
-                await asyncio.to_thread(self.step)
-                self._failures = 0
-            except asyncio.CancelledError:
-                raise
-            except BlendrError as exc:  # chain or store trouble: the next round resumes from the store
-                self._failures += 1
-                delay = backoff.delay(self._wait, self._failures)
-                log.warning("verification round failed; retrying", error=str(exc)[:300], attempt=self._failures,
-                            retry_in_s=round(delay, 2))
-            except Exception:
-                # Loop boundary: the queen's verification duty (renters' settlements depend on it) must outlive
-                # a bug in one round; the traceback is logged and the round retried like a failure.
-                self._failures += 1
-                delay = backoff.delay(self._wait, self._failures)
-                log.exception("verification round failed (bug); retrying", attempt=self._failures)
-            await asyncio.sleep(delay)
+        await rounds(lambda: asyncio.to_thread(self.step), every_s=self.cfg.poll_s, backoff=self._backoff, log=log,
+                     what="verification")
 
     # ------------------------------------------------------------------ audit
     def records(self, rental_id: int) -> list[dict[str, Any]]:

@@ -16,6 +16,8 @@ from typing import Any
 from eth_abi.abi import encode
 from eth_utils import keccak, to_checksum_address
 
+from blendr.errors import SignatureError
+
 MESSAGE_TYPE = [
     {"name": "srcChainId", "type": "uint256"},
     {"name": "srcOutbox", "type": "address"},
@@ -104,11 +106,19 @@ def attest(account: Any, msg: BridgeMessage, inbox: str) -> bytes:
 
 
 def recover_attester(msg: BridgeMessage, inbox: str, signature: bytes) -> str:
-    """The address that made ``signature`` over ``msg`` for ``inbox`` (checks nothing else)."""
+    """The address that made ``signature`` over ``msg`` for ``inbox`` (checks nothing else: not the form of s or v).
+
+    Raises:
+        SignatureError: the signature is malformed or recovers to no key.
+    """
     from eth_account import Account
     from eth_account.messages import encode_typed_data
 
-    return str(Account.recover_message(encode_typed_data(full_message=typed_data(msg, inbox)), signature=signature))
+    digest = encode_typed_data(full_message=typed_data(msg, inbox))
+    try:
+        return str(Account.recover_message(digest, signature=signature))
+    except Exception as exc:  # eth-keys and eth-account raise BadSignature, ValueError, TypeError, ...
+        raise SignatureError(f"bad attestation signature: {type(exc).__name__}") from None
 
 
 def ordered(signatures: dict[str, bytes]) -> list[bytes]:

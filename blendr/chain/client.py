@@ -204,10 +204,19 @@ class ChainClient:
         return ChainError(f"{s.name} RPC {s.rpc_url}: {what} failed: {type(exc).__name__}: {exc}")
 
     def contract(self, name: str, address: str) -> Contract:
-        """A web3 contract object for ``name`` (artifact compiled for this chain) at ``address``."""
+        """A web3 contract object for ``name`` (artifact compiled for this chain) at ``address``.
+
+        Raises:
+            ConfigError: no artifact of ``name`` for this chain.
+            ChainError: ``address`` is not a 20-byte hex address.
+        """
+        from eth_utils import is_hex_address
         from web3 import Web3
 
-        return self.w3.eth.contract(address=Web3.to_checksum_address(address), abi=artifacts.load(self.settings.name, name).abi)
+        abi = artifacts.load(self.settings.name, name).abi
+        if not isinstance(address, str) or not is_hex_address(address):
+            raise ChainError(f"{self.settings.name}: {name} address {str(address)[:80]!r} is not a 20-byte hex address")
+        return self.w3.eth.contract(address=Web3.to_checksum_address(address), abi=abi)
 
     def check_chain_id(self) -> None:
         """Raises ChainError when the endpoint serves another chain than configured."""
@@ -286,7 +295,7 @@ class ChainClient:
         assert self.account is not None
         for _ in range(3):
             tx["nonce"] = self.retry("nonce", self._nonce)
-            raw = bytes(self.account.sign_transaction(tx).raw_transaction)
+            raw = self._sign(tx, what)
             tx_hash: str = "0x" + bytes(keccak(raw)).hex()
             try:
                 # Resending the same signed bytes after a lost reply is harmless: same hash, "already known".
@@ -306,6 +315,19 @@ class ChainClient:
             log.debug("tx sent", chain=self.settings.name, op=what, tx=tx_hash, nonce=tx["nonce"])
             return tx_hash
         raise ChainError(f"{what}: nonce kept conflicting after resync")
+
+    def _sign(self, tx: dict[str, Any], what: str) -> bytes:
+        """The signed bytes of ``tx``.
+
+        Raises:
+            ChainError: the account cannot sign it (a malformed field); the nonce is read again next time.
+        """
+        assert self.account is not None
+        try:
+            return bytes(self.account.sign_transaction(tx).raw_transaction)
+        except Exception as exc:  # eth-account raises TypeError, ValueError, ValidationError, ... for bad fields
+            self._next_nonce = None
+            raise ChainError(f"{what}: cannot sign the transaction: {type(exc).__name__}: {exc}") from exc
 
     def _send_raw(self, raw: bytes, what: str) -> str:
         """Sends signed bytes: "sent" (also when the node already has them) or "nonce conflict".
@@ -377,22 +399,37 @@ class ChainClient:
 
     def _explain_failure(self, tx_hash: str, receipt: TxReceipt, what: str) -> ContractRevertError:
         """Replays a failed transaction as a call at its block to recover the revert reason."""
-        tx = self.retry("get_transaction", lambda: self.w3.eth.get_transaction(tx_hash))  # type: ignore[arg-type]
-        call = {"from": tx["from"], "to": tx.get("to"), "data": tx["input"], "value": tx["value"], "gas": tx["gas"]}
+        gas: Any = "?"
+
+        def replay() -> None:
+            nonlocal gas
+            tx = self.w3.eth.get_transaction(tx_hash)  # type: ignore[arg-type]
+            gas = tx["gas"]
+            call = {"from": tx["from"], "to": tx.get("to"), "data": tx["input"], "value": tx["value"], "gas": gas}
+            self.w3.eth.call(call, int(receipt["blockNumber"]) - 1)  # type: ignore[arg-type]
+
         try:
-            self.retry("replay", lambda: self.w3.eth.call(call, int(receipt["blockNumber"]) - 1),  # type: ignore[arg-type]
-                       revert_label=what)
+            self.retry("replay", replay, revert_label=what)
         except ContractRevertError as exc:
             return ContractRevertError(str(exc), error=exc.error, data=exc.data, tx_hash=tx_hash)
         except BlendrError as exc:  # e.g. a node without the historical state: the receipt still says it reverted
             log.warning("revert reason unknown", chain=self.settings.name, tx=tx_hash, error=str(exc)[:200])
-        return ContractRevertError(f"{what} {tx_hash} reverted (gas used {receipt['gasUsed']} of {tx['gas']})", tx_hash=tx_hash)
+        return ContractRevertError(f"{what} {tx_hash} reverted (gas used {receipt.get('gasUsed', '?')} of {gas})",
+                                   tx_hash=tx_hash)
 
     def deploy(self, name: str, *args: Any) -> Contract:
-        """Deploys contract ``name`` (compiled for this chain) and returns it once confirmed."""
+        """Deploys contract ``name`` (compiled for this chain) and returns it once confirmed.
+
+        Raises:
+            ChainError: ``args`` do not fit the constructor (and what :meth:`transact` raises).
+        """
         art = artifacts.load(self.settings.name, name)
         factory = self.w3.eth.contract(abi=art.abi, bytecode=art.bytecode)
-        data = bytes.fromhex(factory.constructor(*args).data_in_transaction[2:])
+        try:
+            data = bytes.fromhex(factory.constructor(*args).data_in_transaction[2:])
+        except Exception as exc:  # web3 / eth-abi: arguments that do not fit the constructor
+            raise ChainError(f"{self.settings.name}: cannot encode {name}'s constructor: {type(exc).__name__}: "
+                             f"{str(exc)[:300]}") from exc
         receipt = self.transact(to=None, data=data)
         assert not isinstance(receipt, str)
         address = receipt["contractAddress"]

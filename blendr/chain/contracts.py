@@ -9,7 +9,7 @@ say (``Wei`` amounts, seconds); writes send a signed transaction and return its 
 from __future__ import annotations
 
 import enum
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -17,6 +17,7 @@ from eth_abi.abi import encode
 from eth_utils import keccak, to_checksum_address
 
 from blendr.chain.bridge import BridgeMessage
+from blendr.errors import ChainError
 from blendr.units import Wei
 
 if TYPE_CHECKING:
@@ -40,6 +41,28 @@ class RentalStatus(enum.IntEnum):
     EXPIRED = 4  # no result within the timeout: the renter reclaimed the escrow
 
 
+class _Functions:
+    """A contract's ``functions`` whose calls raise ChainError, not web3's errors, for arguments that do not
+    fit the ABI (web3 checks them, and may raise anything from ENS name handling, when a call is built)."""
+
+    def __init__(self, functions: Any, where: str) -> None:
+        self._functions = functions
+        self._where = where
+
+    def __getattr__(self, name: str) -> Callable[..., Any]:
+        if name.startswith("_"):
+            raise AttributeError(name)
+
+        def build(*args: Any) -> Any:
+            try:
+                return getattr(self._functions, name)(*args)
+            except Exception as exc:  # web3 / eth-abi / ens: a wrong name, count or type of argument
+                raise ChainError(f"{self._where}.{name}: the arguments do not fit the ABI: {type(exc).__name__}: "
+                                 f"{str(exc)[:200]}") from exc
+
+        return build
+
+
 class _Bound:
     """A contract bound to a client."""
 
@@ -47,9 +70,9 @@ class _Bound:
 
     def __init__(self, client: ChainClient, address: str) -> None:
         self.client = client
+        self.contract = client.contract(self.NAME, address)  # ChainError for a malformed address
         self.address = to_checksum_address(address)
-        self.contract = client.contract(self.NAME, address)
-        self.fn = self.contract.functions
+        self.fn = _Functions(self.contract.functions, f"{client.settings.name} {self.NAME}")
 
     @classmethod
     def from_manifest(cls, client: ChainClient, m: Manifest) -> Any:

@@ -14,7 +14,8 @@ from eth_utils import to_checksum_address
 
 from blendr.chain.bridge import BridgeMessage, ordered, recover_attester
 from blendr.chain.contracts import BridgeInbox
-from blendr.errors import ContractRevertError, InvalidArgumentError
+from blendr.errors import ContractRevertError, InvalidArgumentError, SignatureError
+from blendr.identity import canonical_signature
 from protos.blendr.v1 import king_pb2 as kpb
 
 MAX_DATA = 64 * 1024
@@ -31,8 +32,10 @@ class DeliveryOutcome:
 def deliver_message(inbox: BridgeInbox, msg: BridgeMessage, signatures: Mapping[str, bytes]) -> DeliveryOutcome:
     """Delivers ``msg`` to ``inbox`` with the first k valid attestations of current attesters (blocking).
 
-    Signatures from signers outside the inbox's current attester set, or that do not recover to the signer
-    they are filed under, are left out.
+    Signatures are delivered in their canonical form (:func:`~blendr.identity.canonical_signature`: low s,
+    v 27/28), whatever encoding of ``v`` they came in. Signatures from signers outside the inbox's current
+    attester set, malleable (high-s) or malformed ones, and ones that do not recover to the signer they are
+    filed under, are left out.
 
     Raises:
         ContractRevertError: the inbox refused for another reason (paused, rate limited, target failed).
@@ -47,9 +50,11 @@ def deliver_message(inbox: BridgeInbox, msg: BridgeMessage, signatures: Mapping[
         if signer.lower() not in attesters:
             continue
         try:
+            # The inbox takes only r || low-s || v 27/28: another encoding of v is put in that form here.
+            sig = canonical_signature(sig)
             if recover_attester(msg, inbox.address, sig).lower() != signer.lower():
                 continue
-        except Exception:  # eth-keys raises several types for malformed signatures
+        except SignatureError:  # malformed, malleable (high s), or recovers to no key: left out
             continue
         valid[to_checksum_address(signer)] = sig
     if len(valid) < threshold:

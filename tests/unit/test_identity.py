@@ -12,12 +12,13 @@ from blendr.errors import IdentityError, SignatureError
 from blendr.identity import (
     KEY_FILE,
     SECP256K1_HALF_N,
+    SECP256K1_N,
     NodeIdentity,
+    canonical_signature,
     recover_admission,
     to_address,
 )
 
-SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 # Well-known test vector: private key 1 is the generator point's address.
 KEY_ONE = (1).to_bytes(32, "big")
 KEY_ONE_ADDRESS = "0x7E5F4552091A69125d5DfCb7b8C2659029395Bdf"
@@ -306,3 +307,33 @@ def test_verification_errors_keep_their_reason(
 ) -> None:
     with pytest.raises(SignatureError, match=message):
         recover_admission(queen_address or queen.address, provider.address, nonce, signature)
+
+
+# ---------------------------------------------------------------------------------------------- canonical form
+def test_the_curve_constants_are_secp256k1s() -> None:
+    assert SECP256K1_N == 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
+    assert SECP256K1_HALF_N == 0x7FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF5D576E7357A4501DDFE92F46681B20A0
+
+
+@pytest.mark.parametrize("v", [0, 1, 27, 28, 37, 38, 35 + 2 * 63, 36 + 2 * 63])
+def test_canonical_signature_maps_every_v_encoding_to_27_or_28(signature: bytes, v: int) -> None:
+    parity = signature[64] - 27
+    variant = signature[:64] + bytes([v])
+    want_parity = v if v < 2 else (v - 27 if v < 35 else (v - 35) % 2)
+    assert canonical_signature(variant) == signature[:64] + bytes([27 + want_parity])
+    if want_parity == parity:
+        assert canonical_signature(variant) == signature
+
+
+@pytest.mark.parametrize(("bad", "error"), [
+    ("high-s", "malleable signature"), ("short", "must be 65 bytes"), ("zero-r", "r or s out of range"),
+    ("s=n", "r or s out of range"), ("v=5", "v byte 5"),
+])
+def test_canonical_signature_refuses_malleable_and_malformed(signature: bytes, bad: str, error: str) -> None:
+    s = int.from_bytes(signature[32:64], "big")
+    b = {"high-s": signature[:32] + (SECP256K1_N - s).to_bytes(32, "big") + bytes([55 - signature[64]]),
+         "short": signature[:64], "zero-r": bytes(32) + signature[32:],
+         "s=n": signature[:32] + SECP256K1_N.to_bytes(32, "big") + signature[64:],
+         "v=5": signature[:64] + bytes([5])}[bad]
+    with pytest.raises(SignatureError, match=error):
+        canonical_signature(b)

@@ -174,3 +174,48 @@ def test_a_reverted_receipt_whose_replay_fails_is_still_a_contract_revert_error(
     with pytest.raises(ContractRevertError, match=r"reverted \(gas used 30000 of 50000\)") as info:
         c.wait("0x" + "ab" * 32)
     assert info.value.tx_hash == "0x" + "ab" * 32
+
+
+def test_a_transaction_the_account_cannot_sign_is_a_chain_error_and_nothing_is_sent() -> None:
+    c, eth = make()
+    _ready_to_send(eth)
+    eth.on("send_raw_transaction", "0x")
+    with pytest.raises(ChainError, match="eth tx transfer: cannot sign the transaction"):
+        c.transact(to="not an address", wait=False)
+    assert "send_raw_transaction" not in eth.calls
+    assert c._next_nonce is None
+
+
+def test_a_reverted_receipt_whose_transaction_cannot_be_read_is_still_a_contract_revert_error() -> None:
+    c, eth = make()
+    eth.on("get_transaction_receipt", {"blockNumber": 5, "blockHash": b"h", "status": 0, "gasUsed": 30_000})
+    eth.on("block_number", 5)
+    eth.on("get_block", {"hash": b"h"})
+    eth.on("get_transaction", {"from": c.address})  # a node answering without the fields a replay needs
+    with pytest.raises(ContractRevertError, match=r"reverted \(gas used 30000 of \?\)"):
+        c.wait("0x" + "ab" * 32)
+
+
+def offline() -> ChainClient:
+    return ChainClient(ChainSettings("eth", "http://127.0.0.1:1", 31337, retries=1))
+
+
+@pytest.mark.parametrize("address", ["0x1234", "not an address", "0x" + "zz" * 20])
+def test_a_contract_at_a_malformed_address_is_a_chain_error(address: str) -> None:
+    with pytest.raises(ChainError, match=r"StakingManager address .* is not a 20-byte hex address"):
+        offline().contract("StakingManager", address)
+
+
+@pytest.mark.parametrize("args", [("nope", 0), ("0x" + "11" * 20,), ("0x" + "11" * 20, "provider")])
+def test_arguments_that_do_not_fit_the_abi_are_a_chain_error_before_any_rpc(args: tuple[Any, ...]) -> None:
+    from blendr.chain.contracts import StakingManager
+
+    staking = StakingManager(offline(), "0x" + "11" * 20)
+    with pytest.raises(ChainError, match=r"^eth StakingManager.stakeOf: the arguments do not fit the ABI"):
+        staking.fn.stakeOf(*args)
+
+
+def test_constructor_arguments_that_do_not_fit_are_a_chain_error() -> None:
+    with pytest.raises(ChainError, match="cannot encode StakingManager's constructor"):
+        offline().deploy("StakingManager", "not", "the", "arguments", 1, 2, 3, 4, 5)
+

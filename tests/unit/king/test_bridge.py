@@ -24,20 +24,18 @@ from blendr.errors import (
     InvalidArgumentError,
     NotFoundError,
     PermissionDeniedError,
-    SignatureError,
     StoreError,
     UnavailableError,
 )
+from blendr.identity import SECP256K1_N
 from blendr.store import MemoryStore, SQLiteStore, Store
 from king.bridge import (
     DELIVERED,
     DELIVERING,
     GATHERING,
     NS_MESSAGES,
-    SECP256K1_N,
     AttestationBook,
     Lane,
-    canonical_signature,
 )
 from tests.fakes.bridge_inbox import FakeInbox
 
@@ -109,26 +107,6 @@ def assert_once(inbox: FakeInbox, seen: Delivered, msgs: list[BridgeMessage]) ->
     for m in msgs:
         assert inbox.executions.get(m.message_hash) == 1, f"nonce {m.nonce} executed {inbox.executions.get(m.message_hash)}"
     assert sorted(h for h, _ in seen.calls) == sorted(m.message_hash for m in msgs)
-
-
-# ---------------------------------------------------------------------------------------------- signatures
-@pytest.mark.parametrize("v", [0, 1, 27, 28, 37, 38, 35 + 2 * 63, 36 + 2 * 63])
-def test_canonical_signature_maps_every_v_encoding_to_27_or_28(v: int) -> None:
-    s = sig(ATTESTERS[0], message())
-    parity = s[64] - 27
-    variant = with_v(s, v)
-    want_parity = v if v < 2 else (v - 27 if v < 35 else (v - 35) % 2)
-    assert canonical_signature(variant) == s[:64] + bytes([27 + want_parity])
-    if want_parity == parity:
-        assert canonical_signature(variant) == s
-
-
-@pytest.mark.parametrize("bad", ["high-s", "short", "zero-r", "v=5"])
-def test_canonical_signature_refuses_malleable_and_malformed(bad: str) -> None:
-    s = sig(ATTESTERS[0], message())
-    b = {"high-s": malleated(s), "short": s[:64], "zero-r": bytes(32) + s[32:], "v=5": with_v(s, 5)}[bad]
-    with pytest.raises(SignatureError):
-        canonical_signature(b)
 
 
 # ---------------------------------------------------------------------------------------------- gathering

@@ -146,3 +146,40 @@ def test_the_kings_status_becomes_our_error(code: str, error: type[Exception]) -
                                details="x" * 10_000)
     got = error_from_status(exc)
     assert type(got) is error and code in str(got) and len(str(got)) < 400
+
+
+def _hold_as(rig: Rig, m: BridgeMessage, encode: Any) -> None:
+    _, sigs = rig.king.held[m.message_hash]
+    sigs[QUEEN.address] = encode(sigs[QUEEN.address])
+
+
+def test_self_delivery_puts_the_kings_signatures_in_canonical_form() -> None:
+    rig = Rig()
+    m = rig.send(1)
+    rig.step()
+    _hold_as(rig, m, lambda s: s[:64] + bytes([s[64] - 27]))  # v as a recovery id (0/1): the inbox refuses that
+    rig.clock.advance(CFG.self_deliver_after_s + 1)
+    rig.step()
+    assert rig.etc_inbox.executions == {m.message_hash: 1}
+    (doc,) = rig.att.attestations()
+    assert doc["executed"] and doc["delivered_by_us"]
+
+
+@pytest.mark.parametrize("bad", ["high-s", "no key"])
+def test_self_delivery_leaves_out_signatures_with_no_canonical_form(bad: str) -> None:
+    from blendr.identity import SECP256K1_N
+
+    def encode(s: bytes) -> bytes:
+        if bad == "high-s":  # the malleated twin: the same signer, but the inbox refuses it
+            return s[:32] + (SECP256K1_N - int.from_bytes(s[32:64], "big")).to_bytes(32, "big") + bytes([55 - s[64]])
+        return (1).to_bytes(32, "big") + (1).to_bytes(32, "big") + bytes([27])  # recovers to some key, not ours
+
+    rig = Rig()
+    m = rig.send(1)
+    rig.step()
+    _hold_as(rig, m, encode)
+    rig.clock.advance(CFG.self_deliver_after_s + 1)
+    rig.step()
+    assert rig.etc_inbox.executions == {} and "deliver" not in rig.etc_inbox.calls
+    (doc,) = rig.att.attestations()
+    assert not doc.get("executed") and not doc["delivered_by_us"]
