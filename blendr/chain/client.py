@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
+from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
 
 from blendr.chain import artifacts
 from blendr.errors import (
@@ -31,6 +31,7 @@ from blendr.errors import (
     DeadlineExceededError,
     UnavailableError,
 )
+from blendr.retry import exponential
 from blendr.telemetry import get_logger
 
 if TYPE_CHECKING:
@@ -181,7 +182,7 @@ class ChainClient:
         try:
             for attempt in Retrying(
                 stop=stop_after_attempt(s.retries),
-                wait=wait_exponential_jitter(multiplier=0.2, max=s.retry_max_wait_s, jitter=0.2),
+                wait=exponential(0.2, s.retry_max_wait_s),
                 retry=retry_if_exception(is_transient),
                 before_sleep=before_sleep,
                 reraise=True,
