@@ -29,20 +29,20 @@ those of ``mixed_specs``; ``scheduler.target_met`` needs both scenarios to meet 
 Second part, ``gateway``: the same path through the real gateway on loopback. A server process (pinned to
 CPU 0 when there are two) runs the king's renter API as production wires it (``king.app``):
 ``blendr.rpc.server.start_server`` with TLS off (``rpc.tls=false``), ``RenterGatewayServicer``, ``Sessions``,
-``JobManager`` with its placement loop, ``Scheduler`` + ``Pricer``, the real ``SQLiteStore`` (the king's default
+``KingCore`` with its placement loop, ``Scheduler`` + ``Pricer``, the real ``SQLiteStore`` (the king's default
 store, in a temporary home: every job, event and payload is committed as in production) and INFO logging
 to a file. Fake, and not in the figures (see ``bench/_gateway_fakes.py``): Ethereum (an in-memory
 ``RentalChain`` that answers at once: balances and allowances huge, no nonce used, ``create`` returns a
 rental immediately: chain latency is NOT part of these figures) and the queens (always connected, every
 assignment accepted); the providers are what queens' snapshots would report, with real secp256k1 keys,
-fed to ``JobManager.on_snapshot``.
+fed to ``KingCore.on_snapshot``.
 
 The pool: ``--gw-providers`` (default ``JobsConfig.candidates`` = 16) h100-sxm providers of ``--gw-gpus``
 (128) GPUs each, spread over 10 pools with ``--gw-other-providers`` (984) rtx-4090 providers of 8 GPUs, so
 a quote scans a 1,000-provider pool. The renters' jobs (1 × h100-sxm for an hour) match only the 16: every
 provider that can take a job is one of the quote's candidates the SDK wrapped the payload key for. With
 more matching providers than candidates the king today places most jobs on a provider outside the
-candidates and retries provider after provider (``JobManager._place`` excludes and requeues); see the
+candidates and retries provider after provider (``king.placement.Placer.place`` excludes and requeues); see the
 ``placement_attempts`` figure, which equals ``jobs`` when that does not happen.
 
 Load: ``--gw-renters`` (100) renters with their own eth_account keys, each a real SDK client
@@ -541,7 +541,7 @@ async def _serve(kind: str, conn: Any, params: dict[str, Any]) -> None:
 def king_candidates() -> int:
     """How many candidate providers a quote names (the king's job settings): the gateway part's default
     number of matching providers."""
-    from king.jobs import JobsConfig
+    from king.context import JobsConfig
 
     return JobsConfig().candidates
 
@@ -569,21 +569,27 @@ async def build_king(cfg: Any, feeds: list[dict[str, list[Any]]]) -> BenchKing:
     No per-renter limit of open jobs is set here: the deep-queue case spreads its jobs over many renters
     (``--dq-jobs-per-renter`` each), so it stays under any sensible default of such a limit.
     """
-    from _gateway_fakes import AcceptingQueens, InstantChain
+    import time
+
+    from _gateway_fakes import BIG
 
     from blendr.clock import SystemClock
     from blendr.store import SQLiteStore
     from king.auth import Sessions
+    from king.context import JobsConfig
+    from king.core import KingCore
     from king.gateway import RenterGatewayServicer
-    from king.jobs import JobManager, JobsConfig
     from king.pricing import PricingParams
     from protos.blendr.v1 import renter_pb2_grpc as rpb_grpc
+    from tests.fakes.queens import FakeQueens
+    from tests.fakes.rental_chain import FakeRentalChain
 
     kc = cfg.king
     store = SQLiteStore(cfg.path("king", "state.sqlite3"))
     clock = SystemClock()
-    chain, queens = InstantChain(), AcceptingQueens()
-    # The quote's bounds are governance parameters on GPURental (read by jobs.prepare); surge is this king's.
+    chain = FakeRentalChain(now=time.time, default_balance=BIG, verify_signatures=False)
+    queens = FakeQueens(up={q for feed in feeds for q in feed})
+    # The quote's bounds are governance parameters on GPURental (read by core.prepare); surge is this king's.
     scheduler = Scheduler(Pricer(PricingParams(surge=kc.price_surge)), known_models=FINGERPRINTS)
     placements = [0]
     schedule = scheduler.schedule
@@ -594,26 +600,26 @@ async def build_king(cfg: Any, feeds: list[dict[str, list[Any]]]) -> BenchKing:
         return out
 
     scheduler.schedule = counted  # type: ignore[method-assign]  # counts what the loop is offered
-    jobs = JobManager(store, clock, scheduler, chain, queens,
-                      JobsConfig(max_intents=kc.max_intents, max_payload_bytes=kc.max_payload_bytes,
-                                 queen_grace_s=kc.queen_grace_s))
+    core = KingCore(store, clock, scheduler, chain, queens,
+                    JobsConfig(max_intents=kc.max_intents, max_payload_bytes=kc.max_payload_bytes,
+                               max_open_jobs_per_renter=kc.max_open_jobs_per_renter,
+                               max_queued_jobs=kc.max_queued_jobs, queen_grace_s=kc.queen_grace_s))
     sessions = Sessions(store, clock, king=KING_ADDRESS, chain_id=chain.chain_id, ttl_s=kc.session_ttl_s)
 
-    await jobs.prepare()
-    jobs.load()
+    await core.prepare()
+    core.load()
     for queen in sorted({q for feed in feeds for q in feed}):
-        jobs.on_snapshot(queen, 1, [offer for feed in feeds for offer in feed.get(queen, [])])
+        core.on_snapshot(queen, 1, [offer for feed in feeds for offer in feed.get(queen, [])])
 
     def stats() -> dict[str, Any]:
-        watchers = getattr(jobs, "_watchers", {})  # WatchJob streams still subscribed (diagnostic)
-        return {"placement_attempts": placements[0], "rentals_created": chain.creates,
-                "assignments": queens.assigned, "jobs_in_store": store.count("jobs"),
+        return {"placement_attempts": placements[0], "rentals_created": len(chain.rentals),
+                "assignments": len(queens.assigned), "jobs_in_store": store.count("jobs"),
                 "queued_in_scheduler": scheduler.queued(),
-                "open_watchers": sum(len(w) for w in watchers.values())}
+                "open_watchers": len(core.book.watched_ids())}
 
     return BenchKing(
-        servicers=[lambda s: rpb_grpc.add_RenterGatewayServicer_to_server(RenterGatewayServicer(jobs, sessions), s)],
-        service_names=("blendr.v1.RenterGateway",), run=jobs.run, stats=stats, close=store.close)
+        servicers=[lambda s: rpb_grpc.add_RenterGatewayServicer_to_server(RenterGatewayServicer(core, sessions), s)],
+        service_names=("blendr.v1.RenterGateway",), run=core.run, stats=stats, close=store.close)
 
 
 async def _start_king(home: Path, params: dict[str, Any]) -> tuple[int, Any, Any]:

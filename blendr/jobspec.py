@@ -13,9 +13,8 @@ import math
 import re
 from dataclasses import asdict, dataclass
 
-from eth_utils import keccak
-
 from blendr.errors import InvalidArgumentError
+from blendr.hashing import keccak256
 from blendr.proof.fingerprints import FINGERPRINTS
 
 # Re-exported for king/ (app, core, intake, lifecycle, market, convert) until it imports these from blendr.units.
@@ -73,7 +72,7 @@ def validate(spec: Spec, *, max_gpus: int = 64, min_duration_s: int = 1, max_dur
 def spec_hash(spec: Spec, ciphertext: bytes) -> bytes:
     """The intents' specHash for ``spec`` and the encrypted payload."""
     doc = {**asdict(spec), "payload_sha256": hashlib.sha256(ciphertext).hexdigest(), "v": 1}
-    return bytes(keccak(json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()))
+    return keccak256(json.dumps(doc, sort_keys=True, separators=(",", ":")).encode())
 
 
 def check_request_id(request_id: str) -> str:

@@ -41,8 +41,11 @@ class RenterGatewayServicer(rpb_grpc.RenterGatewayServicer):
                     return self.sessions.verify(v[len("Bearer "):])
         raise AuthenticationError("sign in first: no session token in the call (authorization: Bearer ...)")
 
-    def _job(self, job: Job) -> rpb.Job:
-        return convert.job_to_proto(job, reason=self.core.reason(job), cost_so_far=self.core.cost_so_far(job))
+    def _job(self, job: Job, *, live_reason: bool = False) -> rpb.Job:
+        """The job as a renter sees it; ``live_reason``: a queued job's reason as the scheduler gives it now
+        (reads), else the stored one (watched jobs' reasons are refreshed in the store every few seconds)."""
+        reason = self.core.reason(job) if live_reason else job.reason
+        return convert.job_to_proto(job, reason=reason, cost_so_far=self.core.cost_so_far(job))
 
     async def GetSignInChallenge(self, request: rpb.SignInChallengeRequest,
                                  context: grpc.aio.ServicerContext[Any, Any]) -> rpb.SignInChallenge:
@@ -69,7 +72,7 @@ class RenterGatewayServicer(rpb_grpc.RenterGatewayServicer):
         return self._job(job)
 
     async def GetJob(self, request: rpb.GetJobRequest, context: grpc.aio.ServicerContext[Any, Any]) -> rpb.Job:
-        return self._job(self.core.get(self._renter(context), request.job_id))
+        return self._job(self.core.get(self._renter(context), request.job_id), live_reason=True)
 
     async def WatchJob(self, request: rpb.WatchJobRequest,
                        context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[rpb.JobEvent]:
@@ -102,7 +105,7 @@ class RenterGatewayServicer(rpb_grpc.RenterGatewayServicer):
         renter = self._renter(context)
         states = {convert.PB_TO_STATE[s] for s in request.states if s in convert.PB_TO_STATE}
         jobs = self.core.list_jobs(renter, states, min(int(request.limit) or 50, 500))
-        return rpb.ListJobsResponse(jobs=[self._job(j) for j in jobs])
+        return rpb.ListJobsResponse(jobs=[self._job(j, live_reason=True) for j in jobs])
 
     async def ListOffers(self, request: rpb.ListOffersRequest,
                          context: grpc.aio.ServicerContext[Any, Any]) -> rpb.ListOffersResponse:

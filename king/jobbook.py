@@ -4,8 +4,9 @@ Guarantees:
 
 * Every change is written to the store before it is acted on or announced: :meth:`JobBook.save` writes the
   job and its event (numbered without gaps per job) in one commit, then wakes the job's watchers.
-* Jobs that are not finished stay in memory (the store is written through), so the king's cost per event
-  does not grow with the number of queued jobs; finished jobs are read back from the store when asked for.
+* Jobs that are not finished stay in memory (the store is written through), with their latest events, so the
+  king's cost per event does not grow with the number of queued jobs; finished jobs are read back from the
+  store when asked for. A failed commit drops the job from memory: the store's version is the truth.
 * Per-renter counts of open jobs are kept exactly, for the operator's limits.
 """
 
@@ -13,11 +14,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from blendr.clock import Clock
+from blendr.errors import StoreError
 from blendr.store import Batch, Store
 from king.job import EventKind, Job, JobEvent, JobId, JobState
 
@@ -27,6 +30,7 @@ NS_PAYLOADS = "job_payloads"
 NS_NONCES = "intent_nonces"
 NS_CANCELS = "rental_cancels"  # rentals the king must cancel on chain (written before it tries)
 WATCH_QUEUE = 1_000
+RECENT_EVENTS = 512  # a live job's latest events kept in memory for its watchers
 
 
 @dataclass(frozen=True)
@@ -60,6 +64,9 @@ class JobBook:
         self._known: set[JobId] = set()  # every job id in the store (a miss needs no read)
         self._open: dict[str, set[JobId]] = {}  # renter -> jobs queued or live
         self._watchers: dict[JobId, set[asyncio.Queue[JobId]]] = {}
+        self._recent: dict[JobId, deque[JobEvent]] = {}  # unfinished jobs' latest events (committed ones)
+        self._staged: list[JobEvent] = []
+        self._stale: set[JobId] = set()  # dropped from memory after a failed commit, to read back
 
     def load(self) -> list[Job]:
         """Reads every job back after a (re)start; returns those not finished, oldest first."""
@@ -77,6 +84,7 @@ class JobBook:
     def _track(self, job: Job) -> None:
         if job.finished():
             self._cache.pop(job.job_id, None)
+            self._recent.pop(job.job_id, None)
         else:
             self._cache[job.job_id] = job
         opened = self._open.setdefault(job.renter, set())
@@ -93,10 +101,18 @@ class JobBook:
         if job_id not in self._known:
             return None
         d = self.store.get(NS_JOBS, job_id)
-        return None if d is None else Job.from_doc(d)
+        if d is None:
+            return None
+        job = Job.from_doc(d)
+        if not job.finished():  # dropped from memory after a failed commit: the store's version is the truth
+            self._cache[job.job_id] = job
+        return job
 
     def unfinished(self) -> Iterator[Job]:
         """Every job not finished (a snapshot: safe to change jobs while iterating)."""
+        for job_id in list(self._stale):
+            self._stale.discard(job_id)
+            self.get(job_id)
         yield from list(self._cache.values())
 
     def of_renter(self, renter: str) -> list[JobId]:
@@ -106,7 +122,11 @@ class JobBook:
         return len(self._open.get(renter, ()))
 
     def events(self, job_id: str, after: int, limit: int = 1000) -> list[JobEvent]:
-        """The job's events after seq ``after`` (at most ``limit``, oldest first), read from there on."""
+        """The job's events after seq ``after`` (at most ``limit``, oldest first): from memory when the job's
+        recent events reach back that far, else read from the store from there on."""
+        recent = self._recent.get(JobId(job_id))
+        if recent and recent[0].seq <= after + 1:
+            return [e for e in recent if e.seq > after][:limit]
         return [JobEvent.from_doc(e) for _, e in self.store.scan(NS_EVENTS, f"{job_id}/",
                                                                 start_after=f"{job_id}/{after:012d}", limit=limit)]
 
@@ -123,9 +143,18 @@ class JobBook:
         job.last_seq += 1
         ev = JobEvent(job.job_id, job.last_seq, kind, self.clock.time(), message, progress)
         b.put(NS_EVENTS, f"{job.job_id}/{job.last_seq:012d}", ev.to_doc())
+        self._staged.append(ev)
+
+    def _committed(self) -> None:
+        """The batch holding the staged events is committed: they join their jobs' recent events."""
+        for ev in self._staged:
+            if ev.job_id in self._cache:
+                self._recent.setdefault(ev.job_id, deque(maxlen=RECENT_EVENTS)).append(ev)
+        self._staged.clear()
 
     def create(self, job: Job, payload: Payload, kind: EventKind, message: str) -> None:
         """Stores a new job with its payload, its intents' nonces and its first event, in one commit."""
+        self._staged.clear()
         with self.store.batch() as b:
             b.put(NS_PAYLOADS, job.job_id, payload.to_doc())
             for it in job.intents:
@@ -133,16 +162,31 @@ class JobBook:
             self._event(b, job, kind, message, -1.0)
             b.put(NS_JOBS, job.job_id, job.to_doc())
         self._index(job)
+        self._committed()
         self._publish(job)
 
     def save(self, job: Job, kind: EventKind | None = None, message: str = "", progress: float = -1.0) -> None:
         """Writes the job (and an event, when ``kind`` is given) in one commit, then tells its watchers."""
-        with self.store.batch() as b:
-            if kind is not None:
-                self._event(b, job, kind, message, progress)
-            b.put(NS_JOBS, job.job_id, job.to_doc())
+        self._staged.clear()
+        try:
+            with self.store.batch() as b:
+                if kind is not None:
+                    self._event(b, job, kind, message, progress)
+                b.put(NS_JOBS, job.job_id, job.to_doc())
+        except StoreError:
+            self._forget(job.job_id)
+            raise
         self._track(job)
+        self._committed()
         self._publish(job)
+
+    def _forget(self, job_id: JobId) -> None:
+        """A commit failed: the job in memory may hold changes the store does not; the next read takes the
+        store's version."""
+        self._staged.clear()
+        self._cache.pop(job_id, None)
+        self._recent.pop(job_id, None)
+        self._stale.add(job_id)
 
     def drop_payload(self, job_id: str) -> None:
         self.store.delete(NS_PAYLOADS, job_id)

@@ -32,6 +32,7 @@ from blendr.telemetry import get_logger
 from blendr.units import fmt_tokens
 from king.context import Assignment, KingContext
 from king.job import LIVE, Attempt, EventKind, Job, JobState, RentalRecord, shown
+from king.rentals import Created
 from king.settlements import NS_RENTALS, rid_key
 
 log = get_logger("blendr.king.lifecycle")
@@ -87,9 +88,20 @@ class Lifecycle:
         attempt, idx = c.attempt, c.intent
         permit = job.permit if job.permit is not None and not job.permit_used else None
         ctx.busy.add(job.job_id)
+        intent, signature, chain = job.intent(idx), job.intents[idx].signature, ctx.chain
+
+        def create() -> tuple[Created, float]:
+            created = chain.create(intent, signature, c.price, c.queen, c.provider, permit)
+            # Block time may run behind or ahead of this clock: the provider stops the job on its wall clock, so
+            # the rental's end is carried over in wall-clock time.
+            try:
+                skew = ctx.clock.time() - chain.now()
+            except BlendrError:
+                skew = 0.0
+            return created, skew
+
         try:
-            created = await asyncio.to_thread(ctx.chain.create, job.intent(idx), job.intents[idx].signature, c.price,
-                                              c.queen, c.provider, permit)
+            created, skew = await asyncio.to_thread(create)
         except ContractRevertError as exc:
             self._create_reverted(job, attempt, exc)
             return
@@ -104,12 +116,6 @@ class Lifecycle:
         finally:
             ctx.busy.discard(job.job_id)
         ctx.retry_create.pop(job.job_id, None)
-        # Block time may run behind or ahead of this clock: the provider stops the job on its wall clock, so the
-        # rental's end is carried over in wall-clock time.
-        try:
-            skew = ctx.clock.time() - await asyncio.to_thread(ctx.chain.now)
-        except BlendrError:
-            skew = 0.0
         key = rid_key(created.rental_id)
         job.intents[idx].used = True
         job.permit_used = job.permit_used or permit is not None

@@ -59,6 +59,7 @@ class Market:
         self.candidates = candidates
         self.pool: dict[str, PoolEntry] = {}  # provider -> latest report
         self._pools: dict[str, set[str]] = {}  # queen -> providers
+        self._by_model: dict[str, dict[str, PoolEntry]] = {}  # GPU model -> provider -> latest report
 
     def on_snapshot(self, queen: str, seq: int, providers: list[tuple[ProviderOffer, bytes, int]]) -> None:
         """A queen's pool: offers (reputation filled in here), public keys and busy GPUs."""
@@ -67,24 +68,37 @@ class Market:
         for offer, pub, busy in providers:
             o = replace(offer, queen=queen, reputation=self.reputation(offer.provider))
             offers.append(o)
-            self.pool[o.provider] = PoolEntry(o, pub, busy)
+            self._put(PoolEntry(o, pub, busy))
         names = {o.provider for o in offers}
         for gone in self._pools.get(queen, set()) - names:
-            self.pool.pop(gone, None)
+            self._drop(gone)
         self._pools[queen] = names
         self.scheduler.update_pool(PoolSnapshot(queen, tuple(offers), seq))
 
     def remove_queen(self, queen: str) -> None:
         self.scheduler.remove_pool(queen)
         for p in self._pools.pop(queen, set()):
-            self.pool.pop(p, None)
+            self._drop(p)
+
+    def _put(self, e: PoolEntry) -> None:
+        old = self.pool.get(e.offer.provider)
+        if old is not None and old.offer.gpu_model != e.offer.gpu_model:
+            self._by_model.get(old.offer.gpu_model, {}).pop(e.offer.provider, None)
+        self.pool[e.offer.provider] = e
+        self._by_model.setdefault(e.offer.gpu_model, {})[e.offer.provider] = e
+
+    def _drop(self, provider: str) -> None:
+        old = self.pool.pop(provider, None)
+        if old is not None:
+            self._by_model.get(old.offer.gpu_model, {}).pop(provider, None)
 
     def _price(self, o: ProviderOffer) -> int:
         return max(o.ask_per_gpu_hour, int(self.scheduler.quote(o.gpu_model)))
 
     def quote(self, spec: Spec) -> Quote:
         """The price now and the providers that could run ``spec`` (validated by the caller)."""
-        matching = [e for e in self.pool.values() if fits(e.offer, spec)]
+        among = self._by_model.get(spec.gpu_model, {}) if spec.gpu_model else self.pool
+        matching = [e for e in among.values() if fits(e.offer, spec)]
         if spec.gpu_model:
             price = int(self.scheduler.quote(spec.gpu_model))
         else:

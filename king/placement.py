@@ -56,9 +56,9 @@ class Placer:
         for p in ctx.scheduler.schedule(max_placements=64):
             try:
                 await self.place(p)
-            except BlendrError as exc:  # e.g. the store: the attempt stays as it is and is tried again
+            except BlendrError as exc:  # e.g. the store could not commit: go on from what the store holds
                 log.error("placing a job failed; it is retried", job=p.job_id, error=str(exc)[:300])
-                ctx.retry_create.setdefault(p.job_id, ctx.clock.monotonic() + ctx.cfg.retry_s * 5)
+                self._recover(p.job_id)
         now = ctx.clock.monotonic()
         if now - self._last_reasons >= REASONS_EVERY_S:
             self._last_reasons = now
@@ -81,6 +81,18 @@ class Placer:
             return
         if self.lifecycle.place(job, p.provider, p.queen, int(p.price_per_gpu_hour)) is not None:
             await self.lifecycle.create_rental(job)
+
+    def _recover(self, job_id: str) -> None:
+        """After a failed placement: a job the store still holds queued goes back to the queue (its GPUs
+        freed); one whose attempt was stored gets its rental creation retried."""
+        ctx = self.ctx
+        job = self.book.get(job_id)
+        if job is not None and job.state == JobState.QUEUED:
+            ctx.scheduler.release(job_id)
+            if ctx.scheduler.placement(job_id) is None:
+                self.lifecycle.enqueue(job)
+        elif job is not None and job.live and job.current is not None and not job.current.rental_id:
+            ctx.retry_create.setdefault(job_id, ctx.clock.monotonic() + ctx.cfg.retry_s * 5)
 
     async def retry_creates(self) -> None:
         """Rental creations that failed unclearly (or that a restart interrupted) are tried again."""

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from eth_utils import to_checksum_address
-
+from blendr.hashing import checksum_address
 from king.context import Assignment
 
 
@@ -34,24 +33,24 @@ class FakeQueens:
     stops: list[tuple[str, str, int, str]] = field(default_factory=list)
 
     def connect(self, queen: str) -> None:
-        self.up.add(to_checksum_address(queen))
+        self.up.add(checksum_address(queen))
 
     def disconnect(self, queen: str) -> None:
-        self.up.discard(to_checksum_address(queen))
+        self.up.discard(checksum_address(queen))
 
     def connected(self, queen: str) -> bool:
-        return to_checksum_address(queen) in self.up
+        return checksum_address(queen) in self.up
 
     def assign(self, queen: str, assignment: Assignment) -> bool:
         if not self.connected(queen):
             return False
-        self.assigned.append((to_checksum_address(queen), assignment))
+        self.assigned.append((checksum_address(queen), assignment))
         return True
 
     def stop(self, queen: str, job_id: str, attempt: int, reason: str) -> bool:
         if not self.connected(queen):
             return False
-        self.stops.append((to_checksum_address(queen), job_id, attempt, reason))
+        self.stops.append((checksum_address(queen), job_id, attempt, reason))
         return True
 
     def last(self, job_id: str) -> Assignment:

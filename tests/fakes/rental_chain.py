@@ -68,9 +68,18 @@ class FakeRentalChain:
     rental_address = RENTAL_ADDRESS
     token_address = TOKEN_ADDRESS
 
-    def __init__(self, *, now: Callable[[], float], params: RentalParams | None = None) -> None:
+    def __init__(self, *, now: Callable[[], float], params: RentalParams | None = None, default_balance: int = 0,
+                 verify_signatures: bool = True) -> None:
+        """Args:
+            now: the chain's clock (block time).
+            default_balance: balance and allowance of an address never funded (benches: many renters).
+            verify_signatures: recover each intent's signer in ``create`` as GPURental does (benches that
+                measure the king's own CPU turn it off: this fake runs in the king's process).
+        """
         self._now = now
         self.params_now = params or RentalParams(60, 30 * 86400, 64, 10**16, 50 * 10**18)
+        self.default_balance = default_balance
+        self.verify_signatures = verify_signatures
         self._lock = threading.Lock()
         self.balances: dict[str, int] = {}
         self.allowances: dict[str, int] = {}
@@ -154,11 +163,11 @@ class FakeRentalChain:
 
     def balance(self, who: str) -> int:
         self._before("balance")
-        return self.balances.get(to_checksum_address(who), 0)
+        return self.balances.get(to_checksum_address(who), self.default_balance)
 
     def allowance(self, who: str) -> int:
         self._before("allowance")
-        return self.allowances.get(to_checksum_address(who), 0)
+        return self.allowances.get(to_checksum_address(who), self.default_balance)
 
     def permit_nonce(self, who: str) -> int:
         self._before("permit_nonce")
@@ -201,7 +210,7 @@ class FakeRentalChain:
         renter = to_checksum_address(intent.renter)
         provider = to_checksum_address(provider)
         now = int(self._now())
-        if intent_signer(intent, signature, CHAIN_ID, RENTAL_ADDRESS) != renter:
+        if self.verify_signatures and intent_signer(intent, signature, CHAIN_ID, RENTAL_ADDRESS) != renter:
             raise ContractRevertError("bad signature", error="GPURentalInvalidSignature")
         if intent.deadline < now:
             raise ContractRevertError("intent expired", error="GPURentalIntentExpired")
@@ -210,15 +219,17 @@ class FakeRentalChain:
         if provider in self.understaked:
             raise ContractRevertError("provider stake too low", error="GPURentalInsufficientStake")
         escrow = price * intent.gpus * intent.duration // 3600
-        if permit is not None:
+        if permit is not None and permit.value > 0:
             self.allowances[renter] = permit.value
             self.permit_nonces[renter] = self.permit_nonces.get(renter, 0) + 1
-        if self.allowances.get(renter, 0) < escrow:
+        allowance = self.allowances.get(renter, self.default_balance)
+        balance = self.balances.get(renter, self.default_balance)
+        if allowance < escrow:
             raise ContractRevertError("allowance", error="ERC20InsufficientAllowance")
-        if self.balances.get(renter, 0) < escrow:
+        if balance < escrow:
             raise ContractRevertError("balance", error="ERC20InsufficientBalance")
-        self.allowances[renter] -= escrow
-        self.balances[renter] -= escrow
+        self.allowances[renter] = allowance - escrow
+        self.balances[renter] = balance - escrow
         self.contract_balance += escrow
         tx = f"0x{next(self._tx):064x}"
         self.rentals[rid] = FakeRental(rid, renter, provider, to_checksum_address(queen), intent.gpus, price, escrow,

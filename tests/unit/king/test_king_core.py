@@ -21,10 +21,12 @@ from blendr.errors import (
     InvalidArgumentError,
     NotFoundError,
     ResourceExhaustedError,
+    StoreError,
 )
 from blendr.jobspec import Spec, spec_hash
 from blendr.proof.fingerprints import FINGERPRINTS
 from blendr.store import MemoryStore
+from blendr.store.base import Op
 from king.context import JobsConfig
 from king.core import KingCore
 from king.job import JobState, SignedIntent, Submission, rental_intent
@@ -394,3 +396,33 @@ async def test_the_default_open_jobs_limit_holds_at_its_default() -> None:
     with pytest.raises(ResourceExhaustedError):
         await net.submit(request_id="req-over-the-limit-0", intents=1)
     assert net.core.scheduler.queued() == limit
+
+
+class FlakyStore(MemoryStore):
+    """A store whose next ``fail`` commits fail, as a full disk would."""
+
+    fail = 0
+
+    def _apply(self, ops: tuple[Op, ...]) -> None:
+        if self.fail:
+            self.fail -= 1
+            raise StoreError("disk full (injected)")
+        super()._apply(ops)
+
+
+async def test_a_failed_commit_loses_nothing_and_numbers_events_without_gaps() -> None:
+    net = Net()
+    net.store = FlakyStore()
+    net.core = net._core()
+    await net.start()
+    job_id = await net.submit()
+    net.store.fail = 1  # the placement's commit fails
+    await net.core.placer.run_pass()
+    job = net.job(job_id)
+    assert job.state == JobState.QUEUED and not net.chain.rentals  # the store's truth: still queued
+    await net.core.placer.run_pass()  # placed again, this time stored
+    job = net.job(job_id)
+    assert job.state == JobState.SCHEDULED and len(job.rentals) == 1
+    seqs = [e.seq for e in net.core.events(job.job_id, 0)]
+    assert seqs == list(range(1, len(seqs) + 1)) and seqs[-1] == job.last_seq
+    net.check_money()
