@@ -263,27 +263,38 @@ class Job:
         return total
 
     # ------------------------------------------------------------------ storage
-    def to_doc(self) -> dict[str, Any]:
-        c = self.current
+    def terms_doc(self) -> dict[str, Any]:
+        """What the renter submitted and never changes (stored once)."""
         p = self.permit
         return {
             "job_id": self.job_id, "request_id": self.request_id, "renter": self.renter, "name": self.name,
             "spec": {**self.spec.__dict__, "max_price_per_gpu_hour": str(self.spec.max_price_per_gpu_hour)},
-            "spec_hash": self.spec_hash.hex(), "fingerprint": self.fingerprint, "state": str(self.state),
-            "reason": self.reason, "submitted": self.submitted, "started": self.started, "ended": self.ended,
-            "progress": self.progress, "exit_code": self.exit_code, "attempt": self.attempt,
-            "excluded": list(self.excluded),
-            "intents": [{"nonce": f"{i.nonce:064x}", "deadline": i.deadline, "signature": i.signature.hex(),
-                         "used": i.used} for i in self.intents],
+            "spec_hash": self.spec_hash.hex(), "fingerprint": self.fingerprint, "submitted": self.submitted,
+            "intents": [{"nonce": f"{i.nonce:064x}", "deadline": i.deadline, "signature": i.signature.hex()}
+                        for i in self.intents],
             "permit": None if p is None else {"value": str(p.value), "deadline": p.deadline, "v": p.v,
                                               "r": p.r.hex(), "s": p.s.hex()},
-            "permit_used": self.permit_used, "candidates": list(self.candidates),
+            "candidates": list(self.candidates),
+        }
+
+    def state_doc(self) -> dict[str, Any]:
+        """What changes as the job lives (stored at every change: small)."""
+        c = self.current
+        return {
+            "job_id": self.job_id, "renter": self.renter, "state": str(self.state), "reason": self.reason,
+            "started": self.started, "ended": self.ended, "progress": self.progress, "exit_code": self.exit_code,
+            "attempt": self.attempt, "excluded": list(self.excluded),
+            "intents_used": [i.used for i in self.intents], "permit_used": self.permit_used,
             "rentals": [{**r.__dict__, "price": str(r.price), "escrow": str(r.escrow),
                          "provider_payment": str(r.provider_payment), "fee": str(r.fee), "refund": str(r.refund),
                          "slashed": str(r.slashed)} for r in self.rentals],
             "current": None if c is None else {**c.__dict__, "price": str(c.price)},
             "last_seq": self.last_seq, "logs": self.logs, "outcome": self.outcome,
         }
+
+    def to_doc(self) -> dict[str, Any]:
+        """The whole job as one document (terms and state)."""
+        return {**self.terms_doc(), **self.state_doc()}
 
     @classmethod
     def from_doc(cls, d: dict[str, Any]) -> Job:
@@ -306,8 +317,8 @@ class Job:
         return cls(
             job_id=JobId(d["job_id"]), request_id=d["request_id"], renter=d["renter"], name=d.get("name", ""),
             spec=spec, spec_hash=bytes.fromhex(d["spec_hash"]), fingerprint=d["fingerprint"],
-            intents=[IntentRecord(int(i["nonce"], 16), int(i["deadline"]), bytes.fromhex(i["signature"]),
-                                  bool(i["used"])) for i in d["intents"]],
+            intents=[IntentRecord(int(i["nonce"], 16), int(i["deadline"]), bytes.fromhex(i["signature"]), bool(used))
+                     for i, used in zip(d["intents"], d["intents_used"], strict=True)],
             permit=None if pm is None else PermitDoc(int(pm["value"]), int(pm["deadline"]), int(pm["v"]),
                                                       bytes.fromhex(pm["r"]), bytes.fromhex(pm["s"])),
             candidates=list(d["candidates"]), submitted=float(d["submitted"]), state=JobState(d["state"]),

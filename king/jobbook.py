@@ -8,6 +8,11 @@ Guarantees:
   king's cost per event does not grow with the number of queued jobs; finished jobs are read back from the
   store when asked for. A failed commit drops the job from memory: the store's version is the truth.
 * Per-renter counts of open jobs are kept exactly, for the operator's limits.
+
+Stored form: ``job_terms/<id>`` (what the renter submitted: spec, intents, permit, candidates; written once),
+``jobs/<id>`` (the job's state: small, rewritten at every change), ``job_events/<id>/<seq>``,
+``job_payloads/<id>`` (dropped once the job is over), ``intent_nonces/<renter>/<nonce>`` (replay guard) and
+``rental_cancels/<rental>`` (cancels to send).
 """
 
 from __future__ import annotations
@@ -24,7 +29,8 @@ from blendr.errors import StoreError
 from blendr.store import Batch, Store
 from king.job import EventKind, Job, JobEvent, JobId, JobState
 
-NS_JOBS = "jobs"
+NS_JOBS = "jobs"  # a job's state (small, rewritten at every change)
+NS_TERMS = "job_terms"  # what the renter submitted (written once)
 NS_EVENTS = "job_events"
 NS_PAYLOADS = "job_payloads"
 NS_NONCES = "intent_nonces"
@@ -70,7 +76,9 @@ class JobBook:
 
     def load(self) -> list[Job]:
         """Reads every job back after a (re)start; returns those not finished, oldest first."""
-        jobs = sorted((Job.from_doc(d) for _, d in self.store.scan(NS_JOBS, "")), key=lambda j: j.submitted)
+        terms = dict(self.store.scan(NS_TERMS, ""))
+        jobs = sorted((Job.from_doc({**terms[key], **d}) for key, d in self.store.scan(NS_JOBS, "") if key in terms),
+                      key=lambda j: j.submitted)
         for job in jobs:
             self._index(job)
         return [j for j in jobs if not j.finished()]
@@ -100,10 +108,10 @@ class JobBook:
             return job
         if job_id not in self._known:
             return None
-        d = self.store.get(NS_JOBS, job_id)
-        if d is None:
+        d, t = self.store.get(NS_JOBS, job_id), self.store.get(NS_TERMS, job_id)
+        if d is None or t is None:
             return None
-        job = Job.from_doc(d)
+        job = Job.from_doc({**t, **d})
         if not job.finished():  # dropped from memory after a failed commit: the store's version is the truth
             self._cache[job.job_id] = job
         return job
@@ -160,7 +168,8 @@ class JobBook:
             for it in job.intents:
                 b.put(NS_NONCES, f"{job.renter}/{it.nonce:064x}", {"job_id": job.job_id})
             self._event(b, job, kind, message, -1.0)
-            b.put(NS_JOBS, job.job_id, job.to_doc())
+            b.put(NS_TERMS, job.job_id, job.terms_doc())
+            b.put(NS_JOBS, job.job_id, job.state_doc())
         self._index(job)
         self._committed()
         self._publish(job)
@@ -172,7 +181,7 @@ class JobBook:
             with self.store.batch() as b:
                 if kind is not None:
                     self._event(b, job, kind, message, progress)
-                b.put(NS_JOBS, job.job_id, job.to_doc())
+                b.put(NS_JOBS, job.job_id, job.state_doc())
         except StoreError:
             self._forget(job.job_id)
             raise
