@@ -55,7 +55,7 @@ bench-quick: $(STAMP) $(NODE_STAMP)
 	$(PY) bench/scheduler.py --quick
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check blendr king queen provider tests bench
+	$(VENV)/bin/ruff check blendr blendrctl king queen provider tests bench
 	$(VENV)/bin/mypy
 
 protos: $(STAMP)

@@ -43,8 +43,8 @@ from blendr.chain.contracts import (
     results_tree,
 )
 from blendr.chain.deploy import DeployParams, deploy_system, role
-from blendr.chain.types import tokens
-from blendr.devnet import DEV_KEYS
+from blendr.chain.devkeys import DEV_KEYS
+from blendr.units import tokens
 
 TARGETS = {"GPURental.createRental": 150_000, "GPURental settle (onBridgeMessage from its inbox)": 120_000,
            "bridge delivery 3-of-5 (minimal receiver)": 120_000, "WorkVerification result in batch of 100": 5_000}

@@ -60,8 +60,8 @@ from blendr.chain.contracts import (
     results_tree,
 )
 from blendr.chain.deploy import DeployParams, deploy_system
-from blendr.chain.types import tokens
-from blendr.devnet import DEV_KEYS
+from blendr.chain.devkeys import DEV_KEYS
+from blendr.units import tokens
 
 ETH_ID, ETC_ID = 31337, 63
 ETC_BLOCK_GAS = 8_000_000  # assumption: ETC mainnet's block gas limit

@@ -16,12 +16,7 @@ from dataclasses import asdict, dataclass
 from blendr.errors import InvalidArgumentError
 from blendr.hashing import keccak256
 from blendr.proof.fingerprints import FINGERPRINTS
-
-# Re-exported for king/ (app, core, intake, lifecycle, market, convert) until it imports these from blendr.units.
-from blendr.units import fmt_bytes as fmt_bytes
-from blendr.units import fmt_duration
-from blendr.units import fmt_tokens as fmt_tokens
-from blendr.units import parse_wei as parse_wei
+from blendr.units import fmt_duration, fmt_tokens
 
 REQUEST_ID = re.compile(r"[A-Za-z0-9_-]{16,64}")
 ZERO_ADDRESS = "0x" + "00" * 20

@@ -12,7 +12,9 @@ from web3.exceptions import ContractCustomError, ContractLogicError
 
 from blendr.chain import artifacts
 from blendr.chain.client import decode_revert
-from blendr.devnet import DEV_KEYS as DEV_KEYS  # anvil's dev accounts (index -> private key), re-exported
+from blendr.chain.devkeys import (
+    DEV_KEYS as DEV_KEYS,  # anvil's dev accounts (index -> private key), re-exported
+)
 
 
 def deploy(w3: Web3, chain: str, name: str, *args: Any, sender: str | None = None) -> Contract:

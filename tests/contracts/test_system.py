@@ -34,8 +34,8 @@ from blendr.chain.contracts import (
 )
 from blendr.chain.deploy import DeployParams, deploy_system, hand_over
 from blendr.chain.manifest import Manifest
-from blendr.chain.types import tokens
 from blendr.errors import ContractRevertError
+from blendr.units import tokens
 from tests.contracts.chainkit import DEV_KEYS, increase_time, mine
 
 ACCT = [Account.from_key(k) for k in DEV_KEYS]

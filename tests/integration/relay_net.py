@@ -19,12 +19,12 @@ from eth_account import Account
 
 from blendr.chain.client import ChainClient, ChainSettings
 from blendr.chain.contracts import GPURental, GPUToken, RentalIntent, ReputationSystem, WorkVerification
+from blendr.chain.devkeys import DEV_KEYS, ROLES
 from blendr.chain.manifest import Manifest
-from blendr.chain.types import tokens
 from blendr.clock import ShiftedClock
 from blendr.config import Config, load_config
-from blendr.devnet import DEV_KEYS, ROLES
 from blendr.identity import NodeIdentity
+from blendr.units import tokens
 from king.app import KingApp, start_king
 from provider.agent import ProviderAgent
 from provider.compute import RayRuntime
