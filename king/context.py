@@ -51,6 +51,7 @@ class JobsConfig:
     candidates: int = 16
     max_sealed_key_bytes: int = 1024
     max_open_jobs_per_renter: int = 100
+    max_watchers_per_renter: int = 64
     max_queued_jobs: int = 50_000
     queen_grace_s: float = 30.0
     retry_s: float = 2.0

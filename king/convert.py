@@ -6,6 +6,9 @@ protobuf message. ``*_from_proto`` raise InvalidArgumentError (bounded text) for
 
 from __future__ import annotations
 
+import functools
+import math
+
 from eth_utils import to_checksum_address
 
 from blendr.errors import BlendrError, InvalidArgumentError
@@ -127,34 +130,50 @@ def stop_to_proto(job_id: str, attempt: int, reason: str) -> kpb.KingToQueen:
 
 
 def queen_event_from_proto(e: kpb.QueenJobEvent) -> QueenEvent:
+    """A job event relayed by a queen; raises InvalidArgumentError for one the king cannot take."""
+    progress = float(e.progress)
+    if not math.isfinite(progress):
+        raise InvalidArgumentError(f"job event {e.job_id[:40]!r}: progress must be a finite number")
     return QueenEvent(job_id=e.job_id[:64], attempt=int(e.attempt), seq=int(e.seq), kind=e.kind[:32],
-                      message=e.message[:4096], progress=float(e.progress), ts=float(e.ts_unix),
+                      message=e.message[:4096], progress=min(1.0, max(-1.0, progress)), ts=float(e.ts_unix),
                       exit_code=int(e.exit_code))
 
 
-def offer_from_proto(p: kpb.PoolProvider, queen: str) -> tuple[ProviderOffer, bytes, int]:
-    """A provider from a queen's pool snapshot: only one that admitted itself to that queen is alive, with
-    the key that signed its admission (a queen cannot list a provider that never joined it, or swap its key).
-
-    Raises:
-        InvalidArgumentError: a malformed address or ask.
-    """
+@functools.lru_cache(maxsize=65_536)
+def _admitted_key(queen: str, provider: str, nonce: bytes, signature: bytes) -> bytes:
+    """The key that signed the provider's admission to ``queen`` (b"" if it did not); cached, as every snapshot
+    repeats the same admissions."""
     from blendr.identity import recover_admission_key
 
+    try:
+        pub = recover_admission_key(queen, provider, nonce, signature)
+    except BlendrError:
+        return b""
+    return pub if len(pub) == 64 else b""
+
+
+def offer_from_proto(p: kpb.PoolProvider, queen: str) -> tuple[ProviderOffer, bytes, int] | None:
+    """A provider from a queen's pool snapshot, with the key that signed its admission to that queen; None for
+    one that never admitted itself to that queen (a queen cannot list, move or re-key another queen's provider).
+
+    Raises:
+        InvalidArgumentError: a malformed address, ask or figure.
+    """
     try:
         ask = parse_wei(p.ask_per_gpu_hour or "0", "ask_per_gpu_hour")
         addr = to_checksum_address(p.address)
     except (BlendrError, ValueError):
         raise InvalidArgumentError(f"malformed provider {p.address[:80]!r} in a pool snapshot") from None
-    try:
-        pub = recover_admission_key(queen, addr, bytes(p.admission_nonce), bytes(p.admission_signature))
-        valid = len(pub) == 64 and (not p.public_key or bytes(p.public_key) == pub)
-    except BlendrError:
-        valid = False
-    if not valid:
+    tflops, uptime = float(p.tflops), float(p.uptime)
+    if not (math.isfinite(tflops) and tflops >= 0 and 0.0 <= uptime <= 1.0 and 0 <= p.gpus <= 4096
+            and 0 <= p.busy_gpus <= p.gpus and p.vram_bytes >= 0):
+        raise InvalidArgumentError(f"provider {addr} in a pool snapshot: GPUs, busy GPUs, VRAM, TFLOP/s or uptime "
+                                   "out of range")
+    pub = _admitted_key(queen, addr, bytes(p.admission_nonce), bytes(p.admission_signature))
+    if not pub or (p.public_key and bytes(p.public_key) != pub):
         log.warning("a pool snapshot lists a provider without its admission to this queen", provider=addr,
                     queen=queen)
-        pub = b""
+        return None
     offer = ProviderOffer(addr, to_checksum_address(queen), p.gpu_model[:64], int(p.gpus), int(p.vram_bytes),
-                          float(p.tflops), ask, 5000, float(p.uptime), bool(p.alive) and valid)
+                          tflops, ask, 5000, uptime, bool(p.alive))
     return offer, pub, int(p.busy_gpus)

@@ -32,6 +32,7 @@ from king.rentals import RentalChain, RentalParams
 from king.scheduler import ModelOffer, Placement, ProviderOffer, Scheduler
 
 log = get_logger("blendr.king.core")
+LIST_SCAN = 2_000  # a renter's most recent jobs ListJobs looks through
 
 
 @dataclass(frozen=True)
@@ -178,7 +179,9 @@ class KingCore:
     def list_jobs(self, renter: str, states: set[JobState], limit: int) -> list[Job]:
         """The renter's jobs, newest first (only ``states`` when given), at most ``limit``."""
         out: list[Job] = []
-        for job_id in reversed(self.book.of_renter(checksum_address(renter))):
+        # newest first, and at most LIST_SCAN of the renter's jobs looked at per call (a long history with a state
+        # filter must not hold the event loop)
+        for job_id in reversed(self.book.of_renter(checksum_address(renter))[-LIST_SCAN:]):
             job = self.book.get(job_id)
             if job is not None and (not states or job.state in states):
                 out.append(job)

@@ -28,10 +28,9 @@ WATCH_IDLE_S = 15.0  # a watcher re-reads the job at least this often
 
 
 class RenterGatewayServicer(rpb_grpc.RenterGatewayServicer):
-    def __init__(self, core: KingCore, sessions: Sessions, token_name: str = "BlendrChain GPU Token") -> None:
+    def __init__(self, core: KingCore, sessions: Sessions) -> None:
         self.core = core
         self.sessions = sessions
-        self.token_name = token_name
 
     def _renter(self, context: grpc.aio.ServicerContext[Any, Any]) -> str:
         for key, value in context.invocation_metadata() or ():
@@ -77,8 +76,9 @@ class RenterGatewayServicer(rpb_grpc.RenterGatewayServicer):
     async def WatchJob(self, request: rpb.WatchJobRequest,
                        context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[rpb.JobEvent]:
         core = self.core
-        job = core.get(self._renter(context), request.job_id)
-        q = core.book.subscribe(job.job_id)
+        renter = self._renter(context)
+        job = core.get(renter, request.job_id)
+        q = core.book.subscribe(job.job_id, job.renter, core.cfg.max_watchers_per_renter)
         try:
             seq = int(request.after_seq)
             while True:
@@ -95,7 +95,7 @@ class RenterGatewayServicer(rpb_grpc.RenterGatewayServicer):
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(q.get(), WATCH_IDLE_S)
         finally:
-            core.book.unsubscribe(job.job_id, q)
+            core.book.unsubscribe(job.job_id, job.renter, q)
 
     async def CancelJob(self, request: rpb.CancelJobRequest, context: grpc.aio.ServicerContext[Any, Any]) -> rpb.Job:
         return self._job(await self.core.cancel(self._renter(context), request.job_id, request.reason))
@@ -114,5 +114,5 @@ class RenterGatewayServicer(rpb_grpc.RenterGatewayServicer):
     async def GetWallet(self, request: rpb.GetWalletRequest, context: grpc.aio.ServicerContext[Any, Any]) -> rpb.Wallet:
         w = await self.core.wallet(self._renter(context))
         ch = self.core.chain
-        return convert.wallet_to_proto(w, chain_id=ch.chain_id, token_name=self.token_name,
+        return convert.wallet_to_proto(w, chain_id=ch.chain_id, token_name=ch.token_name,
                                        token_contract=ch.token_address, rental_contract=ch.rental_address)

@@ -32,7 +32,7 @@ from king.context import JobsConfig, KingContext
 from king.job import EventKind, IntentRecord, Job, JobState, Submission, job_id_of, rental_intent
 from king.jobbook import Payload
 from king.market import NoMatch, Quote
-from king.rentals import intent_signer
+from king.rentals import intent_signer, permit_signer
 
 log = get_logger("blendr.king.intake")
 
@@ -80,12 +80,7 @@ class Intake:
         existing = book.get(job_id)
         if existing is not None:
             return self._same(existing, fingerprint, request_id), False
-        if book.open_jobs(renter) >= self.cfg.max_open_jobs_per_renter:
-            raise ResourceExhaustedError(f"you have {book.open_jobs(renter)} open jobs, the most this king allows "
-                                         f"one renter (king.max_open_jobs_per_renter); wait for some to end or "
-                                         "cancel some")
-        if self.ctx.scheduler.queued() >= self.cfg.max_queued_jobs:
-            raise ResourceExhaustedError("the king's queue is full (king.max_queued_jobs); try again later")
+        self._check_limits(renter)
         spec = self.validate(sub.spec)
         self._check_payload(sub)
         expect = jobspec.spec_hash(spec, sub.ciphertext)
@@ -93,20 +88,30 @@ class Intake:
             raise InvalidArgumentError("spec_hash does not match the spec and payload (see blendr.jobspec.spec_hash)")
         intents = self._check_intents(renter, spec, expect, sub)
         keys = self._check_keys(sub)
+        self._check_permit_fields(sub)
         quote = self.ctx.market.quote(spec)
         if quote.candidates and quote.price > spec.max_price_per_gpu_hour:
             raise FailedPreconditionError(f"your max price {fmt_tokens(spec.max_price_per_gpu_hour)}/h is below the "
                                           f"quote {fmt_tokens(quote.price)}/h for {spec.gpu_model or 'this spec'}")
         if quote.why == NoMatch.PRICE:
             raise FailedPreconditionError(f"max price below the quote: {quote.reason}")
-        balance, allowance, used = await self._read_chain(renter, intents)
+        balance, allowance, permit_nonce, used = await self._read_chain(renter, intents)
         if used:
             raise FailedPreconditionError(f"intent {used[0]} was already used (replayed) by a rental on chain")
-        # the chain was read in a worker thread: the same request (or these nonces) may have won meanwhile
+        # the chain was read in a worker thread: the same request (or these nonces) may have won meanwhile, and
+        # the renter's other submissions may have reached the limits
         again = book.get(job_id)
         if again is not None:
             return self._same(again, fingerprint, request_id), False
+        self._check_limits(renter)
         self._check_nonces_unused(renter, intents)
+        if sub.permit is not None:
+            chain = self.ctx.chain
+            signer = permit_signer(sub.permit, renter, chain.rental_address, permit_nonce, token_name=chain.token_name,
+                                   chain_id=chain.chain_id, token=chain.token_address)
+            if signer != renter:
+                raise InvalidArgumentError(f"the escrow permit is not your signature for GPURental at your permit "
+                                           f"nonce {permit_nonce}: sign a new one (the SDK does)")
         need = spec.max_escrow()
         if balance < need:
             raise FailedPreconditionError(f"insufficient balance: you hold {fmt_tokens(balance)} GPUTOKEN and this "
@@ -128,6 +133,24 @@ class Intake:
         if existing.fingerprint != fingerprint:
             raise AlreadyExistsError(f"request id {request_id} was used for another job ({existing.job_id})")
         return existing
+
+    def _check_limits(self, renter: str) -> None:
+        open_jobs = self.ctx.book.open_jobs(renter)
+        if open_jobs >= self.cfg.max_open_jobs_per_renter:
+            raise ResourceExhaustedError(f"you have {open_jobs} open jobs, the most this king allows one renter "
+                                         "(king.max_open_jobs_per_renter); wait for some to end or cancel some")
+        if self.ctx.scheduler.queued() >= self.cfg.max_queued_jobs:
+            raise ResourceExhaustedError("the king's queue is full (king.max_queued_jobs); try again later")
+
+    def _check_permit_fields(self, sub: Submission) -> None:
+        """A permit GPUTOKEN would refuse is refused here (its signature is checked once the nonce is read)."""
+        p = sub.permit
+        if p is None:
+            return
+        if p.v not in (27, 28) or not 0 < p.value < 2**256:
+            raise InvalidArgumentError("the escrow permit needs v 27 or 28 and a value of 1 to 2^256-1 wei")
+        if p.deadline <= int(self.ctx.clock.time()) + 60:
+            raise InvalidArgumentError(f"the escrow permit expires too soon (deadline {p.deadline})")
 
     def _check_payload(self, sub: Submission) -> None:
         if len(sub.ciphertext) > self.cfg.max_payload_bytes:
@@ -182,11 +205,12 @@ class Intake:
             keys[_address(provider, "wrapped key")] = key
         return keys
 
-    async def _read_chain(self, renter: str, intents: list[IntentRecord]) -> tuple[int, int, list[int]]:
+    async def _read_chain(self, renter: str, intents: list[IntentRecord]) -> tuple[int, int, int, list[int]]:
+        """The renter's balance, allowance to GPURental, permit nonce, and which intents (1-based) are used."""
         chain = self.ctx.chain
 
-        def read() -> tuple[int, int, list[int]]:
-            return (chain.balance(renter), chain.allowance(renter),
+        def read() -> tuple[int, int, int, list[int]]:
+            return (chain.balance(renter), chain.allowance(renter), chain.permit_nonce(renter),
                     [i for i, it in enumerate(intents, 1) if chain.nonce_used(renter, it.nonce)])
 
         try:

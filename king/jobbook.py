@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from blendr.clock import Clock
-from blendr.errors import StoreError
+from blendr.errors import ResourceExhaustedError, StoreError
 from blendr.store import Batch, Store
 from king.job import EventKind, Job, JobEvent, JobId, JobState
 
@@ -70,6 +70,7 @@ class JobBook:
         self._known: set[JobId] = set()  # every job id in the store (a miss needs no read)
         self._open: dict[str, set[JobId]] = {}  # renter -> jobs queued or live
         self._watchers: dict[JobId, set[asyncio.Queue[JobId]]] = {}
+        self._watching: dict[str, int] = {}  # renter -> watch streams open
         self._recent: dict[JobId, deque[JobEvent]] = {}  # unfinished jobs' latest events (committed ones)
         self._staged: list[JobEvent] = []
         self._stale: set[JobId] = set()  # dropped from memory after a failed commit, to read back
@@ -212,17 +213,31 @@ class JobBook:
         return [(key, str(d["job_id"])) for key, d in self.store.scan(NS_CANCELS, "")]
 
     # ------------------------------------------------------------------ watchers
-    def subscribe(self, job_id: str) -> asyncio.Queue[JobId]:
+    def subscribe(self, job_id: str, renter: str, limit: int) -> asyncio.Queue[JobId]:
+        """A queue woken at each change of the job, for one watcher of ``renter`` (at most ``limit`` at once).
+
+        Raises:
+            ResourceExhaustedError: the renter already watches ``limit`` streams.
+        """
+        if self._watching.get(renter, 0) >= limit:
+            raise ResourceExhaustedError(f"you are watching {limit} job streams already (the most this king allows "
+                                         "one renter): close some")
         q: asyncio.Queue[JobId] = asyncio.Queue(maxsize=WATCH_QUEUE)
         self._watchers.setdefault(JobId(job_id), set()).add(q)
+        self._watching[renter] = self._watching.get(renter, 0) + 1
         return q
 
-    def unsubscribe(self, job_id: str, q: asyncio.Queue[JobId]) -> None:
+    def unsubscribe(self, job_id: str, renter: str, q: asyncio.Queue[JobId]) -> None:
         watchers = self._watchers.get(JobId(job_id))
-        if watchers is not None:
+        if watchers is not None and q in watchers:
             watchers.discard(q)
             if not watchers:
                 del self._watchers[JobId(job_id)]
+            left = self._watching.get(renter, 0) - 1
+            if left > 0:
+                self._watching[renter] = left
+            else:
+                self._watching.pop(renter, None)
 
     def watched(self, job_id: str) -> bool:
         return bool(self._watchers.get(JobId(job_id)))

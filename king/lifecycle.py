@@ -26,7 +26,14 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
-from blendr.errors import BlendrError, ContractRevertError, FailedPreconditionError, NotFoundError
+from blendr.errors import (
+    BlendrError,
+    ContractRevertError,
+    DeadlineExceededError,
+    FailedPreconditionError,
+    NotFoundError,
+    UnavailableError,
+)
 from blendr.store import Store
 from blendr.telemetry import get_logger
 from blendr.units import fmt_tokens
@@ -103,9 +110,10 @@ class Lifecycle:
         try:
             created, skew = await asyncio.to_thread(create)
         except ContractRevertError as exc:
-            self._create_reverted(job, attempt, exc)
+            self._create_reverted(self.book.get(job.job_id) or job, attempt, exc)
             return
-        except BlendrError as exc:  # RPC down, no receipt: unclear whether it landed; the same attempt again
+        except (UnavailableError, DeadlineExceededError) as exc:  # RPC down, no receipt: did it land? try again
+            job = self.book.get(job.job_id) or job
             log.warning("rental creation failed; retrying the same attempt", job=job.job_id, error=str(exc)[:200])
             if self._same_attempt(job, attempt) and job.state in (*LIVE, JobState.CANCELLED):
                 ctx.retry_create[job.job_id] = ctx.clock.monotonic() + ctx.cfg.retry_s * 5
@@ -113,9 +121,17 @@ class Lifecycle:
                     job.reason = CHAIN_WAITING
                     self.book.save(job, EventKind.SCHEDULED, job.reason)
             return
+        except BlendrError as exc:  # refused before anything was sent (a call that cannot be built): never lands
+            job = self.book.get(job.job_id) or job
+            log.warning("rental creation refused", job=job.job_id, error=str(exc)[:200])
+            ctx.scheduler.release(job.job_id)
+            if job.state != JobState.CANCELLED and self._same_attempt(job, attempt):
+                self.fail(job, "the rental could not be created: Ethereum refused the call (the king logged why)")
+            return
         finally:
             ctx.busy.discard(job.job_id)
         ctx.retry_create.pop(job.job_id, None)
+        job = self.book.get(job.job_id) or job  # the store's version if a failed commit dropped ours meanwhile
         key = rid_key(created.rental_id)
         job.intents[idx].used = True
         job.permit_used = job.permit_used or permit is not None
@@ -148,6 +164,10 @@ class Lifecycle:
         job.intents[c.intent].used = exc.error in INTENT_SPENT
         self.ctx.scheduler.release(job.job_id)
         self.fail(job, RENTER_HINTS.get(exc.error, "the rental could not be created: " + (exc.error or "reverted")))
+
+    def creating(self, job_id: str) -> bool:
+        """Whether the job's rental creation is in flight or waits to be retried (it may have landed)."""
+        return job_id in self.ctx.busy or job_id in self.ctx.retry_create
 
     @staticmethod
     def _same_attempt(job: Job, attempt: int) -> bool:
@@ -209,9 +229,9 @@ class Lifecycle:
             return
         if not c.rental_id or job.state not in (*LIVE, JobState.CANCELLED):
             return  # not assigned yet (the queen cannot know this attempt), or already over
-        if ev.seq and ev.seq <= c.queen_seq:
+        if ev.seq <= c.queen_seq:  # repeated, stale, or unnumbered (a queen numbers every event from 1)
             return
-        c.queen_seq = ev.seq or c.queen_seq
+        c.queen_seq = ev.seq
         cfg = self.ctx.cfg
         if ev.kind == "running" and job.state == JobState.SCHEDULED:
             job.move_to(JobState.RUNNING)
@@ -222,10 +242,14 @@ class Lifecycle:
             self.book.save(job, EventKind.LOG, ev.message)
         elif ev.kind == "log" and job.logs == cfg.max_log_events:
             job.logs += 1
-            self.book.save(job, EventKind.LOG, f"[blendr] more than {cfg.max_log_events} log lines: the rest are dropped")
-        elif ev.kind == "progress":
+            self.book.save(job, EventKind.LOG, f"[blendr] more than {cfg.max_log_events} log lines and progress "
+                                               "reports: the rest are dropped")
+        elif ev.kind == "progress" and job.logs < cfg.max_log_events:
+            job.logs += 1  # log lines and progress reports share one cap of stored events
             job.progress = ev.progress
-            self.book.save(job, EventKind.PROGRESS, ev.message, progress=ev.progress)
+            self.book.save(job, EventKind.PROGRESS, ev.message[:200], progress=ev.progress)
+        elif ev.kind == "progress":
+            job.progress = ev.progress  # over the cap: kept with the job's next write, no event
         elif ev.kind in ("succeeded", "failed", "stopped"):
             self.stopped(job, ev.kind, ev.message, ev.exit_code)
         elif ev.kind == "lost" and job.live:
@@ -256,6 +280,11 @@ class Lifecycle:
     def lost(self, job: Job, why: str) -> None:
         """The provider (or its queen) is gone: cancel its rental, move the job to another provider."""
         c = job.current
+        if c is not None and not c.rental_id and self.creating(job.job_id):
+            # the rental's creation is unclear (it may have landed): it is settled first — adopted and then
+            # cancelled when its queen is still away, or found absent — never left behind by moving the job
+            log.info("provider lost while its rental's creation is unclear; resolving that first", job=job.job_id)
+            return
         if c is not None and c.rental_id and self.ctx.clock.time() >= c.deadline:
             # the rental is over anyway: the job ends; moving it would rent (and charge) a second time
             self.stopped(job, "stopped", f"rental ended ({why})")

@@ -13,6 +13,7 @@ from enum import StrEnum
 
 from eth_utils import to_checksum_address
 
+from blendr.errors import InvalidArgumentError
 from blendr.jobspec import Spec
 from blendr.units import fmt_tokens
 from king.scheduler import PoolSnapshot, ProviderOffer, Scheduler
@@ -62,28 +63,41 @@ class Market:
         self._by_model: dict[str, dict[str, PoolEntry]] = {}  # GPU model -> provider -> latest report
 
     def on_snapshot(self, queen: str, seq: int, providers: list[tuple[ProviderOffer, bytes, int]]) -> None:
-        """A queen's pool: offers (reputation filled in here), public keys and busy GPUs."""
+        """A queen's pool: offers (reputation filled in here), public keys and busy GPUs; all or nothing.
+
+        Raises:
+            InvalidArgumentError: the scheduler refused the snapshot (nothing changed).
+        """
         queen = to_checksum_address(queen)
-        offers = []
+        entries: dict[str, PoolEntry] = {}  # a provider listed twice counts once (the last listing)
         for offer, pub, busy in providers:
             o = replace(offer, queen=queen, reputation=self.reputation(offer.provider))
-            offers.append(o)
-            self._put(PoolEntry(o, pub, busy))
-        names = {o.provider for o in offers}
-        for gone in self._pools.get(queen, set()) - names:
-            self._drop(gone)
-        self._pools[queen] = names
-        self.scheduler.update_pool(PoolSnapshot(queen, tuple(offers), seq))
+            entries[o.provider] = PoolEntry(o, pub, busy)
+        try:  # the scheduler first: a snapshot it refuses changes nothing here either
+            self.scheduler.update_pool(PoolSnapshot(queen, tuple(e.offer for e in entries.values()), seq))
+        except ValueError as exc:
+            raise InvalidArgumentError(f"pool snapshot of queen {queen} refused: {str(exc)[:200]}") from None
+        for e in entries.values():
+            self._put(e)
+        for gone in self._pools.get(queen, set()) - entries.keys():
+            left = self.pool.get(gone)
+            if left is not None and left.offer.queen == queen:  # not one that moved to another queen meanwhile
+                self._drop(gone)
+        self._pools[queen] = set(entries)
 
     def remove_queen(self, queen: str) -> None:
         self.scheduler.remove_pool(queen)
         for p in self._pools.pop(queen, set()):
-            self._drop(p)
+            e = self.pool.get(p)
+            if e is not None and e.offer.queen == queen:
+                self._drop(p)
 
     def _put(self, e: PoolEntry) -> None:
         old = self.pool.get(e.offer.provider)
         if old is not None and old.offer.gpu_model != e.offer.gpu_model:
             self._by_model.get(old.offer.gpu_model, {}).pop(e.offer.provider, None)
+        if old is not None and old.offer.queen != e.offer.queen:  # it moved to another queen
+            self._pools.get(old.offer.queen, set()).discard(e.offer.provider)
         self.pool[e.offer.provider] = e
         self._by_model.setdefault(e.offer.gpu_model, {})[e.offer.provider] = e
 

@@ -26,6 +26,7 @@ log = get_logger("blendr.king.placement")
 
 REASONS_EVERY_S = 2.0
 CANCELS_EVERY_S = 30.0
+UNCLEAR_CANCELLED_EVERY_S = 60.0  # a cancelled job whose rental may still land is checked this often
 
 
 class Placer:
@@ -115,9 +116,12 @@ class Placer:
                 except BlendrError:
                     ctx.retry_create[job_id] = now + ctx.cfg.retry_s * 5
                     continue
-                if status == RentalStatus.NONE:  # it never landed: nothing to cancel
-                    ctx.retry_create.pop(job_id, None)
+                if status == RentalStatus.NONE:
                     ctx.scheduler.release(job_id)
+                    if ctx.clock.time() > job.intents[c.intent].deadline:  # it can never land now: nothing to cancel
+                        ctx.retry_create.pop(job_id, None)
+                    else:  # not landed yet; a transaction still pending could land until the intent's deadline
+                        ctx.retry_create[job_id] = now + UNCLEAR_CANCELLED_EVERY_S
                     continue
             ctx.retry_create[job_id] = now + ctx.cfg.retry_s * 5
             await self.lifecycle.create_rental(job)

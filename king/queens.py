@@ -11,7 +11,7 @@ connected, so the core can move the job).
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import heapq
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Protocol
@@ -32,6 +32,7 @@ from protos.blendr.v1 import king_pb2 as kpb
 log = get_logger("blendr.king.queens")
 
 MAX_SKEW_S = 300
+MAX_SNAPSHOT_PROVIDERS = 10_000  # providers one pool snapshot may list
 
 
 class QueenListener(Protocol):
@@ -43,10 +44,21 @@ class QueenListener(Protocol):
     def on_queen_disconnected(self, queen: str) -> None: ...
 
 
+SESSION_QUEUE = 10_000  # messages to one queen not yet taken by its stream; more end the session
+STAKE_CACHE_S = 60.0  # a queen's stake check is reused this long (a flood of registrations costs one read)
+
+
 @dataclass
 class _Session:
     queen: str
     queue: asyncio.Queue[kpb.KingToQueen | None]
+
+    def close(self) -> None:
+        """Ends the session's stream at once: what it had not sent is dropped (the king re-sends live jobs'
+        assignments to the queen's next session)."""
+        while not self.queue.empty():
+            self.queue.get_nowait()
+        self.queue.put_nowait(None)
 
 
 class QueenHub:
@@ -57,7 +69,9 @@ class QueenHub:
         self.king = to_checksum_address(king_address)
         self.clock = clock
         self.accept_any_king = accept_any_king
-        self._used: dict[tuple[str, str, int, str], float] = {}  # registrations seen, until they are stale anyway
+        self._used: dict[tuple[str, str, int, str], float] = {}  # registrations accepted, until they are stale
+        self._expiry: list[tuple[float, tuple[str, str, int, str]]] = []  # heap of (stale at, registration)
+        self._stake: dict[str, tuple[float, bool, str]] = {}  # queen -> (checked at, ok, why)
         self.stake_check = stake_check
         self.snapshot_interval_s = snapshot_interval_s
         self.sessions: dict[str, _Session] = {}
@@ -66,17 +80,22 @@ class QueenHub:
         return to_checksum_address(queen) in self.sessions
 
     def assign(self, queen: str, a: Assignment) -> bool:
-        s = self.sessions.get(to_checksum_address(queen))
-        if s is None:
-            return False
-        s.queue.put_nowait(convert.assignment_to_proto(a))
-        return True
+        return self._send(queen, convert.assignment_to_proto(a))
 
     def stop(self, queen: str, job_id: str, attempt: int, reason: str) -> bool:
+        return self._send(queen, convert.stop_to_proto(job_id, attempt, reason))
+
+    def _send(self, queen: str, msg: kpb.KingToQueen) -> bool:
+        """Queues ``msg`` for the queen's stream; False when it has none, or one that does not read (its
+        session is then ended, as a queen that takes nothing cannot be given more)."""
         s = self.sessions.get(to_checksum_address(queen))
         if s is None:
             return False
-        s.queue.put_nowait(convert.stop_to_proto(job_id, attempt, reason))
+        if s.queue.qsize() >= SESSION_QUEUE:
+            log.warning("a queen does not read its stream; ending its session", queen=s.queen)
+            s.close()  # its stream returns at once; the session's end is recorded there (jobs move after the grace)
+            return False
+        s.queue.put_nowait(msg)
         return True
 
     async def register(self, reg: kpb.QueenRegistration) -> str:
@@ -100,9 +119,9 @@ class QueenHub:
         if abs(now - reg.timestamp) > MAX_SKEW_S:
             raise PermissionDeniedError("the registration timestamp is stale (more than 5 minutes off): check the "
                                         "queen's clock")
-        for seen, until in list(self._used.items()):
-            if until < now:
-                del self._used[seen]
+        while self._expiry and self._expiry[0][0] < now:
+            _, stale = heapq.heappop(self._expiry)
+            self._used.pop(stale, None)
         # keyed on what the queen signed: the same registration under another encoding of the signature's v
         # (27/28, 0/1, 37/38) is the same registration
         key = (str(queen), to_checksum_address(reg.king_address) if reg.king_address else "", int(reg.timestamp),
@@ -110,11 +129,26 @@ class QueenHub:
         if key in self._used:
             raise PermissionDeniedError("this registration was used already (a replay?): the queen signs a fresh "
                                         "one for every session")
-        self._used[key] = reg.timestamp + MAX_SKEW_S
-        ok, why = await asyncio.to_thread(self.stake_check, queen)
+        ok, why = await self._staked(str(queen))
         if not ok:
             raise PermissionDeniedError(f"queen {queen} may not serve this king: {why}")
+        if key in self._used:  # the same registration, twice at once: the first one won
+            raise PermissionDeniedError("this registration was used already (a replay?)")
+        # only a staked queen's registration is remembered: refused ones cost the king no memory
+        self._used[key] = reg.timestamp + MAX_SKEW_S
+        heapq.heappush(self._expiry, (reg.timestamp + MAX_SKEW_S, key))
         return str(queen)
+
+    async def _staked(self, queen: str) -> tuple[bool, str]:
+        now = self.clock.monotonic()
+        cached = self._stake.get(queen)
+        if cached is not None and now - cached[0] < STAKE_CACHE_S:
+            return cached[1], cached[2]
+        ok, why = await asyncio.to_thread(self.stake_check, queen)
+        if len(self._stake) >= 10_000:
+            self._stake.clear()
+        self._stake[queen] = (now, ok, why)
+        return ok, why
 
     async def session(self, request_iterator: AsyncIterator[kpb.QueenToKing],
                       listener: QueenListener) -> AsyncIterator[kpb.KingToQueen]:
@@ -136,7 +170,7 @@ class QueenHub:
             queen = await self.register(first.registration)
             old = self.sessions.get(queen)
             if old is not None:
-                old.queue.put_nowait(None)
+                old.close()
             sess = _Session(queen, asyncio.Queue())
             self.sessions[queen] = sess
             log.info("queen registered", queen=queen, endpoint=first.registration.endpoint)
@@ -152,8 +186,12 @@ class QueenHub:
         finally:
             if reader is not None:
                 reader.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
+                try:
                     await reader
+                except asyncio.CancelledError:
+                    pass
+                except Exception:  # stream boundary: whatever ended the reader, the session must be removed
+                    log.exception("a queen session's reader failed", queen=sess.queen if sess else "")
             if sess is not None and self.sessions.get(sess.queen) is sess:
                 del self.sessions[sess.queen]
                 log.info("queen session ended", queen=sess.queen)
@@ -161,17 +199,30 @@ class QueenHub:
 
     async def _read(self, queen: str, it: AsyncIterator[kpb.QueenToKing], sess: _Session,
                     listener: QueenListener) -> None:
+        """Takes the queen's messages until its stream ends. A message that is malformed, or that the king
+        cannot apply, is dropped with a warning; the session goes on (one provider's bad update must not cut
+        its whole queen off)."""
         try:
             async for msg in it:
-                kind = msg.WhichOneof("body")
-                if kind == "snapshot":
-                    listener.on_snapshot(queen, msg.snapshot.seq,
-                                         [convert.offer_from_proto(p, queen) for p in msg.snapshot.providers])
-                elif kind == "job_event":
-                    listener.on_queen_event(queen, convert.queen_event_from_proto(msg.job_event))
+                try:
+                    self._apply(queen, msg, listener)
+                except BlendrError as exc:
+                    log.warning("a queen's message was refused", queen=queen, error=str(exc)[:300])
         except (grpc.aio.AioRpcError, asyncio.CancelledError):
             pass
-        except BlendrError as exc:
-            log.warning("bad message from a queen; its session ends", queen=queen, error=str(exc)[:300])
+        except BlendrError as exc:  # the stream itself (e.g. an undecodable message): the session ends
+            log.warning("bad stream from a queen; its session ends", queen=queen, error=str(exc)[:300])
         finally:
             sess.queue.put_nowait(None)
+
+    @staticmethod
+    def _apply(queen: str, msg: kpb.QueenToKing, listener: QueenListener) -> None:
+        kind = msg.WhichOneof("body")
+        if kind == "snapshot":
+            if len(msg.snapshot.providers) > MAX_SNAPSHOT_PROVIDERS:
+                raise InvalidArgumentError(f"a pool snapshot lists {len(msg.snapshot.providers)} providers (at most "
+                                           f"{MAX_SNAPSHOT_PROVIDERS})")
+            offers = [o for o in (convert.offer_from_proto(p, queen) for p in msg.snapshot.providers) if o is not None]
+            listener.on_snapshot(queen, msg.snapshot.seq, offers)
+        elif kind == "job_event":
+            listener.on_queen_event(queen, convert.queen_event_from_proto(msg.job_event))

@@ -45,10 +45,14 @@ class RentalParams:
     max_quote: int = 0
 
 
+TOKEN_NAME = "BlendrChain GPU Token"  # GPUTOKEN's ERC-20 name, the name in its ERC-2612 permit domain
+
+
 class RentalChain(Protocol):
     chain_id: int
     rental_address: str
     token_address: str
+    token_name: str
 
     def params(self) -> RentalParams: ...
     def balance(self, who: str) -> int: ...
@@ -65,6 +69,7 @@ class RentalChain(Protocol):
 _DOMAIN_TYPE = keccak256(b"EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)")
 _INTENT_TYPE = keccak256(b"RentalIntent(address renter,address provider,uint32 gpus,bytes32 specHash,"
                       b"uint256 maxPricePerGpuHour,uint64 duration,uint256 nonce,uint64 deadline)")
+_PERMIT_TYPE = keccak256(b"Permit(address owner,address spender,uint256 value,uint256 nonce,uint256 deadline)")
 _HALF_N = 0x7FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF5D576E7357A4501DDFE92F46681B20A0
 
 
@@ -77,8 +82,8 @@ def _addr(a: str) -> bytes:
 
 
 @functools.lru_cache(maxsize=16)
-def _domain_separator(chain_id: int, rental: str) -> bytes:
-    return bytes(keccak256(_DOMAIN_TYPE + keccak256(b"BlendrGPURental") + keccak256(b"1") + _word(chain_id) + _addr(rental)))
+def _domain_separator(name: bytes, chain_id: int, contract: str) -> bytes:
+    return keccak256(_DOMAIN_TYPE + keccak256(name) + keccak256(b"1") + _word(chain_id) + _addr(contract))
 
 
 def intent_digest(intent: RentalIntent, chain_id: int, rental: str) -> bytes:
@@ -88,14 +93,23 @@ def intent_digest(intent: RentalIntent, chain_id: int, rental: str) -> bytes:
             or len(intent.spec_hash) != 32:
         raise InvalidArgumentError("an intent field is out of range for its EIP-712 type")
     struct = keccak256(_INTENT_TYPE + _addr(intent.renter) + _addr(intent.provider) + _word(intent.gpus)
-                    + intent.spec_hash + _word(intent.max_price_per_gpu_hour) + _word(intent.duration)
-                    + _word(intent.nonce) + _word(intent.deadline))
-    return bytes(keccak256(b"\x19\x01" + _domain_separator(chain_id, rental.lower()) + struct))
+                       + intent.spec_hash + _word(intent.max_price_per_gpu_hour) + _word(intent.duration)
+                       + _word(intent.nonce) + _word(intent.deadline))
+    return keccak256(b"\x19\x01" + _domain_separator(b"BlendrGPURental", chain_id, rental.lower()) + struct)
 
 
-def intent_signer(intent: RentalIntent, signature: bytes, chain_id: int, rental: str) -> str:
-    """The address that signed ``intent`` for this GPURental, as GPURental would recover it; '' for a
-    signature the contract would refuse (not 65 bytes, v not 27/28, s in the upper half, r or s out of range)."""
+def permit_digest(owner: str, spender: str, value: int, nonce: int, deadline: int, *, token_name: str,
+                  chain_id: int, token: str) -> bytes:
+    """The EIP-712 digest of an ERC-2612 ``Permit`` of ``token`` (OpenZeppelin's ERC20Permit, version 1)."""
+    if not 0 <= value < 2**256 or not 0 <= nonce < 2**256 or not 0 <= deadline < 2**256:
+        raise InvalidArgumentError("a permit field is out of range for its EIP-712 type")
+    struct = keccak256(_PERMIT_TYPE + _addr(owner) + _addr(spender) + _word(value) + _word(nonce) + _word(deadline))
+    return keccak256(b"\x19\x01" + _domain_separator(token_name.encode(), chain_id, token.lower()) + struct)
+
+
+def recover_signer(digest: bytes, signature: bytes) -> str:
+    """The address that signed ``digest``, as OpenZeppelin's ECDSA recovers it; '' for a signature it refuses
+    (not 65 bytes, v not 27/28, s in the upper half, r or s out of range)."""
     from coincurve import PublicKey
 
     if len(signature) != 65 or signature[64] not in (27, 28):
@@ -104,11 +118,31 @@ def intent_signer(intent: RentalIntent, signature: bytes, chain_id: int, rental:
     if not 0 < r < 2 * _HALF_N + 1 or not 0 < s <= _HALF_N:
         return ""
     try:
-        digest = intent_digest(intent, chain_id, rental)
         pub = PublicKey.from_signature_and_message(signature[:64] + bytes([signature[64] - 27]), digest, hasher=None)
-    except (ValueError, InvalidArgumentError):  # coincurve: no point recovers from this signature
+    except ValueError:  # coincurve: no point recovers from this signature
         return ""
     return checksum_address("0x" + keccak256(pub.format(compressed=False)[1:])[-20:].hex())
+
+
+def intent_signer(intent: RentalIntent, signature: bytes, chain_id: int, rental: str) -> str:
+    """The address that signed ``intent`` for this GPURental, as GPURental would recover it ('' if none)."""
+    try:
+        return recover_signer(intent_digest(intent, chain_id, rental), signature)
+    except InvalidArgumentError:
+        return ""
+
+
+def permit_signer(permit: PermitDoc, owner: str, spender: str, nonce: int, *, token_name: str, chain_id: int,
+                  token: str) -> str:
+    """The address that signed ``permit`` for ``spender`` at the owner's permit ``nonce`` ('' if none)."""
+    if not 0 <= permit.v < 256:
+        return ""
+    try:
+        digest = permit_digest(owner, spender, permit.value, nonce, permit.deadline, token_name=token_name,
+                               chain_id=chain_id, token=token)
+    except InvalidArgumentError:
+        return ""
+    return recover_signer(digest, permit.r + permit.s + bytes([permit.v]))
 
 
 def _translated(fn: Callable[P, T]) -> Callable[P, T]:
@@ -137,6 +171,7 @@ class EthRentals:
         self.chain_id = rental.client.settings.chain_id
         self.rental_address = rental.address
         self.token_address = token.address
+        self.token_name = TOKEN_NAME
 
     @_translated
     def params(self) -> RentalParams:

@@ -24,7 +24,7 @@ from blendr.chain.contracts import RentalIntent, RentalStatus
 from blendr.errors import ContractRevertError, UnavailableError
 from blendr.store import Store
 from king.job import PermitDoc
-from king.rentals import Created, RentalParams, intent_signer
+from king.rentals import TOKEN_NAME, Created, RentalParams, intent_signer, permit_signer
 from king.settlements import NS_RENTALS, rid_key
 
 CHAIN_ID = 31337
@@ -67,6 +67,7 @@ class FakeRentalChain:
     chain_id = CHAIN_ID
     rental_address = RENTAL_ADDRESS
     token_address = TOKEN_ADDRESS
+    token_name = TOKEN_NAME
 
     def __init__(self, *, now: Callable[[], float], params: RentalParams | None = None, default_balance: int = 0,
                  verify_signatures: bool = True) -> None:
@@ -220,8 +221,14 @@ class FakeRentalChain:
             raise ContractRevertError("provider stake too low", error="GPURentalInsufficientStake")
         escrow = price * intent.gpus * intent.duration // 3600
         if permit is not None and permit.value > 0:
+            nonce = self.permit_nonces.get(renter, 0)
+            if self.verify_signatures and permit_signer(permit, renter, RENTAL_ADDRESS, nonce, token_name=TOKEN_NAME,
+                                                        chain_id=CHAIN_ID, token=TOKEN_ADDRESS) != renter:
+                raise ContractRevertError("permit signer", error="ERC2612InvalidSigner")
+            if permit.deadline < now:
+                raise ContractRevertError("permit expired", error="ERC2612ExpiredSignature")
             self.allowances[renter] = permit.value
-            self.permit_nonces[renter] = self.permit_nonces.get(renter, 0) + 1
+            self.permit_nonces[renter] = nonce + 1
         allowance = self.allowances.get(renter, self.default_balance)
         balance = self.balances.get(renter, self.default_balance)
         if allowance < escrow:

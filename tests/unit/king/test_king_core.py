@@ -229,6 +229,7 @@ async def test_a_queen_that_vanishes_past_the_grace_moves_its_job_and_each_renta
     net.clock.advance(2)
     await net.core.placer.run_pass()  # lost: cancelled, rescheduled
     await net.core.placer.run_pass()  # placed elsewhere
+    await net.core.drain()  # the first rental's cancel runs in the background
     job = net.job(job_id)
     assert job.state == JobState.SCHEDULED and job.queen != first_queen and len(job.rentals) == 2
     assert net.chain.rentals[int(first_rental, 16)].status == RentalStatus.CANCELLED
@@ -426,3 +427,82 @@ async def test_a_failed_commit_loses_nothing_and_numbers_events_without_gaps() -
     seqs = [e.seq for e in net.core.events(job.job_id, 0)]
     assert seqs == list(range(1, len(seqs) + 1)) and seqs[-1] == job.last_seq
     net.check_money()
+
+
+async def test_a_bogus_or_foreign_permit_is_refused_at_submission(net: Net) -> None:
+    from blendr.chain.contracts import sign_permit
+    from king.job import PermitDoc
+    from tests.fakes.rental_chain import TOKEN_ADDRESS
+
+    net.chain.allowances[net.renter.address] = 0
+    base = net.submission("req-permit-0000001")
+    deadline = int(net.clock.time()) + 86400
+    bogus = PermitDoc(10**78 - 1, 2**63, 300, b"\1" * 32, b"\2" * 32)
+    other: LocalAccount = Account.create()
+    v, r, s = sign_permit(other, net.chain.token_name, CHAIN_ID, TOKEN_ADDRESS, RENTAL_ADDRESS, tokens("50"), 0,
+                          deadline)
+    foreign = PermitDoc(tokens("50"), deadline, v, r, s)
+    v, r, s = sign_permit(net.renter, net.chain.token_name, CHAIN_ID, TOKEN_ADDRESS, RENTAL_ADDRESS, tokens("50"), 7,
+                          deadline)
+    stale = PermitDoc(tokens("50"), deadline, v, r, s)  # signed for another permit nonce
+    for permit in (bogus, foreign, stale):
+        sub = Submission(base.request_id, "", base.spec, base.spec_hash, base.intents, permit, base.ciphertext,
+                         base.keys)
+        with pytest.raises(InvalidArgumentError, match="permit"):
+            await net.core.submit(net.renter.address, sub)
+    v, r, s = sign_permit(net.renter, net.chain.token_name, CHAIN_ID, TOKEN_ADDRESS, RENTAL_ADDRESS, tokens("50"), 0,
+                          deadline)
+    good = Submission(base.request_id, "", base.spec, base.spec_hash, base.intents, PermitDoc(tokens("50"), deadline,
+                                                                                                v, r, s),
+                      base.ciphertext, base.keys)
+    job = await net.core.submit(net.renter.address, good)
+    await net.core.placer.run_pass()
+    assert len(net.job(job.job_id).rentals) == 1 and net.job(job.job_id).permit_used
+    net.check_money()
+
+
+async def test_a_provider_lost_while_its_rental_creation_is_unclear_never_leaves_a_rental_behind(net: Net) -> None:
+    net.chain.fail_next("create", Fault.LANDED)
+    job_id = await net.submit(providers=(P1, P3))
+    await net.core.placer.run_pass()
+    first = net.job(job_id)
+    assert first.current is not None and not first.rentals
+    queen, provider = first.queen, first.provider
+    net.queens.disconnect(queen)
+    net.core.on_queen_disconnected(queen)
+    net.clock.advance(net.cfg.queen_grace_s + 1)
+    await net.core.placer.run_pass()  # the queen is lost: the landed rental is adopted (not forgotten)
+    for _ in range(3):
+        net.clock.advance(net.cfg.queen_grace_s + 1)
+        await net.core.placer.run_pass()
+        await net.core.drain()
+    job = net.job(job_id)
+    assert job.state in (JobState.SCHEDULED, JobState.RUNNING) and job.queen != queen and len(job.rentals) == 2
+    assert job.intents[0].used and job.intents[1].used
+    first_rental = net.chain.rentals[int(job.rentals[0].rental_id, 16)]
+    assert first_rental.status == RentalStatus.CANCELLED and first_rental.provider == provider
+    net.check_money()
+
+
+async def test_progress_floods_and_unnumbered_events_are_bounded() -> None:
+    net = Net(JobsConfig(max_log_events=5))
+    await net.start()
+    job_id = await net.submit()
+    await net.core.placer.run_pass()
+    net.event(job_id, "running", 1)
+    for seq in range(2, 40):
+        net.event(job_id, "progress", seq, progress=seq / 100)
+    for _ in range(20):
+        net.event(job_id, "log", 0, message="unnumbered")
+    kinds = [e.kind for e in net.core.events(job_id, 0)]
+    assert kinds.count("progress") == 5 and "log" not in kinds
+    assert net.job(job_id).progress == pytest.approx(0.39)
+
+
+async def test_concurrent_submissions_cannot_pass_the_open_jobs_limit() -> None:
+    net = Net(JobsConfig(max_open_jobs_per_renter=3))
+    await net.start()
+    subs = [net.submission(f"req-race-{i:010d}") for i in range(12)]
+    results = await asyncio.gather(*(net.core.submit(net.renter.address, s) for s in subs), return_exceptions=True)
+    accepted = [r for r in results if not isinstance(r, BaseException)]
+    assert len(accepted) == 3 and all(isinstance(r, ResourceExhaustedError) for r in results if r not in accepted)

@@ -93,7 +93,7 @@ async def test_a_renter_submits_watches_and_cancels_through_the_sdk(gateway: Gat
         assert reused.value.code == grpc.StatusCode.ALREADY_EXISTS
         await gateway.core.placer.run_pass()
         pb = await king.get(job.job_id)
-        assert pb.state == rpb.JOB_STATE_SCHEDULED and len(pb.rentals) == 1 and pb.provider
+        assert pb.state == rpb.JOB_STATE_SCHEDULED and len(pb.rentals) == 1 and pb.provider, pb.reason
         a = gateway.queens.last(job.job_id)
         gateway.core.on_queen_event(QUEEN, QueenEvent(job.job_id, a.attempt, 1, "running"))
         gateway.core.on_queen_event(QUEEN, QueenEvent(job.job_id, a.attempt, 2, "log", "hello from the job"))
