@@ -601,9 +601,7 @@ async def build_king(cfg: Any, feeds: list[dict[str, list[Any]]]) -> BenchKing:
 
     scheduler.schedule = counted  # type: ignore[method-assign]  # counts what the loop is offered
     core = KingCore(store, clock, scheduler, chain, queens,
-                    JobsConfig(max_intents=kc.max_intents, max_payload_bytes=kc.max_payload_bytes,
-                               max_open_jobs_per_renter=kc.max_open_jobs_per_renter,
-                               max_queued_jobs=kc.max_queued_jobs, queen_grace_s=kc.queen_grace_s))
+                    JobsConfig.of(kc))
     sessions = Sessions(store, clock, king=KING_ADDRESS, chain_id=chain.chain_id, ttl_s=kc.session_ttl_s)
 
     await core.prepare()

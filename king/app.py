@@ -166,9 +166,7 @@ async def start_king(
                    accept_any_king=kc.accept_any_king_registration)
     scores: dict[str, int] = {}
     jobs = KingCore(store, clock, scheduler, EthRentals(rental, GPUToken(clients["eth"], m.eth.address("GPUToken"))),
-                    hub, JobsConfig(max_intents=kc.max_intents, max_payload_bytes=kc.max_payload_bytes,
-                                    max_open_jobs_per_renter=kc.max_open_jobs_per_renter,
-                                    max_queued_jobs=kc.max_queued_jobs, queen_grace_s=kc.queen_grace_s),
+                    hub, JobsConfig.of(kc),
                     reputation=lambda p: scores.get(p, 5000))
     await jobs.prepare()
     live = jobs.load()

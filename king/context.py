@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from blendr.clock import Clock
+from blendr.config import KingConfig
 from king.jobbook import JobBook
 from king.market import Market
 from king.rentals import RentalChain, RentalParams
@@ -55,6 +56,13 @@ class JobsConfig:
     max_queued_jobs: int = 50_000
     queen_grace_s: float = 30.0
     retry_s: float = 2.0
+
+    @classmethod
+    def of(cls, kc: KingConfig) -> JobsConfig:
+        """The job settings an operator sets in the ``[king]`` section (the rest keep their defaults)."""
+        return cls(max_intents=kc.max_intents, max_payload_bytes=kc.max_payload_bytes,
+                   max_open_jobs_per_renter=kc.max_open_jobs_per_renter, max_queued_jobs=kc.max_queued_jobs,
+                   queen_grace_s=kc.queen_grace_s)
 
 
 @dataclass

@@ -11,14 +11,7 @@ from king.core import KingCore
 from king.pricing import Pricer, PricingParams, tokens
 from king.rentals import RentalParams
 from king.scheduler import PoolSnapshot, ProviderOffer, Scheduler
-
-
-class Clock:
-    def time(self) -> float:
-        return 1_000_000.0
-
-    def monotonic(self) -> float:
-        return 1_000_000.0
+from tests.fakes.queens import FakeClock
 
 
 class Chain:
@@ -45,7 +38,7 @@ class Queens:
 async def test_quotes_follow_the_governance_bounds_and_specs_the_rental_limits() -> None:
     chain = Chain()
     sched = Scheduler(Pricer(PricingParams(base_per_gpu_hour={"h100-sxm": tokens("2.5")}, surge=0.0)))
-    jobs = KingCore(MemoryStore(), Clock(), sched, chain, Queens())  # type: ignore[arg-type]
+    jobs = KingCore(MemoryStore(), FakeClock(1_000_000.0), sched, chain, Queens())  # type: ignore[arg-type]
     await jobs.prepare()
     sched.update_pool(PoolSnapshot("0xQ", (ProviderOffer("0xP", "0xQ", "h100-sxm", 8, 80 * 2**30, 60.0,
                                                          tokens("0.1"), 5000, 1.0),), 1))

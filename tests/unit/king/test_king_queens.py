@@ -14,6 +14,7 @@ from blendr.identity import NodeIdentity
 from blendr.payload import public_key_of
 from king.convert import offer_from_proto as _offer
 from protos.blendr.v1 import king_pb2 as kpb
+from tests.fakes.queens import FakeClock
 
 QUEEN_A, QUEEN_B = Account.create().address, Account.create().address
 
@@ -52,17 +53,6 @@ def test_a_malformed_snapshot_entry_is_an_invalid_argument(bad: dict[str, object
         _offer(entry(ident, QUEEN_A, **bad), QUEEN_A)
 
 
-class _Clock:
-    def __init__(self, t: float) -> None:
-        self.t = t
-
-    def time(self) -> float:
-        return self.t
-
-    def monotonic(self) -> float:
-        return self.t
-
-
 async def test_queen_registrations_name_this_king_are_fresh_and_used_once() -> None:
     import pytest
 
@@ -72,7 +62,7 @@ async def test_queen_registrations_name_this_king_are_fresh_and_used_once() -> N
 
     king, other = Account.create().address, Account.create().address
     queen = Account.create()
-    hub = QueenHub(king, _Clock(1_000_000), stake_check=lambda q: (True, "staked"))
+    hub = QueenHub(king, FakeClock(1_000_000), stake_check=lambda q: (True, "staked"))
 
     def reg(for_king: str, ts: int = 1_000_000) -> kpb.QueenRegistration:
         return kpb.QueenRegistration(queen_address=queen.address, king_address=for_king, timestamp=ts,
@@ -87,10 +77,10 @@ async def test_queen_registrations_name_this_king_are_fresh_and_used_once() -> N
     forged.queen_address = other  # signed by the queen's key, claimed for another address
     with pytest.raises(PermissionDeniedError, match="refused"):
         await hub.register(forged)
-    unstaked = QueenHub(king, _Clock(1_000_000), stake_check=lambda q: (False, "queen stake 0 is below 10000"))
+    unstaked = QueenHub(king, FakeClock(1_000_000), stake_check=lambda q: (False, "queen stake 0 is below 10000"))
     with pytest.raises(PermissionDeniedError, match="below 10000"):
         await unstaked.register(reg(king, 1_000_004))
-    lenient = QueenHub(king, _Clock(1_000_000), stake_check=lambda q: (True, ""), accept_any_king=True)
+    lenient = QueenHub(king, FakeClock(1_000_000), stake_check=lambda q: (True, ""), accept_any_king=True)
     assert await lenient.register(reg("", 1_000_005)) == queen.address
 
 
@@ -156,7 +146,7 @@ async def test_a_bad_message_from_a_queen_is_dropped_and_its_session_goes_on() -
     from king.queens import QueenHub
 
     king, queen = Account.create().address, Account.create()
-    hub = QueenHub(king, _Clock(1_000_000), stake_check=lambda q: (True, "staked"))
+    hub = QueenHub(king, FakeClock(1_000_000), stake_check=lambda q: (True, "staked"))
     listener = Listener()
     feed, task = await _session(hub, queen, king, 1_000_000, listener)
     await _until(lambda: listener.connected)
@@ -185,7 +175,7 @@ async def test_a_replaced_or_unread_session_ends_at_once_and_frees_what_it_held(
     from king.queens import SESSION_QUEUE, QueenHub
 
     king, queen = Account.create().address, Account.create()
-    hub = QueenHub(king, _Clock(1_000_000), stake_check=lambda q: (True, "staked"))
+    hub = QueenHub(king, FakeClock(1_000_000), stake_check=lambda q: (True, "staked"))
     first = Listener()
     _, task1 = await _session(hub, queen, king, 1_000_000, first)
     await _until(lambda: first.connected)
@@ -217,7 +207,7 @@ async def test_refused_registrations_are_not_remembered_and_stake_reads_are_cach
         reads.append(q)
         return False, "queen stake 0 is below 10000"
 
-    hub = QueenHub(king, _Clock(1_000_000), stake_check=unstaked)
+    hub = QueenHub(king, FakeClock(1_000_000), stake_check=unstaked)
     for ts in range(1_000_000, 1_000_050):
         listener = Listener()
         _, task = await _session(hub, queen, king, ts, listener)
