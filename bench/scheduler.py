@@ -992,7 +992,7 @@ async def _submit_all(work: list[tuple[Any, Any]], concurrency: int, failures: d
     return time.perf_counter() - t0
 
 
-async def _deep_phase(stub: Any, work: list[tuple[Any, Any]], size: DeepQueueSize) -> dict[str, Any]:
+async def _deep_phase(stub: Any, work: list[tuple[Any, Any]], size: DeepQueueSize, server: Any) -> dict[str, Any]:
     """Health checks on the idle king for ``window_s``, then one timed submit batch with health checks going on."""
     idle: list[int] = []
     stop = asyncio.Event()
@@ -1004,14 +1004,20 @@ async def _deep_phase(stub: Any, work: list[tuple[Any, Any]], size: DeepQueueSiz
     stop = asyncio.Event()
     probe = asyncio.create_task(_health_probe(stub, stop, busy, size.probe_interval_s))
     failures: dict[str, int] = {}
+    await server.call("mark")
     try:
         wall = await _submit_all(work, size.concurrency, failures)
+        king = await server.call("stats")
     finally:
         stop.set()
         await probe
+    cpu_s = float(king["cpu_s"])
     return {"health_ms": _ms_stats(idle), "health_during_submits_ms": _ms_stats(busy), "submits": len(work),
             "failed_calls_retried": failures,
-            "submit_wall_s": round(wall, 3), "submits_per_s": round(len(work) / wall, 1)}
+            "submit_wall_s": round(wall, 3), "submits_per_s": round(len(work) / wall, 1),
+            # the king's own CPU over the batch (SubmitJob, plus the health checks running beside it)
+            "king_cpu_s": round(cpu_s, 3), "king_cpu_ms_per_submit": round(1000 * cpu_s / len(work), 3),
+            "submits_per_king_cpu_s": round(len(work) / cpu_s, 1) if cpu_s else None}
 
 
 async def _deep_queue_load(size: DeepQueueSize, port: int, server: _ServerProcess) -> dict[str, Any]:
@@ -1053,13 +1059,13 @@ async def _deep_queue_load(size: DeepQueueSize, port: int, server: _ServerProces
         if before["queued_in_scheduler"] != 0 or before["rentals_created"] != 1:
             raise BenchError(f"the king should hold one placed job and an empty queue: {before}")
         empty_batch, fill, deep_batch = work[:size.batch], work[size.batch:size.queued], work[size.queued:]
-        empty = await _deep_phase(stub, empty_batch, size)
+        empty = await _deep_phase(stub, empty_batch, size, server)
         fill_failures: dict[str, int] = {}
         t_fill = await _submit_all(fill, size.concurrency, fill_failures)
         filled = await server.call("stats")
         if filled["queued_in_scheduler"] != size.queued:
             raise BenchError(f"{filled['queued_in_scheduler']} jobs queued after the fill, not {size.queued}")
-        deep = await _deep_phase(stub, deep_batch, size)
+        deep = await _deep_phase(stub, deep_batch, size, server)
         after = await server.call("stats")
         if after["queued_in_scheduler"] != size.queued + size.batch or after["rentals_created"] != 1:
             raise BenchError(f"jobs left the queue (they must stay queued): {after}")
@@ -1266,8 +1272,10 @@ def _deep_table(part: dict[str, Any]) -> str:
     for name, ph in (("empty queue", part["empty_queue"]), (f"{part['queued_jobs']} jobs queued", part["deep_queue"])):
         h, hb = ph["health_ms"], ph["health_during_submits_ms"]
         rows.append([name, f"{h['p50']:.2f}", f"{h['p99']:.2f}", f"{hb['p99']:.2f}", f"{ph['submits']}",
-                     f"{ph['submits_per_s']:.0f}"])
-    head = ["", "health p50 ms", "health p99 ms", "p99 while submitting", "submits", "submits/s"]
+                     f"{ph['submits_per_s']:.0f}", f"{ph['king_cpu_ms_per_submit']:.2f}",
+                     f"{ph['submits_per_king_cpu_s'] or 0:.0f}"])
+    head = ["", "health p50 ms", "health p99 ms", "p99 while submitting", "submits", "submits/s",
+            "king CPU ms/submit", "submits per king CPU-s"]
     return format_table(head, rows)
 
 
@@ -1411,6 +1419,18 @@ def main(argv: list[str] | None = None) -> int:
         report["gateway"] = gateway
     if deep is not None:
         report["deep_queue"] = deep
+    if deep is not None and gateway is not None:
+        # SubmitJob alone (jobs that stay queued, king pinned to one CPU) against the bare grpc.aio server of the
+        # gateway part, in the same run
+        empty = deep["empty_queue"]
+        report["submit_job"] = {
+            "submits_per_s": empty["submits_per_s"],
+            "king_cpu_ms_per_submit": empty["king_cpu_ms_per_submit"],
+            "submits_per_king_cpu_s": empty["submits_per_king_cpu_s"],
+            "bare_calls_per_s": gateway["baseline"]["throughput_per_s"],
+            "ratio_to_bare": round(empty["submits_per_s"] / gateway["baseline"]["throughput_per_s"], 4),
+            "goals": {"submits_per_king_cpu_s": 1000, "ratio_to_bare": 0.2},
+        }
     report["wall_s"] = round(time.monotonic() - started, 1)
     if part is not None:
         print()
@@ -1448,6 +1468,11 @@ def main(argv: list[str] | None = None) -> int:
             f"{DQ_TARGET_HEALTH_P99_MS:g}), submit_ratio = {deep['submit_ratio']:.3f} (goal >= "
             f"{DQ_TARGET_SUBMIT_RATIO:g}): {'met' if deep['target_met'] else 'NOT met'}"
         )
+    if "submit_job" in report:
+        sj = report["submit_job"]
+        print(f"SubmitJob alone: {sj['submits_per_s']:.0f} submits/s, {sj['king_cpu_ms_per_submit']:.2f} ms of king "
+              f"CPU each ({sj['submits_per_king_cpu_s']:.0f} per king CPU-second; goal >= 1000), "
+              f"{sj['ratio_to_bare']:.3f} of the bare grpc.aio server (goal >= 0.2)")
     write_json(args.out, report)
     print(f"wrote {args.out} ({report['wall_s']:.0f}s)")
     return 0
