@@ -36,7 +36,9 @@ def check_settlement(net: Net, final: Any, before: dict[str, int], renter: str) 
     for r in final.rentals:
         assert r.state == "settled" and r.settled_tx.startswith("0x")
         paid = int(r.provider_payment) + int(r.fee)
-        assert paid == int(r.price_per_gpu_hour) * final.spec.gpus * r.verified_seconds // 3600
+        # a provider that failed verification (e.g. killed before a challenge of its rental) is paid nothing
+        owed = 0 if r.failed_verification else int(r.price_per_gpu_hour) * final.spec.gpus * r.verified_seconds // 3600
+        assert paid == owed
         assert int(r.fee) == paid * FEE_BPS // 10_000
         assert int(r.refund) == int(r.escrow) - paid
         paid_total += paid
