@@ -223,10 +223,10 @@ class KingLink:
         finally:
             for t in (reader, writer):
                 t.cancel()
-            for t in (reader, writer):
-                # The exception of the task that ended first is raised below, once.
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await t
+            # Wait for both; their own errors are collected, not raised here (the exception of the task that ended
+            # first is raised below, once). A cancel of this task while it waits still propagates: swallowing it
+            # would leave run() redialling forever after being cancelled.
+            await asyncio.gather(reader, writer, return_exceptions=True)
         for t in done:
             t.result()
 
