@@ -145,13 +145,15 @@ class Lifecycle:
             self.book.save(job, EventKind.RENTAL_CREATED, f"rental {key[:12]}… created; cancelling it")
             ctx.spawn(self.cancel_rental(job.job_id, key))
             return
-        c.rental_id, c.deadline = key, float(created.start + created.duration + skew)
+        cur = job.current  # the job's own attempt object (the job may have been read back from the store)
+        assert cur is not None  # _same_attempt held
+        cur.rental_id, cur.deadline = key, float(created.start + created.duration + skew)
         self.book.save(job, EventKind.RENTAL_CREATED, f"rental {key[:12]}… locks {fmt_tokens(created.escrow)} "
                                                       f"GPUTOKEN in escrow (tx {created.tx or 'adopted'})")
-        if not ctx.queens.assign(c.queen, self.assignment(job)):
+        if not ctx.queens.assign(cur.queen, self.assignment(job)):
             # the queen may be restarting: it gets the assignment when it is back, or after the grace period the
             # job moves to another provider
-            ctx.queen_gone.setdefault(c.queen, ctx.clock.monotonic())
+            ctx.queen_gone.setdefault(cur.queen, ctx.clock.monotonic())
 
     def _create_reverted(self, job: Job, attempt: int, exc: ContractRevertError) -> None:
         c = job.current
