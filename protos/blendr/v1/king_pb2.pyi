@@ -202,7 +202,7 @@ class PoolSnapshotMsg(_message.Message):
     def __init__(self, seq: _Optional[int] = ..., providers: _Optional[_Iterable[_Union[PoolProvider, _Mapping]]] = ...) -> None: ...
 
 class QueenJobEvent(_message.Message):
-    __slots__ = ("job_id", "attempt", "seq", "kind", "message", "progress", "ts_unix", "exit_code")
+    __slots__ = ("job_id", "attempt", "seq", "kind", "message", "progress", "ts_unix", "exit_code", "provider_fault")
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     ATTEMPT_FIELD_NUMBER: _ClassVar[int]
     SEQ_FIELD_NUMBER: _ClassVar[int]
@@ -211,6 +211,7 @@ class QueenJobEvent(_message.Message):
     PROGRESS_FIELD_NUMBER: _ClassVar[int]
     TS_UNIX_FIELD_NUMBER: _ClassVar[int]
     EXIT_CODE_FIELD_NUMBER: _ClassVar[int]
+    PROVIDER_FAULT_FIELD_NUMBER: _ClassVar[int]
     job_id: str
     attempt: int
     seq: int
@@ -219,7 +220,8 @@ class QueenJobEvent(_message.Message):
     progress: float
     ts_unix: float
     exit_code: int
-    def __init__(self, job_id: _Optional[str] = ..., attempt: _Optional[int] = ..., seq: _Optional[int] = ..., kind: _Optional[str] = ..., message: _Optional[str] = ..., progress: _Optional[float] = ..., ts_unix: _Optional[float] = ..., exit_code: _Optional[int] = ...) -> None: ...
+    provider_fault: bool
+    def __init__(self, job_id: _Optional[str] = ..., attempt: _Optional[int] = ..., seq: _Optional[int] = ..., kind: _Optional[str] = ..., message: _Optional[str] = ..., progress: _Optional[float] = ..., ts_unix: _Optional[float] = ..., exit_code: _Optional[int] = ..., provider_fault: _Optional[bool] = ...) -> None: ...
 
 class QueenToKing(_message.Message):
     __slots__ = ("registration", "snapshot", "job_event")
