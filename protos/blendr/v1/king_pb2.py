@@ -22,53 +22,54 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from protos.blendr.v1 import outputs_pb2 as protos_dot_blendr_dot_v1_dot_outputs__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bprotos/blendr/v1/king.proto\x12\tblendr.v1\"\x8c\x01\n\rBridgeMessage\x12\x14\n\x0csrc_chain_id\x18\x01 \x01(\x04\x12\x12\n\nsrc_outbox\x18\x02 \x01(\x0c\x12\r\n\x05nonce\x18\x03 \x01(\x04\x12\x14\n\x0c\x64st_chain_id\x18\x04 \x01(\x04\x12\x0e\n\x06sender\x18\x05 \x01(\x0c\x12\x0e\n\x06target\x18\x06 \x01(\x0c\x12\x0c\n\x04\x64\x61ta\x18\x07 \x01(\x0c\"X\n\x18SubmitAttestationRequest\x12)\n\x07message\x18\x01 \x01(\x0b\x32\x18.blendr.v1.BridgeMessage\x12\x11\n\tsignature\x18\x02 \x01(\x0c\"\xa6\x01\n\x19SubmitAttestationResponse\x12\x14\n\x0cmessage_hash\x18\x01 \x01(\x0c\x12\x10\n\x08\x61ttester\x18\x02 \x01(\t\x12\x14\n\x0c\x61ttestations\x18\x03 \x01(\r\x12\x11\n\tthreshold\x18\x04 \x01(\r\x12\'\n\x05state\x18\x05 \x01(\x0e\x32\x18.blendr.v1.DeliveryState\x12\x0f\n\x07tx_hash\x18\x06 \x01(\t\".\n\x16GetAttestationsRequest\x12\x14\n\x0cmessage_hash\x18\x01 \x01(\x0c\"2\n\x0b\x41ttestation\x12\x10\n\x08\x61ttester\x18\x01 \x01(\t\x12\x11\n\tsignature\x18\x02 \x01(\x0c\"\xe5\x01\n\x17GetAttestationsResponse\x12)\n\x07message\x18\x01 \x01(\x0b\x32\x18.blendr.v1.BridgeMessage\x12,\n\x0c\x61ttestations\x18\x02 \x03(\x0b\x32\x16.blendr.v1.Attestation\x12\x11\n\tthreshold\x18\x03 \x01(\r\x12\'\n\x05state\x18\x04 \x01(\x0e\x32\x18.blendr.v1.DeliveryState\x12\x0f\n\x07tx_hash\x18\x05 \x01(\t\x12\x12\n\nlast_error\x18\x06 \x01(\t\x12\x10\n\x08\x61ttempts\x18\x07 \x01(\r\")\n\x14GetSettlementRequest\x12\x11\n\trental_id\x18\x01 \x01(\x0c\"\xec\x02\n\nSettlement\x12\x11\n\trental_id\x18\x01 \x01(\x0c\x12%\n\x05state\x18\x02 \x01(\x0e\x32\x16.blendr.v1.RentalState\x12\x0e\n\x06renter\x18\x03 \x01(\t\x12\x10\n\x08provider\x18\x04 \x01(\t\x12\r\n\x05queen\x18\x05 \x01(\t\x12\x0c\n\x04gpus\x18\x06 \x01(\r\x12\x0e\n\x06\x65scrow\x18\x07 \x01(\t\x12\x1a\n\x12price_per_gpu_hour\x18\x08 \x01(\t\x12\r\n\x05start\x18\t \x01(\x04\x12\x10\n\x08\x64uration\x18\n \x01(\x04\x12\x18\n\x10verified_seconds\x18\x0b \x01(\x04\x12\x0e\n\x06\x66\x61iled\x18\x0c \x01(\x08\x12\x18\n\x10provider_payment\x18\r \x01(\t\x12\x0b\n\x03\x66\x65\x65\x18\x0e \x01(\t\x12\x0e\n\x06refund\x18\x0f \x01(\t\x12\x0f\n\x07slashed\x18\x10 \x01(\t\x12\x12\n\ncreated_tx\x18\x11 \x01(\t\x12\x12\n\nsettled_tx\x18\x12 \x01(\t\"x\n\x11QueenRegistration\x12\x15\n\rqueen_address\x18\x01 \x01(\t\x12\x14\n\x0cking_address\x18\x02 \x01(\t\x12\x11\n\ttimestamp\x18\x03 \x01(\x04\x12\x10\n\x08\x65ndpoint\x18\x04 \x01(\t\x12\x11\n\tsignature\x18\x05 \x01(\x0c\"\xfa\x01\n\x0cPoolProvider\x12\x0f\n\x07\x61\x64\x64ress\x18\x01 \x01(\t\x12\x12\n\npublic_key\x18\x02 \x01(\x0c\x12\x11\n\tgpu_model\x18\x03 \x01(\t\x12\x0c\n\x04gpus\x18\x04 \x01(\r\x12\x12\n\nvram_bytes\x18\x05 \x01(\x04\x12\x0e\n\x06tflops\x18\x06 \x01(\x01\x12\x18\n\x10\x61sk_per_gpu_hour\x18\x07 \x01(\t\x12\x0e\n\x06uptime\x18\x08 \x01(\x01\x12\r\n\x05\x61live\x18\t \x01(\x08\x12\x11\n\tbusy_gpus\x18\n \x01(\r\x12\x17\n\x0f\x61\x64mission_nonce\x18\x0b \x01(\x0c\x12\x1b\n\x13\x61\x64mission_signature\x18\x0c \x01(\x0c\"J\n\x0fPoolSnapshotMsg\x12\x0b\n\x03seq\x18\x01 \x01(\x04\x12*\n\tproviders\x18\x02 \x03(\x0b\x32\x17.blendr.v1.PoolProvider\"\xaa\x01\n\rQueenJobEvent\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\r\x12\x0b\n\x03seq\x18\x03 \x01(\x04\x12\x0c\n\x04kind\x18\x04 \x01(\t\x12\x0f\n\x07message\x18\x05 \x01(\t\x12\x10\n\x08progress\x18\x06 \x01(\x01\x12\x0f\n\x07ts_unix\x18\x07 \x01(\x01\x12\x11\n\texit_code\x18\x08 \x01(\x05\x12\x16\n\x0eprovider_fault\x18\t \x01(\x08\"\xaa\x01\n\x0bQueenToKing\x12\x34\n\x0cregistration\x18\x01 \x01(\x0b\x32\x1c.blendr.v1.QueenRegistrationH\x00\x12.\n\x08snapshot\x18\x02 \x01(\x0b\x32\x1a.blendr.v1.PoolSnapshotMsgH\x00\x12-\n\tjob_event\x18\x03 \x01(\x0b\x32\x18.blendr.v1.QueenJobEventH\x00\x42\x06\n\x04\x62ody\"\xaf\x01\n\rJobAssignment\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\r\x12\x10\n\x08provider\x18\x03 \x01(\t\x12\x0c\n\x04gpus\x18\x04 \x01(\r\x12\x11\n\trental_id\x18\x05 \x01(\x0c\x12\x15\n\rdeadline_unix\x18\x06 \x01(\x01\x12\x12\n\nciphertext\x18\x07 \x01(\x0c\x12\x12\n\nsealed_key\x18\x08 \x01(\x0c\x12\x0b\n\x03\x61\x61\x64\x18\t \x01(\t\":\n\x07JobStop\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\r\x12\x0e\n\x06reason\x18\x03 \x01(\t\"D\n\x0fQueenRegistered\x12\x14\n\x0cking_address\x18\x01 \x01(\t\x12\x1b\n\x13snapshot_interval_s\x18\x02 \x01(\x01\"\x97\x01\n\x0bKingToQueen\x12\x30\n\nregistered\x18\x01 \x01(\x0b\x32\x1a.blendr.v1.QueenRegisteredH\x00\x12*\n\x06\x61ssign\x18\x02 \x01(\x0b\x32\x18.blendr.v1.JobAssignmentH\x00\x12\"\n\x04stop\x18\x03 \x01(\x0b\x32\x12.blendr.v1.JobStopH\x00\x42\x06\n\x04\x62ody*\x8a\x01\n\rDeliveryState\x12\x1e\n\x1a\x44\x45LIVERY_STATE_UNSPECIFIED\x10\x00\x12\x1c\n\x18\x44\x45LIVERY_STATE_GATHERING\x10\x01\x12\x1d\n\x19\x44\x45LIVERY_STATE_DELIVERING\x10\x02\x12\x1c\n\x18\x44\x45LIVERY_STATE_DELIVERED\x10\x03*\x94\x01\n\x0bRentalState\x12\x1c\n\x18RENTAL_STATE_UNSPECIFIED\x10\x00\x12\x17\n\x13RENTAL_STATE_ACTIVE\x10\x01\x12\x1a\n\x16RENTAL_STATE_CANCELLED\x10\x02\x12\x18\n\x14RENTAL_STATE_SETTLED\x10\x03\x12\x18\n\x14RENTAL_STATE_EXPIRED\x10\x04\x32\xd4\x02\n\x0bKingControl\x12\x42\n\x0cQueenSession\x12\x16.blendr.v1.QueenToKing\x1a\x16.blendr.v1.KingToQueen(\x01\x30\x01\x12^\n\x11SubmitAttestation\x12#.blendr.v1.SubmitAttestationRequest\x1a$.blendr.v1.SubmitAttestationResponse\x12X\n\x0fGetAttestations\x12!.blendr.v1.GetAttestationsRequest\x1a\".blendr.v1.GetAttestationsResponse\x12G\n\rGetSettlement\x12\x1f.blendr.v1.GetSettlementRequest\x1a\x15.blendr.v1.Settlementb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bprotos/blendr/v1/king.proto\x12\tblendr.v1\x1a\x1eprotos/blendr/v1/outputs.proto\"\x8c\x01\n\rBridgeMessage\x12\x14\n\x0csrc_chain_id\x18\x01 \x01(\x04\x12\x12\n\nsrc_outbox\x18\x02 \x01(\x0c\x12\r\n\x05nonce\x18\x03 \x01(\x04\x12\x14\n\x0c\x64st_chain_id\x18\x04 \x01(\x04\x12\x0e\n\x06sender\x18\x05 \x01(\x0c\x12\x0e\n\x06target\x18\x06 \x01(\x0c\x12\x0c\n\x04\x64\x61ta\x18\x07 \x01(\x0c\"X\n\x18SubmitAttestationRequest\x12)\n\x07message\x18\x01 \x01(\x0b\x32\x18.blendr.v1.BridgeMessage\x12\x11\n\tsignature\x18\x02 \x01(\x0c\"\xa6\x01\n\x19SubmitAttestationResponse\x12\x14\n\x0cmessage_hash\x18\x01 \x01(\x0c\x12\x10\n\x08\x61ttester\x18\x02 \x01(\t\x12\x14\n\x0c\x61ttestations\x18\x03 \x01(\r\x12\x11\n\tthreshold\x18\x04 \x01(\r\x12\'\n\x05state\x18\x05 \x01(\x0e\x32\x18.blendr.v1.DeliveryState\x12\x0f\n\x07tx_hash\x18\x06 \x01(\t\".\n\x16GetAttestationsRequest\x12\x14\n\x0cmessage_hash\x18\x01 \x01(\x0c\"2\n\x0b\x41ttestation\x12\x10\n\x08\x61ttester\x18\x01 \x01(\t\x12\x11\n\tsignature\x18\x02 \x01(\x0c\"\xe5\x01\n\x17GetAttestationsResponse\x12)\n\x07message\x18\x01 \x01(\x0b\x32\x18.blendr.v1.BridgeMessage\x12,\n\x0c\x61ttestations\x18\x02 \x03(\x0b\x32\x16.blendr.v1.Attestation\x12\x11\n\tthreshold\x18\x03 \x01(\r\x12\'\n\x05state\x18\x04 \x01(\x0e\x32\x18.blendr.v1.DeliveryState\x12\x0f\n\x07tx_hash\x18\x05 \x01(\t\x12\x12\n\nlast_error\x18\x06 \x01(\t\x12\x10\n\x08\x61ttempts\x18\x07 \x01(\r\")\n\x14GetSettlementRequest\x12\x11\n\trental_id\x18\x01 \x01(\x0c\"\xec\x02\n\nSettlement\x12\x11\n\trental_id\x18\x01 \x01(\x0c\x12%\n\x05state\x18\x02 \x01(\x0e\x32\x16.blendr.v1.RentalState\x12\x0e\n\x06renter\x18\x03 \x01(\t\x12\x10\n\x08provider\x18\x04 \x01(\t\x12\r\n\x05queen\x18\x05 \x01(\t\x12\x0c\n\x04gpus\x18\x06 \x01(\r\x12\x0e\n\x06\x65scrow\x18\x07 \x01(\t\x12\x1a\n\x12price_per_gpu_hour\x18\x08 \x01(\t\x12\r\n\x05start\x18\t \x01(\x04\x12\x10\n\x08\x64uration\x18\n \x01(\x04\x12\x18\n\x10verified_seconds\x18\x0b \x01(\x04\x12\x0e\n\x06\x66\x61iled\x18\x0c \x01(\x08\x12\x18\n\x10provider_payment\x18\r \x01(\t\x12\x0b\n\x03\x66\x65\x65\x18\x0e \x01(\t\x12\x0e\n\x06refund\x18\x0f \x01(\t\x12\x0f\n\x07slashed\x18\x10 \x01(\t\x12\x12\n\ncreated_tx\x18\x11 \x01(\t\x12\x12\n\nsettled_tx\x18\x12 \x01(\t\"x\n\x11QueenRegistration\x12\x15\n\rqueen_address\x18\x01 \x01(\t\x12\x14\n\x0cking_address\x18\x02 \x01(\t\x12\x11\n\ttimestamp\x18\x03 \x01(\x04\x12\x10\n\x08\x65ndpoint\x18\x04 \x01(\t\x12\x11\n\tsignature\x18\x05 \x01(\x0c\"\xfa\x01\n\x0cPoolProvider\x12\x0f\n\x07\x61\x64\x64ress\x18\x01 \x01(\t\x12\x12\n\npublic_key\x18\x02 \x01(\x0c\x12\x11\n\tgpu_model\x18\x03 \x01(\t\x12\x0c\n\x04gpus\x18\x04 \x01(\r\x12\x12\n\nvram_bytes\x18\x05 \x01(\x04\x12\x0e\n\x06tflops\x18\x06 \x01(\x01\x12\x18\n\x10\x61sk_per_gpu_hour\x18\x07 \x01(\t\x12\x0e\n\x06uptime\x18\x08 \x01(\x01\x12\r\n\x05\x61live\x18\t \x01(\x08\x12\x11\n\tbusy_gpus\x18\n \x01(\r\x12\x17\n\x0f\x61\x64mission_nonce\x18\x0b \x01(\x0c\x12\x1b\n\x13\x61\x64mission_signature\x18\x0c \x01(\x0c\"J\n\x0fPoolSnapshotMsg\x12\x0b\n\x03seq\x18\x01 \x01(\x04\x12*\n\tproviders\x18\x02 \x03(\x0b\x32\x17.blendr.v1.PoolProvider\"\xaa\x01\n\rQueenJobEvent\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\r\x12\x0b\n\x03seq\x18\x03 \x01(\x04\x12\x0c\n\x04kind\x18\x04 \x01(\t\x12\x0f\n\x07message\x18\x05 \x01(\t\x12\x10\n\x08progress\x18\x06 \x01(\x01\x12\x0f\n\x07ts_unix\x18\x07 \x01(\x01\x12\x11\n\texit_code\x18\x08 \x01(\x05\x12\x16\n\x0eprovider_fault\x18\t \x01(\x08\"\xaa\x01\n\x0bQueenToKing\x12\x34\n\x0cregistration\x18\x01 \x01(\x0b\x32\x1c.blendr.v1.QueenRegistrationH\x00\x12.\n\x08snapshot\x18\x02 \x01(\x0b\x32\x1a.blendr.v1.PoolSnapshotMsgH\x00\x12-\n\tjob_event\x18\x03 \x01(\x0b\x32\x18.blendr.v1.QueenJobEventH\x00\x42\x06\n\x04\x62ody\"\xc9\x01\n\rJobAssignment\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\r\x12\x10\n\x08provider\x18\x03 \x01(\t\x12\x0c\n\x04gpus\x18\x04 \x01(\r\x12\x11\n\trental_id\x18\x05 \x01(\x0c\x12\x15\n\rdeadline_unix\x18\x06 \x01(\x01\x12\x12\n\nciphertext\x18\x07 \x01(\x0c\x12\x12\n\nsealed_key\x18\x08 \x01(\x0c\x12\x0b\n\x03\x61\x61\x64\x18\t \x01(\t\x12\x18\n\x10max_output_bytes\x18\n \x01(\x04\":\n\x07JobStop\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\r\x12\x0e\n\x06reason\x18\x03 \x01(\t\"D\n\x0fQueenRegistered\x12\x14\n\x0cking_address\x18\x01 \x01(\t\x12\x1b\n\x13snapshot_interval_s\x18\x02 \x01(\x01\"\x97\x01\n\x0bKingToQueen\x12\x30\n\nregistered\x18\x01 \x01(\x0b\x32\x1a.blendr.v1.QueenRegisteredH\x00\x12*\n\x06\x61ssign\x18\x02 \x01(\x0b\x32\x18.blendr.v1.JobAssignmentH\x00\x12\"\n\x04stop\x18\x03 \x01(\x0b\x32\x12.blendr.v1.JobStopH\x00\x42\x06\n\x04\x62ody*\x8a\x01\n\rDeliveryState\x12\x1e\n\x1a\x44\x45LIVERY_STATE_UNSPECIFIED\x10\x00\x12\x1c\n\x18\x44\x45LIVERY_STATE_GATHERING\x10\x01\x12\x1d\n\x19\x44\x45LIVERY_STATE_DELIVERING\x10\x02\x12\x1c\n\x18\x44\x45LIVERY_STATE_DELIVERED\x10\x03*\x94\x01\n\x0bRentalState\x12\x1c\n\x18RENTAL_STATE_UNSPECIFIED\x10\x00\x12\x17\n\x13RENTAL_STATE_ACTIVE\x10\x01\x12\x1a\n\x16RENTAL_STATE_CANCELLED\x10\x02\x12\x18\n\x14RENTAL_STATE_SETTLED\x10\x03\x12\x18\n\x14RENTAL_STATE_EXPIRED\x10\x04\x32\x99\x03\n\x0bKingControl\x12\x42\n\x0cQueenSession\x12\x16.blendr.v1.QueenToKing\x1a\x16.blendr.v1.KingToQueen(\x01\x30\x01\x12^\n\x11SubmitAttestation\x12#.blendr.v1.SubmitAttestationRequest\x1a$.blendr.v1.SubmitAttestationResponse\x12X\n\x0fGetAttestations\x12!.blendr.v1.GetAttestationsRequest\x1a\".blendr.v1.GetAttestationsResponse\x12G\n\rGetSettlement\x12\x1f.blendr.v1.GetSettlementRequest\x1a\x15.blendr.v1.Settlement\x12\x43\n\x0cUploadOutput\x12\x17.blendr.v1.OutputUpload\x1a\x18.blendr.v1.OutputReceipt(\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'protos.blendr.v1.king_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_DELIVERYSTATE']._serialized_start=2446
-  _globals['_DELIVERYSTATE']._serialized_end=2584
-  _globals['_RENTALSTATE']._serialized_start=2587
-  _globals['_RENTALSTATE']._serialized_end=2735
-  _globals['_BRIDGEMESSAGE']._serialized_start=43
-  _globals['_BRIDGEMESSAGE']._serialized_end=183
-  _globals['_SUBMITATTESTATIONREQUEST']._serialized_start=185
-  _globals['_SUBMITATTESTATIONREQUEST']._serialized_end=273
-  _globals['_SUBMITATTESTATIONRESPONSE']._serialized_start=276
-  _globals['_SUBMITATTESTATIONRESPONSE']._serialized_end=442
-  _globals['_GETATTESTATIONSREQUEST']._serialized_start=444
-  _globals['_GETATTESTATIONSREQUEST']._serialized_end=490
-  _globals['_ATTESTATION']._serialized_start=492
-  _globals['_ATTESTATION']._serialized_end=542
-  _globals['_GETATTESTATIONSRESPONSE']._serialized_start=545
-  _globals['_GETATTESTATIONSRESPONSE']._serialized_end=774
-  _globals['_GETSETTLEMENTREQUEST']._serialized_start=776
-  _globals['_GETSETTLEMENTREQUEST']._serialized_end=817
-  _globals['_SETTLEMENT']._serialized_start=820
-  _globals['_SETTLEMENT']._serialized_end=1184
-  _globals['_QUEENREGISTRATION']._serialized_start=1186
-  _globals['_QUEENREGISTRATION']._serialized_end=1306
-  _globals['_POOLPROVIDER']._serialized_start=1309
-  _globals['_POOLPROVIDER']._serialized_end=1559
-  _globals['_POOLSNAPSHOTMSG']._serialized_start=1561
-  _globals['_POOLSNAPSHOTMSG']._serialized_end=1635
-  _globals['_QUEENJOBEVENT']._serialized_start=1638
-  _globals['_QUEENJOBEVENT']._serialized_end=1808
-  _globals['_QUEENTOKING']._serialized_start=1811
-  _globals['_QUEENTOKING']._serialized_end=1981
-  _globals['_JOBASSIGNMENT']._serialized_start=1984
-  _globals['_JOBASSIGNMENT']._serialized_end=2159
-  _globals['_JOBSTOP']._serialized_start=2161
-  _globals['_JOBSTOP']._serialized_end=2219
-  _globals['_QUEENREGISTERED']._serialized_start=2221
-  _globals['_QUEENREGISTERED']._serialized_end=2289
-  _globals['_KINGTOQUEEN']._serialized_start=2292
-  _globals['_KINGTOQUEEN']._serialized_end=2443
-  _globals['_KINGCONTROL']._serialized_start=2738
-  _globals['_KINGCONTROL']._serialized_end=3078
+  _globals['_DELIVERYSTATE']._serialized_start=2504
+  _globals['_DELIVERYSTATE']._serialized_end=2642
+  _globals['_RENTALSTATE']._serialized_start=2645
+  _globals['_RENTALSTATE']._serialized_end=2793
+  _globals['_BRIDGEMESSAGE']._serialized_start=75
+  _globals['_BRIDGEMESSAGE']._serialized_end=215
+  _globals['_SUBMITATTESTATIONREQUEST']._serialized_start=217
+  _globals['_SUBMITATTESTATIONREQUEST']._serialized_end=305
+  _globals['_SUBMITATTESTATIONRESPONSE']._serialized_start=308
+  _globals['_SUBMITATTESTATIONRESPONSE']._serialized_end=474
+  _globals['_GETATTESTATIONSREQUEST']._serialized_start=476
+  _globals['_GETATTESTATIONSREQUEST']._serialized_end=522
+  _globals['_ATTESTATION']._serialized_start=524
+  _globals['_ATTESTATION']._serialized_end=574
+  _globals['_GETATTESTATIONSRESPONSE']._serialized_start=577
+  _globals['_GETATTESTATIONSRESPONSE']._serialized_end=806
+  _globals['_GETSETTLEMENTREQUEST']._serialized_start=808
+  _globals['_GETSETTLEMENTREQUEST']._serialized_end=849
+  _globals['_SETTLEMENT']._serialized_start=852
+  _globals['_SETTLEMENT']._serialized_end=1216
+  _globals['_QUEENREGISTRATION']._serialized_start=1218
+  _globals['_QUEENREGISTRATION']._serialized_end=1338
+  _globals['_POOLPROVIDER']._serialized_start=1341
+  _globals['_POOLPROVIDER']._serialized_end=1591
+  _globals['_POOLSNAPSHOTMSG']._serialized_start=1593
+  _globals['_POOLSNAPSHOTMSG']._serialized_end=1667
+  _globals['_QUEENJOBEVENT']._serialized_start=1670
+  _globals['_QUEENJOBEVENT']._serialized_end=1840
+  _globals['_QUEENTOKING']._serialized_start=1843
+  _globals['_QUEENTOKING']._serialized_end=2013
+  _globals['_JOBASSIGNMENT']._serialized_start=2016
+  _globals['_JOBASSIGNMENT']._serialized_end=2217
+  _globals['_JOBSTOP']._serialized_start=2219
+  _globals['_JOBSTOP']._serialized_end=2277
+  _globals['_QUEENREGISTERED']._serialized_start=2279
+  _globals['_QUEENREGISTERED']._serialized_end=2347
+  _globals['_KINGTOQUEEN']._serialized_start=2350
+  _globals['_KINGTOQUEEN']._serialized_end=2501
+  _globals['_KINGCONTROL']._serialized_start=2796
+  _globals['_KINGCONTROL']._serialized_end=3205
 # @@protoc_insertion_point(module_scope)

@@ -1,3 +1,4 @@
+from protos.blendr.v1 import outputs_pb2 as _outputs_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
@@ -234,7 +235,7 @@ class QueenToKing(_message.Message):
     def __init__(self, registration: _Optional[_Union[QueenRegistration, _Mapping]] = ..., snapshot: _Optional[_Union[PoolSnapshotMsg, _Mapping]] = ..., job_event: _Optional[_Union[QueenJobEvent, _Mapping]] = ...) -> None: ...
 
 class JobAssignment(_message.Message):
-    __slots__ = ("job_id", "attempt", "provider", "gpus", "rental_id", "deadline_unix", "ciphertext", "sealed_key", "aad")
+    __slots__ = ("job_id", "attempt", "provider", "gpus", "rental_id", "deadline_unix", "ciphertext", "sealed_key", "aad", "max_output_bytes")
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     ATTEMPT_FIELD_NUMBER: _ClassVar[int]
     PROVIDER_FIELD_NUMBER: _ClassVar[int]
@@ -244,6 +245,7 @@ class JobAssignment(_message.Message):
     CIPHERTEXT_FIELD_NUMBER: _ClassVar[int]
     SEALED_KEY_FIELD_NUMBER: _ClassVar[int]
     AAD_FIELD_NUMBER: _ClassVar[int]
+    MAX_OUTPUT_BYTES_FIELD_NUMBER: _ClassVar[int]
     job_id: str
     attempt: int
     provider: str
@@ -253,7 +255,8 @@ class JobAssignment(_message.Message):
     ciphertext: bytes
     sealed_key: bytes
     aad: str
-    def __init__(self, job_id: _Optional[str] = ..., attempt: _Optional[int] = ..., provider: _Optional[str] = ..., gpus: _Optional[int] = ..., rental_id: _Optional[bytes] = ..., deadline_unix: _Optional[float] = ..., ciphertext: _Optional[bytes] = ..., sealed_key: _Optional[bytes] = ..., aad: _Optional[str] = ...) -> None: ...
+    max_output_bytes: int
+    def __init__(self, job_id: _Optional[str] = ..., attempt: _Optional[int] = ..., provider: _Optional[str] = ..., gpus: _Optional[int] = ..., rental_id: _Optional[bytes] = ..., deadline_unix: _Optional[float] = ..., ciphertext: _Optional[bytes] = ..., sealed_key: _Optional[bytes] = ..., aad: _Optional[str] = ..., max_output_bytes: _Optional[int] = ...) -> None: ...
 
 class JobStop(_message.Message):
     __slots__ = ("job_id", "attempt", "reason")

@@ -4,6 +4,7 @@ import grpc
 import warnings
 
 from protos.blendr.v1 import king_pb2 as protos_dot_blendr_dot_v1_dot_king__pb2
+from protos.blendr.v1 import outputs_pb2 as protos_dot_blendr_dot_v1_dot_outputs__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
@@ -54,6 +55,11 @@ class KingControlStub:
                 request_serializer=protos_dot_blendr_dot_v1_dot_king__pb2.GetSettlementRequest.SerializeToString,
                 response_deserializer=protos_dot_blendr_dot_v1_dot_king__pb2.Settlement.FromString,
                 _registered_method=True)
+        self.UploadOutput = channel.stream_unary(
+                '/blendr.v1.KingControl/UploadOutput',
+                request_serializer=protos_dot_blendr_dot_v1_dot_outputs__pb2.OutputUpload.SerializeToString,
+                response_deserializer=protos_dot_blendr_dot_v1_dot_outputs__pb2.OutputReceipt.FromString,
+                _registered_method=True)
 
 
 class KingControlServicer:
@@ -90,6 +96,16 @@ class KingControlServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def UploadOutput(self, request_iterator, context):
+        """A job attempt's sealed outputs, relayed by the queen that ran it (outputs.proto), written to disk as they
+        come. PERMISSION_DENIED: bad or stale header signature, or not this queen's job attempt; FAILED_PRECONDITION:
+        no outputs of this attempt are expected (not ended, already received, or the job moved on);
+        RESOURCE_EXHAUSTED: over the king's per-job or total output limit (the job's outputs then fail).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_KingControlServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -112,6 +128,11 @@ def add_KingControlServicer_to_server(servicer, server):
                     servicer.GetSettlement,
                     request_deserializer=protos_dot_blendr_dot_v1_dot_king__pb2.GetSettlementRequest.FromString,
                     response_serializer=protos_dot_blendr_dot_v1_dot_king__pb2.Settlement.SerializeToString,
+            ),
+            'UploadOutput': grpc.stream_unary_rpc_method_handler(
+                    servicer.UploadOutput,
+                    request_deserializer=protos_dot_blendr_dot_v1_dot_outputs__pb2.OutputUpload.FromString,
+                    response_serializer=protos_dot_blendr_dot_v1_dot_outputs__pb2.OutputReceipt.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -222,6 +243,33 @@ class KingControl:
             '/blendr.v1.KingControl/GetSettlement',
             protos_dot_blendr_dot_v1_dot_king__pb2.GetSettlementRequest.SerializeToString,
             protos_dot_blendr_dot_v1_dot_king__pb2.Settlement.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UploadOutput(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_unary(
+            request_iterator,
+            target,
+            '/blendr.v1.KingControl/UploadOutput',
+            protos_dot_blendr_dot_v1_dot_outputs__pb2.OutputUpload.SerializeToString,
+            protos_dot_blendr_dot_v1_dot_outputs__pb2.OutputReceipt.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,3 +1,4 @@
+from protos.blendr.v1 import outputs_pb2 as _outputs_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
@@ -80,18 +81,28 @@ class RayResources(_message.Message):
     def __init__(self, ray_version: _Optional[str] = ..., num_cpus: _Optional[float] = ..., num_gpus: _Optional[float] = ..., pin_resource: _Optional[str] = ...) -> None: ...
 
 class Hello(_message.Message):
-    __slots__ = ("address", "devices", "ray", "software_version", "ask_per_gpu_hour")
+    __slots__ = ("address", "devices", "ray", "software_version", "ask_per_gpu_hour", "readiness")
     ADDRESS_FIELD_NUMBER: _ClassVar[int]
     DEVICES_FIELD_NUMBER: _ClassVar[int]
     RAY_FIELD_NUMBER: _ClassVar[int]
     SOFTWARE_VERSION_FIELD_NUMBER: _ClassVar[int]
     ASK_PER_GPU_HOUR_FIELD_NUMBER: _ClassVar[int]
+    READINESS_FIELD_NUMBER: _ClassVar[int]
     address: str
     devices: _containers.RepeatedCompositeFieldContainer[Device]
     ray: RayResources
     software_version: str
     ask_per_gpu_hour: str
-    def __init__(self, address: _Optional[str] = ..., devices: _Optional[_Iterable[_Union[Device, _Mapping]]] = ..., ray: _Optional[_Union[RayResources, _Mapping]] = ..., software_version: _Optional[str] = ..., ask_per_gpu_hour: _Optional[str] = ...) -> None: ...
+    readiness: Readiness
+    def __init__(self, address: _Optional[str] = ..., devices: _Optional[_Iterable[_Union[Device, _Mapping]]] = ..., ray: _Optional[_Union[RayResources, _Mapping]] = ..., software_version: _Optional[str] = ..., ask_per_gpu_hour: _Optional[str] = ..., readiness: _Optional[_Union[Readiness, _Mapping]] = ...) -> None: ...
+
+class Readiness(_message.Message):
+    __slots__ = ("ready", "reason")
+    READY_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    ready: bool
+    reason: str
+    def __init__(self, ready: _Optional[bool] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class AdmissionResponse(_message.Message):
     __slots__ = ("signature",)
@@ -100,12 +111,14 @@ class AdmissionResponse(_message.Message):
     def __init__(self, signature: _Optional[bytes] = ...) -> None: ...
 
 class Heartbeat(_message.Message):
-    __slots__ = ("seq", "busy_devices")
+    __slots__ = ("seq", "busy_devices", "readiness")
     SEQ_FIELD_NUMBER: _ClassVar[int]
     BUSY_DEVICES_FIELD_NUMBER: _ClassVar[int]
+    READINESS_FIELD_NUMBER: _ClassVar[int]
     seq: int
     busy_devices: int
-    def __init__(self, seq: _Optional[int] = ..., busy_devices: _Optional[int] = ...) -> None: ...
+    readiness: Readiness
+    def __init__(self, seq: _Optional[int] = ..., busy_devices: _Optional[int] = ..., readiness: _Optional[_Union[Readiness, _Mapping]] = ...) -> None: ...
 
 class DeviceCommitment(_message.Message):
     __slots__ = ("device_index", "root", "work_seconds", "peak_memory_bytes")
@@ -284,7 +297,7 @@ class ChallengeSummary(_message.Message):
     def __init__(self, challenge_id: _Optional[str] = ..., verdict: _Optional[_Union[Verdict, str]] = ..., reason: _Optional[str] = ..., issued_unix: _Optional[float] = ..., reported_tflops: _Optional[float] = ...) -> None: ...
 
 class ProviderInfo(_message.Message):
-    __slots__ = ("address", "state", "devices", "challenges_issued", "challenges_passed", "challenges_failed", "challenges_missed", "measured_tflops", "fingerprint_tflops", "uptime", "connected_seconds", "last_seen_unix", "last_challenge", "software_version", "admitted_unix")
+    __slots__ = ("address", "state", "devices", "challenges_issued", "challenges_passed", "challenges_failed", "challenges_missed", "measured_tflops", "fingerprint_tflops", "uptime", "connected_seconds", "last_seen_unix", "last_challenge", "software_version", "admitted_unix", "not_ready")
     ADDRESS_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
     DEVICES_FIELD_NUMBER: _ClassVar[int]
@@ -300,6 +313,7 @@ class ProviderInfo(_message.Message):
     LAST_CHALLENGE_FIELD_NUMBER: _ClassVar[int]
     SOFTWARE_VERSION_FIELD_NUMBER: _ClassVar[int]
     ADMITTED_UNIX_FIELD_NUMBER: _ClassVar[int]
+    NOT_READY_FIELD_NUMBER: _ClassVar[int]
     address: str
     state: ProviderState
     devices: _containers.RepeatedCompositeFieldContainer[Device]
@@ -315,7 +329,8 @@ class ProviderInfo(_message.Message):
     last_challenge: ChallengeSummary
     software_version: str
     admitted_unix: float
-    def __init__(self, address: _Optional[str] = ..., state: _Optional[_Union[ProviderState, str]] = ..., devices: _Optional[_Iterable[_Union[Device, _Mapping]]] = ..., challenges_issued: _Optional[int] = ..., challenges_passed: _Optional[int] = ..., challenges_failed: _Optional[int] = ..., challenges_missed: _Optional[int] = ..., measured_tflops: _Optional[float] = ..., fingerprint_tflops: _Optional[float] = ..., uptime: _Optional[float] = ..., connected_seconds: _Optional[float] = ..., last_seen_unix: _Optional[float] = ..., last_challenge: _Optional[_Union[ChallengeSummary, _Mapping]] = ..., software_version: _Optional[str] = ..., admitted_unix: _Optional[float] = ...) -> None: ...
+    not_ready: str
+    def __init__(self, address: _Optional[str] = ..., state: _Optional[_Union[ProviderState, str]] = ..., devices: _Optional[_Iterable[_Union[Device, _Mapping]]] = ..., challenges_issued: _Optional[int] = ..., challenges_passed: _Optional[int] = ..., challenges_failed: _Optional[int] = ..., challenges_missed: _Optional[int] = ..., measured_tflops: _Optional[float] = ..., fingerprint_tflops: _Optional[float] = ..., uptime: _Optional[float] = ..., connected_seconds: _Optional[float] = ..., last_seen_unix: _Optional[float] = ..., last_challenge: _Optional[_Union[ChallengeSummary, _Mapping]] = ..., software_version: _Optional[str] = ..., admitted_unix: _Optional[float] = ..., not_ready: _Optional[str] = ...) -> None: ...
 
 class ListProvidersResponse(_message.Message):
     __slots__ = ("providers", "queen_address")
@@ -326,7 +341,7 @@ class ListProvidersResponse(_message.Message):
     def __init__(self, providers: _Optional[_Iterable[_Union[ProviderInfo, _Mapping]]] = ..., queen_address: _Optional[str] = ...) -> None: ...
 
 class JobStart(_message.Message):
-    __slots__ = ("job_id", "attempt", "gpus", "deadline_unix", "ciphertext", "sealed_key", "aad")
+    __slots__ = ("job_id", "attempt", "gpus", "deadline_unix", "ciphertext", "sealed_key", "aad", "max_output_bytes")
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     ATTEMPT_FIELD_NUMBER: _ClassVar[int]
     GPUS_FIELD_NUMBER: _ClassVar[int]
@@ -334,6 +349,7 @@ class JobStart(_message.Message):
     CIPHERTEXT_FIELD_NUMBER: _ClassVar[int]
     SEALED_KEY_FIELD_NUMBER: _ClassVar[int]
     AAD_FIELD_NUMBER: _ClassVar[int]
+    MAX_OUTPUT_BYTES_FIELD_NUMBER: _ClassVar[int]
     job_id: str
     attempt: int
     gpus: int
@@ -341,7 +357,8 @@ class JobStart(_message.Message):
     ciphertext: bytes
     sealed_key: bytes
     aad: str
-    def __init__(self, job_id: _Optional[str] = ..., attempt: _Optional[int] = ..., gpus: _Optional[int] = ..., deadline_unix: _Optional[float] = ..., ciphertext: _Optional[bytes] = ..., sealed_key: _Optional[bytes] = ..., aad: _Optional[str] = ...) -> None: ...
+    max_output_bytes: int
+    def __init__(self, job_id: _Optional[str] = ..., attempt: _Optional[int] = ..., gpus: _Optional[int] = ..., deadline_unix: _Optional[float] = ..., ciphertext: _Optional[bytes] = ..., sealed_key: _Optional[bytes] = ..., aad: _Optional[str] = ..., max_output_bytes: _Optional[int] = ...) -> None: ...
 
 class JobStopRequest(_message.Message):
     __slots__ = ("job_id", "attempt", "reason")

@@ -3,6 +3,7 @@
 import grpc
 import warnings
 
+from protos.blendr.v1 import outputs_pb2 as protos_dot_blendr_dot_v1_dot_outputs__pb2
 from protos.blendr.v1 import queen_pb2 as protos_dot_blendr_dot_v1_dot_queen__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
@@ -39,6 +40,11 @@ class QueenServiceStub:
                 request_serializer=protos_dot_blendr_dot_v1_dot_queen__pb2.ProviderMessage.SerializeToString,
                 response_deserializer=protos_dot_blendr_dot_v1_dot_queen__pb2.QueenMessage.FromString,
                 _registered_method=True)
+        self.UploadOutput = channel.stream_unary(
+                '/blendr.v1.QueenService/UploadOutput',
+                request_serializer=protos_dot_blendr_dot_v1_dot_outputs__pb2.OutputUpload.SerializeToString,
+                response_deserializer=protos_dot_blendr_dot_v1_dot_outputs__pb2.OutputReceipt.FromString,
+                _registered_method=True)
 
 
 class QueenServiceServicer:
@@ -52,6 +58,16 @@ class QueenServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def UploadOutput(self, request_iterator, context):
+        """A finished job attempt's sealed outputs (outputs.proto), relayed to the king as they arrive.
+        PERMISSION_DENIED: a bad or stale header signature, or a job attempt not assigned to this provider here;
+        otherwise the king's answer (RESOURCE_EXHAUSTED: over the king's size limit; FAILED_PRECONDITION: the king
+        expects no outputs of this attempt).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_QueenServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -59,6 +75,11 @@ def add_QueenServiceServicer_to_server(servicer, server):
                     servicer.Connect,
                     request_deserializer=protos_dot_blendr_dot_v1_dot_queen__pb2.ProviderMessage.FromString,
                     response_serializer=protos_dot_blendr_dot_v1_dot_queen__pb2.QueenMessage.SerializeToString,
+            ),
+            'UploadOutput': grpc.stream_unary_rpc_method_handler(
+                    servicer.UploadOutput,
+                    request_deserializer=protos_dot_blendr_dot_v1_dot_outputs__pb2.OutputUpload.FromString,
+                    response_serializer=protos_dot_blendr_dot_v1_dot_outputs__pb2.OutputReceipt.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -88,6 +109,33 @@ class QueenService:
             '/blendr.v1.QueenService/Connect',
             protos_dot_blendr_dot_v1_dot_queen__pb2.ProviderMessage.SerializeToString,
             protos_dot_blendr_dot_v1_dot_queen__pb2.QueenMessage.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UploadOutput(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_unary(
+            request_iterator,
+            target,
+            '/blendr.v1.QueenService/UploadOutput',
+            protos_dot_blendr_dot_v1_dot_outputs__pb2.OutputUpload.SerializeToString,
+            protos_dot_blendr_dot_v1_dot_outputs__pb2.OutputReceipt.FromString,
             options,
             channel_credentials,
             insecure,

@@ -33,6 +33,8 @@ class JobEventKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     JOB_EVENT_KIND_FAILED: _ClassVar[JobEventKind]
     JOB_EVENT_KIND_CANCELLED: _ClassVar[JobEventKind]
     JOB_EVENT_KIND_RESCHEDULED: _ClassVar[JobEventKind]
+    JOB_EVENT_KIND_OUTPUT_READY: _ClassVar[JobEventKind]
+    JOB_EVENT_KIND_OUTPUT_FAILED: _ClassVar[JobEventKind]
 JOB_STATE_UNSPECIFIED: JobState
 JOB_STATE_QUEUED: JobState
 JOB_STATE_SCHEDULED: JobState
@@ -54,6 +56,8 @@ JOB_EVENT_KIND_SETTLED: JobEventKind
 JOB_EVENT_KIND_FAILED: JobEventKind
 JOB_EVENT_KIND_CANCELLED: JobEventKind
 JOB_EVENT_KIND_RESCHEDULED: JobEventKind
+JOB_EVENT_KIND_OUTPUT_READY: JobEventKind
+JOB_EVENT_KIND_OUTPUT_FAILED: JobEventKind
 
 class SignInChallengeRequest(_message.Message):
     __slots__ = ("address",)
@@ -246,7 +250,7 @@ class RentalSummary(_message.Message):
     def __init__(self, rental_id: _Optional[bytes] = ..., provider: _Optional[str] = ..., queen: _Optional[str] = ..., price_per_gpu_hour: _Optional[str] = ..., escrow: _Optional[str] = ..., state: _Optional[str] = ..., verified_seconds: _Optional[int] = ..., failed_verification: _Optional[bool] = ..., provider_payment: _Optional[str] = ..., fee: _Optional[str] = ..., refund: _Optional[str] = ..., created_tx: _Optional[str] = ..., settled_tx: _Optional[str] = ..., start: _Optional[int] = ...) -> None: ...
 
 class Job(_message.Message):
-    __slots__ = ("job_id", "request_id", "renter", "name", "spec", "state", "reason", "submitted_unix", "started_unix", "ended_unix", "progress", "provider", "queen", "rentals", "cost_so_far", "last_seq", "exit_code")
+    __slots__ = ("job_id", "request_id", "renter", "name", "spec", "state", "reason", "submitted_unix", "started_unix", "ended_unix", "progress", "provider", "queen", "rentals", "cost_so_far", "last_seq", "exit_code", "output_state", "output_reason", "output_bytes", "output_expires_unix")
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     RENTER_FIELD_NUMBER: _ClassVar[int]
@@ -264,6 +268,10 @@ class Job(_message.Message):
     COST_SO_FAR_FIELD_NUMBER: _ClassVar[int]
     LAST_SEQ_FIELD_NUMBER: _ClassVar[int]
     EXIT_CODE_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_STATE_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_REASON_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_BYTES_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_EXPIRES_UNIX_FIELD_NUMBER: _ClassVar[int]
     job_id: str
     request_id: str
     renter: str
@@ -281,7 +289,11 @@ class Job(_message.Message):
     cost_so_far: str
     last_seq: int
     exit_code: int
-    def __init__(self, job_id: _Optional[str] = ..., request_id: _Optional[str] = ..., renter: _Optional[str] = ..., name: _Optional[str] = ..., spec: _Optional[_Union[JobSpec, _Mapping]] = ..., state: _Optional[_Union[JobState, str]] = ..., reason: _Optional[str] = ..., submitted_unix: _Optional[float] = ..., started_unix: _Optional[float] = ..., ended_unix: _Optional[float] = ..., progress: _Optional[float] = ..., provider: _Optional[str] = ..., queen: _Optional[str] = ..., rentals: _Optional[_Iterable[_Union[RentalSummary, _Mapping]]] = ..., cost_so_far: _Optional[str] = ..., last_seq: _Optional[int] = ..., exit_code: _Optional[int] = ...) -> None: ...
+    output_state: str
+    output_reason: str
+    output_bytes: int
+    output_expires_unix: float
+    def __init__(self, job_id: _Optional[str] = ..., request_id: _Optional[str] = ..., renter: _Optional[str] = ..., name: _Optional[str] = ..., spec: _Optional[_Union[JobSpec, _Mapping]] = ..., state: _Optional[_Union[JobState, str]] = ..., reason: _Optional[str] = ..., submitted_unix: _Optional[float] = ..., started_unix: _Optional[float] = ..., ended_unix: _Optional[float] = ..., progress: _Optional[float] = ..., provider: _Optional[str] = ..., queen: _Optional[str] = ..., rentals: _Optional[_Iterable[_Union[RentalSummary, _Mapping]]] = ..., cost_so_far: _Optional[str] = ..., last_seq: _Optional[int] = ..., exit_code: _Optional[int] = ..., output_state: _Optional[str] = ..., output_reason: _Optional[str] = ..., output_bytes: _Optional[int] = ..., output_expires_unix: _Optional[float] = ...) -> None: ...
 
 class GetJobRequest(_message.Message):
     __slots__ = ("job_id",)
@@ -372,6 +384,22 @@ class ListOffersResponse(_message.Message):
 class GetWalletRequest(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
+
+class GetJobOutputRequest(_message.Message):
+    __slots__ = ("job_id",)
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    job_id: str
+    def __init__(self, job_id: _Optional[str] = ...) -> None: ...
+
+class JobOutputChunk(_message.Message):
+    __slots__ = ("attempt", "total_bytes", "data")
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_BYTES_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    attempt: int
+    total_bytes: int
+    data: bytes
+    def __init__(self, attempt: _Optional[int] = ..., total_bytes: _Optional[int] = ..., data: _Optional[bytes] = ...) -> None: ...
 
 class Wallet(_message.Message):
     __slots__ = ("address", "balance", "allowance", "in_escrow", "permit_nonce", "chain_id", "token_name", "token_contract", "rental_contract")

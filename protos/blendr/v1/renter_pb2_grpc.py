@@ -84,6 +84,11 @@ class RenterGatewayStub:
                 request_serializer=protos_dot_blendr_dot_v1_dot_renter__pb2.GetWalletRequest.SerializeToString,
                 response_deserializer=protos_dot_blendr_dot_v1_dot_renter__pb2.Wallet.FromString,
                 _registered_method=True)
+        self.GetJobOutput = channel.unary_stream(
+                '/blendr.v1.RenterGateway/GetJobOutput',
+                request_serializer=protos_dot_blendr_dot_v1_dot_renter__pb2.GetJobOutputRequest.SerializeToString,
+                response_deserializer=protos_dot_blendr_dot_v1_dot_renter__pb2.JobOutputChunk.FromString,
+                _registered_method=True)
 
 
 class RenterGatewayServicer:
@@ -164,6 +169,16 @@ class RenterGatewayServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetJobOutput(self, request, context):
+        """The job's outputs, sealed to the renter's key (blendr.outputs), in chunks of at most 1 MiB; the first names
+        the attempt and the total size. NOT_FOUND: no such job of this renter, or its outputs were removed after the
+        king's retention period; FAILED_PRECONDITION: the outputs are not there (not arrived yet, failed: the
+        reason says why, or the job has none).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RenterGatewayServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -216,6 +231,11 @@ def add_RenterGatewayServicer_to_server(servicer, server):
                     servicer.GetWallet,
                     request_deserializer=protos_dot_blendr_dot_v1_dot_renter__pb2.GetWalletRequest.FromString,
                     response_serializer=protos_dot_blendr_dot_v1_dot_renter__pb2.Wallet.SerializeToString,
+            ),
+            'GetJobOutput': grpc.unary_stream_rpc_method_handler(
+                    servicer.GetJobOutput,
+                    request_deserializer=protos_dot_blendr_dot_v1_dot_renter__pb2.GetJobOutputRequest.FromString,
+                    response_serializer=protos_dot_blendr_dot_v1_dot_renter__pb2.JobOutputChunk.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -488,6 +508,33 @@ class RenterGateway:
             '/blendr.v1.RenterGateway/GetWallet',
             protos_dot_blendr_dot_v1_dot_renter__pb2.GetWalletRequest.SerializeToString,
             protos_dot_blendr_dot_v1_dot_renter__pb2.Wallet.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetJobOutput(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/blendr.v1.RenterGateway/GetJobOutput',
+            protos_dot_blendr_dot_v1_dot_renter__pb2.GetJobOutputRequest.SerializeToString,
+            protos_dot_blendr_dot_v1_dot_renter__pb2.JobOutputChunk.FromString,
             options,
             channel_credentials,
             insecure,
