@@ -65,6 +65,9 @@ class JobRequest:
     min_tflops: float = 0.0
     workdir: Path | None = None
     env: dict[str, str] = field(default_factory=dict)
+    # Extra pip requirements installed for the job on the provider (``numpy==2.1``, ``./mypkg`` relative to the
+    # working directory), besides a requirements.txt at the top of ``workdir``.
+    pip: list[str] = field(default_factory=list)
     name: str = ""
     request_id: str = ""
     spare_intents: int = -1  # -1: as many as the king accepts
@@ -332,7 +335,7 @@ class KingClient:
         try:
             jobspec.validate(spec)
             tar = pack_workdir(req.workdir, max_bytes=max_payload_bytes) if req.workdir is not None else b""
-            payload = JobPayload(req.entrypoint, dict(req.env), tar).encode()
+            payload = JobPayload(req.entrypoint, dict(req.env), tar, pip=tuple(req.pip)).encode()
         except BlendrError as exc:
             raise RenterError(str(exc), grpc.StatusCode.INVALID_ARGUMENT) from None
         q = await self.quote(spec)

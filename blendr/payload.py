@@ -30,7 +30,7 @@ import tarfile
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import IO, TYPE_CHECKING
+from typing import IO, TYPE_CHECKING, Any
 
 from blendr.errors import InvalidArgumentError, ResourceExhaustedError
 from blendr.identity import Address
@@ -58,6 +58,9 @@ _DOC_PREFIX = struct.Struct(">4sBI")
 MAX_DOC_HEADER_BYTES = 1 * 2**20
 MAX_ENTRYPOINT_CHARS = 64 * 1024
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# Renter-declared pip requirements (``--pip``): plain requirement specifiers, never pip options.
+MAX_PIP_REQUIREMENTS = 64
+MAX_PIP_REQUIREMENT_CHARS = 256
 _COPY_CHUNK = 1 << 20
 
 
@@ -489,6 +492,22 @@ def open_sealed(blob: bytes, private_key: bytes, *, aad: bytes) -> bytes:
 # --- the job payload document ---------------------------------------------------------------------------
 
 
+def check_pip_requirements(pip: Any) -> None:
+    """Raises PayloadError unless ``pip`` is a sequence of at most :data:`MAX_PIP_REQUIREMENTS` requirement
+    specifiers (``numpy==2.1``, ``./mypkg``), each 1-256 printable characters without spaces, none a pip option."""
+    if isinstance(pip, str | bytes) or not isinstance(pip, list | tuple):
+        raise PayloadError("job pip requirements must be a list of strings")
+    if len(pip) > MAX_PIP_REQUIREMENTS:
+        raise PayloadError(f"a job declares at most {MAX_PIP_REQUIREMENTS} pip requirements (got {len(pip)})")
+    for req in pip:
+        if (not isinstance(req, str) or not 0 < len(req) <= MAX_PIP_REQUIREMENT_CHARS or not req.isprintable()
+                or any(c.isspace() for c in req)):
+            raise PayloadError(f"pip requirement {str(req)[:80]!r} must be 1-{MAX_PIP_REQUIREMENT_CHARS} printable "
+                               "characters without spaces")
+        if req.startswith("-"):
+            raise PayloadError(f"pip requirement {req[:80]!r} is an option; put pip options in requirements.txt")
+
+
 @dataclass(frozen=True)
 class JobPayload:
     """What a renter's job needs on the provider: a shell command, its environment and its working
@@ -501,6 +520,8 @@ class JobPayload:
     entrypoint: str
     env: dict[str, str] = field(default_factory=dict)
     workdir_tar: bytes = b""
+    # Extra pip requirements for the job's environment (besides a requirements.txt in the working directory).
+    pip: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not isinstance(self.entrypoint, str) or not self.entrypoint.strip():
@@ -516,10 +537,15 @@ class JobPayload:
                 raise PayloadError(f"job env {name} must be a string without NUL bytes")
         if not isinstance(self.workdir_tar, bytes | bytearray):
             raise PayloadError("job workdir_tar must be bytes")
+        check_pip_requirements(self.pip)
+        object.__setattr__(self, "pip", tuple(self.pip))
 
     def encode(self) -> bytes:
         """``BLJP`` | version | u32 header length | JSON header (entrypoint, env) | workdir tar.gz."""
-        header = json.dumps({"entrypoint": self.entrypoint, "env": self.env}, sort_keys=True,
+        doc: dict[str, Any] = {"entrypoint": self.entrypoint, "env": self.env}
+        if self.pip:  # absent when empty: a payload without requirements reads as before
+            doc["pip"] = list(self.pip)
+        header = json.dumps(doc, sort_keys=True,
                             separators=(",", ":"), ensure_ascii=False).encode()
         if len(header) > MAX_DOC_HEADER_BYTES:
             raise PayloadTooLargeError(f"job entrypoint and env take {_size(len(header))}, over the "
@@ -551,7 +577,10 @@ class JobPayload:
             header = json.loads(bytes(data[_DOC_PREFIX.size:end]).decode("utf-8"))
         except (UnicodeDecodeError, ValueError):
             raise PayloadError("job payload header is not valid JSON") from None
-        if not isinstance(header, dict) or set(header) != {"entrypoint", "env"}:
-            raise PayloadError("job payload header must hold exactly 'entrypoint' and 'env'")
-        return cls(entrypoint=header["entrypoint"], env=header["env"], workdir_tar=bytes(data[end:]))
+        if not isinstance(header, dict) or not {"entrypoint", "env"} <= set(header) <= {"entrypoint", "env", "pip"}:
+            raise PayloadError("job payload header must hold 'entrypoint' and 'env' (and optionally 'pip')")
+        pip = header.get("pip", [])
+        if not isinstance(pip, list):
+            raise PayloadError("job payload 'pip' must be a list of requirements")
+        return cls(entrypoint=header["entrypoint"], env=header["env"], workdir_tar=bytes(data[end:]), pip=tuple(pip))
 

@@ -43,6 +43,9 @@ def add_parsers(sub: Any, common: Any) -> None:
     js.add_argument("--max-price", default="1", help="the most you pay, GPUTOKEN per GPU-hour (default 1)")
     js.add_argument("--workdir", help="directory shipped to the provider, encrypted to its key")
     js.add_argument("--env", action="append", default=[], metavar="NAME=VALUE", help="environment variable")
+    js.add_argument("--pip", action="append", default=[], metavar="REQUIREMENT",
+                    help="a pip requirement installed for the job (repeat it; e.g. --pip numpy==2.1 --pip scipy), "
+                         "besides a requirements.txt at the top of --workdir")
     js.add_argument("--name", default="", help="a name for the job")
     js.add_argument("--request-id", default="", help="idempotency key (default random): resubmitting with the "
                                                      "same id returns the same job")
@@ -133,7 +136,8 @@ async def _submit(king: Any, args: argparse.Namespace) -> int:
         env[name] = value
     req = JobRequest(entrypoint=shlex.join(cmd), gpus=args.gpus, hours=args.hours, max_price=args.max_price,
                      gpu_model=args.gpu_model, min_vram_gb=args.min_vram_gb, min_tflops=args.min_tflops,
-                     workdir=Path(args.workdir) if args.workdir else None, env=env, name=args.name,
+                     workdir=Path(args.workdir) if args.workdir else None, env=env, pip=list(args.pip),
+                     name=args.name,
                      request_id=args.request_id)
     try:
         job = await king.submit(req)
