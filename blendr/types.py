@@ -57,6 +57,15 @@ class RayInfo:
 
 
 @dataclass(frozen=True)
+class Readiness:
+    """Whether a provider can run renters' jobs now (its job API answers and a trivial job runs to the end);
+    ``reason`` says why not, and is empty when ``ready``."""
+
+    ready: bool = True
+    reason: str = ""
+
+
+@dataclass(frozen=True)
 class Hello:
     """What a provider says about itself when it connects."""
 
@@ -64,3 +73,4 @@ class Hello:
     devices: tuple[DeviceInfo, ...]
     ray: RayInfo = field(default_factory=RayInfo)
     software_version: str = ""
+    readiness: Readiness = field(default_factory=Readiness)

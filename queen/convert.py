@@ -71,7 +71,7 @@ def commitment_from_proto(c: pb.Commitment) -> list[DeviceCommitmentIn]:
 def job_event_from_proto(u: pb.JobUpdate) -> JobEvent:
     """A provider's ``JobUpdate`` (the job book checks its kind, ids and sequence)."""
     return JobEvent(job_id=u.job_id, attempt=u.attempt, seq=u.seq, kind=u.kind, message=u.message,
-                    progress=u.progress, ts_unix=u.ts_unix, exit_code=u.exit_code)
+                    progress=u.progress, ts_unix=u.ts_unix, exit_code=u.exit_code, provider_fault=u.provider_fault)
 
 
 def states_from_proto(states: Iterable[pb.ProviderState]) -> list[ProviderState]:
@@ -100,6 +100,7 @@ def provider_info_to_proto(rec: ProviderRecord, connected_seconds: float) -> pb.
         challenges_missed=rec.missed, measured_tflops=rec.measured_tflops,
         fingerprint_tflops=rec.fingerprint_tflops, uptime=rec.uptime, connected_seconds=connected_seconds,
         last_seen_unix=rec.last_seen, software_version=rec.software_version, admitted_unix=rec.admitted_at,
+        not_ready=rec.not_ready,
     )
     lc = rec.last_challenge
     if lc:
@@ -129,7 +130,8 @@ def provider_to_proto(rec: ProviderRecord, busy_gpus: int) -> kpb.PoolProvider:
         tflops=rec.measured_tflops,
         ask_per_gpu_hour=rec.ask_per_gpu_hour or "0",
         uptime=rec.uptime,
-        alive=rec.state is ProviderState.ALIVE,
+        # A provider that cannot run jobs is listed as not alive: the king offers it nothing new.
+        alive=rec.state is ProviderState.ALIVE and rec.ready,
         busy_gpus=min(busy_gpus, gpus),
         admission_nonce=bytes.fromhex(rec.admission_nonce),
         admission_signature=bytes.fromhex(rec.admission_signature),
@@ -146,7 +148,7 @@ def event_to_proto(ev: JobEvent) -> kpb.QueenToKing:
     """A job event as the session message that carries it to the king (same fields as the provider's)."""
     return kpb.QueenToKing(job_event=kpb.QueenJobEvent(
         job_id=ev.job_id, attempt=ev.attempt, seq=ev.seq, kind=ev.kind, message=ev.message, progress=ev.progress,
-        ts_unix=ev.ts_unix, exit_code=ev.exit_code))
+        ts_unix=ev.ts_unix, exit_code=ev.exit_code, provider_fault=ev.provider_fault))
 
 
 def assignment_from_proto(m: kpb.JobAssignment) -> Assignment:

@@ -21,7 +21,7 @@ from blendr.identity import Address, recover_admission_key, to_address
 from blendr.proof.prover import Opening
 from blendr.store import Store
 from blendr.telemetry import Metrics, get_logger
-from blendr.types import DeviceKind, Hello, ProviderState, Verdict
+from blendr.types import DeviceKind, Hello, ProviderState, Readiness, Verdict
 from blendr.units import parse_wei
 from queen.admission import Admission, StakeOracle
 from queen.challenges import (
@@ -226,6 +226,9 @@ class QueenCore:
         self._pool_changed()
         log.info("provider admitted", provider=addr, devices=len(hello.devices), resumed=resumed,
                  models=",".join(sorted({d.model for d in hello.devices})))
+        if not hello.readiness.ready:
+            log.warning("provider admitted but cannot run jobs; not offered until it can", provider=addr,
+                        reason=hello.readiness.reason)
         return AdmittedOut(addr, self.cfg.heartbeat_interval_s, resumed, self.address)
 
     def _drop_pending_for_replacement(self, addr: Address) -> None:
@@ -251,13 +254,24 @@ class QueenCore:
         return address in self._links
 
     # ------------------------------------------------------------------ provider messages
-    def heartbeat(self, address: Address) -> None:
+    def heartbeat(self, address: Address, readiness: Readiness | None = None) -> None:
+        """A sign of life, with the provider's readiness when it reported it (None: unchanged).
+
+        A change of readiness sends the king a fresh pool: a provider that cannot run jobs is not offered.
+        """
         tr = self.pool.heartbeat(address)
         if self.metrics:
             self.metrics.heartbeats.inc()
         if tr is not None:
             log.info("provider alive again", provider=address, was=tr.old.value)
             self._update_gauges()
+        if readiness is not None and self.pool.set_readiness(address, readiness):
+            if readiness.ready:
+                log.info("provider ready for jobs again", provider=address)
+            else:
+                log.warning("provider cannot run jobs; not offered until it can", provider=address,
+                            reason=readiness.reason)
+            self._pool_changed()
 
     def commitment(self, address: Address, challenge_id: str, commits: Sequence[DeviceCommitmentIn]) -> None:
         """Handle a commitment: ask for openings, or decide a failing verdict.

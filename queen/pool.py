@@ -13,7 +13,7 @@ from typing import Any
 from blendr.clock import Clock
 from blendr.identity import Address
 from blendr.store import Store
-from blendr.types import DeviceInfo, Hello, ProviderState, RayInfo, Verdict
+from blendr.types import DeviceInfo, Hello, ProviderState, RayInfo, Readiness, Verdict
 
 NS_PROVIDERS = "providers"
 # Heartbeat times of the whole pool in one document, so that persisting them costs one write, not one per provider.
@@ -48,8 +48,16 @@ class ProviderRecord:
     # The last admission (hex): the queen's nonce and the provider's signature, which the king checks.
     admission_nonce: str = ""
     admission_signature: str = ""
+    # Why the provider cannot run renters' jobs now, from its hello and heartbeats ("" when it can). A provider
+    # that is not ready stays in the pool (and is challenged) but is never offered to the king.
+    not_ready: str = ""
     # Monotonic reading of the last heartbeat; not persisted (meaningless across processes).
     last_seen_mono: float = field(default=0.0, compare=False)
+
+    @property
+    def ready(self) -> bool:
+        """Whether the provider said it can run renters' jobs (last hello or heartbeat)."""
+        return not self.not_ready
 
     @property
     def answered(self) -> int:
@@ -166,6 +174,7 @@ class Pool:
         if admission[1]:
             rec.admission_nonce, rec.admission_signature = admission[0].hex(), admission[1].hex()
         rec.ask_per_gpu_hour = ask_per_gpu_hour
+        rec.not_ready = "" if hello.readiness.ready else hello.readiness.reason or "not ready"
         rec.last_seen_mono = mono
         rec.connected_since = now
         self._connected.add(rec.address)
@@ -185,6 +194,18 @@ class Pool:
             self._save(rec)
             return Transition(address, old, ProviderState.ALIVE)
         return None
+
+    def set_readiness(self, address: Address, readiness: Readiness) -> bool:
+        """Record what the provider says of its readiness; True when that changed it (unknown address: False)."""
+        rec = self._records.get(address)
+        if rec is None:
+            return False
+        not_ready = "" if readiness.ready else readiness.reason or "not ready"
+        if not_ready == rec.not_ready:
+            return False
+        rec.not_ready = not_ready
+        self._save(rec)
+        return True
 
     def _close_connection(self, rec: ProviderRecord, now: float) -> None:
         if rec.connected_since is not None:

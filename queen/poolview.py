@@ -65,6 +65,8 @@ def rows(resp: pb.ListProvidersResponse, now: float | None = None) -> list[dict[
             "provider": p.address,
             "devices": _devices(p),
             "state": state.value if state else "unknown",
+            "ready": not p.not_ready,
+            "not_ready": p.not_ready,
             "last_challenge": f"{verdict.value} {_age(lc.issued_unix, now)}" if verdict else "-",
             "last_reason": lc.reason,
             "tflops": p.measured_tflops,
@@ -82,7 +84,7 @@ def rows(resp: pb.ListProvidersResponse, now: float | None = None) -> list[dict[
 def render(resp: pb.ListProvidersResponse, now: float | None = None) -> str:
     """A fixed-width table of the pool."""
     data = rows(resp, now)
-    header = ["PROVIDER", "DEVICES", "STATE", "LAST CHALLENGE", "TFLOP/S (FINGERPRINT)", "PASS/FAIL/MISS", "UPTIME",
+    header = ["PROVIDER", "DEVICES", "STATE", "JOBS", "LAST CHALLENGE", "TFLOP/S (FINGERPRINT)", "PASS/FAIL/MISS", "UPTIME",
               "CONNECTED"]
     table = [header]
     for r in data:
@@ -90,6 +92,7 @@ def render(resp: pb.ListProvidersResponse, now: float | None = None) -> str:
             r["provider"][:12] + "…",
             r["devices"],
             r["state"],
+            "ready" if r["ready"] else "not ready",
             r["last_challenge"],
             f"{_tflops(r['tflops'])} ({_tflops(r['fingerprint_tflops'])})",
             f"{r['passed']}/{r['failed']}/{r['missed']}",
@@ -104,4 +107,7 @@ def render(resp: pb.ListProvidersResponse, now: float | None = None) -> str:
                else f"queen {resp.queen_address}: no providers yet")
     failing = [r for r in data if r["last_challenge"].startswith(("failed", "missed")) and r["last_reason"]]
     notes = [f"  {r['provider'][:12]}…: {r['last_reason']}" for r in failing]
-    return "\n".join([summary, *lines, *(["last failures:", *notes] if notes else [])])
+    # Not offered to renters until they are ready again.
+    unready = [f"  {r['provider'][:12]}…: {r['not_ready']}" for r in data if not r["ready"]]
+    return "\n".join([summary, *lines, *(["last failures:", *notes] if notes else []),
+                      *(["not ready for jobs (not offered):", *unready] if unready else [])])

@@ -146,7 +146,9 @@ class QueenServicer(pb_grpc.QueenServiceServicer):
     async def _dispatch(self, address: Address, msg: pb.ProviderMessage) -> None:
         kind = msg.WhichOneof("body")
         if kind == "heartbeat":
-            self.core.heartbeat(address)
+            hb = msg.heartbeat
+            self.core.heartbeat(address, shared.readiness_from_proto(hb.readiness) if hb.HasField("readiness")
+                                else None)
         elif kind == "commitment":
             self.core.heartbeat(address)
             self.core.commitment(address, msg.commitment.challenge_id, convert.commitment_from_proto(msg.commitment))

@@ -12,7 +12,7 @@ from blendr.errors import InvalidArgumentError, ProofError, ResourceExhaustedErr
 from blendr.identity import to_address
 from blendr.proof.params import ChallengeParams
 from blendr.proof.prover import Opening
-from blendr.types import DeviceInfo, DeviceKind, Hello, ProviderState, RayInfo, Verdict
+from blendr.types import DeviceInfo, DeviceKind, Hello, ProviderState, RayInfo, Readiness, Verdict
 from protos.blendr.v1 import queen_pb2 as pb
 
 MAX_TEXT = 256
@@ -68,7 +68,22 @@ def hello_to_proto(h: Hello) -> pb.Hello:
         ray=pb.RayResources(ray_version=h.ray.ray_version, num_cpus=h.ray.num_cpus, num_gpus=h.ray.num_gpus,
                             pin_resource=h.ray.pin_resource),
         software_version=h.software_version,
+        readiness=readiness_to_proto(h.readiness),
     )
+
+
+MAX_READINESS_REASON = 500
+
+
+def readiness_to_proto(r: Readiness) -> pb.Readiness:
+    return pb.Readiness(ready=r.ready, reason="" if r.ready else r.reason[:MAX_READINESS_REASON])
+
+
+def readiness_from_proto(m: pb.Readiness) -> Readiness:
+    """A provider's readiness; a not-ready one always carries a reason (cut to a bounded length)."""
+    if m.ready:
+        return Readiness()
+    return Readiness(False, m.reason.strip()[:MAX_READINESS_REASON] or "the provider cannot run jobs (no reason given)")
 
 
 def hello_from_proto(m: pb.Hello, *, max_devices: int) -> Hello:
@@ -85,6 +100,7 @@ def hello_from_proto(m: pb.Hello, *, max_devices: int) -> Hello:
         ray=RayInfo(ray_version=_text(m.ray.ray_version, "ray.ray_version"), num_cpus=m.ray.num_cpus,
                     num_gpus=m.ray.num_gpus, pin_resource=_text(m.ray.pin_resource, "ray.pin_resource")),
         software_version=_text(m.software_version, "software_version"),
+        readiness=readiness_from_proto(m.readiness) if m.HasField("readiness") else Readiness(),
     )
 
 

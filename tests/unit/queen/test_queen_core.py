@@ -559,3 +559,42 @@ async def test_a_provider_that_does_not_read_its_stream_is_cut_off() -> None:
     items = [link.queue.get_nowait() for _ in range(link.queue.qsize())]
     closed = [i for i in items if isinstance(i, _Closed)]
     assert closed and closed[0].code is grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
+def test_readiness_from_hello_and_heartbeats_decides_what_the_king_is_offered() -> None:
+    from blendr.types import Readiness
+    from protos.blendr.v1 import queen_pb2 as pb
+    from queen import convert as qconvert
+    from queen.poolview import render, rows
+
+    core = make_core()
+    changes: list[int] = []
+    core.pool_listeners.append(lambda: changes.append(1))
+    node = Node()
+    nonce = core.admission.new_nonce()
+    h = replace(hello(node.address, cpu()), readiness=Readiness(False, "the Ray job agent does not answer"))
+    core.admit(h, nonce, node.identity.sign_admission(core.address, nonce), node.link)
+    rec = core.pool.get(node.address)
+    assert rec is not None and rec.state is ProviderState.ALIVE and not rec.ready
+    # Admitted, listed and challenged, but not offered: the king's snapshot says it takes no jobs.
+    assert rec.not_ready == "the Ray job agent does not answer"
+    assert not qconvert.provider_to_proto(rec, 0).alive
+    view = pb.ListProvidersResponse(providers=[qconvert.provider_info_to_proto(rec, 0.0)], queen_address=QUEEN)
+    assert rows(view)[0]["ready"] is False
+    assert "not ready for jobs (not offered):" in render(view) and "the Ray job agent does not answer" in render(view)
+    # Heartbeats without readiness change nothing; a recovery is announced to the king once.
+    before = len(changes)
+    core.heartbeat(node.address)
+    core.heartbeat(node.address, Readiness(False, "the Ray job agent does not answer"))
+    assert len(changes) == before and not rec.ready
+    core.heartbeat(node.address, Readiness(True))
+    assert rec.ready and qconvert.provider_to_proto(rec, 0).alive and len(changes) == before + 1
+    assert rows(pb.ListProvidersResponse(providers=[qconvert.provider_info_to_proto(rec, 0.0)]))[0]["ready"] is True
+    # Losing readiness again takes it off the market; the record (and its reason) persists.
+    core.heartbeat(node.address, Readiness(False, "a trivial job failed: exit 1"))
+    assert not qconvert.provider_to_proto(rec, 0).alive and len(changes) == before + 2
+    stored = ProviderRecord.from_dict(core.store.get(NS_PROVIDERS, node.address))
+    assert stored.not_ready == "a trivial job failed: exit 1"
+    # A reconnect with a ready hello clears it.
+    node.join(core)
+    assert rec.ready
