@@ -26,7 +26,8 @@ def stop_from_proto(m: pb.JobStopRequest) -> StopRequest:
 def update_to_proto(u: JobUpdate) -> pb.JobUpdate:
     """A :class:`JobUpdate` as the wire's ``JobUpdate``."""
     return pb.JobUpdate(job_id=u.job_id, attempt=u.attempt, seq=u.seq, kind=u.kind.value, message=u.message,
-                        progress=u.progress, ts_unix=u.ts_unix, exit_code=u.exit_code)
+                        progress=u.progress, ts_unix=u.ts_unix, exit_code=u.exit_code,
+                        provider_fault=u.provider_fault)
 
 
 def update_message(u: JobUpdate) -> pb.ProviderMessage:

@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from blendr.clock import Clock, SystemClock
-from blendr.errors import BlendrError, FailedPreconditionError, UnavailableError
+from blendr.errors import BlendrError, ComputeError, FailedPreconditionError, UnavailableError
 from blendr.payload import JobPayload, PayloadError, open_sealed
 from blendr.telemetry import get_logger
 from provider.jobtypes import (
@@ -235,10 +235,10 @@ class JobHost:
         self._forget_old()
         # Checked here, not in the task: jobs arriving together see each other's devices as taken.
         if self._executor is None:
-            self._publish(job, UpdateKind.FAILED, NO_EXECUTOR)
+            self._publish(job, UpdateKind.FAILED, NO_EXECUTOR, provider_fault=True)
         elif job.gpus < 1 or job.gpus > free:
             self._publish(job, UpdateKind.FAILED, f"the job asks for {job.gpus} devices; this provider has "
-                                                  f"{max(0, free)} free of {self._devices}")
+                                                  f"{max(0, free)} free of {self._devices}", provider_fault=True)
         else:
             job.task = asyncio.create_task(self._run(job, a), name=f"job-{job.run_id}")
             job.task.add_done_callback(functools.partial(self._job_task_done, job))
@@ -287,7 +287,8 @@ class JobHost:
         # so neither the queen nor the renter waits for it forever.
         log.error("job handling failed", job=job.job_id, attempt=job.attempt, exc_info=exc)
         if not job.done:
-            self._publish(job, UpdateKind.FAILED, f"the provider agent failed: {type(exc).__name__}")
+            self._publish(job, UpdateKind.FAILED, f"the provider agent failed: {type(exc).__name__}",
+                          provider_fault=True)
 
     async def _run(self, job: _Job, a: Assignment) -> None:
         assert self._executor is not None
@@ -306,7 +307,10 @@ class JobHost:
         try:
             await self._executor.start(job.run_id, payload, gpus=gpus, deadline_unix=a.deadline_unix)
         except BlendrError as exc:
-            self._publish(job, UpdateKind.FAILED, f"cannot start the job: {exc}")
+            # The runner's own failure (Ray refused or cannot be reached, the provider's files) is the provider's;
+            # anything else (the renter's payload, a rental already over) is not.
+            self._publish(job, UpdateKind.FAILED, f"cannot start the job: {exc}",
+                          provider_fault=isinstance(exc, ComputeError))
             return
         del payload
         job.started = True
@@ -318,7 +322,7 @@ class JobHost:
                 log.info("job ended", job=job.job_id, attempt=job.attempt, kind=str(e.kind))
                 return
         if not self._closing:
-            self._publish(job, UpdateKind.FAILED, "the job runner ended without a final state")
+            self._publish(job, UpdateKind.FAILED, "the job runner ended without a final state", provider_fault=True)
 
     def _on_event(self, job: _Job, e: JobEvent) -> bool:
         """Publish one executor event; True when it ended the job."""
@@ -331,12 +335,12 @@ class JobHost:
         if kind is UpdateKind.FAILED:
             exit_code = e.exit_code if e.exit_code is not None else -1
         self._publish(job, kind, e.message, progress=e.progress if kind is UpdateKind.PROGRESS else 0.0,
-                      ts=e.ts, exit_code=exit_code)
+                      ts=e.ts, exit_code=exit_code, provider_fault=kind is UpdateKind.FAILED and e.provider_fault)
         return kind in TERMINAL_KINDS
 
     def _publish(self, job: _Job, kind: UpdateKind, message: str = "", *, progress: float = 0.0, ts: float = 0.0,
-                 exit_code: int = 0) -> None:
-        """Number and keep the job's next update.
+                 exit_code: int = 0, provider_fault: bool = False) -> None:
+        """Number and keep the job's next update (``provider_fault``: a failure on the provider's side).
 
         Raises:
             FailedPreconditionError: ``kind`` is not allowed in the job's state (a bug in this module).
@@ -348,7 +352,8 @@ class JobHost:
         job.seq += 1
         job.history.append(JobUpdate(job_id=job.job_id, attempt=job.attempt, seq=job.seq, kind=kind,
                                      message=message, progress=progress,
-                                     ts_unix=UnixSeconds(ts or self._clock.time()), exit_code=exit_code))
+                                     ts_unix=UnixSeconds(ts or self._clock.time()), exit_code=exit_code,
+                                     provider_fault=provider_fault))
         self._wake.set()
 
     def _forget_old(self) -> None:

@@ -444,7 +444,8 @@ class JobRunner:
         log.error("renter job watcher crashed", job_id=job.job_id, exc_info=exc)
         shutil.rmtree(job.workdir, ignore_errors=True)
         event = JobEvent(job.job_id, UpdateKind.FAILED,
-                         f"the provider lost track of the job ({type(exc).__name__})", ts=self._clock.time())
+                         f"the provider lost track of the job ({type(exc).__name__})", ts=self._clock.time(),
+                         provider_fault=True)
         job.terminal = event
         job.queue.put_nowait(event)
         job.finished.set()
@@ -542,11 +543,12 @@ class JobRunner:
                         polled = await self._poll(client, job)
             except ComputeError as exc:
                 await self._finish(job, UpdateKind.FAILED,
-                                   f"lost contact with the Ray cluster for {outage.elapsed_s:.0f} s: {exc}")
+                                   f"lost contact with the Ray cluster for {outage.elapsed_s:.0f} s: {exc}",
+                                   provider_fault=True)
                 return
             if polled is None:
                 await self._finish(job, UpdateKind.FAILED,
-                                   "the Ray cluster no longer knows this job (was it restarted?)")
+                                   "the Ray cluster no longer knows this job (was it restarted?)", provider_fault=True)
                 return
             info, logs = polled
             status = info.status
@@ -558,7 +560,10 @@ class JobRunner:
             self._emit_lines(job, cursor.feed(logs, final=terminal))
             if terminal:
                 kind, reason, exit_code = self._outcome(job, info, status)
-                await self._finish(job, kind, reason, exit_code)
+                # A failure that is not the entrypoint's own exit is Ray's or the provider's (the job agent, the
+                # supervisor, the provider's runtime environment): the provider's fault, not the renter's.
+                await self._finish(job, kind, reason, exit_code,
+                                   provider_fault=kind is UpdateKind.FAILED and exit_code is None)
                 return
             interval = max(self._poll_s, min(MAX_POLL_S, len(logs) / LOG_POLL_CHARS_PER_S))
             # Wake up in time for the deadline rather than a poll later.
@@ -602,10 +607,12 @@ class JobRunner:
         message = str(info.message or "").split(", last available logs")[0].strip()
         return UpdateKind.FAILED, (message.splitlines()[0] if message else "the job failed")[:1000], None
 
-    async def _finish(self, job: _Job, kind: UpdateKind, reason: str, exit_code: int | None = None) -> None:
+    async def _finish(self, job: _Job, kind: UpdateKind, reason: str, exit_code: int | None = None, *,
+                      provider_fault: bool = False) -> None:
         # Clean up before announcing the end: whoever sees the terminal event can rely on it.
         await self._run(self._remove_workdir, job)
-        event = JobEvent(job.job_id, kind, reason, ts=self._clock.time(), exit_code=exit_code)
+        event = JobEvent(job.job_id, kind, reason, ts=self._clock.time(), exit_code=exit_code,
+                         provider_fault=provider_fault)
         job.terminal = event
         job.queue.put_nowait(event)
         job.finished.set()

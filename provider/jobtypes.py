@@ -115,6 +115,8 @@ class JobUpdate:
 
     ``seq`` counts from 1 per attempt; ``progress`` is in 0..1 for ``progress`` updates and 0 otherwise;
     ``exit_code`` is the entrypoint's code for ``failed`` (-1 when unknown), 0 otherwise.
+    ``provider_fault`` (only on ``failed``): the provider could not run the job (its Ray refused or lost it,
+    its runtime or devices were not ready), as opposed to the job's own failure.
     """
 
     job_id: JobId
@@ -125,6 +127,7 @@ class JobUpdate:
     progress: float = 0.0
     ts_unix: UnixSeconds = UnixSeconds(0.0)
     exit_code: int = 0
+    provider_fault: bool = False
 
     @property
     def terminal(self) -> bool:
@@ -140,7 +143,8 @@ class JobEvent:
     comes as a ``log`` event just before), or a terminal kind (``message`` is the reason). ``seq`` numbers
     log lines from 1 (``log`` and ``progress`` events), so a consumer can drop lines it already forwarded
     before a restart. ``ts`` is the runner's clock (wall seconds). ``exit_code`` is the entrypoint's exit
-    code on a ``failed`` event when the entrypoint itself failed, None otherwise.
+    code on a ``failed`` event when the entrypoint itself failed, None otherwise. ``provider_fault`` on a
+    ``failed`` event: the runner, not the job, failed (Ray lost or refused the job, its runtime was broken).
     """
 
     job_id: str
@@ -150,6 +154,7 @@ class JobEvent:
     ts: float = 0.0
     seq: int = 0
     exit_code: int | None = None
+    provider_fault: bool = False
 
     @property
     def terminal(self) -> bool:

@@ -66,7 +66,10 @@ class Assignment:
 
 @dataclass(frozen=True)
 class JobEvent:
-    """A job's progress: a provider's ``JobUpdate`` in, a ``QueenJobEvent`` out (same fields)."""
+    """A job's progress: a provider's ``JobUpdate`` in, a ``QueenJobEvent`` out (same fields).
+
+    ``provider_fault`` (on ``failed``): the provider could not run the job, not the job's own failure.
+    """
 
     job_id: str
     attempt: int
@@ -76,6 +79,7 @@ class JobEvent:
     progress: float = 0.0
     ts_unix: float = 0.0
     exit_code: int = 0
+    provider_fault: bool = False
 
     @property
     def terminal(self) -> bool:
@@ -194,6 +198,8 @@ class JobBook:
         self._unsent: dict[str, JobRecord] = {}
         # Called when the GPUs busy on a provider change (the king link sends a fresh snapshot).
         self.load_listeners: list[Callable[[Address], None]] = []
+        # Called with (rental id, provider) when a job failed on the provider's side: its rental pays nothing.
+        self.fault_listeners: list[Callable[[int, Address], None]] = []
 
     # ------------------------------------------------------------------ persistence
     def load(self) -> int:
@@ -305,7 +311,7 @@ class JobBook:
             return
         if ev.seq <= rec.last_seq:
             return
-        ev = replace(ev, message=ev.message[:MAX_MESSAGE])
+        ev = replace(ev, message=ev.message[:MAX_MESSAGE], provider_fault=ev.kind == "failed" and ev.provider_fault)
         rec.last_seq, rec.seq_exact = ev.seq, True
         if ev.kind in CHATTER:
             rec.dirty = True
@@ -321,7 +327,11 @@ class JobBook:
             self._save(rec)
         self._emit(ev)
         if ev.terminal:
-            log.info("job ended", job=ev.job_id, attempt=ev.attempt, kind=ev.kind, provider=provider)
+            log.info("job ended", job=ev.job_id, attempt=ev.attempt, kind=ev.kind, provider=provider,
+                     provider_fault=ev.provider_fault)
+            if ev.provider_fault and rec.rental_id:
+                for listener in self.fault_listeners:
+                    listener(int(rec.rental_id, 16), provider)
             self._load_changed(provider)
 
     def provider_admitted(self, provider: Address) -> None:

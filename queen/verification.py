@@ -13,6 +13,14 @@ This queen follows WorkVerification's events; for each task it is the queen of:
   so it lands exactly once (WorkVerification refuses a batch id twice; that refusal means "already landed");
 * after the task's end (ETC time), with no challenge issued before the end still in flight and its final
   counts landed, the queen finalizes the task, which sends the result to ETH over the bridge.
+* a late bridge changes nothing that is owed: a provider with a rental this queen was assigned (by the king)
+  but whose task has not opened on ETC yet is challenged at the rental rate already, every decided challenge
+  is kept for ``HISTORY_S``, and a task that opens late counts the challenges issued in its window before it
+  was known, exactly once;
+* a rental whose job failed on the provider's side (``provider_fault``, reported through this queen) pays
+  nothing and slashes nothing: its task's challenges all count as missed (issued = missed, passed = failed = 0),
+  so WorkVerification's verdict is 0 verified seconds, not failed. The provider did not serve the rental;
+  that its GPUs answered challenges does not make it time the renter's job had them.
 
 Records are auditable: :func:`record_leaf` of a stored record, with the proof from
 :meth:`RentalVerifier.record_proof`, verifies against the batch's records root on chain
@@ -24,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -50,6 +59,11 @@ NS_TASKS = "rental_tasks"
 NS_RECORDS = "rental_records"
 NS_BATCHES = "relay_batches"
 NS_META = "relay_meta"
+NS_HISTORY = "challenge_history"  # provider/issued/challenge id -> a decided challenge (for tasks opened late)
+NS_VOID = "rental_void"  # rental id -> the provider failed its job: the rental's task pays nothing
+HISTORY_S = 3 * 86400.0
+"""How long decided challenges are kept for a task that opens late (a bridge delayed longer loses the
+challenges issued before then)."""
 FOLLOWER = "queen-etc-work-verification"
 INTERVAL_CACHE_S = 60.0
 
@@ -65,6 +79,11 @@ class EventSource(Protocol):
 
 def rid_key(rental_id: int) -> str:
     return f"{rental_id:064x}"
+
+
+def _issued_key(ts: float) -> str:
+    """A wall-clock time as a key part that sorts in time order."""
+    return f"{max(0.0, ts):017.6f}"
 
 
 def record_leaf(record: dict[str, Any]) -> bytes:
@@ -102,8 +121,11 @@ class Task:
     finalize_tx: str = ""
     verified_seconds: int | None = None
     failed_verdict: bool | None = None
+    void: bool = False  # the provider failed the rental's job: every challenge counts as missed
 
     def result(self) -> ChallengeResult:
+        if self.void:
+            return ChallengeResult(self.rental_id, self.issued, 0, 0, self.issued)
         return ChallengeResult(self.rental_id, self.issued, self.passed, self.failed, self.missed)
 
     @property
@@ -119,6 +141,7 @@ class Task:
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> Task:
         d = dict(d)
+        d.setdefault("void", False)
         d["rental_id"] = int(d["rental_id"], 16)
         d["provider"] = Address(d["provider"])
         return cls(**d)
@@ -170,7 +193,13 @@ class RentalVerifier:
         self._interval: tuple[float, float] | None = None  # (chain interval, fetched at monotonic)
         self._last_batch = clock.monotonic()
         self._backoff = Backoff(cfg.retry_initial_s, cfg.retry_max_s)
+        # on_outcome runs on the event loop, poll_chain in a worker thread: a task opening and a challenge
+        # being decided are serialized, so a late task counts each challenge once (history or live).
+        self._lock = threading.Lock()
+        self._rated: set[Address] = set()  # providers at the rental rate after the last apply_rates
+        self._pruned: dict[Address, float] = {}  # provider -> when its history was last pruned (monotonic)
         core.outcome_listeners.append(self.on_outcome)
+        core.jobs.fault_listeners.append(self.provider_fault)
 
     # ------------------------------------------------------------------ state
     def load(self) -> int:
@@ -225,10 +254,44 @@ class RentalVerifier:
         """One follower poll; returns how many events it applied."""
         self._staged = {}
         changes = self.follower.poll(self._on_events)
-        self.tasks.update(self._staged)
+        with self._lock:
+            fresh = [t for rid, t in self._staged.items() if rid not in self.tasks]
+            self.tasks.update(self._staged)
+            for t in fresh:
+                self._backfill(t)
         if self._staged:
             self.apply_rates()
         return len(changes.new)
+
+    def _backfill(self, t: Task) -> None:
+        """A task just known (its OPEN crossed the bridge late): counts the kept challenges of its provider
+        issued in its window, and applies a provider fault reported before it opened. Call under the lock."""
+        if t.state != OPEN or t.issued:
+            return
+        void = self.store.get(NS_VOID, rid_key(t.rental_id)) is not None
+        lo, hi = f"{t.provider}/{_issued_key(t.start)}", f"{t.provider}/{_issued_key(t.end)}"
+        found = [(k, d) for k, d in self.store.scan(NS_HISTORY, f"{t.provider}/") if lo <= k < hi]
+        if not found and not void:
+            return
+        with self.store.batch() as b:
+            for _, doc in found:
+                self._count(b, t, doc["verdict"], doc["record"])
+            t.void = t.void or void
+            b.put(NS_TASKS, rid_key(t.rental_id), t.to_json())
+        log.info("rental task opened late: earlier challenges counted", rental=rid_key(t.rental_id)[:12],
+                 challenges=len(found), void=t.void)
+
+    def provider_fault(self, rental_id: int, provider: Address) -> None:
+        """The rental's job failed on the provider's side: the rental pays nothing (kept if its task is not
+        known yet, applied when it opens)."""
+        with self._lock:
+            self.store.put(NS_VOID, rid_key(rental_id), {"provider": provider, "at": self.clock.time()})
+            t = self.tasks.get(rental_id)
+            if t is not None and t.state == OPEN and not t.void:
+                t.void = True
+                self.store.put(NS_TASKS, rid_key(rental_id), t.to_json())
+        log.info("rental voided: its job failed on the provider's side", rental=rid_key(rental_id)[:12],
+                 provider=provider)
 
     # ------------------------------------------------------------------ challenges
     def chain_interval(self) -> float:
@@ -245,12 +308,16 @@ class RentalVerifier:
         return min(self.cfg.rental_challenge_mean_interval_s, chain)
 
     def apply_rates(self) -> None:
-        """Rented providers (a task running now) at the rental rate; everyone else back to the idle rate."""
+        """Rented providers (a task running now, or a rental assigned through this queen whose task has not
+        opened yet) at the rental rate; everyone else back to the idle rate."""
         now = self.clock.time()
         rented = {t.provider for t in self.tasks.values() if t.state == OPEN and t.start <= now < t.end}
+        jobs = [r for r in self.core.jobs.open_jobs() if r.rental_id]
+        rented |= {r.provider for r in jobs if now < r.deadline_unix and int(r.rental_id, 16) not in self.tasks}
         rate = self.rental_rate() if rented else 0.0
-        for t in self.tasks.values():
-            self.core.challenger.set_interval(t.provider, rate if t.provider in rented else None)
+        for p in {*(t.provider for t in self.tasks.values()), *(r.provider for r in jobs), *self._rated}:
+            self.core.challenger.set_interval(p, rate if p in rented else None)
+        self._rated = rented
 
     def on_outcome(self, addr: Address, outcome: Outcome) -> None:
         """A decided challenge: counted in every open task of the provider whose window holds its issue time."""
@@ -258,18 +325,34 @@ class RentalVerifier:
         which = VERDICT_FIELD.get(outcome.verdict)
         if which is None:
             return
-        hits = [t for t in self.tasks.values()
-                if t.state == OPEN and t.provider == addr and t.start <= issued < t.end]
-        if not hits:
+        key = f"{addr}/{_issued_key(issued)}/{outcome.record.get('challenge_id', '')}"
+        with self._lock, self.store.batch() as b:
+            b.put(NS_HISTORY, key, {"verdict": which, "record": outcome.record})
+            for t in self.tasks.values():
+                if t.state == OPEN and t.provider == addr and t.start <= issued < t.end:
+                    self._count(b, t, which, outcome.record)
+                    b.put(NS_TASKS, rid_key(t.rental_id), t.to_json())
+        self._prune(addr)
+
+    def _count(self, b: Batch, t: Task, which: str, record: dict[str, Any]) -> None:
+        t.issued += 1
+        setattr(t, which, getattr(t, which) + 1)
+        rec = {**record, "rental_id": rid_key(t.rental_id)}
+        b.put(NS_RECORDS, f"{rid_key(t.rental_id)}/{t.records:08d}", {"record": rec, "batch": None})
+        t.records += 1
+
+    def _prune(self, addr: Address) -> None:
+        """Drops the provider's kept challenges older than HISTORY_S (at most once an hour per provider)."""
+        mono = self.clock.monotonic()
+        if mono - self._pruned.get(addr, -1e18) < 3600.0:
             return
-        with self.store.batch() as b:
-            for t in hits:
-                t.issued += 1
-                setattr(t, which, getattr(t, which) + 1)
-                rec = {**outcome.record, "rental_id": rid_key(t.rental_id)}
-                b.put(NS_RECORDS, f"{rid_key(t.rental_id)}/{t.records:08d}", {"record": rec, "batch": None})
-                t.records += 1
-                b.put(NS_TASKS, rid_key(t.rental_id), t.to_json())
+        self._pruned[addr] = mono
+        cut = f"{addr}/{_issued_key(self.clock.time() - HISTORY_S)}"
+        old = [k for k, _ in self.store.scan(NS_HISTORY, f"{addr}/") if k < cut]
+        if old:
+            with self.store.batch() as b:
+                for k in old:
+                    b.delete(NS_HISTORY, k)
 
     def _in_flight_before_end(self, t: Task) -> bool:
         p = self.core.challenger.pending(t.provider)

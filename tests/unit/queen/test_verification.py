@@ -340,3 +340,65 @@ def test_a_reorged_out_opening_keeps_the_task(store: Store) -> None:
     rig.v.step()
     assert rig.v.tasks[1].state == OPEN  # kept: its batches are refused on chain if it does not come back
 
+
+
+def test_a_task_opened_late_counts_the_challenges_issued_in_its_window_once(store: Store) -> None:
+    """The bridge delivered the OPEN after the rental ran (and after a queen restart): what the provider
+    proved during the rental still counts, exactly once, and what it proves afterwards is counted live."""
+    rig = Rig(store)
+    rig.decide(Verdict.PASSED, at=T0 - 5)  # before the rental: never counted
+    rig.clock.advance(10)
+    for verdict in (Verdict.PASSED, Verdict.PASSED, Verdict.MISSED):
+        rig.decide(verdict)
+        rig.clock.advance(100)
+    rig.restart()  # the kept challenges are durable
+    rig.open_task(1)
+    rig.v.step()
+    t = rig.v.tasks[1]
+    assert (t.issued, t.passed, t.missed) == (3, 2, 1)
+    rig.v.step()  # a second poll opens nothing new and counts nothing twice
+    rig.decide(Verdict.PASSED)  # live, inside the window
+    assert rig.v.tasks[1].issued == 4
+    rig.end_all()
+    rig.settle()
+    r = rig.wv.finalized_result[1]
+    assert (r.issued, r.passed, r.failed, r.missed) == (4, 3, 0, 1)
+    assert len(rig.v.records(1)) == 4
+
+
+def test_a_rental_whose_job_failed_on_the_provider_side_pays_nothing_and_is_not_failed(store: Store) -> None:
+    """A provider fault reported before the task opened (late bridge) and one reported on an open task both
+    finalize with every challenge missed: 0 verified seconds, no failed verdict (no slash)."""
+    rig = Rig(store)
+    rig.clock.advance(10)
+    rig.decide(Verdict.PASSED)
+    rig.v.provider_fault(1, PROVIDER)  # before the OPEN crossed the bridge
+    rig.open_task(1)
+    rig.open_task(2)
+    rig.v.step()
+    rig.decide(Verdict.PASSED)
+    rig.v.step()  # the counts land before the fault on rental 2 is known
+    rig.v.provider_fault(2, PROVIDER)
+    rig.end_all()
+    rig.settle()
+    for rid, issued in ((1, 2), (2, 2)):  # both windows hold both challenges
+        r = rig.wv.finalized_result[rid]
+        assert (r.issued, r.passed, r.failed, r.missed) == (issued, 0, 0, issued)
+        t = rig.v.tasks[rid]
+        assert t.verified_seconds == 0 and t.failed_verdict is False
+
+
+def test_a_provider_with_an_assigned_rental_is_challenged_at_the_rental_rate_before_its_task_opens(
+        store: Store) -> None:
+    from queen.jobs import JobRecord
+
+    rig = Rig(store)
+    idle = rig.core.challenger.interval(PROVIDER)
+    rec = JobRecord("j-1", 1, PROVIDER, 1, rid_key(7), T0 + 600.0, T0)
+    rig.core.jobs._active[rec.key] = rec  # assigned by the king; the bridge has not opened the task yet
+    rig.v.apply_rates()
+    rental_rate = min(RELAY.rental_challenge_mean_interval_s, rig.wv.interval)
+    assert rental_rate < idle and rig.core.challenger.interval(PROVIDER) == rental_rate
+    rig.clock.advance(700)  # the rental is over: back to the idle rate
+    rig.v.apply_rates()
+    assert rig.core.challenger.interval(PROVIDER) == idle
