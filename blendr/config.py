@@ -126,9 +126,10 @@ class ProviderConfig:
 class ChainConfig:
     """How a node reaches Ethereum and Ethereum Classic: the deployment manifest, overrides, retries."""
 
-    # The deployment manifest (RPC URLs, chain ids, confirmation depths, contract addresses);
-    # empty: <home>/deployment.json (what `blendr devnet up` and `blendr chain deploy` write).
-    manifest: str = ""
+    # The deployment file (RPC URLs, chain ids, confirmation depths, contract addresses) that
+    # `blendr devnet up` and `blendr chain deploy` write; the `--deployment FILE` flag; empty:
+    # <home>/deployment.json.
+    deployment: str = ""
     # Override the manifest's RPC endpoints (e.g. a node's own ETH/ETC node); empty: the manifest's.
     eth_rpc_url: str = ""
     etc_rpc_url: str = ""
@@ -227,6 +228,14 @@ class KingConfig:
     # How much a quote rises with utilization (at full use: base × (1 + surge)); its bounds are governance
     # parameters on GPURental (quoteBounds).
     price_surge: float = 1.0
+    # Jobs' outputs (`blendr job get`): where the king keeps them (empty: <home>/king/outputs), the largest sealed
+    # output of one job and of all jobs together (bytes; over: the job's output fails, "over this king's limit"),
+    # how long they are kept after arriving, and how long after a job ends they may take to arrive.
+    outputs_dir: str = ""
+    max_output_bytes: int = 1 * 2**30
+    max_outputs_total_bytes: int = 20 * 2**30
+    outputs_retention_s: float = 7 * 86400.0
+    outputs_wait_s: float = 600.0
 
 
 @dataclass
@@ -342,6 +351,8 @@ def _apply(cfg: Config, dotted: str, value: Any, *, from_text: bool, source: str
         raise ConfigError(f"{source}: unknown section [{section}] (known: {', '.join(sorted(SECTIONS))})")
     obj = getattr(cfg, section)
     hints = typing.get_type_hints(type(obj))
+    if (section, key) == ("chain", "manifest"):
+        raise ConfigError(f"{source}: chain.manifest is now chain.deployment (the --deployment flag)")
     if key not in hints:
         known = ", ".join(f.name for f in dataclasses.fields(obj))
         raise ConfigError(f"{source}: unknown setting {section}.{key} (known in [{section}]: {known})")

@@ -4,13 +4,20 @@
 Classic runs) as background processes that keep their state in ``<home>/devnet/`` across ``down``/``up``,
 deploys the contracts (once), funds the well-known devnet accounts with GPUTOKEN and stakes, and writes
 ``<home>/deployment.json``. The devnet accounts are anvil's public test keys: worthless by design.
+
+The devnet that runs on a pair of ports is recorded (its home and manifest) in a per-user file under the
+system's temporary directory, so ``up`` from another home reuses the running chains and copies their
+manifest into that home, and ``down`` from another home names the one that started them.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import shutil
 import signal
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -56,17 +63,68 @@ def _pid(cfg: Config, name: str) -> int | None:
     return pid
 
 
+def registry_path(cfg: Config) -> Path:
+    """Where the devnet running on this config's ports is recorded (home and manifest), per user."""
+    uid = os.getuid() if hasattr(os, "getuid") else 0
+    host = cfg.devnet.host.replace(":", "_")
+    return Path(tempfile.gettempdir()) / f"blendr-devnet-{uid}" / f"{host}-{cfg.devnet.eth_port}-{cfg.devnet.etc_port}.json"
+
+
+def _record(cfg: Config, manifest: Path) -> None:
+    path = registry_path(cfg)
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"home": str(cfg.home), "manifest": str(manifest)}) + "\n")
+    os.replace(tmp, path)
+
+
+def running_elsewhere(cfg: Config) -> dict[str, str] | None:
+    """The record of the devnet on this config's ports when another home started it and it still runs."""
+    try:
+        rec = json.loads(registry_path(cfg).read_text())
+        home, manifest = Path(rec["home"]), Path(rec["manifest"])
+    except (FileNotFoundError, json.JSONDecodeError, KeyError, TypeError):
+        return None
+    if home.resolve() == cfg.home.resolve():
+        return None
+    for ch in _chains(cfg):
+        try:
+            if int(rpc(cfg.devnet.host, ch.port, "eth_chainId"), 16) != ch.chain_id:
+                return None
+        except BlendrError:
+            return None
+    return {"home": str(home), "manifest": str(manifest)}
+
+
+def _chain_id_at(cfg: Config, port: int) -> int | None:
+    try:
+        return int(rpc(cfg.devnet.host, port, "eth_chainId"), 16)
+    except BlendrError:
+        return None
+
+
 def up(cfg: Config, *, echo: Callable[[str], None] = print) -> Any:
     """Starts the chains (if not running), deploys (if not deployed), funds, writes the manifest.
 
-    Returns the Manifest. Safe to run again: a running devnet is reused.
+    Returns the Manifest. Safe to run again: a running devnet is reused, also one started from another home
+    (its manifest is then copied into this home's ``deployment.json``).
 
     Raises:
-        UnavailableError: a chain did not start (e.g. its port is taken by something else).
+        UnavailableError: a chain did not start.
+        ConfigError: a chain's port is taken by something that is not this devnet.
     """
     from blendr.chain.anvil import start_anvil
     from blendr.chain.manifest import manifest_path
 
+    path = manifest_path(cfg)
+    other = running_elsewhere(cfg)
+    if other is not None:
+        return _adopt(cfg, other, path, echo)
+    for ch in _chains(cfg):
+        if _pid(cfg, ch.name) is None and (got := _chain_id_at(cfg, ch.port)) is not None:
+            raise ConfigError(
+                f"{cfg.devnet.host}:{ch.port} already serves chain {got}, not a devnet this home or a known one "
+                f"started: stop it, or pick other ports ([devnet] {ch.name}_port)")
     d = devnet_dir(cfg)
     d.mkdir(parents=True, exist_ok=True)
     for ch in _chains(cfg):
@@ -79,18 +137,45 @@ def up(cfg: Config, *, echo: Callable[[str], None] = print) -> Any:
             detach=True)
         (d / f"{ch.name}.pid").write_text(f"{node.process.pid}\n")
         echo(f"{ch.name}: chain {ch.chain_id} on {node.url} (pid {node.process.pid}, log {d / (ch.name + '.log')})")
-    path = manifest_path(cfg)
     existing = _existing_manifest(cfg, path)
     if existing is not None:
         echo(f"contracts already deployed (manifest {path})")
-        return existing
-    from blendr.chain.deploy import deploy_devnet
+        manifest = existing
+    else:
+        from blendr.chain.deploy import deploy_devnet
 
-    t0 = time.monotonic()
-    manifest = deploy_devnet(cfg, echo=echo)
-    manifest.save(path)
-    echo(f"deployed and funded in {time.monotonic() - t0:.1f} s; manifest {path}")
+        t0 = time.monotonic()
+        manifest = deploy_devnet(cfg, echo=echo)
+        manifest.save(path)
+        echo(f"deployed and funded in {time.monotonic() - t0:.1f} s")
+    _record(cfg, path.resolve())
+    _echo_where(path, echo)
     return manifest
+
+
+def _adopt(cfg: Config, other: dict[str, str], path: Path, echo: Callable[[str], None]) -> Any:
+    """Reuses the devnet another home started: its manifest, checked live, copied to ``path``."""
+    src = Path(other["manifest"])
+    m = _existing_manifest(cfg, src)
+    if m is None:
+        raise ConfigError(
+            f"the devnet on ports {cfg.devnet.eth_port}/{cfg.devnet.etc_port} was started from {other['home']}, "
+            f"but its manifest {src} is missing or names contracts that are not on the chains: run "
+            f"`blendr devnet up --home {other['home']}` first")
+    echo(f"eth and etc: already running, started from {other['home']}")
+    if src.resolve() != path.resolve():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(src, path)
+        echo(f"copied its manifest {src} to {path}")
+    _echo_where(path, echo)
+    return m
+
+
+def _echo_where(path: Path, echo: Callable[[str], None]) -> None:
+    echo(f"deployment: {path}")
+    echo(f"nodes find it with --deployment {path} (king run, queen run, chain info, stake), or "
+         "[chain] deployment in their config.toml, or by default in their own home after "
+         "`blendr devnet up --home NODE_HOME`")
 
 
 def _existing_manifest(cfg: Config, path: Path) -> Any:
@@ -118,6 +203,10 @@ def down(cfg: Config, *, reset: bool = False, echo: Callable[[str], None] = prin
     from blendr.chain.manifest import manifest_path
 
     d = devnet_dir(cfg)
+    other = running_elsewhere(cfg)
+    if other is not None and all(_pid(cfg, ch.name) is None for ch in _chains(cfg)):
+        raise ConfigError(f"the devnet on ports {cfg.devnet.eth_port}/{cfg.devnet.etc_port} was started from "
+                          f"{other['home']}: stop it with `blendr devnet down --home {other['home']}`")
     for ch in _chains(cfg):
         pid = _pid(cfg, ch.name)
         if pid is None:
@@ -134,6 +223,10 @@ def down(cfg: Config, *, reset: bool = False, echo: Callable[[str], None] = prin
         (d / f"{ch.name}.pid").unlink(missing_ok=True)
         if reset:
             (d / f"{ch.name}-state.json").unlink(missing_ok=True)
+    if all(_pid(cfg, ch.name) is None for ch in _chains(cfg)):
+        with contextlib.suppress(FileNotFoundError, json.JSONDecodeError, KeyError, TypeError):
+            if Path(json.loads(registry_path(cfg).read_text())["home"]).resolve() == cfg.home.resolve():
+                registry_path(cfg).unlink()
     if reset:
         path = manifest_path(cfg)
         if path.is_file():
@@ -187,7 +280,11 @@ def install_key(cfg: Config, role: str) -> str:
     if path.exists():
         existing = NodeIdentity.load(cfg.home)
         if existing.address != ident.address:
-            raise IdentityError(f"{path} already holds the key of {existing.address}; use another --home")
+            raise IdentityError(
+                f"{path} already holds another key ({existing.address}), not the devnet {role}'s "
+                f"({ident.address}); nothing was changed. Give the {role} a home of its own (--home DIR), or, "
+                f"if that key holds nothing you need (a deleted key cannot be recovered), remove {path} and run "
+                "this again")
         return f"{cfg.home} already has the {role} key ({ident.address})"
     ident.save(cfg.home)
     return f"installed the devnet {role} key ({ident.address}) in {path}"

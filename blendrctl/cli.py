@@ -23,6 +23,12 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--log-format", choices=["console", "json"], help="log format")
 
 
+def _deployment_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--deployment", metavar="FILE",
+                   help="the deployment manifest (chains and contracts) that `blendr devnet up` or `blendr chain "
+                        "deploy` wrote (default: chain.deployment, else <home>/deployment.json)")
+
+
 def _tls_flags(p: argparse.ArgumentParser, *, client: bool) -> None:
     p.add_argument("--insecure", action="store_true", help="plaintext gRPC (devnets only; TLS is on by default)")
     if client:
@@ -47,6 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     qrun = qsub.add_parser("run", help="run a queen: admit providers, watch them, challenge their GPUs")
     _common(qrun)
     _tls_flags(qrun, client=False)
+    _deployment_flag(qrun)
     qrun.add_argument("--listen", help="HOST:PORT for providers (default 0.0.0.0:7470)")
     qrun.add_argument("--admin-listen", help="HOST:PORT for `blendr pool ls` (default 127.0.0.1:7471)")
     qrun.add_argument("--admission", choices=["allowlist", "open", "stake"],
@@ -93,7 +100,23 @@ def build_parser() -> argparse.ArgumentParser:
                                        "deliveries, settlements")
     _common(krun)
     _tls_flags(krun, client=False)
+    _deployment_flag(krun)
     krun.add_argument("--listen", help="HOST:PORT for renters and queens (default 0.0.0.0:7480)")
+
+    stake = sub.add_parser("stake", help="this node's stake in StakingManager: see it, or stake GPUTOKEN")
+    stsub = stake.add_subparsers(dest="action", metavar="ACTION", required=True)
+    stshow = stsub.add_parser("show", help="this node's stake per role, the minimums, its GPUTOKEN balance")
+    stadd = stsub.add_parser(
+        "add", help="stake GPUTOKEN from this node's key (approves StakingManager, then stakes; the key pays gas)",
+        description="Stakes AMOUNT GPUTOKEN for ROLE from <home>/node.key. Providers need the minimum per GPU "
+                    "they offer, queens the queen minimum (`blendr stake show` prints both). The devnet's "
+                    "king, queen and provider keys are staked already.")
+    stadd.add_argument("role", choices=["provider", "queen", "king"], help="the role the stake is for")
+    stadd.add_argument("amount", help="GPUTOKEN, e.g. 1000 or 1000.5")
+    for p in (stshow, stadd):
+        _common(p)
+        _deployment_flag(p)
+    stshow.add_argument("--json", action="store_true", help="machine-readable output (amounts in wei)")
 
     from blendrctl import renter
 
@@ -112,13 +135,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     dn = sub.add_parser("devnet", help="local eth + etc chains (anvil) with every contract deployed")
     dnsub = dn.add_subparsers(dest="action", metavar="ACTION", required=True)
-    dup = dnsub.add_parser("up", help="start both chains, deploy and fund (reuses a running devnet); "
-                                      "writes <home>/deployment.json")
+    dup = dnsub.add_parser("up", help="start both chains, deploy and fund; writes <home>/deployment.json and "
+                                      "prints how nodes find it (a devnet already running, also one started "
+                                      "from another home, is reused and its manifest copied into this home)")
     ddown = dnsub.add_parser("down", help="stop both chains (state kept for the next `up`)")
     ddown.add_argument("--reset", action="store_true", help="also delete the chains' state and the manifest")
     dstat = dnsub.add_parser("status", help="what runs, head blocks, deployed contracts")
     dstat.add_argument("--json", action="store_true", help="machine-readable output")
-    dkey = dnsub.add_parser("key", help="install a devnet account's key as this node's key (devnets only)")
+    dkey = dnsub.add_parser("key", help="install a devnet account's key as this node's key (devnets only; "
+                                        "refuses a home that holds another key)")
     dkey.add_argument("role", help="king, queen1..queen3, provider1..provider4, renter or deployer")
     for p in (dup, ddown, dstat, dkey):
         _common(p)
@@ -134,12 +159,14 @@ def build_parser() -> argparse.ArgumentParser:
                     "eth_confirmations, etc_confirmations). Writes the deployment manifest.")
     _common(cdep)
     cdep.add_argument("--network", required=True, help="the [network.NAME] table to deploy to")
-    cdep.add_argument("--out", help="manifest path (default: chain.manifest, else <home>/deployment.json)")
+    cdep.add_argument("--out", help="manifest path (default: chain.deployment, else <home>/deployment.json)")
     cdep.add_argument("--force", action="store_true", help="overwrite an existing manifest")
     cdep.add_argument("--no-handover", action="store_true",
                       help="keep the deployer's admin roles (testing only; production hands over to governance)")
-    cinfo = chsub.add_parser("info", help="the deployment this node uses: chains, depths, contract addresses")
+    cinfo = chsub.add_parser("info", help="the deployment this node uses: chains, depths, contract addresses, "
+                                          "the bridge's attesters")
     _common(cinfo)
+    _deployment_flag(cinfo)
     cinfo.add_argument("--json", action="store_true", help="machine-readable output")
     return parser
 
@@ -157,6 +184,12 @@ def _load(args: argparse.Namespace, overrides: dict[str, Any] | None = None) -> 
         ov["rpc.tls"] = False
     if getattr(args, "ca_file", None):
         ov["rpc.ca_file"] = str(Path(args.ca_file).expanduser().resolve())
+    if getattr(args, "deployment", None):
+        path = Path(args.deployment).expanduser().resolve()
+        if not path.is_file():
+            raise ConfigError(f"--deployment {args.deployment}: no such file (`blendr devnet up` prints where the "
+                              "devnet's is)")
+        ov["chain.deployment"] = str(path)
     cfg = load_config(args.home, config_file=args.config, overrides=ov)
     configure_logging(cfg.log.level, cfg.log.format)  # type: ignore[arg-type]
     return cfg
@@ -313,6 +346,7 @@ def _cmd_chain(args: argparse.Namespace) -> int:
                   f"{'EIP-1559' if d.eip1559 else 'legacy'} fees")
             for cname, addr in sorted(d.contracts.items()):
                 print(f"  {cname:26} {addr}")
+        _print_bridge(cfg, m)
         return 0
     from blendr.chain.client import ChainClient, ChainSettings
     from blendr.chain.deploy import DeployParams, deploy_system, hand_over
@@ -340,6 +374,71 @@ def _cmd_chain(args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_bridge(cfg: Any, m: Any) -> None:
+    """The bridge's attesters and threshold per inbox, read from the chains (a chain that does not answer is
+    said, not fatal: the rest of ``chain info`` comes from the manifest)."""
+    from dataclasses import replace
+
+    from blendr.chain.client import ChainClient
+    from blendr.chain.contracts import BridgeInbox
+    from blendr.chain.manifest import chain_settings
+
+    for name in ("eth", "etc"):
+        settings = replace(chain_settings(cfg, m, name), retries=1, rpc_timeout_s=5.0)
+        try:
+            inbox = BridgeInbox(ChainClient(settings), m.chain(name).address("BridgeInbox"))
+            attesters, k = inbox.attesters(), inbox.threshold()
+        except BlendrError as exc:
+            print(f"bridge into {name}: cannot read its inbox: {str(exc)[:200]}")
+            continue
+        print(f"bridge into {name}: delivers a message with {k} of {len(attesters)} attesters' signatures: "
+              f"{', '.join(attesters)} (queens with these keys must run `blendr queen run --relay`; with fewer "
+              f"than {k} of them live, rentals do not settle)")
+
+
+def _cmd_stake(args: argparse.Namespace) -> int:
+    from blendr.chain.client import ChainClient
+    from blendr.chain.contracts import GPUToken, StakingManager, Tier
+    from blendr.chain.manifest import chain_settings, load_manifest
+    from blendr.identity import NodeIdentity
+    from blendr.units import fmt_tokens, parse_tokens
+
+    cfg = _load(args)
+    m = load_manifest(cfg)
+    ident = NodeIdentity.load(cfg.home)
+    eth = ChainClient(chain_settings(cfg, m, "eth"), ident.account())
+    staking = StakingManager(eth, m.eth.address("StakingManager"))
+    token = GPUToken(eth, m.eth.address("GPUToken"))
+    if args.action == "add":
+        tier = Tier[args.role.upper()]
+        amount = parse_tokens(args.amount, "amount")
+        if amount <= 0:
+            raise ConfigError(f"amount must be positive (got {args.amount})")
+        balance = int(token.balance_of(ident.address))
+        if balance < amount:
+            raise ConfigError(f"{ident.address} holds {fmt_tokens(balance)} GPUTOKEN, less than the "
+                              f"{fmt_tokens(amount)} to stake")
+        if int(token.allowance(ident.address, staking.address)) < amount:
+            token.approve(staking.address, amount)
+        staking.stake(tier, amount)
+        print(f"staked {fmt_tokens(amount)} GPUTOKEN for {args.role} {ident.address}; now "
+              f"{fmt_tokens(int(staking.stake_of(ident.address, tier)))} (minimum "
+              f"{fmt_tokens(int(staking.min_stake(tier)))}{' per GPU' if tier is Tier.PROVIDER else ''})")
+        return 0
+    rows = {t.name.lower(): (int(staking.stake_of(ident.address, t)), int(staking.min_stake(t))) for t in Tier}
+    balance = int(token.balance_of(ident.address))
+    if args.json:
+        print(json.dumps({"address": ident.address, "balance_wei": str(balance),
+                          "stakes": {r: {"stake_wei": str(st), "min_stake_wei": str(mn)}
+                                     for r, (st, mn) in rows.items()}}, indent=2))
+        return 0
+    print(f"{ident.address}: {fmt_tokens(balance)} GPUTOKEN unstaked")
+    for role, (st, mn) in rows.items():
+        per = " per GPU" if role == "provider" else ""
+        print(f"  {role:9} staked {fmt_tokens(st):>14}  minimum {fmt_tokens(mn)}{per}")
+    return 0
+
+
 def _cmd_renter(args: argparse.Namespace) -> int:
     from blendrctl import renter
 
@@ -353,7 +452,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return EXIT_USAGE
     handlers = {"identity": _cmd_identity, "queen": _cmd_queen, "provider": _cmd_provider, "pool": _cmd_pool,
-                "devnet": _cmd_devnet, "chain": _cmd_chain, "king": _cmd_king, "job": _cmd_renter,
+                "devnet": _cmd_devnet, "chain": _cmd_chain, "king": _cmd_king, "stake": _cmd_stake, "job": _cmd_renter,
                 "offers": _cmd_renter, "wallet": _cmd_renter}
     try:
         return handlers[args.cmd](args)

@@ -82,7 +82,7 @@ def main() -> int:
     def home(name: str, role: str, config: str) -> Path:
         h = root / name
         h.mkdir()
-        (h / "config.toml").write_text(f'[chain]\nmanifest = "{manifest}"\n' + config)
+        (h / "config.toml").write_text(f'[chain]\ndeployment = "{manifest}"\n' + config)
         print("   " + devnet.install_key(load_config(h, env={}), role), flush=True)
         return h
 

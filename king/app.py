@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import signal
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from tenacity import (
@@ -21,8 +22,8 @@ from blendr.chain.contracts import BridgeInbox, GPURental, GPUToken, ReputationS
 from blendr.chain.manifest import Manifest, chain_settings, load_manifest
 from blendr.clock import Clock, SystemClock
 from blendr.config import Config
-from blendr.errors import BlendrError
-from blendr.identity import NodeIdentity
+from blendr.errors import BlendrError, FailedPreconditionError, IdentityError
+from blendr.identity import KEY_FILE, NodeIdentity
 from blendr.proof.fingerprints import FINGERPRINTS
 from blendr.rpc.server import ServerHandle, start_server
 from blendr.store import SQLiteStore, Store
@@ -34,6 +35,7 @@ from king.context import JobsConfig
 from king.control import KingControlServicer
 from king.core import KingCore
 from king.gateway import RenterGatewayServicer
+from king.outputs import OutputStore
 from king.pricing import Pricer, PricingParams
 from king.queens import QueenHub
 from king.rentals import EthRentals
@@ -116,6 +118,39 @@ class KingApp:
         log.info("king stopped")
 
 
+def load_king_identity(cfg: Config) -> NodeIdentity:
+    """The king's existing key: a king never creates one, since only a key granted GPURental's scheduler role
+    at deployment can create rentals.
+
+    Raises:
+        IdentityError: no key (saying how to install one), or it is unreadable.
+    """
+    if not (cfg.home / KEY_FILE).exists():
+        raise IdentityError(
+            f"no king key at {cfg.home / KEY_FILE}: on a devnet install the king's with "
+            f"`blendr devnet key king --home {cfg.home}`; on a real network put there the key whose address "
+            "was given GPURental's scheduler role at deployment")
+    return NodeIdentity.load(cfg.home)
+
+
+def check_scheduler(rental: GPURental, address: str, cfg: Config) -> None:
+    """Raises FailedPreconditionError unless ``address`` may create rentals (ChainError: the chain is not
+    reachable)."""
+    if not rental.is_scheduler(address):
+        raise FailedPreconditionError(
+            f"the king key {address} in {cfg.home} does not hold GPURental's scheduler role on this deployment: "
+            "use the key the deployment named as scheduler (on a devnet: "
+            f"`blendr devnet key king --home DIR` in an empty home), or have governance grant the role")
+
+
+def output_store(cfg: Config, clock: Clock) -> OutputStore:
+    """The king's store of jobs' outputs, from the ``[king]`` outputs settings."""
+    kc = cfg.king
+    root = Path(kc.outputs_dir).expanduser() if kc.outputs_dir else cfg.path("king", "outputs")
+    return OutputStore(root, clock, max_job_bytes=kc.max_output_bytes, max_total_bytes=kc.max_outputs_total_bytes,
+                       retention_s=kc.outputs_retention_s)
+
+
 def chain_clients(cfg: Config, m: Manifest, account: Any) -> dict[str, ChainClient]:
     return {name: ChainClient(chain_settings(cfg, m, name), account) for name in ("eth", "etc")}
 
@@ -128,18 +163,22 @@ async def start_king(
     clock: Clock | None = None,
     run_loops: bool = True,
 ) -> KingApp:
-    """Start a king from its config: its key (created if absent; it pays for deliveries), the deployment
-    manifest, the control server, the delivery loop and the settlement follower.
+    """Start a king from its config: the deployment manifest, its key (which must exist and hold GPURental's
+    scheduler role; it pays for rentals and deliveries), the control server, the delivery loop and the
+    settlement follower.
+
+    Nothing is written (store, TLS files) before the manifest, the key and its role have been checked.
 
     Raises:
-        ConfigError, IdentityError, TLSError, StoreError: with a message saying what to fix.
+        ConfigError, IdentityError, FailedPreconditionError, ChainError, TLSError, StoreError: with a message
+            saying what to fix.
     """
     clock = clock or SystemClock()
-    ident, created = NodeIdentity.load_or_create(cfg.home)
-    if created:
-        log.info("created king key", address=ident.address, home=str(cfg.home))
     m = manifest or load_manifest(cfg)
+    ident = load_king_identity(cfg)
     clients = chain_clients(cfg, m, ident.account())
+    rental = GPURental(clients["eth"], m.eth.address("GPURental"))
+    check_scheduler(rental, ident.address, cfg)
     store = store or SQLiteStore(cfg.path("king", "state.sqlite3"))
     lanes = [
         Lane(BridgeInbox(clients["etc"], m.etc.address("BridgeInbox")), m.eth.chain_id, m.eth.address("BridgeOutbox")),
@@ -147,7 +186,6 @@ async def start_king(
     ]
     book = AttestationBook(lanes, store, clock, cfg.king)
     pending = book.load()
-    rental = GPURental(clients["eth"], m.eth.address("GPURental"))
     settlements = SettlementBook(rental, store, start_block=m.eth.deploy_block)
     kc = cfg.king
     sessions = Sessions(store, clock, king=ident.address, chain_id=m.eth.chain_id, ttl_s=kc.session_ttl_s)
@@ -167,7 +205,8 @@ async def start_king(
     scores: dict[str, int] = {}
     jobs = KingCore(store, clock, scheduler, EthRentals(rental, GPUToken(clients["eth"], m.eth.address("GPUToken"))),
                     hub, JobsConfig.of(kc),
-                    reputation=lambda p: scores.get(p, 5000))
+                    reputation=lambda p: scores.get(p, 5000), outputs=output_store(cfg, clock),
+                    output_wait_s=kc.outputs_wait_s)
     await jobs.prepare()
     live = jobs.load()
     server = await start_server(

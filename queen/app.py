@@ -11,7 +11,8 @@ from typing import Any
 
 from blendr.clock import Clock, SystemClock
 from blendr.config import Config, check_queen_limits
-from blendr.identity import NodeIdentity
+from blendr.errors import IdentityError
+from blendr.identity import KEY_FILE, NodeIdentity
 from blendr.rpc.server import ServerHandle, start_server
 from blendr.store import SQLiteStore, Store
 from blendr.telemetry import Metrics, get_logger
@@ -30,13 +31,13 @@ def open_queen_store(cfg: Config) -> SQLiteStore:
     return SQLiteStore(cfg.path("queen", "state.sqlite3"))
 
 
-def make_oracle(cfg: Config, store: Store, clock: Clock) -> StakeOracle:
+def make_oracle(cfg: Config, store: Store, clock: Clock, manifest: Any = None) -> StakeOracle:
     if cfg.queen.admission == "open":
         return OpenOracle()
     if cfg.queen.admission == "stake":
         from queen.stake_oracle import make_chain_oracle
 
-        return make_chain_oracle(cfg)
+        return make_chain_oracle(cfg, manifest)
     return AllowlistOracle(store, clock)
 
 
@@ -105,19 +106,33 @@ async def start_queen(
     run_ticker: bool = True,
     manifest: Any = None,
 ) -> QueenApp:
-    """Start a queen from its config: load its key (creating it), its pool, then serve.
+    """Start a queen from its config: load its key (creating it for a queen without chain duties), its
+    pool, then serve.
+
+    Nothing is written (key, store, TLS files) before the preconditions hold: the limits, the deployment
+    manifest when the queen needs one (``--relay`` or stake admission), and for chain duties an existing key
+    (only a key named as a bridge attester at deployment can attest).
 
     Raises:
         ConfigError, IdentityError, TLSError, StoreError: with a message saying what to fix.
     """
     check_queen_limits(cfg)
     clock = clock or SystemClock()
+    if manifest is None and (cfg.relay.enabled or cfg.queen.admission == "stake"):
+        from blendr.chain.manifest import load_manifest
+
+        manifest = load_manifest(cfg)
+    if cfg.relay.enabled and not (cfg.home / KEY_FILE).exists():
+        raise IdentityError(
+            f"no queen key at {cfg.home / KEY_FILE}, and chain duties (--relay) need the key of a bridge "
+            f"attester: on a devnet `blendr devnet key queen1 --home {cfg.home}` (queen1..queen3 are the "
+            "attesters); on a real network the key whose address the deployment named as an attester")
     ident, created = NodeIdentity.load_or_create(cfg.home)
     if created:
         log.info("created queen key", address=ident.address, home=str(cfg.home))
     store = store or open_queen_store(cfg)
     metrics = Metrics()
-    core = QueenCore(ident.address, cfg.queen, store, clock, make_oracle(cfg, store, clock),
+    core = QueenCore(ident.address, cfg.queen, store, clock, make_oracle(cfg, store, clock, manifest),
                      metrics=QueenMetrics(metrics), rng=rng)
     known = core.start()
     server = await start_server(

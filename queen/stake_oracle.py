@@ -54,20 +54,20 @@ class ChainStakeOracle(StakeOracle):
         else:
             decision = StakeDecision(
                 False, f"provider stake {staked} GPUTOKEN is below the minimum {least} per GPU: "
-                       "stake with StakingManager.stake(Provider, amount) first")
+                       "stake with `blendr stake provider AMOUNT` first")
         with self._lock:
             self._cache[address] = (now, decision)
         return decision
 
 
-def make_chain_oracle(cfg: Any) -> ChainStakeOracle:
+def make_chain_oracle(cfg: Any, manifest: Any = None) -> ChainStakeOracle:
     """The oracle for a queen configured with ``queen.admission = "stake"``, from its deployment manifest."""
     from dataclasses import replace
 
     from blendr.chain.client import ChainClient
     from blendr.chain.manifest import chain_settings, load_manifest
 
-    m = load_manifest(cfg)
+    m = manifest or load_manifest(cfg)
     settings = replace(chain_settings(cfg, m, "eth"), rpc_timeout_s=2.0, retries=2, retry_max_wait_s=0.5)
     return ChainStakeOracle(ChainClient(settings), m.eth.address("StakingManager"))
 

@@ -237,6 +237,10 @@ class RentalInfo:
 class GPURental(_Bound):
     NAME = "GPURental"
 
+    def is_scheduler(self, who: str) -> bool:
+        """Whether ``who`` holds SCHEDULER_ROLE (may create rentals: a king's key)."""
+        return bool(self._call(self.fn.hasRole(self._call(self.fn.SCHEDULER_ROLE()), who)))
+
     def create(self, intent: RentalIntent, signature: bytes, price_per_gpu_hour: int, queen: str,
                provider: str | None = None) -> TxReceipt:
         """Creates the rental (the king's SCHEDULER_ROLE); the renter must have approved the escrow.

@@ -1,7 +1,7 @@
 """The deployment manifest every node reads: per chain, its RPC URL, chain id, depth and contract addresses.
 
 Written by ``blendr devnet up`` and ``blendr chain deploy`` as ``<home>/deployment.json``; nodes find it
-through ``chain.manifest`` in their config. Writes are atomic (temp file + rename).
+through ``chain.deployment`` in their config (the ``--deployment FILE`` flag). Writes are atomic (temp file + rename).
 """
 
 from __future__ import annotations
@@ -79,8 +79,8 @@ class Manifest:
 
 
 def manifest_path(cfg: Config) -> Path:
-    """Where this node's manifest is: ``chain.manifest`` or ``<home>/deployment.json``."""
-    return Path(cfg.chain.manifest).expanduser() if cfg.chain.manifest else cfg.path("deployment.json")
+    """Where this node's manifest is: ``chain.deployment`` or ``<home>/deployment.json``."""
+    return Path(cfg.chain.deployment).expanduser() if cfg.chain.deployment else cfg.path("deployment.json")
 
 
 def load_manifest(cfg: Config) -> Manifest:
@@ -94,8 +94,8 @@ def load_manifest(cfg: Config) -> Manifest:
         raw = json.loads(path.read_text())
     except FileNotFoundError:
         raise ConfigError(
-            f"no deployment manifest at {path}: run `blendr devnet up` (local chains) or "
-            "`blendr chain deploy --network NAME`, or set chain.manifest") from None
+            f"no deployment manifest at {path}: pass --deployment FILE (or set chain.deployment) with the file "
+            "that `blendr devnet up` or `blendr chain deploy --network NAME` wrote") from None
     except json.JSONDecodeError as exc:
         raise ConfigError(f"deployment manifest {path} is not JSON: {exc}") from None
     m = Manifest.from_json(raw)

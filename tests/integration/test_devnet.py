@@ -200,3 +200,73 @@ guardian = "{a}"
 """)
     out = blendr("chain", "deploy", "--network", "mixed", home=tmp_path, check=False)
     assert out.returncode == 1 and "serves chain 63, expected 1" in out.stderr
+
+
+def _ports_of(devnet_home: Path, home: Path) -> Path:
+    """A node home configured for the module's devnet ports (as every node on that machine would be)."""
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "config.toml").write_text((devnet_home / "config.toml").read_text())
+    return home
+
+
+def test_devnet_up_from_another_home_reuses_the_chains_and_copies_the_manifest(devnet_home: Path,
+                                                                              tmp_path: Path) -> None:
+    king = _ports_of(devnet_home, tmp_path / "king")
+    out = blendr("devnet", "up", home=king)
+    assert f"already running, started from {devnet_home}" in out.stdout
+    assert f"deployment: {king / 'deployment.json'}" in out.stdout and "--deployment" in out.stdout
+    assert json.loads((king / "deployment.json").read_text()) == json.loads(
+        (devnet_home / "deployment.json").read_text())
+    assert not (king / "devnet").exists()  # nothing of its own started
+    down = blendr("devnet", "down", home=king, check=False)
+    assert down.returncode == 2 and f"blendr devnet down --home {devnet_home}" in down.stderr
+    assert blendr("devnet", "status", home=devnet_home).returncode == 0  # still running
+
+
+def test_nodes_create_nothing_before_their_preconditions_hold(devnet_home: Path, tmp_path: Path) -> None:
+    """`king run` and `queen run --relay` refuse a missing manifest or key before writing anything; the king
+    refuses a key without the scheduler role; `devnet key` then installs the devnet key in that same home."""
+    king = tmp_path / "king"
+    no_manifest = blendr("king", "run", home=king, check=False)
+    assert no_manifest.returncode == 2 and "no deployment manifest" in no_manifest.stderr
+    assert "--deployment FILE" in no_manifest.stderr and not king.exists()
+    deployment = str(devnet_home / "deployment.json")
+    no_key = blendr("king", "run", "--deployment", deployment, home=king, check=False)
+    assert no_key.returncode == 1 and f"blendr devnet key king --home {king}" in no_key.stderr
+    assert not king.exists()
+    queen = tmp_path / "queen"
+    relay = blendr("queen", "run", "--relay", "--deployment", deployment, home=queen, check=False)
+    assert relay.returncode == 1 and "devnet key queen1" in relay.stderr and not queen.exists()
+    assert "installed the devnet king key" in blendr("devnet", "key", "king", home=king).stdout
+    assert sorted(p.name for p in king.iterdir()) == ["node.key"]
+
+    other = tmp_path / "other"
+    blendr("identity", "init", home=other)
+    no_role = blendr("king", "run", "--deployment", deployment, home=other, check=False)
+    assert no_role.returncode == 1 and "does not hold GPURental's scheduler role" in no_role.stderr
+    assert sorted(p.name for p in other.iterdir()) == ["node.key"]
+    refused = blendr("devnet", "key", "king", home=other, check=False)
+    assert refused.returncode == 1 and "already holds another key" in refused.stderr
+    assert f"remove {other / 'node.key'}" in refused.stderr
+    missing = blendr("chain", "info", "--deployment", str(tmp_path / "nope.json"), home=other, check=False)
+    assert missing.returncode == 2 and "no such file" in missing.stderr
+
+
+def test_chain_info_names_the_bridge_attesters_and_stake_shows_and_adds(devnet_home: Path, tmp_path: Path) -> None:
+    deployment = str(devnet_home / "deployment.json")
+    info = blendr("chain", "info", "--deployment", deployment, home=tmp_path / "any")
+    queens = [Account.from_key(DEV_KEYS[ROLES[q]]).address for q in ("queen1", "queen2", "queen3")]
+    for chain in ("eth", "etc"):
+        line = next(x for x in info.stdout.splitlines() if x.startswith(f"bridge into {chain}:"))
+        assert "2 of 3 attesters" in line and all(q in line for q in queens), line
+    prov = _ports_of(devnet_home, tmp_path / "prov")
+    blendr("devnet", "key", "provider4", home=prov)
+    before = json.loads(blendr("stake", "show", "--json", "--deployment", deployment, home=prov).stdout)
+    blendr("stake", "add", "provider", "250", "--deployment", deployment, home=prov)
+    after = json.loads(blendr("stake", "show", "--json", "--deployment", deployment, home=prov).stdout)
+    assert int(after["stakes"]["provider"]["stake_wei"]) - int(before["stakes"]["provider"]["stake_wei"]) == 250 * 10**18
+    assert int(before["balance_wei"]) - int(after["balance_wei"]) == 250 * 10**18
+    poor = tmp_path / "poor"
+    blendr("identity", "init", home=poor)
+    refused = blendr("stake", "add", "queen", "5000", "--deployment", deployment, home=poor, check=False)
+    assert refused.returncode == 2 and "less than the 5000" in refused.stderr
