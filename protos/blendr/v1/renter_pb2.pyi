@@ -35,6 +35,7 @@ class JobEventKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     JOB_EVENT_KIND_RESCHEDULED: _ClassVar[JobEventKind]
     JOB_EVENT_KIND_OUTPUT_READY: _ClassVar[JobEventKind]
     JOB_EVENT_KIND_OUTPUT_FAILED: _ClassVar[JobEventKind]
+    JOB_EVENT_KIND_SETTLING: _ClassVar[JobEventKind]
 JOB_STATE_UNSPECIFIED: JobState
 JOB_STATE_QUEUED: JobState
 JOB_STATE_SCHEDULED: JobState
@@ -58,6 +59,7 @@ JOB_EVENT_KIND_CANCELLED: JobEventKind
 JOB_EVENT_KIND_RESCHEDULED: JobEventKind
 JOB_EVENT_KIND_OUTPUT_READY: JobEventKind
 JOB_EVENT_KIND_OUTPUT_FAILED: JobEventKind
+JOB_EVENT_KIND_SETTLING: JobEventKind
 
 class SignInChallengeRequest(_message.Message):
     __slots__ = ("address",)
