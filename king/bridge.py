@@ -56,6 +56,21 @@ log = get_logger("blendr.king.bridge")
 NS_MESSAGES = "bridge_messages"
 NS_ATTESTATIONS = "bridge_attestations"
 GATHERING, DELIVERING, DELIVERED = "gathering", "delivering", "delivered"
+# A message gathering attestations this long means the bridge lacks live attesters; said every minute.
+SHORT_AFTER_S = 60.0
+SHORT_WARN_EVERY_S = 60.0
+OPEN_MSG, CLOSE_MSG, RESULT_MSG = 1, 2, 3  # RentalMessages kinds (contracts/interfaces/RentalMessages.sol)
+
+
+def rental_message(data: bytes) -> tuple[int, int] | None:
+    """(kind, rental id) of a RentalMessages payload (``abi.encode(uint8 kind, bytes body)``, the body's first
+    word the rental id); None for anything else."""
+    if len(data) < 128 or int.from_bytes(data[32:64], "big") != 64:
+        return None
+    kind = int.from_bytes(data[:32], "big")
+    if kind not in (OPEN_MSG, CLOSE_MSG, RESULT_MSG):
+        return None
+    return kind, int.from_bytes(data[96:128], "big")
 
 
 class InboxPort(Protocol):
@@ -103,7 +118,14 @@ class SubmitResult:
 class AttestationBook:
     """Attestations per message, the delivery state of each message, and the delivery loop."""
 
-    def __init__(self, lanes: list[Lane], store: Store, clock: Clock, cfg: KingConfig) -> None:
+    def __init__(self, lanes: list[Lane], store: Store, clock: Clock, cfg: KingConfig, *,
+                 short_after_s: float = SHORT_AFTER_S, warn_every_s: float = SHORT_WARN_EVERY_S) -> None:
+        """``short_after_s``: a message gathering attestations this long means the bridge is short of live
+        attesters, said in the log at most every ``warn_every_s``."""
+        self.short_after_s = short_after_s
+        self.warn_every_s = warn_every_s
+        self._gathering: dict[str, tuple[float, int, int, int]] = {}  # key -> (since, have, need, dst chain)
+        self._warned_at: float | None = None
         self.lanes = {lane.chain_id: lane for lane in lanes}
         self.store = store
         self.clock = clock
@@ -113,11 +135,45 @@ class AttestationBook:
         self._delivering: set[str] = set()
         self._wake = asyncio.Event()
         self.on_delivered: list[Callable[[BridgeMessage, str], None]] = []
+        self._by_rental: dict[int, dict[int, str]] = {}  # rental id -> RentalMessages kind -> message key
 
     def load(self) -> int:
         """Resumes the messages that were waiting for delivery; returns how many."""
-        self._delivering = {k for k, d in self.store.scan(NS_MESSAGES, "") if d["state"] == DELIVERING}
+        docs = list(self.store.scan(NS_MESSAGES, ""))
+        self._delivering = {k for k, d in docs if d["state"] == DELIVERING}
+        now = self.clock.monotonic()
+        for k, d in docs:
+            if d["state"] == GATHERING:
+                msg = BridgeMessage.from_json(d["message"])
+                self._gathering[k] = (now, len(self._signatures(k)), 0, msg.dst_chain_id)
+            if d["state"] != DELIVERED:
+                self._index(k, BridgeMessage.from_json(d["message"]))
         return len(self._delivering)
+
+    def _index(self, key: str, msg: BridgeMessage) -> None:
+        rm = rental_message(msg.data)
+        if rm is not None:
+            self._by_rental.setdefault(rm[1], {})[rm[0]] = key
+
+    def rental_wait(self, rental_id: int) -> str:
+        """What a rental's settlement waits for on the bridge, in a renter's words ('' when this king holds
+        nothing pending for it: no attestation of its messages has arrived, or they are delivered). Reads no
+        chain (the attester set as last cached)."""
+        keys = self._by_rental.get(rental_id, {})
+        for kind, what in ((RESULT_MSG, "its verification result"), (CLOSE_MSG, "its cancellation"),
+                           (OPEN_MSG, "its opening on Ethereum Classic")):
+            key = keys.get(kind)
+            doc = self.store.get(NS_MESSAGES, key) if key else None
+            if key is None or doc is None or doc["state"] == DELIVERED:
+                continue
+            cached = self._attesters.get(BridgeMessage.from_json(doc["message"]).dst_chain_id)
+            n = len(self._valid_signers(key, cached[0]) if cached else self._signatures(key))
+            of = f"{n} of {cached[1]}" if cached else f"{n}"
+            if doc["state"] == GATHERING:
+                return f"{what} is waiting for the bridge ({of} attestations)"
+            err = f": {doc['last_error'][:120]}" if doc.get("last_error") else ""
+            return f"{what} is being delivered over the bridge (try {int(doc['attempts']) + 1}{err})"
+        return ""
 
     # ------------------------------------------------------------------ attester sets
     def attester_set(self, chain_id: int, *, refresh: bool = False) -> tuple[set[str], int]:
@@ -168,6 +224,7 @@ class AttestationBook:
                 raise PermissionDeniedError(f"{signer} is not an attester of the inbox on chain {msg.dst_chain_id}")
         key = msg.message_hash.hex()
         now = self.clock.time()
+        self._index(key, msg)
         self.store.put_if_absent(NS_MESSAGES, key, {
             "message": msg.to_json(), "state": GATHERING, "received": now, "attempts": 0, "next_try": 0.0,
             "last_error": "", "tx_hash": ""})
@@ -178,7 +235,11 @@ class AttestationBook:
         count = len(self._valid_signers(key, attesters))
         doc = self.store.get(NS_MESSAGES, key)
         assert doc is not None
+        if doc["state"] == GATHERING and count < threshold:
+            since = self._gathering.get(key, (self.clock.monotonic(),))[0]
+            self._gathering[key] = (since, count, threshold, msg.dst_chain_id)
         if doc["state"] == GATHERING and count >= threshold:
+            self._gathering.pop(key, None)
             doc = {**doc, "state": DELIVERING, "next_try": 0.0}
             self.store.put(NS_MESSAGES, key, doc)
             self._delivering.add(key)
@@ -243,6 +304,8 @@ class AttestationBook:
                                                   "last_error": f"only {outcome.signatures} of {outcome.threshold} "
                                                                 "attestations are from current attesters"})
                 self._delivering.discard(key)
+                self._gathering[key] = (self.clock.monotonic(), outcome.signatures, outcome.threshold,
+                                        msg.dst_chain_id)
                 continue
             self.store.put(NS_MESSAGES, key, {**doc, "state": DELIVERED, "tx_hash": outcome.tx_hash,
                                               "attempts": int(doc["attempts"]) + 1, "delivered": now,
@@ -255,9 +318,43 @@ class AttestationBook:
                 cb(msg, outcome.tx_hash)
         return done
 
+    # ------------------------------------------------------------------ attesters missing
+    def short_of_attesters(self) -> list[tuple[str, float, int, int, int]]:
+        """Messages gathering attestations for longer than ``short_after_s``, oldest first: (message hash,
+        seconds waiting, attestations, threshold (0: not known yet), destination chain id)."""
+        now = self.clock.monotonic()
+        out = [(k, now - since, have, need, dst) for k, (since, have, need, dst) in self._gathering.items()
+               if now - since >= self.short_after_s]
+        return sorted(out, key=lambda x: -x[1])
+
+    def warn_if_short(self) -> bool:
+        """Logs, at most every ``warn_every_s``, that the bridge lacks live attesters when messages wait
+        longer than ``short_after_s`` for k attestations (rentals then neither open on ETC nor settle).
+        Returns whether it warned."""
+        now = self.clock.monotonic()
+        if self._warned_at is not None and now - self._warned_at < self.warn_every_s:
+            return False
+        short = self.short_of_attesters()
+        if not short:
+            return False
+        self._warned_at = now
+        key, waited, have, need, dst = short[0]
+        cached = self._attesters.get(dst)
+        need = need or (cached[1] if cached else 0)
+        log.warning(
+            "the bridge is short of attesters: messages wait for attestations, so rentals neither open on ETC "
+            "nor settle; run more queens whose keys are bridge attesters with `blendr queen run --relay` "
+            "(`blendr chain info` lists the attesters)",
+            waiting_messages=len(short), oldest_hash=key[:16], oldest_waited_s=round(waited),
+            attestations=have, needed=need or "?", dst_chain=dst,
+            attesters=sorted(cached[0]) if cached else "?")
+        return True
+
     async def run(self) -> None:
-        """Delivers whenever woken by a k-th attestation, and every ``king.poll_s`` for retries."""
+        """Delivers whenever woken by a k-th attestation, and every ``king.poll_s`` for retries; says in the
+        log when the bridge is short of attesters (:meth:`warn_if_short`)."""
         while True:
+            self.warn_if_short()
             try:
                 if self._delivering:
                     await asyncio.to_thread(self.deliver_due)

@@ -26,7 +26,7 @@ from blendr.chain.follower import Changes, EventFollower
 from blendr.chain.relay import deliver_message
 from blendr.clock import Clock
 from blendr.config import RelayConfig
-from blendr.errors import BlendrError, InvalidArgumentError, PermissionDeniedError
+from blendr.errors import BlendrError, InvalidArgumentError, NotFoundError, PermissionDeniedError
 from blendr.retry import Backoff, rounds
 from blendr.store import Store
 from blendr.store.base import Batch
@@ -38,6 +38,11 @@ log = get_logger("blendr.queen.attester")
 NS_ATTESTATIONS = "attestations"
 # Refusals that sending again cannot fix: the attestation is kept with the error, and not retried.
 FINAL_ERRORS = (InvalidArgumentError, PermissionDeniedError)
+# An attested message still short of k attestations this long: the bridge lacks live attesters (said every
+# minute, looking at the oldest few waiting messages).
+SHORT_AFTER_S = 60.0
+SHORT_WARN_EVERY_S = 60.0
+MAX_SHORT_CHECKS = 5
 
 
 @dataclass(frozen=True)
@@ -85,6 +90,8 @@ class Attester:
         king: KingPort | None = None,
         confirmations: dict[str, int] | None = None,
         followers: list[EventSource] | None = None,
+        short_after_s: float = SHORT_AFTER_S,
+        warn_every_s: float = SHORT_WARN_EVERY_S,
     ) -> None:
         """Args:
             account: the queen's signing account (an attester of both inboxes).
@@ -92,7 +99,12 @@ class Attester:
             king: the king's attestation API (None: attestations stay in the store).
             confirmations: per source chain name, overrides the chain's depth (tests).
             followers: one event source per route (unit tests); default: an EventFollower of each outbox.
+            short_after_s: an attested message still short of k attestations this long means the bridge
+                lacks live attesters; :meth:`check_bridge` says so at most every ``warn_every_s``.
         """
+        self.short_after_s = short_after_s
+        self.warn_every_s = warn_every_s
+        self._checked_at: float | None = None
         self.account = account
         self.routes = routes
         self.store = store
@@ -217,11 +229,66 @@ class Attester:
                 done += 1
         return done
 
+    # ------------------------------------------------------------------ the bridge's health
+    async def check_bridge(self) -> list[str]:
+        """Says in the log (and returns) what keeps this queen's attestations from settling rentals: its key
+        not an attester of an inbox, or messages it attested that wait, ``short_after_s`` after it handed them
+        to the king, with fewer than k attestations (too few attesting queens run). Checks the oldest few
+        waiting messages on the chain (executed?) and at the king (how many attestations?).
+
+        Raises:
+            BlendrError: a chain read failed (the caller's round backs off).
+        """
+        problems: list[str] = []
+        me = self.account.address.lower()
+        for route in self.routes:
+            attesters = await asyncio.to_thread(route.inbox.attesters)
+            if me not in {a.lower() for a in attesters}:
+                problems.append(
+                    f"this queen's key {self.account.address} is not an attester of the bridge inbox on chain "
+                    f"{route.dst.settings.chain_id}: the king refuses its attestations; run the relay with an "
+                    "attester's key (`blendr chain info` lists them)")
+        now = self.clock.time()
+        waiting = sorted((d for d in self.attestations() if d["sent"] and not d.get("executed") and not d.get("error")
+                          and now - float(d.get("sent_at", now)) >= self.short_after_s),
+                         key=lambda d: float(d.get("sent_at", now)))
+        short = 0
+        oldest = ""
+        for doc in waiting[:MAX_SHORT_CHECKS]:
+            msg = BridgeMessage.from_json(doc["message"])
+            route = next(r for r in self.routes if r.dst.settings.chain_id == msg.dst_chain_id)
+            if await asyncio.to_thread(route.inbox.executed, msg):
+                self.store.put(NS_ATTESTATIONS, msg.message_hash.hex(), {**doc, "executed": True})
+                continue
+            if self._king is None:
+                continue
+            try:
+                _, sigs = await self._king.attestations(msg.message_hash)
+            except NotFoundError:  # the king lost what it acknowledged (a reset store): none count
+                sigs = {}
+            threshold = await asyncio.to_thread(route.inbox.threshold)
+            if len(sigs) < threshold:
+                short += 1
+                oldest = oldest or (f"{len(sigs)} of {threshold} attestations after "
+                                    f"{round(now - float(doc['sent_at']))} s")
+        if short:
+            problems.append(
+                f"the bridge is short of attesters: {short} message(s) this queen attested wait for attestations "
+                f"(oldest: {oldest}), so rentals neither open on ETC nor settle; more queens whose keys are "
+                "bridge attesters must run `blendr queen run --relay` (`blendr chain info` lists them)")
+        for p in problems:
+            log.warning(p)
+        return problems
+
     # ------------------------------------------------------------------ the loop
     async def step(self) -> None:
         await asyncio.to_thread(self.poll)
         await self.send_pending()
         await self.deliver_stalled()
+        now = self.clock.monotonic()
+        if self._checked_at is None or now - self._checked_at >= self.warn_every_s:
+            self._checked_at = now
+            await self.check_bridge()
 
     async def run(self) -> None:
         """Steps every ``relay.poll_s`` until cancelled; a failed round waits (bounded backoff) and never stops it."""

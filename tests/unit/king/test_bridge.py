@@ -8,6 +8,7 @@ king reported each delivery once.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -29,6 +30,7 @@ from blendr.errors import (
 )
 from blendr.identity import SECP256K1_N
 from blendr.store import MemoryStore, SQLiteStore, Store
+from blendr.telemetry import _FIELDS_ATTR
 from king.bridge import (
     DELIVERED,
     DELIVERING,
@@ -362,3 +364,32 @@ def test_store_failure_mid_pass_leaves_the_message_delivering(inbox: FakeInbox, 
     assert book.deliver_due() == [msg.message_hash.hex()]
     assert inbox.calls.count("deliver") == 1
     assert_once(inbox, seen, [msg])
+
+
+# ---------------------------------------------------------------------------------------------- attesters short
+def test_a_bridge_short_of_attesters_is_said_periodically_until_k_are_in(
+        store: Store, inbox: FakeInbox, clock: ManualClock, caplog: pytest.LogCaptureFixture) -> None:
+    book = AttestationBook([Lane(inbox, ETH, ETH_OUTBOX, dst_chain_id=ETC)], store, clock, CFG,  # type: ignore[arg-type]
+                           short_after_s=60.0, warn_every_s=30.0)
+    msg = message()
+    book.submit(msg, sig(ATTESTERS[0], msg))
+    clock.advance(59.0)
+    assert book.short_of_attesters() == [] and book.warn_if_short() is False  # not yet: attesters may lag
+    clock.advance(1.0)
+    assert book.short_of_attesters() == [(msg.message_hash.hex(), 60.0, 1, 2, ETC)]
+    with caplog.at_level(logging.WARNING, logger="blendr.king.bridge"):
+        assert book.warn_if_short() is True
+        assert book.warn_if_short() is False  # at most every warn_every_s
+        clock.advance(30.0)
+        assert book.warn_if_short() is True
+    warned = [r for r in caplog.records if "short of attesters" in r.getMessage()]
+    assert len(warned) == 2 and "queen run --relay" in warned[0].getMessage()
+    fields = getattr(warned[0], _FIELDS_ATTR)
+    assert (fields["attestations"], fields["needed"], fields["waiting_messages"]) == (1, 2, 1)
+    assert fields["attesters"] == sorted(a.address.lower() for a in ATTESTERS)
+    restarted = book_over(store, inbox, clock)  # a restarted king still knows the message waits
+    clock.advance(60.0)
+    assert [k for k, *_ in restarted.short_of_attesters()] == [msg.message_hash.hex()]
+    book.submit(msg, sig(ATTESTERS[1], msg))
+    clock.advance(60.0)
+    assert book.short_of_attesters() == [] and book.warn_if_short() is False

@@ -183,3 +183,28 @@ def test_self_delivery_leaves_out_signatures_with_no_canonical_form(bad: str) ->
     assert rig.etc_inbox.executions == {} and "deliver" not in rig.etc_inbox.calls
     (doc,) = rig.att.attestations()
     assert not doc.get("executed") and not doc["delivered_by_us"]
+
+
+def test_a_bridge_short_of_attesters_and_a_key_that_is_no_attester_are_said() -> None:
+    other = Account.from_key(b"\x62" * 32)
+    rig = Rig()
+    rig.etc_inbox = FakeInbox(ETC_INBOX, [QUEEN.address, other.address], k=2)
+    rig.eth_inbox = FakeInbox(ETH_INBOX, [other.address], k=1)  # this queen is not an attester into eth
+    rig.king = FakeKing(ETC_INBOX, threshold=2)
+    rig.restart()
+    m = rig.send(1)
+    rig.step()  # attested, handed to the king: 1 of 2
+    assert [p for p in asyncio.run(rig.att.check_bridge()) if "short" in p] == []  # not yet: others may lag
+    rig.clock.advance(60.0)
+    problems = asyncio.run(rig.att.check_bridge())
+    assert len(problems) == 2
+    assert f"{QUEEN.address} is not an attester of the bridge inbox on chain {ETH}" in problems[0]
+    assert "short of attesters: 1 message(s)" in problems[1] and "1 of 2 attestations after 60 s" in problems[1]
+    assert "queen run --relay" in problems[1]
+    rig.king.held[m.message_hash][1][other.address] = b"\x00" * 65  # a second queen attested
+    assert [p for p in asyncio.run(rig.att.check_bridge()) if "short" in p] == []
+    rig.king.held[m.message_hash][1].pop(other.address)
+    rig.etc_inbox.executions[m.message_hash] = 1  # delivered by someone: no longer waiting
+    assert [p for p in asyncio.run(rig.att.check_bridge()) if "short" in p] == []
+    (doc,) = rig.att.attestations()
+    assert doc["executed"] is True
