@@ -24,17 +24,17 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1eprotos/blendr/v1/outputs.proto\x12\tblendr.v1\"t\n\x0cOutputHeader\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\r\x12\x0e\n\x06signer\x18\x03 \x01(\t\x12\x11\n\ttimestamp\x18\x04 \x01(\x04\x12\x11\n\tsignature\x18\x05 \x01(\x0c\x12\r\n\x05\x65rror\x18\x06 \x01(\t\"R\n\x0cOutputUpload\x12)\n\x06header\x18\x01 \x01(\x0b\x32\x17.blendr.v1.OutputHeaderH\x00\x12\x0f\n\x05\x63hunk\x18\x02 \x01(\x0cH\x00\x42\x06\n\x04\x62ody\"%\n\rOutputReceipt\x12\x14\n\x0cstored_bytes\x18\x01 \x01(\x04\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1eprotos/blendr/v1/outputs.proto\x12\tblendr.v1\"\x82\x01\n\x0cOutputHeader\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\r\x12\x0e\n\x06signer\x18\x03 \x01(\t\x12\x11\n\ttimestamp\x18\x04 \x01(\x04\x12\x11\n\tsignature\x18\x05 \x01(\x0c\x12\r\n\x05\x65rror\x18\x06 \x01(\t\x12\x0c\n\x04size\x18\x07 \x01(\x04\"R\n\x0cOutputUpload\x12)\n\x06header\x18\x01 \x01(\x0b\x32\x17.blendr.v1.OutputHeaderH\x00\x12\x0f\n\x05\x63hunk\x18\x02 \x01(\x0cH\x00\x42\x06\n\x04\x62ody\"%\n\rOutputReceipt\x12\x14\n\x0cstored_bytes\x18\x01 \x01(\x04\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'protos.blendr.v1.outputs_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_OUTPUTHEADER']._serialized_start=45
-  _globals['_OUTPUTHEADER']._serialized_end=161
-  _globals['_OUTPUTUPLOAD']._serialized_start=163
-  _globals['_OUTPUTUPLOAD']._serialized_end=245
-  _globals['_OUTPUTRECEIPT']._serialized_start=247
-  _globals['_OUTPUTRECEIPT']._serialized_end=284
+  _globals['_OUTPUTHEADER']._serialized_start=46
+  _globals['_OUTPUTHEADER']._serialized_end=176
+  _globals['_OUTPUTUPLOAD']._serialized_start=178
+  _globals['_OUTPUTUPLOAD']._serialized_end=260
+  _globals['_OUTPUTRECEIPT']._serialized_start=262
+  _globals['_OUTPUTRECEIPT']._serialized_end=299
 # @@protoc_insertion_point(module_scope)
