@@ -220,6 +220,13 @@ class KingConfig:
     max_queued_jobs: int = 50_000
     # Seconds a queen may be away before its jobs are moved to other providers.
     queen_grace_s: float = 30.0
+    # How long a job may wait for a provider (`blendr job submit --max-wait`): the default when the renter sets
+    # none, and the most a renter may set. A job not placed in time ends failed with the reason, escrow untouched.
+    default_max_wait_s: float = 3600.0
+    max_wait_s: float = 86400.0
+    # Seconds a provider's stake read from StakingManager is trusted; providers are offered only for jobs whose
+    # GPUs their stake covers (GPURental's minStake(Provider) per GPU).
+    stake_cache_s: float = 60.0
     # Seconds between pool snapshots the king asks queens for.
     snapshot_interval_s: float = 5.0
     # Accept a queen registration signed for "any king" (relay.king_address empty on the queen): such a

@@ -41,6 +41,8 @@ from king.queens import QueenHub
 from king.rentals import EthRentals
 from king.scheduler import Scheduler
 from king.settlements import SettlementBook
+from king.stakes import StakeBook, StakingReader
+from king.stakes import follow as follow_stakes
 from protos.blendr.v1 import king_pb2_grpc as kpb_grpc
 from protos.blendr.v1 import renter_pb2_grpc as rpb_grpc
 
@@ -203,10 +205,12 @@ async def start_king(
     hub = QueenHub(ident.address, clock, stake_check=queen_stake, snapshot_interval_s=kc.snapshot_interval_s,
                    accept_any_king=kc.accept_any_king_registration)
     scores: dict[str, int] = {}
+    # Providers are offered only for the GPUs GPURental would accept of them (their stake and their queen's).
+    stakes = StakeBook(StakingReader(staking), clock, ttl_s=kc.stake_cache_s)
     jobs = KingCore(store, clock, scheduler, EthRentals(rental, GPUToken(clients["eth"], m.eth.address("GPUToken"))),
                     hub, JobsConfig.of(kc),
                     reputation=lambda p: scores.get(p, 5000), outputs=output_store(cfg, clock),
-                    output_wait_s=kc.outputs_wait_s)
+                    output_wait_s=kc.outputs_wait_s, stakes=stakes, bridge=book)
     await jobs.prepare()
     live = jobs.load()
     server = await start_server(
@@ -218,7 +222,8 @@ async def start_king(
     if run_loops:
         rep = ReputationSystem(clients["etc"], m.etc.address("ReputationSystem"))
         app._tasks = [asyncio.create_task(book.run()), asyncio.create_task(app._follow_settlements()),
-                      asyncio.create_task(jobs.run()), asyncio.create_task(app._follow_reputation(rep, scores))]
+                      asyncio.create_task(jobs.run()), asyncio.create_task(app._follow_reputation(rep, scores)),
+                      asyncio.create_task(follow_stakes(stakes, jobs.market))]
     log.info("king serving", address=ident.address, port=server.port, tls=server.tls, network=m.network,
              pending_deliveries=pending, live_jobs=live)
     return app

@@ -33,6 +33,14 @@ class Assignment:
     ciphertext: bytes
     sealed_key: bytes
     aad: str
+    # The most sealed output bytes the king takes for the job (the provider bounds what it packs by it).
+    max_output_bytes: int = 0
+
+
+class BridgeView(Protocol):
+    """What the job modules read of the king's bridge (king.bridge.AttestationBook)."""
+
+    def rental_wait(self, rental_id: int) -> str: ...
 
 
 class QueenPort(Protocol):
@@ -56,13 +64,17 @@ class JobsConfig:
     max_queued_jobs: int = 50_000
     queen_grace_s: float = 30.0
     retry_s: float = 2.0
+    default_max_wait_s: float = 3600.0  # a job's wait for a provider when the renter sets none
+    max_wait_s: float = 86400.0  # the longest wait a renter may set
+    max_output_bytes: int = 1 * 2**30
 
     @classmethod
     def of(cls, kc: KingConfig) -> JobsConfig:
         """The job settings an operator sets in the ``[king]`` section (the rest keep their defaults)."""
         return cls(max_intents=kc.max_intents, max_payload_bytes=kc.max_payload_bytes,
                    max_open_jobs_per_renter=kc.max_open_jobs_per_renter, max_queued_jobs=kc.max_queued_jobs,
-                   queen_grace_s=kc.queen_grace_s)
+                   queen_grace_s=kc.queen_grace_s,
+                   default_max_wait_s=kc.default_max_wait_s, max_wait_s=kc.max_wait_s, max_output_bytes=kc.max_output_bytes)
 
 
 @dataclass
@@ -80,6 +92,8 @@ class KingContext:
     retry_create: dict[str, float] = field(default_factory=dict)  # job -> when to try its rental creation again
     busy: set[str] = field(default_factory=set)  # jobs with a rental creation in flight
     pending_rentals: dict[str, str] = field(default_factory=dict)  # rental key -> job id, awaiting settlement
+    waits: list[tuple[float, str]] = field(default_factory=list)  # heap of (wall time a queued job gives up, job)
+    bridge: BridgeView | None = None  # the attestations of rentals' bridge messages (settlement waits)
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
     def spawn(self, coro: Coroutine[Any, Any, None]) -> None:

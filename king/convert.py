@@ -65,7 +65,7 @@ def submission_from_proto(request: rpb.SubmitJobRequest, max_keys: int) -> Submi
     keys = {k.provider[:64]: bytes(k.sealed_key) for k in request.payload.keys}
     return Submission(request_id=request.request_id[:80], name=request.name[:200], spec=spec_from_proto(request.spec),
                       spec_hash=bytes(request.spec_hash), intents=tuple(intents), permit=permit,
-                      ciphertext=bytes(request.payload.ciphertext), keys=keys)
+                      ciphertext=bytes(request.payload.ciphertext), keys=keys, max_wait_s=float(request.max_wait_s))
 
 
 def job_to_proto(job: Job, *, reason: str, cost_so_far: int) -> rpb.Job:
@@ -79,7 +79,9 @@ def job_to_proto(job: Job, *, reason: str, cost_so_far: int) -> rpb.Job:
                    spec=spec_to_proto(job.spec), state=STATE_TO_PB[job.state], reason=reason,
                    submitted_unix=job.submitted, started_unix=job.started, ended_unix=job.ended, progress=job.progress,
                    provider=job.provider, queen=job.queen, rentals=rentals, cost_so_far=str(cost_so_far),
-                   last_seq=job.last_seq, exit_code=job.exit_code)
+                   last_seq=job.last_seq, exit_code=job.exit_code, output_state=job.output,
+                   output_reason=job.output_reason, output_bytes=job.output_bytes,
+                   output_expires_unix=job.output_expires)
 
 
 def event_to_proto(ev: JobEvent, job: rpb.Job) -> rpb.JobEvent:
@@ -122,7 +124,8 @@ def wallet_to_proto(w: Wallet, *, chain_id: int, token_name: str, token_contract
 def assignment_to_proto(a: Assignment) -> kpb.KingToQueen:
     return kpb.KingToQueen(assign=kpb.JobAssignment(
         job_id=a.job_id, attempt=a.attempt, provider=a.provider, gpus=a.gpus, rental_id=a.rental_id,
-        deadline_unix=a.deadline_unix, ciphertext=a.ciphertext, sealed_key=a.sealed_key, aad=a.aad))
+        deadline_unix=a.deadline_unix, ciphertext=a.ciphertext, sealed_key=a.sealed_key, aad=a.aad,
+        max_output_bytes=a.max_output_bytes))
 
 
 def stop_to_proto(job_id: str, attempt: int, reason: str) -> kpb.KingToQueen:
@@ -136,7 +139,7 @@ def queen_event_from_proto(e: kpb.QueenJobEvent) -> QueenEvent:
         raise InvalidArgumentError(f"job event {e.job_id[:40]!r}: progress must be a finite number")
     return QueenEvent(job_id=e.job_id[:64], attempt=int(e.attempt), seq=int(e.seq), kind=e.kind[:32],
                       message=e.message[:4096], progress=min(1.0, max(-1.0, progress)), ts=float(e.ts_unix),
-                      exit_code=int(e.exit_code))
+                      exit_code=int(e.exit_code), provider_fault=bool(e.provider_fault) and e.kind == "failed")
 
 
 @functools.lru_cache(maxsize=65_536)

@@ -21,18 +21,21 @@ from blendr.jobspec import Spec
 from blendr.store import Store
 from blendr.telemetry import get_logger
 from blendr.units import fmt_tokens
-from king.context import JobsConfig, KingContext, QueenPort
+from king.context import BridgeView, JobsConfig, KingContext, QueenPort
 from king.intake import Intake
 from king.job import LIVE, Job, JobEvent, JobId, JobState, Submission, check_job_id, shown
 from king.jobbook import JobBook
 from king.lifecycle import Lifecycle, QueenEvent
 from king.market import Market, Quote
+from king.outputs import OutputDesk, OutputStore
 from king.placement import Placer
 from king.rentals import RentalChain, RentalParams
 from king.scheduler import ModelOffer, Placement, ProviderOffer, Scheduler
+from king.stakes import StakeBook
 
 log = get_logger("blendr.king.core")
 LIST_SCAN = 2_000  # a renter's most recent jobs ListJobs looks through
+OUTPUTS_TICK_S = 2.0  # how often outputs past due fail and expired ones are removed
 
 
 @dataclass(frozen=True)
@@ -48,18 +51,22 @@ class KingCore:
     """Every job of this king, behind a transport-free API."""
 
     def __init__(self, store: Store, clock: Clock, scheduler: Scheduler, chain: RentalChain, queens: QueenPort,
-                 cfg: JobsConfig | None = None, *, reputation: Callable[[str], int] | None = None) -> None:
+                 cfg: JobsConfig | None = None, *, reputation: Callable[[str], int] | None = None,
+                 outputs: OutputStore | None = None, output_wait_s: float = 600.0,
+                 stakes: StakeBook | None = None, bridge: BridgeView | None = None) -> None:
         cfg = cfg or JobsConfig()
         self.store = store
         self.clock = clock
         self.scheduler = scheduler
         self.chain = chain
         self.book = JobBook(store, clock)
-        self.market = Market(scheduler, reputation, cfg.candidates)
-        self.ctx = KingContext(self.book, clock, scheduler, self.market, chain, queens, cfg)
+        self.market = Market(scheduler, reputation, cfg.candidates, stakes)  # stakes: what GPURental accepts
+        self.ctx = KingContext(self.book, clock, scheduler, self.market, chain, queens, cfg, bridge=bridge)
         self.intake = Intake(self.ctx)
         self.lifecycle = Lifecycle(self.ctx, store)
         self.placer = Placer(self.ctx, self.lifecycle)
+        # jobs' outputs (king.outputs); None: this king takes none (uploads are FAILED_PRECONDITION)
+        self.outputs = OutputDesk(self.ctx, outputs, wait_s=output_wait_s) if outputs is not None else None
 
     @property
     def cfg(self) -> JobsConfig:
@@ -114,12 +121,28 @@ class KingCore:
                 live += 1
             elif job.state == JobState.CANCELLED and c is not None and not c.rental_id:
                 ctx.retry_create[job.job_id] = 0.0  # did its rental land before the cancel? find out
+        if self.outputs is not None:
+            self.outputs.load(list(self.book.unfinished()))
         ctx.wake.set()
         return live
 
     async def run(self) -> None:
-        """The placement loop, forever (cancel to stop)."""
-        await self.placer.run()
+        """The placement loop (and the outputs' timer), forever (cancel to stop)."""
+        if self.outputs is None:
+            await self.placer.run()
+            return
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(self.placer.run())
+            tg.create_task(self._outputs_loop())
+
+    async def _outputs_loop(self) -> None:
+        assert self.outputs is not None
+        while True:
+            try:
+                self.outputs.tick()
+            except BlendrError as exc:  # the store failed this once; the next tick tries again
+                log.warning("outputs tick failed", error=str(exc)[:200])
+            await asyncio.sleep(OUTPUTS_TICK_S)
 
     async def drain(self) -> None:
         """Waits for background chain work in flight (cancels)."""
@@ -149,6 +172,8 @@ class KingCore:
 
     def on_queen_event(self, queen: str, ev: QueenEvent) -> None:
         self.lifecycle.on_queen_event(checksum_address(queen), ev)
+        if self.outputs is not None:
+            self.outputs.on_queen_event(queen, ev.job_id, ev.attempt, ev.kind)
 
     def poll_settlements(self) -> None:
         self.lifecycle.poll_settlements()
@@ -196,7 +221,8 @@ class KingCore:
         """Why the job is where it is; a queued job's reason is the scheduler's now."""
         if job.state == JobState.QUEUED:
             return self.placer.waiting_reason(job.job_id) or job.reason
-        return job.reason
+        settling = self.lifecycle.settling_reason(job)
+        return f"{job.reason}; {settling}" if settling and job.reason else settling or job.reason
 
     async def cancel(self, renter: str, job_id: str, reason: str = "") -> Job:
         self.get(renter, job_id)

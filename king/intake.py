@@ -9,6 +9,8 @@ Guarantees:
   recover it; fresh nonces, never used on chain or by another job), the wrapped keys (bounded), the price
   against the quote, the renter's balance and allowance on Ethereum, and the operator's limits on open jobs.
 * Every value echoed back in an error is bounded.
+* A job's wait for a provider is bounded: the renter's ``max_wait_s`` (at most the king's ``max_wait_s``) or the
+  king's default.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from blendr.errors import (
 from blendr.hashing import checksum_address
 from blendr.jobspec import Spec
 from blendr.telemetry import get_logger
-from blendr.units import fmt_bytes, fmt_tokens
+from blendr.units import fmt_bytes, fmt_duration, fmt_tokens
 from king.context import JobsConfig, KingContext
 from king.job import EventKind, IntentRecord, Job, JobState, Submission, job_id_of, rental_intent
 from king.jobbook import Payload
@@ -86,6 +88,7 @@ class Intake:
         expect = jobspec.spec_hash(spec, sub.ciphertext)
         if sub.spec_hash != expect:
             raise InvalidArgumentError("spec_hash does not match the spec and payload (see blendr.jobspec.spec_hash)")
+        max_wait_s = self._check_wait(sub)
         intents = self._check_intents(renter, spec, expect, sub)
         keys = self._check_keys(sub)
         self._check_permit_fields(sub)
@@ -123,7 +126,8 @@ class Intake:
         job = Job(job_id=job_id, request_id=request_id, renter=renter, name=sub.name[:200], spec=spec,
                   spec_hash=expect, fingerprint=fingerprint, intents=intents, permit=sub.permit,
                   candidates=sorted(keys), submitted=self.ctx.clock.time(), state=JobState.QUEUED,
-                  reason=quote.reason or "waiting for a provider")
+                  reason=quote.reason or "waiting for a provider", max_wait_s=max_wait_s)
+        job.queued_since = job.submitted
         book.create(job, Payload(sub.ciphertext, request_id, keys), EventKind.QUEUED, job.reason)
         log.info("job submitted", job=job_id, renter=renter, spec=spec.describe(), candidates=len(keys))
         return job, True
@@ -141,6 +145,14 @@ class Intake:
                                          "(king.max_open_jobs_per_renter); wait for some to end or cancel some")
         if self.ctx.scheduler.queued() >= self.cfg.max_queued_jobs:
             raise ResourceExhaustedError("the king's queue is full (king.max_queued_jobs); try again later")
+
+    def _check_wait(self, sub: Submission) -> float:
+        """The job's wait for a provider: the renter's (at most ``king.max_wait_s``), else the king's default."""
+        w = sub.max_wait_s
+        if w < 0 or w > self.cfg.max_wait_s:
+            raise InvalidArgumentError(f"max wait {fmt_duration(w) if w > 0 else w} is outside 0..{fmt_duration(self.cfg.max_wait_s)} "
+                                       "(this king's king.max_wait_s; 0: its default)")
+        return w or self.cfg.default_max_wait_s
 
     def _check_permit_fields(self, sub: Submission) -> None:
         """A permit GPUTOKEN would refuse is refused here (its signature is checked once the nonce is read)."""

@@ -75,6 +75,9 @@ class EventKind(StrEnum):
     FAILED = "failed"
     CANCELLED = "cancelled"
     RESCHEDULED = "rescheduled"
+    SETTLING = "settling"
+    OUTPUT_READY = "output_ready"
+    OUTPUT_FAILED = "output_failed"
 
 
 @dataclass(frozen=True)
@@ -128,6 +131,7 @@ class Submission:
     permit: PermitDoc | None
     ciphertext: bytes
     keys: dict[str, bytes]  # provider address -> payload key sealed to it
+    max_wait_s: float = 0.0  # how long it may wait for a provider; 0: the king's default
 
     def fingerprint(self) -> str:
         """What makes two submissions with one request id the same job (Stripe-style idempotency)."""
@@ -207,11 +211,22 @@ class Job:
     attempt: int = 0
     excluded: list[str] = field(default_factory=list)
     permit_used: bool = False
+    max_wait_s: float = 0.0  # how long it may wait for a provider each time it is queued (a term: stored once)
+    queued_since: float = 0.0  # when it last entered the queue (wall clock)
+    settling: str = ""  # what its settlement waits for, as last told (a ``settling`` event)
     rentals: list[RentalRecord] = field(default_factory=list)
     current: Attempt | None = None
     last_seq: int = 0
     logs: int = 0
     outcome: str = ""
+    # The job's outputs (king.outputs): "" none expected yet, "pending" (an attempt ended; they are on their way,
+    # due by output_due), "ready", "failed" (output_reason), "expired" (removed after the retention period).
+    output: str = ""
+    output_attempt: int = 0
+    output_due: float = 0.0
+    output_bytes: int = 0
+    output_expires: float = 0.0
+    output_reason: str = ""
 
     # ------------------------------------------------------------------ state
     def move_to(self, to: JobState) -> None:
@@ -232,11 +247,18 @@ class Job:
     def queen(self) -> str:
         return self.current.queen if self.current else ""
 
+    def gives_up_at(self) -> float:
+        """When the job, queued now, ends failed unless placed (wall clock)."""
+        return self.queued_since + self.max_wait_s
+
     def open_rentals(self) -> list[RentalRecord]:
         return [r for r in self.rentals if not r.closed]
 
     def finished(self) -> bool:
-        """No more events will come: settled, or failed/cancelled with no rental left to settle."""
+        """No more events will come: settled, or failed/cancelled with no rental left to settle, and no
+        outputs on their way."""
+        if self.output == "pending":
+            return False
         if self.state == SET:
             return True
         return self.state in (FAIL, CAN) and not self.open_rentals()
@@ -274,7 +296,7 @@ class Job:
                         for i in self.intents],
             "permit": None if p is None else {"value": str(p.value), "deadline": p.deadline, "v": p.v,
                                               "r": p.r.hex(), "s": p.s.hex()},
-            "candidates": list(self.candidates),
+            "candidates": list(self.candidates), "max_wait_s": self.max_wait_s,
         }
 
     def state_doc(self) -> dict[str, Any]:
@@ -285,11 +307,15 @@ class Job:
             "started": self.started, "ended": self.ended, "progress": self.progress, "exit_code": self.exit_code,
             "attempt": self.attempt, "excluded": list(self.excluded),
             "intents_used": [i.used for i in self.intents], "permit_used": self.permit_used,
+            "queued_since": self.queued_since, "settling": self.settling,
             "rentals": [{**r.__dict__, "price": str(r.price), "escrow": str(r.escrow),
                          "provider_payment": str(r.provider_payment), "fee": str(r.fee), "refund": str(r.refund),
                          "slashed": str(r.slashed)} for r in self.rentals],
             "current": None if c is None else {**c.__dict__, "price": str(c.price)},
             "last_seq": self.last_seq, "logs": self.logs, "outcome": self.outcome,
+            "output": self.output, "output_attempt": self.output_attempt, "output_due": self.output_due,
+            "output_bytes": self.output_bytes, "output_expires": self.output_expires,
+            "output_reason": self.output_reason,
         }
 
     def to_doc(self) -> dict[str, Any]:
@@ -326,11 +352,16 @@ class Job:
             progress=float(d.get("progress", -1.0)), exit_code=int(d.get("exit_code", 0)),
             attempt=int(d.get("attempt", 0)), excluded=list(d.get("excluded", [])),
             permit_used=bool(d.get("permit_used", False)), rentals=rentals,
+            max_wait_s=float(d.get("max_wait_s", 0.0)), queued_since=float(d.get("queued_since", 0.0)),
+            settling=d.get("settling", ""),
             current=None if c is None else Attempt(
                 attempt=int(c["attempt"]), provider=c["provider"], queen=c["queen"], price=int(c["price"]),
                 intent=int(c["intent"]), rental_id=c.get("rental_id", ""), deadline=float(c.get("deadline", 0.0)),
                 queen_seq=int(c.get("queen_seq", 0))),
             last_seq=int(d.get("last_seq", 0)), logs=int(d.get("logs", 0)), outcome=d.get("outcome", ""),
+            output=d.get("output", ""), output_attempt=int(d.get("output_attempt", 0)),
+            output_due=float(d.get("output_due", 0.0)), output_bytes=int(d.get("output_bytes", 0)),
+            output_expires=float(d.get("output_expires", 0.0)), output_reason=d.get("output_reason", ""),
         )
 
 

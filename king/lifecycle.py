@@ -11,11 +11,18 @@ Guarantees:
 * A job that loses its provider moves to another with its next unused intent, never back to a provider it
   left; the last rental's end is never extended by moving a job whose rental is over.
 * Events from a queen count only for the job's current attempt on that queen, in order, once.
+* A job that failed on the provider's side (``provider_fault``) is moved like a lost one: its rental is
+  cancelled (the queen voids its verification, so it pays nothing and slashes nothing) and it goes to another
+  candidate. A job none of whose candidates is left ends failed at once rather than wait for nobody.
+* No job waits without bound: a job queued longer than its wait (``Job.max_wait_s``, from when it entered the
+  queue) ends failed with the scheduler's reason; it holds no rental then, so its escrow is never touched.
 """
 
 from __future__ import annotations
 
 import asyncio
+import heapq
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from tenacity import (
@@ -36,11 +43,19 @@ from blendr.errors import (
 )
 from blendr.store import Store
 from blendr.telemetry import get_logger
-from blendr.units import fmt_tokens
+from blendr.units import fmt_duration, fmt_tokens
 from king.context import Assignment, KingContext
 from king.job import LIVE, Attempt, EventKind, Job, JobState, RentalRecord, shown
 from king.rentals import Created
 from king.settlements import NS_RENTALS, rid_key
+
+
+def settled_text(r: RentalRecord) -> str:
+    """A settled rental's money in one line: what the renter paid (the provider's payment and the fee, as
+    the receipt shows them) and what came back."""
+    return (f"you paid {fmt_tokens(r.provider_payment + r.fee)} GPUTOKEN for {r.verified_seconds} s verified "
+            f"(provider {fmt_tokens(r.provider_payment)} + fee {fmt_tokens(r.fee)}), refunded "
+            f"{fmt_tokens(r.refund)}")
 
 log = get_logger("blendr.king.lifecycle")
 
@@ -74,6 +89,7 @@ class QueenEvent:
     progress: float = -1.0
     ts: float = 0.0
     exit_code: int = 0
+    provider_fault: bool = False  # on "failed": the provider could not run the job (not the job's own failure)
 
 
 class Lifecycle:
@@ -183,7 +199,7 @@ class Lifecycle:
         return Assignment(job_id=job.job_id, attempt=c.attempt, provider=c.provider, gpus=job.spec.gpus,
                           rental_id=bytes.fromhex(c.rental_id), deadline_unix=c.deadline,
                           ciphertext=pl.ciphertext if pl else b"", sealed_key=pl.keys.get(c.provider, b"") if pl else b"",
-                          aad=pl.aad if pl else "")
+                          aad=pl.aad if pl else "", max_output_bytes=self.ctx.cfg.max_output_bytes)
 
     # ------------------------------------------------------------------ cancels on chain
     async def cancel_rental(self, job_id: str, key: str) -> None:
@@ -238,7 +254,8 @@ class Lifecycle:
         if ev.kind == "running" and job.state == JobState.SCHEDULED:
             job.move_to(JobState.RUNNING)
             job.started = job.started or self.ctx.clock.time()
-            self.book.save(job, EventKind.RUNNING, f"running on {c.provider}")
+            job.reason = f"running on provider {c.provider}"
+            self.book.save(job, EventKind.RUNNING, job.reason)
         elif ev.kind == "log" and job.logs < cfg.max_log_events:
             job.logs += 1
             self.book.save(job, EventKind.LOG, ev.message)
@@ -252,6 +269,9 @@ class Lifecycle:
             self.book.save(job, EventKind.PROGRESS, ev.message[:200], progress=ev.progress)
         elif ev.kind == "progress":
             job.progress = ev.progress  # over the cap: kept with the job's next write, no event
+        elif ev.kind == "failed" and ev.provider_fault and job.live:
+            self.lost(job, f"provider {c.provider} could not run the job ({ev.message[:300] or 'no reason given'}); "
+                           "its rental is cancelled and pays nothing")
         elif ev.kind in ("succeeded", "failed", "stopped"):
             self.stopped(job, ev.kind, ev.message, ev.exit_code)
         elif ev.kind == "lost" and job.live:
@@ -271,6 +291,8 @@ class Lifecycle:
             job.outcome = kind
         msg = {"succeeded": "the job finished", "failed": f"the job failed: {message}".strip(),
                "stopped": f"the job was stopped: {message}".strip()}[kind]
+        if job.state != JobState.CANCELLED:
+            job.reason = msg
         early = bool(c and c.rental_id and self.ctx.clock.time() < c.deadline)
         if early and c is not None:
             self.book.cancel_later(c.rental_id, job.job_id)
@@ -299,7 +321,8 @@ class Lifecycle:
         self.move(job, f"{why}; moving the job to another provider")
 
     def move(self, job: Job, why: str) -> None:
-        """Back to the queue, never again on the provider it leaves; fails when no intent is left."""
+        """Back to the queue, never again on the provider it leaves; fails when no intent or no candidate is
+        left."""
         if job.current is not None:
             job.excluded = sorted({*job.excluded, job.current.provider})
         self.ctx.scheduler.release(job.job_id)
@@ -307,8 +330,13 @@ class Lifecycle:
         if job.next_intent() is None:
             self.fail(job, f"{why}, but no signed intent is left to rent another provider")
             return
+        if job.candidates and set(job.candidates) <= set(job.excluded):
+            self.fail(job, f"{why}, but every provider the job's payload is encrypted for has already failed it; "
+                           "submit the job again to reach other providers")
+            return
         job.move_to(JobState.QUEUED)
         job.reason = why
+        job.queued_since = self.ctx.clock.time()
         self.book.save(job, EventKind.RESCHEDULED, why)
         self.enqueue(job)
         self.ctx.wake.set()
@@ -321,10 +349,34 @@ class Lifecycle:
         self.maybe_settled(job)
 
     def enqueue(self, job: Job) -> None:
-        """Queues the job in the scheduler, only on its candidates, never on a provider it was moved off."""
+        """Queues the job in the scheduler, only on its candidates, never on a provider it was moved off, until
+        its wait is over (``expire_waits``)."""
         self.ctx.scheduler.submit(job.job_id, job.renter, job.spec, frozenset(job.candidates))
         for p in job.excluded:
             self.ctx.scheduler.exclude(job.job_id, p)
+        if not job.queued_since:  # a job stored by an older king
+            job.queued_since = job.submitted
+        if not job.max_wait_s:
+            job.max_wait_s = self.ctx.cfg.default_max_wait_s
+        heapq.heappush(self.ctx.waits, (job.gives_up_at(), job.job_id))
+
+    def expire_waits(self, explain: Callable[[str], str]) -> int:
+        """Queued jobs whose wait is over end failed with why they could not be placed (``explain``: the
+        scheduler's reason); returns how many. Costs O(log n) per job that gave up, nothing for the others."""
+        now, waits, n = self.ctx.clock.time(), self.ctx.waits, 0
+        while waits and waits[0][0] <= now:
+            due, job_id = heapq.heappop(waits)
+            job = self.book.get(job_id)
+            if job is None or job.state != JobState.QUEUED or job.current is not None or job.gives_up_at() != due:
+                continue  # placed, cancelled, or queued again since (a later entry stands for it)
+            if self.creating(job_id):
+                heapq.heappush(waits, (now + self.ctx.cfg.retry_s, job_id))
+                continue
+            reason = explain(job_id) or job.reason or "no provider could take it"
+            self.ctx.scheduler.cancel(job_id)
+            self.fail(job, f"not placed within {fmt_duration(job.max_wait_s)} (--max-wait): {reason}")
+            n += 1
+        return n
 
     # ------------------------------------------------------------------ the renter's cancel
     def cancel(self, renter: str, job_id: str, reason: str = "") -> Job:
@@ -376,9 +428,8 @@ class Lifecycle:
             if rs.state == "settled":
                 self.book.save(job, EventKind.VERIFIED, f"rental {key[:12]}…: {rs.verified_seconds} s verified"
                                                         f"{' — verification FAILED, provider slashed' if rs.failed else ''}")
-            self.book.save(job, EventKind.SETTLED, f"rental {key[:12]}… settled: paid "
-                                                   f"{fmt_tokens(rs.provider_payment + rs.fee)}, refunded "
-                                                   f"{fmt_tokens(rs.refund)} GPUTOKEN (tx {rs.settled_tx})")
+            self.book.save(job, EventKind.SETTLED, f"rental {key[:12]}… {rs.state}: {settled_text(rs)} (tx "
+                                                   f"{rs.settled_tx or 'none'})")
             self.maybe_settled(job)
 
     def maybe_settled(self, job: Job) -> None:
@@ -387,10 +438,36 @@ class Lifecycle:
             return
         if job.rentals:
             job.move_to(JobState.SETTLED)
-            self.book.save(job, EventKind.SETTLED, "every rental of the job is settled")
+            charged = sum(r.provider_payment + r.fee for r in job.rentals)
+            refunded = sum(r.refund for r in job.rentals)
+            outcome = job.reason if job.outcome in ("failed", "cancelled") else ""
+            job.reason = (f"{outcome}; " if outcome else "") + (
+                f"settled: you paid {fmt_tokens(charged)} GPUTOKEN, {fmt_tokens(refunded)} refunded")
+            self.book.save(job, EventKind.SETTLED, "every rental of the job is settled: you paid "
+                                                   f"{fmt_tokens(charged)} GPUTOKEN, {fmt_tokens(refunded)} refunded")
         else:
             self.book.save(job)
         self.book.drop_payload(job.job_id)  # the job is over: its encrypted payload is not needed
+
+    def settling_reason(self, job: Job) -> str:
+        """What an over job whose rentals are not all settled waits for ('' for any other job)."""
+        if job.state not in (JobState.ENDED, JobState.FAILED, JobState.CANCELLED):
+            return ""
+        waits = []
+        for r in job.open_rentals():
+            bridge = self.ctx.bridge.rental_wait(int(r.rental_id, 16)) if self.ctx.bridge is not None else ""
+            waits.append(f"rental {r.rental_id[:12]}…: " + (bridge or "waiting for its verification result (the "
+                         "queen finalizes it on Ethereum Classic after the rental's end; it then crosses the "
+                         "bridge to settle on Ethereum)"))
+        return "; ".join(waits)
+
+    def refresh_settling(self, job: Job) -> None:
+        """Records a ``settling`` event when what the over job's settlement waits for has changed."""
+        why = self.settling_reason(job)
+        if not why or why == job.settling:
+            return
+        job.settling = why
+        self.book.save(job, EventKind.SETTLING, why)
 
     # ------------------------------------------------------------------ placement
     def place(self, job: Job, provider: str, queen: str, price: int) -> Attempt | None:
@@ -404,6 +481,6 @@ class Lifecycle:
         job.attempt += 1
         job.move_to(JobState.SCHEDULED)
         job.current = Attempt(job.attempt, provider, queen, price, idx)
-        self.book.save(job, EventKind.SCHEDULED, f"placed on provider {provider} (queen {queen}) at "
-                                                 f"{fmt_tokens(price)}/GPU-hour")
+        job.reason = f"placed on provider {provider} (queen {queen}) at {fmt_tokens(price)}/GPU-hour"
+        self.book.save(job, EventKind.SCHEDULED, job.reason)
         return job.current

@@ -1,8 +1,9 @@
 """What the network offers now, as the queens report it: providers, their keys and load, and quotes.
 
 Guarantees: a provider is offered only while its queen's latest snapshot lists it (alive, with its own
-admission to that queen); a quote lists at most ``candidates`` providers, cheapest first, and names why
-nothing matches when nothing does (``Quote.why``).
+admission to that queen), and only for as many GPUs as GPURental would accept (its stake and its queen's,
+``king.stakes``; re-applied when a stake changes); a quote lists at most ``candidates`` providers, cheapest
+first, and names why nothing matches when nothing does (``Quote.why``).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from blendr.errors import InvalidArgumentError
 from blendr.jobspec import Spec
 from blendr.units import fmt_tokens
 from king.scheduler import PoolSnapshot, ProviderOffer, Scheduler
+from king.stakes import StakeBook
 
 
 @dataclass(frozen=True)
@@ -54,10 +56,15 @@ class Market:
     """The providers the queens report, kept per queen; quotes from the scheduler's prices."""
 
     def __init__(self, scheduler: Scheduler, reputation: Callable[[str], int] | None = None,
-                 candidates: int = 16) -> None:
+                 candidates: int = 16, stakes: StakeBook | None = None) -> None:
+        """``stakes``: what GPURental accepts of each provider (None: every offer as reported, for tests of
+        other parts)."""
         self.scheduler = scheduler
         self.reputation = reputation or (lambda _p: 5000)
         self.candidates = candidates
+        self.stakes = stakes
+        self._snapshots: dict[str, tuple[int, list[tuple[ProviderOffer, bytes, int]]]] = {}  # queen -> as sent
+        self.understaked: dict[str, tuple[int, int]] = {}  # provider -> (GPUs offered, GPUs its stake covers)
         self.pool: dict[str, PoolEntry] = {}  # provider -> latest report
         self._pools: dict[str, set[str]] = {}  # queen -> providers
         self._by_model: dict[str, dict[str, PoolEntry]] = {}  # GPU model -> provider -> latest report
@@ -72,6 +79,13 @@ class Market:
         entries: dict[str, PoolEntry] = {}  # a provider listed twice counts once (the last listing)
         for offer, pub, busy in providers:
             o = replace(offer, queen=queen, reputation=self.reputation(offer.provider))
+            if self.stakes is not None:
+                covered = self.stakes.covered_gpus(o.provider, queen)
+                if covered < o.gpus:
+                    self.understaked[o.provider] = (o.gpus, covered)
+                    o = replace(o, gpus=covered)
+                else:
+                    self.understaked.pop(o.provider, None)
             entries[o.provider] = PoolEntry(o, pub, busy)
         try:  # the scheduler first: a snapshot it refuses changes nothing here either
             self.scheduler.update_pool(PoolSnapshot(queen, tuple(e.offer for e in entries.values()), seq))
@@ -84,9 +98,20 @@ class Market:
             if left is not None and left.offer.queen == queen:  # not one that moved to another queen meanwhile
                 self._drop(gone)
         self._pools[queen] = set(entries)
+        self._snapshots[queen] = (seq, list(providers))
+
+    def restake(self) -> None:
+        """Applies every queen's latest snapshot again (a stake changed: what GPURental accepts changed)."""
+        for queen, (seq, providers) in list(self._snapshots.items()):
+            self.on_snapshot(queen, seq, providers)
+
+    def staked_pairs(self) -> list[tuple[str, str]]:
+        """(provider, queen) of every provider the queens list now (whose stakes the stake book follows)."""
+        return [(o.provider, queen) for queen, (_, providers) in self._snapshots.items() for o, _, _ in providers]
 
     def remove_queen(self, queen: str) -> None:
         self.scheduler.remove_pool(queen)
+        self._snapshots.pop(queen, None)
         for p in self._pools.pop(queen, set()):
             e = self.pool.get(p)
             if e is not None and e.offer.queen == queen:
@@ -124,7 +149,11 @@ class Market:
         what = f"{spec.gpus}×{spec.gpu_model or 'GPU'}"
         closest = self.scheduler.closest_offers(spec, 3)
         if not matching:
-            return Quote(price, spec.max_escrow(), [], f"no provider with {what} in the network now", closest,
+            short = [p for p, (offered, _) in self.understaked.items() if offered >= spec.gpus and p in self.pool
+                     and (not spec.gpu_model or self.pool[p].offer.gpu_model == spec.gpu_model)]
+            why = (f" ({len(short)} provider{'s' if len(short) > 1 else ''} with these GPUs {'are' if len(short) > 1 else 'is'}"
+                   " not staked enough for GPURental to accept a rental of them)") if short else ""
+            return Quote(price, spec.max_escrow(), [], f"no provider with {what} in the network now{why}", closest,
                          NoMatch.NO_PROVIDER)
         cheapest = min(self._price(e.offer) for e in matching)
         return Quote(price, spec.max_escrow(), [], f"no provider with {what} under "

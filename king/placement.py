@@ -7,7 +7,8 @@ Guarantees:
 * A rental creation interrupted by a failure or a restart is tried again with the same attempt.
 * Jobs on a queen gone longer than the grace period move to other providers.
 * The cost of a pass does not grow with the number of queued jobs: waiting reasons are refreshed only for
-  jobs someone is watching (others get theirs when they are read).
+  jobs someone is watching (others get theirs when they are read); jobs whose wait is over are found in a
+  heap.
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ class Placer:
     async def run_pass(self) -> None:
         ctx = self.ctx
         self.check_queens()
+        self.lifecycle.expire_waits(self.waiting_reason)
         await self.retry_creates()
         for p in ctx.scheduler.schedule(max_placements=64):
             try:
@@ -140,9 +142,12 @@ class Placer:
                     self.lifecycle.lost(job, f"queen {queen[:10]}… went away")
 
     def refresh_watched_reasons(self) -> None:
-        """Queued jobs someone is watching get a ``queued`` event when their waiting reason changes."""
+        """Queued jobs someone is watching get a ``queued`` event when their waiting reason changes; over jobs
+        a ``settling`` event when what their settlement waits for changes (e.g. the bridge's attestations)."""
         for job_id in self.book.watched_ids():
             job = self.book.get(job_id)
+            if job is not None and job.open_rentals() and job.state != JobState.QUEUED:
+                self.lifecycle.refresh_settling(job)
             if job is None or job.state != JobState.QUEUED:
                 continue
             reason = self.waiting_reason(job_id)
