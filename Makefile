@@ -9,9 +9,10 @@ STAMP := $(VENV)/.installed
 PROTOS := $(wildcard protos/blendr/v1/*.proto)
 NODE_STAMP := node_modules/.installed
 
-.PHONY: demo test test-fast bench bench-quick lint protos contracts devnet clean help
+.PHONY: install demo test test-fast bench bench-quick lint protos contracts devnet clean help
 
 help:
+	@echo "make install  .venv with blendr, and node_modules with anvil; then \`. .venv/bin/activate\` puts blendr on the PATH"
 	@echo "make demo    run the whole network on this machine and a renter's job through it, with a receipt"
 	@echo "make test    make lint, then the whole test suite with every bench's --quick mode (creates .venv on first use)"
 	@echo "make bench   run the benchmarks (bench/*.py), results in bench/results/ (bench-quick: bench/results/quick/)"
@@ -31,6 +32,9 @@ $(NODE_STAMP): package.json package-lock.json
 	@command -v npm >/dev/null 2>&1 || { echo "error: npm not found; install Node.js 20+ (it provides npm)"; exit 1; }
 	npm ci --no-audit --no-fund --loglevel=error
 	@touch $(NODE_STAMP)
+
+install: $(STAMP) $(NODE_STAMP)
+	@echo "installed; run \`. .venv/bin/activate\` to put blendr on the PATH (or call .venv/bin/blendr)"
 
 demo: $(STAMP) $(NODE_STAMP)
 	$(PY) -m blendrctl.demo
