@@ -304,7 +304,7 @@ class GetJobRequest(_message.Message):
     def __init__(self, job_id: _Optional[str] = ...) -> None: ...
 
 class JobEvent(_message.Message):
-    __slots__ = ("job_id", "seq", "kind", "ts_unix", "message", "progress", "job")
+    __slots__ = ("job_id", "seq", "kind", "ts_unix", "message", "progress", "job", "state")
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     SEQ_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
@@ -312,6 +312,7 @@ class JobEvent(_message.Message):
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
     PROGRESS_FIELD_NUMBER: _ClassVar[int]
     JOB_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
     job_id: str
     seq: int
     kind: JobEventKind
@@ -319,7 +320,8 @@ class JobEvent(_message.Message):
     message: str
     progress: float
     job: Job
-    def __init__(self, job_id: _Optional[str] = ..., seq: _Optional[int] = ..., kind: _Optional[_Union[JobEventKind, str]] = ..., ts_unix: _Optional[float] = ..., message: _Optional[str] = ..., progress: _Optional[float] = ..., job: _Optional[_Union[Job, _Mapping]] = ...) -> None: ...
+    state: JobState
+    def __init__(self, job_id: _Optional[str] = ..., seq: _Optional[int] = ..., kind: _Optional[_Union[JobEventKind, str]] = ..., ts_unix: _Optional[float] = ..., message: _Optional[str] = ..., progress: _Optional[float] = ..., job: _Optional[_Union[Job, _Mapping]] = ..., state: _Optional[_Union[JobState, str]] = ...) -> None: ...
 
 class WatchJobRequest(_message.Message):
     __slots__ = ("job_id", "after_seq")
