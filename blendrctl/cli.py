@@ -249,6 +249,10 @@ def _cmd_provider(args: argparse.Namespace) -> int:
                        "metrics.port": args.metrics_port})
     if not cfg.provider.queens:
         raise ConfigError("no queen given: pass --queen HOST:PORT (or set provider.queens in config.toml)")
+    if cfg.rpc.tls:  # checked before the agent creates its key or starts Ray
+        from blendr.rpc.server import trust_anchor
+
+        trust_anchor(cfg)
     asyncio.run(run_provider(cfg))
     return 0
 

@@ -7,11 +7,12 @@ import contextlib
 import random
 import signal
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from blendr.clock import Clock, SystemClock
 from blendr.config import Config, check_queen_limits
-from blendr.errors import IdentityError
+from blendr.errors import IdentityError, TLSError
 from blendr.identity import KEY_FILE, NodeIdentity
 from blendr.rpc.server import ServerHandle, start_server
 from blendr.store import SQLiteStore, Store
@@ -122,6 +123,10 @@ async def start_queen(
         from blendr.chain.manifest import load_manifest
 
         manifest = load_manifest(cfg)
+    king_ca = Path(cfg.relay.king_ca_file).expanduser() if cfg.relay.king_ca_file else None
+    if cfg.relay.king and cfg.rpc.tls and king_ca is not None and not king_ca.is_file():
+        raise TLSError(f"no CA certificate at {king_ca} (--king-ca-file): copy the king's <king home>/tls/ca.crt "
+                       "to this machine and pass its path")
     if cfg.relay.enabled and not (cfg.home / KEY_FILE).exists():
         raise IdentityError(
             f"no queen key at {cfg.home / KEY_FILE}, and chain duties (--relay) need the key of a bridge "
