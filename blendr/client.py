@@ -16,6 +16,9 @@ Errors raise :class:`RenterError` subclasses with a message that says what to do
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import math
 import os
 import secrets
 import time
@@ -71,6 +74,9 @@ class JobRequest:
     name: str = ""
     request_id: str = ""
     spare_intents: int = -1  # -1: as many as the king accepts
+    # The longest the job may wait for a provider, in seconds (0: the king's default, an hour unless its operator
+    # says otherwise); not placed by then, it ends failed with the reason and its escrow untouched.
+    max_wait_s: float = 0.0
 
     def spec(self) -> Spec:
         if self.hours <= 0:
@@ -118,7 +124,8 @@ class Event:
     ts: float
     message: str
     progress: float
-    job: Any  # renter_pb2.Job
+    job: Any  # renter_pb2.Job (as it is now)
+    state: str = ""  # the job's state right after this event: queued, scheduled, running, ended, settled, ...
 
 
 WATCH_ATTEMPTS = 6  # tries to (re)open a job's event stream before giving up
@@ -268,7 +275,8 @@ class KingClient:
                 while ev is not grpc.aio.EOF:
                     seq = ev.seq
                     yield Event(ev.job_id, ev.seq, rpb.JobEventKind.Name(ev.kind)[len("JOB_EVENT_KIND_"):].lower(),
-                                ev.ts_unix, ev.message, ev.progress, ev.job)
+                                ev.ts_unix, ev.message, ev.progress, ev.job,
+                                rpb.JobState.Name(ev.state or ev.job.state)[len("JOB_STATE_"):].lower())
                     ev = await call.read()
                 return
             except grpc.aio.AioRpcError as exc:
@@ -338,6 +346,9 @@ class KingClient:
             payload = JobPayload(req.entrypoint, dict(req.env), tar, pip=tuple(req.pip)).encode()
         except BlendrError as exc:
             raise RenterError(str(exc), grpc.StatusCode.INVALID_ARGUMENT) from None
+        if not 0 <= req.max_wait_s < 2**32:
+            raise RenterError("max wait must be 0 (the king's default) or a positive number of seconds",
+                              grpc.StatusCode.INVALID_ARGUMENT)
         q = await self.quote(spec)
         self.pins.check("quote", int(q.chain_id), q.rental_contract, q.token_contract)
         if not q.candidates:
@@ -383,7 +394,8 @@ class KingClient:
                               grpc.StatusCode.FAILED_PRECONDITION)
         return rpb.SubmitJobRequest(request_id=request_id, spec=_spec_pb(spec), name=req.name, spec_hash=sh,
                                     intents=intents, permit=permit,
-                                    payload=rpb.EncryptedPayload(ciphertext=ciphertext, keys=keys))
+                                    payload=rpb.EncryptedPayload(ciphertext=ciphertext, keys=keys),
+                                    max_wait_s=math.ceil(req.max_wait_s))
 
 
 def _spec_pb(spec: Spec) -> Any:

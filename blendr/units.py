@@ -7,6 +7,7 @@ convert exactly (no float rounding).
 
 from __future__ import annotations
 
+import math
 from decimal import Decimal, InvalidOperation
 from typing import NewType
 
@@ -71,6 +72,26 @@ def fmt_duration(seconds: float) -> str:
     if s % 60 == 0 and s >= 60:
         return f"{s // 60} min"
     return f"{s} s"
+
+
+_DURATION_UNITS = {"s": 1, "m": 60, "min": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(text: str, what: str = "duration") -> float:
+    """``90``, ``90s``, ``30m``/``30min``, ``2h``, ``1.5h`` or ``1d`` as seconds (> 0).
+
+    Raises:
+        InvalidArgumentError: anything else.
+    """
+    t = text.strip().lower()
+    unit = next((u for u in sorted(_DURATION_UNITS, key=len, reverse=True) if t.endswith(u)), "")
+    try:
+        value = float(t[: len(t) - len(unit)].strip()) * _DURATION_UNITS.get(unit, 1)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value <= 0:
+        raise InvalidArgumentError(f"{what} {text[:40]!r}: give a positive duration such as 90s, 30m, 2h or 1d")
+    return value
 
 
 def fmt_bytes(n: int) -> str:

@@ -116,7 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
     for p in (stshow, stadd):
         _common(p)
         _deployment_flag(p)
-    stshow.add_argument("--json", action="store_true", help="machine-readable output (amounts in wei)")
+    stshow.add_argument("--json", action="store_true", help="machine-readable output (amounts in GPUTOKEN)")
 
     from blendrctl import renter
 
@@ -432,8 +432,10 @@ def _cmd_stake(args: argparse.Namespace) -> int:
     rows = {t.name.lower(): (int(staking.stake_of(ident.address, t)), int(staking.min_stake(t))) for t in Tier}
     balance = int(token.balance_of(ident.address))
     if args.json:
-        print(json.dumps({"address": ident.address, "balance_wei": str(balance),
-                          "stakes": {r: {"stake_wei": str(st), "min_stake_wei": str(mn)}
+        from blendrctl.jsonout import gputoken
+
+        print(json.dumps({"address": ident.address, "balance_gputoken": gputoken(str(balance)),
+                          "stakes": {r: {"stake_gputoken": gputoken(str(st)), "min_stake_gputoken": gputoken(str(mn))}
                                      for r, (st, mn) in rows.items()}}, indent=2))
         return 0
     print(f"{ident.address}: {fmt_tokens(balance)} GPUTOKEN unstaked")
@@ -449,7 +451,27 @@ def _cmd_renter(args: argparse.Namespace) -> int:
     return renter.run(args, _load)
 
 
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for a command whose reader went away
+
+
 def main(argv: list[str] | None = None) -> int:
+    """The ``blendr`` command. Output to a reader that goes away (``blendr job list | head -3``) ends the
+    command quietly with status 141, as Unix tools do, never with a traceback."""
+    try:
+        code = _main(argv)
+        sys.stdout.flush()  # a broken pipe shows here, while it can still be handled
+        return code
+    except BrokenPipeError:
+        # Nothing more can be written; point stdout at /dev/null so the interpreter's final flush is quiet.
+        import os
+
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return EXIT_BROKEN_PIPE
+
+
+def _main(argv: list[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if not args.cmd:

@@ -240,9 +240,10 @@ async def _renter(rhome: Path, king: str, king_ca: Path, manifest_path: Path, lo
     paid = int(r.provider_payment) + int(r.fee)
     print(f"   job {final.job_id}: {'exit code ' + str(final.exit_code) if final.exit_code else 'finished'}, "
           f"on provider {r.provider}")
-    print(f"   escrow {fmt_tokens(int(r.escrow))}; verified {r.verified_seconds} s; paid to provider "
-          f"{fmt_tokens(int(r.provider_payment))}; fee {fmt_tokens(int(r.fee))}; refund {fmt_tokens(int(r.refund))} "
-          "GPUTOKEN")
+    # "paid" is the renter's (gross) everywhere, as the [settled] events say: the provider's payment plus the fee.
+    print(f"   escrow {fmt_tokens(int(r.escrow))}; verified {r.verified_seconds} s; you paid {fmt_tokens(paid)} "
+          f"(provider {fmt_tokens(int(r.provider_payment))} + fee {fmt_tokens(int(r.fee))}); refund "
+          f"{fmt_tokens(int(r.refund))} GPUTOKEN")
     print(f"   {'account':10s} {'before':>16s} {'after':>16s} {'change':>12s}")
     for name in ("renter", "provider", "treasury"):
         print(f"   {name:10s} {fmt_tokens(before[name]):>16s} {fmt_tokens(after[name]):>16s} "

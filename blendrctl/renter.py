@@ -49,6 +49,10 @@ def add_parsers(sub: Any, common: Any) -> None:
     js.add_argument("--name", default="", help="a name for the job")
     js.add_argument("--request-id", default="", help="idempotency key (default random): resubmitting with the "
                                                      "same id returns the same job")
+    js.add_argument("--max-wait", metavar="DURATION", default="",
+                    help="the longest the job may wait for a provider (90s, 30m, 2h, 1d; default: the king's, "
+                         "1h unless its operator set another); not placed by then it ends failed with the reason, "
+                         "its escrow untouched")
     js.add_argument("--detach", action="store_true", help="return once the job is submitted")
     js.add_argument("entrypoint", nargs=argparse.REMAINDER, help="-- COMMAND ARGS... run in the workdir")
     for name, helptext in (("status", "a job's state, provider, rentals and cost"),
@@ -110,11 +114,10 @@ def _state(job: Any) -> str:
 
 
 def _job_dict(job: Any) -> dict[str, Any]:
-    from google.protobuf.json_format import MessageToDict
+    """A job for --json: amounts in GPUTOKEN in ``*_gputoken`` fields, ids as 0x-hex (blendrctl.jsonout)."""
+    from blendrctl.jsonout import to_json
 
-    d = MessageToDict(job, preserving_proto_field_name=True)
-    d["state"] = _state(job)
-    return d
+    return to_json(job)
 
 
 async def _submit(king: Any, args: argparse.Namespace) -> int:
@@ -134,11 +137,21 @@ async def _submit(king: Any, args: argparse.Namespace) -> int:
             print(f"error: --env {item!r}: use NAME=VALUE", file=sys.stderr)
             return 2
         env[name] = value
+    max_wait_s = 0.0
+    if args.max_wait:
+        from blendr.errors import InvalidArgumentError
+        from blendr.units import parse_duration
+
+        try:
+            max_wait_s = parse_duration(args.max_wait, "--max-wait")
+        except InvalidArgumentError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
     req = JobRequest(entrypoint=shlex.join(cmd), gpus=args.gpus, hours=args.hours, max_price=args.max_price,
                      gpu_model=args.gpu_model, min_vram_gb=args.min_vram_gb, min_tflops=args.min_tflops,
                      workdir=Path(args.workdir) if args.workdir else None, env=env, pip=list(args.pip),
                      name=args.name,
-                     request_id=args.request_id)
+                     request_id=args.request_id, max_wait_s=max_wait_s)
     try:
         job = await king.submit(req)
     except NoProviderError as exc:
@@ -167,7 +180,7 @@ async def _follow(king: Any, job_id: str, *, show_logs: bool, after: int = 0) ->
     job = None
     async for ev in king.watch(job_id, after):
         job = ev.job
-        state = _state(job)
+        state = ev.state or _state(job)  # the state the event left the job in, not the job's state now
         if ev.kind == "log":
             if show_logs:
                 print(f"  | {ev.message}", flush=True)
@@ -193,10 +206,12 @@ def _summary(job: Any) -> str:
     if job.exit_code:
         lines.append(f"  exit code {job.exit_code}")
     for r in job.rentals:
+        # "paid" is what the renter paid (gross): the provider's payment plus the protocol fee, as on the receipt.
         paid = int(r.provider_payment or 0) + int(r.fee or 0)
         lines.append(f"  rental 0x{bytes(r.rental_id).hex()[:16]}… on {r.provider}: {r.state}, escrow "
                      f"{fmt_tokens(int(r.escrow or 0))}, verified {r.verified_seconds} s, paid {fmt_tokens(paid)} "
-                     f"(fee {fmt_tokens(int(r.fee or 0))}), refunded {fmt_tokens(int(r.refund or 0))}")
+                     f"(provider {fmt_tokens(int(r.provider_payment or 0))} + fee {fmt_tokens(int(r.fee or 0))}), "
+                     f"refunded {fmt_tokens(int(r.refund or 0))}")
         if r.created_tx:
             lines.append(f"    created {r.created_tx}")
         if r.settled_tx:
@@ -240,7 +255,16 @@ async def _events_until(king: Any, job_id: str, last: int) -> Any:
 
 async def _cancel(king: Any, args: argparse.Namespace) -> int:
     job = await king.cancel(args.job_id)
-    print(f"job {job.job_id}: {_state(job)}; its rental settles for the verified time so far")
+    if args.json:
+        print(json.dumps(_job_dict(job), indent=2))
+        return 0
+    live = [r for r in job.rentals if r.state not in ("settled", "expired")]
+    if live:
+        print(f"job {job.job_id}: {_state(job)}; its rental is cancelled and settles for the verified time so far")
+    elif job.rentals:
+        print(f"job {job.job_id}: {_state(job)}; its rentals are already settled")
+    else:
+        print(f"job {job.job_id}: {_state(job)}; it had no rental: nothing was charged")
     return 0
 
 
@@ -263,9 +287,9 @@ async def _list(king: Any, args: argparse.Namespace) -> int:
 async def _offers(king: Any, args: argparse.Namespace) -> int:
     offers = await king.offers()
     if args.json:
-        from google.protobuf.json_format import MessageToDict
+        from blendrctl.jsonout import to_json
 
-        print(json.dumps([MessageToDict(o, preserving_proto_field_name=True) for o in offers], indent=2))
+        print(json.dumps([to_json(o) for o in offers], indent=2))
         return 0
     if not offers:
         print("no providers are offering GPUs right now")
@@ -281,9 +305,9 @@ async def _offers(king: Any, args: argparse.Namespace) -> int:
 async def _wallet(king: Any, args: argparse.Namespace) -> int:
     w = await king.wallet()
     if args.json:
-        from google.protobuf.json_format import MessageToDict
+        from blendrctl.jsonout import to_json
 
-        print(json.dumps(MessageToDict(w, preserving_proto_field_name=True), indent=2))
+        print(json.dumps(to_json(w), indent=2))
         return 0
     print(f"address    {w.address}\nbalance    {fmt_tokens(int(w.balance))} GPUTOKEN\n"
           f"allowance  {fmt_tokens(int(w.allowance))} GPUTOKEN (GPURental may draw)\n"

@@ -86,7 +86,8 @@ def job_to_proto(job: Job, *, reason: str, cost_so_far: int) -> rpb.Job:
 
 def event_to_proto(ev: JobEvent, job: rpb.Job) -> rpb.JobEvent:
     return rpb.JobEvent(job_id=ev.job_id, seq=ev.seq, kind=KIND_TO_PB[ev.kind], ts_unix=ev.ts, message=ev.message,
-                        progress=ev.progress, job=job)
+                        progress=ev.progress, job=job,
+                        state=STATE_TO_PB[JobState(ev.state)] if ev.state else job.state)
 
 
 def offer_to_proto(o: ProviderOffer, quote: int) -> rpb.Offer:

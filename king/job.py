@@ -88,15 +88,16 @@ class JobEvent:
     ts: float
     message: str = ""
     progress: float = -1.0
+    state: str = ""  # the job's state right after the event ('' in events stored by an older king)
 
     def to_doc(self) -> dict[str, Any]:
         return {"job_id": self.job_id, "seq": self.seq, "kind": str(self.kind), "ts": self.ts,
-                "message": self.message, "progress": self.progress}
+                "message": self.message, "progress": self.progress, "state": self.state}
 
     @classmethod
     def from_doc(cls, d: dict[str, Any]) -> JobEvent:
         return cls(JobId(d["job_id"]), int(d["seq"]), EventKind(d["kind"]), float(d["ts"]), d.get("message", ""),
-                   float(d.get("progress", -1.0)))
+                   float(d.get("progress", -1.0)), d.get("state", ""))
 
 
 @dataclass(frozen=True)

@@ -150,7 +150,7 @@ class JobBook:
     # ------------------------------------------------------------------ writes
     def _event(self, b: Batch, job: Job, kind: EventKind, message: str, progress: float) -> None:
         job.last_seq += 1
-        ev = JobEvent(job.job_id, job.last_seq, kind, self.clock.time(), message, progress)
+        ev = JobEvent(job.job_id, job.last_seq, kind, self.clock.time(), message, progress, str(job.state))
         b.put(NS_EVENTS, f"{job.job_id}/{job.last_seq:012d}", ev.to_doc())
         self._staged.append(ev)
 

@@ -7,6 +7,7 @@ import os
 import socket
 import subprocess
 import sys
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -264,8 +265,9 @@ def test_chain_info_names_the_bridge_attesters_and_stake_shows_and_adds(devnet_h
     before = json.loads(blendr("stake", "show", "--json", "--deployment", deployment, home=prov).stdout)
     blendr("stake", "add", "provider", "250", "--deployment", deployment, home=prov)
     after = json.loads(blendr("stake", "show", "--json", "--deployment", deployment, home=prov).stdout)
-    assert int(after["stakes"]["provider"]["stake_wei"]) - int(before["stakes"]["provider"]["stake_wei"]) == 250 * 10**18
-    assert int(before["balance_wei"]) - int(after["balance_wei"]) == 250 * 10**18
+    staked = Decimal(after["stakes"]["provider"]["stake_gputoken"]) - Decimal(before["stakes"]["provider"]["stake_gputoken"])
+    assert staked == 250  # --json amounts are exact decimal GPUTOKEN
+    assert Decimal(before["balance_gputoken"]) - Decimal(after["balance_gputoken"]) == 250
     poor = tmp_path / "poor"
     blendr("identity", "init", home=poor)
     refused = blendr("stake", "add", "queen", "5000", "--deployment", deployment, home=poor, check=False)

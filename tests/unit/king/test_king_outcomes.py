@@ -214,6 +214,11 @@ async def test_a_provider_side_failure_moves_the_job_and_its_rental_pays_nothing
     assert net.chain.balances[net.renter.address] == FUNDS - gross
     assert net.chain.balances.get(first, 0) == 0
     assert net.chain.balances[other] == gross - fee and net.chain.balances[TREASURY] == fee
+    # every event says the state it left the job in (a watcher replaying them shows that, not today's state)
+    states = [(str(e.kind), e.state) for e in net.core.book.events(job_id, 0) if e.kind != EventKind.SETTLED]
+    assert states == [("queued", "queued"), ("scheduled", "scheduled"), ("rental_created", "scheduled"),
+                      ("rescheduled", "queued"), ("scheduled", "scheduled"), ("rental_created", "scheduled"),
+                      ("running", "running"), ("ended", "ended"), ("verified", "ended"), ("verified", "ended")]
     refunded = sum(r.escrow for r in job.rentals) - gross
     assert job.reason == f"settled: you paid {fmt_tokens(gross)} GPUTOKEN, {fmt_tokens(refunded)} refunded"
     net.check_money()
