@@ -4,14 +4,31 @@
 custom resource on a shared cluster) with CuPy on a GPU and NumPy otherwise. A local Ray it starts includes
 the dashboard, whose job submission API runs renters' jobs (:attr:`RayRuntime.dashboard_address`).
 ``ThreadRuntime`` runs the same code in threads, for fast unit tests.
+
+A local Ray is a head started with ``ray start --head --block`` (:class:`LocalRayHead`) with every port
+chosen free at start (GCS, dashboard, dashboard agent HTTP and gRPC, metrics export, runtime env agent, node
+and object managers, Ray client; workers on ports the OS picks) and its own temp directory, so several
+providers on one machine each get a working job API: ``ray.init()`` cannot set the dashboard agent's port,
+and two such Rays fight over the default 52365, the second one admitted with a job API that never answers.
 """
 
 from __future__ import annotations
 
 import abc
 import asyncio
+import contextlib
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from blendr.errors import ChallengeExpiredError, ComputeError
@@ -28,6 +45,165 @@ def run_device_proof(params: ChallengeParams, device_index: int, timeout_s: floa
     deadline = time.monotonic() + timeout_s
     xp, _ = get_array_module(prefer_gpu=use_gpu)
     return prove_device(params, device_index, xp=xp, deadline=deadline)
+
+
+# How long a local Ray head may take to answer on its dashboard, and how many times a start is retried with
+# fresh ports (a port found free can be taken by another process before Ray binds it).
+HEAD_START_TIMEOUT_S = 120.0
+HEAD_START_ATTEMPTS = 3
+_PORT_FLAGS = ("--port", "--dashboard-port", "--dashboard-agent-listen-port", "--dashboard-agent-grpc-port",
+               "--metrics-export-port", "--runtime-env-agent-port", "--node-manager-port", "--object-manager-port",
+               "--ray-client-server-port")
+
+
+def free_ports(n: int) -> list[int]:
+    """``n`` distinct TCP ports free on 127.0.0.1 right now (held together while chosen, so all differ)."""
+    socks = []
+    try:
+        for _ in range(n):
+            s = socket.socket()
+            s.bind(("127.0.0.1", 0))
+            socks.append(s)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+def delete_package(uri: str) -> None:
+    """Delete a runtime-env package (``gcs://_ray_pkg_<hash>.zip``) from the internal KV of the Ray cluster this
+    process is connected to (``ray.init``); a package that is not there is ignored.
+
+    Raises:
+        ComputeError: not a ``gcs://`` URI, not connected, or the cluster refused.
+    """
+    import ray
+    from ray.experimental import internal_kv
+
+    if not uri.startswith("gcs://_ray_pkg_"):
+        raise ComputeError(f"not a Ray package URI: {uri[:100]!r}")
+    if not ray.is_initialized():
+        raise ComputeError("not connected to a Ray cluster")
+    try:
+        internal_kv._internal_kv_del(uri)
+    except (OSError, RuntimeError, ray.exceptions.RayError) as exc:
+        raise ComputeError(f"cannot delete {uri} from the Ray cluster: {exc}") from None
+
+
+class LocalRayHead:
+    """A Ray head of this provider's own, on 127.0.0.1, in its own process group and temp directory.
+
+    Guarantees: every port of the head is one that was free when it started (never a Ray default), so any
+    number of providers on one machine each have a working job API; :meth:`stop` ends every process of the
+    head and deletes its temp directory (its session: logs and renters' unpacked working directories).
+    """
+
+    def __init__(self, *, num_gpus: int, resources: dict[str, float], num_cpus: int | None = None) -> None:
+        self.num_gpus = num_gpus
+        self.num_cpus = num_cpus
+        self.resources = dict(resources)
+        self.temp_dir: Path | None = None
+        self.gcs_address = ""
+        self.dashboard_url = ""
+        # Unless the operator chose Ray's auth mode (RAY_AUTH_MODE), the head runs with token authentication
+        # and a token of its own; its drivers (this agent) and job API clients must present it.
+        self.auth_env: dict[str, str] = {}
+        if "RAY_AUTH_MODE" not in os.environ:
+            self.auth_env = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32)}
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def token(self) -> str | None:
+        """The head's own auth token; None when the operator's Ray settings decide (see resolve_auth_token)."""
+        return self.auth_env.get("RAY_AUTH_TOKEN")
+
+    @property
+    def session_dir(self) -> Path | None:
+        """The head's current session directory (``<temp>/session_latest``), once started."""
+        return None if self.temp_dir is None else self.temp_dir / "session_latest"
+
+    def start(self) -> None:
+        """Start the head and wait for its dashboard (blocking; run it in a thread).
+
+        Raises:
+            ComputeError: ``ray start`` failed or the dashboard did not answer in time, on every attempt.
+        """
+        errors = []
+        for _ in range(HEAD_START_ATTEMPTS):
+            try:
+                self._start_once()
+                return
+            except ComputeError as exc:
+                errors.append(str(exc))
+                self.stop()
+        raise ComputeError(f"cannot start a local Ray head ({HEAD_START_ATTEMPTS} attempts): {errors[-1]}")
+
+    def _start_once(self) -> None:
+        # Short: Ray's socket paths live under it and must fit 107 bytes.
+        self.temp_dir = Path(tempfile.mkdtemp(prefix="blendr-ray-", dir="/tmp"))
+        ports = free_ports(len(_PORT_FLAGS))
+        # The node's own IP (as ray.init would pick; Ray rewrites 127.0.0.1 to it when connecting), the
+        # dashboard on loopback (Ray's default).
+        cmd = [str(Path(sys.executable).with_name("ray")), "start", "--head", "--block",
+               "--include-dashboard=true", "--disable-usage-stats",
+               f"--temp-dir={self.temp_dir}", f"--num-gpus={self.num_gpus}",
+               f"--resources={json.dumps(self.resources)}",
+               # 0: each worker binds a port the OS picks (the default range is shared by every Ray here).
+               "--min-worker-port=0", "--max-worker-port=0",
+               *(f"{flag}={port}" for flag, port in zip(_PORT_FLAGS, ports, strict=True))]
+        if self.num_cpus is not None:
+            cmd.append(f"--num-cpus={self.num_cpus}")
+        env = dict(os.environ, RAY_USAGE_STATS_ENABLED="0", **self.auth_env)
+        out = self.temp_dir / "ray-start.out"
+        with out.open("wb") as fh:
+            try:
+                self._proc = subprocess.Popen(cmd, env=env, stdout=fh, stderr=subprocess.STDOUT,
+                                              start_new_session=True)
+            except OSError as exc:
+                raise ComputeError(f"cannot run {cmd[0]}: {exc}") from None
+        self.gcs_address = f"127.0.0.1:{ports[0]}"
+        self.dashboard_url = f"http://127.0.0.1:{ports[1]}"
+        self._wait_for_dashboard(out)
+
+    def _wait_for_dashboard(self, out: Path) -> None:
+        import urllib.error
+        import urllib.request
+
+        assert self._proc is not None
+        deadline = time.monotonic() + HEAD_START_TIMEOUT_S
+        while True:
+            if self._proc.poll() is not None:
+                tail = out.read_text(errors="replace")[-2000:]
+                raise ComputeError(f"ray start exited with {self._proc.returncode}: {tail}")
+            try:
+                # Any HTTP answer (even 401 from a cluster with token auth) means the dashboard is up.
+                with urllib.request.urlopen(self.dashboard_url + "/api/version", timeout=2):
+                    return
+            except urllib.error.HTTPError:
+                return
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise ComputeError(f"the local Ray dashboard at {self.dashboard_url} did not answer within "
+                                   f"{HEAD_START_TIMEOUT_S:.0f} s")
+            time.sleep(0.3)
+
+    def stop(self) -> None:
+        """Stop every process of the head and delete its temp directory. Idempotent; blocking."""
+        proc, self._proc = self._proc, None
+        if proc is not None:
+            # --block makes `ray start` stop the head's processes on SIGTERM; the group kill catches stragglers.
+            with contextlib.suppress(ProcessLookupError):
+                proc.send_signal(signal.SIGTERM)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(30)
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(10)
+        if self.temp_dir is not None:
+            shutil.rmtree(self.temp_dir, ignore_errors=True)
+            self.temp_dir = None
 
 
 class ComputeRuntime(abc.ABC):
@@ -86,6 +262,8 @@ class RayRuntime(ComputeRuntime):
         self.dashboard_address = dashboard
         self._remote: Any = None
         self._owns_ray = False
+        # The local head this runtime started (None on a cluster given by address).
+        self.head: LocalRayHead | None = None
 
     def _init(self) -> RayInfo:
         import ray
@@ -102,13 +280,20 @@ class RayRuntime(ComputeRuntime):
                 except ray_errors as exc:
                     raise ComputeError(f"cannot connect to the Ray cluster at {self.address}: {exc}") from None
             else:
+                # The head's dashboard serves the job submission API that renters' jobs run through.
+                head = LocalRayHead(num_gpus=gpus, resources={self.pin: 1000.0})
+                self.head = head
+                head.start()
+                # This process is the head's driver: it presents the head's token (ray.init reads the env).
+                os.environ.update(head.auth_env)
                 try:
-                    # The dashboard serves the job submission API that renters' jobs run through.
-                    ctx = ray.init(num_gpus=gpus, resources={self.pin: 1000.0}, namespace="blendr",
-                                   include_dashboard=True, log_to_driver=False)
+                    ctx = ray.init(address=head.gcs_address, namespace="blendr", log_to_driver=False)
                 except ray_errors as exc:
-                    raise ComputeError(f"cannot start a local Ray: {type(exc).__name__}: {exc}") from None
+                    head.stop()
+                    raise ComputeError(f"cannot connect to the local Ray head: {type(exc).__name__}: {exc}") from None
                 self._owns_ray = True
+                if not self.dashboard_address:
+                    self.dashboard_address = head.dashboard_url
         if not self.dashboard_address and ctx is not None:
             from provider.jobs import dashboard_address_from_context
 
@@ -181,3 +366,5 @@ class RayRuntime(ComputeRuntime):
             import ray
 
             await asyncio.to_thread(ray.shutdown)
+        if self.head is not None:
+            await asyncio.to_thread(self.head.stop)

@@ -33,6 +33,7 @@ import functools
 import importlib
 import os
 import re
+import secrets
 import shutil
 import stat
 import zipfile
@@ -53,10 +54,19 @@ from tenacity import (
 )
 
 from blendr.clock import Clock, SystemClock
-from blendr.errors import ComputeError, FailedPreconditionError, InvalidArgumentError, NotFoundError
+from blendr.errors import (
+    BlendrError,
+    ComputeError,
+    FailedPreconditionError,
+    InvalidArgumentError,
+    NotFoundError,
+)
+from blendr.outputs import OUTPUT_DIR_ENV
 from blendr.payload import MAX_PAYLOAD_BYTES, JobPayload, unpack
 from blendr.telemetry import get_logger
+from provider.envs import EnvCache, EnvInstallError, JobEnv
 from provider.jobtypes import JobEvent, UpdateKind
+from provider.outputs import output_dir_of
 
 log = get_logger("blendr.provider.jobs")
 
@@ -64,6 +74,8 @@ T = TypeVar("T")
 
 RENTAL_ENDED = "rental ended"
 SUBMISSION_PREFIX = "blendr-"
+# Readiness probes' submission ids (never a job id: those are the king's, without this prefix's dash pattern).
+PROBE_PREFIX = "blendr-readiness-probe-"
 # A job's share of the agent's pin resource: enough to place it on this provider's nodes, small enough
 # never to block challenge tasks (0.01 each) or other jobs (the agent holds 1000 units).
 PIN_SHARE = 0.001
@@ -221,6 +233,8 @@ class _Job:
     stop_sent: bool = False
     consumed: bool = False
     terminal: JobEvent | None = None
+    env: JobEnv | None = None  # the environment this runner acquired for the job (None when re-attached)
+    package_uri: str = ""  # the working directory's package in Ray's GCS (gcs://_ray_pkg_<hash>.zip)
 
 
 class _Outage:
@@ -242,6 +256,13 @@ class _Outage:
 def _log_poll_failure(job: _Job, retry_state: RetryCallState) -> None:
     exc = retry_state.outcome.exception() if retry_state.outcome is not None else None
     log.warning("renter job poll failed", job_id=job.job_id, error=str(exc))
+
+
+def _package_uri(package: Path) -> str:
+    """The GCS URI Ray gives the uploaded working-directory zip (content-addressed)."""
+    from ray._private.runtime_env.packaging import get_uri_for_package
+
+    return str(get_uri_for_package(package))
 
 
 def _zip_dir(src: Path, dst: Path) -> None:
@@ -280,7 +301,9 @@ class JobRunner:
     def __init__(self, *, dashboard_address: str, home: Path, pin_resource: str = "", poll_s: float = 0.5,
                  clock: Clock | None = None, auth_token: str | None = None,
                  max_workdir_bytes: int = MAX_PAYLOAD_BYTES, request_timeout_s: float = 60.0,
-                 unreachable_after_s: float = 120.0) -> None:
+                 unreachable_after_s: float = 120.0, envs: EnvCache | None = None,
+                 session_dir: Path | None = None,
+                 delete_package: Callable[[str], None] | None = None) -> None:
         """Configure the runner; nothing is contacted before the first :meth:`start` or :meth:`stop`.
 
         Args:
@@ -293,6 +316,11 @@ class JobRunner:
             max_workdir_bytes: the unpacked size limit of a job's working directory.
             request_timeout_s: the longest one job API call may take.
             unreachable_after_s: a running job whose cluster stays unreachable this long is reported failed.
+            envs: builds jobs' environments (default: an :class:`~provider.envs.EnvCache` in ``<home>/envs``).
+            session_dir: the Ray session directory on this machine (a local head's), whose per-job files (driver
+                log, unpacked working directory) are deleted when a job ends; None when not on this machine.
+            delete_package: deletes a ``gcs://`` package from the cluster's internal KV (None: Ray's own
+                reference counting collects it later).
 
         Raises:
             InvalidArgumentError: an empty address or a non-positive interval.
@@ -311,6 +339,9 @@ class JobRunner:
         self._max_workdir_bytes = max_workdir_bytes
         self._timeout_s = request_timeout_s
         self._unreachable_after_s = unreachable_after_s
+        self._envs = envs or EnvCache(home / "envs")
+        self._session_dir = session_dir
+        self._delete_package = delete_package
         # Our own threads: the Ray SDK blocks (requests, no timeouts), and a hung dashboard must not
         # starve the default executor the rest of the provider uses.
         self._executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="blendr-jobs")
@@ -397,6 +428,69 @@ class JobRunner:
         job.wake.set()
         await job.finished.wait()
 
+    async def probe(self, timeout_s: float) -> None:
+        """Check that this cluster really runs jobs: submit a trivial job (the job's base environment's
+        ``python``, no GPU, on this provider's nodes), wait for it to succeed, then delete it from Ray.
+
+        Raises:
+            ComputeError: the job API does not answer or refuses the job (e.g. no job agent), or the job
+                failed or did not finish within ``timeout_s``.
+        """
+        from ray.job_submission import JobStatus
+
+        if self._closed:
+            raise ComputeError("the job runner is closed")
+        submission_id = f"{PROBE_PREFIX}{secrets.token_hex(6)}"
+
+        async def run() -> None:
+            client = await self._get_client()
+            entrypoint = "python -c \"import ray, numpy; print('blendr ready')\""
+            runtime_env = {"env_vars": self._base_env(None, submission_id)}
+            retrying = AsyncRetrying(retry=retry_if_exception(_agent_not_ready), stop=stop_after_delay(timeout_s),
+                                     wait=wait_exponential_jitter(multiplier=0.25, max=2.0), reraise=True)
+            async for attempt in retrying:
+                with attempt:
+                    await self._call("submit a trivial job", client.submit_job, entrypoint=entrypoint,
+                                     submission_id=submission_id, runtime_env=runtime_env,
+                                     entrypoint_resources={self.pin: PIN_SHARE} if self.pin else None)
+            while True:
+                info = await self._call("read the trivial job's status", client.get_job_info, submission_id)
+                if info.status == JobStatus.SUCCEEDED:
+                    return
+                if info.status in (JobStatus.FAILED, JobStatus.STOPPED):
+                    logs = await self._call("read the trivial job's logs", client.get_job_logs, submission_id)
+                    tail = " | ".join((logs or "").strip().splitlines()[-3:])
+                    raise ComputeError(f"a trivial job {str(info.status).lower()}: {info.message or ''} {tail}"
+                                       .strip()[:500])
+                await asyncio.sleep(0.2)
+
+        try:
+            await asyncio.wait_for(run(), timeout_s)
+        except TimeoutError:
+            raise ComputeError(f"a trivial job did not finish within {timeout_s:g} s") from None
+        finally:
+            await asyncio.shield(self._forget_on_ray(submission_id))
+
+    async def _forget_on_ray(self, submission_id: str) -> None:
+        """Stop (if needed) and delete a job's record on Ray; best effort, bounded (a cleanup never raises)."""
+        from ray.job_submission import JobStatus
+
+        try:
+            client = await self._get_client()
+            info = await self._job_info_by_id(client, submission_id)
+            if info is None:
+                return
+            if info.status not in (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.STOPPED):
+                await self._call("stop the job", client.stop_job, submission_id)
+                for _ in range(50):
+                    info = await self._job_info_by_id(client, submission_id)
+                    if info is None or info.status in (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.STOPPED):
+                        break
+                    await asyncio.sleep(0.2)
+            await self._call("delete the job", client.delete_job, submission_id)
+        except ComputeError as exc:
+            log.warning("cannot delete a job's record on Ray", submission_id=submission_id, error=str(exc))
+
     async def close(self) -> None:
         """Stop watching every job (the Ray jobs keep running) and end all event iterators. Idempotent."""
         self._closed = True
@@ -427,7 +521,14 @@ class JobRunner:
         if info is None:
             if self._clock.time() >= job.deadline_unix:
                 raise FailedPreconditionError(f"job {job.job_id}: its rental already ended")
-            attached = await self._submit(client, job, payload, gpus)
+            try:
+                attached = await self._submit(client, job, payload, gpus)
+            except EnvInstallError as exc:
+                # The renter's dependencies: the job's own failure, reported with pip's words in its log.
+                self._emit_lines(job, [(i, line[:MAX_LINE_CHARS]) for i, line in enumerate(exc.tail, 1)
+                                       if i > job.skip_lines])
+                await self._finish(job, UpdateKind.FAILED, str(exc))
+                return
         else:
             attached = True
         log.info("renter job attached" if attached else "renter job submitted", job_id=job.job_id,
@@ -457,10 +558,16 @@ class JobRunner:
                 package = await self._run(self._prepare_workdir, job, payload)
             except OSError as exc:  # disk full, permissions: the provider's problem, not the renter's
                 raise ComputeError(f"cannot prepare job {job.job_id}'s files under {job.workdir}: {exc}") from None
-            env = dict(payload.env)
+            job.env = await self._envs.acquire(job.workdir / "work", payload.pip, job.workdir)
+            env = {**self._base_env(job.env, job.job_id), **payload.env}
             if not gpus:  # Ray leaves a job granted no GPU free to use them all
                 env["CUDA_VISIBLE_DEVICES"] = ""
+            # Outside the working directory (removed at the end); the provider's OutputShipper packs and removes it.
+            out_dir = output_dir_of(self.home, job.job_id)
+            await self._run(out_dir.mkdir, 0o700, True, True)
+            env[OUTPUT_DIR_ENV] = str(out_dir)
             runtime_env = {"working_dir": str(package), "env_vars": env}
+            job.package_uri = await self._run(_package_uri, package)
             # A freshly started Ray answers "No available agent to submit job, please try again later"
             # until its node's job agent registers (seconds): wait for it rather than fail the rental.
             retrying = AsyncRetrying(retry=retry_if_exception(_agent_not_ready),
@@ -478,9 +585,11 @@ class JobRunner:
         except _RayRequestError as exc:
             if "already exists" in exc.text:
                 return True
+            self._release_env(job)
             await self._run(self._remove_workdir, job)
             raise ComputeError(f"the Ray cluster refused job {job.job_id}: {exc.reason}") from None
         except BaseException:
+            self._release_env(job)
             await asyncio.shield(self._run(self._remove_workdir, job))
             raise
         return False
@@ -611,12 +720,57 @@ class JobRunner:
                       provider_fault: bool = False) -> None:
         # Clean up before announcing the end: whoever sees the terminal event can rely on it.
         await self._run(self._remove_workdir, job)
+        await self._forget(job)
         event = JobEvent(job.job_id, kind, reason, ts=self._clock.time(), exit_code=exit_code,
                          provider_fault=provider_fault)
         job.terminal = event
         job.queue.put_nowait(event)
         job.finished.set()
         log.info("renter job ended", job_id=job.job_id, outcome=kind.value, reason=reason)
+
+    async def _forget(self, job: _Job) -> None:
+        """Leave nothing of the ended job on the provider: its environment hold, Ray's record of it, its driver log
+        and unpacked working directory in the Ray session, and its package in GCS (best effort, never raises)."""
+        self._release_env(job)
+        await self._forget_on_ray(job.submission_id)
+        await self._run(self._remove_session_files, job.submission_id, job.package_uri)
+        if job.package_uri and self._delete_package is not None:
+            try:
+                await self._run(self._delete_package, job.package_uri)
+            except BlendrError as exc:
+                log.warning("cannot delete a job's package from Ray", job_id=job.job_id, error=str(exc))
+
+    def _release_env(self, job: _Job) -> None:
+        if job.env is not None:
+            self._envs.release(job.env)
+            job.env = None
+
+    def _remove_session_files(self, submission_id: str, package_uri: str) -> None:
+        """Delete the job's driver log and unpacked working directory from the local Ray session, if known."""
+        if self._session_dir is None:
+            return
+        session = self._session_dir
+        with contextlib.suppress(OSError):
+            (session / "logs" / f"job-driver-{submission_id}.log").unlink(missing_ok=True)
+        if package_uri:
+            name = package_uri.rsplit("/", 1)[-1]  # _ray_pkg_<hash>.zip
+            files = session / "runtime_resources" / "working_dir_files"
+            shutil.rmtree(files / name.removesuffix(".zip"), ignore_errors=True)
+            for leftover in (files / name, files / f"{name}.lock"):
+                with contextlib.suppress(OSError):
+                    leftover.unlink(missing_ok=True)
+
+    def _base_env(self, env: JobEnv | None, job_id: str) -> dict[str, str]:
+        """The variables every job sees: PATH with its environment's ``bin`` (then the base one's) first, and
+        ``BLENDR_JOB_ID`` (the king's job id). See :mod:`provider.envs` for what the environment holds."""
+        bins = [str(self._envs.base_bin)]
+        out: dict[str, str] = {}
+        if env is not None and env.bin_dir != self._envs.base_bin:
+            bins.insert(0, str(env.bin_dir))
+            out["VIRTUAL_ENV"] = str(env.bin_dir.parent)
+        out["PATH"] = os.pathsep.join([*bins, os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin")])
+        out["BLENDR_JOB_ID"] = job_id.rsplit(".", 1)[0] if re.fullmatch(r".+\.\d+", job_id) else job_id
+        return out
 
     async def _sleep(self, job: _Job, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
@@ -661,8 +815,11 @@ class JobRunner:
 
     async def _job_info(self, client: Any, job: _Job) -> Any:
         """Ray's record of the job, or None if Ray has no such job."""
+        return await self._job_info_by_id(client, job.submission_id)
+
+    async def _job_info_by_id(self, client: Any, submission_id: str) -> Any:
         try:
-            return await self._call("read the job's status", client.get_job_info, job.submission_id)
+            return await self._call("read the job's status", client.get_job_info, submission_id)
         except _RayRequestError as exc:
             if exc.status == 404:
                 return None

@@ -1,0 +1,266 @@
+"""Renters' job environments: the provider's base environment, and per-job virtualenvs for declared dependencies.
+
+The base environment is the provider agent's own interpreter (``sys.executable``): its ``bin`` directory comes
+first on the job's ``PATH``, so the job's ``python`` has the agent's Python version, Ray and NumPy (CuPy on a
+GPU provider where it is installed). A job that declares dependencies — a ``requirements.txt`` at the top of
+its working directory and/or ``--pip`` requirements in its payload — gets a virtualenv layered on the base one
+(``python -m venv``, plus a ``.pth`` file that puts the base environment's site-packages after the job's own,
+so ``--system-site-packages`` semantics hold even when the agent itself runs in a virtualenv); its ``bin``
+comes first on ``PATH`` instead.
+
+Guarantees:
+  * Environments are cached under ``<home>/envs/<key>`` by the hash of the requirement set (with the base
+    interpreter), at most ``max_envs`` of them and ``max_bytes`` in all, least recently used evicted first
+    (never one a running job uses). Concurrent jobs with the same set share one build.
+  * A requirement set that names files of the job's working directory (``./mypkg``, ``-r other.txt``,
+    ``--find-links ./wheels``, ``-e .``) is built for that job alone under its job directory, never cached:
+    it would hold the renter's code after the job.
+  * An install runs at most ``install_timeout_s``; a failed or timed-out install raises
+    :class:`EnvInstallError` with pip's output tail (the job's fault, not the provider's). A half-built
+    environment is never used: an env counts only once its completion marker is written.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import site
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from blendr.errors import BlendrError, ComputeError
+from blendr.telemetry import get_logger
+
+log = get_logger("blendr.provider.envs")
+
+REQUIREMENTS_FILE = "requirements.txt"
+MARKER = ".blendr-env.json"
+# Lines of pip's output kept for the job's log when an install fails.
+ERROR_TAIL_LINES = 40
+# Options (in requirements.txt) whose value can be a path in the job's working directory.
+_PATH_OPTIONS = ("-r", "--requirement", "-c", "--constraint", "-e", "--editable", "-f", "--find-links")
+
+
+class EnvInstallError(BlendrError):
+    """Raised when a job's declared dependencies cannot be installed (pip failed or ran out of time); ``tail``
+    holds the last lines of pip's output."""
+
+    def __init__(self, message: str, tail: Sequence[str] = ()) -> None:
+        super().__init__(message)
+        self.tail = list(tail)
+
+
+@dataclass(frozen=True)
+class JobEnv:
+    """A job's Python environment: ``bin_dir`` goes first on its ``PATH``; ``private`` ones live under the
+    job's own directory and go with it."""
+
+    bin_dir: Path
+    key: str = ""
+    private: bool = False
+
+
+def _refers_to_workdir(line: str) -> bool:
+    """Whether one requirement (a requirements.txt line or a --pip entry) names a file of the working dir."""
+    text = line.split(" #", 1)[0].strip()
+    if not text or text.startswith("#"):
+        return False
+    for opt in _PATH_OPTIONS:
+        if text == opt or text.startswith((opt + " ", opt + "=")) or (len(opt) == 2 and text.startswith(opt)):
+            return True
+    if text.startswith("-"):
+        return False  # --index-url, --no-index, --pre, ...: no local path
+    if "://" in text and not text.startswith("file:"):
+        return False  # a URL requirement: the same for every job
+    return text.startswith((".", "/", "~", "file:")) or "/" in text.split(";", 1)[0].split("@", 1)[0]
+
+
+class EnvCache:
+    """Builds and caches job environments (see the module's guarantees)."""
+
+    def __init__(self, root: Path, *, base_python: str | None = None, install_timeout_s: float = 600.0,
+                 max_envs: int = 8, max_bytes: int = 10 * 2**30) -> None:
+        """
+        Raises:
+            ComputeError: a non-positive timeout or bound.
+        """
+        if install_timeout_s <= 0 or max_envs < 1 or max_bytes <= 0:
+            raise ComputeError("install_timeout_s, max_envs and max_bytes must be > 0")
+        self.root = root
+        # Not resolved: a virtualenv's python is a link, and resolving it would leave that virtualenv.
+        self.base_python = base_python or sys.executable
+        self.base_bin = Path(self.base_python).parent
+        self.install_timeout_s = install_timeout_s
+        self.max_envs = max_envs
+        self.max_bytes = max_bytes
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._in_use: dict[str, int] = {}
+        self._base_site: list[str] | None = None
+
+    # ------------------------------------------------------------------ public
+    def base(self) -> JobEnv:
+        """The provider's base environment (no dependencies declared)."""
+        return JobEnv(self.base_bin)
+
+    async def acquire(self, workdir: Path, pip: Sequence[str], private_dir: Path) -> JobEnv:
+        """The environment for a job whose files are in ``workdir`` and whose payload declares ``pip``.
+
+        The base one when nothing is declared; else a cached (or freshly built) one, or for a set that names
+        the working directory's files a private one built in ``private_dir``. Pair it with :meth:`release`.
+
+        Raises:
+            EnvInstallError: pip failed or ran past ``install_timeout_s`` (the job's fault).
+            ComputeError: the provider cannot create the environment (disk, permissions, no venv module).
+        """
+        req_file = workdir / REQUIREMENTS_FILE
+        try:
+            req_text = req_file.read_bytes() if req_file.is_file() else None
+        except OSError as exc:
+            raise ComputeError(f"cannot read the job's {REQUIREMENTS_FILE}: {exc}") from None
+        if req_text is None and not pip:
+            return self.base()
+        lines = (req_text or b"").decode("utf-8", "replace").splitlines()
+        args = (["-r", REQUIREMENTS_FILE] if req_text is not None else []) + list(pip)
+        if any(_refers_to_workdir(x) for x in [*lines, *pip]):
+            target = private_dir / "venv"
+            await self._build(target, args, cwd=workdir, key="")
+            return JobEnv(target / "bin", private=True)
+        digest = hashlib.sha256(json.dumps([self.base_python, sys.version, (req_text or b"").hex(), list(pip)])
+                                .encode()).hexdigest()[:32]
+        lock = self._locks.setdefault(digest, asyncio.Lock())
+        async with lock:
+            target = self.root / digest
+            if not (target / MARKER).is_file():
+                await asyncio.to_thread(shutil.rmtree, target, True)  # a build that never finished
+                await self._build(target, args, cwd=workdir, key=digest)
+            self._in_use[digest] = self._in_use.get(digest, 0) + 1
+            with contextlib.suppress(OSError):
+                os.utime(target / MARKER)  # most recently used
+        await asyncio.to_thread(self._evict)
+        return JobEnv(target / "bin", key=digest)
+
+    def release(self, env: JobEnv) -> None:
+        """The job using ``env`` ended (a private env is deleted with the job's directory)."""
+        if env.key and self._in_use.get(env.key, 0) > 0:
+            self._in_use[env.key] -= 1
+            if not self._in_use[env.key]:
+                del self._in_use[env.key]
+
+    def cached(self) -> list[str]:
+        """Keys of the complete cached environments, least recently used first."""
+        return [p.name for p in self._complete()]
+
+    # ------------------------------------------------------------------ building
+    def _site_packages(self) -> list[str]:
+        if self._base_site is None:
+            import subprocess
+
+            out = subprocess.run([self.base_python, "-c", "import site, json; print(json.dumps(site.getsitepackages()))"],
+                                 capture_output=True, text=True, timeout=60, check=False)
+            self._base_site = json.loads(out.stdout) if out.returncode == 0 else site.getsitepackages()
+        return self._base_site
+
+    async def _build(self, target: Path, args: list[str], *, cwd: Path, key: str) -> None:
+        started = time.monotonic()
+        try:
+            target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            base_site = await asyncio.to_thread(self._site_packages)
+        except OSError as exc:
+            raise ComputeError(f"cannot create a job environment under {target.parent}: {exc}") from None
+        code, out = await self._exec([self.base_python, "-m", "venv", "--without-pip", str(target)], cwd,
+                                     timeout_s=120.0)
+        if code != 0:
+            await asyncio.to_thread(shutil.rmtree, target, True)
+            raise ComputeError(f"cannot create a virtualenv: {' | '.join(out[-5:])}")
+        py = target / "bin" / "python"
+        # The job's own packages first, the base environment's after them (pip installs into the former).
+        code, out = await self._exec([str(py), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                                     cwd, timeout_s=60.0)
+        if code != 0 or not out:
+            await asyncio.to_thread(shutil.rmtree, target, True)
+            raise ComputeError(f"the new virtualenv does not run: {' | '.join(out[-5:])}")
+        Path(out[-1]).joinpath("_blendr_base_env.pth").write_text("".join(p + "\n" for p in base_site))
+        # pip itself comes from the base environment (the venv has none): `python -m pip` finds it there.
+        cmd = [str(py), "-m", "pip", "install", "--disable-pip-version-check", "--no-input", "--progress-bar", "off",
+               *args]
+        remaining = max(1.0, self.install_timeout_s - (time.monotonic() - started))
+        code, out = await self._exec(cmd, cwd, timeout_s=remaining)
+        if code != 0:
+            await asyncio.to_thread(shutil.rmtree, target, True)
+            what = (f"ran past its {self.install_timeout_s:g} s limit" if code is None
+                    else f"failed (pip exited with {code})")
+            raise EnvInstallError(f"installing the job's dependencies {what}", out[-ERROR_TAIL_LINES:])
+        size = await asyncio.to_thread(_tree_size, target)
+        (target / MARKER).write_text(json.dumps({"args": args, "bytes": size, "built_s": time.monotonic() - started}))
+        log.info("job environment built", key=key or "private", seconds=round(time.monotonic() - started, 1),
+                 bytes=size)
+
+    @staticmethod
+    async def _exec(cmd: list[str], cwd: Path, *, timeout_s: float) -> tuple[int | None, list[str]]:
+        """Run ``cmd``; its exit code (None when killed at ``timeout_s``) and its output lines."""
+        env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")}
+        env["PIP_NO_INPUT"] = "1"
+        try:
+            proc = await asyncio.create_subprocess_exec(*cmd, cwd=cwd, env=env, stdin=asyncio.subprocess.DEVNULL,
+                                                        stdout=asyncio.subprocess.PIPE,
+                                                        stderr=asyncio.subprocess.STDOUT, start_new_session=True)
+        except OSError as exc:
+            raise ComputeError(f"cannot run {cmd[0]}: {exc}") from None
+        try:
+            data, _ = await asyncio.wait_for(proc.communicate(), timeout_s)
+        except TimeoutError:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, 9)
+            data = b""
+            with contextlib.suppress(TimeoutError):
+                data, _ = await asyncio.wait_for(proc.communicate(), 10)
+            return None, data.decode("utf-8", "replace").splitlines()
+        except BaseException:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, 9)
+            raise
+        return proc.returncode, data.decode("utf-8", "replace").splitlines()
+
+    # ------------------------------------------------------------------ the cache's bounds
+    def _complete(self) -> list[Path]:
+        try:
+            envs = [p for p in self.root.iterdir() if (p / MARKER).is_file()]
+        except FileNotFoundError:
+            return []
+        return sorted(envs, key=lambda p: (p / MARKER).stat().st_mtime)
+
+    def _evict(self) -> None:
+        envs = self._complete()
+        sizes = {}
+        for p in envs:
+            try:
+                sizes[p] = int(json.loads((p / MARKER).read_text()).get("bytes", 0))
+            except (OSError, ValueError):
+                sizes[p] = 0
+        total = sum(sizes.values())
+        for p in envs:  # least recently used first
+            if len(envs) <= self.max_envs and total <= self.max_bytes:
+                break
+            if self._in_use.get(p.name):
+                continue
+            (p / MARKER).unlink(missing_ok=True)  # no longer complete before it is gone
+            shutil.rmtree(p, ignore_errors=True)
+            envs = [e for e in envs if e != p]
+            total -= sizes[p]
+            log.info("job environment evicted", key=p.name)
+
+
+def _tree_size(root: Path) -> int:
+    total = 0
+    for dirpath, _, files in os.walk(root):
+        for f in files:
+            with contextlib.suppress(OSError):
+                total += os.lstat(os.path.join(dirpath, f)).st_size
+    return total

@@ -1,0 +1,257 @@
+"""A provider's own local Ray, its readiness probe, its jobs' environments and what a job leaves behind.
+
+Two :class:`~provider.compute.LocalRayHead` run side by side here, as two providers on one machine do: each
+must have a job API that runs jobs (a default Ray would give the second one a dashboard agent that cannot
+bind its port). Jobs run through :class:`~provider.jobs.JobRunner` on them, with the session directory
+known, so the test can check that nothing of a job stays after it ends. Dependencies are installed from a
+wheel the test builds, never from PyPI.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import time
+import zipfile
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from blendr.errors import ComputeError
+from blendr.payload import JobPayload, pack_workdir
+from provider.compute import LocalRayHead
+from provider.envs import EnvCache
+from provider.jobs import JobEvent, JobRunner, submission_id_for
+
+FAR = 4_000_000_000.0
+PIN = "blendr-runtime-test-pin"
+
+
+@pytest.fixture(scope="module")
+def heads() -> Iterator[tuple[LocalRayHead, LocalRayHead]]:
+    a = LocalRayHead(num_gpus=0, num_cpus=1, resources={PIN: 1000.0})
+    b = LocalRayHead(num_gpus=0, num_cpus=1, resources={PIN: 1000.0})
+    try:
+        a.start()
+        b.start()
+        yield a, b
+    finally:
+        a.stop()
+        b.stop()
+
+
+def runner_on(head: LocalRayHead, home: Path, **kw: object) -> JobRunner:
+    return JobRunner(dashboard_address=head.dashboard_url, home=home, pin_resource=PIN, poll_s=0.2,
+                     session_dir=head.session_dir, auth_token=head.token, **kw)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+async def runner(heads: tuple[LocalRayHead, LocalRayHead], tmp_path: Path) -> AsyncIterator[JobRunner]:
+    r = runner_on(heads[0], tmp_path)
+    yield r
+    await r.close()
+
+
+async def run_job(r: JobRunner, job_id: str, payload: JobPayload, timeout: float = 240.0) -> list[JobEvent]:
+    await r.start(job_id, payload, gpus=0, deadline_unix=FAR)
+    out = []
+
+    async def collect() -> None:
+        async for ev in r.events(job_id):
+            out.append(ev)
+
+    await asyncio.wait_for(collect(), timeout)
+    return out
+
+
+def tiny_wheel(dst: Path, value: int = 42) -> Path:
+    """A pure-Python wheel ``blendr-tiny 0.1`` whose module says ``VALUE = value`` (built by hand: no network)."""
+    dst.mkdir(parents=True, exist_ok=True)
+    files = {
+        "blendr_tiny/__init__.py": f"VALUE = {value}\n",
+        "blendr_tiny-0.1.dist-info/METADATA": "Metadata-Version: 2.1\nName: blendr-tiny\nVersion: 0.1\n",
+        "blendr_tiny-0.1.dist-info/WHEEL": "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\n"
+                                           "Tag: py3-none-any\n",
+    }
+    record = "".join(f"{name},,\n" for name in files) + "blendr_tiny-0.1.dist-info/RECORD,,\n"
+    path = dst / "blendr_tiny-0.1-py3-none-any.whl"
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for name, text in {**files, "blendr_tiny-0.1.dist-info/RECORD": record}.items():
+            zf.writestr(name, text)
+    path.write_bytes(buf.getvalue())
+    return path
+
+
+def session_leftovers(head: LocalRayHead, submission_id: str) -> list[str]:
+    assert head.session_dir is not None
+    session = head.session_dir.resolve()
+    left = [str(p) for p in (session / "logs").glob(f"job-driver-{submission_id}*")]
+    wd = session / "runtime_resources" / "working_dir_files"
+    left += [str(p) for p in wd.glob("_ray_pkg_*")] if wd.exists() else []
+    return left
+
+
+async def test_two_local_heads_on_one_machine_both_run_jobs(heads: tuple[LocalRayHead, LocalRayHead],
+                                                            tmp_path: Path) -> None:
+    a, b = heads
+    ports = {a.gcs_address, a.dashboard_url} & {b.gcs_address, b.dashboard_url}
+    assert not ports and a.temp_dir != b.temp_dir
+    ra, rb = runner_on(a, tmp_path / "a"), runner_on(b, tmp_path / "b")
+    try:
+        # Both job APIs really run a job (the second head's agent is not fighting the first one's port).
+        await asyncio.gather(ra.probe(120.0), rb.probe(120.0))
+    finally:
+        await ra.close()
+        await rb.close()
+
+
+async def test_probe_of_a_dead_job_api_says_why(tmp_path: Path) -> None:
+    from tests.rayhead import free_ports
+
+    r = JobRunner(dashboard_address=f"http://127.0.0.1:{free_ports(1)[0]}", home=tmp_path, request_timeout_s=5.0)
+    try:
+        with pytest.raises(ComputeError, match="cannot reach the Ray dashboard"):
+            await r.probe(10.0)
+    finally:
+        await r.close()
+
+
+async def test_job_base_environment_and_nothing_left_after_it(heads: tuple[LocalRayHead, LocalRayHead],
+                                                              runner: JobRunner, tmp_path: Path) -> None:
+    import sys
+
+    work = tmp_path / "src"
+    work.mkdir()
+    (work / "main.py").write_text(
+        "import os, sys, numpy, ray\n"
+        "print('python', sys.executable)\n"
+        "print('versions', sys.version_info[:2], numpy.__version__, ray.__version__)\n"
+        "print('job', os.environ['BLENDR_JOB_ID'])\n")
+    payload = JobPayload("python main.py", {}, pack_workdir(work))
+    events = await run_job(runner, "job-base.1", payload)
+    logs = [e.message for e in events if e.kind == "log"]
+    assert events[-1].kind == "succeeded", events
+    assert f"python {Path(sys.executable).parent}/python" in logs  # the agent's own interpreter environment
+    assert "job job-base" in logs
+    # Ray's record, the driver log, the unpacked working directory and our files are gone.
+    sid = submission_id_for("job-base.1")
+    assert not session_leftovers(heads[0], sid)
+    assert not (tmp_path / "jobs" / "job-base.1").exists()
+    from ray.job_submission import JobSubmissionClient
+
+    from provider.jobs import resolve_auth_token
+
+    token = resolve_auth_token(heads[0].token)
+    client = JobSubmissionClient(heads[0].dashboard_url, headers={"Authorization": f"Bearer {token}"} if token else None)
+    assert sid not in {j.submission_id for j in client.list_jobs()}
+
+
+async def test_declared_dependencies_are_installed_for_the_job(runner: JobRunner, tmp_path: Path) -> None:
+    work = tmp_path / "src"
+    tiny_wheel(work / "wheels")
+    (work / "requirements.txt").write_text("--no-index\n--find-links ./wheels\nblendr-tiny==0.1\n")
+    (work / "main.py").write_text("import blendr_tiny, numpy, ray\nprint('tiny', blendr_tiny.VALUE)\n")
+    events = await run_job(runner, "job-deps.1", JobPayload("python main.py", {}, pack_workdir(work)))
+    assert events[-1].kind == "succeeded", events
+    assert "tiny 42" in [e.message for e in events if e.kind == "log"]
+    # Built for this job alone (it names the job's own files), and gone with it.
+    assert not (tmp_path / "jobs" / "job-deps.1").exists()
+
+
+async def test_failed_install_fails_the_job_with_pips_words_as_the_jobs_fault(runner: JobRunner,
+                                                                              tmp_path: Path) -> None:
+    work = tmp_path / "src"
+    work.mkdir()
+    (work / "requirements.txt").write_text("--no-index\n")
+    payload = JobPayload("python -c 'print(1)'", {}, pack_workdir(work), pip=("blendr-no-such-package==9.9",))
+    started = time.monotonic()
+    events = await run_job(runner, "job-badpip.1", payload)
+    end = events[-1]
+    assert end.kind == "failed" and not end.provider_fault and "installing the job's dependencies failed" in end.message
+    assert any("blendr-no-such-package" in e.message for e in events if e.kind == "log"), events
+    assert time.monotonic() - started < 120
+    assert not (tmp_path / "jobs" / "job-badpip.1").exists()
+    assert not [p for p in (tmp_path / "envs").glob("*") if (p / ".blendr-env.json").exists()]
+
+
+async def test_env_cache_shares_builds_and_evicts_least_recently_used(tmp_path: Path) -> None:
+    cache = EnvCache(tmp_path / "envs", max_envs=1)
+    work = tmp_path / "w"
+    work.mkdir()
+    # Requirements the base environment already satisfies: pip needs no index.
+    a1, a2 = await asyncio.gather(cache.acquire(work, ["numpy"], tmp_path / "j1"),
+                                  cache.acquire(work, ["numpy"], tmp_path / "j2"))
+    assert a1 == a2 and a1.key and not a1.private and cache.cached() == [a1.key]
+    b = await cache.acquire(work, ["ray"], tmp_path / "j3")
+    assert set(cache.cached()) == {a1.key, b.key}  # a1 is in use: never evicted under a running job
+    cache.release(a1)
+    cache.release(a2)
+    cache.release(b)
+    c = await cache.acquire(work, ["numpy", "ray"], tmp_path / "j4")
+    assert cache.cached() == [c.key]
+    import subprocess
+
+    out = subprocess.run([str(c.bin_dir / "python"), "-c", "import numpy, ray; print('ok')"], capture_output=True,
+                         text=True, check=False)
+    assert out.stdout.strip() == "ok", out.stderr
+
+
+async def test_install_time_is_bounded(tmp_path: Path) -> None:
+    import socket
+
+    # An index that accepts connections and never answers: pip would wait on it far longer than the limit.
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(8)
+    try:
+        work = tmp_path / "w"
+        work.mkdir()
+        (work / "requirements.txt").write_text(f"--index-url http://127.0.0.1:{srv.getsockname()[1]}/simple\n"
+                                               "blendr-tiny==0.1\n")
+        cache = EnvCache(tmp_path / "envs", install_timeout_s=8.0)
+        from provider.envs import EnvInstallError
+
+        started = time.monotonic()
+        with pytest.raises(EnvInstallError, match="ran past its 8 s limit"):
+            await cache.acquire(work, [], tmp_path / "j")
+        assert time.monotonic() - started < 30
+        assert cache.cached() == []
+    finally:
+        srv.close()
+
+
+def _kv(head: LocalRayHead, code: str) -> str:
+    """Run ``code`` in a fresh process connected to ``head`` (a process holds one ray.init); its stdout."""
+    import subprocess
+    import sys
+
+    prog = f"import ray\nfrom ray.experimental import internal_kv\nray.init(address={head.gcs_address!r})\n{code}\n"
+    import os
+
+    out = subprocess.run([sys.executable, "-c", prog], capture_output=True, text=True, timeout=120, check=False,
+                         env={**os.environ, **head.auth_env})
+    assert out.returncode == 0, out.stderr[-2000:]
+    return out.stdout.strip()
+
+
+async def test_the_jobs_package_is_deleted_from_gcs(heads: tuple[LocalRayHead, LocalRayHead], tmp_path: Path) -> None:
+    head = heads[1]
+    deleted: list[str] = []
+
+    def delete(uri: str) -> None:  # what RayRuntime wires in, run where a ray.init to this head exists
+        _kv(head, f"from provider.compute import delete_package\ndelete_package({uri!r})")
+        deleted.append(uri)
+
+    r = runner_on(head, tmp_path, delete_package=delete)
+    try:
+        work = tmp_path / "src"
+        work.mkdir()
+        (work / "main.py").write_text("print('secret renter code')\n")
+        events = await run_job(r, "job-gcs.1", JobPayload("python main.py", {}, pack_workdir(work)))
+        assert events[-1].kind == "succeeded", events
+        assert len(deleted) == 1 and deleted[0].startswith("gcs://_ray_pkg_")
+        assert _kv(head, f"print(internal_kv._internal_kv_exists({deleted[0]!r}))") == "False"
+    finally:
+        await r.close()
