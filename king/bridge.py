@@ -168,9 +168,9 @@ class AttestationBook:
                 continue
             cached = self._attesters.get(BridgeMessage.from_json(doc["message"]).dst_chain_id)
             n = len(self._valid_signers(key, cached[0]) if cached else self._signatures(key))
-            of = f"{n} of {cached[1]}" if cached else f"{n}"
+            of = f"{n} of {cached[1]} attestations" if cached else f"{n} attestation{'s' if n != 1 else ''} so far"
             if doc["state"] == GATHERING:
-                return f"{what} is waiting for the bridge ({of} attestations)"
+                return f"{what} is waiting for the bridge ({of})"
             err = f": {doc['last_error'][:120]}" if doc.get("last_error") else ""
             return f"{what} is being delivered over the bridge (try {int(doc['attempts']) + 1}{err})"
         return ""

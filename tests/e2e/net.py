@@ -107,7 +107,10 @@ class Net:
         self.queens[name] = app
         return app
 
-    async def start_provider(self, name: str, queen: str, pin: int) -> ProviderAgent:
+    async def start_provider(self, name: str, queen: str, pin: int,
+                             runner_cls: type[JobRunner] = JobRunner) -> ProviderAgent:
+        """Starts a provider agent and waits until its queen admitted it and it passed a challenge
+        (``runner_cls``: its job runner; a subclass injects a provider-side fault)."""
         q = self.queens[queen]
         home = self.home(name, name)
         cfg = load_config(home, overrides={"rpc.ca_file": str(q.cfg.home / "tls" / "ca.crt"),
@@ -115,7 +118,7 @@ class Net:
                                            "rpc.call_timeout_s": 5.0, "provider.ask_per_gpu_hour": "0.5"}, env={})
         devs = [cpu_device()]
         rt = RayRuntime(address="", pin_resource=PINS[pin], devices=devs, use_gpu=False)
-        runner = JobRunner(dashboard_address=self.head.address, home=home, auth_token=self.head.token, poll_s=0.2)
+        runner = runner_cls(dashboard_address=self.head.address, home=home, auth_token=self.head.token, poll_s=0.2)
         agent = ProviderAgent(cfg, NodeIdentity.load(home), devs, rt, [f"127.0.0.1:{q.port}"], executor=runner)
         stack = contextlib.AsyncExitStack()
         task = await stack.enter_async_context(running_agent(agent))
@@ -138,11 +141,12 @@ class Net:
         await app.stop()
 
     async def offers_seen(self, n: int) -> None:
-        """Waits until the king's scheduler sees ``n`` providers (snapshots arrived)."""
+        """Waits until the king offers ``n`` providers (snapshots arrived, stakes read: GPURental accepts them)."""
         assert self.king is not None
         k = self.king
-        await wait_for(lambda: sum(1 for e in k.jobs.market.pool.values() if e.public_key and e.offer.alive) >= n, 30,
-                       f"the king to see {n} providers")
+        await wait_for(lambda: sum(1 for e in k.jobs.market.pool.values()
+                                   if e.public_key and e.offer.alive and e.offer.gpus > 0) >= n, 30,
+                       f"the king to offer {n} providers")
 
     def renter(self, account: Any | None = None) -> KingClient:
         assert self.king is not None
