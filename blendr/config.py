@@ -120,6 +120,15 @@ class ProviderConfig:
     # The Ray dashboard (job submission API) of a shared cluster, e.g. http://head:8265; empty: the local
     # Ray the agent starts, or the dashboard of the cluster at ray_address.
     ray_dashboard: str = ""
+    # Readiness: a trivial job through the job API at start and every readiness_interval_s, each allowed
+    # readiness_timeout_s; a provider whose last check failed is not offered to renters until one passes.
+    readiness_interval_s: float = 60.0
+    readiness_timeout_s: float = 60.0
+    # Jobs' declared dependencies (a requirements.txt in the working directory, --pip): the longest an install
+    # may take (past it the job fails), and the cached environments kept in <home>/envs (LRU beyond either).
+    env_install_timeout_s: float = 600.0
+    env_cache_max: int = 8
+    env_cache_max_gb: float = 10.0
 
 
 @dataclass
@@ -444,6 +453,11 @@ def validate(cfg: Config) -> None:
         "rpc.call_timeout_s": cfg.rpc.call_timeout_s,
         "provider.reconnect_initial_s": cfg.provider.reconnect_initial_s,
         "provider.reconnect_max_s": cfg.provider.reconnect_max_s,
+        "provider.readiness_interval_s": cfg.provider.readiness_interval_s,
+        "provider.readiness_timeout_s": cfg.provider.readiness_timeout_s,
+        "provider.env_install_timeout_s": cfg.provider.env_install_timeout_s,
+        "provider.env_cache_max": float(cfg.provider.env_cache_max),
+        "provider.env_cache_max_gb": cfg.provider.env_cache_max_gb,
         "chain.rpc_timeout_s": cfg.chain.rpc_timeout_s,
         "chain.receipt_timeout_s": cfg.chain.receipt_timeout_s,
         "relay.poll_s": cfg.relay.poll_s,

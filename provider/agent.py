@@ -44,6 +44,7 @@ from provider import convert as job_convert
 from provider.compute import ComputeRuntime
 from provider.jobhost import JobExecutor, JobHost, UpdateSink
 from provider.jobtypes import JobUpdate
+from provider.readiness import ReadinessMonitor
 
 log = get_logger("blendr.provider")
 
@@ -159,6 +160,11 @@ class ProviderAgent:
         self._make_executor = make_executor
         self.jobs = JobHost(executor, bytes(identity.account().key), devices=len(self.devices),
                             gpu_devices=sum(1 for d in self.devices if d.kind is DeviceKind.GPU))
+        # Whether renters' jobs can run here: in the hello and every heartbeat (the queen offers only ready
+        # providers). Checked once the runtime is up, then every provider.readiness_interval_s.
+        self.readiness = ReadinessMonitor(executor.probe if executor is not None else None,
+                                          interval_s=cfg.provider.readiness_interval_s,
+                                          timeout_s=cfg.provider.readiness_timeout_s)
 
     # ------------------------------------------------------------------ lifecycle
     async def run(self) -> None:
@@ -168,6 +174,17 @@ class ProviderAgent:
             executor = self._make_executor()
             if executor is not None:
                 self.jobs.set_executor(executor)
+                self.readiness.set_probe(executor.probe)
+        await self.readiness.check()
+        checks = asyncio.create_task(self.readiness.run(), name="readiness")
+        try:
+            await self._serve()
+        finally:
+            checks.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await checks
+
+    async def _serve(self) -> None:
         p = self.cfg.provider
         first = True
         while True:
@@ -227,7 +244,7 @@ class ProviderAgent:
     async def _session(self, target: str) -> bool:
         """Run one stream to ``target``. Returns True when it was admitted (and has now ended)."""
         hello = Hello(address=self.identity.address, devices=tuple(self.devices), ray=self.ray,
-                      software_version=f"blendrchain/{blendr.__version__}")
+                      software_version=f"blendrchain/{blendr.__version__}", readiness=self.readiness.current)
         admitted = False
         async with open_channel(self.cfg, target) as channel:
             stub = pb_grpc.QueenServiceStub(channel)
@@ -306,7 +323,9 @@ class ProviderAgent:
         interval = max(0.05, interval)
         while True:
             seq += 1
-            await send(pb.ProviderMessage(heartbeat=pb.Heartbeat(seq=seq, busy_devices=self.jobs.busy_gpus())))
+            await send(pb.ProviderMessage(heartbeat=pb.Heartbeat(
+                seq=seq, busy_devices=self.jobs.busy_gpus(),
+                readiness=convert.readiness_to_proto(self.readiness.current))))
             await asyncio.sleep(interval)
 
     def _handle(self, msg: pb.QueenMessage, send: Send) -> None:

@@ -39,10 +39,22 @@ def build_agent(cfg: Config, metrics: Metrics | None = None) -> ProviderAgent:
         if not runtime.dashboard_address:
             log.warning("no Ray dashboard: renters' jobs will be refused (pass --ray-dashboard URL)")
             return None
+        from provider.compute import delete_package
+        from provider.envs import EnvCache
         from provider.jobs import JobRunner
 
         log.info("renter jobs run through the Ray job API", dashboard=runtime.dashboard_address)
-        return JobRunner(dashboard_address=runtime.dashboard_address, home=cfg.home, pin_resource=pin)
+        p = cfg.provider
+        envs = EnvCache(cfg.home / "envs", install_timeout_s=p.env_install_timeout_s, max_envs=p.env_cache_max,
+                        max_bytes=int(p.env_cache_max_gb * 2**30))
+        head = runtime.head
+        # On the agent's own head (this machine, this process its driver) a job's session files and its GCS
+        # package are deleted when it ends; on a shared cluster Ray's own collection has to do.
+        own = head is not None and not p.ray_dashboard
+        return JobRunner(dashboard_address=runtime.dashboard_address, home=cfg.home, pin_resource=pin, envs=envs,
+                         auth_token=head.token if head is not None else None,
+                         session_dir=head.session_dir if own and head is not None else None,
+                         delete_package=delete_package if own else None)
 
     return ProviderAgent(cfg, ident, inv.devices, runtime, cfg.provider.queens,
                          metrics=ProviderMetrics(metrics) if metrics else None, make_executor=make_executor)

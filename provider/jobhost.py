@@ -101,6 +101,13 @@ class JobExecutor(Protocol):
     async def close(self) -> None:
         """Release the executor (jobs keep running on the cluster)."""
 
+    async def probe(self, timeout_s: float) -> None:
+        """Check that a trivial job runs to the end within ``timeout_s`` (the provider's readiness).
+
+        Raises:
+            BlendrError: it does not (the reason is reported to the queen).
+        """
+
 
 def open_payload(ciphertext: bytes, sealed_key: bytes, private_key: bytes, aad: str) -> JobPayload:
     """Decrypt a job's payload with the node's private key.

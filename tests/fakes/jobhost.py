@@ -24,7 +24,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 from blendr.clock import ManualClock
-from blendr.errors import BlendrError, FailedPreconditionError, NotFoundError
+from blendr.errors import BlendrError, ComputeError, FailedPreconditionError, NotFoundError
 from blendr.payload import JobPayload
 from provider.jobs import RENTAL_ENDED, parse_progress
 from provider.jobtypes import JobEvent, UpdateKind
@@ -67,6 +67,8 @@ class FakeCluster:
         self.fail_start: BlendrError | None = None
         self.fail_stop: BlendrError | None = None
         self.gate: asyncio.Event | None = None
+        self.not_ready = ""  # set: the readiness probe fails with this reason
+        self.probes = 0
 
     def job(self, run_id: str) -> FakeJob:
         return self.jobs[run_id]
@@ -172,6 +174,12 @@ class FakeExecutor:
         if self.cluster.fail_stop is not None:
             raise self.cluster.fail_stop
         self.cluster.stop_job(job_id, reason)
+
+    async def probe(self, timeout_s: float) -> None:
+        """The readiness check: fails with ``cluster.not_ready`` while it is set."""
+        self.cluster.probes += 1
+        if self.cluster.not_ready:
+            raise ComputeError(self.cluster.not_ready)
 
     async def close(self) -> None:
         """Detach: the cluster's jobs keep running; this runner's event iterators end."""
