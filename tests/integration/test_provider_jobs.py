@@ -115,8 +115,7 @@ async def test_logs_progress_and_success(runner: JobRunner, ray_head: RayHead, t
     line = next(e for e in logs if e.message == "BLENDR_PROGRESS 0.5")
     assert progress[0].seq == line.seq and events.index(progress[0]) == events.index(line) + 1
     assert not (tmp_path / "jobs" / job_id).exists()
-    (info,) = _ray_jobs(ray_head, job_id)
-    assert info.metadata["blendr_job_id"] == job_id
+    assert _ray_jobs(ray_head, job_id) == []  # nothing of an ended job stays, Ray's record included
 
 
 async def test_job_reads_its_workdir_and_env(runner: JobRunner, tmp_path: Path) -> None:
@@ -164,7 +163,7 @@ async def test_stop_ends_a_running_job(runner: JobRunner, ray_head: RayHead) -> 
     events = await collector.done(timeout=5)
     assert (events[-1].kind, events[-1].message) == ("stopped", "renter cancelled")
     await runner.stop(job_id, "again")  # idempotent: nothing changes
-    assert str(_ray_jobs(ray_head, job_id)[0].status) == "STOPPED"
+    assert _ray_jobs(ray_head, job_id) == []
 
 
 async def test_job_is_stopped_when_the_rental_ends(ray_head: RayHead, tmp_path: Path) -> None:
@@ -196,6 +195,8 @@ async def test_start_is_idempotent_and_a_restart_reattaches(ray_head: RayHead, r
     with pytest.raises(FailedPreconditionError):
         runner.events(job_id)
     delivered = max(e.seq for e in first.events if e.kind == "log")
+    (info,) = _ray_jobs(ray_head, job_id)  # one submission for four starts
+    assert info.metadata["blendr_job_id"] == job_id
     await runner.close()  # the provider goes away; the Ray job keeps running
 
     again = JobRunner(dashboard_address=ray_head.address, home=tmp_path, poll_s=0.2, auth_token=ray_head.token)
@@ -208,7 +209,7 @@ async def test_start_is_idempotent_and_a_restart_reattaches(ray_head: RayHead, r
     replayed = [e for e in events if e.kind == "log"]
     assert replayed and replayed[0].seq == delivered + 1  # nothing delivered twice
     assert "c" in [e.message for e in replayed] and "a" not in [e.message for e in replayed]
-    assert len(_ray_jobs(ray_head, job_id)) == 1
+    assert _ray_jobs(ray_head, job_id) == []  # deleted once it ended
 
 
 async def test_too_large_workdir_is_refused_before_ray(ray_head: RayHead, tmp_path: Path) -> None:
@@ -261,6 +262,7 @@ class ScriptedRay:
         self.down = False
         self.submits = 0
         self.failed_calls = 0
+        self.deleted: list[str] = []
 
     def _check(self) -> None:
         if self.down:
@@ -290,6 +292,14 @@ class ScriptedRay:
     def stop_job(self, sid: str) -> bool:
         job = self.get_job_info(sid)
         job.status = self.status.STOPPED
+        return True
+
+    def delete_job(self, sid: str) -> bool:
+        job = self.get_job_info(sid)
+        if job.status not in (self.status.SUCCEEDED, self.status.FAILED, self.status.STOPPED):
+            raise RuntimeError(f"Request failed with status code 400: Job {sid} is not in a terminal state.")
+        self.deleted.append(sid)
+        del self.jobs[sid]
         return True
 
 
