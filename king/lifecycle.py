@@ -177,6 +177,10 @@ class Lifecycle:
             self.ctx.scheduler.release(job.job_id)
             return
         if exc.error in PROVIDER_SIDE:
+            stakes = self.ctx.market.stakes
+            if stakes is not None and exc.error != "GPURentalQueenIsProvider":
+                stakes.forget(c.provider, c.queen)  # a stake changed since it was read: read it again
+                self.ctx.market.restake()
             self.move(job, f"provider {c.provider[:10]}… cannot take the rental ({exc.error}); trying another")
             return
         job.intents[c.intent].used = exc.error in INTENT_SPENT

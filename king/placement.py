@@ -156,8 +156,19 @@ class Placer:
                 self.book.save(job, EventKind.QUEUED, reason)
 
     def waiting_reason(self, job_id: str) -> str:
-        """Why a queued job waits now ('' when the scheduler does not know it)."""
+        """Why a queued job waits now ('' when the scheduler does not know it), naming the job's candidates that
+        are listed but not staked enough for GPURental to accept them."""
         try:
-            return self.ctx.scheduler.waiting_reason(job_id)
+            why = self.ctx.scheduler.waiting_reason(job_id)
         except KeyError:
             return ""
+        job = self.book.get(job_id)
+        if job is None or job.state != JobState.QUEUED:
+            return why
+        under = self.ctx.market.understaked
+        short = sorted(p for p in job.candidates if p in under and under[p][1] < job.spec.gpus)
+        if short:
+            names = ", ".join(f"{p[:10]}…" for p in short[:3]) + (f" and {len(short) - 3} more" if len(short) > 3 else "")
+            why += f" ({names} {'are' if len(short) > 1 else 'is'} listed but not staked enough for GPURental to " \
+                   f"accept a rental)"
+        return why

@@ -99,6 +99,14 @@ class StakeBook:
             return 0
         return _UNLIMITED if min_p == 0 else p[0] // min_p
 
+    def forget(self, provider: str, queen: str) -> None:
+        """GPURental refused a rental of ``provider`` through ``queen`` for their stake: what the book knew is
+        stale; both count as unstaked until read again (by the next refresh)."""
+        with self._lock:
+            self._providers.pop(provider, None)
+            self._queens.pop(queen, None)
+            self._wanted |= {("p", provider), ("q", queen)}
+
     # ------------------------------------------------------------------ refresh (worker thread; chain)
     def due(self, providers: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
         """The (kind, address) entries to read now: never read and asked for, or older than the TTL, of the

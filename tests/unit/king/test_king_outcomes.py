@@ -260,3 +260,20 @@ async def test_reasons_follow_the_job_and_an_over_job_says_what_its_settlement_w
     await n.settle_ended()
     job = n.job(job_id)
     assert job.state == JobState.SETTLED and n.core.reason(job).startswith("settled: you paid 0.0333")
+
+
+async def test_a_stake_withdrawn_since_it_was_read_is_read_again_at_the_contracts_refusal(staked: StakedNet) -> None:
+    n = staked
+    n.follow_stakes()
+    n.stake(P3, 0)  # P3 unbonds; the king's cache still says 8 GPUs
+    job_id = await n.submit(providers=(P2, P3), gpus=4)
+    await n.core.placer.run_pass()  # tried on P3 (the only one with 4 GPUs): GPURentalInsufficientStake
+    job = n.job(job_id)
+    assert job.state == JobState.QUEUED and P3 in job.excluded and not job.rentals
+    assert P3 not in offered(n)  # taken out at once, until its stake is read again
+    n.follow_stakes()
+    assert P3 not in offered(n) and n.core.market.understaked[P3] == (8, 0)
+    reason = n.core.reason(n.job(job_id))  # P2 covers 2 of the 4 GPUs asked
+    assert reason.endswith("are listed but not staked enough for GPURental to accept a rental)"), reason
+    assert f"{P2[:10]}…" in reason and f"{P3[:10]}…" in reason
+    n.check_money()
