@@ -30,10 +30,9 @@ PIN = "blendr-jobs-test-pin"
 
 @dataclass(frozen=True)
 class RayHead:
-    address: str  # the dashboard (Ray's job API)
+    address: str
     token: str
     logs: Path
-    gcs_address: str = ""  # what a driver (a provider process's ray.init) connects to
 
 
 def free_ports(n: int) -> list[int]:
@@ -87,7 +86,7 @@ def ray_head(num_gpus: int = 2, num_cpus: int = 2) -> Iterator[RayHead]:
     address = f"http://127.0.0.1:{ports[1]}"
     try:
         _wait_for_dashboard(proc, address, token, out)
-        yield RayHead(address, token, tmp, f"127.0.0.1:{ports[0]}")
+        yield RayHead(address, token, tmp)
     finally:
         # --block makes `ray start` stop its processes on SIGTERM; the group kill catches stragglers.
         proc.send_signal(signal.SIGTERM)
