@@ -21,6 +21,7 @@ import contextlib
 import math
 import os
 import secrets
+import tempfile
 import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
@@ -247,6 +248,49 @@ class KingClient:
 
         return await self._call("GetJob", rpb.GetJobRequest(job_id=job_id))
 
+    async def get_output(self, job_id: str, dest: str | Path) -> int:
+        """Fetches the job's outputs, decrypts them with this wallet's key and unpacks them into ``dest`` (absent
+        or an empty directory); returns the number of files. The sealed bytes are spooled to a temporary file
+        beside ``dest`` (never whole in memory) and removed afterwards.
+
+        Raises:
+            RenterError: the king refused (NOT_FOUND: no such job of this wallet, or its outputs expired;
+                FAILED_PRECONDITION: not arrived yet, or failed, with why), or the outputs do not open or hold an
+                unsafe entry (INVALID_ARGUMENT; nothing is left in ``dest``).
+        """
+        from blendr.outputs import OutputError, output_aad, unpack_outputs
+        from protos.blendr.v1 import renter_pb2 as rpb
+
+        dest = Path(dest)
+        if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
+            raise RenterError(f"{dest} exists and is not an empty directory", grpc.StatusCode.INVALID_ARGUMENT)
+        if not self._token or self._expires < time.time() + 30:
+            await self.sign_in()
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".blendr-output-", dir=dest.parent)
+        try:
+            attempt = 0
+            with os.fdopen(fd, "wb") as fh:
+                call = self._stub.GetJobOutput(rpb.GetJobOutputRequest(job_id=job_id),
+                                               metadata=(("authorization", f"Bearer {self._token}"),),
+                                               timeout=max(self.timeout_s, 3600.0))
+                try:
+                    async for chunk in call:
+                        attempt = attempt or int(chunk.attempt)
+                        fh.write(chunk.data)
+                except grpc.aio.AioRpcError as exc:
+                    raise _rpc_error(exc, self.target) from None
+            try:
+                with open(tmp, "rb") as src:
+                    return await asyncio.to_thread(unpack_outputs, src, bytes(self.account.key),
+                                                   output_aad(job_id, attempt), dest)
+            except OutputError as exc:
+                raise RenterError(f"the job's outputs cannot be used: {exc}", grpc.StatusCode.INVALID_ARGUMENT) \
+                    from None
+        finally:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+
     async def cancel(self, job_id: str, reason: str = "") -> Any:
         from protos.blendr.v1 import renter_pb2 as rpb
 
@@ -336,14 +380,16 @@ class KingClient:
         from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
         from blendr.chain.contracts import RentalIntent
-        from blendr.payload import JobPayload, address_of_public_key, pack_workdir, seal
+        from blendr.payload import JobPayload, address_of_public_key, pack_workdir, public_key_of, seal
         from protos.blendr.v1 import renter_pb2 as rpb
 
         spec = req.spec()
         try:
             jobspec.validate(spec)
             tar = pack_workdir(req.workdir, max_bytes=max_payload_bytes) if req.workdir is not None else b""
-            payload = JobPayload(req.entrypoint, dict(req.env), tar, pip=tuple(req.pip)).encode()
+            # outputs come back sealed to this wallet's key (inside the sealed payload: no one on the way can swap it)
+            payload = JobPayload(req.entrypoint, dict(req.env), tar, pip=tuple(req.pip),
+                                 output_key=public_key_of(bytes(self.account.key))).encode()
         except BlendrError as exc:
             raise RenterError(str(exc), grpc.StatusCode.INVALID_ARGUMENT) from None
         if not 0 <= req.max_wait_s < 2**32:

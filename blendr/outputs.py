@@ -30,6 +30,7 @@ import stat
 import struct
 import tarfile
 import zlib
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import IO, Any
@@ -425,6 +426,27 @@ def recover_upload(signer: str, job_id: str, attempt: int, timestamp: int, error
 
 
 UPLOAD_MAX_SKEW_S = 300
+DRAIN_BYTES = 64 * 2**20
+DRAIN_S = 5.0
+
+
+async def drain_upload(it: AsyncIterator[Any], *, max_bytes: int = DRAIN_BYTES, max_s: float = DRAIN_S) -> None:
+    """Reads and drops what is left of a refused upload (at most ``max_bytes`` or ``max_s``) before the refusal
+    is answered: a server that answers while the client is still sending may have its status replaced by
+    INTERNAL on the client, and the sender must learn why it was refused."""
+    import asyncio
+
+    async def run() -> None:
+        seen = 0
+        async for msg in it:
+            seen += len(getattr(msg, "chunk", b""))
+            if seen > max_bytes:
+                return
+
+    try:
+        await asyncio.wait_for(run(), max_s)
+    except Exception:
+        return
 
 
 def verify_upload(signer: str, job_id: str, attempt: int, timestamp: int, error: str, size: int, signature: bytes,
@@ -444,5 +466,20 @@ def verify_upload(signer: str, job_id: str, attempt: int, timestamp: int, error:
     return who
 
 
-__all__ = ["CHUNK", "OUTPUT_DIR_ENV", "OpenReader", "OutputError", "OutputsTooLargeError", "Packed", "SealWriter",
-           "output_aad", "pack_outputs", "recover_upload", "sign_upload", "unpack_outputs", "upload_text", "verify_upload"]
+__all__ = [
+    "CHUNK",
+    "OUTPUT_DIR_ENV",
+    "OpenReader",
+    "OutputError",
+    "OutputsTooLargeError",
+    "Packed",
+    "SealWriter",
+    "drain_upload",
+    "output_aad",
+    "pack_outputs",
+    "recover_upload",
+    "sign_upload",
+    "unpack_outputs",
+    "upload_text",
+    "verify_upload",
+]

@@ -522,6 +522,9 @@ class JobPayload:
     workdir_tar: bytes = b""
     # Extra pip requirements for the job's environment (besides a requirements.txt in the working directory).
     pip: tuple[str, ...] = ()
+    # The renter's public key (64 bytes) the job's outputs are sealed to (blendr.outputs); empty: none sent back.
+    # Inside the sealed document, so neither the king nor a queen can swap it.
+    output_key: bytes = b""
 
     def __post_init__(self) -> None:
         if not isinstance(self.entrypoint, str) or not self.entrypoint.strip():
@@ -538,6 +541,8 @@ class JobPayload:
         if not isinstance(self.workdir_tar, bytes | bytearray):
             raise PayloadError("job workdir_tar must be bytes")
         check_pip_requirements(self.pip)
+        if self.output_key:
+            _public_key(bytes(self.output_key))  # PayloadError unless a secp256k1 point
         object.__setattr__(self, "pip", tuple(self.pip))
 
     def encode(self) -> bytes:
@@ -545,6 +550,8 @@ class JobPayload:
         doc: dict[str, Any] = {"entrypoint": self.entrypoint, "env": self.env}
         if self.pip:  # absent when empty: a payload without requirements reads as before
             doc["pip"] = list(self.pip)
+        if self.output_key:
+            doc["output_key"] = bytes(self.output_key).hex()
         header = json.dumps(doc, sort_keys=True,
                             separators=(",", ":"), ensure_ascii=False).encode()
         if len(header) > MAX_DOC_HEADER_BYTES:
@@ -577,10 +584,16 @@ class JobPayload:
             header = json.loads(bytes(data[_DOC_PREFIX.size:end]).decode("utf-8"))
         except (UnicodeDecodeError, ValueError):
             raise PayloadError("job payload header is not valid JSON") from None
-        if not isinstance(header, dict) or not {"entrypoint", "env"} <= set(header) <= {"entrypoint", "env", "pip"}:
+        if not isinstance(header, dict) or not {"entrypoint", "env"} <= set(header) <= {"entrypoint", "env", "pip",
+                                                                                       "output_key"}:
             raise PayloadError("job payload header must hold 'entrypoint' and 'env' (and optionally 'pip')")
         pip = header.get("pip", [])
         if not isinstance(pip, list):
             raise PayloadError("job payload 'pip' must be a list of requirements")
-        return cls(entrypoint=header["entrypoint"], env=header["env"], workdir_tar=bytes(data[end:]), pip=tuple(pip))
+        try:
+            output_key = bytes.fromhex(header.get("output_key", ""))
+        except (TypeError, ValueError):
+            raise PayloadError("job payload 'output_key' must be hex") from None
+        return cls(entrypoint=header["entrypoint"], env=header["env"], workdir_tar=bytes(data[end:]), pip=tuple(pip),
+                   output_key=output_key)
 

@@ -18,6 +18,7 @@ started is stopped at the end. ``BLENDR_DEMO_SIZE`` (default 2048) sets the imag
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import shutil
 import signal
@@ -233,6 +234,20 @@ async def _renter(rhome: Path, king: str, king_ca: Path, manifest_path: Path, lo
         if final is None or not final.rentals:
             print("the job ended without a rental", file=sys.stderr)
             return 1
+        _say("the renter fetches the job's outputs (sealed to its key; neither king nor queen can read them)")
+        out_dir = rhome / "outputs" / final.job_id
+        try:
+            files = await k.get_output(final.job_id, out_dir)
+        except RenterError as exc:
+            print(f"the job's outputs could not be fetched: {exc}", file=sys.stderr)
+            return 1
+        image = out_dir / "mandelbrot.png"
+        print(f"   {files} file{'s' if files != 1 else ''} in {out_dir}", flush=True)
+        if not image.is_file():
+            print(f"the job's outputs hold no {image.name}", file=sys.stderr)
+            return 1
+        print(f"   the image: {image} ({image.stat().st_size} bytes) sha256 "
+              f"{hashlib.sha256(image.read_bytes()).hexdigest()}", flush=True)
     _say("receipt")
     r = final.rentals[0]
     after = {"renter": token.balance_of(renter.address), "provider": token.balance_of(r.provider),

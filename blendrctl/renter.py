@@ -63,6 +63,11 @@ def add_parsers(sub: Any, common: Any) -> None:
         p.add_argument("job_id")
         if name == "logs":
             p.add_argument("-f", "--follow", action="store_true", help="keep following until the job ends")
+    jg = jsub.add_parser("get", help="fetch a finished job's outputs (the files it wrote under $BLENDR_OUTPUT_DIR), "
+                                     "decrypted with your key")
+    conn(jg)
+    jg.add_argument("job_id")
+    jg.add_argument("--out", help="an absent or empty directory to unpack them into (default ./JOB_ID)")
     jl = jsub.add_parser("list", help="your jobs, newest first")
     conn(jl)
     jl.add_argument("--state", action="append", choices=["queued", "scheduled", "running", "ended", "settled",
@@ -104,7 +109,7 @@ async def _run(args: argparse.Namespace, load: Any) -> int:
         if args.cmd == "wallet":
             return await _wallet(king, args)
         return await {"submit": _submit, "status": _status, "logs": _logs, "cancel": _cancel,
-                      "list": _list}[args.action](king, args)
+                      "list": _list, "get": _get}[args.action](king, args)
 
 
 def _state(job: Any) -> str:
@@ -172,6 +177,16 @@ async def _submit(king: Any, args: argparse.Namespace) -> int:
         print(f"follow it with: blendr job logs -f {job.job_id}")
         return 0
     return await _follow(king, job.job_id, show_logs=True)
+
+
+async def _get(king: Any, args: argparse.Namespace) -> int:
+    dest = Path(args.out) if args.out else Path(args.job_id)
+    files = await king.get_output(args.job_id, dest)
+    if args.json:
+        print(json.dumps({"job_id": args.job_id, "dir": str(dest.resolve()), "files": files}))
+    else:
+        print(f"{files} file{'s' if files != 1 else ''} of job {args.job_id} in {dest.resolve()}")
+    return 0
 
 
 async def _follow(king: Any, job_id: str, *, show_logs: bool, after: int = 0) -> int:

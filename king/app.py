@@ -215,7 +215,8 @@ async def start_king(
     live = jobs.load()
     server = await start_server(
         cfg, kc.listen,
-        [lambda s: kpb_grpc.add_KingControlServicer_to_server(KingControlServicer(book, settlements, hub, jobs), s),
+        [lambda s: kpb_grpc.add_KingControlServicer_to_server(KingControlServicer(book, settlements, hub, jobs,
+                                                                                     jobs.outputs), s),
          lambda s: rpb_grpc.add_RenterGatewayServicer_to_server(RenterGatewayServicer(jobs, sessions), s)],
         service_names=SERVICES)
     app = KingApp(cfg, ident.address, server, book, settlements, store, clients, jobs, hub, sessions)

@@ -12,13 +12,16 @@ from typing import Any
 import grpc
 
 from blendr.chain.relay import message_from_proto, message_to_proto
-from blendr.errors import FailedPreconditionError, InvalidArgumentError
+from blendr.errors import BlendrError, FailedPreconditionError, InvalidArgumentError
+from blendr.outputs import drain_upload, verify_upload
 from blendr.telemetry import get_logger
 from king.bridge import DELIVERED, DELIVERING, GATHERING, AttestationBook
+from king.outputs import OutputDesk
 from king.queens import QueenHub, QueenListener
 from king.settlements import SettlementBook
 from protos.blendr.v1 import king_pb2 as kpb
 from protos.blendr.v1 import king_pb2_grpc as kpb_grpc
+from protos.blendr.v1 import outputs_pb2 as opb
 
 log = get_logger("blendr.king.rpc")
 
@@ -30,17 +33,43 @@ RENTAL_TO_PB = {"active": kpb.RENTAL_STATE_ACTIVE, "cancelled": kpb.RENTAL_STATE
 
 class KingControlServicer(kpb_grpc.KingControlServicer):
     def __init__(self, book: AttestationBook, settlements: SettlementBook, hub: QueenHub | None = None,
-                 listener: QueenListener | None = None) -> None:
+                 listener: QueenListener | None = None, outputs: OutputDesk | None = None) -> None:
         self.book = book
         self.settlements = settlements
         self.hub = hub
         self.listener = listener  # the king's core: what it does with a queen's snapshots and job events
+        self.outputs = outputs  # jobs' outputs (king.outputs), None: this king takes none
 
     async def QueenSession(self, request_iterator: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
         if self.hub is None or self.listener is None:
             raise FailedPreconditionError("this king takes no queen sessions")
         async for msg in self.hub.session(request_iterator, self.listener):
             yield msg
+
+    async def UploadOutput(self, request_iterator: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+        desk = self.outputs
+        if desk is None:
+            raise FailedPreconditionError("this king takes no job outputs")
+        it = request_iterator.__aiter__()
+        first = await anext(it, None)
+        if first is None or first.WhichOneof("body") != "header":
+            raise InvalidArgumentError("an output upload starts with its header")
+        h = first.header
+        queen = verify_upload(h.signer, h.job_id, h.attempt, h.timestamp, h.error, h.size, bytes(h.signature),
+                              now=desk.ctx.clock.time())
+
+        async def chunks() -> Any:
+            async for msg in it:
+                if msg.WhichOneof("body") != "chunk":
+                    raise InvalidArgumentError("after its header an output upload carries only chunks")
+                yield bytes(msg.chunk)
+
+        try:
+            stored = await desk.receive(queen, h.job_id, h.attempt, h.error, h.size, chunks())
+        except BlendrError:
+            await drain_upload(it)
+            raise
+        return opb.OutputReceipt(stored_bytes=stored)
 
     async def SubmitAttestation(
         self, request: kpb.SubmitAttestationRequest, context: grpc.aio.ServicerContext[Any, Any]

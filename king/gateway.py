@@ -15,7 +15,7 @@ from typing import Any
 
 import grpc
 
-from blendr.errors import AuthenticationError
+from blendr.errors import AuthenticationError, FailedPreconditionError
 from king import convert
 from king.auth import Sessions
 from king.core import KingCore
@@ -110,6 +110,19 @@ class RenterGatewayServicer(rpb_grpc.RenterGatewayServicer):
     async def ListOffers(self, request: rpb.ListOffersRequest,
                          context: grpc.aio.ServicerContext[Any, Any]) -> rpb.ListOffersResponse:
         return rpb.ListOffersResponse(offers=[convert.model_offer_to_proto(o) for o in self.core.offers()])
+
+    async def GetJobOutput(self, request: rpb.GetJobOutputRequest,
+                           context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[rpb.JobOutputChunk]:
+        job = self.core.get(self._renter(context), request.job_id)
+        if self.core.outputs is None:
+            raise FailedPreconditionError("this king keeps no job outputs")
+        attempt, size, chunks = self.core.outputs.fetch(job)
+        first = True
+        while (data := await asyncio.to_thread(next, chunks, None)) is not None:
+            yield rpb.JobOutputChunk(attempt=attempt if first else 0, total_bytes=size if first else 0, data=data)
+            first = False
+        if first:  # an empty file cannot be (a sealed output has a header), but say so rather than send nothing
+            yield rpb.JobOutputChunk(attempt=attempt, total_bytes=size)
 
     async def GetWallet(self, request: rpb.GetWalletRequest, context: grpc.aio.ServicerContext[Any, Any]) -> rpb.Wallet:
         w = await self.core.wallet(self._renter(context))

@@ -15,6 +15,7 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -44,6 +45,7 @@ from provider import convert as job_convert
 from provider.compute import ComputeRuntime
 from provider.jobhost import JobExecutor, JobHost, UpdateSink
 from provider.jobtypes import JobUpdate
+from provider.outputs import OutputShipper, upload_output
 from provider.readiness import ReadinessMonitor
 
 log = get_logger("blendr.provider")
@@ -165,6 +167,7 @@ class ProviderAgent:
         self.readiness = ReadinessMonitor(executor.probe if executor is not None else None,
                                           interval_s=cfg.provider.readiness_interval_s,
                                           timeout_s=cfg.provider.readiness_timeout_s)
+        self.jobs.outputs = OutputShipper(cfg.home, self._upload_output)
 
     # ------------------------------------------------------------------ lifecycle
     async def run(self) -> None:
@@ -310,6 +313,15 @@ class ProviderAgent:
                     await beat
                 call.cancel()
         return admitted
+
+    async def _upload_output(self, job_id: str, attempt: int, error: str, spool: Path | None) -> int:
+        """Sends one attempt's sealed outputs (or only ``error``) to the current queen (see
+        :func:`provider.outputs.upload_output`); UnavailableError when there is no queen session now."""
+        target = self.status.queen if self.status.admitted else ""
+        if not target:
+            raise UnavailableError("no queen session to send the job's outputs through")
+        async with open_channel(self.cfg, target) as channel:
+            return await upload_output(channel, self.identity.account(), job_id, attempt, error, spool)
 
     @staticmethod
     async def _raise_status(call: Any) -> None:

@@ -15,7 +15,7 @@ def assignment_from_proto(m: pb.JobStart) -> Assignment:
     """A ``JobStart`` as an :class:`Assignment` (its payload stays sealed)."""
     return Assignment(job_id=JobId(m.job_id), attempt=m.attempt, gpus=m.gpus,
                       deadline_unix=UnixSeconds(m.deadline_unix), ciphertext=bytes(m.ciphertext),
-                      sealed_key=bytes(m.sealed_key), aad=m.aad)
+                      sealed_key=bytes(m.sealed_key), aad=m.aad, max_output_bytes=m.max_output_bytes)
 
 
 def stop_from_proto(m: pb.JobStopRequest) -> StopRequest:

@@ -56,6 +56,7 @@ from provider.jobtypes import (
     next_state,
     run_id_of,
 )
+from provider.outputs import OutputShipper
 
 log = get_logger("blendr.provider.jobs")
 
@@ -145,6 +146,9 @@ class _Job:
     started: bool = False
     stop_reason: str = ""
     task: asyncio.Task[None] | None = None
+    # The renter's key from the opened payload (outputs are sealed to it) and the king's bound on them.
+    output_key: bytes = field(default=b"", repr=False)
+    max_output_bytes: int = 0
 
     @property
     def run_id(self) -> RunId:
@@ -183,6 +187,8 @@ class JobHost:
         self._wake = asyncio.Event()
         self._stoppers: set[asyncio.Task[None]] = set()
         self._closing = False
+        # Sends each ended attempt's outputs (provider.outputs); None: none are sent (tests, no queen link).
+        self.outputs: OutputShipper | None = None
 
     def __repr__(self) -> str:
         return f"JobHost(jobs={len(self._jobs)})"
@@ -237,7 +243,7 @@ class JobHost:
             self._wake.set()
             return
         free = self._devices - self.busy_gpus()
-        job = _Job(a.job_id, a.attempt, a.gpus)
+        job = _Job(a.job_id, a.attempt, a.gpus, max_output_bytes=a.max_output_bytes)
         self._jobs[key] = job
         self._forget_old()
         # Checked here, not in the task: jobs arriving together see each other's devices as taken.
@@ -306,6 +312,7 @@ class JobHost:
             log.warning("job payload refused", job=job.job_id, attempt=job.attempt, reason=str(exc))
             self._publish(job, UpdateKind.FAILED, UNDECRYPTABLE)
             return
+        job.output_key = payload.output_key
         self._publish(job, UpdateKind.ACCEPTED)
         if job.stop_reason:
             self._publish(job, UpdateKind.STOPPED, job.stop_reason)
@@ -362,6 +369,9 @@ class JobHost:
                                      ts_unix=UnixSeconds(ts or self._clock.time()), exit_code=exit_code,
                                      provider_fault=provider_fault))
         self._wake.set()
+        if state in TERMINAL_STATES and self.outputs is not None:
+            # the end is reported first (settlement never waits on outputs), then the outputs follow
+            self.outputs.ship(job.job_id, job.attempt, job.run_id, job.output_key, job.max_output_bytes)
 
     def _forget_old(self) -> None:
         finished = [k for k, j in self._jobs.items() if j.done]

@@ -94,6 +94,8 @@ class Assignment:
     ciphertext: bytes = field(repr=False)
     sealed_key: bytes = field(repr=False)
     aad: str
+    # The most sealed output bytes the king takes for this job (0: the provider's own limit).
+    max_output_bytes: int = 0
 
     @property
     def run_id(self) -> RunId:

@@ -23,8 +23,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import shutil
-from collections.abc import Awaitable, Callable
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import grpc
 from tenacity import (
@@ -36,7 +38,7 @@ from tenacity import (
 )
 
 from blendr.errors import BlendrError, FailedPreconditionError, UnavailableError
-from blendr.outputs import MAX_OUTPUT_BYTES, OutputError, Packed, output_aad, pack_outputs
+from blendr.outputs import CHUNK, MAX_OUTPUT_BYTES, OutputError, Packed, output_aad, pack_outputs, sign_upload
 from blendr.rpc.status import STATUS
 from blendr.telemetry import get_logger
 
@@ -60,6 +62,36 @@ def error_for_status(exc: grpc.aio.AioRpcError) -> BlendrError:
             cls = err
             break
     return cls(f"{exc.code().name}: {(exc.details() or '')[:300]}")
+
+
+async def upload_output(channel: grpc.aio.Channel, account: Any, job_id: str, attempt: int, error: str,
+                        spool: Path | None) -> int:
+    """``QueenService.UploadOutput`` on ``channel``: a header signed by ``account`` (the provider's node key),
+    then the spooled sealed file in 1 MiB chunks, read as gRPC takes them; returns the bytes the king stored.
+
+    Raises:
+        BlendrError: the queen's (or the king's) refusal; UnavailableError when either cannot be reached.
+    """
+    from protos.blendr.v1 import outputs_pb2 as opb
+    from protos.blendr.v1 import queen_pb2_grpc as pb_grpc
+
+    size = spool.stat().st_size if spool is not None else 0
+    ts = int(time.time())
+    header = opb.OutputHeader(job_id=job_id, attempt=attempt, signer=account.address, timestamp=ts, error=error,
+                              size=size, signature=sign_upload(account, job_id, attempt, ts, error, size))
+
+    async def upload() -> AsyncIterator[opb.OutputUpload]:
+        yield opb.OutputUpload(header=header)
+        if spool is not None:
+            with open(spool, "rb") as fh:
+                while data := await asyncio.to_thread(fh.read, CHUNK):
+                    yield opb.OutputUpload(chunk=data)
+
+    try:
+        receipt = await pb_grpc.QueenServiceStub(channel).UploadOutput(upload(), timeout=UPLOAD_TIMEOUT_S)
+    except grpc.aio.AioRpcError as exc:
+        raise error_for_status(exc) from None
+    return int(receipt.stored_bytes)
 
 
 def output_dir_of(home: Path, run_id: str) -> Path:
@@ -101,7 +133,7 @@ class OutputShipper:
             async for retry in AsyncRetrying(
                     retry=retry_if_exception_type((UnavailableError, FailedPreconditionError)),
                     stop=stop_after_delay(self.give_up_s) | stop_after_attempt(30),
-                    wait=wait_exponential_jitter(initial=self.retry_s, max=30.0), reraise=True):
+                    wait=wait_exponential_jitter(multiplier=self.retry_s, max=30.0), reraise=True):
                 with retry:
                     stored = await self.upload(job_id, attempt, error, None if error else spool)
             log.info("job outputs delivered", job=job_id, attempt=attempt, bytes=stored, error=error or None)

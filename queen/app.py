@@ -140,9 +140,10 @@ async def start_queen(
     core = QueenCore(ident.address, cfg.queen, store, clock, make_oracle(cfg, store, clock, manifest),
                      metrics=QueenMetrics(metrics), rng=rng)
     known = core.start()
+    servicer = QueenServicer(core)
     server = await start_server(
         cfg, cfg.queen.listen,
-        [lambda s: pb_grpc.add_QueenServiceServicer_to_server(QueenServicer(core), s)],
+        [lambda s: pb_grpc.add_QueenServiceServicer_to_server(servicer, s)],
         service_names=SERVICES,
     )
     # The operator view lists every provider: on its own listener, loopback by default.
@@ -157,6 +158,10 @@ async def start_queen(
     app = QueenApp(cfg, core, server, admin, metrics, metrics_port, store)
     if cfg.relay.king:
         _start_king_link(app, ident, clock, run=run_ticker)
+        from queen.outputs import OutputRelay
+
+        king_stub = _king_stub(app)
+        servicer.outputs = OutputRelay(core.jobs, ident.account(), clock, lambda: king_stub)
     if cfg.relay.enabled:
         _start_relay(app, ident, clock, manifest, run=run_ticker)
     if run_ticker:

@@ -17,16 +17,20 @@ import grpc
 from blendr.errors import (
     BlendrError,
     DeadlineExceededError,
+    FailedPreconditionError,
     InvalidArgumentError,
 )
 from blendr.identity import Address
+from blendr.outputs import drain_upload
 from blendr.rpc import convert as shared
 from blendr.rpc.status import status_for
 from blendr.telemetry import get_logger
+from protos.blendr.v1 import outputs_pb2 as opb
 from protos.blendr.v1 import queen_pb2 as pb
 from protos.blendr.v1 import queen_pb2_grpc as pb_grpc
 from queen import convert
 from queen.core import Outbound, QueenCore
+from queen.outputs import OutputRelay, first_header
 
 log = get_logger("blendr.queen.rpc")
 
@@ -74,8 +78,21 @@ class StreamLink:
 class QueenServicer(pb_grpc.QueenServiceServicer):
     """``QueenService.Connect``: admission handshake, then heartbeats and challenges on one stream."""
 
-    def __init__(self, core: QueenCore) -> None:
+    def __init__(self, core: QueenCore, outputs: OutputRelay | None = None) -> None:
         self.core = core
+        self.outputs = outputs  # relays jobs' outputs to the king; None: this queen has no king
+
+    async def UploadOutput(self, request_iterator: AsyncIterator[opb.OutputUpload],
+                           context: grpc.aio.ServicerContext[Any, Any]) -> opb.OutputReceipt:
+        if self.outputs is None:
+            raise FailedPreconditionError("this queen has no king to send job outputs to")
+        it = request_iterator.__aiter__()
+        header = await first_header(it)
+        try:
+            return opb.OutputReceipt(stored_bytes=await self.outputs.relay(header, it))
+        except BlendrError:
+            await drain_upload(it)
+            raise
 
     async def Connect(
         self, request_iterator: AsyncIterator[pb.ProviderMessage], context: grpc.aio.ServicerContext[Any, Any]

@@ -1,7 +1,7 @@
 """A sample renter job: renders the Mandelbrot set tile by tile with NumPy (CuPy when a GPU is there).
 
 Prints ``BLENDR_PROGRESS <fraction>`` lines, which BlendrChain turns into progress events, writes
-``mandelbrot.png`` in its working directory and prints the image's SHA-256, so a renter can check the result.
+``mandelbrot.png`` into ``$BLENDR_OUTPUT_DIR`` (its working directory when unset) and prints the image's SHA-256, so a renter can check the result.
 
     python render.py [--size 768] [--iterations 400] [--tiles 12]
 """
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import os
 import struct
 import time
 import zlib
@@ -67,7 +68,9 @@ def main() -> None:
     data = bytes(np.asarray(rgb.clip(0, 255), dtype=np.uint8).tobytes()) if backend.startswith("numpy") \
         else bytes(np.asnumpy(rgb.clip(0, 255).astype(np.uint8)).tobytes())
     out = png(data, n, n)
-    with open("mandelbrot.png", "wb") as fh:
+    # On BlendrChain the job's outputs go under $BLENDR_OUTPUT_DIR (sent back to the renter: `blendr job get`).
+    path = os.path.join(os.environ.get("BLENDR_OUTPUT_DIR", "."), "mandelbrot.png")
+    with open(path, "wb") as fh:
         fh.write(out)
     print(f"wrote mandelbrot.png ({len(out)} bytes) sha256 {hashlib.sha256(out).hexdigest()}", flush=True)
 

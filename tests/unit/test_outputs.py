@@ -1,0 +1,169 @@
+"""Job outputs: packing sealed to the renter, and unpacking what a hostile provider may send (blendr.outputs)."""
+
+from __future__ import annotations
+
+import io
+import os
+import tarfile
+import time
+from pathlib import Path
+
+import pytest
+from eth_account import Account
+
+from blendr.errors import PermissionDeniedError
+from blendr.outputs import (
+    CHUNK,
+    OutputError,
+    OutputsTooLargeError,
+    SealWriter,
+    output_aad,
+    pack_outputs,
+    sign_upload,
+    unpack_outputs,
+    verify_upload,
+)
+from blendr.payload import public_key_of
+
+KEY = bytes.fromhex("11" * 32)
+PUB = public_key_of(KEY)
+AAD = output_aad("j-0123456789abcdef0123", 1)
+
+
+def sealed(src: Path, **kw: int) -> bytes:
+    buf = io.BytesIO()
+    pack_outputs(src, buf, PUB, AAD, **kw)
+    return buf.getvalue()
+
+
+def open_into(blob: bytes, dest: Path, *, key: bytes = KEY, aad: bytes = AAD, **kw: int) -> int:
+    return unpack_outputs(io.BytesIO(blob), key, aad, dest, **kw)
+
+
+def hostile(dest_blob: list[tuple[tarfile.TarInfo, bytes | None]]) -> bytes:
+    """A sealed archive holding exactly these members (what a hostile provider could send)."""
+    buf = io.BytesIO()
+    w = SealWriter(buf, PUB, AAD)
+    with tarfile.open(fileobj=w, mode="w|gz") as tar:  # type: ignore[call-overload]
+        for info, data in dest_blob:
+            tar.addfile(info, io.BytesIO(data) if data is not None else None)
+    w.close()
+    return buf.getvalue()
+
+
+def member(name: str, data: bytes = b"x", kind: bytes = tarfile.REGTYPE, link: str = "") -> tuple[
+        tarfile.TarInfo, bytes | None]:
+    info = tarfile.TarInfo(name)
+    info.type, info.linkname = kind, link
+    info.size = len(data) if kind == tarfile.REGTYPE else 0
+    return info, data if kind == tarfile.REGTYPE else None
+
+
+def test_outputs_round_trip_byte_identical_and_links_are_left_out(tmp_path: Path) -> None:
+    src = tmp_path / "out"
+    (src / "a" / "b").mkdir(parents=True)
+    big = os.urandom(3 * CHUNK + 5)
+    (src / "a" / "b" / "big.bin").write_bytes(big)
+    (src / "run.sh").write_text("#!/bin/sh\n")
+    (src / "run.sh").chmod(0o755)
+    (src / "secret").symlink_to("/etc/hostname")
+    blob = sealed(src)
+    assert big[:64] not in blob  # sealed, not just packed
+    assert open_into(blob, tmp_path / "got") == 2
+    assert (tmp_path / "got" / "a" / "b" / "big.bin").read_bytes() == big
+    assert os.access(tmp_path / "got" / "run.sh", os.X_OK)
+    assert not (tmp_path / "got" / "secret").exists()
+
+
+def test_a_missing_or_empty_output_dir_is_an_empty_archive(tmp_path: Path) -> None:
+    assert open_into(sealed(tmp_path / "absent"), tmp_path / "got") == 0
+    assert list((tmp_path / "got").iterdir()) == []
+
+
+def test_packing_is_bounded(tmp_path: Path) -> None:
+    src = tmp_path / "out"
+    src.mkdir()
+    (src / "f").write_bytes(b"z" * 5000)
+    with pytest.raises(OutputsTooLargeError):
+        sealed(src, max_bytes=4000)
+    for i in range(5):
+        (src / f"n{i}").write_bytes(b"")
+    with pytest.raises(OutputsTooLargeError, match="entries"):
+        sealed(src, max_entries=3)
+
+
+@pytest.mark.parametrize("members, why", [
+    ([member("../escape")], "unsafe path"),
+    ([member("a/../../escape")], "unsafe path"),
+    ([member("/etc/escape")], "unsafe path"),
+    ([member("link", kind=tarfile.SYMTYPE, link="/etc/passwd")], "link"),
+    ([member("hard", kind=tarfile.LNKTYPE, link="/etc/passwd")], "link"),
+    ([member("dev", kind=tarfile.CHRTYPE)], "special file"),
+    ([member("fifo", kind=tarfile.FIFOTYPE)], "special file"),
+    ([member("same"), member("same")], "duplicated"),
+])
+def test_hostile_archives_are_refused_and_leave_nothing(tmp_path: Path, members: list[tuple[tarfile.TarInfo,
+                                                        bytes | None]], why: str) -> None:
+    dest = tmp_path / "got"
+    with pytest.raises(OutputError, match=why):
+        open_into(hostile([member("ok.txt"), *members]), dest)
+    assert not dest.exists() and not (tmp_path / "escape").exists()
+
+
+def test_a_compression_bomb_is_stopped_while_it_inflates(tmp_path: Path) -> None:
+    src = tmp_path / "bomb"
+    src.mkdir()
+    with open(src / "zeros", "wb") as fh:
+        fh.truncate(64 * 2**20)  # 64 MiB of zeros compress to ~64 KiB
+    blob = sealed(src)
+    assert len(blob) < 2**20
+    start = time.perf_counter()
+    with pytest.raises(OutputsTooLargeError):
+        open_into(blob, tmp_path / "got", max_bytes=2**20)
+    assert time.perf_counter() - start < 5 and not (tmp_path / "got").exists()
+    with pytest.raises(OutputsTooLargeError, match="entries"):
+        open_into(hostile([member(f"f{i}") for i in range(10)]), tmp_path / "many", max_entries=5)
+
+
+def test_sealed_outputs_open_only_whole_with_the_renters_key_and_the_jobs_aad(tmp_path: Path) -> None:
+    src = tmp_path / "out"
+    src.mkdir()
+    (src / "f").write_bytes(os.urandom(2 * CHUNK + 3))
+    blob = sealed(src)
+    cases = {
+        "another key": dict(key=bytes.fromhex("22" * 32)),
+        "another attempt": dict(aad=output_aad("j-0123456789abcdef0123", 2)),
+    }
+    for i, (_, kw) in enumerate(cases.items()):
+        with pytest.raises(OutputError, match="authentication failed"):
+            open_into(blob, tmp_path / f"k{i}", **kw)  # type: ignore[arg-type]
+    flipped = bytearray(blob)
+    flipped[len(blob) // 2] ^= 1
+    with pytest.raises(OutputError):
+        open_into(bytes(flipped), tmp_path / "flipped")
+    record = 4 + CHUNK + 16
+    head = len(blob) - (len(blob) - 77) % record  # cut after a whole record: the last one is missing
+    for cut in (blob[:head], blob[:-1], blob + b"extra"):
+        with pytest.raises(OutputError):
+            open_into(cut, tmp_path / "cut")
+        assert not (tmp_path / "cut").exists()
+    with pytest.raises(OutputError, match="not an empty directory"):
+        (tmp_path / "full").mkdir()
+        (tmp_path / "full" / "x").write_text("mine")
+        open_into(blob, tmp_path / "full")
+    assert (tmp_path / "full" / "x").read_text() == "mine"
+
+
+def test_upload_headers_are_signed_by_their_sender_and_fresh() -> None:
+    acct = Account.create()
+    now = int(time.time())
+    sig = sign_upload(acct, "j-1", 2, now, "", 100)
+    assert verify_upload(acct.address, "j-1", 2, now, "", 100, sig, now=now) == acct.address
+    with pytest.raises(PermissionDeniedError):
+        verify_upload(Account.create().address, "j-1", 2, now, "", 100, sig, now=now)  # someone else's
+    with pytest.raises(PermissionDeniedError):
+        verify_upload(acct.address, "j-1", 2, now, "", 101, sig, now=now)  # another size
+    with pytest.raises(PermissionDeniedError, match="stale"):
+        verify_upload(acct.address, "j-1", 2, now, "", 100, sig, now=now + 600)
+    with pytest.raises(PermissionDeniedError):
+        verify_upload(acct.address, "j-1\nerror: x", 2, now, "", 100, sig, now=now)
