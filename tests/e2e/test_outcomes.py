@@ -1,0 +1,134 @@
+"""Outcomes a renter meets off the happy path, end to end on real anvil chains, one network for all of them:
+
+* a provider whose stake GPURental would refuse is admitted by its queen but never offered nor chosen;
+* a job that fails to start because of its provider (its Ray job agent refuses it) is moved to the provider
+  beside it, and the rental on the faulty provider settles for 0 s verified, paying nothing and slashing
+  nothing;
+* a job that cannot be placed within its renter-set wait ends ``failed`` with the reason, its escrow untouched,
+  and the renter's follow ends;
+with exact balances for every account.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+from eth_account import Account
+
+from blendr.chain.anvil import AnvilProcess
+from blendr.chain.contracts import StakingManager, Tier
+from blendr.client import JobRequest
+from blendr.errors import ComputeError
+from blendr.units import tokens
+from provider.jobs import JobRunner
+from tests.e2e.net import ACCOUNTS, FEE_BPS, Net, client, events_until_done
+from tests.integration.helpers import wait_for
+from tests.rayhead import RayHead
+
+pytestmark = [pytest.mark.usefixtures("ray_cluster", "snapshot"), pytest.mark.timeout(600)]
+
+MINUTE = 60 / 3600  # hours: the devnet's shortest rental
+
+
+class RefusingRunner(JobRunner):
+    """A provider whose Ray job agent refuses renters' jobs (its readiness probe, a trivial job, still passes)."""
+
+    async def start(self, job_id: str, *args: Any, **kwargs: Any) -> None:
+        raise ComputeError(f"the Ray cluster refused job {job_id}: No available agent to submit job")
+
+
+def job(workdir: Path, **kw: Any) -> JobRequest:
+    base: dict[str, Any] = {"entrypoint": "python job.py 4", "gpus": 1, "gpu_model": "cpu", "hours": MINUTE,
+                            "max_price": "3", "workdir": workdir, "env": {"GREETING": "hi", "STEP_S": "1"}}
+    base.update(kw)
+    return JobRequest(**base)
+
+
+async def test_staking_provider_faults_and_waits_end_as_a_renter_expects(
+        chains: tuple[AnvilProcess, AnvilProcess], deployed: Any, jobs_ray: RayHead, tmp_path: Path,
+        workdir: Path) -> None:
+    eth, etc = chains
+    renter = ACCOUNTS["renter"].address
+    good, faulty, unstaked = (ACCOUNTS[p].address for p in ("provider1", "provider2", "provider3"))
+    # provider3 unbonds its whole stake: GPURental would refuse any rental of it (GPURentalInsufficientStake)
+    staking = StakingManager(client(eth.url, "eth", ACCOUNTS["provider3"]), deployed.eth.address("StakingManager"))
+    staking.request_unstake(Tier.PROVIDER, int(staking.stake_of(unstaked, Tier.PROVIDER)))
+    net = Net(eth.url, etc.url, deployed, jobs_ray, tmp_path)
+    try:
+        await net.start_king()
+        for q in ("queen1", "queen2"):
+            await net.start_queen(q)
+        await net.start_provider("provider1", "queen1", 0)
+        await net.start_provider("provider2", "queen2", 1, runner_cls=RefusingRunner)
+        await net.start_provider("provider3", "queen1", 2)  # admitted by its queen (open admission)
+        await net.offers_seen(2)
+        k = net.king
+        assert k is not None
+        market = k.jobs.market
+        await wait_for(lambda: market.understaked.get(unstaked) == (1, 0), 30, "the king to read provider3's stake")
+        treasury = net.manifest.accounts["treasury"]
+        other = Account.create()  # a second renter: two permits of one renter at once would race for its nonce
+        net.fund(other, tokens("100"))
+        before = {w: net.balance(w) for w in (renter, other.address, good, faulty, unstaked, treasury)}
+        slashable = int(StakingManager(client(eth.url, "eth", ACCOUNTS["deployer"]),
+                                       deployed.eth.address("StakingManager")).stake_of(faulty, Tier.PROVIDER))
+        async with net.renter() as king, net.renter(other) as king2:
+            offers = await king.offers()
+            assert [(o.gpu_model, o.gpus_total) for o in offers] == [("cpu", 2)]  # provider3 is not offered
+            # Two jobs at once: one of them meets the refusing provider (whichever the scheduler tries first
+            # there) and moves to provider1; both end and settle.
+            a = await king.submit(job(workdir, name="a"))
+            b = await king2.submit(job(workdir, name="b"))
+            done = await asyncio.gather(events_until_done(king, a.job_id, 360), events_until_done(king2, b.job_id, 360))
+            finals = [evs[-1].job for evs in done]
+            # The wait: provider2 leaves, provider1 is busy with a long job; a job allowed to wait 4 s fails.
+            await net.kill_provider("provider2")
+            await wait_for(lambda: faulty not in {e.offer.provider for e in market.pool.values()
+                                                  if e.offer.alive and e.offer.gpus}, 60, "provider2 out of the market")
+            long = await king.submit(job(workdir, name="long", entrypoint="python job.py 40"))
+            await wait_for(lambda: (j := k.jobs.book.get(long.job_id)) is not None and j.state.value == "running",
+                           60, "the long job running")
+            impatient = await king.submit(job(workdir, name="impatient", max_wait_s=4))
+            waited = await events_until_done(king, impatient.job_id, 60)  # the follow ends with the job
+            await king.cancel(long.job_id)
+            long_done = await events_until_done(king, long.job_id, 360)
+    finally:
+        await net.close()
+
+    for evs in done:
+        assert [e.kind for e in evs][-1] == "settled" and evs[-1].job.state == 5  # settled
+        assert all(e.state for e in evs)
+    moved = [f for f in finals if len(f.rentals) > 1]
+    assert moved, "neither job met the refusing provider"
+    for f in finals:
+        for r in f.rentals[:-1]:  # rentals on the refusing provider: voided, 0 s verified, nothing paid, no slash
+            assert r.provider == faulty and r.verified_seconds == 0 and not r.failed_verification
+            assert int(r.provider_payment) == int(r.fee) == 0 and int(r.refund) == int(r.escrow)
+        last = f.rentals[-1]
+        assert last.provider == good and last.verified_seconds > 0 and f.exit_code == 0
+        assert unstaked not in {r.provider for r in f.rentals}
+    assert any("could not run the job" in e.message for evs in done for e in evs if e.kind == "rescheduled")
+    final = waited[-1].job
+    assert final.state == 6 and not final.rentals  # failed, never rented
+    assert final.reason.startswith("not placed within 4 s (--max-wait): no provider with 1×CPU")
+    long_final = long_done[-1].job
+    rentals = [r for f in (*finals, long_final) for r in f.rentals]
+
+    def paid(*jobs: Any) -> int:
+        return sum(int(r.provider_payment) + int(r.fee) for f in jobs for r in f.rentals)
+
+    for r in rentals:
+        owed = int(r.price_per_gpu_hour) * r.verified_seconds // 3600
+        assert int(r.provider_payment) + int(r.fee) == owed
+        assert int(r.fee) == owed * FEE_BPS // 10_000
+    after = {w: net.balance(w) for w in before}
+    assert before[renter] - after[renter] == paid(finals[0], long_final)  # the impatient job cost nothing
+    assert before[other.address] - after[other.address] == paid(finals[1])
+    assert after[good] - before[good] == sum(int(r.provider_payment) for r in rentals if r.provider == good)
+    assert after[faulty] == before[faulty] and after[unstaked] == before[unstaked]
+    assert after[treasury] - before[treasury] == sum(int(r.fee) for r in rentals)
+    assert int(StakingManager(client(eth.url, "eth", ACCOUNTS["deployer"]), deployed.eth.address("StakingManager"))
+               .stake_of(faulty, Tier.PROVIDER)) == slashable  # a refusal is not fraud: nothing slashed
