@@ -50,6 +50,7 @@ bench: $(STAMP) $(NODE_STAMP)
 	$(PY) bench/gas.py
 	$(PY) bench/relay.py
 	$(PY) bench/scheduler.py
+	$(PY) bench/outputs.py
 
 bench-quick: $(STAMP) $(NODE_STAMP)
 	$(PY) bench/proof.py --quick
@@ -57,6 +58,7 @@ bench-quick: $(STAMP) $(NODE_STAMP)
 	$(PY) bench/gas.py --quick
 	$(PY) bench/relay.py --quick
 	$(PY) bench/scheduler.py --quick
+	$(PY) bench/outputs.py --quick
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check blendr blendrctl king queen provider tests bench

@@ -1,8 +1,8 @@
 """A job's outputs: packed on the provider, sealed to the renter's key, opened and unpacked by the renter.
 
-The provider packs the regular files a job wrote under ``$BLENDR_OUTPUT_DIR`` into a tar.gz and seals it, as it
-writes, to the renter's public key (the key the renter put in its sealed job payload, so neither the king nor a
-queen can swap it): only the renter can read its outputs. Everything streams: a 512 MiB output is never whole
+The provider packs the regular files a job wrote under ``$BLENDR_OUTPUT_DIR`` into a tar (uncompressed) and seals
+it, as it writes, to the renter's public key (the key the renter put in its sealed job payload, so neither the
+king nor a queen can swap it): only the renter can read its outputs. Everything streams: a 512 MiB output is never whole
 in memory on the provider, a queen, the king or the renter.
 
 Sealed stream format (version 1), chunked AES-256-GCM in the manner of the STREAM construction::
@@ -17,7 +17,7 @@ any record but the last, or moved to another job. The AES key is HKDF over the E
 
 Guarantees of :func:`unpack_outputs` against a hostile provider: only regular files and directories are
 written, under ``dest`` only (no absolute paths, ``..``, links or devices), within ``max_bytes`` and
-``max_entries`` counted while decompressing (a compression bomb stops early), and on any error ``dest`` is
+``max_entries`` counted while extracting (an archive that declares or yields more stops early), and on any error ``dest`` is
 left as it was found. Every failure is an :class:`OutputError` (or :class:`OutputsTooLargeError`).
 """
 
@@ -220,7 +220,7 @@ class Packed:
 
 def pack_outputs(src: Path, out: IO[bytes], recipient_public_key: bytes, aad: bytes, *,
                  max_bytes: int = MAX_OUTPUT_BYTES, max_entries: int = MAX_ENTRIES) -> Packed:
-    """Pack the regular files and directories under ``src`` into a tar.gz sealed to the recipient, onto ``out``.
+    """Pack the regular files and directories under ``src`` into a tar sealed to the recipient, onto ``out``.
 
     A missing or empty ``src`` packs to a valid, empty archive. Symbolic links and special files are left
     out, never followed.
@@ -233,7 +233,10 @@ def pack_outputs(src: Path, out: IO[bytes], recipient_public_key: bytes, aad: by
     sealer = SealWriter(out, recipient_public_key, aad)
     files = total = skipped = entries = 0
     try:
-        with tarfile.open(fileobj=sealer, mode="w|gz", format=tarfile.PAX_FORMAT) as tar:  # type: ignore[call-overload]
+        # Not compressed: outputs are mostly compressed already (images, checkpoints, archives), and zlib would
+        # cost the provider more CPU time than the transfer it saves; a job compresses what it wants to.
+        with tarfile.open(fileobj=sealer, mode="w|", format=tarfile.PAX_FORMAT,  # type: ignore[call-overload]
+                          bufsize=CHUNK) as tar:
             stack = [(src, "")] if src.is_dir() and not src.is_symlink() else []
             while stack:
                 directory, prefix = stack.pop()
@@ -316,7 +319,7 @@ def unpack_outputs(src: IO[bytes], private_key: bytes, aad: bytes, dest: Path, *
 def _extract(reader: OpenReader, dest: Path, max_bytes: int, max_entries: int) -> int:
     total = count = files = 0
     try:
-        with tarfile.open(fileobj=reader, mode="r|gz") as tar:  # type: ignore[call-overload]
+        with tarfile.open(fileobj=reader, mode="r|", bufsize=CHUNK) as tar:  # type: ignore[call-overload]
             for member in tar:
                 count += 1
                 if count > max_entries:

@@ -30,6 +30,8 @@ EXPECTED: dict[str, set[str]] = {
     "relay": {"quick", "repeats", "batches", "rental_e2e", "assumptions", "wall_s"},
     "scheduler": {"benchmark", "mode", "scheduler", "gateway", "deep_queue", "placements_per_s", "p99_ms",
                   "wall_s"},
+    "outputs": {"benchmark", "mode", "sizes_mib", "goal_ratio", "target_met", "all_byte_identical", "results",
+                "wall_s"},
 }
 
 
@@ -80,6 +82,18 @@ def test_scheduler_quick_runs_all_parts(tmp_path: Path) -> None:
     assert dq["health_p99_ms"] > 0 and dq["submit_ratio"] > 0
     assert dq["submit_ratio"] == pytest.approx(
         dq["deep_queue"]["submits_per_s"] / dq["empty_queue"]["submits_per_s"], rel=0.01)
+
+
+@pytest.mark.timeout(RUN_TIMEOUT_S + 30)
+def test_outputs_quick_moves_every_size_byte_identical_and_against_bare_grpc(tmp_path: Path) -> None:
+    report = run_quick("outputs", tmp_path / "outputs.json")
+    assert _quick_flag(report) and report["all_byte_identical"]
+    assert [r["size_mib"] for r in report["results"]] == report["sizes_mib"]
+    for r in report["results"]:
+        assert r["upload_s"] > 0 and r["get_s"] > 0 and r["bare_up_s"] > 0 and r["bare_down_s"] > 0
+        assert r["ratio"] == pytest.approx((r["bare_up_s"] + r["bare_down_s"]) / (r["upload_s"] + r["get_s"]),
+                                           rel=0.01)
+        assert r["sealed_bytes"] > r["size_mib"] * 2**20  # sealed: the data plus headers and tags
 
 
 def test_quick_results_default_beside_the_committed_ones() -> None:
