@@ -284,8 +284,14 @@ class RayRuntime(ComputeRuntime):
                 head = LocalRayHead(num_gpus=gpus, resources={self.pin: 1000.0})
                 self.head = head
                 head.start()
-                # This process is the head's driver: it presents the head's token (ray.init reads the env).
+                # This process is the head's driver: it presents the head's token. Ray reads its auth settings
+                # into caches when imported, so they are reloaded after the environment changes.
                 os.environ.update(head.auth_env)
+                if head.auth_env:
+                    from ray._raylet import AuthenticationTokenLoader, Config  # type: ignore[attr-defined]
+
+                    Config.initialize("")
+                    AuthenticationTokenLoader.instance().reset_cache()
                 try:
                     ctx = ray.init(address=head.gcs_address, namespace="blendr", log_to_driver=False)
                 except ray_errors as exc:

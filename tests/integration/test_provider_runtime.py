@@ -255,3 +255,49 @@ async def test_the_jobs_package_is_deleted_from_gcs(heads: tuple[LocalRayHead, L
         assert _kv(head, f"print(internal_kv._internal_kv_exists({deleted[0]!r}))") == "False"
     finally:
         await r.close()
+
+
+PROVIDER_SCRIPT = """
+import asyncio, json, sys
+from pathlib import Path
+from provider.compute import RayRuntime
+from provider.gpus import cpu_device
+from provider.jobs import JobRunner
+
+async def main():
+    rt = RayRuntime(address="", pin_resource=sys.argv[1], devices=[cpu_device()], use_gpu=False)
+    info = await rt.start()
+    head = rt.head
+    runner = JobRunner(dashboard_address=rt.dashboard_address, home=Path(sys.argv[2]), pin_resource=sys.argv[1],
+                       auth_token=head.token, session_dir=head.session_dir)
+    try:
+        await runner.probe(120.0)
+    finally:
+        await runner.close()
+        temp = head.temp_dir
+        await rt.close()
+    print(json.dumps({"dashboard": rt.dashboard_address, "gcs": head.gcs_address, "temp": str(temp),
+                      "temp_left": temp.exists(), "cpus": info.num_cpus}))
+
+asyncio.run(main())
+"""
+
+
+async def test_two_provider_runtimes_on_one_machine_each_run_jobs(tmp_path: Path) -> None:
+    """Two provider processes, each with RayRuntime's own local head, at once: both run a job, both clean up."""
+    import json
+    import os
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
+    procs = [await asyncio.create_subprocess_exec(
+        sys.executable, "-c", PROVIDER_SCRIPT, f"blendr-two-{i}", str(tmp_path / f"p{i}"), env=env,
+        cwd=Path(__file__).resolve().parents[2], stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        for i in range(2)]
+    outs = await asyncio.wait_for(asyncio.gather(*(p.communicate() for p in procs)), 400)
+    results = []
+    for p, (out, err) in zip(procs, outs, strict=True):
+        assert p.returncode == 0, err.decode()[-3000:]
+        results.append(json.loads(out.decode().strip().splitlines()[-1]))
+    assert results[0]["dashboard"] != results[1]["dashboard"] and results[0]["gcs"] != results[1]["gcs"]
+    assert not any(r["temp_left"] for r in results)
