@@ -8,6 +8,14 @@ its working directory and/or ``--pip`` requirements in its payload — gets a vi
 so ``--system-site-packages`` semantics hold even when the agent itself runs in a virtualenv); its ``bin``
 comes first on ``PATH`` instead.
 
+What a job sees: ``python`` (and ``pip``) of that environment first on ``PATH`` (the agent's Python version:
+3.11 in this release, with Ray 2.60 and NumPy; CuPy where the provider installed it, on GPU providers);
+``VIRTUAL_ENV`` when it has its own environment; ``BLENDR_JOB_ID`` (the king's job id);
+``CUDA_VISIBLE_DEVICES`` (set by Ray to the GPUs granted; empty for a job granted none); the renter's
+``--env`` variables (which may override ``PATH``, never the device variables); and whatever the output
+packing adds (``BLENDR_OUTPUT_DIR``). Its working directory is the renter's ``--workdir``. A Ray task the job
+starts runs in the cluster's workers (the base environment), not in the job's own one.
+
 Guarantees:
   * Environments are cached under ``<home>/envs/<key>`` by the hash of the requirement set (with the base
     interpreter), at most ``max_envs`` of them and ``max_bytes`` in all, least recently used evicted first
@@ -77,7 +85,9 @@ def _refers_to_workdir(line: str) -> bool:
             return True
     if text.startswith("-"):
         return False  # --index-url, --no-index, --pre, ...: no local path
-    if "://" in text and not text.startswith("file:"):
+    if "file:" in text:
+        return True  # a local file, wherever it is: its content is not in the requirement's text
+    if "://" in text:
         return False  # a URL requirement: the same for every job
     return text.startswith((".", "/", "~", "file:")) or "/" in text.split(";", 1)[0].split("@", 1)[0]
 
