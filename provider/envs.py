@@ -8,8 +8,9 @@ its working directory and/or ``--pip`` requirements in its payload — gets a vi
 so ``--system-site-packages`` semantics hold even when the agent itself runs in a virtualenv); its ``bin``
 comes first on ``PATH`` instead.
 
-What a job sees: ``python`` (and ``pip``) of that environment first on ``PATH`` (the agent's Python version:
-3.11 in this release, with Ray 2.60 and NumPy; CuPy where the provider installed it, on GPU providers);
+What a job sees: ``python`` (and ``pip``) of that environment first on ``PATH`` (the agent's own interpreter:
+Python >= 3.11, Ray >= 2.50 with its job API, NumPy 2; CuPy on GPU providers that installed the ``gpu`` extra,
+``cupy-cuda12x``);
 ``VIRTUAL_ENV`` when it has its own environment; ``BLENDR_JOB_ID`` (the king's job id);
 ``CUDA_VISIBLE_DEVICES`` (set by Ray to the GPUs granted; empty for a job granted none); the renter's
 ``--env`` variables (which may override ``PATH``, never the device variables); and whatever the output
