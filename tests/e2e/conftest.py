@@ -36,7 +36,8 @@ def snapshot(chains: tuple[AnvilProcess, AnvilProcess]) -> Iterator[None]:
 
 @pytest.fixture
 def workdir(tmp_path: Path) -> Path:
-    """A renter's project: a script that logs, reports progress, reads a data file and its env, and exits."""
+    """A renter's project: a script that logs, reports progress, reads a data file and its env, writes two outputs
+    under $BLENDR_OUTPUT_DIR (``result.bin``, ``logs/steps.txt``) and exits."""
     d = tmp_path / "proj"
     d.mkdir()
     (d / "data.txt").write_text("forty-two\n")
@@ -48,5 +49,10 @@ def workdir(tmp_path: Path) -> Path:
         "    time.sleep(float(os.environ.get('STEP_S', '0.5')))\n"
         "    print(f'step {i + 1}/{steps}', flush=True)\n"
         "    print(f'BLENDR_PROGRESS {(i + 1) / steps:.2f}', flush=True)\n"
+        "out = os.environ.get('BLENDR_OUTPUT_DIR')\n"
+        "if out:\n"
+        "    os.makedirs(os.path.join(out, 'logs'), exist_ok=True)\n"
+        "    open(os.path.join(out, 'result.bin'), 'wb').write(bytes(range(256)) * 4099)\n"
+        "    open(os.path.join(out, 'logs', 'steps.txt'), 'w').write(f'{steps} steps\\n')\n"
         "sys.exit(int(os.environ.get('EXIT', '0')))\n")
     return d

@@ -74,18 +74,25 @@ async def test_a_job_runs_and_settles_with_exact_balances(chains: tuple[AnvilPro
             assert submitted.state == 1  # queued
             evs = await events_until_done(king, submitted.job_id)
             listed = await king.list()
+            # what the job wrote under $BLENDR_OUTPUT_DIR comes back to the renter, byte for byte
+            assert await king.get_output(submitted.job_id, tmp_path / "outputs") == 2
+        assert (tmp_path / "outputs" / "result.bin").read_bytes() == bytes(range(256)) * 4099
+        assert (tmp_path / "outputs" / "logs" / "steps.txt").read_text() == "6 steps\n"
         kinds = [e.kind for e in evs]
         for k in ("queued", "scheduled", "rental_created", "running", "log", "progress", "ended", "verified",
                   "settled"):
             assert k in kinds, (k, kinds)
         assert kinds.index("scheduled") < kinds.index("rental_created") < kinds.index("running") < kinds.index("ended")
-        assert kinds.index("ended") < kinds.index("verified") and kinds[-1] == "settled"
+        # outputs come after the end; settlement waits on the bridge, not on them (either may be last)
+        assert kinds.index("ended") < kinds.index("verified") and "settled" in kinds[-2:]
+        assert kinds.index("ended") < kinds.index("output_ready") and "output_failed" not in kinds
         assert [e.seq for e in evs] == list(range(1, len(evs) + 1))  # numbered without gaps
         logs = [e.message for e in evs if e.kind == "log"]
         assert "data: forty-two greeting: hi" in logs and "step 6/6" in logs
         assert [e.progress for e in evs if e.kind == "progress"][-1] == 1.0
         final = evs[-1].job
         assert final.state == 5 and final.exit_code == 0 and len(final.rentals) == 1  # settled
+        assert final.output_state == "ready" and final.output_bytes > 256 * 4099
         r = final.rentals[0]
         assert r.provider in providers and 0 < r.verified_seconds <= 60
         check_settlement(net, final, before, renter)
