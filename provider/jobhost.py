@@ -397,6 +397,10 @@ class JobHost:
         """Stop every running job (a rental must not run on unsupervised) and release the executor."""
         self._closing = True
         self.detach()
+        if self.outputs is not None:
+            # outputs on their way are dropped (their files removed): with the stream gone the queen declares the
+            # jobs lost, and the king expects no outputs of a lost attempt
+            await self.outputs.close()
         if self._executor is None:
             return
         running = [j for j in self._jobs.values() if j.started and not j.done]

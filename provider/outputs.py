@@ -155,6 +155,7 @@ class OutputShipper:
             raise
 
     async def close(self) -> None:
+        """Cancels the deliveries in flight (each removes its files as it ends)."""
         for t in list(self.tasks):
             t.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)
