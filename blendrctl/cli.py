@@ -137,7 +137,12 @@ def build_parser() -> argparse.ArgumentParser:
     dnsub = dn.add_subparsers(dest="action", metavar="ACTION", required=True)
     dup = dnsub.add_parser("up", help="start both chains, deploy and fund; writes <home>/deployment.json and "
                                       "prints how nodes find it (a devnet already running, also one started "
-                                      "from another home, is reused and its manifest copied into this home)")
+                                      "from another home, is reused and its manifest copied into this home)",
+                           description="Starts eth (31337) and etc (63) anvil chains on [devnet] eth_port/etc_port, "
+                                       "deploys and wires every contract, funds and stakes the devnet accounts, "
+                                       "and writes <home>/deployment.json. Chains already running are reused: "
+                                       "from another home, their manifest is copied into this one. It prints "
+                                       "where the deployment file is; nodes read it with --deployment FILE.")
     ddown = dnsub.add_parser("down", help="stop both chains (state kept for the next `up`)")
     ddown.add_argument("--reset", action="store_true", help="also delete the chains' state and the manifest")
     dstat = dnsub.add_parser("status", help="what runs, head blocks, deployed contracts")
