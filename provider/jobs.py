@@ -74,6 +74,8 @@ T = TypeVar("T")
 
 RENTAL_ENDED = "rental ended"
 SUBMISSION_PREFIX = "blendr-"
+# When a job's session files are removed after it ends (seconds after the previous removal).
+SESSION_SWEEP_DELAYS_S = (0.0, 2.0, 10.0)
 # Readiness probes' submission ids (never a job id: those are the king's, without this prefix's dash pattern).
 PROBE_PREFIX = "blendr-readiness-probe-"
 # A job's share of the agent's pin resource: enough to place it on this provider's nodes, small enough
@@ -342,6 +344,7 @@ class JobRunner:
         self._envs = envs or EnvCache(home / "envs")
         self._session_dir = session_dir
         self._delete_package = delete_package
+        self._sweeps: set[asyncio.Task[None]] = set()
         # Our own threads: the Ray SDK blocks (requests, no timeouts), and a hung dashboard must not
         # starve the default executor the rest of the provider uses.
         self._executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="blendr-jobs")
@@ -470,6 +473,7 @@ class JobRunner:
             raise ComputeError(f"a trivial job did not finish within {timeout_s:g} s") from None
         finally:
             await asyncio.shield(self._forget_on_ray(submission_id))
+            self._sweep_session(submission_id, "")
 
     async def _forget_on_ray(self, submission_id: str) -> None:
         """Stop (if needed) and delete a job's record on Ray; best effort, bounded (a cleanup never raises)."""
@@ -494,6 +498,9 @@ class JobRunner:
     async def close(self) -> None:
         """Stop watching every job (the Ray jobs keep running) and end all event iterators. Idempotent."""
         self._closed = True
+        for sweep in list(self._sweeps):  # no later sweep will come: do it now
+            sweep.cancel()
+        await asyncio.gather(*self._sweeps, return_exceptions=True)
         tasks = [t for j in self._jobs.values() for t in (j.starting, j.watcher) if t is not None and not t.done()]
         for t in tasks:
             t.cancel()
@@ -733,7 +740,7 @@ class JobRunner:
         and unpacked working directory in the Ray session, and its package in GCS (best effort, never raises)."""
         self._release_env(job)
         await self._forget_on_ray(job.submission_id)
-        await self._run(self._remove_session_files, job.submission_id, job.package_uri)
+        self._sweep_session(job.submission_id, job.package_uri)
         if job.package_uri and self._delete_package is not None:
             try:
                 await self._run(self._delete_package, job.package_uri)
@@ -744,6 +751,30 @@ class JobRunner:
         if job.env is not None:
             self._envs.release(job.env)
             job.env = None
+
+    def _sweep_session(self, submission_id: str, package_uri: str) -> None:
+        """Remove the job's session files now and again a few seconds later (Ray's job supervisor may still
+        write the driver log's last lines after the job's terminal status); on close, the last sweep runs at once."""
+        if self._session_dir is None:
+            return
+
+        def unused(uri: str) -> str:
+            # Another running job with the very same working directory runs from the same unpacked copy.
+            busy = any(j.package_uri == uri and j.submission_id != submission_id and not j.finished.is_set()
+                       for j in self._jobs.values())
+            return "" if busy else uri
+
+        async def sweep() -> None:
+            try:
+                for delay in SESSION_SWEEP_DELAYS_S:
+                    await asyncio.sleep(delay)
+                    await self._run(self._remove_session_files, submission_id, unused(package_uri))
+            except asyncio.CancelledError:
+                self._remove_session_files(submission_id, unused(package_uri))
+
+        task = asyncio.create_task(sweep(), name=f"sweep-{submission_id}")
+        self._sweeps.add(task)
+        task.add_done_callback(self._sweeps.discard)
 
     def _remove_session_files(self, submission_id: str, package_uri: str) -> None:
         """Delete the job's driver log and unpacked working directory from the local Ray session, if known."""

@@ -13,7 +13,7 @@ import asyncio
 import io
 import time
 import zipfile
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -84,6 +84,15 @@ def tiny_wheel(dst: Path, value: int = 42) -> Path:
     return path
 
 
+async def gone(leftovers: Callable[[], list[str]], timeout: float = 30.0) -> None:
+    """Wait until ``leftovers()`` is empty (the runner sweeps a job's session files again seconds after it ends)."""
+    deadline = time.monotonic() + timeout
+    while left := leftovers():
+        if time.monotonic() > deadline:
+            pytest.fail(f"still on the provider {timeout:.0f} s after the job ended: {left}")
+        await asyncio.sleep(0.2)
+
+
 def session_leftovers(head: LocalRayHead, submission_id: str) -> list[str]:
     assert head.session_dir is not None
     session = head.session_dir.resolve()
@@ -102,6 +111,8 @@ async def test_two_local_heads_on_one_machine_both_run_jobs(heads: tuple[LocalRa
     try:
         # Both job APIs really run a job (the second head's agent is not fighting the first one's port).
         await asyncio.gather(ra.probe(120.0), rb.probe(120.0))
+        # A probe leaves nothing either: no record on Ray, no driver log.
+        await gone(lambda: session_leftovers(a, "blendr-readiness-probe-") + session_leftovers(b, "blendr-readiness-probe-"))
     finally:
         await ra.close()
         await rb.close()
@@ -137,7 +148,7 @@ async def test_job_base_environment_and_nothing_left_after_it(heads: tuple[Local
     assert "job job-base" in logs
     # Ray's record, the driver log, the unpacked working directory and our files are gone.
     sid = submission_id_for("job-base.1")
-    assert not session_leftovers(heads[0], sid)
+    await gone(lambda: session_leftovers(heads[0], sid))
     assert not (tmp_path / "jobs" / "job-base.1").exists()
     from ray.job_submission import JobSubmissionClient
 
