@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import atexit
 import contextlib
 import json
 import os
@@ -132,6 +133,8 @@ class LocalRayHead:
         for _ in range(HEAD_START_ATTEMPTS):
             try:
                 self._start_once()
+                # A head outlives its agent unless stopped (it runs in its own session): stop it at exit too.
+                atexit.register(self.stop)
                 return
             except ComputeError as exc:
                 errors.append(str(exc))
@@ -191,6 +194,7 @@ class LocalRayHead:
     def stop(self) -> None:
         """Stop every process of the head and delete its temp directory. Idempotent; blocking."""
         proc, self._proc = self._proc, None
+        atexit.unregister(self.stop)
         if proc is not None:
             # --block makes `ray start` stop the head's processes on SIGTERM; the group kill catches stragglers.
             with contextlib.suppress(ProcessLookupError):
