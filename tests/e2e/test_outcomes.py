@@ -6,6 +6,8 @@
   nothing;
 * a job that cannot be placed within its renter-set wait ends ``failed`` with the reason, its escrow untouched,
   and the renter's follow ends;
+* with the bridge short of attesters a job that ended says what its settlement waits for, and when the
+  attesters are back its rental settles for the time verified (a late bridge changes nothing that is owed);
 with exact balances for every account.
 """
 
@@ -24,7 +26,7 @@ from blendr.client import JobRequest
 from blendr.errors import ComputeError
 from blendr.units import tokens
 from provider.jobs import JobRunner
-from tests.e2e.net import ACCOUNTS, FEE_BPS, Net, client, events_until_done
+from tests.e2e.net import ACCOUNTS, FEE_BPS, Net, client, events_until_done, follow
 from tests.integration.helpers import wait_for
 from tests.rayhead import RayHead
 
@@ -95,11 +97,22 @@ async def test_staking_provider_faults_and_waits_end_as_a_renter_expects(
             waited = await events_until_done(king, impatient.job_id, 60)  # the follow ends with the job
             await king.cancel(long.job_id)
             long_done = await events_until_done(king, long.job_id, 360)
+            # The bridge short of attesters: queen2, one of the two relay queens, stops. A job runs on provider1,
+            # ends and waits for the bridge, and the follow says so; when queen2 is back, the rental settles for
+            # the time its queen verified, as if the bridge had never been late.
+            await net.stop_queen("queen2")
+            late = await king.submit(job(workdir, name="late", entrypoint="python job.py 10"))
+            seen, follower = follow(king, late.job_id)
+            await wait_for(lambda: any(e.kind == "settling" and "waiting for the bridge (1 of 2 attestations)"
+                                       in e.message for e in seen), 180, "the follow to say what the bridge lacks")
+            assert seen[-1].state == "ended" and not follower.done()
+            await net.start_queen("queen2")
+            await asyncio.wait_for(follower, 300)
     finally:
         await net.close()
 
     for evs in done:
-        assert [e.kind for e in evs][-1] == "settled" and evs[-1].job.state == 5  # settled
+        assert "settled" in [e.kind for e in evs][-2:] and evs[-1].job.state == 5  # settled (outputs may be last)
         assert all(e.state for e in evs)
     moved = [f for f in finals if len(f.rentals) > 1]
     assert moved, "neither job met the refusing provider"
@@ -115,7 +128,10 @@ async def test_staking_provider_faults_and_waits_end_as_a_renter_expects(
     assert final.state == 6 and not final.rentals  # failed, never rented
     assert final.reason.startswith("not placed within 4 s (--max-wait): no provider with 1×CPU")
     long_final = long_done[-1].job
-    rentals = [r for f in (*finals, long_final) for r in f.rentals]
+    late_final = seen[-1].job
+    assert "settled" in [e.kind for e in seen][-2:] and late_final.state == 5 and len(late_final.rentals) == 1
+    assert late_final.rentals[0].verified_seconds > 0  # the late bridge changed nothing that is owed
+    rentals = [r for f in (*finals, long_final, late_final) for r in f.rentals]
 
     def paid(*jobs: Any) -> int:
         return sum(int(r.provider_payment) + int(r.fee) for f in jobs for r in f.rentals)
@@ -125,7 +141,7 @@ async def test_staking_provider_faults_and_waits_end_as_a_renter_expects(
         assert int(r.provider_payment) + int(r.fee) == owed
         assert int(r.fee) == owed * FEE_BPS // 10_000
     after = {w: net.balance(w) for w in before}
-    assert before[renter] - after[renter] == paid(finals[0], long_final)  # the impatient job cost nothing
+    assert before[renter] - after[renter] == paid(finals[0], long_final, late_final)  # the impatient job: nothing
     assert before[other.address] - after[other.address] == paid(finals[1])
     assert after[good] - before[good] == sum(int(r.provider_payment) for r in rentals if r.provider == good)
     assert after[faulty] == before[faulty] and after[unstaked] == before[unstaked]
