@@ -134,6 +134,9 @@ class ScriptedExecutor:
         if job_id in self.queues:
             self.queues[job_id].put_nowait(Ev("stopped", reason))
 
+    async def probe(self, timeout_s: float) -> None:
+        return None  # always ready: this test is about the job flow
+
     async def close(self) -> None:
         for q in self.queues.values():
             q.put_nowait(None)
