@@ -189,12 +189,21 @@ async def test_failed_install_fails_the_job_with_pips_words_as_the_jobs_fault(ru
 
 async def test_env_cache_shares_builds_and_evicts_least_recently_used(tmp_path: Path) -> None:
     cache = EnvCache(tmp_path / "envs", max_envs=1)
+    builds: list[Path] = []
+    build = cache._build
+
+    async def counted(target: Path, args: list[str], *, cwd: Path, key: str) -> None:
+        builds.append(target)
+        await build(target, args, cwd=cwd, key=key)
+
+    cache._build = counted  # type: ignore[method-assign]
     work = tmp_path / "w"
     work.mkdir()
     # Requirements the base environment already satisfies: pip needs no index.
     a1, a2 = await asyncio.gather(cache.acquire(work, ["numpy"], tmp_path / "j1"),
                                   cache.acquire(work, ["numpy"], tmp_path / "j2"))
     assert a1 == a2 and a1.key and not a1.private and cache.cached() == [a1.key]
+    assert len(builds) == 1  # two jobs with the same set at once: one build
     b = await cache.acquire(work, ["ray"], tmp_path / "j3")
     assert set(cache.cached()) == {a1.key, b.key}  # a1 is in use: never evicted under a running job
     cache.release(a1)
@@ -202,6 +211,8 @@ async def test_env_cache_shares_builds_and_evicts_least_recently_used(tmp_path: 
     cache.release(b)
     c = await cache.acquire(work, ["numpy", "ray"], tmp_path / "j4")
     assert cache.cached() == [c.key]
+    again = await cache.acquire(work, ["numpy", "ray"], tmp_path / "j5")
+    assert again == c and len(builds) == 3  # a cached set is not built again
     import subprocess
 
     out = subprocess.run([str(c.bin_dir / "python"), "-c", "import numpy, ray; print('ok')"], capture_output=True,
