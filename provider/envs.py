@@ -157,6 +157,18 @@ class EnvCache:
         await asyncio.to_thread(self._evict)
         return JobEnv(target / "bin", key=digest)
 
+    def adopt(self, venv: str) -> JobEnv | None:
+        """Count a cached environment (its directory, from a running job's ``VIRTUAL_ENV``) as in use by a job this
+        process did not start (a re-attached one); None when ``venv`` is not a complete environment of this cache.
+        Pair it with :meth:`release`."""
+        if not venv:
+            return None
+        path = Path(venv)
+        if path.parent != self.root or not (path / MARKER).is_file():
+            return None
+        self._in_use[path.name] = self._in_use.get(path.name, 0) + 1
+        return JobEnv(path / "bin", key=path.name)
+
     def release(self, env: JobEnv) -> None:
         """The job using ``env`` ended (a private env is deleted with the job's directory)."""
         if env.key and self._in_use.get(env.key, 0) > 0:

@@ -538,6 +538,9 @@ class JobRunner:
                 return
         else:
             attached = True
+            # A job re-attached after a restart keeps its cached environment from eviction while it runs.
+            env_vars = (getattr(info, "runtime_env", None) or {}).get("env_vars") or {}
+            job.env = self._envs.adopt(str(env_vars.get("VIRTUAL_ENV", "")))
         log.info("renter job attached" if attached else "renter job submitted", job_id=job.job_id,
                  submission_id=job.submission_id, gpus=gpus)
         job.watcher = asyncio.create_task(self._watch(client, job), name=f"watch-job-{job.job_id}")

@@ -213,6 +213,11 @@ async def test_env_cache_shares_builds_and_evicts_least_recently_used(tmp_path: 
     assert cache.cached() == [c.key]
     again = await cache.acquire(work, ["numpy", "ray"], tmp_path / "j5")
     assert again == c and len(builds) == 3  # a cached set is not built again
+    # A restarted provider re-attaching to a running job holds its env from the job's VIRTUAL_ENV.
+    fresh = EnvCache(tmp_path / "envs", max_envs=1)
+    assert fresh.adopt(str(c.bin_dir.parent)) == c and fresh.adopt("") is None
+    assert fresh.adopt(str(tmp_path / "j1")) is None and fresh.adopt(str(tmp_path / "envs" / "nope")) is None
+    assert fresh._in_use == {c.key: 1}
     import subprocess
 
     out = subprocess.run([str(c.bin_dir / "python"), "-c", "import numpy, ray; print('ok')"], capture_output=True,
