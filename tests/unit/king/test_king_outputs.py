@@ -243,3 +243,27 @@ async def test_outputs_expire_after_the_retention_period(net: tuple[OutputChain,
         with pytest.raises(RenterError) as err:
             await king.get_output(job_id, tmp_path / "x")
         assert err.value.code == grpc.StatusCode.NOT_FOUND
+
+
+async def test_a_restarted_king_still_expects_the_outputs_on_their_way(net: tuple[OutputChain, FakeClock],
+                                                                       tmp_path: Path) -> None:
+    from king.core import KingCore
+
+    chain, clock = net
+    renter = Account.create()
+    (tmp_path / "w").mkdir()
+    async with chain.client(renter) as king:
+        job_id, _ = await chain.run_job(king, tmp_path / "w")
+    old = chain.core
+    again = KingCore(old.store, clock, old.scheduler, old.chain, chain.queens, old.cfg,
+                     outputs=OutputStore(chain.store.root, clock, max_job_bytes=2**20, max_total_bytes=2**21,
+                                         retention_s=60.0), output_wait_s=120.0)
+    again.load()
+    job = again.book.get(job_id)
+    assert job is not None and job.output == "pending"
+    assert again.outputs is not None
+    again.outputs.tick()
+    assert again.book.get(job_id).output == "pending"  # type: ignore[union-attr]
+    clock.advance(121)
+    again.outputs.tick()
+    assert again.book.get(job_id).output == "failed"  # type: ignore[union-attr]
