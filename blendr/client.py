@@ -21,7 +21,6 @@ import contextlib
 import math
 import os
 import secrets
-import tempfile
 import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
@@ -250,15 +249,16 @@ class KingClient:
 
     async def get_output(self, job_id: str, dest: str | Path) -> int:
         """Fetches the job's outputs, decrypts them with this wallet's key and unpacks them into ``dest`` (absent
-        or an empty directory); returns the number of files. The sealed bytes are spooled to a temporary file
-        beside ``dest`` (never whole in memory) and removed afterwards.
+        or an empty directory) as they arrive; returns the number of files. The download is opened and unpacked
+        in a worker thread through a bounded pipe (:class:`~blendr.outputs.ChunkPipe`: never whole in memory,
+        nothing spooled to disk); if it breaks or does not open, ``dest`` is left as it was found.
 
         Raises:
             RenterError: the king refused (NOT_FOUND: no such job of this wallet, or its outputs expired;
                 FAILED_PRECONDITION: not arrived yet, or failed, with why), or the outputs do not open or hold an
                 unsafe entry (INVALID_ARGUMENT; nothing is left in ``dest``).
         """
-        from blendr.outputs import OutputError, output_aad, unpack_outputs
+        from blendr.outputs import ChunkPipe, OutputError, output_aad, unpack_outputs
         from protos.blendr.v1 import renter_pb2 as rpb
 
         dest = Path(dest)
@@ -267,29 +267,55 @@ class KingClient:
         if not self._token or self._expires < time.time() + 30:
             await self.sign_in()
         dest.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".blendr-output-", dir=dest.parent)
-        try:
-            attempt = 0
-            with os.fdopen(fd, "wb") as fh:
-                call = self._stub.GetJobOutput(rpb.GetJobOutputRequest(job_id=job_id),
-                                               metadata=(("authorization", f"Bearer {self._token}"),),
-                                               timeout=max(self.timeout_s, 3600.0))
-                try:
-                    async for chunk in call:
-                        attempt = attempt or int(chunk.attempt)
-                        fh.write(chunk.data)
-                except grpc.aio.AioRpcError as exc:
-                    raise _rpc_error(exc, self.target) from None
+        pipe = ChunkPipe()
+        key = bytes(self.account.key)
+
+        def unpack(attempt: int) -> int:
             try:
-                with open(tmp, "rb") as src:
-                    return await asyncio.to_thread(unpack_outputs, src, bytes(self.account.key),
-                                                   output_aad(job_id, attempt), dest)
+                return unpack_outputs(pipe, key, output_aad(job_id, attempt), dest)
+            finally:
+                pipe.close()  # the feeder stops waiting for room
+
+        unpacking: asyncio.Future[int] | None = None
+        call = self._stub.GetJobOutput(rpb.GetJobOutputRequest(job_id=job_id),
+                                       metadata=(("authorization", f"Bearer {self._token}"),),
+                                       timeout=max(self.timeout_s, 3600.0))
+        broke = ""
+        try:
+            try:
+                async for chunk in call:
+                    if unpacking is None:
+                        unpacking = asyncio.ensure_future(asyncio.to_thread(unpack, int(chunk.attempt)))
+                    if pipe.full():
+                        await asyncio.to_thread(pipe.wait_room)
+                    if pipe.closed:  # the unpacking stopped (it failed): no use reading on
+                        call.cancel()
+                        break
+                    pipe.feed(chunk.data)
+            except grpc.aio.AioRpcError as exc:
+                broke = f"{exc.code().name}: {exc.details()}"
+                if unpacking is None:
+                    raise _rpc_error(exc, self.target) from None
+                pipe.end(broke)
+                with contextlib.suppress(OutputError):
+                    await unpacking
+                raise _rpc_error(exc, self.target) from None
+            pipe.end()
+            if unpacking is None:
+                raise RenterError(f"the king sent no outputs of job {job_id}", grpc.StatusCode.UNAVAILABLE)
+            try:
+                return await unpacking
             except OutputError as exc:
                 raise RenterError(f"the job's outputs cannot be used: {exc}", grpc.StatusCode.INVALID_ARGUMENT) \
                     from None
-        finally:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
+        except BaseException:
+            pipe.end("the download was stopped")
+            call.cancel()
+            if unpacking is not None and not unpacking.done():
+                # the worker raises on the ended pipe and clears dest; wait for it so dest is settled
+                with contextlib.suppress(BaseException):
+                    await asyncio.shield(unpacking)
+            raise
 
     async def cancel(self, job_id: str, reason: str = "") -> Any:
         from protos.blendr.v1 import renter_pb2 as rpb

@@ -33,7 +33,7 @@ import zlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import IO, Any
+from typing import IO, Any, Protocol
 
 from blendr.errors import InvalidArgumentError, PermissionDeniedError, ResourceExhaustedError, SignatureError
 from blendr.identity import SECP256K1_HALF_N, Address, to_address
@@ -51,6 +51,12 @@ HEADER_LEN = len(MAGIC) + 1 + _PUB_LEN + _PREFIX_LEN
 _TAG_LEN = 16
 _LEN = struct.Struct(">I")
 _UPLOAD_HEADER = "BlendrChain job output"
+
+
+class Readable(Protocol):
+    """What a sealed stream is read from: a binary file, or a :class:`ChunkPipe`."""
+
+    def read(self, n: int = -1, /) -> bytes: ...
 
 
 class OutputError(InvalidArgumentError):
@@ -99,21 +105,34 @@ class SealWriter:
         out.write(self._header)
         self.written = len(self._header)
 
-    def write(self, data: bytes) -> int:
+    def write(self, data: bytes | bytearray | memoryview) -> int:
         if self.closed:
             raise ValueError("write to a closed SealWriter")
-        self._buf += data
-        while len(self._buf) > CHUNK:  # keep at least one byte back: the last record must hold the tail
-            self._record(bytes(self._buf[:CHUNK]), last=False)
-            del self._buf[:CHUNK]
-        return len(data)
+        mv = memoryview(data).cast("B")
+        n = len(mv)
+        # a record is sealed only once more bytes follow it: the last record must hold the tail
+        if self._buf:
+            need = CHUNK - len(self._buf)
+            if n <= need:
+                self._buf += mv
+                return n
+            self._buf += mv[:need]
+            mv = mv[need:]
+            self._record(self._buf, last=False)
+            self._buf = bytearray()
+        while len(mv) > CHUNK:  # whole records straight from the caller's bytes, no copy
+            self._record(mv[:CHUNK], last=False)
+            mv = mv[CHUNK:]
+        self._buf += mv
+        return n
 
-    def _record(self, chunk: bytes, *, last: bool) -> None:
+    def _record(self, chunk: bytes | bytearray | memoryview, *, last: bool) -> None:
         if self._index >= 2**32 - 1:
             raise OutputsTooLargeError("outputs are too large to seal (record counter exhausted)")
         nonce = self._prefix + (b"\x01" if last else b"\x00") + self._index.to_bytes(4, "big")
-        ct = self._aead.encrypt(nonce, chunk, self._aad)
-        self._out.write(_LEN.pack(len(ct)) + ct)
+        ct = self._aead.encrypt(nonce, chunk, self._aad)  # any buffer is taken
+        self._out.write(_LEN.pack(len(ct)))
+        self._out.write(ct)
         self.written += _LEN.size + len(ct)
         self._index += 1
 
@@ -123,8 +142,8 @@ class SealWriter:
     def close(self) -> None:
         """Writes the last record (idempotent)."""
         if not self.closed:
-            self._record(bytes(self._buf), last=True)
-            self._buf.clear()
+            self._record(self._buf, last=True)
+            self._buf = bytearray()
             self.closed = True
 
 
@@ -136,7 +155,7 @@ class OpenReader:
             or bytes after the last record.
     """
 
-    def __init__(self, src: IO[bytes], private_key: bytes, aad: bytes) -> None:
+    def __init__(self, src: Readable, private_key: bytes, aad: bytes) -> None:
         from cryptography.hazmat.primitives.asymmetric import ec
         from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
@@ -158,6 +177,7 @@ class OpenReader:
         self._src = src
         self._index = 0
         self._buf = b""
+        self._pos = 0
         self._done = False
 
     def _next(self) -> None:
@@ -174,6 +194,7 @@ class OpenReader:
             nonce = self._prefix + flag + self._index.to_bytes(4, "big")
             try:
                 self._buf = self._aead.decrypt(nonce, ct, self._aad)
+                self._pos = 0
             except InvalidTag:
                 continue
             self._index += 1
@@ -186,18 +207,99 @@ class OpenReader:
                           "or sealed for another job")
 
     def read(self, n: int = -1) -> bytes:
-        out = bytearray()
-        while (n < 0 or len(out) < n) and not (self._done and not self._buf):
-            if not self._buf:
+        parts: list[bytes | memoryview] = []
+        got = 0
+        while (n < 0 or got < n) and not (self._done and self._pos >= len(self._buf)):
+            left = len(self._buf) - self._pos
+            if not left:
                 self._next()
                 continue
-            take = len(self._buf) if n < 0 else min(n - len(out), len(self._buf))
-            out += self._buf[:take]
-            self._buf = self._buf[take:]
-        return bytes(out)
+            take = left if n < 0 else min(n - got, left)
+            if take == len(self._buf):  # a whole record: no copy
+                parts.append(self._buf)
+            else:
+                parts.append(memoryview(self._buf)[self._pos:self._pos + take])
+            self._pos += take
+            got += take
+        if len(parts) == 1 and isinstance(parts[0], bytes):
+            return parts[0]
+        return b"".join(parts)
 
 
-def _read_exact(src: IO[bytes], n: int) -> bytes:
+class ChunkPipe:
+    """A blocking, read-only file object fed with chunks from another thread (an event loop), holding at most
+    about ``limit`` bytes: a download can be opened and unpacked while it arrives, never whole in memory.
+
+    The feeder calls :meth:`feed` (after :meth:`wait_room` in a worker thread when :meth:`full`) and then
+    :meth:`end` (with an error when the download broke, which :meth:`read` then raises as an
+    :class:`OutputError`); the reader calls :meth:`close` when it stops, which drops what is queued and makes
+    :meth:`feed` a no-op.
+    """
+
+    def __init__(self, limit: int = 8 * CHUNK) -> None:
+        import threading
+        from collections import deque
+
+        self._cv = threading.Condition()
+        self._q: deque[bytes] = deque()
+        self._held = 0
+        self._limit = limit
+        self._eof = False
+        self._error = ""
+        self.closed = False
+        self._cur = memoryview(b"")
+
+    def full(self) -> bool:
+        return self._held >= self._limit and not self.closed
+
+    def wait_room(self) -> None:
+        with self._cv:
+            self._cv.wait_for(lambda: self._held < self._limit or self.closed)
+
+    def feed(self, data: bytes) -> None:
+        with self._cv:
+            if self.closed or self._eof:
+                return
+            self._q.append(data)
+            self._held += len(data)
+            self._cv.notify_all()
+
+    def end(self, error: str = "") -> None:
+        with self._cv:
+            self._eof, self._error = True, error
+            self._cv.notify_all()
+
+    def close(self) -> None:
+        with self._cv:
+            self.closed = True
+            self._q.clear()
+            self._held = 0
+            self._cv.notify_all()
+
+    def read(self, n: int = -1) -> bytes:
+        parts: list[bytes | memoryview] = []
+        got = 0
+        while n < 0 or got < n:
+            if not self._cur:
+                with self._cv:
+                    self._cv.wait_for(lambda: bool(self._q) or self._eof or self.closed)
+                    if self._q:
+                        data = self._q.popleft()
+                        self._held -= len(data)
+                        self._cv.notify_all()
+                    elif self._error:
+                        raise OutputError(f"the download broke: {self._error}")
+                    else:
+                        break
+                self._cur = memoryview(data)
+            take = len(self._cur) if n < 0 else min(n - got, len(self._cur))
+            parts.append(self._cur[:take])
+            self._cur = self._cur[take:]
+            got += take
+        return b"".join(parts)
+
+
+def _read_exact(src: Readable, n: int) -> bytes:
     data = src.read(n)
     if len(data) != n:
         raise OutputError("sealed output is truncated")
@@ -235,36 +337,35 @@ def pack_outputs(src: Path, out: IO[bytes], recipient_public_key: bytes, aad: by
     try:
         # Not compressed: outputs are mostly compressed already (images, checkpoints, archives), and zlib would
         # cost the provider more CPU time than the transfer it saves; a job compresses what it wants to.
-        with tarfile.open(fileobj=sealer, mode="w|", format=tarfile.PAX_FORMAT,  # type: ignore[call-overload]
-                          bufsize=CHUNK) as tar:
-            stack = [(src, "")] if src.is_dir() and not src.is_symlink() else []
-            while stack:
-                directory, prefix = stack.pop()
-                for child in sorted(os.scandir(directory), key=lambda e: e.name):
-                    rel = prefix + child.name
-                    st = os.lstat(child.path)
-                    if stat.S_ISDIR(st.st_mode):
-                        tar.addfile(_info(rel, tarfile.DIRTYPE, 0, 0o755))
-                        stack.append((Path(child.path), rel + "/"))
-                    elif stat.S_ISREG(st.st_mode):
-                        fd = os.open(child.path, os.O_RDONLY | os.O_NOFOLLOW)
-                        with os.fdopen(fd, "rb") as fh:
-                            size = os.fstat(fh.fileno()).st_size
-                            total += size
-                            if total > max_bytes:
-                                raise OutputsTooLargeError(f"the job's outputs are over the {_mib(max_bytes)} "
-                                                           f"limit")
-                            tar.addfile(_info(rel, tarfile.REGTYPE, size,
-                                              0o755 if st.st_mode & 0o111 else 0o644), fh)
-                        files += 1
-                    else:
-                        skipped += 1
-                        continue
-                    entries += 1
-                    if entries > max_entries:
-                        raise OutputsTooLargeError(f"the job's outputs have more than {max_entries} entries")
-                    if sealer.written > max_bytes:
-                        raise OutputsTooLargeError(f"the job's outputs are over the {_mib(max_bytes)} limit")
+        tar = _TarWriter(sealer)
+        stack = [(src, "")] if src.is_dir() and not src.is_symlink() else []
+        while stack:
+            directory, prefix = stack.pop()
+            for child in sorted(os.scandir(directory), key=lambda e: e.name):
+                rel = prefix + child.name
+                st = os.lstat(child.path)
+                if stat.S_ISDIR(st.st_mode):
+                    tar.add(_info(rel, tarfile.DIRTYPE, 0, 0o755))
+                    stack.append((Path(child.path), rel + "/"))
+                elif stat.S_ISREG(st.st_mode):
+                    fd = os.open(child.path, os.O_RDONLY | os.O_NOFOLLOW)
+                    with os.fdopen(fd, "rb", buffering=0) as fh:
+                        size = os.fstat(fh.fileno()).st_size
+                        total += size
+                        if total > max_bytes:
+                            raise OutputsTooLargeError(f"the job's outputs are over the {_mib(max_bytes)} "
+                                                       f"limit")
+                        tar.add(_info(rel, tarfile.REGTYPE, size, 0o755 if st.st_mode & 0o111 else 0o644), fh)
+                    files += 1
+                else:
+                    skipped += 1
+                    continue
+                entries += 1
+                if entries > max_entries:
+                    raise OutputsTooLargeError(f"the job's outputs have more than {max_entries} entries")
+                if sealer.written > max_bytes:
+                    raise OutputsTooLargeError(f"the job's outputs are over the {_mib(max_bytes)} limit")
+        tar.close()
         sealer.close()
     except OSError as exc:
         raise OutputError(f"cannot pack the job's outputs: {exc.strerror or exc}") from None
@@ -272,6 +373,43 @@ def pack_outputs(src: Path, out: IO[bytes], recipient_public_key: bytes, aad: by
         raise OutputsTooLargeError(f"the job's outputs seal to {sealer.written} bytes, over the "
                                    f"{_mib(max_bytes)} limit")
     return Packed(files, total, sealer.written, skipped)
+
+
+class _TarWriter:
+    """A POSIX (pax) tar stream onto ``out``, as ``tarfile`` in ``w|`` mode writes it, copying file data in
+    1 MiB reads rather than tarfile's 16 KiB ones."""
+
+    def __init__(self, out: SealWriter) -> None:
+        self._out = out
+        self._offset = 0
+
+    def add(self, info: tarfile.TarInfo, fh: IO[bytes] | None = None) -> None:
+        """Writes ``info``'s header and, for a file, exactly ``info.size`` bytes of ``fh``.
+
+        Raises:
+            OSError: ``fh`` ends before ``info.size`` bytes (the file shrank while being packed).
+        """
+        head = info.tobuf(tarfile.PAX_FORMAT, tarfile.ENCODING, "surrogateescape")
+        self._out.write(head)
+        self._offset += len(head)
+        if fh is None:
+            return
+        left = info.size
+        while left:
+            data = fh.read(min(CHUNK, left))
+            if not data:
+                raise OSError("unexpected end of data (a file shrank while it was packed)")
+            self._out.write(data)
+            left -= len(data)
+        pad = -info.size % tarfile.BLOCKSIZE
+        if pad:
+            self._out.write(tarfile.NUL * pad)
+        self._offset += info.size + pad
+
+    def close(self) -> None:
+        """The two zero blocks that end an archive, padded to a whole record."""
+        self._offset += 2 * tarfile.BLOCKSIZE
+        self._out.write(tarfile.NUL * (2 * tarfile.BLOCKSIZE + (-self._offset % tarfile.RECORDSIZE)))
 
 
 def _info(name: str, kind: bytes, size: int, mode: int) -> tarfile.TarInfo:
@@ -296,7 +434,7 @@ def _safe_path(name: str) -> PurePosixPath:
     return PurePosixPath(*parts)
 
 
-def unpack_outputs(src: IO[bytes], private_key: bytes, aad: bytes, dest: Path, *,
+def unpack_outputs(src: Readable, private_key: bytes, aad: bytes, dest: Path, *,
                    max_bytes: int = MAX_OUTPUT_BYTES * 4, max_entries: int = MAX_ENTRIES) -> int:
     """Open a sealed output stream and extract it into ``dest`` (absent or an empty directory); returns the
     number of files written. See the module's guarantees.
@@ -472,6 +610,7 @@ def verify_upload(signer: str, job_id: str, attempt: int, timestamp: int, error:
 __all__ = [
     "CHUNK",
     "OUTPUT_DIR_ENV",
+    "ChunkPipe",
     "OpenReader",
     "OutputError",
     "OutputsTooLargeError",
