@@ -118,9 +118,17 @@ class RenterGatewayServicer(rpb_grpc.RenterGatewayServicer):
             raise FailedPreconditionError("this king keeps no job outputs")
         attempt, size, chunks = self.core.outputs.fetch(job)
         first = True
-        while (data := await asyncio.to_thread(next, chunks, None)) is not None:
-            yield rpb.JobOutputChunk(attempt=attempt if first else 0, total_bytes=size if first else 0, data=data)
-            first = False
+        # the next chunk is read from disk in a worker thread while this one is sent
+        reading = asyncio.ensure_future(asyncio.to_thread(next, chunks, None))
+        try:
+            while (data := await reading) is not None:
+                reading = asyncio.ensure_future(asyncio.to_thread(next, chunks, None))
+                yield rpb.JobOutputChunk(attempt=attempt if first else 0, total_bytes=size if first else 0,
+                                         data=data)
+                first = False
+        finally:
+            with contextlib.suppress(Exception):
+                await asyncio.shield(reading)  # the reader thread is done with the file before it is closed
         if first:  # an empty file cannot be (a sealed output has a header), but say so rather than send nothing
             yield rpb.JobOutputChunk(attempt=attempt, total_bytes=size)
 

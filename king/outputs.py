@@ -269,12 +269,23 @@ class OutputDesk:
         self._receiving.add(key)
         inc = await asyncio.to_thread(self.store.begin, job_id, attempt)
         try:
-            async for chunk in chunks:
-                if len(chunk) > MAX_CHUNK:
-                    raise InvalidArgumentError(f"an output chunk is {len(chunk)} bytes (at most {MAX_CHUNK})")
-                if inc.size + len(chunk) > size:
-                    raise InvalidArgumentError(f"the output upload carries more than the {size} bytes it announced")
-                await asyncio.to_thread(inc.write, chunk)
+            # each chunk is written in a worker thread while the next one arrives (at most one write in flight)
+            writing: asyncio.Future[None] | None = None
+            announced = 0
+            try:
+                async for chunk in chunks:
+                    if len(chunk) > MAX_CHUNK:
+                        raise InvalidArgumentError(f"an output chunk is {len(chunk)} bytes (at most {MAX_CHUNK})")
+                    announced += len(chunk)
+                    if announced > size:
+                        raise InvalidArgumentError(f"the output upload carries more than the {size} bytes it "
+                                                   "announced")
+                    if writing is not None:
+                        await asyncio.shield(writing)  # a cancel leaves the write to finish before the abort
+                    writing = asyncio.ensure_future(asyncio.to_thread(inc.write, chunk))
+            finally:
+                if writing is not None:
+                    await asyncio.shield(writing)  # settle the last write before a commit or an abort
             if inc.size != size:
                 raise InvalidArgumentError(f"the output upload ended after {inc.size} of the {size} bytes it "
                                            "announced")
