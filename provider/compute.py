@@ -96,7 +96,8 @@ class LocalRayHead:
 
     Guarantees: every port of the head is one that was free when it started (never a Ray default), so any
     number of providers on one machine each have a working job API; :meth:`stop` ends every process of the
-    head and deletes its temp directory (its session: logs and renters' unpacked working directories).
+    head and deletes its temp directory (its session: logs and renters' unpacked working directories); an agent
+    that dies without stopping it (SIGKILL) takes the head and its temp directory with it (:mod:`provider.headguard`).
     """
 
     def __init__(self, *, num_gpus: int, resources: dict[str, float], num_cpus: int | None = None) -> None:
@@ -112,6 +113,7 @@ class LocalRayHead:
         if "RAY_AUTH_MODE" not in os.environ:
             self.auth_env = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32)}
         self._proc: subprocess.Popen[bytes] | None = None
+        self._agent_alive_w: int | None = None  # the head's guard stops the head on EOF (see provider.headguard)
 
     @property
     def token(self) -> str | None:
@@ -158,12 +160,19 @@ class LocalRayHead:
             cmd.append(f"--num-cpus={self.num_cpus}")
         env = dict(os.environ, RAY_USAGE_STATS_ENABLED="0", **self.auth_env)
         out = self.temp_dir / "ray-start.out"
+        # The head runs under provider.headguard, which stops it (and deletes its temp directory) when this
+        # process goes away in any way, SIGKILL included: EOF on a pipe whose write end only we hold.
+        agent_alive_r, self._agent_alive_w = os.pipe()
+        guard = [sys.executable, "-m", "provider.headguard", str(agent_alive_r), "--rmtree", str(self.temp_dir),
+                 "--", *cmd]
         with out.open("wb") as fh:
             try:
-                self._proc = subprocess.Popen(cmd, env=env, stdout=fh, stderr=subprocess.STDOUT,
-                                              start_new_session=True)
+                self._proc = subprocess.Popen(guard, env=env, stdout=fh, stderr=subprocess.STDOUT,
+                                              start_new_session=True, pass_fds=(agent_alive_r,))
             except OSError as exc:
                 raise ComputeError(f"cannot run {cmd[0]}: {exc}") from None
+            finally:
+                os.close(agent_alive_r)
         self.gcs_address = f"127.0.0.1:{ports[0]}"
         self.dashboard_url = f"http://127.0.0.1:{ports[1]}"
         self._wait_for_dashboard(out)
@@ -196,7 +205,8 @@ class LocalRayHead:
         proc, self._proc = self._proc, None
         atexit.unregister(self.stop)
         if proc is not None:
-            # --block makes `ray start` stop the head's processes on SIGTERM; the group kill catches stragglers.
+            # The guard passes SIGTERM on to `ray start --block`, which stops the head's processes; the group
+            # kill (the guard leads the group) catches stragglers.
             with contextlib.suppress(ProcessLookupError):
                 proc.send_signal(signal.SIGTERM)
             with contextlib.suppress(subprocess.TimeoutExpired):
@@ -205,6 +215,9 @@ class LocalRayHead:
                 os.killpg(proc.pid, signal.SIGKILL)
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(10)
+        if self._agent_alive_w is not None:
+            os.close(self._agent_alive_w)
+            self._agent_alive_w = None
         if self.temp_dir is not None:
             shutil.rmtree(self.temp_dir, ignore_errors=True)
             self.temp_dir = None

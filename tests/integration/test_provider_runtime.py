@@ -328,3 +328,53 @@ async def test_two_provider_runtimes_on_one_machine_each_run_jobs(tmp_path: Path
         results.append(json.loads(out.decode().strip().splitlines()[-1]))
     assert results[0]["dashboard"] != results[1]["dashboard"] and results[0]["gcs"] != results[1]["gcs"]
     assert not any(r["temp_left"] for r in results)
+
+
+ORPHAN_SCRIPT = """
+import json, sys, time
+from provider.compute import LocalRayHead
+head = LocalRayHead(num_gpus=0, resources={}, num_cpus=1)
+head.start()
+print(json.dumps({"dashboard": head.dashboard_url, "temp": str(head.temp_dir)}), flush=True)
+time.sleep(3600)
+"""
+
+
+def _processes_under(path: str) -> list[int]:
+    """Pids whose command line names ``path`` (the head's temp directory)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if path.encode() in (entry / "cmdline").read_bytes():
+                pids.append(int(entry.name))
+        except OSError:
+            continue
+    return pids
+
+
+async def test_a_killed_agent_leaves_no_ray_head_behind(tmp_path: Path) -> None:
+    """An agent SIGKILLed (no atexit, no stop) takes its local head with it: no process, no temp directory."""
+    import json
+    import os
+    import signal
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
+    agent = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", ORPHAN_SCRIPT, env=env, cwd=Path(__file__).resolve().parents[2],
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
+    try:
+        assert agent.stdout is not None
+        line = await asyncio.wait_for(agent.stdout.readline(), 400)
+        assert line, "the agent exited before its head was up"
+        temp = json.loads(line)["temp"]
+        assert _processes_under(temp), "the head's processes should be running while the agent lives"
+    finally:
+        agent.send_signal(signal.SIGKILL)
+        await agent.wait()
+    deadline = time.monotonic() + 120
+    while _processes_under(temp) or Path(temp).exists():
+        assert time.monotonic() < deadline, f"head left behind: pids {_processes_under(temp)}, {temp} exists"
+        await asyncio.sleep(0.5)
