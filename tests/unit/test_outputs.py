@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import os
 import tarfile
+import threading
 import time
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from eth_account import Account
 from blendr.errors import PermissionDeniedError
 from blendr.outputs import (
     CHUNK,
+    ChunkPipe,
     OutputError,
     OutputsTooLargeError,
     SealWriter,
@@ -169,3 +171,79 @@ def test_upload_headers_are_signed_by_their_sender_and_fresh() -> None:
         verify_upload(acct.address, "j-1", 2, now, "", 100, sig, now=now + 600)
     with pytest.raises(PermissionDeniedError):
         verify_upload(acct.address, "j-1\nerror: x", 2, now, "", 100, sig, now=now)
+
+
+def test_packing_writes_the_same_tar_as_tarfile(tmp_path: Path) -> None:
+    """The provider's own tar writer (1 MiB copies) writes byte for byte what tarfile's ``w|`` would."""
+    from blendr.outputs import _info, _TarWriter
+
+    files = {"a": b"", "b": os.urandom(511), "c": os.urandom(3 * CHUNK + 7), "d/é": os.urandom(513)}
+    ref = io.BytesIO()
+    with tarfile.open(fileobj=ref, mode="w|", format=tarfile.PAX_FORMAT, bufsize=CHUNK) as tar:
+        for name, data in files.items():
+            tar.addfile(_info(name, tarfile.REGTYPE, len(data), 0o644), io.BytesIO(data))
+    ours = io.BytesIO()
+    w = _TarWriter(ours)  # type: ignore[arg-type]  # any binary sink
+    for name, data in files.items():
+        w.add(_info(name, tarfile.REGTYPE, len(data), 0o644), io.BytesIO(data))
+    w.close()
+    assert ours.getvalue() == ref.getvalue()
+    with pytest.raises(OSError, match="unexpected end of data"):  # a file that shrank while packed
+        _TarWriter(io.BytesIO()).add(_info("x", tarfile.REGTYPE, 10, 0o644), io.BytesIO(b"short"))  # type: ignore[arg-type]
+
+
+def feed(pipe: ChunkPipe, blob: bytes, *, cut: int | None = None, error: str = "",
+         peak: list[int] | None = None) -> threading.Thread:
+    """Feeds ``blob`` (up to ``cut``) into ``pipe`` from a thread in 64 KiB pieces, then ends it; ``peak`` gets
+    the most bytes the pipe held."""
+    def run() -> None:
+        end = len(blob) if cut is None else cut
+        for i in range(0, end, 65536):
+            pipe.wait_room()
+            pipe.feed(blob[i:min(i + 65536, end)])
+            if peak is not None:
+                peak.append(pipe._held)
+        pipe.end(error)
+    t = threading.Thread(target=run)
+    t.start()
+    return t
+
+
+def test_a_pipe_fed_while_it_is_unpacked_opens_like_a_file_and_holds_little(tmp_path: Path) -> None:
+    (tmp_path / "src").mkdir()
+    payload = os.urandom(3 * CHUNK + 5)
+    (tmp_path / "src" / "f.bin").write_bytes(payload)
+    blob = sealed(tmp_path / "src")
+    pipe = ChunkPipe(limit=256 * 1024)
+    peak: list[int] = []
+    t = feed(pipe, blob, peak=peak)
+    assert unpack_outputs(pipe, KEY, AAD, tmp_path / "out") == 1
+    t.join()
+    assert (tmp_path / "out" / "f.bin").read_bytes() == payload
+    assert len(peak) > 50 and max(peak) <= 256 * 1024 + 65536  # bounded: the limit and one piece at most
+
+
+@pytest.mark.parametrize("error", ["", "UNAVAILABLE: the king went away"])
+def test_a_download_that_breaks_mid_way_leaves_nothing(tmp_path: Path, error: str) -> None:
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "f.bin").write_bytes(os.urandom(2 * CHUNK))
+    blob = sealed(tmp_path / "src")
+    pipe = ChunkPipe()
+    t = feed(pipe, blob, cut=len(blob) - 100, error=error)
+    with pytest.raises(OutputError, match="the download broke" if error else "truncated"):
+        unpack_outputs(pipe, KEY, AAD, tmp_path / "out")
+    t.join()
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_closed_pipe_releases_its_feeder() -> None:
+    pipe = ChunkPipe(limit=10)
+    pipe.feed(b"x" * 10)
+    assert pipe.full()
+    waiter = threading.Thread(target=pipe.wait_room)
+    waiter.start()
+    pipe.close()  # the reader stopped (it failed): the feeder must not wait for room forever
+    waiter.join(timeout=10)
+    assert not waiter.is_alive() and not pipe.full()
+    pipe.feed(b"more")  # dropped
+    assert pipe.read() == b""
