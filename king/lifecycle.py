@@ -273,7 +273,8 @@ class Lifecycle:
             self.book.save(job, EventKind.PROGRESS, ev.message[:200], progress=ev.progress)
         elif ev.kind == "progress":
             job.progress = ev.progress  # over the cap: kept with the job's next write, no event
-        elif ev.kind == "failed" and ev.provider_fault and job.live:
+        elif ev.kind == "failed" and ev.provider_fault and job.live and job.state != JobState.RUNNING:
+            # (once running, a failure is the job's: its rental settles for the verified time)
             self.lost(job, f"provider {c.provider} could not run the job ({ev.message[:300] or 'no reason given'}); "
                            "its rental is cancelled and pays nothing")
         elif ev.kind in ("succeeded", "failed", "stopped"):

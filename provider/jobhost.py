@@ -362,6 +362,9 @@ class JobHost:
         state = next_state(job.state, kind)
         if state is None:
             raise FailedPreconditionError(f"job {job.run_id}: {kind.value} is not allowed once {job.state.value}")
+        # A job that reached running had the devices: however it ends then (its code may kill Ray's supervisor
+        # or the agent's Ray on purpose), that time is the renter's, never a provider fault that costs nothing.
+        provider_fault = provider_fault and job.state is not JobState.RUNNING
         job.state = state
         job.seq += 1
         job.history.append(JobUpdate(job_id=job.job_id, attempt=job.attempt, seq=job.seq, kind=kind,

@@ -311,7 +311,11 @@ class JobBook:
             return
         if ev.seq <= rec.last_seq:
             return
-        ev = replace(ev, message=ev.message[:MAX_MESSAGE], provider_fault=ev.kind == "failed" and ev.provider_fault)
+        # A fault counts only before the job ran: once running, the renter's code had the devices (and could
+        # crash Ray on purpose to look like the provider's failure and run for free).
+        ran = rec.state == "running"
+        ev = replace(ev, message=ev.message[:MAX_MESSAGE],
+                     provider_fault=ev.kind == "failed" and ev.provider_fault and not ran)
         rec.last_seq, rec.seq_exact = ev.seq, True
         if ev.kind in CHATTER:
             rec.dirty = True

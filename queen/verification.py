@@ -17,10 +17,11 @@ This queen follows WorkVerification's events; for each task it is the queen of:
   but whose task has not opened on ETC yet is challenged at the rental rate already, every decided challenge
   is kept for ``HISTORY_S``, and a task that opens late counts the challenges issued in its window before it
   was known, exactly once;
-* a rental whose job failed on the provider's side (``provider_fault``, reported through this queen) pays
-  nothing and slashes nothing: its task's challenges all count as missed (issued = missed, passed = failed = 0),
-  so WorkVerification's verdict is 0 verified seconds, not failed. The provider did not serve the rental;
-  that its GPUs answered challenges does not make it time the renter's job had them.
+* a rental whose job failed on the provider's side before it ran (``provider_fault``, reported through this
+  queen) pays nothing: no challenge counts as passed (issued = failed + missed), so WorkVerification's
+  verdict is 0 verified seconds. The provider did not serve the rental; that its GPUs answered challenges
+  does not make it time the renter's job had them. Failed challenges still count, so a provider cannot
+  report a fault to shield a faked GPU from the failure verdict and its slash.
 
 Records are auditable: :func:`record_leaf` of a stored record, with the proof from
 :meth:`RentalVerifier.record_proof`, verifies against the batch's records root on chain
@@ -125,7 +126,9 @@ class Task:
 
     def result(self) -> ChallengeResult:
         if self.void:
-            return ChallengeResult(self.rental_id, self.issued, 0, 0, self.issued)
+            # No pass counts; a failed challenge still does (a void rental must not shield a faked GPU from
+            # the failure verdict and its slash).
+            return ChallengeResult(self.rental_id, self.issued, 0, self.failed, self.issued - self.failed)
         return ChallengeResult(self.rental_id, self.issued, self.passed, self.failed, self.missed)
 
     @property

@@ -234,6 +234,17 @@ async def test_a_job_failing_by_itself_ends_and_is_not_moved(net: Net) -> None:
     assert job.reason == "the job failed: entrypoint exited with code 3"
 
 
+async def test_a_fault_claimed_after_the_job_ran_ends_the_job_and_does_not_move_it(net: Net) -> None:
+    """Once running, the renter's code had the devices (it may crash Ray on purpose): a provider_fault then is
+    the job's own failure, so the renter cannot run for free on one candidate after another."""
+    job_id = await net.submit(providers=(P1, P2))
+    await net.core.placer.run_pass()
+    net.event(job_id, "running", 1)
+    net.event(job_id, "failed", 2, message="the job supervisor died", exit_code=-1, provider_fault=True)
+    job = net.job(job_id)
+    assert job.state == JobState.ENDED and not job.excluded and len(job.rentals) == 1
+
+
 async def test_reasons_follow_the_job_and_an_over_job_says_what_its_settlement_waits_for(
         staked: StakedNet) -> None:
     n = staked

@@ -40,3 +40,15 @@ def test_a_job_failing_by_itself_is_not_a_provider_fault() -> None:
     b.update(PROVIDER, JobEvent("j-b", 1, 2, "failed", "entrypoint exited with code 3", exit_code=3))
     b.update(PROVIDER, JobEvent("j-a", 1, 1, "succeeded", provider_fault=True))  # only "failed" can be a fault
     assert [e.provider_fault for e in emitted] == [False, False, False] and faults == []
+
+
+def test_a_fault_reported_after_the_job_ran_is_the_jobs_failure() -> None:
+    """Once running, the renter's code had the devices: a "fault" then (its code may crash Ray's supervisor on
+    purpose) is relayed as the job's own failure and voids nothing, so the rental settles for verified time."""
+    b, emitted, faults = book()
+    b.update(PROVIDER, JobEvent("j-a", 1, 1, "running"))
+    b.update(PROVIDER, JobEvent("j-a", 1, 2, "log", "working"))
+    b.update(PROVIDER, JobEvent("j-a", 1, 3, "failed", "the job supervisor died", exit_code=-1,
+                                provider_fault=True))
+    assert [(e.kind, e.provider_fault) for e in emitted][-1] == ("failed", False)
+    assert faults == []

@@ -388,6 +388,23 @@ def test_a_rental_whose_job_failed_on_the_provider_side_pays_nothing_and_is_not_
         assert t.verified_seconds == 0 and t.failed_verdict is False
 
 
+def test_a_provider_fault_does_not_shield_failed_challenges(store: Store) -> None:
+    """A provider that fails its rental's challenges and then reports a fault still gets the failures counted
+    (passes do not): the verdict can still be failed, with its slash."""
+    rig = Rig(store)
+    rig.open_task(1)
+    rig.v.step()
+    rig.clock.advance(10)
+    for verdict in (Verdict.FAILED, Verdict.PASSED, Verdict.FAILED):
+        rig.decide(verdict)
+        rig.clock.advance(100)
+    rig.v.provider_fault(1, PROVIDER)
+    rig.end_all()
+    rig.settle()
+    r = rig.wv.finalized_result[1]
+    assert (r.issued, r.passed, r.failed, r.missed) == (3, 0, 2, 1)
+
+
 def test_a_provider_with_an_assigned_rental_is_challenged_at_the_rental_rate_before_its_task_opens(
         store: Store) -> None:
     from queen.jobs import JobRecord
