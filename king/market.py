@@ -64,7 +64,8 @@ class Market:
         self.candidates = candidates
         self.stakes = stakes
         self._snapshots: dict[str, tuple[int, list[tuple[ProviderOffer, bytes, int]]]] = {}  # queen -> as sent
-        self.understaked: dict[str, tuple[int, int]] = {}  # provider -> (GPUs offered, GPUs its stake covers)
+        # provider -> (GPUs offered, GPUs its stake covers), of providers offered now (pruned with the pool)
+        self.understaked: dict[str, tuple[int, int]] = {}
         self.pool: dict[str, PoolEntry] = {}  # provider -> latest report
         self._pools: dict[str, set[str]] = {}  # queen -> providers
         self._by_model: dict[str, dict[str, PoolEntry]] = {}  # GPU model -> provider -> latest report
@@ -77,15 +78,14 @@ class Market:
         """
         queen = to_checksum_address(queen)
         entries: dict[str, PoolEntry] = {}  # a provider listed twice counts once (the last listing)
+        short: dict[str, tuple[int, int] | None] = {}  # provider -> understaked (None: covered), once accepted
         for offer, pub, busy in providers:
             o = replace(offer, queen=queen, reputation=self.reputation(offer.provider))
             if self.stakes is not None:
                 covered = self.stakes.covered_gpus(o.provider, queen)
+                short[o.provider] = (o.gpus, covered) if covered < o.gpus else None
                 if covered < o.gpus:
-                    self.understaked[o.provider] = (o.gpus, covered)
                     o = replace(o, gpus=covered)
-                else:
-                    self.understaked.pop(o.provider, None)
             entries[o.provider] = PoolEntry(o, pub, busy)
         try:  # the scheduler first: a snapshot it refuses changes nothing here either
             self.scheduler.update_pool(PoolSnapshot(queen, tuple(e.offer for e in entries.values()), seq))
@@ -93,6 +93,11 @@ class Market:
             raise InvalidArgumentError(f"pool snapshot of queen {queen} refused: {str(exc)[:200]}") from None
         for e in entries.values():
             self._put(e)
+        for provider, under in short.items():
+            if under is None:
+                self.understaked.pop(provider, None)
+            else:
+                self.understaked[provider] = under
         for gone in self._pools.get(queen, set()) - entries.keys():
             left = self.pool.get(gone)
             if left is not None and left.offer.queen == queen:  # not one that moved to another queen meanwhile
@@ -127,6 +132,7 @@ class Market:
         self._by_model.setdefault(e.offer.gpu_model, {})[e.offer.provider] = e
 
     def _drop(self, provider: str) -> None:
+        self.understaked.pop(provider, None)
         old = self.pool.pop(provider, None)
         if old is not None:
             self._by_model.get(old.offer.gpu_model, {}).pop(provider, None)

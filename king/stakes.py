@@ -11,6 +11,9 @@ Guarantees:
   (:meth:`StakeBook.refresh`, blocking: run it in a worker thread), each entry trusted ``ttl_s``.
 * A node whose stake was never read covers nothing (the contract would refuse it as readily as it accepts it);
   a failed read keeps the last known value (an Ethereum outage does not empty the market).
+* Bounded: the book keeps only nodes some queen's current pool lists (at most :data:`MAX_KEPT` providers), and
+  a refresh round reads at most :data:`READS_PER_ROUND` stakes, shared fairly among the queens, never-read
+  nodes first (newest listed first): a queen listing thousands of junk providers delays only its own.
 """
 
 from __future__ import annotations
@@ -24,6 +27,12 @@ from blendr.errors import BlendrError
 from blendr.telemetry import get_logger
 
 log = get_logger("blendr.king.stakes")
+
+READS_PER_ROUND = 32
+"""Stakes one refresh round reads at most (the minimums aside); the rest wait for the next rounds."""
+MAX_KEPT = 100_000
+"""Provider stakes the book keeps at most; a node listed beyond that is not read (covers nothing) until room
+frees up."""
 
 
 class StakeReader(Protocol):
@@ -78,20 +87,18 @@ class StakeBook:
         self._providers: dict[str, tuple[int, float]] = {}  # address -> (stake, read at, monotonic)
         self._queens: dict[str, tuple[int, float]] = {}
         self._mins: tuple[int, int, float] | None = None  # (provider per GPU, queen, read at)
-        self._wanted: set[tuple[str, str]] = set()  # (kind, address) asked for but never read
+        self._listed: dict[str, int] = {}  # provider -> the round it was first seen listed (newest read first)
+        self._round = 0
 
     # ------------------------------------------------------------------ reads (event loop; no chain)
     def covered_gpus(self, provider: str, queen: str) -> int:
         """How many GPUs a rental on ``provider`` through ``queen`` may have now (0: none; the contract would
-        refuse any). Never reads the chain: an unknown stake counts as none and is read by the next refresh."""
+        refuse any). Never reads the chain: an unknown stake counts as none and is read by a coming refresh
+        (once a queen's pool lists the pair)."""
         with self._lock:
             mins = self._mins
             p = self._providers.get(provider)
             q = self._queens.get(queen)
-            if p is None:
-                self._wanted.add(("p", provider))
-            if q is None:
-                self._wanted.add(("q", queen))
         if mins is None or p is None or q is None:
             return 0
         min_p, min_q, _ = mins
@@ -101,27 +108,59 @@ class StakeBook:
 
     def forget(self, provider: str, queen: str) -> None:
         """GPURental refused a rental of ``provider`` through ``queen`` for their stake: what the book knew is
-        stale; both count as unstaked until read again (by the next refresh)."""
+        stale; both count as unstaked until read again (by a coming refresh, first among the never-read)."""
         with self._lock:
             self._providers.pop(provider, None)
             self._queens.pop(queen, None)
-            self._wanted |= {("p", provider), ("q", queen)}
 
     # ------------------------------------------------------------------ refresh (worker thread; chain)
-    def due(self, providers: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
-        """The (kind, address) entries to read now: never read and asked for, or older than the TTL, of the
-        given (provider, queen) pairs."""
+    def due(self, pairs: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
+        """The (kind, address) entries to read in this round, of the (provider, queen) pairs the queens' pools
+        list now: never read, or older than the TTL. Forgets every node no pair lists any more. At most
+        :data:`READS_PER_ROUND`: queens first, then providers taken in turn from each queen's list (queens
+        rotating across rounds), each queen's never-read providers first (newest listed first), then its stale
+        ones (oldest read first)."""
         now = self.clock.monotonic()
-        out: set[tuple[str, str]] = set()
+        by_queen: dict[str, list[str]] = {}
+        seen: set[str] = set()
+        for provider, queen in pairs:
+            if provider not in seen:  # a provider listed by two queens is read once, in the first one's turn
+                seen.add(provider)
+                by_queen.setdefault(queen, []).append(provider)
+            else:
+                by_queen.setdefault(queen, [])
         with self._lock:
-            out |= self._wanted
-            for provider, queen in providers:
-                p, q = self._providers.get(provider), self._queens.get(queen)
-                if p is None or now - p[1] >= self.ttl_s:
-                    out.add(("p", provider))
-                if q is None or now - q[1] >= self.ttl_s:
-                    out.add(("q", queen))
-        return sorted(out)
+            self._round += 1
+            for table, keep in ((self._providers, seen), (self._queens, by_queen.keys())):
+                for gone in [a for a in table if a not in keep]:
+                    del table[gone]
+            self._listed = {p: self._listed.get(p, self._round) for p in seen}
+            room = MAX_KEPT - len(self._providers)
+            out = [("q", q) for q in sorted(by_queen) if self._stale(self._queens.get(q), now)]
+            out = out[:READS_PER_ROUND]
+            turns: list[list[str]] = []
+            for queen in by_queen:
+                fresh = [p for p in by_queen[queen] if p not in self._providers]
+                fresh.sort(key=lambda p: -self._listed[p])
+                stale = [p for p in by_queen[queen] if p in self._providers and self._stale(self._providers[p], now)]
+                stale.sort(key=lambda p: self._providers[p][1])
+                if fresh or stale:
+                    turns.append([*fresh[:max(room, 0)], *stale][::-1])  # popped from the end
+            if turns:
+                k = self._round % len(turns)
+                turns = turns[k:] + turns[:k]
+        while turns and len(out) < READS_PER_ROUND:
+            for turn in list(turns):
+                if len(out) >= READS_PER_ROUND:
+                    break
+                if turn:
+                    out.append(("p", turn.pop()))
+                if not turn:
+                    turns.remove(turn)
+        return out
+
+    def _stale(self, entry: tuple[int, float] | None, now: float) -> bool:
+        return entry is None or now - entry[1] >= self.ttl_s
 
     def refresh(self, entries: Iterable[tuple[str, str]]) -> bool:
         """Reads the minimums (when stale) and the given stakes from the chain (blocking). Returns whether any
@@ -144,8 +183,9 @@ class StakeBook:
             table = self._providers if kind == "p" else self._queens
             with self._lock:
                 old = table.get(address)
+                if old is None and kind == "p" and len(table) >= MAX_KEPT:
+                    continue  # full: stays unread (covers nothing) until due() frees room
                 table[address] = (stake, now)
-                self._wanted.discard((kind, address))
             if old is None or old[0] != stake:
                 changed = True
                 if old is not None:
