@@ -18,12 +18,14 @@ packing adds (``BLENDR_OUTPUT_DIR``). Its working directory is the renter's ``--
 starts runs in the cluster's workers (the base environment), not in the job's own one.
 
 Guarantees:
-  * Environments are cached under ``<home>/envs/<key>`` by the hash of the requirement set (with the base
-    interpreter), at most ``max_envs`` of them and ``max_bytes`` in all, least recently used evicted first
-    (never one a running job uses). Concurrent jobs with the same set share one build.
-  * A requirement set that names files of the job's working directory (``./mypkg``, ``-r other.txt``,
-    ``--find-links ./wheels``, ``-e .``) is built for that job alone under its job directory, never cached:
-    it would hold the renter's code after the job.
+  * A job's environment is its own: built for that job alone in its job directory and deleted with it, never
+    shared with another job. A job runs as the agent's OS user and could rewrite any environment it runs in,
+    and the provider cannot tell one renter from another (the payload's key is the renter's own claim), so
+    a shared one would let one renter's job plant code in another renter's run. For the same reason pip runs
+    without its cache (``--no-cache-dir``) and without user or site configuration files
+    (``PIP_CONFIG_FILE=/dev/null``; the agent's ``PIP_*`` environment variables still apply).
+  * At most ``max_envs`` environments are built at once (the others wait their turn); an environment larger
+    than ``max_bytes`` is deleted and fails the job with :class:`EnvInstallError`.
   * An install runs at most ``install_timeout_s``; a failed or timed-out install raises
     :class:`EnvInstallError` with pip's output tail (the job's fault, not the provider's). A half-built
     environment is never used: an env counts only once its completion marker is written.
@@ -33,7 +35,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import json
 import os
 import shutil
@@ -53,8 +54,6 @@ REQUIREMENTS_FILE = "requirements.txt"
 MARKER = ".blendr-env.json"
 # Lines of pip's output kept for the job's log when an install fails.
 ERROR_TAIL_LINES = 40
-# Options (in requirements.txt) whose value can be a path in the job's working directory.
-_PATH_OPTIONS = ("-r", "--requirement", "-c", "--constraint", "-e", "--editable", "-f", "--find-links")
 
 
 class EnvInstallError(BlendrError):
@@ -72,33 +71,17 @@ class JobEnv:
     job's own directory and go with it."""
 
     bin_dir: Path
-    key: str = ""
     private: bool = False
 
 
-def _refers_to_workdir(line: str) -> bool:
-    """Whether one requirement (a requirements.txt line or a --pip entry) names a file of the working dir."""
-    text = line.split(" #", 1)[0].strip()
-    if not text or text.startswith("#"):
-        return False
-    for opt in _PATH_OPTIONS:
-        if text == opt or text.startswith((opt + " ", opt + "=")) or (len(opt) == 2 and text.startswith(opt)):
-            return True
-    if text.startswith("-"):
-        return False  # --index-url, --no-index, --pre, ...: no local path
-    if "file:" in text:
-        return True  # a local file, wherever it is: its content is not in the requirement's text
-    if "://" in text:
-        return False  # a URL requirement: the same for every job
-    return text.startswith((".", "/", "~", "file:")) or "/" in text.split(";", 1)[0].split("@", 1)[0]
-
-
 class EnvCache:
-    """Builds and caches job environments (see the module's guarantees)."""
+    """Builds job environments (see the module's guarantees)."""
 
     def __init__(self, root: Path, *, base_python: str | None = None, install_timeout_s: float = 600.0,
                  max_envs: int = 8, max_bytes: int = 10 * 2**30) -> None:
-        """
+        """``root`` is where an earlier agent kept environments shared between jobs: any left there is deleted
+        (a job may have rewritten it).
+
         Raises:
             ComputeError: a non-positive timeout or bound.
         """
@@ -111,9 +94,11 @@ class EnvCache:
         self.install_timeout_s = install_timeout_s
         self.max_envs = max_envs
         self.max_bytes = max_bytes
-        self._locks: dict[str, asyncio.Lock] = {}
-        self._in_use: dict[str, int] = {}
+        self._builds = asyncio.Semaphore(max_envs)
         self._base_site: list[str] | None = None
+        if root.is_dir():
+            shutil.rmtree(root, ignore_errors=True)
+            log.info("deleted job environments shared by an earlier agent", root=str(root))
 
     # ------------------------------------------------------------------ public
     def base(self) -> JobEnv:
@@ -123,62 +108,42 @@ class EnvCache:
     async def acquire(self, workdir: Path, pip: Sequence[str], private_dir: Path) -> JobEnv:
         """The environment for a job whose files are in ``workdir`` and whose payload declares ``pip``.
 
-        The base one when nothing is declared; else a cached (or freshly built) one, or for a set that names
-        the working directory's files a private one built in ``private_dir``. Pair it with :meth:`release`.
+        The base one when nothing is declared; else one built for this job alone in ``private_dir / "venv"``
+        (deleted with that directory). Pair it with :meth:`release`.
 
         Raises:
-            EnvInstallError: pip failed or ran past ``install_timeout_s`` (the job's fault).
+            EnvInstallError: pip failed, ran past ``install_timeout_s``, or the environment is larger than
+                ``max_bytes`` (the job's fault).
             ComputeError: the provider cannot create the environment (disk, permissions, no venv module).
         """
         req_file = workdir / REQUIREMENTS_FILE
         try:
-            req_text = req_file.read_bytes() if req_file.is_file() else None
+            has_req = req_file.is_file()
         except OSError as exc:
             raise ComputeError(f"cannot read the job's {REQUIREMENTS_FILE}: {exc}") from None
-        if req_text is None and not pip:
+        if not has_req and not pip:
             return self.base()
-        lines = (req_text or b"").decode("utf-8", "replace").splitlines()
-        args = (["-r", REQUIREMENTS_FILE] if req_text is not None else []) + list(pip)
-        if any(_refers_to_workdir(x) for x in [*lines, *pip]):
-            target = private_dir / "venv"
-            await self._build(target, args, cwd=workdir, key="")
-            return JobEnv(target / "bin", private=True)
-        digest = hashlib.sha256(json.dumps([self.base_python, sys.version, (req_text or b"").hex(), list(pip)])
-                                .encode()).hexdigest()[:32]
-        lock = self._locks.setdefault(digest, asyncio.Lock())
-        async with lock:
-            target = self.root / digest
-            if not (target / MARKER).is_file():
-                await asyncio.to_thread(shutil.rmtree, target, True)  # a build that never finished
-                await self._build(target, args, cwd=workdir, key=digest)
-            self._in_use[digest] = self._in_use.get(digest, 0) + 1
-            with contextlib.suppress(OSError):
-                os.utime(target / MARKER)  # most recently used
-        await asyncio.to_thread(self._evict)
-        return JobEnv(target / "bin", key=digest)
+        args = (["-r", REQUIREMENTS_FILE] if has_req else []) + list(pip)
+        target = private_dir / "venv"
+        async with self._builds:
+            await asyncio.to_thread(shutil.rmtree, target, True)  # an earlier try that never finished
+            await self._build(target, args, cwd=workdir)
+        return JobEnv(target / "bin", private=True)
 
     def adopt(self, venv: str) -> JobEnv | None:
-        """Count a cached environment (its directory, from a running job's ``VIRTUAL_ENV``) as in use by a job this
-        process did not start (a re-attached one); None when ``venv`` is not a complete environment of this cache.
-        Pair it with :meth:`release`."""
+        """The environment (its directory, from a running job's ``VIRTUAL_ENV``) of a job this process did not
+        start (a re-attached one); None when ``venv`` is not a complete environment. Pair it with
+        :meth:`release`."""
         if not venv:
             return None
         path = Path(venv)
-        if path.parent != self.root or not (path / MARKER).is_file():
+        if not (path / MARKER).is_file():
             return None
-        self._in_use[path.name] = self._in_use.get(path.name, 0) + 1
-        return JobEnv(path / "bin", key=path.name)
+        return JobEnv(path / "bin", private=True)
 
     def release(self, env: JobEnv) -> None:
-        """The job using ``env`` ended (a private env is deleted with the job's directory)."""
-        if env.key and self._in_use.get(env.key, 0) > 0:
-            self._in_use[env.key] -= 1
-            if not self._in_use[env.key]:
-                del self._in_use[env.key]
-
-    def cached(self) -> list[str]:
-        """Keys of the complete cached environments, least recently used first."""
-        return [p.name for p in self._complete()]
+        """The job using ``env`` ended. Nothing to free here: a job's own environment is deleted with its job
+        directory, and the base one is never deleted."""
 
     # ------------------------------------------------------------------ building
     def _site_packages(self) -> list[str]:
@@ -190,7 +155,7 @@ class EnvCache:
             self._base_site = json.loads(out.stdout) if out.returncode == 0 else site.getsitepackages()
         return self._base_site
 
-    async def _build(self, target: Path, args: list[str], *, cwd: Path, key: str) -> None:
+    async def _build(self, target: Path, args: list[str], *, cwd: Path) -> None:
         started = time.monotonic()
         try:
             target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -212,7 +177,7 @@ class EnvCache:
         Path(out[-1]).joinpath("_blendr_base_env.pth").write_text("".join(p + "\n" for p in base_site))
         # pip itself comes from the base environment (the venv has none): `python -m pip` finds it there.
         cmd = [str(py), "-m", "pip", "install", "--disable-pip-version-check", "--no-input", "--progress-bar", "off",
-               *args]
+               "--no-cache-dir", *args]
         remaining = max(1.0, self.install_timeout_s - (time.monotonic() - started))
         code, out = await self._exec(cmd, cwd, timeout_s=remaining)
         if code != 0:
@@ -221,8 +186,12 @@ class EnvCache:
                     else f"failed (pip exited with {code})")
             raise EnvInstallError(f"installing the job's dependencies {what}", out[-ERROR_TAIL_LINES:])
         size = await asyncio.to_thread(_tree_size, target)
+        if size > self.max_bytes:
+            await asyncio.to_thread(shutil.rmtree, target, True)
+            raise EnvInstallError(f"the job's dependencies take {size} bytes installed, more than this provider's "
+                                  f"limit of {self.max_bytes} bytes")
         (target / MARKER).write_text(json.dumps({"args": args, "bytes": size, "built_s": time.monotonic() - started}))
-        log.info("job environment built", key=key or "private", seconds=round(time.monotonic() - started, 1),
+        log.info("job environment built", path=str(target), seconds=round(time.monotonic() - started, 1),
                  bytes=size)
 
     @staticmethod
@@ -230,6 +199,8 @@ class EnvCache:
         """Run ``cmd``; its exit code (None when killed at ``timeout_s``) and its output lines."""
         env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")}
         env["PIP_NO_INPUT"] = "1"
+        # No config file a job could have written (~/.config/pip/pip.conf) steers another job's install.
+        env["PIP_CONFIG_FILE"] = os.devnull
         try:
             proc = await asyncio.create_subprocess_exec(*cmd, cwd=cwd, env=env, stdin=asyncio.subprocess.DEVNULL,
                                                         stdout=asyncio.subprocess.PIPE,
@@ -250,34 +221,6 @@ class EnvCache:
                 os.killpg(proc.pid, 9)
             raise
         return proc.returncode, data.decode("utf-8", "replace").splitlines()
-
-    # ------------------------------------------------------------------ the cache's bounds
-    def _complete(self) -> list[Path]:
-        try:
-            envs = [p for p in self.root.iterdir() if (p / MARKER).is_file()]
-        except FileNotFoundError:
-            return []
-        return sorted(envs, key=lambda p: (p / MARKER).stat().st_mtime)
-
-    def _evict(self) -> None:
-        envs = self._complete()
-        sizes = {}
-        for p in envs:
-            try:
-                sizes[p] = int(json.loads((p / MARKER).read_text()).get("bytes", 0))
-            except (OSError, ValueError):
-                sizes[p] = 0
-        total = sum(sizes.values())
-        for p in envs:  # least recently used first
-            if len(envs) <= self.max_envs and total <= self.max_bytes:
-                break
-            if self._in_use.get(p.name):
-                continue
-            (p / MARKER).unlink(missing_ok=True)  # no longer complete before it is gone
-            shutil.rmtree(p, ignore_errors=True)
-            envs = [e for e in envs if e != p]
-            total -= sizes[p]
-            log.info("job environment evicted", key=p.name)
 
 
 def _tree_size(root: Path) -> int:

@@ -1,27 +1,25 @@
-"""The readiness monitor and which requirement sets name the job's own files (never cached)."""
+"""The readiness monitor, and the job environment builder's bounds and base environment."""
 
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import pytest
 
 from blendr.errors import ComputeError
 from blendr.types import Readiness
-from provider.envs import _refers_to_workdir
+from provider.envs import EnvCache, JobEnv
 from provider.readiness import NO_RUNNER, NOT_CHECKED, ReadinessMonitor
 
 
-@pytest.mark.parametrize(("line", "local"), [
-    ("numpy==2.1", False), ("scipy>=1.13; python_version>'3.9'", False), ("# ./comment", False), ("", False),
-    ("--no-index", False), ("--index-url https://pypi.org/simple", False),
-    ("pkg @ https://example.com/pkg-1.0.tar.gz", False),
-    ("./mypkg", True), ("mypkg/", True), ("/abs/pkg", True), ("file:./x", True), ("-e .", True),
-    ("-r other.txt", True), ("--requirement=other.txt", True), ("-c constraints.txt", True),
-    ("--find-links ./wheels", True), ("-f./wheels", True), ("pkg @ file:///tmp/pkg", True),
-])
-def test_requirements_naming_the_workdir_are_recognised(line: str, local: bool) -> None:
-    assert _refers_to_workdir(line) is local
+def test_env_builder_bounds_must_be_positive_and_no_declared_dependency_is_the_base_env(tmp_path: Path) -> None:
+    for bad in ({"install_timeout_s": 0}, {"max_envs": 0}, {"max_bytes": 0}):
+        with pytest.raises(ComputeError, match="must be > 0"):
+            EnvCache(tmp_path / "envs", **bad)  # type: ignore[arg-type]
+    cache = EnvCache(tmp_path / "envs", base_python="/opt/py/bin/python3")
+    env = asyncio.run(cache.acquire(tmp_path, [], tmp_path / "job"))
+    assert env == JobEnv(Path("/opt/py/bin")) and not env.private and not (tmp_path / "job").exists()
 
 
 async def test_monitor_reports_each_change_once_and_bounds_a_check() -> None:
