@@ -5,8 +5,9 @@ each line runs through bash as a person would type it, with ``blendr`` on the PA
 ``. .venv/bin/activate`` puts it) and ``~`` a temporary HOME. ``KING=$(...)`` lines set shell variables for
 the lines after them. Every ``blendr ... run`` is started in the background and waited on until it says it
 serves; ``blendr pool ls`` and ``blendr offers`` are repeated until they show the provider (a person would look
-again); ``blendr job submit`` follows the job until its rental has settled; ``blendr devnet down`` runs after
-every background node was stopped with SIGINT (Ctrl-C).
+again); ``blendr job submit`` follows the job until its rental has settled (``blendr job status --json`` must
+then show a rental verified for > 0 s that paid its provider > 0, and ``blendr job get`` must fetch the image);
+``blendr devnet down`` runs after every background node was stopped with SIGINT (Ctrl-C).
 
 What the test changes, and only to fit a shared 2-core machine: the ports the README names (127.0.0.1:74xx
 and the devnet's) become free ports, one mapping for the whole block; ``BLENDR_*`` variables (the config
@@ -18,13 +19,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import re
 import signal
 import subprocess
 import sys
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -149,6 +153,16 @@ def speed_env() -> dict[str, str]:
     }
 
 
+def settled_with_pay(job: dict[str, Any]) -> None:
+    """``job`` (``blendr job status --json``) settled with a rental the queens verified for some time and that
+    paid its provider something: a settlement of "verified 0 s, paid 0" is no success."""
+    assert job["state"] == "settled", job
+    paid = [r for r in job["rentals"] if r["state"] == "settled" and int(r["verified_seconds"]) > 0
+            and Decimal(r["provider_payment_gputoken"]) > 0]
+    assert paid, f"no rental verified for > 0 s and paid > 0: {job['rentals']}"
+    assert Decimal(job["cost_so_far_gputoken"]) > 0, job
+
+
 def test_readme_commands_are_read_whole() -> None:
     """The parser sees the block as a person does: each node's `run` one command, the renter's submit last."""
     cmds = readme_commands()
@@ -168,7 +182,7 @@ async def test_the_readme_by_hand_network_settles_a_job(tmp_path: Path) -> None:
     env.update(HOME=str(home), PATH=f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
                PYTHONUNBUFFERED="1", **speed_env())
     sh = Shell(env, logs)
-    job_id = ""
+    job_id, fetched = "", False
     try:
         for line in readme_commands():
             if "JOB_ID" in line:  # the id the README's submit printed
@@ -189,17 +203,19 @@ async def test_the_readme_by_hand_network_settles_a_job(tmp_path: Path) -> None:
                 assert re.search(rf"^job {re.escape(job_id)}: settled", out, re.M), out
                 status = await sh.ok(line.split(" job submit ")[0] + f" job status {job_id} --json "
                                      + " ".join(re.findall(r"--(?:home|king|ca-file) \S+", line)))
-                assert '"state": "settled"' in status, status
+                settled_with_pay(json.loads(status))
             elif line.startswith("blendr job get"):
                 await sh.ok(line)
                 out_dir = Path(re.search(r"--out (\S+)", line).group(1).replace("~", str(home), 1))  # type: ignore[union-attr]
                 assert (out_dir / "mandelbrot.png").read_bytes().startswith(b"\x89PNG"), sorted(out_dir.iterdir())
+                fetched = True
             elif line.startswith("blendr devnet down"):
                 sh.stop_nodes()
                 assert "stopped" in await sh.ok(line)
             else:
                 await sh.ok(line)
         assert job_id, "the README's block submitted no job"
+        assert fetched, "the README's block fetched no output (`blendr job get`)"
     finally:
         sh.stop_nodes()
         await sh.run("blendr devnet down --reset --home ~/devnet")
