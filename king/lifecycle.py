@@ -370,10 +370,10 @@ class Lifecycle:
         scheduler's reason); returns how many. Costs O(log n) per job that gave up, nothing for the others."""
         now, waits, n = self.ctx.clock.time(), self.ctx.waits, 0
         while waits and waits[0][0] <= now:
-            due, job_id = heapq.heappop(waits)
+            _due, job_id = heapq.heappop(waits)
             job = self.book.get(job_id)
-            if job is None or job.state != JobState.QUEUED or job.current is not None or job.gives_up_at() != due:
-                continue  # placed, cancelled, or queued again since (a later entry stands for it)
+            if job is None or job.state != JobState.QUEUED or job.current is not None or job.gives_up_at() > now:
+                continue  # placed, cancelled, or queued again since (its later entry stands for it)
             if self.creating(job_id):
                 heapq.heappush(waits, (now + self.ctx.cfg.retry_s, job_id))
                 continue
