@@ -8,6 +8,7 @@ provider through a :class:`ProviderLink` that the servicer implements. Everythin
 from __future__ import annotations
 
 import asyncio
+import math
 import random
 import time
 from collections.abc import Callable, Sequence
@@ -15,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from blendr.clock import Clock
-from blendr.config import QueenConfig
+from blendr.config import QueenConfig, RelayConfig
 from blendr.errors import BlendrError, InvalidArgumentError, ProofError, ResourceExhaustedError
 from blendr.identity import Address, recover_admission_key, to_address
 from blendr.proof.prover import Opening
@@ -131,6 +132,10 @@ class QueenCore:
         self.jobs = JobBook(store, clock, to_provider=self._send_job, emit=self._emit_job,
                             is_connected=self.is_connected, lost_grace_s=cfg.dead_after_s)
         self.jobs.load_listeners.append(lambda _addr: self._pool_changed())
+        # Readiness flips send a snapshot at most this often (the relay's default snapshot interval): a provider
+        # flapping its readiness cannot make the queen flood the king.
+        self.readiness_snapshot_gap_s = RelayConfig.snapshot_interval_s
+        self._last_readiness_snapshot = -math.inf
 
     def start(self) -> int:
         """Load the pool from the store and schedule every provider; returns how many it knew.
@@ -257,7 +262,9 @@ class QueenCore:
     def heartbeat(self, address: Address, readiness: Readiness | None = None) -> None:
         """A sign of life, with the provider's readiness when it reported it (None: unchanged).
 
-        A change of readiness sends the king a fresh pool: a provider that cannot run jobs is not offered.
+        A flip of readiness sends the king a fresh pool (a provider that cannot run jobs is not offered), at most
+        once per ``readiness_snapshot_gap_s`` for the whole queen; a flip inside that gap, and a new reason
+        alone, go with the king link's next regular snapshot.
         """
         tr = self.pool.heartbeat(address)
         if self.metrics:
@@ -271,7 +278,10 @@ class QueenCore:
             else:
                 log.warning("provider cannot run jobs; not offered until it can", provider=address,
                             reason=readiness.reason)
-            self._pool_changed()
+            now = self.clock.monotonic()
+            if now >= self._last_readiness_snapshot + self.readiness_snapshot_gap_s:
+                self._last_readiness_snapshot = now
+                self._pool_changed()
 
     def commitment(self, address: Address, challenge_id: str, commits: Sequence[DeviceCommitmentIn]) -> None:
         """Handle a commitment: ask for openings, or decide a failing verdict.

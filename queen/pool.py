@@ -196,16 +196,22 @@ class Pool:
         return None
 
     def set_readiness(self, address: Address, readiness: Readiness) -> bool:
-        """Record what the provider says of its readiness; True when that changed it (unknown address: False)."""
+        """Record what the provider says of its readiness; True when ``ready`` flipped (unknown address: False).
+
+        Only a flip is written to the store; a new reason while it stays not ready replaces the one in memory
+        (what the pool listing shows) and is stored with the record's next write.
+        """
         rec = self._records.get(address)
         if rec is None:
             return False
         not_ready = "" if readiness.ready else readiness.reason or "not ready"
         if not_ready == rec.not_ready:
             return False
+        flipped = readiness.ready != rec.ready
         rec.not_ready = not_ready
-        self._save(rec)
-        return True
+        if flipped:
+            self._save(rec)
+        return flipped
 
     def _close_connection(self, rec: ProviderRecord, now: float) -> None:
         if rec.connected_since is not None:

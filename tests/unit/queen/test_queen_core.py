@@ -590,7 +590,9 @@ def test_readiness_from_hello_and_heartbeats_decides_what_the_king_is_offered() 
     core.heartbeat(node.address, Readiness(True))
     assert rec.ready and qconvert.provider_to_proto(rec, 0).alive and len(changes) == before + 1
     assert rows(pb.ListProvidersResponse(providers=[qconvert.provider_info_to_proto(rec, 0.0)]))[0]["ready"] is True
-    # Losing readiness again takes it off the market; the record (and its reason) persists.
+    # Losing readiness again (a snapshot interval later) takes it off the market; the record (and its reason)
+    # persists.
+    clock_of(core).advance(core.readiness_snapshot_gap_s)
     core.heartbeat(node.address, Readiness(False, "a trivial job failed: exit 1"))
     assert not qconvert.provider_to_proto(rec, 0).alive and len(changes) == before + 2
     stored = ProviderRecord.from_dict(core.store.get(NS_PROVIDERS, node.address))
@@ -598,3 +600,39 @@ def test_readiness_from_hello_and_heartbeats_decides_what_the_king_is_offered() 
     # A reconnect with a ready hello clears it.
     node.join(core)
     assert rec.ready
+
+
+def test_readiness_changes_cannot_make_the_queen_flood_the_king() -> None:
+    from blendr.types import Readiness
+    from protos.blendr.v1 import queen_pb2 as pb
+    from queen import convert as qconvert
+    from queen.poolview import render
+
+    core = make_core()
+    changes: list[int] = []
+    core.pool_listeners.append(lambda: changes.append(1))
+    nodes = [Node(), Node()]
+    for n in nodes:
+        n.join(core)
+    a, b = (n.address for n in nodes)
+    before = len(changes)
+    # A new reason every heartbeat while staying not ready: no snapshot, no store write, the listing shows the last.
+    core.heartbeat(a, Readiness(False, "reason 0"))
+    assert len(changes) == before + 1  # the flip from ready
+    for i in range(1, 50):
+        core.heartbeat(a, Readiness(False, f"reason {i}"))
+    rec = core.pool.get(a)
+    assert rec is not None and len(changes) == before + 1 and rec.not_ready == "reason 49"
+    assert ProviderRecord.from_dict(core.store.get(NS_PROVIDERS, a)).not_ready == "reason 0"
+    view = pb.ListProvidersResponse(providers=[qconvert.provider_info_to_proto(rec, 0.0)], queen_address=QUEEN)
+    assert "reason 49" in render(view)
+    # Flips inside the gap, from any provider of this queen, wait for the next regular snapshot ...
+    core.heartbeat(a, Readiness(True))
+    core.heartbeat(b, Readiness(False, "busy"))
+    core.heartbeat(a, Readiness(False, "again"))
+    assert len(changes) == before + 1
+    assert not rec.ready and not qconvert.provider_to_proto(rec, 0).alive  # ... which reads the pool as it is now
+    # ... and one interval later a flip sends one again.
+    clock_of(core).advance(core.readiness_snapshot_gap_s)
+    core.heartbeat(a, Readiness(True))
+    assert len(changes) == before + 2 and rec.ready
