@@ -123,6 +123,7 @@ class Task:
     verified_seconds: int | None = None
     failed_verdict: bool | None = None
     void: bool = False  # the provider failed the rental's job: every challenge counts as missed
+    backfilled: bool = False  # the challenges kept from before the task was known are counted (once)
 
     def result(self) -> ChallengeResult:
         if self.void:
@@ -145,6 +146,7 @@ class Task:
     def from_json(cls, d: dict[str, Any]) -> Task:
         d = dict(d)
         d.setdefault("void", False)
+        d.setdefault("backfilled", True)  # stored by a queen that backfilled at once (never count twice)
         d["rental_id"] = int(d["rental_id"], 16)
         d["provider"] = Address(d["provider"])
         return cls(**d)
@@ -208,6 +210,9 @@ class RentalVerifier:
     def load(self) -> int:
         """Loads the tasks from the store; returns how many are still open."""
         self.tasks = {int(k, 16): Task.from_json(v) for k, v in self.store.scan(NS_TASKS, "")}
+        with self._lock:
+            for t in self.tasks.values():
+                self._backfill(t)  # a task saved just before a crash, its earlier challenges not counted yet
         self.apply_rates()
         return sum(1 for t in self.tasks.values() if t.state == OPEN)
 
@@ -258,9 +263,8 @@ class RentalVerifier:
         self._staged = {}
         changes = self.follower.poll(self._on_events)
         with self._lock:
-            fresh = [t for rid, t in self._staged.items() if rid not in self.tasks]
             self.tasks.update(self._staged)
-            for t in fresh:
+            for t in self._staged.values():
                 self._backfill(t)
         if self._staged:
             self.apply_rates()
@@ -269,18 +273,20 @@ class RentalVerifier:
     def _backfill(self, t: Task) -> None:
         """A task just known (its OPEN crossed the bridge late): counts the kept challenges of its provider
         issued in its window, and applies a provider fault reported before it opened. Call under the lock."""
-        if t.state != OPEN or t.issued:
+        if t.state != OPEN or t.backfilled:
             return
         void = self.store.get(NS_VOID, rid_key(t.rental_id)) is not None
         lo, hi = f"{t.provider}/{_issued_key(t.start)}", f"{t.provider}/{_issued_key(t.end)}"
         found = [(k, d) for k, d in self.store.scan(NS_HISTORY, f"{t.provider}/") if lo <= k < hi]
-        if not found and not void:
-            return
+        # the counts and the flag in one write: a crash before it backfills at load, never twice after it
         with self.store.batch() as b:
             for _, doc in found:
                 self._count(b, t, doc["verdict"], doc["record"])
             t.void = t.void or void
+            t.backfilled = True
             b.put(NS_TASKS, rid_key(t.rental_id), t.to_json())
+        if not found and not void:
+            return
         log.info("rental task opened late: earlier challenges counted", rental=rid_key(t.rental_id)[:12],
                  challenges=len(found), void=t.void)
 

@@ -366,6 +366,31 @@ def test_a_task_opened_late_counts_the_challenges_issued_in_its_window_once(stor
     assert len(rig.v.records(1)) == 4
 
 
+def test_a_crash_between_saving_a_late_task_and_counting_its_earlier_challenges_counts_them_at_load(
+        store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The follower's write of a newly opened task and the backfill of its earlier challenges are separate
+    writes: a queen that dies between them counts those challenges when it starts again, once."""
+    rig = Rig(store)
+    rig.clock.advance(10)
+    for verdict in (Verdict.PASSED, Verdict.PASSED):
+        rig.decide(verdict)
+        rig.clock.advance(100)
+    rig.open_task(1)
+
+    def crash(self: object, t: object) -> None:
+        raise RuntimeError("the queen died here")
+
+    with monkeypatch.context() as m:
+        m.setattr(type(rig.v), "_backfill", crash)
+        with pytest.raises(RuntimeError):
+            rig.v.step()
+    rig.restart()
+    assert (rig.v.tasks[1].issued, rig.v.tasks[1].passed) == (2, 2)
+    rig.restart()  # a second start counts nothing again
+    rig.v.step()
+    assert (rig.v.tasks[1].issued, rig.v.tasks[1].passed) == (2, 2)
+
+
 def test_a_rental_whose_job_failed_on_the_provider_side_pays_nothing_and_is_not_failed(store: Store) -> None:
     """A provider fault reported before the task opened (late bridge) and one reported on an open task both
     finalize with every challenge missed: 0 verified seconds, no failed verdict (no slash)."""
