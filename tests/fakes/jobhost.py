@@ -75,11 +75,12 @@ class FakeCluster:
 
     # --- moving jobs ---------------------------------------------------------------------------------
     def _emit(self, run_id: str, kind: UpdateKind, message: str = "", *, progress: float = -1.0, seq: int = 0,
-              exit_code: int | None = None) -> None:
+              exit_code: int | None = None, provider_fault: bool = False) -> None:
         job = self.jobs[run_id]
         if job.ended:
             raise AssertionError(f"{run_id} already ended with {job.events[-1].kind}")
-        job.events.append(JobEvent(run_id, kind, message, progress, self.clock.time(), seq, exit_code))
+        job.events.append(JobEvent(run_id, kind, message, progress, self.clock.time(), seq, exit_code,
+                                   provider_fault=provider_fault))
         job.notify()
 
     def running(self, run_id: str) -> None:
@@ -97,8 +98,8 @@ class FakeCluster:
     def succeed(self, run_id: str) -> None:
         self._emit(run_id, UpdateKind.SUCCEEDED)
 
-    def fail(self, run_id: str, message: str, *, exit_code: int | None = None) -> None:
-        self._emit(run_id, UpdateKind.FAILED, message, exit_code=exit_code)
+    def fail(self, run_id: str, message: str, *, exit_code: int | None = None, provider_fault: bool = False) -> None:
+        self._emit(run_id, UpdateKind.FAILED, message, exit_code=exit_code, provider_fault=provider_fault)
 
     def stop_job(self, run_id: str, reason: str) -> None:
         job = self.jobs.get(run_id)

@@ -153,6 +153,24 @@ async def test_a_success_and_a_failure_without_an_exit_code() -> None:
     assert [(u.kind, u.exit_code) for u in out.of("b")][-1] == (UpdateKind.FAILED, -1)
 
 
+async def test_a_runners_fault_counts_only_before_the_job_ran() -> None:
+    """Ray refusing a job is the provider's fault; a failure after the job ran never is (the renter's code may
+    have crashed Ray's supervisor on purpose)."""
+    ex, out = FakeExecutor(), Sink()
+    host = make_host(ex)
+    host.attach(out)
+    host.handle_start(assign("a"))
+    host.handle_start(assign("b"))
+    await started(ex, "a.1")
+    await started(ex, "b.1")
+    ex.cluster.fail("a.1", "the Ray job agent refused the job", provider_fault=True)
+    ex.cluster.running("b.1")
+    ex.cluster.fail("b.1", "the job supervisor died", provider_fault=True)
+    await until(lambda: len(out.of("a")) == 2 and len(out.of("b")) == 3, "both ends")
+    assert [(u.kind, u.provider_fault) for u in out.of("a")][-1] == (UpdateKind.FAILED, True)
+    assert [(u.kind, u.provider_fault) for u in out.of("b")][-1] == (UpdateKind.FAILED, False)
+
+
 @pytest.mark.parametrize("how", ["another key", "another request id"])
 async def test_a_payload_that_does_not_open_is_answered_failed(how: str) -> None:
     ex, out = FakeExecutor(), Sink()
