@@ -124,9 +124,9 @@ class ProviderConfig:
     # readiness_timeout_s; a provider whose last check failed is not offered to renters until one passes.
     readiness_interval_s: float = 60.0
     readiness_timeout_s: float = 60.0
-    # Jobs' declared dependencies (a requirements.txt in the working directory, --pip), installed into a
-    # virtualenv of the job's own: the longest an install may take (past it the job fails), the most installs
-    # at once (env_cache_max) and the most one job's environment may take (env_cache_max_gb; past it, fails).
+    # Jobs' declared dependencies (a requirements.txt in the working directory, --pip): the longest an install
+    # may take (past it the job fails), and the cached environments kept in <home>/envs (LRU beyond either;
+    # one environment larger than env_cache_max_gb fails its job).
     env_install_timeout_s: float = 600.0
     env_cache_max: int = 8
     env_cache_max_gb: float = 10.0

@@ -18,14 +18,18 @@ packing adds (``BLENDR_OUTPUT_DIR``). Its working directory is the renter's ``--
 starts runs in the cluster's workers (the base environment), not in the job's own one.
 
 Guarantees:
-  * A job's environment is its own: built for that job alone in its job directory and deleted with it, never
-    shared with another job. A job runs as the agent's OS user and could rewrite any environment it runs in,
-    and the provider cannot tell one renter from another (the payload's key is the renter's own claim), so
-    a shared one would let one renter's job plant code in another renter's run. For the same reason pip runs
-    without its cache (``--no-cache-dir``) and without user or site configuration files
-    (``PIP_CONFIG_FILE=/dev/null``; the agent's ``PIP_*`` environment variables still apply).
-  * At most ``max_envs`` environments are built at once (the others wait their turn); an environment larger
-    than ``max_bytes`` is deleted and fails the job with :class:`EnvInstallError`.
+  * Environments are cached under ``<home>/envs/<key>`` by the hash of the requirement set (with the base
+    interpreter), at most ``max_envs`` of them and ``max_bytes`` in all, least recently used evicted first
+    (never one a running job uses). Concurrent jobs with the same set share one build.
+  * A requirement set that may name files of the job's working directory (``./mypkg``, ``-r other.txt``,
+    ``--find-links ./wheels``, ``-e .``, a bare ``pkg-1.0-py3-none-any.whl``, anything with ``file:``, and
+    every pip option but a few harmless ones, such as ``--extra-index-url``) is built for that job alone under
+    its job directory, never cached: it would hold the renter's code after the job, under a key that does
+    not say what the files held.
+  * pip runs without its own cache and without config files (a job could have written one for the next).
+  * One environment larger than ``max_bytes`` fails its job (the job's fault) and is deleted.
+  * Until jobs run sandboxed, a job runs as the agent's user and could rewrite a cached environment (as it
+    could the agent's own base environment): the cache shares builds between jobs, not trust.
   * An install runs at most ``install_timeout_s``; a failed or timed-out install raises
     :class:`EnvInstallError` with pip's output tail (the job's fault, not the provider's). A half-built
     environment is never used: an env counts only once its completion marker is written.
@@ -35,11 +39,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import os
 import shutil
 import site
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -54,6 +60,10 @@ REQUIREMENTS_FILE = "requirements.txt"
 MARKER = ".blendr-env.json"
 # Lines of pip's output kept for the job's log when an install fails.
 ERROR_TAIL_LINES = 40
+# pip options (in requirements.txt) that name no file and no index: a set with only these may be cached.
+_HARMLESS_OPTIONS = ("--pre", "--prefer-binary", "--only-binary", "--no-binary", "--no-deps", "--require-hashes",
+                     "--hash")
+_ARCHIVES = (".whl", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz", ".zip", ".tar")
 
 
 class EnvInstallError(BlendrError):
@@ -71,17 +81,35 @@ class JobEnv:
     job's own directory and go with it."""
 
     bin_dir: Path
+    key: str = ""
     private: bool = False
 
 
+def _needs_private_env(line: str) -> bool:
+    """Whether one requirement (a requirements.txt line or a --pip entry) may name a file of the working dir (or
+    anything whose content its text does not pin down as well as a package name and version do)."""
+    text = line.split(" #", 1)[0].strip()
+    if not text or text.startswith("#"):
+        return False
+    if "file:" in text.lower():
+        return True  # a local file, wherever it is: its content is not in the requirement's text
+    if text.startswith("-"):
+        name = text.split("=", 1)[0].split(None, 1)[0]
+        return name not in _HARMLESS_OPTIONS  # -r, -c, -e, -f, -i, --extra-index-url ./idx, ...: private
+    spec = text.split(";", 1)[0].split(" --", 1)[0].strip()
+    if "://" in spec:
+        return False  # a URL requirement (pkg @ https://...): the same for every job
+    if spec.lower().endswith(_ARCHIVES):
+        return True  # pkg-1.0-py3-none-any.whl: pip reads it from the working directory
+    return spec.startswith((".", "/", "~")) or "/" in spec.split("@", 1)[0] or "\\" in spec
+
+
 class EnvCache:
-    """Builds job environments (see the module's guarantees)."""
+    """Builds and caches job environments (see the module's guarantees)."""
 
     def __init__(self, root: Path, *, base_python: str | None = None, install_timeout_s: float = 600.0,
                  max_envs: int = 8, max_bytes: int = 10 * 2**30) -> None:
-        """``root`` is where an earlier agent kept environments shared between jobs: any left there is deleted
-        (a job may have rewritten it).
-
+        """
         Raises:
             ComputeError: a non-positive timeout or bound.
         """
@@ -94,11 +122,11 @@ class EnvCache:
         self.install_timeout_s = install_timeout_s
         self.max_envs = max_envs
         self.max_bytes = max_bytes
-        self._builds = asyncio.Semaphore(max_envs)
+        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}  # per key while jobs want it: (lock, how many)
+        self._in_use: dict[str, int] = {}
+        # _in_use and the markers are checked and changed under it: eviction runs in a thread
+        self._evict_lock = threading.Lock()
         self._base_site: list[str] | None = None
-        if root.is_dir():
-            shutil.rmtree(root, ignore_errors=True)
-            log.info("deleted job environments shared by an earlier agent", root=str(root))
 
     # ------------------------------------------------------------------ public
     def base(self) -> JobEnv:
@@ -108,42 +136,78 @@ class EnvCache:
     async def acquire(self, workdir: Path, pip: Sequence[str], private_dir: Path) -> JobEnv:
         """The environment for a job whose files are in ``workdir`` and whose payload declares ``pip``.
 
-        The base one when nothing is declared; else one built for this job alone in ``private_dir / "venv"``
-        (deleted with that directory). Pair it with :meth:`release`.
+        The base one when nothing is declared; else a cached (or freshly built) one, or for a set that names
+        the working directory's files a private one built in ``private_dir``. Pair it with :meth:`release`.
 
         Raises:
-            EnvInstallError: pip failed, ran past ``install_timeout_s``, or the environment is larger than
-                ``max_bytes`` (the job's fault).
+            EnvInstallError: pip failed or ran past ``install_timeout_s`` (the job's fault).
             ComputeError: the provider cannot create the environment (disk, permissions, no venv module).
         """
         req_file = workdir / REQUIREMENTS_FILE
         try:
-            has_req = req_file.is_file()
+            req_text = req_file.read_bytes() if req_file.is_file() else None
         except OSError as exc:
             raise ComputeError(f"cannot read the job's {REQUIREMENTS_FILE}: {exc}") from None
-        if not has_req and not pip:
+        if req_text is None and not pip:
             return self.base()
-        args = (["-r", REQUIREMENTS_FILE] if has_req else []) + list(pip)
-        target = private_dir / "venv"
-        async with self._builds:
-            await asyncio.to_thread(shutil.rmtree, target, True)  # an earlier try that never finished
-            await self._build(target, args, cwd=workdir)
-        return JobEnv(target / "bin", private=True)
+        lines = (req_text or b"").decode("utf-8", "replace").splitlines()
+        args = (["-r", REQUIREMENTS_FILE] if req_text is not None else []) + list(pip)
+        if any(_needs_private_env(x) for x in [*lines, *pip]):
+            target = private_dir / "venv"
+            await self._build(target, args, cwd=workdir, key="")
+            return JobEnv(target / "bin", private=True)
+        digest = hashlib.sha256(json.dumps([self.base_python, sys.version, (req_text or b"").hex(), list(pip)])
+                                .encode()).hexdigest()[:32]
+        lock, users = self._locks.get(digest, (asyncio.Lock(), 0))
+        self._locks[digest] = (lock, users + 1)
+        target = self.root / digest
+        try:
+            async with lock:
+                with self._evict_lock:  # counted in use before its marker is trusted: eviction skips it now
+                    self._in_use[digest] = self._in_use.get(digest, 0) + 1
+                    complete = (target / MARKER).is_file()
+                try:
+                    if not complete:
+                        await asyncio.to_thread(shutil.rmtree, target, True)  # a build that never finished
+                        await self._build(target, args, cwd=workdir, key=digest)
+                except BaseException:
+                    self.release(JobEnv(target / "bin", key=digest))
+                    raise
+                with contextlib.suppress(OSError):
+                    os.utime(target / MARKER)  # most recently used
+        finally:
+            lock, users = self._locks[digest]
+            if users <= 1:
+                del self._locks[digest]
+            else:
+                self._locks[digest] = (lock, users - 1)
+        await asyncio.to_thread(self._evict)
+        return JobEnv(target / "bin", key=digest)
 
     def adopt(self, venv: str) -> JobEnv | None:
-        """The environment (its directory, from a running job's ``VIRTUAL_ENV``) of a job this process did not
-        start (a re-attached one); None when ``venv`` is not a complete environment. Pair it with
-        :meth:`release`."""
+        """Count a cached environment (its directory, from a running job's ``VIRTUAL_ENV``) as in use by a job this
+        process did not start (a re-attached one); None when ``venv`` is not a complete environment of this cache.
+        Pair it with :meth:`release`."""
         if not venv:
             return None
         path = Path(venv)
-        if not (path / MARKER).is_file():
+        if path.parent != self.root or not (path / MARKER).is_file():
             return None
-        return JobEnv(path / "bin", private=True)
+        with self._evict_lock:
+            self._in_use[path.name] = self._in_use.get(path.name, 0) + 1
+        return JobEnv(path / "bin", key=path.name)
 
     def release(self, env: JobEnv) -> None:
-        """The job using ``env`` ended. Nothing to free here: a job's own environment is deleted with its job
-        directory, and the base one is never deleted."""
+        """The job using ``env`` ended (a private env is deleted with the job's directory)."""
+        with self._evict_lock:
+            if env.key and self._in_use.get(env.key, 0) > 0:
+                self._in_use[env.key] -= 1
+                if not self._in_use[env.key]:
+                    del self._in_use[env.key]
+
+    def cached(self) -> list[str]:
+        """Keys of the complete cached environments, least recently used first."""
+        return [p.name for p in self._complete()]
 
     # ------------------------------------------------------------------ building
     def _site_packages(self) -> list[str]:
@@ -155,7 +219,7 @@ class EnvCache:
             self._base_site = json.loads(out.stdout) if out.returncode == 0 else site.getsitepackages()
         return self._base_site
 
-    async def _build(self, target: Path, args: list[str], *, cwd: Path) -> None:
+    async def _build(self, target: Path, args: list[str], *, cwd: Path, key: str) -> None:
         started = time.monotonic()
         try:
             target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -191,7 +255,7 @@ class EnvCache:
             raise EnvInstallError(f"the job's dependencies take {size} bytes installed, more than this provider's "
                                   f"limit of {self.max_bytes} bytes")
         (target / MARKER).write_text(json.dumps({"args": args, "bytes": size, "built_s": time.monotonic() - started}))
-        log.info("job environment built", path=str(target), seconds=round(time.monotonic() - started, 1),
+        log.info("job environment built", key=key or "private", seconds=round(time.monotonic() - started, 1),
                  bytes=size)
 
     @staticmethod
@@ -199,8 +263,7 @@ class EnvCache:
         """Run ``cmd``; its exit code (None when killed at ``timeout_s``) and its output lines."""
         env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")}
         env["PIP_NO_INPUT"] = "1"
-        # No config file a job could have written (~/.config/pip/pip.conf) steers another job's install.
-        env["PIP_CONFIG_FILE"] = os.devnull
+        env["PIP_CONFIG_FILE"] = os.devnull  # no pip.conf a job may have written for the next one
         try:
             proc = await asyncio.create_subprocess_exec(*cmd, cwd=cwd, env=env, stdin=asyncio.subprocess.DEVNULL,
                                                         stdout=asyncio.subprocess.PIPE,
@@ -221,6 +284,39 @@ class EnvCache:
                 os.killpg(proc.pid, 9)
             raise
         return proc.returncode, data.decode("utf-8", "replace").splitlines()
+
+    # ------------------------------------------------------------------ the cache's bounds
+    def _complete(self) -> list[Path]:
+        try:
+            envs = [p for p in self.root.iterdir() if not p.name.startswith(".") and (p / MARKER).is_file()]
+        except FileNotFoundError:
+            return []
+        return sorted(envs, key=lambda p: (p / MARKER).stat().st_mtime)
+
+    def _evict(self) -> None:
+        envs = self._complete()
+        sizes = {}
+        for p in envs:
+            try:
+                sizes[p] = int(json.loads((p / MARKER).read_text()).get("bytes", 0))
+            except (OSError, ValueError):
+                sizes[p] = 0
+        total = sum(sizes.values())
+        for p in envs:  # least recently used first
+            if len(envs) <= self.max_envs and total <= self.max_bytes:
+                break
+            trash = p.with_name(f".evicted-{p.name}-{os.getpid()}-{time.monotonic_ns()}")
+            with self._evict_lock:  # not in use, and no job can start using it once it has moved away
+                if self._in_use.get(p.name):
+                    continue
+                try:
+                    p.rename(trash)
+                except OSError:
+                    continue
+            shutil.rmtree(trash, ignore_errors=True)
+            envs = [e for e in envs if e != p]
+            total -= sizes[p]
+            log.info("job environment evicted", key=p.name)
 
 
 def _tree_size(root: Path) -> int:

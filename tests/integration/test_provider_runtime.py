@@ -167,7 +167,7 @@ async def test_declared_dependencies_are_installed_for_the_job(runner: JobRunner
     events = await run_job(runner, "job-deps.1", JobPayload("python main.py", {}, pack_workdir(work)))
     assert events[-1].kind == "succeeded", events
     assert "tiny 42" in [e.message for e in events if e.kind == "log"]
-    # Built for this job alone, and gone with it.
+    # Built for this job alone (it names the job's own files), and gone with it.
     assert not (tmp_path / "jobs" / "job-deps.1").exists()
 
 
@@ -184,46 +184,45 @@ async def test_failed_install_fails_the_job_with_pips_words_as_the_jobs_fault(ru
     assert any("blendr-no-such-package" in e.message for e in events if e.kind == "log"), events
     assert time.monotonic() - started < 120
     assert not (tmp_path / "jobs" / "job-badpip.1").exists()
+    assert not [p for p in (tmp_path / "envs").glob("*") if (p / ".blendr-env.json").exists()]
 
 
-async def test_each_job_gets_its_own_environment_and_pip_shares_nothing(tmp_path: Path,
-                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
-    import subprocess
-
-    # Shared environments of an earlier agent: deleted (a job may have rewritten them).
-    (tmp_path / "envs" / "old").mkdir(parents=True)
-    # A pip configuration a job could have written in the agent's home: it must not steer another job's install.
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "home" / ".config"))
-    (tmp_path / "home" / ".config" / "pip").mkdir(parents=True)
-    (tmp_path / "home" / ".config" / "pip" / "pip.conf").write_text("[install]\ndry-run = true\n")
+async def test_env_cache_shares_builds_and_evicts_least_recently_used(tmp_path: Path) -> None:
     cache = EnvCache(tmp_path / "envs", max_envs=1)
-    assert not (tmp_path / "envs").exists()
-    work = tmp_path / "w"
-    tiny_wheel(work / "wheels")
-    (work / "requirements.txt").write_text("--no-index\n--find-links ./wheels\nblendr-tiny==0.1\n")
-    # The same set for two jobs at once: two environments, each in its own job's directory.
-    a, b = await asyncio.gather(cache.acquire(work, [], tmp_path / "j1"), cache.acquire(work, [], tmp_path / "j2"))
-    assert a == cache.adopt(str(tmp_path / "j1" / "venv"))  # a re-attached job's
-    assert (a.bin_dir, b.bin_dir) == (tmp_path / "j1" / "venv" / "bin", tmp_path / "j2" / "venv" / "bin")
-    assert a.private and b.private
-    for env in (a, b):
-        code = "import blendr_tiny, numpy, ray; print(blendr_tiny.VALUE)"
-        out = subprocess.run([str(env.bin_dir / "python"), "-c", code], capture_output=True, text=True, check=False)
-        assert out.stdout.strip() == "42", out.stderr
-    assert cache.adopt("") is None and cache.adopt(str(tmp_path / "j3" / "venv")) is None
-    assert cache.base() == await cache.acquire(tmp_path / "j3", [], tmp_path / "j3")
+    builds: list[Path] = []
+    build = cache._build
 
+    async def counted(target: Path, args: list[str], *, cwd: Path, key: str) -> None:
+        builds.append(target)
+        await build(target, args, cwd=cwd, key=key)
 
-async def test_an_environment_over_the_size_bound_fails_the_job_and_is_deleted(tmp_path: Path) -> None:
-    from provider.envs import EnvInstallError
-
+    cache._build = counted  # type: ignore[method-assign]
     work = tmp_path / "w"
     work.mkdir()
-    cache = EnvCache(tmp_path / "envs", max_bytes=1000)
-    with pytest.raises(EnvInstallError, match="more than this provider's limit of 1000 bytes"):
-        await cache.acquire(work, ["numpy"], tmp_path / "j")
-    assert not (tmp_path / "j" / "venv").exists()
+    # Requirements the base environment already satisfies: pip needs no index.
+    a1, a2 = await asyncio.gather(cache.acquire(work, ["numpy"], tmp_path / "j1"),
+                                  cache.acquire(work, ["numpy"], tmp_path / "j2"))
+    assert a1 == a2 and a1.key and not a1.private and cache.cached() == [a1.key]
+    assert len(builds) == 1  # two jobs with the same set at once: one build
+    b = await cache.acquire(work, ["ray"], tmp_path / "j3")
+    assert set(cache.cached()) == {a1.key, b.key}  # a1 is in use: never evicted under a running job
+    cache.release(a1)
+    cache.release(a2)
+    cache.release(b)
+    c = await cache.acquire(work, ["numpy", "ray"], tmp_path / "j4")
+    assert cache.cached() == [c.key]
+    again = await cache.acquire(work, ["numpy", "ray"], tmp_path / "j5")
+    assert again == c and len(builds) == 3  # a cached set is not built again
+    # A restarted provider re-attaching to a running job holds its env from the job's VIRTUAL_ENV.
+    fresh = EnvCache(tmp_path / "envs", max_envs=1)
+    assert fresh.adopt(str(c.bin_dir.parent)) == c and fresh.adopt("") is None
+    assert fresh.adopt(str(tmp_path / "j1")) is None and fresh.adopt(str(tmp_path / "envs" / "nope")) is None
+    assert fresh._in_use == {c.key: 1}
+    import subprocess
+
+    out = subprocess.run([str(c.bin_dir / "python"), "-c", "import numpy, ray; print('ok')"], capture_output=True,
+                         text=True, check=False)
+    assert out.stdout.strip() == "ok", out.stderr
 
 
 async def test_install_time_is_bounded(tmp_path: Path) -> None:
@@ -245,7 +244,7 @@ async def test_install_time_is_bounded(tmp_path: Path) -> None:
         with pytest.raises(EnvInstallError, match="ran past its 8 s limit"):
             await cache.acquire(work, [], tmp_path / "j")
         assert time.monotonic() - started < 30
-        assert not (tmp_path / "j" / "venv").exists()
+        assert cache.cached() == []
     finally:
         srv.close()
 
@@ -379,3 +378,33 @@ async def test_a_killed_agent_leaves_no_ray_head_behind(tmp_path: Path) -> None:
     while _processes_under(temp) or Path(temp).exists():
         assert time.monotonic() < deadline, f"head left behind: pids {_processes_under(temp)}, {temp} exists"
         await asyncio.sleep(0.5)
+
+
+async def test_pip_reads_no_config_a_job_could_have_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A pip.conf in the agent's home (a job runs as the agent's user and could write one) steers no install."""
+    import subprocess
+
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "home" / ".config"))
+    (tmp_path / "home" / ".config" / "pip").mkdir(parents=True)
+    (tmp_path / "home" / ".config" / "pip" / "pip.conf").write_text("[install]\ndry-run = true\n")
+    cache = EnvCache(tmp_path / "envs")
+    work = tmp_path / "w"
+    tiny_wheel(work / "wheels")
+    (work / "requirements.txt").write_text("--no-index\n--find-links ./wheels\nblendr-tiny==0.1\n")
+    env = await cache.acquire(work, [], tmp_path / "j1")
+    assert env.private and env.bin_dir == tmp_path / "j1" / "venv" / "bin"
+    out = subprocess.run([str(env.bin_dir / "python"), "-c", "import blendr_tiny; print(blendr_tiny.VALUE)"],
+                         capture_output=True, text=True, check=False)
+    assert out.stdout.strip() == "42", out.stderr
+
+
+async def test_an_environment_over_the_size_bound_fails_the_job_and_is_not_cached(tmp_path: Path) -> None:
+    from provider.envs import EnvInstallError
+
+    cache = EnvCache(tmp_path / "envs", max_bytes=1000)
+    work = tmp_path / "w"
+    work.mkdir()
+    with pytest.raises(EnvInstallError, match="more than this provider's limit of 1000 bytes"):
+        await cache.acquire(work, ["numpy"], tmp_path / "j")
+    assert cache.cached() == [] and cache._in_use == {} and cache._locks == {}

@@ -1,25 +1,32 @@
-"""The readiness monitor, and the job environment builder's bounds and base environment."""
+"""The readiness monitor and which requirement sets may name the job's own files (never cached)."""
 
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 
 import pytest
 
 from blendr.errors import ComputeError
 from blendr.types import Readiness
-from provider.envs import EnvCache, JobEnv
+from provider.envs import _needs_private_env
 from provider.readiness import NO_RUNNER, NOT_CHECKED, ReadinessMonitor
 
 
-def test_env_builder_bounds_must_be_positive_and_no_declared_dependency_is_the_base_env(tmp_path: Path) -> None:
-    for bad in ({"install_timeout_s": 0}, {"max_envs": 0}, {"max_bytes": 0}):
-        with pytest.raises(ComputeError, match="must be > 0"):
-            EnvCache(tmp_path / "envs", **bad)  # type: ignore[arg-type]
-    cache = EnvCache(tmp_path / "envs", base_python="/opt/py/bin/python3")
-    env = asyncio.run(cache.acquire(tmp_path, [], tmp_path / "job"))
-    assert env == JobEnv(Path("/opt/py/bin")) and not env.private and not (tmp_path / "job").exists()
+@pytest.mark.parametrize(("line", "local"), [
+    ("numpy==2.1", False), ("scipy>=1.13; python_version>'3.9'", False), ("# ./comment", False), ("", False),
+    ("--pre", False), ("--only-binary=:all:", False), ("--prefer-binary", False),
+    ("pkg @ https://example.com/pkg-1.0.tar.gz", False),
+    ("./mypkg", True), ("mypkg/", True), ("/abs/pkg", True), ("file:./x", True), ("-e .", True),
+    ("-r other.txt", True), ("--requirement=other.txt", True), ("-c constraints.txt", True),
+    ("--find-links ./wheels", True), ("-f./wheels", True), ("pkg @ file:///tmp/pkg", True),
+    # a bare archive is read from the working directory; index options may point into it
+    ("mypkg-1.0-py3-none-any.whl", True), ("x.tar.gz", True), ("X.ZIP", True),
+    ("--extra-index-url file:./idx", True), ("-i ./idx", True), ("--index-url=./idx", True),
+    ("--no-index", True), ("--index-url https://pypi.org/simple", True), ("--trusted-host evil", True),
+    ("pkg @ FILE:///tmp/pkg", True),
+])
+def test_requirements_that_may_name_the_workdir_get_a_private_env(line: str, local: bool) -> None:
+    assert _needs_private_env(line) is local
 
 
 async def test_monitor_reports_each_change_once_and_bounds_a_check() -> None:
