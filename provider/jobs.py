@@ -756,10 +756,10 @@ class JobRunner:
             job.env = None
 
     def _sweep_session(self, submission_id: str, package_uri: str) -> None:
-        """Remove the job's session files now and again a few seconds later (Ray's job supervisor may still
-        write the driver log's last lines after the job's terminal status); on close, the last sweep runs at once."""
-        if self._session_dir is None:
-            return
+        """Remove the job's session files, and its record on Ray, now and again a few seconds later (Ray's job
+        supervisor may still write the driver log's last lines, and its last status, which stores the record
+        again, after the job's terminal status); on close, the last sweep runs at once. Session files only
+        where the session is known (a local head), the record on any cluster."""
 
         def unused(uri: str) -> str:
             # Another running job with the very same working directory runs from the same unpacked copy.
@@ -772,8 +772,11 @@ class JobRunner:
                 for delay in SESSION_SWEEP_DELAYS_S:
                     await asyncio.sleep(delay)
                     await self._run(self._remove_session_files, submission_id, unused(package_uri))
+                    if delay:
+                        await self._forget_on_ray(submission_id)
             except asyncio.CancelledError:
                 self._remove_session_files(submission_id, unused(package_uri))
+                await self._forget_on_ray(submission_id)
 
         task = asyncio.create_task(sweep(), name=f"sweep-{submission_id}")
         self._sweeps.add(task)
