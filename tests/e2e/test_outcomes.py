@@ -97,6 +97,10 @@ async def test_staking_provider_faults_and_waits_end_as_a_renter_expects(
             waited = await events_until_done(king, impatient.job_id, 60)  # the follow ends with the job
             await king.cancel(long.job_id)
             long_done = await events_until_done(king, long.job_id, 360)
+            # The cancelled job's rental can settle before its provider has stopped it; the king releases the
+            # provider at the cancel, so wait for provider1's own word (its queen's pool) before the next job.
+            await wait_for(lambda: any(e.offer.provider == good and e.busy_gpus == 0 for e in market.pool.values()),
+                           90, "provider1 to have stopped the cancelled job")
             # The bridge short of attesters: queen2, one of the two relay queens, stops. A job runs on provider1,
             # ends and waits for the bridge, and the follow says so; when queen2 is back, the rental settles for
             # the time its queen verified, as if the bridge had never been late.
@@ -105,7 +109,7 @@ async def test_staking_provider_faults_and_waits_end_as_a_renter_expects(
             seen, follower = follow(king, late.job_id)
             await wait_for(lambda: any(e.kind == "settling" and "waiting for the bridge (1 of 2 attestations)"
                                        in e.message for e in seen), 180, "the follow to say what the bridge lacks")
-            assert seen[-1].state == "ended" and not follower.done()
+            assert seen[-1].state == "ended" and not follower.done(), [(e.kind, e.state, e.message) for e in seen]
             await net.start_queen("queen2")
             await asyncio.wait_for(follower, 300)
     finally:
