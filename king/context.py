@@ -63,6 +63,9 @@ class JobsConfig:
     max_watchers_per_renter: int = 64
     max_queued_jobs: int = 50_000
     queen_grace_s: float = 30.0
+    # the longest a renter-cancelled job keeps its provider's GPUs promised while the provider has not said it
+    # stopped the job (a provider still running it would refuse a new job on them)
+    stop_hold_s: float = 120.0
     retry_s: float = 2.0
     default_max_wait_s: float = 3600.0  # a job's wait for a provider when the renter sets none
     max_wait_s: float = 86400.0  # the longest wait a renter may set

@@ -16,6 +16,10 @@ Guarantees:
   candidate. A job none of whose candidates is left ends failed at once rather than wait for nobody.
 * No job waits without bound: a job queued longer than its wait (``Job.max_wait_s``, from when it entered the
   queue) ends failed with the scheduler's reason; it holds no rental then, so its escrow is never touched.
+* A renter's cancel frees the provider's GPUs in the scheduler only when the provider has said the job is over
+  (its ``stopped``, or any final event, for that attempt — even after the job has settled), when its queen is
+  gone past the grace period, or after ``JobsConfig.stop_hold_s`` (logged): no job is placed on devices the
+  provider still runs the cancelled job on (which it would refuse as not free, a provider fault).
 """
 
 from __future__ import annotations
@@ -73,6 +77,8 @@ RENTER_HINTS = {
 # Reverts after which the intent can never create a rental again.
 INTENT_SPENT = frozenset({"GPURentalNonceUsed", "GPURentalIntentExpired"})
 CANCEL_ATTEMPTS = 6
+# A queen's final events for an attempt: after one of them the provider no longer runs it.
+FINAL = frozenset({"succeeded", "failed", "stopped", "lost"})
 CHAIN_WAITING = "Ethereum is not answering; the rental will be created when it is"
 
 
@@ -92,6 +98,16 @@ class QueenEvent:
     provider_fault: bool = False  # on "failed": the provider could not run the job (not the job's own failure)
 
 
+@dataclass(frozen=True)
+class StopHold:
+    """A cancelled job's placement kept in the scheduler until its provider says the attempt is over."""
+
+    queen: str
+    attempt: int
+    provider: str
+    since: float  # monotonic
+
+
 class Lifecycle:
     """Rentals and provider-side life of jobs (use from the king's event loop)."""
 
@@ -100,6 +116,32 @@ class Lifecycle:
         self.book = ctx.book
         self.store = store  # the settlement follower's records (king.settlements)
         self._cancelling: set[str] = set()  # rental keys with a cancel in flight
+        self.holds: dict[str, StopHold] = {}  # cancelled jobs whose providers have not said they stopped
+
+    # ------------------------------------------------------------------ the scheduler's GPUs
+    def release(self, job_id: str) -> None:
+        """Frees the job's GPUs in the scheduler (and its stop hold, if any); idempotent."""
+        if self.holds.pop(job_id, None) is not None:
+            self.ctx.wake.set()  # GPUs came free: place what waits for them now
+        self.ctx.scheduler.release(job_id)
+
+    def release_holds(self, queen: str) -> None:
+        """The queen is gone (past its grace period): its providers' stops will not be confirmed through it."""
+        for job_id, hold in list(self.holds.items()):
+            if hold.queen == queen:
+                log.info("queen gone: freeing the provider of a cancelled job without its stop", job=job_id,
+                         provider=hold.provider)
+                self.release(job_id)
+
+    def expire_holds(self) -> int:
+        """Stop holds older than ``stop_hold_s`` are freed (logged); returns how many."""
+        limit = self.ctx.clock.monotonic() - self.ctx.cfg.stop_hold_s
+        late = [job_id for job_id, hold in self.holds.items() if hold.since <= limit]
+        for job_id in late:
+            log.warning("no stop from the provider of a cancelled job in time; its GPUs are free again", job=job_id,
+                        provider=self.holds[job_id].provider, waited_s=self.ctx.cfg.stop_hold_s)
+            self.release(job_id)
+        return len(late)
 
     # ------------------------------------------------------------------ creation
     async def create_rental(self, job: Job) -> None:
@@ -140,7 +182,7 @@ class Lifecycle:
         except BlendrError as exc:  # refused before anything was sent (a call that cannot be built): never lands
             job = self.book.get(job.job_id) or job
             log.warning("rental creation refused", job=job.job_id, error=str(exc)[:200])
-            ctx.scheduler.release(job.job_id)
+            self.release(job.job_id)
             if job.state != JobState.CANCELLED and self._same_attempt(job, attempt):
                 self.fail(job, "the rental could not be created: Ethereum refused the call (the king logged why)")
             return
@@ -174,7 +216,7 @@ class Lifecycle:
     def _create_reverted(self, job: Job, attempt: int, exc: ContractRevertError) -> None:
         c = job.current
         if job.state == JobState.CANCELLED or c is None or not self._same_attempt(job, attempt):
-            self.ctx.scheduler.release(job.job_id)
+            self.release(job.job_id)
             return
         if exc.error in PROVIDER_SIDE:
             stakes = self.ctx.market.stakes
@@ -184,7 +226,7 @@ class Lifecycle:
             self.move(job, f"provider {c.provider[:10]}… cannot take the rental ({exc.error}); trying another")
             return
         job.intents[c.intent].used = exc.error in INTENT_SPENT
-        self.ctx.scheduler.release(job.job_id)
+        self.release(job.job_id)
         self.fail(job, RENTER_HINTS.get(exc.error, "the rental could not be created: " + (exc.error or "reverted")))
 
     def creating(self, job_id: str) -> bool:
@@ -243,6 +285,9 @@ class Lifecycle:
     # ------------------------------------------------------------------ queen events
     def on_queen_event(self, queen: str, ev: QueenEvent) -> None:
         """A job event relayed by a queen (stale attempts and repeated seqs are ignored)."""
+        hold = self.holds.get(ev.job_id)
+        if hold is not None and ev.kind in FINAL and (hold.queen, hold.attempt) == (queen, ev.attempt):
+            self.release(ev.job_id)  # the provider no longer runs the cancelled job (it may have settled already)
         job = self.book.get(ev.job_id)
         if job is None:
             return
@@ -287,7 +332,7 @@ class Lifecycle:
     def stopped(self, job: Job, kind: str, message: str = "", exit_code: int = 0) -> None:
         """The job stopped on its provider: it ends (a cancelled job stays cancelled); an early end cancels
         the rental so the renter pays only for the verified time."""
-        self.ctx.scheduler.release(job.job_id)
+        self.release(job.job_id)
         c = job.current
         job.exit_code = exit_code
         job.ended = self.ctx.clock.time()
@@ -320,7 +365,7 @@ class Lifecycle:
             return
         self._cancel_current(job)
         if job.state == JobState.CANCELLED:
-            self.ctx.scheduler.release(job.job_id)
+            self.release(job.job_id)
             self.book.save(job)
             return
         self.move(job, f"{why}; moving the job to another provider")
@@ -330,7 +375,7 @@ class Lifecycle:
         left."""
         if job.current is not None:
             job.excluded = sorted({*job.excluded, job.current.provider})
-        self.ctx.scheduler.release(job.job_id)
+        self.release(job.job_id)
         job.current = None
         if job.next_intent() is None:
             self.fail(job, f"{why}, but no signed intent is left to rent another provider")
@@ -386,7 +431,8 @@ class Lifecycle:
     # ------------------------------------------------------------------ the renter's cancel
     def cancel(self, renter: str, job_id: str, reason: str = "") -> Job:
         """Cancels the renter's job: a queued one at once; a live one is stopped and its rental cancelled
-        (stored first, sent in the background)."""
+        (stored first, sent in the background). A job handed to its provider keeps the provider's GPUs in the
+        scheduler until the provider says it stopped (see the module's guarantees)."""
         job = self.book.get(job_id)
         if job is None or job.renter != renter:
             raise NotFoundError(f"no job {shown(job_id)} of yours")
@@ -407,7 +453,10 @@ class Lifecycle:
             self.book.cancel_later(c.rental_id, job.job_id)
         self.book.save(job, EventKind.CANCELLED, why)
         self.ctx.queens.stop(c.queen, job.job_id, c.attempt, why)  # re-sent when the queen reconnects
-        self.ctx.scheduler.release(job.job_id)
+        if c.rental_id:  # handed to the queen: the provider may be running it until it says otherwise
+            self.holds[job.job_id] = StopHold(c.queen, c.attempt, c.provider, self.ctx.clock.monotonic())
+        else:  # its rental is still being created: no provider has it (a rental that lands is cancelled unassigned)
+            self.release(job.job_id)
         if c.rental_id:
             self.ctx.spawn(self.cancel_rental(job.job_id, c.rental_id))
         return job
@@ -480,7 +529,7 @@ class Lifecycle:
         failed)."""
         idx = job.next_intent()
         if idx is None:
-            self.ctx.scheduler.release(job.job_id)
+            self.release(job.job_id)
             self.fail(job, "no signed intent left to rent another provider; submit the job again")
             return None
         job.attempt += 1

@@ -5,7 +5,8 @@ Guarantees:
 * A GPU is never promised twice (the scheduler's reservations), and a job is placed only on a provider its
   payload key is wrapped for.
 * A rental creation interrupted by a failure or a restart is tried again with the same attempt.
-* Jobs on a queen gone longer than the grace period move to other providers.
+* Jobs on a queen gone longer than the grace period move to other providers; the GPUs its providers hold for
+  cancelled jobs not yet confirmed stopped are freed then (or after ``stop_hold_s``).
 * The cost of a pass does not grow with the number of queued jobs: waiting reasons are refreshed only for
   jobs someone is watching (others get theirs when they are read); jobs whose wait is over are found in a
   heap.
@@ -54,6 +55,7 @@ class Placer:
     async def run_pass(self) -> None:
         ctx = self.ctx
         self.check_queens()
+        self.lifecycle.expire_holds()
         self.lifecycle.expire_waits(self.waiting_reason)
         await self.retry_creates()
         for p in ctx.scheduler.schedule(max_placements=64):
@@ -74,7 +76,7 @@ class Placer:
         ctx = self.ctx
         job = self.book.get(p.job_id)
         if job is None or job.state != JobState.QUEUED:
-            ctx.scheduler.release(p.job_id)
+            self.lifecycle.release(p.job_id)
             return
         if p.provider not in job.candidates:
             # Defensive: the scheduler places only on the job's candidates (the payload key is wrapped for them).
@@ -91,7 +93,7 @@ class Placer:
         ctx = self.ctx
         job = self.book.get(job_id)
         if job is not None and job.state == JobState.QUEUED:
-            ctx.scheduler.release(job_id)
+            self.lifecycle.release(job_id)
             if ctx.scheduler.placement(job_id) is None:
                 self.lifecycle.enqueue(job)
         elif job is not None and job.live and job.current is not None and not job.current.rental_id:
@@ -119,7 +121,7 @@ class Placer:
                     ctx.retry_create[job_id] = now + ctx.cfg.retry_s * 5
                     continue
                 if status == RentalStatus.NONE:
-                    ctx.scheduler.release(job_id)
+                    self.lifecycle.release(job_id)
                     if ctx.clock.time() > job.intents[c.intent].deadline:  # it can never land now: nothing to cancel
                         ctx.retry_create.pop(job_id, None)
                     else:  # not landed yet; a transaction still pending could land until the intent's deadline
@@ -137,6 +139,7 @@ class Placer:
                 continue
             del ctx.queen_gone[queen]
             ctx.market.remove_queen(queen)
+            self.lifecycle.release_holds(queen)
             for job in self.book.unfinished():
                 if job.live and job.queen == queen:
                     self.lifecycle.lost(job, f"queen {queen[:10]}… went away")
