@@ -25,6 +25,9 @@ class Verdict(StrEnum):
     PASSED = "passed"
     FAILED = "failed"
     MISSED = "missed"
+    # The challenge ended without an answer to judge: the provider left or was replaced mid-challenge, or the
+    # queen failed handling its message. Counts as failed everywhere (uptime, quarantine, rental records).
+    ABANDONED = "abandoned"
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ Pure domain logic (no grpc). A challenge goes issue → commitment (roots, timin
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import random
 import uuid
@@ -34,6 +35,9 @@ from blendr.types import DeviceInfo, DeviceKind, Verdict
 
 # Seconds allowed per committed row for hashing and building the Merkle tree on the provider's host.
 ROW_ALLOWANCE_S = 5e-6
+# Bounds on a commitment's figures: no challenge is sized for a day of work, no device holds a PiB.
+MAX_WORK_SECONDS = 86_400.0
+MAX_PEAK_MEMORY_BYTES = 1 << 50
 
 
 class RandomnessBeacon(Protocol):
@@ -332,8 +336,12 @@ class Challenger:
         for c in commits:
             if len(c.root) != 32:
                 return f"device {c.device_index}: root must be 32 bytes (got {len(c.root)})"
-            if not c.work_seconds >= 0 or c.work_seconds != c.work_seconds:
-                return f"device {c.device_index}: work_seconds must be >= 0"
+            # Non-finite or absurd figures would poison the speed check and the records (JSON has no inf).
+            if not (isinstance(c.work_seconds, (int, float)) and math.isfinite(c.work_seconds)
+                    and 0 <= c.work_seconds <= MAX_WORK_SECONDS):
+                return f"device {c.device_index}: work_seconds must be a finite number in [0, {MAX_WORK_SECONDS:g}]"
+            if not (isinstance(c.peak_memory_bytes, int) and 0 <= c.peak_memory_bytes <= MAX_PEAK_MEMORY_BYTES):
+                return f"device {c.device_index}: peak_memory_bytes must be in [0, {MAX_PEAK_MEMORY_BYTES}]"
         return ""
 
     # ------------------------------------------------------------------ openings
@@ -414,4 +422,20 @@ class Challenger:
             "commit_seconds": None if p.committed_mono is None else p.committed_mono - p.issued_mono,
             "decided": self._clock.time(),
         }
-        return Outcome(verdict, reason, p.reported_tflops, p.wall_tflops, record)
+        return Outcome(verdict, reason, _finite(p.reported_tflops), _finite(p.wall_tflops), _json_safe(record))
+
+
+def _finite(x: float) -> float:
+    """``x`` when it is a finite number, else 0.0 (a figure the queen could not measure)."""
+    return x if math.isfinite(x) else 0.0
+
+
+def _json_safe(value: Any) -> Any:
+    """``value`` with every non-finite float replaced by None, so a decided record can always be stored."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_json_safe(v) for v in value]
+    return value

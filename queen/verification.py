@@ -69,7 +69,9 @@ FOLLOWER = "queen-etc-work-verification"
 INTERVAL_CACHE_S = 60.0
 
 OPEN, FINALIZED = "open", "finalized"
-VERDICT_FIELD = {Verdict.PASSED: "passed", Verdict.FAILED: "failed", Verdict.MISSED: "missed"}
+# An abandoned challenge (the provider left mid-challenge) counts as failed on ETC: leaving must not pay.
+VERDICT_FIELD = {Verdict.PASSED: "passed", Verdict.FAILED: "failed", Verdict.MISSED: "missed",
+                 Verdict.ABANDONED: "failed"}
 
 
 class EventSource(Protocol):

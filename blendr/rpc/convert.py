@@ -32,6 +32,7 @@ VERDICT_TO_PB = {
     Verdict.PASSED: pb.VERDICT_PASSED,
     Verdict.FAILED: pb.VERDICT_FAILED,
     Verdict.MISSED: pb.VERDICT_MISSED,
+    Verdict.ABANDONED: pb.VERDICT_ABANDONED,
 }
 VERDICT_FROM_PB = {v: k for k, v in VERDICT_TO_PB.items()}
 

@@ -33,6 +33,7 @@ class Verdict(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     VERDICT_FAILED: _ClassVar[Verdict]
     VERDICT_MISSED: _ClassVar[Verdict]
     VERDICT_PENDING: _ClassVar[Verdict]
+    VERDICT_ABANDONED: _ClassVar[Verdict]
 DEVICE_KIND_UNSPECIFIED: DeviceKind
 DEVICE_KIND_NVIDIA_GPU: DeviceKind
 DEVICE_KIND_CPU: DeviceKind
@@ -47,6 +48,7 @@ VERDICT_PASSED: Verdict
 VERDICT_FAILED: Verdict
 VERDICT_MISSED: Verdict
 VERDICT_PENDING: Verdict
+VERDICT_ABANDONED: Verdict
 
 class Device(_message.Message):
     __slots__ = ("index", "kind", "name", "uuid", "memory_bytes", "driver_version", "cuda_version", "model")
@@ -297,7 +299,7 @@ class ChallengeSummary(_message.Message):
     def __init__(self, challenge_id: _Optional[str] = ..., verdict: _Optional[_Union[Verdict, str]] = ..., reason: _Optional[str] = ..., issued_unix: _Optional[float] = ..., reported_tflops: _Optional[float] = ...) -> None: ...
 
 class ProviderInfo(_message.Message):
-    __slots__ = ("address", "state", "devices", "challenges_issued", "challenges_passed", "challenges_failed", "challenges_missed", "measured_tflops", "fingerprint_tflops", "uptime", "connected_seconds", "last_seen_unix", "last_challenge", "software_version", "admitted_unix", "not_ready")
+    __slots__ = ("address", "state", "devices", "challenges_issued", "challenges_passed", "challenges_failed", "challenges_missed", "measured_tflops", "fingerprint_tflops", "uptime", "connected_seconds", "last_seen_unix", "last_challenge", "software_version", "admitted_unix", "not_ready", "challenges_abandoned", "quarantined_until_unix")
     ADDRESS_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
     DEVICES_FIELD_NUMBER: _ClassVar[int]
@@ -314,6 +316,8 @@ class ProviderInfo(_message.Message):
     SOFTWARE_VERSION_FIELD_NUMBER: _ClassVar[int]
     ADMITTED_UNIX_FIELD_NUMBER: _ClassVar[int]
     NOT_READY_FIELD_NUMBER: _ClassVar[int]
+    CHALLENGES_ABANDONED_FIELD_NUMBER: _ClassVar[int]
+    QUARANTINED_UNTIL_UNIX_FIELD_NUMBER: _ClassVar[int]
     address: str
     state: ProviderState
     devices: _containers.RepeatedCompositeFieldContainer[Device]
@@ -330,7 +334,9 @@ class ProviderInfo(_message.Message):
     software_version: str
     admitted_unix: float
     not_ready: str
-    def __init__(self, address: _Optional[str] = ..., state: _Optional[_Union[ProviderState, str]] = ..., devices: _Optional[_Iterable[_Union[Device, _Mapping]]] = ..., challenges_issued: _Optional[int] = ..., challenges_passed: _Optional[int] = ..., challenges_failed: _Optional[int] = ..., challenges_missed: _Optional[int] = ..., measured_tflops: _Optional[float] = ..., fingerprint_tflops: _Optional[float] = ..., uptime: _Optional[float] = ..., connected_seconds: _Optional[float] = ..., last_seen_unix: _Optional[float] = ..., last_challenge: _Optional[_Union[ChallengeSummary, _Mapping]] = ..., software_version: _Optional[str] = ..., admitted_unix: _Optional[float] = ..., not_ready: _Optional[str] = ...) -> None: ...
+    challenges_abandoned: int
+    quarantined_until_unix: float
+    def __init__(self, address: _Optional[str] = ..., state: _Optional[_Union[ProviderState, str]] = ..., devices: _Optional[_Iterable[_Union[Device, _Mapping]]] = ..., challenges_issued: _Optional[int] = ..., challenges_passed: _Optional[int] = ..., challenges_failed: _Optional[int] = ..., challenges_missed: _Optional[int] = ..., measured_tflops: _Optional[float] = ..., fingerprint_tflops: _Optional[float] = ..., uptime: _Optional[float] = ..., connected_seconds: _Optional[float] = ..., last_seen_unix: _Optional[float] = ..., last_challenge: _Optional[_Union[ChallengeSummary, _Mapping]] = ..., software_version: _Optional[str] = ..., admitted_unix: _Optional[float] = ..., not_ready: _Optional[str] = ..., challenges_abandoned: _Optional[int] = ..., quarantined_until_unix: _Optional[float] = ...) -> None: ...
 
 class ListProvidersResponse(_message.Message):
     __slots__ = ("providers", "queen_address")
