@@ -1,22 +1,41 @@
 """The verifier: the queen's side of a challenge.
 
 The queen picks rows at random after it holds a device's root, checks that the opened rows are
-the committed ones (Merkle proof over the row digest) and that they are right (recomputed with
-NumPy at ``O(n**2 + k * n**2)`` against the prover's ``count * n**3``), then checks the claimed
-speed and memory against the model's fingerprint.
+the committed ones (Merkle proof over the row digest) and that they are right, then checks the
+claimed speed and memory against the model's fingerprint.
+
+Rightness of a row. With an epoch ``B`` (``params.b_seed`` set, as the queen sends every
+challenge) the row is checked with a Freivalds projection: the verifier holds, per epoch and size,
+``R = 3`` secret random vectors ``r`` with entries uniform in ``[0, P)`` (``P = 4194301``, the largest
+prime below ``2**22``) and ``Br = B @ r mod P``; an opened row ``c`` of product ``A_c @ B`` is right
+when every entry is within the bound ``64 * n`` that true products respect and
+``c . r == a . Br (mod P)`` for each ``r``, ``a`` being the row of ``A_c`` regenerated from the seed.
+Cost per row is ``O(n)`` (against ``O(n**2)`` to recompute it); ``Br`` costs ``O(n**2)`` once per
+epoch. Soundness: a wrong row within the bound differs from the true one by a non-zero integer
+vector ``e`` with ``|e_j| <= 2 * 64 * n <= 2**21 < P``, so ``e mod P != 0`` and
+``Pr_r[e . r == 0 mod P] = 1/P`` for each independent ``r`` (fix a non-zero coordinate of ``e``:
+exactly one value of its ``r_j`` makes the sum vanish); with three vectors a wrong row passes with
+probability at most ``P**-3 < 2**-65``. The vectors are drawn from the OS's randomness and never
+leave the verifier; a verdict tells a prover only whether its rows passed. All sums are exact in
+int64 (``|c_j| r_j n <= 2**20 * 2**22 * 2**14 = 2**56``). Without an epoch ``B`` rows are
+recomputed in full.
 """
 
 from __future__ import annotations
 
 import math
 import random
+import secrets
+import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 
 from blendr.errors import ProofError
-from blendr.proof.generate import compute_rows
+from blendr.proof.generate import compute_rows, gen_rows, matrix_key
 from blendr.proof.merkle import leaf_hash, verify_proof
 from blendr.proof.params import ChallengeParams
 from blendr.proof.prover import Opening
@@ -26,6 +45,95 @@ TIMING_EPSILON_SECONDS = 0.01
 """Slack allowed when work time exceeds wall time (clock granularity on two machines)."""
 
 _GIB = float(2**30)
+
+FREIVALDS_PRIME = 4194301
+"""The prime modulus of the projection check: the largest prime below ``2**22`` (above ``2 * 64 * MAX_N``)."""
+
+FREIVALDS_VECTORS = 3
+"""Independent projection vectors per epoch: a wrong row passes with probability ``P**-3``."""
+
+PROJECTION_CACHE_SIZE = 4
+"""Epoch projections kept by a verifier (``2 * R * n * 8`` bytes each: 384 KiB at n = 8192)."""
+
+_GEN_BLOCK_ELEMENTS = 1 << 20
+"""Rows of ``B`` are generated in blocks of this many elements when projecting it."""
+
+_PROJECTIONS: OrderedDict[tuple[bytes, int], tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]] = OrderedDict()
+_PROJECTIONS_LOCK = threading.Lock()
+
+
+def max_abs_product(n: int) -> int:
+    """The largest absolute value an entry of a true product can have: ``64 * n`` (inputs in [-8, 7])."""
+    return 64 * n
+
+
+def epoch_projection(b_seed: bytes, n: int) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """Returns ``(r, Br)`` for an epoch and size: ``r`` is ``(n, R)`` secret, ``Br = B @ r mod P``.
+
+    Generated once per ``(b_seed, n)`` with the OS's randomness and kept in a small LRU cache; ``B``
+    is generated block by block and never held whole. ``B @ r`` is exact in float64 (entries of ``B``
+    are at most 8 in size, of ``r`` below ``2**22``: every partial sum is below ``2**39 < 2**53``).
+    """
+    key = (b_seed, n)
+    with _PROJECTIONS_LOCK:
+        cached = _PROJECTIONS.get(key)
+        if cached is not None:
+            _PROJECTIONS.move_to_end(key)
+            return cached
+    rng = np.random.default_rng(secrets.randbits(128))
+    r = rng.integers(0, FREIVALDS_PRIME, size=(n, FREIVALDS_VECTORS), dtype=np.int64)
+    r_float = r.astype(np.float64)
+    b_key = matrix_key(b_seed, 0, "B", 0)
+    br = np.empty((n, FREIVALDS_VECTORS), dtype=np.int64)
+    block = max(1, _GEN_BLOCK_ELEMENTS // n)
+    for start in range(0, n, block):
+        stop = min(n, start + block)
+        rows = gen_rows(np, b_key, n, np.arange(start, stop, dtype=np.int64))
+        br[start:stop] = np.mod((rows.astype(np.float64) @ r_float).astype(np.int64), FREIVALDS_PRIME)
+    r.setflags(write=False)
+    br.setflags(write=False)
+    with _PROJECTIONS_LOCK:
+        _PROJECTIONS[key] = (r, br)
+        while len(_PROJECTIONS) > PROJECTION_CACHE_SIZE:
+            _PROJECTIONS.popitem(last=False)
+    return r, br
+
+
+def clear_projection_cache() -> None:
+    """Forget cached epoch projections (benchmarks measure the cold case with it)."""
+    with _PROJECTIONS_LOCK:
+        _PROJECTIONS.clear()
+
+
+def projected_wrong_rows(
+    params: ChallengeParams, device_index: int, rows: Sequence[int], claimed: npt.NDArray[np.int32]
+) -> npt.NDArray[np.intp]:
+    """Positions (into ``rows``) of the claimed rows that fail the Freivalds check (epoch ``B`` only).
+
+    Raises:
+        ProofError: ``params`` has no epoch ``B`` or a row is out of range.
+    """
+    if not params.b_seed:
+        raise ProofError("the projection check needs an epoch B (b_seed)")
+    n = params.n
+    wanted = np.asarray(list(rows), dtype=np.int64).reshape(-1)
+    if wanted.size and (int(wanted.min()) < 0 or int(wanted.max()) >= params.rows):
+        raise ProofError(f"rows must be in [0, {params.rows}) for challenge {params.challenge_id!r}")
+    r, br = epoch_projection(params.b_seed, n)
+    values = claimed.astype(np.int64)
+    bound = max_abs_product(n)
+    out_of_bound = (np.abs(values) > bound).any(axis=1)
+    values[out_of_bound] = 0  # failed already; zeroed so the exact int64 sums below cannot overflow
+    products, local = np.divmod(wanted, n)
+    a_rows = np.empty((wanted.size, n), dtype=np.int64)
+    for c in np.unique(products).tolist():
+        mask = products == c
+        key = matrix_key(params.seed, device_index, "A", int(c))
+        a_rows[mask] = gen_rows(np, key, n, local[mask]).astype(np.int64)
+    # Exact in int64: |a_j| <= 8, |c_j| <= 2**20, and r, Br < 2**22 over n <= 2**14 terms.
+    expected = np.mod(a_rows @ br, FREIVALDS_PRIME)
+    got = np.mod(values @ r, FREIVALDS_PRIME)
+    return np.flatnonzero(out_of_bound | (expected != got).any(axis=1))
 
 
 @dataclass(frozen=True)
@@ -75,7 +183,8 @@ def verify_openings(
 
     Checks, in order: every requested row is opened once and nothing else is; each row has
     ``4 * n`` bytes; each row's digest and Merkle proof lead to ``root``; each row equals the row
-    recomputed with NumPy. ``B`` is regenerated once and all rows are recomputed as one product.
+    right: with an epoch ``B`` by the projection check (module docstring), else recomputed with NumPy
+    (``B`` regenerated once, all rows as one product).
 
     Returns:
         ``Verdict(True, "ok")`` or the first failure, e.g. ``"row 7 of device 0 is wrong"``.
@@ -120,8 +229,11 @@ def verify_openings(
         leaf = leaf_hash(r, digests[i].tobytes())
         if not verify_proof(root, leaf, r, params.rows, opened[r].proof):
             return Verdict(False, f"row {r} of device {d} does not match the commitment")
-    truth = compute_rows(params, d, expected)
-    wrong = np.flatnonzero((truth != claimed).any(axis=1))
+    if params.b_seed:
+        wrong = projected_wrong_rows(params, d, expected, claimed)
+    else:
+        truth = compute_rows(params, d, expected)
+        wrong = np.flatnonzero((truth != claimed).any(axis=1))
     if wrong.size:
         return Verdict(False, f"row {expected[int(wrong[0])]} of device {d} is wrong")
     return OK
