@@ -99,6 +99,13 @@ class QueenConfig:
     max_devices: int = 16
     # Keep the last N challenge records per provider in the store (0 keeps all).
     keep_challenges: int = 0
+    # Quarantine: a provider with quarantine_failures failed or abandoned challenges among its last
+    # quarantine_window decided ones is cut off, refused admission and offered to no renter for quarantine_s
+    # seconds (kept in the store across restarts); its window starts afresh after. 0 failures: never.
+    # (To become a governance parameter.)
+    quarantine_window: int = 10
+    quarantine_failures: int = 5
+    quarantine_s: float = 3600.0
 
 
 @dataclass
@@ -130,6 +137,18 @@ class ProviderConfig:
     env_install_timeout_s: float = 600.0
     env_cache_max: int = 8
     env_cache_max_gb: float = 10.0
+    # Where renters' code runs: "bubblewrap" (Linux namespaces, works unprivileged), "gvisor" (runsc, a user-space
+    # kernel; needs root) or "none" (no sandbox: only by the operator's explicit choice, logged loudly and shown to
+    # queens, the king and renters). A provider whose sandbox does not work is not ready (offered to no renter).
+    sandbox: str = "bubblewrap"
+    # A job's network: "none" (a private loopback only) or "outbound" (the internet, never the host's loopback;
+    # bubblewrap with slirp4netns).
+    job_network: str = "none"
+    # Per-job limits; 0: the job's share of the machine (its GPUs over the provider's, at least one GPU's share):
+    # memory of 80 % of RAM, CPUs of all cores.
+    job_memory_gb: float = 0.0
+    job_cpus: float = 0.0
+    job_pids: int = 4096
 
 
 @dataclass
@@ -459,6 +478,7 @@ def validate(cfg: Config) -> None:
         "provider.env_install_timeout_s": cfg.provider.env_install_timeout_s,
         "provider.env_cache_max": float(cfg.provider.env_cache_max),
         "provider.env_cache_max_gb": cfg.provider.env_cache_max_gb,
+        "provider.job_pids": float(cfg.provider.job_pids),
         "chain.rpc_timeout_s": cfg.chain.rpc_timeout_s,
         "chain.receipt_timeout_s": cfg.chain.receipt_timeout_s,
         "relay.poll_s": cfg.relay.poll_s,
@@ -480,6 +500,8 @@ def validate(cfg: Config) -> None:
         "queen.suspect_after_s": q.suspect_after_s,
         "queen.dead_after_s": q.dead_after_s,
         "provider.reconnect_give_up_s": cfg.provider.reconnect_give_up_s,
+        "provider.job_memory_gb": cfg.provider.job_memory_gb,
+        "provider.job_cpus": cfg.provider.job_cpus,
         "devnet.block_time_s": cfg.devnet.block_time_s,
         "relay.self_deliver_after_s": cfg.relay.self_deliver_after_s,
     }.items():
@@ -490,6 +512,11 @@ def validate(cfg: Config) -> None:
             raise ConfigError(f"config {name} must be in 1..{MAX_N} (got {n})")
     if not 1 <= q.challenge_max_count <= MAX_COUNT:
         raise ConfigError(f"config queen.challenge_max_count must be in 1..{MAX_COUNT} (got {q.challenge_max_count})")
+    if cfg.provider.sandbox not in {"bubblewrap", "gvisor", "none"}:
+        raise ConfigError(f"config provider.sandbox must be 'bubblewrap', 'gvisor' or 'none' "
+                          f"(got {cfg.provider.sandbox!r})")
+    if cfg.provider.job_network not in {"none", "outbound"}:
+        raise ConfigError(f"config provider.job_network must be 'none' or 'outbound' (got {cfg.provider.job_network!r})")
     if not q.heartbeat_interval_s < q.suspect_after_s < q.dead_after_s:
         raise ConfigError(
             "config needs queen.heartbeat_interval_s < queen.suspect_after_s < queen.dead_after_s "
@@ -499,6 +526,13 @@ def validate(cfg: Config) -> None:
         raise ConfigError("config needs 0 < queen.speed_min_fraction < queen.speed_max_fraction")
     if not (0 < q.speed_wall_factor <= 1):
         raise ConfigError(f"config queen.speed_wall_factor must be in (0, 1] (got {q.speed_wall_factor})")
+    if not 1 <= q.quarantine_window <= 1000:
+        raise ConfigError(f"config queen.quarantine_window must be in 1..1000 (got {q.quarantine_window})")
+    if not 0 <= q.quarantine_failures <= q.quarantine_window:
+        raise ConfigError("config queen.quarantine_failures must be in 0..queen.quarantine_window "
+                          f"(got {q.quarantine_failures}; 0 turns quarantine off)")
+    if not (math.isfinite(q.quarantine_s) and q.quarantine_s > 0):
+        raise ConfigError(f"config queen.quarantine_s must be > 0 (got {q.quarantine_s})")
     if not (0 < q.challenge_memory_fraction <= 1):
         raise ConfigError("config queen.challenge_memory_fraction must be in (0, 1]")
     for name, value in {

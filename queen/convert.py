@@ -100,7 +100,8 @@ def provider_info_to_proto(rec: ProviderRecord, connected_seconds: float) -> pb.
         challenges_missed=rec.missed, measured_tflops=rec.measured_tflops,
         fingerprint_tflops=rec.fingerprint_tflops, uptime=rec.uptime, connected_seconds=connected_seconds,
         last_seen_unix=rec.last_seen, software_version=rec.software_version, admitted_unix=rec.admitted_at,
-        not_ready=rec.not_ready,
+        not_ready=rec.quarantine or rec.not_ready, challenges_abandoned=rec.abandoned,
+        quarantined_until_unix=rec.quarantined_until if rec.quarantine else 0.0,
     )
     lc = rec.last_challenge
     if lc:

@@ -3,21 +3,42 @@
 Transport-free: the gRPC servicer converts messages and calls these methods; the core talks back to a
 provider through a :class:`ProviderLink` that the servicer implements. Everything time-based runs from
 :meth:`QueenCore.tick`, called by the app every ``queen.tick_s`` (tests call it with a manual clock).
+
+Guarantees:
+
+* Every challenge issued gets exactly one verdict (passed, failed, missed or abandoned), whatever the provider
+  sends and whatever fails in the queen: a malformed message fails it; a provider that leaves or is replaced
+  mid-challenge, and an unexpected error handling its message, abandon it (abandoned counts as failed); a
+  store write that fails is logged and the verdict still counts. Every outcome listener is called once per
+  verdict, even when another listener fails.
+* A provider with ``queen.quarantine_failures`` failed or abandoned challenges among its last
+  ``queen.quarantine_window`` is quarantined for ``queen.quarantine_s``: its stream is ended with
+  PERMISSION_DENIED, its admission refused, and the king's pool lists it as not alive (so it gets no jobs).
+  The quarantine is kept in the store, so a queen restart keeps it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import random
+import secrets
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from blendr.clock import Clock
 from blendr.config import QueenConfig, RelayConfig
-from blendr.errors import BlendrError, InvalidArgumentError, ProofError, ResourceExhaustedError
+from blendr.errors import (
+    BlendrError,
+    InvalidArgumentError,
+    PermissionDeniedError,
+    ProofError,
+    ResourceExhaustedError,
+)
 from blendr.identity import Address, recover_admission_key, to_address
 from blendr.proof.prover import Opening
 from blendr.store import Store
@@ -83,6 +104,9 @@ class ProviderLink(Protocol):
     def close(self, reason: str) -> None:
         """End the stream with ABORTED (e.g. replaced by a newer connection)."""
 
+    def refuse(self, reason: str) -> None:
+        """End the stream with PERMISSION_DENIED (the provider is quarantined)."""
+
 
 class QueenMetrics:
     """The queen's Prometheus metrics."""
@@ -119,9 +143,14 @@ class QueenCore:
         self.clock = clock
         self.metrics = metrics
         self.admission = Admission(address, oracle)
-        self.pool = Pool(store, clock, suspect_after_s=cfg.suspect_after_s, dead_after_s=cfg.dead_after_s)
+        self.pool = Pool(store, clock, suspect_after_s=cfg.suspect_after_s, dead_after_s=cfg.dead_after_s,
+                         recent_window=cfg.quarantine_window)
         self.challenger = Challenger(Policy.from_config(cfg), clock, rng=rng, beacon=beacon)
         self._links: dict[Address, ProviderLink] = {}
+        # Every challenge issued and not yet decided (at most one per provider), and those whose openings are
+        # being verified off the event loop: what makes "exactly one verdict per challenge" checkable.
+        self._open: dict[Address, PendingChallenge] = {}
+        self._verifying: set[str] = set()
         self._last_flush = clock.monotonic()
         # Called with every decided challenge (the rental verifier counts those inside rentals).
         self.outcome_listeners: list[Callable[[Address, Outcome], None]] = []
@@ -141,11 +170,11 @@ class QueenCore:
         """Load the pool from the store and schedule every provider; returns how many it knew.
 
         Challenges that were in flight when the queen stopped are recorded as missed (the queen, not
-        the provider, lost them), so issued always equals passed + failed + missed.
+        the provider, lost them), so issued always equals passed + failed + abandoned + missed.
         """
         n = self.pool.load()
         for rec in self.pool.all():
-            lost = rec.issued - (rec.passed + rec.failed + rec.missed)
+            lost = rec.issued - (rec.passed + rec.failed + rec.abandoned + rec.missed)
             for _ in range(max(0, lost)):
                 self.pool.record_verdict(rec.address, Verdict.MISSED, {
                     "challenge_id": "", "verdict": Verdict.MISSED.value,
@@ -217,10 +246,18 @@ class QueenCore:
             self._count_admission(type(exc).__name__)
             log.warning("admission refused", provider=hello.address, reason=str(exc))
             raise
+        held = self.pool.quarantined(addr)
+        if held is not None:
+            self._count_admission("quarantined")
+            log.warning("admission refused: quarantined", provider=addr, until=_iso(held.quarantined_until))
+            raise PermissionDeniedError(
+                f"provider {addr} is quarantined until {_iso(held.quarantined_until)} ({held.quarantine}); "
+                "it may join again after that")
         old = self._links.pop(addr, None)
         if old is not None and old is not link:
             old.close("replaced by a newer connection from the same provider")
-            self._drop_pending_for_replacement(addr)
+            # Reconnecting must not turn a challenge the provider could not answer into a miss.
+            self._abandon(addr, "abandoned: connection replaced mid-challenge")
         _, resumed = self.pool.admit(hello, public_key=public_key, ask_per_gpu_hour=ask_per_gpu_hour,
                                      admission=(nonce, signature))
         self._links[addr] = link
@@ -236,11 +273,32 @@ class QueenCore:
                         reason=hello.readiness.reason)
         return AdmittedOut(addr, self.cfg.heartbeat_interval_s, resumed, self.address)
 
-    def _drop_pending_for_replacement(self, addr: Address) -> None:
-        p = self.challenger.drop(addr)
-        if p is not None:
-            # Reconnecting must not turn a challenge the provider could not answer into a miss.
-            self._record(p, self.challenger.finish(p, Verdict.FAILED, "abandoned: connection replaced mid-challenge"))
+    def _abandon(self, addr: Address, reason: str) -> None:
+        """Decide the provider's open challenge as abandoned, unless its openings are being verified now."""
+        p = self._open.get(addr)
+        if p is None or p.challenge_id in self._verifying:
+            return
+        if self.challenger.pending(addr) is p:
+            self.challenger.drop(addr)
+        self._record(p, self.challenger.finish(p, Verdict.ABANDONED, reason))
+
+    @contextlib.contextmanager
+    def _verdict_guard(self, addr: Address) -> Iterator[None]:
+        """Around the handling of a provider's challenge message: an unexpected error abandons its open
+        challenge (with an error id in the logs and the reason) before it propagates."""
+        try:
+            yield
+        except InvalidArgumentError:
+            raise  # the handler decided the challenge (failed) itself
+        except Exception as exc:
+            self._abandon_for_error(addr, exc)
+            raise
+
+    def _abandon_for_error(self, addr: Address, exc: Exception) -> None:
+        ref = secrets.token_hex(4)
+        log.error("error handling a provider's challenge message", provider=addr, error_id=ref,
+                  error_type=type(exc).__name__, exc_info=exc)
+        self._abandon(addr, f"abandoned: the queen could not handle the provider's message (error {ref})")
 
     def _count_admission(self, result: str) -> None:
         if self.metrics:
@@ -253,6 +311,7 @@ class QueenCore:
         del self._links[address]
         self.pool.disconnected(address)
         log.info("provider disconnected", provider=address)
+        self._abandon(address, "abandoned: the provider disconnected mid-challenge")
         self._pool_changed()
 
     def is_connected(self, address: Address) -> bool:
@@ -290,12 +349,13 @@ class QueenCore:
             InvalidArgumentError: malformed commitment (the challenge is failed too).
         """
         p = self.challenger.pending(address)
-        try:
-            res = self.challenger.on_commitment(address, challenge_id, commits)
-        except InvalidArgumentError as exc:
-            if p is not None:
-                self._record(p, self.challenger.finish(p, Verdict.FAILED, str(exc)))
-            raise
+        with self._verdict_guard(address):
+            try:
+                res = self.challenger.on_commitment(address, challenge_id, commits)
+            except InvalidArgumentError as exc:
+                if p is not None:
+                    self._record(p, self.challenger.finish(p, Verdict.FAILED, str(exc)))
+                raise
         if res is None:
             log.info("stale commitment ignored", provider=address, challenge=challenge_id)
         elif isinstance(res, OpeningPlan):
@@ -319,18 +379,31 @@ class QueenCore:
             log.info("stale openings ignored", provider=address, challenge=challenge_id)
             return
         t0 = time.process_time()
+        self._verifying.add(p.challenge_id)
         try:
             outcome = await asyncio.to_thread(self.challenger.verify_openings, p, openings, late)
         except InvalidArgumentError as exc:
+            self._verifying.discard(p.challenge_id)
             self._record(p, self.challenger.finish(p, Verdict.FAILED, f"malformed openings: {exc}"))
             raise
+        except asyncio.CancelledError:  # the stream ended meanwhile
+            self._verifying.discard(p.challenge_id)
+            self._abandon(address, "abandoned: the provider's stream ended while its openings were checked")
+            raise
+        except Exception as exc:
+            self._verifying.discard(p.challenge_id)
+            self._abandon_for_error(address, exc)
+            raise
+        self._verifying.discard(p.challenge_id)
         if self.metrics:
             self.metrics.verify_seconds.observe(time.process_time() - t0)
         self._record(p, outcome)
 
     def challenge_error(self, address: Address, challenge_id: str, reason: str) -> None:
+        """The provider says it cannot run the challenge: a failure."""
         pending = self.challenger.pending(address)
-        outcome = self.challenger.fail(address, challenge_id, reason)
+        with self._verdict_guard(address):
+            outcome = self.challenger.fail(address, challenge_id, reason)
         if outcome is not None and pending is not None:
             self._record(pending, outcome)
 
@@ -348,6 +421,17 @@ class QueenCore:
         for outcome in self.challenger.expired(self.is_connected):
             addr = Address(outcome.record["address"])
             self._record_outcome(addr, outcome)
+        for addr, p in list(self._open.items()):
+            # A safety net: a challenge that left the challenger's book without a verdict (a path that raised
+            # between the two) is abandoned rather than left pending for ever.
+            if self.challenger.pending(addr) is not p and p.challenge_id not in self._verifying:
+                log.error("challenge lost without a verdict; abandoned", provider=addr, challenge=p.challenge_id)
+                self._record(p, self.challenger.finish(p, Verdict.ABANDONED, "abandoned: lost by the queen"))
+        lifted = self.pool.lift_ended_quarantines()
+        for addr in lifted:
+            log.info("quarantine over; the provider may join again", provider=addr)
+        if lifted:
+            self._pool_changed()
         for addr in self.challenger.due():
             try:
                 self._issue(addr)
@@ -372,14 +456,18 @@ class QueenCore:
             return
         # Dead providers stay scheduled: every challenge they are away for counts against their uptime.
         self.challenger.schedule(addr)
-        if self.challenger.pending(addr) is not None:
+        if self.challenger.pending(addr) is not None or addr in self._open:
             return  # one challenge in flight per provider
         try:
             p = self.challenger.issue(addr, rec.devices)
         except (InvalidArgumentError, ProofError) as exc:  # an unknown model, no size fits its devices
             log.error("cannot size a challenge", provider=addr, error=str(exc))
             return
-        self.pool.record_issued(addr, p.summary(Verdict.PENDING))
+        self._open[addr] = p
+        try:
+            self.pool.record_issued(addr, p.summary(Verdict.PENDING))
+        except BlendrError as exc:  # the store: the challenge goes ahead and is decided as usual
+            log.error("cannot record an issued challenge", provider=addr, error=str(exc))
         if not self.is_connected(addr):
             # Due while the provider was away: that is a missed challenge.
             self.challenger.drop(addr)
@@ -394,36 +482,82 @@ class QueenCore:
         self._record_outcome(p.address, outcome)
 
     def _record_outcome(self, addr: Address, outcome: Outcome) -> None:
+        """Count a verdict once: the pool's figures, the challenge record, quarantine, then every listener.
+
+        A verdict for a challenge that is not open (already decided) is ignored; a store write that fails is
+        logged and the rest still happens.
+        """
         rec = outcome.record
-        key = f"{addr}/{rec.get('issued', 0.0):017.6f}/{rec.get('challenge_id', '')}"
-        self.store.put(NS_CHALLENGES, key, rec)
+        cid = str(rec.get("challenge_id", ""))
+        p = self._open.get(addr)
+        if p is None or p.challenge_id != cid:
+            log.error("second verdict for a challenge ignored", provider=addr, challenge=cid,
+                      verdict=outcome.verdict.value)
+            return
+        del self._open[addr]
         fp_tflops = None
         models = rec.get("models") or {}
         if models:
             from blendr.proof import fingerprints
 
-            fp_tflops = sum(fingerprints.get(m).fp32_tflops for m in models.values()) / len(models)
+            with contextlib.suppress(ProofError):  # a model dropped from the table since: no fingerprint figure
+                fp_tflops = sum(fingerprints.get(m).fp32_tflops for m in models.values()) / len(models)
         summary = {k: rec.get(k) for k in ("challenge_id", "verdict", "reason", "issued", "reported_tflops",
                                            "wall_tflops", "n", "count")}
-        self.pool.record_verdict(
-            addr, outcome.verdict, summary,
-            measured_tflops=outcome.wall_tflops if outcome.verdict is Verdict.PASSED else None,
-            fingerprint_tflops=fp_tflops,
-        )
-        self._prune(addr)
+        try:
+            self.pool.record_verdict(
+                addr, outcome.verdict, summary,
+                measured_tflops=outcome.wall_tflops if outcome.verdict is Verdict.PASSED else None,
+                fingerprint_tflops=fp_tflops,
+            )
+        except BlendrError as exc:  # counted in memory; the store write failed
+            log.error("cannot store a provider's verdict", provider=addr, challenge=cid, error=str(exc))
+        try:
+            key = f"{addr}/{float(rec.get('issued') or 0.0):017.6f}/{cid}"
+            self.store.put(NS_CHALLENGES, key, rec)
+            self._prune(addr)
+        except BlendrError as exc:
+            log.error("cannot store a challenge record", provider=addr, challenge=cid, error=str(exc))
         for listener in self.outcome_listeners:
             try:
                 listener(addr, outcome)
-            except BlendrError as exc:  # e.g. the rental verifier's store write: the verdict stands
-                log.error("challenge listener failed", provider=addr, challenge=rec.get("challenge_id"),
-                          error=str(exc))
+            except Exception as exc:
+                # Listener boundary (e.g. the rental verifier's store write): the verdict stands and the other
+                # listeners still hear of it; a bug is logged with its traceback.
+                log.error("challenge listener failed", provider=addr, challenge=cid, error_type=type(exc).__name__,
+                          exc_info=exc)
         if self.metrics:
             self.metrics.challenges.labels(verdict=outcome.verdict.value).inc()
         level = log.info if outcome.verdict is Verdict.PASSED else log.warning
         level("challenge decided", provider=addr, challenge=rec.get("challenge_id"), verdict=outcome.verdict.value,
               reason=outcome.reason, tflops=round(outcome.reported_tflops, 4))
-        self._send(addr, ResultOut(str(rec.get("challenge_id", "")), outcome.verdict, outcome.reason,
-                                   outcome.reported_tflops, outcome.wall_tflops))
+        self._send(addr, ResultOut(cid, outcome.verdict, outcome.reason, outcome.reported_tflops,
+                                   outcome.wall_tflops))
+        if outcome.verdict in (Verdict.FAILED, Verdict.ABANDONED):
+            self._maybe_quarantine(addr)
+
+    def _maybe_quarantine(self, addr: Address) -> None:
+        """Quarantine the provider when its recent failures reach ``queen.quarantine_failures``."""
+        limit = self.cfg.quarantine_failures
+        rec = self.pool.get(addr)
+        if limit <= 0 or rec is None or rec.recent_failures < limit:
+            return
+        reason = (f"{rec.recent_failures} of its last {len(rec.recent)} challenges failed or were abandoned "
+                  f"(last: {str((rec.last_challenge or {}).get('reason') or '')[:200]})")
+        until = self.clock.time() + self.cfg.quarantine_s
+        try:
+            self.pool.quarantine(addr, until, reason)
+        except BlendrError as exc:  # in memory already: the cut and the refusal still hold until a restart
+            log.error("cannot store a quarantine", provider=addr, error=str(exc))
+        log.warning("provider quarantined", provider=addr, until=_iso(until), reason=reason)
+        # The king hears at once (not at the readiness pace) that it must stop offering the provider: detach
+        # sends the pool, or here when the provider is not connected.
+        link = self._links.get(addr)
+        if link is not None:
+            link.refuse(f"quarantined until {_iso(until)}: {reason}")
+            self.detach(addr, link)
+        else:
+            self._pool_changed()
 
     def _prune(self, addr: Address) -> None:
         keep = self.cfg.keep_challenges
@@ -489,6 +623,14 @@ class QueenCore:
         return [v for _, v in self.store.scan(NS_CHALLENGES, f"{to_address(address)}/", reverse=True,
                                               limit=limit)]
 
+    def open_challenges(self) -> dict[Address, str]:
+        """The challenges issued and not yet decided: provider -> challenge id."""
+        return {a: p.challenge_id for a, p in self._open.items()}
+
     def shutdown(self) -> None:
         self.jobs.flush()
         self.pool.flush()
+
+
+def _iso(unix: float) -> str:
+    return datetime.fromtimestamp(unix, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -19,6 +19,8 @@ NS_PROVIDERS = "providers"
 # Heartbeat times of the whole pool in one document, so that persisting them costs one write, not one per provider.
 NS_SEEN = "providers_seen"
 SEEN_KEY = "last_seen"
+# Verdicts that count as failures (for uptime and quarantine).
+FAILING = frozenset({Verdict.FAILED.value, Verdict.ABANDONED.value})
 
 
 @dataclass
@@ -38,6 +40,7 @@ class ProviderRecord:
     passed: int = 0
     failed: int = 0
     missed: int = 0
+    abandoned: int = 0
     measured_tflops: float = 0.0
     fingerprint_tflops: float = 0.0
     last_challenge: dict[str, Any] | None = None
@@ -51,13 +54,21 @@ class ProviderRecord:
     # Why the provider cannot run renters' jobs now, from its hello and heartbeats ("" when it can). A provider
     # that is not ready stays in the pool (and is challenged) but is never offered to the king.
     not_ready: str = ""
+    # The verdicts of the last decided challenges (oldest first, at most the pool's window), what quarantine
+    # judges; emptied when a quarantine starts so the provider starts afresh after it.
+    recent: list[str] = field(default_factory=list)
+    # Quarantine: why and until when (unix time; 0: not quarantined), and how many times it happened.
+    quarantine: str = ""
+    quarantined_until: float = 0.0
+    quarantines: int = 0
     # Monotonic reading of the last heartbeat; not persisted (meaningless across processes).
     last_seen_mono: float = field(default=0.0, compare=False)
 
     @property
     def ready(self) -> bool:
-        """Whether the provider said it can run renters' jobs (last hello or heartbeat)."""
-        return not self.not_ready
+        """Whether the provider can be offered renters' jobs: it said it can (last hello or heartbeat) and it is
+        not quarantined."""
+        return not self.not_ready and not self.quarantine
 
     @property
     def answered(self) -> int:
@@ -65,9 +76,15 @@ class ProviderRecord:
 
     @property
     def uptime(self) -> float:
-        """Passed over decided challenges (1.0 before the first is decided): proven availability."""
-        decided = self.passed + self.failed + self.missed
+        """Passed over decided challenges (1.0 before the first is decided): proven availability. Abandoned
+        challenges count as failed."""
+        decided = self.passed + self.failed + self.abandoned + self.missed
         return 1.0 if decided == 0 else self.passed / decided
+
+    @property
+    def recent_failures(self) -> int:
+        """Failed or abandoned challenges among the recent ones."""
+        return sum(v in FAILING for v in self.recent)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -96,9 +113,13 @@ class Transition:
 class Pool:
     """The registry of a queen's providers and their liveness (alive → suspect → dead)."""
 
-    def __init__(self, store: Store, clock: Clock, *, suspect_after_s: float, dead_after_s: float) -> None:
+    def __init__(self, store: Store, clock: Clock, *, suspect_after_s: float, dead_after_s: float,
+                 recent_window: int = 10) -> None:
         if not 0 < suspect_after_s < dead_after_s:
             raise ValueError("need 0 < suspect_after_s < dead_after_s")
+        if recent_window < 1:
+            raise ValueError("need recent_window >= 1")
+        self._window = recent_window
         self._store = store
         self._clock = clock
         self._suspect_after = suspect_after_s
@@ -266,11 +287,51 @@ class Pool:
             rec.failed += 1
         elif verdict is Verdict.MISSED:
             rec.missed += 1
+        elif verdict is Verdict.ABANDONED:
+            rec.abandoned += 1
+        if verdict is not Verdict.MISSED:  # away when challenged is uptime's business, not quarantine's
+            rec.recent = [*rec.recent, verdict.value][-self._window:]
         if measured_tflops is not None and measured_tflops > 0:
             rec.measured_tflops = measured_tflops
         if fingerprint_tflops is not None:
             rec.fingerprint_tflops = fingerprint_tflops
         rec.last_challenge = summary
+        self._save(rec)
+
+    # ------------------------------------------------------------------ quarantine
+    def quarantine(self, address: Address, until: float, reason: str) -> ProviderRecord | None:
+        """Quarantine the provider until ``until`` (unix time) and start its recent verdicts afresh."""
+        rec = self._records.get(address)
+        if rec is None:
+            return None
+        rec.quarantine, rec.quarantined_until = reason, until
+        rec.quarantines += 1
+        rec.recent = []
+        self._save(rec)
+        return rec
+
+    def quarantined(self, address: Address) -> ProviderRecord | None:
+        """The provider's record while it is quarantined now, else None (an ended quarantine is lifted)."""
+        rec = self._records.get(address)
+        if rec is None or not rec.quarantine:
+            return None
+        if self._clock.time() < rec.quarantined_until:
+            return rec
+        self._lift(rec)
+        return None
+
+    def lift_ended_quarantines(self) -> list[Address]:
+        """Lift every quarantine whose time is over; returns the providers lifted."""
+        now = self._clock.time()
+        out = []
+        for rec in self._records.values():
+            if rec.quarantine and now >= rec.quarantined_until:
+                self._lift(rec)
+                out.append(rec.address)
+        return out
+
+    def _lift(self, rec: ProviderRecord) -> None:
+        rec.quarantine, rec.quarantined_until = "", 0.0
         self._save(rec)
 
     def record_issued(self, address: Address, summary: dict[str, Any]) -> None:

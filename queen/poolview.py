@@ -73,7 +73,9 @@ def rows(resp: pb.ListProvidersResponse, now: float | None = None) -> list[dict[
             "fingerprint_tflops": p.fingerprint_tflops,
             "passed": p.challenges_passed,
             "failed": p.challenges_failed,
+            "abandoned": p.challenges_abandoned,
             "missed": p.challenges_missed,
+            "quarantined_until": p.quarantined_until_unix,
             "issued": p.challenges_issued,
             "uptime": p.uptime,
             "connected": p.connected_seconds,
@@ -92,10 +94,11 @@ def render(resp: pb.ListProvidersResponse, now: float | None = None) -> str:
             r["provider"][:12] + "…",
             r["devices"],
             r["state"],
-            "ready" if r["ready"] else "not ready",
+            "quarantined" if r["quarantined_until"] else "ready" if r["ready"] else "not ready",
             r["last_challenge"],
             f"{_tflops(r['tflops'])} ({_tflops(r['fingerprint_tflops'])})",
-            f"{r['passed']}/{r['failed']}/{r['missed']}",
+            # Abandoned challenges count as failed.
+            f"{r['passed']}/{r['failed'] + r['abandoned']}/{r['missed']}",
             f"{100 * r['uptime']:.0f}%",
             _duration(r["connected"]),
         ])
@@ -105,7 +108,7 @@ def render(resp: pb.ListProvidersResponse, now: float | None = None) -> str:
     summary = (f"queen {resp.queen_address}: {len(data)} provider(s) — "
                + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) if data
                else f"queen {resp.queen_address}: no providers yet")
-    failing = [r for r in data if r["last_challenge"].startswith(("failed", "missed")) and r["last_reason"]]
+    failing = [r for r in data if r["last_challenge"].startswith(("failed", "abandoned", "missed")) and r["last_reason"]]
     notes = [f"  {r['provider'][:12]}…: {r['last_reason']}" for r in failing]
     # Not offered to renters until they are ready again.
     unready = [f"  {r['provider'][:12]}…: {r['not_ready']}" for r in data if not r["ready"]]

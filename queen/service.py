@@ -2,7 +2,8 @@
 
 No business logic here. Domain errors are raised as BlendrErrors; the interceptor every server has
 (:mod:`blendr.rpc.interceptor`) maps them to precise status codes, and anything unexpected to INTERNAL
-without details. A provider stream's reader task ends its stream with the same mapping (``status_for``).
+with only a logged error id. A provider stream's reader task ends its stream with the same mapping
+(:func:`~blendr.rpc.status.status_of`); a message on the stream that cannot be decoded is INVALID_ARGUMENT.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from blendr.errors import (
 from blendr.identity import Address
 from blendr.outputs import drain_upload
 from blendr.rpc import convert as shared
-from blendr.rpc.status import status_for
+from blendr.rpc.status import status_of
 from blendr.telemetry import get_logger
 from protos.blendr.v1 import outputs_pb2 as opb
 from protos.blendr.v1 import queen_pb2 as pb
@@ -59,6 +60,9 @@ class StreamLink:
 
     def close(self, reason: str) -> None:
         self._put(_Closed(grpc.StatusCode.ABORTED, reason), force=True)
+
+    def refuse(self, reason: str) -> None:
+        self._put(_Closed(grpc.StatusCode.PERMISSION_DENIED, reason), force=True)
 
     def fail(self, code: grpc.StatusCode, reason: str) -> None:
         self._put(_Closed(code, reason), force=True)
@@ -149,16 +153,15 @@ class QueenServicer(pb_grpc.QueenServiceServicer):
             link.fail(grpc.StatusCode.OK, "provider closed the stream")
         except BlendrError as exc:
             log.warning("provider message refused", provider=address, error=str(exc))
-            link.fail(status_for(exc), str(exc))
+            link.fail(*status_of(exc, f"provider stream {address}"))
         except asyncio.CancelledError:
             raise
         except grpc.aio.AioRpcError:
             link.fail(grpc.StatusCode.CANCELLED, "stream broken")
-        except Exception:
-            # Stream boundary: a bug handling one provider's message ends that stream with INTERNAL (no
-            # details to the provider) instead of killing the reader silently; the traceback is logged.
-            log.exception("internal error handling a provider message", provider=address)
-            link.fail(grpc.StatusCode.INTERNAL, "internal error")
+        except Exception as exc:
+            # Stream boundary: a bug handling one provider's message ends that stream with INTERNAL (an error id
+            # only) instead of killing the reader silently; the traceback is logged with that id.
+            link.fail(*status_of(exc, f"provider stream {address}"))
 
     async def _dispatch(self, address: Address, msg: pb.ProviderMessage) -> None:
         kind = msg.WhichOneof("body")

@@ -5,10 +5,11 @@ so the king's, the queen's (and any later) servicers only ``raise``; none needs 
 
 Guarantees, for every method (unary or streaming requests and responses; async or sync behaviours):
 
-- A :class:`~blendr.errors.BlendrError` raised by the servicer ends the call with
-  :func:`~blendr.rpc.status.status_for` of it and its message cut to
-  :data:`~blendr.rpc.status.MAX_DETAILS_BYTES` (with "…"), so even a megabyte of echoed input never
-  exceeds gRPC's metadata limit. Nothing is logged: the caller gets the whole story.
+- A :class:`~blendr.errors.BlendrError` with a row in :data:`~blendr.rpc.status.STATUS` raised by the
+  servicer ends the call with that code and its message cut to :data:`~blendr.rpc.status.MAX_DETAILS_BYTES`
+  (with "…"), so even a megabyte of echoed input never exceeds gRPC's metadata limit. Nothing is logged: the
+  caller gets the whole story. One without a row (a store, chain or TLS failure) is handled as a bug, below:
+  its text may name store keys, paths or URLs.
 - A request message that cannot be decoded ends the call with INVALID_ARGUMENT
   "the request could not be decoded as <message type>", and no traceback is logged. A unary request is
   refused before the servicer runs; in a request stream, reading the bad message raises
@@ -17,9 +18,9 @@ Guarantees, for every method (unary or streaming requests and responses; async o
   ends as above.
 - ``NotImplementedError`` (what the generated base servicer raises for a method a servicer does not
   implement) ends the call with UNIMPLEMENTED.
-- Any other exception is a bug: it is logged once, with its traceback and the method name, and the call
-  ends with INTERNAL and :data:`INTERNAL_DETAILS`. The exception's text never reaches the client (it may
-  carry an RPC URL with an API key).
+- Any other exception is a bug: it is logged once, with its traceback, the method name and a fresh error id,
+  and the call ends with INTERNAL and :func:`~blendr.rpc.status.internal_details` of that id. The
+  exception's text never reaches the client (it may carry an RPC URL with an API key).
 - ``context.abort(...)`` (``grpc.aio.AbortError``), gRPC's other own errors (``grpc.aio.BaseError``) and
   ``asyncio.CancelledError`` pass through untouched, as do statuses a servicer sets with ``set_code``.
 
@@ -36,14 +37,9 @@ from typing import Any, NoReturn
 
 import grpc
 
-from blendr.errors import BlendrError, InvalidArgumentError
-from blendr.rpc.status import details_for, status_for
-from blendr.telemetry import get_logger
+from blendr.errors import InvalidArgumentError
+from blendr.rpc.status import status_of
 
-log = get_logger("blendr.rpc")
-
-#: The status text of an unexpected error: says where to look, carries nothing from the exception.
-INTERNAL_DETAILS = "internal error; the server logged it"
 #: Wrapped handlers kept per method name (a generic handler answering any name cannot grow it past this).
 MAX_CACHED_HANDLERS = 1024
 
@@ -62,12 +58,7 @@ _UNDECODABLE = _Undecodable()
 
 def _outcome(exc: Exception, method: str) -> tuple[grpc.StatusCode, str]:
     """The status for an exception a servicer raised (logging it when it is a bug)."""
-    if isinstance(exc, BlendrError):
-        return status_for(exc), details_for(exc)
-    if isinstance(exc, NotImplementedError):
-        return grpc.StatusCode.UNIMPLEMENTED, f"{method} is not implemented by this server"
-    log.error("unexpected error in a servicer", method=method, error_type=type(exc).__name__, exc_info=exc)
-    return grpc.StatusCode.INTERNAL, INTERNAL_DETAILS
+    return status_of(exc, method)
 
 
 async def _abort(context: Any, code: grpc.StatusCode, details: str) -> NoReturn:
@@ -220,4 +211,4 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]  # grp
         return wrapped
 
 
-__all__ = ["INTERNAL_DETAILS", "ErrorInterceptor", "message_type_name", "wrap_handler"]
+__all__ = ["ErrorInterceptor", "message_type_name", "wrap_handler"]

@@ -1,11 +1,18 @@
 """Our errors to gRPC status: the one mapping table, and the bound on every status text we send.
 
 :class:`blendr.rpc.interceptor.ErrorInterceptor` (installed on every server by
-:func:`blendr.rpc.server.start_server`) answers a servicer's :class:`~blendr.errors.BlendrError` with
-``status_for(exc)`` and ``details_for(exc)``; servicers only raise.
+:func:`blendr.rpc.server.start_server`) answers a servicer's exception with :func:`status_of`; servicers only
+raise. Stream tasks of their own (the queen's provider streams) end their streams with the same function.
+
+Guarantees: an error whose class has a row in :data:`STATUS` is answered with that code and its message
+(bounded); anything else (one of our errors without a row, such as a store or chain failure, or a bug) is
+INTERNAL with :func:`internal_details` only — an error id that the server logged with the exception — so no
+internal name, key, path or exception repr reaches a client.
 """
 
 from __future__ import annotations
+
+import secrets
 
 import grpc
 
@@ -22,6 +29,9 @@ from blendr.errors import (
     SignatureError,
     UnavailableError,
 )
+from blendr.telemetry import get_logger
+
+log = get_logger("blendr.rpc")
 
 STATUS: dict[type[BlendrError], grpc.StatusCode] = {
     InvalidArgumentError: grpc.StatusCode.INVALID_ARGUMENT,
@@ -63,3 +73,27 @@ def bounded(text: str, max_bytes: int = MAX_DETAILS_BYTES) -> str:
 def details_for(exc: BlendrError) -> str:
     """The status text for one of our errors: its message, bounded by :data:`MAX_DETAILS_BYTES`."""
     return bounded(str(exc))
+
+
+def internal_details(error_id: str) -> str:
+    """The status text of an INTERNAL error: says where to look, carries nothing from the exception."""
+    return f"internal error {error_id}; the server logged it"
+
+
+def status_of(exc: BaseException, where: str) -> tuple[grpc.StatusCode, str]:
+    """The status code and text to answer ``exc`` with (``where``: the method or stream, for the log).
+
+    A mapped :class:`BlendrError` is answered with its message and logged by nobody (the caller gets the whole
+    story). ``NotImplementedError`` is UNIMPLEMENTED. Anything else is logged once, with its traceback and a
+    fresh error id, and answered INTERNAL with :func:`internal_details` of that id.
+    """
+    if isinstance(exc, BlendrError):
+        code = status_for(exc)
+        if code is not grpc.StatusCode.INTERNAL:
+            return code, details_for(exc)
+    elif isinstance(exc, NotImplementedError):
+        return grpc.StatusCode.UNIMPLEMENTED, f"{where} is not implemented by this server"
+    error_id = secrets.token_hex(6)
+    log.error("internal error answered as INTERNAL", where=where, error_id=error_id, error_type=type(exc).__name__,
+              exc_info=exc)
+    return grpc.StatusCode.INTERNAL, internal_details(error_id)

@@ -45,12 +45,16 @@ class FakeLink:
 
     sent: list[object] = field(default_factory=list)
     closed: list[str] = field(default_factory=list)
+    refused: list[str] = field(default_factory=list)
 
     def send(self, msg: object) -> None:
         self.sent.append(msg)
 
     def close(self, reason: str) -> None:
         self.closed.append(reason)
+
+    def refuse(self, reason: str) -> None:
+        self.refused.append(reason)
 
     def of(self, kind: type[T]) -> list[T]:
         """The sent messages of one type, in order."""
