@@ -88,10 +88,10 @@ class QueenServicer(pb_grpc.QueenServiceServicer):
 
     async def UploadOutput(self, request_iterator: AsyncIterator[opb.OutputUpload],
                            context: grpc.aio.ServicerContext[Any, Any]) -> opb.OutputReceipt:
+        it = request_iterator.__aiter__()
+        header = await first_header(it)  # first: an undecodable upload is INVALID_ARGUMENT on any queen
         if self.outputs is None:
             raise FailedPreconditionError("this queen has no king to send job outputs to")
-        it = request_iterator.__aiter__()
-        header = await first_header(it)
         try:
             return opb.OutputReceipt(stored_bytes=await self.outputs.relay(header, it))
         except BlendrError:
