@@ -96,6 +96,13 @@ class QueenConfig:
     # speed floor; lower it only for queens far (in network time) from their providers.
     speed_wall_factor: float = 1.0
     memory_tolerance: float = 0.1
+    # Memory probe (docs/proof.md): "memory" probes challenges whose models have a memory figure (GPUs),
+    # "always" every challenge, "off" none. The held products fill memory_probe_fill of the claimed memory;
+    # the answer is due within memory_probe_fraction of the challenge's work at the fingerprint, plus the grace.
+    memory_probe: str = "memory"
+    memory_probe_fill: float = 0.8
+    memory_probe_fraction: float = 0.1
+    memory_probe_grace_s: float = 1.0
     max_devices: int = 16
     # Keep the last N challenge records per provider in the store (0 keeps all).
     keep_challenges: int = 0
@@ -526,6 +533,12 @@ def validate(cfg: Config) -> None:
         raise ConfigError("config needs 0 < queen.speed_min_fraction < queen.speed_max_fraction")
     if not (0 < q.speed_wall_factor <= 1):
         raise ConfigError(f"config queen.speed_wall_factor must be in (0, 1] (got {q.speed_wall_factor})")
+    if q.memory_probe not in {"memory", "always", "off"}:
+        raise ConfigError(f"config queen.memory_probe must be 'memory', 'always' or 'off' (got {q.memory_probe!r})")
+    if not (0 < q.memory_probe_fill <= 1 and 0 < q.memory_probe_fraction <= 1
+            and math.isfinite(q.memory_probe_grace_s) and q.memory_probe_grace_s >= 0):
+        raise ConfigError("config needs queen.memory_probe_fill and queen.memory_probe_fraction in (0, 1] and "
+                          "queen.memory_probe_grace_s >= 0")
     if not 1 <= q.quarantine_window <= 1000:
         raise ConfigError(f"config queen.quarantine_window must be in 1..1000 (got {q.quarantine_window})")
     if not 0 <= q.quarantine_failures <= q.quarantine_window:

@@ -381,6 +381,10 @@ class ProviderAgent:
             if missing:
                 raise InvalidArgumentError(f"challenge names devices {missing} this provider does not have")
             devices = [by_index[i] for i in wanted]
+            # A queen has one challenge in flight per provider: whatever an older one still holds is released
+            # (its products would take the memory, and on Ray the devices, this one needs).
+            for old in list(self._proofs):
+                self.runtime.release(old)
             started = asyncio.get_running_loop().time()
             proofs = await self.runtime.prove(params, devices, timeout_s)
             if self.metrics:
@@ -392,7 +396,8 @@ class ProviderAgent:
             return
         self._proofs[params.challenge_id] = _Proof(params, {p.device_index: p for p in proofs})
         while len(self._proofs) > KEEP_PROOFS:
-            self._proofs.popitem(last=False)
+            old, _ = self._proofs.popitem(last=False)
+            self.runtime.release(old)
         await send(pb.ProviderMessage(commitment=pb.Commitment(
             challenge_id=params.challenge_id,
             devices=[pb.DeviceCommitment(device_index=p.device_index, root=p.root, work_seconds=p.work_seconds,
@@ -403,9 +408,29 @@ class ProviderAgent:
         if entry is None:
             log.warning("opening request for an unknown challenge", challenge=m.challenge_id)
             return
+        if m.probe_key:
+            await self._on_probe(entry, bytes(m.probe_key), send)
+            return
         openings = await asyncio.to_thread(self._open, entry, [(r.device_index, r.row) for r in m.rows])
         await send(pb.ProviderMessage(openings=convert.openings_to_proto(m.challenge_id, openings)))
         self._proofs.pop(m.challenge_id, None)
+        self.runtime.release(m.challenge_id)
+
+    async def _on_probe(self, entry: _Proof, key: bytes, send: Send) -> None:
+        """Answer a memory probe from the held products: a second commitment carrying the probe answers."""
+        cid = entry.params.challenge_id
+        proofs = list(entry.proofs.values())
+        try:
+            answers = await self.runtime.probe(entry.params, proofs, key)
+        except (BlendrError, ChallengeExpiredError) as exc:
+            log.warning("cannot answer the memory probe", challenge=cid, error=str(exc))
+            await send(pb.ProviderMessage(challenge_error=pb.ChallengeError(challenge_id=cid, reason=str(exc)[:500])))
+            return
+        await send(pb.ProviderMessage(commitment=pb.Commitment(
+            challenge_id=cid,
+            devices=[pb.DeviceCommitment(device_index=p.device_index, root=p.root, work_seconds=p.work_seconds,
+                                         peak_memory_bytes=p.peak_memory_bytes, probe=a)
+                     for p, a in zip(proofs, answers, strict=True)])))
 
     @staticmethod
     def _open(entry: _Proof, rows: Sequence[tuple[int, int]]) -> list[Any]:
@@ -422,5 +447,5 @@ class ProviderAgent:
                 tree = MerkleTree.from_row_digests(proof.leaf_digests)
             entry.trees[dev] = tree
             valid = [r for r in wanted if 0 <= r < entry.params.rows]
-            out.extend(open_rows(entry.params, dev, tree, valid))
+            out.extend(open_rows(entry.params, dev, tree, valid, proof.probe_digests))
         return out

@@ -32,9 +32,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from blendr.errors import ChallengeExpiredError, ComputeError
+from blendr.errors import ChallengeExpiredError, ComputeError, ProofError
 from blendr.proof.params import ChallengeParams
-from blendr.proof.prover import DeviceProof, get_array_module, prove_device
+from blendr.proof.prover import DeviceProof, answer_probe, get_array_module, prove_device
 from blendr.telemetry import get_logger
 from blendr.types import DeviceInfo, DeviceKind, RayInfo
 
@@ -42,10 +42,49 @@ log = get_logger("blendr.provider.compute")
 
 
 def run_device_proof(params: ChallengeParams, device_index: int, timeout_s: float, use_gpu: bool) -> DeviceProof:
-    """One device's share of a challenge, in whatever process runs it (a Ray worker or a thread)."""
+    """One device's share of a challenge, in whatever process runs it (a Ray worker or a thread).
+
+    With ``params.hold`` the proof keeps its products (``DeviceProof.held``) for the memory probe.
+    """
     deadline = time.monotonic() + timeout_s
     xp, _ = get_array_module(prefer_gpu=use_gpu)
-    return prove_device(params, device_index, xp=xp, deadline=deadline)
+    return prove_device(params, device_index, xp=xp, deadline=deadline, hold=params.hold)
+
+
+class HeldDevice:
+    """One device's share of a challenge that holds its products until the memory probe (a Ray actor).
+
+    The products stay in this process (on its GPU); only the commitment and, later, the probe's answer
+    leave it. The actor is killed after the probe, or when the challenge is dropped.
+    """
+
+    def __init__(self) -> None:
+        self._proof: DeviceProof | None = None
+        self._params: ChallengeParams | None = None
+        self._use_gpu = False
+
+    def prove(self, params: ChallengeParams, device_index: int, timeout_s: float, use_gpu: bool) -> DeviceProof:
+        proof = run_device_proof(params, device_index, timeout_s, use_gpu)
+        self._proof, self._params, self._use_gpu = proof, params, use_gpu
+        # What leaves the actor: the commitment and the tree, not the held products.
+        return DeviceProof(proof.device_index, proof.root, proof.leaf_digests, proof.work_seconds,
+                           proof.peak_memory_bytes, proof.backend, proof.tree)
+
+    def probe(self, key: bytes) -> tuple[bytes, bytes]:
+        """``(block hashes, keyed row digests)``; raises ComputeError when nothing is held."""
+        if self._proof is None or self._params is None:
+            raise ComputeError("no challenge is held by this device")
+        xp, _ = get_array_module(prefer_gpu=self._use_gpu)
+        hashes = answer_probe(self._params, self._proof, key, xp=xp)
+        digests = self._proof.probe_digests
+        self._proof = None
+        return hashes, digests
+
+
+def answer_held_probe(params: ChallengeParams, proof: DeviceProof, key: bytes, use_gpu: bool) -> bytes:
+    """The memory probe's answer from a proof held in this process (threads); sets ``proof.probe_digests``."""
+    xp, _ = get_array_module(prefer_gpu=use_gpu)
+    return answer_probe(params, proof, key, xp=xp)
 
 
 # How long a local Ray head may take to answer on its dashboard, and how many times a start is retried with
@@ -239,6 +278,20 @@ class ComputeRuntime(abc.ABC):
             ComputeError: the backend failed.
         """
 
+    async def probe(self, params: ChallengeParams, proofs: Sequence[DeviceProof], key: bytes) -> list[bytes]:
+        """Answer the memory probe ``key`` of a challenge proved with ``params.hold``: one answer per proof, in
+        order; each proof's ``probe_digests`` is set and its held products are released.
+
+        Raises:
+            ComputeError: the products are not held (any more) or the backend failed (a runtime that cannot
+                hold products always raises it).
+        """
+        raise ComputeError(f"{type(self).__name__} cannot hold products for a memory probe")
+
+    def release(self, challenge_id: str) -> None:
+        """Drop whatever a challenge still holds (it ended without a probe). Idempotent."""
+        return None
+
     @abc.abstractmethod
     async def close(self) -> None:
         """Release the backend."""
@@ -260,6 +313,16 @@ class ThreadRuntime(ComputeRuntime):
         return list(await asyncio.gather(*[
             asyncio.to_thread(run_device_proof, params, d.index, timeout_s, self.use_gpu) for d in devices]))
 
+    async def probe(self, params: ChallengeParams, proofs: Sequence[DeviceProof], key: bytes) -> list[bytes]:
+        try:
+            return list(await asyncio.gather(*[
+                asyncio.to_thread(answer_held_probe, params, p, key, self.use_gpu) for p in proofs]))
+        except ProofError as exc:
+            raise ComputeError(f"cannot answer the memory probe: {exc}") from None
+
+    def release(self, challenge_id: str) -> None:
+        return None  # held products live in the proofs, which the agent drops
+
 
 class RayRuntime(ComputeRuntime):
     """Runs each device's work as a Ray task on the provider's Ray cluster."""
@@ -278,6 +341,9 @@ class RayRuntime(ComputeRuntime):
         # The Ray job submission API of the cluster; "" when it has none (renters' jobs then fail).
         self.dashboard_address = dashboard
         self._remote: Any = None
+        self._held_actor: Any = None
+        # Actors holding the products of a challenge until its memory probe, by challenge id.
+        self._held: dict[str, list[Any]] = {}
         self._owns_ray = False
         # The local head this runtime started (None on a cluster given by address).
         self.head: LocalRayHead | None = None
@@ -333,6 +399,7 @@ class RayRuntime(ComputeRuntime):
         if gpus and resources.get("GPU", 0) < gpus:
             raise ComputeError(f"the Ray cluster offers {resources.get('GPU', 0)} GPUs; this provider has {gpus}")
         self._remote = ray.remote(run_device_proof)
+        self._held_actor = ray.remote(HeldDevice)
         return RayInfo(ray_version=ray.__version__, num_cpus=float(resources.get("CPU", 0)),
                        num_gpus=float(resources.get("GPU", 0)), pin_resource=self.pin)
 
@@ -358,11 +425,21 @@ class RayRuntime(ComputeRuntime):
         if self._remote is None:
             raise ComputeError("Ray runtime not started")
         refs = []
+        actors: list[Any] = []
         for d in devices:
             gpu = d.kind is DeviceKind.GPU
-            opts: dict[str, Any] = {"num_gpus": 1 if gpu else 0, "num_cpus": 1, "resources": {self.pin: 0.01},
-                                    "max_retries": 0}
+            opts: dict[str, Any] = {"num_gpus": 1 if gpu else 0, "num_cpus": 1, "resources": {self.pin: 0.01}}
+            if params.hold:
+                # The products must stay on the device after the task: an actor holds them until the probe.
+                actor = self._held_actor.options(**opts).remote()
+                actors.append(actor)
+                refs.append(actor.prove.remote(params, d.index, timeout_s, self.use_gpu and gpu))
+                continue
+            opts["max_retries"] = 0
             refs.append(self._remote.options(**opts).remote(params, d.index, timeout_s, self.use_gpu and gpu))
+        if actors:
+            self.release(params.challenge_id)
+            self._held[params.challenge_id] = actors
         gathered = asyncio.gather(*refs)
         # Retrieve the outcome even when the caller is cancelled first (no "never retrieved" noise).
         gathered.add_done_callback(lambda f: f.cancelled() or f.exception())
@@ -370,21 +447,57 @@ class RayRuntime(ComputeRuntime):
             return list(await asyncio.wait_for(gathered, timeout_s + 5.0))
         except ray.exceptions.RayTaskError as exc:
             cause = exc.as_instanceof_cause()
-            for r in refs:
-                ray.cancel(r, force=True)
+            self._abort(params, refs)
             if isinstance(cause, ChallengeExpiredError):
                 raise ChallengeExpiredError(str(cause)) from None
             raise ComputeError(f"challenge task failed: {type(cause).__name__}: {cause}") from None
         except ray.exceptions.RayError as exc:  # a worker crashed or a result was lost: the cluster's fault
-            for r in refs:
-                ray.cancel(r, force=True)
+            self._abort(params, refs)
             raise ComputeError(f"challenge task lost: {type(exc).__name__}: {exc}") from None
         except TimeoutError:
-            for r in refs:
-                ray.cancel(r, force=True)
+            self._abort(params, refs)
             raise ChallengeExpiredError(f"challenge {params.challenge_id} passed its deadline") from None
 
+    def _abort(self, params: ChallengeParams, refs: Sequence[Any]) -> None:
+        """Stop a challenge's work: kill its holding actors, or cancel its tasks."""
+        import ray
+
+        if params.hold:
+            self.release(params.challenge_id)
+            return
+        for r in refs:
+            ray.cancel(r, force=True)
+
+    async def probe(self, params: ChallengeParams, proofs: Sequence[DeviceProof], key: bytes) -> list[bytes]:
+        import ray
+
+        actors = self._held.get(params.challenge_id)
+        if actors is None or len(actors) != len(proofs):
+            raise ComputeError(f"challenge {params.challenge_id} holds no products (dropped or never held)")
+        try:
+            answers = await asyncio.gather(*[a.probe.remote(key) for a in actors])
+        except ray.exceptions.RayError as exc:
+            raise ComputeError(f"memory probe failed: {type(exc).__name__}: {exc}") from None
+        finally:
+            self.release(params.challenge_id)
+        out = []
+        for proof, (hashes, digests) in zip(proofs, answers, strict=True):
+            proof.probe_digests = digests
+            out.append(hashes)
+        return out
+
+    def release(self, challenge_id: str) -> None:
+        actors = self._held.pop(challenge_id, None)
+        if actors:
+            import ray
+
+            for a in actors:
+                with contextlib.suppress(ray.exceptions.RayError, ValueError):
+                    ray.kill(a)
+
     async def close(self) -> None:
+        for cid in list(self._held):
+            self.release(cid)
         if self._owns_ray:
             import ray
 

@@ -1,13 +1,18 @@
 """Proof-of-GPU challenges from the queen's side: when to challenge, how big, and the verdict.
 
-Pure domain logic (no grpc). A challenge goes issue → commitment (roots, timings) → opening request
-(k random rows per device) → openings → verdict, exactly as DESIGN.md §4:
+Pure domain logic (no grpc). A challenge goes issue → commitment (roots, timings) → [memory probe:
+opening request with a probe key and no rows → a second commitment carrying the probe answers] →
+opening request (k random rows per device) → openings → verdict, exactly as DESIGN.md §4:
 
 * the commitment must arrive before a deadline derived from the claimed model's fingerprint, so a slow
   device claiming a fast model is late;
 * the provider's own work time must fit inside the queen's clock and give a throughput inside the
   fingerprint's band;
-* each device's claimed memory must match its model's fingerprint;
+* each device's claimed memory must match its model's fingerprint, and (for models with a memory
+  figure) the device must hold every product it committed to: the challenge is sized so that they fill
+  ``probe_fill`` of the claimed memory, and the keyed hashes of all of them must come back within a
+  deadline far shorter than computing them again (:mod:`blendr.proof.memory`); one device answering
+  for several must hold all their products at once;
 * every opened row must hash to its leaf, prove into the committed root, and equal the row the queen
   recomputes with NumPy.
 """
@@ -18,6 +23,7 @@ import hashlib
 import math
 import os
 import random
+import secrets
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -27,7 +33,7 @@ from blendr.clock import Clock
 from blendr.config import QueenConfig
 from blendr.errors import InvalidArgumentError, ProofError
 from blendr.identity import Address
-from blendr.proof import fingerprints, sizing, verifier
+from blendr.proof import fingerprints, memory, sizing, verifier
 from blendr.proof.fingerprints import Fingerprint
 from blendr.proof.params import ChallengeParams
 from blendr.proof.prover import Opening
@@ -35,6 +41,8 @@ from blendr.types import DeviceInfo, DeviceKind, Verdict
 
 # Seconds allowed per committed row for hashing and building the Merkle tree on the provider's host.
 ROW_ALLOWANCE_S = 5e-6
+# Seconds allowed per committed row for the memory probe's host side (copying digests, hashing blocks).
+PROBE_ROW_ALLOWANCE_S = 2e-7
 # Bounds on a commitment's figures: no challenge is sized for a day of work, no device holds a PiB.
 MAX_WORK_SECONDS = 86_400.0
 MAX_PEAK_MEMORY_BYTES = 1 << 50
@@ -61,6 +69,8 @@ class DeviceCommitmentIn:
     root: bytes
     work_seconds: float
     peak_memory_bytes: int
+    # The memory probe's answer (block hashes, :func:`blendr.proof.memory.block_hashes`); empty otherwise.
+    probe: bytes = b""
 
 
 @dataclass
@@ -79,6 +89,11 @@ class PendingChallenge:
     rows: dict[int, list[int]] = field(default_factory=dict)
     reported_tflops: float = 0.0
     wall_tflops: float = 0.0
+    # Memory probe: its key once sent, its deadline, each device's answer and how long it took.
+    probe_key: bytes = b""
+    probe_timeout_s: float = 0.0
+    probe_hashes: dict[int, bytes] = field(default_factory=dict)
+    probe_seconds: float | None = None
 
     @property
     def challenge_id(self) -> str:
@@ -117,6 +132,8 @@ class OpeningPlan:
     challenge_id: str
     rows: list[tuple[int, int]]
     timeout_s: float
+    # Set (and ``rows`` empty) when this request is the memory probe.
+    probe_key: bytes = b""
 
 
 @dataclass(frozen=True)
@@ -138,6 +155,13 @@ class Policy:
     b_epoch_s: float = 3600.0
     # Fraction of the speed floor the queen's own clock must confirm (1.0: the same floor).
     wall_factor: float = 1.0
+    # Memory probe: "memory" for challenges whose devices' models all have a memory figure (GPUs), "always",
+    # or "off"; the share of the claimed memory the held products fill; the probe's deadline as a fraction of
+    # the challenge's work at the fingerprint's speed, plus a fixed grace for the round trip.
+    memory_probe: str = "memory"
+    probe_fill: float = 0.8
+    probe_fraction: float = 0.1
+    probe_grace_s: float = 1.0
 
     @classmethod
     def from_config(cls, q: QueenConfig) -> Policy:
@@ -148,6 +172,8 @@ class Policy:
             opening_timeout_s=q.opening_timeout_s, grace_s=q.grace_s, min_fraction=q.speed_min_fraction,
             max_fraction=q.speed_max_fraction, memory_tolerance=q.memory_tolerance,
             b_epoch_s=q.challenge_b_epoch_s, wall_factor=q.speed_wall_factor,
+            memory_probe=q.memory_probe, probe_fill=q.memory_probe_fill, probe_fraction=q.memory_probe_fraction,
+            probe_grace_s=q.memory_probe_grace_s,
         )
 
 
@@ -262,18 +288,33 @@ class Challenger:
         n, count = sizing.size_challenge(
             slowest, n0, self.policy.target_s, self.policy.max_count, self.policy.memory_fraction
         )
+        hold = self._probes(list(fps.values()))
+        if hold:
+            smallest = min(fps.values(), key=lambda f: f.memory_bytes or 0)
+            count = sizing.size_memory_challenge(smallest, n, count, self.policy.probe_fill, self.policy.max_count)
         params = ChallengeParams(challenge_id=uuid.uuid4().hex, seed=self._seed(), n=n, count=count,
-                                 b_seed=self.b_seed())
+                                 b_seed=self.b_seed(), hold=hold)
         params.validate()
         timeout = sizing.deadline_seconds(params, slowest, self.policy.min_fraction, self.policy.grace_s)
         timeout += params.rows * ROW_ALLOWANCE_S
+        # The probe reads what the device holds; computing it again takes the whole challenge's work, of which
+        # the deadline allows only probe_fraction (at the fastest claimed device's fingerprint).
+        fastest = max(f.fp32_tflops for f in fps.values())
+        probe_timeout = (self.policy.probe_grace_s + params.rows * PROBE_ROW_ALLOWANCE_S
+                         + self.policy.probe_fraction * params.flops / (fastest * 1e12)) if hold else 0.0
         mono = self._clock.monotonic()
         pending = PendingChallenge(
             params=params, address=address, devices=list(devices), fingerprint=fps,
             issued_wall=self._clock.time(), issued_mono=mono, deadline_mono=mono + timeout, timeout_s=timeout,
+            probe_timeout_s=probe_timeout,
         )
         self._pending[address] = pending
         return pending
+
+    def _probes(self, fps: list[Fingerprint]) -> bool:
+        """Whether a challenge of these models holds its products for a memory probe."""
+        mode = self.policy.memory_probe
+        return mode == "always" or (mode == "memory" and all(f.memory_bytes is not None for f in fps))
 
     # ------------------------------------------------------------------ commitment
     def on_commitment(
@@ -286,6 +327,8 @@ class Challenger:
                 the challenge is failed as well.
         """
         p = self._pending.get(address)
+        if p is not None and p.challenge_id == challenge_id and p.phase == "probe":
+            return self._on_probe(p, commits)
         if p is None or p.challenge_id != challenge_id or p.phase != "commit":
             return None
         now = self._clock.monotonic()
@@ -319,6 +362,42 @@ class Challenger:
             mem = verifier.check_memory(dev.memory_bytes, fp.memory_bytes, self.policy.memory_tolerance)
             if not mem.ok:
                 return self.finish(p, Verdict.FAILED, f"device {dev.index} ({fp.name}): {mem.reason}")
+        if p.params.hold:
+            # The key is drawn only now, after every product is committed, from the OS (never the seeded rng).
+            p.probe_key = secrets.token_bytes(memory.KEY_BYTES)
+            p.phase = "probe"
+            p.deadline_mono = now + p.probe_timeout_s
+            return OpeningPlan(p.challenge_id, [], p.probe_timeout_s, probe_key=p.probe_key)
+        return self._plan_openings(p, now)
+
+    def _on_probe(self, p: PendingChallenge, commits: Sequence[DeviceCommitmentIn]) -> OpeningPlan | Outcome:
+        """The probe's answers: late or malformed fails the challenge; else the rows to open.
+
+        Raises:
+            InvalidArgumentError: the answers name other devices or have the wrong size (the challenge is
+                failed as well).
+        """
+        now = self._clock.monotonic()
+        got = sorted(c.device_index for c in commits)
+        want = memory.num_blocks(p.params.rows) * memory.HASH_BYTES
+        problem = ""
+        if got != sorted(p.device_indices):
+            problem = f"devices {got} do not match the challenged devices {sorted(p.device_indices)}"
+        for c in commits:
+            if not problem and len(c.probe) != want:
+                problem = f"device {c.device_index}: probe answer must be {want} bytes (got {len(c.probe)})"
+        if problem:
+            self._pending.pop(p.address, None)
+            raise InvalidArgumentError(f"malformed memory probe answer: {problem}")
+        p.probe_seconds = now - (p.deadline_mono - p.probe_timeout_s)
+        if now > p.deadline_mono:
+            return self.finish(p, Verdict.FAILED, (
+                f"memory: probe answered after {p.probe_seconds:.2f}s (deadline {p.probe_timeout_s:.2f}s); the "
+                f"device does not hold the products it committed to"))
+        p.probe_hashes = {c.device_index: c.probe for c in commits}
+        return self._plan_openings(p, now)
+
+    def _plan_openings(self, p: PendingChallenge, now: float) -> OpeningPlan:
         rows: list[tuple[int, int]] = []
         for dev in p.devices:
             chosen = verifier.choose_rows(self._rng, p.params.rows, self.policy.k)
@@ -372,7 +451,8 @@ class Challenger:
             by_dev.setdefault(o.device_index, []).append(o)
         for dev, rows in p.rows.items():
             root = p.commitments[dev].root
-            v = verifier.verify_openings(p.params, dev, root, by_dev.get(dev, []), rows)
+            v = verifier.verify_openings(p.params, dev, root, by_dev.get(dev, []), rows, probe_key=p.probe_key,
+                                         probe_hashes=p.probe_hashes.get(dev, b""))
             if not v.ok:
                 return self.finish(p, Verdict.FAILED, v.reason)
         return self.finish(p, Verdict.PASSED, "")
@@ -390,8 +470,8 @@ class Challenger:
             if now <= p.deadline_mono:
                 continue
             del self._pending[address]
-            what = "commitment" if p.phase == "commit" else "openings"
-            limit = p.timeout_s if p.phase == "commit" else self.policy.opening_timeout_s
+            what = {"commit": "commitment", "probe": "memory probe answer"}.get(p.phase, "openings")
+            limit = {"commit": p.timeout_s, "probe": p.probe_timeout_s}.get(p.phase, self.policy.opening_timeout_s)
             away = "" if is_connected(address) else " (the provider left during the challenge)"
             out.append(self.finish(p, Verdict.FAILED, f"late: no {what} within {limit:.2f}s{away}"))
         return out
@@ -420,6 +500,8 @@ class Challenger:
             "peak_memory_bytes": {str(k): c.peak_memory_bytes for k, c in p.commitments.items()},
             "opened_rows": {str(k): v for k, v in p.rows.items()},
             "commit_seconds": None if p.committed_mono is None else p.committed_mono - p.issued_mono,
+            "memory_probe": p.params.hold,
+            "probe_seconds": p.probe_seconds,
             "decided": self._clock.time(),
         }
         return Outcome(verdict, reason, _finite(p.reported_tflops), _finite(p.wall_tflops), _json_safe(record))

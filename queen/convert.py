@@ -38,7 +38,7 @@ def outbound_to_proto(msg: Outbound) -> pb.QueenMessage:
         plan = msg.plan
         return pb.QueenMessage(opening_request=pb.OpeningRequest(
             challenge_id=plan.challenge_id, rows=[pb.RowRef(device_index=d, row=r) for d, r in plan.rows],
-            timeout_ms=int(plan.timeout_s * 1000)))
+            timeout_ms=int(plan.timeout_s * 1000), probe_key=plan.probe_key))
     if isinstance(msg, ResultOut):
         return pb.QueenMessage(challenge_result=pb.ChallengeResult(
             challenge_id=msg.challenge_id, verdict=shared.VERDICT_TO_PB[msg.verdict], reason=msg.reason,
@@ -64,7 +64,7 @@ def admitted_to_proto(a: AdmittedOut) -> pb.QueenMessage:
 
 
 def commitment_from_proto(c: pb.Commitment) -> list[DeviceCommitmentIn]:
-    return [DeviceCommitmentIn(d.device_index, bytes(d.root), d.work_seconds, d.peak_memory_bytes)
+    return [DeviceCommitmentIn(d.device_index, bytes(d.root), d.work_seconds, d.peak_memory_bytes, bytes(d.probe))
             for d in c.devices]
 
 

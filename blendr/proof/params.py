@@ -36,6 +36,8 @@ class ChallengeParams:
             epoch), so a verifier regenerates ``B`` once per epoch instead of once per challenge;
             every ``A_c`` is still fresh per challenge and device, so knowing ``B`` in advance
             saves the prover nothing. When empty, ``B`` comes from ``seed`` and the device index.
+        hold: Every device keeps its products until the queen's memory probe
+            (:mod:`blendr.proof.memory`).
     """
 
     challenge_id: str
@@ -43,6 +45,7 @@ class ChallengeParams:
     n: int
     count: int
     b_seed: bytes = b""
+    hold: bool = False
 
     def validate(self) -> None:
         """Checks every bound.

@@ -65,3 +65,26 @@ def deadline_seconds(
             f"cannot set a deadline with min_fraction={low}, fp32={fp.fp32_tflops}, grace={grace_seconds}"
         )
     return params.flops / (low * fp.fp32_tflops * 1e12) + grace_seconds
+
+
+def held_bytes(n: int, count: int) -> int:
+    """Bytes a device holds for the memory probe: every int32 product, plus ``B`` and one ``A_c``."""
+    return (count + 2) * n * n * FP32_BYTES
+
+
+def size_memory_challenge(fp: Fingerprint, n: int, count: int, memory_fraction: float, max_count: int) -> int:
+    """Raises ``count`` so that the held products fill ``memory_fraction`` of the model's memory.
+
+    Returns ``max(count, c)`` for the largest ``c`` with :func:`held_bytes` ``(n, c)`` within the
+    budget, capped at ``max_count``, ``MAX_COUNT`` and ``MAX_ROWS / n``; ``count`` unchanged when the
+    model has no memory figure.
+
+    Raises:
+        ProofError: ``memory_fraction`` is outside ``(0, 1]``.
+    """
+    if not 0 < memory_fraction <= 1:
+        raise ProofError(f"memory_fraction must be in (0, 1], got {memory_fraction}")
+    if fp.memory_bytes is None:
+        return count
+    fill = int(memory_fraction * fp.memory_bytes // (n * n * FP32_BYTES)) - 2
+    return max(count, min(fill, max_count, MAX_COUNT, MAX_ROWS // n))

@@ -35,6 +35,7 @@ import numpy as np
 import numpy.typing as npt
 
 from blendr.errors import ProofError
+from blendr.proof import memory
 from blendr.proof.generate import compute_rows, gen_rows, matrix_key
 from blendr.proof.merkle import leaf_hash, verify_proof
 from blendr.proof.params import ChallengeParams
@@ -178,13 +179,18 @@ def verify_openings(
     root: bytes,
     openings: Sequence[Opening],
     expected_rows: Sequence[int],
+    *,
+    probe_key: bytes = b"",
+    probe_hashes: bytes = b"",
 ) -> Verdict:
     """Checks a device's openings against its root and against the true products.
 
     Checks, in order: every requested row is opened once and nothing else is; each row has
     ``4 * n`` bytes; each row's digest and Merkle proof lead to ``root``; each row equals the row
     right: with an epoch ``B`` by the projection check (module docstring), else recomputed with NumPy
-    (``B`` regenerated once, all rows as one product).
+    (``B`` regenerated once, all rows as one product); with ``probe_key``, each row's probe block
+    matches ``probe_hashes`` (the device's answer to the memory probe) and holds the row's keyed
+    digest (:func:`blendr.proof.memory.check_probe_row`).
 
     Returns:
         ``Verdict(True, "ok")`` or the first failure, e.g. ``"row 7 of device 0 is wrong"``.
@@ -236,6 +242,12 @@ def verify_openings(
         wrong = np.flatnonzero((truth != claimed).any(axis=1))
     if wrong.size:
         return Verdict(False, f"row {expected[int(wrong[0])]} of device {d} is wrong")
+    if probe_key:
+        for i, r in enumerate(expected):
+            problem = memory.check_probe_row(probe_key, params.rows, r, claimed[i], opened[r].probe_block,
+                                             probe_hashes)
+            if problem:
+                return Verdict(False, f"device {d}: {problem}")
     return OK
 
 

@@ -10,14 +10,17 @@ from collections.abc import Sequence
 
 from blendr.errors import InvalidArgumentError, ProofError, ResourceExhaustedError, SignatureError
 from blendr.identity import to_address
+from blendr.proof.memory import BLOCK_ROWS
 from blendr.proof.params import ChallengeParams
 from blendr.proof.prover import Opening
+from blendr.proof.rowhash import DIGEST_BYTES
 from blendr.types import DeviceInfo, DeviceKind, Hello, ProviderState, RayInfo, Readiness, Verdict
 from protos.blendr.v1 import queen_pb2 as pb
 
 MAX_TEXT = 256
 MAX_PROOF_DEPTH = 64
 MAX_ROWS_PER_OPENING = 4096
+MAX_PROBE_BLOCK_BYTES = BLOCK_ROWS * DIGEST_BYTES
 
 _KIND_TO_PB = {DeviceKind.GPU: pb.DEVICE_KIND_NVIDIA_GPU, DeviceKind.CPU: pb.DEVICE_KIND_CPU}
 _KIND_FROM_PB = {v: k for k, v in _KIND_TO_PB.items()}
@@ -109,6 +112,7 @@ def challenge_to_proto(params: ChallengeParams, timeout_s: float, devices: Seque
     return pb.Challenge(
         challenge_id=params.challenge_id, seed=params.seed, n=params.n, dtype=pb.DTYPE_FP32, count=params.count,
         timeout_ms=max(1, int(timeout_s * 1000)), device_indices=list(devices), b_seed=params.b_seed,
+        hold=params.hold,
     )
 
 
@@ -119,7 +123,7 @@ def challenge_from_proto(m: pb.Challenge) -> tuple[ChallengeParams, float, list[
     if not m.challenge_id or len(m.challenge_id) > 64:
         raise InvalidArgumentError("challenge_id must be 1..64 characters")
     params = ChallengeParams(challenge_id=m.challenge_id, seed=bytes(m.seed), n=m.n, count=m.count,
-                             b_seed=bytes(m.b_seed))
+                             b_seed=bytes(m.b_seed), hold=m.hold)
     try:
         params.validate()
     except ProofError as exc:
@@ -140,14 +144,17 @@ def openings_from_proto(m: pb.Openings) -> list[Opening]:
     for r in m.rows:
         if len(r.proof) > MAX_PROOF_DEPTH or any(len(h) != 32 for h in r.proof):
             raise InvalidArgumentError(f"row {r.row}: Merkle proof must be <= {MAX_PROOF_DEPTH} hashes of 32 bytes")
+        if len(r.probe_block) > MAX_PROBE_BLOCK_BYTES:
+            raise InvalidArgumentError(f"row {r.row}: probe_block must be <= {MAX_PROBE_BLOCK_BYTES} bytes")
         out.append(Opening(device_index=r.device_index, row=r.row, values=bytes(r.values),
-                           proof=[bytes(h) for h in r.proof]))
+                           proof=[bytes(h) for h in r.proof], probe_block=bytes(r.probe_block)))
     return out
 
 
 def openings_to_proto(challenge_id: str, openings: Sequence[Opening]) -> pb.Openings:
     return pb.Openings(
         challenge_id=challenge_id,
-        rows=[pb.RowOpening(device_index=o.device_index, row=o.row, values=o.values, proof=list(o.proof))
+        rows=[pb.RowOpening(device_index=o.device_index, row=o.row, values=o.values, proof=list(o.proof),
+                            probe_block=o.probe_block)
               for o in openings],
     )

@@ -123,16 +123,18 @@ class Heartbeat(_message.Message):
     def __init__(self, seq: _Optional[int] = ..., busy_devices: _Optional[int] = ..., readiness: _Optional[_Union[Readiness, _Mapping]] = ...) -> None: ...
 
 class DeviceCommitment(_message.Message):
-    __slots__ = ("device_index", "root", "work_seconds", "peak_memory_bytes")
+    __slots__ = ("device_index", "root", "work_seconds", "peak_memory_bytes", "probe")
     DEVICE_INDEX_FIELD_NUMBER: _ClassVar[int]
     ROOT_FIELD_NUMBER: _ClassVar[int]
     WORK_SECONDS_FIELD_NUMBER: _ClassVar[int]
     PEAK_MEMORY_BYTES_FIELD_NUMBER: _ClassVar[int]
+    PROBE_FIELD_NUMBER: _ClassVar[int]
     device_index: int
     root: bytes
     work_seconds: float
     peak_memory_bytes: int
-    def __init__(self, device_index: _Optional[int] = ..., root: _Optional[bytes] = ..., work_seconds: _Optional[float] = ..., peak_memory_bytes: _Optional[int] = ...) -> None: ...
+    probe: bytes
+    def __init__(self, device_index: _Optional[int] = ..., root: _Optional[bytes] = ..., work_seconds: _Optional[float] = ..., peak_memory_bytes: _Optional[int] = ..., probe: _Optional[bytes] = ...) -> None: ...
 
 class Commitment(_message.Message):
     __slots__ = ("challenge_id", "devices")
@@ -143,16 +145,18 @@ class Commitment(_message.Message):
     def __init__(self, challenge_id: _Optional[str] = ..., devices: _Optional[_Iterable[_Union[DeviceCommitment, _Mapping]]] = ...) -> None: ...
 
 class RowOpening(_message.Message):
-    __slots__ = ("device_index", "row", "values", "proof")
+    __slots__ = ("device_index", "row", "values", "proof", "probe_block")
     DEVICE_INDEX_FIELD_NUMBER: _ClassVar[int]
     ROW_FIELD_NUMBER: _ClassVar[int]
     VALUES_FIELD_NUMBER: _ClassVar[int]
     PROOF_FIELD_NUMBER: _ClassVar[int]
+    PROBE_BLOCK_FIELD_NUMBER: _ClassVar[int]
     device_index: int
     row: int
     values: bytes
     proof: _containers.RepeatedScalarFieldContainer[bytes]
-    def __init__(self, device_index: _Optional[int] = ..., row: _Optional[int] = ..., values: _Optional[bytes] = ..., proof: _Optional[_Iterable[bytes]] = ...) -> None: ...
+    probe_block: bytes
+    def __init__(self, device_index: _Optional[int] = ..., row: _Optional[int] = ..., values: _Optional[bytes] = ..., proof: _Optional[_Iterable[bytes]] = ..., probe_block: _Optional[bytes] = ...) -> None: ...
 
 class Openings(_message.Message):
     __slots__ = ("challenge_id", "rows")
@@ -209,7 +213,7 @@ class Admitted(_message.Message):
     def __init__(self, provider_address: _Optional[str] = ..., heartbeat_interval_seconds: _Optional[float] = ..., resumed: _Optional[bool] = ..., queen_address: _Optional[str] = ...) -> None: ...
 
 class Challenge(_message.Message):
-    __slots__ = ("challenge_id", "seed", "n", "dtype", "count", "timeout_ms", "device_indices", "b_seed")
+    __slots__ = ("challenge_id", "seed", "n", "dtype", "count", "timeout_ms", "device_indices", "b_seed", "hold")
     CHALLENGE_ID_FIELD_NUMBER: _ClassVar[int]
     SEED_FIELD_NUMBER: _ClassVar[int]
     N_FIELD_NUMBER: _ClassVar[int]
@@ -218,6 +222,7 @@ class Challenge(_message.Message):
     TIMEOUT_MS_FIELD_NUMBER: _ClassVar[int]
     DEVICE_INDICES_FIELD_NUMBER: _ClassVar[int]
     B_SEED_FIELD_NUMBER: _ClassVar[int]
+    HOLD_FIELD_NUMBER: _ClassVar[int]
     challenge_id: str
     seed: bytes
     n: int
@@ -226,7 +231,8 @@ class Challenge(_message.Message):
     timeout_ms: int
     device_indices: _containers.RepeatedScalarFieldContainer[int]
     b_seed: bytes
-    def __init__(self, challenge_id: _Optional[str] = ..., seed: _Optional[bytes] = ..., n: _Optional[int] = ..., dtype: _Optional[_Union[DType, str]] = ..., count: _Optional[int] = ..., timeout_ms: _Optional[int] = ..., device_indices: _Optional[_Iterable[int]] = ..., b_seed: _Optional[bytes] = ...) -> None: ...
+    hold: bool
+    def __init__(self, challenge_id: _Optional[str] = ..., seed: _Optional[bytes] = ..., n: _Optional[int] = ..., dtype: _Optional[_Union[DType, str]] = ..., count: _Optional[int] = ..., timeout_ms: _Optional[int] = ..., device_indices: _Optional[_Iterable[int]] = ..., b_seed: _Optional[bytes] = ..., hold: _Optional[bool] = ...) -> None: ...
 
 class RowRef(_message.Message):
     __slots__ = ("device_index", "row")
@@ -237,14 +243,16 @@ class RowRef(_message.Message):
     def __init__(self, device_index: _Optional[int] = ..., row: _Optional[int] = ...) -> None: ...
 
 class OpeningRequest(_message.Message):
-    __slots__ = ("challenge_id", "rows", "timeout_ms")
+    __slots__ = ("challenge_id", "rows", "timeout_ms", "probe_key")
     CHALLENGE_ID_FIELD_NUMBER: _ClassVar[int]
     ROWS_FIELD_NUMBER: _ClassVar[int]
     TIMEOUT_MS_FIELD_NUMBER: _ClassVar[int]
+    PROBE_KEY_FIELD_NUMBER: _ClassVar[int]
     challenge_id: str
     rows: _containers.RepeatedCompositeFieldContainer[RowRef]
     timeout_ms: int
-    def __init__(self, challenge_id: _Optional[str] = ..., rows: _Optional[_Iterable[_Union[RowRef, _Mapping]]] = ..., timeout_ms: _Optional[int] = ...) -> None: ...
+    probe_key: bytes
+    def __init__(self, challenge_id: _Optional[str] = ..., rows: _Optional[_Iterable[_Union[RowRef, _Mapping]]] = ..., timeout_ms: _Optional[int] = ..., probe_key: _Optional[bytes] = ...) -> None: ...
 
 class ChallengeResult(_message.Message):
     __slots__ = ("challenge_id", "verdict", "reason", "reported_tflops", "wall_tflops")

@@ -46,6 +46,8 @@ POLICY = Policy(
     memory_tolerance=0.1,
     # The manual clock here does not move with the reported work; the queen-clock check has its own tests.
     wall_factor=0.0,
+    # The memory probe has its own tests (tests/unit/queen/test_queen_memory_probe.py).
+    memory_probe="off",
 )
 
 
