@@ -100,6 +100,14 @@ def epoch_projection(b_seed: bytes, n: int) -> tuple[npt.NDArray[np.int64], npt.
     return r, br
 
 
+_SPLIT_BITS = 11
+
+
+def _split(r: npt.NDArray[np.int64]) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """``r`` as float64 halves ``(r >> 11, r & 2047)`` (``r`` below ``2**22``), for exact BLAS products."""
+    return (r >> _SPLIT_BITS).astype(np.float64), (r & ((1 << _SPLIT_BITS) - 1)).astype(np.float64)
+
+
 def clear_projection_cache() -> None:
     """Forget cached epoch projections (benchmarks measure the cold case with it)."""
     with _PROJECTIONS_LOCK:
@@ -126,14 +134,19 @@ def projected_wrong_rows(
     out_of_bound = (np.abs(values) > bound).any(axis=1)
     values[out_of_bound] = 0  # failed already; zeroed so the exact int64 sums below cannot overflow
     products, local = np.divmod(wanted, n)
-    a_rows = np.empty((wanted.size, n), dtype=np.int64)
+    a_rows = np.empty((wanted.size, n), dtype=np.float32)
     for c in np.unique(products).tolist():
         mask = products == c
         key = matrix_key(params.seed, device_index, "A", int(c))
-        a_rows[mask] = gen_rows(np, key, n, local[mask]).astype(np.int64)
-    # Exact in int64: |a_j| <= 8, |c_j| <= 2**20, and r, Br < 2**22 over n <= 2**14 terms.
-    expected = np.mod(a_rows @ br, FREIVALDS_PRIME)
-    got = np.mod(values @ r, FREIVALDS_PRIME)
+        a_rows[mask] = gen_rows(np, key, n, local[mask])
+    # Float64 BLAS, exact: |a_j| <= 8 and Br < 2**22 give sums below 2**39; c . r is split as
+    # c . r_hi * 2**11 + c . r_lo with both halves below 2**11, so each sum stays below 2**45 < 2**53.
+    r_hi, r_lo = _split(r)
+    expected = np.mod((a_rows.astype(np.float64) @ br.astype(np.float64)).astype(np.int64), FREIVALDS_PRIME)
+    as_float = values.astype(np.float64)
+    hi = np.mod((as_float @ r_hi).astype(np.int64), FREIVALDS_PRIME)
+    lo = (as_float @ r_lo).astype(np.int64)
+    got = np.mod(hi * (1 << _SPLIT_BITS) + lo, FREIVALDS_PRIME)
     return np.flatnonzero(out_of_bound | (expected != got).any(axis=1))
 
 
