@@ -415,7 +415,10 @@ class QueenCore:
             log.info("provider liveness changed", provider=tr.address, old=tr.old.value, new=tr.new.value)
             if tr.new is ProviderState.DEAD:
                 self.jobs.provider_dead(tr.address, f"no sign of life for {self.cfg.dead_after_s:g}s")
-        self.jobs.expire()
+        try:
+            self.jobs.expire()
+        except BlendrError as exc:  # the store: challenges below must still be decided
+            log.error("cannot expire jobs", error=str(exc))
         if transitions:
             self._pool_changed()
         for outcome in self.challenger.expired(self.is_connected):
@@ -464,10 +467,7 @@ class QueenCore:
             log.error("cannot size a challenge", provider=addr, error=str(exc))
             return
         self._open[addr] = p
-        try:
-            self.pool.record_issued(addr, p.summary(Verdict.PENDING))
-        except BlendrError as exc:  # the store: the challenge goes ahead and is decided as usual
-            log.error("cannot record an issued challenge", provider=addr, error=str(exc))
+        self.pool.record_issued(addr, p.summary(Verdict.PENDING))
         if not self.is_connected(addr):
             # Due while the provider was away: that is a missed challenge.
             self.challenger.drop(addr)
@@ -504,14 +504,11 @@ class QueenCore:
                 fp_tflops = sum(fingerprints.get(m).fp32_tflops for m in models.values()) / len(models)
         summary = {k: rec.get(k) for k in ("challenge_id", "verdict", "reason", "issued", "reported_tflops",
                                            "wall_tflops", "n", "count")}
-        try:
-            self.pool.record_verdict(
-                addr, outcome.verdict, summary,
-                measured_tflops=outcome.wall_tflops if outcome.verdict is Verdict.PASSED else None,
-                fingerprint_tflops=fp_tflops,
-            )
-        except BlendrError as exc:  # counted in memory; the store write failed
-            log.error("cannot store a provider's verdict", provider=addr, challenge=cid, error=str(exc))
+        self.pool.record_verdict(
+            addr, outcome.verdict, summary,
+            measured_tflops=outcome.wall_tflops if outcome.verdict is Verdict.PASSED else None,
+            fingerprint_tflops=fp_tflops,
+        )
         try:
             key = f"{addr}/{float(rec.get('issued') or 0.0):017.6f}/{cid}"
             self.store.put(NS_CHALLENGES, key, rec)
@@ -545,10 +542,7 @@ class QueenCore:
         reason = (f"{rec.recent_failures} of its last {len(rec.recent)} challenges failed or were abandoned "
                   f"(last: {str((rec.last_challenge or {}).get('reason') or '')[:200]})")
         until = self.clock.time() + self.cfg.quarantine_s
-        try:
-            self.pool.quarantine(addr, until, reason)
-        except BlendrError as exc:  # in memory already: the cut and the refusal still hold until a restart
-            log.error("cannot store a quarantine", provider=addr, error=str(exc))
+        self.pool.quarantine(addr, until, reason)
         log.warning("provider quarantined", provider=addr, until=_iso(until), reason=reason)
         # The king hears at once (not at the readiness pace) that it must stop offering the provider: detach
         # sends the pool, or here when the provider is not connected.

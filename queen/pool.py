@@ -11,9 +11,13 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from blendr.clock import Clock
+from blendr.errors import StoreError
 from blendr.identity import Address
 from blendr.store import Store
+from blendr.telemetry import get_logger
 from blendr.types import DeviceInfo, Hello, ProviderState, RayInfo, Readiness, Verdict
+
+log = get_logger("blendr.queen.pool")
 
 NS_PROVIDERS = "providers"
 # Heartbeat times of the whole pool in one document, so that persisting them costs one write, not one per provider.
@@ -127,6 +131,7 @@ class Pool:
         self._records: dict[Address, ProviderRecord] = {}
         self._connected: set[Address] = set()
         self._dirty: set[Address] = set()
+        self._unsaved: set[Address] = set()
 
     # ------------------------------------------------------------------ persistence
     def load(self) -> int:
@@ -145,11 +150,24 @@ class Pool:
         return len(self._records)
 
     def _save(self, rec: ProviderRecord) -> None:
-        self._store.put(NS_PROVIDERS, rec.address, rec.to_dict())
+        # A store that fails must not stop the pool (or a verdict being counted): the record stays
+        # authoritative in memory and is written again at the next take_dirty.
+        try:
+            self._store.put(NS_PROVIDERS, rec.address, rec.to_dict())
+        except StoreError as exc:
+            if rec.address not in self._unsaved:
+                log.error("cannot store a provider record; kept in memory and retried", provider=rec.address,
+                          error=str(exc))
+            self._unsaved.add(rec.address)
+            return
+        self._unsaved.discard(rec.address)
         self._dirty.discard(rec.address)
 
     def take_dirty(self) -> dict[str, float] | None:
-        """The last-heartbeat times of the pool when any changed since the last call, else None."""
+        """The last-heartbeat times of the pool when any changed since the last call, else None (records whose
+        write failed are written again first)."""
+        for address in list(self._unsaved):
+            self._save(self._records[address])
         if not self._dirty:
             return None
         self._dirty.clear()
