@@ -286,3 +286,15 @@ def test_quarantine_off_with_zero_failures() -> None:
     node.join(core)
     fail_challenges(core, node, 8)
     assert not node.link.refused and record(core, node).quarantines == 0
+
+
+def test_a_provider_record_the_store_refused_is_written_at_the_next_flush() -> None:
+    store = FailingStore(NS_PROVIDERS)
+    core, node = make_core(store=store), Node()
+    node.join(core)
+    core.challenge_error(node.address, challenge(core, node), "cannot run")
+    assert store.get(NS_PROVIDERS, node.address) is None and record(core, node).failed == 1
+    store.ns = "none"
+    core.pool.flush()
+    stored = store.get(NS_PROVIDERS, node.address)
+    assert stored is not None and (stored["issued"], stored["failed"]) == (1, 1)

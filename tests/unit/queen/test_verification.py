@@ -444,3 +444,19 @@ def test_a_provider_with_an_assigned_rental_is_challenged_at_the_rental_rate_bef
     rig.clock.advance(700)  # the rental is over: back to the idle rate
     rig.v.apply_rates()
     assert rig.core.challenger.interval(PROVIDER) == idle
+
+
+def test_an_abandoned_challenge_counts_as_failed_on_etc(store: Store) -> None:
+    """A provider that leaves mid-challenge (or is quarantined for it) is recorded as failing on ETC."""
+    rig = Rig(store)
+    rig.open_task(1)
+    rig.v.step()
+    rig.clock.advance(10)
+    for verdict in (Verdict.PASSED, Verdict.ABANDONED, Verdict.FAILED, Verdict.MISSED):
+        rig.decide(verdict)
+    t = rig.v.tasks[1]
+    assert (t.issued, t.passed, t.failed, t.missed) == (4, 1, 2, 1)
+    rig.end_all()
+    rig.settle()
+    r = rig.wv.finalized_result[1]
+    assert (r.issued, r.passed, r.failed, r.missed) == (4, 1, 2, 1)
