@@ -40,13 +40,16 @@ from blendr.chain.contracts import (
     StakingManager,
     Tier,
     WorkVerification,
+    candidates_tree,
     results_tree,
 )
 from blendr.chain.deploy import DeployParams, deploy_system, role
 from blendr.chain.devkeys import DEV_KEYS
 from blendr.units import tokens
 
-TARGETS = {"GPURental.createRental": 150_000, "GPURental settle (onBridgeMessage from its inbox)": 120_000,
+ZERO = "0x" + "00" * 20
+OPEN_INTENT = "GPURental.createRental (open intent, 1 of 8 candidates, with proof)"
+TARGETS = {"GPURental.createRental": 150_000, OPEN_INTENT: 150_000, "GPURental settle (onBridgeMessage from its inbox)": 120_000,
            "bridge delivery 3-of-5 (minimal receiver)": 120_000, "WorkVerification result in batch of 100": 5_000}
 
 
@@ -114,7 +117,8 @@ def run(eth_url: str, etc_url: str, n_rentals: int) -> dict[str, Any]:
     tok["p0"].approve(staking.address, 2**255)
     tok["p1"].approve(staking.address, 2**255)
     stk["p1"].stake(Tier.PROVIDER, tokens(5_000))  # a provider without rentals: its stake is not locked
-    rec.add("StakingManager.stake", stk["p0"].stake(Tier.PROVIDER, tokens(50_000)))
+    # p0 backs every rental below at once (each open rental reserves minStake(Provider) per GPU)
+    rec.add("StakingManager.stake", stk["p0"].stake(Tier.PROVIDER, tokens(150_000)))
     rec.add("StakingManager.stake", stk["p0"].stake(Tier.PROVIDER, tokens(10_000)))
     token.approve(staking.address, 2**255)
     rec.add("StakingManager.stakeFor", staking.stake_for(queen.address, Tier.QUEEN, tokens(10_000)))
@@ -141,16 +145,26 @@ def run(eth_url: str, etc_url: str, n_rentals: int) -> dict[str, Any]:
     ids: list[int] = []
     for i in range(n_rentals):
         intent = RentalIntent(renter.address, providers[0].address, 1, b"\x11" * 32, tokens(3), duration, i + 1,
-                              now + 86_400)
+                              now + 86_400, bytes(32), king.address)
         sig = intent.sign(renter, 31337, rental_k.address)
         r = rec.add("GPURental.createRental", rental_k.create(intent, sig, tokens("2.5"), queen.address))
         ids.append(intent.rental_id(31337, rental_k.address))
         [msg] = eth_outbox.messages(r)
         deliver(etc_inbox, msg, "OPEN delivery on etc (opens a task)")
+    # the king's own path: an intent that leaves the provider open, placed on one of 8 candidates with its proof
+    candidates = [providers[0].address, *(Account.create().address for _ in range(7))]
+    root, proofs_of = candidates_tree(candidates)
+    for i in range(10):
+        intent = RentalIntent(renter.address, ZERO, 1, b"\x12" * 32, tokens(3), duration, 5_000 + i, now + 86_400,
+                              root, king.address)
+        sig = intent.sign(renter, 31337, rental_k.address)
+        rec.add(OPEN_INTENT, rental_k.create(intent, sig, tokens("2.5"), queen.address, provider=providers[0].address,
+                                             proof=proofs_of[providers[0].address]))
     # a rental created with a permit instead of an approval
     fresh = acct[8]
     token._send(token.fn.mint(fresh.address, tokens(1_000)))
-    intent = RentalIntent(fresh.address, providers[0].address, 1, b"\x22" * 32, tokens(3), duration, 1, now + 86_400)
+    intent = RentalIntent(fresh.address, providers[0].address, 1, b"\x22" * 32, tokens(3), duration, 1, now + 86_400,
+                          bytes(32), king.address)
     escrow = tokens("2.5")
     v, rr, ss = GPUToken(eth_d, token.address).permit_signature(fresh, rental_k.address, escrow, now + 86_400)
     rec.add("GPURental.createRentalWithPermit", rental_k.create_with_permit(
@@ -184,7 +198,7 @@ def run(eth_url: str, etc_url: str, n_rentals: int) -> dict[str, Any]:
     extra = []
     for j in range(2):
         intent = RentalIntent(renter.address, providers[0].address, 1, b"\x33" * 32, tokens(3), duration,
-                              10_000 + j, now + 86_400)
+                              10_000 + j, now + 86_400, bytes(32), king.address)
         rental_k.create(intent, intent.sign(renter, 31337, rental_k.address), tokens("2.5"), queen.address)
         extra.append(intent.rental_id(31337, rental_k.address))
     rec.add("GPURental.cancelRental", rental_r.cancel(extra[0]))
@@ -222,7 +236,7 @@ def run(eth_url: str, etc_url: str, n_rentals: int) -> dict[str, Any]:
     for j, (label, verified) in enumerate([("full", duration), ("full", duration), ("partial", duration // 2),
                                            ("partial", duration // 2), ("failed", 0), ("failed", 0)]):
         intent = RentalIntent(renter.address, providers[0].address, 1, b"\x44" * 32, tokens(3), duration,
-                              20_000 + j, now + 86_400)
+                              20_000 + j, now + 86_400, bytes(32), king.address)
         direct_k.create(intent, intent.sign(renter, 31337, direct.address), tokens("2.5"), queen.address)
         failed = label == "failed"
         body = encode(["(uint256,uint64,bool,uint32,uint32,uint32,uint32)"],

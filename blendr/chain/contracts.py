@@ -165,6 +165,10 @@ class StakingManager(_Bound):
     def withdraw(self, tier: Tier) -> TxReceipt:
         return self._send(self.fn.withdraw(int(tier)))
 
+    def reserved_stake_of(self, provider: str) -> Wei:
+        """Provider stake held by open rentals (minStake(Provider) per GPU rented): it cannot start unbonding."""
+        return Wei(int(self._call(self.fn.reservedStakeOf(provider))))
+
     def earned(self, node: str) -> Wei:
         return Wei(int(self._call(self.fn.earned(node))))
 
@@ -172,9 +176,35 @@ class StakingManager(_Bound):
         return self._send(self.fn.claimRewards())
 
 
+def candidate_leaf(provider: str) -> bytes:
+    """A candidate's leaf in an intent's ``candidatesRoot``: keccak256(abi.encodePacked(provider))."""
+    return bytes(keccak(bytes.fromhex(to_checksum_address(provider)[2:])))
+
+
+def candidates_tree(providers: Sequence[str]) -> tuple[bytes, dict[str, list[bytes]]]:
+    """(candidatesRoot, proof per provider) of the providers a renter wrapped its payload key for.
+
+    The set is what counts: the providers are deduplicated and sorted by address, so the renter and the king
+    build the same root from the same set. Proofs are keyed by checksummed address. No providers: the zero root.
+    """
+    unique = sorted({to_checksum_address(p) for p in providers}, key=lambda a: int(a, 16))
+    root, proofs = sorted_pair_tree([candidate_leaf(p) for p in unique])
+    return root, dict(zip(unique, proofs, strict=True))
+
+
+def candidates_root(providers: Sequence[str]) -> bytes:
+    """The ``candidatesRoot`` a renter signs for these candidate providers (see :func:`candidates_tree`)."""
+    return candidates_tree(providers)[0]
+
+
 @dataclass(frozen=True)
 class RentalIntent:
-    """What a renter signs (EIP-712 ``RentalIntent`` in GPURental's domain)."""
+    """What a renter signs (EIP-712 ``RentalIntent`` in GPURental's domain).
+
+    ``scheduler`` is the only account that may create the rental and cancel it for the renter (the king's
+    address); with ``provider`` zero, the king may choose only a provider under ``candidates_root``
+    (:func:`candidates_root`; ignored, and signed as zero by our clients, when the intent names its provider).
+    """
 
     renter: str
     provider: str
@@ -184,10 +214,13 @@ class RentalIntent:
     duration: int  # seconds
     nonce: int
     deadline: int  # unix seconds
+    candidates_root: bytes  # 32 bytes
+    scheduler: str
 
     def as_tuple(self) -> tuple[Any, ...]:
         return (to_checksum_address(self.renter), to_checksum_address(self.provider), self.gpus, self.spec_hash,
-                self.max_price_per_gpu_hour, self.duration, self.nonce, self.deadline)
+                self.max_price_per_gpu_hour, self.duration, self.nonce, self.deadline, self.candidates_root,
+                to_checksum_address(self.scheduler))
 
     def typed_data(self, chain_id: int, rental: str) -> dict[str, Any]:
         return {
@@ -198,14 +231,16 @@ class RentalIntent:
                     {"name": "renter", "type": "address"}, {"name": "provider", "type": "address"},
                     {"name": "gpus", "type": "uint32"}, {"name": "specHash", "type": "bytes32"},
                     {"name": "maxPricePerGpuHour", "type": "uint256"}, {"name": "duration", "type": "uint64"},
-                    {"name": "nonce", "type": "uint256"}, {"name": "deadline", "type": "uint64"}],
+                    {"name": "nonce", "type": "uint256"}, {"name": "deadline", "type": "uint64"},
+                    {"name": "candidatesRoot", "type": "bytes32"}, {"name": "scheduler", "type": "address"}],
             },
             "primaryType": "RentalIntent",
             "domain": {"name": "BlendrGPURental", "version": "1", "chainId": chain_id,
                        "verifyingContract": to_checksum_address(rental)},
             "message": {"renter": to_checksum_address(self.renter), "provider": to_checksum_address(self.provider),
                         "gpus": self.gpus, "specHash": self.spec_hash, "maxPricePerGpuHour": self.max_price_per_gpu_hour,
-                        "duration": self.duration, "nonce": self.nonce, "deadline": self.deadline},
+                        "duration": self.duration, "nonce": self.nonce, "deadline": self.deadline,
+                        "candidatesRoot": self.candidates_root, "scheduler": to_checksum_address(self.scheduler)},
         }
 
     def sign(self, account: Any, chain_id: int, rental: str) -> bytes:
@@ -223,6 +258,7 @@ class RentalIntent:
 class RentalInfo:
     renter: str
     provider: str
+    scheduler: str  # the intent's scheduler, the only one that may cancel for the renter (zero once it lost the role)
     status: RentalStatus
     rated: bool
     gpus: int
@@ -242,34 +278,42 @@ class GPURental(_Bound):
         return bool(self._call(self.fn.hasRole(self._call(self.fn.SCHEDULER_ROLE()), who)))
 
     def create(self, intent: RentalIntent, signature: bytes, price_per_gpu_hour: int, queen: str,
-               provider: str | None = None) -> TxReceipt:
-        """Creates the rental (the king's SCHEDULER_ROLE); the renter must have approved the escrow.
+               provider: str | None = None, proof: Sequence[bytes] = ()) -> TxReceipt:
+        """Creates the rental (the intent's scheduler, with SCHEDULER_ROLE); the renter must have approved the
+        escrow.
 
-        ``provider`` is the scheduler's choice for an intent that leaves it open (zero); default the intent's.
+        ``provider`` is the scheduler's choice for an intent that leaves it open (zero), with ``proof`` that it
+        is under the intent's ``candidates_root`` (:func:`candidates_tree`); default the intent's provider.
         """
         return self._send(self.fn.createRental(intent.as_tuple(), signature, price_per_gpu_hour, queen,
-                                               provider or intent.provider))
+                                               provider or intent.provider, list(proof)))
 
     def create_with_permit(self, intent: RentalIntent, signature: bytes, price_per_gpu_hour: int, queen: str,
                            permit_value: int, permit_deadline: int, v: int, r: bytes, s: bytes,
-                           provider: str | None = None) -> TxReceipt:
+                           provider: str | None = None, proof: Sequence[bytes] = ()) -> TxReceipt:
+        """:meth:`create` after the renter's ERC-2612 permit (value, deadline, v, r, s) for GPURental."""
         return self._send(self.fn.createRentalWithPermit(
-            intent.as_tuple(), signature, price_per_gpu_hour, queen, provider or intent.provider, permit_value,
-            permit_deadline, v, r, s))
+            intent.as_tuple(), signature, price_per_gpu_hour, queen, provider or intent.provider, list(proof),
+            (permit_value, permit_deadline, v, r, s)))
 
     def cancel(self, rental_id: int) -> TxReceipt:
         return self._send(self.fn.cancelRental(rental_id))
 
     def reclaim(self, rental_id: int) -> TxReceipt:
+        """Refunds an unsettled rental's escrow to its renter after the result timeout (anyone may call it)."""
         return self._send(self.fn.reclaimEscrow(rental_id))
+
+    def reserved_gpus_of(self, provider: str) -> int:
+        """GPUs under ``provider``'s open rentals (each holds minStake(Provider) of its stake)."""
+        return int(self._call(self.fn.reservedGpusOf(provider)))
 
     def feedback(self, rental_id: int, rating: int) -> TxReceipt:
         return self._send(self.fn.submitFeedback(rental_id, rating))
 
     def rental(self, rental_id: int) -> RentalInfo:
         r = self._call(self.fn.rental(rental_id))
-        return RentalInfo(r[0], r[1], RentalStatus(int(r[2])), bool(r[3]), int(r[4]), int(r[5]), int(r[6]), int(r[7]),
-                          int(r[8]), Wei(int(r[9])), Wei(int(r[10])))
+        return RentalInfo(r[0], r[1], r[2], RentalStatus(int(r[3])), bool(r[4]), int(r[5]), int(r[6]), int(r[7]),
+                          int(r[8]), int(r[9]), Wei(int(r[10])), Wei(int(r[11])))
 
     def intent_digest(self, intent: RentalIntent) -> bytes:
         return bytes(self._call(self.fn.intentDigest(intent.as_tuple())))

@@ -7,6 +7,7 @@ import {IERC20Permit} from "@openzeppelin/contracts/token/ERC20/extensions/IERC2
 import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
 import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
 import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
+import {MerkleProof} from "@openzeppelin/contracts/utils/cryptography/MerkleProof.sol";
 import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/ReentrancyGuardTransient.sol";
 
 import {IBridgeOutbox} from "../interfaces/IBridge.sol";
@@ -18,30 +19,38 @@ import {RentalMessages} from "../interfaces/RentalMessages.sol";
 /// @notice Rental agreements between renters and GPU providers, with escrow in GPUTOKEN.
 ///
 /// A king (SCHEDULER_ROLE) creates a rental from the renter's signed EIP-712 intent, at a price no higher than the
-/// renter's maximum; the escrow `price * gpus * duration / 3600` is pulled from the renter and a bridge message
+/// renter's maximum; the intent binds that king (`scheduler`: only it may create the rental and cancel it for the
+/// renter) and, when it leaves the provider open, the candidate providers (`candidatesRoot`); the escrow `price * gpus * duration / 3600` is pulled from the renter and a bridge message
 /// opens the verification task on ETC. WorkVerification's RESULT settles: the provider is paid for verified
 /// uptime (`price * gpus * verifiedSeconds / 3600`, at most the escrow), the protocol fee goes to the treasury,
 /// the renter gets the rest back; a failed verification pays nothing and slashes the provider's stake.
-/// If no result arrives within `resultTimeout` after the rental's end, the renter reclaims the whole escrow.
+/// If no result arrives within `resultTimeout` after the rental's end, the renter gets the whole escrow back.
+///
+/// Stake: each open rental reserves minStake(Provider) per GPU of its provider's stake (reservedGpusOf, checked
+/// by StakingManager before any unstake) from creation until it settles or its escrow is reclaimed; a rental is
+/// created only if the provider's unreserved stake covers it. A slash is at most minStake(Provider) per GPU, so
+/// every slash the open rentals can owe is payable; it is capped at the rental's share of the stake
+/// (active * gpus / reserved GPUs) in case governance raised minStake since, so it stays payable even then.
 ///
 /// Rounding: every division rounds down, so the escrow and the payment are each at most 1 wei below the exact
 /// pro-rata value (in the renter's favour) and the fee rounds down (in the provider's favour). Nothing is lost:
 /// refund = escrow - payment exactly.
 ///
-/// Storage: a rental takes two slots (everything settlement needs, packed); the rentalId is
-/// keccak256(abi.encode(renter, nonce)), so the rental record itself is the renter's nonce replay guard.
-/// A cancellation time lives in a third mapping, written only on cancel.
+/// Storage: a rental takes two slots (everything settlement needs, packed; the scheduler as the small id it got
+/// with SCHEDULER_ROLE); the rentalId is keccak256(abi.encode(chainid, this, renter, nonce)), so the rental record
+/// itself is the renter's nonce replay guard. A cancellation time lives in a third mapping, written only on cancel.
 contract GPURental is IGPURental, AccessControl, EIP712, ReentrancyGuardTransient {
     using SafeERC20 for IERC20;
 
     /// @notice Holders may change every parameter (the governance timelock after deployment).
     bytes32 public constant GOVERNOR_ROLE = keccak256("GOVERNOR_ROLE");
-    /// @notice Holders (kings) create rentals: they quote the price and pick the provider's queen.
+    /// @notice Holders (kings) create rentals whose intent names them: they quote the price and pick the
+    /// provider's queen. Each grant gives the holder a new scheduler id (at most 65535 grants).
     bytes32 public constant SCHEDULER_ROLE = keccak256("SCHEDULER_ROLE");
 
     bytes32 private constant _INTENT_TYPEHASH = keccak256(
         "RentalIntent(address renter,address provider,uint32 gpus,bytes32 specHash,uint256 maxPricePerGpuHour,"
-        "uint64 duration,uint256 nonce,uint64 deadline)"
+        "uint64 duration,uint256 nonce,uint64 deadline,bytes32 candidatesRoot,address scheduler)"
     );
 
     uint256 private constant _BPS = 10_000;
@@ -49,22 +58,23 @@ contract GPURental is IGPURental, AccessControl, EIP712, ReentrancyGuardTransien
     // A result needs the queen's finalization window plus ETC's deep confirmations (thousands of blocks,
     // hours) before it can arrive: a shorter timeout would let a renter reclaim escrow the provider earned.
     uint32 private constant _MIN_RESULT_TIMEOUT = 1 days;
-    uint32 private constant _MAX_RESULT_TIMEOUT = 30 days; // also how long past a rental's end stake stays locked
+    uint32 private constant _MAX_RESULT_TIMEOUT = 30 days;
     uint32 private constant _MIN_DURATION_FLOOR = 1 minutes;
     uint32 private constant _MAX_DURATION_CEILING = 365 days;
 
-    /// @dev Two slots. Slot 0: renter | start | duration | gpus | status. Slot 1: provider | price | rated.
-    /// Bounds: gpus <= maxGpus <= type(uint16).max, duration <= maxDuration <= 365 days, price < 2**88 wei
-    /// (3.09e8 tokens of 18 decimals per GPU-hour), start in uint40 (year 36812).
+    /// @dev Two slots. Slot 0: renter | start | duration | gpus | status | rated. Slot 1: provider | price |
+    /// schedulerId. Bounds: gpus <= maxGpus <= type(uint16).max, duration <= maxDuration <= 365 days,
+    /// price < 2**80 wei (1.2e6 tokens of 18 decimals per GPU-hour), start in uint32 (until the year 2106).
     struct Rental {
         address renter;
-        uint40 start;
+        uint32 start;
         uint32 duration;
         uint16 gpus;
         RentalStatus status;
-        address provider;
-        uint88 pricePerGpuHour;
         bool rated;
+        address provider;
+        uint80 pricePerGpuHour;
+        uint16 schedulerId;
     }
 
     IERC20 private immutable _token;
@@ -94,6 +104,12 @@ contract GPURental is IGPURental, AccessControl, EIP712, ReentrancyGuardTransien
 
     mapping(uint256 rentalId => Rental) private _rentals;
     mapping(uint256 rentalId => uint64) private _cancelledAt;
+    // GPUs under the provider's open rentals (created, not settled nor reclaimed): minStake(Provider) each is held.
+    mapping(address provider => uint256) private _reservedGpus;
+    // Scheduler ids: nonzero while the account holds SCHEDULER_ROLE; a rental stores its scheduler's id.
+    mapping(address scheduler => uint16) private _schedulerIds;
+    mapping(uint16 id => address) private _schedulers;
+    uint16 private _lastSchedulerId;
 
     /// @param admin Receives DEFAULT_ADMIN_ROLE and GOVERNOR_ROLE.
     /// @param token_ GPUTOKEN (ERC-20 with ERC-2612 permit).
@@ -137,26 +153,30 @@ contract GPURental is IGPURental, AccessControl, EIP712, ReentrancyGuardTransien
     /// @notice Creates a rental from the renter's signed intent and locks its escrow.
     /// @dev Pulls `pricePerGpuHour * gpus * duration / 3600` tokens from the renter (needs an allowance), emits
     /// RentalCreated and sends RentalMessages.Open to WorkVerification. Returns keccak256(abi.encode(renter, nonce)).
-    /// An intent may name its provider, or leave it zero: the renter then lets the scheduler choose any provider
-    /// that is staked for the GPUs (the price ceiling, GPUs, duration and spec hash stay the renter's).
+    /// An intent may name its provider, or leave it zero: the renter then lets the scheduler choose one of the
+    /// candidates under `intent.candidatesRoot` that is staked for the GPUs (the price ceiling, GPUs, duration and
+    /// spec hash stay the renter's). Reserves minStake(Provider) * gpus of the provider's stake until settlement.
     /// Requirements:
-    /// - caller has SCHEDULER_ROLE;
-    /// - `provider` is not zero, and `intent.provider` is zero or `provider`;
+    /// - caller has SCHEDULER_ROLE and is `intent.scheduler` (whether or not the intent names its provider);
+    /// - `provider` is not zero, and `intent.provider` is `provider`, or zero and `candidateProof` proves
+    ///   `provider` is a leaf of `intent.candidatesRoot` (empty when the intent names its provider);
     /// - `intent.deadline` has not passed;
-    /// - 0 < `pricePerGpuHour` <= `intent.maxPricePerGpuHour` and < 2**88;
+    /// - 0 < `pricePerGpuHour` <= `intent.maxPricePerGpuHour` and < 2**80;
     /// - 0 < `intent.gpus` <= maxGpus and minDuration <= `intent.duration` <= maxDuration;
     /// - the renter has not used `intent.nonce` before;
     /// - `signature` is the renter's EIP-712 signature of `intent`;
-    /// - the provider's Provider stake >= minStake(Provider) * gpus; `queen`'s Queen stake >= minStake(Queen);
+    /// - the provider's Provider stake less minStake(Provider) * reservedGpusOf(provider) >= minStake(Provider) * gpus
+    ///   (GPURentalInsufficientStake); `queen`'s Queen stake >= minStake(Queen);
     /// - the escrow is not zero, the ETC peers are set, and the renter's allowance and balance cover the escrow.
     function createRental(
         RentalIntent calldata intent,
         bytes calldata signature,
         uint256 pricePerGpuHour,
         address queen,
-        address provider
-    ) external onlyRole(SCHEDULER_ROLE) nonReentrant returns (uint256) {
-        return _createRental(intent, signature, pricePerGpuHour, queen, provider);
+        address provider,
+        bytes32[] calldata candidateProof
+    ) external nonReentrant returns (uint256) {
+        return _createRental(intent, signature, pricePerGpuHour, queen, provider, candidateProof);
     }
 
     /// @notice createRental, after trying the renter's ERC-2612 permit for this contract.
@@ -169,28 +189,27 @@ contract GPURental is IGPURental, AccessControl, EIP712, ReentrancyGuardTransien
         uint256 pricePerGpuHour,
         address queen,
         address provider,
-        uint256 permitValue,
-        uint256 permitDeadline,
-        uint8 v,
-        bytes32 r,
-        bytes32 s
-    ) external onlyRole(SCHEDULER_ROLE) nonReentrant returns (uint256) {
-        try IERC20Permit(address(_token)).permit(intent.renter, address(this), permitValue, permitDeadline, v, r, s) {}
-            catch {}
-        return _createRental(intent, signature, pricePerGpuHour, queen, provider);
+        bytes32[] calldata candidateProof,
+        Permit calldata permit
+    ) external nonReentrant returns (uint256) {
+        try IERC20Permit(address(_token)).permit(
+            intent.renter, address(this), permit.value, permit.deadline, permit.v, permit.r, permit.s
+        ) {} catch {}
+        return _createRental(intent, signature, pricePerGpuHour, queen, provider, candidateProof);
     }
 
     /// @notice Cancels an active rental before its end; it ends now and is settled for verified time so far.
     /// @dev Records the cancellation time and sends RentalMessages.Close to WorkVerification; the RESULT that
-    /// follows pays at most up to the cancellation. The scheduler cancels on the renter's behalf (a job cancelled
-    /// through the king) and when it moves a job off a provider that died.
+    /// follows pays at most up to the cancellation. The rental's scheduler cancels on the renter's behalf (a job
+    /// cancelled through the king) and when it moves a job off a provider that died; no other scheduler can.
     /// Requirements:
-    /// - caller is the rental's renter or has SCHEDULER_ROLE;
+    /// - caller is the rental's renter, or the scheduler its intent named while it still has SCHEDULER_ROLE;
     /// - the rental is Active and its end has not been reached.
     function cancelRental(uint256 rentalId) external {
         Rental storage r = _rentals[rentalId];
-        if (r.renter != msg.sender && !hasRole(SCHEDULER_ROLE, msg.sender)) {
-            revert GPURentalNotRenter(rentalId, msg.sender);
+        if (r.renter != msg.sender) {
+            uint16 sid = _schedulerIds[msg.sender];
+            if (sid == 0 || sid != r.schedulerId) revert GPURentalNotRenterOrScheduler(rentalId, msg.sender);
         }
         if (r.status != RentalStatus.Active) revert GPURentalNotActive(rentalId, r.status);
         uint64 end = uint64(r.start) + r.duration;
@@ -206,21 +225,22 @@ contract GPURental is IGPURental, AccessControl, EIP712, ReentrancyGuardTransien
         );
     }
 
-    /// @notice Refunds the whole escrow when no result arrived in time; a later RESULT is refused.
+    /// @notice Refunds the whole escrow to the renter when no result arrived in time, and frees the provider's
+    /// reserved stake; a later RESULT is refused. Anyone may call it (the provider, to free its stake): the
+    /// escrow always goes to the renter.
     /// Requirements:
-    /// - caller is the rental's renter;
     /// - the rental is Active or Cancelled (awaiting a result);
     /// - at least resultTimeout has passed since the rental's end (its cancellation time when cancelled).
     function reclaimEscrow(uint256 rentalId) external nonReentrant {
         Rental storage r = _rentals[rentalId];
         Rental memory m = r;
-        if (m.renter != msg.sender) revert GPURentalNotRenter(rentalId, msg.sender);
         if (m.status != RentalStatus.Active && m.status != RentalStatus.Cancelled) {
             revert GPURentalNotAwaitingResult(rentalId, m.status);
         }
         uint256 availableAt = uint256(_endOf(rentalId, m)) + _resultTimeout;
         if (block.timestamp < availableAt) revert GPURentalReclaimTooEarly(rentalId, availableAt);
         r.status = RentalStatus.Expired;
+        _reservedGpus[m.provider] -= m.gpus;
         uint256 escrow = _escrowOf(m);
         emit EscrowReclaimed(rentalId, m.renter, escrow);
         _token.safeTransfer(m.renter, escrow);
@@ -253,7 +273,8 @@ contract GPURental is IGPURental, AccessControl, EIP712, ReentrancyGuardTransien
     /// @dev Pays the provider `min(escrow, price * gpus * verifiedSeconds / 3600)` minus the fee (verified time is
     /// capped at the cancellation when cancelled), the fee to the treasury, the rest of the escrow to the renter;
     /// when `failed`, pays nothing and slashes minStake(Provider) * gpus * slashBps / 10000 of the provider's
-    /// stake (reason: the rentalId).
+    /// stake, at most its share active * gpus / reservedGpusOf(provider) (reason: the rentalId). Either way the
+    /// rental's reserved stake is freed.
     /// Requirements:
     /// - caller is the inbox and (`srcChainId`, `sender`) is (etcChainId, workVerification);
     /// - `data` is a RentalMessages RESULT;
@@ -278,6 +299,7 @@ contract GPURental is IGPURental, AccessControl, EIP712, ReentrancyGuardTransien
         info = RentalInfo({
             renter: m.renter,
             provider: m.provider,
+            scheduler: _schedulerIdOwner(m.schedulerId),
             status: m.status,
             rated: m.rated,
             gpus: m.gpus,
@@ -305,6 +327,12 @@ contract GPURental is IGPURental, AccessControl, EIP712, ReentrancyGuardTransien
     /// @notice The EIP-712 digest the renter signs for `intent` (domain BlendrGPURental/1, this chain).
     function intentDigest(RentalIntent calldata intent) public view returns (bytes32) {
         return _hashTypedDataV4(keccak256(abi.encode(_INTENT_TYPEHASH, intent)));
+    }
+
+    /// @notice GPUs of `provider`'s open rentals (created, not settled nor reclaimed); StakingManager holds
+    /// minStake(Provider) of its stake per such GPU.
+    function reservedGpusOf(address provider) external view returns (uint256) {
+        return _reservedGpus[provider];
     }
 
     /// @notice GPUTOKEN, the escrow token.
@@ -485,29 +513,31 @@ contract GPURental is IGPURental, AccessControl, EIP712, ReentrancyGuardTransien
         bytes calldata signature,
         uint256 price,
         address queen,
-        address provider
+        address provider,
+        bytes32[] calldata candidateProof
     ) private returns (uint256 rentalId) {
-        if (provider == address(0) || (intent.provider != address(0) && intent.provider != provider)) {
-            revert GPURentalProviderMismatch(intent.provider, provider);
-        }
+        uint16 schedulerId = _checkScheduler(intent.scheduler);
+        _checkProvider(intent, provider, candidateProof);
         rentalId = _checkIntent(intent, signature, price);
         // The queen's verdict decides the payment: a provider never supervises itself.
         if (queen == provider) revert GPURentalQueenIsProvider(queen);
-        _checkAndLockStakes(intent, provider, queen);
+        _reserveStakes(intent.gpus, provider, queen);
         uint256 escrow = price * intent.gpus * intent.duration / 1 hours;
         if (escrow == 0) revert GPURentalZeroEscrow();
         address peer = _workVerification;
         if (peer == address(0)) revert GPURentalPeersNotSet();
 
-        // Casts are safe: gpus <= maxGpus (uint16), duration <= maxDuration (uint32), price < 2**88 (checked).
+        // Casts are safe: gpus <= maxGpus (uint16), duration <= maxDuration (uint32), price < 2**80 (checked);
+        // the start is a uint32 until the year 2106.
         Rental storage r = _rentals[rentalId];
         r.renter = intent.renter;
-        r.start = uint40(block.timestamp);
+        r.start = uint32(block.timestamp);
         r.duration = uint32(intent.duration);
         r.gpus = uint16(intent.gpus);
         r.status = RentalStatus.Active;
         r.provider = provider;
-        r.pricePerGpuHour = uint88(price);
+        r.pricePerGpuHour = uint80(price);
+        r.schedulerId = schedulerId;
 
         _emitCreated(rentalId, intent, price, escrow, queen, provider);
         _token.safeTransferFrom(intent.renter, address(this), escrow);
@@ -564,7 +594,7 @@ contract GPURental is IGPURental, AccessControl, EIP712, ReentrancyGuardTransien
         returns (uint256 rentalId)
     {
         if (block.timestamp > intent.deadline) revert GPURentalIntentExpired(intent.deadline);
-        if (price == 0 || price > intent.maxPricePerGpuHour || price > type(uint88).max) {
+        if (price == 0 || price > intent.maxPricePerGpuHour || price > type(uint80).max) {
             revert GPURentalInvalidPrice(price, intent.maxPricePerGpuHour);
         }
         uint16 maxGpus_ = _maxGpus;
@@ -580,15 +610,68 @@ contract GPURental is IGPURental, AccessControl, EIP712, ReentrancyGuardTransien
         if (err != ECDSA.RecoverError.NoError || signer != intent.renter) revert GPURentalInvalidSignature();
     }
 
-    /// @dev The provider must stake minStake(Provider) per GPU, the queen minStake(Queen). The provider's stake
-    /// is locked against unbonding until this rental's result can no longer arrive (end + the longest
-    /// result timeout governance may set), so a failed verification always finds something to slash.
-    function _checkAndLockStakes(RentalIntent calldata intent, address provider, address queen) private {
-        (uint256 stake, uint256 required, uint256 queenStake, uint256 queenRequired) = _staking.lockProviderStake(
-            provider, intent.gpus, queen, block.timestamp + intent.duration + _MAX_RESULT_TIMEOUT
-        );
-        if (stake < required) revert GPURentalInsufficientStake(provider, stake, required);
-        if (queenStake < queenRequired) revert GPURentalInsufficientQueenStake(queen, queenStake, queenRequired);
+    /// @dev The caller must hold SCHEDULER_ROLE (a nonzero scheduler id) and be the intent's scheduler; returns
+    /// its id.
+    function _checkScheduler(address scheduler) private view returns (uint16 schedulerId) {
+        schedulerId = _schedulerIds[msg.sender];
+        if (schedulerId == 0) revert AccessControlUnauthorizedAccount(msg.sender, SCHEDULER_ROLE);
+        if (msg.sender != scheduler) revert GPURentalNotScheduler(scheduler, msg.sender);
+    }
+
+    /// @dev `provider` is the intent's, or, for an open intent, one of its candidates.
+    function _checkProvider(RentalIntent calldata intent, address provider, bytes32[] calldata candidateProof)
+        private
+        pure
+    {
+        address intended = intent.provider;
+        if (provider == address(0) || (intended != address(0) && intended != provider)) {
+            revert GPURentalProviderMismatch(intended, provider);
+        }
+        if (
+            intended == address(0)
+                && !MerkleProof.verifyCalldata(
+                    candidateProof, intent.candidatesRoot, keccak256(abi.encodePacked(provider))
+                )
+        ) revert GPURentalProviderNotCandidate(provider, intent.candidatesRoot);
+    }
+
+    /// @dev The provider's stake not yet reserved by its open rentals must cover minStake(Provider) per GPU, the
+    /// queen's stake minStake(Queen); then this rental's GPUs join the provider's reservation.
+    function _reserveStakes(uint256 gpus, address provider, address queen) private {
+        (uint256 stake, uint256 perGpu, uint256 queenStake, uint256 queenMin) = _staking.rentalStakes(provider, queen);
+        uint256 reserved = _reservedGpus[provider];
+        uint256 held = perGpu * reserved;
+        uint256 free = stake > held ? stake - held : 0;
+        if (free < perGpu * gpus) revert GPURentalInsufficientStake(provider, free, perGpu * gpus);
+        if (queenStake < queenMin) revert GPURentalInsufficientQueenStake(queen, queenStake, queenMin);
+        _reservedGpus[provider] = reserved + gpus;
+    }
+
+    function _schedulerIdOwner(uint16 id) private view returns (address) {
+        if (id == 0) return address(0);
+        address s = _schedulers[id];
+        return _schedulerIds[s] == id ? s : address(0);
+    }
+
+    /// @dev A new SCHEDULER_ROLE holder gets a new id (a re-grant too: rentals made before a revocation stay out
+    /// of its reach).
+    function _grantRole(bytes32 role, address account) internal override returns (bool granted) {
+        granted = super._grantRole(role, account);
+        if (granted && role == SCHEDULER_ROLE) {
+            uint16 id = _lastSchedulerId;
+            if (id == type(uint16).max) revert GPURentalTooManySchedulers();
+            unchecked {
+                ++id;
+            }
+            _lastSchedulerId = id;
+            _schedulerIds[account] = id;
+            _schedulers[id] = account;
+        }
+    }
+
+    function _revokeRole(bytes32 role, address account) internal override returns (bool revoked) {
+        revoked = super._revokeRole(role, account);
+        if (revoked && role == SCHEDULER_ROLE) delete _schedulerIds[account];
     }
 
     function _settle(uint256 rentalId, uint64 verifiedSeconds, bool failed) private {
@@ -618,12 +701,20 @@ contract GPURental is IGPURental, AccessControl, EIP712, ReentrancyGuardTransien
         if (fee != 0) _token.safeTransfer(_treasury, fee);
         if (refund != 0) _token.safeTransfer(m.renter, refund);
 
-        if (failed) _slashProvider(rentalId, m.provider, m.gpus);
+        uint256 reserved = _reservedGpus[m.provider];
+        _reservedGpus[m.provider] = reserved - m.gpus;
+        if (failed) _slashProvider(rentalId, m.provider, m.gpus, reserved);
     }
 
-    /// @dev Slashes minStake(Provider) * gpus * slashBps / 10000; the rentalId is the slash reason.
-    function _slashProvider(uint256 rentalId, address provider, uint256 gpus) private {
-        uint256 amount = _staking.minStake(Tier.Provider) * gpus * _slashBps / _BPS;
+    /// @dev Slashes minStake(Provider) * gpus * slashBps / 10000, at most the rental's share of the active stake
+    /// (`reserved`: the provider's reserved GPUs, this rental's included); the rentalId is the slash reason.
+    function _slashProvider(uint256 rentalId, address provider, uint256 gpus, uint256 reserved) private {
+        uint256 bps = _slashBps;
+        if (bps == 0) return;
+        (uint256 active, uint256 perGpu) = _staking.stakeAndMinimum(provider, Tier.Provider);
+        uint256 amount = perGpu * gpus * bps / _BPS;
+        uint256 share = active * gpus / reserved;
+        if (amount > share) amount = share;
         if (amount != 0) {
             uint256 slashed = _staking.slash(provider, Tier.Provider, amount, bytes32(rentalId));
             emit ProviderSlashed(rentalId, provider, amount, slashed);

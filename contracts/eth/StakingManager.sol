@@ -8,7 +8,7 @@ import {ReentrancyGuard} from "@openzeppelin/contracts/utils/ReentrancyGuard.sol
 import {Checkpoints} from "@openzeppelin/contracts/utils/structs/Checkpoints.sol";
 import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
 import {Math} from "@openzeppelin/contracts/utils/math/Math.sol";
-import {IStakingManager, IStakingManagerFull, Tier} from "../interfaces/IStakingManager.sol";
+import {IProviderStakeReserver, IStakingManager, IStakingManagerFull, Tier} from "../interfaces/IStakingManager.sol";
 import {IGPUToken} from "../interfaces/IGPUToken.sol";
 
 /// @title StakingManager
@@ -18,6 +18,8 @@ import {IGPUToken} from "../interfaces/IGPUToken.sol";
 /// where `accrued = rewardRate * elapsed`, capped by the funded rewards not yet allocated, so the contract
 /// never promises more than it holds. Staked tokens held here are never delegated, so they count for voting
 /// only through {getPastStake}, never twice.
+/// Provider stake that backs open rentals is reserved: the locker (GPURental) counts each provider's GPUs under
+/// rentals whose result may still slash it, and `minStake(Provider)` per such GPU cannot start unbonding.
 contract StakingManager is IStakingManagerFull, AccessControl, ReentrancyGuard {
     using SafeERC20 for IERC20;
     using Checkpoints for Checkpoints.Trace208;
@@ -33,8 +35,6 @@ contract StakingManager is IStakingManagerFull, AccessControl, ReentrancyGuard {
     struct NodeStake {
         uint112 active;
         uint112 unbonding;
-        // Provider tier: no unstake request before this time (a rental's result may still slash the stake).
-        uint32 lockedUntil;
         uint64 unlockAt;
     }
 
@@ -48,14 +48,11 @@ contract StakingManager is IStakingManagerFull, AccessControl, ReentrancyGuard {
     address private _treasury;
     uint64 private _unbondingDelay;
     uint256 private _slashBurnBps = 5_000;
-    uint256 private constant _LOCK_GRANULARITY = 1 weeks;
-    /// @dev Per tier; the Provider entry also holds the locker (GPURental), which every lock reads anyway.
-    struct TierParams {
-        uint96 minStake;
-        address locker;
-    }
-
-    TierParams[3] private _tiers;
+    // Minimum stakes: the provider's and the queen's share a slot, as every rental reads both.
+    uint96 private _providerMin;
+    uint96 private _queenMin;
+    uint96 private _kingMin;
+    address private _locker;
 
     mapping(address node => mapping(Tier tier => NodeStake)) private _stakes;
     mapping(address account => RewardAccount) private _accounts;
@@ -80,7 +77,7 @@ contract StakingManager is IStakingManagerFull, AccessControl, ReentrancyGuard {
         if (unbondingDelay_ > MAX_UNBONDING_DELAY) revert StakingManagerInvalidUnbondingDelay(unbondingDelay_);
         for (uint256 i = 0; i < 3; ++i) {
             if (minStakes[i] == 0 || minStakes[i] > type(uint96).max) revert StakingManagerInvalidMinStake(minStakes[i]);
-            _tiers[i].minStake = uint96(minStakes[i]);
+            _setMin(Tier(i), uint96(minStakes[i]));
         }
         _token = token_;
         _treasury = treasury_;
@@ -113,13 +110,17 @@ contract StakingManager is IStakingManagerFull, AccessControl, ReentrancyGuard {
     /// @notice Moves `amount` of the caller's active stake in `tier` to unbonding; the whole unbonding
     /// amount of that tier becomes withdrawable `unbondingDelay` seconds from now (a new request re-arms it).
     /// @dev Requirements:
-    /// - `amount` > 0 and at most the caller's active stake in `tier`.
+    /// - `amount` > 0 and at most the caller's active stake in `tier`;
+    /// - provider tier: what stays active still covers the stake its open rentals reserve (reservedStakeOf).
     function requestUnstake(Tier tier, uint256 amount) external {
         if (amount == 0) revert StakingManagerZeroAmount();
         NodeStake storage s = _stakes[msg.sender][tier];
         uint256 active = s.active;
         if (amount > active) revert StakingManagerInsufficientStake(active, amount);
-        if (tier == Tier.Provider && block.timestamp < s.lockedUntil) revert StakingManagerStakeLocked(s.lockedUntil);
+        if (tier == Tier.Provider) {
+            uint256 reserved = _reservedStake(msg.sender);
+            if (active - amount < reserved) revert StakingManagerStakeReserved(reserved, active, amount);
+        }
         _updateReward(msg.sender);
         uint64 unlockAt = uint64(block.timestamp) + _unbondingDelay;
         uint112 unbonding = s.unbonding + uint112(amount);
@@ -183,33 +184,13 @@ contract StakingManager is IStakingManagerFull, AccessControl, ReentrancyGuard {
         if (slashed != burned) _token.safeTransfer(_treasury, slashed - burned);
     }
 
-    /// @notice Checks a new rental's stakes and, when the provider's covers it, keeps the provider's stake
-    /// from unbonding until `until` (rounded up to a whole week, so most rentals write nothing).
-    /// @dev Called by GPURental on every rental, so stake cannot leave while a result may still slash it.
-    /// Requirements:
-    /// - the caller is the locker (setLocker).
-    /// @return providerStake Active provider-tier stake of `provider`.
-    /// @return providerRequired minStake(Provider) * `gpus`.
-    /// @return queenStake Active queen-tier stake of `queen`.
-    /// @return queenRequired minStake(Queen).
-    function lockProviderStake(address provider, uint256 gpus, address queen, uint256 until)
+    /// @inheritdoc IStakingManager
+    function rentalStakes(address provider, address queen)
         external
-        returns (uint256 providerStake, uint256 providerRequired, uint256 queenStake, uint256 queenRequired)
+        view
+        returns (uint256 providerStake, uint256 providerMinPerGpu, uint256 queenStake, uint256 queenMin)
     {
-        TierParams memory p = _tiers[uint256(Tier.Provider)];
-        if (msg.sender != p.locker) revert StakingManagerNotLocker(msg.sender);
-        NodeStake storage s = _stakes[provider][Tier.Provider];
-        providerStake = s.active;
-        providerRequired = uint256(p.minStake) * gpus;
-        queenStake = _stakes[queen][Tier.Queen].active;
-        queenRequired = _tiers[uint256(Tier.Queen)].minStake;
-        if (providerStake >= providerRequired) {
-            uint256 rounded = Math.ceilDiv(until, _LOCK_GRANULARITY) * _LOCK_GRANULARITY;
-            if (rounded > s.lockedUntil) {
-                s.lockedUntil = SafeCast.toUint32(rounded);
-                emit ProviderStakeLocked(provider, rounded);
-            }
-        }
+        return (_stakes[provider][Tier.Provider].active, _providerMin, _stakes[queen][Tier.Queen].active, _queenMin);
     }
 
     // ---------------------------------------------------------------- rewards
@@ -247,15 +228,16 @@ contract StakingManager is IStakingManagerFull, AccessControl, ReentrancyGuard {
     /// - `amount` > 0.
     function setMinStake(Tier tier, uint256 amount) external onlyRole(GOVERNOR_ROLE) {
         if (amount == 0 || amount > type(uint96).max) revert StakingManagerInvalidMinStake(amount);
-        _tiers[uint256(tier)].minStake = uint96(amount);
+        _setMin(tier, uint96(amount));
         emit MinStakeChanged(tier, amount);
     }
 
-    /// @notice Sets the contract allowed to lock provider stake (GPURental).
-    /// @dev Requirements:
+    /// @notice Sets the contract whose open rentals reserve provider stake (GPURental; zero: none).
+    /// @dev Change it only when the old locker has no open rentals: their reservations stop binding.
+    /// Requirements:
     /// - the caller has GOVERNOR_ROLE.
     function setLocker(address newLocker) external onlyRole(GOVERNOR_ROLE) {
-        _tiers[uint256(Tier.Provider)].locker = newLocker;
+        _locker = newLocker;
         emit LockerChanged(newLocker);
     }
 
@@ -349,23 +331,24 @@ contract StakingManager is IStakingManagerFull, AccessControl, ReentrancyGuard {
     }
 
     /// @inheritdoc IStakingManager
-    function minStake(Tier tier) external view returns (uint256) {
-        return _tiers[uint256(tier)].minStake;
+    function minStake(Tier tier) public view returns (uint256) {
+        if (tier == Tier.Provider) return _providerMin;
+        return tier == Tier.Queen ? _queenMin : _kingMin;
     }
 
-    /// @notice Until when `provider`'s provider-tier stake cannot start unbonding (0: not locked).
-    function lockedUntil(address provider) external view returns (uint256) {
-        return _stakes[provider][Tier.Provider].lockedUntil;
+    /// @notice Provider-tier stake of `provider` that its open rentals hold: minStake(Provider) per reserved GPU.
+    function reservedStakeOf(address provider) external view returns (uint256) {
+        return _reservedStake(provider);
     }
 
-    /// @notice The contract allowed to lock provider stake.
+    /// @notice The contract whose open rentals reserve provider stake.
     function locker() external view returns (address) {
-        return _tiers[uint256(Tier.Provider)].locker;
+        return _locker;
     }
 
     /// @notice Active stake of `node` in `tier` and the tier's minimum, in one call.
     function stakeAndMinimum(address node, Tier tier) external view returns (uint256 active, uint256 minimum) {
-        return (_stakes[node][tier].active, _tiers[uint256(tier)].minStake);
+        return (_stakes[node][tier].active, minStake(tier));
     }
 
     /// @notice Rewards `node` can claim now.
@@ -421,6 +404,18 @@ contract StakingManager is IStakingManagerFull, AccessControl, ReentrancyGuard {
     }
 
     // ---------------------------------------------------------------- internals
+
+    function _setMin(Tier tier, uint96 amount) private {
+        if (tier == Tier.Provider) _providerMin = amount;
+        else if (tier == Tier.Queen) _queenMin = amount;
+        else _kingMin = amount;
+    }
+
+    function _reservedStake(address provider) private view returns (uint256) {
+        address reserver = _locker;
+        if (reserver == address(0)) return 0;
+        return uint256(_providerMin) * IProviderStakeReserver(reserver).reservedGpusOf(provider);
+    }
 
     function _stake(address node, Tier tier, uint256 amount) private {
         if (amount == 0) revert StakingManagerZeroAmount();

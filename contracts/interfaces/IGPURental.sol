@@ -2,10 +2,12 @@
 pragma solidity 0.8.30;
 
 import {IBridgeReceiver} from "./IBridge.sol";
+import {IProviderStakeReserver} from "./IStakingManager.sol";
 
 /// @notice GPU rental agreements on Ethereum: a renter's EIP-712 intent, escrow in GPUTOKEN, settlement from
-/// the verified uptime that WorkVerification (ETC) sends back over the bridge.
-interface IGPURental is IBridgeReceiver {
+/// the verified uptime that WorkVerification (ETC) sends back over the bridge. Each open rental reserves its
+/// provider's stake (IProviderStakeReserver), so every slash a result can owe is payable.
+interface IGPURental is IBridgeReceiver, IProviderStakeReserver {
     /// @notice What the renter signs (EIP-712 domain "BlendrGPURental", version "1").
     struct RentalIntent {
         address renter; // signer, pays the escrow
@@ -16,6 +18,20 @@ interface IGPURental is IBridgeReceiver {
         uint64 duration; // seconds
         uint256 nonce; // any value not used before by this renter
         uint64 deadline; // unix time after which the intent cannot be used
+        // Merkle root of the providers the renter's payload key was wrapped for (leaves keccak256(abi.encodePacked(
+        // provider)), pairs hashed sorted as OpenZeppelin's MerkleProof): with provider zero, the scheduler may
+        // choose only one of them. Ignored when the intent names its provider.
+        bytes32 candidatesRoot;
+        address scheduler; // the only account that may create this rental, and cancel it for the renter
+    }
+
+    /// @notice A renter's ERC-2612 permit of GPUTOKEN for this contract (createRentalWithPermit).
+    struct Permit {
+        uint256 value;
+        uint256 deadline;
+        uint8 v;
+        bytes32 r;
+        bytes32 s;
     }
 
     /// @notice Lifecycle of a rental. Active and Cancelled await a RESULT; Settled and Expired are final.
@@ -31,6 +47,7 @@ interface IGPURental is IBridgeReceiver {
     struct RentalInfo {
         address renter;
         address provider;
+        address scheduler; // the intent's scheduler (zero once it lost SCHEDULER_ROLE): it may cancel
         RentalStatus status;
         bool rated; // the renter has submitted feedback
         uint32 gpus;
@@ -49,12 +66,16 @@ interface IGPURental is IBridgeReceiver {
     error GPURentalInvalidDuration(uint64 duration, uint32 minDuration, uint32 maxDuration);
     error GPURentalNonceUsed(address renter, uint256 nonce);
     error GPURentalInvalidSignature();
-    error GPURentalInsufficientStake(address provider, uint256 stake, uint256 required);
+    /// The provider's active stake less what its open rentals reserve is below minStake(Provider) * gpus.
+    error GPURentalInsufficientStake(address provider, uint256 unreservedStake, uint256 required);
     error GPURentalInsufficientQueenStake(address queen, uint256 stake, uint256 required);
     error GPURentalQueenIsProvider(address queen);
     error GPURentalZeroEscrow();
     error GPURentalProviderMismatch(address intended, address provider);
     error GPURentalPeersNotSet();
+    error GPURentalNotScheduler(address scheduler, address caller);
+    error GPURentalProviderNotCandidate(address provider, bytes32 candidatesRoot);
+    error GPURentalTooManySchedulers();
     // --- errors: bridge ---
     error GPURentalNotInbox(address caller);
     error GPURentalUnknownPeer(uint256 srcChainId, address sender);
@@ -62,6 +83,7 @@ interface IGPURental is IBridgeReceiver {
     error GPURentalNotAwaitingResult(uint256 rentalId, RentalStatus status);
     // --- errors: renter actions ---
     error GPURentalNotRenter(uint256 rentalId, address caller);
+    error GPURentalNotRenterOrScheduler(uint256 rentalId, address caller);
     error GPURentalNotActive(uint256 rentalId, RentalStatus status);
     error GPURentalAlreadyEnded(uint256 rentalId, uint64 end);
     error GPURentalReclaimTooEarly(uint256 rentalId, uint256 availableAt);
@@ -116,7 +138,8 @@ interface IGPURental is IBridgeReceiver {
         bytes calldata signature,
         uint256 pricePerGpuHour,
         address queen,
-        address provider
+        address provider,
+        bytes32[] calldata candidateProof
     ) external returns (uint256 rentalId);
 
     function createRentalWithPermit(
@@ -125,11 +148,8 @@ interface IGPURental is IBridgeReceiver {
         uint256 pricePerGpuHour,
         address queen,
         address provider,
-        uint256 permitValue,
-        uint256 permitDeadline,
-        uint8 v,
-        bytes32 r,
-        bytes32 s
+        bytes32[] calldata candidateProof,
+        Permit calldata permit
     ) external returns (uint256 rentalId);
 
     function cancelRental(uint256 rentalId) external;

@@ -16,16 +16,24 @@ interface IStakingManager {
     function minStake(Tier tier) external view returns (uint256);
     /// @notice stakeOf(node, tier) and minStake(tier) in one call (GPURental checks both on every rental).
     function stakeAndMinimum(address node, Tier tier) external view returns (uint256 active, uint256 minimum);
-    /// @notice Reads a rental's provider and queen stakes and, if the provider's covers `gpus`, locks it
-    /// against unbonding until `until`; only the locker (GPURental).
-    function lockProviderStake(address provider, uint256 gpus, address queen, uint256 until)
+    /// @notice What a new rental needs in one call: the provider's active provider-tier stake, minStake(Provider)
+    /// (per GPU), the queen's active queen-tier stake and minStake(Queen).
+    function rentalStakes(address provider, address queen)
         external
-        returns (uint256 providerStake, uint256 providerRequired, uint256 queenStake, uint256 queenRequired);
+        view
+        returns (uint256 providerStake, uint256 providerMinPerGpu, uint256 queenStake, uint256 queenMin);
     /// @notice Slashes up to `amount` of `node`'s stake in `tier` (active first, then unbonding); only
     /// contracts holding SLASHER_ROLE. Returns the amount actually slashed.
     function slash(address node, Tier tier, uint256 amount, bytes32 reason) external returns (uint256 slashed);
     /// @notice Total stake (active + unbonding, all tiers) of `account` at `timepoint` (a past block number).
     function getPastStake(address account, uint256 timepoint) external view returns (uint256);
+}
+
+/// @notice The contract whose open rentals hold provider stake (GPURental): StakingManager keeps
+/// `minStake(Provider) * reservedGpusOf(provider)` of a provider's active stake from unbonding.
+interface IProviderStakeReserver {
+    /// @notice GPUs of `provider`'s rentals whose result may still slash it (created, not yet settled or reclaimed).
+    function reservedGpusOf(address provider) external view returns (uint256);
 }
 
 /// @notice Everything else StakingManager exposes: staking, unbonding, rewards, parameters and their errors.
@@ -41,8 +49,7 @@ interface IStakingManagerFull is IStakingManager {
     error StakingManagerInvalidSlashBurnBps(uint256 bps);
     error StakingManagerInvalidRewardRate(uint256 rate);
     error StakingManagerFutureLookup(uint256 timepoint, uint48 clock);
-    error StakingManagerStakeLocked(uint256 lockedUntil);
-    error StakingManagerNotLocker(address caller);
+    error StakingManagerStakeReserved(uint256 reserved, uint256 active, uint256 requested);
 
     event Staked(address indexed node, Tier indexed tier, address indexed payer, uint256 amount);
     event UnstakeRequested(address indexed node, Tier indexed tier, uint256 amount, uint256 unbonding, uint64 unlockAt);
@@ -56,7 +63,6 @@ interface IStakingManagerFull is IStakingManager {
     event TreasuryChanged(address treasury);
     event RewardRateChanged(uint256 rate);
     event LockerChanged(address locker);
-    event ProviderStakeLocked(address indexed provider, uint256 until);
 
     function stake(Tier tier, uint256 amount) external;
     function stakeFor(address node, Tier tier, uint256 amount) external;
@@ -72,6 +78,8 @@ interface IStakingManagerFull is IStakingManager {
     function setRewardRate(uint256 rate) external;
     function setLocker(address newLocker) external;
 
+    function reservedStakeOf(address provider) external view returns (uint256);
+    function locker() external view returns (address);
     function unbondingOf(address node, Tier tier) external view returns (uint256 amount, uint64 unlockAt);
     function totalStakeOf(address account) external view returns (uint256);
     function activeStakeOf(address account) external view returns (uint256);

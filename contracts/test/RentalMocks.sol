@@ -11,6 +11,15 @@ import {Nonces} from "@openzeppelin/contracts/utils/Nonces.sol";
 import {IBridgeOutbox} from "../interfaces/IBridge.sol";
 import {IStakingManager, Tier} from "../interfaces/IStakingManager.sol";
 
+/// @notice GPURental's reservations as StakingManager reads them, set directly.
+contract MockStakeReserver {
+    mapping(address provider => uint256) public reservedGpusOf;
+
+    function setReserved(address provider, uint256 gpus) external {
+        reservedGpusOf[provider] = gpus;
+    }
+}
+
 /// @notice StakingManager stand-in: stakes and minimums are set directly; slashes are recorded.
 contract MockRentalStaking is IStakingManager {
     struct SlashRecord {
@@ -39,15 +48,8 @@ contract MockRentalStaking is IStakingManager {
         return _stakes[node][tier];
     }
 
-    /// Records the last lock request; no authorization (a mock).
-    uint256 public lastLockUntil;
-
-    function lockProviderStake(address provider, uint256 gpus, address queen, uint256 until)
-        external
-        returns (uint256, uint256, uint256, uint256)
-    {
-        lastLockUntil = until;
-        return (_stakes[provider][Tier.Provider], _minStakes[Tier.Provider] * gpus, _stakes[queen][Tier.Queen],
+    function rentalStakes(address provider, address queen) external view returns (uint256, uint256, uint256, uint256) {
+        return (_stakes[provider][Tier.Provider], _minStakes[Tier.Provider], _stakes[queen][Tier.Queen],
             _minStakes[Tier.Queen]);
     }
 

@@ -55,14 +55,27 @@ def error_name(exc: BaseException) -> str:
     return str(exc)
 
 
+class Revert:
+    """The arguments of the custom error a :func:`reverts` block raised."""
+
+    def __init__(self) -> None:
+        self.args: list[Any] = []
+
+
 @contextlib.contextmanager
-def reverts(name: str) -> Iterator[None]:
-    """Asserts the block raises custom error ``name`` (e.g. "GPURentalInsufficientStake")."""
+def reverts(name: str) -> Iterator[Revert]:
+    """Asserts the block raises custom error ``name`` (e.g. "GPURentalInsufficientStake"); the yielded
+    :class:`Revert` then holds the error's decoded arguments (addresses checksummed)."""
+    caught = Revert()
     try:
-        yield
+        yield caught
     except (ContractCustomError, ContractLogicError) as exc:
         got = error_name(exc)
         assert got == name or got.endswith(name), f"expected revert {name}, got {got}"
+        data = getattr(exc, "data", None)
+        if isinstance(data, str) and data.startswith("0x"):
+            caught.args = [Web3.to_checksum_address(v) if isinstance(v, str) and len(v) == 42 else v
+                           for v in decode_revert(data)[1]]
     else:
         raise AssertionError(f"expected revert {name}, but the call succeeded")
 

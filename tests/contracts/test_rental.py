@@ -43,6 +43,8 @@ INTENT_TYPES = [
     {"name": "duration", "type": "uint64"},
     {"name": "nonce", "type": "uint256"},
     {"name": "deadline", "type": "uint64"},
+    {"name": "candidatesRoot", "type": "bytes32"},
+    {"name": "scheduler", "type": "address"},
 ]
 
 
@@ -132,6 +134,8 @@ def make_intent(env: Env, renter: str | None = None, **over: Any) -> dict[str, A
         "duration": 2 * HOUR,
         "nonce": 1,
         "deadline": now(env.w3) + 600,
+        "candidatesRoot": b"\0" * 32,
+        "scheduler": env.king,
     }
     intent.update(over)
     return intent
@@ -169,13 +173,15 @@ def as_tuple(intent: dict[str, Any]) -> tuple[Any, ...]:
 
 
 def create(
-    env: Env, intent: dict[str, Any] | None = None, price: int = PRICE, sig: bytes | None = None
+    env: Env, intent: dict[str, Any] | None = None, price: int = PRICE, sig: bytes | None = None,
+    provider: str | None = None, proof: list[bytes] | None = None, sender: str | None = None,
 ) -> tuple[int, Any]:
-    """Creates a rental from the king; returns (rentalId, receipt)."""
+    """Creates a rental from the king (or ``sender``); returns (rentalId, receipt)."""
     intent = intent or make_intent(env)
     sig = sign_intent(env, intent) if sig is None else sig
-    receipt = send(env.rental.functions.createRental(as_tuple(intent), sig, price, env.queen, intent["provider"]),
-                   env.king)
+    fn = env.rental.functions.createRental(as_tuple(intent), sig, price, env.queen, provider or intent["provider"],
+                                           proof or [])
+    receipt = send(fn, sender or env.king)
     rental_id = env.rental.functions.rentalIdOf(intent["renter"], intent["nonce"]).call()
     return rental_id, receipt
 
@@ -228,6 +234,7 @@ def test_create_rental_locks_escrow_records_and_opens_task(env: Env) -> None:
     assert info == (
         env.renter,
         env.provider,
+        env.king,
         ACTIVE,
         False,
         2,
@@ -314,7 +321,7 @@ def _create_with_permit(
 ) -> Any:
     v, r, s = vrs
     fn = env.rental.functions.createRentalWithPermit(
-        as_tuple(intent), sign_intent(env, intent), PRICE, env.queen, intent["provider"], value, deadline, v, r, s
+        as_tuple(intent), sign_intent(env, intent), PRICE, env.queen, intent["provider"], [], (value, deadline, v, r, s)
     )
     return send(fn, env.king)
 
@@ -360,15 +367,19 @@ def test_create_requires_scheduler_role(env: Env) -> None:
     with reverts("AccessControlUnauthorizedAccount"):
         send(
             env.rental.functions.createRental(as_tuple(intent), sign_intent(env, intent), PRICE, env.queen,
-                                              intent["provider"]),
+                                              intent["provider"], []),
             env.renter,
         )
     with reverts("AccessControlUnauthorizedAccount"):
         fn = env.rental.functions.createRentalWithPermit(
-            as_tuple(intent), sign_intent(env, intent), PRICE, env.queen, intent["provider"], 0, 0, 27, b"\x00" * 32,
-            b"\x00" * 32
+            as_tuple(intent), sign_intent(env, intent), PRICE, env.queen, intent["provider"], [],
+            (0, 0, 27, b"\x00" * 32, b"\x00" * 32)
         )
         send(fn, env.renter)
+    # an intent naming the renter as its scheduler does not make the renter one
+    own = make_intent(env, scheduler=env.renter)
+    with reverts("AccessControlUnauthorizedAccount"):
+        create(env, own, sender=env.renter)
 
 
 @pytest.mark.parametrize(
@@ -377,7 +388,7 @@ def test_create_requires_scheduler_role(env: Env) -> None:
         ({"deadline": 1}, PRICE, "GPURentalIntentExpired"),
         ({}, 0, "GPURentalInvalidPrice"),
         ({}, PRICE + 1, "GPURentalInvalidPrice"),
-        ({"maxPricePerGpuHour": 2**100}, 2**88, "GPURentalInvalidPrice"),
+        ({"maxPricePerGpuHour": 2**100}, 2**80, "GPURentalInvalidPrice"),
         ({"gpus": 0}, PRICE, "GPURentalInvalidGpus"),
         ({"gpus": 65}, PRICE, "GPURentalInvalidGpus"),
         ({"duration": 10 * 60 - 1}, PRICE, "GPURentalInvalidDuration"),
@@ -395,7 +406,7 @@ def test_create_rejects_bad_terms(env: Env, over: dict[str, Any], price: int, er
 
 def test_create_accepts_boundary_terms(env: Env) -> None:
     """The limits themselves are allowed: price == max, 64 GPUs, min and max durations, stake exactly enough."""
-    send(env.staking.functions.setStake(env.provider, TIER_PROVIDER, PROVIDER_MIN * 64), env.admin)
+    send(env.staking.functions.setStake(env.provider, TIER_PROVIDER, PROVIDER_MIN * 65), env.admin)
     create(env, make_intent(env, gpus=64, duration=10 * 60, nonce=1))
     create(env, make_intent(env, gpus=1, duration=30 * 24 * HOUR, nonce=2))
     assert env.balance(env.rental.address) == escrow_of(PRICE, 64, 600) + escrow_of(PRICE, 1, 30 * 24 * HOUR)
@@ -408,11 +419,48 @@ def test_create_rejects_queen_with_thin_stake(env: Env) -> None:
         create(env)
 
 
-def test_create_locks_the_provider_stake_until_the_result_can_no_longer_arrive(env: Env) -> None:
-    """The rental asks staking to lock the provider's stake until end + the longest result timeout."""
-    _, receipt = create(env)
-    start = int(env.w3.eth.get_block(receipt["blockNumber"])["timestamp"])
-    assert env.staking.functions.lastLockUntil().call() == start + 2 * HOUR + 30 * 24 * HOUR
+def test_open_rentals_reserve_the_provider_stake_and_exposure_beyond_it_is_refused(env: Env) -> None:
+    """Each open rental holds minStake(Provider) per GPU of its provider's stake: concurrent rentals never owe
+    more slashes than the stake, a rental beyond the unreserved stake is refused, and settling or reclaiming
+    frees the reservation."""
+    reserved = env.rental.functions.reservedGpusOf
+    a, _ = create(env, make_intent(env, gpus=5, nonce=1))  # the provider stakes for 8 GPUs
+    assert reserved(env.provider).call() == 5
+    with reverts("GPURentalInsufficientStake") as err:  # 5 + 4 > 8, though 4 alone would be covered
+        create(env, make_intent(env, gpus=4, nonce=2))
+    assert err.args == [env.provider, 3 * PROVIDER_MIN, 4 * PROVIDER_MIN]
+    b, _ = create(env, make_intent(env, gpus=3, nonce=3))
+    assert reserved(env.provider).call() == 8
+    with reverts("GPURentalInsufficientStake"):
+        create(env, make_intent(env, gpus=1, nonce=4))
+    deliver(env, a, HOUR)  # settled: its 5 GPUs are free again
+    assert reserved(env.provider).call() == 3
+    c, _ = create(env, make_intent(env, gpus=5, nonce=5))
+    deliver(env, b, 0, failed=True)  # slashed 10 % of 3 GPUs' minimum; the stake still covers c's 5 GPUs
+    assert reserved(env.provider).call() == 5
+    increase_time(env.w3, 2 * HOUR + RESULT_TIMEOUT)
+    send(env.rental.functions.reclaimEscrow(c), env.outsider)  # anyone may free it: the escrow goes to the renter
+    assert reserved(env.provider).call() == 0
+
+
+def test_every_slash_the_open_rentals_owe_is_paid_in_full(env: Env) -> None:
+    """With the slash at 100 %, a provider whose whole stake backs concurrent rentals that all fail pays each
+    slash in full; were minStake raised since, each slash is capped at its rental's share so all still pay."""
+    send(env.rental.functions.setSlashBps(10_000), env.admin)
+    ids = [create(env, make_intent(env, gpus=g, nonce=n))[0] for n, g in enumerate((3, 3, 2), 1)]
+    for rid in ids:
+        deliver(env, rid, 0, failed=True)
+    records = [env.staking.functions.slashAt(i).call() for i in range(3)]
+    assert [(r[2], r[3]) for r in records] == [(g * PROVIDER_MIN, g * PROVIDER_MIN) for g in (3, 3, 2)]
+    assert env.staking.functions.stakeOf(env.provider, TIER_PROVIDER).call() == 0
+    # governance doubles the minimum after two rentals of 4 GPUs each were created on a stake of 8 GPUs
+    send(env.staking.functions.setStake(env.provider, TIER_PROVIDER, PROVIDER_MIN * 8), env.admin)
+    ids = [create(env, make_intent(env, gpus=4, nonce=n))[0] for n in (10, 11)]
+    send(env.staking.functions.setMinStake(TIER_PROVIDER, PROVIDER_MIN * 2), env.admin)
+    for rid in ids:
+        deliver(env, rid, 0, failed=True)
+    records = [env.staking.functions.slashAt(i).call() for i in (3, 4)]
+    assert [(r[2], r[3]) for r in records] == [(4 * PROVIDER_MIN, 4 * PROVIDER_MIN)] * 2  # share, not 8 each
 
 
 def test_create_rejects_the_provider_as_its_own_queen(env: Env) -> None:
@@ -421,25 +469,47 @@ def test_create_rejects_the_provider_as_its_own_queen(env: Env) -> None:
     send(env.staking.functions.setStake(env.provider, TIER_QUEEN, QUEEN_MIN), env.admin)
     with reverts("GPURentalQueenIsProvider"):
         env.rental.functions.createRental(as_tuple(intent), sign_intent(env, intent), PRICE, env.provider,
-                                          env.provider).transact({"from": env.king})
+                                          env.provider, []).transact({"from": env.king})
 
 
 ZERO = "0x" + "00" * 20
 
 
-def test_an_open_intent_lets_the_scheduler_choose_a_staked_provider(env: Env) -> None:
-    """provider = 0 in the intent: the scheduler names the provider; its stake is checked and it is recorded."""
-    intent = make_intent(env, provider=ZERO)
+def test_an_open_intent_lets_the_scheduler_choose_a_staked_candidate(env: Env) -> None:
+    """provider = 0: the scheduler names one of the intent's candidates, with a Merkle proof; its stake is
+    checked and it is recorded. A provider outside the candidates is refused, staked or not."""
+    from blendr.chain.contracts import candidates_tree
+
+    stranger = env.w3.eth.accounts[8]
+    send(env.staking.functions.setStake(stranger, TIER_PROVIDER, PROVIDER_MIN * 8), env.admin)
+    root, proofs = candidates_tree([env.provider, env.outsider, env.renter2])
+    intent = make_intent(env, provider=ZERO, candidatesRoot=root)
     sig = sign_intent(env, intent)
+
+    def place(provider: str, proof: list[bytes]) -> Any:
+        return send(env.rental.functions.createRental(as_tuple(intent), sig, PRICE, env.queen, provider, proof),
+                    env.king)
+
     with reverts("GPURentalProviderMismatch"):  # someone must be named
-        send(env.rental.functions.createRental(as_tuple(intent), sig, PRICE, env.queen, ZERO), env.king)
-    with reverts("GPURentalInsufficientStake"):  # the chosen provider must be staked for the GPUs
-        send(env.rental.functions.createRental(as_tuple(intent), sig, PRICE, env.queen, env.outsider), env.king)
-    receipt = send(env.rental.functions.createRental(as_tuple(intent), sig, PRICE, env.queen, env.provider), env.king)
+        place(ZERO, [])
+    with reverts("GPURentalProviderNotCandidate"):  # staked, but the renter's key was not wrapped for it
+        place(stranger, proofs[env.provider])
+    with reverts("GPURentalProviderNotCandidate"):  # a candidate with another's proof
+        place(env.provider, proofs[env.outsider])
+    with reverts("GPURentalInsufficientStake"):  # a candidate must still be staked for the GPUs
+        place(env.outsider, proofs[env.outsider])
+    receipt = place(env.provider, proofs[env.provider])
     rental_id = env.rental.functions.rentalIdOf(intent["renter"], intent["nonce"]).call()
     assert env.rental.functions.rental(rental_id).call()[1] == env.provider
     (ev,) = env.rental.events.RentalCreated().process_receipt(receipt, errors=DISCARD)
     assert ev["args"]["provider"] == env.provider
+
+
+def test_an_open_intent_with_no_candidates_cannot_be_placed(env: Env) -> None:
+    """The zero candidatesRoot proves no provider: an open intent without candidates creates nothing."""
+    intent = make_intent(env, provider=ZERO)
+    with reverts("GPURentalProviderNotCandidate"):
+        create(env, intent, provider=env.provider)
 
 
 def test_an_intent_naming_its_provider_cannot_go_to_another(env: Env) -> None:
@@ -447,16 +517,39 @@ def test_an_intent_naming_its_provider_cannot_go_to_another(env: Env) -> None:
     intent = make_intent(env)
     with reverts("GPURentalProviderMismatch"):
         send(env.rental.functions.createRental(as_tuple(intent), sign_intent(env, intent), PRICE, env.queen,
-                                               env.outsider), env.king)
+                                               env.outsider, []), env.king)
 
 
-def test_the_scheduler_may_cancel_for_the_renter(env: Env) -> None:
-    """A job cancelled through the king, or moved off a dead provider: the scheduler cancels; others may not."""
-    rental_id, _ = create(env)
-    with reverts("GPURentalNotRenter"):
-        send(env.rental.functions.cancelRental(rental_id), env.provider)
+def test_only_the_bound_scheduler_may_place_or_cancel(env: Env) -> None:
+    """Another SCHEDULER_ROLE holder can neither place an intent bound to the king nor cancel its rental; the
+    renter and the bound scheduler can, until the scheduler loses its role (a re-grant does not restore it)."""
+    other = env.w3.eth.accounts[8]
+    role = env.rental.functions.SCHEDULER_ROLE().call()
+    send(env.rental.functions.grantRole(role, other), env.admin)
+    intent = make_intent(env)
+    with reverts("GPURentalNotScheduler") as err:
+        create(env, intent, sender=other)
+    assert err.args == [env.king, other]
+    with reverts("GPURentalNotScheduler"):
+        fn = env.rental.functions.createRentalWithPermit(
+            as_tuple(intent), sign_intent(env, intent), PRICE, env.queen, env.provider, [], (0, 0, 27, bytes(32),
+                                                                                            bytes(32)))
+        send(fn, other)
+    rental_id, _ = create(env, intent)
+    for stranger in (other, env.provider, env.outsider):
+        with reverts("GPURentalNotRenterOrScheduler"):
+            send(env.rental.functions.cancelRental(rental_id), stranger)
+    second, _ = create(env, make_intent(env, nonce=2, gpus=1))
     send(env.rental.functions.cancelRental(rental_id), env.king)
-    assert env.rental.functions.rental(rental_id).call()[2] == 2  # Cancelled
+    assert env.rental.functions.rentalStatus(rental_id).call() == CANCELLED
+    send(env.rental.functions.revokeRole(role, env.king), env.admin)
+    with reverts("GPURentalNotRenterOrScheduler"):
+        send(env.rental.functions.cancelRental(second), env.king)
+    assert env.rental.functions.rental(second).call()[2] == ZERO  # its scheduler is gone
+    send(env.rental.functions.grantRole(role, env.king), env.admin)
+    with reverts("GPURentalNotRenterOrScheduler"):
+        send(env.rental.functions.cancelRental(second), env.king)
+    send(env.rental.functions.cancelRental(second), env.renter)
 
 
 def test_replayed_intent_is_refused(env: Env) -> None:
@@ -570,7 +663,7 @@ def test_cancelled_rental_pays_only_up_to_cancel(env: Env) -> None:
     (ev,) = env.rental.events.RentalCancelled().process_receipt(receipt, errors=DISCARD)
     assert ev["args"]["cancelledAt"] == cancelled_at
     info = env.rental.functions.rental(rental_id).call()
-    assert info[2] == CANCELLED and info[7] == cancelled_at and info[8] == cancelled_at
+    assert info[3] == CANCELLED and info[8] == cancelled_at and info[9] == cancelled_at
 
     deliver(env, rental_id, 2 * HOUR)  # claims more than elapsed: capped at the cancellation
     paid_seconds = cancelled_at - start
@@ -629,11 +722,11 @@ def test_bridge_message_checks_inbox_peer_and_kind(env: Env) -> None:
 
 
 def test_cancel_errors(env: Env) -> None:
-    """Only the renter (or the scheduler), only while Active, only before the end."""
+    """Only the renter (or its rental's scheduler), only while Active, only before the end."""
     rental_id, _ = create(env)
-    with reverts("GPURentalNotRenter"):
+    with reverts("GPURentalNotRenterOrScheduler"):
         send(env.rental.functions.cancelRental(rental_id), env.outsider)
-    with reverts("GPURentalNotRenter"):
+    with reverts("GPURentalNotRenterOrScheduler"):
         send(env.rental.functions.cancelRental(999), env.renter)
     send(env.rental.functions.cancelRental(rental_id), env.renter)
     with reverts("GPURentalNotActive"):
@@ -651,7 +744,7 @@ def test_reclaim_after_timeout_refunds_and_blocks_late_result(env: Env) -> None:
     """After end + resultTimeout the renter gets the whole escrow back; a later RESULT is refused."""
     r0 = env.balance(env.renter)
     rental_id, _ = create(env)
-    end = env.rental.functions.rental(rental_id).call()[7]
+    end = env.rental.functions.rental(rental_id).call()[8]
     increase_time(env.w3, end + RESULT_TIMEOUT - now(env.w3) - 5)
     with reverts("GPURentalReclaimTooEarly"):
         send(env.rental.functions.reclaimEscrow(rental_id), env.renter)
@@ -679,11 +772,13 @@ def test_reclaim_of_cancelled_rental_counts_from_cancel(env: Env) -> None:
 
 
 def test_reclaim_errors(env: Env) -> None:
-    """Only the renter; not once settled."""
+    """Not once settled; anyone may reclaim after the timeout, and the escrow goes to the renter."""
     rental_id, _ = create(env)
+    other, _ = create(env, make_intent(env, nonce=2, gpus=1))
     increase_time(env.w3, 2 * HOUR + RESULT_TIMEOUT)
-    with reverts("GPURentalNotRenter"):
-        send(env.rental.functions.reclaimEscrow(rental_id), env.outsider)
+    r0, o0 = env.balance(env.renter), env.balance(env.outsider)
+    send(env.rental.functions.reclaimEscrow(other), env.outsider)
+    assert env.balance(env.renter) - r0 == escrow_of(PRICE, 1, 2 * HOUR) and env.balance(env.outsider) == o0
     deliver(env, rental_id, HOUR)
     with reverts("GPURentalNotAwaitingResult"):
         send(env.rental.functions.reclaimEscrow(rental_id), env.renter)
@@ -709,7 +804,7 @@ def test_feedback_once_after_settlement(env: Env) -> None:
     assert dec([FEEDBACK_T], body) == (rental_id, env.provider, env.renter, 4)
     (ev,) = env.rental.events.FeedbackSubmitted().process_receipt(receipt, errors=DISCARD)
     assert (ev["args"]["provider"], ev["args"]["rating"]) == (env.provider, 4)
-    assert env.rental.functions.rental(rental_id).call()[3] is True
+    assert env.rental.functions.rental(rental_id).call()[4] is True
     with reverts("GPURentalAlreadyRated"):
         send(env.rental.functions.submitFeedback(rental_id, 5), env.renter)
 
@@ -735,6 +830,7 @@ def test_initial_parameters_and_getters(env: Env) -> None:
     assert r.hasRole(r.GOVERNOR_ROLE().call(), env.admin).call()
     assert r.hasRole(b"\x00" * 32, env.admin).call()
     assert r.rental(5).call() == (
+        "0x0000000000000000000000000000000000000000",
         "0x0000000000000000000000000000000000000000",
         "0x0000000000000000000000000000000000000000",
         NONE,
@@ -880,8 +976,9 @@ class RentalMachine(RuleBasedStateMachine):
         third = self.renters[2]
         send(self.env.token.functions.mint(third, 1_000_000 * E18), self.env.admin)
         send(self.env.token.functions.approve(self.env.rental.address, 2**256 - 1), third)
-        # failed settlements slash the provider: stake enough that no run of slashes drops it below the minimum
-        send(self.env.staking.functions.setStake(self.env.provider, TIER_PROVIDER, PROVIDER_MIN * 10_000), self.env.admin)
+        # a stake for 12 GPUs: concurrent rentals run into the reservation, and failed settlements shrink it
+        send(self.env.staking.functions.setStake(self.env.provider, TIER_PROVIDER, PROVIDER_MIN * 12), self.env.admin)
+        self.gpus: dict[int, int] = {}  # rentalId -> GPUs, of the open rentals
         self.nonce = 100
         self.open: dict[int, tuple[str, int]] = {}  # rentalId -> (renter, escrow), not settled nor reclaimed
         self.closed: set[int] = set()
@@ -912,12 +1009,18 @@ class RentalMachine(RuleBasedStateMachine):
             maxPricePerGpuHour=10 * E18,
         )
         escrow = escrow_of(price, gpus, minutes * 60)
+        stake = self.env.staking.functions.stakeOf(self.env.provider, TIER_PROVIDER).call()
+        if stake - PROVIDER_MIN * sum(self.gpus.values()) < PROVIDER_MIN * gpus:
+            with reverts("GPURentalInsufficientStake"):
+                create(self.env, intent, price=price)
+            return
         if escrow == 0:
             with reverts("GPURentalZeroEscrow"):
                 create(self.env, intent, price=price)
             return
         rental_id, _ = create(self.env, intent, price=price)
         self.open[rental_id] = (self.renters[who], escrow)
+        self.gpus[rental_id] = gpus
         self.ids.append(rental_id)
 
     @rule(pick=st.integers(0, 10**6), verified=st.integers(0, 5 * HOUR), failed=st.booleans())
@@ -939,7 +1042,7 @@ class RentalMachine(RuleBasedStateMachine):
             return
         rental_id = self.ids[pick % len(self.ids)]
         info = self.env.rental.functions.rental(rental_id).call()
-        if info[2] == ACTIVE and now(self.env.w3) + 1 < info[7]:
+        if info[3] == ACTIVE and now(self.env.w3) + 1 < info[8]:
             send(self.env.rental.functions.cancelRental(rental_id), info[0])
             assert self.env.rental.functions.rentalStatus(rental_id).call() == CANCELLED
 
@@ -954,7 +1057,7 @@ class RentalMachine(RuleBasedStateMachine):
         if rental_id not in self.open:
             with reverts("GPURentalNotAwaitingResult"):
                 send(self.env.rental.functions.reclaimEscrow(rental_id), info[0])
-        elif now(self.env.w3) + 1 < info[7] + RESULT_TIMEOUT:
+        elif now(self.env.w3) + 1 < info[8] + RESULT_TIMEOUT:
             with reverts("GPURentalReclaimTooEarly"):
                 send(self.env.rental.functions.reclaimEscrow(rental_id), info[0])
         else:
@@ -966,6 +1069,7 @@ class RentalMachine(RuleBasedStateMachine):
     def _close(self, rental_id: int, before: int) -> None:
         out = before - self.env.balance(self.env.rental.address)
         assert out == self.open.pop(rental_id)[1]  # the whole escrow leaves, once
+        del self.gpus[rental_id]
         assert rental_id not in self.paid_out
         self.paid_out[rental_id] = out
         self.closed.add(rental_id)
@@ -973,6 +1077,16 @@ class RentalMachine(RuleBasedStateMachine):
     @invariant()
     def balance_is_open_escrows(self) -> None:
         assert self.env.balance(self.env.rental.address) == sum(e for _, e in self.open.values())
+
+    @invariant()
+    def open_rentals_reserve_stake_and_every_slash_is_paid(self) -> None:
+        e = self.env
+        assert e.rental.functions.reservedGpusOf(e.provider).call() == sum(self.gpus.values())
+        owed = sum(PROVIDER_MIN * g * 1000 // 10_000 for g in self.gpus.values())
+        assert e.staking.functions.stakeOf(e.provider, TIER_PROVIDER).call() >= owed
+        for i in range(e.staking.functions.slashCount().call()):
+            record = e.staking.functions.slashAt(i).call()
+            assert record[2] == record[3] > 0  # requested == slashed
 
     @invariant()
     def statuses_match(self) -> None:

@@ -417,67 +417,49 @@ def test_governor_setters_require_role(eth: Web3, contracts: tuple[Contract, Con
 # ------------------------------------------------------------------ rental locks
 
 
-WEEK = 7 * 86400
 
 
-def test_lock_provider_stake_reads_both_stakes_and_locks_until_the_next_week(
-    eth: Web3, contracts: tuple[Contract, Contract]
-) -> None:
-    """The locker gets provider and queen stakes back; a covered provider's stake is locked (rounded to a week)."""
+def test_rental_stakes_reads_both_stakes_and_minimums(eth: Web3, contracts: tuple[Contract, Contract]) -> None:
+    """What GPURental checks on every rental, in one view: provider stake, minimum per GPU, queen stake, minimum."""
     _, staking = contracts
-    admin, provider, queen, locker = eth.eth.accounts[0], eth.eth.accounts[1], eth.eth.accounts[2], eth.eth.accounts[7]
-    r = send(staking.functions.setLocker(locker), admin)
-    assert staking.events.LockerChanged().process_receipt(r, errors=DISCARD)[0]["args"]["locker"] == locker
-    assert staking.functions.locker().call() == locker
+    admin, provider, queen = eth.eth.accounts[0], eth.eth.accounts[1], eth.eth.accounts[2]
     send(staking.functions.stake(PROVIDER, 300 * E18), provider)
     send(staking.functions.stake(QUEEN, 1_000 * E18), queen)
-    until = _ts(eth, r) + 10 * 86400 + 1
-    got = staking.functions.lockProviderStake(provider, 3, queen, until).call({"from": locker})
-    assert got == [300 * E18, 300 * E18, 1_000 * E18, 1_000 * E18]
-    r = send(staking.functions.lockProviderStake(provider, 3, queen, until), locker)
-    rounded = -(-until // WEEK) * WEEK
-    assert staking.functions.lockedUntil(provider).call() == rounded
-    ev = staking.events.ProviderStakeLocked().process_receipt(r, errors=DISCARD)[0]["args"]
-    assert (ev["provider"], ev["until"]) == (provider, rounded)
-    # an earlier end in the same week writes nothing
-    r = send(staking.functions.lockProviderStake(provider, 1, queen, until - 60), locker)
-    assert not staking.events.ProviderStakeLocked().process_receipt(r, errors=DISCARD)
-    # a provider whose stake does not cover the GPUs is not locked (the rental will revert anyway)
-    other = eth.eth.accounts[3]
-    send(staking.functions.stake(PROVIDER, 100 * E18), other)
-    assert staking.functions.lockProviderStake(other, 2, queen, until).call({"from": locker})[:2] == [
-        100 * E18, 200 * E18]
-    send(staking.functions.lockProviderStake(other, 2, queen, until), locker)
-    assert staking.functions.lockedUntil(other).call() == 0
+    assert staking.functions.rentalStakes(provider, queen).call() == [300 * E18, 100 * E18, 1_000 * E18, 1_000 * E18]
+    send(staking.functions.setMinStake(QUEEN, 2_000 * E18), admin)
+    assert staking.functions.rentalStakes(provider, queen).call()[3] == 2_000 * E18
+    assert [staking.functions.minStake(t).call() for t in (PROVIDER, QUEEN, 2)] == [100 * E18, 2_000 * E18,
+                                                                                    10_000 * E18]
 
 
-def test_locked_provider_stake_cannot_unbond_until_the_lock_ends(eth: Web3, contracts: tuple[Contract, Contract]) -> None:
-    """A provider cannot escape a pending slash by unstaking; other tiers and later requests are free."""
+def test_reserved_provider_stake_cannot_unbond(eth: Web3, contracts: tuple[Contract, Contract]) -> None:
+    """minStake(Provider) per GPU of the locker's open rentals stays active: a provider cannot escape a pending
+    slash by unstaking, while the unreserved rest, other tiers and freed reservations unbond freely."""
     _, staking = contracts
-    admin, provider, locker = eth.eth.accounts[0], eth.eth.accounts[1], eth.eth.accounts[7]
-    send(staking.functions.setLocker(locker), admin)
+    admin, provider = eth.eth.accounts[0], eth.eth.accounts[1]
+    reserver = deploy(eth, "eth", "MockStakeReserver")
+    r = send(staking.functions.setLocker(reserver.address), admin)
+    assert staking.events.LockerChanged().process_receipt(r, errors=DISCARD)[0]["args"]["locker"] == reserver.address
+    assert staking.functions.locker().call() == reserver.address
     send(staking.functions.stake(PROVIDER, 300 * E18), provider)
     send(staking.functions.stake(QUEEN, 1_000 * E18), provider)
-    start = now(eth)
-    send(staking.functions.lockProviderStake(provider, 1, provider, start + 3 * 86400), locker)
-    until = staking.functions.lockedUntil(provider).call()
-    assert until == -(-(start + 3 * 86400) // WEEK) * WEEK
-    with reverts("StakingManagerStakeLocked"):
-        staking.functions.requestUnstake(PROVIDER, 1).transact({"from": provider})
-    send(staking.functions.requestUnstake(QUEEN, 1), provider)  # only the provider tier is locked
-    # slashing still reaches locked stake
+    send(reserver.functions.setReserved(provider, 2), admin)
+    assert staking.functions.reservedStakeOf(provider).call() == 200 * E18
+    with reverts("StakingManagerStakeReserved") as err:
+        staking.functions.requestUnstake(PROVIDER, 100 * E18 + 1).transact({"from": provider})
+    assert err.args == [200 * E18, 300 * E18, 100 * E18 + 1]
+    send(staking.functions.requestUnstake(PROVIDER, 100 * E18), provider)  # the unreserved part
+    send(staking.functions.requestUnstake(QUEEN, 1), provider)  # only the provider tier is reserved
+    # slashing reaches reserved stake
     send(staking.functions.grantRole(SLASHER_ROLE, admin), admin)
     send(staking.functions.slash(provider, PROVIDER, 50 * E18, REASON), admin)
-    assert staking.functions.stakeOf(provider, PROVIDER).call() == 250 * E18
-    increase_time(eth, until - now(eth) + 1)
-    send(staking.functions.requestUnstake(PROVIDER, 250 * E18), provider)
-
-
-def test_only_the_locker_may_lock(eth: Web3, contracts: tuple[Contract, Contract]) -> None:
-    _, staking = contracts
-    stranger = eth.eth.accounts[4]
-    with reverts("StakingManagerNotLocker"):
-        staking.functions.lockProviderStake(stranger, 1, stranger, 2**40).transact({"from": stranger})
+    assert staking.functions.stakeOf(provider, PROVIDER).call() == 150 * E18
+    with reverts("StakingManagerStakeReserved"):  # below the reservation now: nothing may leave
+        staking.functions.requestUnstake(PROVIDER, 1).transact({"from": provider})
+    send(reserver.functions.setReserved(provider, 0), admin)  # the rentals settled
+    send(staking.functions.requestUnstake(PROVIDER, 150 * E18), provider)
+    send(staking.functions.setLocker(ZERO), admin)
+    assert staking.functions.reservedStakeOf(provider).call() == 0
 
 
 # ------------------------------------------------------------------ invariants

@@ -99,7 +99,7 @@ def _rental(s: System, *, hours: int = 2, gpus: int = 2, price: str = "2.5", non
     GPUToken(renter_eth, s.m.eth.address("GPUToken")).approve(rental_addr, 2**256 - 1)
     now = int(s.eth.eth.get_block("latest")["timestamp"])
     intent = RentalIntent(RENTER.address, PROVIDER.address, gpus, b"\x01" * 32, tokens(3), hours * 3600, nonce,
-                          now + 3600)
+                          now + 3600, bytes(32), KING.address)
     king = GPURental(s.client("eth", KING), rental_addr)
     receipt = king.create(intent, intent.sign(RENTER, 31337, rental_addr), tokens(price), QUEENS[0].address)
     return intent, receipt
@@ -157,10 +157,14 @@ def test_a_provider_cannot_unstake_while_a_rental_may_still_slash_it(system: Sys
     s = system
     _rental(s, nonce=3)
     staking = StakingManager(s.client("eth", PROVIDER), s.m.eth.address("StakingManager"))
-    with pytest.raises(ContractRevertError) as exc:
+    with pytest.raises(ContractRevertError) as exc:  # its whole stake (2 GPUs' minimum) backs the open rental
         staking.request_unstake(Tier.PROVIDER, tokens(1))
-    assert exc.value.error == "StakingManagerStakeLocked"
+    assert exc.value.error == "StakingManagerStakeReserved"
+    assert staking.reserved_stake_of(PROVIDER.address) == tokens(2_000)
     assert s.m.eth.address("GPURental") == staking._call(staking.fn.locker())
+    with pytest.raises(ContractRevertError) as exc:  # nor can a second rental expose more than the stake
+        _rental(s, nonce=4, gpus=1)
+    assert exc.value.error == "GPURentalInsufficientStake"
 
 
 def test_attestations_from_non_attesters_or_too_few_are_refused(system: System) -> None:
