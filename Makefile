@@ -8,11 +8,13 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PROTOS := $(wildcard protos/blendr/v1/*.proto)
 NODE_STAMP := node_modules/.installed
+# The job sandboxes (bubblewrap, gVisor's runsc, slirp4netns): system packages, checked on every run.
+SANDBOX_TOOLS := bash scripts/sandbox-tools.sh
 
 .PHONY: install demo test test-fast bench bench-quick lint protos contracts devnet clean help
 
 help:
-	@echo "make install  .venv with blendr, and node_modules with anvil; then \`. .venv/bin/activate\` puts blendr on the PATH"
+	@echo "make install  .venv with blendr, node_modules with anvil, the job sandboxes (bubblewrap, runsc); then \`. .venv/bin/activate\` puts blendr on the PATH"
 	@echo "make demo    run the whole network on this machine and a renter's job through it, with a receipt"
 	@echo "make test    make lint, then the whole test suite with every bench's --quick mode (creates .venv on first use)"
 	@echo "make bench   run the benchmarks (bench/*.py), results in bench/results/ (bench-quick: bench/results/quick/)"
@@ -34,14 +36,17 @@ $(NODE_STAMP): package.json package-lock.json
 	@touch $(NODE_STAMP)
 
 install: $(STAMP) $(NODE_STAMP)
+	@$(SANDBOX_TOOLS)
 	@echo "installed; run \`. .venv/bin/activate\` to put blendr on the PATH (or call .venv/bin/blendr)"
 
 demo: $(STAMP) $(NODE_STAMP)
+	@$(SANDBOX_TOOLS)
 	$(PY) -m blendrctl.demo
 
 # Lint first: a lint failure fails `make test` (and CI). The tests include every bench's --quick mode
 # (tests/bench/), which writes to a temporary folder, never over bench/results/.
 test: lint $(STAMP) $(NODE_STAMP)
+	@$(SANDBOX_TOOLS)
 	$(PY) -m pytest -q
 
 bench: $(STAMP) $(NODE_STAMP)

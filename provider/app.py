@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
+from collections.abc import Callable
 
-from blendr.config import Config
+from blendr.config import Config, ProviderConfig
 from blendr.identity import NodeIdentity
 from blendr.telemetry import Metrics, get_logger
 from provider.agent import ProviderAgent, ProviderMetrics
 from provider.compute import RayRuntime
 from provider.gpus import discover
 from provider.jobhost import JobExecutor
+from provider.sandbox import Limits
 
 log = get_logger("blendr.provider")
 
@@ -39,7 +42,6 @@ def build_agent(cfg: Config, metrics: Metrics | None = None) -> ProviderAgent:
         if not runtime.dashboard_address:
             log.warning("no Ray dashboard: renters' jobs will be refused (pass --ray-dashboard URL)")
             return None
-        from provider.compute import delete_package
         from provider.envs import EnvCache
         from provider.jobs import JobRunner
 
@@ -48,16 +50,33 @@ def build_agent(cfg: Config, metrics: Metrics | None = None) -> ProviderAgent:
         envs = EnvCache(cfg.home / "envs", install_timeout_s=p.env_install_timeout_s, max_envs=p.env_cache_max,
                         max_bytes=int(p.env_cache_max_gb * 2**30))
         head = runtime.head
-        # On the agent's own head (this machine, this process its driver) a job's session files and its GCS
-        # package are deleted when it ends; on a shared cluster Ray's own collection has to do.
+        # On the agent's own head (this machine) a job's driver log is deleted from the session when it ends.
         own = head is not None and not p.ray_dashboard
+        if p.sandbox == "none":
+            log.error("RENTERS' JOBS RUN WITHOUT A SANDBOX (provider.sandbox = \"none\"): a job can read this "
+                      "provider's key and files and reach its ports; queens, the king and renters are shown this")
         return JobRunner(dashboard_address=runtime.dashboard_address, home=cfg.home, pin_resource=pin, envs=envs,
                          auth_token=head.token if head is not None else None,
                          session_dir=head.session_dir if own and head is not None else None,
-                         delete_package=delete_package if own else None)
+                         sandbox=p.sandbox,
+                         job_network=p.job_network, limits=job_limits(p, inv.gpu_count))
 
     return ProviderAgent(cfg, ident, inv.devices, runtime, cfg.provider.queens,
                          metrics=ProviderMetrics(metrics) if metrics else None, make_executor=make_executor)
+
+
+def job_limits(p: ProviderConfig, provider_gpus: int) -> Callable[[int], Limits]:
+    """A job's limits from its GPU count: the configured ones, or its share of the machine (see the config)."""
+    total_mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    cores = os.cpu_count() or 1
+
+    def limits(gpus: int) -> Limits:
+        share = min(1.0, max(gpus, 1) / max(provider_gpus, 1))
+        mem = int(p.job_memory_gb * 2**30) if p.job_memory_gb else int(0.8 * total_mem * share)
+        cpus = p.job_cpus if p.job_cpus else max(1.0, round(cores * share, 2))
+        return Limits(memory_bytes=mem, cpus=cpus, pids=p.job_pids)
+
+    return limits
 
 
 class _NoNVML:

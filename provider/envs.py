@@ -14,8 +14,8 @@ Python >= 3.11, Ray >= 2.50 with its job API, NumPy 2; CuPy on GPU providers tha
 ``VIRTUAL_ENV`` when it has its own environment; ``BLENDR_JOB_ID`` (the king's job id);
 ``CUDA_VISIBLE_DEVICES`` (set by Ray to the GPUs granted; empty for a job granted none); the renter's
 ``--env`` variables (which may override ``PATH``, never the device variables); and whatever the output
-packing adds (``BLENDR_OUTPUT_DIR``). Its working directory is the renter's ``--workdir``. A Ray task the job
-starts runs in the cluster's workers (the base environment), not in the job's own one.
+packing adds (``BLENDR_OUTPUT_DIR``). Its working directory is the renter's ``--workdir``, inside the job's
+sandbox (:mod:`provider.sandbox`); a Ray the job starts runs there too, in the job's own environment.
 
 Guarantees:
   * Environments are cached under ``<home>/envs/<key>`` by the hash of the requirement set (with the base
@@ -28,8 +28,9 @@ Guarantees:
     not say what the files held.
   * pip runs without its own cache and without config files (a job could have written one for the next).
   * One environment larger than ``max_bytes`` fails its job (the job's fault) and is deleted.
-  * Until jobs run sandboxed, a job runs as the agent's user and could rewrite a cached environment (as it
-    could the agent's own base environment): the cache shares builds between jobs, not trust.
+  * pip installs wheels only (``--only-binary=:all:``; editable and local folders, source archives and
+    ``--no-binary`` are refused with the job's failure): installing runs no code of the renter's outside the
+    sandbox. Jobs see their environment (and the base one) read-only, so a cached one cannot be rewritten.
   * An install runs at most ``install_timeout_s``; a failed or timed-out install raises
     :class:`EnvInstallError` with pip's output tail (the job's fault, not the provider's). A half-built
     environment is never used: an env counts only once its completion marker is written.
@@ -104,6 +105,42 @@ def _needs_private_env(line: str) -> bool:
     return spec.startswith((".", "/", "~")) or "/" in spec.split("@", 1)[0] or "\\" in spec
 
 
+_SDISTS = (".tar.gz", ".tgz", ".tar.bz2", ".tar.xz", ".zip", ".tar")
+
+
+def _builds_from_source(line: str) -> bool:
+    """Whether pip would build this requirement from source (run its setup code, outside the job's sandbox):
+    an editable or local folder, a source archive, or a ``--no-binary`` option. Only wheels are installed."""
+    text = line.split(" #", 1)[0].strip()
+    if not text or text.startswith("#"):
+        return False
+    low = text.lower()
+    if "--no-binary" in low or low.startswith(("-e ", "-e=", "--editable")):
+        return True
+    if low.startswith("-"):
+        return False
+    spec = low.split(";", 1)[0].split(" --", 1)[0].strip()
+    target = spec.split("@", 1)[1].strip() if "@" in spec and "://" in spec else spec
+    if target.endswith(_SDISTS):
+        return True
+    return spec.startswith((".", "/", "~")) and not spec.endswith(".whl")
+
+
+def _source_builds(workdir: Path, lines: Sequence[str], depth: int = 0) -> list[str]:
+    """The requirement lines (following ``-r``/``-c`` files of the working directory) pip would build from source."""
+    bad = [ln.strip() for ln in lines if _builds_from_source(ln)]
+    if depth >= 4:
+        return bad
+    for ln in lines:
+        parts = ln.split(" #", 1)[0].replace("=", " ", 1).split()
+        if len(parts) >= 2 and parts[0] in ("-r", "-c", "--requirement", "--constraint"):
+            nested = (workdir / parts[1]).resolve()
+            if nested.is_relative_to(workdir.resolve()) and nested.is_file():
+                with contextlib.suppress(OSError):
+                    bad += _source_builds(workdir, nested.read_text(errors="replace").splitlines(), depth + 1)
+    return bad
+
+
 class EnvCache:
     """Builds and caches job environments (see the module's guarantees)."""
 
@@ -152,6 +189,10 @@ class EnvCache:
             return self.base()
         lines = (req_text or b"").decode("utf-8", "replace").splitlines()
         args = (["-r", REQUIREMENTS_FILE] if req_text is not None else []) + list(pip)
+        if bad := _source_builds(workdir, [*lines, *pip]):
+            raise EnvInstallError("a job's dependencies are installed from wheels only (building from source would run "
+                                  "its setup code outside the job's sandbox); refused: " + "; ".join(bad)[:500],
+                                  bad[:ERROR_TAIL_LINES])
         if any(_needs_private_env(x) for x in [*lines, *pip]):
             target = private_dir / "venv"
             await self._build(target, args, cwd=workdir, key="")
@@ -241,7 +282,7 @@ class EnvCache:
         Path(out[-1]).joinpath("_blendr_base_env.pth").write_text("".join(p + "\n" for p in base_site))
         # pip itself comes from the base environment (the venv has none): `python -m pip` finds it there.
         cmd = [str(py), "-m", "pip", "install", "--disable-pip-version-check", "--no-input", "--progress-bar", "off",
-               "--no-cache-dir", *args]
+               "--no-cache-dir", "--only-binary=:all:", *args]
         remaining = max(1.0, self.install_timeout_s - (time.monotonic() - started))
         code, out = await self._exec(cmd, cwd, timeout_s=remaining)
         if code != 0:

@@ -1,16 +1,16 @@
-"""Renter jobs as Ray jobs on the provider's Ray cluster, through Ray's job submission API.
+"""Renter jobs, each in its own sandbox, supervised as Ray jobs on the provider's Ray cluster (Ray's job API).
 
 A job's decrypted :class:`~blendr.payload.JobPayload` is unpacked (safely, within limits) into
-``<home>/jobs/<job_id>/work`` (mode 0700), zipped deterministically and shipped as the Ray job's
-``runtime_env`` working directory with the renter's environment variables. The entrypoint reserves the
-rented GPUs (``entrypoint_num_gpus``) and, on a shared cluster, a sliver of the agent's pin resource so it
-lands on this provider's nodes; a job granted no GPU gets ``CUDA_VISIBLE_DEVICES=""`` (Ray 2.60 leaves
-such a job free to use every GPU). The Ray submission id is ``blendr-<job_id>``: a restarted provider calling
-:meth:`JobRunner.start` again re-attaches to the running Ray job instead of submitting it twice.
-
-Why a zip we build rather than the directory: Ray applies ``.gitignore``/``.rayignore`` files it finds in
-a working directory, so a renter's ``.gitignore`` would silently drop files the renter chose to ship; a
-local zip is uploaded byte for byte.
+``<home>/jobs/<job_id>/work`` (mode 0700). Its :class:`~provider.sandbox.SandboxSpec` (the renter's entrypoint
+and environment variables, the folders to bind, the network, the limits) is written beside it (mode 0600), and
+the Ray job's entrypoint is our launcher, ``python -m provider.jail run <spec>``: Ray supervises it (status,
+logs, stop, re-attach after a restart), and the renter's command runs only inside the sandbox the launcher
+starts (see :mod:`provider.sandbox`). Nothing of the renter's goes through Ray: no working-directory package
+(so nothing decrypted is left in Ray's session or GCS), no renter variables in Ray's job record. The
+entrypoint reserves the rented GPUs (``entrypoint_num_gpus``; the launcher binds only their device nodes) and,
+on a shared cluster, a sliver of the agent's pin resource so it lands on this provider's nodes. The Ray
+submission id is ``blendr-<job_id>``: a restarted provider calling :meth:`JobRunner.start` again re-attaches to
+the running Ray job instead of submitting it twice.
 
 Why logs are polled (``get_job_logs``) rather than tailed (``tail_job_logs``): the tail websocket sleeps
 a second at every end of file and waits a second for the supervisor, so a short job's last lines arrive
@@ -34,9 +34,9 @@ import importlib
 import os
 import re
 import secrets
+import shlex
 import shutil
-import stat
-import zipfile
+import sys
 from collections.abc import AsyncIterator, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -65,8 +65,10 @@ from blendr.outputs import OUTPUT_DIR_ENV
 from blendr.payload import MAX_PAYLOAD_BYTES, JobPayload, unpack
 from blendr.telemetry import get_logger
 from provider.envs import EnvCache, EnvInstallError, JobEnv
+from provider.jail import reap
 from provider.jobtypes import JobEvent, UpdateKind
 from provider.outputs import output_dir_of
+from provider.sandbox import DEFAULT_JOB_UID, JOB_OUTPUTS, NETWORKS, SANDBOXES, Limits, SandboxSpec
 
 log = get_logger("blendr.provider.jobs")
 
@@ -78,6 +80,7 @@ SUBMISSION_PREFIX = "blendr-"
 SESSION_SWEEP_DELAYS_S = (0.0, 2.0, 10.0)
 # Readiness probes' submission ids (never a job id: those are the king's, without this prefix's dash pattern).
 PROBE_PREFIX = "blendr-readiness-probe-"
+SPEC_FILE = "sandbox.json"
 # A job's share of the agent's pin resource: enough to place it on this provider's nodes, small enough
 # never to block challenge tasks (0.01 each) or other jobs (the agent holds 1000 units).
 PIN_SHARE = 0.001
@@ -92,10 +95,8 @@ AGENT_WAIT_S = 30.0
 _PROGRESS = re.compile(r"BLENDR_PROGRESS\s+([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*")
 _JOB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
 _STATUS_CODE = re.compile(r"status code (\d{3})")
-# Device visibility is the provider's to set (Ray sets it for the GPUs it grants). A renter's value would
-# at best be overridden and at worst (a job granted no GPU, which Ray 2.60 leaves unrestricted) expose
-# GPUs rented to someone else. An entrypoint can still change it: isolation from a hostile renter needs
-# containers, which this does not pretend to provide.
+# Device visibility is the provider's to set (the launcher sets it for the GPUs Ray grants, whose device nodes
+# are the only ones in the sandbox); a renter's value is refused rather than silently replaced.
 RESERVED_ENV = frozenset({"CUDA_VISIBLE_DEVICES", "NVIDIA_VISIBLE_DEVICES", "HIP_VISIBLE_DEVICES",
                           "ROCR_VISIBLE_DEVICES"})
 
@@ -236,7 +237,7 @@ class _Job:
     consumed: bool = False
     terminal: JobEvent | None = None
     env: JobEnv | None = None  # the environment this runner acquired for the job (None when re-attached)
-    package_uri: str = ""  # the working directory's package in Ray's GCS (gcs://_ray_pkg_<hash>.zip)
+    spec: SandboxSpec | None = None  # the job's sandbox (re-read from its file after a re-attach)
 
 
 class _Outage:
@@ -260,32 +261,6 @@ def _log_poll_failure(job: _Job, retry_state: RetryCallState) -> None:
     log.warning("renter job poll failed", job_id=job.job_id, error=str(exc))
 
 
-def _package_uri(package: Path) -> str:
-    """The GCS URI Ray gives the uploaded working-directory zip (content-addressed)."""
-    from ray._private.runtime_env.packaging import get_uri_for_package
-
-    return str(get_uri_for_package(package))
-
-
-def _zip_dir(src: Path, dst: Path) -> None:
-    """A deterministic zip of ``src`` (entries sorted, fixed times, modes kept) with no top-level folder,
-    the layout Ray expects of a ``working_dir`` package."""
-    with zipfile.ZipFile(dst, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-        for path in sorted(src.rglob("*")):
-            rel = path.relative_to(src).as_posix()
-            st = path.lstat()
-            if stat.S_ISDIR(st.st_mode):
-                info = zipfile.ZipInfo(rel + "/", date_time=(1980, 1, 1, 0, 0, 0))
-                info.external_attr = ((stat.S_IFDIR | 0o755) << 16) | 0x10
-                zf.writestr(info, b"")
-                continue
-            info = zipfile.ZipInfo(rel, date_time=(1980, 1, 1, 0, 0, 0))
-            info.compress_type = zipfile.ZIP_DEFLATED
-            info.external_attr = (stat.S_IFREG | stat.S_IMODE(st.st_mode)) << 16
-            with path.open("rb") as fin, zf.open(info, "w") as fout:
-                shutil.copyfileobj(fin, fout, 1 << 20)
-
-
 class JobRunner:
     """Runs renter jobs as Ray jobs on one Ray cluster, reached through its dashboard's job API.
 
@@ -305,7 +280,9 @@ class JobRunner:
                  max_workdir_bytes: int = MAX_PAYLOAD_BYTES, request_timeout_s: float = 60.0,
                  unreachable_after_s: float = 120.0, envs: EnvCache | None = None,
                  session_dir: Path | None = None,
-                 delete_package: Callable[[str], None] | None = None) -> None:
+                 sandbox: str = "bubblewrap",
+                 job_network: str = "none", limits: Callable[[int], Limits] | None = None,
+                 job_uid: int = DEFAULT_JOB_UID) -> None:
         """Configure the runner; nothing is contacted before the first :meth:`start` or :meth:`stop`.
 
         Args:
@@ -321,8 +298,10 @@ class JobRunner:
             envs: builds jobs' environments (default: an :class:`~provider.envs.EnvCache` in ``<home>/envs``).
             session_dir: the Ray session directory on this machine (a local head's), whose per-job files (driver
                 log, unpacked working directory) are deleted when a job ends; None when not on this machine.
-            delete_package: deletes a ``gcs://`` package from the cluster's internal KV (None: Ray's own
-                reference counting collects it later).
+            sandbox: where jobs run (:data:`provider.sandbox.SANDBOXES`); ``"none"`` only by the operator's choice.
+            job_network: ``"none"`` or ``"outbound"`` (see :mod:`provider.sandbox`).
+            limits: a job's limits from its GPU count (default: none).
+            job_uid: the user a root agent's jobs run as.
 
         Raises:
             InvalidArgumentError: an empty address or a non-positive interval.
@@ -343,8 +322,14 @@ class JobRunner:
         self._unreachable_after_s = unreachable_after_s
         self._envs = envs or EnvCache(home / "envs")
         self._session_dir = session_dir
-        self._delete_package = delete_package
         self._sweeps: set[asyncio.Task[None]] = set()
+        if sandbox not in SANDBOXES or job_network not in NETWORKS:
+            raise InvalidArgumentError(f"provider.sandbox must be one of {', '.join(SANDBOXES)} and "
+                                       f"provider.job_network one of {', '.join(NETWORKS)}")
+        self.sandbox = sandbox
+        self.job_network = job_network
+        self._limits = limits or (lambda gpus: Limits())
+        self._job_uid = job_uid
         # Our own threads: the Ray SDK blocks (requests, no timeouts), and a hung dashboard must not
         # starve the default executor the rest of the provider uses.
         self._executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="blendr-jobs")
@@ -444,10 +429,13 @@ class JobRunner:
         if self._closed:
             raise ComputeError("the job runner is closed")
         submission_id = f"{PROBE_PREFIX}{secrets.token_hex(6)}"
+        probe_dir = self.home / "jobs" / submission_id
 
         async def run() -> None:
             client = await self._get_client()
-            entrypoint = "python -c \"import ray, numpy; print('blendr ready')\""
+            await self._run(self._write_spec, submission_id, probe_dir, "python -c \"import ray, numpy; "
+                                   "print('blendr ready')\"", self._envs.base(), {}, 0)
+            entrypoint = self._launcher(probe_dir)
             runtime_env = {"env_vars": self._base_env(None, submission_id)}
             retrying = AsyncRetrying(retry=retry_if_exception(_agent_not_ready), stop=stop_after_delay(timeout_s),
                                      wait=wait_exponential_jitter(multiplier=0.25, max=2.0), reraise=True)
@@ -473,7 +461,9 @@ class JobRunner:
             raise ComputeError(f"a trivial job did not finish within {timeout_s:g} s") from None
         finally:
             await asyncio.shield(self._forget_on_ray(submission_id))
-            self._sweep_session(submission_id, "")
+            self._sweep_session(submission_id)
+            await asyncio.shield(self._run(self._reap_dir, probe_dir))
+            await asyncio.shield(self._run(shutil.rmtree, output_dir_of(self.home, submission_id), True))
 
     async def _forget_on_ray(self, submission_id: str) -> None:
         """Stop (if needed) and delete a job's record on Ray; best effort, bounded (a cleanup never raises)."""
@@ -541,6 +531,8 @@ class JobRunner:
             # A job re-attached after a restart keeps its cached environment from eviction while it runs.
             env_vars = (getattr(info, "runtime_env", None) or {}).get("env_vars") or {}
             job.env = self._envs.adopt(str(env_vars.get("VIRTUAL_ENV", "")))
+            with contextlib.suppress(OSError, ValueError, TypeError, BlendrError):
+                job.spec = SandboxSpec.from_json((job.workdir / SPEC_FILE).read_text())
         log.info("renter job attached" if attached else "renter job submitted", job_id=job.job_id,
                  submission_id=job.submission_id, gpus=gpus)
         job.watcher = asyncio.create_task(self._watch(client, job), name=f"watch-job-{job.job_id}")
@@ -565,19 +557,19 @@ class JobRunner:
         """Submit the job; returns True if Ray already had it (a racing or timed-out earlier submission)."""
         try:
             try:
-                package = await self._run(self._prepare_workdir, job, payload)
+                await self._run(self._prepare_workdir, job, payload)
             except OSError as exc:  # disk full, permissions: the provider's problem, not the renter's
                 raise ComputeError(f"cannot prepare job {job.job_id}'s files under {job.workdir}: {exc}") from None
             job.env = await self._envs.acquire(job.workdir / "work", payload.pip, job.workdir)
-            env = {**self._base_env(job.env, job.job_id), **payload.env}
-            if not gpus:  # Ray leaves a job granted no GPU free to use them all
-                env["CUDA_VISIBLE_DEVICES"] = ""
-            # Outside the working directory (removed at the end); the provider's OutputShipper packs and removes it.
-            out_dir = output_dir_of(self.home, job.job_id)
-            await self._run(out_dir.mkdir, 0o700, True, True)
-            env[OUTPUT_DIR_ENV] = str(out_dir)
-            runtime_env = {"working_dir": str(package), "env_vars": env}
-            job.package_uri = await self._run(_package_uri, package)
+            try:
+                job.spec = await self._run(self._write_spec, job.job_id, job.workdir, payload.entrypoint, job.env,
+                                           payload.env, gpus)
+            except OSError as exc:
+                raise ComputeError(f"cannot prepare job {job.job_id}'s sandbox under {job.workdir}: {exc}") from None
+            # The Ray record holds no renter variable: only what a re-attach needs (its cached environment).
+            runtime_env = {"env_vars": self._base_env(job.env, job.job_id)}
+            if not gpus:  # Ray leaves a job granted no GPU free to use them all; the launcher binds none
+                runtime_env["env_vars"]["CUDA_VISIBLE_DEVICES"] = ""
             # A freshly started Ray answers "No available agent to submit job, please try again later"
             # until its node's job agent registers (seconds): wait for it rather than fail the rental.
             retrying = AsyncRetrying(retry=retry_if_exception(_agent_not_ready),
@@ -586,7 +578,7 @@ class JobRunner:
             async for attempt in retrying:
                 with attempt:
                     await self._call(
-                        "submit the job", client.submit_job, entrypoint=payload.entrypoint,
+                        "submit the job", client.submit_job, entrypoint=self._launcher(job.workdir),
                         submission_id=job.submission_id, runtime_env=runtime_env,
                         metadata={"blendr_job_id": job.job_id,
                                   "blendr_deadline_unix": f"{job.deadline_unix:.0f}"},
@@ -604,19 +596,54 @@ class JobRunner:
             raise
         return False
 
-    def _prepare_workdir(self, job: _Job, payload: JobPayload) -> Path:
+    def _prepare_workdir(self, job: _Job, payload: JobPayload) -> None:
         jobs_dir = job.workdir.parent
         jobs_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         if job.workdir.exists():  # left by an attempt that never reached Ray
             shutil.rmtree(job.workdir)
         job.workdir.mkdir(mode=0o700)
-        work = job.workdir / "work"
-        unpack(payload.workdir_tar, work, max_bytes=self._max_workdir_bytes)
-        package = job.workdir / "work.zip"
-        _zip_dir(work, package)
-        return package
+        unpack(payload.workdir_tar, job.workdir / "work", max_bytes=self._max_workdir_bytes)
+
+    def _write_spec(self, job_id: str, job_dir: Path, command: str, env: JobEnv, renter_env: Mapping[str, str],
+                    gpus: int) -> SandboxSpec:
+        """Write the job's sandbox spec (mode 0600) into ``job_dir``, creating its work and outputs folders."""
+        job_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        (job_dir / "work").mkdir(mode=0o700, exist_ok=True)
+        # Outside the job folder's work tree; the provider's OutputShipper packs and removes it after the job.
+        out_dir = output_dir_of(self.home, job_id)
+        out_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        sandboxed = self.sandbox != "none"
+        variables = {**self._base_env(env, job_id), **renter_env}
+        variables[OUTPUT_DIR_ENV] = JOB_OUTPUTS if sandboxed else str(out_dir)
+        ro = [sys.base_prefix, sys.prefix, str(self._envs.base_bin.parent)]
+        if env.bin_dir != self._envs.base_bin:
+            ro.append(str(env.bin_dir.parent))
+        spec = SandboxSpec(job_id=job_id, kind=self.sandbox, command=command, workdir=str(job_dir / "work"),
+                           outdir=str(out_dir), state_dir=str(job_dir / "sandbox"), env=variables,
+                           ro_paths=list(dict.fromkeys(ro)), gpus=gpus, network=self.job_network,
+                           limits=self._limits(gpus), job_uid=self._job_uid)
+        spec.validate()
+        path = job_dir / SPEC_FILE
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(spec.to_json())
+        return spec
+
+    @staticmethod
+    def _launcher(job_dir: Path) -> str:
+        """The Ray entrypoint: our launcher, with the job's spec (the renter's command is inside the spec)."""
+        return f"{shlex.quote(sys.executable)} -m provider.jail run {shlex.quote(str(job_dir / SPEC_FILE))}"
+
+    def _reap_dir(self, job_dir: Path) -> None:
+        """Leave nothing of a job's sandbox (its processes, its state) and remove its folder."""
+        with contextlib.suppress(OSError, ValueError, TypeError, BlendrError):
+            reap(SandboxSpec.from_json((job_dir / SPEC_FILE).read_text()))
+        shutil.rmtree(job_dir, ignore_errors=True)
 
     def _remove_workdir(self, job: _Job) -> None:
+        if job.spec is not None:
+            with contextlib.suppress(OSError, BlendrError):
+                reap(job.spec)
         shutil.rmtree(job.workdir, ignore_errors=True)
 
     # --- watching -----------------------------------------------------------------------------------
@@ -743,59 +770,40 @@ class JobRunner:
         and unpacked working directory in the Ray session, and its package in GCS (best effort, never raises)."""
         self._release_env(job)
         await self._forget_on_ray(job.submission_id)
-        self._sweep_session(job.submission_id, job.package_uri)
-        if job.package_uri and self._delete_package is not None:
-            try:
-                await self._run(self._delete_package, job.package_uri)
-            except BlendrError as exc:
-                log.warning("cannot delete a job's package from Ray", job_id=job.job_id, error=str(exc))
+        self._sweep_session(job.submission_id)
 
     def _release_env(self, job: _Job) -> None:
         if job.env is not None:
             self._envs.release(job.env)
             job.env = None
 
-    def _sweep_session(self, submission_id: str, package_uri: str) -> None:
-        """Remove the job's session files, and its record on Ray, now and again a few seconds later (Ray's job
-        supervisor may still write the driver log's last lines, and its last status, which stores the record
-        again, after the job's terminal status); on close, the last sweep runs at once. Session files only
+    def _sweep_session(self, submission_id: str) -> None:
+        """Remove the job's driver log from the Ray session, and its record on Ray, now and again a few seconds later
+        (Ray's job supervisor may still write the driver log's last lines, and its last status, which stores the
+        record again, after the job's terminal status); on close, the last sweep runs at once. The driver log only
         where the session is known (a local head), the record on any cluster."""
-
-        def unused(uri: str) -> str:
-            # Another running job with the very same working directory runs from the same unpacked copy.
-            busy = any(j.package_uri == uri and j.submission_id != submission_id and not j.finished.is_set()
-                       for j in self._jobs.values())
-            return "" if busy else uri
 
         async def sweep() -> None:
             try:
                 for delay in SESSION_SWEEP_DELAYS_S:
                     await asyncio.sleep(delay)
-                    await self._run(self._remove_session_files, submission_id, unused(package_uri))
+                    await self._run(self._remove_session_files, submission_id)
                     if delay:
                         await self._forget_on_ray(submission_id)
             except asyncio.CancelledError:
-                self._remove_session_files(submission_id, unused(package_uri))
+                self._remove_session_files(submission_id)
                 await self._forget_on_ray(submission_id)
 
         task = asyncio.create_task(sweep(), name=f"sweep-{submission_id}")
         self._sweeps.add(task)
         task.add_done_callback(self._sweeps.discard)
 
-    def _remove_session_files(self, submission_id: str, package_uri: str) -> None:
-        """Delete the job's driver log and unpacked working directory from the local Ray session, if known."""
+    def _remove_session_files(self, submission_id: str) -> None:
+        """Delete the job's driver log from the local Ray session, if known."""
         if self._session_dir is None:
             return
-        session = self._session_dir
         with contextlib.suppress(OSError):
-            (session / "logs" / f"job-driver-{submission_id}.log").unlink(missing_ok=True)
-        if package_uri:
-            name = package_uri.rsplit("/", 1)[-1]  # _ray_pkg_<hash>.zip
-            files = session / "runtime_resources" / "working_dir_files"
-            shutil.rmtree(files / name.removesuffix(".zip"), ignore_errors=True)
-            for leftover in (files / name, files / f"{name}.lock"):
-                with contextlib.suppress(OSError):
-                    leftover.unlink(missing_ok=True)
+            (self._session_dir / "logs" / f"job-driver-{submission_id}.log").unlink(missing_ok=True)
 
     def _base_env(self, env: JobEnv | None, job_id: str) -> dict[str, str]:
         """The variables every job sees: PATH with its environment's ``bin`` (then the base one's) first, and

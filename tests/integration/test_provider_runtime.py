@@ -264,23 +264,25 @@ def _kv(head: LocalRayHead, code: str) -> str:
     return out.stdout.strip()
 
 
-async def test_the_jobs_package_is_deleted_from_gcs(heads: tuple[LocalRayHead, LocalRayHead], tmp_path: Path) -> None:
+async def test_nothing_of_the_renters_reaches_ray_or_stays_after_the_job(
+        heads: tuple[LocalRayHead, LocalRayHead], tmp_path: Path) -> None:
+    """The renter's files and variables never go through Ray (no working-directory package, no variables in the
+    job's record), and nothing of the job is left in Ray's session or the provider's home when it ends."""
     head = heads[1]
-    deleted: list[str] = []
-
-    def delete(uri: str) -> None:  # what RayRuntime wires in, run where a ray.init to this head exists
-        _kv(head, f"from provider.compute import delete_package\ndelete_package({uri!r})")
-        deleted.append(uri)
-
-    r = runner_on(head, tmp_path, delete_package=delete)
+    r = runner_on(head, tmp_path / "home")
     try:
         work = tmp_path / "src"
         work.mkdir()
-        (work / "main.py").write_text("print('secret renter code')\n")
-        events = await run_job(r, "job-gcs.1", JobPayload("python main.py", {}, pack_workdir(work)))
+        (work / "main.py").write_text("print('ran ' + 'fine')  # SECRET-RENTER-CODE\n")
+        events = await run_job(r, "job-gcs.1", JobPayload("python main.py", {"RENTER_SECRET": "SECRET-VAR"},
+                                                          pack_workdir(work)))
         assert events[-1].kind == "succeeded", events
-        assert len(deleted) == 1 and deleted[0].startswith("gcs://_ray_pkg_")
-        assert _kv(head, f"print(internal_kv._internal_kv_exists({deleted[0]!r}))") == "False"
+        assert "ran fine" in [e.message for e in events]
+        assert _kv(head, "print(sorted(k for k in internal_kv._internal_kv_list('') if b'_ray_pkg_' in k))") == "[]"
+        leftovers = [p for p in head.session_dir.rglob("*") if p.is_file() and p.stat().st_size < 50_000_000
+                     and (b"SECRET-RENTER-CODE" in p.read_bytes() or b"SECRET-VAR" in p.read_bytes())]
+        assert leftovers == []
+        assert not (tmp_path / "home" / "jobs" / "job-gcs.1").exists()
     finally:
         await r.close()
 

@@ -1,0 +1,317 @@
+"""Where a renter's code runs: a sandbox, behind one small port the provider chooses.
+
+Every job's entrypoint runs inside a sandbox built from its :class:`SandboxSpec`; nothing of the renter's runs
+outside it (the Ray job supervisor runs :mod:`provider.jail`, our launcher, which starts the sandbox). Inside,
+the job sees:
+
+* its own working directory at ``/job/work`` (the current directory) and its outputs folder at
+  ``/job/outputs``, both writable, both removed when the job ends;
+* a private ``/tmp``, ``/dev/shm`` and ``HOME`` (``/tmp``), gone with the sandbox;
+* read-only system files (``/usr``, ``/lib*``, ``/bin``, ``/sbin``, ``/etc``), the Python it runs with and its
+  own environment (each bound read-only at its own path, so virtualenv scripts keep working);
+* only the GPU device nodes it rented (``/dev/nvidiaN`` of the GPUs Ray granted it, and the driver's control
+  nodes), with ``CUDA_VISIBLE_DEVICES`` naming them;
+* its own process tree only (a PID namespace), its own hostname and IPC;
+* the network per ``provider.job_network``: ``none`` (a private loopback, nothing else) or ``outbound`` (the
+  internet through a user-mode network stack that does not reach the host's loopback);
+* a variable ``RAY_OVERRIDE_RESOURCES`` sizing any Ray the job starts inside (``ray.init()``) to what it
+  rented; the provider's own Ray is out of reach (another network namespace, no token, no address).
+
+The backends:
+
+* ``bubblewrap`` — Debian's ``bwrap`` (the sandbox Flatpak uses): Linux namespaces; works unprivileged. When the
+  agent runs as root, bwrap mounts as root and the command drops to ``job_uid`` (default 65534) with every
+  capability dropped, so the root-owned files it can see are no more reachable than to any other user.
+  ``outbound`` needs ``slirp4netns`` (``--disable-host-loopback``).
+* ``gvisor`` — ``runsc`` (a user-space kernel, the isolation Kubernetes' sandboxes use for untrusted code),
+  through an OCI bundle: needs root. ``job_network = "outbound"`` is refused with gVisor here (``none`` only).
+* ``none`` — no sandbox; only when the operator sets ``provider.sandbox = "none"`` explicitly. Logged loudly and
+  shown to queens, the king and renters.
+
+Limits per job (memory, CPUs, processes) go through a cgroup where the agent may create one (cgroup v1 or v2),
+else through rlimits and CPU affinity (weaker: documented, logged).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from blendr.errors import ComputeError, InvalidArgumentError
+
+SANDBOXES = ("bubblewrap", "gvisor", "none")
+NETWORKS = ("none", "outbound")
+JOB_ROOT = "/job"
+JOB_WORK = "/job/work"
+JOB_OUTPUTS = "/job/outputs"
+# System paths bound read-only when they exist (merged-/usr systems link most of them into /usr).
+SYSTEM_PATHS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc", "/opt")
+# The NVIDIA driver's control nodes a CUDA process needs besides its GPUs' own /dev/nvidiaN.
+NVIDIA_CONTROL_NODES = ("/dev/nvidiactl", "/dev/nvidia-uvm", "/dev/nvidia-uvm-tools", "/dev/nvidia-modeset")
+# Extra process slots gVisor's own threads take in the job's cgroup (the sentry and gofer count there).
+GVISOR_PIDS_MARGIN = 512
+DEFAULT_JOB_UID = 65534
+
+
+class SandboxError(ComputeError):
+    """Raised when the sandbox cannot be set up or does not work on this machine."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    """A job's resource limits (0 = none)."""
+
+    memory_bytes: int = 0
+    cpus: float = 0.0
+    pids: int = 0
+
+
+@dataclass(frozen=True)
+class SandboxSpec:
+    """Everything the launcher needs to start one job's sandbox (written as JSON beside the job's files)."""
+
+    job_id: str
+    kind: str  # one of SANDBOXES
+    command: str  # the renter's entrypoint, run by /bin/sh -c inside
+    workdir: str  # host folder bound at /job/work
+    outdir: str  # host folder bound at /job/outputs
+    state_dir: str  # host folder for the sandbox's own state (gVisor's bundle); removed at the end
+    env: dict[str, str] = field(default_factory=dict)
+    ro_paths: list[str] = field(default_factory=list)  # host paths bound read-only at the same path
+    gpus: int = 0
+    network: str = "none"
+    limits: Limits = Limits()
+    job_uid: int = DEFAULT_JOB_UID
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> SandboxSpec:
+        d = json.loads(text)
+        d["limits"] = Limits(**d.get("limits", {}))
+        spec = cls(**d)
+        spec.validate()
+        return spec
+
+    def validate(self) -> None:
+        """Raises InvalidArgumentError for a spec no backend may run."""
+        if self.kind not in SANDBOXES:
+            raise InvalidArgumentError(f"unknown sandbox {self.kind!r} (one of {', '.join(SANDBOXES)})")
+        if self.network not in NETWORKS:
+            raise InvalidArgumentError(f"unknown job network {self.network!r} (one of {', '.join(NETWORKS)})")
+        for p in (self.workdir, self.outdir, self.state_dir, *self.ro_paths):
+            if not os.path.isabs(p):
+                raise InvalidArgumentError(f"sandbox path {p!r} must be absolute")
+        if any("\0" in k or "=" in k or "\0" in v for k, v in self.env.items()):
+            raise InvalidArgumentError("environment variable names and values must not hold NUL or '='")
+
+
+def job_env(spec: SandboxSpec, visible_gpus: Sequence[str]) -> dict[str, str]:
+    """The environment the job's command starts with: the spec's, the sandbox's paths, and its GPUs."""
+    env = dict(spec.env)
+    env.update({
+        "HOME": "/tmp",
+        "TMPDIR": "/tmp",
+        "PWD": JOB_WORK,
+        "CUDA_VISIBLE_DEVICES": ",".join(visible_gpus),
+        "RAY_OVERRIDE_RESOURCES": json.dumps({"CPU": max(1, int(spec.limits.cpus or os.cpu_count() or 1)),
+                                              "GPU": len(visible_gpus)}),
+    })
+    env.setdefault("PATH", "/usr/local/bin:/usr/bin:/bin")
+    env.setdefault("LANG", "C.UTF-8")
+    return env
+
+
+def gpu_device_nodes(visible_gpus: Sequence[str], nvml: Any = None) -> list[str]:
+    """The device nodes of the granted GPUs (``/dev/nvidia<minor>``) plus the driver's control nodes, those that
+    exist. The minor number comes from NVML when it answers, else the index is taken as the minor."""
+    if not visible_gpus:
+        return []
+    minors: list[int] = []
+    for idx in visible_gpus:
+        if not idx.strip().isdigit():
+            raise SandboxError(f"cannot map GPU {idx!r} to its device node (expected an index)")
+        minor = int(idx)
+        if nvml is not None:
+            try:
+                minor = int(nvml.nvmlDeviceGetMinorNumber(nvml.nvmlDeviceGetHandleByIndex(int(idx))))
+            except Exception:
+                minor = int(idx)
+        minors.append(minor)
+    nodes = [f"/dev/nvidia{m}" for m in minors]
+    return [n for n in (*nodes, *NVIDIA_CONTROL_NODES) if os.path.exists(n)]
+
+
+def _ro_binds(spec: SandboxSpec) -> list[str]:
+    seen: list[str] = []
+    for p in (*SYSTEM_PATHS, *spec.ro_paths):
+        if os.path.lexists(p) and p not in seen and not any(p.startswith(s.rstrip("/") + "/") for s in seen):
+            seen.append(p)
+    return seen
+
+
+def bubblewrap_argv(spec: SandboxSpec, env: Mapping[str, str], devices: Sequence[str], *,
+                    as_root: bool, bwrap: str = "bwrap", info_fd: int = -1, block_fd: int = -1) -> list[str]:
+    """The ``bwrap`` command line that runs the job's command in its sandbox.
+
+    ``as_root``: bwrap runs with real privileges (no user namespace); the command then drops to ``job_uid``
+    through ``setpriv`` with no capability left. ``info_fd``/``block_fd`` (``outbound``): bwrap reports the
+    sandbox's PID on one and waits on the other until the network is attached.
+    """
+    argv = [bwrap, "--die-with-parent", "--new-session", "--unshare-pid", "--unshare-ipc", "--unshare-uts",
+            "--unshare-cgroup-try", "--unshare-net", "--hostname", "blendr-job"]
+    if not as_root:
+        argv += ["--unshare-user", "--disable-userns"]
+    argv += ["--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--tmpfs", "/dev/shm", "--perms", "1777",
+             "--tmpfs", "/tmp"]
+    binds = _ro_binds(spec)
+    parents = sorted({str(a) for p in binds for a in Path(p).parents if str(a) != "/"} - set(binds))
+    for d in parents:  # bwrap would make them 0700, closing them to the job's user
+        argv += ["--perms", "0755", "--dir", d]
+    for p in binds:
+        # A symlink (/bin -> usr/bin on merged-/usr systems) is recreated as one; a folder is bound.
+        if os.path.islink(p):
+            argv += ["--symlink", os.readlink(p), p]
+        else:
+            argv += ["--ro-bind", p, p]
+    argv += ["--dir", JOB_ROOT, "--bind", spec.workdir, JOB_WORK, "--bind", spec.outdir, JOB_OUTPUTS]
+    for node in devices:
+        argv += ["--dev-bind", node, node]
+    argv += ["--remount-ro", "/", "--chdir", JOB_WORK, "--clearenv"]
+    for k, v in sorted(env.items()):
+        argv += ["--setenv", k, v]
+    if info_fd >= 0:
+        argv += ["--info-fd", str(info_fd)]
+    if block_fd >= 0:
+        argv += ["--block-fd", str(block_fd)]
+    if as_root:
+        argv += ["--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID", "--", "/usr/bin/setpriv",
+                 f"--reuid={spec.job_uid}", f"--regid={spec.job_uid}", "--clear-groups", "--inh-caps=-all",
+                 "--bounding-set=-all", "--no-new-privs"]
+    else:
+        argv += ["--cap-drop", "ALL", "--"]
+    return [*argv, "/bin/sh", "-c", spec.command]
+
+
+def oci_config(spec: SandboxSpec, env: Mapping[str, str], devices: Sequence[str], *,
+               cgroups: bool) -> dict[str, Any]:
+    """The OCI runtime config of the job's gVisor sandbox (an empty read-only root with read-only binds)."""
+    mounts: list[dict[str, Any]] = [
+        {"destination": "/proc", "type": "proc", "source": "proc"},
+        {"destination": "/tmp", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "nodev", "mode=1777"]},
+        {"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "nodev", "mode=1777"]},
+    ]
+    for p in _ro_binds(spec):
+        src = os.path.realpath(p)
+        mounts.append({"destination": p, "type": "bind", "source": src, "options": ["rbind", "ro"]})
+    mounts += [{"destination": JOB_WORK, "type": "bind", "source": spec.workdir, "options": ["rbind", "rw"]},
+               {"destination": JOB_OUTPUTS, "type": "bind", "source": spec.outdir, "options": ["rbind", "rw"]}]
+    linux: dict[str, Any] = {
+        "namespaces": [{"type": t} for t in ("pid", "ipc", "uts", "mount", "network")],
+        "devices": [_oci_device(n) for n in devices],
+    }
+    if cgroups:
+        res: dict[str, Any] = {}
+        if spec.limits.memory_bytes:
+            res["memory"] = {"limit": spec.limits.memory_bytes}
+        if spec.limits.pids:
+            res["pids"] = {"limit": spec.limits.pids + GVISOR_PIDS_MARGIN}
+        if spec.limits.cpus:
+            res["cpu"] = {"quota": int(spec.limits.cpus * 100_000), "period": 100_000}
+        linux["resources"] = res
+        linux["cgroupsPath"] = f"/blendr-{spec.job_id}"
+    return {
+        "ociVersion": "1.0.2",
+        "process": {
+            "terminal": False,
+            "user": {"uid": spec.job_uid, "gid": spec.job_uid},
+            "args": ["/bin/sh", "-c", spec.command],
+            "env": [f"{k}={v}" for k, v in sorted(env.items())],
+            "cwd": JOB_WORK,
+            "capabilities": {k: [] for k in ("bounding", "effective", "inheritable", "permitted", "ambient")},
+            "noNewPrivileges": True,
+        },
+        "root": {"path": "rootfs", "readonly": True},
+        "hostname": "blendr-job",
+        "mounts": mounts,
+        "linux": linux,
+    }
+
+
+def _oci_device(node: str) -> dict[str, Any]:
+    st = os.stat(node)
+    return {"path": node, "type": "c", "major": os.major(st.st_rdev), "minor": os.minor(st.st_rdev),
+            "fileMode": 0o666, "uid": 0, "gid": 0}
+
+
+def gvisor_argv(spec: SandboxSpec, bundle: Path, *, cgroups: bool, runsc: str = "runsc") -> list[str]:
+    """The ``runsc`` command line that runs the bundle (its container id is the job's)."""
+    state = Path(spec.state_dir) / "runsc-state"
+    return [runsc, "--root", str(state), "--network=none", *([] if cgroups else ["--ignore-cgroups"]),
+            "run", "--bundle", str(bundle), f"blendr-{spec.job_id}"]
+
+
+def which(name: str) -> str:
+    """The program's path, or raise SandboxError saying how to install it."""
+    path = shutil.which(name) or next((p for p in (f"/usr/bin/{name}", f"/usr/sbin/{name}") if os.path.exists(p)),
+                                       None)
+    if path is None:
+        pkg = {"bwrap": "bubblewrap", "runsc": "runsc (gVisor)", "slirp4netns": "slirp4netns"}.get(name, name)
+        raise SandboxError(f"{name} is not installed: install {pkg} (Debian: apt-get install "
+                           f"{pkg.split()[0]}), or choose another provider.sandbox")
+    return path
+
+
+def check_backend(kind: str, network: str) -> None:
+    """Raise SandboxError unless this machine can run jobs in ``kind`` with ``network``: the programs exist, and
+    a trivial command runs in the sandbox (see :func:`provider.jail.self_test`)."""
+    if kind not in SANDBOXES:
+        raise SandboxError(f"unknown provider.sandbox {kind!r} (one of {', '.join(SANDBOXES)})")
+    if network not in NETWORKS:
+        raise SandboxError(f"unknown provider.job_network {network!r} (one of {', '.join(NETWORKS)})")
+    if kind == "none":
+        return
+    if kind == "bubblewrap":
+        which("bwrap")
+        if network == "outbound":
+            which("slirp4netns")
+    if kind == "gvisor":
+        which("runsc")
+        if os.geteuid() != 0:
+            raise SandboxError("provider.sandbox = \"gvisor\" needs the agent to run as root (runsc run)")
+        if network != "none":
+            raise SandboxError("provider.sandbox = \"gvisor\" supports provider.job_network = \"none\" only here; "
+                               "use \"bubblewrap\" for outbound network")
+
+
+def run_quiet(argv: Sequence[str], timeout_s: float) -> subprocess.CompletedProcess[str]:
+    """Run a command, capturing its output; SandboxError when it cannot start or outlives ``timeout_s``."""
+    try:
+        return subprocess.run(list(argv), capture_output=True, text=True, timeout=timeout_s, check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise SandboxError(f"{argv[0]} failed: {exc}") from None
+
+
+__all__ = [
+    "JOB_OUTPUTS",
+    "JOB_WORK",
+    "NETWORKS",
+    "SANDBOXES",
+    "Limits",
+    "SandboxError",
+    "SandboxSpec",
+    "bubblewrap_argv",
+    "check_backend",
+    "gpu_device_nodes",
+    "gvisor_argv",
+    "job_env",
+    "oci_config",
+    "which",
+]
