@@ -16,10 +16,12 @@ from test_queen_core import CFG, Node, clock_of, commit_honestly, honest_opening
 from blendr.errors import InvalidArgumentError, PermissionDeniedError, StoreError
 from blendr.store import MemoryStore
 from blendr.types import Verdict
+from protos.blendr.v1 import queen_pb2 as pb
 from queen.challenges import DeviceCommitmentIn, Outcome
 from queen.convert import provider_info_to_proto, provider_to_proto
 from queen.core import NS_CHALLENGES, ChallengeOut, QueenCore, ResultOut
 from queen.pool import NS_PROVIDERS
+from queen.poolview import render, rows
 
 QCFG = replace(CFG, quarantine_failures=3, quarantine_window=5, quarantine_s=600.0)
 
@@ -234,6 +236,10 @@ def test_repeated_failures_quarantine_the_provider_and_it_gets_no_jobs() -> None
     assert not rec.ready and rec.quarantines == 1 and rec.recent == []
     info = provider_info_to_proto(rec, 0.0)
     assert info.quarantined_until_unix == rec.quarantined_until and info.not_ready.startswith("3 of its last")
+    view = rows(pb.ListProvidersResponse(providers=[info]))[0]
+    assert (view["ready"], view["failed"], view["quarantined_until"]) == (False, 3, rec.quarantined_until)
+    table = render(pb.ListProvidersResponse(providers=[info]))
+    assert " quarantined " in table and "0/3/0" in table and "3 of its last 3 challenges failed" in table
     # Refused admission for the back-off, also by a queen restarted on the same store.
     with pytest.raises(PermissionDeniedError, match="is quarantined until"):
         node.join(core, FakeLink())
@@ -245,8 +251,8 @@ def test_repeated_failures_quarantine_the_provider_and_it_gets_no_jobs() -> None
     # After it, the provider may join again and starts afresh.
     clock.advance(QCFG.quarantine_s + 1)
     restarted.tick()
-    rec = restarted.pool.get(node.address)
-    assert rec is not None and rec.ready and rec.quarantine == "" and provider_to_proto(rec, 0).alive is False
+    lifted = record(restarted, node)
+    assert lifted.ready and lifted.quarantine == "" and provider_to_proto(lifted, 0).alive is False
     back = FakeLink()
     node.join(restarted, back)
     assert provider_to_proto(record(restarted, node), 0).alive
