@@ -19,7 +19,8 @@ from tests.integration.scripted import ScriptedProvider
 
 
 @pytest.fixture
-def make_queen(make_config: Callable[..., Config]) -> Callable[..., Any]:
+async def queen_stopper(make_config: Callable[..., Config]) -> AsyncIterator[Callable[..., Any]]:
+    """Starts a queen (plaintext, manual clock, no ticker) and a provider config; stops the queens after."""
     apps: list[QueenApp] = []
 
     async def make(**overrides: Any) -> tuple[QueenApp, Config]:
@@ -30,20 +31,8 @@ def make_queen(make_config: Callable[..., Config]) -> Callable[..., Any]:
         apps.append(app)
         return app, make_config("provider", rpc__tls=False)
 
-    return make
-
-
-@pytest.fixture
-async def queen_stopper(make_queen: Callable[..., Any]) -> AsyncIterator[Callable[..., Any]]:
-    made: list[QueenApp] = []
-
-    async def make(**overrides: Any) -> tuple[QueenApp, Config]:
-        app, cfg = await make_queen(**overrides)
-        made.append(app)
-        return app, cfg
-
     yield make
-    for app in made:
+    for app in apps:
         await app.stop()
 
 
