@@ -98,3 +98,20 @@ async def test_a_provider_that_keeps_failing_is_cut_off_and_refused(queen_stoppe
             signature=sp.ident.sign_admission(nonce.queen_address, bytes(nonce.nonce)))))
         code, details = await again.status()
     assert code is grpc.StatusCode.PERMISSION_DENIED and "is quarantined until" in details
+
+
+async def test_leaving_mid_challenge_and_coming_back_does_not_dodge_it(queen_stopper: Callable[..., Any]) -> None:
+    from tests.integration.helpers import wait_for
+
+    app, cfg = await queen_stopper()
+    target = f"127.0.0.1:{app.port}"
+    async with ScriptedProvider(cfg, target) as sp:
+        await sp.join()
+        await challenged(app, sp)
+    # The stream is gone; the provider comes back at once with the same key.
+    async with ScriptedProvider(cfg, target, sp.ident) as again:
+        assert (await again.join()).resumed
+        rec = await wait_for(lambda: (r := app.core.pool.get(sp.ident.address)) and r.abandoned == 1 and r, 10,
+                             "the abandoned verdict")
+        assert (rec.issued, rec.passed, rec.uptime) == (1, 0, 0.0)
+        assert rec.last_challenge is not None and rec.last_challenge["verdict"] == "abandoned"
