@@ -250,7 +250,7 @@ class EndingMachine(VerdictMachine):
 
 
 EndingMachine.TestCase.settings = settings(
-    max_examples=60, stateful_step_count=30, deadline=None,
+    max_examples=40, stateful_step_count=30, deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )
 TestEveryChallengeGetsOneVerdict = EndingMachine.TestCase
