@@ -25,7 +25,7 @@ from king.context import BridgeView, JobsConfig, KingContext, QueenPort
 from king.intake import Intake
 from king.job import LIVE, Job, JobEvent, JobId, JobState, Submission, check_job_id, shown
 from king.jobbook import JobBook
-from king.lifecycle import Lifecycle, QueenEvent
+from king.lifecycle import Lifecycle, QueenEvent, StopHold
 from king.market import Market, Quote
 from king.outputs import OutputDesk, OutputStore
 from king.placement import Placer
@@ -121,6 +121,14 @@ class KingCore:
                 live += 1
             elif job.state == JobState.CANCELLED and c is not None and not c.rental_id:
                 ctx.retry_create[job.job_id] = 0.0  # did its rental land before the cancel? find out
+            elif job.state == JobState.CANCELLED and c is not None:
+                # its provider may still be running it: its GPUs stay promised until the provider's final event
+                # (the stop is sent again when its queen connects; a queen answers the stop of an attempt that is
+                # over with that attempt's final event), its queen is gone, or the stop hold's time is up
+                self.scheduler.restore(Placement(job.job_id, job.renter, c.queen, c.provider, job.spec.gpus, c.price),
+                                       job.spec, frozenset(job.candidates))
+                self.lifecycle.holds[job.job_id] = StopHold(c.queen, c.attempt, c.provider, self.clock.monotonic())
+                ctx.queen_gone.setdefault(c.queen, self.clock.monotonic())  # freed after the grace if it never comes
         if self.outputs is not None:
             self.outputs.load(list(self.book.unfinished()))
         ctx.wake.set()

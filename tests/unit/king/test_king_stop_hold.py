@@ -122,3 +122,28 @@ async def test_a_cancel_before_the_rental_exists_frees_the_gpus_at_once(net: Net
     await net.core.placer.run_pass()
     assert _placed_on_p1(net, second)
     net.check_money()
+
+
+async def test_a_king_restart_keeps_the_hold_until_the_queen_answers_the_stop_again(net: Net) -> None:
+    first, attempt, second = await _cancelled_and_next(net)
+    stops = len(net.queens.stops)
+    await net.restart()
+    assert net.queens.stops[stops:] == [(QUEEN_A, first, attempt, "cancelled by the renter")]  # sent again
+    await net.core.placer.run_pass()
+    assert _waiting(net, second)
+    # the queen answers the stop of an attempt that is over with its final event, whatever its seq
+    net.core.on_queen_event(QUEEN_A, QueenEvent(first, attempt, 1, "stopped", "cancelled by the renter"))
+    await net.core.placer.run_pass()
+    assert _placed_on_p1(net, second)
+
+
+async def test_after_a_restart_a_queen_that_never_comes_back_frees_the_hold_after_its_grace(net: Net) -> None:
+    first, _attempt, second = await _cancelled_and_next(net)
+    net.pools.pop(QUEEN_A)  # QUEEN_A is not there when the king starts again
+    net.queens.disconnect(QUEEN_A)
+    await net.restart()
+    assert net.core.scheduler.placement(first) is not None
+    net.clock.advance(net.cfg.queen_grace_s + 1)
+    await net.core.placer.run_pass()
+    assert net.core.scheduler.placement(first) is None and not net.core.lifecycle.holds
+    assert _waiting(net, second)  # P1 is not offered (its queen is away)
