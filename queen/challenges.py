@@ -43,6 +43,8 @@ from blendr.types import DeviceInfo, DeviceKind, Verdict
 ROW_ALLOWANCE_S = 5e-6
 # Seconds allowed per committed row for the memory probe's host side (copying digests, hashing blocks).
 PROBE_ROW_ALLOWANCE_S = 2e-7
+# Seconds the speed floor on the queen's clock allows for the round trip and for starting the work.
+DISPATCH_ALLOWANCE_S = 0.5
 # Bounds on a commitment's figures: no challenge is sized for a day of work, no device holds a PiB.
 MAX_WORK_SECONDS = 86_400.0
 MAX_PEAK_MEMORY_BYTES = 1 << 50
@@ -347,18 +349,26 @@ class Challenger:
             c = p.commitments[dev.index]
             fp = p.fingerprint[dev.index]
             low, high = fp.band(self.policy.min_fraction, self.policy.max_fraction)
-            speed = verifier.check_speed(p.params.flops, c.work_seconds, wall, fp.fp32_tflops, low, high)
+            # The provider's report is checked for plausibility and the ceiling only: slowness is judged below, on
+            # the queen's clock, which a report cannot shorten and which is the same for every honest provider.
+            speed = verifier.check_speed(p.params.flops, c.work_seconds, wall, fp.fp32_tflops, low, high,
+                                         floor=False)
             reported.append(speed.reported_tflops)
             p.wall_tflops = speed.wall_tflops
             p.reported_tflops = sum(reported) / len(reported)
             if not speed.ok:
                 return self.finish(p, Verdict.FAILED, f"device {dev.index} ({fp.name}): {speed.reason}")
-            # The provider's own timing is only a plausibility check: speed is judged on the queen's clock.
+            # The floor on the queen's clock: the device's work (FLOPs and elements, sizing.device_seconds) at
+            # floor x its fingerprint, plus the host's Merkle tree and a small dispatch allowance (not the grace,
+            # which only sets the deadline and would open the floor to devices several times slower).
             floor = low * self.policy.wall_factor
-            if speed.wall_tflops < floor * fp.fp32_tflops:
+            allowed = (sizing.device_seconds(fp, p.params.n, p.params.count) / floor
+                       + p.params.rows * ROW_ALLOWANCE_S + DISPATCH_ALLOWANCE_S) if floor > 0 else math.inf
+            if wall > allowed:
                 return self.finish(p, Verdict.FAILED, (
-                    f"device {dev.index} ({fp.name}): too slow on the queen's clock: "
-                    f"{speed.wall_tflops:.4g} TFLOP/s, fingerprint {fp.fp32_tflops:.4g} (floor {floor:.2g}x)"))
+                    f"device {dev.index} ({fp.name}): too slow on the queen's clock: {wall:.3g}s "
+                    f"({speed.wall_tflops:.4g} TFLOP/s), allowed {allowed:.3g}s at {floor:.2g}x its fingerprint "
+                    f"({fp.fp32_tflops:.4g} TFLOP/s)"))
             mem = verifier.check_memory(dev.memory_bytes, fp.memory_bytes, self.policy.memory_tolerance)
             if not mem.ok:
                 return self.finish(p, Verdict.FAILED, f"device {dev.index} ({fp.name}): {mem.reason}")

@@ -13,12 +13,23 @@ def _working_set(n: int, count: int) -> int:
     return (2 * count + 1) * n * n * FP32_BYTES
 
 
+def elements(n: int, count: int) -> int:
+    """Matrix elements a device generates or hashes: ``count`` ``A_c``, one ``B``, ``count`` products."""
+    return (2 * count + 1) * n * n
+
+
+def device_seconds(fp: Fingerprint, n: int, count: int) -> float:
+    """Seconds a device of model ``fp`` needs at its fingerprint: the FLOPs at its FP32 rate plus
+    ``element_ns`` per generated or hashed element (:func:`elements`)."""
+    return 2 * count * n**3 / (fp.fp32_tflops * 1e12) + elements(n, count) * fp.element_ns * 1e-9
+
+
 def size_challenge(
     fp: Fingerprint, n: int, target_seconds: float, max_count: int, memory_fraction: float
 ) -> tuple[int, int]:
-    """Picks ``(n, count)`` so that the model needs about ``target_seconds`` of FP32 work.
+    """Picks ``(n, count)`` so that the model needs about ``target_seconds`` of work (:func:`device_seconds`).
 
-    ``count = ceil(target_seconds * fp32 FLOP/s / (2 n**3))``, clamped to ``[1, max_count]`` (and
+    ``count = ceil(target_seconds / seconds per product)``, clamped to ``[1, max_count]`` (and
     to ``MAX_COUNT`` and ``MAX_ROWS / n``). When the model's memory is known, ``count`` is lowered
     until :attr:`ChallengeParams.working_set_bytes` fits in ``memory_fraction`` of it; if even
     ``count = 1`` does not fit, ``n`` is halved until it does.
@@ -39,7 +50,8 @@ def size_challenge(
             if n == 1:
                 raise ProofError(f"model {fp.key!r}: no challenge fits in {budget:.0f} bytes")
             n //= 2
-    wanted = math.ceil(target_seconds * fp.fp32_tflops * 1e12 / (2 * n**3))
+    per_product = device_seconds(fp, n, 1) - n * n * fp.element_ns * 1e-9  # B is generated once
+    wanted = math.ceil(target_seconds / per_product)
     count = max(1, min(wanted, max_count, MAX_COUNT, MAX_ROWS // n))
     if budget is not None:
         fitting = int((budget / (n * n * FP32_BYTES) - 1) // 2)
@@ -50,7 +62,7 @@ def size_challenge(
 def deadline_seconds(
     params: ChallengeParams, fp: Fingerprint, min_fraction: float, grace_seconds: float
 ) -> float:
-    """Returns the seconds a device of model ``fp`` may take: ``flops / (min * fp32) + grace``.
+    """Returns the seconds a device of model ``fp`` may take: ``device_seconds / min + grace``.
 
     ``min`` is the model's own ``min_fraction`` when it has one, else ``min_fraction``: a device
     slower than the lower edge of the speed band would fail the speed check anyway.
@@ -64,7 +76,7 @@ def deadline_seconds(
         raise ProofError(
             f"cannot set a deadline with min_fraction={low}, fp32={fp.fp32_tflops}, grace={grace_seconds}"
         )
-    return params.flops / (low * fp.fp32_tflops * 1e12) + grace_seconds
+    return device_seconds(fp, params.n, params.count) / low + grace_seconds
 
 
 def held_bytes(n: int, count: int) -> int:

@@ -32,6 +32,8 @@ EXPECTED: dict[str, set[str]] = {
                   "wall_s"},
     "outputs": {"benchmark", "mode", "sizes_mib", "goal_ratio", "target_met", "all_byte_identical", "results",
                 "wall_s"},
+    "honest": {"benchmark", "mode", "challenges", "false_failures", "verdicts", "failure_reasons", "load_processes",
+               "goal", "target_met", "wall_s"},
 }
 
 
@@ -94,6 +96,15 @@ def test_outputs_quick_moves_every_size_byte_identical_and_against_bare_grpc(tmp
         assert r["ratio"] == pytest.approx((r["bare_up_s"] + r["bare_down_s"]) / (r["upload_s"] + r["get_s"]),
                                            rel=0.01)
         assert r["sealed_bytes"] > r["size_mib"] * 2**20  # sealed: the data plus headers and tags
+
+
+@pytest.mark.timeout(RUN_TIMEOUT_S + 30)
+def test_honest_quick_counts_every_decided_challenge_under_load(tmp_path: Path) -> None:
+    report = run_quick("honest", tmp_path / "honest.json")
+    assert _quick_flag(report) and report["load_processes"] >= 1
+    assert report["challenges"] >= 12 and sum(report["verdicts"].values()) == report["challenges"]
+    assert report["false_failures"] == report["challenges"] - report["verdicts"].get("passed", 0)
+    assert report["false_failures"] == 0, report["failure_reasons"]
 
 
 def test_quick_results_default_beside_the_committed_ones() -> None:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 
 import pytest
@@ -58,7 +59,7 @@ def test_count_clamps() -> None:
     assert size_challenge(h100, 4096, 1000.0, 100, 0.9) == (4096, 100)
     # MAX_ROWS / n bounds the number of Merkle leaves.
     cpu = get("cpu")
-    assert size_challenge(replace(cpu, fp32_tflops=1e6), 16384, 100.0, 4096, 0.5) == (16384, 1024)
+    assert size_challenge(replace(cpu, fp32_tflops=1e6, element_ns=0.0), 16384, 100.0, 4096, 0.5) == (16384, 1024)
 
 
 def test_memory_limit_respected() -> None:
@@ -112,10 +113,20 @@ def test_deadline() -> None:
     assert deadline_seconds(params, t4, 0.5, 2.0) == pytest.approx(params.flops / (0.5 * 8.1e12) + 2.0)
     cpu = get("cpu")
     assert cpu.min_fraction is not None
-    # The CPU's own wide band wins over the global one.
+    # The CPU's own wide band wins over the global one; its time counts every generated and hashed element.
+    elements = (2 * params.count + 1) * params.n**2
     assert deadline_seconds(params, cpu, 0.5, 0.0) == pytest.approx(
-        params.flops / (cpu.min_fraction * cpu.fp32_tflops * 1e12)
+        (params.flops / (cpu.fp32_tflops * 1e12) + elements * cpu.element_ns * 1e-9) / cpu.min_fraction
     )
     with pytest.raises(ProofError):
         deadline_seconds(params, t4, 0.0, 1.0)
     assert GIB == 2**30
+
+
+def test_small_cpu_challenges_are_sized_by_their_elements_not_their_flops() -> None:
+    cpu = get("cpu")
+    n, count = size_challenge(cpu, 128, 1.0, 4096, 0.5)
+    per_product = 2 * 128**3 / (cpu.fp32_tflops * 1e12) + 2 * 128**2 * cpu.element_ns * 1e-9
+    assert n == 128 and count == math.ceil(1.0 / per_product)
+    # The FLOPs alone would ask for about 30 times as many products.
+    assert count * 20 < math.ceil(1.0 * cpu.fp32_tflops * 1e12 / (2 * 128**3))
