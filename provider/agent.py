@@ -384,7 +384,7 @@ class ProviderAgent:
             # A queen has one challenge in flight per provider: whatever an older one still holds is released
             # (its products would take the memory, and on Ray the devices, this one needs).
             for old in list(self._proofs):
-                self.runtime.release(old)
+                self._release(old)
             started = asyncio.get_running_loop().time()
             proofs = await self.runtime.prove(params, devices, timeout_s)
             if self.metrics:
@@ -396,8 +396,9 @@ class ProviderAgent:
             return
         self._proofs[params.challenge_id] = _Proof(params, {p.device_index: p for p in proofs})
         while len(self._proofs) > KEEP_PROOFS:
-            old, _ = self._proofs.popitem(last=False)
-            self.runtime.release(old)
+            old = next(iter(self._proofs))
+            self._release(old)
+            self._proofs.pop(old, None)
         await send(pb.ProviderMessage(commitment=pb.Commitment(
             challenge_id=params.challenge_id,
             devices=[pb.DeviceCommitment(device_index=p.device_index, root=p.root, work_seconds=p.work_seconds,
@@ -413,8 +414,16 @@ class ProviderAgent:
             return
         openings = await asyncio.to_thread(self._open, entry, [(r.device_index, r.row) for r in m.rows])
         await send(pb.ProviderMessage(openings=convert.openings_to_proto(m.challenge_id, openings)))
+        self._release(m.challenge_id)
         self._proofs.pop(m.challenge_id, None)
-        self.runtime.release(m.challenge_id)
+
+    def _release(self, challenge_id: str) -> None:
+        """Drop the products a challenge still holds, here and in the runtime (its commitment stays)."""
+        entry = self._proofs.get(challenge_id)
+        if entry is not None:
+            for proof in entry.proofs.values():
+                proof.held = []
+        self.runtime.release(challenge_id)
 
     async def _on_probe(self, entry: _Proof, key: bytes, send: Send) -> None:
         """Answer a memory probe from the held products: a second commitment carrying the probe answers."""

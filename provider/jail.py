@@ -31,6 +31,7 @@ from provider.sandbox import (
     SandboxError,
     SandboxSpec,
     bubblewrap_argv,
+    check_backend,
     gpu_device_nodes,
     gvisor_argv,
     job_env,
@@ -197,18 +198,30 @@ class Launch:
             (bundle / "config.json").write_text(json.dumps(oci_config(spec, env, devices, cgroups=cg)))
             return gvisor_argv(spec, bundle, cgroups=cg, runsc=which("runsc")), (), None
         as_root = os.geteuid() == 0
+        fds: tuple[int, ...] = ()
+        parent: tuple[int, int] | None = None
+        info_w = block_r = -1
         if spec.network == "outbound":
             info_r, info_w = os.pipe()
             block_r, block_w = os.pipe()
+            fds, parent = (info_w, block_r), (info_r, block_w)
+        argv = bubblewrap_argv(spec, env, devices, as_root=as_root, bwrap=which("bwrap"), info_fd=info_w,
+                               block_fd=block_r)
+        if spec.network == "outbound":
             resolv = state / "resolv.conf"
             resolv.write_text("nameserver 10.0.2.3\n")
-            argv = bubblewrap_argv(spec, env, devices, as_root=as_root, bwrap=which("bwrap"), info_fd=info_w,
-                                   block_fd=block_r)
             i = argv.index("--chdir")
             argv[i:i] = ["--ro-bind", str(resolv), "/etc/resolv.conf"]
-            self._pipes = (info_r, info_w, block_r, block_w)
-            return argv, (info_w, block_r), (info_r, block_w)
-        return bubblewrap_argv(spec, env, devices, as_root=as_root, bwrap=which("bwrap")), (), None
+        # The arguments go through a file descriptor, not the command line: the sandbox's first process is bwrap
+        # itself, and its /proc/1/cmdline would show the job the host's paths.
+        args_file = state / "bwrap.args"
+        fd = os.open(args_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        cut = argv.index("--")  # the options; the command itself must stay on the command line
+        with os.fdopen(fd, "wb") as f:
+            f.write(b"".join(a.encode() + b"\0" for a in argv[1:cut]))
+        args_fd = os.open(args_file, os.O_RDONLY)
+        args_file.unlink()
+        return [argv[0], "--args", str(args_fd), *argv[cut:]], (*fds, args_fd), parent
 
     def _attach_network(self, info_r: int, block_w: int) -> None:
         """Give the bubblewrap sandbox its user-mode network (slirp4netns, no host loopback), then let it run."""
@@ -236,6 +249,7 @@ class Launch:
 
     def run(self) -> int:
         spec = self.spec
+        check_backend(spec.kind, spec.network)
         visible = [g for g in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if g.strip()][: spec.gpus]
         devices = gpu_device_nodes(visible, _nvml() if visible else None)
         env = job_env(spec, visible)
@@ -248,7 +262,7 @@ class Launch:
         def preexec() -> None:
             if cgroup is None:
                 _rlimits(limits)
-            _cpu_affinity(limits) if cgroup is None else None
+                _cpu_affinity(limits)
 
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             signal.signal(sig, self._on_signal)
@@ -308,8 +322,6 @@ def reap(spec: SandboxSpec, cgroup: JobCgroup | None = None) -> None:
 
 def self_test(kind: str, network: str, timeout_s: float = 60.0) -> str:
     """Run ``echo sandbox ok`` in a sandbox of ``kind``; returns its output or raises SandboxError."""
-    from provider.sandbox import check_backend
-
     check_backend(kind, network)
     with tempfile.TemporaryDirectory(prefix="blendr-sandbox-check-") as tmp:
         root = Path(tmp)

@@ -68,7 +68,16 @@ from provider.envs import EnvCache, EnvInstallError, JobEnv
 from provider.jail import reap
 from provider.jobtypes import JobEvent, UpdateKind
 from provider.outputs import output_dir_of
-from provider.sandbox import DEFAULT_JOB_UID, JOB_OUTPUTS, NETWORKS, SANDBOXES, Limits, SandboxSpec
+from provider.sandbox import (
+    DEFAULT_JOB_UID,
+    JOB_OUTPUTS,
+    NETWORKS,
+    SANDBOXES,
+    Limits,
+    SandboxError,
+    SandboxSpec,
+    check_backend,
+)
 
 log = get_logger("blendr.provider.jobs")
 
@@ -328,6 +337,10 @@ class JobRunner:
                                        f"provider.job_network one of {', '.join(NETWORKS)}")
         self.sandbox = sandbox
         self.job_network = job_network
+        try:
+            check_backend(sandbox, job_network)
+        except SandboxError as exc:  # the readiness check fails with the same words: not offered until fixed
+            log.error("renters' jobs cannot run in the configured sandbox", sandbox=sandbox, error=str(exc))
         self._limits = limits or (lambda gpus: Limits())
         self._job_uid = job_uid
         # Our own threads: the Ray SDK blocks (requests, no timeouts), and a hung dashboard must not

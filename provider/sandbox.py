@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -258,15 +257,20 @@ def gvisor_argv(spec: SandboxSpec, bundle: Path, *, cgroups: bool, runsc: str = 
             "run", "--bundle", str(bundle), f"blendr-{spec.job_id}"]
 
 
+# Where the sandbox programs are looked for: system folders only, never PATH (a job's environment comes first on the
+# PATH Ray gives the launcher, and a renter's wheel may install a script named ``bwrap``).
+TRUSTED_BIN_DIRS = ("/usr/bin", "/usr/sbin", "/bin", "/sbin", "/usr/local/bin", "/usr/local/sbin")
+
+
 def which(name: str) -> str:
-    """The program's path, or raise SandboxError saying how to install it."""
-    path = shutil.which(name) or next((p for p in (f"/usr/bin/{name}", f"/usr/sbin/{name}") if os.path.exists(p)),
-                                       None)
-    if path is None:
-        pkg = {"bwrap": "bubblewrap", "runsc": "runsc (gVisor)", "slirp4netns": "slirp4netns"}.get(name, name)
-        raise SandboxError(f"{name} is not installed: install {pkg} (Debian: apt-get install "
-                           f"{pkg.split()[0]}), or choose another provider.sandbox")
-    return path
+    """The program's path in a system folder, or raise SandboxError saying how to install it."""
+    for d in TRUSTED_BIN_DIRS:
+        path = os.path.join(d, name)
+        if os.path.isfile(path) and os.access(path, os.X_OK):
+            return path
+    pkg = {"bwrap": "bubblewrap", "runsc": "runsc", "slirp4netns": "slirp4netns"}.get(name, name)
+    raise SandboxError(f"{name} is not installed in {', '.join(TRUSTED_BIN_DIRS[:2])}: install {pkg} (Debian: "
+                       f"apt-get install {pkg}; `make install` does), or choose another provider.sandbox")
 
 
 def check_backend(kind: str, network: str) -> None:

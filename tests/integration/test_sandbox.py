@@ -1,0 +1,208 @@
+"""Renters' jobs in their sandbox, against a real local Ray and the real sandboxes (bubblewrap and gVisor).
+
+A hostile job (tests/escapes.py) tries every escape found before jobs ran sandboxed — the provider's key, TLS
+key and store, paths from other processes' command lines, the host's processes, another job's files, Ray's
+token, GCS and job API, the host's loopback ports, the provider's home, a process left running after the job —
+while another job runs beside it; each attempt must fail and the job's legitimate work must still succeed.
+The provider runs with the defaults a deployment gets (``provider.sandbox = "bubblewrap"``,
+``job_network = "none"``); gVisor runs the same attempts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from blendr.config import ProviderConfig
+from blendr.payload import JobPayload, pack_workdir
+from provider.app import job_limits
+from provider.compute import LocalRayHead
+from provider.jobs import JobEvent, JobRunner
+from provider.outputs import output_dir_of
+from provider.sandbox import Limits
+from tests.escapes import ESCAPE_JOB
+
+FAR = 4_000_000_000.0
+PIN = "blendr-sandbox-test-pin"
+
+
+def _gvisor_usable() -> str:
+    if shutil.which("runsc") is None:
+        return "runsc is not installed"
+    if os.geteuid() != 0:
+        return "gVisor (runsc run) needs root"
+    return ""
+
+
+SANDBOXES = ["bubblewrap", pytest.param("gvisor", marks=pytest.mark.skipif(bool(_gvisor_usable()),
+                                                                             reason=_gvisor_usable() or "-"))]
+
+
+@pytest.fixture(scope="module")
+def head() -> Iterator[LocalRayHead]:
+    h = LocalRayHead(num_gpus=0, num_cpus=2, resources={PIN: 1000.0})
+    try:
+        h.start()
+        yield h
+    finally:
+        h.stop()
+
+
+@pytest.fixture
+def queen_port() -> Iterator[int]:
+    """A service on the host's loopback (standing in for a queen, the king, a chain's RPC)."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    s.listen(8)
+    try:
+        yield s.getsockname()[1]
+    finally:
+        s.close()
+
+
+def provider_home(root: Path) -> Path:
+    home = root / "home"
+    (home / "tls").mkdir(parents=True)
+    (home / "node.key").write_text("SECRET-NODE-KEY")
+    (home / "tls" / "key.pem").write_text("SECRET-TLS-KEY")
+    (home / "provider.sqlite").write_text("SECRET-STORE")
+    return home
+
+
+def runner_for(head: LocalRayHead, home: Path, sandbox: str, **kw: object) -> JobRunner:
+    return JobRunner(dashboard_address=head.dashboard_url, home=home, pin_resource=PIN, poll_s=0.2,
+                     session_dir=head.session_dir, auth_token=head.token, sandbox=sandbox,
+                     **kw)  # type: ignore[arg-type]
+
+
+async def collect(r: JobRunner, job_id: str, timeout: float = 300.0) -> list[JobEvent]:
+    out: list[JobEvent] = []
+
+    async def run() -> None:
+        async for ev in r.events(job_id):
+            out.append(ev)
+
+    await asyncio.wait_for(run(), timeout)
+    return out
+
+
+def workdir_with(tmp: Path, name: str, files: dict[str, str]) -> bytes:
+    src = tmp / name
+    src.mkdir()
+    for fname, text in files.items():
+        (src / fname).write_text(text)
+    return pack_workdir(src)
+
+
+def lingering(marker: str) -> list[str]:
+    out = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True, check=False).stdout
+    return [ln for ln in out.splitlines() if f"sleep {marker}" in ln and "ps -eo" not in ln]
+
+
+async def wait_until(cond: object, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():  # type: ignore[operator]
+        if time.monotonic() > deadline:
+            pytest.fail("condition not reached in time")
+        await asyncio.sleep(0.2)
+
+
+@pytest.mark.parametrize("sandbox", SANDBOXES)
+async def test_a_hostile_job_escapes_nowhere_and_still_does_its_work(
+        head: LocalRayHead, tmp_path: Path, queen_port: int, sandbox: str) -> None:
+    home = provider_home(tmp_path)
+    cfg = ProviderConfig()  # the defaults a deployment gets, but the sandbox under test
+    assert cfg.sandbox == "bubblewrap" and cfg.job_network == "none"
+    r = runner_for(head, home, sandbox, job_network=cfg.job_network, limits=job_limits(cfg, 0))
+    linger = str(3_000_000 + os.getpid() % 100_000)
+    try:
+        # Another renter's job, running beside the hostile one.
+        other = workdir_with(tmp_path, "other", {"main.py": "import time, os\nopen('mine.txt','w').write('x')\n"
+                                                 "while not os.path.exists('/job/work/stop'): time.sleep(0.1)\n"})
+        await r.start("job-other.1", JobPayload("python main.py", {}, other), gpus=0, deadline_unix=FAR)
+        other_work = home / "jobs" / "job-other.1" / "work"
+        await wait_until(lambda: (other_work / "mine.txt").exists())
+        gcs_port = int(head.gcs_address.rsplit(":", 1)[1])
+        dash_port = int(head.dashboard_url.rsplit(":", 1)[1])
+        targets = {"node_key": str(home / "node.key"), "tls_key": str(home / "tls" / "key.pem"),
+                   "store": str(home / "provider.sqlite"), "home": str(home), "other_job": str(other_work),
+                   "ray_token": str(Path(head.temp_dir) / "auth_token"), "gcs_port": gcs_port,
+                   "dashboard_port": dash_port, "loopback": {"queen": queen_port}, "linger_s": linger,
+                   "use_ray": sandbox == "bubblewrap"}
+        hostile = workdir_with(tmp_path, "hostile", {"main.py": ESCAPE_JOB})
+        await r.start("job-hostile.1", JobPayload("python main.py", {"ESCAPE_TARGETS": json.dumps(targets)},
+                                                  hostile), gpus=0, deadline_unix=FAR)
+        out_dir = output_dir_of(home, "job-hostile.1")
+        events = await collect(r, "job-hostile.1")
+        logs = [e.message for e in events if e.kind == "log"]
+        assert events[-1].kind == "succeeded", logs[-20:]
+        line = next((ln for ln in logs if ln.startswith("ESCAPES ")), None)
+        assert line is not None, logs[-20:]
+        attempts = json.loads(line.removeprefix("ESCAPES "))
+        escaped = {k: v["detail"] for k, v in attempts.items() if v["blocked"] is False}
+        assert escaped == {}, escaped
+        assert len([k for k, v in attempts.items() if v["blocked"]]) >= 15, attempts
+        assert any(ln.startswith("LEGIT 499500.0") for ln in logs), logs[-20:]
+        assert (out_dir / "result.txt").read_text() == "499500.0"
+        if sandbox == "bubblewrap":
+            assert attempts["own Ray"]["detail"] == "140", attempts["own Ray"]
+        # Nothing outlives the job; nothing was planted.
+        await wait_until(lambda: not lingering(linger), timeout=30)
+        assert not (home / "planted").exists() and not (other_work / "planted").exists()
+        assert not (home / "jobs" / "job-hostile.1").exists()
+        (other_work / "stop").write_text("")
+        other_events = await collect(r, "job-other.1")
+        assert other_events[-1].kind == "succeeded", other_events[-5:]
+    finally:
+        await r.close()
+        for pid_line in lingering(linger):
+            subprocess.run(["kill", "-9", pid_line.split()[0]], check=False)
+
+
+@pytest.mark.parametrize("sandbox", SANDBOXES)
+async def test_a_jobs_memory_and_process_limits_hold(head: LocalRayHead, tmp_path: Path, sandbox: str) -> None:
+    home = provider_home(tmp_path)
+    r = runner_for(head, home, sandbox, limits=lambda gpus: Limits(memory_bytes=256 * 2**20, cpus=1, pids=64))
+    try:
+        hog = workdir_with(tmp_path, "hog", {"main.py": "b = bytearray(1024 * 2**20)\nb[::4096] = b'x' * len(b[::4096])\n"
+                                                        "print('allocated', flush=True)\n"})
+        await r.start("job-hog.1", JobPayload("python main.py", {}, hog), gpus=0, deadline_unix=FAR)
+        events = await collect(r, "job-hog.1")
+        assert events[-1].kind == "failed", [e.message for e in events][-10:]
+        assert not any(e.message == "allocated" for e in events)
+        forks = workdir_with(tmp_path, "forks", {"main.py": (
+            "import subprocess\nprocs, refused = [], 0\n"
+            "for i in range(200):\n"
+            "    try:\n        procs.append(subprocess.Popen(['sleep', '30']))\n"
+            "    except OSError:\n        refused += 1\n"
+            "print('started', len(procs), 'refused', refused, flush=True)\n"
+            "[p.kill() for p in procs]\n")})
+        await r.start("job-forks.1", JobPayload("python main.py", {}, forks), gpus=0, deadline_unix=FAR)
+        events = await collect(r, "job-forks.1")
+        line = next(e.message for e in events if e.message.startswith("started"))
+        started = int(line.split()[1])
+        assert started < 64, line
+    finally:
+        await r.close()
+
+
+async def test_readiness_fails_with_a_sandbox_that_cannot_work_and_says_why(head: LocalRayHead,
+                                                                           tmp_path: Path) -> None:
+    """A provider whose sandbox cannot run its jobs is not ready (offered to no renter), and says why."""
+    from blendr.errors import ComputeError
+
+    r = runner_for(head, provider_home(tmp_path), "gvisor", job_network="outbound")
+    try:
+        with pytest.raises(ComputeError, match=r"supports provider\.job_network = .none. only"):
+            await r.probe(120.0)
+    finally:
+        await r.close()
