@@ -136,7 +136,8 @@ class Bench:
         for who in (self.renter, self.provider, self.deployer):
             self.token._send(self.token.fn.mint(who.address, tokens(1_000_000)))
         self.token.approve(staking.address, 2**255)
-        staking.stake_for(self.provider.address, Tier.PROVIDER, tokens(10_000))
+        # every rental below is open at once, and each reserves minStake(Provider) per GPU of this stake
+        staking.stake_for(self.provider.address, Tier.PROVIDER, tokens(200_000))
         staking.stake_for(self.queens[0].address, Tier.QUEEN, tokens(10_000))
         GPUToken(self.renter_eth, self.token.address).approve(self.rental.address, 2**256 - 1)  # unlimited
 
@@ -245,10 +246,10 @@ def rental_end_to_end(b: Bench) -> dict[str, Any]:
 
     now = int(b.eth_d.w3.eth.get_block("latest")["timestamp"])
     intents = [RentalIntent(b.renter.address, b.provider.address, 1, b"\x11" * 32, tokens(3), DURATION, n,
-                            now + 86_400) for n in range(1, E2E_BATCH + 1)]
+                            now + 86_400, bytes(32), b.king.address) for n in range(1, E2E_BATCH + 1)]
     # fillers: created back to back (several in flight), then their OPENs delivered the same way
     hashes = [str(b.king_eth.transact(b.rental.fn.createRental(i.as_tuple(), i.sign(b.renter, ETH_ID, b.rental.address),
-                                                               PRICE, b.queens[0].address, i.provider),
+                                                               PRICE, b.queens[0].address, i.provider, []),
                                       gas=CREATE_GAS, wait=False))
               for i in intents[:-1]]
     opens = [msg for h in hashes for msg in b.eth_outbox.messages(b.king_eth.wait(h))]

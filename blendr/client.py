@@ -404,8 +404,9 @@ class KingClient:
     async def prepare(self, req: JobRequest, *, max_payload_bytes: int = 8 * 2**20) -> Any:
         """The signed, encrypted ``SubmitJobRequest`` for ``req`` (see :meth:`submit`)."""
         from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+        from eth_utils import is_address
 
-        from blendr.chain.contracts import RentalIntent
+        from blendr.chain.contracts import RentalIntent, candidates_root
         from blendr.payload import JobPayload, address_of_public_key, pack_workdir, public_key_of, seal
         from protos.blendr.v1 import renter_pb2 as rpb
 
@@ -439,6 +440,12 @@ class KingClient:
             keys.append(rpb.WrappedKey(provider=c.provider, sealed_key=seal(key, bytes(c.public_key), aad=aad)))
         if not keys:
             raise NoProviderError("no candidate provider has a valid public key")
+        # The intents bind the king (only it may place them or cancel their rentals) and the providers the key
+        # is wrapped for (the king may place the job on no other).
+        if not is_address(q.scheduler):
+            raise RenterError("the king named no valid scheduler address in its quote: refusing to sign",
+                              grpc.StatusCode.FAILED_PRECONDITION)
+        root = candidates_root([k.provider for k in keys])
         sh = jobspec.spec_hash(spec, ciphertext)
         n = q.intents if req.spare_intents < 0 else min(q.intents, 1 + req.spare_intents)
         deadline = min(int(time.time()) + 86400, int(q.max_intent_deadline))
@@ -446,7 +453,7 @@ class KingClient:
         for _ in range(max(1, n)):
             nonce_int = int.from_bytes(os.urandom(32), "big")
             it = RentalIntent(self.account.address, jobspec.ZERO_ADDRESS, spec.gpus, sh, spec.max_price_per_gpu_hour,
-                              spec.duration_s, nonce_int, deadline)
+                              spec.duration_s, nonce_int, deadline, root, q.scheduler)
             intents.append(rpb.SignedIntent(nonce=nonce_int.to_bytes(32, "big"), deadline=deadline,
                                             signature=it.sign(self.account, q.chain_id, q.rental_contract)))
         w = await self.wallet()

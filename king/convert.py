@@ -103,7 +103,7 @@ def model_offer_to_proto(o: ModelOffer) -> rpb.Offer:
 
 
 def quote_to_proto(q: Quote, closest_quotes: list[int], *, intents: int, chain_id: int, rental_contract: str,
-                   token_contract: str, max_intent_deadline: int) -> rpb.Quote:
+                   token_contract: str, max_intent_deadline: int, scheduler: str) -> rpb.Quote:
     return rpb.Quote(
         price_per_gpu_hour=str(q.price), max_escrow=str(q.max_escrow), reason=q.reason,
         candidates=[rpb.Candidate(provider=e.offer.provider, queen=e.offer.queen, public_key=e.public_key,
@@ -111,7 +111,7 @@ def quote_to_proto(q: Quote, closest_quotes: list[int], *, intents: int, chain_i
                                   reputation_bps=e.offer.reputation) for e in q.candidates],
         closest=[offer_to_proto(o, p) for o, p in zip(q.closest, closest_quotes, strict=True)], intents=intents,
         chain_id=chain_id, rental_contract=rental_contract, token_contract=token_contract,
-        max_intent_deadline=max_intent_deadline)
+        max_intent_deadline=max_intent_deadline, scheduler=scheduler)
 
 
 def wallet_to_proto(w: Wallet, *, chain_id: int, token_name: str, token_contract: str,

@@ -63,7 +63,7 @@ class RenterGatewayServicer(rpb_grpc.RenterGatewayServicer):
         return convert.quote_to_proto(
             q, [int(core.scheduler.quote(o.gpu_model)) for o in q.closest], intents=core.cfg.max_intents,
             chain_id=ch.chain_id, rental_contract=ch.rental_address, token_contract=ch.token_address,
-            max_intent_deadline=int(core.clock.time()) + core.cfg.max_intent_deadline_s)
+            max_intent_deadline=int(core.clock.time()) + core.cfg.max_intent_deadline_s, scheduler=ch.scheduler)
 
     async def SubmitJob(self, request: rpb.SubmitJobRequest, context: grpc.aio.ServicerContext[Any, Any]) -> rpb.Job:
         renter = self._renter(context)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 
 from blendr import jobspec
+from blendr.chain.contracts import candidates_root
 from blendr.errors import (
     AlreadyExistsError,
     BlendrError,
@@ -89,8 +90,8 @@ class Intake:
         if sub.spec_hash != expect:
             raise InvalidArgumentError("spec_hash does not match the spec and payload (see blendr.jobspec.spec_hash)")
         max_wait_s = self._check_wait(sub)
-        intents = self._check_intents(renter, spec, expect, sub)
         keys = self._check_keys(sub)
+        intents = self._check_intents(renter, spec, expect, sub, candidates_root(list(keys)))
         self._check_permit_fields(sub)
         quote = self.ctx.market.quote(spec)
         if quote.candidates and quote.price > spec.max_price_per_gpu_hour:
@@ -126,7 +127,8 @@ class Intake:
         job = Job(job_id=job_id, request_id=request_id, renter=renter, name=sub.name[:200], spec=spec,
                   spec_hash=expect, fingerprint=fingerprint, intents=intents, permit=sub.permit,
                   candidates=sorted(keys), submitted=self.ctx.clock.time(), state=JobState.QUEUED,
-                  reason=quote.reason or "waiting for a provider", max_wait_s=max_wait_s)
+                  reason=quote.reason or "waiting for a provider", max_wait_s=max_wait_s,
+                  scheduler=self.ctx.chain.scheduler)
         job.queued_since = job.submitted
         book.create(job, Payload(sub.ciphertext, request_id, keys), EventKind.QUEUED, job.reason)
         log.info("job submitted", job=job_id, renter=renter, spec=spec.describe(), candidates=len(keys))
@@ -172,7 +174,10 @@ class Intake:
         if not sub.ciphertext:
             raise InvalidArgumentError("the payload is empty")
 
-    def _check_intents(self, renter: str, spec: Spec, spec_hash: bytes, sub: Submission) -> list[IntentRecord]:
+    def _check_intents(self, renter: str, spec: Spec, spec_hash: bytes, sub: Submission,
+                       root: bytes) -> list[IntentRecord]:
+        """The signed intents, each checked as GPURental will: the renter's signature over these terms, the
+        candidates' root (the providers the payload key is wrapped for) and this king as the scheduler."""
         n = len(sub.intents)
         if not 1 <= n <= self.cfg.max_intents:
             raise InvalidArgumentError(f"send 1 to {self.cfg.max_intents} signed intents (got {n})")
@@ -190,9 +195,11 @@ class Intake:
                 raise InvalidArgumentError(f"intent {i}'s deadline is more than "
                                            f"{self.cfg.max_intent_deadline_s // 86400} days away")
             record = IntentRecord(it.nonce, it.deadline, it.signature)
-            intent = rental_intent(renter, spec, spec_hash, it.nonce, it.deadline)
+            intent = rental_intent(renter, spec, spec_hash, it.nonce, it.deadline, root, chain.scheduler)
             if intent_signer(intent, it.signature, chain.chain_id, chain.rental_address) != renter:
-                raise InvalidArgumentError(f"intent {i} is not signed by the renter {renter} for this GPURental")
+                raise InvalidArgumentError(f"intent {i} is not signed by the renter {renter} for this GPURental, "
+                                           f"bound to this king's scheduler address {chain.scheduler} and to the "
+                                           "providers the payload key is wrapped for")
             out.append(record)
         return out
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, NewType
 
-from blendr.chain.contracts import RentalIntent
+from blendr.chain.contracts import RentalIntent, candidates_tree
 from blendr.errors import BlendrError
 from blendr.hashing import checksum_address
 from blendr.jobspec import ZERO_ADDRESS, Spec
@@ -213,6 +213,7 @@ class Job:
     excluded: list[str] = field(default_factory=list)
     permit_used: bool = False
     max_wait_s: float = 0.0  # how long it may wait for a provider each time it is queued (a term: stored once)
+    scheduler: str = ""  # the king address its intents are bound to (a term); "" on documents from before it
     queued_since: float = 0.0  # when it last entered the queue (wall clock)
     settling: str = ""  # what its settlement waits for, as last told (a ``settling`` event)
     rentals: list[RentalRecord] = field(default_factory=list)
@@ -268,9 +269,16 @@ class Job:
         return next((i for i, it in enumerate(self.intents) if not it.used), None)
 
     def intent(self, idx: int) -> RentalIntent:
-        """The on-chain intent the renter signed at ``idx`` (provider left to the scheduler)."""
+        """The on-chain intent the renter signed at ``idx`` (provider left to the scheduler, one of the job's
+        candidates; bound to the king's scheduler address)."""
         it = self.intents[idx]
-        return rental_intent(self.renter, self.spec, self.spec_hash, it.nonce, it.deadline)
+        return rental_intent(self.renter, self.spec, self.spec_hash, it.nonce, it.deadline,
+                             candidates_tree(self.candidates)[0], self.scheduler or ZERO_ADDRESS)
+
+    def candidate_proof(self, provider: str) -> list[bytes]:
+        """The Merkle proof that ``provider`` is under the intents' candidatesRoot; empty when it is not one of
+        the job's candidates (GPURental then refuses it: GPURentalProviderNotCandidate)."""
+        return candidates_tree(self.candidates)[1].get(checksum_address(provider), [])
 
     def rental(self, key: str) -> RentalRecord | None:
         return next((r for r in self.rentals if r.rental_id == key), None)
@@ -297,7 +305,7 @@ class Job:
                         for i in self.intents],
             "permit": None if p is None else {"value": str(p.value), "deadline": p.deadline, "v": p.v,
                                               "r": p.r.hex(), "s": p.s.hex()},
-            "candidates": list(self.candidates), "max_wait_s": self.max_wait_s,
+            "candidates": list(self.candidates), "max_wait_s": self.max_wait_s, "scheduler": self.scheduler,
         }
 
     def state_doc(self) -> dict[str, Any]:
@@ -353,7 +361,7 @@ class Job:
             progress=float(d.get("progress", -1.0)), exit_code=int(d.get("exit_code", 0)),
             attempt=int(d.get("attempt", 0)), excluded=list(d.get("excluded", [])),
             permit_used=bool(d.get("permit_used", False)), rentals=rentals,
-            max_wait_s=float(d.get("max_wait_s", 0.0)), queued_since=float(d.get("queued_since", 0.0)),
+            max_wait_s=float(d.get("max_wait_s", 0.0)), scheduler=d.get("scheduler", ""), queued_since=float(d.get("queued_since", 0.0)),
             settling=d.get("settling", ""),
             current=None if c is None else Attempt(
                 attempt=int(c["attempt"]), provider=c["provider"], queen=c["queen"], price=int(c["price"]),
@@ -366,10 +374,12 @@ class Job:
         )
 
 
-def rental_intent(renter: str, spec: Spec, spec_hash: bytes, nonce: int, deadline: int) -> RentalIntent:
-    """The intent a renter signs for a job: the provider left to the king's scheduler (the zero address)."""
+def rental_intent(renter: str, spec: Spec, spec_hash: bytes, nonce: int, deadline: int, candidates_root: bytes,
+                  scheduler: str) -> RentalIntent:
+    """The intent a renter signs for a job: the provider left to the king's scheduler (the zero address), who
+    may choose only among the candidates under ``candidates_root`` and is the only one that may place it."""
     return RentalIntent(renter, ZERO_ADDRESS, spec.gpus, spec_hash, spec.max_price_per_gpu_hour, spec.duration_s,
-                        nonce, deadline)
+                        nonce, deadline, candidates_root, scheduler)
 
 
 def job_id_of(renter: str, request_id: str) -> JobId:

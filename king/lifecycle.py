@@ -65,7 +65,7 @@ log = get_logger("blendr.king.lifecycle")
 
 # Reverts that are the chosen provider's or queen's fault: try another provider. Anything else is the renter's.
 PROVIDER_SIDE = frozenset({"GPURentalInsufficientStake", "GPURentalInsufficientQueenStake",
-                           "GPURentalQueenIsProvider"})
+                           "GPURentalQueenIsProvider", "GPURentalProviderNotCandidate"})
 RENTER_HINTS = {
     "ERC20InsufficientAllowance": "the escrow allowance is too low: sign a larger permit (or approve GPURental)",
     "ERC20InsufficientBalance": "insufficient GPUTOKEN balance for the escrow",
@@ -73,6 +73,8 @@ RENTER_HINTS = {
     "GPURentalNonceUsed": "the intent's nonce was already used by another rental",
     "GPURentalInvalidSignature": "the intent's signature is not the renter's",
     "GPURentalInvalidPrice": "the price is above the intent's max price",
+    "GPURentalNotScheduler": "the job's intents are bound to another scheduler address than this king's; submit the "
+                             "job again",
 }
 # Reverts after which the intent can never create a rental again.
 INTENT_SPENT = frozenset({"GPURentalNonceUsed", "GPURentalIntentExpired"})
@@ -154,9 +156,10 @@ class Lifecycle:
         permit = job.permit if job.permit is not None and not job.permit_used else None
         ctx.busy.add(job.job_id)
         intent, signature, chain = job.intent(idx), job.intents[idx].signature, ctx.chain
+        proof = job.candidate_proof(c.provider)
 
         def create() -> tuple[Created, float]:
-            created = chain.create(intent, signature, c.price, c.queen, c.provider, permit)
+            created = chain.create(intent, signature, c.price, c.queen, c.provider, permit, proof)
             # Block time may run behind or ahead of this clock: the provider stops the job on its wall clock, so
             # the rental's end is carried over in wall-clock time.
             try:

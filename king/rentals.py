@@ -9,7 +9,7 @@ manager runs them in a worker thread. Every error they raise is a BlendrError (w
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, ParamSpec, Protocol, TypeVar
 
@@ -53,6 +53,7 @@ class RentalChain(Protocol):
     rental_address: str
     token_address: str
     token_name: str
+    scheduler: str  # the king's address (SCHEDULER_ROLE), the scheduler its renters bind their intents to
 
     def params(self) -> RentalParams: ...
     def balance(self, who: str) -> int: ...
@@ -60,7 +61,7 @@ class RentalChain(Protocol):
     def permit_nonce(self, who: str) -> int: ...
     def nonce_used(self, renter: str, nonce: int) -> bool: ...
     def create(self, intent: RentalIntent, signature: bytes, price: int, queen: str, provider: str,
-               permit: PermitDoc | None) -> Created: ...
+               permit: PermitDoc | None, proof: Sequence[bytes]) -> Created: ...
     def cancel(self, rental_id: int) -> str: ...
     def status(self, rental_id: int) -> RentalStatus: ...
     def now(self) -> int: ...
@@ -68,7 +69,8 @@ class RentalChain(Protocol):
 
 _DOMAIN_TYPE = keccak256(b"EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)")
 _INTENT_TYPE = keccak256(b"RentalIntent(address renter,address provider,uint32 gpus,bytes32 specHash,"
-                      b"uint256 maxPricePerGpuHour,uint64 duration,uint256 nonce,uint64 deadline)")
+                      b"uint256 maxPricePerGpuHour,uint64 duration,uint256 nonce,uint64 deadline,"
+                      b"bytes32 candidatesRoot,address scheduler)")
 _PERMIT_TYPE = keccak256(b"Permit(address owner,address spender,uint256 value,uint256 nonce,uint256 deadline)")
 _HALF_N = 0x7FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF5D576E7357A4501DDFE92F46681B20A0
 
@@ -90,11 +92,12 @@ def intent_digest(intent: RentalIntent, chain_id: int, rental: str) -> bytes:
     """The EIP-712 digest GPURental checks for ``intent`` (the same bytes ``encode_typed_data`` hashes)."""
     if not 0 <= intent.gpus < 2**32 or not 0 <= intent.duration < 2**64 or not 0 <= intent.deadline < 2**64 \
             or not 0 <= intent.max_price_per_gpu_hour < 2**256 or not 0 <= intent.nonce < 2**256 \
-            or len(intent.spec_hash) != 32:
+            or len(intent.spec_hash) != 32 or len(intent.candidates_root) != 32:
         raise InvalidArgumentError("an intent field is out of range for its EIP-712 type")
     struct = keccak256(_INTENT_TYPE + _addr(intent.renter) + _addr(intent.provider) + _word(intent.gpus)
                        + intent.spec_hash + _word(intent.max_price_per_gpu_hour) + _word(intent.duration)
-                       + _word(intent.nonce) + _word(intent.deadline))
+                       + _word(intent.nonce) + _word(intent.deadline) + intent.candidates_root
+                       + _addr(intent.scheduler))
     return keccak256(b"\x19\x01" + _domain_separator(b"BlendrGPURental", chain_id, rental.lower()) + struct)
 
 
@@ -172,6 +175,7 @@ class EthRentals:
         self.rental_address = rental.address
         self.token_address = token.address
         self.token_name = TOKEN_NAME
+        self.scheduler = checksum_address(rental.client.address)
 
     @_translated
     def params(self) -> RentalParams:
@@ -204,8 +208,10 @@ class EthRentals:
 
     @_translated
     def create(self, intent: RentalIntent, signature: bytes, price: int, queen: str, provider: str,
-               permit: PermitDoc | None) -> Created:
+               permit: PermitDoc | None, proof: Sequence[bytes]) -> Created:
         """Creates the rental, or adopts it when a previous attempt already created it (same renter and nonce).
+
+        ``proof``: that ``provider`` is one of the intent's candidates (:func:`blendr.chain.contracts.candidates_tree`).
 
         Raises:
             ContractRevertError: naming GPURental's custom error (stake, allowance, price, expired intent...).
@@ -217,9 +223,9 @@ class EthRentals:
                 if permit is not None and permit.value > 0:
                     receipt: Any = self.rental.create_with_permit(intent, signature, price, queen, permit.value,
                                                                   permit.deadline, permit.v, permit.r, permit.s,
-                                                                  provider=provider)
+                                                                  provider=provider, proof=proof)
                 else:
-                    receipt = self.rental.create(intent, signature, price, queen, provider=provider)
+                    receipt = self.rental.create(intent, signature, price, queen, provider=provider, proof=proof)
             except ContractRevertError as exc:
                 if exc.error != "GPURentalNonceUsed":
                     raise

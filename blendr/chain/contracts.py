@@ -192,6 +192,14 @@ def candidates_tree(providers: Sequence[str]) -> tuple[bytes, dict[str, list[byt
     return root, dict(zip(unique, proofs, strict=True))
 
 
+def is_candidate(root: bytes, provider: str, proof: Sequence[bytes]) -> bool:
+    """Whether ``proof`` shows ``provider`` under ``root``, as GPURental checks it (OpenZeppelin's MerkleProof)."""
+    node = candidate_leaf(provider)
+    for sibling in proof:
+        node = _pair(node, bytes(sibling))
+    return node == bytes(root)
+
+
 def candidates_root(providers: Sequence[str]) -> bytes:
     """The ``candidatesRoot`` a renter signs for these candidate providers (see :func:`candidates_tree`)."""
     return candidates_tree(providers)[0]

@@ -124,7 +124,7 @@ def deploy_system(eth: ChainClient, etc: ChainClient, p: DeployParams, *, networ
         rental.functions.setDurationBounds(p.min_rental_s, p.max_rental_s),
         rental.functions.grantRole(role("SCHEDULER_ROLE"), p.scheduler),
         staking.functions.grantRole(role("SLASHER_ROLE"), rental.address),
-        staking.functions.setLocker(rental.address),  # rentals lock provider stake until they can settle
+        staking.functions.setLocker(rental.address),  # open rentals reserve provider stake until they settle
         token.functions.grantRole(role("MINTER_ROLE"), d),
         timelock.functions.grantRole(role("PROPOSER_ROLE"), governance.address),
         timelock.functions.grantRole(role("CANCELLER_ROLE"), governance.address),
@@ -142,6 +142,9 @@ def deploy_system(eth: ChainClient, etc: ChainClient, p: DeployParams, *, networ
         reputation.functions.setPeer(eth_id, rental.address),
         work.functions.setChallengeInterval(p.challenge_interval_s),
     ])
+    # each outbox's busiest sender (holding SENDER_ROLE by now) sends without a role lookup
+    eth.transact(eth_outbox.functions.setPrimarySender(rental.address))
+    etc.transact(etc_outbox.functions.setPrimarySender(work.address))
     eth.transact(token.functions.mint(distributor.address, p.distributor_supply))
 
     contracts_eth = {

@@ -578,12 +578,10 @@ contract GPURental is IGPURental, AccessControl, EIP712, ReentrancyGuardTransien
             provider,
             queen,
             intent.gpus,
-            intent.specHash,
             price,
             escrow,
             uint64(block.timestamp),
-            intent.duration,
-            intent.nonce
+            intent.duration
         );
     }
 
@@ -606,7 +604,17 @@ contract GPURental is IGPURental, AccessControl, EIP712, ReentrancyGuardTransien
         }
         rentalId = rentalIdOf(intent.renter, intent.nonce);
         if (_rentals[rentalId].renter != address(0)) revert GPURentalNonceUsed(intent.renter, intent.nonce);
-        (address signer, ECDSA.RecoverError err,) = ECDSA.tryRecover(intentDigest(intent), signature);
+        if (signature.length != 65) revert GPURentalInvalidSignature();
+        bytes32 r;
+        bytes32 s;
+        uint8 v;
+        assembly ("memory-safe") {
+            // read from calldata (no copy to memory)
+            r := calldataload(signature.offset)
+            s := calldataload(add(signature.offset, 0x20))
+            v := byte(0, calldataload(add(signature.offset, 0x40)))
+        }
+        (address signer, ECDSA.RecoverError err,) = ECDSA.tryRecover(intentDigest(intent), v, r, s);
         if (err != ECDSA.RecoverError.NoError || signer != intent.renter) revert GPURentalInvalidSignature();
     }
 

@@ -44,6 +44,7 @@ library BridgeMessageHashing {
 /// Messages are not stored: the MessageSent event is the record relayers and attesters read.
 interface IBridgeOutbox {
     error BridgeOutboxUnauthorizedSender(address sender);
+    error BridgeOutboxNotASender(address account);
     error BridgeOutboxInvalidDestination(uint256 dstChainId);
     error BridgeOutboxInvalidTarget(address target);
 
@@ -51,6 +52,8 @@ interface IBridgeOutbox {
     event MessageSent(
         uint256 indexed nonce, uint256 indexed dstChainId, address indexed sender, address target, bytes data, bytes32 messageHash
     );
+
+    event PrimarySenderChanged(address sender);
 
     function sendMessage(uint256 dstChainId, address target, bytes calldata data) external returns (uint256 nonce);
     function nextNonce() external view returns (uint256);

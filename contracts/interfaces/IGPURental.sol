@@ -107,12 +107,10 @@ interface IGPURental is IBridgeReceiver, IProviderStakeReserver {
         address indexed provider,
         address queen,
         uint32 gpus,
-        bytes32 specHash,
         uint256 pricePerGpuHour,
         uint256 escrow,
         uint64 start,
-        uint64 duration,
-        uint256 nonce
+        uint64 duration
     );
     event RentalCancelled(uint256 indexed rentalId, uint64 cancelledAt);
     event RentalSettled(

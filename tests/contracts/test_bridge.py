@@ -243,6 +243,28 @@ def test_outbox_refuses_unauthorized_sender(route: Route) -> None:
         route.outbox.functions.sendMessage(ETC_ID, route.receiver.address, b"").transact({"from": stranger})
 
 
+def test_outbox_primary_sender_is_a_sender_role_holder_and_saves_the_role_lookup(route: Route) -> None:
+    """The admin may make a SENDER_ROLE holder the primary sender (its sends read only the nonce's slot, one cold
+    storage read less); a non-holder cannot be one, and revoking the role clears it."""
+    admin, stranger = route.src.eth.accounts[0], route.src.eth.accounts[3]
+    with reverts("AccessControlUnauthorizedAccount"):
+        route.outbox.functions.setPrimarySender(route.app).transact({"from": route.app})
+    with reverts("BridgeOutboxNotASender") as err:
+        route.outbox.functions.setPrimarySender(stranger).transact({"from": admin})
+    assert err.args == [stranger]
+    role_lookup = route.send(b"x")  # warm the nonce slot's non-zero value; then compare the same send
+    before = send(route.outbox.functions.sendMessage(ETC_ID, route.receiver.address, b"y"), route.app)["gasUsed"]
+    r = send(route.outbox.functions.setPrimarySender(route.app), admin)
+    assert route.outbox.events.PrimarySenderChanged().process_receipt(r, errors=DISCARD)[0]["args"]["sender"] == route.app
+    assert route.outbox.functions.primarySender().call() == route.app
+    after = send(route.outbox.functions.sendMessage(ETC_ID, route.receiver.address, b"y"), route.app)["gasUsed"]
+    assert before - after >= 2_000 and role_lookup["nonce"] == 1
+    send(route.outbox.functions.revokeRole(SENDER_ROLE, route.app), admin)
+    assert route.outbox.functions.primarySender().call() == ZERO
+    with reverts("BridgeOutboxUnauthorizedSender"):
+        route.outbox.functions.sendMessage(ETC_ID, route.receiver.address, b"").transact({"from": route.app})
+
+
 def test_outbox_sender_role_is_administered_by_admin_only(route: Route) -> None:
     """A non-admin cannot grant SENDER_ROLE."""
     with reverts("AccessControlUnauthorizedAccount"):

@@ -255,7 +255,6 @@ def test_create_rental_locks_escrow_records_and_opens_task(env: Env) -> None:
         env.queen,
     )
     assert ev["args"]["escrow"] == escrow and ev["args"]["pricePerGpuHour"] == PRICE - 1
-    assert ev["args"]["specHash"] == b"\x11" * 32 and ev["args"]["nonce"] == 1
     assert (ev["args"]["start"], ev["args"]["duration"], ev["args"]["gpus"]) == (start, 2 * HOUR, 2)
 
     ((dst, target, kind, body),) = messages(env, receipt)

@@ -13,7 +13,7 @@ from web3 import Web3
 from web3.contract import Contract
 from web3.logs import DISCARD
 
-from tests.contracts.chainkit import deploy, increase_time, mine, now, reverts, send
+from tests.contracts.chainkit import deploy, increase_time, mine, reverts, send
 
 E18 = 10**18
 PROVIDER, QUEEN, KING = 0, 1, 2

@@ -45,10 +45,14 @@ def check_settlement(net: Net, final: Any, before: dict[str, int], renter: str) 
         assert net.balance(r.provider) - before[r.provider] == int(r.provider_payment)
     assert before[renter] - net.balance(renter) == paid_total
     fees = sum(int(r.fee) for r in final.rentals)
-    assert net.balance(net.manifest.accounts["treasury"]) - before["treasury"] == fees
+    ids = [bytes(r.rental_id) for r in final.rentals]
+    # a failed verification slashes the provider: StakingManager burns half of it and sends the rest to the treasury
+    slashes = net.rental().contract.events.ProviderSlashed().get_logs(from_block=net.manifest.eth.deploy_block)
+    slashed = sum(int(e["args"]["slashed"]) for e in slashes if int(e["args"]["rentalId"]).to_bytes(32, "big") in ids)
+    assert slashed == 0 or any(r.failed_verification for r in final.rentals)
+    assert net.balance(net.manifest.accounts["treasury"]) - before["treasury"] == fees + slashed - slashed // 2
     # each rental settled once on chain
     settled = net.rental().contract.events.RentalSettled().get_logs(from_block=net.manifest.eth.deploy_block)
-    ids = [bytes(r.rental_id) for r in final.rentals]
     assert sorted(int(e["args"]["rentalId"]).to_bytes(32, "big") for e in settled
                   if int(e["args"]["rentalId"]).to_bytes(32, "big") in ids) == sorted(ids)
 

@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import itertools
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 
 from eth_utils import to_checksum_address
 
-from blendr.chain.contracts import RentalIntent, RentalStatus
+from blendr.chain.contracts import RentalIntent, RentalStatus, is_candidate
 from blendr.errors import ContractRevertError, UnavailableError
 from blendr.store import Store
 from king.job import PermitDoc
@@ -32,6 +32,8 @@ RENTAL_ADDRESS = "0x00000000000000000000000000000000000Be7A1"
 TOKEN_ADDRESS = "0x00000000000000000000000000000000000bE70C"
 TREASURY = "0x000000000000000000000000000000000000fEE5"
 FEE_BPS = 500
+SCHEDULER = to_checksum_address("0x" + "5c" * 20)  # the king's address, as GPURental knows it
+ZERO = "0x" + "00" * 20
 
 
 class Fault(Enum):
@@ -68,6 +70,7 @@ class FakeRentalChain:
     rental_address = RENTAL_ADDRESS
     token_address = TOKEN_ADDRESS
     token_name = TOKEN_NAME
+    scheduler = SCHEDULER
 
     def __init__(self, *, now: Callable[[], float], params: RentalParams | None = None, default_balance: int = 0,
                  verify_signatures: bool = True) -> None:
@@ -176,7 +179,8 @@ class FakeRentalChain:
 
     def nonce_used(self, renter: str, nonce: int) -> bool:
         self._before("nonce_used")
-        rid = RentalIntent(renter, renter, 0, bytes(32), 0, 0, nonce, 0).rental_id(CHAIN_ID, RENTAL_ADDRESS)
+        rid = RentalIntent(renter, renter, 0, bytes(32), 0, 0, nonce, 0, bytes(32), ZERO).rental_id(CHAIN_ID,
+                                                                                                 RENTAL_ADDRESS)
         return rid in self.rentals
 
     def status(self, rental_id: int) -> RentalStatus:
@@ -189,7 +193,7 @@ class FakeRentalChain:
         return int(self._now())
 
     def create(self, intent: RentalIntent, signature: bytes, price: int, queen: str, provider: str,
-               permit: PermitDoc | None) -> Created:
+               permit: PermitDoc | None, proof: Sequence[bytes]) -> Created:
         if self.create_gate is not None:
             self.create_entered.set()
             self.create_gate.wait(30)
@@ -201,16 +205,20 @@ class FakeRentalChain:
                 if existing.provider != to_checksum_address(provider):
                     raise ContractRevertError("nonce used by another provider's rental", error="GPURentalNonceUsed")
                 return Created(rid, "", existing.start, existing.duration, existing.escrow)
-            created = self._create(rid, intent, signature, price, queen, provider, permit)
+            created = self._create(rid, intent, signature, price, queen, provider, permit, proof)
         if injected is not None and injected.fault == Fault.LANDED:
             raise UnavailableError("eth RPC: no receipt for createRental (injected; it landed)")
         return created
 
     def _create(self, rid: int, intent: RentalIntent, signature: bytes, price: int, queen: str, provider: str,
-                permit: PermitDoc | None) -> Created:
+                permit: PermitDoc | None, proof: Sequence[bytes]) -> Created:
         renter = to_checksum_address(intent.renter)
         provider = to_checksum_address(provider)
         now = int(self._now())
+        if to_checksum_address(intent.scheduler) != SCHEDULER:
+            raise ContractRevertError("not the intent's scheduler", error="GPURentalNotScheduler")
+        if int(intent.provider, 16) == 0 and not is_candidate(intent.candidates_root, provider, proof):
+            raise ContractRevertError("not a candidate", error="GPURentalProviderNotCandidate")
         if self.verify_signatures and intent_signer(intent, signature, CHAIN_ID, RENTAL_ADDRESS) != renter:
             raise ContractRevertError("bad signature", error="GPURentalInvalidSignature")
         if intent.deadline < now:

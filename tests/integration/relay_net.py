@@ -102,7 +102,7 @@ class Net:
         GPUToken(self.c("eth", "renter"), self.manifest.eth.address("GPUToken")).approve(addr, 2**256 - 1)
         now = int(self.c("eth", "deployer").w3.eth.get_block("latest")["timestamp"])
         intent = RentalIntent(renter.address, ACCOUNTS[provider].address, gpus, b"\x01" * 32, tokens(3), duration,
-                              self.nonce, now + 3600)
+                              self.nonce, now + 3600, bytes(32), ACCOUNTS["king"].address)
         self.rental("king").create(intent, intent.sign(renter, 31337, addr), PRICE, ACCOUNTS[queen].address)
         return intent.rental_id(31337, addr)
 

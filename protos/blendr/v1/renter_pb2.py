@@ -24,17 +24,17 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dprotos/blendr/v1/renter.proto\x12\tblendr.v1\")\n\x16SignInChallengeRequest\x12\x0f\n\x07\x61\x64\x64ress\x18\x01 \x01(\t\"N\n\x0fSignInChallenge\x12\x14\n\x0c\x63hallenge_id\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\x14\n\x0c\x65xpires_unix\x18\x03 \x01(\x01\"I\n\rSignInRequest\x12\x14\n\x0c\x63hallenge_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\x12\x11\n\tsignature\x18\x03 \x01(\x0c\"?\n\x07Session\x12\r\n\x05token\x18\x01 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\x12\x14\n\x0c\x65xpires_unix\x18\x03 \x01(\x01\"\x8a\x01\n\x07JobSpec\x12\x0c\n\x04gpus\x18\x01 \x01(\r\x12\x11\n\tgpu_model\x18\x02 \x01(\t\x12\x16\n\x0emin_vram_bytes\x18\x03 \x01(\x04\x12\x12\n\nmin_tflops\x18\x04 \x01(\x01\x12\x12\n\nduration_s\x18\x05 \x01(\x04\x12\x1e\n\x16max_price_per_gpu_hour\x18\x06 \x01(\t\"0\n\x0cQuoteRequest\x12 \n\x04spec\x18\x01 \x01(\x0b\x32\x12.blendr.v1.JobSpec\"\x85\x01\n\tCandidate\x12\x10\n\x08provider\x18\x01 \x01(\t\x12\r\n\x05queen\x18\x02 \x01(\t\x12\x12\n\npublic_key\x18\x03 \x01(\x0c\x12\x11\n\tgpu_model\x18\x04 \x01(\t\x12\x18\n\x10\x61sk_per_gpu_hour\x18\x05 \x01(\t\x12\x16\n\x0ereputation_bps\x18\x06 \x01(\r\"\x85\x02\n\x05Quote\x12\x1a\n\x12price_per_gpu_hour\x18\x01 \x01(\t\x12\x12\n\nmax_escrow\x18\x02 \x01(\t\x12(\n\ncandidates\x18\x03 \x03(\x0b\x32\x14.blendr.v1.Candidate\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12!\n\x07\x63losest\x18\x05 \x03(\x0b\x32\x10.blendr.v1.Offer\x12\x0f\n\x07intents\x18\x06 \x01(\r\x12\x10\n\x08\x63hain_id\x18\x07 \x01(\x04\x12\x17\n\x0frental_contract\x18\x08 \x01(\t\x12\x16\n\x0etoken_contract\x18\t \x01(\t\x12\x1b\n\x13max_intent_deadline\x18\n \x01(\x04\"B\n\x0cSignedIntent\x12\r\n\x05nonce\x18\x01 \x01(\x0c\x12\x10\n\x08\x64\x65\x61\x64line\x18\x02 \x01(\x04\x12\x11\n\tsignature\x18\x03 \x01(\x0c\"J\n\x06Permit\x12\r\n\x05value\x18\x01 \x01(\t\x12\x10\n\x08\x64\x65\x61\x64line\x18\x02 \x01(\x04\x12\t\n\x01v\x18\x03 \x01(\r\x12\t\n\x01r\x18\x04 \x01(\x0c\x12\t\n\x01s\x18\x05 \x01(\x0c\"2\n\nWrappedKey\x12\x10\n\x08provider\x18\x01 \x01(\t\x12\x12\n\nsealed_key\x18\x02 \x01(\x0c\"K\n\x10\x45ncryptedPayload\x12\x12\n\nciphertext\x18\x01 \x01(\x0c\x12#\n\x04keys\x18\x02 \x03(\x0b\x32\x15.blendr.v1.WrappedKey\"\xf8\x01\n\x10SubmitJobRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12 \n\x04spec\x18\x02 \x01(\x0b\x32\x12.blendr.v1.JobSpec\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x11\n\tspec_hash\x18\x04 \x01(\x0c\x12(\n\x07intents\x18\x05 \x03(\x0b\x32\x17.blendr.v1.SignedIntent\x12!\n\x06permit\x18\x06 \x01(\x0b\x32\x11.blendr.v1.Permit\x12,\n\x07payload\x18\x07 \x01(\x0b\x32\x1b.blendr.v1.EncryptedPayload\x12\x12\n\nmax_wait_s\x18\x10 \x01(\r\"\xa3\x02\n\rRentalSummary\x12\x11\n\trental_id\x18\x01 \x01(\x0c\x12\x10\n\x08provider\x18\x02 \x01(\t\x12\r\n\x05queen\x18\x03 \x01(\t\x12\x1a\n\x12price_per_gpu_hour\x18\x04 \x01(\t\x12\x0e\n\x06\x65scrow\x18\x05 \x01(\t\x12\r\n\x05state\x18\x06 \x01(\t\x12\x18\n\x10verified_seconds\x18\x07 \x01(\x04\x12\x1b\n\x13\x66\x61iled_verification\x18\x08 \x01(\x08\x12\x18\n\x10provider_payment\x18\t \x01(\t\x12\x0b\n\x03\x66\x65\x65\x18\n \x01(\t\x12\x0e\n\x06refund\x18\x0b \x01(\t\x12\x12\n\ncreated_tx\x18\x0c \x01(\t\x12\x12\n\nsettled_tx\x18\r \x01(\t\x12\r\n\x05start\x18\x0e \x01(\x04\"\xd7\x03\n\x03Job\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\t\x12\x0e\n\x06renter\x18\x03 \x01(\t\x12\x0c\n\x04name\x18\x04 \x01(\t\x12 \n\x04spec\x18\x05 \x01(\x0b\x32\x12.blendr.v1.JobSpec\x12\"\n\x05state\x18\x06 \x01(\x0e\x32\x13.blendr.v1.JobState\x12\x0e\n\x06reason\x18\x07 \x01(\t\x12\x16\n\x0esubmitted_unix\x18\x08 \x01(\x01\x12\x14\n\x0cstarted_unix\x18\t \x01(\x01\x12\x12\n\nended_unix\x18\n \x01(\x01\x12\x10\n\x08progress\x18\x0b \x01(\x01\x12\x10\n\x08provider\x18\x0c \x01(\t\x12\r\n\x05queen\x18\r \x01(\t\x12)\n\x07rentals\x18\x0e \x03(\x0b\x32\x18.blendr.v1.RentalSummary\x12\x13\n\x0b\x63ost_so_far\x18\x0f \x01(\t\x12\x10\n\x08last_seq\x18\x10 \x01(\x04\x12\x11\n\texit_code\x18\x11 \x01(\x05\x12\x14\n\x0coutput_state\x18\x12 \x01(\t\x12\x15\n\routput_reason\x18\x13 \x01(\t\x12\x14\n\x0coutput_bytes\x18\x14 \x01(\x04\x12\x1b\n\x13output_expires_unix\x18\x15 \x01(\x01\"\x1f\n\rGetJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"\xc3\x01\n\x08JobEvent\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0b\n\x03seq\x18\x02 \x01(\x04\x12%\n\x04kind\x18\x03 \x01(\x0e\x32\x17.blendr.v1.JobEventKind\x12\x0f\n\x07ts_unix\x18\x04 \x01(\x01\x12\x0f\n\x07message\x18\x05 \x01(\t\x12\x10\n\x08progress\x18\x06 \x01(\x01\x12\x1b\n\x03job\x18\x07 \x01(\x0b\x32\x0e.blendr.v1.Job\x12\"\n\x05state\x18\x10 \x01(\x0e\x32\x13.blendr.v1.JobState\"4\n\x0fWatchJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x11\n\tafter_seq\x18\x02 \x01(\x04\"2\n\x10\x43\x61ncelJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"E\n\x0fListJobsRequest\x12#\n\x06states\x18\x01 \x03(\x0e\x32\x13.blendr.v1.JobState\x12\r\n\x05limit\x18\x02 \x01(\r\"0\n\x10ListJobsResponse\x12\x1c\n\x04jobs\x18\x01 \x03(\x0b\x32\x0e.blendr.v1.Job\"\xcf\x01\n\x05Offer\x12\x11\n\tgpu_model\x18\x01 \x01(\t\x12\x11\n\tproviders\x18\x02 \x01(\r\x12\x11\n\tgpus_free\x18\x03 \x01(\r\x12\x12\n\ngpus_total\x18\x04 \x01(\r\x12\x1c\n\x14min_ask_per_gpu_hour\x18\x05 \x01(\t\x12\x1a\n\x12quote_per_gpu_hour\x18\x06 \x01(\t\x12\x1b\n\x13\x62\x65st_reputation_bps\x18\x07 \x01(\r\x12\x12\n\nvram_bytes\x18\x08 \x01(\x04\x12\x0e\n\x06tflops\x18\t \x01(\x01\"\x13\n\x11ListOffersRequest\"6\n\x12ListOffersResponse\x12 \n\x06offers\x18\x01 \x03(\x0b\x32\x10.blendr.v1.Offer\"\x12\n\x10GetWalletRequest\"%\n\x13GetJobOutputRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"D\n\x0eJobOutputChunk\x12\x0f\n\x07\x61ttempt\x18\x01 \x01(\r\x12\x13\n\x0btotal_bytes\x18\x02 \x01(\x04\x12\x0c\n\x04\x64\x61ta\x18\x03 \x01(\x0c\"\xbd\x01\n\x06Wallet\x12\x0f\n\x07\x61\x64\x64ress\x18\x01 \x01(\t\x12\x0f\n\x07\x62\x61lance\x18\x02 \x01(\t\x12\x11\n\tallowance\x18\x03 \x01(\t\x12\x11\n\tin_escrow\x18\x04 \x01(\t\x12\x14\n\x0cpermit_nonce\x18\x05 \x01(\x04\x12\x10\n\x08\x63hain_id\x18\x06 \x01(\x04\x12\x12\n\ntoken_name\x18\x07 \x01(\t\x12\x16\n\x0etoken_contract\x18\x08 \x01(\t\x12\x17\n\x0frental_contract\x18\t \x01(\t*\xc6\x01\n\x08JobState\x12\x19\n\x15JOB_STATE_UNSPECIFIED\x10\x00\x12\x14\n\x10JOB_STATE_QUEUED\x10\x01\x12\x17\n\x13JOB_STATE_SCHEDULED\x10\x02\x12\x15\n\x11JOB_STATE_RUNNING\x10\x03\x12\x13\n\x0fJOB_STATE_ENDED\x10\x04\x12\x15\n\x11JOB_STATE_SETTLED\x10\x05\x12\x14\n\x10JOB_STATE_FAILED\x10\x06\x12\x17\n\x13JOB_STATE_CANCELLED\x10\x07*\xe7\x03\n\x0cJobEventKind\x12\x1e\n\x1aJOB_EVENT_KIND_UNSPECIFIED\x10\x00\x12\x19\n\x15JOB_EVENT_KIND_QUEUED\x10\x01\x12\x1c\n\x18JOB_EVENT_KIND_SCHEDULED\x10\x02\x12!\n\x1dJOB_EVENT_KIND_RENTAL_CREATED\x10\x03\x12\x1a\n\x16JOB_EVENT_KIND_RUNNING\x10\x04\x12\x16\n\x12JOB_EVENT_KIND_LOG\x10\x05\x12\x1b\n\x17JOB_EVENT_KIND_PROGRESS\x10\x06\x12\x18\n\x14JOB_EVENT_KIND_ENDED\x10\x07\x12\x1b\n\x17JOB_EVENT_KIND_VERIFIED\x10\x08\x12\x1a\n\x16JOB_EVENT_KIND_SETTLED\x10\t\x12\x19\n\x15JOB_EVENT_KIND_FAILED\x10\n\x12\x1c\n\x18JOB_EVENT_KIND_CANCELLED\x10\x0b\x12\x1e\n\x1aJOB_EVENT_KIND_RESCHEDULED\x10\x0c\x12\x1f\n\x1bJOB_EVENT_KIND_OUTPUT_READY\x10\r\x12 \n\x1cJOB_EVENT_KIND_OUTPUT_FAILED\x10\x0e\x12\x1b\n\x17JOB_EVENT_KIND_SETTLING\x10\x14\x32\xd4\x05\n\rRenterGateway\x12S\n\x12GetSignInChallenge\x12!.blendr.v1.SignInChallengeRequest\x1a\x1a.blendr.v1.SignInChallenge\x12\x36\n\x06SignIn\x12\x18.blendr.v1.SignInRequest\x1a\x12.blendr.v1.Session\x12\x35\n\x08GetQuote\x12\x17.blendr.v1.QuoteRequest\x1a\x10.blendr.v1.Quote\x12\x38\n\tSubmitJob\x12\x1b.blendr.v1.SubmitJobRequest\x1a\x0e.blendr.v1.Job\x12\x32\n\x06GetJob\x12\x18.blendr.v1.GetJobRequest\x1a\x0e.blendr.v1.Job\x12=\n\x08WatchJob\x12\x1a.blendr.v1.WatchJobRequest\x1a\x13.blendr.v1.JobEvent0\x01\x12\x38\n\tCancelJob\x12\x1b.blendr.v1.CancelJobRequest\x1a\x0e.blendr.v1.Job\x12\x43\n\x08ListJobs\x12\x1a.blendr.v1.ListJobsRequest\x1a\x1b.blendr.v1.ListJobsResponse\x12I\n\nListOffers\x12\x1c.blendr.v1.ListOffersRequest\x1a\x1d.blendr.v1.ListOffersResponse\x12;\n\tGetWallet\x12\x1b.blendr.v1.GetWalletRequest\x1a\x11.blendr.v1.Wallet\x12K\n\x0cGetJobOutput\x12\x1e.blendr.v1.GetJobOutputRequest\x1a\x19.blendr.v1.JobOutputChunk0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dprotos/blendr/v1/renter.proto\x12\tblendr.v1\")\n\x16SignInChallengeRequest\x12\x0f\n\x07\x61\x64\x64ress\x18\x01 \x01(\t\"N\n\x0fSignInChallenge\x12\x14\n\x0c\x63hallenge_id\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\x14\n\x0c\x65xpires_unix\x18\x03 \x01(\x01\"I\n\rSignInRequest\x12\x14\n\x0c\x63hallenge_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\x12\x11\n\tsignature\x18\x03 \x01(\x0c\"?\n\x07Session\x12\r\n\x05token\x18\x01 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\x12\x14\n\x0c\x65xpires_unix\x18\x03 \x01(\x01\"\x8a\x01\n\x07JobSpec\x12\x0c\n\x04gpus\x18\x01 \x01(\r\x12\x11\n\tgpu_model\x18\x02 \x01(\t\x12\x16\n\x0emin_vram_bytes\x18\x03 \x01(\x04\x12\x12\n\nmin_tflops\x18\x04 \x01(\x01\x12\x12\n\nduration_s\x18\x05 \x01(\x04\x12\x1e\n\x16max_price_per_gpu_hour\x18\x06 \x01(\t\"0\n\x0cQuoteRequest\x12 \n\x04spec\x18\x01 \x01(\x0b\x32\x12.blendr.v1.JobSpec\"\x85\x01\n\tCandidate\x12\x10\n\x08provider\x18\x01 \x01(\t\x12\r\n\x05queen\x18\x02 \x01(\t\x12\x12\n\npublic_key\x18\x03 \x01(\x0c\x12\x11\n\tgpu_model\x18\x04 \x01(\t\x12\x18\n\x10\x61sk_per_gpu_hour\x18\x05 \x01(\t\x12\x16\n\x0ereputation_bps\x18\x06 \x01(\r\"\x98\x02\n\x05Quote\x12\x1a\n\x12price_per_gpu_hour\x18\x01 \x01(\t\x12\x12\n\nmax_escrow\x18\x02 \x01(\t\x12(\n\ncandidates\x18\x03 \x03(\x0b\x32\x14.blendr.v1.Candidate\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12!\n\x07\x63losest\x18\x05 \x03(\x0b\x32\x10.blendr.v1.Offer\x12\x0f\n\x07intents\x18\x06 \x01(\r\x12\x10\n\x08\x63hain_id\x18\x07 \x01(\x04\x12\x17\n\x0frental_contract\x18\x08 \x01(\t\x12\x16\n\x0etoken_contract\x18\t \x01(\t\x12\x1b\n\x13max_intent_deadline\x18\n \x01(\x04\x12\x11\n\tscheduler\x18\x0b \x01(\t\"B\n\x0cSignedIntent\x12\r\n\x05nonce\x18\x01 \x01(\x0c\x12\x10\n\x08\x64\x65\x61\x64line\x18\x02 \x01(\x04\x12\x11\n\tsignature\x18\x03 \x01(\x0c\"J\n\x06Permit\x12\r\n\x05value\x18\x01 \x01(\t\x12\x10\n\x08\x64\x65\x61\x64line\x18\x02 \x01(\x04\x12\t\n\x01v\x18\x03 \x01(\r\x12\t\n\x01r\x18\x04 \x01(\x0c\x12\t\n\x01s\x18\x05 \x01(\x0c\"2\n\nWrappedKey\x12\x10\n\x08provider\x18\x01 \x01(\t\x12\x12\n\nsealed_key\x18\x02 \x01(\x0c\"K\n\x10\x45ncryptedPayload\x12\x12\n\nciphertext\x18\x01 \x01(\x0c\x12#\n\x04keys\x18\x02 \x03(\x0b\x32\x15.blendr.v1.WrappedKey\"\xf8\x01\n\x10SubmitJobRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12 \n\x04spec\x18\x02 \x01(\x0b\x32\x12.blendr.v1.JobSpec\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x11\n\tspec_hash\x18\x04 \x01(\x0c\x12(\n\x07intents\x18\x05 \x03(\x0b\x32\x17.blendr.v1.SignedIntent\x12!\n\x06permit\x18\x06 \x01(\x0b\x32\x11.blendr.v1.Permit\x12,\n\x07payload\x18\x07 \x01(\x0b\x32\x1b.blendr.v1.EncryptedPayload\x12\x12\n\nmax_wait_s\x18\x10 \x01(\r\"\xa3\x02\n\rRentalSummary\x12\x11\n\trental_id\x18\x01 \x01(\x0c\x12\x10\n\x08provider\x18\x02 \x01(\t\x12\r\n\x05queen\x18\x03 \x01(\t\x12\x1a\n\x12price_per_gpu_hour\x18\x04 \x01(\t\x12\x0e\n\x06\x65scrow\x18\x05 \x01(\t\x12\r\n\x05state\x18\x06 \x01(\t\x12\x18\n\x10verified_seconds\x18\x07 \x01(\x04\x12\x1b\n\x13\x66\x61iled_verification\x18\x08 \x01(\x08\x12\x18\n\x10provider_payment\x18\t \x01(\t\x12\x0b\n\x03\x66\x65\x65\x18\n \x01(\t\x12\x0e\n\x06refund\x18\x0b \x01(\t\x12\x12\n\ncreated_tx\x18\x0c \x01(\t\x12\x12\n\nsettled_tx\x18\r \x01(\t\x12\r\n\x05start\x18\x0e \x01(\x04\"\xd7\x03\n\x03Job\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\t\x12\x0e\n\x06renter\x18\x03 \x01(\t\x12\x0c\n\x04name\x18\x04 \x01(\t\x12 \n\x04spec\x18\x05 \x01(\x0b\x32\x12.blendr.v1.JobSpec\x12\"\n\x05state\x18\x06 \x01(\x0e\x32\x13.blendr.v1.JobState\x12\x0e\n\x06reason\x18\x07 \x01(\t\x12\x16\n\x0esubmitted_unix\x18\x08 \x01(\x01\x12\x14\n\x0cstarted_unix\x18\t \x01(\x01\x12\x12\n\nended_unix\x18\n \x01(\x01\x12\x10\n\x08progress\x18\x0b \x01(\x01\x12\x10\n\x08provider\x18\x0c \x01(\t\x12\r\n\x05queen\x18\r \x01(\t\x12)\n\x07rentals\x18\x0e \x03(\x0b\x32\x18.blendr.v1.RentalSummary\x12\x13\n\x0b\x63ost_so_far\x18\x0f \x01(\t\x12\x10\n\x08last_seq\x18\x10 \x01(\x04\x12\x11\n\texit_code\x18\x11 \x01(\x05\x12\x14\n\x0coutput_state\x18\x12 \x01(\t\x12\x15\n\routput_reason\x18\x13 \x01(\t\x12\x14\n\x0coutput_bytes\x18\x14 \x01(\x04\x12\x1b\n\x13output_expires_unix\x18\x15 \x01(\x01\"\x1f\n\rGetJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"\xc3\x01\n\x08JobEvent\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0b\n\x03seq\x18\x02 \x01(\x04\x12%\n\x04kind\x18\x03 \x01(\x0e\x32\x17.blendr.v1.JobEventKind\x12\x0f\n\x07ts_unix\x18\x04 \x01(\x01\x12\x0f\n\x07message\x18\x05 \x01(\t\x12\x10\n\x08progress\x18\x06 \x01(\x01\x12\x1b\n\x03job\x18\x07 \x01(\x0b\x32\x0e.blendr.v1.Job\x12\"\n\x05state\x18\x10 \x01(\x0e\x32\x13.blendr.v1.JobState\"4\n\x0fWatchJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x11\n\tafter_seq\x18\x02 \x01(\x04\"2\n\x10\x43\x61ncelJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"E\n\x0fListJobsRequest\x12#\n\x06states\x18\x01 \x03(\x0e\x32\x13.blendr.v1.JobState\x12\r\n\x05limit\x18\x02 \x01(\r\"0\n\x10ListJobsResponse\x12\x1c\n\x04jobs\x18\x01 \x03(\x0b\x32\x0e.blendr.v1.Job\"\xcf\x01\n\x05Offer\x12\x11\n\tgpu_model\x18\x01 \x01(\t\x12\x11\n\tproviders\x18\x02 \x01(\r\x12\x11\n\tgpus_free\x18\x03 \x01(\r\x12\x12\n\ngpus_total\x18\x04 \x01(\r\x12\x1c\n\x14min_ask_per_gpu_hour\x18\x05 \x01(\t\x12\x1a\n\x12quote_per_gpu_hour\x18\x06 \x01(\t\x12\x1b\n\x13\x62\x65st_reputation_bps\x18\x07 \x01(\r\x12\x12\n\nvram_bytes\x18\x08 \x01(\x04\x12\x0e\n\x06tflops\x18\t \x01(\x01\"\x13\n\x11ListOffersRequest\"6\n\x12ListOffersResponse\x12 \n\x06offers\x18\x01 \x03(\x0b\x32\x10.blendr.v1.Offer\"\x12\n\x10GetWalletRequest\"%\n\x13GetJobOutputRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"D\n\x0eJobOutputChunk\x12\x0f\n\x07\x61ttempt\x18\x01 \x01(\r\x12\x13\n\x0btotal_bytes\x18\x02 \x01(\x04\x12\x0c\n\x04\x64\x61ta\x18\x03 \x01(\x0c\"\xbd\x01\n\x06Wallet\x12\x0f\n\x07\x61\x64\x64ress\x18\x01 \x01(\t\x12\x0f\n\x07\x62\x61lance\x18\x02 \x01(\t\x12\x11\n\tallowance\x18\x03 \x01(\t\x12\x11\n\tin_escrow\x18\x04 \x01(\t\x12\x14\n\x0cpermit_nonce\x18\x05 \x01(\x04\x12\x10\n\x08\x63hain_id\x18\x06 \x01(\x04\x12\x12\n\ntoken_name\x18\x07 \x01(\t\x12\x16\n\x0etoken_contract\x18\x08 \x01(\t\x12\x17\n\x0frental_contract\x18\t \x01(\t*\xc6\x01\n\x08JobState\x12\x19\n\x15JOB_STATE_UNSPECIFIED\x10\x00\x12\x14\n\x10JOB_STATE_QUEUED\x10\x01\x12\x17\n\x13JOB_STATE_SCHEDULED\x10\x02\x12\x15\n\x11JOB_STATE_RUNNING\x10\x03\x12\x13\n\x0fJOB_STATE_ENDED\x10\x04\x12\x15\n\x11JOB_STATE_SETTLED\x10\x05\x12\x14\n\x10JOB_STATE_FAILED\x10\x06\x12\x17\n\x13JOB_STATE_CANCELLED\x10\x07*\xe7\x03\n\x0cJobEventKind\x12\x1e\n\x1aJOB_EVENT_KIND_UNSPECIFIED\x10\x00\x12\x19\n\x15JOB_EVENT_KIND_QUEUED\x10\x01\x12\x1c\n\x18JOB_EVENT_KIND_SCHEDULED\x10\x02\x12!\n\x1dJOB_EVENT_KIND_RENTAL_CREATED\x10\x03\x12\x1a\n\x16JOB_EVENT_KIND_RUNNING\x10\x04\x12\x16\n\x12JOB_EVENT_KIND_LOG\x10\x05\x12\x1b\n\x17JOB_EVENT_KIND_PROGRESS\x10\x06\x12\x18\n\x14JOB_EVENT_KIND_ENDED\x10\x07\x12\x1b\n\x17JOB_EVENT_KIND_VERIFIED\x10\x08\x12\x1a\n\x16JOB_EVENT_KIND_SETTLED\x10\t\x12\x19\n\x15JOB_EVENT_KIND_FAILED\x10\n\x12\x1c\n\x18JOB_EVENT_KIND_CANCELLED\x10\x0b\x12\x1e\n\x1aJOB_EVENT_KIND_RESCHEDULED\x10\x0c\x12\x1f\n\x1bJOB_EVENT_KIND_OUTPUT_READY\x10\r\x12 \n\x1cJOB_EVENT_KIND_OUTPUT_FAILED\x10\x0e\x12\x1b\n\x17JOB_EVENT_KIND_SETTLING\x10\x14\x32\xd4\x05\n\rRenterGateway\x12S\n\x12GetSignInChallenge\x12!.blendr.v1.SignInChallengeRequest\x1a\x1a.blendr.v1.SignInChallenge\x12\x36\n\x06SignIn\x12\x18.blendr.v1.SignInRequest\x1a\x12.blendr.v1.Session\x12\x35\n\x08GetQuote\x12\x17.blendr.v1.QuoteRequest\x1a\x10.blendr.v1.Quote\x12\x38\n\tSubmitJob\x12\x1b.blendr.v1.SubmitJobRequest\x1a\x0e.blendr.v1.Job\x12\x32\n\x06GetJob\x12\x18.blendr.v1.GetJobRequest\x1a\x0e.blendr.v1.Job\x12=\n\x08WatchJob\x12\x1a.blendr.v1.WatchJobRequest\x1a\x13.blendr.v1.JobEvent0\x01\x12\x38\n\tCancelJob\x12\x1b.blendr.v1.CancelJobRequest\x1a\x0e.blendr.v1.Job\x12\x43\n\x08ListJobs\x12\x1a.blendr.v1.ListJobsRequest\x1a\x1b.blendr.v1.ListJobsResponse\x12I\n\nListOffers\x12\x1c.blendr.v1.ListOffersRequest\x1a\x1d.blendr.v1.ListOffersResponse\x12;\n\tGetWallet\x12\x1b.blendr.v1.GetWalletRequest\x1a\x11.blendr.v1.Wallet\x12K\n\x0cGetJobOutput\x12\x1e.blendr.v1.GetJobOutputRequest\x1a\x19.blendr.v1.JobOutputChunk0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'protos.blendr.v1.renter_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_JOBSTATE']._serialized_start=3257
-  _globals['_JOBSTATE']._serialized_end=3455
-  _globals['_JOBEVENTKIND']._serialized_start=3458
-  _globals['_JOBEVENTKIND']._serialized_end=3945
+  _globals['_JOBSTATE']._serialized_start=3276
+  _globals['_JOBSTATE']._serialized_end=3474
+  _globals['_JOBEVENTKIND']._serialized_start=3477
+  _globals['_JOBEVENTKIND']._serialized_end=3964
   _globals['_SIGNINCHALLENGEREQUEST']._serialized_start=44
   _globals['_SIGNINCHALLENGEREQUEST']._serialized_end=85
   _globals['_SIGNINCHALLENGE']._serialized_start=87
@@ -50,47 +50,47 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CANDIDATE']._serialized_start=499
   _globals['_CANDIDATE']._serialized_end=632
   _globals['_QUOTE']._serialized_start=635
-  _globals['_QUOTE']._serialized_end=896
-  _globals['_SIGNEDINTENT']._serialized_start=898
-  _globals['_SIGNEDINTENT']._serialized_end=964
-  _globals['_PERMIT']._serialized_start=966
-  _globals['_PERMIT']._serialized_end=1040
-  _globals['_WRAPPEDKEY']._serialized_start=1042
-  _globals['_WRAPPEDKEY']._serialized_end=1092
-  _globals['_ENCRYPTEDPAYLOAD']._serialized_start=1094
-  _globals['_ENCRYPTEDPAYLOAD']._serialized_end=1169
-  _globals['_SUBMITJOBREQUEST']._serialized_start=1172
-  _globals['_SUBMITJOBREQUEST']._serialized_end=1420
-  _globals['_RENTALSUMMARY']._serialized_start=1423
-  _globals['_RENTALSUMMARY']._serialized_end=1714
-  _globals['_JOB']._serialized_start=1717
-  _globals['_JOB']._serialized_end=2188
-  _globals['_GETJOBREQUEST']._serialized_start=2190
-  _globals['_GETJOBREQUEST']._serialized_end=2221
-  _globals['_JOBEVENT']._serialized_start=2224
-  _globals['_JOBEVENT']._serialized_end=2419
-  _globals['_WATCHJOBREQUEST']._serialized_start=2421
-  _globals['_WATCHJOBREQUEST']._serialized_end=2473
-  _globals['_CANCELJOBREQUEST']._serialized_start=2475
-  _globals['_CANCELJOBREQUEST']._serialized_end=2525
-  _globals['_LISTJOBSREQUEST']._serialized_start=2527
-  _globals['_LISTJOBSREQUEST']._serialized_end=2596
-  _globals['_LISTJOBSRESPONSE']._serialized_start=2598
-  _globals['_LISTJOBSRESPONSE']._serialized_end=2646
-  _globals['_OFFER']._serialized_start=2649
-  _globals['_OFFER']._serialized_end=2856
-  _globals['_LISTOFFERSREQUEST']._serialized_start=2858
-  _globals['_LISTOFFERSREQUEST']._serialized_end=2877
-  _globals['_LISTOFFERSRESPONSE']._serialized_start=2879
-  _globals['_LISTOFFERSRESPONSE']._serialized_end=2933
-  _globals['_GETWALLETREQUEST']._serialized_start=2935
-  _globals['_GETWALLETREQUEST']._serialized_end=2953
-  _globals['_GETJOBOUTPUTREQUEST']._serialized_start=2955
-  _globals['_GETJOBOUTPUTREQUEST']._serialized_end=2992
-  _globals['_JOBOUTPUTCHUNK']._serialized_start=2994
-  _globals['_JOBOUTPUTCHUNK']._serialized_end=3062
-  _globals['_WALLET']._serialized_start=3065
-  _globals['_WALLET']._serialized_end=3254
-  _globals['_RENTERGATEWAY']._serialized_start=3948
-  _globals['_RENTERGATEWAY']._serialized_end=4672
+  _globals['_QUOTE']._serialized_end=915
+  _globals['_SIGNEDINTENT']._serialized_start=917
+  _globals['_SIGNEDINTENT']._serialized_end=983
+  _globals['_PERMIT']._serialized_start=985
+  _globals['_PERMIT']._serialized_end=1059
+  _globals['_WRAPPEDKEY']._serialized_start=1061
+  _globals['_WRAPPEDKEY']._serialized_end=1111
+  _globals['_ENCRYPTEDPAYLOAD']._serialized_start=1113
+  _globals['_ENCRYPTEDPAYLOAD']._serialized_end=1188
+  _globals['_SUBMITJOBREQUEST']._serialized_start=1191
+  _globals['_SUBMITJOBREQUEST']._serialized_end=1439
+  _globals['_RENTALSUMMARY']._serialized_start=1442
+  _globals['_RENTALSUMMARY']._serialized_end=1733
+  _globals['_JOB']._serialized_start=1736
+  _globals['_JOB']._serialized_end=2207
+  _globals['_GETJOBREQUEST']._serialized_start=2209
+  _globals['_GETJOBREQUEST']._serialized_end=2240
+  _globals['_JOBEVENT']._serialized_start=2243
+  _globals['_JOBEVENT']._serialized_end=2438
+  _globals['_WATCHJOBREQUEST']._serialized_start=2440
+  _globals['_WATCHJOBREQUEST']._serialized_end=2492
+  _globals['_CANCELJOBREQUEST']._serialized_start=2494
+  _globals['_CANCELJOBREQUEST']._serialized_end=2544
+  _globals['_LISTJOBSREQUEST']._serialized_start=2546
+  _globals['_LISTJOBSREQUEST']._serialized_end=2615
+  _globals['_LISTJOBSRESPONSE']._serialized_start=2617
+  _globals['_LISTJOBSRESPONSE']._serialized_end=2665
+  _globals['_OFFER']._serialized_start=2668
+  _globals['_OFFER']._serialized_end=2875
+  _globals['_LISTOFFERSREQUEST']._serialized_start=2877
+  _globals['_LISTOFFERSREQUEST']._serialized_end=2896
+  _globals['_LISTOFFERSRESPONSE']._serialized_start=2898
+  _globals['_LISTOFFERSRESPONSE']._serialized_end=2952
+  _globals['_GETWALLETREQUEST']._serialized_start=2954
+  _globals['_GETWALLETREQUEST']._serialized_end=2972
+  _globals['_GETJOBOUTPUTREQUEST']._serialized_start=2974
+  _globals['_GETJOBOUTPUTREQUEST']._serialized_end=3011
+  _globals['_JOBOUTPUTCHUNK']._serialized_start=3013
+  _globals['_JOBOUTPUTCHUNK']._serialized_end=3081
+  _globals['_WALLET']._serialized_start=3084
+  _globals['_WALLET']._serialized_end=3273
+  _globals['_RENTERGATEWAY']._serialized_start=3967
+  _globals['_RENTERGATEWAY']._serialized_end=4691
 # @@protoc_insertion_point(module_scope)

@@ -136,7 +136,7 @@ class Candidate(_message.Message):
     def __init__(self, provider: _Optional[str] = ..., queen: _Optional[str] = ..., public_key: _Optional[bytes] = ..., gpu_model: _Optional[str] = ..., ask_per_gpu_hour: _Optional[str] = ..., reputation_bps: _Optional[int] = ...) -> None: ...
 
 class Quote(_message.Message):
-    __slots__ = ("price_per_gpu_hour", "max_escrow", "candidates", "reason", "closest", "intents", "chain_id", "rental_contract", "token_contract", "max_intent_deadline")
+    __slots__ = ("price_per_gpu_hour", "max_escrow", "candidates", "reason", "closest", "intents", "chain_id", "rental_contract", "token_contract", "max_intent_deadline", "scheduler")
     PRICE_PER_GPU_HOUR_FIELD_NUMBER: _ClassVar[int]
     MAX_ESCROW_FIELD_NUMBER: _ClassVar[int]
     CANDIDATES_FIELD_NUMBER: _ClassVar[int]
@@ -147,6 +147,7 @@ class Quote(_message.Message):
     RENTAL_CONTRACT_FIELD_NUMBER: _ClassVar[int]
     TOKEN_CONTRACT_FIELD_NUMBER: _ClassVar[int]
     MAX_INTENT_DEADLINE_FIELD_NUMBER: _ClassVar[int]
+    SCHEDULER_FIELD_NUMBER: _ClassVar[int]
     price_per_gpu_hour: str
     max_escrow: str
     candidates: _containers.RepeatedCompositeFieldContainer[Candidate]
@@ -157,7 +158,8 @@ class Quote(_message.Message):
     rental_contract: str
     token_contract: str
     max_intent_deadline: int
-    def __init__(self, price_per_gpu_hour: _Optional[str] = ..., max_escrow: _Optional[str] = ..., candidates: _Optional[_Iterable[_Union[Candidate, _Mapping]]] = ..., reason: _Optional[str] = ..., closest: _Optional[_Iterable[_Union[Offer, _Mapping]]] = ..., intents: _Optional[int] = ..., chain_id: _Optional[int] = ..., rental_contract: _Optional[str] = ..., token_contract: _Optional[str] = ..., max_intent_deadline: _Optional[int] = ...) -> None: ...
+    scheduler: str
+    def __init__(self, price_per_gpu_hour: _Optional[str] = ..., max_escrow: _Optional[str] = ..., candidates: _Optional[_Iterable[_Union[Candidate, _Mapping]]] = ..., reason: _Optional[str] = ..., closest: _Optional[_Iterable[_Union[Offer, _Mapping]]] = ..., intents: _Optional[int] = ..., chain_id: _Optional[int] = ..., rental_contract: _Optional[str] = ..., token_contract: _Optional[str] = ..., max_intent_deadline: _Optional[int] = ..., scheduler: _Optional[str] = ...) -> None: ...
 
 class SignedIntent(_message.Message):
     __slots__ = ("nonce", "deadline", "signature")

@@ -14,7 +14,7 @@ import pytest
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
-from blendr.chain.contracts import RentalStatus
+from blendr.chain.contracts import RentalStatus, candidates_root
 from blendr.errors import (
     AlreadyExistsError,
     FailedPreconditionError,
@@ -34,7 +34,7 @@ from king.lifecycle import QueenEvent
 from king.pricing import Pricer, PricingParams, tokens
 from king.scheduler import ProviderOffer, Scheduler
 from tests.fakes.queens import FakeClock, FakeQueens
-from tests.fakes.rental_chain import CHAIN_ID, RENTAL_ADDRESS, FakeRentalChain, Fault
+from tests.fakes.rental_chain import CHAIN_ID, RENTAL_ADDRESS, SCHEDULER, FakeRentalChain, Fault
 
 QUEEN_A, QUEEN_B = Account.create().address, Account.create().address
 P1, P2, P3 = (Account.create().address for _ in range(3))
@@ -88,15 +88,18 @@ class Net:
 
     def submission(self, request_id: str = "req-0000000000000001", *, intents: int = 2,
                    providers: tuple[str, ...] = (P1, P2, P3), max_price: int = tokens("3"),
-                   gpus: int = 1, duration_s: int = 3600) -> Submission:
+                   gpus: int = 1, duration_s: int = 3600, scheduler: str = SCHEDULER,
+                   bound_to: tuple[str, ...] | None = None) -> Submission:
         spec = Spec(gpus=gpus, duration_s=duration_s, max_price_per_gpu_hour=max_price, gpu_model=MODEL)
         ct = os.urandom(300)
         sh = spec_hash(spec, ct)
         signed = []
+        # the renter binds the providers it wraps the key for (or ``bound_to``), and this king (or ``scheduler``)
+        root = candidates_root(providers if bound_to is None else bound_to)
         for _ in range(intents):
             nonce, deadline = int.from_bytes(os.urandom(32), "big"), int(self.clock.time()) + 86400
-            sig = rental_intent(self.renter.address, spec, sh, nonce, deadline).sign(self.renter, CHAIN_ID,
-                                                                                     RENTAL_ADDRESS)
+            sig = rental_intent(self.renter.address, spec, sh, nonce, deadline, root, scheduler).sign(
+                self.renter, CHAIN_ID, RENTAL_ADDRESS)
             signed.append(SignedIntent(nonce, deadline, sig))
         return Submission(request_id, "test", spec, sh, tuple(signed), None, ct,
                           {p: os.urandom(120) for p in providers})
@@ -372,6 +375,24 @@ async def test_submissions_are_idempotent_and_hostile_ones_change_nothing(net: N
     with pytest.raises(NotFoundError):
         net.core.get(other.address, first.job_id)  # another renter's job looks like no job
     assert forged.request_id and net.core.scheduler.queued() == 1 and not net.chain.rentals
+
+
+async def test_intents_bound_to_another_scheduler_or_other_candidates_are_refused(net: Net) -> None:
+    """The king accepts only intents bound to itself and to the providers the payload key is wrapped for (the
+    ones GPURental would let it place), and places each rental with the chosen candidate's proof."""
+    other_king = Account.create().address
+    with pytest.raises(InvalidArgumentError, match="scheduler address"):
+        await net.submit(scheduler=other_king)
+    with pytest.raises(InvalidArgumentError, match="payload key is wrapped for"):
+        await net.submit(providers=(P1, P2, P3), bound_to=(P1, P2))
+    assert net.core.scheduler.queued() == 0
+    job_id = await net.submit(providers=(P1, P2, P3))
+    await net.core.placer.run_pass()
+    job = net.job(job_id)
+    assert job.state == JobState.SCHEDULED and len(net.chain.rentals) == 1  # the fake checks the proof
+    intent = job.intent(0)
+    assert intent.scheduler == SCHEDULER and intent.candidates_root == candidates_root([P3, P1, P2])
+    assert job.candidate_proof(Account.create().address) == []  # not a candidate: no proof (GPURental refuses)
 
 
 async def test_the_open_jobs_limit_per_renter_is_resource_exhausted_and_frees_up() -> None:

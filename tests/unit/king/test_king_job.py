@@ -83,11 +83,14 @@ def test_job_ids_are_checked_before_any_lookup() -> None:
 @settings(max_examples=30, deadline=None)
 @given(gpus=st.integers(0, 2**32 - 1), price=st.integers(0, 2**256 - 1), duration=st.integers(0, 2**64 - 1),
        nonce=st.integers(0, 2**256 - 1), deadline=st.integers(0, 2**64 - 1), chain_id=st.integers(1, 2**64),
-       spec_hash=st.binary(min_size=32, max_size=32))
+       spec_hash=st.binary(min_size=32, max_size=32), root=st.binary(min_size=32, max_size=32),
+       scheduler=st.binary(min_size=20, max_size=20))
 def test_the_intent_digest_is_the_eip712_hash_eth_account_signs(gpus: int, price: int, duration: int, nonce: int,
-                                                                deadline: int, chain_id: int, spec_hash: bytes) -> None:
+                                                                deadline: int, chain_id: int, spec_hash: bytes,
+                                                                root: bytes, scheduler: bytes) -> None:
     acct = Account.create()
-    it = RentalIntent(acct.address, "0x" + "00" * 20, gpus, spec_hash, price, duration, nonce, deadline)
+    it = RentalIntent(acct.address, "0x" + "00" * 20, gpus, spec_hash, price, duration, nonce, deadline, root,
+                      "0x" + scheduler.hex())
     signable = encode_typed_data(full_message=it.typed_data(chain_id, RENTAL))
     from eth_utils import keccak
 
@@ -97,9 +100,31 @@ def test_the_intent_digest_is_the_eip712_hash_eth_account_signs(gpus: int, price
     assert intent_signer(it, sig, chain_id, RENTAL) == acct.address
 
 
+def test_a_jobs_intents_bind_its_candidates_and_each_candidate_has_a_proof() -> None:
+    """The root the king rebuilds from a job's candidates is the renter's (order and case do not matter), and
+    every candidate's proof verifies against it as GPURental checks it; a non-candidate has none."""
+    from blendr.chain.contracts import candidates_root, is_candidate
+
+    cands = [Account.create().address for _ in range(5)]
+    root = candidates_root([c.lower() for c in reversed(cands)])
+    spec = Spec(gpus=1, duration_s=3600, max_price_per_gpu_hour=10**18)
+    job = Job(job_id=JobId("j-" + "0" * 20), request_id="r", renter=Account.create().address, name="", spec=spec,
+              spec_hash=bytes(32), fingerprint="", intents=[IntentRecord(1, 2**40, b"")], permit=None,
+              candidates=sorted(cands), submitted=0.0, scheduler="0x" + "5c" * 20)
+    intent = job.intent(0)
+    assert intent.candidates_root == root and intent.scheduler == "0x" + "5c" * 20
+    for c in cands:
+        assert is_candidate(root, c, job.candidate_proof(c))
+        assert not is_candidate(root, c, job.candidate_proof(cands[0] if c != cands[0] else cands[1]))
+    stranger = Account.create().address
+    assert job.candidate_proof(stranger) == [] and not is_candidate(root, stranger, [])
+    assert Job.from_doc(job.to_doc()).intent(0) == intent
+
+
 def test_signatures_the_contract_would_refuse_recover_no_one() -> None:
     acct = Account.create()
-    it = RentalIntent(acct.address, "0x" + "00" * 20, 1, os.urandom(32), 10**18, 3600, 5, 2**40)
+    it = RentalIntent(acct.address, "0x" + "00" * 20, 1, os.urandom(32), 10**18, 3600, 5, 2**40, os.urandom(32),
+                      "0x" + "5c" * 20)
     sig = it.sign(acct, 1, RENTAL)
     n = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
     s = int.from_bytes(sig[32:64], "big")
