@@ -15,7 +15,7 @@ Figures: ``challenges`` (decided challenges) and ``false_failures`` (decided cha
 "passed": every provider is honest), with each failure's reason. Goal: 0 false failures out of at least
 1,000 challenges (``--quick``: a few dozen, in a few seconds, for ``make test``).
 
-Usage: ``python bench/honest.py [--quick] [--challenges 1000] [--providers 3] [--load N] [--out PATH]``.
+Usage: ``python bench/honest.py [--quick] [--challenges 1000] [--providers 8] [--load N] [--out PATH]``.
 """
 
 from __future__ import annotations
@@ -138,13 +138,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help=f"{QUICK_CHALLENGES} challenges, a few seconds")
     parser.add_argument("--challenges", type=int, default=None, help=f"decided challenges to reach "
                         f"(default {GOAL_CHALLENGES}, --quick {QUICK_CHALLENGES})")
-    parser.add_argument("--providers", type=int, default=3)
+    parser.add_argument("--providers", type=int, default=None, help="honest providers (default 8, --quick 3)")
     parser.add_argument("--load", type=int, default=os.cpu_count() or 1, help="busy processes (default: one per core)")
     parser.add_argument("--out", type=Path, default=None, help="JSON output (default: bench/results/honest.json, "
                         "with --quick bench/results/quick/honest.json)")
     args = parser.parse_args(argv)
     out = result_path("honest", args.quick, args.out)
     challenges = args.challenges or (QUICK_CHALLENGES if args.quick else GOAL_CHALLENGES)
+    providers = args.providers or (3 if args.quick else 8)
 
     ctx = mp.get_context("spawn")
     stop = ctx.Event()
@@ -153,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
         b.start()
     try:
         with tempfile.TemporaryDirectory(prefix="blendr-honest-") as tmp:
-            result = asyncio.run(_measure(Path(tmp), args.providers, challenges, stop))
+            result = asyncio.run(_measure(Path(tmp), providers, challenges, stop))
     finally:
         stop.set()
         for b in burners:

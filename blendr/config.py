@@ -457,7 +457,8 @@ def check_queen_limits(cfg: Config) -> None:
     """
     q = cfg.queen
     # Openings of every device travel in one message: the worst case must fit the message bound.
-    worst = q.max_devices * q.openings_k * (4 * max(q.challenge_n_gpu, q.challenge_n_cpu) + 32 * 25 + 64) + 4096
+    # Per opened row: its values, a Merkle proof of up to 25 hashes, a memory-probe block (256 x 16 bytes), framing.
+    worst = q.max_devices * q.openings_k * (4 * max(q.challenge_n_gpu, q.challenge_n_cpu) + 32 * 25 + 4096 + 64) + 4096
     if worst > cfg.rpc.max_message_bytes:
         raise ConfigError(
             f"config: openings of {q.max_devices} devices x {q.openings_k} rows of n={q.challenge_n_gpu} take up to "

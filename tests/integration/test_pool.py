@@ -354,3 +354,23 @@ async def test_prove_device_matches_scripted_commitment() -> None:
     rows = compute_rows(params, 0, list(range(params.rows)))
     tree = MerkleTree.from_row_digests(np.asarray(rowhash.row_digests(np, rows)).tobytes())
     assert tree.root == prove_device(params, 0, xp=np).root
+
+
+async def test_memory_probe_over_the_wire(node_home: Any) -> None:
+    """A real agent on Ray holds its products in an actor, answers the memory probe and opens rows with their
+    probe blocks; the queen checks them (the probe's timing is tested in tests/unit/queen)."""
+    qhome = node_home("queen")
+    app = await start_queen(queen_config(qhome, queen__memory_probe="always", queen__memory_probe_grace_s=30.0,
+                                         queen__challenge_mean_interval_s=0.5))
+    target = f"127.0.0.1:{app.port}"
+    agent = make_agent(node_home("holder"), qhome, [target], PINS[2])
+    try:
+        async with running_agent(agent):
+            rec = await wait_for(lambda: (r := app.core.pool.get(agent.identity.address)) and r.passed >= 2 and r,
+                                 240, "two probed challenges to pass")
+            assert rec.failed == 0, rec.last_challenge
+            records = app.core.challenge_records(agent.identity.address)
+            probed = [r for r in records if r["verdict"] == "passed"]
+            assert probed and all(r["memory_probe"] is True and r["probe_seconds"] > 0 for r in probed)
+    finally:
+        await app.stop()
