@@ -4,7 +4,7 @@ One real queen (``queen.app.start_queen``: plaintext gRPC on loopback, admission
 its tick loop and every deadline of the protocol at the queen's defaults) challenges honest provider agents
 (``provider.agent.ProviderAgent`` with the thread runtime and one CPU device each, the code path a CPU
 provider runs) as fast as it may: one challenge in flight per provider, the next due at once. The agents run
-in a process of their own; ``--load`` other processes (default: one per core) spin on the CPU for the whole
+in a process each; ``--load`` other processes (default: one per core) spin on the CPU for the whole
 run, so the queen, the providers and the load share every core as on a busy CI machine.
 
 Challenges are small (``n = 128``, at most 8 products) so that 1,000 of them take minutes; everything else is
@@ -15,7 +15,7 @@ Figures: ``challenges`` (decided challenges) and ``false_failures`` (decided cha
 "passed": every provider is honest), with each failure's reason. Goal: 0 false failures out of at least
 1,000 challenges (``--quick``: a few dozen, in a few seconds, for ``make test``).
 
-Usage: ``python bench/honest.py [--quick] [--challenges 1000] [--providers 8] [--load N] [--out PATH]``.
+Usage: ``python bench/honest.py [--quick] [--challenges 1000] [--providers 4] [--load N] [--out PATH]``.
 """
 
 from __future__ import annotations
@@ -96,8 +96,12 @@ async def _measure(home: Path, providers: int, challenges: int, stop: Any) -> di
     })
     app = await start_queen(cfg)
     homes = [str(home / f"p{i}") for i in range(providers)]
-    proc = mp.get_context("spawn").Process(target=_run_providers, args=(f"127.0.0.1:{app.port}", homes, stop))
-    proc.start()
+    # One process per provider, as on separate machines (several agents in one process would also contend for
+    # its interpreter lock, which no real provider does).
+    procs = [mp.get_context("spawn").Process(target=_run_providers, args=(f"127.0.0.1:{app.port}", [h], stop))
+             for h in homes]
+    for proc in procs:
+        proc.start()
     started = time.monotonic()
     limit = started + 60.0 + TIMEOUT_FACTOR_S * challenges
     try:
@@ -113,9 +117,10 @@ async def _measure(home: Path, providers: int, challenges: int, stop: Any) -> di
         records = [rec for r in app.core.providers() for rec in app.core.challenge_records(r.address)]
     finally:
         stop.set()
-        await asyncio.to_thread(proc.join, 30)
-        if proc.is_alive():
-            proc.kill()
+        for proc in procs:
+            await asyncio.to_thread(proc.join, 30)
+            if proc.is_alive():
+                proc.kill()
         await app.stop()
     verdicts = Counter(str(r.get("verdict")) for r in records)
     failures = [r for r in records if r.get("verdict") != "passed"]
@@ -138,14 +143,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help=f"{QUICK_CHALLENGES} challenges, a few seconds")
     parser.add_argument("--challenges", type=int, default=None, help=f"decided challenges to reach "
                         f"(default {GOAL_CHALLENGES}, --quick {QUICK_CHALLENGES})")
-    parser.add_argument("--providers", type=int, default=None, help="honest providers (default 8, --quick 3)")
+    parser.add_argument("--providers", type=int, default=None, help="honest providers (default 4, --quick 3)")
     parser.add_argument("--load", type=int, default=os.cpu_count() or 1, help="busy processes (default: one per core)")
     parser.add_argument("--out", type=Path, default=None, help="JSON output (default: bench/results/honest.json, "
                         "with --quick bench/results/quick/honest.json)")
     args = parser.parse_args(argv)
     out = result_path("honest", args.quick, args.out)
     challenges = args.challenges or (QUICK_CHALLENGES if args.quick else GOAL_CHALLENGES)
-    providers = args.providers or (3 if args.quick else 8)
+    providers = args.providers or (3 if args.quick else 4)
 
     ctx = mp.get_context("spawn")
     stop = ctx.Event()

@@ -361,9 +361,11 @@ class Challenger:
             # The floor on the queen's clock: the device's work (FLOPs and elements, sizing.device_seconds) at
             # floor x its fingerprint, plus the host's Merkle tree and a small dispatch allowance (not the grace,
             # which only sets the deadline and would open the floor to devices several times slower).
+            # A model without a speed floor (the CPU reference) is held to its deadline only.
             floor = low * self.policy.wall_factor
             allowed = (sizing.device_seconds(fp, p.params.n, p.params.count) / floor
-                       + p.params.rows * ROW_ALLOWANCE_S + DISPATCH_ALLOWANCE_S) if floor > 0 else math.inf
+                       + p.params.rows * ROW_ALLOWANCE_S + DISPATCH_ALLOWANCE_S) if floor > 0 and fp.speed_floor \
+                else math.inf
             if wall > allowed:
                 return self.finish(p, Verdict.FAILED, (
                     f"device {dev.index} ({fp.name}): too slow on the queen's clock: {wall:.3g}s "

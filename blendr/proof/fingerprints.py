@@ -45,6 +45,9 @@ class Fingerprint:
         element_ns: Nanoseconds per generated or hashed matrix element, besides the FLOPs: what
             small challenges spend outside the product. Negligible on a GPU (0.0); on a CPU it
             dominates below n of a few hundred.
+        speed_floor: Whether the queen holds the model to the floor of its band on its own clock.
+            False for the CPU reference, which proves no hardware (any machine has a CPU): only its
+            deadline, a liveness bound, applies, so a CPU provider on a loaded host is not failed.
     """
 
     key: str
@@ -58,6 +61,7 @@ class Fingerprint:
     measured: bool = False
     max_fraction: float | None = None
     element_ns: float = 0.0
+    speed_floor: bool = True
 
     def band(self, default_min: float, default_max: float) -> tuple[float, float]:
         """Returns the accepted speed band ``(min_fraction, max_fraction)`` for this model."""
@@ -171,6 +175,7 @@ DATASHEET: Mapping[str, Fingerprint] = MappingProxyType(
                 measured=True,
                 max_fraction=1000.0,
                 element_ns=20.0,
+                speed_floor=False,
             ),
         )
     }
@@ -191,6 +196,8 @@ def _checked_entry(key: str, raw: Any, base: Fingerprint | None) -> Fingerprint:
         value = raw.get(name)
         if value is not None and (isinstance(value, bool) or not isinstance(value, int | float) or value < 0):
             raise ProofError(f"measured fingerprint {key!r}: {name} must be a non-negative number")
+    if "speed_floor" in raw and not isinstance(raw["speed_floor"], bool):
+        raise ProofError(f"measured fingerprint {key!r}: speed_floor must be true or false")
     memory = raw.get("memory_bytes")
     if memory is not None and (isinstance(memory, bool) or not isinstance(memory, int) or memory <= 0):
         raise ProofError(f"measured fingerprint {key!r}: memory_bytes must be a positive integer")
