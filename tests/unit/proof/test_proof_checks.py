@@ -70,3 +70,10 @@ def test_memory_checks() -> None:
     assert check_memory(0, 80 * GIB, 0.05).reason == "implausible memory claim: 0 bytes"
     with pytest.raises(ProofError):
         check_memory(80 * GIB, 80 * GIB, -0.1)
+
+
+def test_without_the_floor_a_slow_report_passes_but_the_ceiling_and_plausibility_hold() -> None:
+    slow = check_speed(FLOPS, 1.0, 1.0, 0.1, 0.5, 1.5, model="cpu", floor=False)
+    assert slow.ok and slow.reported_tflops == pytest.approx(0.021474836)
+    assert not check_speed(FLOPS, 0.1, 1.0, 0.1, 0.5, 1.5, floor=False).ok  # too fast
+    assert not check_speed(FLOPS, 2.0, 1.0, 0.1, 0.5, 1.5, floor=False).ok  # more work than the wall
