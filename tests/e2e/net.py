@@ -140,12 +140,13 @@ class Net:
         app = self.queens.pop(name)
         await app.stop()
 
-    async def offers_seen(self, n: int) -> None:
-        """Waits until the king offers ``n`` providers (snapshots arrived, stakes read: GPURental accepts them)."""
+    async def offers_seen(self, n: int, timeout: float = 30) -> None:
+        """Waits until the king offers ``n`` providers (snapshots arrived, stakes read: GPURental accepts them, and
+        each provider ran its readiness job)."""
         assert self.king is not None
         k = self.king
         await wait_for(lambda: sum(1 for e in k.jobs.market.pool.values()
-                                   if e.public_key and e.offer.alive and e.offer.gpus > 0) >= n, 30,
+                                   if e.public_key and e.offer.alive and e.offer.gpus > 0) >= n, timeout,
                        f"the king to offer {n} providers")
 
     def renter(self, account: Any | None = None) -> KingClient:

@@ -76,11 +76,11 @@ async def test_staking_provider_faults_and_waits_end_as_a_renter_expects(
         await net.start_provider("provider1", "queen1", 0)
         await net.start_provider("provider2", "queen2", 1, runner_cls=RefusingRunner)
         await net.start_provider("provider3", "queen1", 2)  # admitted by its queen (open admission)
-        await net.offers_seen(2)
+        await net.offers_seen(2, timeout=120)  # each provider's readiness job starts a sandbox: slow under load
         k = net.king
         assert k is not None
         market = k.jobs.market
-        await wait_for(lambda: market.understaked.get(unstaked) == (1, 0), 30, "the king to read provider3's stake")
+        await wait_for(lambda: market.understaked.get(unstaked) == (1, 0), 60, "the king to read provider3's stake")
         treasury = net.manifest.accounts["treasury"]
         other = Account.create()  # a second renter: two permits of one renter at once would race for its nonce
         # Chain calls block: off the event loop, where the king, the queens and the providers all run (a loop held
@@ -109,7 +109,7 @@ async def test_staking_provider_faults_and_waits_end_as_a_renter_expects(
                                                   if e.offer.alive and e.offer.gpus}, 60, "provider2 out of the market")
             long = await king.submit(job(workdir, name="long", entrypoint="python job.py 40"))
             await wait_for(lambda: (j := k.jobs.book.get(long.job_id)) is not None and j.state.value == "running",
-                           60, "the long job running")
+                           120, "the long job running")
             impatient = await king.submit(job(workdir, name="impatient", max_wait_s=4))
             waited = await events_until_done(king, impatient.job_id, 60)  # the follow ends with the job
             await king.cancel(long.job_id)
