@@ -58,7 +58,7 @@ def _run_providers(target: str, homes: list[str], stop: Any) -> None:
     from provider.compute import ThreadRuntime
     from provider.gpus import cpu_device
 
-    configure_logging("WARNING")
+    configure_logging("ERROR")
 
     async def main() -> None:
         agents = []
@@ -82,7 +82,7 @@ async def _measure(home: Path, providers: int, challenges: int, stop: Any) -> di
     from blendr.telemetry import configure_logging
     from queen.app import start_queen
 
-    configure_logging("WARNING")  # verdicts are counted from the store, not the log
+    configure_logging("ERROR")  # verdicts are counted from the store, not the log
     cfg = load_config(home / "queen", env={}, overrides={
         "queen.listen": "127.0.0.1:0",
         "queen.admin_listen": "127.0.0.1:0",
