@@ -193,9 +193,19 @@ class Launch:
                     spec.command], (), None
         if spec.kind == "gvisor":
             bundle = state / "bundle"
-            (bundle / "rootfs").mkdir(parents=True, exist_ok=True)
+            rootfs = bundle / "rootfs"
+            rootfs.mkdir(parents=True, exist_ok=True)
             cg = cgroup_support() != ""
-            (bundle / "config.json").write_text(json.dumps(oci_config(spec, env, devices, cgroups=cg)))
+            config = oci_config(spec, env, devices, cgroups=cg)
+            for m in config["mounts"]:  # made here: gVisor creating them in a read-only root fails now and then
+                dest = rootfs / m["destination"].lstrip("/")
+                dest.mkdir(mode=0o755, parents=True, exist_ok=True)
+                for d in [dest, *dest.parents]:
+                    if d == rootfs:
+                        break
+                    d.chmod(0o755)
+            rootfs.chmod(0o755)
+            (bundle / "config.json").write_text(json.dumps(config))
             return gvisor_argv(spec, bundle, cgroups=cg, runsc=which("runsc")), (), None
         as_root = os.geteuid() == 0
         fds: tuple[int, ...] = ()
@@ -253,14 +263,15 @@ class Launch:
         visible = [g for g in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if g.strip()][: spec.gpus]
         devices = gpu_device_nodes(visible, _nvml() if visible else None)
         env = job_env(spec, visible)
-        version = cgroup_support()
+        # gVisor's runsc makes the sandbox's cgroup itself (from the OCI config); the launcher makes one otherwise.
+        version = cgroup_support() if spec.kind != "gvisor" else ""
         cgroup = JobCgroup(CGROUP_PREFIX + spec.job_id, spec.limits, version) if version else None
         _own_tree(spec)
         argv, child_fds, parent_fds = self._argv_and_fds(env, devices)
         limits = spec.limits
 
         def preexec() -> None:
-            if cgroup is None:
+            if cgroup is None and spec.kind != "gvisor":
                 _rlimits(limits)
                 _cpu_affinity(limits)
 

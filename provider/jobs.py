@@ -124,7 +124,11 @@ class _RayRequestError(ComputeError):
 
 
 def _agent_not_ready(exc: BaseException) -> bool:
-    return isinstance(exc, _RayRequestError) and "No available agent" in exc.text
+    """A just-started cluster's job agent is not up yet, or the dashboard dropped the connection (seen on a busy
+    host): worth another try. A submission is idempotent (its id), so a retry never submits twice."""
+    if isinstance(exc, _RayRequestError):
+        return "No available agent" in exc.text
+    return isinstance(exc, ComputeError) and "Connection aborted" in str(exc)
 
 
 def submission_id_for(job_id: str) -> str:
@@ -464,8 +468,8 @@ class JobRunner:
                 if info.status in (JobStatus.FAILED, JobStatus.STOPPED):
                     logs = await self._call("read the trivial job's logs", client.get_job_logs, submission_id)
                     tail = " | ".join((logs or "").strip().splitlines()[-3:])
-                    raise ComputeError(f"a trivial job {str(info.status).lower()}: {info.message or ''} {tail}"
-                                       .strip()[:500])
+                    message = str(info.message or "").split(", last available logs")[0].strip()
+                    raise ComputeError(f"a trivial job {str(info.status).lower()}: {message}: {tail}"[:1000])
                 await asyncio.sleep(0.2)
 
         try:

@@ -29,7 +29,9 @@ The backends:
   shown to queens, the king and renters.
 
 Limits per job (memory, CPUs, processes) go through a cgroup where the agent may create one (cgroup v1 or v2),
-else through rlimits and CPU affinity (weaker: documented, logged).
+else through rlimits and CPU affinity (weaker). With gVisor the cgroup holds the whole sandbox (its kernel
+included) and limits its memory and CPU; the number of processes inside is bounded by that memory only (a host
+pids limit counts gVisor's own threads and kills the sandbox, and Debian's runsc has no limit of its own).
 """
 
 from __future__ import annotations
@@ -53,8 +55,6 @@ JOB_OUTPUTS = "/job/outputs"
 SYSTEM_PATHS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc", "/opt")
 # The NVIDIA driver's control nodes a CUDA process needs besides its GPUs' own /dev/nvidiaN.
 NVIDIA_CONTROL_NODES = ("/dev/nvidiactl", "/dev/nvidia-uvm", "/dev/nvidia-uvm-tools", "/dev/nvidia-modeset")
-# Extra process slots gVisor's own threads take in the job's cgroup (the sentry and gofer count there).
-GVISOR_PIDS_MARGIN = 512
 DEFAULT_JOB_UID = 65534
 
 
@@ -220,12 +220,10 @@ def oci_config(spec: SandboxSpec, env: Mapping[str, str], devices: Sequence[str]
         res: dict[str, Any] = {}
         if spec.limits.memory_bytes:
             res["memory"] = {"limit": spec.limits.memory_bytes}
-        if spec.limits.pids:
-            res["pids"] = {"limit": spec.limits.pids + GVISOR_PIDS_MARGIN}
         if spec.limits.cpus:
             res["cpu"] = {"quota": int(spec.limits.cpus * 100_000), "period": 100_000}
         linux["resources"] = res
-        linux["cgroupsPath"] = f"/blendr-{spec.job_id}"
+        linux["cgroupsPath"] = f"/blendr-gvisor-{spec.job_id}"
     return {
         "ociVersion": "1.0.2",
         "process": {
