@@ -65,7 +65,7 @@ log = get_logger("blendr.king.lifecycle")
 
 # Reverts that are the chosen provider's or queen's fault: try another provider. Anything else is the renter's.
 PROVIDER_SIDE = frozenset({"GPURentalInsufficientStake", "GPURentalInsufficientQueenStake",
-                           "GPURentalQueenIsProvider", "GPURentalProviderNotCandidate"})
+                           "GPURentalQueenIsProvider", "GPURentalProviderNotCandidate", "GPURentalStakeReserved"})
 RENTER_HINTS = {
     "ERC20InsufficientAllowance": "the escrow allowance is too low: sign a larger permit (or approve GPURental)",
     "ERC20InsufficientBalance": "insufficient GPUTOKEN balance for the escrow",

@@ -166,7 +166,8 @@ class StakingManager(_Bound):
         return self._send(self.fn.withdraw(int(tier)))
 
     def reserved_stake_of(self, provider: str) -> Wei:
-        """Provider stake held by open rentals (minStake(Provider) per GPU rented): it cannot start unbonding."""
+        """Provider stake its open rentals may still slash (minStake(Provider) × slashBps per GPU rented): it
+        cannot start unbonding."""
         return Wei(int(self._call(self.fn.reservedStakeOf(provider))))
 
     def earned(self, node: str) -> Wei:
@@ -312,7 +313,7 @@ class GPURental(_Bound):
         return self._send(self.fn.reclaimEscrow(rental_id))
 
     def reserved_gpus_of(self, provider: str) -> int:
-        """GPUs under ``provider``'s open rentals (each holds minStake(Provider) of its stake)."""
+        """GPUs under ``provider``'s open rentals (each holds minStake(Provider) × slashBps of its stake)."""
         return int(self._call(self.fn.reservedGpusOf(provider)))
 
     def feedback(self, rental_id: int, rating: int) -> TxReceipt:

@@ -26,11 +26,12 @@ import {RentalMessages} from "../interfaces/RentalMessages.sol";
 /// the renter gets the rest back; a failed verification pays nothing and slashes the provider's stake.
 /// If no result arrives within `resultTimeout` after the rental's end, the renter gets the whole escrow back.
 ///
-/// Stake: each open rental reserves minStake(Provider) per GPU of its provider's stake (reservedGpusOf, checked
-/// by StakingManager before any unstake) from creation until it settles or its escrow is reclaimed; a rental is
-/// created only if the provider's unreserved stake covers it. A slash is at most minStake(Provider) per GPU, so
-/// every slash the open rentals can owe is payable; it is capped at the rental's share of the stake
-/// (active * gpus / reserved GPUs) in case governance raised minStake since, so it stays payable even then.
+/// Stake: the provider must stake minStake(Provider) per GPU of a rental, and each open rental reserves what a
+/// failed verification would slash, minStake(Provider) * slashBps / 10000 per GPU (reservedGpusOf, checked by
+/// StakingManager before any unstake), from creation until it settles or its escrow is reclaimed; a rental is
+/// created only if the provider's unreserved stake covers its possible slash too, so every slash the open
+/// rentals can owe is payable. A slash is capped at the rental's share of the stake (active * gpus / reserved
+/// GPUs), so it stays payable even if governance raised minStake or slashBps since.
 ///
 /// Rounding: every division rounds down, so the escrow and the payment are each at most 1 wei below the exact
 /// pro-rata value (in the renter's favour) and the fee rounds down (in the provider's favour). Nothing is lost:
@@ -84,7 +85,6 @@ contract GPURental is IGPURental, AccessControl, EIP712, ReentrancyGuardTransien
     // settlement: inbox check, fee and slash rates (and reclaim's timeout)
     address private _inbox;
     uint16 private _feeBps;
-    uint16 private _slashBps;
     uint32 private _resultTimeout;
     // creation and settlement: the ETC peer
     address private _workVerification;
@@ -94,6 +94,7 @@ contract GPURental is IGPURental, AccessControl, EIP712, ReentrancyGuardTransien
     uint16 private _maxGpus;
     uint32 private _minDuration;
     uint32 private _maxDuration;
+    uint16 private _slashBps; // read by every creation (the stake its rental reserves), so in this slot
     address private _treasury;
     address private _reputationSystem;
 
@@ -165,8 +166,10 @@ contract GPURental is IGPURental, AccessControl, EIP712, ReentrancyGuardTransien
     /// - 0 < `intent.gpus` <= maxGpus and minDuration <= `intent.duration` <= maxDuration;
     /// - the renter has not used `intent.nonce` before;
     /// - `signature` is the renter's EIP-712 signature of `intent`;
-    /// - the provider's Provider stake less minStake(Provider) * reservedGpusOf(provider) >= minStake(Provider) * gpus
-    ///   (GPURentalInsufficientStake); `queen`'s Queen stake >= minStake(Queen);
+    /// - the provider's Provider stake >= minStake(Provider) * gpus (GPURentalInsufficientStake), and, less what
+    ///   its open rentals may still slash (minStake(Provider) * reservedGpusOf(provider) * slashBps / 10000), it
+    ///   covers this rental's possible slash, minStake(Provider) * gpus * slashBps / 10000 (GPURentalStakeReserved);
+    /// - `queen`'s Queen stake >= minStake(Queen);
     /// - the escrow is not zero, the ETC peers are set, and the renter's allowance and balance cover the escrow.
     function createRental(
         RentalIntent calldata intent,
@@ -329,8 +332,8 @@ contract GPURental is IGPURental, AccessControl, EIP712, ReentrancyGuardTransien
         return _hashTypedDataV4(keccak256(abi.encode(_INTENT_TYPEHASH, intent)));
     }
 
-    /// @notice GPUs of `provider`'s open rentals (created, not settled nor reclaimed); StakingManager holds
-    /// minStake(Provider) of its stake per such GPU.
+    /// @notice GPUs of `provider`'s open rentals (created, not settled nor reclaimed); StakingManager holds what
+    /// they may still slash, minStake(Provider) * slashBps / 10000 of its stake per such GPU.
     function reservedGpusOf(address provider) external view returns (uint256) {
         return _reservedGpus[provider];
     }
@@ -643,16 +646,29 @@ contract GPURental is IGPURental, AccessControl, EIP712, ReentrancyGuardTransien
         ) revert GPURentalProviderNotCandidate(provider, intent.candidatesRoot);
     }
 
-    /// @dev The provider's stake not yet reserved by its open rentals must cover minStake(Provider) per GPU, the
-    /// queen's stake minStake(Queen); then this rental's GPUs join the provider's reservation.
+    /// @dev The provider's stake must cover minStake(Provider) per GPU and, beyond what its open rentals may still
+    /// slash, this rental's possible slash; the queen's stake minStake(Queen). Then this rental's GPUs join the
+    /// provider's reservation.
     function _reserveStakes(uint256 gpus, address provider, address queen) private {
         (uint256 stake, uint256 perGpu, uint256 queenStake, uint256 queenMin) = _staking.rentalStakes(provider, queen);
         uint256 reserved = _reservedGpus[provider];
-        uint256 held = perGpu * reserved;
-        uint256 free = stake > held ? stake - held : 0;
-        if (free < perGpu * gpus) revert GPURentalInsufficientStake(provider, free, perGpu * gpus);
+        uint256 bps = _slashBps;
+        uint256 required;
+        uint256 slashable;
+        uint256 free;
+        // Cannot overflow: perGpu < 2**96 (a uint96 in StakingManager), gpus <= maxGpus < 2**16 (checked before),
+        // reserved is a sum of such GPU counts, bps <= 10000.
+        unchecked {
+            uint256 held = perGpu * reserved * bps / _BPS; // what the open rentals may still slash
+            free = stake > held ? stake - held : 0;
+            required = perGpu * gpus;
+            slashable = required * bps / _BPS;
+            reserved += gpus;
+        }
+        if (stake < required) revert GPURentalInsufficientStake(provider, stake, required);
+        if (free < slashable) revert GPURentalStakeReserved(provider, free, slashable);
         if (queenStake < queenMin) revert GPURentalInsufficientQueenStake(queen, queenStake, queenMin);
-        _reservedGpus[provider] = reserved + gpus;
+        _reservedGpus[provider] = reserved;
     }
 
     function _schedulerIdOwner(uint16 id) private view returns (address) {

@@ -19,7 +19,8 @@ import {IGPUToken} from "../interfaces/IGPUToken.sol";
 /// never promises more than it holds. Staked tokens held here are never delegated, so they count for voting
 /// only through {getPastStake}, never twice.
 /// Provider stake that backs open rentals is reserved: the locker (GPURental) counts each provider's GPUs under
-/// rentals whose result may still slash it, and `minStake(Provider)` per such GPU cannot start unbonding.
+/// rentals whose result may still slash it, and what they may slash (`minStake(Provider) * slashBps` per such
+/// GPU) cannot start unbonding.
 contract StakingManager is IStakingManagerFull, AccessControl, ReentrancyGuard {
     using SafeERC20 for IERC20;
     using Checkpoints for Checkpoints.Trace208;
@@ -336,7 +337,7 @@ contract StakingManager is IStakingManagerFull, AccessControl, ReentrancyGuard {
         return tier == Tier.Queen ? _queenMin : _kingMin;
     }
 
-    /// @notice Provider-tier stake of `provider` that its open rentals hold: minStake(Provider) per reserved GPU.
+    /// @notice Provider-tier stake of `provider` that its open rentals may still slash (cannot start unbonding).
     function reservedStakeOf(address provider) external view returns (uint256) {
         return _reservedStake(provider);
     }
@@ -414,7 +415,8 @@ contract StakingManager is IStakingManagerFull, AccessControl, ReentrancyGuard {
     function _reservedStake(address provider) private view returns (uint256) {
         address reserver = _locker;
         if (reserver == address(0)) return 0;
-        return uint256(_providerMin) * IProviderStakeReserver(reserver).reservedGpusOf(provider);
+        IProviderStakeReserver r = IProviderStakeReserver(reserver);
+        return uint256(_providerMin) * r.reservedGpusOf(provider) * r.slashBps() / MAX_BPS;
     }
 
     function _stake(address node, Tier tier, uint256 amount) private {

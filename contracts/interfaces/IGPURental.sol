@@ -66,8 +66,10 @@ interface IGPURental is IBridgeReceiver, IProviderStakeReserver {
     error GPURentalInvalidDuration(uint64 duration, uint32 minDuration, uint32 maxDuration);
     error GPURentalNonceUsed(address renter, uint256 nonce);
     error GPURentalInvalidSignature();
-    /// The provider's active stake less what its open rentals reserve is below minStake(Provider) * gpus.
-    error GPURentalInsufficientStake(address provider, uint256 unreservedStake, uint256 required);
+    /// The provider's active stake is below minStake(Provider) * gpus.
+    error GPURentalInsufficientStake(address provider, uint256 stake, uint256 required);
+    /// The provider's stake less what its open rentals may still slash cannot cover this rental's possible slash.
+    error GPURentalStakeReserved(address provider, uint256 unreservedStake, uint256 slashable);
     error GPURentalInsufficientQueenStake(address queen, uint256 stake, uint256 required);
     error GPURentalQueenIsProvider(address queen);
     error GPURentalZeroEscrow();

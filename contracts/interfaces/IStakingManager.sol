@@ -29,11 +29,13 @@ interface IStakingManager {
     function getPastStake(address account, uint256 timepoint) external view returns (uint256);
 }
 
-/// @notice The contract whose open rentals hold provider stake (GPURental): StakingManager keeps
-/// `minStake(Provider) * reservedGpusOf(provider)` of a provider's active stake from unbonding.
+/// @notice The contract whose open rentals hold provider stake (GPURental): StakingManager keeps what they may
+/// still slash, `minStake(Provider) * reservedGpusOf(provider) * slashBps() / 10000`, from unbonding.
 interface IProviderStakeReserver {
     /// @notice GPUs of `provider`'s rentals whose result may still slash it (created, not yet settled or reclaimed).
     function reservedGpusOf(address provider) external view returns (uint256);
+    /// @notice Share of minStake(Provider) per GPU a failed verification slashes, in basis points.
+    function slashBps() external view returns (uint16);
 }
 
 /// @notice Everything else StakingManager exposes: staking, unbonding, rewards, parameters and their errors.

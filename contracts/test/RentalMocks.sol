@@ -14,6 +14,11 @@ import {IStakingManager, Tier} from "../interfaces/IStakingManager.sol";
 /// @notice GPURental's reservations as StakingManager reads them, set directly.
 contract MockStakeReserver {
     mapping(address provider => uint256) public reservedGpusOf;
+    uint16 public slashBps = 10_000;
+
+    function setSlashBps(uint16 bps) external {
+        slashBps = bps;
+    }
 
     function setReserved(address provider, uint256 gpus) external {
         reservedGpusOf[provider] = gpus;

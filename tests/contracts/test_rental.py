@@ -419,18 +419,20 @@ def test_create_rejects_queen_with_thin_stake(env: Env) -> None:
 
 
 def test_open_rentals_reserve_the_provider_stake_and_exposure_beyond_it_is_refused(env: Env) -> None:
-    """Each open rental holds minStake(Provider) per GPU of its provider's stake: concurrent rentals never owe
-    more slashes than the stake, a rental beyond the unreserved stake is refused, and settling or reclaiming
-    frees the reservation."""
+    """Each open rental holds what it may slash of its provider's stake (here, at a 100 % slash, minStake per
+    GPU): concurrent rentals never owe more slashes than the stake, a rental whose possible slash the unreserved
+    stake cannot cover is refused, and settling or reclaiming frees the reservation."""
+    send(env.rental.functions.setSlashBps(10_000), env.admin)
     reserved = env.rental.functions.reservedGpusOf
     a, _ = create(env, make_intent(env, gpus=5, nonce=1))  # the provider stakes for 8 GPUs
     assert reserved(env.provider).call() == 5
-    with reverts("GPURentalInsufficientStake") as err:  # 5 + 4 > 8, though 4 alone would be covered
+    assert env.staking.functions.stakeOf(env.provider, TIER_PROVIDER).call() == 8 * PROVIDER_MIN
+    with reverts("GPURentalStakeReserved") as err:  # 5 + 4 > 8, though 4 alone would be covered
         create(env, make_intent(env, gpus=4, nonce=2))
     assert err.args == [env.provider, 3 * PROVIDER_MIN, 4 * PROVIDER_MIN]
     b, _ = create(env, make_intent(env, gpus=3, nonce=3))
     assert reserved(env.provider).call() == 8
-    with reverts("GPURentalInsufficientStake"):
+    with reverts("GPURentalStakeReserved"):
         create(env, make_intent(env, gpus=1, nonce=4))
     deliver(env, a, HOUR)  # settled: its 5 GPUs are free again
     assert reserved(env.provider).call() == 3
@@ -440,6 +442,20 @@ def test_open_rentals_reserve_the_provider_stake_and_exposure_beyond_it_is_refus
     increase_time(env.w3, 2 * HOUR + RESULT_TIMEOUT)
     send(env.rental.functions.reclaimEscrow(c), env.outsider)  # anyone may free it: the escrow goes to the renter
     assert reserved(env.provider).call() == 0
+
+
+def test_at_the_default_slash_rate_each_open_rental_reserves_a_tenth_of_its_minimum(env: Env) -> None:
+    """At slashBps 10 % a stake of minStake for 8 GPUs backs ten open 8-GPU rentals (each may slash a tenth of
+    it); the eleventh finds nothing unreserved. A rental must still meet minStake per GPU on its own."""
+    for n in range(1, 11):
+        create(env, make_intent(env, gpus=8, nonce=n))
+    assert env.rental.functions.reservedGpusOf(env.provider).call() == 80
+    with reverts("GPURentalStakeReserved") as err:
+        create(env, make_intent(env, gpus=1, nonce=11))
+    assert err.args == [env.provider, 0, PROVIDER_MIN // 10]
+    with reverts("GPURentalInsufficientStake") as err:
+        create(env, make_intent(env, gpus=9, nonce=12))
+    assert err.args == [env.provider, 8 * PROVIDER_MIN, 9 * PROVIDER_MIN]
 
 
 def test_every_slash_the_open_rentals_owe_is_paid_in_full(env: Env) -> None:
@@ -975,8 +991,10 @@ class RentalMachine(RuleBasedStateMachine):
         third = self.renters[2]
         send(self.env.token.functions.mint(third, 1_000_000 * E18), self.env.admin)
         send(self.env.token.functions.approve(self.env.rental.address, 2**256 - 1), third)
-        # a stake for 12 GPUs: concurrent rentals run into the reservation, and failed settlements shrink it
+        # a stake for 12 GPUs and a 50 % slash: concurrent rentals run into the reservation (24 GPUs' worth), and
+        # failed settlements shrink the stake
         send(self.env.staking.functions.setStake(self.env.provider, TIER_PROVIDER, PROVIDER_MIN * 12), self.env.admin)
+        send(self.env.rental.functions.setSlashBps(5_000), self.env.admin)
         self.gpus: dict[int, int] = {}  # rentalId -> GPUs, of the open rentals
         self.nonce = 100
         self.open: dict[int, tuple[str, int]] = {}  # rentalId -> (renter, escrow), not settled nor reclaimed
@@ -1009,8 +1027,12 @@ class RentalMachine(RuleBasedStateMachine):
         )
         escrow = escrow_of(price, gpus, minutes * 60)
         stake = self.env.staking.functions.stakeOf(self.env.provider, TIER_PROVIDER).call()
-        if stake - PROVIDER_MIN * sum(self.gpus.values()) < PROVIDER_MIN * gpus:
+        if stake < PROVIDER_MIN * gpus:
             with reverts("GPURentalInsufficientStake"):
+                create(self.env, intent, price=price)
+            return
+        if stake - PROVIDER_MIN * sum(self.gpus.values()) // 2 < PROVIDER_MIN * gpus // 2:
+            with reverts("GPURentalStakeReserved"):
                 create(self.env, intent, price=price)
             return
         if escrow == 0:
@@ -1081,7 +1103,7 @@ class RentalMachine(RuleBasedStateMachine):
     def open_rentals_reserve_stake_and_every_slash_is_paid(self) -> None:
         e = self.env
         assert e.rental.functions.reservedGpusOf(e.provider).call() == sum(self.gpus.values())
-        owed = sum(PROVIDER_MIN * g * 1000 // 10_000 for g in self.gpus.values())
+        owed = sum(PROVIDER_MIN * g * 5_000 // 10_000 for g in self.gpus.values())
         assert e.staking.functions.stakeOf(e.provider, TIER_PROVIDER).call() >= owed
         for i in range(e.staking.functions.slashCount().call()):
             record = e.staking.functions.slashAt(i).call()
