@@ -56,6 +56,7 @@ bench: $(STAMP) $(NODE_STAMP)
 	$(PY) bench/relay.py
 	$(PY) bench/scheduler.py
 	$(PY) bench/outputs.py
+	$(PY) bench/sandbox.py
 
 bench-quick: $(STAMP) $(NODE_STAMP)
 	$(PY) bench/proof.py --quick
@@ -64,6 +65,7 @@ bench-quick: $(STAMP) $(NODE_STAMP)
 	$(PY) bench/relay.py --quick
 	$(PY) bench/scheduler.py --quick
 	$(PY) bench/outputs.py --quick
+	$(PY) bench/sandbox.py --quick
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check blendr blendrctl king queen provider tests bench

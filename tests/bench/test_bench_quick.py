@@ -34,6 +34,8 @@ EXPECTED: dict[str, set[str]] = {
                 "wall_s"},
     "honest": {"benchmark", "mode", "challenges", "false_failures", "verdicts", "failure_reasons", "load_processes",
                "goal", "target_met", "wall_s"},
+    "sandbox": {"benchmark", "mode", "kinds", "skipped", "job_limits", "start_latency", "compute", "escapes",
+                "target_met", "wall_s"},
 }
 
 
@@ -105,6 +107,25 @@ def test_honest_quick_counts_every_decided_challenge_under_load(tmp_path: Path) 
     assert report["challenges"] >= 12 and sum(report["verdicts"].values()) == report["challenges"]
     assert report["false_failures"] == report["challenges"] - report["verdicts"].get("passed", 0)
     assert report["false_failures"] == 0, report["failure_reasons"]
+
+
+@pytest.mark.timeout(RUN_TIMEOUT_S + 30)
+def test_sandbox_quick_measures_every_kind_and_the_escapes_work_only_unsandboxed(tmp_path: Path) -> None:
+    report = run_quick("sandbox", tmp_path / "sandbox.json")
+    assert _quick_flag(report) and report["kinds"][:2] == ["none", "bubblewrap"]
+    assert set(report["kinds"]) | set(report["skipped"]) == {"none", "bubblewrap", "gvisor"}
+    for kind in report["kinds"]:
+        lat, comp = report["start_latency"]["kinds"][kind], report["compute"]["kinds"][kind]
+        assert lat["median_first_line_s"] > 0 and comp["median_wall_s"] > 0
+        assert lat["added_s"] == pytest.approx(lat["median_first_line_s"]
+                                               - report["start_latency"]["kinds"]["none"]["median_first_line_s"])
+        table = report["escapes"]["table"][kind]
+        assert table["job's legitimate work"]["detail"] == "done", table
+        if kind == "none":  # the attempts are real: unsandboxed, they work
+            assert {"read provider node.key", "reach host loopback: queen",
+                    "host: file planted in the provider home"} <= set(report["escapes"]["escaped"]["none"])
+        else:
+            assert report["escapes"]["escaped"][kind] == [], table
 
 
 def test_quick_results_default_beside_the_committed_ones() -> None:
