@@ -157,7 +157,10 @@ async def _expect_status(cfg: Any, target: str, msgs: list[pb.ProviderMessage], 
 
 async def test_bad_input_gets_precise_status_and_others_keep_being_served(node_home: Any) -> None:
     qhome = node_home("queen")
-    app = await start_queen(queen_config(qhome, queen__max_devices=8, rpc__max_message_bytes=256 * 1024))
+    # 4 openings per device: the worst-case openings message (8 devices, each row with its memory-probe block) must
+    # fit the queen's 256 KiB bound.
+    app = await start_queen(queen_config(qhome, queen__max_devices=8, queen__openings_k=4,
+                                         rpc__max_message_bytes=256 * 1024))
     target = f"127.0.0.1:{app.port}"
     cfg = client_config(node_home("c"), qhome, rpc__max_message_bytes=4 * 1024 * 1024)
     good = make_agent(node_home("good"), qhome, [target], PINS[0])
