@@ -77,3 +77,5 @@ class Hello:
     ray: RayInfo = field(default_factory=RayInfo)
     software_version: str = ""
     readiness: Readiness = field(default_factory=Readiness)
+    # Where renters' code runs: "bubblewrap", "gvisor" or "none" (also what an older agent, which says nothing, is).
+    sandbox: str = "none"

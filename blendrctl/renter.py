@@ -309,11 +309,15 @@ async def _offers(king: Any, args: argparse.Namespace) -> int:
     if not offers:
         print("no providers are offering GPUs right now")
         return 0
-    print(f"{'MODEL':14s} {'PROVIDERS':>9s} {'FREE/TOTAL':>11s} {'MIN ASK/h':>10s} {'QUOTE/h':>9s} {'BEST REP':>9s}")
+    print(f"{'MODEL':14s} {'PROVIDERS':>9s} {'FREE/TOTAL':>11s} {'MIN ASK/h':>10s} {'QUOTE/h':>9s} {'BEST REP':>9s} "
+          f"{'UNSANDBOXED':>11s}")
     for o in offers:
         print(f"{o.gpu_model:14s} {o.providers:>9d} {f'{o.gpus_free}/{o.gpus_total}':>11s} "
               f"{fmt_tokens(int(o.min_ask_per_gpu_hour or 0)):>10s} {fmt_tokens(int(o.quote_per_gpu_hour or 0)):>9s} "
-              f"{o.best_reputation_bps / 100:>8.1f}%")
+              f"{o.best_reputation_bps / 100:>8.1f}% {o.unsandboxed_providers:>11d}")
+    if any(o.unsandboxed_providers for o in offers):
+        print("unsandboxed: providers whose operators run renters' jobs without a sandbox (provider.sandbox = "
+              "\"none\"); their owner can read your job's files", file=sys.stderr)
     return 0
 
 

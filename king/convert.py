@@ -93,13 +93,14 @@ def event_to_proto(ev: JobEvent, job: rpb.Job) -> rpb.JobEvent:
 def offer_to_proto(o: ProviderOffer, quote: int) -> rpb.Offer:
     return rpb.Offer(gpu_model=o.gpu_model, providers=1, gpus_free=o.gpus, gpus_total=o.gpus,
                      min_ask_per_gpu_hour=str(o.ask_per_gpu_hour), quote_per_gpu_hour=str(quote),
-                     best_reputation_bps=o.reputation, vram_bytes=o.vram_bytes, tflops=o.tflops)
+                     best_reputation_bps=o.reputation, vram_bytes=o.vram_bytes, tflops=o.tflops,
+                     unsandboxed_providers=0 if o.sandboxed else 1)
 
 
 def model_offer_to_proto(o: ModelOffer) -> rpb.Offer:
     return rpb.Offer(gpu_model=o.gpu_model, providers=o.providers, gpus_free=o.gpus_free, gpus_total=o.gpus_total,
                      min_ask_per_gpu_hour=str(o.min_ask_per_gpu_hour), quote_per_gpu_hour=str(o.quote_per_gpu_hour),
-                     best_reputation_bps=o.best_reputation)
+                     best_reputation_bps=o.best_reputation, unsandboxed_providers=o.unsandboxed)
 
 
 def quote_to_proto(q: Quote, closest_quotes: list[int], *, intents: int, chain_id: int, rental_contract: str,
@@ -179,5 +180,5 @@ def offer_from_proto(p: kpb.PoolProvider, queen: str) -> tuple[ProviderOffer, by
                     queen=queen)
         return None
     offer = ProviderOffer(addr, to_checksum_address(queen), p.gpu_model[:64], int(p.gpus), int(p.vram_bytes),
-                          tflops, ask, 5000, uptime, bool(p.alive))
+                          tflops, ask, 5000, uptime, bool(p.alive), sandboxed=p.sandbox in ("bubblewrap", "gvisor"))
     return offer, pub, int(p.busy_gpus)

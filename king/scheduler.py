@@ -73,6 +73,7 @@ class ProviderOffer:
         reputation: On-chain score in basis points, 0..10000.
         uptime: Passed / decided challenges, 0..1.
         alive: Whether its queen considers it alive.
+        sandboxed: Whether it runs renters' jobs in a sandbox (False: its operator chose none).
     """
 
     provider: str
@@ -85,6 +86,7 @@ class ProviderOffer:
     reputation: int
     uptime: float
     alive: bool = True
+    sandboxed: bool = True
 
 
 @dataclass(frozen=True)
@@ -119,6 +121,7 @@ class ModelOffer:
     min_ask_per_gpu_hour: Wei
     quote_per_gpu_hour: Wei
     best_reputation: int
+    unsandboxed: int = 0  # of ``providers``, those that run jobs without a sandbox
 
 
 # ---------------------------------------------------------------------------------------------- internals
@@ -532,6 +535,10 @@ class _ProviderIndex:
                     m.providers += s.providers
                     m.min_ask = min(m.min_ask, s.min_ask)
                     m.best_reputation = max(m.best_reputation, s.best_reputation)
+        unsandboxed: dict[str, int] = {}
+        for p in self.providers.values():
+            if p.entry is not None and p.offer is not None and not p.offer.sandboxed:
+                unsandboxed[p.offer.gpu_model] = unsandboxed.get(p.offer.gpu_model, 0) + 1
         out = []
         for model in sorted(merged):
             m, t = merged[model], self.totals[model]
@@ -544,6 +551,7 @@ class _ProviderIndex:
                     min_ask_per_gpu_hour=m.min_ask,
                     quote_per_gpu_hour=self.quote(model),
                     best_reputation=m.best_reputation,
+                    unsandboxed=unsandboxed.get(model, 0),
                 )
             )
         return out

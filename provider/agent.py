@@ -247,7 +247,8 @@ class ProviderAgent:
     async def _session(self, target: str) -> bool:
         """Run one stream to ``target``. Returns True when it was admitted (and has now ended)."""
         hello = Hello(address=self.identity.address, devices=tuple(self.devices), ray=self.ray,
-                      software_version=f"blendrchain/{blendr.__version__}", readiness=self.readiness.current)
+                      software_version=f"blendrchain/{blendr.__version__}", readiness=self.readiness.current,
+                      sandbox=self.cfg.provider.sandbox)
         admitted = False
         async with open_channel(self.cfg, target) as channel:
             stub = pb_grpc.QueenServiceStub(channel)

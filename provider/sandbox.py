@@ -149,8 +149,10 @@ def gpu_device_nodes(visible_gpus: Sequence[str], nvml: Any = None) -> list[str]
 
 
 def _ro_binds(spec: SandboxSpec) -> list[str]:
+    # A path reached through a symlink (a virtualenv linked elsewhere) is bound where the link points, too.
+    wanted = [q for p in (*SYSTEM_PATHS, *spec.ro_paths) for q in (p, os.path.realpath(p))]
     seen: list[str] = []
-    for p in (*SYSTEM_PATHS, *spec.ro_paths):
+    for p in wanted:
         if os.path.lexists(p) and p not in seen and not any(p.startswith(s.rstrip("/") + "/") for s in seen):
             seen.append(p)
     return seen

@@ -101,7 +101,7 @@ def provider_info_to_proto(rec: ProviderRecord, connected_seconds: float) -> pb.
         fingerprint_tflops=rec.fingerprint_tflops, uptime=rec.uptime, connected_seconds=connected_seconds,
         last_seen_unix=rec.last_seen, software_version=rec.software_version, admitted_unix=rec.admitted_at,
         not_ready=rec.quarantine or rec.not_ready, challenges_abandoned=rec.abandoned,
-        quarantined_until_unix=rec.quarantined_until if rec.quarantine else 0.0,
+        quarantined_until_unix=rec.quarantined_until if rec.quarantine else 0.0, sandbox=rec.sandbox,
     )
     lc = rec.last_challenge
     if lc:
@@ -136,6 +136,7 @@ def provider_to_proto(rec: ProviderRecord, busy_gpus: int) -> kpb.PoolProvider:
         busy_gpus=min(busy_gpus, gpus),
         admission_nonce=bytes.fromhex(rec.admission_nonce),
         admission_signature=bytes.fromhex(rec.admission_signature),
+        sandbox=rec.sandbox,
     )
 
 

@@ -58,6 +58,8 @@ class ProviderRecord:
     # Why the provider cannot run renters' jobs now, from its hello and heartbeats ("" when it can). A provider
     # that is not ready stays in the pool (and is challenged) but is never offered to the king.
     not_ready: str = ""
+    # Where renters' code runs on it (Hello.sandbox): "bubblewrap", "gvisor" or "none".
+    sandbox: str = "none"
     # The verdicts of the last decided challenges (oldest first, at most the pool's window), what quarantine
     # judges; emptied when a quarantine starts so the provider starts afresh after it.
     recent: list[str] = field(default_factory=list)
@@ -214,6 +216,7 @@ class Pool:
             rec.admission_nonce, rec.admission_signature = admission[0].hex(), admission[1].hex()
         rec.ask_per_gpu_hour = ask_per_gpu_hour
         rec.not_ready = "" if hello.readiness.ready else hello.readiness.reason or "not ready"
+        rec.sandbox = hello.sandbox or "none"
         rec.last_seen_mono = mono
         rec.connected_since = now
         self._connected.add(rec.address)

@@ -79,6 +79,7 @@ def rows(resp: pb.ListProvidersResponse, now: float | None = None) -> list[dict[
             "issued": p.challenges_issued,
             "uptime": p.uptime,
             "connected": p.connected_seconds,
+            "sandbox": p.sandbox or "none",
         })
     return out
 
@@ -86,7 +87,7 @@ def rows(resp: pb.ListProvidersResponse, now: float | None = None) -> list[dict[
 def render(resp: pb.ListProvidersResponse, now: float | None = None) -> str:
     """A fixed-width table of the pool."""
     data = rows(resp, now)
-    header = ["PROVIDER", "DEVICES", "STATE", "JOBS", "LAST CHALLENGE", "TFLOP/S (FINGERPRINT)", "PASS/FAIL/MISS", "UPTIME",
+    header = ["PROVIDER", "DEVICES", "STATE", "JOBS", "SANDBOX", "LAST CHALLENGE", "TFLOP/S (FINGERPRINT)", "PASS/FAIL/MISS", "UPTIME",
               "CONNECTED"]
     table = [header]
     for r in data:
@@ -95,6 +96,7 @@ def render(resp: pb.ListProvidersResponse, now: float | None = None) -> str:
             r["devices"],
             r["state"],
             "quarantined" if r["quarantined_until"] else "ready" if r["ready"] else "not ready",
+            "NONE (unsandboxed)" if r["sandbox"] == "none" else r["sandbox"],
             r["last_challenge"],
             f"{_tflops(r['tflops'])} ({_tflops(r['fingerprint_tflops'])})",
             # Abandoned challenges count as failed.

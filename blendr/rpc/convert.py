@@ -73,6 +73,7 @@ def hello_to_proto(h: Hello) -> pb.Hello:
                             pin_resource=h.ray.pin_resource),
         software_version=h.software_version,
         readiness=readiness_to_proto(h.readiness),
+        sandbox=h.sandbox,
     )
 
 
@@ -105,7 +106,17 @@ def hello_from_proto(m: pb.Hello, *, max_devices: int) -> Hello:
                     num_gpus=m.ray.num_gpus, pin_resource=_text(m.ray.pin_resource, "ray.pin_resource")),
         software_version=_text(m.software_version, "software_version"),
         readiness=readiness_from_proto(m.readiness) if m.HasField("readiness") else Readiness(),
+        sandbox=sandbox_from_proto(m.sandbox),
     )
+
+
+SANDBOX_KINDS = frozenset({"bubblewrap", "gvisor", "none"})
+
+
+def sandbox_from_proto(value: str) -> str:
+    """A provider's sandbox as reported: a known kind, else "none" (an older agent, or one that says nothing we know,
+    is shown as running jobs unsandboxed)."""
+    return value if value in SANDBOX_KINDS else "none"
 
 
 def challenge_to_proto(params: ChallengeParams, timeout_s: float, devices: Sequence[int]) -> pb.Challenge:

@@ -167,7 +167,7 @@ class QueenRegistration(_message.Message):
     def __init__(self, queen_address: _Optional[str] = ..., king_address: _Optional[str] = ..., timestamp: _Optional[int] = ..., endpoint: _Optional[str] = ..., signature: _Optional[bytes] = ...) -> None: ...
 
 class PoolProvider(_message.Message):
-    __slots__ = ("address", "public_key", "gpu_model", "gpus", "vram_bytes", "tflops", "ask_per_gpu_hour", "uptime", "alive", "busy_gpus", "admission_nonce", "admission_signature")
+    __slots__ = ("address", "public_key", "gpu_model", "gpus", "vram_bytes", "tflops", "ask_per_gpu_hour", "uptime", "alive", "busy_gpus", "admission_nonce", "admission_signature", "sandbox")
     ADDRESS_FIELD_NUMBER: _ClassVar[int]
     PUBLIC_KEY_FIELD_NUMBER: _ClassVar[int]
     GPU_MODEL_FIELD_NUMBER: _ClassVar[int]
@@ -180,6 +180,7 @@ class PoolProvider(_message.Message):
     BUSY_GPUS_FIELD_NUMBER: _ClassVar[int]
     ADMISSION_NONCE_FIELD_NUMBER: _ClassVar[int]
     ADMISSION_SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    SANDBOX_FIELD_NUMBER: _ClassVar[int]
     address: str
     public_key: bytes
     gpu_model: str
@@ -192,7 +193,8 @@ class PoolProvider(_message.Message):
     busy_gpus: int
     admission_nonce: bytes
     admission_signature: bytes
-    def __init__(self, address: _Optional[str] = ..., public_key: _Optional[bytes] = ..., gpu_model: _Optional[str] = ..., gpus: _Optional[int] = ..., vram_bytes: _Optional[int] = ..., tflops: _Optional[float] = ..., ask_per_gpu_hour: _Optional[str] = ..., uptime: _Optional[float] = ..., alive: _Optional[bool] = ..., busy_gpus: _Optional[int] = ..., admission_nonce: _Optional[bytes] = ..., admission_signature: _Optional[bytes] = ...) -> None: ...
+    sandbox: str
+    def __init__(self, address: _Optional[str] = ..., public_key: _Optional[bytes] = ..., gpu_model: _Optional[str] = ..., gpus: _Optional[int] = ..., vram_bytes: _Optional[int] = ..., tflops: _Optional[float] = ..., ask_per_gpu_hour: _Optional[str] = ..., uptime: _Optional[float] = ..., alive: _Optional[bool] = ..., busy_gpus: _Optional[int] = ..., admission_nonce: _Optional[bytes] = ..., admission_signature: _Optional[bytes] = ..., sandbox: _Optional[str] = ...) -> None: ...
 
 class PoolSnapshotMsg(_message.Message):
     __slots__ = ("seq", "providers")

@@ -83,20 +83,22 @@ class RayResources(_message.Message):
     def __init__(self, ray_version: _Optional[str] = ..., num_cpus: _Optional[float] = ..., num_gpus: _Optional[float] = ..., pin_resource: _Optional[str] = ...) -> None: ...
 
 class Hello(_message.Message):
-    __slots__ = ("address", "devices", "ray", "software_version", "ask_per_gpu_hour", "readiness")
+    __slots__ = ("address", "devices", "ray", "software_version", "ask_per_gpu_hour", "readiness", "sandbox")
     ADDRESS_FIELD_NUMBER: _ClassVar[int]
     DEVICES_FIELD_NUMBER: _ClassVar[int]
     RAY_FIELD_NUMBER: _ClassVar[int]
     SOFTWARE_VERSION_FIELD_NUMBER: _ClassVar[int]
     ASK_PER_GPU_HOUR_FIELD_NUMBER: _ClassVar[int]
     READINESS_FIELD_NUMBER: _ClassVar[int]
+    SANDBOX_FIELD_NUMBER: _ClassVar[int]
     address: str
     devices: _containers.RepeatedCompositeFieldContainer[Device]
     ray: RayResources
     software_version: str
     ask_per_gpu_hour: str
     readiness: Readiness
-    def __init__(self, address: _Optional[str] = ..., devices: _Optional[_Iterable[_Union[Device, _Mapping]]] = ..., ray: _Optional[_Union[RayResources, _Mapping]] = ..., software_version: _Optional[str] = ..., ask_per_gpu_hour: _Optional[str] = ..., readiness: _Optional[_Union[Readiness, _Mapping]] = ...) -> None: ...
+    sandbox: str
+    def __init__(self, address: _Optional[str] = ..., devices: _Optional[_Iterable[_Union[Device, _Mapping]]] = ..., ray: _Optional[_Union[RayResources, _Mapping]] = ..., software_version: _Optional[str] = ..., ask_per_gpu_hour: _Optional[str] = ..., readiness: _Optional[_Union[Readiness, _Mapping]] = ..., sandbox: _Optional[str] = ...) -> None: ...
 
 class Readiness(_message.Message):
     __slots__ = ("ready", "reason")
@@ -307,7 +309,7 @@ class ChallengeSummary(_message.Message):
     def __init__(self, challenge_id: _Optional[str] = ..., verdict: _Optional[_Union[Verdict, str]] = ..., reason: _Optional[str] = ..., issued_unix: _Optional[float] = ..., reported_tflops: _Optional[float] = ...) -> None: ...
 
 class ProviderInfo(_message.Message):
-    __slots__ = ("address", "state", "devices", "challenges_issued", "challenges_passed", "challenges_failed", "challenges_missed", "measured_tflops", "fingerprint_tflops", "uptime", "connected_seconds", "last_seen_unix", "last_challenge", "software_version", "admitted_unix", "not_ready", "challenges_abandoned", "quarantined_until_unix")
+    __slots__ = ("address", "state", "devices", "challenges_issued", "challenges_passed", "challenges_failed", "challenges_missed", "measured_tflops", "fingerprint_tflops", "uptime", "connected_seconds", "last_seen_unix", "last_challenge", "software_version", "admitted_unix", "not_ready", "challenges_abandoned", "quarantined_until_unix", "sandbox")
     ADDRESS_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
     DEVICES_FIELD_NUMBER: _ClassVar[int]
@@ -326,6 +328,7 @@ class ProviderInfo(_message.Message):
     NOT_READY_FIELD_NUMBER: _ClassVar[int]
     CHALLENGES_ABANDONED_FIELD_NUMBER: _ClassVar[int]
     QUARANTINED_UNTIL_UNIX_FIELD_NUMBER: _ClassVar[int]
+    SANDBOX_FIELD_NUMBER: _ClassVar[int]
     address: str
     state: ProviderState
     devices: _containers.RepeatedCompositeFieldContainer[Device]
@@ -344,7 +347,8 @@ class ProviderInfo(_message.Message):
     not_ready: str
     challenges_abandoned: int
     quarantined_until_unix: float
-    def __init__(self, address: _Optional[str] = ..., state: _Optional[_Union[ProviderState, str]] = ..., devices: _Optional[_Iterable[_Union[Device, _Mapping]]] = ..., challenges_issued: _Optional[int] = ..., challenges_passed: _Optional[int] = ..., challenges_failed: _Optional[int] = ..., challenges_missed: _Optional[int] = ..., measured_tflops: _Optional[float] = ..., fingerprint_tflops: _Optional[float] = ..., uptime: _Optional[float] = ..., connected_seconds: _Optional[float] = ..., last_seen_unix: _Optional[float] = ..., last_challenge: _Optional[_Union[ChallengeSummary, _Mapping]] = ..., software_version: _Optional[str] = ..., admitted_unix: _Optional[float] = ..., not_ready: _Optional[str] = ..., challenges_abandoned: _Optional[int] = ..., quarantined_until_unix: _Optional[float] = ...) -> None: ...
+    sandbox: str
+    def __init__(self, address: _Optional[str] = ..., state: _Optional[_Union[ProviderState, str]] = ..., devices: _Optional[_Iterable[_Union[Device, _Mapping]]] = ..., challenges_issued: _Optional[int] = ..., challenges_passed: _Optional[int] = ..., challenges_failed: _Optional[int] = ..., challenges_missed: _Optional[int] = ..., measured_tflops: _Optional[float] = ..., fingerprint_tflops: _Optional[float] = ..., uptime: _Optional[float] = ..., connected_seconds: _Optional[float] = ..., last_seen_unix: _Optional[float] = ..., last_challenge: _Optional[_Union[ChallengeSummary, _Mapping]] = ..., software_version: _Optional[str] = ..., admitted_unix: _Optional[float] = ..., not_ready: _Optional[str] = ..., challenges_abandoned: _Optional[int] = ..., quarantined_until_unix: _Optional[float] = ..., sandbox: _Optional[str] = ...) -> None: ...
 
 class ListProvidersResponse(_message.Message):
     __slots__ = ("providers", "queen_address")

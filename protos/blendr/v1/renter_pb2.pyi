@@ -356,7 +356,7 @@ class ListJobsResponse(_message.Message):
     def __init__(self, jobs: _Optional[_Iterable[_Union[Job, _Mapping]]] = ...) -> None: ...
 
 class Offer(_message.Message):
-    __slots__ = ("gpu_model", "providers", "gpus_free", "gpus_total", "min_ask_per_gpu_hour", "quote_per_gpu_hour", "best_reputation_bps", "vram_bytes", "tflops")
+    __slots__ = ("gpu_model", "providers", "gpus_free", "gpus_total", "min_ask_per_gpu_hour", "quote_per_gpu_hour", "best_reputation_bps", "vram_bytes", "tflops", "unsandboxed_providers")
     GPU_MODEL_FIELD_NUMBER: _ClassVar[int]
     PROVIDERS_FIELD_NUMBER: _ClassVar[int]
     GPUS_FREE_FIELD_NUMBER: _ClassVar[int]
@@ -366,6 +366,7 @@ class Offer(_message.Message):
     BEST_REPUTATION_BPS_FIELD_NUMBER: _ClassVar[int]
     VRAM_BYTES_FIELD_NUMBER: _ClassVar[int]
     TFLOPS_FIELD_NUMBER: _ClassVar[int]
+    UNSANDBOXED_PROVIDERS_FIELD_NUMBER: _ClassVar[int]
     gpu_model: str
     providers: int
     gpus_free: int
@@ -375,7 +376,8 @@ class Offer(_message.Message):
     best_reputation_bps: int
     vram_bytes: int
     tflops: float
-    def __init__(self, gpu_model: _Optional[str] = ..., providers: _Optional[int] = ..., gpus_free: _Optional[int] = ..., gpus_total: _Optional[int] = ..., min_ask_per_gpu_hour: _Optional[str] = ..., quote_per_gpu_hour: _Optional[str] = ..., best_reputation_bps: _Optional[int] = ..., vram_bytes: _Optional[int] = ..., tflops: _Optional[float] = ...) -> None: ...
+    unsandboxed_providers: int
+    def __init__(self, gpu_model: _Optional[str] = ..., providers: _Optional[int] = ..., gpus_free: _Optional[int] = ..., gpus_total: _Optional[int] = ..., min_ask_per_gpu_hour: _Optional[str] = ..., quote_per_gpu_hour: _Optional[str] = ..., best_reputation_bps: _Optional[int] = ..., vram_bytes: _Optional[int] = ..., tflops: _Optional[float] = ..., unsandboxed_providers: _Optional[int] = ...) -> None: ...
 
 class ListOffersRequest(_message.Message):
     __slots__ = ()
