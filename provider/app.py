@@ -48,7 +48,7 @@ def build_agent(cfg: Config, metrics: Metrics | None = None) -> ProviderAgent:
         log.info("renter jobs run through the Ray job API", dashboard=runtime.dashboard_address)
         p = cfg.provider
         envs = EnvCache(cfg.home / "envs", install_timeout_s=p.env_install_timeout_s, max_envs=p.env_cache_max,
-                        max_bytes=int(p.env_cache_max_gb * 2**30))
+                        max_bytes=int(p.env_cache_max_gb * 2**30), sandbox=p.sandbox)
         head = runtime.head
         # On the agent's own head (this machine) a job's driver log is deleted from the session when it ends.
         own = head is not None and not p.ray_dashboard

@@ -43,9 +43,11 @@ import contextlib
 import hashlib
 import json
 import os
+import shlex
 import shutil
 import site
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Sequence
@@ -145,13 +147,18 @@ class EnvCache:
     """Builds and caches job environments (see the module's guarantees)."""
 
     def __init__(self, root: Path, *, base_python: str | None = None, install_timeout_s: float = 600.0,
-                 max_envs: int = 8, max_bytes: int = 10 * 2**30) -> None:
+                 max_envs: int = 8, max_bytes: int = 10 * 2**30, sandbox: str = "none",
+                 job_uid: int = 65534) -> None:
         """
         Raises:
             ComputeError: a non-positive timeout or bound.
         """
         if install_timeout_s <= 0 or max_envs < 1 or max_bytes <= 0:
             raise ComputeError("install_timeout_s, max_envs and max_bytes must be > 0")
+        # pip runs in a sandbox (bubblewrap, with outbound network, as the jobs' user) unless jobs run unsandboxed:
+        # whatever a requirement makes pip read or run stays in there.
+        self.sandbox = sandbox
+        self.job_uid = job_uid
         self.root = root
         # Not resolved: a virtualenv's python is a link, and resolving it would leave that virtualenv.
         self.base_python = base_python or sys.executable
@@ -284,7 +291,7 @@ class EnvCache:
         cmd = [str(py), "-m", "pip", "install", "--disable-pip-version-check", "--no-input", "--progress-bar", "off",
                "--no-cache-dir", "--only-binary=:all:", *args]
         remaining = max(1.0, self.install_timeout_s - (time.monotonic() - started))
-        code, out = await self._exec(cmd, cwd, timeout_s=remaining)
+        code, out = await self._pip(cmd, cwd, target, timeout_s=remaining)
         if code != 0:
             await asyncio.to_thread(shutil.rmtree, target, True)
             what = (f"ran past its {self.install_timeout_s:g} s limit" if code is None
@@ -298,6 +305,35 @@ class EnvCache:
         (target / MARKER).write_text(json.dumps({"args": args, "bytes": size, "built_s": time.monotonic() - started}))
         log.info("job environment built", key=key or "private", seconds=round(time.monotonic() - started, 1),
                  bytes=size)
+
+    async def _pip(self, cmd: list[str], cwd: Path, target: Path, *, timeout_s: float) -> tuple[int | None, list[str]]:
+        """Run pip for a job's environment in a sandbox like a job's (as the jobs' user, outbound network), which
+        sees the job's files and writes only ``target``: nothing a requirement makes pip read or run reaches the
+        provider. Unsandboxed only when the provider runs its jobs so."""
+        if self.sandbox == "none":
+            return await self._exec(cmd, cwd, timeout_s=timeout_s)
+        from provider.jail import reap
+        from provider.sandbox import Limits, SandboxSpec
+
+        scratch = Path(tempfile.mkdtemp(prefix=".pip-", dir=target.parent))
+        try:
+            (scratch / "out").mkdir()
+            env = {"PATH": f"{target / 'bin'}:{self.base_bin}:/usr/bin:/bin", "PIP_NO_INPUT": "1",
+                   "PIP_CONFIG_FILE": os.devnull, "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
+            spec = SandboxSpec(job_id=f"pip-{scratch.name[5:]}", kind="bubblewrap", command=shlex.join(cmd),
+                               workdir=str(cwd), outdir=str(scratch / "out"), state_dir=str(scratch / "state"),
+                               env=env, ro_paths=list(dict.fromkeys([sys.base_prefix, sys.prefix,
+                                                                     str(self.base_bin.parent)])),
+                               rw_paths=[str(target)], network="outbound", limits=Limits(pids=1024),
+                               job_uid=self.job_uid)
+            (scratch / "spec.json").write_text(spec.to_json())
+            try:
+                return await self._exec([sys.executable, "-m", "provider.jail", "run", str(scratch / "spec.json")],
+                                        cwd, timeout_s=timeout_s)
+            finally:
+                await asyncio.to_thread(reap, spec)
+        finally:
+            await asyncio.to_thread(shutil.rmtree, scratch, True)
 
     @staticmethod
     async def _exec(cmd: list[str], cwd: Path, *, timeout_s: float) -> tuple[int | None, list[str]]:

@@ -21,10 +21,11 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import IO, Any
 
 from provider.sandbox import (
     Limits,
@@ -32,9 +33,11 @@ from provider.sandbox import (
     SandboxSpec,
     bubblewrap_argv,
     check_backend,
+    env_file_text,
     gpu_device_nodes,
     gvisor_argv,
     job_env,
+    no_userns_filter,
     oci_config,
     which,
 )
@@ -165,7 +168,7 @@ def _own_tree(spec: SandboxSpec) -> None:
     """Hand the job's writable folders to the job's user (when the launcher is root and drops to it)."""
     if os.geteuid() != 0:
         return
-    for top in (spec.workdir, spec.outdir):
+    for top in (spec.workdir, spec.outdir, *spec.rw_paths):
         for dirpath, dirnames, filenames in os.walk(top):
             for name in (dirpath, *(os.path.join(dirpath, n) for n in dirnames + filenames)):
                 with contextlib.suppress(OSError):
@@ -215,8 +218,12 @@ class Launch:
             info_r, info_w = os.pipe()
             block_r, block_w = os.pipe()
             fds, parent = (info_w, block_r), (info_r, block_w)
-        argv = bubblewrap_argv(spec, env, devices, as_root=as_root, bwrap=which("bwrap"), info_fd=info_w,
-                               block_fd=block_r)
+        env_file = state / "job.env"
+        fd = os.open(env_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)  # in a 0700 folder; read by the job
+        with os.fdopen(fd, "w") as f:
+            f.write(env_file_text(env, spec.command))
+        argv = bubblewrap_argv(spec, env, devices, env_file=str(env_file), as_root=as_root, bwrap=which("bwrap"),
+                               info_fd=info_w, block_fd=block_r)
         if spec.network == "outbound":
             resolv = state / "resolv.conf"
             resolv.write_text("nameserver 10.0.2.3\n")
@@ -226,12 +233,20 @@ class Launch:
         # itself, and its /proc/1/cmdline would show the job the host's paths.
         args_file = state / "bwrap.args"
         fd = os.open(args_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        extra_fds: list[int] = []
+        if as_root and (program := no_userns_filter()) is not None:
+            seccomp = state / "seccomp.bpf"
+            seccomp.write_bytes(program)
+            extra_fds.append(os.open(seccomp, os.O_RDONLY))
+            seccomp.unlink()
+            i = argv.index("--")
+            argv[i:i] = ["--seccomp", str(extra_fds[-1])]
         cut = argv.index("--")  # the options; the command itself must stay on the command line
         with os.fdopen(fd, "wb") as f:
             f.write(b"".join(a.encode() + b"\0" for a in argv[1:cut]))
         args_fd = os.open(args_file, os.O_RDONLY)
         args_file.unlink()
-        return [argv[0], "--args", str(args_fd), *argv[cut:]], (*fds, args_fd), parent
+        return [argv[0], "--args", str(args_fd), *argv[cut:]], (*fds, *extra_fds, args_fd), parent
 
     def _attach_network(self, info_r: int, block_w: int) -> None:
         """Give the bubblewrap sandbox its user-mode network (slirp4netns, no host loopback), then let it run."""
@@ -280,13 +295,28 @@ class Launch:
         try:
             if cgroup is not None:
                 cgroup.enter()
+            # gVisor hands the stdio it is given to the job's user: give it pipes of its own, never the host's
+            # /dev/null or the launcher's log file.
+            piped = subprocess.PIPE if spec.kind == "gvisor" else None
             self.child = subprocess.Popen(argv, pass_fds=child_fds, preexec_fn=preexec,
-                                          cwd=spec.workdir if spec.kind == "none" else "/")
+                                          cwd=spec.workdir if spec.kind == "none" else "/",
+                                          stdin=piped, stdout=piped, stderr=piped)
             for fd in child_fds:
                 os.close(fd)
+            pumps = []
+            if piped is not None:
+                assert self.child.stdin and self.child.stdout and self.child.stderr
+                self.child.stdin.close()
+                pumps = [threading.Thread(target=_pump, args=(src, dst), daemon=True)
+                         for src, dst in ((self.child.stdout, sys.stdout.buffer),
+                                          (self.child.stderr, sys.stderr.buffer))]
+                for t in pumps:
+                    t.start()
             if parent_fds is not None:
                 self._attach_network(*parent_fds)
             code = self.child.wait()
+            for t in pumps:
+                t.join(timeout=10)
         finally:
             self._cleanup(cgroup)
         return 128 - code if code < 0 else code
@@ -306,6 +336,14 @@ class Launch:
                 h.kill()
             h.wait()
         reap(self.spec, cgroup)
+
+
+def _pump(src: IO[bytes], dst: IO[bytes]) -> None:
+    """Copy a sandbox's output to the launcher's own, as it comes."""
+    while chunk := src.read1(65536) if hasattr(src, "read1") else src.read(65536):
+        with contextlib.suppress(OSError):
+            dst.write(chunk)
+            dst.flush()
 
 
 def reap(spec: SandboxSpec, cgroup: JobCgroup | None = None) -> None:

@@ -333,7 +333,7 @@ class JobRunner:
         self._max_workdir_bytes = max_workdir_bytes
         self._timeout_s = request_timeout_s
         self._unreachable_after_s = unreachable_after_s
-        self._envs = envs or EnvCache(home / "envs")
+        self._envs = envs or EnvCache(home / "envs", sandbox=sandbox, job_uid=job_uid)
         self._session_dir = session_dir
         self._sweeps: set[asyncio.Task[None]] = set()
         if sandbox not in SANDBOXES or job_network not in NETWORKS:

@@ -38,6 +38,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shlex
+import struct
 import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -56,6 +59,11 @@ SYSTEM_PATHS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", 
 # The NVIDIA driver's control nodes a CUDA process needs besides its GPUs' own /dev/nvidiaN.
 NVIDIA_CONTROL_NODES = ("/dev/nvidiactl", "/dev/nvidia-uvm", "/dev/nvidia-uvm-tools", "/dev/nvidia-modeset")
 DEFAULT_JOB_UID = 65534
+JOB_ENV_FILE = "/job/.env"
+# Run as the job's user with an empty environment: exports the job's variables, then runs its command.
+ENV_LOADER = ('set -a; . /job/.env; set +a; c="$BLENDR_ENTRYPOINT"; unset BLENDR_ENTRYPOINT; '
+              'exec /bin/sh -c "$c"')
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 class SandboxError(ComputeError):
@@ -83,6 +91,7 @@ class SandboxSpec:
     state_dir: str  # host folder for the sandbox's own state (gVisor's bundle); removed at the end
     env: dict[str, str] = field(default_factory=dict)
     ro_paths: list[str] = field(default_factory=list)  # host paths bound read-only at the same path
+    rw_paths: list[str] = field(default_factory=list)  # host paths bound writable at the same path (an env's build)
     gpus: int = 0
     network: str = "none"
     limits: Limits = Limits()
@@ -105,7 +114,7 @@ class SandboxSpec:
             raise InvalidArgumentError(f"unknown sandbox {self.kind!r} (one of {', '.join(SANDBOXES)})")
         if self.network not in NETWORKS:
             raise InvalidArgumentError(f"unknown job network {self.network!r} (one of {', '.join(NETWORKS)})")
-        for p in (self.workdir, self.outdir, self.state_dir, *self.ro_paths):
+        for p in (self.workdir, self.outdir, self.state_dir, *self.ro_paths, *self.rw_paths):
             if not os.path.isabs(p):
                 raise InvalidArgumentError(f"sandbox path {p!r} must be absolute")
         if any("\0" in k or "=" in k or "\0" in v for k, v in self.env.items()):
@@ -158,7 +167,54 @@ def _ro_binds(spec: SandboxSpec) -> list[str]:
     return seen
 
 
-def bubblewrap_argv(spec: SandboxSpec, env: Mapping[str, str], devices: Sequence[str], *,
+def env_file_text(env: Mapping[str, str], command: str) -> str:
+    """The job's variables and command as the shell file :data:`ENV_LOADER` reads (values quoted, names checked).
+
+    Raises:
+        InvalidArgumentError: a variable name that is not a shell identifier.
+    """
+    lines = []
+    for k, v in sorted({**env, "BLENDR_ENTRYPOINT": command}.items()):
+        if not _NAME.fullmatch(k):
+            raise InvalidArgumentError(f"environment variable name {k[:64]!r} is not a shell identifier")
+        lines.append(f"{k}={shlex.quote(v)}\n")
+    return "".join(lines)
+
+
+# seccomp: no new user namespace for a job (a root agent's bubblewrap runs without one of its own, so
+# --disable-userns is not available): unshare/clone with CLONE_NEWUSER fail with EPERM, clone3 (whose flags a
+# filter cannot read) with ENOSYS, on which the C library falls back to clone. Syscall numbers per architecture.
+_SECCOMP_ARCHES = {"x86_64": (0xC000003E, 56, 272, 435), "aarch64": (0xC00000B7, 220, 97, 435)}
+_CLONE_NEWUSER = 0x10000000
+
+
+def no_userns_filter(machine: str | None = None) -> bytes | None:
+    """A classic-BPF seccomp program (``struct sock_filter[]``) refusing new user namespaces, for bwrap's
+    ``--seccomp``; None on an architecture it does not know."""
+    arch = _SECCOMP_ARCHES.get(machine or os.uname().machine)
+    if arch is None:
+        return None
+    audit, clone, unshare, clone3 = arch
+    ld, jeq, jset, ret = 0x20, 0x15, 0x45, 0x06
+    allow, eperm, enosys = 0x7FFF0000, 0x00050000 | 1, 0x00050000 | 38
+    prog = [
+        (ld, 0, 0, 4),  # 0: arch
+        (jeq, 0, 4, audit),  # 1: another architecture: allow (6)
+        (ld, 0, 0, 0),  # 2: syscall number
+        (jeq, 7, 0, clone3),  # 3: -> 11
+        (jeq, 2, 0, unshare),  # 4: -> 7
+        (jeq, 1, 0, clone),  # 5: -> 7
+        (ret, 0, 0, allow),  # 6
+        (ld, 0, 0, 16),  # 7: the flags (low 32 bits of the first argument)
+        (jset, 1, 0, _CLONE_NEWUSER),  # 8: -> 10
+        (ret, 0, 0, allow),  # 9
+        (ret, 0, 0, eperm),  # 10
+        (ret, 0, 0, enosys),  # 11
+    ]
+    return b"".join(struct.pack("<HBBI", *ins) for ins in prog)
+
+
+def bubblewrap_argv(spec: SandboxSpec, env: Mapping[str, str], devices: Sequence[str], *, env_file: str,
                     as_root: bool, bwrap: str = "bwrap", info_fd: int = -1, block_fd: int = -1) -> list[str]:
     """The ``bwrap`` command line that runs the job's command in its sandbox.
 
@@ -182,12 +238,17 @@ def bubblewrap_argv(spec: SandboxSpec, env: Mapping[str, str], devices: Sequence
             argv += ["--symlink", os.readlink(p), p]
         else:
             argv += ["--ro-bind", p, p]
+    for d in sorted({str(a) for p in spec.rw_paths for a in Path(p).parents if str(a) != "/"} - set(binds)):
+        argv += ["--perms", "0755", "--dir", d]
+    for p in spec.rw_paths:
+        argv += ["--bind", p, p]
     argv += ["--dir", JOB_ROOT, "--bind", spec.workdir, JOB_WORK, "--bind", spec.outdir, JOB_OUTPUTS]
     for node in devices:
         argv += ["--dev-bind", node, node]
-    argv += ["--remount-ro", "/", "--chdir", JOB_WORK, "--clearenv"]
-    for k, v in sorted(env.items()):
-        argv += ["--setenv", k, v]
+    # No variable of the renter's reaches a process that still holds a privilege (setpriv as root honours
+    # LD_PRELOAD): the sandbox starts with an empty environment, and the job's variables (and its command) are
+    # read from a file by a shell running as the job's user.
+    argv += ["--ro-bind", env_file, JOB_ENV_FILE, "--remount-ro", "/", "--chdir", JOB_WORK, "--clearenv"]
     if info_fd >= 0:
         argv += ["--info-fd", str(info_fd)]
     if block_fd >= 0:
@@ -198,7 +259,7 @@ def bubblewrap_argv(spec: SandboxSpec, env: Mapping[str, str], devices: Sequence
                  "--bounding-set=-all", "--no-new-privs"]
     else:
         argv += ["--cap-drop", "ALL", "--"]
-    return [*argv, "/bin/sh", "-c", spec.command]
+    return [*argv, "/usr/bin/env", "-i", "/bin/sh", "-c", ENV_LOADER]
 
 
 def oci_config(spec: SandboxSpec, env: Mapping[str, str], devices: Sequence[str], *,
@@ -212,6 +273,7 @@ def oci_config(spec: SandboxSpec, env: Mapping[str, str], devices: Sequence[str]
     for p in _ro_binds(spec):
         src = os.path.realpath(p)
         mounts.append({"destination": p, "type": "bind", "source": src, "options": ["rbind", "ro"]})
+    mounts += [{"destination": p, "type": "bind", "source": p, "options": ["rbind", "rw"]} for p in spec.rw_paths]
     mounts += [{"destination": JOB_WORK, "type": "bind", "source": spec.workdir, "options": ["rbind", "rw"]},
                {"destination": JOB_OUTPUTS, "type": "bind", "source": spec.outdir, "options": ["rbind", "rw"]}]
     linux: dict[str, Any] = {

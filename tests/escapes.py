@@ -75,6 +75,17 @@ def gpu_nodes():
     return [d for d in os.listdir("/dev") if d.startswith("nvidia") and d[6:].isdigit()
             and d[6:] not in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",")]
 blocked("see GPU device nodes not rented", gpu_nodes)
+def in_gvisor():
+    try:
+        return "gVisor" in subprocess.run(["dmesg"], capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        return False
+def new_user_namespace():
+    if in_gvisor():
+        return ""  # gVisor's user namespaces are its own user-space kernel's: none of the host kernel's code
+    done = subprocess.run(["unshare", "-Ur", "id", "-u"], capture_output=True, text=True, timeout=20)
+    return "became uid 0 in a user namespace of its own" if done.returncode == 0 else ""
+blocked("create a user namespace (a root of its own)", new_user_namespace)
 def ray_on_provider():
     code = ("import ray; ray.init(address='127.0.0.1:%d', log_to_driver=False); "
             "print(ray.get(ray.remote(lambda: 'ran').remote()))" % int(t["gcs_port"]))
