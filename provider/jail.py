@@ -59,6 +59,29 @@ def cgroup_support(root: Path = CGROUP_ROOT) -> str:
     return ""
 
 
+def _own_v1_path(controller: str) -> str:
+    """This process's cgroup (v1) for ``controller``, from /proc/self/cgroup ("/" when unknown)."""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/self/cgroup").read_text().splitlines():
+            parts = line.split(":", 2)
+            if len(parts) == 3 and controller in parts[1].split(","):
+                return parts[2] or "/"
+    return "/"
+
+
+def job_cgroup_dirs(name: str, version: str, root: Path = CGROUP_ROOT) -> list[Path]:
+    """Where a job's cgroup goes: under the launcher's own cgroup (so a job stays inside whatever limits the agent
+    runs under: a systemd slice, a Kubernetes pod), or at the top where that is not writable. On v2 the top is
+    already the container's own (cgroup namespaces)."""
+    if version == "v2":
+        return [root / "blendr" / name]
+    dirs = []
+    for c in V1_CONTROLLERS:
+        own = root / c / _own_v1_path(c).lstrip("/")
+        dirs.append((own if own.is_dir() and os.access(own, os.W_OK) else root / c) / name)
+    return dirs
+
+
 class JobCgroup:
     """The job's cgroup(s): limits set at creation, this process moved in (its children inherit it)."""
 
@@ -73,7 +96,7 @@ class JobCgroup:
                 (parent / "cgroup.subtree_control").write_text("+memory +pids +cpu")
             self.dirs = [parent / name]
         else:
-            self.dirs = [root / c / name for c in V1_CONTROLLERS]
+            self.dirs = job_cgroup_dirs(name, version, root)
         for d in self.dirs:
             d.mkdir(exist_ok=True)
         self._set(limits)
@@ -358,9 +381,7 @@ def reap(spec: SandboxSpec, cgroup: JobCgroup | None = None) -> None:
     if cgroup is None:
         version = cgroup_support()
         if version:
-            name = CGROUP_PREFIX + spec.job_id
-            dirs = ([CGROUP_ROOT / "blendr" / name] if version == "v2"
-                    else [CGROUP_ROOT / c / name for c in V1_CONTROLLERS])
+            dirs = job_cgroup_dirs(CGROUP_PREFIX + spec.job_id, version)
             if any(d.exists() for d in dirs):
                 cgroup = JobCgroup.__new__(JobCgroup)
                 cgroup.version, cgroup.dirs = version, dirs
