@@ -145,7 +145,8 @@ async def test_a_hostile_job_escapes_nowhere_and_still_does_its_work(
         dash_port = int(head.dashboard_url.rsplit(":", 1)[1])
         targets = {"node_key": str(home / "node.key"), "tls_key": str(home / "tls" / "key.pem"),
                    "store": str(home / "provider.sqlite"), "home": str(home), "other_job": str(other_work),
-                   "ray_token": str(Path(head.temp_dir) / "auth_token"), "gcs_port": gcs_port,
+                   # The head's token lives in its processes' environment (the guard's, readable by its user).
+                   "ray_token": f"/proc/{head._proc.pid if head._proc else 0}/environ", "gcs_port": gcs_port,
                    "dashboard_port": dash_port, "loopback": {"queen": queen_port}, "linger_s": linger,
                    "use_ray": sandbox == "bubblewrap"}
         hostile = workdir_with(tmp_path, "hostile", {"main.py": ESCAPE_JOB})
