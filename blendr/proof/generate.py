@@ -167,12 +167,7 @@ def compute_rows(params: ChallengeParams, device_index: int, rows: Sequence[int]
     wanted = np.asarray(list(rows), dtype=np.int64).reshape(-1)
     if wanted.size and (int(wanted.min()) < 0 or int(wanted.max()) >= params.rows):
         raise ProofError(f"rows must be in [0, {params.rows}) for challenge {params.challenge_id!r}")
-    products, local = np.divmod(wanted, n)
-    a_rows = np.empty((wanted.size, n), dtype=np.float32)
-    for c in np.unique(products).tolist():
-        mask = products == c
-        key = matrix_key(params.seed, device_index, "A", int(c))
-        a_rows[mask] = gen_rows(np, key, n, local[mask])
+    a_rows = a_rows_of(params, device_index, wanted)
     if params.b_seed:
         b = _epoch_b(params.b_seed, n)
         return (a_rows @ b).astype(np.int32)
@@ -185,3 +180,15 @@ def compute_rows(params: ChallengeParams, device_index: int, rows: Sequence[int]
         # Partial sums are integers below 2**24, so accumulating blocks in fp32 stays exact.
         result += a_rows[:, start:stop] @ b_block
     return result.astype(np.int32)
+
+
+def a_rows_of(params: ChallengeParams, device_index: int, wanted: npt.NDArray[np.int64]) -> npt.NDArray[np.float32]:
+    """The rows of the challenge's A matrices behind the flat output rows ``wanted`` (float32, one per row)."""
+    n = params.n
+    products, local = np.divmod(wanted, n)
+    a_rows = np.empty((wanted.size, n), dtype=np.float32)
+    for c in np.unique(products).tolist():
+        mask = products == c
+        key = matrix_key(params.seed, device_index, "A", int(c))
+        a_rows[mask] = gen_rows(np, key, n, local[mask])
+    return a_rows

@@ -36,7 +36,7 @@ import numpy.typing as npt
 
 from blendr.errors import ProofError
 from blendr.proof import memory
-from blendr.proof.generate import compute_rows, gen_rows, matrix_key
+from blendr.proof.generate import a_rows_of, compute_rows, gen_rows, matrix_key
 from blendr.proof.merkle import leaf_hash, verify_proof
 from blendr.proof.params import ChallengeParams
 from blendr.proof.prover import Opening
@@ -133,12 +133,7 @@ def projected_wrong_rows(
     bound = max_abs_product(n)
     out_of_bound = (np.abs(values) > bound).any(axis=1)
     values[out_of_bound] = 0  # failed already; zeroed so the exact int64 sums below cannot overflow
-    products, local = np.divmod(wanted, n)
-    a_rows = np.empty((wanted.size, n), dtype=np.float32)
-    for c in np.unique(products).tolist():
-        mask = products == c
-        key = matrix_key(params.seed, device_index, "A", int(c))
-        a_rows[mask] = gen_rows(np, key, n, local[mask])
+    a_rows = a_rows_of(params, device_index, wanted)
     # Float64 BLAS, exact: |a_j| <= 8 and Br < 2**22 give sums below 2**39; c . r is split as
     # c . r_hi * 2**11 + c . r_lo with both halves below 2**11, so each sum stays below 2**45 < 2**53.
     r_hi, r_lo = _split(r)
