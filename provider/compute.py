@@ -110,26 +110,6 @@ def free_ports(n: int) -> list[int]:
             s.close()
 
 
-def delete_package(uri: str) -> None:
-    """Delete a runtime-env package (``gcs://_ray_pkg_<hash>.zip``) from the internal KV of the Ray cluster this
-    process is connected to (``ray.init``); a package that is not there is ignored.
-
-    Raises:
-        ComputeError: not a ``gcs://`` URI, not connected, or the cluster refused.
-    """
-    import ray
-    from ray.experimental import internal_kv
-
-    if not uri.startswith("gcs://_ray_pkg_"):
-        raise ComputeError(f"not a Ray package URI: {uri[:100]!r}")
-    if not ray.is_initialized():
-        raise ComputeError("not connected to a Ray cluster")
-    try:
-        internal_kv._internal_kv_del(uri)
-    except (OSError, RuntimeError, ray.exceptions.RayError) as exc:
-        raise ComputeError(f"cannot delete {uri} from the Ray cluster: {exc}") from None
-
-
 class LocalRayHead:
     """A Ray head of this provider's own, on 127.0.0.1, in its own process group and temp directory.
 
