@@ -48,6 +48,38 @@ CGROUP_PREFIX = "blendr-"
 SLIRP_READY_S = 10.0
 
 
+# Where a job with provider.job_network = "outbound" must never connect: private, shared, link-local (cloud
+# metadata), benchmark, multicast and reserved ranges. slirp4netns forwards a connection to any address from the
+# host, so without these the job would reach the host's own LAN addresses and its neighbours. The sandbox's own
+# link (10.0.2.0/24: slirp's gateway and DNS) is a longer prefix and stays reachable; the gateway does not lead
+# to the host's loopback (--disable-host-loopback).
+BLOCKED_NETWORKS = ("0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "169.254.0.0/16", "172.16.0.0/12", "192.0.0.0/24",
+                    "192.168.0.0/16", "198.18.0.0/15", "224.0.0.0/4", "240.0.0.0/4")
+
+
+def host_addresses() -> list[str]:
+    """The host's own IPv4 addresses outside 127/8 (``ip -j addr``), which a job must not reach either."""
+    out = subprocess.run([which("ip"), "-j", "-4", "addr", "show"], capture_output=True, text=True, timeout=10,
+                         check=True).stdout
+    found = {a["local"] for link in json.loads(out or "[]") for a in link.get("addr_info", [])
+             if a.get("family") == "inet" and a.get("local") and not a["local"].startswith("127.")}
+    return sorted(found)
+
+
+def block_private_networks(pid: int) -> None:
+    """Add ``prohibit`` routes for :data:`BLOCKED_NETWORKS` and the host's own addresses to the network namespace of
+    ``pid`` (the job's, before it runs): a connection there fails at once with EACCES. The job has no capability
+    in that namespace, so it cannot remove them. Raises SandboxError when they cannot be added."""
+    batch = "".join(f"route add prohibit {net}\n" for net in (*BLOCKED_NETWORKS, *(f"{a}/32" for a in host_addresses())))
+    enter = [which("nsenter"), "--target", str(pid), "--net"]
+    if os.geteuid() != 0:  # the sandbox's user namespace gives the rights over its network namespace
+        enter += ["--user", "--preserve-credentials"]
+    done = subprocess.run([*enter, "--", which("ip"), "-batch", "-"], input=batch, capture_output=True, text=True,
+                          timeout=30, check=False)
+    if done.returncode != 0:
+        raise SandboxError(f"could not fence the job's network off the host's networks: {done.stderr.strip()[-300:]}")
+
+
 def cgroup_support(root: Path = CGROUP_ROOT) -> str:
     """``"v2"`` or ``"v1"`` when this process may create cgroups with memory, pids and cpu limits, else ``""``."""
     if (root / "cgroup.controllers").exists():
@@ -292,6 +324,7 @@ class Launch:
             if rf.read(1) != b"1":
                 err = slirp.stderr.read().decode(errors="replace")[-300:] if slirp.stderr else ""
                 raise SandboxError(f"slirp4netns could not attach the job's network: {err.strip()}")
+        block_private_networks(child_pid)
         os.write(block_w, b"1")
         os.close(block_w)
 

@@ -330,7 +330,7 @@ def which(name: str) -> str:
         path = os.path.join(d, name)
         if os.path.isfile(path) and os.access(path, os.X_OK):
             return path
-    pkg = {"bwrap": "bubblewrap", "runsc": "runsc", "slirp4netns": "slirp4netns"}.get(name, name)
+    pkg = {"bwrap": "bubblewrap", "nsenter": "util-linux", "ip": "iproute2"}.get(name, name)
     raise SandboxError(f"{name} is not installed in {', '.join(TRUSTED_BIN_DIRS[:2])}: install {pkg} (Debian: "
                        f"apt-get install {pkg}; `make install` does), or choose another provider.sandbox")
 
@@ -348,6 +348,8 @@ def check_backend(kind: str, network: str) -> None:
         which("bwrap")
         if network == "outbound":
             which("slirp4netns")
+            which("nsenter")
+            which("ip")
     if kind == "gvisor":
         which("runsc")
         if os.geteuid() != 0:

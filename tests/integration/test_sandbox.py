@@ -283,7 +283,7 @@ async def test_a_renters_ld_preload_never_runs_with_privilege(head: LocalRayHead
         await r.close()
 
 
-def launch(tmp: Path, kind: str, files: dict[str, str], env: dict[str, str], limits: Limits,
+def launch(tmp: Path, kind: str, files: dict[str, str], env: dict[str, str], limits: Limits, network: str = "none",
            ) -> subprocess.CompletedProcess[str]:
     """Run one job straight through the launcher (no Ray), as Ray's job supervisor would."""
     import sys
@@ -298,7 +298,7 @@ def launch(tmp: Path, kind: str, files: dict[str, str], env: dict[str, str], lim
     spec = SandboxSpec(job_id=f"direct-{kind}-{os.getpid()}", kind=kind, command="python main.py",
                        workdir=str(work), outdir=str(out), state_dir=str(tmp / "state"),
                        env={"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin", "BLENDR_OUTPUT_DIR": "/job/outputs",
-                            **env}, ro_paths=[sys.base_prefix, sys.prefix], limits=limits)
+                            **env}, ro_paths=[sys.base_prefix, sys.prefix], limits=limits, network=network)
     (tmp / "spec.json").write_text(spec.to_json())
     return subprocess.run([sys.executable, "-m", "provider.jail", "run", str(tmp / "spec.json")],
                           capture_output=True, text=True, timeout=300, check=False, env={**os.environ,
@@ -332,3 +332,52 @@ def test_the_launcher_alone_holds_the_memory_limit(tmp_path: Path, sandbox: str)
     hog = "b = bytearray(1536 * 2**20)\nb[::4096] = b'x' * len(b[::4096])\nprint('allocated', flush=True)\n"
     done = launch(tmp_path, sandbox, {"main.py": hog}, {}, Limits(memory_bytes=512 * 2**20, cpus=1))
     assert done.returncode != 0 and "allocated" not in done.stdout, (done.returncode, done.stdout[-500:])
+
+
+NET_PROBE = """
+import errno, json, os, socket, sys
+def attempt(host, port):
+    s = socket.socket()
+    s.settimeout(5)
+    try:
+        s.connect((host, port))
+        return "connected"
+    except OSError as exc:
+        return errno.errorcode.get(exc.errno, str(exc))
+    finally:
+        s.close()
+t = json.loads(os.environ["NET_TARGETS"])
+routes = open("/proc/net/route").read().split()
+print("RESULTS " + json.dumps({"default_route": "00000000" in routes,
+                               **{f"{h}:{p}": attempt(h, p) for h, p in t}}), flush=True)
+"""
+
+
+@pytest.mark.skipif(shutil.which("slirp4netns") is None, reason="needs slirp4netns")
+def test_outbound_network_reaches_neither_the_host_nor_its_networks(tmp_path: Path) -> None:
+    """With ``job_network = "outbound"`` a job has a default route (the internet), but the host's own addresses,
+    its loopback (through slirp's gateway too), private and link-local ranges (the LAN, cloud metadata) are all
+    refused at once, and the job cannot lift the fence."""
+    from provider.jail import host_addresses
+
+    server = socket.socket()
+    server.bind(("0.0.0.0", 0))  # the provider's services that listen on every address (Ray's GCS, an agent)
+    server.listen(8)
+    port = server.getsockname()[1]
+    targets = [[a, port] for a in host_addresses()] + [["127.0.0.1", port], ["10.0.2.2", port],
+                                                        ["169.254.169.254", 80], ["192.168.1.1", 80],
+                                                        ["172.16.0.1", 80], ["10.1.2.3", 80]]
+    fence = "import subprocess\nprint('FENCE', subprocess.run(['ip', 'route', 'del', 'prohibit', '10.0.0.0/8'])" \
+            ".returncode, flush=True)\n"
+    try:
+        done = launch(tmp_path, "bubblewrap", {"main.py": fence + NET_PROBE}, {"NET_TARGETS": json.dumps(targets)},
+                      job_limits(ProviderConfig(), 0)(0), network="outbound")
+    finally:
+        server.close()
+    assert done.returncode == 0, done.stderr[-2000:]
+    results = json.loads(next(ln for ln in done.stdout.splitlines() if ln.startswith("RESULTS ")).split(" ", 1)[1])
+    assert results.pop("default_route") is True
+    assert "FENCE 0" not in done.stdout
+    assert {k: v for k, v in results.items() if v == "connected"} == {}, results
+    fenced = {k: v for k, v in results.items() if not k.startswith(("127.", "10.0.2.2:"))}
+    assert set(fenced.values()) == {"EACCES"}, results
