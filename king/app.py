@@ -206,7 +206,7 @@ async def start_king(
                    accept_any_king=kc.accept_any_king_registration)
     scores: dict[str, int] = {}
     # Providers are offered only for the GPUs GPURental would accept of them (their stake and their queen's).
-    stakes = StakeBook(StakingReader(staking), clock, ttl_s=kc.stake_cache_s)
+    stakes = StakeBook(StakingReader(staking, rental), clock, ttl_s=kc.stake_cache_s)
     jobs = KingCore(store, clock, scheduler, EthRentals(rental, GPUToken(clients["eth"], m.eth.address("GPUToken"))),
                     hub, JobsConfig.of(kc),
                     reputation=lambda p: scores.get(p, 5000), outputs=output_store(cfg, clock),

@@ -197,6 +197,8 @@ class Lifecycle:
         job.intents[idx].used = True
         job.permit_used = job.permit_used or permit is not None
         if job.rental(key) is None:
+            if (stakes := ctx.market.stakes) is not None:  # its slash share is reserved now: offer the rest only
+                stakes.reserve(c.provider, intent.gpus)
             job.rentals.append(RentalRecord(key, c.provider, c.queen, c.price, created.escrow, created.tx,
                                             created.start, created.start + skew, created.duration))
         ctx.pending_rentals[key] = job.job_id

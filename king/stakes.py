@@ -1,9 +1,13 @@
 """What GPURental will accept: the providers' and queens' stakes on StakingManager, read and cached.
 
-GPURental refuses a rental unless the provider's active stake is at least ``minStake(Provider) × gpus`` and its
-queen's at least ``minStake(Queen)`` (``GPURentalInsufficientStake`` / ``GPURentalInsufficientQueenStake``). The
-market offers a provider only for as many GPUs as those stakes cover (:meth:`StakeBook.covered_gpus`), so
-``blendr offers`` never lists, and the scheduler never chooses, a provider the contract would refuse.
+GPURental refuses a rental unless the provider's active stake is at least ``minStake(Provider) × gpus``, what
+its open rentals do not already reserve (``reservedStakeOf``) covers the new rental's possible slash
+(``minStake(Provider) × gpus × slashBps / 10000``), and its queen's stake is at least ``minStake(Queen)``
+(``GPURentalInsufficientStake`` / ``GPURentalStakeReserved`` / ``GPURentalInsufficientQueenStake``). The market
+offers a provider only for as many GPUs as those stakes cover (:meth:`StakeBook.covered_gpus`), so ``blendr
+offers`` never lists, and the scheduler never chooses, a provider the contract would refuse as it stood when
+last read; a rental the king creates counts against its provider at once (:meth:`StakeBook.reserve`) and makes
+its entry due for a new read.
 
 Guarantees:
 
@@ -39,19 +43,29 @@ class StakeReader(Protocol):
     """StakingManager as the stake book reads it (blocking; errors are BlendrError)."""
 
     def provider_stake(self, provider: str) -> int: ...
+    def reserved_stake(self, provider: str) -> int: ...
     def queen_stake(self, queen: str) -> int: ...
     def min_provider_stake(self) -> int: ...
     def min_queen_stake(self) -> int: ...
+    def slash_bps(self) -> int: ...
 
 
 class StakingReader:
-    """The adapter over :class:`blendr.chain.contracts.StakingManager` (its errors are BlendrError already)."""
+    """The adapter over :class:`blendr.chain.contracts.StakingManager` and ``GPURental`` (for its slash share;
+    their errors are BlendrError already)."""
 
-    def __init__(self, staking: object) -> None:
-        from blendr.chain.contracts import StakingManager
+    def __init__(self, staking: object, rental: object) -> None:
+        from blendr.chain.contracts import GPURental, StakingManager
 
-        assert isinstance(staking, StakingManager)
+        assert isinstance(staking, StakingManager) and isinstance(rental, GPURental)
         self._s = staking
+        self._r = rental
+
+    def reserved_stake(self, provider: str) -> int:
+        return int(self._s.reserved_stake_of(provider))
+
+    def slash_bps(self) -> int:
+        return self._r.slash_bps()
 
     def provider_stake(self, provider: str) -> int:
         from blendr.chain.contracts import Tier
@@ -85,8 +99,9 @@ class StakeBook:
         self.ttl_s = ttl_s
         self._lock = threading.Lock()
         self._providers: dict[str, tuple[int, float]] = {}  # address -> (stake, read at, monotonic)
+        self._reserved: dict[str, int] = {}  # provider -> stake its open rentals reserve, as last read (+ ours)
         self._queens: dict[str, tuple[int, float]] = {}
-        self._mins: tuple[int, int, float] | None = None  # (provider per GPU, queen, read at)
+        self._mins: tuple[int, int, int, float] | None = None  # (provider per GPU, queen, slash bps, read at)
         self._listed: dict[str, int] = {}  # provider -> the round it was first seen listed (newest read first)
         self._round = 0
 
@@ -99,18 +114,39 @@ class StakeBook:
             mins = self._mins
             p = self._providers.get(provider)
             q = self._queens.get(queen)
+            held = self._reserved.get(provider, 0)
         if mins is None or p is None or q is None:
             return 0
-        min_p, min_q, _ = mins
+        min_p, min_q, bps, _ = mins
         if q[0] < min_q:
             return 0
-        return _UNLIMITED if min_p == 0 else p[0] // min_p
+        if min_p == 0:
+            return _UNLIMITED
+        by_stake = p[0] // min_p
+        free = max(p[0] - held, 0)
+        if bps == 0:
+            return by_stake
+        n = min(by_stake, free * BPS // (min_p * bps))  # then exactly as GPURental rounds: floor(min_p*n*bps/BPS)
+        while n < by_stake and min_p * (n + 1) * bps // BPS <= free:
+            n += 1
+        return n
+
+    def reserve(self, provider: str, gpus: int) -> None:
+        """A rental of ``gpus`` on ``provider`` was created: its possible slash counts against the provider's free
+        stake now, and the provider's entry is due for a new read (the chain's reservation is the truth)."""
+        with self._lock:
+            mins, entry = self._mins, self._providers.get(provider)
+            if mins is None or entry is None:
+                return
+            self._reserved[provider] = self._reserved.get(provider, 0) + mins[0] * gpus * mins[2] // BPS
+            self._providers[provider] = (entry[0], float("-inf"))
 
     def forget(self, provider: str, queen: str) -> None:
         """GPURental refused a rental of ``provider`` through ``queen`` for their stake: what the book knew is
         stale; both count as unstaked until read again (by a coming refresh, first among the never-read)."""
         with self._lock:
             self._providers.pop(provider, None)
+            self._reserved.pop(provider, None)
             self._queens.pop(queen, None)
 
     # ------------------------------------------------------------------ refresh (worker thread; chain)
@@ -131,7 +167,7 @@ class StakeBook:
                 by_queen.setdefault(queen, [])
         with self._lock:
             self._round += 1
-            for table, keep in ((self._providers, seen), (self._queens, by_queen.keys())):
+            for table, keep in ((self._providers, seen), (self._reserved, seen), (self._queens, by_queen.keys())):
                 for gone in [a for a in table if a not in keep]:
                     del table[gone]
             self._listed = {p: self._listed.get(p, self._round) for p in seen}
@@ -168,15 +204,16 @@ class StakeBook:
         now = self.clock.monotonic()
         changed = False
         try:
-            if self._mins is None or now - self._mins[2] >= self.ttl_s:
-                mins = (self.reader.min_provider_stake(), self.reader.min_queen_stake(), now)
-                changed = self._mins is None or self._mins[:2] != mins[:2]
+            if self._mins is None or now - self._mins[3] >= self.ttl_s:
+                mins = (self.reader.min_provider_stake(), self.reader.min_queen_stake(), self.reader.slash_bps(), now)
+                changed = self._mins is None or self._mins[:3] != mins[:3]
                 self._mins = mins
         except BlendrError as exc:
             log.warning("reading StakingManager's minimum stakes failed", error=str(exc)[:200])
         for kind, address in entries:
             try:
                 stake = self.reader.provider_stake(address) if kind == "p" else self.reader.queen_stake(address)
+                held = self.reader.reserved_stake(address) if kind == "p" else 0
             except BlendrError as exc:
                 log.warning("reading a stake failed; the last known value stays", node=address, error=str(exc)[:200])
                 continue
@@ -186,6 +223,10 @@ class StakeBook:
                 if old is None and kind == "p" and len(table) >= MAX_KEPT:
                     continue  # full: stays unread (covers nothing) until due() frees room
                 table[address] = (stake, now)
+                if kind == "p":
+                    old_held = self._reserved.get(address)
+                    self._reserved[address] = held
+                    changed = changed or old_held != held
             if old is None or old[0] != stake:
                 changed = True
                 if old is not None:
@@ -193,6 +234,7 @@ class StakeBook:
         return changed
 
 
+BPS = 10_000
 _UNLIMITED = 1 << 30
 """The coverage of a provider when GPURental requires no stake (minStake 0)."""
 

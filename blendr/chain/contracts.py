@@ -312,6 +312,11 @@ class GPURental(_Bound):
         """Refunds an unsettled rental's escrow to its renter after the result timeout (anyone may call it)."""
         return self._send(self.fn.reclaimEscrow(rental_id))
 
+    def slash_bps(self) -> int:
+        """The share of a provider's per-GPU minimum stake a failed verification slashes (basis points); each open
+        rental reserves it."""
+        return int(self._call(self.fn.slashBps()))
+
     def reserved_gpus_of(self, provider: str) -> int:
         """GPUs under ``provider``'s open rentals (each holds minStake(Provider) × slashBps of its stake)."""
         return int(self._call(self.fn.reservedGpusOf(provider)))

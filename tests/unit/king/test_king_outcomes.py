@@ -54,6 +54,12 @@ class FakeStakes:
     def min_queen_stake(self) -> int:
         return MIN_QUEEN
 
+    def reserved_stake(self, provider: str) -> int:
+        return 0  # the fake chain (tests.fakes) reserves no stake for open rentals
+
+    def slash_bps(self) -> int:
+        return 0
+
 
 class FakeBridge:
     def __init__(self) -> None:

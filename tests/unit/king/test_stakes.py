@@ -21,6 +21,8 @@ class Reader:
     def __init__(self) -> None:
         self.stakes = {P: 250, Q: 50}
         self.min_p, self.down = MIN_P, False
+        self.reserved: dict[str, int] = {}
+        self.bps = 5000
         self.reads = 0
 
     def _read(self, who: str) -> int:
@@ -43,6 +45,12 @@ class Reader:
     def min_queen_stake(self) -> int:
         return MIN_Q
 
+    def reserved_stake(self, provider: str) -> int:
+        return self.reserved.get(provider, 0)
+
+    def slash_bps(self) -> int:
+        return self.bps
+
 
 def test_coverage_is_the_gpus_the_stake_pays_for_and_unknown_counts_as_none() -> None:
     r, clock = Reader(), FakeClock()
@@ -61,6 +69,38 @@ def test_coverage_is_the_gpus_the_stake_pays_for_and_unknown_counts_as_none() ->
     clock.advance(61)
     book.refresh(book.due([(P, Q)]))
     assert book.covered_gpus(P, Q) >= 2**20  # no minimum: any number of GPUs
+
+
+def test_stake_its_open_rentals_reserve_is_not_offered_again() -> None:
+    """Coverage follows GPURental's _reserveStakes exactly: minStake × gpus of stake, and beyond what the open
+    rentals reserve (reservedStakeOf) the new rental's slash share; a rental the king creates counts at once."""
+    r, clock = Reader(), FakeClock()
+    r.stakes[P] = 400  # 4 GPUs by stake; each rented GPU reserves 100 * 50 % = 50
+    book = StakeBook(r, clock, ttl_s=60)
+    book.refresh(book.due([(P, Q)]))
+    assert book.covered_gpus(P, Q) == 4
+    r.reserved[P] = 50 * 7  # 7 GPUs under open rentals: 400 - 350 = 50 free, one more GPU's slash share
+    clock.advance(61)
+    assert book.refresh(book.due([(P, Q)])) is True
+    assert book.covered_gpus(P, Q) == 1
+    r.reserved[P] = 50 * 8
+    book.reserve(P, 1)  # the king created a rental of 1 GPU: counted now, and P is due for a new read
+    assert book.covered_gpus(P, Q) == 0
+    assert ("p", P) in book.due([(P, Q)])
+    book.refresh(book.due([(P, Q)]))
+    assert book.covered_gpus(P, Q) == 0  # the chain agrees: nothing left
+    r.bps = 0  # no slashing: only minStake × gpus counts
+    r.reserved[P] = 0
+    clock.advance(61)
+    book.refresh(book.due([(P, Q)]))
+    assert book.covered_gpus(P, Q) == 4
+    for stake, held, bps in [(399, 0, 3333), (1000, 333, 7777), (12345, 6000, 10000), (10**6, 10**5, 1)]:
+        r.stakes[P], r.reserved[P], r.bps = stake, held, bps
+        clock.advance(61)
+        book.refresh(book.due([(P, Q)]))
+        n = book.covered_gpus(P, Q)
+        ok = [g for g in range(0, stake // MIN_P + 1) if MIN_P * g * bps // 10_000 <= stake - held]
+        assert n == max(ok), (stake, held, bps, n)
 
 
 def test_an_outage_keeps_the_last_known_stakes_and_forget_reads_again() -> None:
