@@ -41,6 +41,14 @@ class RewardKind(enum.IntEnum):
         return "provider" if self is RewardKind.PROVIDER_STAKING else "renter"
 
 
+DEFAULT_EPOCH_REWARD_CAPS: dict[RewardKind, int] = {
+    RewardKind.PROVIDER_STAKING: 100_000 * 10**18,
+    RewardKind.RENTER_LOYALTY: 50_000 * 10**18,
+}
+"""Caps per epoch set at deployment (GPUTOKEN wei): 150,000 a week, ~7.8 M a year of the 45 M Community share of
+the default 100 M distributor supply. Governance changes them (TokenDistributor.setEpochRewardCap)."""
+
+
 def epoch_of(timestamp: int, duration_s: int = EPOCH_DURATION_S) -> int:
     """The epoch a block with ``timestamp`` belongs to."""
     return timestamp // duration_s

@@ -209,3 +209,19 @@ class RewardsChain:
         account = to_checksum_address(account)
         return self.distributor.claim(rewards.epoch, int(rewards.kind), account, rewards.amounts[account],
                                       rewards.tree.proof(account))
+
+
+def setup_rewards(eth: ChainClient, distributor: Any, publisher: str,
+                  caps: dict[RewardKind, int] | None = None) -> None:
+    """At deployment (the deployer still holds GOVERNOR_ROLE): lets ``publisher`` (the king) publish reward epochs
+    and sets each kind's cap per epoch (default :data:`~blendr.rewards.DEFAULT_EPOCH_REWARD_CAPS`)."""
+    from eth_utils import keccak
+
+    from blendr.rewards import DEFAULT_EPOCH_REWARD_CAPS
+
+    calls = [distributor.functions.grantRole(bytes(keccak(text="REWARDS_ROLE")), publisher)]
+    calls += [distributor.functions.setEpochRewardCap(int(k), int(v))
+              for k, v in (caps or DEFAULT_EPOCH_REWARD_CAPS).items()]
+    hashes = [eth.transact(fn, wait=False) for fn in calls]
+    for h in hashes:
+        eth.wait(str(h))
