@@ -211,6 +211,33 @@ class RewardsChain:
                                       rewards.tree.proof(account))
 
 
+@dataclass(frozen=True)
+class Verification:
+    """A published (epoch, kind) against its recomputation from the chain with the published total as the pool."""
+
+    published: Published
+    recomputed: EpochRewards
+
+    @property
+    def ok(self) -> bool:
+        """Root and total match (an unpublished epoch matches when nobody earned anything in it)."""
+        p, r = self.published, self.recomputed
+        return p.root == r.root and (not p.is_set or p.total == r.total)
+
+
+def verify(chain: RewardsChain, epoch: int, kind: RewardKind,
+           settlements: Sequence[Settlement] | None = None) -> Verification:
+    """Recomputes ``kind`` rewards of ``epoch`` from the chain and compares them with TokenDistributor's root.
+
+    An unpublished epoch is recomputed with a pool of 0 (its weights still show who would have earned).
+
+    Raises:
+        FailedPreconditionError: the epoch has not ended at the confirmed head.
+    """
+    pub = chain.published(epoch, kind)
+    return Verification(pub, chain.compute(epoch, kind, pub.total if pub.is_set else 0, settlements))
+
+
 def setup_rewards(eth: ChainClient, distributor: Any, publisher: str,
                   caps: dict[RewardKind, int] | None = None) -> None:
     """At deployment (the deployer still holds GOVERNOR_ROLE): lets ``publisher`` (the king) publish reward epochs
