@@ -90,7 +90,8 @@ def _rows(chain: Any, address: str, epochs: set[int] | None) -> list[dict[str, A
 
 
 def _ls(chain: Any, address: str, args: argparse.Namespace) -> int:
-    rows = _rows(chain, address, None)
+    # the address's rewards, and every epoch whose root does not match the chain (nobody can claim from it here)
+    rows = [r for r in _rows(chain, address, None) if r["amount"] or not r["verified"]]
     caps = {k.label: chain.cap(k) for k in RewardKind}
     if args.json:
         print(json.dumps({"address": address, "caps_per_epoch_gputoken": {k: fmt_tokens(v, 18) for k, v in caps.items()},
@@ -100,10 +101,9 @@ def _ls(chain: Any, address: str, args: argparse.Namespace) -> int:
         return 0
     print(f"{address}: epoch rewards (caps per epoch: provider {fmt_tokens(caps['provider'])}, renter "
           f"{fmt_tokens(caps['renter'])} GPUTOKEN)")
-    mine = [r for r in rows if r["amount"] or not r["verified"]]
-    if not mine:
+    if not rows:
         print("  none in the published epochs")
-    for r in mine:
+    for r in rows:
         state = ("ROOT MISMATCH: not claimable here (`blendr rewards verify`)" if not r["verified"]
                  else "claimed" if r["claimed"] else "claimable")
         print(f"  epoch {r['epoch']:>6}  {r['kind'].label:8}  {fmt_tokens(r['amount']):>16} GPUTOKEN  {state}")
