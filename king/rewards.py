@@ -16,12 +16,12 @@ Guarantees:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol
 
-from blendr.chain.rewards import RewardsChain
+from blendr.chain.rewards import Published, RewardsChain
 from blendr.config import RewardsConfig
 from blendr.errors import ContractRevertError
-from blendr.rewards import RewardKind, Settlement
+from blendr.rewards import EpochRewards, RewardKind, Settlement, compute
 from blendr.store import Store
 from blendr.telemetry import get_logger
 from blendr.units import Wei, fmt_tokens, parse_tokens
@@ -45,11 +45,23 @@ class PublishedEpoch:
     tx: str
 
 
+class RewardsPort(Protocol):
+    """What the publisher needs of the chain (:class:`~blendr.chain.rewards.RewardsChain`, or a fake)."""
+
+    def is_publisher(self) -> bool: ...
+    def last_ended_epoch(self) -> int: ...
+    def next_epoch(self, kind: RewardKind) -> int: ...
+    def published(self, epoch: int, kind: RewardKind) -> Published: ...
+    def settlements(self, epoch: int) -> list[Settlement]: ...
+    def cap(self, kind: RewardKind) -> Wei: ...
+    def publish(self, rewards: EpochRewards) -> Any: ...
+
+
 @dataclass
 class RewardPublisher:
     """Publishes ended epochs' roots; :meth:`step` is one blocking pass (run it in a thread)."""
 
-    chain: RewardsChain
+    chain: RewardsPort
     store: Store
     cfg: RewardsConfig
     _warned_role: bool = field(default=False, repr=False)
@@ -71,11 +83,9 @@ class RewardPublisher:
 
     def can_publish(self) -> bool:
         """Whether this king's key holds REWARDS_ROLE (logged once when not)."""
-        d = self.chain.distributor
-        ok = bool(self.chain.eth.call(d.fn.hasRole(self.chain.eth.call(d.fn.REWARDS_ROLE()), self.chain.eth.address)))
+        ok = self.chain.is_publisher()
         if not ok and not self._warned_role:
-            log.warning("this king's key lacks TokenDistributor's REWARDS_ROLE: it does not publish reward epochs",
-                        address=self.chain.eth.address)
+            log.warning("this king's key lacks TokenDistributor's REWARDS_ROLE: it does not publish reward epochs")
             self._warned_role = True
         return ok
 
@@ -98,7 +108,7 @@ class RewardPublisher:
                     continue
                 if epoch not in inputs:
                     inputs[epoch] = self.chain.settlements(epoch)
-                rewards = self.chain.compute(epoch, kind, self.pool(kind), inputs[epoch])
+                rewards = compute(epoch, kind, inputs[epoch], self.pool(kind))
                 if rewards.tree is None:
                     log.info("reward epoch empty: nothing to publish", epoch=epoch, kind=kind.label,
                              settlements=len(inputs[epoch]))

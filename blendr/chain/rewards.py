@@ -185,6 +185,11 @@ class RewardsChain:
                 keys.append((int(lg["args"]["epoch"]), RewardKind(int(lg["args"]["kind"]))))
         return [self.published(e, k) for e, k in keys]
 
+    def is_publisher(self) -> bool:
+        """Whether this client's key holds TokenDistributor's REWARDS_ROLE."""
+        d = self.distributor
+        return bool(self.eth.call(d.fn.hasRole(self.eth.call(d.fn.REWARDS_ROLE()), self.eth.address)))
+
     def cap(self, kind: RewardKind) -> Wei:
         return Wei(int(self.eth.call(self.distributor.fn.epochRewardCap(int(kind)))))
 
