@@ -454,3 +454,74 @@ def test_distributor_invariants(eth: Web3) -> None:
     DistributorMachine.w3 = eth
     DistributorMachine.TestCase.settings = settings(max_examples=5, stateful_step_count=15, deadline=None)
     DistributorMachine.TestCase().runTest()
+
+
+PUBLISHED_IN_RUN: list[int] = []
+
+
+class PublishMachine(RuleBasedStateMachine):
+    """A publisher (think: a leaked REWARDS_ROLE key) trying any epoch and total, governance changing caps, time
+    passing. Invariant: per kind, what was published is at most the highest cap ever set times the epochs that have
+    ended since the deployment's, each epoch at most once and only once it ended."""
+
+    w3: Web3
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._snap = self.w3.provider.make_request("evm_snapshot", [])["result"]  # type: ignore[arg-type]
+        self.token, self.dist = _setup(self.w3)
+        self.admin = self.w3.eth.accounts[0]
+        self.first = int(self.dist.functions.nextRewardEpoch(PROVIDER_STAKING).call())
+        self.max_cap = {PROVIDER_STAKING: MAX_CAP, RENTER_LOYALTY: MAX_CAP}
+        self.published: dict[tuple[int, int], int] = {}
+
+    def teardown(self) -> None:
+        self.w3.provider.make_request("evm_revert", [self._snap])  # type: ignore[arg-type]
+
+    @rule(epochs=st.integers(0, 2), extra=st.integers(0, EPOCH - 1))
+    def time_passes(self, epochs: int, extra: int) -> None:
+        increase_time(self.w3, epochs * EPOCH + extra)
+
+    @rule(kind=st.sampled_from([PROVIDER_STAKING, RENTER_LOYALTY]), cap=st.integers(0, 2 * MAX_CAP))
+    def governance_sets_cap(self, kind: int, cap: int) -> None:
+        fn = self.dist.functions.setEpochRewardCap(kind, cap)
+        try:
+            fn.estimate_gas({"from": self.admin})
+        except (ContractCustomError, ContractLogicError):
+            assert cap > MAX_CAP
+            return
+        send(fn, self.admin)
+        self.max_cap[kind] = max(self.max_cap[kind], cap)
+
+    @rule(kind=st.sampled_from([PROVIDER_STAKING, RENTER_LOYALTY]), offset=st.integers(-2, 8),
+          total=st.one_of(st.integers(1, 50_000 * E18), st.integers(1, 2 * MAX_CAP)))
+    def publisher_tries(self, kind: int, offset: int, total: int) -> None:
+        epoch = max(self.first + offset, 0)
+        fn = self.dist.functions.setEpochRoot(epoch, kind, b"\x07" * 32, total)
+        try:
+            fn.estimate_gas({"from": self.admin})
+        except (ContractCustomError, ContractLogicError):
+            return
+        send(fn, self.admin)
+        assert (epoch, kind) not in self.published
+        self.published[(epoch, kind)] = total
+        PUBLISHED_IN_RUN.append(total)
+
+    @invariant()
+    def within_caps_and_ended_epochs(self) -> None:
+        ended = now(self.w3) // EPOCH - self.first  # epochs since the deployment's that have ended
+        for kind in (PROVIDER_STAKING, RENTER_LOYALTY):
+            mine = {e: t for (e, k), t in self.published.items() if k == kind}
+            assert len(mine) <= max(ended, 0)
+            assert all(self.first <= e < self.first + ended for e in mine)
+            assert sum(mine.values()) <= self.max_cap[kind] * max(ended, 0)
+
+
+def test_publishing_never_exceeds_the_caps(eth: Web3) -> None:
+    """Hypothesis stateful run of PublishMachine (each example reverts its chain changes)."""
+    PublishMachine.w3 = eth
+    PublishMachine.TestCase.settings = settings(max_examples=6, stateful_step_count=15, deadline=None,
+                                                derandomize=True)
+    PUBLISHED_IN_RUN.clear()
+    PublishMachine.TestCase().runTest()
+    assert PUBLISHED_IN_RUN, "no example published anything: the invariant was never exercised"

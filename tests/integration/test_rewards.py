@@ -190,3 +190,8 @@ def test_rewards_are_published_claimed_and_verified(net: Chains, tmp_path: Path,
     with pytest.raises(ContractRevertError) as exc:  # and it cannot reach back to an epoch already passed
         king_chain.eth.transact(dist.fn.setEpochRoot(epoch - 1, 1, b"\x01" * 32, 1))
     assert exc.value.error == "TokenDistributorEpochOutOfOrder"
+    with pytest.raises(ContractRevertError) as exc:  # nor raise its own cap: that is governance's (the timelock's)
+        king_chain.eth.transact(dist.fn.setEpochRewardCap(0, cap_p * 2))
+    assert exc.value.error == "AccessControlUnauthorizedAccount"
+    governor = king_chain.eth.call(dist.fn.GOVERNOR_ROLE())
+    assert king_chain.eth.call(dist.fn.hasRole(governor, m.eth.address("BlendrTimelock")))
