@@ -6,6 +6,7 @@ the cap refuses what a compromised king key would publish beyond it.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 from typing import Any
@@ -29,13 +30,14 @@ from blendr.chain.contracts import (
 from blendr.chain.devkeys import DEV_KEYS, ROLES
 from blendr.chain.manifest import Manifest
 from blendr.chain.rewards import RewardsChain
-from blendr.config import RewardsConfig
+from blendr.config import RewardsConfig, load_config
 from blendr.errors import ContractRevertError
 from blendr.identity import NodeIdentity
 from blendr.rewards import DEFAULT_EPOCH_REWARD_CAPS, EPOCH_DURATION_S, RewardKind
 from blendr.store import MemoryStore
 from blendr.units import tokens
 from blendrctl.cli import main
+from king.app import start_king
 from king.rewards import RewardPublisher
 
 A = {name: Account.from_key(DEV_KEYS[i]) for name, i in ROLES.items()}
@@ -105,6 +107,19 @@ def net(chains: tuple[AnvilProcess, AnvilProcess], deployed: Manifest) -> Chains
     return Chains(chains, deployed)
 
 
+async def _run_king_until(cfg: Any, done: Any, timeout: float = 60.0) -> Any:
+    """Starts a king from ``cfg``, waits until ``done()`` (read in a thread), stops it; returns the app."""
+    app = await start_king(cfg)
+    try:
+        deadline = asyncio.get_running_loop().time() + timeout
+        while not await asyncio.to_thread(done):  # chain reads off the event loop the king runs on
+            assert asyncio.get_running_loop().time() < deadline, "the king did not publish the ended epoch"
+            await asyncio.sleep(0.1)
+    finally:
+        await app.stop()
+    return app
+
+
 def cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
     capsys.readouterr()
     code = main(list(args))
@@ -127,20 +142,27 @@ def test_rewards_are_published_claimed_and_verified(net: Chains, tmp_path: Path,
     epoch = int(eth.w3.eth.get_block(blocks[0])["timestamp"]) // EPOCH_DURATION_S
     assert int(eth.w3.eth.get_block(blocks[-1])["timestamp"]) // EPOCH_DURATION_S == epoch
 
-    # the king finds nothing to publish before the epoch ends, then publishes both kinds once
+    # the king's publisher finds nothing to publish before the epoch ends
     king_chain = RewardsChain(net.c("eth", "king"), m.eth.address("GPURental"), m.eth.address("TokenDistributor"),
                               start_block=m.eth.deploy_block)
-    store = MemoryStore()
-    publisher = RewardPublisher(king_chain, store, RewardsConfig())
+    publisher = RewardPublisher(king_chain, MemoryStore(), RewardsConfig())
     assert publisher.step() == []
     net.warp((epoch + 1) * EPOCH_DURATION_S - net.now(), ("eth",))
     net.rpc("eth", "anvil_mine", ["0x2"])
-    done = publisher.step()
-    assert {(p.epoch, p.kind, p.total, p.accounts) for p in done} == {
-        (epoch, RewardKind.PROVIDER_STAKING, DEFAULT_EPOCH_REWARD_CAPS[RewardKind.PROVIDER_STAKING], 2),
-        (epoch, RewardKind.RENTER_LOYALTY, DEFAULT_EPOCH_REWARD_CAPS[RewardKind.RENTER_LOYALTY], 2)}
-    assert publisher.step() == []  # idempotent
-    assert RewardPublisher(king_chain, MemoryStore(), RewardsConfig()).step() == []  # a restarted king too
+    # a running king (its own process wiring, production reward settings but a short poll) publishes both kinds
+    king_home = tmp_path / "king"
+    king_home.mkdir()
+    NodeIdentity.from_key(bytes(A["king"].key)).save(king_home)
+    cfg = load_config(king_home, overrides={"king.listen": "127.0.0.1:0", "rewards.poll_s": 0.2,
+                                            "chain.deployment": str(manifest)}, env={})
+    king = asyncio.run(_run_king_until(cfg, lambda: all(
+        king_chain.published(epoch, k).is_set for k in RewardKind)))
+    assert king.address == A["king"].address
+    for kind, cap in DEFAULT_EPOCH_REWARD_CAPS.items():
+        assert king_chain.published(epoch, kind).total == cap  # the pool defaults to the governance cap
+        assert king_chain.next_epoch(kind) == epoch + 1
+    assert publisher.step() == []  # nothing twice
+    assert RewardPublisher(king_chain, MemoryStore(), RewardsConfig()).step() == []  # a restarted king neither
 
     # anyone recomputes the roots from the chain
     code, out = cli(capsys, "rewards", "verify", str(epoch), "--deployment", str(manifest), "--home",
