@@ -76,6 +76,7 @@ def _rows(chain: Any, address: str, epochs: set[int] | None) -> list[dict[str, A
 
     cache: dict[int, list[Settlement]] = {}
     rows = []
+    now = chain.now()
     for pub in chain.published_epochs():
         if epochs is not None and pub.epoch not in epochs:
             continue
@@ -85,7 +86,7 @@ def _rows(chain: Any, address: str, epochs: set[int] | None) -> list[dict[str, A
         amount = int(v.recomputed.amounts.get(address, 0))
         rows.append({"epoch": pub.epoch, "kind": pub.kind, "amount": amount, "verified": v.ok,
                      "claimed": chain.is_claimed(pub.epoch, pub.kind, address) if amount else False,
-                     "rewards": v.recomputed})
+                     "expired": now >= chain.claim_deadline(pub.epoch, pub.kind), "rewards": v.recomputed})
     return rows
 
 
@@ -97,7 +98,7 @@ def _ls(chain: Any, address: str, args: argparse.Namespace) -> int:
         print(json.dumps({"address": address, "caps_per_epoch_gputoken": {k: fmt_tokens(v, 18) for k, v in caps.items()},
                           "rewards": [{"epoch": r["epoch"], "kind": r["kind"].label,
                                        "amount_gputoken": fmt_tokens(r["amount"], 18), "claimed": r["claimed"],
-                                       "verified": r["verified"]} for r in rows]}, indent=2))
+                                       "expired": r["expired"], "verified": r["verified"]} for r in rows]}, indent=2))
         return 0
     print(f"{address}: epoch rewards (caps per epoch: provider {fmt_tokens(caps['provider'])}, renter "
           f"{fmt_tokens(caps['renter'])} GPUTOKEN)")
@@ -105,7 +106,7 @@ def _ls(chain: Any, address: str, args: argparse.Namespace) -> int:
         print("  none in the published epochs")
     for r in rows:
         state = ("ROOT MISMATCH: not claimable here (`blendr rewards verify`)" if not r["verified"]
-                 else "claimed" if r["claimed"] else "claimable")
+                 else "claimed" if r["claimed"] else "claim period over" if r["expired"] else "claimable")
         print(f"  epoch {r['epoch']:>6}  {r['kind'].label:8}  {fmt_tokens(r['amount']):>16} GPUTOKEN  {state}")
     return 0
 
@@ -125,6 +126,11 @@ def _claim(chain: Any, address: str, args: argparse.Namespace) -> int:
                 failed = True
             continue
         if not r["amount"] or r["claimed"]:
+            continue
+        if r["expired"]:
+            if args.epochs:
+                print(f"epoch {r['epoch']} {r['kind'].label}: the claim period is over", file=sys.stderr)
+                failed = True
             continue
         try:
             receipt = chain.claim(r["rewards"], address)
@@ -166,7 +172,6 @@ def _verify(chain: Any, args: argparse.Namespace) -> int:
         print(f"epoch {epoch}: blocks {first}..{last}, {len(settlements)} settled rentals")
         for v in results:
             p, r = v.published, v.recomputed
-            unit = "GPU-seconds" if p.kind is RewardKind.PROVIDER_STAKING else "wei spent"
             if not p.is_set:
                 verdict = "not published" + ("" if not r.weights else f" ({len(r.weights)} accounts earned weight)")
             else:
@@ -175,5 +180,7 @@ def _verify(chain: Any, args: argparse.Namespace) -> int:
                                                            f"0x{r.root.hex()} total {fmt_tokens(r.total)})"))
             print(f"  {p.kind.label:8} {verdict}")
             for a, w in sorted(r.weights.items()):
-                print(f"    {a}  {w} {unit}  -> {fmt_tokens(r.amounts.get(a, 0))} GPUTOKEN")
+                weight = (f"{w} GPU-seconds" if p.kind is RewardKind.PROVIDER_STAKING
+                          else f"{fmt_tokens(w)} GPUTOKEN spent")
+                print(f"    {a}  {weight}  -> {fmt_tokens(r.amounts.get(a, 0))} GPUTOKEN")
     return 0 if all(v.ok for v in results) else EXIT_MISMATCH

@@ -190,6 +190,14 @@ class RewardsChain:
         d = self.distributor
         return bool(self.eth.call(d.fn.hasRole(self.eth.call(d.fn.REWARDS_ROLE()), self.eth.address)))
 
+    def claim_deadline(self, epoch: int, kind: RewardKind) -> int:
+        """Unix time from which ``kind`` rewards of ``epoch`` can no longer be claimed (0: not published)."""
+        return int(self.eth.call(self.distributor.fn.claimDeadline(epoch, int(kind))))
+
+    def now(self) -> int:
+        """The latest block's timestamp."""
+        return self._timestamp(self.eth.block_number())
+
     def cap(self, kind: RewardKind) -> Wei:
         return Wei(int(self.eth.call(self.distributor.fn.epochRewardCap(int(kind)))))
 

@@ -197,6 +197,11 @@ def test_rewards_are_published_claimed_and_verified(net: Chains, tmp_path: Path,
         assert token.balance_of(A[who].address) == before + expected[who]
         code, out = cli(capsys, "rewards", "claim", "--deployment", str(manifest), "--home", str(home))
         assert code == 0 and "nothing to claim" in out  # paid once
+        code, out = cli(capsys, "rewards", "ls", "--deployment", str(manifest), "--home", str(home))
+        assert code == 0 and f"epoch {epoch:>6}" in out and out.rstrip().endswith("claimed")
+    code, out = cli(capsys, "rewards", "verify", str(epoch), "--deployment", str(manifest), "--home",
+                    str(tmp_path / "anyone"))
+    assert code == 0 and out.count("root matches") == 2, out
 
     # a compromised king key: over the cap is refused; a root nobody can reproduce fails verify
     net.warp(EPOCH_DURATION_S, ("eth",))
@@ -209,6 +214,13 @@ def test_rewards_are_published_claimed_and_verified(net: Chains, tmp_path: Path,
     code, out = cli(capsys, "rewards", "verify", str(epoch + 1), "--deployment", str(manifest), "--home",
                     str(tmp_path / "anyone"))
     assert code == 1 and "MISMATCH" in out
+    code, out = cli(capsys, "rewards", "ls", "--deployment", str(manifest), "--home", str(tmp_path / "provider1"))
+    assert "ROOT MISMATCH" in out  # shown to everyone, claimable by nobody
+    # after the claim period nothing more is paid: the renter-kind leaf of provider4 was never claimed
+    net.warp(365 * 86_400, ("eth",))
+    code, out = cli(capsys, "rewards", "ls", "--address", A["provider4"].address, "--deployment", str(manifest),
+                    "--home", str(tmp_path / "anyone"))
+    assert "claim period over" in out, out
     with pytest.raises(ContractRevertError) as exc:  # and it cannot reach back to an epoch already passed
         king_chain.eth.transact(dist.fn.setEpochRoot(epoch - 1, 1, b"\x01" * 32, 1))
     assert exc.value.error == "TokenDistributorEpochOutOfOrder"
