@@ -280,8 +280,14 @@ def run(eth_url: str, etc_url: str, n_rentals: int) -> dict[str, Any]:
     leaf = keccak(keccak(encode(["address", "uint256"], [acct[6].address, leaf_amount])))
     other = keccak(keccak(encode(["address", "uint256"], [acct[5].address, tokens(7)])))
     root = keccak(min(leaf, other) + max(leaf, other))
-    rec.add("TokenDistributor.setEpochRoot", eth_d.transact(dist.functions.setEpochRoot(1, 0, root, tokens(12))))
-    rec.add("TokenDistributor.claim", eth_d.transact(dist.functions.claim(1, 0, acct[6].address, leaf_amount, [other])))
+    # reward epochs: the first one after the deployment's, once it has ended (within the default caps)
+    ep = int(dist.functions.nextRewardEpoch(0).call())
+    wait = (ep + 1) * int(dist.functions.REWARD_EPOCH_DURATION().call()) - now
+    if wait > 0:
+        eth_d.w3.provider.make_request("evm_increaseTime", [wait])  # type: ignore[arg-type]
+        eth_d.w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
+    rec.add("TokenDistributor.setEpochRoot", eth_d.transact(dist.functions.setEpochRoot(ep, 0, root, tokens(12))))
+    rec.add("TokenDistributor.claim", eth_d.transact(dist.functions.claim(ep, 0, acct[6].address, leaf_amount, [other])))
     gov = Governance(c["p0"], m.eth.address("Governance"))
     timelock = m.eth.address("BlendrTimelock")
     eth_d.transact(staking.fn.grantRole(role("GOVERNOR_ROLE"), timelock))

@@ -298,6 +298,21 @@ class RenterConfig:
 
 
 @dataclass
+class RewardsConfig:
+    """Epoch rewards (TokenDistributor): what the king publishes. Epochs are TokenDistributor's (7 days, on chain)."""
+
+    # The king publishes each ended epoch's roots (its key needs TokenDistributor's REWARDS_ROLE; without it the
+    # king only logs that it cannot).
+    publish: bool = True
+    # Seconds between the king's looks for ended epochs.
+    poll_s: float = 60.0
+    # GPUTOKEN shared per epoch among providers (by verified GPU-hours) and renters (by GPUTOKEN spent); empty:
+    # the governance cap of that kind (TokenDistributor.epochRewardCap); a larger value is cut to the cap.
+    provider_pool: str = ""
+    renter_pool: str = ""
+
+
+@dataclass
 class Config:
     """The whole configuration of a node."""
 
@@ -312,6 +327,7 @@ class Config:
     relay: RelayConfig = field(default_factory=RelayConfig)
     king: KingConfig = field(default_factory=KingConfig)
     renter: RenterConfig = field(default_factory=RenterConfig)
+    rewards: RewardsConfig = field(default_factory=RewardsConfig)
 
     def path(self, *parts: str) -> Path:
         """A path inside the node's home directory."""
@@ -329,6 +345,7 @@ SECTIONS: dict[str, type[Any]] = {
     "relay": RelayConfig,
     "king": KingConfig,
     "renter": RenterConfig,
+    "rewards": RewardsConfig,
 }
 # Top-level tables read by their own loaders: [network.NAME] (blendr.chain.networks).
 OWN_LOADER_SECTIONS = {"network"}

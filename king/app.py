@@ -39,6 +39,8 @@ from king.outputs import OutputStore
 from king.pricing import Pricer, PricingParams
 from king.queens import QueenHub
 from king.rentals import EthRentals
+from king.rewards import follow as follow_rewards
+from king.rewards import publisher_for
 from king.scheduler import Scheduler
 from king.settlements import SettlementBook
 from king.stakes import StakeBook, StakingReader
@@ -225,6 +227,9 @@ async def start_king(
         app._tasks = [asyncio.create_task(book.run()), asyncio.create_task(app._follow_settlements()),
                       asyncio.create_task(jobs.run()), asyncio.create_task(app._follow_reputation(rep, scores)),
                       asyncio.create_task(follow_stakes(stakes, jobs.market))]
+        # reward epochs: the king publishes each ended epoch's roots to TokenDistributor (king/rewards.py)
+        app._tasks.append(asyncio.create_task(follow_rewards(
+            publisher_for(clients["eth"], m, store, cfg.rewards), cfg.rewards.poll_s)))
     log.info("king serving", address=ident.address, port=server.port, tls=server.tls, network=m.network,
              pending_deliveries=pending, live_jobs=live)
     return app

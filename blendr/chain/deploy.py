@@ -18,6 +18,7 @@ from eth_utils import keccak
 
 from blendr.chain.devkeys import DEV_KEYS, ETC_CHAIN_ID, ETH_CHAIN_ID, ROLES
 from blendr.chain.manifest import ChainDeployment, Manifest
+from blendr.chain.rewards import setup_rewards
 from blendr.errors import ConfigError
 from blendr.units import tokens
 
@@ -133,6 +134,8 @@ def deploy_system(eth: ChainClient, etc: ChainClient, p: DeployParams, *, networ
         # epoch reward roots move up to the community allocation: governance publishes them, not a hot key
         distributor.functions.grantRole(role("REWARDS_ROLE"), timelock.address),
     ])
+    # --- rewards (issue 13): the king publishes reward epochs, each within the caps governance sets ---
+    setup_rewards(eth, distributor, p.scheduler)
     _send_all(etc, [
         etc_outbox.functions.grantRole(role("SENDER_ROLE"), work.address),
         etc_inbox.functions.setSource(eth_id, eth_outbox.address, True),

@@ -30,6 +30,10 @@ contract TokenDistributor is ITokenDistributor, AccessControl, ReentrancyGuard {
 
     /// @notice How long an epoch's rewards can be claimed; afterwards closeEpoch returns the rest.
     uint256 public constant CLAIM_PERIOD = 365 days;
+    /// @notice Length of a reward epoch: epoch `e` spans block timestamps [e * D, (e + 1) * D), D = this.
+    uint256 public constant REWARD_EPOCH_DURATION = 7 days;
+    /// @notice Upper bound governance may set for one epoch's rewards of one kind.
+    uint256 public constant MAX_EPOCH_REWARD_CAP = 1_000_000 ether;
 
     struct EpochReward {
         bytes32 root;
@@ -45,6 +49,11 @@ contract TokenDistributor is ITokenDistributor, AccessControl, ReentrancyGuard {
     mapping(Category category => uint256) private _used;
     mapping(uint256 epoch => mapping(RewardKind kind => EpochReward)) private _epochs;
     mapping(uint256 epoch => mapping(RewardKind kind => mapping(address account => bool))) private _claimed;
+    /// @dev The epoch this contract was deployed in: no earlier epoch can be published (so a publisher cannot
+    /// reach back and pay out every past epoch's cap).
+    uint256 private immutable _firstRewardEpoch = block.timestamp / REWARD_EPOCH_DURATION;
+    mapping(RewardKind kind => uint256) private _epochRewardCap;
+    mapping(RewardKind kind => uint256) private _nextRewardEpoch; // 0: none published yet (_firstRewardEpoch)
 
     /// @param admin Receives DEFAULT_ADMIN_ROLE and GOVERNOR_ROLE (the deployer grants ALLOCATOR_ROLE and
     /// REWARDS_ROLE).
@@ -93,11 +102,16 @@ contract TokenDistributor is ITokenDistributor, AccessControl, ReentrancyGuard {
     }
 
     /// @notice Publishes the Merkle root of `kind` rewards for `epoch` and reserves `total` for its claims
-    /// out of the Community cap.
+    /// out of the Community cap. Epochs of a kind are published in increasing order (empty ones skipped), each
+    /// once, only after they ended, and within the cap governance set: whoever holds REWARDS_ROLE (the King's
+    /// key) can pay out at most {epochRewardCap} per kind per elapsed epoch.
     /// @dev Requirements:
     /// - the caller has REWARDS_ROLE;
     /// - `root` is non-zero and `total` > 0;
     /// - no root was set for (`epoch`, `kind`) before;
+    /// - `epoch` >= {nextRewardEpoch}(`kind`) (not before the deployment's epoch, after the last published);
+    /// - `epoch` has ended: block.timestamp >= (`epoch` + 1) * REWARD_EPOCH_DURATION;
+    /// - `total` <= {epochRewardCap}(`kind`);
     /// - `total` fits in what is left of the Community cap.
     function setEpochRoot(uint256 epoch, RewardKind kind, bytes32 root, uint256 total)
         external
@@ -107,6 +121,13 @@ contract TokenDistributor is ITokenDistributor, AccessControl, ReentrancyGuard {
         if (total == 0) revert TokenDistributorZeroAmount();
         EpochReward storage e = _epochs[epoch][kind];
         if (e.root != bytes32(0)) revert TokenDistributorEpochRootAlreadySet(epoch, kind);
+        uint256 next = nextRewardEpoch(kind);
+        if (epoch < next) revert TokenDistributorEpochOutOfOrder(epoch, kind, next);
+        uint256 end = (epoch + 1) * REWARD_EPOCH_DURATION;
+        if (block.timestamp < end) revert TokenDistributorEpochNotOver(epoch, end);
+        uint256 cap = _epochRewardCap[kind];
+        if (total > cap) revert TokenDistributorEpochRewardCapExceeded(epoch, kind, total, cap);
+        _nextRewardEpoch[kind] = epoch + 1;
         _use(Category.Community, total);
         _rewardsOutstanding += total;
         e.root = root;
@@ -168,6 +189,32 @@ contract TokenDistributor is ITokenDistributor, AccessControl, ReentrancyGuard {
         if (treasury_ == address(0)) revert TokenDistributorZeroAddress();
         _treasury = treasury_;
         emit TreasuryChanged(treasury_);
+    }
+
+    /// @notice Sets the most that one epoch's `kind` rewards may total (0 stops publishing that kind).
+    /// @dev Requirements:
+    /// - the caller has GOVERNOR_ROLE;
+    /// - `cap` <= MAX_EPOCH_REWARD_CAP.
+    function setEpochRewardCap(RewardKind kind, uint256 cap) external onlyRole(GOVERNOR_ROLE) {
+        if (cap > MAX_EPOCH_REWARD_CAP) revert TokenDistributorInvalidEpochRewardCap(kind, cap, MAX_EPOCH_REWARD_CAP);
+        _epochRewardCap[kind] = cap;
+        emit EpochRewardCapChanged(kind, cap);
+    }
+
+    /// @notice The most that one epoch's `kind` rewards may total.
+    function epochRewardCap(RewardKind kind) external view returns (uint256) {
+        return _epochRewardCap[kind];
+    }
+
+    /// @notice The lowest epoch whose `kind` rewards may still be published.
+    function nextRewardEpoch(RewardKind kind) public view returns (uint256) {
+        uint256 next = _nextRewardEpoch[kind];
+        return next > _firstRewardEpoch ? next : _firstRewardEpoch;
+    }
+
+    /// @notice The reward epoch the current block is in (block.timestamp / REWARD_EPOCH_DURATION).
+    function currentRewardEpoch() external view returns (uint256) {
+        return block.timestamp / REWARD_EPOCH_DURATION;
     }
 
     /// @notice Share of {totalReceived} that `category` may use, in basis points.

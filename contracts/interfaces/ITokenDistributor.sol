@@ -32,6 +32,10 @@ interface ITokenDistributor {
     error TokenDistributorClaimPeriodOver(uint256 epoch, RewardKind kind, uint256 deadline);
     error TokenDistributorClaimPeriodNotOver(uint256 epoch, RewardKind kind, uint256 deadline);
     error TokenDistributorEpochClosed(uint256 epoch, RewardKind kind);
+    error TokenDistributorEpochOutOfOrder(uint256 epoch, RewardKind kind, uint256 nextEpoch);
+    error TokenDistributorEpochNotOver(uint256 epoch, uint256 end);
+    error TokenDistributorEpochRewardCapExceeded(uint256 epoch, RewardKind kind, uint256 total, uint256 cap);
+    error TokenDistributorInvalidEpochRewardCap(RewardKind kind, uint256 cap, uint256 maxCap);
 
     event Allocated(
         Category indexed category,
@@ -46,6 +50,7 @@ interface ITokenDistributor {
     event RewardClaimed(uint256 indexed epoch, RewardKind indexed kind, address indexed account, uint256 amount);
     event TreasuryChanged(address treasury);
     event EpochClosed(uint256 indexed epoch, RewardKind indexed kind, uint256 unclaimed);
+    event EpochRewardCapChanged(RewardKind indexed kind, uint256 cap);
 
     function allocate(
         Category category,
@@ -72,4 +77,10 @@ interface ITokenDistributor {
     function isClaimed(uint256 epoch, RewardKind kind, address account) external view returns (bool);
     function treasury() external view returns (address);
     function token() external view returns (address);
+
+    // --- epoch reward caps (GOVERNOR_ROLE) and epoch order ---
+    function setEpochRewardCap(RewardKind kind, uint256 cap) external;
+    function epochRewardCap(RewardKind kind) external view returns (uint256);
+    function nextRewardEpoch(RewardKind kind) external view returns (uint256);
+    function currentRewardEpoch() external view returns (uint256);
 }

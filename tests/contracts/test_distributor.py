@@ -23,6 +23,8 @@ MINTER_ROLE = Web3.keccak(text="MINTER_ROLE")
 GOVERNOR_ROLE = Web3.keccak(text="GOVERNOR_ROLE")
 ALLOCATOR_ROLE = Web3.keccak(text="ALLOCATOR_ROLE")
 REWARDS_ROLE = Web3.keccak(text="REWARDS_ROLE")
+EPOCH = 7 * 24 * 3600  # REWARD_EPOCH_DURATION
+MAX_CAP = 1_000_000 * E18  # MAX_EPOCH_REWARD_CAP
 
 
 class MerkleTree:
@@ -68,7 +70,18 @@ def _setup(w3: Web3) -> tuple[Contract, Contract]:
     send(token.functions.mint(dist.address, SUPPLY), admin)
     send(dist.functions.grantRole(ALLOCATOR_ROLE, admin), admin)
     send(dist.functions.grantRole(REWARDS_ROLE, admin), admin)
+    for kind in (PROVIDER_STAKING, RENTER_LOYALTY):
+        send(dist.functions.setEpochRewardCap(kind, MAX_CAP), admin)
     return token, dist
+
+
+def ended_epochs(w3: Web3, dist: Contract, n: int) -> int:
+    """Moves the clock so that the first ``n`` publishable epochs have ended; returns the first of them."""
+    first = int(dist.functions.nextRewardEpoch(PROVIDER_STAKING).call())
+    end = (first + n) * EPOCH
+    if now(w3) < end:
+        increase_time(w3, end - now(w3))
+    return first
 
 
 @pytest.fixture
@@ -204,23 +217,24 @@ def test_epoch_root_and_claims(eth: Web3, contracts: tuple[Contract, Contract]) 
     admin, a, b, c, relayer = eth.eth.accounts[:5]
     entries = [(a, 10 * E18), (b, 20 * E18), (c, 30 * E18)]
     tree = MerkleTree(entries)
-    r = send(dist.functions.setEpochRoot(7, RENTER_LOYALTY, tree.root, 60 * E18), admin)
+    ep = ended_epochs(eth, dist, 1)
+    r = send(dist.functions.setEpochRoot(ep, RENTER_LOYALTY, tree.root, 60 * E18), admin)
     ev = dist.events.EpochRootSet().process_receipt(r)[0]["args"]
-    assert (ev["epoch"], ev["kind"], ev["root"], ev["total"]) == (7, RENTER_LOYALTY, tree.root, 60 * E18)
+    assert (ev["epoch"], ev["kind"], ev["root"], ev["total"]) == (ep, RENTER_LOYALTY, tree.root, 60 * E18)
     assert dist.functions.categoryUsed(COMMUNITY).call() == 60 * E18
     assert dist.functions.rewardsOutstanding().call() == 60 * E18
-    r = send(dist.functions.claim(7, RENTER_LOYALTY, b, 20 * E18, tree.proof(1)), relayer)
+    r = send(dist.functions.claim(ep, RENTER_LOYALTY, b, 20 * E18, tree.proof(1)), relayer)
     assert token.functions.balanceOf(b).call() == 20 * E18
     assert token.functions.balanceOf(relayer).call() == 0
     ev = dist.events.RewardClaimed().process_receipt(r, errors=DISCARD)[0]["args"]
-    assert (ev["epoch"], ev["kind"], ev["account"], ev["amount"]) == (7, RENTER_LOYALTY, b, 20 * E18)
-    assert dist.functions.isClaimed(7, RENTER_LOYALTY, b).call()
-    assert not dist.functions.isClaimed(7, PROVIDER_STAKING, b).call()
-    assert dist.functions.epochReward(7, RENTER_LOYALTY).call() == [tree.root, 60 * E18, 20 * E18]
+    assert (ev["epoch"], ev["kind"], ev["account"], ev["amount"]) == (ep, RENTER_LOYALTY, b, 20 * E18)
+    assert dist.functions.isClaimed(ep, RENTER_LOYALTY, b).call()
+    assert not dist.functions.isClaimed(ep, PROVIDER_STAKING, b).call()
+    assert dist.functions.epochReward(ep, RENTER_LOYALTY).call() == [tree.root, 60 * E18, 20 * E18]
     assert dist.functions.rewardsOutstanding().call() == 40 * E18
-    send(dist.functions.claim(7, RENTER_LOYALTY, a, 10 * E18, tree.proof(0)), a)
-    send(dist.functions.claim(7, RENTER_LOYALTY, c, 30 * E18, tree.proof(2)), a)
-    assert dist.functions.epochReward(7, RENTER_LOYALTY).call()[2] == 60 * E18
+    send(dist.functions.claim(ep, RENTER_LOYALTY, a, 10 * E18, tree.proof(0)), a)
+    send(dist.functions.claim(ep, RENTER_LOYALTY, c, 30 * E18, tree.proof(2)), a)
+    assert dist.functions.epochReward(ep, RENTER_LOYALTY).call()[2] == 60 * E18
 
 
 def test_unclaimed_rewards_return_to_the_community_cap_after_the_claim_period(
@@ -230,26 +244,27 @@ def test_unclaimed_rewards_return_to_the_community_cap_after_the_claim_period(
     _, dist = contracts
     admin, a, b, anyone = eth.eth.accounts[:4]
     tree = MerkleTree([(a, 10 * E18), (b, 20 * E18)])
-    send(dist.functions.setEpochRoot(4, PROVIDER_STAKING, tree.root, 30 * E18), admin)
-    deadline = dist.functions.claimDeadline(4, PROVIDER_STAKING).call()
+    ep = ended_epochs(eth, dist, 1)
+    send(dist.functions.setEpochRoot(ep, PROVIDER_STAKING, tree.root, 30 * E18), admin)
+    deadline = dist.functions.claimDeadline(ep, PROVIDER_STAKING).call()
     assert deadline == now(eth) + dist.functions.CLAIM_PERIOD().call()
-    send(dist.functions.claim(4, PROVIDER_STAKING, a, 10 * E18, tree.proof(0)), a)
+    send(dist.functions.claim(ep, PROVIDER_STAKING, a, 10 * E18, tree.proof(0)), a)
     with reverts("TokenDistributorClaimPeriodNotOver"):
-        send(dist.functions.closeEpoch(4, PROVIDER_STAKING), anyone)
+        send(dist.functions.closeEpoch(ep, PROVIDER_STAKING), anyone)
     with reverts("TokenDistributorEpochNotSet"):
-        send(dist.functions.closeEpoch(5, PROVIDER_STAKING), anyone)
+        send(dist.functions.closeEpoch(ep + 1, PROVIDER_STAKING), anyone)
     increase_time(eth, deadline - now(eth))
     with reverts("TokenDistributorClaimPeriodOver"):
-        send(dist.functions.claim(4, PROVIDER_STAKING, b, 20 * E18, tree.proof(1)), b)
+        send(dist.functions.claim(ep, PROVIDER_STAKING, b, 20 * E18, tree.proof(1)), b)
     used = dist.functions.categoryUsed(COMMUNITY).call()
-    r = send(dist.functions.closeEpoch(4, PROVIDER_STAKING), anyone)
+    r = send(dist.functions.closeEpoch(ep, PROVIDER_STAKING), anyone)
     ev = dist.events.EpochClosed().process_receipt(r, errors=DISCARD)[0]["args"]
-    assert (ev["epoch"], ev["kind"], ev["unclaimed"]) == (4, PROVIDER_STAKING, 20 * E18)
+    assert (ev["epoch"], ev["kind"], ev["unclaimed"]) == (ep, PROVIDER_STAKING, 20 * E18)
     assert dist.functions.categoryUsed(COMMUNITY).call() == used - 20 * E18
     assert dist.functions.rewardsOutstanding().call() == 0
-    assert dist.functions.epochReward(4, PROVIDER_STAKING).call() == [tree.root, 10 * E18, 10 * E18]
+    assert dist.functions.epochReward(ep, PROVIDER_STAKING).call() == [tree.root, 10 * E18, 10 * E18]
     with reverts("TokenDistributorEpochClosed"):
-        send(dist.functions.closeEpoch(4, PROVIDER_STAKING), anyone)
+        send(dist.functions.closeEpoch(ep, PROVIDER_STAKING), anyone)
 
 
 def test_set_epoch_root_errors(eth: Web3, contracts: tuple[Contract, Contract]) -> None:
@@ -257,19 +272,78 @@ def test_set_epoch_root_errors(eth: Web3, contracts: tuple[Contract, Contract]) 
     _, dist = contracts
     admin = eth.eth.accounts[0]
     root = b"\x01" * 32
+    ep = ended_epochs(eth, dist, 3)
     with reverts("TokenDistributorZeroRoot"):
-        send(dist.functions.setEpochRoot(1, PROVIDER_STAKING, b"\x00" * 32, 1), admin)
+        send(dist.functions.setEpochRoot(ep, PROVIDER_STAKING, b"\x00" * 32, 1), admin)
     with reverts("TokenDistributorZeroAmount"):
-        send(dist.functions.setEpochRoot(1, PROVIDER_STAKING, root, 0), admin)
-    send(dist.functions.setEpochRoot(1, PROVIDER_STAKING, root, 1), admin)
-    send(dist.functions.setEpochRoot(1, RENTER_LOYALTY, root, 1), admin)  # other kind, same epoch: fine
+        send(dist.functions.setEpochRoot(ep, PROVIDER_STAKING, root, 0), admin)
+    send(dist.functions.setEpochRoot(ep, PROVIDER_STAKING, root, 1), admin)
+    send(dist.functions.setEpochRoot(ep, RENTER_LOYALTY, root, 1), admin)  # other kind, same epoch: fine
     with reverts("TokenDistributorEpochRootAlreadySet"):
-        send(dist.functions.setEpochRoot(1, PROVIDER_STAKING, b"\x02" * 32, 1), admin)
+        send(dist.functions.setEpochRoot(ep, PROVIDER_STAKING, b"\x02" * 32, 1), admin)
     cap = dist.functions.categoryCap(COMMUNITY).call()
     with reverts("TokenDistributorCategoryCapExceeded"):
-        send(dist.functions.setEpochRoot(2, PROVIDER_STAKING, root, cap - 1), admin)
+        send(dist.functions.setEpochRoot(ep + 1, PROVIDER_STAKING, root, cap - 1), admin)
     with reverts("AccessControlUnauthorizedAccount"):
-        send(dist.functions.setEpochRoot(3, PROVIDER_STAKING, root, 1), eth.eth.accounts[1])
+        send(dist.functions.setEpochRoot(ep + 2, PROVIDER_STAKING, root, 1), eth.eth.accounts[1])
+
+
+def test_epoch_reward_cap_is_set_by_governance_within_bounds(eth: Web3, contracts: tuple[Contract, Contract]) -> None:
+    """GOVERNOR_ROLE sets each kind's cap up to MAX_EPOCH_REWARD_CAP (event); others cannot; a new deploy has 0."""
+    token, dist = contracts
+    admin = eth.eth.accounts[0]
+    assert dist.functions.MAX_EPOCH_REWARD_CAP().call() == MAX_CAP
+    assert dist.functions.REWARD_EPOCH_DURATION().call() == EPOCH
+    fresh = deploy(eth, "eth", "TokenDistributor", admin, token.address, eth.eth.accounts[9])
+    assert [fresh.functions.epochRewardCap(k).call() for k in (0, 1)] == [0, 0]
+    r = send(dist.functions.setEpochRewardCap(RENTER_LOYALTY, 5 * E18), admin)
+    ev = dist.events.EpochRewardCapChanged().process_receipt(r)[0]["args"]
+    assert (ev["kind"], ev["cap"]) == (RENTER_LOYALTY, 5 * E18)
+    assert dist.functions.epochRewardCap(RENTER_LOYALTY).call() == 5 * E18
+    assert dist.functions.epochRewardCap(PROVIDER_STAKING).call() == MAX_CAP  # per kind
+    send(dist.functions.setEpochRewardCap(RENTER_LOYALTY, 0), admin)  # 0 stops the kind
+    with reverts("TokenDistributorInvalidEpochRewardCap") as err:
+        send(dist.functions.setEpochRewardCap(RENTER_LOYALTY, MAX_CAP + 1), admin)
+    assert err.args == [RENTER_LOYALTY, MAX_CAP + 1, MAX_CAP]
+    with reverts("AccessControlUnauthorizedAccount"):
+        send(dist.functions.setEpochRewardCap(RENTER_LOYALTY, 1), eth.eth.accounts[1])  # REWARDS_ROLE is not enough
+    send(dist.functions.grantRole(REWARDS_ROLE, eth.eth.accounts[2]), admin)
+    with reverts("AccessControlUnauthorizedAccount"):
+        send(dist.functions.setEpochRewardCap(PROVIDER_STAKING, MAX_CAP), eth.eth.accounts[2])
+
+
+def test_a_publisher_pays_at_most_the_cap_per_ended_epoch(eth: Web3, contracts: tuple[Contract, Contract]) -> None:
+    """Over the cap, an epoch not over yet, an epoch before the deployment's, a republish or an earlier epoch after
+    a later one are refused: a leaked REWARDS_ROLE key moves at most the cap per kind per elapsed epoch."""
+    _, dist = contracts
+    admin = eth.eth.accounts[0]
+    root = b"\x01" * 32
+    first = dist.functions.nextRewardEpoch(PROVIDER_STAKING).call()
+    assert first == dist.functions.currentRewardEpoch().call()  # the deployment's epoch
+    send(dist.functions.setEpochRewardCap(PROVIDER_STAKING, 100 * E18), admin)
+    with reverts("TokenDistributorEpochNotOver") as err:
+        send(dist.functions.setEpochRoot(first, PROVIDER_STAKING, root, E18), admin)
+    assert err.args == [first, (first + 1) * EPOCH]
+    with reverts("TokenDistributorEpochOutOfOrder") as err:
+        send(dist.functions.setEpochRoot(first - 1, PROVIDER_STAKING, root, E18), admin)
+    assert err.args == [first - 1, PROVIDER_STAKING, first]
+    ended_epochs(eth, dist, 3)
+    with reverts("TokenDistributorEpochRewardCapExceeded") as err:
+        send(dist.functions.setEpochRoot(first + 1, PROVIDER_STAKING, root, 100 * E18 + 1), admin)
+    assert err.args == [first + 1, PROVIDER_STAKING, 100 * E18 + 1, 100 * E18]
+    send(dist.functions.setEpochRoot(first + 1, PROVIDER_STAKING, root, 100 * E18), admin)  # exactly the cap; skips one
+    assert dist.functions.nextRewardEpoch(PROVIDER_STAKING).call() == first + 2
+    assert dist.functions.nextRewardEpoch(RENTER_LOYALTY).call() == first  # per kind
+    with reverts("TokenDistributorEpochRootAlreadySet"):
+        send(dist.functions.setEpochRoot(first + 1, PROVIDER_STAKING, b"\x02" * 32, E18), admin)
+    with reverts("TokenDistributorEpochOutOfOrder"):
+        send(dist.functions.setEpochRoot(first, PROVIDER_STAKING, root, E18), admin)  # skipped stays skipped
+    with reverts("TokenDistributorEpochNotOver"):
+        send(dist.functions.setEpochRoot(first + 3, PROVIDER_STAKING, root, E18), admin)
+    send(dist.functions.setEpochRewardCap(PROVIDER_STAKING, 0), admin)
+    with reverts("TokenDistributorEpochRewardCapExceeded"):
+        send(dist.functions.setEpochRoot(first + 2, PROVIDER_STAKING, root, 1), admin)
+    send(dist.functions.setEpochRoot(first, RENTER_LOYALTY, root, E18), admin)  # renter cap is MAX_CAP here
 
 
 def test_claim_errors(eth: Web3, contracts: tuple[Contract, Contract]) -> None:
@@ -277,20 +351,21 @@ def test_claim_errors(eth: Web3, contracts: tuple[Contract, Contract]) -> None:
     _, dist = contracts
     admin, a, b = eth.eth.accounts[:3]
     tree = MerkleTree([(a, 10 * E18), (b, 20 * E18)])
+    ep = ended_epochs(eth, dist, 1)
     with reverts("TokenDistributorEpochNotSet"):
-        send(dist.functions.claim(1, PROVIDER_STAKING, a, 10 * E18, tree.proof(0)), a)
-    send(dist.functions.setEpochRoot(1, PROVIDER_STAKING, tree.root, 25 * E18), admin)  # total < sum of leaves
+        send(dist.functions.claim(ep, PROVIDER_STAKING, a, 10 * E18, tree.proof(0)), a)
+    send(dist.functions.setEpochRoot(ep, PROVIDER_STAKING, tree.root, 25 * E18), admin)  # total < sum of leaves
     with reverts("TokenDistributorInvalidProof"):
-        send(dist.functions.claim(1, PROVIDER_STAKING, a, 11 * E18, tree.proof(0)), a)
+        send(dist.functions.claim(ep, PROVIDER_STAKING, a, 11 * E18, tree.proof(0)), a)
     with reverts("TokenDistributorInvalidProof"):
-        send(dist.functions.claim(1, PROVIDER_STAKING, a, 10 * E18, tree.proof(1)), a)
+        send(dist.functions.claim(ep, PROVIDER_STAKING, a, 10 * E18, tree.proof(1)), a)
     with reverts("TokenDistributorEpochNotSet"):
-        send(dist.functions.claim(1, RENTER_LOYALTY, a, 10 * E18, tree.proof(0)), a)
-    send(dist.functions.claim(1, PROVIDER_STAKING, a, 10 * E18, tree.proof(0)), a)
+        send(dist.functions.claim(ep, RENTER_LOYALTY, a, 10 * E18, tree.proof(0)), a)
+    send(dist.functions.claim(ep, PROVIDER_STAKING, a, 10 * E18, tree.proof(0)), a)
     with reverts("TokenDistributorAlreadyClaimed"):
-        send(dist.functions.claim(1, PROVIDER_STAKING, a, 10 * E18, tree.proof(0)), b)
+        send(dist.functions.claim(ep, PROVIDER_STAKING, a, 10 * E18, tree.proof(0)), b)
     with reverts("TokenDistributorEpochTotalExceeded"):
-        send(dist.functions.claim(1, PROVIDER_STAKING, b, 20 * E18, tree.proof(1)), b)
+        send(dist.functions.claim(ep, PROVIDER_STAKING, b, 20 * E18, tree.proof(1)), b)
 
 
 def test_set_treasury(eth: Web3, contracts: tuple[Contract, Contract]) -> None:
@@ -324,7 +399,8 @@ class DistributorMachine(RuleBasedStateMachine):
         accts = self.w3.eth.accounts
         self.accounts = list(accts[1:6])
         self.epochs: dict[tuple[int, int], tuple[MerkleTree, list[tuple[str, int]], int]] = {}
-        for epoch, kind, factor in [(1, PROVIDER_STAKING, 1), (2, RENTER_LOYALTY, 2)]:
+        first = ended_epochs(self.w3, self.dist, 2)
+        for epoch, kind, factor in [(first, PROVIDER_STAKING, 1), (first + 1, RENTER_LOYALTY, 2)]:
             entries = [(a, (i + 1) * E18) for i, a in enumerate(self.accounts)]
             total = sum(v for _, v in entries) // factor  # epoch 2's tree promises twice its total
             tree = MerkleTree(entries)
@@ -378,3 +454,74 @@ def test_distributor_invariants(eth: Web3) -> None:
     DistributorMachine.w3 = eth
     DistributorMachine.TestCase.settings = settings(max_examples=5, stateful_step_count=15, deadline=None)
     DistributorMachine.TestCase().runTest()
+
+
+PUBLISHED_IN_RUN: list[int] = []
+
+
+class PublishMachine(RuleBasedStateMachine):
+    """A publisher (think: a leaked REWARDS_ROLE key) trying any epoch and total, governance changing caps, time
+    passing. Invariant: per kind, what was published is at most the highest cap ever set times the epochs that have
+    ended since the deployment's, each epoch at most once and only once it ended."""
+
+    w3: Web3
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._snap = self.w3.provider.make_request("evm_snapshot", [])["result"]  # type: ignore[arg-type]
+        self.token, self.dist = _setup(self.w3)
+        self.admin = self.w3.eth.accounts[0]
+        self.first = int(self.dist.functions.nextRewardEpoch(PROVIDER_STAKING).call())
+        self.max_cap = {PROVIDER_STAKING: MAX_CAP, RENTER_LOYALTY: MAX_CAP}
+        self.published: dict[tuple[int, int], int] = {}
+
+    def teardown(self) -> None:
+        self.w3.provider.make_request("evm_revert", [self._snap])  # type: ignore[arg-type]
+
+    @rule(epochs=st.integers(0, 2), extra=st.integers(0, EPOCH - 1))
+    def time_passes(self, epochs: int, extra: int) -> None:
+        increase_time(self.w3, epochs * EPOCH + extra)
+
+    @rule(kind=st.sampled_from([PROVIDER_STAKING, RENTER_LOYALTY]), cap=st.integers(0, 2 * MAX_CAP))
+    def governance_sets_cap(self, kind: int, cap: int) -> None:
+        fn = self.dist.functions.setEpochRewardCap(kind, cap)
+        try:
+            fn.estimate_gas({"from": self.admin})
+        except (ContractCustomError, ContractLogicError):
+            assert cap > MAX_CAP
+            return
+        send(fn, self.admin)
+        self.max_cap[kind] = max(self.max_cap[kind], cap)
+
+    @rule(kind=st.sampled_from([PROVIDER_STAKING, RENTER_LOYALTY]), offset=st.integers(-2, 8),
+          total=st.one_of(st.integers(1, 50_000 * E18), st.integers(1, 2 * MAX_CAP)))
+    def publisher_tries(self, kind: int, offset: int, total: int) -> None:
+        epoch = max(self.first + offset, 0)
+        fn = self.dist.functions.setEpochRoot(epoch, kind, b"\x07" * 32, total)
+        try:
+            fn.estimate_gas({"from": self.admin})
+        except (ContractCustomError, ContractLogicError):
+            return
+        send(fn, self.admin)
+        assert (epoch, kind) not in self.published
+        self.published[(epoch, kind)] = total
+        PUBLISHED_IN_RUN.append(total)
+
+    @invariant()
+    def within_caps_and_ended_epochs(self) -> None:
+        ended = now(self.w3) // EPOCH - self.first  # epochs since the deployment's that have ended
+        for kind in (PROVIDER_STAKING, RENTER_LOYALTY):
+            mine = {e: t for (e, k), t in self.published.items() if k == kind}
+            assert len(mine) <= max(ended, 0)
+            assert all(self.first <= e < self.first + ended for e in mine)
+            assert sum(mine.values()) <= self.max_cap[kind] * max(ended, 0)
+
+
+def test_publishing_never_exceeds_the_caps(eth: Web3) -> None:
+    """Hypothesis stateful run of PublishMachine (each example reverts its chain changes)."""
+    PublishMachine.w3 = eth
+    PublishMachine.TestCase.settings = settings(max_examples=6, stateful_step_count=15, deadline=None,
+                                                derandomize=True)
+    PUBLISHED_IN_RUN.clear()
+    PublishMachine.TestCase().runTest()
+    assert PUBLISHED_IN_RUN, "no example published anything: the invariant was never exercised"

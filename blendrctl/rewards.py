@@ -1,0 +1,186 @@
+"""``blendr rewards ls|claim|verify``: epoch rewards (provider staking, renter loyalty) from TokenDistributor.
+
+Nothing here trusts the king: every amount and proof is recomputed from GPURental's events on the ETH chain
+(:mod:`blendr.chain.rewards`) and checked against the root TokenDistributor holds. An epoch whose root does not
+match its recomputation is reported, and cannot be claimed through this command.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from blendr.errors import BlendrError, InvalidArgumentError
+from blendr.rewards import RewardKind, Settlement
+from blendr.units import fmt_tokens
+
+EXIT_MISMATCH = 1
+
+
+def add_parsers(sub: Any, common: Any, deployment_flag: Any) -> None:
+    rw = sub.add_parser("rewards", help="epoch rewards: providers by verified GPU-hours, renters by GPUTOKEN spent",
+                        description="Rewards are shared per 7-day epoch (TokenDistributor.REWARD_EPOCH_DURATION) "
+                                    "and published by the king as Merkle roots, each at most the cap governance "
+                                    "sets. Amounts and proofs are recomputed here from the chain.")
+    rsub = rw.add_subparsers(dest="action", metavar="ACTION", required=True)
+    ls = rsub.add_parser("ls", help="an address's rewards by epoch and kind: amount and whether claimed")
+    ls.add_argument("--address", help="whose rewards (default: this node's key)")
+    claim = rsub.add_parser("claim", help="claim rewards (this node's key sends and pays gas; the tokens go to "
+                                          "the address)")
+    claim.add_argument("epochs", nargs="*", type=int, metavar="EPOCH", help="epochs to claim (default: every "
+                                                                             "published epoch not yet claimed)")
+    claim.add_argument("--address", help="whose rewards (default: this node's key)")
+    ver = rsub.add_parser("verify", help="recompute an epoch's rewards from the chain and compare with the "
+                                         "published roots (exit status 1 on a mismatch)")
+    ver.add_argument("epoch", type=int, metavar="EPOCH")
+    for p in (ls, claim, ver):
+        common(p)
+        deployment_flag(p)
+        p.add_argument("--json", action="store_true", help="machine-readable output (amounts in GPUTOKEN)")
+
+
+def run(args: argparse.Namespace, load: Any) -> int:
+    from blendr.chain.client import ChainClient
+    from blendr.chain.manifest import chain_settings, load_manifest
+    from blendr.chain.rewards import RewardsChain
+
+    cfg = load(args)
+    m = load_manifest(cfg)
+    account = None
+    if args.action == "claim" or (args.action == "ls" and not args.address):
+        from blendr.identity import NodeIdentity
+
+        account = NodeIdentity.load(cfg.home).account()
+    eth = ChainClient(chain_settings(cfg, m, "eth"), account)
+    chain = RewardsChain(eth, m.eth.address("GPURental"), m.eth.address("TokenDistributor"),
+                         start_block=m.eth.deploy_block)
+    if args.action == "verify":
+        return _verify(chain, args)
+    address = _address(args.address) if args.address else eth.address
+    return _ls(chain, address, args) if args.action == "ls" else _claim(chain, address, args)
+
+
+def _address(text: str) -> str:
+    from eth_utils import is_hex_address, to_checksum_address
+
+    if not is_hex_address(text):
+        raise InvalidArgumentError(f"--address {text[:60]!r} is not a 20-byte hex address")
+    return str(to_checksum_address(text))
+
+
+def _rows(chain: Any, address: str, epochs: set[int] | None) -> list[dict[str, Any]]:
+    """One row per published (epoch, kind) in ``epochs`` (None: all), with ``address``'s recomputed amount."""
+    from blendr.chain.rewards import verify
+
+    cache: dict[int, list[Settlement]] = {}
+    rows = []
+    now = chain.now()
+    for pub in chain.published_epochs():
+        if epochs is not None and pub.epoch not in epochs:
+            continue
+        if pub.epoch not in cache:
+            cache[pub.epoch] = chain.settlements(pub.epoch)
+        v = verify(chain, pub.epoch, pub.kind, cache[pub.epoch])
+        amount = int(v.recomputed.amounts.get(address, 0))
+        rows.append({"epoch": pub.epoch, "kind": pub.kind, "amount": amount, "verified": v.ok,
+                     "claimed": chain.is_claimed(pub.epoch, pub.kind, address) if amount else False,
+                     "expired": now >= chain.claim_deadline(pub.epoch, pub.kind), "rewards": v.recomputed})
+    return rows
+
+
+def _ls(chain: Any, address: str, args: argparse.Namespace) -> int:
+    # the address's rewards, and every epoch whose root does not match the chain (nobody can claim from it here)
+    rows = [r for r in _rows(chain, address, None) if r["amount"] or not r["verified"]]
+    caps = {k.label: chain.cap(k) for k in RewardKind}
+    if args.json:
+        print(json.dumps({"address": address, "caps_per_epoch_gputoken": {k: fmt_tokens(v, 18) for k, v in caps.items()},
+                          "rewards": [{"epoch": r["epoch"], "kind": r["kind"].label,
+                                       "amount_gputoken": fmt_tokens(r["amount"], 18), "claimed": r["claimed"],
+                                       "expired": r["expired"], "verified": r["verified"]} for r in rows]}, indent=2))
+        return 0
+    print(f"{address}: epoch rewards (caps per epoch: provider {fmt_tokens(caps['provider'])}, renter "
+          f"{fmt_tokens(caps['renter'])} GPUTOKEN)")
+    if not rows:
+        print("  none in the published epochs")
+    for r in rows:
+        state = ("ROOT MISMATCH: not claimable here (`blendr rewards verify`)" if not r["verified"]
+                 else "claimed" if r["claimed"] else "claim period over" if r["expired"] else "claimable")
+        print(f"  epoch {r['epoch']:>6}  {r['kind'].label:8}  {fmt_tokens(r['amount']):>16} GPUTOKEN  {state}")
+    return 0
+
+
+def _claim(chain: Any, address: str, args: argparse.Namespace) -> int:
+    rows = _rows(chain, address, set(args.epochs) if args.epochs else None)
+    missing = sorted(set(args.epochs) - {r["epoch"] for r in rows})
+    if missing:
+        raise InvalidArgumentError(f"no published rewards for epoch {', '.join(map(str, missing))}")
+    failed = False
+    out = []
+    for r in rows:
+        if not r["verified"]:
+            if args.epochs:
+                print(f"epoch {r['epoch']} {r['kind'].label}: the published root does not match the chain's data; "
+                      "nothing claimed", file=sys.stderr)
+                failed = True
+            continue
+        if not r["amount"] or r["claimed"]:
+            continue
+        if r["expired"]:
+            if args.epochs:
+                print(f"epoch {r['epoch']} {r['kind'].label}: the claim period is over", file=sys.stderr)
+                failed = True
+            continue
+        try:
+            receipt = chain.claim(r["rewards"], address)
+        except BlendrError as exc:
+            print(f"epoch {r['epoch']} {r['kind'].label}: claim failed: {exc}", file=sys.stderr)
+            failed = True
+            continue
+        tx = "0x" + bytes(receipt["transactionHash"]).hex()
+        out.append({"epoch": r["epoch"], "kind": r["kind"].label, "amount_gputoken": fmt_tokens(r["amount"], 18),
+                    "tx": tx})
+        if not args.json:
+            print(f"claimed {fmt_tokens(r['amount'])} GPUTOKEN ({r['kind'].label}, epoch {r['epoch']}) for {address}: "
+                  f"tx {tx}")
+    if args.json:
+        print(json.dumps({"address": address, "claimed": out}, indent=2))
+    elif not out and not failed:
+        print(f"nothing to claim for {address}")
+    return 1 if failed else 0
+
+
+def _verify(chain: Any, args: argparse.Namespace) -> int:
+    from blendr.chain.rewards import verify
+
+    epoch = args.epoch
+    first, last = chain.epoch_blocks(epoch)
+    settlements = chain.settlements(epoch)
+    results = [verify(chain, epoch, kind, settlements) for kind in RewardKind]
+    if args.json:
+        print(json.dumps({
+            "epoch": epoch, "first_block": first, "last_block": last, "settlements": len(settlements),
+            "ok": all(v.ok for v in results),
+            "kinds": [{"kind": v.published.kind.label, "ok": v.ok, "published_root": "0x" + v.published.root.hex(),
+                       "recomputed_root": "0x" + v.recomputed.root.hex(),
+                       "total_gputoken": fmt_tokens(v.published.total, 18),
+                       "weights": {a: str(w) for a, w in sorted(v.recomputed.weights.items())},
+                       "amounts_gputoken": {a: fmt_tokens(x, 18) for a, x in sorted(v.recomputed.amounts.items())}}
+                      for v in results]}, indent=2))
+    else:
+        print(f"epoch {epoch}: blocks {first}..{last}, {len(settlements)} settled rentals")
+        for v in results:
+            p, r = v.published, v.recomputed
+            if not p.is_set:
+                verdict = "not published" + ("" if not r.weights else f" ({len(r.weights)} accounts earned weight)")
+            else:
+                verdict = (f"published {fmt_tokens(p.total)} GPUTOKEN to {len(r.amounts)} accounts: "
+                           + ("root matches" if v.ok else f"MISMATCH (published 0x{p.root.hex()}, recomputed "
+                                                           f"0x{r.root.hex()} total {fmt_tokens(r.total)})"))
+            print(f"  {p.kind.label:8} {verdict}")
+            for a, w in sorted(r.weights.items()):
+                weight = (f"{w} GPU-seconds" if p.kind is RewardKind.PROVIDER_STAKING
+                          else f"{fmt_tokens(w)} GPUTOKEN spent")
+                print(f"    {a}  {weight}  -> {fmt_tokens(r.amounts.get(a, 0))} GPUTOKEN")
+    return 0 if all(v.ok for v in results) else EXIT_MISMATCH

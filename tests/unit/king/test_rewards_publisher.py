@@ -1,0 +1,145 @@
+"""king.rewards.RewardPublisher against a fake chain that enforces TokenDistributor's publishing rules."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from eth_utils import to_checksum_address
+
+from blendr.chain.rewards import ZERO_ROOT, Published
+from blendr.config import RewardsConfig
+from blendr.errors import ContractRevertError, UnavailableError
+from blendr.rewards import EpochRewards, RewardKind, Settlement
+from blendr.store import MemoryStore
+from blendr.units import Wei, tokens
+from king.rewards import RewardPublisher
+
+P, R = RewardKind.PROVIDER_STAKING, RewardKind.RENTER_LOYALTY
+
+
+def addr(i: int) -> str:
+    return to_checksum_address(f"0x{i:040x}")
+
+
+class FakeChain:
+    """TokenDistributor's rules: in order, once, within the cap; epochs end when ``last`` says."""
+
+    def __init__(self, last: int, inputs: dict[int, list[Settlement]], first: int = 10) -> None:
+        self.last = last
+        self.inputs = inputs
+        self.first = first
+        self.roots: dict[tuple[int, RewardKind], tuple[bytes, int]] = {}
+        self.caps = {P: tokens(100), R: tokens(50)}
+        self.role = True
+        self.reads: list[int] = []
+        self.sent: list[tuple[int, RewardKind, int]] = []
+        self.land_then_fail = False  # the transaction lands, but the client reports a revert (a resend)
+
+    def is_publisher(self) -> bool:
+        return self.role
+
+    def last_ended_epoch(self) -> int:
+        return self.last
+
+    def next_epoch(self, kind: RewardKind) -> int:
+        done = [e for (e, k) in self.roots if k == kind]
+        return max([self.first, *(e + 1 for e in done)])
+
+    def published(self, epoch: int, kind: RewardKind) -> Published:
+        root, total = self.roots.get((epoch, kind), (ZERO_ROOT, 0))
+        return Published(epoch, kind, root, Wei(total), Wei(0))
+
+    def settlements(self, epoch: int) -> list[Settlement]:
+        self.reads.append(epoch)
+        return self.inputs.get(epoch, [])
+
+    def cap(self, kind: RewardKind) -> Wei:
+        return Wei(self.caps[kind])
+
+    def publish(self, rewards: EpochRewards) -> Any:
+        e, k = rewards.epoch, rewards.kind
+        if (e, k) in self.roots or e < self.next_epoch(k) or e > self.last or rewards.total > self.caps[k]:
+            raise ContractRevertError("setEpochRoot reverted")
+        self.roots[(e, k)] = (rewards.root, rewards.total)
+        self.sent.append((e, k, rewards.total))
+        if self.land_then_fail:
+            raise ContractRevertError("TokenDistributorEpochRootAlreadySet")
+        return {"transactionHash": bytes(32)}
+
+
+def s(rid: int, renter: int, provider: int, gpus: int = 1, secs: int = 3600, spent: int = 100) -> Settlement:
+    return Settlement(rid, addr(renter), addr(provider), gpus, secs, Wei(spent))
+
+
+def test_publishes_each_ended_epoch_once_with_the_cap_as_pool() -> None:
+    chain = FakeChain(last=12, inputs={10: [s(1, 0xA, 0x1)], 12: [s(2, 0xB, 0x2), s(3, 0xA, 0x1, gpus=3)]})
+    store = MemoryStore()
+    pub = RewardPublisher(chain, store, RewardsConfig())
+    done = pub.step()
+    assert [(d.epoch, d.kind, d.total, d.accounts) for d in done] == [
+        (10, P, tokens(100), 1), (12, P, tokens(100), 2), (10, R, tokens(50), 1), (12, R, tokens(50), 2)]
+    assert sorted(set(chain.reads)) == [10, 11, 12] and len(chain.reads) == 3  # one read serves both kinds
+    assert pub.step() == []  # nothing twice
+    chain.last = 13
+    chain.reads.clear()
+    assert pub.step() == [] and chain.reads == [13]  # the empty epoch 11 is not read again
+    assert RewardPublisher(chain, MemoryStore(), RewardsConfig()).step() == []  # a restart with no store: chain rules
+
+
+def test_configured_pool_is_cut_to_the_cap() -> None:
+    chain = FakeChain(last=10, inputs={10: [s(1, 0xA, 0x1)]})
+    RewardPublisher(chain, MemoryStore(), RewardsConfig(provider_pool="1000", renter_pool="7.5")).step()
+    assert chain.sent == [(10, P, tokens(100)), (10, R, tokens("7.5"))]
+
+
+def test_a_cap_of_zero_publishes_nothing() -> None:
+    chain = FakeChain(last=10, inputs={10: [s(1, 0xA, 0x1)]})
+    chain.caps[R] = 0
+    RewardPublisher(chain, MemoryStore(), RewardsConfig()).step()
+    assert chain.sent == [(10, P, tokens(100))]
+
+
+def test_a_resend_that_already_landed_counts_as_published() -> None:
+    chain = FakeChain(last=10, inputs={10: [s(1, 0xA, 0x1)]})
+    chain.land_then_fail = True
+    pub = RewardPublisher(chain, MemoryStore(), RewardsConfig())
+    assert pub.step() == []  # reported as reverted, but the root is there: nothing raised, nothing re-sent
+    assert len(chain.sent) == 2 and pub.step() == []
+
+
+def test_a_revert_that_published_nothing_is_raised() -> None:
+    chain = FakeChain(last=10, inputs={10: [s(1, 0xA, 0x1)]})
+    chain.caps[P] = tokens(100)
+    pub = RewardPublisher(chain, MemoryStore(), RewardsConfig())
+    chain.cap = lambda kind: Wei(tokens(1000))  # type: ignore[method-assign]  # governance lowered it meanwhile
+    with pytest.raises(ContractRevertError):
+        pub.step()
+    assert chain.sent == []
+
+
+def test_without_the_role_or_when_disabled_nothing_is_read() -> None:
+    chain = FakeChain(last=10, inputs={10: [s(1, 0xA, 0x1)]})
+    chain.role = False
+    assert RewardPublisher(chain, MemoryStore(), RewardsConfig()).step() == []
+    chain.role = True
+    assert RewardPublisher(chain, MemoryStore(), RewardsConfig(publish=False)).step() == []
+    assert chain.reads == [] and chain.sent == []
+
+
+def test_an_outage_mid_step_loses_nothing() -> None:
+    chain = FakeChain(last=11, inputs={10: [s(1, 0xA, 0x1)], 11: [s(2, 0xB, 0x2)]})
+    pub = RewardPublisher(chain, MemoryStore(), RewardsConfig())
+    real = chain.settlements
+
+    def flaky(epoch: int) -> list[Settlement]:
+        if epoch == 11:
+            raise UnavailableError("eth RPC down")
+        return real(epoch)
+
+    chain.settlements = flaky  # type: ignore[method-assign]
+    with pytest.raises(UnavailableError):
+        pub.step()
+    chain.settlements = real  # type: ignore[method-assign]
+    pub.step()
+    assert sorted((e, k) for e, k, _ in chain.sent) == [(10, P), (10, R), (11, P), (11, R)]
