@@ -121,6 +121,9 @@ def build_parser() -> argparse.ArgumentParser:
     from blendrctl import renter
 
     renter.add_parsers(sub, _common)
+    from blendrctl import gov
+
+    gov.add_parsers(sub, _common, _deployment_flag)
 
     pool = sub.add_parser("pool", help="inspect a queen's pool")
     posub = pool.add_subparsers(dest="action", metavar="ACTION", required=True)
@@ -456,6 +459,12 @@ def _cmd_renter(args: argparse.Namespace) -> int:
     return renter.run(args, _load)
 
 
+def _cmd_gov(args: argparse.Namespace) -> int:
+    from blendrctl import gov
+
+    return gov.run(args, _load)
+
+
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for a command whose reader went away
 
 
@@ -484,7 +493,7 @@ def _main(argv: list[str] | None) -> int:
         return EXIT_USAGE
     handlers = {"identity": _cmd_identity, "queen": _cmd_queen, "provider": _cmd_provider, "pool": _cmd_pool,
                 "devnet": _cmd_devnet, "chain": _cmd_chain, "king": _cmd_king, "stake": _cmd_stake, "job": _cmd_renter,
-                "offers": _cmd_renter, "wallet": _cmd_renter}
+                "offers": _cmd_renter, "wallet": _cmd_renter, "gov": _cmd_gov}
     try:
         return handlers[args.cmd](args)
     except KeyboardInterrupt:
