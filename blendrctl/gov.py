@@ -22,7 +22,7 @@ def add_parsers(sub: Any, common: Callable[[argparse.ArgumentParser], None],
     gsub = gov.add_subparsers(dest="action", metavar="ACTION", required=True)
 
     def p(name: str, helptext: str, *, json_flag: bool = True, **kw: Any) -> argparse.ArgumentParser:
-        q = gsub.add_parser(name, help=helptext, **kw)
+        q: argparse.ArgumentParser = gsub.add_parser(name, help=helptext, **kw)
         common(q)
         deployment_flag(q)
         if json_flag:
