@@ -26,6 +26,7 @@ def grant_votes(w3: Web3, m: Manifest, voter: Any, amount: int = DEFAULT_VOTES) 
                             abi=artifacts.load("eth", "GPUToken").abi)
     rpc = w3.provider.make_request  # type: ignore[union-attr]
     rpc("anvil_setBalance", [timelock, hex(10**20)])  # type: ignore[arg-type]
+    rpc("anvil_setBalance", [voter.address, hex(10**20)])  # type: ignore[arg-type]  # gas for its votes
     rpc("anvil_impersonateAccount", [timelock])  # type: ignore[arg-type]
     try:
         h = token.functions.mint(voter.address, amount).transact({"from": timelock})
