@@ -109,13 +109,20 @@ class KingApp:
             await asyncio.sleep(30.0)
 
     async def _follow_governance(self) -> None:
-        """Every ``chain.gov_refresh_s``: GPURental's parameters (quote bounds, durations, GPUs) into the jobs, and
-        the proposals into the gateway's book; an ETH outage keeps the last known ones."""
+        """Every ``chain.gov_refresh_s``: GPURental's parameters (quote bounds, durations, GPUs) into the jobs, both
+        inboxes' attester sets and thresholds into the bridge book, and the proposals into the gateway's book; a
+        chain outage keeps the last known ones."""
         while True:
             try:
                 await self.jobs.prepare()
             except BlendrError as exc:
                 log.warning("GPURental parameters read failed; keeping the last known", error=str(exc)[:200])
+            for chain_id in list(self.book.lanes):
+                try:
+                    await asyncio.to_thread(self.book.attester_set, chain_id, refresh=True)
+                except BlendrError as exc:
+                    log.warning("bridge attester set read failed; keeping the last known", chain_id=chain_id,
+                                error=str(exc)[:200])
             if self.proposals is not None:
                 try:
                     await asyncio.to_thread(self.proposals.refresh)
