@@ -101,8 +101,9 @@ def _params(g: Any, args: argparse.Namespace) -> int:
                 r["value"] = str(r["value"])
         return _out(args, rows, "")
     w = max(len(r["name"]) for r in rows)
-    lines = [f"{'NAME':{w}}  {'CONTRACT':17} CHAIN  {'VALUE':44} BOUNDS"]
-    lines += [f"{r['name']:{w}}  {r['contract']:17} {r['chain']:5}  {r['shown'][:44]:44} {r['bounds']} ({r['unit']})"
+    b = max(len(r["bounds"]) for r in rows)
+    lines = [f"{'NAME':{w}}  {'CONTRACT':17} CHAIN  {'VALUE':44} {'BOUNDS':{b}}  UNIT"]
+    lines += [f"{r['name']:{w}}  {r['contract']:17} {r['chain']:5}  {r['shown']:44} {r['bounds']:{b}}  {r['unit']}"
               for r in rows]
     print("\n".join(lines))
     return 0

@@ -112,7 +112,9 @@ def format_value(unit: Unit, value: Value) -> str:
         return f"{value // DAY} d" if value and value % DAY == 0 else fmt_duration(value)
     if unit is Unit.QUORUM:
         return f"{value}%"
-    return f"{value} {unit.value}" if unit is Unit.BLOCKS else str(value)
+    if unit is Unit.BLOCKS:
+        return f"{value} block{'' if value == 1 else 's'}"
+    return str(value)
 
 
 @dataclass(frozen=True)
@@ -153,9 +155,13 @@ class Param:
         if self.unit is Unit.ADDRESSES:
             return f"{self.min_len}..{self.max_len} distinct non-zero addresses"
         lo = "" if self.lo is None else format_value(self.unit, self.lo)
-        hi = "" if self.hi is None else format_value(self.unit, self.hi)
+        if self.unit in _TOKEN_UNITS and self.lo == 1:
+            lo = "1 wei"
+        if self.hi is None:
+            return f"at least {lo}"
+        hi = format_value(self.unit, self.hi)
         if self.hi in (U32, U48, U64, U96, U128):
-            hi = f"2^{self.hi.bit_length()}-1"
+            hi = f"2^{self.hi.bit_length()}-1" + (" wei" if self.unit in _TOKEN_UNITS else "")
         return f"{lo} .. {hi}"
 
     def check(self, value: Value) -> None:
