@@ -233,6 +233,10 @@ class Governor:
             raise FailedPreconditionError(f"voting on proposal {p.proposal_id} is closed (it is {p.state.name.lower()})")
         if self.eth.call(self.gov.functions.hasVoted(p.proposal_id, who)):
             raise FailedPreconditionError(f"{who} has already voted on proposal {p.proposal_id}")
+        if int(self.eth.call(self.gov.functions.getVotes(who, p.snapshot_block))) == 0:
+            raise FailedPreconditionError(
+                f"{who} had no votes at proposal {p.proposal_id}'s snapshot (block {p.snapshot_block}): votes count "
+                "only when delegated (`blendr gov delegate`) or staked before the snapshot")
 
     def check_can_queue(self, p: Proposal) -> None:
         if p.state is not ProposalState.SUCCEEDED:

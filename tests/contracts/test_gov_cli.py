@@ -92,6 +92,9 @@ def test_params_lists_every_parameter_with_its_value_on_chain(deployed: Manifest
     assert rows["bridge_etc.attesters"]["value"] == DEFAULTS.attesters
     code, out, _ = cli("params")
     assert code == 0 and "verification.challenge_interval" in out and "10 s .. 1 d" in out
+    gov = eth.eth.contract(address=deployed.eth.address("Governance"), abi=artifacts.load("eth", "Governance").abi)
+    assert gov.functions.quorumDenominator().call() == 100, (
+        "govparams' governance.quorum is a percentage (bounds 0..100, shown as %): update its unit and bounds")
 
 
 def test_bad_input_is_refused_before_any_transaction(deployed: Manifest, eth: Web3, etc: Web3, tmp_path: Path,
@@ -135,6 +138,8 @@ def test_a_holders_session_changes_an_eth_and_an_etc_parameter(deployed: Manifes
     code, _, err = cli("vote", pid, "for")
     assert code == 1 and "opens after block" in err
     mine(eth, DEFAULTS.voting_delay_blocks + 1)
+    code, _, err = Cli(_home(tmp_path, deployed, NOBODY), capsys)("vote", pid, "for")
+    assert code == 1 and "had no votes at proposal" in err
     code, out, err = cli("vote", pid, "for", "--reason", "cheaper to verify")
     assert code == 0, err
     code, _, err = cli("vote", pid, "against")
