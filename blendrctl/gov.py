@@ -123,9 +123,11 @@ def _changes(items: list[str]) -> dict[str, str]:
 
 def _propose(g: Any, args: argparse.Namespace) -> int:
     calls = g.calls_for(_changes(args.changes))
-    pid = g.propose(calls, args.description)
+    pid, created = g.propose(calls, args.description)
     p = g.proposal(pid)
-    return _out(args, proposal_json(p), f"proposed {pid}\n" + "\n".join(f"  {c.text}" for c in calls)
+    said = "proposed" if created else "already proposed (the same calls and description), nothing sent:"
+    return _out(args, {**proposal_json(p), "created": created},
+                f"{said} {pid}\n" + "\n".join(f"  {c.text}" for c in calls)
                 + f"\nvoting opens after block {p.snapshot_block} and closes at block {p.deadline_block}")
 
 

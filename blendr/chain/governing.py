@@ -252,20 +252,24 @@ class Governor:
                                           f"in {p.eta - now} s")
 
     # ------------------------------------------------------------------ transactions (eth's key)
-    def propose(self, calls: Sequence[Call], description: str) -> int:
-        """Submits the proposal; returns its id (checks the proposer's votes first)."""
+    def propose(self, calls: Sequence[Call], description: str) -> tuple[int, bool]:
+        """Submits the proposal (checking the proposer's votes first); returns (its id, whether it is new).
+
+        Idempotent: the same calls and description again answer the existing proposal's id, unsent (the
+        Governor derives the id from them, and would refuse them twice).
+        """
         if not description.strip():
             raise InvalidArgumentError("a proposal needs a --description")
         if not calls:
             raise InvalidArgumentError("a proposal needs at least one --set NAME=VALUE")
+        args = ([c.target for c in calls], [c.value for c in calls], [c.calldata for c in calls])
+        f = self.gov.functions
+        pid = int(self.eth.call(f.hashProposal(*args, keccak(text=description))))
+        if int(self.eth.call(f.proposalSnapshot(pid))) != 0:
+            return pid, False
         self.check_can_propose(self.eth.address)
-        f = self.gov.functions.propose([c.target for c in calls], [c.value for c in calls],
-                                       [c.calldata for c in calls], description)
-        receipt: Any = self.eth.transact(f)
-        from web3.logs import DISCARD
-
-        (ev,) = self.gov.events.ProposalCreated().process_receipt(receipt, errors=DISCARD)
-        return int(ev["args"]["proposalId"])
+        self.eth.transact(f.propose(*args, description))
+        return pid, True
 
     def vote(self, proposal_id: int, support: str, reason: str = "") -> Any:
         if support not in SUPPORT:

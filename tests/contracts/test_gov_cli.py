@@ -129,7 +129,12 @@ def test_a_holders_session_changes_an_eth_and_an_etc_parameter(deployed: Manifes
     p = cli.json("propose", "--set", "rental.fee_bps=3%", "--set", "verification.challenge_interval=1m",
                  "--set", "rental.max_quote=40", "--description", "Fee 3%, challenges every minute, cap 40")
     pid = p["proposal_id"]
-    assert p["state"] == "pending"
+    assert p["state"] == "pending" and p["created"]
+    nonce = eth.eth.get_transaction_count(VOTER.address)
+    again = cli.json("propose", "--set", "rental.fee_bps=300", "--set", "verification.challenge_interval=60",
+                     "--set", "rental.max_quote=40", "--description", "Fee 3%, challenges every minute, cap 40")
+    assert (again["proposal_id"], again["created"]) == (pid, False)  # a retry: the same proposal, nothing sent
+    assert eth.eth.get_transaction_count(VOTER.address) == nonce
     texts = [c["text"] for c in p["calls"]]
     assert len(texts) == 3 and texts[0] == "set rental.fee_bps to 300 bps (3%)"
     assert texts[1] == "on ETC over the bridge: set verification.challenge_interval to 1 min"
