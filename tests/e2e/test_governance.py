@@ -117,5 +117,10 @@ async def test_an_executed_proposal_changes_the_running_king_and_queens(
         assert int(shown.votes_for) >= tokens(20_000_000) and shown.calls[2].text.startswith("on ETC over the bridge")
         async with net.renter() as r:
             assert [x.proposal_id for x in await r.proposals(["executed"])] == [pid]
+            assert await r.proposals(["active"]) == []
+            for bad in (r.proposal("0xabc"), r.proposals(limit=501)):
+                with pytest.raises(RenterError) as info:
+                    await bad
+                assert info.value.code == grpc.StatusCode.INVALID_ARGUMENT
     finally:
         await net.close()
