@@ -242,6 +242,21 @@ class KingClient:
 
         return list((await self._call("ListOffers", rpb.ListOffersRequest(), auth=False)).offers)
 
+    async def proposals(self, states: list[str] | None = None, limit: int = 0) -> list[Any]:
+        """Governance proposals as the king follows them, newest first (no sign-in needed). ``states``: names
+        such as ``"active"`` or ``"executed"`` (default: all); ``limit``: at most this many (0: 50)."""
+        from protos.blendr.v1 import renter_pb2 as rpb
+
+        pb_states = [rpb.ProposalState.Value(f"PROPOSAL_STATE_{s.upper()}") for s in (states or [])]
+        req = rpb.ListProposalsRequest(states=pb_states, limit=limit)  # type: ignore[arg-type]
+        return list((await self._call("ListProposals", req, auth=False)).proposals)
+
+    async def proposal(self, proposal_id: int | str) -> Any:
+        """One governance proposal, its tallies and its calls in plain words (NOT_FOUND: no such proposal)."""
+        from protos.blendr.v1 import renter_pb2 as rpb
+
+        return await self._call("GetProposal", rpb.GetProposalRequest(proposal_id=str(proposal_id)), auth=False)
+
     async def get(self, job_id: str) -> Any:
         from protos.blendr.v1 import renter_pb2 as rpb
 

@@ -176,6 +176,9 @@ class ChainConfig:
     # Attempts per RPC operation on transient errors (bounded exponential backoff between them).
     rpc_retries: int = 6
     receipt_timeout_s: float = 300.0
+    # How often a running node re-reads governance parameters (and the king the proposals) from the chains:
+    # an executed change applies within this long, without a restart. At most 30.
+    gov_refresh_s: float = 30.0
 
 
 @dataclass
@@ -506,6 +509,7 @@ def validate(cfg: Config) -> None:
         "provider.job_pids": float(cfg.provider.job_pids),
         "chain.rpc_timeout_s": cfg.chain.rpc_timeout_s,
         "chain.receipt_timeout_s": cfg.chain.receipt_timeout_s,
+        "chain.gov_refresh_s": cfg.chain.gov_refresh_s,
         "relay.poll_s": cfg.relay.poll_s,
         "relay.rental_challenge_mean_interval_s": cfg.relay.rental_challenge_mean_interval_s,
         "relay.batch_interval_s": cfg.relay.batch_interval_s,
@@ -519,6 +523,9 @@ def validate(cfg: Config) -> None:
     for name, value in positive.items():
         if not (math.isfinite(value) and value > 0):
             raise ConfigError(f"config {name} must be > 0 (got {value})")
+    if cfg.chain.gov_refresh_s > 30:
+        raise ConfigError(f"config chain.gov_refresh_s must be at most 30 (got {cfg.chain.gov_refresh_s}): executed "
+                          "governance changes must reach running nodes within a minute")
     for name, value in {
         "queen.grace_s": q.grace_s,
         "queen.memory_tolerance": q.memory_tolerance,

@@ -124,6 +124,9 @@ def build_parser() -> argparse.ArgumentParser:
     from blendrctl import rewards
 
     rewards.add_parsers(sub, _common, _deployment_flag)
+    from blendrctl import gov
+
+    gov.add_parsers(sub, _common, _deployment_flag)
 
     pool = sub.add_parser("pool", help="inspect a queen's pool")
     posub = pool.add_subparsers(dest="action", metavar="ACTION", required=True)
@@ -465,6 +468,12 @@ def _cmd_rewards(args: argparse.Namespace) -> int:
     return rewards.run(args, _load)
 
 
+def _cmd_gov(args: argparse.Namespace) -> int:
+    from blendrctl import gov
+
+    return gov.run(args, _load)
+
+
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for a command whose reader went away
 
 
@@ -494,7 +503,7 @@ def _main(argv: list[str] | None) -> int:
     handlers = {"identity": _cmd_identity, "queen": _cmd_queen, "provider": _cmd_provider, "pool": _cmd_pool,
                 "devnet": _cmd_devnet, "chain": _cmd_chain, "king": _cmd_king, "stake": _cmd_stake, "job": _cmd_renter,
                 "offers": _cmd_renter, "wallet": _cmd_renter,
-                "rewards": _cmd_rewards}
+                "rewards": _cmd_rewards, "gov": _cmd_gov}
     try:
         return handlers[args.cmd](args)
     except KeyboardInterrupt:

@@ -19,6 +19,7 @@ from tenacity import (
 
 from blendr.chain.client import ChainClient
 from blendr.chain.contracts import BridgeInbox, GPURental, GPUToken, ReputationSystem, StakingManager, Tier
+from blendr.chain.governing import Governor
 from blendr.chain.manifest import Manifest, chain_settings, load_manifest
 from blendr.clock import Clock, SystemClock
 from blendr.config import Config
@@ -35,6 +36,7 @@ from king.context import JobsConfig
 from king.control import KingControlServicer
 from king.core import KingCore
 from king.gateway import RenterGatewayServicer
+from king.governance import ProposalBook
 from king.outputs import OutputStore
 from king.pricing import Pricer, PricingParams
 from king.queens import QueenHub
@@ -67,6 +69,7 @@ class KingApp:
     hub: QueenHub
     sessions: Sessions
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    proposals: ProposalBook | None = None  # governance proposals for the gateway (king.governance)
 
     @property
     def port(self) -> int:
@@ -105,11 +108,29 @@ class KingApp:
                 except BlendrError as exc:  # an ETC outage leaves the last known score in place
                     log.debug("reputation read failed", provider=provider, error=str(exc)[:200])
                     break
-            try:
-                await self.jobs.prepare()  # governance may have changed GPURental's parameters
-            except BlendrError as exc:  # an ETH outage leaves the last known parameters in place
-                log.debug("GPURental parameters read failed", error=str(exc)[:200])
             await asyncio.sleep(30.0)
+
+    async def _follow_governance(self) -> None:
+        """Every ``chain.gov_refresh_s``: GPURental's parameters (quote bounds, durations, GPUs) into the jobs, both
+        inboxes' attester sets and thresholds into the bridge book, and the proposals into the gateway's book; a
+        chain outage keeps the last known ones."""
+        while True:
+            try:
+                await self.jobs.prepare()
+            except BlendrError as exc:
+                log.warning("GPURental parameters read failed; keeping the last known", error=str(exc)[:200])
+            for chain_id in list(self.book.lanes):
+                try:
+                    await asyncio.to_thread(self.book.attester_set, chain_id, refresh=True)
+                except BlendrError as exc:
+                    log.warning("bridge attester set read failed; keeping the last known", chain_id=chain_id,
+                                error=str(exc)[:200])
+            if self.proposals is not None:
+                try:
+                    await asyncio.to_thread(self.proposals.refresh)
+                except BlendrError as exc:
+                    log.warning("proposals read failed; keeping the last known", error=str(exc)[:200])
+            await asyncio.sleep(self.cfg.chain.gov_refresh_s)
 
     async def stop(self) -> None:
         for t in self._tasks:
@@ -215,18 +236,26 @@ async def start_king(
                     output_wait_s=kc.outputs_wait_s, stakes=stakes, bridge=book)
     await jobs.prepare()
     live = jobs.load()
+    governor = Governor(ChainClient(chain_settings(cfg, m, "eth")), ChainClient(chain_settings(cfg, m, "etc")), m)
+    proposals = ProposalBook(governor.proposals, governor.eth.block_number)
+    try:
+        await asyncio.to_thread(proposals.refresh)
+    except BlendrError as exc:  # the gateway serves an empty list until the next refresh
+        log.warning("proposals read failed", error=str(exc)[:200])
     server = await start_server(
         cfg, kc.listen,
         [lambda s: kpb_grpc.add_KingControlServicer_to_server(KingControlServicer(book, settlements, hub, jobs,
                                                                                      jobs.outputs), s),
-         lambda s: rpb_grpc.add_RenterGatewayServicer_to_server(RenterGatewayServicer(jobs, sessions), s)],
+         lambda s: rpb_grpc.add_RenterGatewayServicer_to_server(RenterGatewayServicer(jobs, sessions, proposals), s)],
         service_names=SERVICES)
-    app = KingApp(cfg, ident.address, server, book, settlements, store, clients, jobs, hub, sessions)
+    app = KingApp(cfg, ident.address, server, book, settlements, store, clients, jobs, hub, sessions,
+                  proposals=proposals)
     if run_loops:
         rep = ReputationSystem(clients["etc"], m.etc.address("ReputationSystem"))
         app._tasks = [asyncio.create_task(book.run()), asyncio.create_task(app._follow_settlements()),
                       asyncio.create_task(jobs.run()), asyncio.create_task(app._follow_reputation(rep, scores)),
-                      asyncio.create_task(follow_stakes(stakes, jobs.market))]
+                      asyncio.create_task(follow_stakes(stakes, jobs.market)),
+                      asyncio.create_task(app._follow_governance())]
         # reward epochs: the king publishes each ended epoch's roots to TokenDistributor (king/rewards.py)
         app._tasks.append(asyncio.create_task(follow_rewards(
             publisher_for(clients["eth"], m, store, cfg.rewards), cfg.rewards.poll_s)))

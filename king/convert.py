@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Sequence
 
 from eth_utils import to_checksum_address
 
+from blendr.chain.governing import Proposal, ProposalState
 from blendr.errors import BlendrError, InvalidArgumentError
 from blendr.jobspec import Spec
 from blendr.telemetry import get_logger
@@ -182,3 +184,21 @@ def offer_from_proto(p: kpb.PoolProvider, queen: str) -> tuple[ProviderOffer, by
     offer = ProviderOffer(addr, to_checksum_address(queen), p.gpu_model[:64], int(p.gpus), int(p.vram_bytes),
                           tflops, ask, 5000, uptime, bool(p.alive), sandboxed=p.sandbox in ("bubblewrap", "gvisor"))
     return offer, pub, int(p.busy_gpus)
+
+
+def proposal_to_proto(p: Proposal) -> rpb.Proposal:
+    """A governance proposal as the gateway answers it (votes in wei, decimal strings)."""
+    return rpb.Proposal(
+        proposal_id=str(p.proposal_id), proposer=p.proposer, description=p.description,
+        state=rpb.ProposalState.Value(f"PROPOSAL_STATE_{p.state.name}"),  # type: ignore[arg-type]
+        votes_for=str(p.votes_for),
+        votes_against=str(p.votes_against), votes_abstain=str(p.votes_abstain), quorum=str(p.quorum),
+        snapshot_block=p.snapshot_block, deadline_block=p.deadline_block, eta_unix=p.eta,
+        calls=[rpb.ProposalCall(target=c.target, value=str(c.value), calldata=c.calldata, text=c.text) for c in p.calls],
+        created_block=p.created_block)
+
+
+def proposal_states_from_proto(states: Sequence[int]) -> set[ProposalState]:
+    """The request's states (unknown values and UNSPECIFIED ignored)."""
+    names = {v: rpb.ProposalState.Name(v)[len("PROPOSAL_STATE_"):] for v in rpb.ProposalState.values()}
+    return {ProposalState[names[s]] for s in states if s in names and names[s] in ProposalState.__members__}

@@ -1,7 +1,7 @@
 """``RenterGateway``: the renter's API on the king. Each method authenticates, converts, calls one
 :class:`king.core.KingCore` method and converts the answer.
 
-Every call but sign-in and ``ListOffers`` needs ``authorization: Bearer <session token>`` in its metadata.
+Every call but sign-in, ``ListOffers``, ``ListProposals`` and ``GetProposal`` needs ``authorization: Bearer <session token>`` in its metadata.
 Errors are ``BlendrError``s raised by the core; the server's interceptor (blendr.rpc.server) maps them to
 precise status codes with bounded messages, so no method catches anything.
 """
@@ -19,6 +19,7 @@ from blendr.errors import AuthenticationError, FailedPreconditionError
 from king import convert
 from king.auth import Sessions
 from king.core import KingCore
+from king.governance import ProposalBook
 from king.job import Job
 from protos.blendr.v1 import renter_pb2 as rpb
 from protos.blendr.v1 import renter_pb2_grpc as rpb_grpc
@@ -28,9 +29,15 @@ WATCH_IDLE_S = 15.0  # a watcher re-reads the job at least this often
 
 
 class RenterGatewayServicer(rpb_grpc.RenterGatewayServicer):
-    def __init__(self, core: KingCore, sessions: Sessions) -> None:
+    def __init__(self, core: KingCore, sessions: Sessions, proposals: ProposalBook | None = None) -> None:
         self.core = core
         self.sessions = sessions
+        self.proposals = proposals
+
+    def _book(self) -> ProposalBook:
+        if self.proposals is None:
+            raise FailedPreconditionError("this king does not follow governance")
+        return self.proposals
 
     def _renter(self, context: grpc.aio.ServicerContext[Any, Any]) -> str:
         for key, value in context.invocation_metadata() or ():
@@ -137,3 +144,14 @@ class RenterGatewayServicer(rpb_grpc.RenterGatewayServicer):
         ch = self.core.chain
         return convert.wallet_to_proto(w, chain_id=ch.chain_id, token_name=ch.token_name,
                                        token_contract=ch.token_address, rental_contract=ch.rental_address)
+
+    async def ListProposals(self, request: rpb.ListProposalsRequest,
+                            context: grpc.aio.ServicerContext[Any, Any]) -> rpb.ListProposalsResponse:
+        book = self._book()
+        found = book.list(convert.proposal_states_from_proto(request.states), int(request.limit))
+        return rpb.ListProposalsResponse(proposals=[convert.proposal_to_proto(p) for p in found],
+                                         as_of_block=book.as_of_block)
+
+    async def GetProposal(self, request: rpb.GetProposalRequest,
+                          context: grpc.aio.ServicerContext[Any, Any]) -> rpb.Proposal:
+        return convert.proposal_to_proto(self._book().get(request.proposal_id))

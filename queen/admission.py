@@ -73,6 +73,11 @@ class Admission:
         self.queen = queen
         self._oracle = oracle
 
+    @property
+    def oracle(self) -> StakeOracle:
+        """Who decides whether an address may join."""
+        return self._oracle
+
     @staticmethod
     def new_nonce() -> bytes:
         return secrets.token_bytes(32)

@@ -58,6 +58,7 @@ class QueenApp:
     attester: Any = None  # queen.attester.Attester when relay.enabled
     _relay_tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _king_channel: Any = None
+    gov: Any = None  # blendr.chain.govwatch.GovWatch: the governance parameters this queen obeys, when it has a manifest
     kinglink: Any = None  # queen.kinglink.KingLink when relay.king is set
 
     @property
@@ -137,8 +138,8 @@ async def start_queen(
         log.info("created queen key", address=ident.address, home=str(cfg.home))
     store = store or open_queen_store(cfg)
     metrics = Metrics()
-    core = QueenCore(ident.address, cfg.queen, store, clock, make_oracle(cfg, store, clock, manifest),
-                     metrics=QueenMetrics(metrics), rng=rng)
+    oracle = make_oracle(cfg, store, clock, manifest)
+    core = QueenCore(ident.address, cfg.queen, store, clock, oracle, metrics=QueenMetrics(metrics), rng=rng)
     known = core.start()
     servicer = QueenServicer(core)
     server = await start_server(
@@ -164,6 +165,8 @@ async def start_queen(
         servicer.outputs = OutputRelay(core.jobs, ident.account(), clock, lambda: king_stub)
     if cfg.relay.enabled:
         _start_relay(app, ident, clock, manifest, run=run_ticker)
+    if manifest is not None:
+        _start_gov_watch(app, manifest, oracle, run=run_ticker)
     if run_ticker:
         app._ticker = asyncio.create_task(app._tick_loop())
     log.info("queen serving", address=ident.address, port=server.port, admin_port=admin.port, tls=server.tls,
@@ -229,6 +232,29 @@ def _start_relay(app: QueenApp, ident: NodeIdentity, clock: Clock, manifest: Any
     if run:
         app._relay_tasks += [asyncio.create_task(app.verifier.run()), asyncio.create_task(app.attester.run())]
     log.info("queen chain duties on", network=m.network, open_tasks=open_tasks, king=cfg.relay.king or "(none)")
+
+
+#: The governance parameters a queen obeys while it runs (blendr.chain.govparams names).
+QUEEN_GOV_PARAMS = ("verification.challenge_interval", "staking.min_stake_provider")
+
+
+def _start_gov_watch(app: QueenApp, manifest: Any, oracle: StakeOracle, *, run: bool) -> None:
+    """Follows the queen's governance parameters (``chain.gov_refresh_s``): the rented providers' challenge
+    interval and the provider stake minimum of stake admission change while the queen runs."""
+    from blendr.chain.govwatch import GovWatch, chain_reader
+    from queen.stake_oracle import ChainStakeOracle
+
+    watch = GovWatch(chain_reader(app.cfg, manifest), QUEEN_GOV_PARAMS, app.cfg.chain.gov_refresh_s)
+    app.gov = watch
+    if app.verifier is not None:
+        app.verifier.gov = watch
+    if isinstance(oracle, ChainStakeOracle):
+        chain_oracle = oracle
+        chain_oracle.gov = watch
+        watch.on_change(lambda values, changed: chain_oracle.forget() if "staking.min_stake_provider" in changed
+                        else None)
+    if run:
+        app._relay_tasks.append(asyncio.create_task(watch.run()))
 
 
 async def run_queen(cfg: Config) -> None:

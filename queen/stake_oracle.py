@@ -35,6 +35,17 @@ class ChainStakeOracle(StakeOracle):
         self._clock = clock or SystemClock()
         self._cache: dict[str, tuple[float, StakeDecision]] = {}
         self._lock = threading.Lock()
+        # governance parameters as the queen follows them (blendr.chain.govwatch.GovWatch); None: read here
+        self.gov: Any = None
+
+    def forget(self) -> None:
+        """Drops every cached decision (the minimum changed: decide again)."""
+        with self._lock:
+            self._cache.clear()
+
+    def _minimum(self) -> int:
+        followed = self.gov.get("staking.min_stake_provider") if self.gov is not None else None
+        return followed if isinstance(followed, int) else int(self._staking.min_stake(Tier.PROVIDER))
 
     def check(self, address: Address) -> StakeDecision:
         now = self._clock.time()
@@ -44,7 +55,7 @@ class ChainStakeOracle(StakeOracle):
                 return hit[1]
         try:
             stake = self._staking.stake_of(address, Tier.PROVIDER)
-            minimum = self._staking.min_stake(Tier.PROVIDER)
+            minimum = self._minimum()
         except BlendrError as exc:
             return StakeDecision(False, f"cannot read the provider's stake on chain ({exc}); try again later")
         # All 18 places: a stake just below the minimum must not read as equal to it.

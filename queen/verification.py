@@ -198,6 +198,8 @@ class RentalVerifier:
         self.tasks: dict[int, Task] = {}
         self._staged: dict[int, Task] = {}  # tasks changed by the follower poll in progress
         self._interval: tuple[float, float] | None = None  # (chain interval, fetched at monotonic)
+        # governance parameters as the queen follows them (blendr.chain.govwatch.GovWatch); None: read here
+        self.gov: Any = None
         self._last_batch = clock.monotonic()
         self._backoff = Backoff(cfg.retry_initial_s, cfg.retry_max_s)
         # on_outcome runs on the event loop, poll_chain in a worker thread: a task opening and a challenge
@@ -306,6 +308,11 @@ class RentalVerifier:
 
     # ------------------------------------------------------------------ challenges
     def chain_interval(self) -> float:
+        """WorkVerification's challengeInterval: as the queen's governance watch last read it, else read here
+        (cached INTERVAL_CACHE_S)."""
+        followed = self.gov.get("verification.challenge_interval") if self.gov is not None else None
+        if isinstance(followed, int):
+            return float(followed)
         now = self.clock.monotonic()
         if self._interval is None or now - self._interval[1] > INTERVAL_CACHE_S:
             self._interval = (float(self.wv.challenge_interval()), now)

@@ -36,6 +36,18 @@ class JobEventKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     JOB_EVENT_KIND_OUTPUT_READY: _ClassVar[JobEventKind]
     JOB_EVENT_KIND_OUTPUT_FAILED: _ClassVar[JobEventKind]
     JOB_EVENT_KIND_SETTLING: _ClassVar[JobEventKind]
+
+class ProposalState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    PROPOSAL_STATE_UNSPECIFIED: _ClassVar[ProposalState]
+    PROPOSAL_STATE_PENDING: _ClassVar[ProposalState]
+    PROPOSAL_STATE_ACTIVE: _ClassVar[ProposalState]
+    PROPOSAL_STATE_CANCELED: _ClassVar[ProposalState]
+    PROPOSAL_STATE_DEFEATED: _ClassVar[ProposalState]
+    PROPOSAL_STATE_SUCCEEDED: _ClassVar[ProposalState]
+    PROPOSAL_STATE_QUEUED: _ClassVar[ProposalState]
+    PROPOSAL_STATE_EXPIRED: _ClassVar[ProposalState]
+    PROPOSAL_STATE_EXECUTED: _ClassVar[ProposalState]
 JOB_STATE_UNSPECIFIED: JobState
 JOB_STATE_QUEUED: JobState
 JOB_STATE_SCHEDULED: JobState
@@ -60,6 +72,15 @@ JOB_EVENT_KIND_RESCHEDULED: JobEventKind
 JOB_EVENT_KIND_OUTPUT_READY: JobEventKind
 JOB_EVENT_KIND_OUTPUT_FAILED: JobEventKind
 JOB_EVENT_KIND_SETTLING: JobEventKind
+PROPOSAL_STATE_UNSPECIFIED: ProposalState
+PROPOSAL_STATE_PENDING: ProposalState
+PROPOSAL_STATE_ACTIVE: ProposalState
+PROPOSAL_STATE_CANCELED: ProposalState
+PROPOSAL_STATE_DEFEATED: ProposalState
+PROPOSAL_STATE_SUCCEEDED: ProposalState
+PROPOSAL_STATE_QUEUED: ProposalState
+PROPOSAL_STATE_EXPIRED: ProposalState
+PROPOSAL_STATE_EXECUTED: ProposalState
 
 class SignInChallengeRequest(_message.Message):
     __slots__ = ("address",)
@@ -430,3 +451,67 @@ class Wallet(_message.Message):
     token_contract: str
     rental_contract: str
     def __init__(self, address: _Optional[str] = ..., balance: _Optional[str] = ..., allowance: _Optional[str] = ..., in_escrow: _Optional[str] = ..., permit_nonce: _Optional[int] = ..., chain_id: _Optional[int] = ..., token_name: _Optional[str] = ..., token_contract: _Optional[str] = ..., rental_contract: _Optional[str] = ...) -> None: ...
+
+class ProposalCall(_message.Message):
+    __slots__ = ("target", "value", "calldata", "text")
+    TARGET_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    CALLDATA_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    target: str
+    value: str
+    calldata: bytes
+    text: str
+    def __init__(self, target: _Optional[str] = ..., value: _Optional[str] = ..., calldata: _Optional[bytes] = ..., text: _Optional[str] = ...) -> None: ...
+
+class Proposal(_message.Message):
+    __slots__ = ("proposal_id", "proposer", "description", "state", "votes_for", "votes_against", "votes_abstain", "quorum", "snapshot_block", "deadline_block", "eta_unix", "calls", "created_block")
+    PROPOSAL_ID_FIELD_NUMBER: _ClassVar[int]
+    PROPOSER_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    VOTES_FOR_FIELD_NUMBER: _ClassVar[int]
+    VOTES_AGAINST_FIELD_NUMBER: _ClassVar[int]
+    VOTES_ABSTAIN_FIELD_NUMBER: _ClassVar[int]
+    QUORUM_FIELD_NUMBER: _ClassVar[int]
+    SNAPSHOT_BLOCK_FIELD_NUMBER: _ClassVar[int]
+    DEADLINE_BLOCK_FIELD_NUMBER: _ClassVar[int]
+    ETA_UNIX_FIELD_NUMBER: _ClassVar[int]
+    CALLS_FIELD_NUMBER: _ClassVar[int]
+    CREATED_BLOCK_FIELD_NUMBER: _ClassVar[int]
+    proposal_id: str
+    proposer: str
+    description: str
+    state: ProposalState
+    votes_for: str
+    votes_against: str
+    votes_abstain: str
+    quorum: str
+    snapshot_block: int
+    deadline_block: int
+    eta_unix: int
+    calls: _containers.RepeatedCompositeFieldContainer[ProposalCall]
+    created_block: int
+    def __init__(self, proposal_id: _Optional[str] = ..., proposer: _Optional[str] = ..., description: _Optional[str] = ..., state: _Optional[_Union[ProposalState, str]] = ..., votes_for: _Optional[str] = ..., votes_against: _Optional[str] = ..., votes_abstain: _Optional[str] = ..., quorum: _Optional[str] = ..., snapshot_block: _Optional[int] = ..., deadline_block: _Optional[int] = ..., eta_unix: _Optional[int] = ..., calls: _Optional[_Iterable[_Union[ProposalCall, _Mapping]]] = ..., created_block: _Optional[int] = ...) -> None: ...
+
+class ListProposalsRequest(_message.Message):
+    __slots__ = ("states", "limit")
+    STATES_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    states: _containers.RepeatedScalarFieldContainer[ProposalState]
+    limit: int
+    def __init__(self, states: _Optional[_Iterable[_Union[ProposalState, str]]] = ..., limit: _Optional[int] = ...) -> None: ...
+
+class ListProposalsResponse(_message.Message):
+    __slots__ = ("proposals", "as_of_block")
+    PROPOSALS_FIELD_NUMBER: _ClassVar[int]
+    AS_OF_BLOCK_FIELD_NUMBER: _ClassVar[int]
+    proposals: _containers.RepeatedCompositeFieldContainer[Proposal]
+    as_of_block: int
+    def __init__(self, proposals: _Optional[_Iterable[_Union[Proposal, _Mapping]]] = ..., as_of_block: _Optional[int] = ...) -> None: ...
+
+class GetProposalRequest(_message.Message):
+    __slots__ = ("proposal_id",)
+    PROPOSAL_ID_FIELD_NUMBER: _ClassVar[int]
+    proposal_id: str
+    def __init__(self, proposal_id: _Optional[str] = ...) -> None: ...

@@ -89,6 +89,16 @@ class RenterGatewayStub:
                 request_serializer=protos_dot_blendr_dot_v1_dot_renter__pb2.GetJobOutputRequest.SerializeToString,
                 response_deserializer=protos_dot_blendr_dot_v1_dot_renter__pb2.JobOutputChunk.FromString,
                 _registered_method=True)
+        self.ListProposals = channel.unary_unary(
+                '/blendr.v1.RenterGateway/ListProposals',
+                request_serializer=protos_dot_blendr_dot_v1_dot_renter__pb2.ListProposalsRequest.SerializeToString,
+                response_deserializer=protos_dot_blendr_dot_v1_dot_renter__pb2.ListProposalsResponse.FromString,
+                _registered_method=True)
+        self.GetProposal = channel.unary_unary(
+                '/blendr.v1.RenterGateway/GetProposal',
+                request_serializer=protos_dot_blendr_dot_v1_dot_renter__pb2.GetProposalRequest.SerializeToString,
+                response_deserializer=protos_dot_blendr_dot_v1_dot_renter__pb2.Proposal.FromString,
+                _registered_method=True)
 
 
 class RenterGatewayServicer:
@@ -179,6 +189,21 @@ class RenterGatewayServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListProposals(self, request, context):
+        """Governance proposals as the king last read them from Ethereum (refreshed every chain.gov_refresh_s),
+        newest first, with their tallies (no sign-in needed; read-only). INVALID_ARGUMENT: limit above 500.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetProposal(self, request, context):
+        """One proposal. INVALID_ARGUMENT: the id is not a decimal number; NOT_FOUND: no such proposal.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RenterGatewayServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -236,6 +261,16 @@ def add_RenterGatewayServicer_to_server(servicer, server):
                     servicer.GetJobOutput,
                     request_deserializer=protos_dot_blendr_dot_v1_dot_renter__pb2.GetJobOutputRequest.FromString,
                     response_serializer=protos_dot_blendr_dot_v1_dot_renter__pb2.JobOutputChunk.SerializeToString,
+            ),
+            'ListProposals': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListProposals,
+                    request_deserializer=protos_dot_blendr_dot_v1_dot_renter__pb2.ListProposalsRequest.FromString,
+                    response_serializer=protos_dot_blendr_dot_v1_dot_renter__pb2.ListProposalsResponse.SerializeToString,
+            ),
+            'GetProposal': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetProposal,
+                    request_deserializer=protos_dot_blendr_dot_v1_dot_renter__pb2.GetProposalRequest.FromString,
+                    response_serializer=protos_dot_blendr_dot_v1_dot_renter__pb2.Proposal.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -535,6 +570,60 @@ class RenterGateway:
             '/blendr.v1.RenterGateway/GetJobOutput',
             protos_dot_blendr_dot_v1_dot_renter__pb2.GetJobOutputRequest.SerializeToString,
             protos_dot_blendr_dot_v1_dot_renter__pb2.JobOutputChunk.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListProposals(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/blendr.v1.RenterGateway/ListProposals',
+            protos_dot_blendr_dot_v1_dot_renter__pb2.ListProposalsRequest.SerializeToString,
+            protos_dot_blendr_dot_v1_dot_renter__pb2.ListProposalsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetProposal(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/blendr.v1.RenterGateway/GetProposal',
+            protos_dot_blendr_dot_v1_dot_renter__pb2.GetProposalRequest.SerializeToString,
+            protos_dot_blendr_dot_v1_dot_renter__pb2.Proposal.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,0 +1,185 @@
+"""``blendr gov`` against a deployment made with the production defaults of ``blendr chain deploy``.
+
+Deploys with ``deploy_system`` + ``hand_over`` and the defaults of :class:`DeployParams` (100M GPUTOKEN in the
+distributor, 4 % quorum, a 10000-GPUTOKEN proposal threshold, a 2-day timelock) except the vote's length in
+blocks (anvil mines some 170 blocks a second on a loaded machine, so 57600 blocks would take minutes: the vote
+opens after 1 block and lasts 50), gives one voter its votes
+(:mod:`tests.govvotes`), and drives a holder's whole session through the CLI: params, propose (an ETH and
+an ETC parameter), show, vote, queue, execute, the bridge delivery; and every refusal before a transaction.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from eth_account import Account
+from web3 import Web3
+
+from blendr.chain import artifacts
+from blendr.chain.bridge import BridgeMessage, attest, ordered
+from blendr.chain.client import ChainClient, ChainSettings
+from blendr.chain.contracts import BridgeInbox
+from blendr.chain.deploy import DeployParams, deploy_system, hand_over
+from blendr.chain.manifest import Manifest
+from blendr.identity import NodeIdentity
+from blendrctl.cli import main
+from tests.contracts.chainkit import DEV_KEYS, increase_time, mine
+from tests.govvotes import grant_votes
+
+ACCT = [Account.from_key(k) for k in DEV_KEYS]
+DEPLOYER, KING, QUEENS, VOTER, NOBODY = ACCT[0], ACCT[1], ACCT[2:5], ACCT[6], ACCT[8]
+DEFAULTS = DeployParams(treasury=ACCT[7].address, scheduler=KING.address,
+                        attesters=sorted((q.address for q in QUEENS), key=lambda a: int(a, 16)), threshold=2,
+                        guardian=DEPLOYER.address, voting_delay_blocks=1, voting_period_blocks=50)
+
+
+def _client(w3: Web3, chain: str, account: Any = None) -> ChainClient:
+    url = w3.provider.endpoint_uri  # type: ignore[attr-defined]
+    return ChainClient(ChainSettings(chain, url, int(w3.eth.chain_id), eip1559=chain == "eth", poll_s=0.01), account)
+
+
+@pytest.fixture(scope="module")
+def deployed(eth_session: Web3, etc_session: Web3, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Manifest]:
+    snaps = [w3.provider.make_request("evm_snapshot", [])["result"]  # type: ignore[arg-type]
+             for w3 in (eth_session, etc_session)]
+    eth, etc = _client(eth_session, "eth", DEPLOYER), _client(etc_session, "etc", DEPLOYER)
+    m = deploy_system(eth, etc, DEFAULTS, network="test", echo=lambda s: None)
+    hand_over(eth, etc, m, echo=lambda s: None)
+    yield m
+    for w3, snap in zip((eth_session, etc_session), snaps, strict=True):
+        w3.provider.make_request("evm_revert", [snap])  # type: ignore[arg-type]
+
+
+def _home(tmp_path: Path, m: Manifest, who: Any) -> Path:
+    home = tmp_path / who.address[:10]
+    m.save(home / "deployment.json")
+    NodeIdentity.from_key(bytes(who.key)).save(home)
+    return home
+
+
+class Cli:
+    def __init__(self, home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        self.home, self.capsys = home, capsys
+
+    def __call__(self, *argv: str) -> tuple[int, str, str]:
+        self.capsys.readouterr()
+        code = main(["gov", argv[0], "--home", str(self.home), *argv[1:]])
+        out, err = self.capsys.readouterr()
+        return code, out, err
+
+    def json(self, *argv: str) -> Any:
+        code, out, err = self(*argv, "--json")
+        assert code == 0, err
+        return json.loads(out)
+
+
+def test_params_lists_every_parameter_with_its_value_on_chain(deployed: Manifest, eth: Web3, etc: Web3,
+                                                              tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from blendr.chain import govparams as gp
+
+    cli = Cli(_home(tmp_path, deployed, NOBODY), capsys)
+    rows = {r["name"]: r for r in cli.json("params")}
+    assert list(rows) == [p.name for p in gp.PARAMS]
+    assert rows["verification.challenge_interval"] == {**rows["verification.challenge_interval"],
+                                                        "value": str(DEFAULTS.challenge_interval_s), "chain": "etc"}
+    assert int(rows["staking.min_stake_queen"]["value"]) == DEFAULTS.min_stake_queen
+    assert int(rows["governance.voting_period"]["value"]) == DEFAULTS.voting_period_blocks
+    assert int(rows["timelock.min_delay"]["value"]) == DEFAULTS.timelock_delay_s
+    assert rows["bridge_etc.attesters"]["value"] == DEFAULTS.attesters
+    code, out, _ = cli("params")
+    assert code == 0 and "verification.challenge_interval" in out and "10 s .. 1 d" in out
+    gov = eth.eth.contract(address=deployed.eth.address("Governance"), abi=artifacts.load("eth", "Governance").abi)
+    assert gov.functions.quorumDenominator().call() == 100, (
+        "govparams' governance.quorum is a percentage (bounds 0..100, shown as %): update its unit and bounds")
+
+
+def test_bad_input_is_refused_before_any_transaction(deployed: Manifest, eth: Web3, etc: Web3, tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    cli = Cli(_home(tmp_path, deployed, NOBODY), capsys)
+    nonce = eth.eth.get_transaction_count(NOBODY.address)
+    code, _, err = cli("propose", "--set", "rental.fee_bsp=300", "--description", "typo")
+    assert code == 2 and "unknown governance parameter 'rental.fee_bsp'" in err
+    code, _, err = cli("propose", "--set", "rental.fee_bps=2001", "--description", "too high")
+    assert code == 2 and "out of bounds" in err and "2000 bps" in err
+    code, _, err = cli("propose", "--set", "rental.min_duration=400d", "--description", "min above max")
+    assert code == 2 and "out of bounds" in err
+    code, _, err = cli("propose", "--set", "rental.fee_bps", "--description", "no value")
+    assert code == 2 and "NAME=VALUE" in err
+    code, _, err = cli("propose", "--set", "rental.fee_bps=300", "--description", "no votes")
+    assert code == 1 and "fewer than the 10000 needed to propose" in err
+    code, _, err = cli("vote", "12345", "for")
+    assert code == 1 and "no proposal 12345" in err
+    assert eth.eth.get_transaction_count(NOBODY.address) == nonce  # nothing was sent
+
+
+def _relay(etc: Web3, m: Manifest, msg: BridgeMessage) -> None:
+    inbox = BridgeInbox(_client(etc, "etc", ACCT[9]), m.etc.address("BridgeInbox"))
+    inbox.deliver(msg, ordered({q.address: attest(q, msg, inbox.address) for q in QUEENS[:2]}))
+
+
+def test_a_holders_session_changes_an_eth_and_an_etc_parameter(deployed: Manifest, eth: Web3, etc: Web3,
+                                                               tmp_path: Path,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    grant_votes(eth, deployed, VOTER)
+    cli = Cli(_home(tmp_path, deployed, VOTER), capsys)
+    p = cli.json("propose", "--set", "rental.fee_bps=3%", "--set", "verification.challenge_interval=1m",
+                 "--set", "rental.max_quote=40", "--description", "Fee 3%, challenges every minute, cap 40")
+    pid = p["proposal_id"]
+    assert p["state"] == "pending" and p["created"]
+    nonce = eth.eth.get_transaction_count(VOTER.address)
+    again = cli.json("propose", "--set", "rental.fee_bps=300", "--set", "verification.challenge_interval=60",
+                     "--set", "rental.max_quote=40", "--description", "Fee 3%, challenges every minute, cap 40")
+    assert (again["proposal_id"], again["created"]) == (pid, False)  # a retry: the same proposal, nothing sent
+    assert eth.eth.get_transaction_count(VOTER.address) == nonce
+    texts = [c["text"] for c in p["calls"]]
+    assert len(texts) == 3 and texts[0] == "set rental.fee_bps to 300 bps (3%)"
+    assert texts[1] == "on ETC over the bridge: set verification.challenge_interval to 1 min"
+    assert texts[2].startswith("set rental.min_quote to ") and texts[2].endswith(
+        "; set rental.max_quote to 40 GPUTOKEN/GPU-hour")  # the setter's sibling keeps its value
+    code, _, err = cli("vote", pid, "for")
+    assert code == 1 and "opens after block" in err
+    mine(eth, DEFAULTS.voting_delay_blocks + 1)
+    code, _, err = Cli(_home(tmp_path, deployed, NOBODY), capsys)("vote", pid, "for")
+    assert code == 1 and "had no votes at proposal" in err
+    code, out, err = cli("vote", pid, "for", "--reason", "cheaper to verify")
+    assert code == 0, err
+    code, _, err = cli("vote", pid, "against")
+    assert code == 1 and "already voted" in err
+    code, _, err = cli("queue", pid)
+    assert code == 1 and "cannot be queued: it is active" in err
+    mine(eth, DEFAULTS.voting_period_blocks)
+    shown = cli.json("show", pid)
+    assert shown["state"] == "succeeded"
+    assert float(shown["votes_for_gputoken"]) >= 20_000_000 > float(shown["quorum_gputoken"]) > 0
+    code, _, err = cli("vote", pid, "for")
+    assert code == 1 and "is closed" in err
+    code, _, err = cli("execute", pid)
+    assert code == 1 and "queue it first" in err
+    assert cli("queue", pid)[0] == 0
+    code, _, err = cli("execute", pid)
+    assert code == 1 and "not yet executable" in err
+    increase_time(eth, DEFAULTS.timelock_delay_s + 1)
+    code, out, err = cli("execute", pid)
+    assert code == 0, err
+    assert "ETC changes apply once the queens' relay delivers" in out
+    rental = eth.eth.contract(address=deployed.eth.address("GPURental"),
+                              abi=artifacts.load("eth", "GPURental").abi)
+    assert rental.functions.feeBps().call() == 300
+    assert rental.functions.quoteBounds().call()[1] == 40 * 10**18
+    # the timelock's bridge message, relayed as the queens do, changes ETC
+    out_abi = artifacts.load("eth", "BridgeOutbox").abi
+    outbox = eth.eth.contract(address=deployed.eth.address("BridgeOutbox"), abi=out_abi)
+    (ev,) = outbox.events.MessageSent().get_logs(from_block=eth.eth.block_number - 2)
+    msg = BridgeMessage.from_event(dict(ev["args"]), deployed.eth.chain_id, outbox.address)
+    _relay(etc, deployed, msg)
+    rows = {r["name"]: r for r in cli.json("params")}
+    assert rows["verification.challenge_interval"]["value"] == "60"
+    assert rows["rental.fee_bps"]["shown"] == "300 bps (3%)"
+    listed = cli.json("list")
+    assert [x["state"] for x in listed if x["proposal_id"] == pid] == ["executed"]
+    code, out, _ = cli("show", pid)
+    assert "executed" in out and "on ETC over the bridge: set verification.challenge_interval to 1 min" in out
