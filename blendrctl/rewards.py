@@ -29,16 +29,28 @@ def add_parsers(sub: Any, common: Any, deployment_flag: Any) -> None:
     ls.add_argument("--address", help="whose rewards (default: this node's key)")
     claim = rsub.add_parser("claim", help="claim rewards (this node's key sends and pays gas; the tokens go to "
                                           "the address)")
-    claim.add_argument("epochs", nargs="*", type=int, metavar="EPOCH", help="epochs to claim (default: every "
-                                                                             "published epoch not yet claimed)")
+    claim.add_argument("epochs", nargs="*", type=_epoch, metavar="EPOCH", help="epochs to claim (default: every "
+                                                                                "published epoch not yet claimed)")
     claim.add_argument("--address", help="whose rewards (default: this node's key)")
     ver = rsub.add_parser("verify", help="recompute an epoch's rewards from the chain and compare with the "
                                          "published roots (exit status 1 on a mismatch)")
-    ver.add_argument("epoch", type=int, metavar="EPOCH")
+    ver.add_argument("epoch", type=_epoch, metavar="EPOCH",
+                     help="the epoch number (`blendr rewards ls` shows them; epoch = unix time // 604800)")
     for p in (ls, claim, ver):
         common(p)
         deployment_flag(p)
         p.add_argument("--json", action="store_true", help="machine-readable output (amounts in GPUTOKEN)")
+
+
+def _epoch(text: str) -> int:
+    """argparse type of an epoch number."""
+    try:
+        epoch = int(text)
+    except ValueError:
+        epoch = -1
+    if epoch < 0:
+        raise argparse.ArgumentTypeError(f"EPOCH must be a whole number, 0 or more (got {text[:40]!r})")
+    return epoch
 
 
 def run(args: argparse.Namespace, load: Any) -> int:
@@ -46,6 +58,7 @@ def run(args: argparse.Namespace, load: Any) -> int:
     from blendr.chain.manifest import chain_settings, load_manifest
     from blendr.chain.rewards import RewardsChain
 
+    requested = _address(args.address) if getattr(args, "address", None) else None  # before any file or RPC
     cfg = load(args)
     m = load_manifest(cfg)
     account = None
@@ -58,7 +71,7 @@ def run(args: argparse.Namespace, load: Any) -> int:
                          start_block=m.eth.deploy_block)
     if args.action == "verify":
         return _verify(chain, args)
-    address = _address(args.address) if args.address else eth.address
+    address = requested or eth.address
     return _ls(chain, address, args) if args.action == "ls" else _claim(chain, address, args)
 
 
