@@ -81,9 +81,17 @@ class Settlement:
 
 
 def weights(settlements: Iterable[Settlement], kind: RewardKind) -> dict[str, int]:
-    """Weight per account (checksummed): verified GPU-seconds per provider, or wei spent per renter."""
+    """Weight per account (checksummed): verified GPU-seconds per provider, or wei spent per renter.
+
+    Only what was really paid and verified counts: a rental the renter paid nothing for (failed, or a payment that
+    rounds to 0 wei) weighs nothing for either side, and neither does a rental whose renter is its own provider
+    (renting from oneself costs only the protocol fee). Two addresses of one owner are not told apart here: see
+    docs/chains.md, "Rewards", on wash trading.
+    """
     out: dict[str, int] = {}
     for s in settlements:
+        if s.spent <= 0 or to_checksum_address(s.renter) == to_checksum_address(s.provider):
+            continue
         account, w = ((s.provider, s.gpu_seconds) if kind is RewardKind.PROVIDER_STAKING else (s.renter, s.spent))
         if w > 0:
             key = to_checksum_address(account)

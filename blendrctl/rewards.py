@@ -29,16 +29,28 @@ def add_parsers(sub: Any, common: Any, deployment_flag: Any) -> None:
     ls.add_argument("--address", help="whose rewards (default: this node's key)")
     claim = rsub.add_parser("claim", help="claim rewards (this node's key sends and pays gas; the tokens go to "
                                           "the address)")
-    claim.add_argument("epochs", nargs="*", type=int, metavar="EPOCH", help="epochs to claim (default: every "
-                                                                             "published epoch not yet claimed)")
+    claim.add_argument("epochs", nargs="*", type=_epoch, metavar="EPOCH", help="epochs to claim (default: every "
+                                                                                "published epoch not yet claimed)")
     claim.add_argument("--address", help="whose rewards (default: this node's key)")
     ver = rsub.add_parser("verify", help="recompute an epoch's rewards from the chain and compare with the "
                                          "published roots (exit status 1 on a mismatch)")
-    ver.add_argument("epoch", type=int, metavar="EPOCH")
+    ver.add_argument("epoch", type=_epoch, metavar="EPOCH",
+                     help="the epoch number (`blendr rewards ls` shows them; epoch = unix time // 604800)")
     for p in (ls, claim, ver):
         common(p)
         deployment_flag(p)
         p.add_argument("--json", action="store_true", help="machine-readable output (amounts in GPUTOKEN)")
+
+
+def _epoch(text: str) -> int:
+    """argparse type of an epoch number."""
+    try:
+        epoch = int(text)
+    except ValueError:
+        epoch = -1
+    if epoch < 0:
+        raise argparse.ArgumentTypeError(f"EPOCH must be a whole number, 0 or more (got {text[:40]!r})")
+    return epoch
 
 
 def run(args: argparse.Namespace, load: Any) -> int:
@@ -46,6 +58,7 @@ def run(args: argparse.Namespace, load: Any) -> int:
     from blendr.chain.manifest import chain_settings, load_manifest
     from blendr.chain.rewards import RewardsChain
 
+    requested = _address(args.address) if getattr(args, "address", None) else None  # before any file or RPC
     cfg = load(args)
     m = load_manifest(cfg)
     account = None
@@ -58,7 +71,7 @@ def run(args: argparse.Namespace, load: Any) -> int:
                          start_block=m.eth.deploy_block)
     if args.action == "verify":
         return _verify(chain, args)
-    address = _address(args.address) if args.address else eth.address
+    address = requested or eth.address
     return _ls(chain, address, args) if args.action == "ls" else _claim(chain, address, args)
 
 
@@ -73,41 +86,58 @@ def _address(text: str) -> str:
 def _rows(chain: Any, address: str, epochs: set[int] | None) -> list[dict[str, Any]]:
     """One row per published (epoch, kind) in ``epochs`` (None: all), with ``address``'s recomputed amount."""
     from blendr.chain.rewards import verify
+    from blendr.errors import FailedPreconditionError
 
-    cache: dict[int, list[Settlement]] = {}
+    cache: dict[int, list[Settlement] | None] = {}
     rows = []
     now = chain.now()
     for pub in chain.published_epochs():
         if epochs is not None and pub.epoch not in epochs:
             continue
         if pub.epoch not in cache:
-            cache[pub.epoch] = chain.settlements(pub.epoch)
-        v = verify(chain, pub.epoch, pub.kind, cache[pub.epoch])
+            try:
+                cache[pub.epoch] = chain.settlements(pub.epoch)
+            except FailedPreconditionError:  # published, but its end is not at this node's confirmation depth
+                cache[pub.epoch] = None
+        inputs = cache[pub.epoch]
+        if inputs is None:
+            rows.append({"epoch": pub.epoch, "kind": pub.kind, "amount": 0, "verified": False, "final": False,
+                         "claimed": False, "expired": False, "rewards": None})
+            continue
+        v = verify(chain, pub.epoch, pub.kind, inputs)
         amount = int(v.recomputed.amounts.get(address, 0))
-        rows.append({"epoch": pub.epoch, "kind": pub.kind, "amount": amount, "verified": v.ok,
+        rows.append({"epoch": pub.epoch, "kind": pub.kind, "amount": amount, "verified": v.ok, "final": True,
                      "claimed": chain.is_claimed(pub.epoch, pub.kind, address) if amount else False,
                      "expired": now >= chain.claim_deadline(pub.epoch, pub.kind), "rewards": v.recomputed})
     return rows
 
 
+NOT_FINAL = "not final at this node's confirmation depth yet: try again in a few blocks"
+
+
 def _ls(chain: Any, address: str, args: argparse.Namespace) -> int:
     # the address's rewards, and every epoch whose root does not match the chain (nobody can claim from it here)
     rows = [r for r in _rows(chain, address, None) if r["amount"] or not r["verified"]]
+    # rows: the address's rewards, epochs whose root does not match, and epochs not final here (amount unknown)
     caps = {k.label: chain.cap(k) for k in RewardKind}
     if args.json:
         print(json.dumps({"address": address, "caps_per_epoch_gputoken": {k: fmt_tokens(v, 18) for k, v in caps.items()},
                           "rewards": [{"epoch": r["epoch"], "kind": r["kind"].label,
-                                       "amount_gputoken": fmt_tokens(r["amount"], 18), "claimed": r["claimed"],
-                                       "expired": r["expired"], "verified": r["verified"]} for r in rows]}, indent=2))
+                                       "amount_gputoken": fmt_tokens(r["amount"], 18) if r["final"] else None,
+                                       "claimed": r["claimed"],
+                                       "expired": r["expired"], "verified": r["verified"], "final": r["final"]}
+                                      for r in rows]}, indent=2))
         return 0
     print(f"{address}: epoch rewards (caps per epoch: provider {fmt_tokens(caps['provider'])}, renter "
           f"{fmt_tokens(caps['renter'])} GPUTOKEN)")
     if not rows:
         print("  none in the published epochs")
     for r in rows:
-        state = ("ROOT MISMATCH: not claimable here (`blendr rewards verify`)" if not r["verified"]
+        state = (NOT_FINAL if not r["final"]
+                 else "ROOT MISMATCH: not claimable here (`blendr rewards verify`)" if not r["verified"]
                  else "claimed" if r["claimed"] else "claim period over" if r["expired"] else "claimable")
-        print(f"  epoch {r['epoch']:>6}  {r['kind'].label:8}  {fmt_tokens(r['amount']):>16} GPUTOKEN  {state}")
+        amount = fmt_tokens(r["amount"]) if r["final"] else "?"
+        print(f"  epoch {r['epoch']:>6}  {r['kind'].label:8}  {amount:>16} GPUTOKEN  {state}")
     return 0
 
 
@@ -119,6 +149,11 @@ def _claim(chain: Any, address: str, args: argparse.Namespace) -> int:
     failed = False
     out = []
     for r in rows:
+        if not r["final"]:
+            if args.epochs:
+                print(f"epoch {r['epoch']} {r['kind'].label}: {NOT_FINAL}", file=sys.stderr)
+                failed = True
+            continue
         if not r["verified"]:
             if args.epochs:
                 print(f"epoch {r['epoch']} {r['kind'].label}: the published root does not match the chain's data; "

@@ -11,6 +11,8 @@ Guarantees:
   store only saves re-reading empty epochs after a restart.
 - Never more than the cap: the pool is cut to ``epochRewardCap`` (TokenDistributor refuses more anyway).
 - Empty epochs (nobody earned, or a cap of 0) publish nothing and are not looked at again.
+- After an outage longer than TokenDistributor's ``REWARD_PUBLISH_WINDOW`` (4 epochs) the epochs past it are lost:
+  ``nextRewardEpoch`` moves past them, and so does the publisher (a leaked key cannot pay out a backlog either).
 """
 
 from __future__ import annotations

@@ -54,12 +54,14 @@ class RewardsChain:
     """GPURental's settlements by reward epoch, and TokenDistributor's reward section, on one ETH client."""
 
     def __init__(self, eth: ChainClient, rental: str, distributor: str, *, start_block: int = 0,
-                 confirmations: int | None = None, max_log_range: int = 10_000) -> None:
+                 confirmations: int | None = None, max_log_range: int = 10_000, max_topics: int = 100) -> None:
         """Args:
             rental, distributor: contract addresses (from the deployment manifest).
             start_block: the deployment's first block (no event is older).
             confirmations: depth at which a block is final (default: the client's settings).
             max_log_range: the most blocks one eth_getLogs asks for (providers cap it).
+            max_topics: the most rental ids one eth_getLogs filters on; an epoch with more settlements reads
+                every RentalCreated and RentalCancelled once, unfiltered.
         """
         self.eth = eth
         self.rental = GPURental(eth, rental)
@@ -67,6 +69,7 @@ class RewardsChain:
         self.start_block = start_block
         self.confirmations = eth.settings.confirmations if confirmations is None else confirmations
         self.max_log_range = max_log_range
+        self.max_topics = max_topics
         self._duration: int | None = None
 
     # -- epochs and blocks -------------------------------------------------------------------------------
@@ -142,11 +145,14 @@ class RewardsChain:
         created: dict[int, Any] = {}
         cancelled: dict[int, int] = {}
         ids = sorted(settled)
-        for i in range(0, len(ids), 100):  # topic OR-lists of bounded size
-            chunk = {"rentalId": ids[i:i + 100]}
-            for lg in self._logs("RentalCreated", self.start_block, last, chunk):
+        # A few ids: filtered on them. More: one unfiltered pass per event over the blocks (a pass per chunk of ids
+        # made a big epoch on a long chain cost (settlements / max_topics) x (blocks / max_log_range) calls).
+        filters = {"rentalId": ids} if len(ids) <= self.max_topics else None
+        for lg in self._logs("RentalCreated", self.start_block, last, filters):
+            if int(lg["args"]["rentalId"]) in settled:
                 created[int(lg["args"]["rentalId"])] = lg["args"]
-            for lg in self._logs("RentalCancelled", self.start_block, last, chunk):
+        for lg in self._logs("RentalCancelled", self.start_block, last, filters):
+            if int(lg["args"]["rentalId"]) in settled:
                 cancelled[int(lg["args"]["rentalId"])] = int(lg["args"]["cancelledAt"])
         out = []
         for rid in ids:

@@ -34,6 +34,10 @@ contract TokenDistributor is ITokenDistributor, AccessControl, ReentrancyGuard {
     uint256 public constant REWARD_EPOCH_DURATION = 7 days;
     /// @notice Upper bound governance may set for one epoch's rewards of one kind.
     uint256 public constant MAX_EPOCH_REWARD_CAP = 1_000_000 ether;
+    /// @notice How many epochs after its end an epoch can still be published. Epochs nobody published (quiet
+    /// weeks, a cap of 0, a king that was down) do not pile up for a leaked REWARDS_ROLE key: at most this many
+    /// caps per kind are payable at once, and one per kind per epoch after that.
+    uint256 public constant REWARD_PUBLISH_WINDOW = 4;
 
     struct EpochReward {
         bytes32 root;
@@ -104,12 +108,14 @@ contract TokenDistributor is ITokenDistributor, AccessControl, ReentrancyGuard {
     /// @notice Publishes the Merkle root of `kind` rewards for `epoch` and reserves `total` for its claims
     /// out of the Community cap. Epochs of a kind are published in increasing order (empty ones skipped), each
     /// once, only after they ended, and within the cap governance set: whoever holds REWARDS_ROLE (the King's
-    /// key) can pay out at most {epochRewardCap} per kind per elapsed epoch.
+    /// key) can pay out at most {epochRewardCap} per kind per elapsed epoch, and at most REWARD_PUBLISH_WINDOW
+    /// caps per kind at once.
     /// @dev Requirements:
     /// - the caller has REWARDS_ROLE;
     /// - `root` is non-zero and `total` > 0;
     /// - no root was set for (`epoch`, `kind`) before;
-    /// - `epoch` >= {nextRewardEpoch}(`kind`) (not before the deployment's epoch, after the last published);
+    /// - `epoch` >= {nextRewardEpoch}(`kind`) (not before the deployment's epoch, after the last published, and
+    ///   ended at most REWARD_PUBLISH_WINDOW epochs ago);
     /// - `epoch` has ended: block.timestamp >= (`epoch` + 1) * REWARD_EPOCH_DURATION;
     /// - `total` <= {epochRewardCap}(`kind`);
     /// - `total` fits in what is left of the Community cap.
@@ -206,10 +212,16 @@ contract TokenDistributor is ITokenDistributor, AccessControl, ReentrancyGuard {
         return _epochRewardCap[kind];
     }
 
-    /// @notice The lowest epoch whose `kind` rewards may still be published.
+    /// @notice The lowest epoch whose `kind` rewards may still be published: after the last one published, not
+    /// before the deployment's, and not more than REWARD_PUBLISH_WINDOW epochs before the current one.
     function nextRewardEpoch(RewardKind kind) public view returns (uint256) {
         uint256 next = _nextRewardEpoch[kind];
-        return next > _firstRewardEpoch ? next : _firstRewardEpoch;
+        if (next < _firstRewardEpoch) next = _firstRewardEpoch;
+        uint256 current = block.timestamp / REWARD_EPOCH_DURATION;
+        if (current > REWARD_PUBLISH_WINDOW && next < current - REWARD_PUBLISH_WINDOW) {
+            next = current - REWARD_PUBLISH_WINDOW;
+        }
+        return next;
     }
 
     /// @notice The reward epoch the current block is in (block.timestamp / REWARD_EPOCH_DURATION).

@@ -25,6 +25,7 @@ ALLOCATOR_ROLE = Web3.keccak(text="ALLOCATOR_ROLE")
 REWARDS_ROLE = Web3.keccak(text="REWARDS_ROLE")
 EPOCH = 7 * 24 * 3600  # REWARD_EPOCH_DURATION
 MAX_CAP = 1_000_000 * E18  # MAX_EPOCH_REWARD_CAP
+REWARD_PUBLISH_WINDOW = 4  # epochs after its end that an epoch can still be published
 
 
 class MerkleTree:
@@ -346,6 +347,34 @@ def test_a_publisher_pays_at_most_the_cap_per_ended_epoch(eth: Web3, contracts: 
     send(dist.functions.setEpochRoot(first, RENTER_LOYALTY, root, E18), admin)  # renter cap is MAX_CAP here
 
 
+def test_a_leaked_key_cannot_publish_a_backlog_of_epochs(eth: Web3, contracts: tuple[Contract, Contract]) -> None:
+    """Epochs nobody published (quiet weeks, a cap of 0, a king down) do not pile up for a leaked REWARDS_ROLE key:
+    an epoch can be published only within REWARD_PUBLISH_WINDOW epochs of its end, so at most that many caps per
+    kind are payable at once, and one cap per kind per epoch after that."""
+    _, dist = contracts
+    admin = eth.eth.accounts[0]
+    root = b"\x01" * 32
+    window = dist.functions.REWARD_PUBLISH_WINDOW().call()
+    assert window == 4
+    first = ended_epochs(eth, dist, 10)
+    current = dist.functions.currentRewardEpoch().call()
+    assert current == first + 10
+    assert dist.functions.nextRewardEpoch(PROVIDER_STAKING).call() == current - window
+    with reverts("TokenDistributorEpochOutOfOrder") as err:
+        send(dist.functions.setEpochRoot(first, PROVIDER_STAKING, root, E18), admin)
+    assert err.args == [first, PROVIDER_STAKING, current - window]
+    for epoch in range(current - window, current):
+        send(dist.functions.setEpochRoot(epoch, PROVIDER_STAKING, root, 100 * E18), admin)
+    assert dist.functions.rewardsOutstanding().call() == window * 100 * E18
+    with reverts("TokenDistributorEpochNotOver"):
+        send(dist.functions.setEpochRoot(current, PROVIDER_STAKING, root, E18), admin)
+    # an epoch still in its window is publishable until the window closes, then skipped for good
+    increase_time(eth, (current + 1) * EPOCH - now(eth))
+    assert dist.functions.nextRewardEpoch(RENTER_LOYALTY).call() == current + 1 - window
+    increase_time(eth, (current + 1 + window) * EPOCH - 1 - now(eth))
+    send(dist.functions.setEpochRoot(current, RENTER_LOYALTY, root, E18), admin)  # its last second
+
+
 def test_claim_errors(eth: Web3, contracts: tuple[Contract, Contract]) -> None:
     """Unknown epoch, bad proof, wrong amount, second claim and a tree that over-commits its total."""
     _, dist = contracts
@@ -504,6 +533,7 @@ class PublishMachine(RuleBasedStateMachine):
             return
         send(fn, self.admin)
         assert (epoch, kind) not in self.published
+        assert epoch >= now(self.w3) // EPOCH - REWARD_PUBLISH_WINDOW  # no backlog beyond the window
         self.published[(epoch, kind)] = total
         PUBLISHED_IN_RUN.append(total)
 

@@ -176,7 +176,26 @@ def test_rewards_are_published_claimed_and_verified(net: Chains, tmp_path: Path,
     spent1, spent2 = PRICE * 2 * 2880 // HOUR, PRICE * 3600 // HOUR
     assert kinds["renter"]["weights"] == {A["renter"].address: str(spent1), A["provider4"].address: str(spent2)}
 
-    # the provider and the renter claim with their own keys; amounts are the exact pro-rata shares
+    # a big epoch: RentalCreated and RentalCancelled are read in one pass over the blocks each, not one pass per
+    # chunk of rental ids (thousands of settlements over a long chain were thousands of eth_getLogs)
+    counted = net.c("eth", "deployer")
+    calls: list[str] = []
+    real_retry = counted.retry
+
+    def retry(what: str, fn: Any, **kw: Any) -> Any:
+        calls.append(what)
+        return real_retry(what, fn, **kw)
+
+    counted.retry = retry  # type: ignore[method-assign]
+    big = RewardsChain(counted, m.eth.address("GPURental"), m.eth.address("TokenDistributor"),
+                       start_block=m.eth.deploy_block, max_log_range=7, max_topics=1)
+    first, last = big.epoch_blocks(epoch)
+    calls.clear()
+    assert big.settlements(epoch) == king_chain.settlements(epoch)
+    passes = [w for w in calls if w.startswith("get_logs")]
+    span = -(-(last - m.eth.deploy_block + 1) // 7)
+    assert len(passes) == -(-(last - first + 1) // 7) + 2 * span, passes
+
     token = GPUToken(eth, m.eth.address("GPUToken"))
     cap_p, cap_r = (DEFAULT_EPOCH_REWARD_CAPS[k] for k in RewardKind)
     expected = {"provider1": cap_p * 5760 // 9360 + (1 if cap_p * 5760 % 9360 * 2 > 9360 else 0),

@@ -160,3 +160,16 @@ def test_empty_epoch_has_no_tree() -> None:
     for ss in ([], settlements()[2:]):
         r = compute(9, RewardKind.PROVIDER_STAKING, ss, pool=1000)
         assert r.tree is None and r.total == 0 and r.root == b"\x00" * 32 and not r.amounts
+
+
+def test_self_dealing_and_unpaid_rentals_weigh_nothing() -> None:
+    """Only what was really paid and verified counts: a rental whose renter is its own provider earns neither kind
+    (it would cost its owner only the protocol fee), and verified seconds the renter paid nothing for (price so low
+    that the payment rounds to 0 wei) earn the provider nothing."""
+    honest = Settlement(1, RENTER_A, PROV_X, gpus=1, paid_seconds=3600, spent=Wei(100))
+    wash = Settlement(2, PROV_Y, PROV_Y.lower(), gpus=8, paid_seconds=3600, spent=Wei(10**6))
+    unpaid = Settlement(3, RENTER_B, PROV_Y, gpus=8, paid_seconds=3600, spent=Wei(0))
+    for kind, who in ((RewardKind.PROVIDER_STAKING, PROV_X), (RewardKind.RENTER_LOYALTY, RENTER_A)):
+        r = compute(9, kind, [honest, wash, unpaid], pool=1000)
+        assert set(r.weights) == {who} and dict(r.amounts) == {who: 1000}
+    assert compute(9, RewardKind.PROVIDER_STAKING, [wash, unpaid], pool=1000).tree is None

@@ -43,8 +43,9 @@ class FakeChain:
         return self.last
 
     def next_epoch(self, kind: RewardKind) -> int:
+        """As TokenDistributor.nextRewardEpoch: the current epoch is ``last + 1``; REWARD_PUBLISH_WINDOW is 4."""
         done = [e for (e, k) in self.roots if k == kind]
-        return max([self.first, *(e + 1 for e in done)])
+        return max([self.first, self.last + 1 - 4, *(e + 1 for e in done)])
 
     def published(self, epoch: int, kind: RewardKind) -> Published:
         root, total = self.roots.get((epoch, kind), (ZERO_ROOT, 0))
@@ -143,3 +144,27 @@ def test_an_outage_mid_step_loses_nothing() -> None:
     chain.settlements = real  # type: ignore[method-assign]
     pub.step()
     assert sorted((e, k) for e, k, _ in chain.sent) == [(10, P), (10, R), (11, P), (11, R)]
+
+
+def test_after_a_long_outage_only_the_epochs_still_in_the_window_are_published() -> None:
+    """Epochs past TokenDistributor's publish window are skipped (the chain refuses them), and an epoch whose window
+    closes between its computation and its transaction does not stall the publisher: the next step moves on."""
+    inputs = {e: [s(e, 0xA, 0x1)] for e in range(10, 30)}
+    chain = FakeChain(last=12, inputs=inputs)
+    pub = RewardPublisher(chain, MemoryStore(), RewardsConfig(renter_pool="0"))
+    assert [d.epoch for d in pub.step() if d.kind is P] == [10, 11, 12]
+    chain.last = 25  # down for 13 epochs: 13 to 21 can no longer be published
+    assert [d.epoch for d in pub.step() if d.kind is P] == [22, 23, 24, 25]
+    chain.last = 27
+    real = chain.publish
+
+    def window_closes(rewards: EpochRewards) -> Any:
+        chain.last = 40  # the epoch's window closed while its transaction was on the way
+        return real(rewards)
+
+    chain.publish = window_closes  # type: ignore[method-assign]
+    with pytest.raises(ContractRevertError):
+        pub.step()
+    chain.publish = real  # type: ignore[method-assign]
+    chain.inputs = {e: [s(e, 0xA, 0x1)] for e in range(36, 41)}
+    assert [d.epoch for d in pub.step() if d.kind is P] == [37, 38, 39, 40]  # 27 and 36 are past it
