@@ -26,6 +26,7 @@ from eth_account import Account
 from eth_utils import keccak
 
 from bench._common import format_table, machine_info, result_path, write_json
+from blendr.chain import artifacts
 from blendr.chain.anvil import start_anvil
 from blendr.chain.bridge import BridgeMessage, attest, ordered
 from blendr.chain.client import ChainClient, ChainSettings
@@ -47,6 +48,8 @@ from blendr.chain.deploy import DeployParams, deploy_system, role
 from blendr.chain.devkeys import DEV_KEYS
 from blendr.units import tokens
 
+# the minimal bridge receiver is a test-only contract, built next to the tests
+artifacts.add_artifacts_dir(Path(__file__).resolve().parents[1] / "tests" / "contracts" / "artifacts")
 ZERO = "0x" + "00" * 20
 OPEN_INTENT = "GPURental.createRental (open intent, 1 of 8 candidates, with proof)"
 TARGETS = {"GPURental.createRental": 150_000, OPEN_INTENT: 150_000, "GPURental settle (onBridgeMessage from its inbox)": 120_000,

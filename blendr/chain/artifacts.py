@@ -15,6 +15,16 @@ from blendr.errors import ConfigError
 # $BLENDR_ARTIFACTS_DIR points tests at artifacts built elsewhere (`node contracts/build.mjs --out DIR`).
 ARTIFACTS_DIR = Path(os.environ.get("BLENDR_ARTIFACTS_DIR") or Path(__file__).with_name("artifacts"))
 ChainName = Literal["eth", "etc"]
+# Folders searched after ARTIFACTS_DIR: empty in the package; tests add the test-only contracts' folder
+# (mocks, attackers, receivers: tests/contracts/artifacts/, never shipped) with :func:`add_artifacts_dir`.
+_EXTRA_DIRS: list[Path] = []
+
+
+def add_artifacts_dir(path: Path) -> None:
+    """Makes :func:`load` also find artifacts under ``path`` (after the package's own); for tests and benches."""
+    if path not in _EXTRA_DIRS:
+        _EXTRA_DIRS.append(path)
+        load.cache_clear()
 
 
 @dataclass(frozen=True)
@@ -37,6 +47,10 @@ def load(chain: str, name: str) -> Artifact:
         ConfigError: there is no such artifact (run ``make contracts``).
     """
     path = ARTIFACTS_DIR / chain / f"{name}.json"
+    for d in [ARTIFACTS_DIR, *_EXTRA_DIRS]:
+        if (d / chain / f"{name}.json").is_file():
+            path = d / chain / f"{name}.json"
+            break
     try:
         raw = json.loads(path.read_text())
     except FileNotFoundError:
