@@ -44,7 +44,7 @@ from blendr.chain.contracts import (
     candidates_tree,
     results_tree,
 )
-from blendr.chain.deploy import DeployParams, deploy_system, role
+from blendr.chain.deploy import DeployParams, Grant, deploy_system, role
 from blendr.chain.devkeys import DEV_KEYS
 from blendr.units import tokens
 
@@ -100,7 +100,9 @@ def run(eth_url: str, etc_url: str, n_rentals: int) -> dict[str, Any]:
     eth_d, etc_d = ChainClient(eth_s, deployer), ChainClient(etc_s, deployer)
     params = DeployParams(treasury=deployer.address, scheduler=king.address,
                           attesters=sorted((a.address for a in attesters), key=lambda a: int(a, 16)), threshold=3,
-                          guardian=deployer.address, timelock_delay_s=60, voting_delay_blocks=1, voting_period_blocks=5)
+                          guardian=deployer.address, team=[Grant(deployer.address)], investors=[Grant(deployer.address)],
+                          advisors=[Grant(deployer.address)], timelock_delay_s=60, voting_delay_blocks=1,
+                          voting_period_blocks=5)
     m = deploy_system(eth_d, etc_d, params, network="bench", echo=lambda s: None)
     rec = Recorder()
     c = {  # clients per actor

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -25,6 +26,9 @@ def add_artifacts_dir(path: Path) -> None:
     if path not in _EXTRA_DIRS:
         _EXTRA_DIRS.append(path)
         load.cache_clear()
+        client = sys.modules.get("blendr.chain.client")
+        if client is not None:  # its table of custom errors now has more contracts to read
+            client.error_selectors.cache_clear()
 
 
 @dataclass(frozen=True)
@@ -69,6 +73,18 @@ def index() -> dict[str, Any]:
     """The build index: solc and OpenZeppelin versions, and the source hashes per compilation unit."""
     result: dict[str, Any] = json.loads((ARTIFACTS_DIR / "index.json").read_text())
     return result
+
+
+def contract_names() -> list[tuple[str, str]]:
+    """(chain, name) of every artifact :func:`load` finds: the package's, then those of added folders."""
+    out: list[tuple[str, str]] = []
+    for d in [ARTIFACTS_DIR, *_EXTRA_DIRS]:
+        try:
+            units = json.loads((d / "index.json").read_text())["units"]
+        except FileNotFoundError:
+            continue
+        out += [(chain, name) for chain, unit in units.items() for name in unit.get("contracts", [])]
+    return out
 
 
 def source_hashes(root: Path, dirs: list[str]) -> dict[str, str]:
