@@ -26,6 +26,7 @@ from eth_account import Account
 from eth_utils import keccak
 
 from bench._common import format_table, machine_info, result_path, write_json
+from blendr.chain import artifacts
 from blendr.chain.anvil import start_anvil
 from blendr.chain.bridge import BridgeMessage, attest, ordered
 from blendr.chain.client import ChainClient, ChainSettings
@@ -43,10 +44,12 @@ from blendr.chain.contracts import (
     candidates_tree,
     results_tree,
 )
-from blendr.chain.deploy import DeployParams, deploy_system, role
+from blendr.chain.deploy import DeployParams, Grant, deploy_system, role
 from blendr.chain.devkeys import DEV_KEYS
 from blendr.units import tokens
 
+# the minimal bridge receiver is a test-only contract, built next to the tests
+artifacts.add_artifacts_dir(Path(__file__).resolve().parents[1] / "tests" / "contracts" / "artifacts")
 ZERO = "0x" + "00" * 20
 OPEN_INTENT = "GPURental.createRental (open intent, 1 of 8 candidates, with proof)"
 TARGETS = {"GPURental.createRental": 150_000, OPEN_INTENT: 150_000, "GPURental settle (onBridgeMessage from its inbox)": 120_000,
@@ -97,7 +100,9 @@ def run(eth_url: str, etc_url: str, n_rentals: int) -> dict[str, Any]:
     eth_d, etc_d = ChainClient(eth_s, deployer), ChainClient(etc_s, deployer)
     params = DeployParams(treasury=deployer.address, scheduler=king.address,
                           attesters=sorted((a.address for a in attesters), key=lambda a: int(a, 16)), threshold=3,
-                          guardian=deployer.address, timelock_delay_s=60, voting_delay_blocks=1, voting_period_blocks=5)
+                          guardian=deployer.address, team=[Grant(deployer.address)], investors=[Grant(deployer.address)],
+                          advisors=[Grant(deployer.address)], timelock_delay_s=60, voting_delay_blocks=1,
+                          voting_period_blocks=5)
     m = deploy_system(eth_d, etc_d, params, network="bench", echo=lambda s: None)
     rec = Recorder()
     c = {  # clients per actor

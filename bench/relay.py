@@ -59,7 +59,7 @@ from blendr.chain.contracts import (
     WorkVerification,
     results_tree,
 )
-from blendr.chain.deploy import DeployParams, deploy_system
+from blendr.chain.deploy import DeployParams, Grant, deploy_system
 from blendr.chain.devkeys import DEV_KEYS
 from blendr.units import tokens
 
@@ -115,7 +115,9 @@ class Bench:
         params = DeployParams(
             treasury=self.treasury.address, scheduler=self.king.address,
             attesters=sorted((q.address for q in self.queens), key=lambda a: int(a, 16)), threshold=2,
-            guardian=self.deployer.address, timelock_delay_s=60, voting_delay_blocks=1, voting_period_blocks=5)
+            guardian=self.deployer.address, team=[Grant(self.deployer.address)],
+            investors=[Grant(self.deployer.address)], advisors=[Grant(self.deployer.address)],
+            timelock_delay_s=60, voting_delay_blocks=1, voting_period_blocks=5)
         self.m = deploy_system(self.eth_d, self.etc_d, params, network="bench", echo=lambda s: None)
         self.king_eth = ChainClient(eth_s, self.king)
         self.renter_eth = ChainClient(eth_s, self.renter)

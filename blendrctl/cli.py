@@ -166,14 +166,20 @@ def build_parser() -> argparse.ArgumentParser:
         "deploy", help="deploy every contract to the [network.NAME] of the config file",
         description="Deploys, wires and hands every contract over to governance on the ETH and ETC endpoints "
                     "of [network.NAME] in config.toml (keys: eth_rpc_url, eth_chain_id, etc_rpc_url, "
-                    "etc_chain_id, key_file, treasury, scheduler, attesters, threshold, guardian; optional "
-                    "eth_confirmations, etc_confirmations). Writes the deployment manifest.")
+                    "etc_chain_id, key_file, treasury, scheduler, attesters, threshold, guardian, team, "
+                    "investors, advisors; optional eth_confirmations, etc_confirmations). Writes the deployment "
+                    "manifest.")
     _common(cdep)
     cdep.add_argument("--network", required=True, help="the [network.NAME] table to deploy to")
     cdep.add_argument("--out", help="manifest path (default: chain.deployment, else <home>/deployment.json)")
     cdep.add_argument("--force", action="store_true", help="overwrite an existing manifest")
     cdep.add_argument("--no-handover", action="store_true",
                       help="keep the deployer's admin roles (testing only; production hands over to governance)")
+    for cat, share in (("team", "15"), ("investors", "15"), ("advisors", "5")):
+        cdep.add_argument(f"--{cat}", action="append", metavar="ADDRESS[=TOKENS]",
+                          help=f"genesis {cat} beneficiary (repeatable; replaces the network's `{cat}` key): its "
+                               f"grant ({share} %% of the supply without =TOKENS) vests in a wallet whose votes "
+                               "count for it at once")
     cinfo = chsub.add_parser("info", help="the deployment this node uses: chains, depths, contract addresses, "
                                           "the bridge's attesters")
     _common(cinfo)
@@ -379,8 +385,15 @@ def _cmd_chain(args: argparse.Namespace) -> int:
                                     net.eth_eip1559, **common), key)
     etc = ChainClient(ChainSettings("etc", net.etc_rpc_url, net.etc_chain_id, net.etc_confirmations,
                                     net.etc_eip1559, **common), key)
+    from blendr.chain.networks import parse_grants
+
+    def grants(cat: str) -> Any:  # the flags replace the network's key
+        flags = getattr(args, cat)
+        return parse_grants(flags or getattr(net, cat), f"--{cat}" if flags else f"[network.{net.name}] {cat}")
+
     params = DeployParams(treasury=net.treasury, scheduler=net.scheduler, attesters=sorted(net.attesters, key=str.lower),
-                          threshold=net.threshold, guardian=net.guardian)
+                          threshold=net.threshold, guardian=net.guardian, team=grants("team"),
+                          investors=grants("investors"), advisors=grants("advisors"))
     m = deploy_system(eth, etc, params, network=net.name)
     m.save(out)  # saved before the hand-over, so a failure there still leaves the addresses on record
     if not args.no_handover:

@@ -5,7 +5,9 @@
 //   etc: contracts/etc + bridge + interfaces, for Ethereum Classic mainnet's EVM. ETC activated
 //        Spiral (ECIP-1109: Shanghai's PUSH0 and friends) in 2024; Olympia (ECIP-1111/1121) is still a
 //        draft with no activation block, so ETC has no Cancun opcodes (MCOPY, TSTORE): shanghai.
-// contracts/test/ holds contracts that only tests deploy (reentrant receivers, mocks); both units build it.
+// contracts/test/ holds contracts that only tests deploy (reentrant receivers, mocks, attackers): both units
+// compile it, but its artifacts go to tests/contracts/artifacts/ (with their own index.json), never into the
+// package's blendr/chain/artifacts/; the loader finds them only where a test registers that folder.
 // Each artifact holds the ABI, creation bytecode, runtime bytecode and the hash of every source that
 // went into its unit; index.json holds the hash of all inputs so a test can tell when artifacts are stale.
 import { createHash } from "node:crypto";
@@ -19,11 +21,14 @@ const solc = require("solc");
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 // Options for working on part of the tree (the committed artifacts always come from a plain run):
 //   --out DIR        write artifacts to DIR instead of blendr/chain/artifacts (tests read $BLENDR_ARTIFACTS_DIR)
+//   --test-out DIR   write the test-only artifacts to DIR instead of tests/contracts/artifacts
 //   --only a,b       compile only sources whose path starts with one of these prefixes (imports still resolve)
 const argv = process.argv.slice(2);
 const opt = (name) => { const i = argv.indexOf(name); return i >= 0 ? argv[i + 1] : undefined; };
 const OUT = opt("--out") ? resolve(opt("--out")) : join(ROOT, "blendr", "chain", "artifacts");
+const TEST_OUT = opt("--test-out") ? resolve(opt("--test-out")) : join(ROOT, "tests", "contracts", "artifacts");
 const ONLY = opt("--only") ? opt("--only").split(",") : null;
+const TEST_DIR = "contracts/test/";
 export const UNITS = {
   eth: { dirs: ["eth", "bridge", "interfaces", "test"], evmVersion: "prague" },
   etc: { dirs: ["etc", "bridge", "interfaces", "test"], evmVersion: "shanghai" },
@@ -54,8 +59,10 @@ function sha256(s) {
 
 const ozVersion = JSON.parse(readFileSync(join(ROOT, "node_modules/@openzeppelin/contracts/package.json"), "utf8")).version;
 rmSync(OUT, { recursive: true, force: true });
+rmSync(TEST_OUT, { recursive: true, force: true });
 let failed = false;
 const index = { solc: solc.version(), openzeppelin: ozVersion, units: {} };
+const testIndex = { solc: solc.version(), openzeppelin: ozVersion, units: {} };
 for (const [unit, cfg] of Object.entries(UNITS)) {
   const sources = {};
   for (const d of cfg.dirs) {
@@ -84,11 +91,14 @@ for (const [unit, cfg] of Object.entries(UNITS)) {
     }
   }
   if (errors.length) { failed = true; continue; }
-  const sourceHash = sha256(Object.keys(sources).sort().map((k) => k + "\0" + sha256(sources[k].content)).join("\n") + ozVersion + solc.version() + cfg.evmVersion);
   mkdirSync(join(OUT, unit), { recursive: true });
   const names = [];
+  const testNames = [];
   for (const [file, contracts] of Object.entries(output.contracts)) {
     if (!file.startsWith("contracts/")) continue;
+    const isTest = file.startsWith(TEST_DIR);
+    const dir = join(isTest ? TEST_OUT : OUT, unit);
+    mkdirSync(dir, { recursive: true });
     for (const [name, c] of Object.entries(contracts)) {
       if (!c.evm.bytecode.object) continue; // interfaces and abstract contracts
       const artifact = {
@@ -96,12 +106,18 @@ for (const [unit, cfg] of Object.entries(UNITS)) {
         solc: solc.version(), abi: c.abi,
         bytecode: "0x" + c.evm.bytecode.object, deployedBytecode: "0x" + c.evm.deployedBytecode.object,
       };
-      writeFileSync(join(OUT, unit, `${name}.json`), JSON.stringify(artifact, null, 1) + "\n");
-      names.push(name);
+      writeFileSync(join(dir, `${name}.json`), JSON.stringify(artifact, null, 1) + "\n");
+      (isTest ? testNames : names).push(name);
     }
   }
-  index.units[unit] = { evmVersion: cfg.evmVersion, contracts: names.sort(), sources: Object.fromEntries(Object.keys(sources).sort().map((k) => [k, sha256(sources[k].content)])) };
-  console.log(`${unit}: ${names.length} contracts for ${cfg.evmVersion} in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+  // the shipped index covers the shipped sources only; the test index every source its contracts compiled with
+  const hashes = (keys) => Object.fromEntries(keys.sort().map((k) => [k, sha256(sources[k].content)]));
+  const shipped = Object.keys(sources).filter((k) => !k.startsWith(TEST_DIR));
+  index.units[unit] = { evmVersion: cfg.evmVersion, contracts: names.sort(), sources: hashes(shipped) };
+  testIndex.units[unit] = { evmVersion: cfg.evmVersion, contracts: testNames.sort(), sources: hashes(Object.keys(sources)) };
+  console.log(`${unit}: ${names.length} contracts (+ ${testNames.length} test-only) for ${cfg.evmVersion} in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
 }
 if (failed) process.exit(1);
 writeFileSync(join(OUT, "index.json"), JSON.stringify(index, null, 1) + "\n");
+mkdirSync(TEST_OUT, { recursive: true });
+writeFileSync(join(TEST_OUT, "index.json"), JSON.stringify(testIndex, null, 1) + "\n");

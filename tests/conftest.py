@@ -8,10 +8,14 @@ from typing import Any
 
 import pytest
 
+from blendr.chain import artifacts
 from blendr.chain.anvil import AnvilProcess, start_anvil
 from blendr.chain.deploy import deploy_devnet
 from blendr.config import Config, load_config
 from tests.integration.helpers import PINS
+
+# test-only contracts (mocks, attackers, receivers) are built next to the tests, not into the package
+artifacts.add_artifacts_dir(Path(__file__).resolve().parent / "contracts" / "artifacts")
 
 
 @pytest.fixture

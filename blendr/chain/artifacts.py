@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -15,6 +16,19 @@ from blendr.errors import ConfigError
 # $BLENDR_ARTIFACTS_DIR points tests at artifacts built elsewhere (`node contracts/build.mjs --out DIR`).
 ARTIFACTS_DIR = Path(os.environ.get("BLENDR_ARTIFACTS_DIR") or Path(__file__).with_name("artifacts"))
 ChainName = Literal["eth", "etc"]
+# Folders searched after ARTIFACTS_DIR: empty in the package; tests add the test-only contracts' folder
+# (mocks, attackers, receivers: tests/contracts/artifacts/, never shipped) with :func:`add_artifacts_dir`.
+_EXTRA_DIRS: list[Path] = []
+
+
+def add_artifacts_dir(path: Path) -> None:
+    """Makes :func:`load` also find artifacts under ``path`` (after the package's own); for tests and benches."""
+    if path not in _EXTRA_DIRS:
+        _EXTRA_DIRS.append(path)
+        load.cache_clear()
+        client = sys.modules.get("blendr.chain.client")
+        if client is not None:  # its table of custom errors now has more contracts to read
+            client.error_selectors.cache_clear()
 
 
 @dataclass(frozen=True)
@@ -37,6 +51,10 @@ def load(chain: str, name: str) -> Artifact:
         ConfigError: there is no such artifact (run ``make contracts``).
     """
     path = ARTIFACTS_DIR / chain / f"{name}.json"
+    for d in [ARTIFACTS_DIR, *_EXTRA_DIRS]:
+        if (d / chain / f"{name}.json").is_file():
+            path = d / chain / f"{name}.json"
+            break
     try:
         raw = json.loads(path.read_text())
     except FileNotFoundError:
@@ -55,6 +73,18 @@ def index() -> dict[str, Any]:
     """The build index: solc and OpenZeppelin versions, and the source hashes per compilation unit."""
     result: dict[str, Any] = json.loads((ARTIFACTS_DIR / "index.json").read_text())
     return result
+
+
+def contract_names() -> list[tuple[str, str]]:
+    """(chain, name) of every artifact :func:`load` finds: the package's, then those of added folders."""
+    out: list[tuple[str, str]] = []
+    for d in [ARTIFACTS_DIR, *_EXTRA_DIRS]:
+        try:
+            units = json.loads((d / "index.json").read_text())["units"]
+        except FileNotFoundError:
+            continue
+        out += [(chain, name) for chain, unit in units.items() for name in unit.get("contracts", [])]
+    return out
 
 
 def source_hashes(root: Path, dirs: list[str]) -> dict[str, str]:

@@ -87,16 +87,11 @@ def error_selectors() -> dict[bytes, tuple[str, list[str]]]:
     from eth_utils import keccak
 
     out: dict[bytes, tuple[str, list[str]]] = {}
-    try:
-        units = artifacts.index()["units"]
-    except FileNotFoundError:
-        return out
-    for chain, unit in units.items():
-        for name in unit.get("contracts", []):
-            for item in artifacts.load(chain, name).abi:
-                if item.get("type") == "error":
-                    types = [_abi_type(i) for i in item["inputs"]]
-                    out[keccak(text=f"{item['name']}({','.join(types)})")[:4]] = (item["name"], types)
+    for chain, name in artifacts.contract_names():
+        for item in artifacts.load(chain, name).abi:
+            if item.get("type") == "error":
+                types = [_abi_type(i) for i in item["inputs"]]
+                out[keccak(text=f"{item['name']}({','.join(types)})")[:4]] = (item["name"], types)
     out[bytes.fromhex("08c379a0")] = ("Error", ["string"])
     out[bytes.fromhex("4e487b71")] = ("Panic", ["uint256"])
     return out

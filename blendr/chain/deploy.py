@@ -6,12 +6,19 @@ schedules rentals, GPURental slashes, WorkVerification records reputation, queen
 admin and parameter role to governance — the ETH timelock, and on ETC the bridge governance executor that
 runs what the timelock sends over the bridge — and renounce the deployer's. ``deploy_devnet`` adds the
 devnet's funding (GPUTOKEN and stakes for the well-known accounts).
+
+Genesis (:func:`genesis`, reasoning in docs/chains.md "Governance at genesis"): the initial supply is
+minted to TokenDistributor, which at once vests Team, Investors and Advisors shares in VotesVestingWallets
+of the configured beneficiaries (their votes count from the first block), sends the Treasury share to the
+Timelock and keeps the Community share under the Timelock's allocator role. Guarantee: a deployment with
+these parameters can pass a proposal — :func:`check_governable` refuses parameters where the votes that
+exist at genesis cannot reach quorum, or no beneficiary reaches the proposal threshold.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from eth_utils import keccak
@@ -36,15 +43,53 @@ def role(name: str) -> bytes:
     return bytes(keccak(text=name))
 
 
+# TokenDistributor's Category enum, and each category's share of the initial supply (its categoryBps)
+CATEGORIES = {"team": 0, "investors": 1, "advisors": 2, "community": 3, "treasury": 4}
+CATEGORY_BPS = {"team": 1_500, "investors": 1_500, "advisors": 500, "community": 4_500, "treasury": 2_000}
+VESTED = ("team", "investors", "advisors")
+YEAR_S = 365 * 24 * 3600
+
+
+@dataclass(frozen=True)
+class Grant:
+    """A genesis allocation to ``beneficiary``, vesting in a VotesVestingWallet whose votes count for it.
+
+    ``amount`` (wei) None: the category's whole share (then the only grant of its category).
+    """
+
+    beneficiary: str
+    amount: int | None = None
+
+
+@dataclass(frozen=True)
+class Vesting:
+    """A vesting schedule: nothing releasable before ``cliff_s``, everything after ``duration_s``."""
+
+    cliff_s: int
+    duration_s: int
+
+
+def _default_vesting() -> dict[str, Vesting]:
+    return {"team": Vesting(YEAR_S, 4 * YEAR_S), "investors": Vesting(YEAR_S, 2 * YEAR_S),
+            "advisors": Vesting(YEAR_S // 2, 2 * YEAR_S)}
+
+
 @dataclass
 class DeployParams:
-    """Everything a deployment decides; defaults suit a devnet."""
+    """Everything a deployment decides; defaults are the production ones (the devnet shortens the clocks)."""
 
-    treasury: str
+    treasury: str  # receives protocol fees and slashed stake (the Treasury *share* of the supply: the Timelock)
     scheduler: str  # the king's address: may create rentals
     attesters: list[str]  # queens that sign bridge attestations
     threshold: int
     guardian: str  # may pause the inboxes (an operator's hot key; unpausing is governance's)
+    # genesis beneficiaries of the vested categories (15 %, 15 %, 5 % of the initial supply); their votes
+    # are the only ones that exist at genesis, so each category needs at least one
+    team: list[Grant]
+    investors: list[Grant]
+    advisors: list[Grant]
+    vesting: dict[str, Vesting] = field(default_factory=_default_vesting)
+    vesting_start: int = 0  # unix seconds; 0: the genesis block's time
     token_cap: int = tokens(1_000_000_000)
     distributor_supply: int = tokens(100_000_000)
     min_stake_provider_per_gpu: int = tokens(1_000)
@@ -54,8 +99,8 @@ class DeployParams:
     timelock_delay_s: int = 2 * 24 * 3600
     voting_delay_blocks: int = 7_200  # ~1 day of 12 s blocks
     voting_period_blocks: int = 50_400  # ~1 week
-    proposal_threshold: int = tokens(10_000)
-    quorum_percent: int = 4
+    proposal_threshold_bps: int = 1  # of the initial supply: 0.01 % (10,000 GPUTOKEN of 100 M)
+    quorum_percent: int = 4  # of total supply at the snapshot (4 M of 100 M; 35 M can vote at genesis)
     rate_window_s: int = 3_600
     rate_max_messages: int = 10_000
     max_fail_bps: int = 1_000
@@ -64,6 +109,62 @@ class DeployParams:
     min_rental_s: int = 600
     max_rental_s: int = 30 * 24 * 3600
     challenge_interval_s: int = 300  # the longest mean interval between a rented provider's challenges
+
+    @property
+    def proposal_threshold(self) -> int:
+        """Votes needed to propose, in wei: ``proposal_threshold_bps`` of the initial supply."""
+        return self.distributor_supply * self.proposal_threshold_bps // 10_000
+
+    def genesis_amounts(self) -> dict[str, list[tuple[str, int]]]:
+        """(beneficiary, wei) per vested category, with whole-share grants resolved.
+
+        Raises:
+            ConfigError: a category without a beneficiary, a whole-share grant beside others, a zero amount,
+                or grants above the category's share.
+        """
+        out: dict[str, list[tuple[str, int]]] = {}
+        for cat in VESTED:
+            grants: list[Grant] = getattr(self, cat)
+            share = self.distributor_supply * CATEGORY_BPS[cat] // 10_000
+            if not grants:
+                raise ConfigError(f"genesis: no {cat} beneficiary (the {cat} share vests in its beneficiaries' "
+                                  f"wallets, whose votes are the ones that exist at genesis): set {cat} = [\"0x…\"]")
+            if any(g.amount is None for g in grants) and len(grants) > 1:
+                raise ConfigError(f"genesis: {cat}: a grant without an amount takes the whole share, so it must be "
+                                  f"the only one (give every {cat} grant an amount)")
+            amounts = [(g.beneficiary, share if g.amount is None else g.amount) for g in grants]
+            if any(a <= 0 for _, a in amounts):
+                raise ConfigError(f"genesis: {cat}: every grant needs a positive amount")
+            total = sum(a for _, a in amounts)
+            if total > share:
+                raise ConfigError(f"genesis: {cat} grants total {total} wei, above the {cat} share of "
+                                  f"{CATEGORY_BPS[cat] / 100:g} % ({share} wei)")
+            if cat not in self.vesting or not 0 <= self.vesting[cat].cliff_s <= self.vesting[cat].duration_s \
+                    or self.vesting[cat].duration_s <= 0:
+                raise ConfigError(f"genesis: {cat} needs a vesting schedule with 0 <= cliff <= duration, duration > 0")
+            out[cat] = amounts
+        return out
+
+
+def check_governable(p: DeployParams) -> None:
+    """Refuses parameters under which no proposal could ever pass: the votes that exist at genesis (the vested
+    grants, delegated to their beneficiaries) must reach quorum, and some beneficiary the proposal threshold.
+
+    Raises:
+        ConfigError: with the numbers that do not add up.
+    """
+    amounts = p.genesis_amounts()
+    if not 0 < p.quorum_percent <= 100 or not 0 <= p.proposal_threshold_bps <= 10_000:
+        raise ConfigError(f"quorum {p.quorum_percent} % / threshold {p.proposal_threshold_bps} bps out of range")
+    voting = sum(a for grants in amounts.values() for _, a in grants)
+    quorum = p.distributor_supply * p.quorum_percent // 100
+    if voting < quorum:
+        raise ConfigError(f"genesis: {voting} wei can vote at genesis, below the quorum of {quorum} wei "
+                          f"({p.quorum_percent} % of the supply): no proposal could pass")
+    largest = max(a for grants in amounts.values() for _, a in grants)
+    if largest < p.proposal_threshold:
+        raise ConfigError(f"genesis: the largest grant ({largest} wei) is below the proposal threshold "
+                          f"({p.proposal_threshold} wei): nobody could propose")
 
 
 Echo = Callable[[str], None]
@@ -86,6 +187,7 @@ def deploy_system(eth: ChainClient, etc: ChainClient, p: DeployParams, *, networ
     """
     if not len(p.attesters) < 2 * p.threshold <= 2 * len(p.attesters):
         raise ConfigError(f"bridge threshold {p.threshold} must be a majority of the {len(p.attesters)} attesters")
+    check_governable(p)
     eth.check_chain_id()
     etc.check_chain_id()
     d = eth.address
@@ -105,7 +207,7 @@ def deploy_system(eth: ChainClient, etc: ChainClient, p: DeployParams, *, networ
     eth_inbox = eth.deploy("BridgeInbox", d, p.attesters, p.threshold, p.rate_window_s, p.rate_max_messages)
     rental = eth.deploy("GPURental", d, token.address, staking.address, eth_outbox.address, eth_inbox.address,
                         p.treasury)
-    distributor = eth.deploy("TokenDistributor", d, token.address, p.treasury)
+    distributor = eth.deploy("TokenDistributor", d, token.address, timelock.address)  # Treasury share: governance's
 
     echo(f"etc: deploying to chain {etc_id} from {d}")
     etc_outbox = etc.deploy("BridgeOutbox", d)
@@ -149,6 +251,7 @@ def deploy_system(eth: ChainClient, etc: ChainClient, p: DeployParams, *, networ
     eth.transact(eth_outbox.functions.setPrimarySender(rental.address))
     etc.transact(etc_outbox.functions.setPrimarySender(work.address))
     eth.transact(token.functions.mint(distributor.address, p.distributor_supply))
+    allocations = genesis(eth, distributor, timelock.address, p, echo=echo)
 
     contracts_eth = {
         "GPUToken": token, "BlendrTimelock": timelock, "StakingManager": staking, "Governance": governance,
@@ -171,7 +274,46 @@ def deploy_system(eth: ChainClient, etc: ChainClient, p: DeployParams, *, networ
     manifest.accounts["attesters"] = list(p.attesters)
     manifest.accounts["threshold"] = p.threshold
     manifest.accounts["guardian"] = p.guardian
+    manifest.accounts["genesis"] = allocations
     return manifest
+
+
+def genesis(eth: ChainClient, distributor: Contract, timelock: str, p: DeployParams, *,
+            echo: Echo = print) -> dict[str, list[dict[str, Any]]]:
+    """Hands out the initial supply held by ``distributor``: the vested grants into VotesVestingWallets (their
+    votes count for the beneficiaries at once), the Treasury share to the Timelock; the Community share stays
+    in the distributor under the Timelock's allocator role. The deployer holds ALLOCATOR_ROLE only meanwhile.
+
+    Returns per category the grants made: beneficiary, wallet, amount (wei), start, cliff, duration.
+    """
+    from web3.logs import DISCARD
+
+    amounts = p.genesis_amounts()
+    start = p.vesting_start or int(eth.w3.eth.get_block("latest")["timestamp"])
+    d = eth.address
+    eth.transact(distributor.functions.grantRole(role("ALLOCATOR_ROLE"), d))
+    calls: list[Any] = []
+    for cat in VESTED:
+        v = p.vesting[cat]
+        for who, amount in amounts[cat]:
+            calls.append(distributor.functions.allocate(CATEGORIES[cat], who, amount, start, v.cliff_s, v.duration_s))
+    treasury_share = p.distributor_supply * CATEGORY_BPS["treasury"] // 10_000
+    calls.append(distributor.functions.allocate(CATEGORIES["treasury"], timelock, treasury_share, 0, 0, 0))
+    voting = sum(a for grants in amounts.values() for _, a in grants)
+    echo(f"genesis: {voting} wei vesting with votes in {len(calls) - 1} wallets, {treasury_share} wei to the "
+         "timelock, the community share stays in the distributor")
+    hashes = [eth.transact(fn, wait=False) for fn in calls]
+    out: dict[str, list[dict[str, Any]]] = {}
+    names = {v: k for k, v in CATEGORIES.items()}
+    for h in hashes:
+        receipt = eth.wait(str(h))
+        for ev in distributor.events.Allocated().process_receipt(receipt, errors=DISCARD):  # skip Transfer & co
+            a = ev["args"]
+            out.setdefault(names[int(a["category"])], []).append({
+                "beneficiary": a["beneficiary"], "wallet": a["wallet"], "amount": int(a["amount"]),
+                "start": int(a["start"]), "cliff": int(a["cliff"]), "duration": int(a["duration"])})
+    eth.transact(distributor.functions.renounceRole(role("ALLOCATOR_ROLE"), d))
+    return out
 
 
 def hand_over(eth: ChainClient, etc: ChainClient, m: Manifest, *, echo: Echo = print) -> None:
@@ -254,6 +396,9 @@ def deploy_devnet(cfg: Config, *, echo: Echo = print, eth_url: str = "", etc_url
     params = DeployParams(
         treasury=accounts["deployer"], scheduler=accounts["king"], attesters=sorted(queens), threshold=2,
         guardian=accounts["deployer"],
+        # genesis votes on the devnet: well-known accounts, so a devnet session can propose and vote at once
+        team=[Grant(accounts["deployer"])], investors=[Grant(accounts["renter"])],
+        advisors=[Grant(accounts["provider4"])],
         # devnet governance moves in minutes, not days
         timelock_delay_s=60, voting_delay_blocks=1, voting_period_blocks=20, unbonding_delay_s=600,
         finalize_grace_s=3600,

@@ -15,18 +15,25 @@ A network is a ``[network.NAME]`` table in ``config.toml``::
     attesters = ["0x...", "0x...", "0x..."]
     threshold = 2
     guardian = "0x..."
+    # genesis beneficiaries (docs/chains.md "Governance at genesis"): "ADDRESS" takes the category's whole
+    # share (team 15 %, investors 15 %, advisors 5 % of the supply), "ADDRESS=TOKENS" a part of it
+    team = ["0x..."]
+    investors = ["0x...=10000000", "0x...=5000000"]
+    advisors = ["0x..."]
 
 Every key is required except the depths (defaults: eth 12, etc 4000) and ``eth_eip1559`` (true) /
-``etc_eip1559`` (false: Ethereum Classic has no EIP-1559).
+``etc_eip1559`` (false: Ethereum Classic has no EIP-1559). The genesis keys are required too, unless
+``blendr chain deploy --team/--investors/--advisors`` give them (the flags replace the keys).
 """
 
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from blendr.chain.deploy import Grant
 from blendr.config import Config
 from blendr.errors import ConfigError, SignatureError
 
@@ -48,6 +55,10 @@ class NetworkConfig:
     etc_confirmations: int = 4000
     eth_eip1559: bool = True
     etc_eip1559: bool = False
+    # genesis beneficiaries: required, from here or from `blendr chain deploy --team/--investors/--advisors`
+    team: list[str] = field(default_factory=list)
+    investors: list[str] = field(default_factory=list)
+    advisors: list[str] = field(default_factory=list)
 
 
 def load_network(cfg: Config, name: str, config_file: str | None = None) -> NetworkConfig:
@@ -87,6 +98,9 @@ def load_network(cfg: Config, name: str, config_file: str | None = None) -> Netw
             to_address(who)
     except SignatureError as exc:
         raise ConfigError(f"[network.{name}]: invalid address: {exc}") from None
+    for key in ("team", "investors", "advisors"):
+        if getattr(net, key):
+            parse_grants(getattr(net, key), f"[network.{name}] {key}")
     if not len(net.attesters) < 2 * net.threshold <= 2 * len(net.attesters):
         raise ConfigError(f"[network.{name}]: threshold {net.threshold} must be a majority of the "
                           f"{len(net.attesters)} attesters")
@@ -95,4 +109,34 @@ def load_network(cfg: Config, name: str, config_file: str | None = None) -> Netw
     return net
 
 
-_DEFAULTED = {"eth_confirmations", "etc_confirmations", "eth_eip1559", "etc_eip1559"}
+_DEFAULTED = {"eth_confirmations", "etc_confirmations", "eth_eip1559", "etc_eip1559", "team", "investors", "advisors"}
+
+
+def parse_grants(entries: list[str], what: str) -> list[Grant]:
+    """Genesis grants from ``"ADDRESS"`` (the category's whole share) or ``"ADDRESS=TOKENS"`` entries.
+
+    Raises:
+        ConfigError: not a list of such strings, an invalid address, or an amount that is not a positive number
+            of GPUTOKEN (the message names ``what``).
+    """
+    from blendr.errors import InvalidArgumentError
+    from blendr.identity import to_address
+    from blendr.units import parse_tokens
+
+    if not entries:
+        raise ConfigError(f"{what}: no genesis beneficiary: give at least one (\"0xADDRESS\" for the whole share, "
+                          f"\"0xADDRESS=TOKENS\" for part of it), as a config key or a `blendr chain deploy` flag")
+    out: list[Grant] = []
+    for entry in entries:
+        if not isinstance(entry, str):
+            raise ConfigError(f"{what}: expected \"0xADDRESS\" or \"0xADDRESS=TOKENS\" (got {entry!r})")
+        addr, sep, amount = entry.partition("=")
+        try:
+            beneficiary = to_address(addr.strip())
+            wei = parse_tokens(amount.strip(), what) if sep else None
+        except (SignatureError, InvalidArgumentError) as exc:
+            raise ConfigError(f"{what}: {entry[:100]!r}: {exc}") from None
+        if wei is not None and wei <= 0:
+            raise ConfigError(f"{what}: {entry[:100]!r}: the amount must be positive")
+        out.append(Grant(beneficiary, wei))
+    return out

@@ -20,6 +20,12 @@ import {IStakingManager} from "../interfaces/IStakingManager.sol";
 /// Proposals run through a TimelockController that holds every GOVERNOR_ROLE of the system.
 /// @dev Staked tokens sit in StakingManager, which never delegates, so they are not counted twice. Quorum is
 /// a fraction of GPUTOKEN's total supply at the snapshot, which includes staked tokens.
+/// Deployment defaults (blendr/chain/deploy.py DeployParams; reasoning in docs/chains.md "Governance at
+/// genesis"): voting delay 7,200 blocks, voting period 50,400 blocks, proposal threshold 0.01% of the initial
+/// supply S (10,000 GPUTOKEN of 100 M), quorum 4% (4 M at genesis), timelock 2 days. At genesis only the
+/// vested Team/Investors/Advisors shares vote (35% of S, through VotesVestingWallets delegated to their
+/// beneficiaries); Treasury (20%, in the Timelock) and Community (45%, in TokenDistributor) never vote while
+/// governance holds them. 35% > 4% quorum, so the deployment can govern from its first block.
 contract Governance is
     IGovernance,
     Governor,

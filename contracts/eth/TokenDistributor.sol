@@ -2,19 +2,33 @@
 pragma solidity 0.8.30;
 
 import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
-import {VestingWallet} from "@openzeppelin/contracts/finance/VestingWallet.sol";
-import {VestingWalletCliff} from "@openzeppelin/contracts/finance/VestingWalletCliff.sol";
+import {IVotes} from "@openzeppelin/contracts/governance/utils/IVotes.sol";
 import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
 import {MerkleProof} from "@openzeppelin/contracts/utils/cryptography/MerkleProof.sol";
 import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
 import {ReentrancyGuard} from "@openzeppelin/contracts/utils/ReentrancyGuard.sol";
 import {Category, ITokenDistributor, RewardKind} from "../interfaces/ITokenDistributor.sol";
+import {VotesVestingWallet} from "./VotesVestingWallet.sol";
 
 /// @title TokenDistributor
 /// @notice Holds GPUTOKEN's initial supply and hands it out: allocations per category (Team, Investors and
-/// Advisors always through a new vesting wallet; Community and Treasury directly, or vested when a duration
-/// is given) and epoch rewards (provider staking, renter loyalty) claimed against a Merkle root.
+/// Advisors always through a new {VotesVestingWallet}; Community and Treasury directly, or vested when a
+/// duration is given) and epoch rewards (provider staking, renter loyalty) claimed against a Merkle root.
+/// Tokens held here never vote (this contract does not delegate); a vesting wallet's tokens vote for its
+/// beneficiary from the allocation on (the wallet delegates to it; the beneficiary may re-delegate).
+///
+/// Genesis (what `blendr chain deploy` does, `blendr/chain/deploy.py`, reasoning in docs/chains.md
+/// "Governance at genesis"): the whole initial supply S (default 100,000,000 GPUTOKEN) is minted here, then
+/// - Team 15%, Investors 15%, Advisors 5% are allocated at once to the configured beneficiaries, vesting
+///   (default cliff/duration: Team 1 y/4 y, Investors 1 y/2 y, Advisors 6 months/2 y): 35% of S votes from
+///   the first block, for those beneficiaries;
+/// - Treasury 20% goes to the Timelock (this contract's treasury is the Timelock): governance spends it by
+///   proposal (a plain token transfer), and it does not vote while the Timelock holds it;
+/// - Community 45% stays here under the Timelock's ALLOCATOR_ROLE and REWARDS_ROLE: governance allocates it
+///   and publishes epoch rewards from it; it votes once it reaches holders (who delegate, or stake).
+/// Quorum is 4% of total supply and the proposal threshold 0.01% of S, so the 35% that votes at genesis can
+/// reach both — and does not need the 65% that cannot vote until governance hands it out.
 /// @dev Category caps are fixed basis points of {totalReceived} (every token this contract has ever held:
 /// balance + paid out): Team 15%, Investors 15%, Advisors 5%, Community 45%, Treasury 20%, summing to 100%.
 /// Epoch reward totals are reserved from the Community cap. Because the caps sum to 100%, an allocation or
@@ -62,7 +76,7 @@ contract TokenDistributor is ITokenDistributor, AccessControl, ReentrancyGuard {
     /// @param admin Receives DEFAULT_ADMIN_ROLE and GOVERNOR_ROLE (the deployer grants ALLOCATOR_ROLE and
     /// REWARDS_ROLE).
     /// @param token_ GPUTOKEN; the deployer mints the initial supply to this contract.
-    /// @param treasury_ Protocol treasury, the only beneficiary of Treasury-category allocations.
+    /// @param treasury_ The only beneficiary of Treasury-category allocations (deployments set the Timelock).
     constructor(address admin, IERC20 token_, address treasury_) {
         if (admin == address(0) || address(token_) == address(0) || treasury_ == address(0)) {
             revert TokenDistributorZeroAddress();
@@ -74,9 +88,10 @@ contract TokenDistributor is ITokenDistributor, AccessControl, ReentrancyGuard {
     }
 
     /// @notice Allocates `amount` of `category` to `beneficiary`. Team, Investors and Advisors (and any
-    /// category with `duration` > 0) go to a new vesting wallet owned by `beneficiary` that releases
-    /// linearly from `start` over `duration` seconds, nothing before `start + cliff`; otherwise the tokens
-    /// are sent to `beneficiary` directly. Returns the wallet (or `beneficiary` for direct transfers).
+    /// category with `duration` > 0) go to a new {VotesVestingWallet} owned by `beneficiary` that releases
+    /// linearly from `start` over `duration` seconds, nothing before `start + cliff`, and whose votes count
+    /// for `beneficiary` at once; otherwise the tokens are sent to `beneficiary` directly. Returns the wallet
+    /// (or `beneficiary` for direct transfers).
     /// @dev Requirements:
     /// - the caller has ALLOCATOR_ROLE;
     /// - `beneficiary` is not the zero address, and is the treasury for the Treasury category;
@@ -100,7 +115,9 @@ contract TokenDistributor is ITokenDistributor, AccessControl, ReentrancyGuard {
         }
         _use(category, amount);
         _paidOut += amount;
-        wallet = vested ? address(new BlendrVestingWallet(beneficiary, start, duration, cliff)) : beneficiary;
+        wallet = vested
+            ? address(new VotesVestingWallet(beneficiary, start, duration, cliff, IVotes(address(_token))))
+            : beneficiary;
         emit Allocated(category, beneficiary, wallet, amount, start, cliff, duration);
         _token.safeTransfer(wallet, amount);
     }
@@ -295,14 +312,4 @@ contract TokenDistributor is ITokenDistributor, AccessControl, ReentrancyGuard {
         if (amount > remaining) revert TokenDistributorCategoryCapExceeded(category, amount, remaining);
         _used[category] = used + amount;
     }
-}
-
-/// @title BlendrVestingWallet
-/// @notice OpenZeppelin VestingWalletCliff: linear vesting of any token from `start` over `duration`
-/// seconds, nothing releasable before `start + cliffSeconds`; `release(token)` sends to the beneficiary.
-contract BlendrVestingWallet is VestingWalletCliff {
-    constructor(address beneficiary, uint64 start, uint64 duration, uint64 cliffSeconds)
-        VestingWallet(beneficiary, start, duration)
-        VestingWalletCliff(cliffSeconds)
-    {}
 }

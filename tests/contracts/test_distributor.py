@@ -128,7 +128,7 @@ def test_allocate_team_into_vesting_wallet(eth: Web3, contracts: tuple[Contract,
     start = now(eth) + 10
     r = send(dist.functions.allocate(TEAM, alice, 1_000 * E18, start, 1_000, 4_000), admin)
     ev = dist.events.Allocated().process_receipt(r, errors=DISCARD)[0]["args"]
-    wallet = at(eth, "eth", "BlendrVestingWallet", ev["wallet"])
+    wallet = at(eth, "eth", "VotesVestingWallet", ev["wallet"])
     assert (ev["category"], ev["beneficiary"], ev["amount"]) == (TEAM, alice, 1_000 * E18)
     assert wallet.address != alice
     assert token.functions.balanceOf(wallet.address).call() == 1_000 * E18

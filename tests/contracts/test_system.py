@@ -32,7 +32,7 @@ from blendr.chain.contracts import (
     bridge_call,
     results_tree,
 )
-from blendr.chain.deploy import DeployParams, deploy_system, hand_over
+from blendr.chain.deploy import DeployParams, Grant, deploy_system, hand_over
 from blendr.chain.manifest import Manifest
 from blendr.errors import ContractRevertError
 from blendr.units import tokens
@@ -71,7 +71,8 @@ def deployed(eth_session: Web3, etc_session: Web3) -> Manifest:
     eth, etc = sys_.client("eth", DEPLOYER), sys_.client("etc", DEPLOYER)
     params = DeployParams(
         treasury=TREASURY, scheduler=KING.address, attesters=sorted((q.address for q in QUEENS), key=lambda a: int(a, 16)),
-        threshold=2, guardian=DEPLOYER.address, distributor_supply=tokens(1_000), timelock_delay_s=60,
+        threshold=2, guardian=DEPLOYER.address, team=[Grant(DEPLOYER.address)], investors=[Grant(RENTER.address)],
+        advisors=[Grant(PROVIDER.address)], distributor_supply=tokens(1_000), timelock_delay_s=60,
         voting_delay_blocks=1, voting_period_blocks=5, quorum_percent=4)
     m = deploy_system(eth, etc, params, network="test", echo=lambda s: None)
     token = GPUToken.from_manifest(eth, m)

@@ -20,6 +20,7 @@ from blendr.chain.deploy import DEFAULT_ADMIN_ROLE, role
 from blendr.chain.devkeys import DEV_KEYS, ROLES
 from blendr.chain.manifest import Manifest
 from blendr.config import load_config
+from blendr.units import tokens
 from queen.stake_oracle import ChainStakeOracle
 
 REPO = Path(__file__).resolve().parents[2]
@@ -168,10 +169,18 @@ scheduler = "{Account.from_key(DEV_KEYS[1]).address}"
 attesters = {json.dumps(attesters)}
 threshold = 2
 guardian = "{Account.from_key(DEV_KEYS[0]).address}"
+team = ["{Account.from_key(DEV_KEYS[5]).address}"]
+advisors = ["{Account.from_key(DEV_KEYS[6]).address}=1000000", "{Account.from_key(DEV_KEYS[7]).address}=2000000"]
 """)
-    blendr("chain", "deploy", "--network", "local", home=tmp_path)
+    # the genesis needs investors: the flag gives them where the config has none
+    missing = blendr("chain", "deploy", "--network", "local", home=tmp_path, check=False)
+    assert missing.returncode == 2 and "investors: no genesis beneficiary" in missing.stderr
+    blendr("chain", "deploy", "--network", "local", "--investors", Account.from_key(DEV_KEYS[8]).address,
+           home=tmp_path)
     m = Manifest.from_json(json.loads((tmp_path / "deployment.json").read_text()))
     assert m.network == "local" and m.etc.confirmations == 1
+    assert [g["amount"] for g in m.accounts["genesis"]["advisors"]] == [tokens(1_000_000), tokens(2_000_000)]
+    assert m.accounts["genesis"]["investors"][0]["beneficiary"] == Account.from_key(DEV_KEYS[8]).address
     again = blendr("chain", "deploy", "--network", "local", home=tmp_path, check=False)
     assert again.returncode == 2 and "already exists" in again.stderr and "--force" in again.stderr
     info = blendr("chain", "info", home=tmp_path)
@@ -198,6 +207,9 @@ scheduler = "{a}"
 attesters = ["{a}"]
 threshold = 1
 guardian = "{a}"
+team = ["{a}"]
+investors = ["{a}"]
+advisors = ["{a}"]
 """)
     out = blendr("chain", "deploy", "--network", "mixed", home=tmp_path, check=False)
     assert out.returncode == 1 and "serves chain 63, expected 1" in out.stderr

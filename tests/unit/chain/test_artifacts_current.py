@@ -3,26 +3,48 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 from blendr.chain import artifacts
 
 ROOT = Path(__file__).resolve().parents[3]
-UNITS = {"eth": ["eth", "bridge", "interfaces", "test"], "etc": ["etc", "bridge", "interfaces", "test"]}
+UNITS = {"eth": ["eth", "bridge", "interfaces"], "etc": ["etc", "bridge", "interfaces"]}
 EVM = {"eth": "prague", "etc": "shanghai"}
+SHIPPED = ROOT / "blendr" / "chain" / "artifacts"
+TEST_ONLY = ROOT / "tests" / "contracts" / "artifacts"
 
 
-def _index() -> dict:
-    return json.loads((ROOT / "blendr" / "chain" / "artifacts" / "index.json").read_text())
+def _index(folder: Path = SHIPPED) -> dict:
+    return json.loads((folder / "index.json").read_text())
 
 
 def test_artifacts_were_built_from_the_current_sources() -> None:
-    index = _index()
-    for unit, dirs in UNITS.items():
-        built = index["units"][unit]["sources"]
-        current = artifacts.source_hashes(ROOT, dirs)
-        stale = sorted(k for k in set(built) | set(current) if built.get(k) != current.get(k))
-        assert not stale, f"contract artifacts are stale for {stale}: run `make contracts` and commit the result"
+    for folder, extra in ((SHIPPED, []), (TEST_ONLY, ["test"])):
+        index = _index(folder)
+        for unit, dirs in UNITS.items():
+            built = index["units"][unit]["sources"]
+            current = artifacts.source_hashes(ROOT, dirs + extra)
+            stale = sorted(k for k in set(built) | set(current) if built.get(k) != current.get(k))
+            assert not stale, f"{folder}: artifacts are stale for {stale}: run `make contracts` and commit the result"
+
+
+def _contracts_declared_in(folder: Path) -> set[str]:
+    names: set[str] = set()
+    for p in folder.rglob("*.sol"):
+        names |= set(re.findall(r"^(?:abstract\s+)?contract\s+(\w+)", p.read_text(), re.MULTILINE))
+    return names
+
+
+def test_the_shipped_artifacts_hold_no_test_contract() -> None:
+    """Mocks, attackers and receivers from contracts/test/ are built next to the tests, never into the package."""
+    test_contracts = _contracts_declared_in(ROOT / "contracts" / "test")
+    assert {"EconFlashLender", "MockRentalStaking", "BridgeReentrantReceiver"} <= test_contracts  # the scan works
+    shipped = {p.stem for p in SHIPPED.rglob("*.json")} | {n for u in _index()["units"].values() for n in u["contracts"]}
+    assert not shipped & test_contracts, f"test-only contracts in the package's artifacts: {sorted(shipped & test_contracts)}"
+    assert not any(k.startswith("contracts/test/") for u in _index()["units"].values() for k in u["sources"])
+    built_for_tests = {p.stem for p in TEST_ONLY.rglob("*.json")} - {"index"}
+    assert built_for_tests == test_contracts
 
 
 def test_artifacts_were_built_with_the_pinned_compiler_and_library() -> None:
@@ -74,7 +96,7 @@ def test_the_opcode_scan_sees_cancun_opcodes() -> None:
 def test_every_deployed_contract_has_an_artifact_on_its_chain() -> None:
     for chain, names in {
         "eth": ["GPUToken", "StakingManager", "GPURental", "Governance", "BlendrTimelock", "TokenDistributor",
-                "BridgeInbox", "BridgeOutbox"],
+                "VotesVestingWallet", "BridgeInbox", "BridgeOutbox"],
         "etc": ["WorkVerification", "ReputationSystem", "BridgeInbox", "BridgeOutbox", "BridgeGovernanceExecutor"],
     }.items():
         for name in names:
