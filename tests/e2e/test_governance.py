@@ -1,7 +1,7 @@
 """An executed proposal changes how the running nodes behave, within a minute and without a restart.
 
 A real network on the devnet chains (deploy_devnet): the king, two relaying queens (the bridge's 2-of-3
-attesters), queen1 admitting providers by stake. A holder (votes from :mod:`tests.govvotes`) runs
+attesters), queen1 admitting providers by stake. A holder (the devnet deployer, votes from the team's vesting wallet at genesis) runs
 ``blendr gov`` propose → vote → queue → execute for an ETH parameter the king obeys (the lowest quote), one
 the queens obey on ETH (the provider stake minimum) and one on ETC (the rented providers' challenge interval,
 carried by the bridge that the queens and king relay). The nodes run with the default ``chain.gov_refresh_s``
@@ -16,8 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from eth_account import Account
-from web3 import Web3
 
 from blendr.chain.anvil import AnvilProcess
 from blendr.chain.manifest import Manifest
@@ -26,7 +24,6 @@ from blendr.jobspec import Spec
 from blendr.units import tokens
 from blendrctl.cli import main
 from tests.e2e.net import ACCOUNTS, Net
-from tests.govvotes import grant_votes
 from tests.integration.helpers import wait_for
 from tests.integration.relay_net import rpc
 from tests.rayhead import RayHead
@@ -63,11 +60,10 @@ async def test_an_executed_proposal_changes_the_running_king_and_queens(
         assert q1.core.admission.oracle.check(provider).allowed
         assert q1.verifier.rental_rate() == 10.0  # the devnet's challengeInterval (below the queen's 3600)
 
-        voter = Account.create()
+        voter = ACCOUNTS["deployer"]  # the devnet's team beneficiary: its vesting wallet's votes are its own
         home = tmp_path / "voter"
         deployed.save(home / "deployment.json")
         NodeIdentity.from_key(bytes(voter.key)).save(home)
-        grant_votes(Web3(Web3.HTTPProvider(eth.url)), deployed, voter)
         p = _gov(home, capsys, "propose", "--set", "rental.min_quote=10", "--set", "staking.min_stake_provider=5000",
                  "--set", "verification.challenge_interval=20s", "--description", "Dearer GPUs, more stake, calmer "
                  "challenges")
