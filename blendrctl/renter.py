@@ -331,4 +331,17 @@ async def _wallet(king: Any, args: argparse.Namespace) -> int:
     print(f"address    {w.address}\nbalance    {fmt_tokens(int(w.balance))} GPUTOKEN\n"
           f"allowance  {fmt_tokens(int(w.allowance))} GPUTOKEN (GPURental may draw)\n"
           f"in escrow  {fmt_tokens(int(w.in_escrow))} GPUTOKEN (rentals not settled yet)")
+    _print_vouchers_and_burn(w)
     return 0
+
+
+def _print_vouchers_and_burn(w: Any) -> None:
+    """The wallet's ComputeVoucher holdings and the network's usage burn (renter.proto Wallet fields 10-14)."""
+    for v in w.vouchers:
+        print(f"vouchers   {v.hours} GPU-hours of {v.gpu_model} (class {v.id}, backed by "
+              f"{fmt_tokens(int(v.price_per_gpu_hour) * v.hours)} GPUTOKEN)")
+    if w.voucher_contract and not w.vouchers:
+        print("vouchers   none (buy GPU-hours with `blendr vouchers buy --gpu-model MODEL --hours N`)")
+    if w.fees_burned:
+        print(f"fee burn   {w.fee_burn_bps / 100:g} % of every protocol fee; {fmt_tokens(int(w.fees_burned))} GPUTOKEN "
+              f"burned so far, {fmt_tokens(int(w.fees_burn_pending or 0))} set aside to burn")

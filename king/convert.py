@@ -116,10 +116,15 @@ def quote_to_proto(q: Quote, closest_quotes: list[int], *, intents: int, chain_i
 
 
 def wallet_to_proto(w: Wallet, *, chain_id: int, token_name: str, token_contract: str,
-                    rental_contract: str) -> rpb.Wallet:
+                    rental_contract: str, voucher_contract: str = "") -> rpb.Wallet:
+    b = w.burns
     return rpb.Wallet(address=w.address, balance=str(w.balance), allowance=str(w.allowance),
                       in_escrow=str(w.in_escrow), permit_nonce=w.permit_nonce, chain_id=chain_id, token_name=token_name,
-                      token_contract=token_contract, rental_contract=rental_contract)
+                      token_contract=token_contract, rental_contract=rental_contract,
+                      vouchers=[rpb.VoucherHolding(id=v.id, gpu_model=v.model, price_per_gpu_hour=str(v.price_per_hour),
+                                                   hours=v.hours) for v in w.vouchers],
+                      fees_burned=str(b.burned) if b else "", fees_burn_pending=str(b.pending) if b else "",
+                      fee_burn_bps=b.burn_bps if b else 0, voucher_contract=voucher_contract)
 
 
 # ---------------------------------------------------------------------------------------------- queens

@@ -63,6 +63,11 @@ class DeployParams:
     min_rental_s: int = 600
     max_rental_s: int = 30 * 24 * 3600
     challenge_interval_s: int = 300  # the longest mean interval between a rented provider's challenges
+    # GPU-hours as tokens: ComputeVoucher classes listed at deployment (model -> GPUTOKEN wei per GPU-hour; None:
+    # every model of the king's reference price table at its base price), and the share of protocol fees burned.
+    voucher_classes: dict[str, int] | None = None
+    fee_burn_bps: int = 0
+    voucher_redeem_fee_bps: int = 100
 
 
 Echo = Callable[[str], None]
@@ -151,6 +156,7 @@ def deploy_system(eth: ChainClient, etc: ChainClient, p: DeployParams, *, networ
         "GPUToken": token, "BlendrTimelock": timelock, "StakingManager": staking, "Governance": governance,
         "BridgeOutbox": eth_outbox, "BridgeInbox": eth_inbox, "GPURental": rental, "TokenDistributor": distributor,
     }
+    contracts_eth["ComputeVoucher"] = deploy_vouchers(eth, rental, token.address, p, echo=echo)
     contracts_etc = {
         "BridgeOutbox": etc_outbox, "BridgeInbox": etc_inbox, "ReputationSystem": reputation,
         "WorkVerification": work, "BridgeGovernanceExecutor": executor,
@@ -169,6 +175,32 @@ def deploy_system(eth: ChainClient, etc: ChainClient, p: DeployParams, *, networ
     manifest.accounts["threshold"] = p.threshold
     manifest.accounts["guardian"] = p.guardian
     return manifest
+
+
+def reference_voucher_classes() -> dict[str, int]:
+    """One class per model of the king's reference price table, at its base price per GPU-hour (wei)."""
+    from king.pricing import DEFAULT_BASE_PER_GPU_HOUR
+
+    return dict(DEFAULT_BASE_PER_GPU_HOUR)
+
+
+def deploy_vouchers(eth: ChainClient, rental: Contract, token: str, p: DeployParams, *, echo: Echo = print) -> Contract:
+    """Deploys ComputeVoucher for ``rental``, points GPURental at it, lists the classes and sets the fee burn.
+
+    Runs while the deployer still governs GPURental (before :func:`hand_over`, which hands ComputeVoucher's roles
+    to the timelock with the rest of the manifest).
+    """
+    classes = reference_voucher_classes() if p.voucher_classes is None else p.voucher_classes
+    echo(f"eth: deploying ComputeVoucher with {len(classes)} GPU classes")
+    vouchers = eth.deploy("ComputeVoucher", eth.address, token, rental.address)
+    calls: list[Any] = [rental.functions.setComputeVoucher(vouchers.address)]
+    if p.fee_burn_bps:
+        calls.append(rental.functions.setFeeBurnBps(p.fee_burn_bps))
+    if p.voucher_redeem_fee_bps != 100:
+        calls.append(vouchers.functions.setRedeemFeeBps(p.voucher_redeem_fee_bps))
+    calls += [vouchers.functions.listClass(model, price) for model, price in sorted(classes.items())]
+    _send_all(eth, calls)
+    return vouchers
 
 
 def hand_over(eth: ChainClient, etc: ChainClient, m: Manifest, *, echo: Echo = print) -> None:

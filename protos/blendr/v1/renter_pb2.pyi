@@ -410,7 +410,7 @@ class JobOutputChunk(_message.Message):
     def __init__(self, attempt: _Optional[int] = ..., total_bytes: _Optional[int] = ..., data: _Optional[bytes] = ...) -> None: ...
 
 class Wallet(_message.Message):
-    __slots__ = ("address", "balance", "allowance", "in_escrow", "permit_nonce", "chain_id", "token_name", "token_contract", "rental_contract")
+    __slots__ = ("address", "balance", "allowance", "in_escrow", "permit_nonce", "chain_id", "token_name", "token_contract", "rental_contract", "vouchers", "fees_burned", "fees_burn_pending", "fee_burn_bps", "voucher_contract")
     ADDRESS_FIELD_NUMBER: _ClassVar[int]
     BALANCE_FIELD_NUMBER: _ClassVar[int]
     ALLOWANCE_FIELD_NUMBER: _ClassVar[int]
@@ -420,6 +420,11 @@ class Wallet(_message.Message):
     TOKEN_NAME_FIELD_NUMBER: _ClassVar[int]
     TOKEN_CONTRACT_FIELD_NUMBER: _ClassVar[int]
     RENTAL_CONTRACT_FIELD_NUMBER: _ClassVar[int]
+    VOUCHERS_FIELD_NUMBER: _ClassVar[int]
+    FEES_BURNED_FIELD_NUMBER: _ClassVar[int]
+    FEES_BURN_PENDING_FIELD_NUMBER: _ClassVar[int]
+    FEE_BURN_BPS_FIELD_NUMBER: _ClassVar[int]
+    VOUCHER_CONTRACT_FIELD_NUMBER: _ClassVar[int]
     address: str
     balance: str
     allowance: str
@@ -429,4 +434,21 @@ class Wallet(_message.Message):
     token_name: str
     token_contract: str
     rental_contract: str
-    def __init__(self, address: _Optional[str] = ..., balance: _Optional[str] = ..., allowance: _Optional[str] = ..., in_escrow: _Optional[str] = ..., permit_nonce: _Optional[int] = ..., chain_id: _Optional[int] = ..., token_name: _Optional[str] = ..., token_contract: _Optional[str] = ..., rental_contract: _Optional[str] = ...) -> None: ...
+    vouchers: _containers.RepeatedCompositeFieldContainer[VoucherHolding]
+    fees_burned: str
+    fees_burn_pending: str
+    fee_burn_bps: int
+    voucher_contract: str
+    def __init__(self, address: _Optional[str] = ..., balance: _Optional[str] = ..., allowance: _Optional[str] = ..., in_escrow: _Optional[str] = ..., permit_nonce: _Optional[int] = ..., chain_id: _Optional[int] = ..., token_name: _Optional[str] = ..., token_contract: _Optional[str] = ..., rental_contract: _Optional[str] = ..., vouchers: _Optional[_Iterable[_Union[VoucherHolding, _Mapping]]] = ..., fees_burned: _Optional[str] = ..., fees_burn_pending: _Optional[str] = ..., fee_burn_bps: _Optional[int] = ..., voucher_contract: _Optional[str] = ...) -> None: ...
+
+class VoucherHolding(_message.Message):
+    __slots__ = ("id", "gpu_model", "price_per_gpu_hour", "hours")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    GPU_MODEL_FIELD_NUMBER: _ClassVar[int]
+    PRICE_PER_GPU_HOUR_FIELD_NUMBER: _ClassVar[int]
+    HOURS_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    gpu_model: str
+    price_per_gpu_hour: str
+    hours: int
+    def __init__(self, id: _Optional[int] = ..., gpu_model: _Optional[str] = ..., price_per_gpu_hour: _Optional[str] = ..., hours: _Optional[int] = ...) -> None: ...
