@@ -210,6 +210,7 @@ def run(eth_url: str, etc_url: str, n_rentals: int) -> dict[str, Any]:
         [msg] = etc_outbox.messages(r)
         deliver(eth_inbox, msg, "settle via the bridge (RESULT delivery, 3-of-5, on eth)")
     info = GPURental(eth_d, rental_k.address).rental(ids[0])
+    GPURental(relay_eth, rental_k.address).collect_fees()
     fee_paid = token.balance_of(deployer.address) - treasury_before
     rec.add("GPURental.submitFeedback", rental_r.feedback(ids[0], 5))
     # renter cancels one (still running: create a fresh one), and reclaims another after the timeout
@@ -268,7 +269,8 @@ def run(eth_url: str, etc_url: str, n_rentals: int) -> dict[str, Any]:
                 "failed": "GPURental settle, failed verification (slash)"}[label]
         rec.add(name, r)
 
-    rec.add("GPURental.burnFees", GPURental(relay_eth, direct.address).burn_fees())
+    rec.add("GPURental.collectFees (treasury share paid, burn share burned)",
+            GPURental(relay_eth, direct.address).collect_fees())
 
     # staking lifecycle and rewards
     rec.add("StakingManager.fundRewards", staking.stake_for(providers[0].address, Tier.PROVIDER, 1) and
@@ -342,9 +344,9 @@ def run(eth_url: str, etc_url: str, n_rentals: int) -> dict[str, Any]:
         mark = "" if "target" not in e else (" ok" if e["meets_target"] else " OVER")
         rows.append([name, f"{e['gas']:,}", f"{e['ratio_to_transfer']}", f"{e.get('target', ''):,}" if "target" in e else "", mark])
     print(format_table(["operation", "gas (median)", "x transfer", "target", ""], rows))
-    burned, pending = GPURental(eth_d, rental_k.address).fee_burn_totals()
-    print(f"\nsettled rental: escrow {info.escrow}, status {info.status.name}; treasury fee received {fee_paid} "
-          f"(fee less its burn share); fee burn set aside {pending}, burned {burned}")
+    burned, _ = GPURental(eth_d, rental_k.address).fee_burn_totals()
+    print(f"\nsettled rentals: escrow {info.escrow} each, status {info.status.name}; treasury received {fee_paid} "
+          f"of their fees, {burned} burned (collectFees)")
     return {"transfer_gas": transfer, "operations": table, "batch_gas": batch_gas, "rentals": n_rentals}
 
 

@@ -53,6 +53,10 @@ def add_parsers(sub: Any, common: Any) -> None:
                     help="the longest the job may wait for a provider (90s, 30m, 2h, 1d; default: the king's, "
                          "1h unless its operator set another); not placed by then it ends failed with the reason, "
                          "its escrow untouched")
+    js.add_argument("--pay", choices=["tokens", "vouchers"], default="tokens",
+                    help="what pays the escrow: GPUTOKEN (default; the SDK signs a permit) or your ComputeVoucher "
+                         "GPU-hours of --gpu-model (`blendr vouchers buy`), at their class price, which must be at "
+                         "most --max-price; GPUs x hours must then be whole GPU-hours")
     js.add_argument("--detach", action="store_true", help="return once the job is submitted")
     js.add_argument("entrypoint", nargs=argparse.REMAINDER, help="-- COMMAND ARGS... run in the workdir")
     for name, helptext in (("status", "a job's state, provider, rentals and cost"),
@@ -156,7 +160,7 @@ async def _submit(king: Any, args: argparse.Namespace) -> int:
                      gpu_model=args.gpu_model, min_vram_gb=args.min_vram_gb, min_tflops=args.min_tflops,
                      workdir=Path(args.workdir) if args.workdir else None, env=env, pip=list(args.pip),
                      name=args.name,
-                     request_id=args.request_id, max_wait_s=max_wait_s)
+                     request_id=args.request_id, max_wait_s=max_wait_s, pay=args.pay)
     try:
         job = await king.submit(req)
     except NoProviderError as exc:

@@ -143,7 +143,7 @@ def _class_held(args: argparse.Namespace, vouchers: Any, me: str) -> int:
     if len(ids) > 1:
         raise InvalidArgumentError(f"{me} holds vouchers of {args.gpu_model!r} in classes {ids} (different prices): "
                                    "choose one with --id")
-    return ids[0]
+    return int(ids[0])
 
 
 def _check_held(vouchers: Any, me: str, vid: int, hours: int) -> Any:

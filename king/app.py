@@ -223,7 +223,10 @@ async def start_king(
     scores: dict[str, int] = {}
     # Providers are offered only for the GPUs GPURental would accept of them (their stake and their queen's).
     stakes = StakeBook(StakingReader(staking), clock, ttl_s=kc.stake_cache_s)
-    jobs = KingCore(store, clock, scheduler, EthRentals(rental, GPUToken(clients["eth"], m.eth.address("GPUToken"))),
+    vouchers = (ComputeVoucher(clients["eth"], m.eth.address("ComputeVoucher"))
+                if "ComputeVoucher" in m.eth.contracts else None)
+    jobs = KingCore(store, clock, scheduler,
+                    EthRentals(rental, GPUToken(clients["eth"], m.eth.address("GPUToken")), vouchers),
                     hub, JobsConfig.of(kc),
                     reputation=lambda p: scores.get(p, 5000), outputs=output_store(cfg, clock),
                     output_wait_s=kc.outputs_wait_s, stakes=stakes, bridge=book, vouchers=_vouchers_view(m, rental))

@@ -65,7 +65,8 @@ def submission_from_proto(request: rpb.SubmitJobRequest, max_keys: int) -> Submi
     keys = {k.provider[:64]: bytes(k.sealed_key) for k in request.payload.keys}
     return Submission(request_id=request.request_id[:80], name=request.name[:200], spec=spec_from_proto(request.spec),
                       spec_hash=bytes(request.spec_hash), intents=tuple(intents), permit=permit,
-                      ciphertext=bytes(request.payload.ciphertext), keys=keys, max_wait_s=float(request.max_wait_s))
+                      ciphertext=bytes(request.payload.ciphertext), keys=keys, max_wait_s=float(request.max_wait_s),
+                      voucher_id=int(request.voucher_id))
 
 
 def job_to_proto(job: Job, *, reason: str, cost_so_far: int) -> rpb.Job:

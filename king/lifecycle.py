@@ -153,13 +153,14 @@ class Lifecycle:
         if c is None:
             return
         attempt, idx = c.attempt, c.intent
-        permit = job.permit if job.permit is not None and not job.permit_used else None
+        permit = job.permit if job.permit is not None and not job.permit_used and not job.voucher_id else None
         ctx.busy.add(job.job_id)
         intent, signature, chain = job.intent(idx), job.intents[idx].signature, ctx.chain
         proof = job.candidate_proof(c.provider)
 
         def create() -> tuple[Created, float]:
-            created = chain.create(intent, signature, c.price, c.queen, c.provider, permit, proof)
+            created = chain.create(intent, signature, c.price, c.queen, c.provider, permit, proof,
+                                   voucher_id=job.voucher_id)
             # Block time may run behind or ahead of this clock: the provider stops the job on its wall clock, so
             # the rental's end is carried over in wall-clock time.
             try:
@@ -197,7 +198,9 @@ class Lifecycle:
         job.intents[idx].used = True
         job.permit_used = job.permit_used or permit is not None
         if job.rental(key) is None:
-            job.rentals.append(RentalRecord(key, c.provider, c.queen, c.price, created.escrow, created.tx,
+            # a rental paid with vouchers is at the class price, which intake made the spec's max price
+            price = job.spec.max_price_per_gpu_hour if job.voucher_id else c.price
+            job.rentals.append(RentalRecord(key, c.provider, c.queen, price, created.escrow, created.tx,
                                             created.start, created.start + skew, created.duration))
         ctx.pending_rentals[key] = job.job_id
         if job.state not in LIVE or not self._same_attempt(job, attempt):

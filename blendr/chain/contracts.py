@@ -339,13 +339,18 @@ class GPURental(_Bound):
         return int(self._call(self.fn.feeBurnBps()))
 
     def fee_burn_totals(self) -> tuple[Wei, Wei]:
-        """(burned, pending): protocol fees burned so far, and set aside by settlements for the next burn."""
+        """(burned, pending): protocol fees burned so far, and the burn share the next collectFees burns."""
         burned, pending = self._call(self.fn.feeBurnTotals())
         return Wei(int(burned)), Wei(int(pending))
 
-    def burn_fees(self) -> TxReceipt:
-        """Burns the fee shares settlements set aside (anyone may call it)."""
-        return self._send(self.fn.burnFees())
+    def pending_fees(self) -> tuple[Wei, Wei]:
+        """(to the treasury, to burn): protocol fees settled and not yet collected."""
+        treasury, burn = self._call(self.fn.pendingFees())
+        return Wei(int(treasury)), Wei(int(burn))
+
+    def collect_fees(self) -> TxReceipt:
+        """Pays the pending fees out: the treasury's share to the treasury, the burn share burned (anyone may)."""
+        return self._send(self.fn.collectFees())
 
     def cancel(self, rental_id: int) -> TxReceipt:
         return self._send(self.fn.cancelRental(rental_id))

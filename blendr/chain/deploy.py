@@ -19,7 +19,7 @@ from eth_utils import keccak
 from blendr.chain.devkeys import DEV_KEYS, ETC_CHAIN_ID, ETH_CHAIN_ID, ROLES
 from blendr.chain.manifest import ChainDeployment, Manifest
 from blendr.errors import ConfigError
-from blendr.units import tokens
+from blendr.units import parse_tokens, tokens
 
 if TYPE_CHECKING:
     from web3.contract import Contract
@@ -184,6 +184,11 @@ def reference_voucher_classes() -> dict[str, int]:
     return dict(DEFAULT_BASE_PER_GPU_HOUR)
 
 
+def devnet_voucher_classes(min_price: int) -> dict[str, int]:
+    """The reference classes, none priced below ``min_price`` wei per GPU-hour (the devnet providers' ask)."""
+    return {model: max(price, min_price) for model, price in reference_voucher_classes().items()}
+
+
 def deploy_vouchers(eth: ChainClient, rental: Contract, token: str, p: DeployParams, *, echo: Echo = print) -> Contract:
     """Deploys ComputeVoucher for ``rental``, points GPURental at it, lists the classes and sets the fee burn.
 
@@ -287,7 +292,9 @@ def deploy_devnet(cfg: Config, *, echo: Echo = print, eth_url: str = "", etc_url
         timelock_delay_s=60, voting_delay_blocks=1, voting_period_blocks=20, unbonding_delay_s=600,
         finalize_grace_s=3600,
         # devnet rentals can be a minute long, challenged at least every 10 s on average
-        min_rental_s=60, challenge_interval_s=10)
+        min_rental_s=60, challenge_interval_s=10,
+        # vouchers the devnet's providers take: no class below what they ask by default (provider.ask_per_gpu_hour)
+        voucher_classes=devnet_voucher_classes(parse_tokens(cfg.provider.ask_per_gpu_hour, "provider.ask_per_gpu_hour")))
     m = deploy_system(eth, etc, params, network="devnet", echo=echo)
     fund_devnet(eth, m, {k: v for k, v in accounts.items() if k != "deployer"}, cfg, echo=echo)
     hand_over(eth, etc, m, echo=echo)

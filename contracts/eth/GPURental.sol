@@ -25,7 +25,7 @@ import {RentalMessages} from "../interfaces/RentalMessages.sol";
 /// renter's maximum; the intent binds that king (`scheduler`: only it may create the rental and cancel it for the
 /// renter) and, when it leaves the provider open, the candidate providers (`candidatesRoot`); the escrow `price * gpus * duration / 3600` is pulled from the renter and a bridge message
 /// opens the verification task on ETC. WorkVerification's RESULT settles: the provider is paid for verified
-/// uptime (`price * gpus * verifiedSeconds / 3600`, at most the escrow), the protocol fee goes to the treasury,
+/// uptime (`price * gpus * verifiedSeconds / 3600`, at most the escrow), the protocol fee is added up for the treasury (collectFees),
 /// the renter gets the rest back; a failed verification pays nothing and slashes the provider's stake.
 /// If no result arrives within `resultTimeout` after the rental's end, the renter gets the whole escrow back.
 ///
@@ -46,9 +46,11 @@ import {RentalMessages} from "../interfaces/RentalMessages.sol";
 /// becomes the escrow, which from then on is an ordinary GPUTOKEN escrow: what the rental does not use is refunded
 /// in GPUTOKEN at settlement (or on reclaim), with no redemption fee.
 ///
-/// Usage burn: feeBurnBps of every protocol fee is burned. Settlement only sets it aside (burnPending, packed
-/// with the treasury address, so it costs one warm write); burnFees(), callable by anyone, burns what is set
-/// aside with GPUToken's ERC20Burnable.burn. feeBurnTotals() gives what was burned and what waits.
+/// Fees and the usage burn: settlement does not transfer the protocol fee; it adds it to two pending sums held
+/// here, the treasury's share and the burn share (feeBurnBps of the fee), both in one storage slot. collectFees(),
+/// callable by anyone, sends the treasury its share and burns the rest with GPUToken's ERC20Burnable.burn (a
+/// transfer and a votes checkpoint per settlement would cost more than the whole settlement may). pendingFees()
+/// and feeBurnTotals() read the sums.
 ///
 /// Storage: a rental takes two slots (everything settlement needs, packed; the scheduler as the small id it got
 /// with SCHEDULER_ROLE); the rentalId is keccak256(abi.encode(chainid, this, renter, nonce)), so the rental record
@@ -100,11 +102,16 @@ contract GPURental is IGPURental, AccessControl, EIP712, ReentrancyGuardTransien
     IStakingManager private immutable _staking;
 
     // Parameters, packed by the operation that reads them.
-    // settlement: inbox check, fee and burn rates (and reclaim's timeout)
+    // settlement: inbox check, fee and burn rates
     address private _inbox;
     uint16 private _feeBps;
-    uint32 private _resultTimeout;
     uint16 private _feeBurnBps;
+    // settlement: fees not yet collected, the treasury's share and the burn share (uint112: 5e15 tokens, above
+    // GPUTOKEN's cap); reclaim's timeout shares their slot because it is never zero, so collecting never
+    // empties the slot (a write to an empty slot costs 20,000 gas)
+    uint112 private _feesPending;
+    uint112 private _burnPending;
+    uint32 private _resultTimeout;
     // creation and settlement: the ETC peer
     address private _workVerification;
     uint64 private _etcChainId;
@@ -114,9 +121,7 @@ contract GPURental is IGPURental, AccessControl, EIP712, ReentrancyGuardTransien
     uint32 private _minDuration;
     uint32 private _maxDuration;
     uint16 private _slashBps; // read by every creation (the stake its rental reserves), so in this slot
-    // settlement: the fee's receiver, and the fee share set aside to burn (a uint96 holds more than GPUTOKEN's cap)
     address private _treasury;
-    uint96 private _burnPending;
     address private _reputationSystem;
     IComputeVoucher private _computeVoucher;
     uint256 private _burned;
@@ -335,7 +340,8 @@ contract GPURental is IGPURental, AccessControl, EIP712, ReentrancyGuardTransien
 
     /// @notice Receives WorkVerification's RESULT and settles the rental.
     /// @dev Pays the provider `min(escrow, price * gpus * verifiedSeconds / 3600)` minus the fee (verified time is
-    /// capped at the cancellation when cancelled), the fee to the treasury, the rest of the escrow to the renter;
+    /// capped at the cancellation when cancelled), adds the fee to the pending fees (collectFees pays the treasury
+    /// and burns feeBurnBps of it), and refunds the rest of the escrow to the renter;
     /// when `failed`, pays nothing and slashes minStake(Provider) * gpus * slashBps / 10000 of the provider's
     /// stake, at most its share active * gpus / reservedGpusOf(provider) (reason: the rentalId). Either way the
     /// rental's reserved stake is freed.
@@ -353,15 +359,20 @@ contract GPURental is IGPURental, AccessControl, EIP712, ReentrancyGuardTransien
         _settle(rentalId, verifiedSeconds, failed);
     }
 
-    /// @notice Burns the protocol-fee share that settlements set aside (burnPending); anyone may call it.
-    /// @dev Emits FeesBurned (also when nothing waits: amount 0). Returns the amount burned.
-    function burnFees() external nonReentrant returns (uint256 amount) {
-        amount = _burnPending;
-        uint256 total = _burned + amount;
+    /// @notice Pays out the protocol fees settlements added up: the treasury's share to the treasury, the burn
+    /// share burned. Anyone may call it.
+    /// @dev Emits FeesCollected (also when nothing is pending: zeros).
+    function collectFees() external nonReentrant returns (uint256 toTreasury, uint256 burned) {
+        toTreasury = _feesPending;
+        burned = _burnPending;
+        _feesPending = 0;
         _burnPending = 0;
+        uint256 total = _burned + burned;
         _burned = total;
-        emit FeesBurned(amount, total);
-        if (amount != 0) IGPUToken(address(_token)).burn(amount);
+        address treasury_ = _treasury;
+        emit FeesCollected(treasury_, toTreasury, burned, total);
+        if (burned != 0) IGPUToken(address(_token)).burn(burned);
+        if (toTreasury != 0) _token.safeTransfer(treasury_, toTreasury);
     }
 
     // ------------------------------------------------------------------ views
@@ -420,10 +431,15 @@ contract GPURental is IGPURental, AccessControl, EIP712, ReentrancyGuardTransien
         return _feeBurnBps;
     }
 
-    /// @notice Protocol fees burned so far (`burned`), and set aside by settlements for the next burnFees
-    /// (`pending`); held here until then.
+    /// @notice Protocol fees burned so far (`burned`), and the burn share settlements added up that the next
+    /// collectFees burns (`pending`, held here until then).
     function feeBurnTotals() external view returns (uint256 burned, uint256 pending) {
         return (_burned, _burnPending);
+    }
+
+    /// @notice Protocol fees settled but not yet collected: the treasury's share and the burn share (held here).
+    function pendingFees() external view returns (uint256 toTreasury, uint256 toBurn) {
+        return (_feesPending, _burnPending);
     }
 
     /// @notice GPUs of `provider`'s open rentals (created, not settled nor reclaimed); StakingManager holds what
@@ -838,11 +854,11 @@ contract GPURental is IGPURental, AccessControl, EIP712, ReentrancyGuardTransien
 
         if (payment != fee) _token.safeTransfer(m.provider, payment - fee);
         if (fee != 0) {
-            // The burn share stays here until burnFees (a burn now would cost settlement a votes checkpoint).
-            // Checked: pending holds 7.9e10 tokens, above GPUTOKEN's cap (and burnFees, open to all, empties it).
+            // Added up here, paid out by collectFees. Checked: uint112 sums hold more than GPUTOKEN's cap (and
+            // collectFees, open to all, empties them).
             uint256 burn = fee * _feeBurnBps / _BPS;
-            if (burn != 0) _burnPending += SafeCast.toUint96(burn);
-            if (fee != burn) _token.safeTransfer(_treasury, fee - burn);
+            _feesPending += SafeCast.toUint112(fee - burn);
+            _burnPending += SafeCast.toUint112(burn);
         }
         if (refund != 0) _token.safeTransfer(m.renter, refund);
 

@@ -140,8 +140,9 @@ interface IGPURental is IBridgeReceiver, IProviderStakeReserver {
     event InboxChanged(address inbox);
     event OutboxChanged(address outbox);
     event FeeBurnBpsChanged(uint16 feeBurnBps);
-    /// burnFees burned `amount` (the fee shares settlements set aside); `totalBurned` since deployment.
-    event FeesBurned(uint256 amount, uint256 totalBurned);
+    /// collectFees paid `toTreasury` to `treasury` and burned `burned` of the fees settlements added up;
+    /// `totalBurned` since deployment.
+    event FeesCollected(address indexed treasury, uint256 toTreasury, uint256 burned, uint256 totalBurned);
     event ComputeVoucherChanged(address computeVoucher);
 
     // --- rentals ---
@@ -174,7 +175,7 @@ interface IGPURental is IBridgeReceiver, IProviderStakeReserver {
     ) external returns (uint256 rentalId);
 
     function cancelRental(uint256 rentalId) external;
-    function burnFees() external returns (uint256 amount);
+    function collectFees() external returns (uint256 toTreasury, uint256 burned);
     function reclaimEscrow(uint256 rentalId) external;
     function submitFeedback(uint256 rentalId, uint8 rating) external;
 
@@ -201,6 +202,7 @@ interface IGPURental is IBridgeReceiver, IProviderStakeReserver {
     function computeVoucher() external view returns (address);
     function feeBurnBps() external view returns (uint16);
     function feeBurnTotals() external view returns (uint256 burned, uint256 pending);
+    function pendingFees() external view returns (uint256 toTreasury, uint256 toBurn);
 
     // --- governance (GOVERNOR_ROLE) ---
     function setFeeBps(uint16 newFeeBps) external;

@@ -278,6 +278,7 @@ def test_rental_paid_with_vouchers_uses_the_class_price_and_refunds_tokens(env: 
     assert (created["pricePerGpuHour"], created["escrow"]) == (H100, 4 * H100)
     provider0, treasury0 = env.balance(env.provider), env.balance(env.treasury)
     settle(env, rid, HOUR)  # one of two hours verified
+    send(env.rental.functions.collectFees(), env.outsider)
     payment = H100 * 2 * HOUR // HOUR
     fee = payment * 250 // 10_000
     assert env.balance(env.provider) - provider0 == payment - fee
@@ -347,9 +348,9 @@ def test_voucher_digest_matches_eip712(env: VEnv) -> None:
 # ---------------------------------------------------------------- usage burn
 
 
-def test_fee_burn_share_is_set_aside_then_burned(env: VEnv) -> None:
-    """With feeBurnBps set, settlement sends fee - burn share to the treasury and sets the share aside;
-    burnFees (anyone) burns it; feeBurnTotals reads both."""
+def test_fees_add_up_then_collect_pays_the_treasury_and_burns_its_share(env: VEnv) -> None:
+    """Settlement adds the fee to the pending fees, split by feeBurnBps; collectFees (anyone) pays the treasury
+    its share and burns the rest; pendingFees and feeBurnTotals read the sums."""
     r_ = env.rental
     with reverts("GPURentalInvalidFeeBurnBps"):
         send(r_.functions.setFeeBurnBps(10_001), env.admin)
@@ -369,29 +370,35 @@ def test_fee_burn_share_is_set_aside_then_burned(env: VEnv) -> None:
         settle(env, rid, 2 * HOUR)
     fee = (3 * E18 * 2 * 2) * 250 // 10_000
     burn = fee * 4_000 // 10_000
-    assert env.balance(env.treasury) - treasury0 == 2 * (fee - burn)
+    assert env.balance(env.treasury) == treasury0
+    assert r_.functions.pendingFees().call() == [2 * (fee - burn), 2 * burn]
     assert r_.functions.feeBurnTotals().call() == [0, 2 * burn]
-    assert env.balance(r_.address) == 2 * burn
+    assert env.balance(r_.address) == 2 * fee
     supply = env.token.functions.totalSupply().call()
-    rc = send(r_.functions.burnFees(), env.outsider)
-    assert events(r_, rc, "FeesBurned") == [{"amount": 2 * burn, "totalBurned": 2 * burn}]
+    rc = send(r_.functions.collectFees(), env.outsider)
+    assert events(r_, rc, "FeesCollected") == [{"treasury": env.treasury, "toTreasury": 2 * (fee - burn),
+                                                "burned": 2 * burn, "totalBurned": 2 * burn}]
+    assert env.balance(env.treasury) - treasury0 == 2 * (fee - burn)
     assert supply - env.token.functions.totalSupply().call() == 2 * burn
     assert r_.functions.feeBurnTotals().call() == [2 * burn, 0]
+    assert r_.functions.pendingFees().call() == [0, 0]
     assert env.balance(r_.address) == 0
-    rc = send(r_.functions.burnFees(), env.outsider)  # nothing waits: a no-op
-    assert events(r_, rc, "FeesBurned") == [{"amount": 0, "totalBurned": 2 * burn}]
+    rc = send(r_.functions.collectFees(), env.outsider)  # nothing pending: a no-op
+    assert events(r_, rc, "FeesCollected") == [{"treasury": env.treasury, "toTreasury": 0, "burned": 0,
+                                                "totalBurned": 2 * burn}]
 
 
 def test_full_burn_sends_nothing_to_the_treasury(env: VEnv) -> None:
-    """feeBurnBps 10000: the whole fee is set aside to burn."""
+    """feeBurnBps 10000: the whole fee is burned, the treasury gets nothing."""
     send(env.rental.functions.setFeeBurnBps(10_000), env.admin)
     intent = intent_of(env)
     send(env.rental.functions.createRental(as_tuple(intent), _plain_sig(env, intent), 3 * E18, env.queen,
                                            env.provider, []), env.king)
     treasury0 = env.balance(env.treasury)
     settle(env, env.rental.functions.rentalIdOf(env.renter, 1).call(), HOUR)
+    send(env.rental.functions.collectFees(), env.outsider)
     assert env.balance(env.treasury) == treasury0
-    assert env.rental.functions.feeBurnTotals().call()[1] == 3 * E18 * 2 * 250 // 10_000
+    assert env.rental.functions.feeBurnTotals().call() == [3 * E18 * 2 * 250 // 10_000, 0]
 
 
 def test_malformed_result_is_refused(env: VEnv) -> None:
@@ -422,7 +429,7 @@ def _plain_sig(env: VEnv, intent: dict[str, Any]) -> bytes:
 class VoucherMachine(RuleBasedStateMachine):
     """Buys, transfers, redemptions, rentals paid with vouchers and their settlements, relistings at new prices
     and fee changes in any order: the backing always equals the vouchers outstanding (and the GPUTOKEN held),
-    and GPURental holds exactly its open escrows plus the fee share set aside to burn."""
+    and GPURental holds exactly its open escrows plus the fees waiting for collectFees."""
 
     env: VEnv
 
@@ -515,8 +522,8 @@ class VoucherMachine(RuleBasedStateMachine):
         send(self.env.rental.functions.setFeeBurnBps(burn), self.env.admin)
 
     @rule()
-    def burn_fees(self) -> None:
-        send(self.env.rental.functions.burnFees(), self.env.outsider)
+    def collect_fees(self) -> None:
+        send(self.env.rental.functions.collectFees(), self.env.outsider)
 
     @invariant()
     def backing_equals_vouchers_outstanding(self) -> None:
@@ -535,7 +542,7 @@ class VoucherMachine(RuleBasedStateMachine):
     @invariant()
     def rental_holds_open_escrows_and_pending_burn(self) -> None:
         e = self.env
-        pending = e.rental.functions.feeBurnTotals().call()[1]
+        pending = sum(e.rental.functions.pendingFees().call())
         assert e.balance(e.rental.address) == sum(self.open.values()) + pending
 
 

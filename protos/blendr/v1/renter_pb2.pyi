@@ -202,7 +202,7 @@ class EncryptedPayload(_message.Message):
     def __init__(self, ciphertext: _Optional[bytes] = ..., keys: _Optional[_Iterable[_Union[WrappedKey, _Mapping]]] = ...) -> None: ...
 
 class SubmitJobRequest(_message.Message):
-    __slots__ = ("request_id", "spec", "name", "spec_hash", "intents", "permit", "payload", "max_wait_s")
+    __slots__ = ("request_id", "spec", "name", "spec_hash", "intents", "permit", "payload", "max_wait_s", "voucher_id")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     SPEC_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
@@ -211,6 +211,7 @@ class SubmitJobRequest(_message.Message):
     PERMIT_FIELD_NUMBER: _ClassVar[int]
     PAYLOAD_FIELD_NUMBER: _ClassVar[int]
     MAX_WAIT_S_FIELD_NUMBER: _ClassVar[int]
+    VOUCHER_ID_FIELD_NUMBER: _ClassVar[int]
     request_id: str
     spec: JobSpec
     name: str
@@ -219,7 +220,8 @@ class SubmitJobRequest(_message.Message):
     permit: Permit
     payload: EncryptedPayload
     max_wait_s: int
-    def __init__(self, request_id: _Optional[str] = ..., spec: _Optional[_Union[JobSpec, _Mapping]] = ..., name: _Optional[str] = ..., spec_hash: _Optional[bytes] = ..., intents: _Optional[_Iterable[_Union[SignedIntent, _Mapping]]] = ..., permit: _Optional[_Union[Permit, _Mapping]] = ..., payload: _Optional[_Union[EncryptedPayload, _Mapping]] = ..., max_wait_s: _Optional[int] = ...) -> None: ...
+    voucher_id: int
+    def __init__(self, request_id: _Optional[str] = ..., spec: _Optional[_Union[JobSpec, _Mapping]] = ..., name: _Optional[str] = ..., spec_hash: _Optional[bytes] = ..., intents: _Optional[_Iterable[_Union[SignedIntent, _Mapping]]] = ..., permit: _Optional[_Union[Permit, _Mapping]] = ..., payload: _Optional[_Union[EncryptedPayload, _Mapping]] = ..., max_wait_s: _Optional[int] = ..., voucher_id: _Optional[int] = ...) -> None: ...
 
 class RentalSummary(_message.Message):
     __slots__ = ("rental_id", "provider", "queen", "price_per_gpu_hour", "escrow", "state", "verified_seconds", "failed_verification", "provider_payment", "fee", "refund", "created_tx", "settled_tx", "start")
