@@ -75,6 +75,9 @@ RENTER_HINTS = {
     "GPURentalInvalidPrice": "the price is above the intent's max price",
     "GPURentalNotScheduler": "the job's intents are bound to another scheduler address than this king's; submit the "
                              "job again",
+    "ERC1155InsufficientBalance": "too few vouchers left for the rental's GPU-hours (`blendr vouchers buy`)",
+    "GPURentalUnknownVoucherClass": "the job's voucher class does not exist",
+    "GPURentalVouchersNotSet": "GPURental takes no vouchers (no ComputeVoucher is set)",
 }
 # Reverts after which the intent can never create a rental again.
 INTENT_SPENT = frozenset({"GPURentalNonceUsed", "GPURentalIntentExpired"})

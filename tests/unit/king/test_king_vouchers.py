@@ -99,3 +99,14 @@ async def test_a_plain_token_signature_is_not_a_voucher_payment(net: Net) -> Non
     plain = net.submission(max_price=PRICE, gpus=2)
     with pytest.raises(InvalidArgumentError, match="is not signed by the renter"):
         await net.core.submit(net.renter.address, replace(plain, voucher_id=CLASS))
+
+
+async def test_vouchers_gone_by_the_time_of_the_rental_fail_the_job_with_the_reason(net: Net) -> None:
+    """Checked at intake, the vouchers may be transferred away before a provider is found: the create reverts
+    and the job fails (nothing was drawn) with what to do."""
+    job = await net.core.submit(net.renter.address, voucher_submission(net))
+    net.chain.vouchers[(net.renter.address, CLASS)] = 1  # sold meanwhile
+    await net.core.placer.run_pass()
+    job = net.job(job.job_id)
+    assert job.state == JobState.FAILED and "too few vouchers" in job.reason and not job.rentals
+    assert not net.chain.rentals and net.chain.escrow_ok()
