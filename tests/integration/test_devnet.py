@@ -54,7 +54,7 @@ def test_devnet_up_deploys_everything_and_writes_the_manifest(devnet_home: Path)
     assert m.network == "devnet" and m.eth.chain_id == 31337 and m.etc.chain_id == 63
     assert m.eth.eip1559 and not m.etc.eip1559
     assert set(m.eth.contracts) == {"GPUToken", "BlendrTimelock", "StakingManager", "Governance", "BridgeOutbox",
-                                    "BridgeInbox", "GPURental", "TokenDistributor"}
+                                    "BridgeInbox", "GPURental", "TokenDistributor", "ComputeVoucher"}
     assert set(m.etc.contracts) == {"BridgeOutbox", "BridgeInbox", "ReputationSystem", "WorkVerification",
                                     "BridgeGovernanceExecutor"}
     eth = Web3(Web3.HTTPProvider(m.eth.rpc_url))
