@@ -1,7 +1,8 @@
 """Gas of every BlendrChain contract operation, measured on real anvil chains (eth: prague, etc: shanghai).
 
 Deploys the whole system with the production deploy code, then walks a rental end to end and calls every
-other state-changing function once, reading ``gasUsed`` from each receipt. Every figure is also given as a
+other state-changing function once (vouchers bought, moved, redeemed and spent on rentals; settlements with the
+usage burn on), reading ``gasUsed`` from each receipt. Every figure is also given as a
 ratio to a plain GPUTOKEN ``transfer`` measured in the same run. Targets (from the contracts issue):
 create <= 150k, settle <= 120k, bridge delivery 3-of-5 <= 120k, one provider's result in a batch of 100 <= 5k.
 
@@ -34,6 +35,7 @@ from blendr.chain.contracts import (
     BridgeInbox,
     BridgeOutbox,
     ChallengeResult,
+    ComputeVoucher,
     Governance,
     GPURental,
     GPUToken,
@@ -102,7 +104,8 @@ def run(eth_url: str, etc_url: str, n_rentals: int) -> dict[str, Any]:
                           attesters=sorted((a.address for a in attesters), key=lambda a: int(a, 16)), threshold=3,
                           guardian=deployer.address, team=[Grant(deployer.address)], investors=[Grant(deployer.address)],
                           advisors=[Grant(deployer.address)], timelock_delay_s=60, voting_delay_blocks=1,
-                          voting_period_blocks=5)
+                          voting_period_blocks=5,
+                          fee_burn_bps=2_000)  # settlements measured with the usage burn on (a fifth of each fee)
     m = deploy_system(eth_d, etc_d, params, network="bench", echo=lambda s: None)
     rec = Recorder()
     c = {  # clients per actor
@@ -175,6 +178,22 @@ def run(eth_url: str, etc_url: str, n_rentals: int) -> dict[str, Any]:
     rec.add("GPURental.createRentalWithPermit", rental_k.create_with_permit(
         intent, intent.sign(fresh, 31337, rental_k.address), tokens("2.5"), queen.address, escrow, now + 86_400, v, rr, ss))
 
+    # GPU-hours as tokens: buy, transfer, redeem, and rentals paid with vouchers (class h100-sxm)
+    vouchers_r = ComputeVoucher(c["renter"], m.eth.address("ComputeVoucher"))
+    vid = vouchers_r.current_class_of("h100-sxm")
+    rec.add("GPUToken.approve (ComputeVoucher)", tok["renter"].approve(vouchers_r.address, 2**256 - 1))
+    for _ in range(4):
+        rec.add("ComputeVoucher.buy (10 GPU-hours)", vouchers_r.buy(vid, 10))
+    for _ in range(3):
+        rec.add("ComputeVoucher.safeTransferFrom", vouchers_r.transfer(providers[1].address, vid, 1))
+    for _ in range(3):
+        rec.add("ComputeVoucher.redeem (fee split, share burned)", vouchers_r.redeem(vid, 2))
+    for i in range(4):
+        intent = RentalIntent(renter.address, providers[0].address, 1, b"\x13" * 32, tokens(3), duration, 7_000 + i,
+                              now + 86_400, bytes(32), king.address)
+        rec.add("GPURental.createRentalWithVouchers", rental_k.create_with_vouchers(
+            intent, vid, intent.sign_vouchers(renter, 31337, rental_k.address, vid), queen.address))
+
     # the queen reports: batches of 1, 10 and 100 results (cumulative counts per rental)
     batch_gas: dict[int, int] = {}
     results = [ChallengeResult(rid, 60, 60, 0, 0) for rid in ids]
@@ -196,6 +215,7 @@ def run(eth_url: str, etc_url: str, n_rentals: int) -> dict[str, Any]:
         [msg] = etc_outbox.messages(r)
         deliver(eth_inbox, msg, "settle via the bridge (RESULT delivery, 3-of-5, on eth)")
     info = GPURental(eth_d, rental_k.address).rental(ids[0])
+    GPURental(relay_eth, rental_k.address).collect_fees()
     fee_paid = token.balance_of(deployer.address) - treasury_before
     rec.add("GPURental.submitFeedback", rental_r.feedback(ids[0], 5))
     # renter cancels one (still running: create a fresh one), and reclaims another after the timeout
@@ -233,6 +253,7 @@ def run(eth_url: str, etc_url: str, n_rentals: int) -> dict[str, Any]:
     eth_d.transact(direct.functions.grantRole(role("SCHEDULER_ROLE"), king.address))
     eth_d.transact(eth_outbox.fn.grantRole(role("SENDER_ROLE"), direct.address))
     eth_d.transact(staking.fn.setLocker(direct.address))
+    eth_d.transact(direct.functions.setFeeBurnBps(2_000))  # the usage burn on: each fee's burn share is set aside
     tok["renter"].approve(direct.address, 2**256 - 1)
     direct_k = GPURental(c["king"], direct.address)
     inbox_client = ChainClient(eth_s, inbox_eoa)
@@ -252,6 +273,9 @@ def run(eth_url: str, etc_url: str, n_rentals: int) -> dict[str, Any]:
                 "full": "GPURental settle, full uptime (no refund)",
                 "failed": "GPURental settle, failed verification (slash)"}[label]
         rec.add(name, r)
+
+    rec.add("GPURental.collectFees (treasury share paid, burn share burned)",
+            GPURental(relay_eth, direct.address).collect_fees())
 
     # staking lifecycle and rewards
     rec.add("StakingManager.fundRewards", staking.stake_for(providers[0].address, Tier.PROVIDER, 1) and
@@ -331,7 +355,9 @@ def run(eth_url: str, etc_url: str, n_rentals: int) -> dict[str, Any]:
         mark = "" if "target" not in e else (" ok" if e["meets_target"] else " OVER")
         rows.append([name, f"{e['gas']:,}", f"{e['ratio_to_transfer']}", f"{e.get('target', ''):,}" if "target" in e else "", mark])
     print(format_table(["operation", "gas (median)", "x transfer", "target", ""], rows))
-    print(f"\nsettled rental: escrow {info.escrow}, status {info.status.name}; treasury fee received {fee_paid}")
+    burned, _ = GPURental(eth_d, rental_k.address).fee_burn_totals()
+    print(f"\nsettled rentals: escrow {info.escrow} each, status {info.status.name}; treasury received {fee_paid} "
+          f"of their fees, {burned} burned (collectFees)")
     return {"transfer_gas": transfer, "operations": table, "batch_gas": batch_gas, "rentals": n_rentals}
 
 

@@ -23,7 +23,7 @@ import os
 import secrets
 import time
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -77,6 +77,10 @@ class JobRequest:
     # The longest the job may wait for a provider, in seconds (0: the king's default, an hour unless its operator
     # says otherwise); not placed by then, it ends failed with the reason and its escrow untouched.
     max_wait_s: float = 0.0
+    # What pays the escrow: "tokens" (GPUTOKEN, with a permit the SDK signs) or "vouchers" (the renter's
+    # ComputeVoucher GPU-hours of the job's GPU model; the job then runs at the class price, which must be at most
+    # max_price, for whole GPU-hours).
+    pay: str = "tokens"
 
     def spec(self) -> Spec:
         if self.hours <= 0:
@@ -437,6 +441,11 @@ class KingClient:
         if not 0 <= req.max_wait_s < 2**32:
             raise RenterError("max wait must be 0 (the king's default) or a positive number of seconds",
                               grpc.StatusCode.INVALID_ARGUMENT)
+        voucher_id = 0
+        if req.pay == "vouchers":
+            voucher_id, spec = await _pick_voucher_class(self, spec)
+        elif req.pay != "tokens":
+            raise RenterError(f"pay with 'tokens' or 'vouchers', not {req.pay!r}", grpc.StatusCode.INVALID_ARGUMENT)
         q = await self.quote(spec)
         self.pins.check("quote", int(q.chain_id), q.rental_contract, q.token_contract)
         if not q.candidates:
@@ -469,8 +478,9 @@ class KingClient:
             nonce_int = int.from_bytes(os.urandom(32), "big")
             it = RentalIntent(self.account.address, jobspec.ZERO_ADDRESS, spec.gpus, sh, spec.max_price_per_gpu_hour,
                               spec.duration_s, nonce_int, deadline, root, q.scheduler)
-            intents.append(rpb.SignedIntent(nonce=nonce_int.to_bytes(32, "big"), deadline=deadline,
-                                            signature=it.sign(self.account, q.chain_id, q.rental_contract)))
+            sig = (it.sign_vouchers(self.account, q.chain_id, q.rental_contract, voucher_id) if voucher_id
+                   else it.sign(self.account, q.chain_id, q.rental_contract))
+            intents.append(rpb.SignedIntent(nonce=nonce_int.to_bytes(32, "big"), deadline=deadline, signature=sig))
         w = await self.wallet()
         self.pins.check("wallet", int(w.chain_id), w.rental_contract, w.token_contract)
         if (w.rental_contract.lower(), w.token_contract.lower()) != (q.rental_contract.lower(), q.token_contract.lower()):
@@ -478,6 +488,10 @@ class KingClient:
                               grpc.StatusCode.PERMISSION_DENIED)
         need = int(q.max_escrow) * len(intents)
         permit = None
+        if voucher_id:
+            return rpb.SubmitJobRequest(request_id=request_id, spec=_spec_pb(spec), name=req.name, spec_hash=sh,
+                                        intents=intents, payload=rpb.EncryptedPayload(ciphertext=ciphertext, keys=keys),
+                                        max_wait_s=math.ceil(req.max_wait_s), voucher_id=voucher_id)
         if int(w.allowance) < need:
             value = int(w.allowance) + need
             v, r, s = _permit(self.account, w, value, deadline)
@@ -490,6 +504,29 @@ class KingClient:
                                     intents=intents, permit=permit,
                                     payload=rpb.EncryptedPayload(ciphertext=ciphertext, keys=keys),
                                     max_wait_s=math.ceil(req.max_wait_s))
+
+
+async def _pick_voucher_class(king: KingClient, spec: Spec) -> tuple[int, Spec]:
+    """The voucher class that pays ``spec`` (its model, enough GPU-hours, priced at most the spec's max price) and
+    the spec at that class's price. Raises RenterError when none can."""
+    if not spec.gpu_model:
+        raise RenterError("a job paid with vouchers names its GPU model (--gpu-model): vouchers are per model",
+                          grpc.StatusCode.INVALID_ARGUMENT)
+    if (spec.gpus * spec.duration_s) % 3600:
+        raise RenterError("vouchers are whole GPU-hours: make GPUs x hours a whole number",
+                          grpc.StatusCode.INVALID_ARGUMENT)
+    need = spec.gpus * spec.duration_s // 3600
+    w = await king.wallet()
+    held = [v for v in w.vouchers if v.gpu_model == spec.gpu_model]
+    usable = [v for v in held if v.hours >= need and int(v.price_per_gpu_hour) <= spec.max_price_per_gpu_hour]
+    if not usable:
+        have = ", ".join(f"{v.hours} h of class {v.id} at {fmt_tokens(int(v.price_per_gpu_hour))}/h" for v in held)
+        raise RenterError(f"no voucher class of {spec.gpu_model} with {need} GPU-hours at most "
+                          f"{fmt_tokens(spec.max_price_per_gpu_hour)}/h (you hold: {have or 'none'}); buy some with "
+                          f"`blendr vouchers buy --gpu-model {spec.gpu_model} --hours {need}`",
+                          grpc.StatusCode.FAILED_PRECONDITION)
+    best = min(usable, key=lambda v: (int(v.price_per_gpu_hour), v.id))
+    return int(best.id), replace(spec, max_price_per_gpu_hour=int(best.price_per_gpu_hour))
 
 
 def _spec_pb(spec: Spec) -> Any:

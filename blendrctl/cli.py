@@ -127,6 +127,9 @@ def build_parser() -> argparse.ArgumentParser:
     from blendrctl import gov
 
     gov.add_parsers(sub, _common, _deployment_flag)
+    from blendrctl import vouchers
+
+    vouchers.add_parsers(sub, _common, _deployment_flag)
 
     pool = sub.add_parser("pool", help="inspect a queen's pool")
     posub = pool.add_subparsers(dest="action", metavar="ACTION", required=True)
@@ -469,6 +472,12 @@ def _cmd_stake(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_vouchers(args: argparse.Namespace) -> int:
+    from blendrctl import vouchers
+
+    return vouchers.run(args, _load)
+
+
 def _cmd_renter(args: argparse.Namespace) -> int:
     from blendrctl import renter
 
@@ -516,7 +525,7 @@ def _main(argv: list[str] | None) -> int:
     handlers = {"identity": _cmd_identity, "queen": _cmd_queen, "provider": _cmd_provider, "pool": _cmd_pool,
                 "devnet": _cmd_devnet, "chain": _cmd_chain, "king": _cmd_king, "stake": _cmd_stake, "job": _cmd_renter,
                 "offers": _cmd_renter, "wallet": _cmd_renter,
-                "rewards": _cmd_rewards, "gov": _cmd_gov}
+                "rewards": _cmd_rewards, "gov": _cmd_gov, "vouchers": _cmd_vouchers}
     try:
         return handlers[args.cmd](args)
     except KeyboardInterrupt:

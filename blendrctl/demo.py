@@ -162,7 +162,7 @@ async def _renter(rhome: Path, king: str, king_ca: Path, manifest_path: Path, lo
     import json
 
     from blendr.chain.client import ChainClient, ChainSettings
-    from blendr.chain.contracts import GPUToken, ReputationSystem, WorkVerification
+    from blendr.chain.contracts import GPURental, GPUToken, ReputationSystem, WorkVerification
     from blendr.chain.manifest import Manifest
     from blendr.client import JobRequest, KingClient, RenterError
     from blendr.identity import NodeIdentity
@@ -250,6 +250,9 @@ async def _renter(rhome: Path, king: str, king_ca: Path, manifest_path: Path, lo
               f"{hashlib.sha256(image.read_bytes()).hexdigest()}", flush=True)
     _say("receipt")
     r = final.rentals[0]
+    # the fee waits in GPURental until someone collects it: the renter does, paying the treasury and burning its share
+    rental = GPURental(ChainClient(reader("eth").settings, renter.account()), m.eth.address("GPURental"))
+    [collected] = rental.events(rental.collect_fees(), "FeesCollected")
     after = {"renter": token.balance_of(renter.address), "provider": token.balance_of(r.provider),
              "treasury": token.balance_of(treasury)}
     paid = int(r.provider_payment) + int(r.fee)
@@ -259,6 +262,8 @@ async def _renter(rhome: Path, king: str, king_ca: Path, manifest_path: Path, lo
     print(f"   escrow {fmt_tokens(int(r.escrow))}; verified {r.verified_seconds} s; you paid {fmt_tokens(paid)} "
           f"(provider {fmt_tokens(int(r.provider_payment))} + fee {fmt_tokens(int(r.fee))}); refund "
           f"{fmt_tokens(int(r.refund))} GPUTOKEN")
+    print(f"   fee split: {fmt_tokens(int(collected['toTreasury']))} to the treasury, "
+          f"{fmt_tokens(int(collected['burned']))} burned ({rental.fee_burn_bps() / 100:g} % of every fee)")
     print(f"   {'account':10s} {'before':>16s} {'after':>16s} {'change':>12s}")
     for name in ("renter", "provider", "treasury"):
         print(f"   {name:10s} {fmt_tokens(before[name]):>16s} {fmt_tokens(after[name]):>16s} "
@@ -271,7 +276,9 @@ async def _renter(rhome: Path, king: str, king_ca: Path, manifest_path: Path, lo
         print(f"   ETC finalize 0x{bytes(fin[0]['transactionHash']).hex()}")
     print(f"   ETH settle   {r.settled_tx}", flush=True)
     ok = (before["renter"] - after["renter"] == paid and after["provider"] - before["provider"] == int(r.provider_payment)
-          and after["treasury"] - before["treasury"] == int(r.fee) and final.exit_code == 0 and r.state == "settled")
+          and after["treasury"] - before["treasury"] == int(collected["toTreasury"])
+          and int(collected["toTreasury"]) + int(collected["burned"]) == int(r.fee)
+          and final.exit_code == 0 and r.state == "settled")
     if not ok:
         print("the balances do not match the settlement, or the job failed", file=sys.stderr)
     return 0 if ok else 1

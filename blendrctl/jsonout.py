@@ -17,7 +17,7 @@ from blendr.units import fmt_tokens
 WEI_FIELDS = frozenset({
     "max_price_per_gpu_hour", "ask_per_gpu_hour", "price_per_gpu_hour", "max_escrow", "escrow",
     "provider_payment", "fee", "refund", "cost_so_far", "min_ask_per_gpu_hour", "quote_per_gpu_hour", "balance",
-    "allowance", "in_escrow", "slashed",
+    "allowance", "in_escrow", "slashed", "fees_burned", "fees_burn_pending",
     "votes_for", "votes_against", "votes_abstain", "quorum",  # governance proposals (ListProposals)
 })
 _EXACT = 18  # decimal places of GPUTOKEN: every wei shown

@@ -53,6 +53,10 @@ def add_parsers(sub: Any, common: Any) -> None:
                     help="the longest the job may wait for a provider (90s, 30m, 2h, 1d; default: the king's, "
                          "1h unless its operator set another); not placed by then it ends failed with the reason, "
                          "its escrow untouched")
+    js.add_argument("--pay", choices=["tokens", "vouchers"], default="tokens",
+                    help="what pays the escrow: GPUTOKEN (default; the SDK signs a permit) or your ComputeVoucher "
+                         "GPU-hours of --gpu-model (`blendr vouchers buy`), at their class price, which must be at "
+                         "most --max-price; GPUs x hours must then be whole GPU-hours")
     js.add_argument("--detach", action="store_true", help="return once the job is submitted")
     js.add_argument("entrypoint", nargs=argparse.REMAINDER, help="-- COMMAND ARGS... run in the workdir")
     for name, helptext in (("status", "a job's state, provider, rentals and cost"),
@@ -156,7 +160,7 @@ async def _submit(king: Any, args: argparse.Namespace) -> int:
                      gpu_model=args.gpu_model, min_vram_gb=args.min_vram_gb, min_tflops=args.min_tflops,
                      workdir=Path(args.workdir) if args.workdir else None, env=env, pip=list(args.pip),
                      name=args.name,
-                     request_id=args.request_id, max_wait_s=max_wait_s)
+                     request_id=args.request_id, max_wait_s=max_wait_s, pay=args.pay)
     try:
         job = await king.submit(req)
     except NoProviderError as exc:
@@ -331,4 +335,17 @@ async def _wallet(king: Any, args: argparse.Namespace) -> int:
     print(f"address    {w.address}\nbalance    {fmt_tokens(int(w.balance))} GPUTOKEN\n"
           f"allowance  {fmt_tokens(int(w.allowance))} GPUTOKEN (GPURental may draw)\n"
           f"in escrow  {fmt_tokens(int(w.in_escrow))} GPUTOKEN (rentals not settled yet)")
+    _print_vouchers_and_burn(w)
     return 0
+
+
+def _print_vouchers_and_burn(w: Any) -> None:
+    """The wallet's ComputeVoucher holdings and the network's usage burn (renter.proto Wallet fields 10-14)."""
+    for v in w.vouchers:
+        print(f"vouchers   {v.hours} GPU-hours of {v.gpu_model} (class {v.id}, backed by "
+              f"{fmt_tokens(int(v.price_per_gpu_hour) * v.hours)} GPUTOKEN)")
+    if w.voucher_contract and not w.vouchers:
+        print("vouchers   none (buy GPU-hours with `blendr vouchers buy --gpu-model MODEL --hours N`)")
+    if w.fees_burned:
+        print(f"fee burn   {w.fee_burn_bps / 100:g} % of every protocol fee; {fmt_tokens(int(w.fees_burned))} GPUTOKEN "
+              f"burned so far, {fmt_tokens(int(w.fees_burn_pending or 0))} set aside to burn")

@@ -18,7 +18,15 @@ from tenacity import (
 )
 
 from blendr.chain.client import ChainClient
-from blendr.chain.contracts import BridgeInbox, GPURental, GPUToken, ReputationSystem, StakingManager, Tier
+from blendr.chain.contracts import (
+    BridgeInbox,
+    ComputeVoucher,
+    GPURental,
+    GPUToken,
+    ReputationSystem,
+    StakingManager,
+    Tier,
+)
 from blendr.chain.governing import Governor
 from blendr.chain.manifest import Manifest, chain_settings, load_manifest
 from blendr.clock import Clock, SystemClock
@@ -47,6 +55,7 @@ from king.scheduler import Scheduler
 from king.settlements import SettlementBook
 from king.stakes import StakeBook, StakingReader
 from king.stakes import follow as follow_stakes
+from king.vouchers import EthVouchers
 from protos.blendr.v1 import king_pb2_grpc as kpb_grpc
 from protos.blendr.v1 import renter_pb2_grpc as rpb_grpc
 
@@ -176,6 +185,13 @@ def output_store(cfg: Config, clock: Clock) -> OutputStore:
                        retention_s=kc.outputs_retention_s)
 
 
+def _vouchers_view(m: Manifest, rental: GPURental) -> EthVouchers | None:
+    """Renters' voucher holdings and the burn totals, where the deployment has a ComputeVoucher."""
+    if "ComputeVoucher" not in m.eth.contracts:
+        return None
+    return EthVouchers(ComputeVoucher(rental.client, m.eth.address("ComputeVoucher")), rental)
+
+
 def chain_clients(cfg: Config, m: Manifest, account: Any) -> dict[str, ChainClient]:
     return {name: ChainClient(chain_settings(cfg, m, name), account) for name in ("eth", "etc")}
 
@@ -230,10 +246,13 @@ async def start_king(
     scores: dict[str, int] = {}
     # Providers are offered only for the GPUs GPURental would accept of them (their stake and their queen's).
     stakes = StakeBook(StakingReader(staking, rental), clock, ttl_s=kc.stake_cache_s)
-    jobs = KingCore(store, clock, scheduler, EthRentals(rental, GPUToken(clients["eth"], m.eth.address("GPUToken"))),
+    vouchers = (ComputeVoucher(clients["eth"], m.eth.address("ComputeVoucher"))
+                if "ComputeVoucher" in m.eth.contracts else None)
+    jobs = KingCore(store, clock, scheduler,
+                    EthRentals(rental, GPUToken(clients["eth"], m.eth.address("GPUToken")), vouchers),
                     hub, JobsConfig.of(kc),
                     reputation=lambda p: scores.get(p, 5000), outputs=output_store(cfg, clock),
-                    output_wait_s=kc.outputs_wait_s, stakes=stakes, bridge=book)
+                    output_wait_s=kc.outputs_wait_s, stakes=stakes, bridge=book, vouchers=_vouchers_view(m, rental))
     await jobs.prepare()
     live = jobs.load()
     governor = Governor(ChainClient(chain_settings(cfg, m, "eth")), ChainClient(chain_settings(cfg, m, "etc")), m)

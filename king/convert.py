@@ -67,7 +67,8 @@ def submission_from_proto(request: rpb.SubmitJobRequest, max_keys: int) -> Submi
     keys = {k.provider[:64]: bytes(k.sealed_key) for k in request.payload.keys}
     return Submission(request_id=request.request_id[:80], name=request.name[:200], spec=spec_from_proto(request.spec),
                       spec_hash=bytes(request.spec_hash), intents=tuple(intents), permit=permit,
-                      ciphertext=bytes(request.payload.ciphertext), keys=keys, max_wait_s=float(request.max_wait_s))
+                      ciphertext=bytes(request.payload.ciphertext), keys=keys, max_wait_s=float(request.max_wait_s),
+                      voucher_id=int(request.voucher_id))
 
 
 def job_to_proto(job: Job, *, reason: str, cost_so_far: int) -> rpb.Job:
@@ -118,10 +119,15 @@ def quote_to_proto(q: Quote, closest_quotes: list[int], *, intents: int, chain_i
 
 
 def wallet_to_proto(w: Wallet, *, chain_id: int, token_name: str, token_contract: str,
-                    rental_contract: str) -> rpb.Wallet:
+                    rental_contract: str, voucher_contract: str = "") -> rpb.Wallet:
+    b = w.burns
     return rpb.Wallet(address=w.address, balance=str(w.balance), allowance=str(w.allowance),
                       in_escrow=str(w.in_escrow), permit_nonce=w.permit_nonce, chain_id=chain_id, token_name=token_name,
-                      token_contract=token_contract, rental_contract=rental_contract)
+                      token_contract=token_contract, rental_contract=rental_contract,
+                      vouchers=[rpb.VoucherHolding(id=v.id, gpu_model=v.model, price_per_gpu_hour=str(v.price_per_hour),
+                                                   hours=v.hours) for v in w.vouchers],
+                      fees_burned=str(b.burned) if b else "", fees_burn_pending=str(b.pending) if b else "",
+                      fee_burn_bps=b.burn_bps if b else 0, voucher_contract=voucher_contract)
 
 
 # ---------------------------------------------------------------------------------------------- queens

@@ -32,6 +32,7 @@ from king.placement import Placer
 from king.rentals import RentalChain, RentalParams
 from king.scheduler import ModelOffer, Placement, ProviderOffer, Scheduler
 from king.stakes import StakeBook
+from king.vouchers import BurnTotals, VoucherHolding, VoucherView
 
 log = get_logger("blendr.king.core")
 LIST_SCAN = 2_000  # a renter's most recent jobs ListJobs looks through
@@ -45,6 +46,9 @@ class Wallet:
     allowance: int
     in_escrow: int
     permit_nonce: int
+    # GPU-hours as tokens and the usage burn (king.vouchers); empty / None where the king has no ComputeVoucher
+    vouchers: tuple[VoucherHolding, ...] = ()
+    burns: BurnTotals | None = None
 
 
 class KingCore:
@@ -53,12 +57,14 @@ class KingCore:
     def __init__(self, store: Store, clock: Clock, scheduler: Scheduler, chain: RentalChain, queens: QueenPort,
                  cfg: JobsConfig | None = None, *, reputation: Callable[[str], int] | None = None,
                  outputs: OutputStore | None = None, output_wait_s: float = 600.0,
-                 stakes: StakeBook | None = None, bridge: BridgeView | None = None) -> None:
+                 stakes: StakeBook | None = None, bridge: BridgeView | None = None,
+                 vouchers: VoucherView | None = None) -> None:
         cfg = cfg or JobsConfig()
         self.store = store
         self.clock = clock
         self.scheduler = scheduler
         self.chain = chain
+        self.vouchers = vouchers  # read for wallets (king.vouchers); None: no ComputeVoucher deployed
         self.book = JobBook(store, clock)
         self.market = Market(scheduler, reputation, cfg.candidates, stakes)  # stakes: what GPURental accepts
         self.ctx = KingContext(self.book, clock, scheduler, self.market, chain, queens, cfg, bridge=bridge)
@@ -267,7 +273,16 @@ class KingCore:
         except BlendrError as exc:  # the RPC's error text may carry its URL (and an API key): log it, do not send it
             log.warning("reading a wallet failed", error=str(exc)[:200])
             raise UnavailableError("the king cannot read Ethereum right now; try again") from None
-        return Wallet(renter, balance, allowance, self.in_escrow(renter), nonce)
+        held: list[VoucherHolding] = []
+        burns = None
+        if self.vouchers is not None:
+            try:
+                held, burns = await asyncio.gather(asyncio.to_thread(self.vouchers.holdings, renter),
+                                                   asyncio.to_thread(self.vouchers.burn_totals))
+            except BlendrError as exc:
+                log.warning("reading a wallet's vouchers failed", error=str(exc)[:200])
+                raise UnavailableError("the king cannot read Ethereum right now; try again") from None
+        return Wallet(renter, balance, allowance, self.in_escrow(renter), nonce, tuple(held), burns)
 
     # ------------------------------------------------------------------ reads for operators and tests
     def job_states(self) -> dict[JobState, int]:

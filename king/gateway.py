@@ -143,7 +143,8 @@ class RenterGatewayServicer(rpb_grpc.RenterGatewayServicer):
         w = await self.core.wallet(self._renter(context))
         ch = self.core.chain
         return convert.wallet_to_proto(w, chain_id=ch.chain_id, token_name=ch.token_name,
-                                       token_contract=ch.token_address, rental_contract=ch.rental_address)
+                                       token_contract=ch.token_address, rental_contract=ch.rental_address,
+                                       voucher_contract=self.core.vouchers.address if self.core.vouchers else "")
 
     async def ListProposals(self, request: rpb.ListProposalsRequest,
                             context: grpc.aio.ServicerContext[Any, Any]) -> rpb.ListProposalsResponse:

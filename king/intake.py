@@ -35,7 +35,7 @@ from king.context import JobsConfig, KingContext
 from king.job import EventKind, IntentRecord, Job, JobState, Submission, job_id_of, rental_intent
 from king.jobbook import Payload
 from king.market import NoMatch, Quote
-from king.rentals import intent_signer, permit_signer
+from king.rentals import intent_signer, permit_signer, voucher_intent_signer
 
 log = get_logger("blendr.king.intake")
 
@@ -100,6 +100,8 @@ class Intake:
         if quote.why == NoMatch.PRICE:
             raise FailedPreconditionError(f"max price below the quote: {quote.reason}")
         balance, allowance, permit_nonce, used = await self._read_chain(renter, intents)
+        if sub.voucher_id:
+            await self._check_vouchers(renter, spec, sub.voucher_id)
         if used:
             raise FailedPreconditionError(f"intent {used[0]} was already used (replayed) by a rental on chain")
         # the chain was read in a worker thread: the same request (or these nonces) may have won meanwhile, and
@@ -116,7 +118,7 @@ class Intake:
             if signer != renter:
                 raise InvalidArgumentError(f"the escrow permit is not your signature for GPURental at your permit "
                                            f"nonce {permit_nonce}: sign a new one (the SDK does)")
-        need = spec.max_escrow()
+        need = 0 if sub.voucher_id else spec.max_escrow()  # vouchers pay: checked above
         if balance < need:
             raise FailedPreconditionError(f"insufficient balance: you hold {fmt_tokens(balance)} GPUTOKEN and this "
                                           f"job can lock up to {fmt_tokens(need)} in escrow")
@@ -128,7 +130,7 @@ class Intake:
                   spec_hash=expect, fingerprint=fingerprint, intents=intents, permit=sub.permit,
                   candidates=sorted(keys), submitted=self.ctx.clock.time(), state=JobState.QUEUED,
                   reason=quote.reason or "waiting for a provider", max_wait_s=max_wait_s,
-                  scheduler=self.ctx.chain.scheduler)
+                  scheduler=self.ctx.chain.scheduler, voucher_id=sub.voucher_id)
         job.queued_since = job.submitted
         book.create(job, Payload(sub.ciphertext, request_id, keys), EventKind.QUEUED, job.reason)
         log.info("job submitted", job=job_id, renter=renter, spec=spec.describe(), candidates=len(keys))
@@ -196,12 +198,42 @@ class Intake:
                                            f"{self.cfg.max_intent_deadline_s // 86400} days away")
             record = IntentRecord(it.nonce, it.deadline, it.signature)
             intent = rental_intent(renter, spec, spec_hash, it.nonce, it.deadline, root, chain.scheduler)
-            if intent_signer(intent, it.signature, chain.chain_id, chain.rental_address) != renter:
+            if sub.voucher_id:
+                signer = voucher_intent_signer(intent, sub.voucher_id, it.signature, chain.chain_id,
+                                               chain.rental_address)
+            else:
+                signer = intent_signer(intent, it.signature, chain.chain_id, chain.rental_address)
+            if signer != renter:
                 raise InvalidArgumentError(f"intent {i} is not signed by the renter {renter} for this GPURental, "
                                            f"bound to this king's scheduler address {chain.scheduler} and to the "
                                            "providers the payload key is wrapped for")
             out.append(record)
         return out
+
+    async def _check_vouchers(self, renter: str, spec: Spec, voucher_id: int) -> None:
+        """A job paid with vouchers: a known class priced at the spec's max price (so no placement pays a provider
+        less than its price), whole GPU-hours, and enough of the renter's vouchers for one rental."""
+        chain = self.ctx.chain
+        if not 0 < voucher_id < 2**64:
+            raise InvalidArgumentError(f"voucher class {voucher_id} is out of range")
+        try:
+            price, held = await asyncio.gather(asyncio.to_thread(chain.voucher_price, voucher_id),
+                                               asyncio.to_thread(chain.voucher_balance, renter, voucher_id))
+        except BlendrError as exc:
+            log.warning("reading the renter's vouchers failed", error=str(exc)[:200])
+            raise UnavailableError("the king cannot read Ethereum right now; try again in a moment") from None
+        if price == 0:
+            raise InvalidArgumentError(f"voucher class {voucher_id} does not exist (see `blendr vouchers ls`)")
+        if spec.max_price_per_gpu_hour != price:
+            raise InvalidArgumentError(f"a job paid with vouchers of class {voucher_id} has their price as its max "
+                                       f"price: {fmt_tokens(price, 18)}/h, not {fmt_tokens(spec.max_price_per_gpu_hour, 18)}/h")
+        gpu_seconds = spec.gpus * spec.duration_s
+        if gpu_seconds % 3600:
+            raise InvalidArgumentError(f"vouchers are whole GPU-hours: {spec.gpus} GPU(s) for "
+                                       f"{fmt_duration(spec.duration_s)} is not")
+        if held < gpu_seconds // 3600:
+            raise FailedPreconditionError(f"you hold {held} GPU-hours of voucher class {voucher_id}, fewer than the "
+                                          f"{gpu_seconds // 3600} this job needs")
 
     def _check_nonces_unused(self, renter: str, intents: list[IntentRecord]) -> None:
         for i, it in enumerate(intents, 1):

@@ -133,11 +133,14 @@ class Submission:
     ciphertext: bytes
     keys: dict[str, bytes]  # provider address -> payload key sealed to it
     max_wait_s: float = 0.0  # how long it may wait for a provider; 0: the king's default
+    voucher_id: int = 0  # nonzero: the escrow is paid with ComputeVoucher GPU-hours of this class
 
     def fingerprint(self) -> str:
         """What makes two submissions with one request id the same job (Stripe-style idempotency)."""
         parts = [repr(sorted(self.spec.__dict__.items())), self.spec_hash.hex(),
                  repr([(i.nonce, i.deadline, i.signature.hex()) for i in self.intents])]
+        if self.voucher_id:
+            parts.append(f"vouchers:{self.voucher_id}")
         return hashlib.sha256("|".join(parts).encode()).hexdigest()
 
 
@@ -213,6 +216,7 @@ class Job:
     excluded: list[str] = field(default_factory=list)
     permit_used: bool = False
     max_wait_s: float = 0.0  # how long it may wait for a provider each time it is queued (a term: stored once)
+    voucher_id: int = 0  # nonzero: its rentals are paid with ComputeVoucher GPU-hours of this class (a term)
     scheduler: str = ""  # the king address its intents are bound to (a term); "" on documents from before it
     queued_since: float = 0.0  # when it last entered the queue (wall clock)
     settling: str = ""  # what its settlement waits for, as last told (a ``settling`` event)
@@ -306,6 +310,7 @@ class Job:
             "permit": None if p is None else {"value": str(p.value), "deadline": p.deadline, "v": p.v,
                                               "r": p.r.hex(), "s": p.s.hex()},
             "candidates": list(self.candidates), "max_wait_s": self.max_wait_s, "scheduler": self.scheduler,
+            "voucher_id": self.voucher_id,
         }
 
     def state_doc(self) -> dict[str, Any]:
@@ -361,7 +366,7 @@ class Job:
             progress=float(d.get("progress", -1.0)), exit_code=int(d.get("exit_code", 0)),
             attempt=int(d.get("attempt", 0)), excluded=list(d.get("excluded", [])),
             permit_used=bool(d.get("permit_used", False)), rentals=rentals,
-            max_wait_s=float(d.get("max_wait_s", 0.0)), scheduler=d.get("scheduler", ""), queued_since=float(d.get("queued_since", 0.0)),
+            max_wait_s=float(d.get("max_wait_s", 0.0)), voucher_id=int(d.get("voucher_id", 0)), scheduler=d.get("scheduler", ""), queued_since=float(d.get("queued_since", 0.0)),
             settling=d.get("settling", ""),
             current=None if c is None else Attempt(
                 attempt=int(c["attempt"]), provider=c["provider"], queen=c["queen"], price=int(c["price"]),

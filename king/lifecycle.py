@@ -75,6 +75,9 @@ RENTER_HINTS = {
     "GPURentalInvalidPrice": "the price is above the intent's max price",
     "GPURentalNotScheduler": "the job's intents are bound to another scheduler address than this king's; submit the "
                              "job again",
+    "ERC1155InsufficientBalance": "too few vouchers left for the rental's GPU-hours (`blendr vouchers buy`)",
+    "GPURentalUnknownVoucherClass": "the job's voucher class does not exist",
+    "GPURentalVouchersNotSet": "GPURental takes no vouchers (no ComputeVoucher is set)",
 }
 # Reverts after which the intent can never create a rental again.
 INTENT_SPENT = frozenset({"GPURentalNonceUsed", "GPURentalIntentExpired"})
@@ -153,13 +156,14 @@ class Lifecycle:
         if c is None:
             return
         attempt, idx = c.attempt, c.intent
-        permit = job.permit if job.permit is not None and not job.permit_used else None
+        permit = job.permit if job.permit is not None and not job.permit_used and not job.voucher_id else None
         ctx.busy.add(job.job_id)
         intent, signature, chain = job.intent(idx), job.intents[idx].signature, ctx.chain
         proof = job.candidate_proof(c.provider)
 
         def create() -> tuple[Created, float]:
-            created = chain.create(intent, signature, c.price, c.queen, c.provider, permit, proof)
+            created = chain.create(intent, signature, c.price, c.queen, c.provider, permit, proof,
+                                   voucher_id=job.voucher_id)
             # Block time may run behind or ahead of this clock: the provider stops the job on its wall clock, so
             # the rental's end is carried over in wall-clock time.
             try:
@@ -199,7 +203,9 @@ class Lifecycle:
         if job.rental(key) is None:
             if (stakes := ctx.market.stakes) is not None:  # its slash share is reserved now: offer the rest only
                 stakes.reserve(c.provider, intent.gpus)
-            job.rentals.append(RentalRecord(key, c.provider, c.queen, c.price, created.escrow, created.tx,
+            # a rental paid with vouchers is at the class price, which intake made the spec's max price
+            price = job.spec.max_price_per_gpu_hour if job.voucher_id else c.price
+            job.rentals.append(RentalRecord(key, c.provider, c.queen, price, created.escrow, created.tx,
                                             created.start, created.start + skew, created.duration))
         ctx.pending_rentals[key] = job.job_id
         if job.state not in LIVE or not self._same_attempt(job, attempt):

@@ -15,7 +15,7 @@ from typing import Any, ParamSpec, Protocol, TypeVar
 
 from eth_utils import to_checksum_address
 
-from blendr.chain.contracts import GPURental, GPUToken, RentalIntent, RentalStatus
+from blendr.chain.contracts import ComputeVoucher, GPURental, GPUToken, RentalIntent, RentalStatus
 from blendr.errors import BlendrError, ContractRevertError, InvalidArgumentError, UnavailableError
 from blendr.hashing import checksum_address, keccak256
 from blendr.telemetry import get_logger
@@ -60,8 +60,10 @@ class RentalChain(Protocol):
     def allowance(self, who: str) -> int: ...
     def permit_nonce(self, who: str) -> int: ...
     def nonce_used(self, renter: str, nonce: int) -> bool: ...
+    def voucher_price(self, voucher_id: int) -> int: ...
+    def voucher_balance(self, who: str, voucher_id: int) -> int: ...
     def create(self, intent: RentalIntent, signature: bytes, price: int, queen: str, provider: str,
-               permit: PermitDoc | None, proof: Sequence[bytes]) -> Created: ...
+               permit: PermitDoc | None, proof: Sequence[bytes], voucher_id: int = 0) -> Created: ...
     def cancel(self, rental_id: int) -> str: ...
     def status(self, rental_id: int) -> RentalStatus: ...
     def now(self) -> int: ...
@@ -71,6 +73,10 @@ _DOMAIN_TYPE = keccak256(b"EIP712Domain(string name,string version,uint256 chain
 _INTENT_TYPE = keccak256(b"RentalIntent(address renter,address provider,uint32 gpus,bytes32 specHash,"
                       b"uint256 maxPricePerGpuHour,uint64 duration,uint256 nonce,uint64 deadline,"
                       b"bytes32 candidatesRoot,address scheduler)")
+_VOUCHER_INTENT_TYPE = keccak256(b"VoucherRentalIntent(RentalIntent intent,uint256 voucherId)RentalIntent(address renter,"
+                                 b"address provider,uint32 gpus,bytes32 specHash,uint256 maxPricePerGpuHour,"
+                                 b"uint64 duration,uint256 nonce,uint64 deadline,bytes32 candidatesRoot,"
+                                 b"address scheduler)")
 _PERMIT_TYPE = keccak256(b"Permit(address owner,address spender,uint256 value,uint256 nonce,uint256 deadline)")
 _HALF_N = 0x7FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF5D576E7357A4501DDFE92F46681B20A0
 
@@ -90,15 +96,28 @@ def _domain_separator(name: bytes, chain_id: int, contract: str) -> bytes:
 
 def intent_digest(intent: RentalIntent, chain_id: int, rental: str) -> bytes:
     """The EIP-712 digest GPURental checks for ``intent`` (the same bytes ``encode_typed_data`` hashes)."""
+    return keccak256(b"\x19\x01" + _domain_separator(b"BlendrGPURental", chain_id, rental.lower()) + _intent_struct(intent))
+
+
+def voucher_intent_digest(intent: RentalIntent, voucher_id: int, chain_id: int, rental: str) -> bytes:
+    """The EIP-712 digest of ``VoucherRentalIntent(intent, voucher_id)``: ``intent`` paid with ComputeVoucher
+    GPU-hours of class ``voucher_id`` (GPURental.voucherIntentDigest)."""
+    if not 0 <= voucher_id < 2**256:
+        raise InvalidArgumentError("the voucher class id is out of range for uint256")
+    struct = keccak256(_VOUCHER_INTENT_TYPE + _intent_struct(intent) + _word(voucher_id))
+    return keccak256(b"\x19\x01" + _domain_separator(b"BlendrGPURental", chain_id, rental.lower()) + struct)
+
+
+def _intent_struct(intent: RentalIntent) -> bytes:
+    """EIP-712 hashStruct of ``intent``; InvalidArgumentError for a field out of its type's range."""
     if not 0 <= intent.gpus < 2**32 or not 0 <= intent.duration < 2**64 or not 0 <= intent.deadline < 2**64 \
             or not 0 <= intent.max_price_per_gpu_hour < 2**256 or not 0 <= intent.nonce < 2**256 \
             or len(intent.spec_hash) != 32 or len(intent.candidates_root) != 32:
         raise InvalidArgumentError("an intent field is out of range for its EIP-712 type")
-    struct = keccak256(_INTENT_TYPE + _addr(intent.renter) + _addr(intent.provider) + _word(intent.gpus)
-                       + intent.spec_hash + _word(intent.max_price_per_gpu_hour) + _word(intent.duration)
-                       + _word(intent.nonce) + _word(intent.deadline) + intent.candidates_root
-                       + _addr(intent.scheduler))
-    return keccak256(b"\x19\x01" + _domain_separator(b"BlendrGPURental", chain_id, rental.lower()) + struct)
+    return keccak256(_INTENT_TYPE + _addr(intent.renter) + _addr(intent.provider) + _word(intent.gpus)
+                     + intent.spec_hash + _word(intent.max_price_per_gpu_hour) + _word(intent.duration)
+                     + _word(intent.nonce) + _word(intent.deadline) + intent.candidates_root
+                     + _addr(intent.scheduler))
 
 
 def permit_digest(owner: str, spender: str, value: int, nonce: int, deadline: int, *, token_name: str,
@@ -135,6 +154,14 @@ def intent_signer(intent: RentalIntent, signature: bytes, chain_id: int, rental:
         return ""
 
 
+def voucher_intent_signer(intent: RentalIntent, voucher_id: int, signature: bytes, chain_id: int, rental: str) -> str:
+    """The address that signed ``intent`` paid with vouchers of class ``voucher_id`` ('' if none)."""
+    try:
+        return recover_signer(voucher_intent_digest(intent, voucher_id, chain_id, rental), signature)
+    except InvalidArgumentError:
+        return ""
+
+
 def permit_signer(permit: PermitDoc, owner: str, spender: str, nonce: int, *, token_name: str, chain_id: int,
                   token: str) -> str:
     """The address that signed ``permit`` for ``spender`` at the owner's permit ``nonce`` ('' if none)."""
@@ -166,11 +193,12 @@ def _translated(fn: Callable[P, T]) -> Callable[P, T]:
 
 
 class EthRentals:
-    """GPURental + GPUToken with the king's key (SCHEDULER_ROLE)."""
+    """GPURental + GPUToken (+ ComputeVoucher, for rentals paid with vouchers) with the king's key (SCHEDULER_ROLE)."""
 
-    def __init__(self, rental: GPURental, token: GPUToken) -> None:
+    def __init__(self, rental: GPURental, token: GPUToken, vouchers: ComputeVoucher | None = None) -> None:
         self.rental = rental
         self.token = token
+        self.vouchers = vouchers
         self.chain_id = rental.client.settings.chain_id
         self.rental_address = rental.address
         self.token_address = token.address
@@ -203,15 +231,26 @@ class EthRentals:
         return self.status(rid) != RentalStatus.NONE
 
     @_translated
+    def voucher_price(self, voucher_id: int) -> int:
+        """GPUTOKEN wei per GPU-hour of voucher class ``voucher_id``; 0 for an unknown class or no ComputeVoucher."""
+        return 0 if self.vouchers is None else int(self.vouchers.price_of(voucher_id))
+
+    @_translated
+    def voucher_balance(self, who: str, voucher_id: int) -> int:
+        return 0 if self.vouchers is None else self.vouchers.balance_of(who, voucher_id)
+
+    @_translated
     def status(self, rental_id: int) -> RentalStatus:
         return self.rental.rental(rental_id).status
 
     @_translated
     def create(self, intent: RentalIntent, signature: bytes, price: int, queen: str, provider: str,
-               permit: PermitDoc | None, proof: Sequence[bytes]) -> Created:
+               permit: PermitDoc | None, proof: Sequence[bytes], voucher_id: int = 0) -> Created:
         """Creates the rental, or adopts it when a previous attempt already created it (same renter and nonce).
 
         ``proof``: that ``provider`` is one of the intent's candidates (:func:`blendr.chain.contracts.candidates_tree`).
+        ``voucher_id``: nonzero, the escrow is the renter's ComputeVoucher GPU-hours of that class at its price
+        (``signature`` then signs the VoucherRentalIntent; ``price`` and ``permit`` are not used).
 
         Raises:
             ContractRevertError: naming GPURental's custom error (stake, allowance, price, expired intent...).
@@ -220,8 +259,11 @@ class EthRentals:
         info = self.rental.rental(rid)
         if info.status == RentalStatus.NONE:
             try:
-                if permit is not None and permit.value > 0:
-                    receipt: Any = self.rental.create_with_permit(intent, signature, price, queen, permit.value,
+                if voucher_id:
+                    receipt: Any = self.rental.create_with_vouchers(intent, voucher_id, signature, queen,
+                                                                    provider=provider, proof=proof)
+                elif permit is not None and permit.value > 0:
+                    receipt = self.rental.create_with_permit(intent, signature, price, queen, permit.value,
                                                                   permit.deadline, permit.v, permit.r, permit.s,
                                                                   provider=provider, proof=proof)
                 else:

@@ -257,6 +257,25 @@ class RentalIntent:
 
         return bytes(account.sign_message(encode_typed_data(full_message=self.typed_data(chain_id, rental))).signature)
 
+    def voucher_typed_data(self, chain_id: int, rental: str, voucher_id: int) -> dict[str, Any]:
+        """EIP-712 ``VoucherRentalIntent(RentalIntent intent,uint256 voucherId)``: this intent, paid with
+        ComputeVoucher GPU-hours of class ``voucher_id`` (GPURental.createRentalWithVouchers)."""
+        plain = self.typed_data(chain_id, rental)
+        return {
+            "types": {**plain["types"], "VoucherRentalIntent": [{"name": "intent", "type": "RentalIntent"},
+                                                                {"name": "voucherId", "type": "uint256"}]},
+            "primaryType": "VoucherRentalIntent",
+            "domain": plain["domain"],
+            "message": {"intent": plain["message"], "voucherId": voucher_id},
+        }
+
+    def sign_vouchers(self, account: Any, chain_id: int, rental: str, voucher_id: int) -> bytes:
+        """The renter's signature of this intent paid with vouchers of class ``voucher_id``."""
+        from eth_account.messages import encode_typed_data
+
+        data = self.voucher_typed_data(chain_id, rental, voucher_id)
+        return bytes(account.sign_message(encode_typed_data(full_message=data)).signature)
+
     def rental_id(self, chain_id: int, rental: str) -> int:
         """The rental's id on chain: keccak256(abi.encode(chainid, GPURental, renter, nonce))."""
         return int.from_bytes(keccak(encode(["uint256", "address", "address", "uint256"],
@@ -305,6 +324,34 @@ class GPURental(_Bound):
             intent.as_tuple(), signature, price_per_gpu_hour, queen, provider or intent.provider, list(proof),
             (permit_value, permit_deadline, v, r, s)))
 
+    def create_with_vouchers(self, intent: RentalIntent, voucher_id: int, signature: bytes, queen: str,
+                             provider: str | None = None, proof: Sequence[bytes] = ()) -> TxReceipt:
+        """Creates the rental paid with the renter's ComputeVoucher GPU-hours of class ``voucher_id`` at the class
+        price; ``signature`` is :meth:`RentalIntent.sign_vouchers`'s."""
+        return self._send(self.fn.createRentalWithVouchers(intent.as_tuple(), voucher_id, signature, queen,
+                                                           provider or intent.provider, list(proof)))
+
+    def voucher_intent_digest(self, intent: RentalIntent, voucher_id: int) -> bytes:
+        return bytes(self._call(self.fn.voucherIntentDigest(intent.as_tuple(), voucher_id)))
+
+    def fee_burn_bps(self) -> int:
+        """Share of every protocol fee that is burned, in basis points."""
+        return int(self._call(self.fn.feeBurnBps()))
+
+    def fee_burn_totals(self) -> tuple[Wei, Wei]:
+        """(burned, pending): protocol fees burned so far, and the burn share the next collectFees burns."""
+        burned, pending = self._call(self.fn.feeBurnTotals())
+        return Wei(int(burned)), Wei(int(pending))
+
+    def pending_fees(self) -> tuple[Wei, Wei]:
+        """(to the treasury, to burn): protocol fees settled and not yet collected."""
+        treasury, burn = self._call(self.fn.pendingFees())
+        return Wei(int(treasury)), Wei(int(burn))
+
+    def collect_fees(self) -> TxReceipt:
+        """Pays the pending fees out: the treasury's share to the treasury, the burn share burned (anyone may)."""
+        return self._send(self.fn.collectFees())
+
     def cancel(self, rental_id: int) -> TxReceipt:
         return self._send(self.fn.cancelRental(rental_id))
 
@@ -331,6 +378,76 @@ class GPURental(_Bound):
 
     def intent_digest(self, intent: RentalIntent) -> bytes:
         return bytes(self._call(self.fn.intentDigest(intent.as_tuple())))
+
+
+@dataclass(frozen=True)
+class VoucherClass:
+    """A ComputeVoucher class: one token of it is one GPU-hour of ``model``, backed by ``price_per_hour``."""
+
+    id: int
+    model: str
+    price_per_hour: Wei  # GPUTOKEN wei locked per voucher (and paid per GPU-hour of a rental)
+    on_sale: bool
+
+
+class ComputeVoucher(_Bound):
+    """GPU-hours as ERC-1155 tokens, one id per GPU class (model at a price), fully backed by GPUTOKEN."""
+
+    NAME = "ComputeVoucher"
+
+    def classes(self) -> list[VoucherClass]:
+        """Every class ever listed, by id."""
+        return [self.class_of(i) for i in range(1, int(self._call(self.fn.classCount())) + 1)]
+
+    def class_of(self, voucher_id: int) -> VoucherClass:
+        """Raises ContractRevertError (ComputeVoucherUnknownClass) for an id never listed."""
+        model, price, on_sale = self._call(self.fn.classOf(voucher_id))
+        return VoucherClass(voucher_id, str(model), Wei(int(price)), bool(on_sale))
+
+    def current_class_of(self, model: str) -> int:
+        """The id of ``model``'s class on sale now; 0 when none is."""
+        return int(self._call(self.fn.currentClassOf(model)))
+
+    def price_of(self, voucher_id: int) -> Wei:
+        return Wei(int(self._call(self.fn.priceOf(voucher_id))))
+
+    def balance_of(self, who: str, voucher_id: int) -> int:
+        """Vouchers (GPU-hours) of class ``voucher_id`` held by ``who``."""
+        return int(self._call(self.fn.balanceOf(who, voucher_id)))
+
+    def balances(self, who: str) -> dict[int, int]:
+        """``who``'s nonzero voucher balances by class id."""
+        n = int(self._call(self.fn.classCount()))
+        if n == 0:
+            return {}
+        ids = list(range(1, n + 1))
+        values = self._call(self.fn.balanceOfBatch([who] * n, ids))
+        return {i: int(v) for i, v in zip(ids, values, strict=True) if int(v)}
+
+    def total_backing(self) -> Wei:
+        return Wei(int(self._call(self.fn.totalBacking())))
+
+    def total_supply(self, voucher_id: int) -> int:
+        return int(self._call(self.fn.totalSupply(voucher_id)))
+
+    def redeem_fee_bps(self) -> int:
+        return int(self._call(self.fn.redeemFeeBps()))
+
+    def total_burned(self) -> Wei:
+        """GPUTOKEN burned from redemption fees."""
+        return Wei(int(self._call(self.fn.totalBurned())))
+
+    def buy(self, voucher_id: int, hours: int, to: str | None = None) -> TxReceipt:
+        """Buys ``hours`` vouchers of the class for ``to`` (default: the caller); needs a GPUTOKEN allowance."""
+        return self._send(self.fn.buy(voucher_id, hours, to or self.client.address))
+
+    def redeem(self, voucher_id: int, hours: int, to: str | None = None) -> TxReceipt:
+        """Redeems the caller's vouchers for their GPUTOKEN less the redemption fee, paid to ``to``."""
+        return self._send(self.fn.redeem(self.client.address, voucher_id, hours, to or self.client.address))
+
+    def transfer(self, to: str, voucher_id: int, hours: int) -> TxReceipt:
+        """ERC-1155 safeTransferFrom of the caller's vouchers."""
+        return self._send(self.fn.safeTransferFrom(self.client.address, to, voucher_id, hours, b""))
 
 
 class TokenDistributor(_Bound):

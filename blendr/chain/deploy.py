@@ -27,7 +27,7 @@ from blendr.chain.devkeys import DEV_KEYS, ETC_CHAIN_ID, ETH_CHAIN_ID, ROLES
 from blendr.chain.manifest import ChainDeployment, Manifest
 from blendr.chain.rewards import setup_rewards
 from blendr.errors import ConfigError
-from blendr.units import tokens
+from blendr.units import parse_tokens, tokens
 
 if TYPE_CHECKING:
     from web3.contract import Contract
@@ -109,6 +109,11 @@ class DeployParams:
     min_rental_s: int = 600
     max_rental_s: int = 30 * 24 * 3600
     challenge_interval_s: int = 300  # the longest mean interval between a rented provider's challenges
+    # GPU-hours as tokens: ComputeVoucher classes listed at deployment (model -> GPUTOKEN wei per GPU-hour; None:
+    # every model of the king's reference price table at its base price), and the share of protocol fees burned.
+    voucher_classes: dict[str, int] | None = None
+    fee_burn_bps: int = 0
+    voucher_redeem_fee_bps: int = 100
 
     @property
     def proposal_threshold(self) -> int:
@@ -257,6 +262,7 @@ def deploy_system(eth: ChainClient, etc: ChainClient, p: DeployParams, *, networ
         "GPUToken": token, "BlendrTimelock": timelock, "StakingManager": staking, "Governance": governance,
         "BridgeOutbox": eth_outbox, "BridgeInbox": eth_inbox, "GPURental": rental, "TokenDistributor": distributor,
     }
+    contracts_eth["ComputeVoucher"] = deploy_vouchers(eth, rental, token.address, p, echo=echo)
     contracts_etc = {
         "BridgeOutbox": etc_outbox, "BridgeInbox": etc_inbox, "ReputationSystem": reputation,
         "WorkVerification": work, "BridgeGovernanceExecutor": executor,
@@ -314,6 +320,37 @@ def genesis(eth: ChainClient, distributor: Contract, timelock: str, p: DeployPar
                 "start": int(a["start"]), "cliff": int(a["cliff"]), "duration": int(a["duration"])})
     eth.transact(distributor.functions.renounceRole(role("ALLOCATOR_ROLE"), d))
     return out
+
+
+def reference_voucher_classes() -> dict[str, int]:
+    """One class per model of the king's reference price table, at its base price per GPU-hour (wei)."""
+    from king.pricing import DEFAULT_BASE_PER_GPU_HOUR
+
+    return dict(DEFAULT_BASE_PER_GPU_HOUR)
+
+
+def devnet_voucher_classes(min_price: int) -> dict[str, int]:
+    """The reference classes, none priced below ``min_price`` wei per GPU-hour (the devnet providers' ask)."""
+    return {model: max(price, min_price) for model, price in reference_voucher_classes().items()}
+
+
+def deploy_vouchers(eth: ChainClient, rental: Contract, token: str, p: DeployParams, *, echo: Echo = print) -> Contract:
+    """Deploys ComputeVoucher for ``rental``, points GPURental at it, lists the classes and sets the fee burn.
+
+    Runs while the deployer still governs GPURental (before :func:`hand_over`, which hands ComputeVoucher's roles
+    to the timelock with the rest of the manifest).
+    """
+    classes = reference_voucher_classes() if p.voucher_classes is None else p.voucher_classes
+    echo(f"eth: deploying ComputeVoucher with {len(classes)} GPU classes")
+    vouchers = eth.deploy("ComputeVoucher", eth.address, token, rental.address)
+    calls: list[Any] = [rental.functions.setComputeVoucher(vouchers.address)]
+    if p.fee_burn_bps:
+        calls.append(rental.functions.setFeeBurnBps(p.fee_burn_bps))
+    if p.voucher_redeem_fee_bps != 100:
+        calls.append(vouchers.functions.setRedeemFeeBps(p.voucher_redeem_fee_bps))
+    calls += [vouchers.functions.listClass(model, price) for model, price in sorted(classes.items())]
+    _send_all(eth, calls)
+    return vouchers
 
 
 def hand_over(eth: ChainClient, etc: ChainClient, m: Manifest, *, echo: Echo = print) -> None:
@@ -403,7 +440,9 @@ def deploy_devnet(cfg: Config, *, echo: Echo = print, eth_url: str = "", etc_url
         timelock_delay_s=60, voting_delay_blocks=1, voting_period_blocks=20, unbonding_delay_s=600,
         finalize_grace_s=3600,
         # devnet rentals can be a minute long, challenged at least every 10 s on average
-        min_rental_s=60, challenge_interval_s=10)
+        min_rental_s=60, challenge_interval_s=10,
+        # vouchers the devnet's providers take: no class below what they ask by default (provider.ask_per_gpu_hour)
+        voucher_classes=devnet_voucher_classes(parse_tokens(cfg.provider.ask_per_gpu_hour, "provider.ask_per_gpu_hour")))
     m = deploy_system(eth, etc, params, network="devnet", echo=echo)
     fund_devnet(eth, m, {k: v for k, v in accounts.items() if k != "deployer"}, cfg, echo=echo)
     hand_over(eth, etc, m, echo=echo)

@@ -5,13 +5,16 @@ import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
 import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {IERC20Permit} from "@openzeppelin/contracts/token/ERC20/extensions/IERC20Permit.sol";
 import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
+import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
 import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
 import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
 import {MerkleProof} from "@openzeppelin/contracts/utils/cryptography/MerkleProof.sol";
 import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/ReentrancyGuardTransient.sol";
 
 import {IBridgeOutbox} from "../interfaces/IBridge.sol";
+import {IComputeVoucher} from "../interfaces/IComputeVoucher.sol";
 import {IGPURental} from "../interfaces/IGPURental.sol";
+import {IGPUToken} from "../interfaces/IGPUToken.sol";
 import {IStakingManager, Tier} from "../interfaces/IStakingManager.sol";
 import {RentalMessages} from "../interfaces/RentalMessages.sol";
 
@@ -22,7 +25,7 @@ import {RentalMessages} from "../interfaces/RentalMessages.sol";
 /// renter's maximum; the intent binds that king (`scheduler`: only it may create the rental and cancel it for the
 /// renter) and, when it leaves the provider open, the candidate providers (`candidatesRoot`); the escrow `price * gpus * duration / 3600` is pulled from the renter and a bridge message
 /// opens the verification task on ETC. WorkVerification's RESULT settles: the provider is paid for verified
-/// uptime (`price * gpus * verifiedSeconds / 3600`, at most the escrow), the protocol fee goes to the treasury,
+/// uptime (`price * gpus * verifiedSeconds / 3600`, at most the escrow), the protocol fee is added up for the treasury (collectFees),
 /// the renter gets the rest back; a failed verification pays nothing and slashes the provider's stake.
 /// If no result arrives within `resultTimeout` after the rental's end, the renter gets the whole escrow back.
 ///
@@ -37,6 +40,18 @@ import {RentalMessages} from "../interfaces/RentalMessages.sol";
 /// pro-rata value (in the renter's favour) and the fee rounds down (in the provider's favour). Nothing is lost:
 /// refund = escrow - payment exactly.
 ///
+/// Vouchers: createRentalWithVouchers takes the escrow as ComputeVoucher GPU-hours instead of tokens. The renter
+/// signs the intent together with the voucher class (EIP-712 VoucherRentalIntent), the rental's price is the
+/// class price, and gpus * duration must be whole GPU-hours: that many vouchers are burned and their backing
+/// becomes the escrow, which from then on is an ordinary GPUTOKEN escrow: what the rental does not use is refunded
+/// in GPUTOKEN at settlement (or on reclaim), with no redemption fee.
+///
+/// Fees and the usage burn: settlement does not transfer the protocol fee; it adds it to two pending sums held
+/// here, the treasury's share and the burn share (feeBurnBps of the fee), both in one storage slot. collectFees(),
+/// callable by anyone, sends the treasury its share and burns the rest with GPUToken's ERC20Burnable.burn (a
+/// transfer and a votes checkpoint per settlement would cost more than the whole settlement may). pendingFees()
+/// and feeBurnTotals() read the sums.
+///
 /// Storage: a rental takes two slots (everything settlement needs, packed; the scheduler as the small id it got
 /// with SCHEDULER_ROLE); the rentalId is keccak256(abi.encode(chainid, this, renter, nonce)), so the rental record
 /// itself is the renter's nonce replay guard. A cancellation time lives in a third mapping, written only on cancel.
@@ -50,6 +65,11 @@ contract GPURental is IGPURental, AccessControl, EIP712, ReentrancyGuardTransien
     bytes32 public constant SCHEDULER_ROLE = keccak256("SCHEDULER_ROLE");
 
     bytes32 private constant _INTENT_TYPEHASH = keccak256(
+        "RentalIntent(address renter,address provider,uint32 gpus,bytes32 specHash,uint256 maxPricePerGpuHour,"
+        "uint64 duration,uint256 nonce,uint64 deadline,bytes32 candidatesRoot,address scheduler)"
+    );
+    bytes32 private constant _VOUCHER_INTENT_TYPEHASH = keccak256(
+        "VoucherRentalIntent(RentalIntent intent,uint256 voucherId)"
         "RentalIntent(address renter,address provider,uint32 gpus,bytes32 specHash,uint256 maxPricePerGpuHour,"
         "uint64 duration,uint256 nonce,uint64 deadline,bytes32 candidatesRoot,address scheduler)"
     );
@@ -82,9 +102,15 @@ contract GPURental is IGPURental, AccessControl, EIP712, ReentrancyGuardTransien
     IStakingManager private immutable _staking;
 
     // Parameters, packed by the operation that reads them.
-    // settlement: inbox check, fee and slash rates (and reclaim's timeout)
+    // settlement: inbox check, fee and burn rates
     address private _inbox;
     uint16 private _feeBps;
+    uint16 private _feeBurnBps;
+    // settlement: fees not yet collected, the treasury's share and the burn share (uint112: 5e15 tokens, above
+    // GPUTOKEN's cap); reclaim's timeout shares their slot because it is never zero, so collecting never
+    // empties the slot (a write to an empty slot costs 20,000 gas)
+    uint112 private _feesPending;
+    uint112 private _burnPending;
     uint32 private _resultTimeout;
     // creation and settlement: the ETC peer
     address private _workVerification;
@@ -97,6 +123,8 @@ contract GPURental is IGPURental, AccessControl, EIP712, ReentrancyGuardTransien
     uint16 private _slashBps; // read by every creation (the stake its rental reserves), so in this slot
     address private _treasury;
     address private _reputationSystem;
+    IComputeVoucher private _computeVoucher;
+    uint256 private _burned;
 
     // Governance bounds of the price per GPU-hour a scheduler quotes (read by kings; not checked per rental, so
     // createRental pays no extra storage read: the renter's signed max price is what binds a rental).
@@ -178,8 +206,12 @@ contract GPURental is IGPURental, AccessControl, EIP712, ReentrancyGuardTransien
         address queen,
         address provider,
         bytes32[] calldata candidateProof
-    ) external nonReentrant returns (uint256) {
-        return _createRental(intent, signature, pricePerGpuHour, queen, provider, candidateProof);
+    ) external nonReentrant returns (uint256 rentalId) {
+        uint256 escrow;
+        (rentalId, escrow) = _createRental(intent, intentDigest(intent), signature, pricePerGpuHour, queen, provider,
+            candidateProof);
+        _token.safeTransferFrom(intent.renter, address(this), escrow);
+        _sendOpen(rentalId, intent, queen, provider);
     }
 
     /// @notice createRental, after trying the renter's ERC-2612 permit for this contract.
@@ -194,11 +226,45 @@ contract GPURental is IGPURental, AccessControl, EIP712, ReentrancyGuardTransien
         address provider,
         bytes32[] calldata candidateProof,
         Permit calldata permit
-    ) external nonReentrant returns (uint256) {
+    ) external nonReentrant returns (uint256 rentalId) {
         try IERC20Permit(address(_token)).permit(
             intent.renter, address(this), permit.value, permit.deadline, permit.v, permit.r, permit.s
         ) {} catch {}
-        return _createRental(intent, signature, pricePerGpuHour, queen, provider, candidateProof);
+        uint256 escrow;
+        (rentalId, escrow) = _createRental(intent, intentDigest(intent), signature, pricePerGpuHour, queen, provider,
+            candidateProof);
+        _token.safeTransferFrom(intent.renter, address(this), escrow);
+        _sendOpen(rentalId, intent, queen, provider);
+    }
+
+    /// @notice createRental paid with ComputeVoucher GPU-hours of class `voucherId` instead of an allowance.
+    /// @dev The price per GPU-hour is the class price; gpus * duration / 3600 vouchers are burned and their
+    /// GPUTOKEN backing (exactly the escrow) moves here. The rental is then like any other: settlement pays the
+    /// provider and refunds what is unused in GPUTOKEN (not vouchers); reclaimEscrow refunds GPUTOKEN too.
+    /// Requirements:
+    /// - those of createRental, with `signature` the renter's EIP-712 signature of VoucherRentalIntent(intent,
+    ///   voucherId) (voucherIntentDigest) and the class price as the price (at most `intent.maxPricePerGpuHour`);
+    /// - ComputeVoucher is set (GPURentalVouchersNotSet) and class `voucherId` exists (GPURentalUnknownVoucherClass);
+    /// - `intent.gpus * intent.duration` is a whole number of hours (GPURentalVoucherPartialHour);
+    /// - the renter holds that many vouchers of the class (ComputeVoucher reverts ERC1155InsufficientBalance).
+    function createRentalWithVouchers(
+        RentalIntent calldata intent,
+        uint256 voucherId,
+        bytes calldata signature,
+        address queen,
+        address provider,
+        bytes32[] calldata candidateProof
+    ) external nonReentrant returns (uint256 rentalId) {
+        IComputeVoucher vouchers = _computeVoucher;
+        if (address(vouchers) == address(0)) revert GPURentalVouchersNotSet();
+        uint256 gpuSeconds = uint256(intent.gpus) * intent.duration;
+        if (gpuSeconds % 1 hours != 0) revert GPURentalVoucherPartialHour(intent.gpus, intent.duration);
+        uint256 price = vouchers.priceOf(voucherId);
+        if (price == 0) revert GPURentalUnknownVoucherClass(voucherId);
+        (rentalId,) = _createRental(intent, voucherIntentDigest(intent, voucherId), signature, price, queen, provider,
+            candidateProof);
+        vouchers.spendForRental(intent.renter, voucherId, gpuSeconds / 1 hours, rentalId);
+        _sendOpen(rentalId, intent, queen, provider);
     }
 
     /// @notice Cancels an active rental before its end; it ends now and is settled for verified time so far.
@@ -274,7 +340,8 @@ contract GPURental is IGPURental, AccessControl, EIP712, ReentrancyGuardTransien
 
     /// @notice Receives WorkVerification's RESULT and settles the rental.
     /// @dev Pays the provider `min(escrow, price * gpus * verifiedSeconds / 3600)` minus the fee (verified time is
-    /// capped at the cancellation when cancelled), the fee to the treasury, the rest of the escrow to the renter;
+    /// capped at the cancellation when cancelled), adds the fee to the pending fees (collectFees pays the treasury
+    /// and burns feeBurnBps of it), and refunds the rest of the escrow to the renter;
     /// when `failed`, pays nothing and slashes minStake(Provider) * gpus * slashBps / 10000 of the provider's
     /// stake, at most its share active * gpus / reservedGpusOf(provider) (reason: the rentalId). Either way the
     /// rental's reserved stake is freed.
@@ -288,10 +355,24 @@ contract GPURental is IGPURental, AccessControl, EIP712, ReentrancyGuardTransien
         if (srcChainId != _etcChainId || sender != peer || peer == address(0)) {
             revert GPURentalUnknownPeer(srcChainId, sender);
         }
-        (uint8 kind, bytes memory body) = RentalMessages.kindOf(data);
-        if (kind != RentalMessages.RESULT) revert GPURentalUnsupportedMessage(kind);
-        RentalMessages.Result memory res = abi.decode(body, (RentalMessages.Result));
-        _settle(res.rentalId, res.verifiedSeconds, res.failed);
+        (uint256 rentalId, uint64 verifiedSeconds, bool failed) = _decodeResult(data);
+        _settle(rentalId, verifiedSeconds, failed);
+    }
+
+    /// @notice Pays out the protocol fees settlements added up: the treasury's share to the treasury, the burn
+    /// share burned. Anyone may call it.
+    /// @dev Emits FeesCollected (also when nothing is pending: zeros).
+    function collectFees() external nonReentrant returns (uint256 toTreasury, uint256 burned) {
+        toTreasury = _feesPending;
+        burned = _burnPending;
+        _feesPending = 0;
+        _burnPending = 0;
+        uint256 total = _burned + burned;
+        _burned = total;
+        address treasury_ = _treasury;
+        emit FeesCollected(treasury_, toTreasury, burned, total);
+        if (burned != 0) IGPUToken(address(_token)).burn(burned);
+        if (toTreasury != 0) _token.safeTransfer(treasury_, toTreasury);
     }
 
     // ------------------------------------------------------------------ views
@@ -330,6 +411,35 @@ contract GPURental is IGPURental, AccessControl, EIP712, ReentrancyGuardTransien
     /// @notice The EIP-712 digest the renter signs for `intent` (domain BlendrGPURental/1, this chain).
     function intentDigest(RentalIntent calldata intent) public view returns (bytes32) {
         return _hashTypedDataV4(keccak256(abi.encode(_INTENT_TYPEHASH, intent)));
+    }
+
+    /// @notice The EIP-712 digest the renter signs to pay `intent` with vouchers of class `voucherId`:
+    /// VoucherRentalIntent(RentalIntent intent,uint256 voucherId), same domain (never equal to intentDigest).
+    function voucherIntentDigest(RentalIntent calldata intent, uint256 voucherId) public view returns (bytes32) {
+        return _hashTypedDataV4(
+            keccak256(abi.encode(_VOUCHER_INTENT_TYPEHASH, keccak256(abi.encode(_INTENT_TYPEHASH, intent)), voucherId))
+        );
+    }
+
+    /// @notice ComputeVoucher, whose vouchers createRentalWithVouchers takes as escrow (zero: not set).
+    function computeVoucher() external view returns (address) {
+        return address(_computeVoucher);
+    }
+
+    /// @notice Share of every protocol fee that is burned, in basis points.
+    function feeBurnBps() external view returns (uint16) {
+        return _feeBurnBps;
+    }
+
+    /// @notice Protocol fees burned so far (`burned`), and the burn share settlements added up that the next
+    /// collectFees burns (`pending`, held here until then).
+    function feeBurnTotals() external view returns (uint256 burned, uint256 pending) {
+        return (_burned, _burnPending);
+    }
+
+    /// @notice Protocol fees settled but not yet collected: the treasury's share and the burn share (held here).
+    function pendingFees() external view returns (uint256 toTreasury, uint256 toBurn) {
+        return (_feesPending, _burnPending);
     }
 
     /// @notice GPUs of `provider`'s open rentals (created, not settled nor reclaimed); StakingManager holds what
@@ -423,6 +533,23 @@ contract GPURental is IGPURental, AccessControl, EIP712, ReentrancyGuardTransien
         emit FeeBpsChanged(newFeeBps);
     }
 
+    /// @notice Sets the share of every protocol fee that is burned (the rest goes to the treasury); it applies to
+    /// rentals settled from now on and to ComputeVoucher's redemption fee.
+    /// Requirements: caller has GOVERNOR_ROLE; `newFeeBurnBps` <= 10000.
+    function setFeeBurnBps(uint16 newFeeBurnBps) external onlyRole(GOVERNOR_ROLE) {
+        if (newFeeBurnBps > _BPS) revert GPURentalInvalidFeeBurnBps(newFeeBurnBps);
+        _feeBurnBps = newFeeBurnBps;
+        emit FeeBurnBpsChanged(newFeeBurnBps);
+    }
+
+    /// @notice Sets the ComputeVoucher whose vouchers pay rentals (it must name this contract as its rental).
+    /// Requirements: caller has GOVERNOR_ROLE; `newComputeVoucher` is not zero.
+    function setComputeVoucher(address newComputeVoucher) external onlyRole(GOVERNOR_ROLE) {
+        if (newComputeVoucher == address(0)) revert GPURentalZeroAddress();
+        _computeVoucher = IComputeVoucher(newComputeVoucher);
+        emit ComputeVoucherChanged(newComputeVoucher);
+    }
+
     /// @notice Sets the slash on failed verification.
     /// Requirements: caller has GOVERNOR_ROLE; `newSlashBps` <= 10000.
     function setSlashBps(uint16 newSlashBps) external onlyRole(GOVERNOR_ROLE) {
@@ -511,49 +638,48 @@ contract GPURental is IGPURental, AccessControl, EIP712, ReentrancyGuardTransien
 
     // ------------------------------------------------------------------ internals
 
+    /// @dev Checks and records a rental signed over `digest` at `price`, reserves the stakes and emits
+    /// RentalCreated; the caller then brings in the escrow and sends the OPEN message.
     function _createRental(
         RentalIntent calldata intent,
+        bytes32 digest,
         bytes calldata signature,
         uint256 price,
         address queen,
         address provider,
         bytes32[] calldata candidateProof
-    ) private returns (uint256 rentalId) {
+    ) private returns (uint256 rentalId, uint256 escrow) {
         uint16 schedulerId = _checkScheduler(intent.scheduler);
         _checkProvider(intent, provider, candidateProof);
-        rentalId = _checkIntent(intent, signature, price);
+        rentalId = _checkIntent(intent, digest, signature, price);
         // The queen's verdict decides the payment: a provider never supervises itself.
         if (queen == provider) revert GPURentalQueenIsProvider(queen);
         _reserveStakes(intent.gpus, provider, queen);
-        uint256 escrow = price * intent.gpus * intent.duration / 1 hours;
+        escrow = price * intent.gpus * intent.duration / 1 hours;
         if (escrow == 0) revert GPURentalZeroEscrow();
-        address peer = _workVerification;
-        if (peer == address(0)) revert GPURentalPeersNotSet();
+        if (_workVerification == address(0)) revert GPURentalPeersNotSet();
 
         // Casts are safe: gpus <= maxGpus (uint16), duration <= maxDuration (uint32), price < 2**80 (checked);
-        // the start is a uint32 until the year 2106.
-        Rental storage r = _rentals[rentalId];
-        r.renter = intent.renter;
-        r.start = uint32(block.timestamp);
-        r.duration = uint32(intent.duration);
-        r.gpus = uint16(intent.gpus);
-        r.status = RentalStatus.Active;
-        r.provider = provider;
-        r.pricePerGpuHour = uint80(price);
-        r.schedulerId = schedulerId;
-
+        // the start is a uint32 until the year 2106. One assignment: one write per slot.
+        _rentals[rentalId] = Rental({
+            renter: intent.renter,
+            start: uint32(block.timestamp),
+            duration: uint32(intent.duration),
+            gpus: uint16(intent.gpus),
+            status: RentalStatus.Active,
+            rated: false,
+            provider: provider,
+            pricePerGpuHour: uint80(price),
+            schedulerId: schedulerId
+        });
         _emitCreated(rentalId, intent, price, escrow, queen, provider);
-        _token.safeTransferFrom(intent.renter, address(this), escrow);
-        _sendOpen(peer, rentalId, intent, queen, provider);
     }
 
     /// @dev Sends RentalMessages.Open for a rental created now (its own frame keeps createRental's stack shallow).
-    function _sendOpen(address peer, uint256 rentalId, RentalIntent calldata intent, address queen, address provider)
-        private
-    {
+    function _sendOpen(uint256 rentalId, RentalIntent calldata intent, address queen, address provider) private {
         _outbox.sendMessage(
             _etcChainId,
-            peer,
+            _workVerification,
             RentalMessages.encodeOpen(
                 RentalMessages.Open({
                     rentalId: rentalId,
@@ -588,8 +714,8 @@ contract GPURental is IGPURental, AccessControl, EIP712, ReentrancyGuardTransien
         );
     }
 
-    /// @dev Checks the intent's terms, that its nonce is unused and that the renter signed it; returns the id.
-    function _checkIntent(RentalIntent calldata intent, bytes calldata signature, uint256 price)
+    /// @dev Checks the intent's terms, that its nonce is unused and that the renter signed `digest`; returns the id.
+    function _checkIntent(RentalIntent calldata intent, bytes32 digest, bytes calldata signature, uint256 price)
         private
         view
         returns (uint256 rentalId)
@@ -617,7 +743,7 @@ contract GPURental is IGPURental, AccessControl, EIP712, ReentrancyGuardTransien
             s := calldataload(add(signature.offset, 0x20))
             v := byte(0, calldataload(add(signature.offset, 0x40)))
         }
-        (address signer, ECDSA.RecoverError err,) = ECDSA.tryRecover(intentDigest(intent), v, r, s);
+        (address signer, ECDSA.RecoverError err,) = ECDSA.tryRecover(digest, v, r, s);
         if (err != ECDSA.RecoverError.NoError || signer != intent.renter) revert GPURentalInvalidSignature();
     }
 
@@ -638,12 +764,17 @@ contract GPURental is IGPURental, AccessControl, EIP712, ReentrancyGuardTransien
         if (provider == address(0) || (intended != address(0) && intended != provider)) {
             revert GPURentalProviderMismatch(intended, provider);
         }
-        if (
-            intended == address(0)
-                && !MerkleProof.verifyCalldata(
-                    candidateProof, intent.candidatesRoot, keccak256(abi.encodePacked(provider))
-                )
-        ) revert GPURentalProviderNotCandidate(provider, intent.candidatesRoot);
+        if (intended == address(0)) {
+            bytes32 leaf;
+            assembly ("memory-safe") {
+                // keccak256(abi.encodePacked(provider)) in scratch space
+                mstore(0, shl(96, provider))
+                leaf := keccak256(0, 20)
+            }
+            if (!MerkleProof.verifyCalldata(candidateProof, intent.candidatesRoot, leaf)) {
+                revert GPURentalProviderNotCandidate(provider, intent.candidatesRoot);
+            }
+        }
     }
 
     /// @dev The provider's stake must cover minStake(Provider) per GPU and, beyond what its open rentals may still
@@ -722,7 +853,13 @@ contract GPURental is IGPURental, AccessControl, EIP712, ReentrancyGuardTransien
         emit RentalSettled(rentalId, verifiedSeconds, failed, payment - fee, fee, refund);
 
         if (payment != fee) _token.safeTransfer(m.provider, payment - fee);
-        if (fee != 0) _token.safeTransfer(_treasury, fee);
+        if (fee != 0) {
+            // Added up here, paid out by collectFees. Checked: uint112 sums hold more than GPUTOKEN's cap (and
+            // collectFees, open to all, empties them).
+            uint256 burn = fee * _feeBurnBps / _BPS;
+            _feesPending += SafeCast.toUint112(fee - burn);
+            _burnPending += SafeCast.toUint112(burn);
+        }
         if (refund != 0) _token.safeTransfer(m.renter, refund);
 
         uint256 reserved = _reservedGpus[m.provider];
@@ -743,6 +880,31 @@ contract GPURental is IGPURental, AccessControl, EIP712, ReentrancyGuardTransien
             uint256 slashed = _staking.slash(provider, Tier.Provider, amount, bytes32(rentalId));
             emit ProviderSlashed(rentalId, provider, amount, slashed);
         }
+    }
+
+    /// @dev A RentalMessages RESULT, read in place from calldata: abi.encode(uint8(RESULT), abi.encode(Result)),
+    /// exactly as WorkVerification encodes it (body at offset 0x40, seven words); anything else is refused.
+    function _decodeResult(bytes calldata data)
+        private
+        pure
+        returns (uint256 rentalId, uint64 verifiedSeconds, bool failed)
+    {
+        if (data.length < 0x20) revert GPURentalMalformedMessage();
+        uint256 kind = uint256(bytes32(data[0:0x20]));
+        if (kind != RentalMessages.RESULT) {
+            if (kind > type(uint8).max) revert GPURentalMalformedMessage();
+            revert GPURentalUnsupportedMessage(uint8(kind));
+        }
+        if (
+            data.length != 0x140 || uint256(bytes32(data[0x20:0x40])) != 0x40
+                || uint256(bytes32(data[0x40:0x60])) != 0xe0
+        ) revert GPURentalMalformedMessage();
+        rentalId = uint256(bytes32(data[0x60:0x80]));
+        uint256 seconds_ = uint256(bytes32(data[0x80:0xa0]));
+        uint256 failed_ = uint256(bytes32(data[0xa0:0xc0]));
+        if (seconds_ > type(uint64).max || failed_ > 1) revert GPURentalMalformedMessage();
+        verifiedSeconds = uint64(seconds_);
+        failed = failed_ == 1;
     }
 
     function _escrowOf(Rental memory m) private pure returns (uint256) {

@@ -78,10 +78,17 @@ interface IGPURental is IBridgeReceiver, IProviderStakeReserver {
     error GPURentalNotScheduler(address scheduler, address caller);
     error GPURentalProviderNotCandidate(address provider, bytes32 candidatesRoot);
     error GPURentalTooManySchedulers();
+    // --- errors: createRentalWithVouchers ---
+    error GPURentalVouchersNotSet();
+    error GPURentalUnknownVoucherClass(uint256 voucherId);
+    /// Vouchers are whole GPU-hours: gpus * duration must be a multiple of 3600 seconds.
+    error GPURentalVoucherPartialHour(uint32 gpus, uint64 duration);
     // --- errors: bridge ---
     error GPURentalNotInbox(address caller);
     error GPURentalUnknownPeer(uint256 srcChainId, address sender);
     error GPURentalUnsupportedMessage(uint8 kind);
+    /// The message is not the standard ABI encoding of a RentalMessages RESULT.
+    error GPURentalMalformedMessage();
     error GPURentalNotAwaitingResult(uint256 rentalId, RentalStatus status);
     // --- errors: renter actions ---
     error GPURentalNotRenter(uint256 rentalId, address caller);
@@ -94,6 +101,7 @@ interface IGPURental is IBridgeReceiver, IProviderStakeReserver {
     error GPURentalInvalidRating(uint8 rating);
     // --- errors: parameters ---
     error GPURentalInvalidFeeBps(uint256 feeBps);
+    error GPURentalInvalidFeeBurnBps(uint256 feeBurnBps);
     error GPURentalInvalidSlashBps(uint256 slashBps);
     error GPURentalInvalidResultTimeout(uint256 resultTimeout);
     error GPURentalInvalidDurationBounds(uint256 minDuration, uint256 maxDuration);
@@ -131,6 +139,11 @@ interface IGPURental is IBridgeReceiver, IProviderStakeReserver {
     event EtcPeersChanged(uint64 etcChainId, address workVerification, address reputationSystem);
     event InboxChanged(address inbox);
     event OutboxChanged(address outbox);
+    event FeeBurnBpsChanged(uint16 feeBurnBps);
+    /// collectFees paid `toTreasury` to `treasury` and burned `burned` of the fees settlements added up;
+    /// `totalBurned` since deployment.
+    event FeesCollected(address indexed treasury, uint256 toTreasury, uint256 burned, uint256 totalBurned);
+    event ComputeVoucherChanged(address computeVoucher);
 
     // --- rentals ---
     function createRental(
@@ -152,7 +165,17 @@ interface IGPURental is IBridgeReceiver, IProviderStakeReserver {
         Permit calldata permit
     ) external returns (uint256 rentalId);
 
+    function createRentalWithVouchers(
+        RentalIntent calldata intent,
+        uint256 voucherId,
+        bytes calldata signature,
+        address queen,
+        address provider,
+        bytes32[] calldata candidateProof
+    ) external returns (uint256 rentalId);
+
     function cancelRental(uint256 rentalId) external;
+    function collectFees() external returns (uint256 toTreasury, uint256 burned);
     function reclaimEscrow(uint256 rentalId) external;
     function submitFeedback(uint256 rentalId, uint8 rating) external;
 
@@ -175,6 +198,11 @@ interface IGPURental is IBridgeReceiver, IProviderStakeReserver {
     function minDuration() external view returns (uint32);
     function maxDuration() external view returns (uint32);
     function maxGpus() external view returns (uint16);
+    function voucherIntentDigest(RentalIntent calldata intent, uint256 voucherId) external view returns (bytes32);
+    function computeVoucher() external view returns (address);
+    function feeBurnBps() external view returns (uint16);
+    function feeBurnTotals() external view returns (uint256 burned, uint256 pending);
+    function pendingFees() external view returns (uint256 toTreasury, uint256 toBurn);
 
     // --- governance (GOVERNOR_ROLE) ---
     function setFeeBps(uint16 newFeeBps) external;
@@ -190,4 +218,6 @@ interface IGPURental is IBridgeReceiver, IProviderStakeReserver {
     function setEtcPeers(uint64 newEtcChainId, address newWorkVerification, address newReputationSystem) external;
     function setInbox(address newInbox) external;
     function setOutbox(address newOutbox) external;
+    function setFeeBurnBps(uint16 newFeeBurnBps) external;
+    function setComputeVoucher(address newComputeVoucher) external;
 }

@@ -599,11 +599,20 @@ def test_create_needs_etc_peers(eth: Web3) -> None:
 # ---------------------------------------------------------------- settlement
 
 
+def collect(env: Env) -> Any:
+    """Pays out the fees settlements added up (collectFees, open to anyone)."""
+    return send(env.rental.functions.collectFees(), env.outsider)
+
+
 def _settled_balances(env: Env, verified: int, failed: bool = False) -> tuple[int, int, int, int, Any]:
     r0, p0, t0 = env.balance(env.renter), env.balance(env.provider), env.balance(env.treasury)
     rental_id, _ = create(env)
     receipt = deliver(env, rental_id, verified, failed)
     assert env.rental.functions.rentalStatus(rental_id).call() == SETTLED
+    fee = env.rental.functions.pendingFees().call()[0]
+    assert env.balance(env.rental.address) == fee  # the fee waits for collectFees
+    assert env.balance(env.treasury) == t0
+    collect(env)
     assert env.balance(env.rental.address) == 0
     return (
         env.balance(env.renter) - r0,
@@ -624,7 +633,8 @@ def _settled_balances(env: Env, verified: int, failed: bool = False) -> tuple[in
     ],
 )
 def test_settlement_pays_verified_uptime(env: Env, verified: int, expected_payment: int) -> None:
-    """Provider gets payment - 2.5 % fee, treasury the fee, renter the rest of the escrow; nothing stays."""
+    """Provider gets payment - 2.5 % fee, treasury the fee (collectFees), renter the rest of the escrow; nothing
+    stays."""
     escrow = escrow_of(PRICE, 2, 2 * HOUR)
     renter_d, provider_d, treasury_d, _, receipt = _settled_balances(env, verified)
     fee = expected_payment * 250 // 10_000
@@ -685,6 +695,7 @@ def test_cancelled_rental_pays_only_up_to_cancel(env: Env) -> None:
     payment = PRICE * 2 * paid_seconds // HOUR
     fee = payment * 250 // 10_000
     assert env.balance(env.provider) - p0 == payment - fee
+    collect(env)
     assert env.balance(env.treasury) - t0 == fee
     assert env.balance(env.renter) - r0 == -payment
     assert env.balance(env.rental.address) == 0
@@ -970,6 +981,7 @@ def test_new_fee_and_limits_apply(env: Env) -> None:
     p0, t0 = env.balance(env.provider), env.balance(env.treasury)
     rental_id, _ = create(env, make_intent(env, gpus=1, duration=3 * HOUR))
     deliver(env, rental_id, 3 * HOUR)
+    collect(env)
     escrow = escrow_of(PRICE, 1, 3 * HOUR)
     assert env.balance(env.treasury) - t0 == escrow // 10
     assert env.balance(env.provider) - p0 == escrow - escrow // 10
@@ -1049,7 +1061,7 @@ class RentalMachine(RuleBasedStateMachine):
         if not self.ids:
             return
         rental_id = self.ids[pick % len(self.ids)]
-        before = self.env.balance(self.env.rental.address)
+        before = self._held()
         if rental_id in self.open:
             deliver(self.env, rental_id, verified, failed)
             self._close(rental_id, before)
@@ -1074,7 +1086,7 @@ class RentalMachine(RuleBasedStateMachine):
         increase_time(self.env.w3, wait)
         rental_id = self.ids[pick % len(self.ids)]
         info = self.env.rental.functions.rental(rental_id).call()
-        before = self.env.balance(self.env.rental.address)
+        before = self._held()
         if rental_id not in self.open:
             with reverts("GPURentalNotAwaitingResult"):
                 send(self.env.rental.functions.reclaimEscrow(rental_id), info[0])
@@ -1087,9 +1099,19 @@ class RentalMachine(RuleBasedStateMachine):
             assert self.env.balance(info[0]) - r0 == self.open[rental_id][1]
             self._close(rental_id, before)
 
+    def _held(self) -> int:
+        """GPURental's balance less the fees waiting for collectFees: what backs the open escrows."""
+        return self.env.balance(self.env.rental.address) - sum(self.env.rental.functions.pendingFees().call())
+
+    @rule()
+    def collect(self) -> None:
+        t0, pending = self.env.balance(self.env.treasury), self.env.rental.functions.pendingFees().call()
+        collect(self.env)
+        assert self.env.balance(self.env.treasury) - t0 == pending[0] and pending[1] == 0  # no burn share here
+
     def _close(self, rental_id: int, before: int) -> None:
-        out = before - self.env.balance(self.env.rental.address)
-        assert out == self.open.pop(rental_id)[1]  # the whole escrow leaves, once
+        out = before - self._held()
+        assert out == self.open.pop(rental_id)[1]  # the whole escrow leaves (or waits as the fee), once
         del self.gpus[rental_id]
         assert rental_id not in self.paid_out
         self.paid_out[rental_id] = out
@@ -1097,7 +1119,7 @@ class RentalMachine(RuleBasedStateMachine):
 
     @invariant()
     def balance_is_open_escrows(self) -> None:
-        assert self.env.balance(self.env.rental.address) == sum(e for _, e in self.open.values())
+        assert self._held() == sum(e for _, e in self.open.values())
 
     @invariant()
     def open_rentals_reserve_stake_and_every_slash_is_paid(self) -> None:

@@ -87,6 +87,7 @@ async def test_staking_provider_faults_and_waits_end_as_a_renter_expects(
         # for a transaction's receipt starves the providers' heartbeats, and their queens find them silent).
         await asyncio.to_thread(net.fund, other, tokens("100"))
         wallets = (renter, other.address, good, faulty, unstaked, treasury)
+        await asyncio.to_thread(lambda: net.rental().collect_fees())  # earlier tests' fees: paid before `before`
         before = dict(zip(wallets, await asyncio.gather(*(asyncio.to_thread(net.balance, w) for w in wallets)),
                           strict=True))
         slashable = int(await asyncio.to_thread(
@@ -157,6 +158,7 @@ async def test_staking_provider_faults_and_waits_end_as_a_renter_expects(
         owed = int(r.price_per_gpu_hour) * r.verified_seconds // 3600
         assert int(r.provider_payment) + int(r.fee) == owed
         assert int(r.fee) == owed * FEE_BPS // 10_000
+    net.rental().collect_fees()  # fees wait in GPURental until collected (the earlier ones were, before `before`)
     after = {w: net.balance(w) for w in before}
     assert before[renter] - after[renter] == paid(finals[0], long_final, late_final)  # the impatient job: nothing
     assert before[other.address] - after[other.address] == paid(finals[1])

@@ -24,7 +24,14 @@ from blendr.chain.contracts import RentalIntent, RentalStatus, is_candidate
 from blendr.errors import ContractRevertError, UnavailableError
 from blendr.store import Store
 from king.job import PermitDoc
-from king.rentals import TOKEN_NAME, Created, RentalParams, intent_signer, permit_signer
+from king.rentals import (
+    TOKEN_NAME,
+    Created,
+    RentalParams,
+    intent_signer,
+    permit_signer,
+    voucher_intent_signer,
+)
 from king.settlements import NS_RENTALS, rid_key
 
 CHAIN_ID = 31337
@@ -89,6 +96,8 @@ class FakeRentalChain:
         self.allowances: dict[str, int] = {}
         self.permit_nonces: dict[str, int] = {}
         self.rentals: dict[int, FakeRental] = {}
+        self.voucher_prices: dict[int, int] = {}  # ComputeVoucher class -> price per GPU-hour
+        self.vouchers: dict[tuple[str, int], int] = {}  # (holder, class) -> GPU-hours
         self.understaked: set[str] = set()
         self.contract_balance = 0
         self.calls: dict[str, int] = {}
@@ -192,8 +201,16 @@ class FakeRentalChain:
         self._before("now")
         return int(self._now())
 
+    def voucher_price(self, voucher_id: int) -> int:
+        self._before("voucher_price")
+        return self.voucher_prices.get(voucher_id, 0)
+
+    def voucher_balance(self, who: str, voucher_id: int) -> int:
+        self._before("voucher_balance")
+        return self.vouchers.get((to_checksum_address(who), voucher_id), 0)
+
     def create(self, intent: RentalIntent, signature: bytes, price: int, queen: str, provider: str,
-               permit: PermitDoc | None, proof: Sequence[bytes]) -> Created:
+               permit: PermitDoc | None, proof: Sequence[bytes], voucher_id: int = 0) -> Created:
         if self.create_gate is not None:
             self.create_entered.set()
             self.create_gate.wait(30)
@@ -205,7 +222,10 @@ class FakeRentalChain:
                 if existing.provider != to_checksum_address(provider):
                     raise ContractRevertError("nonce used by another provider's rental", error="GPURentalNonceUsed")
                 return Created(rid, "", existing.start, existing.duration, existing.escrow)
-            created = self._create(rid, intent, signature, price, queen, provider, permit, proof)
+            if voucher_id:
+                created = self._create_with_vouchers(rid, intent, signature, voucher_id, queen, provider, proof)
+            else:
+                created = self._create(rid, intent, signature, price, queen, provider, permit, proof)
         if injected is not None and injected.fault == Fault.LANDED:
             raise UnavailableError("eth RPC: no receipt for createRental (injected; it landed)")
         return created
@@ -250,6 +270,39 @@ class FakeRentalChain:
         self.rentals[rid] = FakeRental(rid, renter, provider, to_checksum_address(queen), intent.gpus, price, escrow,
                                        now, intent.duration, tx=tx)
         return Created(rid, tx, now, intent.duration, escrow)
+
+    def _create_with_vouchers(self, rid: int, intent: RentalIntent, signature: bytes, voucher_id: int, queen: str,
+                              provider: str, proof: Sequence[bytes]) -> Created:
+        """GPURental.createRentalWithVouchers: the class price, whole GPU-hours, the renter's vouchers burned."""
+        renter = to_checksum_address(intent.renter)
+        price = self.voucher_prices.get(voucher_id, 0)
+        if price == 0:
+            raise ContractRevertError("unknown class", error="GPURentalUnknownVoucherClass")
+        if (intent.gpus * intent.duration) % 3600:
+            raise ContractRevertError("partial hour", error="GPURentalVoucherPartialHour")
+        if self.verify_signatures and voucher_intent_signer(intent, voucher_id, signature, CHAIN_ID,
+                                                            RENTAL_ADDRESS) != renter:
+            raise ContractRevertError("bad signature", error="GPURentalInvalidSignature")
+        hours = intent.gpus * intent.duration // 3600
+        held = self.vouchers.get((renter, voucher_id), 0)
+        if held < hours:
+            raise ContractRevertError("vouchers", error="ERC1155InsufficientBalance")
+        escrow = price * hours
+        # the rest of the checks are createRental's; the escrow comes from the vouchers' backing
+        self.balances[renter] = self.balances.get(renter, self.default_balance) + escrow
+        self.allowances[renter] = self.allowances.get(renter, self.default_balance) + escrow
+        saved = self.verify_signatures
+        self.verify_signatures = False  # the voucher signature was checked above
+        try:
+            created = self._create(rid, intent, signature, price, queen, provider, None, proof)
+        except ContractRevertError:
+            self.balances[renter] -= escrow
+            self.allowances[renter] -= escrow
+            raise
+        finally:
+            self.verify_signatures = saved
+        self.vouchers[(renter, voucher_id)] = held - hours
+        return created
 
     def cancel(self, rental_id: int) -> str:
         self._before("cancel")

@@ -55,7 +55,7 @@ def test_devnet_up_deploys_everything_and_writes_the_manifest(devnet_home: Path)
     assert m.network == "devnet" and m.eth.chain_id == 31337 and m.etc.chain_id == 63
     assert m.eth.eip1559 and not m.etc.eip1559
     assert set(m.eth.contracts) == {"GPUToken", "BlendrTimelock", "StakingManager", "Governance", "BridgeOutbox",
-                                    "BridgeInbox", "GPURental", "TokenDistributor"}
+                                    "BridgeInbox", "GPURental", "TokenDistributor", "ComputeVoucher"}
     assert set(m.etc.contracts) == {"BridgeOutbox", "BridgeInbox", "ReputationSystem", "WorkVerification",
                                     "BridgeGovernanceExecutor"}
     eth = Web3(Web3.HTTPProvider(m.eth.rpc_url))
@@ -65,7 +65,7 @@ def test_devnet_up_deploys_everything_and_writes_the_manifest(devnet_home: Path)
             assert len(w3.eth.get_code(addr)) > 0, name
     st = blendr("devnet", "status", "--json", home=devnet_home)
     status = json.loads(st.stdout)
-    assert status["chains"]["eth"]["contracts_live"] == 8 and status["chains"]["etc"]["contracts_live"] == 5
+    assert status["chains"]["eth"]["contracts_live"] == 9 and status["chains"]["etc"]["contracts_live"] == 5
 
 
 def test_devnet_accounts_are_funded_staked_and_roles_handed_to_governance(devnet_home: Path) -> None:

@@ -86,3 +86,28 @@ def test_the_follow_view_shows_the_state_each_event_left_the_job_in(capsys: pyte
     assert lines[0].startswith("[queued   ] queued ")
     assert lines[1].startswith("[scheduled] scheduled ")
     assert lines[2].startswith("[settled  ] settled ")
+
+
+def test_wallet_shows_vouchers_and_the_fee_burn(capsys: pytest.CaptureFixture[str]) -> None:
+    """`blendr wallet` lists the ComputeVoucher GPU-hours held and the burn totals (Wallet fields 10-14)."""
+    from blendrctl.renter import _wallet
+
+    w = rpb.Wallet(address="0xabc", balance="0", allowance="0", in_escrow="0", voucher_contract="0xv",
+                   vouchers=[rpb.VoucherHolding(id=3, gpu_model="h100-sxm", price_per_gpu_hour=str(25 * 10**17),
+                                                hours=4)],
+                   fees_burned=str(12 * 10**17), fees_burn_pending="5", fee_burn_bps=2000)
+
+    class King:
+        async def wallet(self) -> Any:
+            return w
+
+    assert asyncio.run(_wallet(King(), SimpleNamespace(json=False))) == 0
+    out = capsys.readouterr().out
+    assert "vouchers   4 GPU-hours of h100-sxm (class 3, backed by 10 GPUTOKEN)" in out
+    assert "fee burn   20 % of every protocol fee; 1.2 GPUTOKEN burned so far" in out
+    assert asyncio.run(_wallet(King(), SimpleNamespace(json=True))) == 0
+    import json
+
+    d = json.loads(capsys.readouterr().out)
+    assert d["vouchers"][0]["price_per_gpu_hour_gputoken"] == "2.5" and d["fees_burned_gputoken"] == "1.2"
+    assert d["fees_burn_pending_gputoken"] == "0.000000000000000005" and d["fee_burn_bps"] == 2000

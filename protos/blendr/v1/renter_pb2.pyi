@@ -223,7 +223,7 @@ class EncryptedPayload(_message.Message):
     def __init__(self, ciphertext: _Optional[bytes] = ..., keys: _Optional[_Iterable[_Union[WrappedKey, _Mapping]]] = ...) -> None: ...
 
 class SubmitJobRequest(_message.Message):
-    __slots__ = ("request_id", "spec", "name", "spec_hash", "intents", "permit", "payload", "max_wait_s")
+    __slots__ = ("request_id", "spec", "name", "spec_hash", "intents", "permit", "payload", "max_wait_s", "voucher_id")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     SPEC_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
@@ -232,6 +232,7 @@ class SubmitJobRequest(_message.Message):
     PERMIT_FIELD_NUMBER: _ClassVar[int]
     PAYLOAD_FIELD_NUMBER: _ClassVar[int]
     MAX_WAIT_S_FIELD_NUMBER: _ClassVar[int]
+    VOUCHER_ID_FIELD_NUMBER: _ClassVar[int]
     request_id: str
     spec: JobSpec
     name: str
@@ -240,7 +241,8 @@ class SubmitJobRequest(_message.Message):
     permit: Permit
     payload: EncryptedPayload
     max_wait_s: int
-    def __init__(self, request_id: _Optional[str] = ..., spec: _Optional[_Union[JobSpec, _Mapping]] = ..., name: _Optional[str] = ..., spec_hash: _Optional[bytes] = ..., intents: _Optional[_Iterable[_Union[SignedIntent, _Mapping]]] = ..., permit: _Optional[_Union[Permit, _Mapping]] = ..., payload: _Optional[_Union[EncryptedPayload, _Mapping]] = ..., max_wait_s: _Optional[int] = ...) -> None: ...
+    voucher_id: int
+    def __init__(self, request_id: _Optional[str] = ..., spec: _Optional[_Union[JobSpec, _Mapping]] = ..., name: _Optional[str] = ..., spec_hash: _Optional[bytes] = ..., intents: _Optional[_Iterable[_Union[SignedIntent, _Mapping]]] = ..., permit: _Optional[_Union[Permit, _Mapping]] = ..., payload: _Optional[_Union[EncryptedPayload, _Mapping]] = ..., max_wait_s: _Optional[int] = ..., voucher_id: _Optional[int] = ...) -> None: ...
 
 class RentalSummary(_message.Message):
     __slots__ = ("rental_id", "provider", "queen", "price_per_gpu_hour", "escrow", "state", "verified_seconds", "failed_verification", "provider_payment", "fee", "refund", "created_tx", "settled_tx", "start")
@@ -431,7 +433,7 @@ class JobOutputChunk(_message.Message):
     def __init__(self, attempt: _Optional[int] = ..., total_bytes: _Optional[int] = ..., data: _Optional[bytes] = ...) -> None: ...
 
 class Wallet(_message.Message):
-    __slots__ = ("address", "balance", "allowance", "in_escrow", "permit_nonce", "chain_id", "token_name", "token_contract", "rental_contract")
+    __slots__ = ("address", "balance", "allowance", "in_escrow", "permit_nonce", "chain_id", "token_name", "token_contract", "rental_contract", "vouchers", "fees_burned", "fees_burn_pending", "fee_burn_bps", "voucher_contract")
     ADDRESS_FIELD_NUMBER: _ClassVar[int]
     BALANCE_FIELD_NUMBER: _ClassVar[int]
     ALLOWANCE_FIELD_NUMBER: _ClassVar[int]
@@ -441,6 +443,11 @@ class Wallet(_message.Message):
     TOKEN_NAME_FIELD_NUMBER: _ClassVar[int]
     TOKEN_CONTRACT_FIELD_NUMBER: _ClassVar[int]
     RENTAL_CONTRACT_FIELD_NUMBER: _ClassVar[int]
+    VOUCHERS_FIELD_NUMBER: _ClassVar[int]
+    FEES_BURNED_FIELD_NUMBER: _ClassVar[int]
+    FEES_BURN_PENDING_FIELD_NUMBER: _ClassVar[int]
+    FEE_BURN_BPS_FIELD_NUMBER: _ClassVar[int]
+    VOUCHER_CONTRACT_FIELD_NUMBER: _ClassVar[int]
     address: str
     balance: str
     allowance: str
@@ -450,7 +457,24 @@ class Wallet(_message.Message):
     token_name: str
     token_contract: str
     rental_contract: str
-    def __init__(self, address: _Optional[str] = ..., balance: _Optional[str] = ..., allowance: _Optional[str] = ..., in_escrow: _Optional[str] = ..., permit_nonce: _Optional[int] = ..., chain_id: _Optional[int] = ..., token_name: _Optional[str] = ..., token_contract: _Optional[str] = ..., rental_contract: _Optional[str] = ...) -> None: ...
+    vouchers: _containers.RepeatedCompositeFieldContainer[VoucherHolding]
+    fees_burned: str
+    fees_burn_pending: str
+    fee_burn_bps: int
+    voucher_contract: str
+    def __init__(self, address: _Optional[str] = ..., balance: _Optional[str] = ..., allowance: _Optional[str] = ..., in_escrow: _Optional[str] = ..., permit_nonce: _Optional[int] = ..., chain_id: _Optional[int] = ..., token_name: _Optional[str] = ..., token_contract: _Optional[str] = ..., rental_contract: _Optional[str] = ..., vouchers: _Optional[_Iterable[_Union[VoucherHolding, _Mapping]]] = ..., fees_burned: _Optional[str] = ..., fees_burn_pending: _Optional[str] = ..., fee_burn_bps: _Optional[int] = ..., voucher_contract: _Optional[str] = ...) -> None: ...
+
+class VoucherHolding(_message.Message):
+    __slots__ = ("id", "gpu_model", "price_per_gpu_hour", "hours")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    GPU_MODEL_FIELD_NUMBER: _ClassVar[int]
+    PRICE_PER_GPU_HOUR_FIELD_NUMBER: _ClassVar[int]
+    HOURS_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    gpu_model: str
+    price_per_gpu_hour: str
+    hours: int
+    def __init__(self, id: _Optional[int] = ..., gpu_model: _Optional[str] = ..., price_per_gpu_hour: _Optional[str] = ..., hours: _Optional[int] = ...) -> None: ...
 
 class ProposalCall(_message.Message):
     __slots__ = ("target", "value", "calldata", "text")
