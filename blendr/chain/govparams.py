@@ -248,6 +248,14 @@ PARAMS: tuple[Param, ...] = (
        "most GPUs in one rental"),
     _addr("rental.treasury", "eth", "GPURental", "setTreasury", "treasury", "receives the protocol fees"),
     _addr("rental.inbox", "eth", "GPURental", "setInbox", "inbox", "the bridge inbox allowed to settle rentals"),
+    _p("rental.fee_burn_bps", "eth", "GPURental", "setFeeBurnBps", "feeBurnBps", Unit.BPS, 0, 10_000,
+       "share of every protocol fee burned (the usage burn); the rest goes to the treasury"),
+    _addr("rental.compute_voucher", "eth", "GPURental", "setComputeVoucher", "computeVoucher",
+          "the ComputeVoucher contract whose GPU-hours may pay a rental's escrow"),
+    _p("vouchers.redeem_fee_bps", "eth", "ComputeVoucher", "setRedeemFeeBps", "redeemFeeBps", Unit.BPS, 0, 1_000,
+       "fee on redeeming GPU-hour vouchers for the GPUTOKEN behind them"),
+    _addr("vouchers.rental", "eth", "ComputeVoucher", "setRental", "rental",
+          "the GPURental that may spend vouchers as a rental's escrow"),
     _addr("rental.outbox", "eth", "GPURental", "setOutbox", "outbox", "the bridge outbox rentals are sent through"),
     _p("rental.etc_chain_id", "eth", "GPURental", "setEtcPeers", "etcChainId", Unit.COUNT, 1, U64,
        "chain id of ETC (not ETH's)", args=_RENTAL_PEERS),
@@ -337,6 +345,7 @@ NOT_PARAMETERS: Mapping[tuple[str, str], str] = {
     ("BridgeInbox", "setSource"): "a trust list keyed by (chain, outbox), not one value: a raw proposal changes it",
     ("TokenDistributor", "setEpochRoot"): "publishes an epoch's rewards (REWARDS_ROLE), not a parameter",
     ("Governance", "updateTimelock"): "moves governance to another timelock: a raw proposal, never a parameter edit",
+    ("ComputeVoucher", "setApprovalForAll"): "an ERC-1155 holder's approval of an operator, not governance's",
 }
 
 #: Relations between the values one setter takes, as the contract checks them.
