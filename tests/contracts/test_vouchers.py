@@ -248,6 +248,26 @@ def test_redeem_pays_the_backing_less_the_fee_and_burns_its_share(env: VEnv) -> 
         send(v.functions.setRedeemFeeBps(0), env.outsider)
 
 
+@pytest.mark.parametrize("mode", [1, 2])
+def test_a_receivers_hook_cannot_reenter_buy(env: VEnv, mode: int) -> None:
+    """A contract receiving bought vouchers runs onERC1155Received inside buy; from there it can neither redeem
+    them (mode 1) nor buy again (mode 2): ComputeVoucher's guard refuses, and the backing stays exact."""
+    v = env.vouchers
+    rx = deploy(env.w3, "eth", "VoucherReentrantReceiver", v.address, env.token.address)
+    send(env.token.functions.mint(rx.address, 100 * E18), env.admin)
+    send(rx.functions.setMode(mode), env.outsider)
+    backing0, supply0 = v.functions.totalBacking().call(), v.functions.totalSupply(1).call()
+    send(rx.functions.buy(1, 3), env.outsider)  # the receiver buys for itself
+    send(v.functions.buy(1, 2, rx.address), env.buyer)  # someone buys for it
+    assert rx.functions.hookCalls().call() == 2 and not rx.functions.reentered().call()
+    guard = Web3.keccak(text="ReentrancyGuardReentrantCall()")[:4]
+    assert bytes(rx.functions.lastError().call()) == guard
+    assert env.held(rx.address, 1) == 5
+    assert env.balance(rx.address) == 100 * E18 - 3 * H100
+    assert v.functions.totalSupply(1).call() == supply0 + 5
+    assert v.functions.totalBacking().call() == backing0 + 5 * H100
+
+
 def test_only_the_rental_spends_vouchers(env: VEnv) -> None:
     """spendForRental is GPURental's alone: no one else can burn a holder's vouchers for their backing."""
     send(env.vouchers.functions.buy(1, 2, env.buyer), env.buyer)
