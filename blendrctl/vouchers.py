@@ -133,6 +133,8 @@ def _ls(args: argparse.Namespace, vouchers: Any, token: Any, me: str) -> int:
 def _class_held(args: argparse.Namespace, vouchers: Any, me: str) -> int:
     """The class id an action names: --id, or the one class of --gpu-model that ``me`` holds."""
     if args.id:
+        if not 0 < args.id < 2**256:
+            raise InvalidArgumentError(f"--id {args.id} is not a voucher class id (see `blendr vouchers ls`)")
         return int(args.id)
     if not args.gpu_model:
         raise InvalidArgumentError("name the vouchers with --id or --gpu-model")

@@ -211,19 +211,25 @@ class Intake:
         return out
 
     async def _check_vouchers(self, renter: str, spec: Spec, voucher_id: int) -> None:
-        """A job paid with vouchers: a known class priced at the spec's max price (so no placement pays a provider
-        less than its price), whole GPU-hours, and enough of the renter's vouchers for one rental."""
+        """A job paid with vouchers: a known class of the spec's GPU model (a voucher is a GPU-hour of its model)
+        priced at the spec's max price (so no placement pays a provider less than its price), whole GPU-hours, and
+        enough of the renter's vouchers for one rental."""
         chain = self.ctx.chain
         if not 0 < voucher_id < 2**64:
             raise InvalidArgumentError(f"voucher class {voucher_id} is out of range")
         try:
-            price, held = await asyncio.gather(asyncio.to_thread(chain.voucher_price, voucher_id),
-                                               asyncio.to_thread(chain.voucher_balance, renter, voucher_id))
+            price, model, held = await asyncio.gather(asyncio.to_thread(chain.voucher_price, voucher_id),
+                                                      asyncio.to_thread(chain.voucher_model, voucher_id),
+                                                      asyncio.to_thread(chain.voucher_balance, renter, voucher_id))
         except BlendrError as exc:
             log.warning("reading the renter's vouchers failed", error=str(exc)[:200])
             raise UnavailableError("the king cannot read Ethereum right now; try again in a moment") from None
         if price == 0:
             raise InvalidArgumentError(f"voucher class {voucher_id} does not exist (see `blendr vouchers ls`)")
+        if spec.gpu_model != model:
+            raise InvalidArgumentError(f"vouchers of class {voucher_id} are GPU-hours of {model}: they pay only a job "
+                                       f"for that GPU model (--gpu-model {model}), not "
+                                       f"{spec.gpu_model or 'any model'}")
         if spec.max_price_per_gpu_hour != price:
             raise InvalidArgumentError(f"a job paid with vouchers of class {voucher_id} has their price as its max "
                                        f"price: {fmt_tokens(price, 18)}/h, not {fmt_tokens(spec.max_price_per_gpu_hour, 18)}/h")

@@ -61,6 +61,7 @@ class RentalChain(Protocol):
     def permit_nonce(self, who: str) -> int: ...
     def nonce_used(self, renter: str, nonce: int) -> bool: ...
     def voucher_price(self, voucher_id: int) -> int: ...
+    def voucher_model(self, voucher_id: int) -> str: ...
     def voucher_balance(self, who: str, voucher_id: int) -> int: ...
     def create(self, intent: RentalIntent, signature: bytes, price: int, queen: str, provider: str,
                permit: PermitDoc | None, proof: Sequence[bytes], voucher_id: int = 0) -> Created: ...
@@ -234,6 +235,13 @@ class EthRentals:
     def voucher_price(self, voucher_id: int) -> int:
         """GPUTOKEN wei per GPU-hour of voucher class ``voucher_id``; 0 for an unknown class or no ComputeVoucher."""
         return 0 if self.vouchers is None else int(self.vouchers.price_of(voucher_id))
+
+    @_translated
+    def voucher_model(self, voucher_id: int) -> str:
+        """The GPU model key of voucher class ``voucher_id``; '' for an unknown class or no ComputeVoucher."""
+        if self.vouchers is None or not int(self.vouchers.price_of(voucher_id)):
+            return ""
+        return self.vouchers.class_of(voucher_id).model
 
     @_translated
     def voucher_balance(self, who: str, voucher_id: int) -> int:

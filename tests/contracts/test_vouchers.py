@@ -22,7 +22,7 @@ from web3 import Web3
 from web3.contract import Contract
 from web3.logs import DISCARD
 
-from tests.contracts.chainkit import DEV_KEYS, deploy, now, reverts, send
+from tests.contracts.chainkit import DEV_KEYS, deploy, increase_time, now, reverts, send
 from tests.contracts.test_rental import (
     ETC_CHAIN_ID,
     HOUR,
@@ -248,6 +248,26 @@ def test_redeem_pays_the_backing_less_the_fee_and_burns_its_share(env: VEnv) -> 
         send(v.functions.setRedeemFeeBps(0), env.outsider)
 
 
+@pytest.mark.parametrize("mode", [1, 2])
+def test_a_receivers_hook_cannot_reenter_buy(env: VEnv, mode: int) -> None:
+    """A contract receiving bought vouchers runs onERC1155Received inside buy; from there it can neither redeem
+    them (mode 1) nor buy again (mode 2): ComputeVoucher's guard refuses, and the backing stays exact."""
+    v = env.vouchers
+    rx = deploy(env.w3, "eth", "VoucherReentrantReceiver", v.address, env.token.address)
+    send(env.token.functions.mint(rx.address, 100 * E18), env.admin)
+    send(rx.functions.setMode(mode), env.outsider)
+    backing0, supply0 = v.functions.totalBacking().call(), v.functions.totalSupply(1).call()
+    send(rx.functions.buy(1, 3), env.outsider)  # the receiver buys for itself
+    send(v.functions.buy(1, 2, rx.address), env.buyer)  # someone buys for it
+    assert rx.functions.hookCalls().call() == 2 and not rx.functions.reentered().call()
+    guard = Web3.keccak(text="ReentrancyGuardReentrantCall()")[:4]
+    assert bytes(rx.functions.lastError().call()) == guard
+    assert env.held(rx.address, 1) == 5
+    assert env.balance(rx.address) == 100 * E18 - 3 * H100
+    assert v.functions.totalSupply(1).call() == supply0 + 5
+    assert v.functions.totalBacking().call() == backing0 + 5 * H100
+
+
 def test_only_the_rental_spends_vouchers(env: VEnv) -> None:
     """spendForRental is GPURental's alone: no one else can burn a holder's vouchers for their backing."""
     send(env.vouchers.functions.buy(1, 2, env.buyer), env.buyer)
@@ -286,6 +306,39 @@ def test_rental_paid_with_vouchers_uses_the_class_price_and_refunds_tokens(env: 
     assert env.balance(env.renter) - tokens_before == 4 * H100 - payment  # the unused part, in GPUTOKEN
     assert env.rental.functions.rentalStatus(rid).call() == SETTLED
     assert env.balance(env.rental.address) == 0
+
+
+def test_a_cancelled_voucher_rental_returns_no_more_than_its_vouchers_locked(env: VEnv) -> None:
+    """Spend vouchers, cancel at once, then try every way back: the RESULT pays at most up to the cancellation,
+    provider + fee + refund add up to exactly the vouchers' backing, a second RESULT and a reclaim after it are
+    refused, and the spent vouchers stay burned (the refund is GPUTOKEN, without the redemption fee)."""
+    v, r_ = env.vouchers, env.rental
+    send(v.functions.buy(1, 4, env.renter), env.renter)
+    renter0, provider0, backing0 = env.balance(env.renter), env.balance(env.provider), v.functions.totalBacking().call()
+    rid, _ = create_with_vouchers(env, intent_of(env), 1)  # 4 GPU-hours
+    assert env.held(env.renter, 1) == 0
+    assert v.functions.totalBacking().call() == backing0 - 4 * H100
+    increase_time(env.w3, 10)
+    send(r_.functions.cancelRental(rid), env.renter)
+    info = r_.functions.rental(rid).call()
+    ran = info[9] - info[6]  # cancelledAt - start
+    assert 10 <= ran < 2 * HOUR
+    settle(env, rid, 2 * HOUR)  # the queen claims the whole rental: capped at the cancellation
+    payment = H100 * 2 * ran // HOUR
+    fee = payment * 250 // 10_000
+    assert env.balance(env.provider) - provider0 == payment - fee
+    assert env.balance(env.renter) - renter0 == 4 * H100 - payment
+    assert r_.functions.pendingFees().call()[0] + r_.functions.pendingFees().call()[1] == fee
+    with reverts("GPURentalNotAwaitingResult"):
+        settle(env, rid, 0)
+    increase_time(env.w3, 31 * 24 * HOUR)
+    with reverts("GPURentalNotAwaitingResult"):
+        send(r_.functions.reclaimEscrow(rid), env.renter)
+    with reverts("GPURentalNotActive"):
+        send(r_.functions.cancelRental(rid), env.renter)
+    assert env.held(env.renter, 1) == 0 and v.functions.totalBacking().call() == backing0 - 4 * H100
+    send(r_.functions.collectFees(), env.outsider)
+    assert env.balance(r_.address) == 0
 
 
 def test_voucher_rental_needs_the_renters_voucher_signature(env: VEnv) -> None:

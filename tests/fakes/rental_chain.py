@@ -97,6 +97,7 @@ class FakeRentalChain:
         self.permit_nonces: dict[str, int] = {}
         self.rentals: dict[int, FakeRental] = {}
         self.voucher_prices: dict[int, int] = {}  # ComputeVoucher class -> price per GPU-hour
+        self.voucher_models: dict[int, str] = {}  # ComputeVoucher class -> GPU model key
         self.vouchers: dict[tuple[str, int], int] = {}  # (holder, class) -> GPU-hours
         self.understaked: set[str] = set()
         self.contract_balance = 0
@@ -204,6 +205,10 @@ class FakeRentalChain:
     def voucher_price(self, voucher_id: int) -> int:
         self._before("voucher_price")
         return self.voucher_prices.get(voucher_id, 0)
+
+    def voucher_model(self, voucher_id: int) -> str:
+        self._before("voucher_model")
+        return self.voucher_models.get(voucher_id, "") if voucher_id in self.voucher_prices else ""
 
     def voucher_balance(self, who: str, voucher_id: int) -> int:
         self._before("voucher_balance")

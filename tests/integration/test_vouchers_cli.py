@@ -81,4 +81,12 @@ def test_buy_list_transfer_redeem(capsys: pytest.CaptureFixture[str], home: tupl
     assert rc == 2 and "positive whole number" in err
     rc, _, err = run(capsys, home, "buy", "--gpu-model", "h100-sxm", "--hours", "1", "--max-price", "2")
     assert rc == 2 and "above --max-price 2" in err
+    # a class id that no uint256 holds is refused as input, not a traceback; an unknown one names the class
+    for bad in ("-1", str(2**256)):
+        rc, _, err = run(capsys, home, "redeem", "--id", bad, "--hours", "1")
+        assert rc == 2 and f"--id {bad} is not a voucher class id" in err
+        rc, _, err = run(capsys, home, "transfer", other, "--id", bad, "--hours", "1")
+        assert rc == 2 and f"--id {bad} is not a voucher class id" in err
+    rc, _, err = run(capsys, home, "redeem", "--id", "999", "--hours", "1")
+    assert rc != 0 and "ComputeVoucherUnknownClass" in err
     assert vouchers.balance_of(RENTER.address, vid) == 5

@@ -25,14 +25,16 @@ PRICE = tokens("2.5")
 async def net() -> Net:
     n = Net()
     n.chain.voucher_prices[CLASS] = PRICE
+    n.chain.voucher_models[CLASS] = MODEL
     n.chain.vouchers[(n.renter.address, CLASS)] = 5
     await n.start()
     return n
 
 
 def voucher_submission(net: Net, *, voucher_id: int = CLASS, signed_for: int | None = None, gpus: int = 2,
-                       duration_s: int = 3600, max_price: int = PRICE, request_id: str = "req-vouchers-000001") -> Submission:
-    spec = Spec(gpus=gpus, duration_s=duration_s, max_price_per_gpu_hour=max_price, gpu_model=MODEL)
+                       duration_s: int = 3600, max_price: int = PRICE, request_id: str = "req-vouchers-000001",
+                       gpu_model: str = MODEL) -> Submission:
+    spec = Spec(gpus=gpus, duration_s=duration_s, max_price_per_gpu_hour=max_price, gpu_model=gpu_model)
     ct = os.urandom(300)
     sh = spec_hash(spec, ct)
     providers = (P1, P2, P3)
@@ -110,3 +112,16 @@ async def test_vouchers_gone_by_the_time_of_the_rental_fail_the_job_with_the_rea
     job = net.job(job.job_id)
     assert job.state == JobState.FAILED and "too few vouchers" in job.reason and not job.rentals
     assert not net.chain.rentals and net.chain.escrow_ok()
+
+
+@pytest.mark.parametrize("gpu_model", ["a100-80gb", ""])
+async def test_vouchers_pay_only_for_their_own_gpu_model(net: Net, gpu_model: str) -> None:
+    """A voucher is a GPU-hour of its class's model: a job for another model, or for any model, cannot be paid
+    with it (a hostile client could otherwise spend, say, A100 hours on whatever GPU asks no more)."""
+    net.chain.voucher_models[CLASS] = "h100-sxm-other"
+    with pytest.raises(InvalidArgumentError, match="vouchers of class 7 are GPU-hours of h100-sxm-other"):
+        await net.core.submit(net.renter.address, voucher_submission(net))
+    net.chain.voucher_models[CLASS] = MODEL
+    with pytest.raises(InvalidArgumentError, match=f"vouchers of class 7 are GPU-hours of {MODEL}"):
+        await net.core.submit(net.renter.address, voucher_submission(net, gpu_model=gpu_model))
+    assert not net.chain.rentals
