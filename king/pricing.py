@@ -11,8 +11,8 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from types import MappingProxyType
 
+from blendr.prices import DEFAULT_BASE_PER_GPU_HOUR
 from blendr.units import TOKEN, tokens
 
 Wei = int
@@ -22,26 +22,6 @@ __all__ = ["DEFAULT_BASE_PER_GPU_HOUR", "TOKEN", "Pricer", "PricingParams", "Wei
 _PPM = 1_000_000  # surge factors are applied in parts per million, so quotes are exact integers
 
 
-DEFAULT_BASE_PER_GPU_HOUR: Mapping[str, Wei] = MappingProxyType(
-    {
-        # Reference prices per GPU-hour, keyed like blendr.proof.fingerprints (one entry per known model).
-        "h200": tokens("3.0"),
-        "h100-sxm": tokens("2.5"),
-        "h100-pcie": tokens("2.2"),
-        "a100-80gb": tokens("1.5"),
-        "a100-40gb": tokens("1.2"),
-        "l40s": tokens("1.0"),
-        "rtx-4090": tokens("0.5"),
-        "v100": tokens("0.5"),
-        "v100-pcie": tokens("0.45"),
-        "a10": tokens("0.4"),
-        "v100-16gb": tokens("0.4"),
-        "v100-pcie-16gb": tokens("0.35"),
-        "rtx-3090": tokens("0.3"),
-        "t4": tokens("0.15"),
-        "cpu": tokens("0.05"),
-    }
-)
 
 
 @dataclass(frozen=True)

@@ -324,7 +324,7 @@ def genesis(eth: ChainClient, distributor: Contract, timelock: str, p: DeployPar
 
 def reference_voucher_classes() -> dict[str, int]:
     """One class per model of the king's reference price table, at its base price per GPU-hour (wei)."""
-    from king.pricing import DEFAULT_BASE_PER_GPU_HOUR
+    from blendr.prices import DEFAULT_BASE_PER_GPU_HOUR
 
     return dict(DEFAULT_BASE_PER_GPU_HOUR)
 
