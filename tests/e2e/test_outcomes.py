@@ -100,8 +100,10 @@ async def test_staking_provider_faults_and_waits_end_as_a_renter_expects(
             assert [(o.gpu_model, o.gpus_total) for o in offers] == [("cpu", 2)]  # provider3 is not offered
             # Two jobs at once: one of them meets the refusing provider (whichever the scheduler tries first
             # there) and moves to provider1; both end and settle.
-            a = await king.submit(job(workdir, name="a"))
-            b = await king2.submit(job(workdir, name="b"))
+            # 8 s: long enough for the queen's challenge of the rented provider to come back on a loaded machine (a
+            # 4 s job ended before it, now and then, and was verified for 0 s)
+            a = await king.submit(job(workdir, name="a", entrypoint="python job.py 8"))
+            b = await king2.submit(job(workdir, name="b", entrypoint="python job.py 8"))
             done = await asyncio.gather(events_until_done(king, a.job_id, 360), events_until_done(king2, b.job_id, 360))
             finals = [evs[-1].job for evs in done]
             # The wait: provider2 leaves, provider1 is busy with a long job; a job allowed to wait 4 s fails.
