@@ -139,6 +139,8 @@ class KingApp:
                     await asyncio.to_thread(self.proposals.refresh)
                 except BlendrError as exc:
                     log.warning("proposals read failed; keeping the last known", error=str(exc)[:200])
+                except Exception as exc:  # loop boundary: a hostile proposal must not stop the parameters' refresh
+                    log.exception("proposals refresh failed", error=f"{type(exc).__name__}: {str(exc)[:300]}")
             await asyncio.sleep(self.cfg.chain.gov_refresh_s)
 
     async def stop(self) -> None:

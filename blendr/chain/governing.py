@@ -21,7 +21,7 @@ from eth_utils import keccak, to_checksum_address
 
 from blendr.chain import govparams as gp
 from blendr.chain.contracts import bridge_call
-from blendr.errors import BlendrError, FailedPreconditionError, InvalidArgumentError, NotFoundError
+from blendr.errors import FailedPreconditionError, InvalidArgumentError, NotFoundError
 from blendr.units import fmt_tokens
 
 if TYPE_CHECKING:
@@ -141,23 +141,30 @@ class Governor:
             return f"call {target} with {len(calldata)} bytes" + (f", sending {value} wei" if value else "")
         fn, args = self._decode(self.eth, name, target, calldata)
         if fn is None:
-            return f"{name}: unknown call 0x{calldata[:4].hex()}"
+            return f"{name}: unknown call 0x{calldata[:4].hex()}" + (f", sending {value} wei" if value else "")
         if name == "BridgeOutbox" and fn == "sendMessage" and \
                 to_checksum_address(args["target"]) == to_checksum_address(
                     self.m.etc.address("BridgeGovernanceExecutor")):
-            etc_target, _, inner = decode(["address", "uint256", "bytes"], args["data"])
+            if int(args["dstChainId"]) != self.m.etc.chain_id:
+                return f"BridgeOutbox: a message to chain {args['dstChainId']}, not this deployment's ETC (never applied)"
+            try:
+                etc_target, etc_value, inner = decode(["address", "uint256", "bytes"], args["data"])
+            except Exception:  # hostile or truncated data: shown as what it is, never as a parameter
+                return f"BridgeOutbox: a message to ETC's governance executor with undecodable data " \
+                       f"({len(args['data'])} bytes)"
             etc_names = {to_checksum_address(a): n for n, a in self.m.etc.contracts.items()}
             etc_name = etc_names.get(to_checksum_address(etc_target))
+            sending = f", sending {etc_value} wei" if etc_value else ""
             if etc_name is None:
-                return f"on ETC over the bridge: call {to_checksum_address(etc_target)}"
+                return f"on ETC over the bridge: call {to_checksum_address(etc_target)}{sending}"
             efn, eargs = self._decode(self.etc, etc_name, etc_target, inner)
-            return f"on ETC over the bridge: {self._words('etc', etc_name, efn, eargs)}"
-        return self._words("eth", name, fn, args)
+            return f"on ETC over the bridge: {self._words('etc', etc_name, efn, eargs)}{sending}"
+        return self._words("eth", name, fn, args) + (f", sending {value} wei" if value else "")
 
     def _decode(self, client: ChainClient, name: str, address: str, data: bytes) -> tuple[str | None, dict[str, Any]]:
         try:
             fn, args = client.contract(name, address).decode_function_input(data)
-        except (ValueError, BlendrError):
+        except Exception:  # hostile calldata (eth_abi raises its own errors): an unknown call, never a crash
             return None, {}
         return str(fn.fn_name), dict(args)
 

@@ -64,7 +64,15 @@ class GovWatch:
         Raises:
             BlendrError: the chain could not be read (the last known values stay).
         """
-        fresh = dict(self._read(self.names))
+        fresh = {}
+        for name, value in dict(self._read(self.names)).items():
+            try:
+                gp.BY_NAME[name].check(value)
+            except BlendrError as exc:  # a lying RPC, or a contract that allows what the registry does not
+                log.warning("governance parameter out of its bounds on chain; keeping the last known", name=name,
+                            error=str(exc)[:200])
+                continue
+            fresh[name] = value
         with self._lock:
             changed = {n for n, v in fresh.items() if self._values.get(n) != v}
             self._values.update(fresh)
@@ -74,7 +82,10 @@ class GovWatch:
             log.info("governance parameters changed", changed={n: gp.format_value(gp.BY_NAME[n].unit, snapshot[n])
                                                               for n in sorted(changed)})
             for listener in self._listeners:
-                listener(snapshot, changed)
+                try:
+                    listener(snapshot, changed)
+                except Exception as exc:  # one node part failing to apply a value must not stop the others
+                    log.exception("applying governance parameters failed", error=f"{type(exc).__name__}: {exc}"[:300])
         return changed
 
     async def run(self) -> None:
@@ -85,6 +96,8 @@ class GovWatch:
             except BlendrError as exc:
                 log.warning("governance parameters could not be read; keeping the last known",
                             error=str(exc)[:300])
+            except Exception as exc:  # loop boundary: a malformed answer must not end following governance
+                log.exception("governance refresh failed", error=f"{type(exc).__name__}: {str(exc)[:300]}")
             await asyncio.sleep(self.interval_s)
 
 

@@ -22,8 +22,9 @@ from web3 import Web3
 from blendr.chain import artifacts
 from blendr.chain.bridge import BridgeMessage, attest, ordered
 from blendr.chain.client import ChainClient, ChainSettings
-from blendr.chain.contracts import BridgeInbox
+from blendr.chain.contracts import BridgeInbox, bridge_call
 from blendr.chain.deploy import DeployParams, Grant, deploy_system, hand_over
+from blendr.chain.governing import Governor
 from blendr.chain.manifest import Manifest
 from blendr.identity import NodeIdentity
 from blendrctl.cli import main
@@ -183,3 +184,27 @@ def test_a_holders_session_changes_an_eth_and_an_etc_parameter(deployed: Manifes
     assert [x["state"] for x in listed if x["proposal_id"] == pid] == ["executed"]
     code, out, _ = cli("show", pid)
     assert "executed" in out and "on ETC over the bridge: set verification.challenge_interval to 1 min" in out
+
+
+def test_hostile_calls_are_described_as_what_they_are(deployed: Manifest, eth: Web3, etc: Web3) -> None:
+    """`gov show` and the king's gateway describe a proposal's calls: garbage calldata, a bridge message with
+    undecodable data or for another chain are shown as such, never as a parameter change, and never crash."""
+    g = Governor(_client(eth, "eth"), _client(etc, "etc"), deployed)
+    rental, outbox = deployed.eth.address("GPURental"), deployed.eth.address("BridgeOutbox")
+    executor = deployed.etc.address("BridgeGovernanceExecutor")
+    assert g.describe(rental, 0, bytes.fromhex("deadbeef00")) == "GPURental: unknown call 0xdeadbeef"
+    assert g.describe(rental, 0, b"\x01") == "GPURental: unknown call 0x01"
+    ob = g.eth.contract("BridgeOutbox", outbox)
+
+    def send(chain_id: int, data: bytes) -> bytes:
+        return bytes.fromhex(ob.functions.sendMessage(chain_id, executor, data)._encode_transaction_data()[2:])
+
+    assert "undecodable data" in g.describe(outbox, 0, send(deployed.etc.chain_id, b"\x00" * 40))
+    wv = deployed.etc.address("WorkVerification")
+    inner = bytes.fromhex(g.etc.contract("WorkVerification", wv).functions.setMaxFailBps(100)
+                          ._encode_transaction_data()[2:])
+    honest = g.describe(outbox, 0, send(deployed.etc.chain_id, bridge_call(wv, inner)))
+    assert honest == "on ETC over the bridge: set verification.max_fail_bps to 100 bps (1%)", honest
+    elsewhere = g.describe(outbox, 0, send(deployed.etc.chain_id + 1, bridge_call(wv, inner)))
+    assert "not this deployment's ETC" in elsewhere and "set verification" not in elsewhere
+    assert g.describe(rental, 5, b"") == "GPURental: unknown call 0x, sending 5 wei"

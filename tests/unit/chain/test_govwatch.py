@@ -63,3 +63,23 @@ def test_an_outage_keeps_the_last_values_and_the_loop_goes_on() -> None:
 def test_unknown_names_are_refused() -> None:
     with pytest.raises(InvalidArgumentError):
         GovWatch(Chain().read, ["verification.challenge_intervall"], 30.0)
+
+
+def test_an_out_of_bounds_value_on_chain_is_not_applied_and_a_failing_listener_stops_nothing() -> None:
+    """A lying RPC (or a contract allowing what the registry does not) answering a challenge interval of 0 leaves
+    the last good value; a listener that raises does not keep the next one from hearing the change."""
+    chain = Chain()
+    w = GovWatch(chain.read, list(chain.values), 30.0)
+    heard: list[set[str]] = []
+
+    def broken(values: Mapping[str, gp.Value], changed: set[str]) -> None:
+        raise RuntimeError("a node part failed to apply it")
+
+    w.on_change(broken)
+    w.on_change(lambda values, changed: heard.append(set(changed)))
+    w.refresh()
+    chain.values["verification.challenge_interval"] = 0  # the registry's bounds: 10 s .. 1 day
+    chain.values["staking.min_stake_provider"] = 8
+    assert w.refresh() == {"staking.min_stake_provider"}
+    assert w.get("verification.challenge_interval") == 300
+    assert heard[-1] == {"staking.min_stake_provider"}
