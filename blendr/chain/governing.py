@@ -45,6 +45,9 @@ class ProposalState(enum.IntEnum):
 SUPPORT = {"against": 0, "for": 1, "abstain": 2}
 
 
+LOG_RANGE = 5_000
+"""Blocks one ``eth_getLogs`` request spans at most when proposals are read (public RPCs refuse wide ranges)."""
+
 @dataclass(frozen=True)
 class Call:
     """One call of a proposal (on ETH), and what it does in plain words."""
@@ -194,7 +197,12 @@ class Governor:
     def proposals(self) -> list[Proposal]:
         """Every proposal since the deployment, oldest first, with its state and tallies now."""
         ev = self.gov.events.ProposalCreated()
-        logs = self.eth.retry("get_logs ProposalCreated", lambda: ev.get_logs(from_block=self.m.eth.deploy_block))
+        head = self.eth.block_number()
+        logs: list[Any] = []
+        for lo in range(self.m.eth.deploy_block, head + 1, LOG_RANGE):  # bounded ranges: RPCs refuse wide ones
+            hi = min(lo + LOG_RANGE - 1, head)
+            logs += self.eth.retry("get_logs ProposalCreated",
+                                   lambda lo=lo, hi=hi: ev.get_logs(from_block=lo, to_block=hi))  # type: ignore[misc]
         return [self._proposal(dict(lg["args"]), int(lg["blockNumber"])) for lg in logs]
 
     def proposal(self, proposal_id: int) -> Proposal:

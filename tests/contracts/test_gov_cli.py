@@ -208,3 +208,21 @@ def test_hostile_calls_are_described_as_what_they_are(deployed: Manifest, eth: W
     elsewhere = g.describe(outbox, 0, send(deployed.etc.chain_id + 1, bridge_call(wv, inner)))
     assert "not this deployment's ETC" in elsewhere and "set verification" not in elsewhere
     assert g.describe(rental, 5, b"") == "GPURental: unknown call 0x, sending 5 wei"
+
+
+def test_proposals_are_read_in_bounded_log_ranges(deployed: Manifest, eth: Web3, etc: Web3, tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str],
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """Reading the proposals asks eth_getLogs for bounded block ranges (public RPCs refuse wide ones) and finds
+    the same proposals as one wide read."""
+    from blendr.chain import governing
+
+    cli = Cli(_home(tmp_path, deployed, VOTER), capsys)
+    for fee in ("2%", "4%"):
+        mine(eth, 3)
+        cli.json("propose", "--set", f"rental.fee_bps={fee}", "--description", f"Fee {fee}")
+    g = Governor(_client(eth, "eth"), _client(etc, "etc"), deployed)
+    wide = [p.proposal_id for p in g.proposals()]
+    assert len(wide) >= 2
+    monkeypatch.setattr(governing, "LOG_RANGE", 7)
+    assert [p.proposal_id for p in g.proposals()] == wide
