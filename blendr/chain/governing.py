@@ -21,7 +21,7 @@ from eth_utils import keccak, to_checksum_address
 
 from blendr.chain import govparams as gp
 from blendr.chain.contracts import bridge_call
-from blendr.errors import FailedPreconditionError, InvalidArgumentError, NotFoundError
+from blendr.errors import ContractRevertError, FailedPreconditionError, InvalidArgumentError, NotFoundError
 from blendr.units import fmt_tokens
 
 if TYPE_CHECKING:
@@ -294,7 +294,16 @@ class Governor:
         f = self.gov.functions
         fn = f.castVoteWithReason(proposal_id, SUPPORT[support], reason) if reason else \
             f.castVote(proposal_id, SUPPORT[support])
-        return self.eth.transact(fn)
+        return self._raced(proposal_id, fn, lambda q: self.check_can_vote(q, self.eth.address))
+
+    def _raced(self, proposal_id: int, fn: Any, check: Any) -> Any:
+        """Sends ``fn``; when it reverts, says why in words if the proposal changed meanwhile (another executor, a
+        second vote landing first, the vote closing), by running ``check`` again on the proposal as it is now."""
+        try:
+            return self.eth.transact(fn)
+        except ContractRevertError:
+            check(self.proposal(proposal_id))  # raises FailedPreconditionError naming what changed
+            raise
 
     def _args(self, p: Proposal) -> tuple[list[str], list[int], list[bytes], bytes]:
         return [c.target for c in p.calls], [c.value for c in p.calls], [c.calldata for c in p.calls], \
@@ -303,13 +312,14 @@ class Governor:
     def queue(self, proposal_id: int) -> Any:
         p = self.proposal(proposal_id)
         self.check_can_queue(p)
-        return self.eth.transact(self.gov.functions.queue(*self._args(p)))
+        return self._raced(proposal_id, self.gov.functions.queue(*self._args(p)), self.check_can_queue)
 
     def execute(self, proposal_id: int) -> Any:
         p = self.proposal(proposal_id)
         now = int(self.eth.retry("get_block", lambda: self.eth.w3.eth.get_block("latest"))["timestamp"])
         self.check_can_execute(p, now)
-        return self.eth.transact(self.gov.functions.execute(*self._args(p)))
+        return self._raced(proposal_id, self.gov.functions.execute(*self._args(p)),
+                           lambda q: self.check_can_execute(q, now))
 
     def delegate(self, to: str) -> Any:
         return self.eth.transact(self.token.functions.delegate(to_checksum_address(to)))

@@ -26,6 +26,7 @@ from blendr.chain.contracts import BridgeInbox, bridge_call
 from blendr.chain.deploy import DeployParams, Grant, deploy_system, hand_over
 from blendr.chain.governing import Governor
 from blendr.chain.manifest import Manifest
+from blendr.errors import FailedPreconditionError
 from blendr.identity import NodeIdentity
 from blendrctl.cli import main
 from tests.contracts.chainkit import DEV_KEYS, increase_time, mine
@@ -171,6 +172,11 @@ def test_a_holders_session_changes_an_eth_and_an_etc_parameter(deployed: Manifes
                               abi=artifacts.load("eth", "GPURental").abi)
     assert rental.functions.feeBps().call() == 300
     assert rental.functions.quoteBounds().call()[1] == 40 * 10**18
+    # a second executor that checked just before the first one landed: its revert is explained in words
+    g = Governor(_client(eth, "eth", NOBODY), _client(etc, "etc"), deployed)
+    late = g.proposal(int(pid))
+    with pytest.raises(FailedPreconditionError, match="cannot be executed: it is executed"):
+        g._raced(late.proposal_id, g.gov.functions.execute(*g._args(late)), lambda q: g.check_can_execute(q, 0))
     # the timelock's bridge message, relayed as the queens do, changes ETC
     out_abi = artifacts.load("eth", "BridgeOutbox").abi
     outbox = eth.eth.contract(address=deployed.eth.address("BridgeOutbox"), abi=out_abi)
