@@ -24,7 +24,7 @@ from provider.agent import ProviderAgent
 from provider.compute import RayRuntime
 from provider.gpus import cpu_device
 from queen.app import start_queen
-from queen.poolview import fetch_pool, render
+from queen.poolview import fetch_pool, render, rows
 from tests.integration.helpers import PINS, client_config, queen_config, running_agent, wait_for
 from tests.integration.scripted import ScriptedProvider, cpu_hello
 
@@ -71,7 +71,9 @@ async def test_three_providers_join_and_pass_challenges(node_home: Any) -> None:
             resp = await fetch_pool(admin_cfg, f"127.0.0.1:{app.admin_port}")
             assert len(resp.providers) == 3
             table = render(resp)
-            assert "alive" in table and "passed" in table and "1× cpu" in table
+            assert "alive" in table and "1× cpu" in table
+            # each row's PASS/FAIL/MISS (the last challenge may be pending or missed by now on a loaded machine)
+            assert all(r["passed"] >= 2 and f"{r['passed']}/0/{r['missed']}" in table for r in rows(resp)), table
             # The provider port does not serve the operator API.
             import grpc as _grpc
 
