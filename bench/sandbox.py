@@ -345,13 +345,15 @@ def main() -> int:
                           "ratio": med([a / b for a, b in zip(wall["none"], wall[k], strict=True)]),
                           "ratio_of_medians": med(wall["none"]) / med(wall[k]),
                           "ratio_of_best": min(wall["none"]) / min(wall[k]),
-                          "cpu_ratio": med(cpu["none"]) / med(cpu[k])} for k in kinds}
+                          # None: the kind's clocks showed no CPU time (gVisor's, for a tiny --quick workload)
+                          "cpu_ratio": med(cpu["none"]) / med(cpu[k]) if med(cpu[k]) > 0 else None} for k in kinds}
         # gVisor's clocks inside the sandbox count CPU time differently (its CPU-time ratio is not comparable).
         print(format_table(["compute", "in-job p50 s", "ratio (pairs p50)", "ratio of p50s", "ratio of best",
                             "CPU-time ratio"],
                            [[k, f"{throughput[k]['median_wall_s']:.3f}", f"{throughput[k]['ratio']:.3f}",
                              f"{throughput[k]['ratio_of_medians']:.3f}", f"{throughput[k]['ratio_of_best']:.3f}",
-                             f"{throughput[k]['cpu_ratio']:.3f}"] for k in kinds]), flush=True)
+                             "-" if throughput[k]["cpu_ratio"] is None else f"{throughput[k]['cpu_ratio']:.3f}"]
+                            for k in kinds]), flush=True)
 
         # Escapes.
         usr_planted = Path("/usr/planted")  # the unsandboxed job, as root, can write there: undo it after
