@@ -158,10 +158,10 @@ class KingClient:
         self.account = account
         self.timeout_s = timeout_s
         self.pins = pins or Pins()
+        self.targets = [t.strip() for t in target.split(",") if t.strip()] or [target]
         opts = [("grpc.max_receive_message_length", 32 * 2**20), ("grpc.max_send_message_length", 32 * 2**20)]
-        if insecure:
-            self._channel = grpc.aio.insecure_channel(target, options=opts)
-        else:
+        creds = None
+        if not insecure:
             if ca_file is None:
                 raise RenterError("pass the king's CA certificate (--ca-file), or --insecure for a plaintext devnet")
             try:
@@ -169,10 +169,12 @@ class KingClient:
             except OSError as exc:
                 raise RenterError(f"cannot read the king's CA certificate {ca_file}: {exc.strerror}") from None
             creds = grpc.ssl_channel_credentials(root_certificates=root)
-            self._channel = grpc.aio.secure_channel(target, creds, options=opts)
         from protos.blendr.v1 import renter_pb2_grpc
 
-        self._stub = renter_pb2_grpc.RenterGatewayStub(self._channel)
+        self._channels = [grpc.aio.insecure_channel(t, options=opts) if creds is None
+                          else grpc.aio.secure_channel(t, creds, options=opts) for t in self.targets]
+        self._stubs = [renter_pb2_grpc.RenterGatewayStub(ch) for ch in self._channels]
+        self._i = 0  # the king in use (several: kings sharing one store, each tried in turn when one is unreachable)
         self._token = ""
         self._expires = 0.0
 
@@ -183,7 +185,20 @@ class KingClient:
         await self.close()
 
     async def close(self) -> None:
-        await self._channel.close()
+        for ch in self._channels:
+            await ch.close()
+
+    @property
+    def _stub(self) -> Any:
+        return self._stubs[self._i]
+
+    @property
+    def _target(self) -> str:
+        return self.targets[self._i]
+
+    def _failover(self) -> None:
+        """The king in use is unreachable: use the next one (several kings: king.ha)."""
+        self._i = (self._i + 1) % len(self.targets)
 
     # ------------------------------------------------------------------ calls
     async def sign_in(self) -> str:
@@ -192,15 +207,20 @@ class KingClient:
 
         from protos.blendr.v1 import renter_pb2 as rpb
 
-        try:
-            c = await self._stub.GetSignInChallenge(rpb.SignInChallengeRequest(address=self.account.address),
-                                                    timeout=self.timeout_s)
-            self._check_challenge(c.message)
-            sig = bytes(self.account.sign_message(encode_defunct(text=c.message)).signature)
-            s = await self._stub.SignIn(rpb.SignInRequest(challenge_id=c.challenge_id, address=self.account.address,
-                                                          signature=sig), timeout=self.timeout_s)
-        except grpc.aio.AioRpcError as exc:
-            raise _rpc_error(exc, self.target) from None
+        for left in range(len(self.targets) - 1, -1, -1):
+            try:
+                c = await self._stub.GetSignInChallenge(rpb.SignInChallengeRequest(address=self.account.address),
+                                                        timeout=self.timeout_s)
+                self._check_challenge(c.message)
+                sig = bytes(self.account.sign_message(encode_defunct(text=c.message)).signature)
+                s = await self._stub.SignIn(rpb.SignInRequest(challenge_id=c.challenge_id,
+                                                              address=self.account.address, signature=sig),
+                                            timeout=self.timeout_s)
+                break
+            except grpc.aio.AioRpcError as exc:
+                if exc.code() != grpc.StatusCode.UNAVAILABLE or not left:
+                    raise _rpc_error(exc, self._target) from None
+                self._failover()  # several kings: sign in at the next one
         self._token, self._expires = s.token, s.expires_unix
         return str(s.token)
 
@@ -220,16 +240,27 @@ class KingClient:
     async def _call(self, name: str, request: Any, *, auth: bool = True) -> Any:
         if auth and (not self._token or self._expires < time.time() + 30):
             await self.sign_in()
-        for attempt in (1, 2):
+        # Several kings: an unreachable one (or one whose leader is changing) is left for the next, a few rounds
+        # over all of them with growing waits; requests are idempotent (a job's request id, a cancel), so a call
+        # that reached a king before it died is not done twice.
+        tries = 1 if len(self.targets) == 1 else 3 * len(self.targets)
+        reauthed = False
+        attempt = 0
+        while True:
             md = (("authorization", f"Bearer {self._token}"),) if auth else ()
             try:
                 return await getattr(self._stub, name)(request, metadata=md, timeout=self.timeout_s)
             except grpc.aio.AioRpcError as exc:
-                if auth and attempt == 1 and exc.code() == grpc.StatusCode.UNAUTHENTICATED:
+                if auth and not reauthed and exc.code() == grpc.StatusCode.UNAUTHENTICATED:
+                    reauthed = True
                     await self.sign_in()  # the session expired or the king forgot it: sign in again, once
                     continue
-                raise _rpc_error(exc, self.target) from None
-        raise AssertionError("unreachable")
+                attempt += 1
+                if exc.code() != grpc.StatusCode.UNAVAILABLE or attempt >= tries:
+                    raise _rpc_error(exc, self._target) from None
+                self._failover()
+                if attempt % len(self.targets) == 0:
+                    await asyncio.sleep(min(4.0, 0.5 * 2 ** (attempt // len(self.targets))))
 
     async def quote(self, spec: Spec) -> Any:
         from protos.blendr.v1 import renter_pb2 as rpb
@@ -314,11 +345,11 @@ class KingClient:
             except grpc.aio.AioRpcError as exc:
                 broke = f"{exc.code().name}: {exc.details()}"
                 if unpacking is None:
-                    raise _rpc_error(exc, self.target) from None
+                    raise _rpc_error(exc, self._target) from None
                 pipe.end(broke)
                 with contextlib.suppress(OutputError):
                     await unpacking
-                raise _rpc_error(exc, self.target) from None
+                raise _rpc_error(exc, self._target) from None
             pipe.end()
             if unpacking is None:
                 raise RenterError(f"the king sent no outputs of job {job_id}", grpc.StatusCode.UNAVAILABLE)
@@ -370,7 +401,7 @@ class KingClient:
                 return
             except grpc.aio.AioRpcError as exc:
                 if not _reconnectable(exc):
-                    raise _rpc_error(exc, self.target) from None
+                    raise _rpc_error(exc, self._target) from None
                 if exc.code() == grpc.StatusCode.UNAUTHENTICATED:
                     self._token = ""
                 # the stream broke after delivering events: reconnect from ``seq`` with a fresh budget
@@ -392,6 +423,8 @@ class KingClient:
                 reraise=True,
             ):
                 with attempt:
+                    if attempt.retry_state.attempt_number > 1 and len(self.targets) > 1:
+                        self._failover()  # the king watched (or the last one tried) is unreachable: the next one
                     if not self._token or self._expires < time.time() + 30:
                         await self.sign_in()
                     md = (("authorization", f"Bearer {self._token}"),)
@@ -404,7 +437,7 @@ class KingClient:
                             self._token = ""  # sign in again on the next attempt
                         raise
         except grpc.aio.AioRpcError as exc:
-            raise _rpc_error(exc, self.target) from None
+            raise _rpc_error(exc, self._target) from None
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def submit(self, req: JobRequest) -> Any:

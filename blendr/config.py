@@ -206,7 +206,8 @@ class RelayConfig:
     """
 
     enabled: bool = False
-    # The king's control endpoint (HOST:PORT) that gathers attestations; empty: attest into the store only.
+    # The king's control endpoint (HOST:PORT; several kings sharing one store: HOST:PORT,HOST:PORT,…) that takes
+    # the session and gathers attestations; empty: attest into the store only.
     king: str = ""
     # The CA that signed the king's certificate; empty: rpc.ca_file (else <home>/tls/ca.crt).
     king_ca_file: str = ""
@@ -282,13 +283,20 @@ class KingConfig:
     max_outputs_total_bytes: int = 20 * 2**30
     outputs_retention_s: float = 7 * 86400.0
     outputs_wait_s: float = 600.0
+    # Several kings on one PostgreSQL store (store.url): the address (HOST:PORT) at which the other kings reach this
+    # one, to pass it calls while it leads (empty: this host's name and the bound port; on Kubernetes, the pod IP);
+    # how long the leader lease lasts, and how often it is renewed (and tried by the kings that do not lead).
+    advertise: str = ""
+    lease_ttl_s: float = 5.0
+    lease_renew_s: float = 1.0
 
 
 @dataclass
 class RenterConfig:
     """A renter's CLI and SDK defaults (``blendr job …``): which king to use."""
 
-    # The king's renter gateway (HOST:PORT); its CA is rpc.ca_file (--ca-file).
+    # The king's renter gateway (HOST:PORT; several kings sharing one store: HOST:PORT,HOST:PORT,…, tried in turn
+    # when one is unreachable); its CA is rpc.ca_file (--ca-file).
     king: str = "127.0.0.1:7480"
     # Seconds before a call to the king gives up.
     timeout_s: float = 30.0
@@ -298,6 +306,16 @@ class RenterConfig:
     chain_id: int = 0
     rental_contract: str = ""
     token_contract: str = ""
+
+
+@dataclass
+class StoreConfig:
+    """Where a king keeps its state: its SQLite file (the default), or a PostgreSQL database several kings share."""
+
+    # Empty: <home>/king/state.sqlite3. "postgresql://USER:PASSWORD@HOST:PORT/DB": PostgreSQL, shared by several
+    # kings, which then elect a leader (king.lease_*; docs/kings.md). Keep the password out of files with the
+    # variable BLENDR_STORE__URL.
+    url: str = ""
 
 
 @dataclass
@@ -331,6 +349,7 @@ class Config:
     king: KingConfig = field(default_factory=KingConfig)
     renter: RenterConfig = field(default_factory=RenterConfig)
     rewards: RewardsConfig = field(default_factory=RewardsConfig)
+    store: StoreConfig = field(default_factory=StoreConfig)
 
     def path(self, *parts: str) -> Path:
         """A path inside the node's home directory."""
@@ -349,6 +368,7 @@ SECTIONS: dict[str, type[Any]] = {
     "king": KingConfig,
     "renter": RenterConfig,
     "rewards": RewardsConfig,
+    "store": StoreConfig,
 }
 # Top-level tables read by their own loaders: [network.NAME] (blendr.chain.networks).
 OWN_LOADER_SECTIONS = {"network"}
@@ -519,10 +539,19 @@ def validate(cfg: Config) -> None:
         "king.retry_initial_s": cfg.king.retry_initial_s,
         "king.retry_max_s": cfg.king.retry_max_s,
         "king.attester_cache_s": cfg.king.attester_cache_s,
+        "king.lease_ttl_s": cfg.king.lease_ttl_s,
+        "king.lease_renew_s": cfg.king.lease_renew_s,
     }
     for name, value in positive.items():
         if not (math.isfinite(value) and value > 0):
             raise ConfigError(f"config {name} must be > 0 (got {value})")
+    url = cfg.store.url.strip()
+    if (url and url.split("://", 1)[0].lower() not in ("postgresql", "postgres")) or (url and "://" not in url):
+        raise ConfigError("config store.url must be empty (the SQLite file in the home) or a postgresql:// URL "
+                          f"(got a value starting {url[:12]!r})")
+    if cfg.king.lease_renew_s >= cfg.king.lease_ttl_s:
+        raise ConfigError(f"config king.lease_renew_s ({cfg.king.lease_renew_s}) must be shorter than king.lease_ttl_s "
+                          f"({cfg.king.lease_ttl_s}): a leader renews its lease before it lapses")
     if cfg.chain.gov_refresh_s > 30:
         raise ConfigError(f"config chain.gov_refresh_s must be at most 30 (got {cfg.chain.gov_refresh_s}): executed "
                           "governance changes must reach running nodes within a minute")

@@ -59,6 +59,15 @@ class StoreError(BlendrError):
     """Raised when the durable store cannot be opened, read or written."""
 
 
+class StoreUnavailableError(StoreError):
+    """Raised when the store's server cannot be reached (a PostgreSQL restart, a dropped connection); retry later."""
+
+
+class FencedError(StoreError):
+    """Raised when a write (or a chain transaction) is refused because the lease it was made under is no longer held
+    at that epoch: another node took it over (king.ha)."""
+
+
 class TLSError(BlendrError):
     """Raised when TLS material (CA, certificate, key) is missing, invalid or cannot be generated."""
 

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import secrets
 import signal
+import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,8 +37,8 @@ from blendr.config import Config
 from blendr.errors import BlendrError, FailedPreconditionError, IdentityError
 from blendr.identity import KEY_FILE, NodeIdentity
 from blendr.proof.fingerprints import FINGERPRINTS
-from blendr.rpc.server import ServerHandle, start_server
-from blendr.store import SQLiteStore, Store
+from blendr.rpc.server import ServerHandle, open_channel, start_server
+from blendr.store import PostgresStore, SQLiteStore, Store, open_store
 from blendr.telemetry import get_logger
 from blendr.units import fmt_tokens
 from king.auth import Sessions
@@ -43,8 +46,9 @@ from king.bridge import AttestationBook, Lane
 from king.context import JobsConfig
 from king.control import KingControlServicer
 from king.core import KingCore
-from king.gateway import RenterGatewayServicer
+from king.gateway import RenterGatewayServicer, StoreGateway
 from king.governance import ProposalBook
+from king.ha import LeaderLink, Leadership, LeaseConfig, routed
 from king.outputs import OutputStore
 from king.pricing import Pricer, PricingParams
 from king.queens import QueenHub
@@ -56,7 +60,9 @@ from king.settlements import SettlementBook
 from king.stakes import StakeBook, StakingReader
 from king.stakes import follow as follow_stakes
 from king.vouchers import EthVouchers
+from protos.blendr.v1 import king_pb2 as kpb
 from protos.blendr.v1 import king_pb2_grpc as kpb_grpc
+from protos.blendr.v1 import renter_pb2 as rpb
 from protos.blendr.v1 import renter_pb2_grpc as rpb_grpc
 
 log = get_logger("blendr.king")
@@ -66,80 +72,82 @@ SERVICES = ("blendr.v1.KingControl", "blendr.v1.RenterGateway")
 
 
 @dataclass
+class Role:
+    """What the leading king runs: the jobs, the queens' sessions, bridge deliveries and settlements, their servicers
+    and loops. A king alone (SQLite) has one for its whole life; kings sharing PostgreSQL (king.ha) build one each
+    time they win the leader lease and drop it when they lose it."""
+
+    jobs: KingCore
+    hub: QueenHub
+    book: AttestationBook
+    settlements: SettlementBook
+    clients: dict[str, ChainClient]
+    control: KingControlServicer
+    gateway: RenterGatewayServicer
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    async def stop(self) -> None:
+        self.jobs.stop()
+        for t in self.tasks:
+            t.cancel()
+        for t in self.tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await t
+        for sess in list(self.hub.sessions.values()):
+            sess.close()  # the queens redial: a follower passes their sessions to the new leader
+
+
+@dataclass
 class KingApp:
     cfg: Config
     address: str
     server: ServerHandle
-    book: AttestationBook
-    settlements: SettlementBook
     store: Store
-    clients: dict[str, ChainClient]
-    jobs: KingCore
-    hub: QueenHub
     sessions: Sessions
-    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    role: Role | None = None  # None: another king leads (king.ha)
+    leadership: Leadership | None = None  # None: this king is alone on its store and always leads
     proposals: ProposalBook | None = None  # governance proposals for the gateway (king.governance)
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    _link: LeaderLink | None = None
 
     @property
     def port(self) -> int:
         return self.server.port
 
-    async def _follow_settlements(self) -> None:
-        """Follows GPURental's settlements into the jobs, forever; a chain failure is retried with bounded
-        exponential backoff (tenacity), then the next round starts over."""
-        kc = self.cfg.king
+    def _leader(self) -> Role:
+        if self.role is None:
+            raise FailedPreconditionError("this king does not lead now")
+        return self.role
 
-        def poll_all() -> None:
-            while self.settlements.poll():
-                pass
+    @property
+    def jobs(self) -> KingCore:
+        return self._leader().jobs
 
+    @property
+    def hub(self) -> QueenHub:
+        return self._leader().hub
+
+    @property
+    def book(self) -> AttestationBook:
+        return self._leader().book
+
+    @property
+    def settlements(self) -> SettlementBook:
+        return self._leader().settlements
+
+    @property
+    def clients(self) -> dict[str, ChainClient]:
+        return self._leader().clients
+
+    async def _follow_proposals(self) -> None:
+        """Every ``chain.gov_refresh_s``: the proposals into the gateway's book (every king serves them)."""
         while True:
-            try:
-                async for attempt in AsyncRetrying(
-                        retry=retry_if_exception_type(BlendrError), stop=stop_after_attempt(8),
-                        wait=wait_exponential_jitter(multiplier=kc.retry_initial_s, max=kc.retry_max_s),
-                        before_sleep=lambda st: log.warning(
-                            "settlement follower failed; retrying", attempt=st.attempt_number,
-                            error=str(st.outcome.exception() if st.outcome else "")[:300])):
-                    with attempt:
-                        await asyncio.to_thread(poll_all)
-                self.jobs.poll_settlements()
-            except RetryError:
-                log.error("settlement follower still failing; trying again next round")
-            await asyncio.sleep(kc.poll_s)
-
-    async def _follow_reputation(self, rep: ReputationSystem, scores: dict[str, int]) -> None:
-        """Keeps the providers' on-chain reputation (ETC) fresh for the scheduler."""
-        while True:
-            for provider in list(self.jobs.market.pool):
-                try:
-                    scores[provider] = await asyncio.to_thread(rep.score, provider)
-                except BlendrError as exc:  # an ETC outage leaves the last known score in place
-                    log.debug("reputation read failed", provider=provider, error=str(exc)[:200])
-                    break
-            await asyncio.sleep(30.0)
-
-    async def _follow_governance(self) -> None:
-        """Every ``chain.gov_refresh_s``: GPURental's parameters (quote bounds, durations, GPUs) into the jobs, both
-        inboxes' attester sets and thresholds into the bridge book, and the proposals into the gateway's book; a
-        chain outage keeps the last known ones."""
-        while True:
-            try:
-                await self.jobs.prepare()
-            except BlendrError as exc:
-                log.warning("GPURental parameters read failed; keeping the last known", error=str(exc)[:200])
-            for chain_id in list(self.book.lanes):
-                try:
-                    await asyncio.to_thread(self.book.attester_set, chain_id, refresh=True)
-                except BlendrError as exc:
-                    log.warning("bridge attester set read failed; keeping the last known", chain_id=chain_id,
-                                error=str(exc)[:200])
             if self.proposals is not None:
                 try:
                     await asyncio.to_thread(self.proposals.refresh)
                 except BlendrError as exc:
                     log.warning("proposals read failed; keeping the last known", error=str(exc)[:200])
-                except Exception as exc:  # loop boundary: a hostile proposal must not stop the parameters' refresh
+                except Exception as exc:  # loop boundary: a hostile proposal must not stop the refresh
                     log.exception("proposals refresh failed", error=f"{type(exc).__name__}: {str(exc)[:300]}")
             await asyncio.sleep(self.cfg.chain.gov_refresh_s)
 
@@ -149,9 +157,70 @@ class KingApp:
         for t in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await t
+        if self.role is not None:
+            await self.role.stop()
+            self.role = None
+        if self.leadership is not None:
+            await self.leadership.release()
         await self.server.stop(self.cfg.rpc.grace_s)
+        if self._link is not None:
+            await self._link.close()
         self.store.close()
         log.info("king stopped")
+
+
+async def _follow_settlements(cfg: Config, role: Role) -> None:
+    """Follows GPURental's settlements into the jobs, forever; a chain failure is retried with bounded exponential
+    backoff (tenacity), then the next round starts over."""
+    kc = cfg.king
+
+    def poll_all() -> None:
+        while role.settlements.poll():
+            pass
+
+    while True:
+        try:
+            async for attempt in AsyncRetrying(
+                    retry=retry_if_exception_type(BlendrError), stop=stop_after_attempt(8),
+                    wait=wait_exponential_jitter(multiplier=kc.retry_initial_s, max=kc.retry_max_s),
+                    before_sleep=lambda st: log.warning(
+                        "settlement follower failed; retrying", attempt=st.attempt_number,
+                        error=str(st.outcome.exception() if st.outcome else "")[:300])):
+                with attempt:
+                    await asyncio.to_thread(poll_all)
+            role.jobs.poll_settlements()
+        except RetryError:
+            log.error("settlement follower still failing; trying again next round")
+        await asyncio.sleep(kc.poll_s)
+
+
+async def _follow_reputation(jobs: KingCore, rep: ReputationSystem, scores: dict[str, int]) -> None:
+    """Keeps the providers' on-chain reputation (ETC) fresh for the scheduler."""
+    while True:
+        for provider in list(jobs.market.pool):
+            try:
+                scores[provider] = await asyncio.to_thread(rep.score, provider)
+            except BlendrError as exc:  # an ETC outage leaves the last known score in place
+                log.debug("reputation read failed", provider=provider, error=str(exc)[:200])
+                break
+        await asyncio.sleep(30.0)
+
+
+async def _follow_governance(cfg: Config, role: Role) -> None:
+    """Every ``chain.gov_refresh_s``: GPURental's parameters (quote bounds, durations, GPUs) into the jobs, and both
+    inboxes' attester sets and thresholds into the bridge book; a chain outage keeps the last known ones."""
+    while True:
+        try:
+            await role.jobs.prepare()
+        except BlendrError as exc:
+            log.warning("GPURental parameters read failed; keeping the last known", error=str(exc)[:200])
+        for chain_id in list(role.book.lanes):
+            try:
+                await asyncio.to_thread(role.book.attester_set, chain_id, refresh=True)
+            except BlendrError as exc:
+                log.warning("bridge attester set read failed; keeping the last known", chain_id=chain_id,
+                            error=str(exc)[:200])
+        await asyncio.sleep(cfg.chain.gov_refresh_s)
 
 
 def load_king_identity(cfg: Config) -> NodeIdentity:
@@ -198,40 +267,59 @@ def chain_clients(cfg: Config, m: Manifest, account: Any) -> dict[str, ChainClie
     return {name: ChainClient(chain_settings(cfg, m, name), account) for name in ("eth", "etc")}
 
 
-async def start_king(
-    cfg: Config,
-    *,
-    manifest: Manifest | None = None,
-    store: Store | None = None,
-    clock: Clock | None = None,
-    run_loops: bool = True,
-) -> KingApp:
-    """Start a king from its config: the deployment manifest, its key (which must exist and hold GPURental's
-    scheduler role; it pays for rentals and deliveries), the control server, the delivery loop and the
-    settlement follower.
+def king_store(cfg: Config) -> Store:
+    """The king's store: ``store.url`` (PostgreSQL, shared by several kings), else its SQLite file in its home."""
+    url = cfg.store.url
+    return open_store(url) if url else SQLiteStore(cfg.path("king", "state.sqlite3"))
 
-    Nothing is written (store, TLS files) before the manifest, the key and its role have been checked.
 
-    Raises:
-        ConfigError, IdentityError, FailedPreconditionError, ChainError, TLSError, StoreError: with a message
-            saying what to fix.
-    """
-    clock = clock or SystemClock()
-    m = manifest or load_manifest(cfg)
-    ident = load_king_identity(cfg)
-    clients = chain_clients(cfg, m, ident.account())
+def shared_store(store: Store) -> bool:
+    """Whether several kings may share ``store`` (then they elect a leader: king.ha)."""
+    return isinstance(store, PostgresStore)
+
+
+def advertised(cfg: Config, port: int) -> str:
+    """``HOST:PORT`` at which the other kings reach this one: ``king.advertise``, else this host's name."""
+    if cfg.king.advertise:
+        return cfg.king.advertise
+    host = cfg.king.listen.rsplit(":", 1)[0].strip("[]")
+    if host in ("", "0.0.0.0", "::"):
+        host = socket.getfqdn()
+    return f"{host}:{port}"
+
+
+def _methods(service: Any) -> dict[str, str]:
+    return {m.name: ("s" if m.client_streaming else "u") + ("s" if m.server_streaming else "u")
+            for m in service.methods}
+
+
+@dataclass
+class _Parts:
+    """What a king builds once and every role it takes uses."""
+
+    cfg: Config
+    manifest: Manifest
+    ident: NodeIdentity
+    clock: Clock
+    sessions: Sessions
+    proposals: ProposalBook
+
+
+async def _build_role(p: _Parts, store: Store, *, run_loops: bool, guard: Any = None) -> Role:
+    """The leader's parts on ``store`` (fenced where kings share it), loaded from it; with ``run_loops``, their loops
+    started. ``guard`` is checked before every chain transaction (king.ha)."""
+    cfg, m, clock, kc = p.cfg, p.manifest, p.clock, p.cfg.king
+    clients = chain_clients(cfg, m, p.ident.account())
+    for c in clients.values():
+        c.guard = guard
     rental = GPURental(clients["eth"], m.eth.address("GPURental"))
-    check_scheduler(rental, ident.address, cfg)
-    store = store or SQLiteStore(cfg.path("king", "state.sqlite3"))
     lanes = [
         Lane(BridgeInbox(clients["etc"], m.etc.address("BridgeInbox")), m.eth.chain_id, m.eth.address("BridgeOutbox")),
         Lane(BridgeInbox(clients["eth"], m.eth.address("BridgeInbox")), m.etc.chain_id, m.etc.address("BridgeOutbox")),
     ]
-    book = AttestationBook(lanes, store, clock, cfg.king)
+    book = AttestationBook(lanes, store, clock, kc)
     pending = book.load()
     settlements = SettlementBook(rental, store, start_block=m.eth.deploy_block)
-    kc = cfg.king
-    sessions = Sessions(store, clock, king=ident.address, chain_id=m.eth.chain_id, ttl_s=kc.session_ttl_s)
     # The quote's bounds are governance parameters on GPURental (read by jobs.prepare); surge is this king's.
     pricer = Pricer(PricingParams(surge=kc.price_surge))
     scheduler = Scheduler(pricer, known_models=FINGERPRINTS)
@@ -243,7 +331,7 @@ async def start_king(
             return True, "staked"
         return False, f"queen stake {fmt_tokens(stake)} GPUTOKEN is below the minimum {fmt_tokens(minimum)}"
 
-    hub = QueenHub(ident.address, clock, stake_check=queen_stake, snapshot_interval_s=kc.snapshot_interval_s,
+    hub = QueenHub(p.ident.address, clock, stake_check=queen_stake, snapshot_interval_s=kc.snapshot_interval_s,
                    accept_any_king=kc.accept_any_king_registration)
     scores: dict[str, int] = {}
     # Providers are offered only for the GPUs GPURental would accept of them (their stake and their queen's).
@@ -253,35 +341,124 @@ async def start_king(
     jobs = KingCore(store, clock, scheduler,
                     EthRentals(rental, GPUToken(clients["eth"], m.eth.address("GPUToken")), vouchers),
                     hub, JobsConfig.of(kc),
-                    reputation=lambda p: scores.get(p, 5000), outputs=output_store(cfg, clock),
+                    reputation=lambda prov: scores.get(prov, 5000), outputs=output_store(cfg, clock),
                     output_wait_s=kc.outputs_wait_s, stakes=stakes, bridge=book, vouchers=_vouchers_view(m, rental))
     await jobs.prepare()
     live = jobs.load()
+    role = Role(jobs, hub, book, settlements, clients,
+                KingControlServicer(book, settlements, hub, jobs, jobs.outputs),
+                RenterGatewayServicer(jobs, p.sessions, p.proposals))
+    if run_loops:
+        rep = ReputationSystem(clients["etc"], m.etc.address("ReputationSystem"))
+        role.tasks = [asyncio.create_task(book.run()), asyncio.create_task(_follow_settlements(cfg, role)),
+                      asyncio.create_task(jobs.run()), asyncio.create_task(_follow_reputation(jobs, rep, scores)),
+                      asyncio.create_task(follow_stakes(stakes, jobs.market)),
+                      asyncio.create_task(_follow_governance(cfg, role)),
+                      # reward epochs: the king publishes each ended epoch's roots to TokenDistributor (king/rewards.py)
+                      asyncio.create_task(follow_rewards(publisher_for(clients["eth"], m, store, cfg.rewards),
+                                                         cfg.rewards.poll_s))]
+    log.info("king leads", pending_deliveries=pending, live_jobs=live)
+    return role
+
+
+async def start_king(
+    cfg: Config,
+    *,
+    manifest: Manifest | None = None,
+    store: Store | None = None,
+    clock: Clock | None = None,
+    run_loops: bool = True,
+) -> KingApp:
+    """Start a king from its config: the deployment manifest, its key (which must exist and hold GPURental's
+    scheduler role; it pays for rentals and deliveries), the renter gateway and control server, and its loops.
+
+    Alone on its store (SQLite) a king leads for its whole life. On a store several kings share (PostgreSQL) it
+    serves renters and queens at once and runs the leader's work only while it holds the leader lease (king.ha).
+
+    Nothing is written (store, TLS files) before the manifest, the key and its role have been checked.
+
+    Raises:
+        ConfigError, IdentityError, FailedPreconditionError, ChainError, TLSError, StoreError: with a message
+            saying what to fix.
+    """
+    clock = clock or SystemClock()
+    m = manifest or load_manifest(cfg)
+    ident = load_king_identity(cfg)
+    check_scheduler(GPURental(chain_clients(cfg, m, ident.account())["eth"], m.eth.address("GPURental")),
+                    ident.address, cfg)
+    store = store or king_store(cfg)
+    kc = cfg.king
+    ha = shared_store(store)
+    sessions = Sessions(store, clock, king=ident.address, chain_id=m.eth.chain_id, ttl_s=kc.session_ttl_s, shared=ha)
     governor = Governor(ChainClient(chain_settings(cfg, m, "eth")), ChainClient(chain_settings(cfg, m, "etc")), m)
     proposals = ProposalBook(governor.proposals, governor.eth.block_number)
     try:
         await asyncio.to_thread(proposals.refresh)
     except BlendrError as exc:  # the gateway serves an empty list until the next refresh
         log.warning("proposals read failed", error=str(exc)[:200])
+    parts = _Parts(cfg, m, ident, clock, sessions, proposals)
+    if not ha:
+        role = await _build_role(parts, store, run_loops=run_loops)
+        server = await start_server(
+            cfg, kc.listen,
+            [lambda s: kpb_grpc.add_KingControlServicer_to_server(role.control, s),
+             lambda s: rpb_grpc.add_RenterGatewayServicer_to_server(role.gateway, s)],
+            service_names=SERVICES)
+        app = KingApp(cfg, ident.address, server, store, sessions, role=role, proposals=proposals)
+    else:
+        app = await _start_ha(parts, store, run_loops=run_loops)
+    if run_loops:
+        app._tasks.append(asyncio.create_task(app._follow_proposals()))
+    log.info("king serving", address=ident.address, port=app.port, tls=app.server.tls, network=m.network,
+             leads=app.role is not None)
+    return app
+
+
+async def _start_ha(p: _Parts, store: Store, *, run_loops: bool) -> KingApp:
+    """A king on a store several kings share: routed servicers, then the leader lease (its first round at once, so a
+    king alone takes the lease before it answers anyone)."""
+    cfg, kc = p.cfg, p.cfg.king
+    app: KingApp | None = None
+    follower = StoreGateway(store, p.clock, p.sessions, p.proposals,
+                            max_watchers_per_renter=JobsConfig.of(kc).max_watchers_per_renter)
+    own = {"GetSignInChallenge", "SignIn", "GetJob", "WatchJob", "ListProposals", "GetProposal"}
+
+    def leader(which: str) -> Any:
+        return None if app is None or app.role is None else getattr(app.role, which)
+
+    def link() -> LeaderLink:
+        assert app is not None and app._link is not None
+        return app._link
+
+    control = routed(kpb_grpc.KingControlServicer, kpb_grpc.KingControlStub,
+                     _methods(kpb.DESCRIPTOR.services_by_name["KingControl"]), lambda: leader("control"), link)
+    gateway = routed(rpb_grpc.RenterGatewayServicer, rpb_grpc.RenterGatewayStub,
+                     _methods(rpb.DESCRIPTOR.services_by_name["RenterGateway"]), lambda: leader("gateway"), link,
+                     {name: (lambda: follower) for name in own})
     server = await start_server(
         cfg, kc.listen,
-        [lambda s: kpb_grpc.add_KingControlServicer_to_server(KingControlServicer(book, settlements, hub, jobs,
-                                                                                     jobs.outputs), s),
-         lambda s: rpb_grpc.add_RenterGatewayServicer_to_server(RenterGatewayServicer(jobs, sessions, proposals), s)],
+        [lambda s: kpb_grpc.add_KingControlServicer_to_server(control, s),
+         lambda s: rpb_grpc.add_RenterGatewayServicer_to_server(gateway, s)],
         service_names=SERVICES)
-    app = KingApp(cfg, ident.address, server, book, settlements, store, clients, jobs, hub, sessions,
-                  proposals=proposals)
-    if run_loops:
-        rep = ReputationSystem(clients["etc"], m.etc.address("ReputationSystem"))
-        app._tasks = [asyncio.create_task(book.run()), asyncio.create_task(app._follow_settlements()),
-                      asyncio.create_task(jobs.run()), asyncio.create_task(app._follow_reputation(rep, scores)),
-                      asyncio.create_task(follow_stakes(stakes, jobs.market)),
-                      asyncio.create_task(app._follow_governance())]
-        # reward epochs: the king publishes each ended epoch's roots to TokenDistributor (king/rewards.py)
-        app._tasks.append(asyncio.create_task(follow_rewards(
-            publisher_for(clients["eth"], m, store, cfg.rewards), cfg.rewards.poll_s)))
-    log.info("king serving", address=ident.address, port=server.port, tls=server.tls, network=m.network,
-             pending_deliveries=pending, live_jobs=live)
+    app = KingApp(cfg, p.ident.address, server, store, p.sessions, proposals=p.proposals)
+
+    async def lead(epoch: int) -> None:
+        assert app is not None and app.leadership is not None
+        app.role = await _build_role(p, app.leadership.view(), run_loops=run_loops, guard=app.leadership.guard)
+
+    async def follow(why: str) -> None:
+        assert app is not None
+        role, app.role = app.role, None
+        if role is not None:
+            await role.stop()
+
+    holder = f"{p.ident.address[:10]}@{socket.gethostname()}/{os.getpid()}/{secrets.token_hex(4)}"
+    app.leadership = Leadership(store, holder, advertised(cfg, server.port),
+                                LeaseConfig(ttl_s=kc.lease_ttl_s, renew_s=kc.lease_renew_s), lead, follow)
+    app._link = LeaderLink(app.leadership, lambda target: open_channel(cfg, target))
+    await app.leadership.step()
+    await app.leadership.started()
+    app._tasks.append(asyncio.create_task(app.leadership.run()))
     return app
 
 
@@ -294,6 +471,9 @@ async def run_king(cfg: Config) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    print(f"king {app.address} serving renters and queens on port {app.port} (tls={'on' if app.server.tls else 'off'})", flush=True)
+    role = "" if app.leadership is None else (", leading" if app.role is not None else
+                                              f", following the leader at {app.leadership.leader_address or '(none yet)'}")
+    print(f"king {app.address} serving renters and queens on port {app.port} "
+          f"(tls={'on' if app.server.tls else 'off'}{role})", flush=True)
     await stop.wait()
     await app.stop()

@@ -37,6 +37,7 @@ from blendr.errors import AuthenticationError, InvalidArgumentError
 from blendr.store import Store
 
 NS_SECRETS = "king_secrets"
+NS_USED = "used_challenges"  # <expires>.<nonce>: challenges signed in with, when kings share a store
 ECHO_CHARS = 80
 MAX_TOKEN_CHARS = 256
 
@@ -76,7 +77,10 @@ class Sessions:
     """Stateless sign-in challenges (used ones remembered until they expire) and HMAC session tokens."""
 
     def __init__(self, store: Store, clock: Clock, *, king: str, chain_id: int, ttl_s: float = 3600.0,
-                 challenge_ttl_s: float = 300.0) -> None:
+                 challenge_ttl_s: float = 300.0, shared: bool = False) -> None:
+        """``shared``: several kings share ``store`` (king.ha): the challenge key is kept in the store, so a
+        challenge one king issued signs in at another, and a used challenge is recorded there, so it signs in once
+        across all of them."""
         self.clock = clock
         self.king = king
         self.chain_id = chain_id
@@ -88,7 +92,8 @@ class Sessions:
             doc = store.get(NS_SECRETS, "session")
         assert doc is not None
         self._key = bytes.fromhex(doc["key"])
-        self._challenge_key = secrets.token_bytes(32)
+        self._store = store if shared else None
+        self._challenge_key = self._shared_key(store, "challenge") if shared else secrets.token_bytes(32)
         # Used challenge ids until their expiry: a set to look up, a heap (expires, id) to forget in order.
         self._used: set[str] = set()
         self._used_by_expiry: list[tuple[int, str]] = []
@@ -125,6 +130,10 @@ class Sessions:
         self._forget_used(now)
         if challenge_id in self._used:
             raise AuthenticationError("used sign-in challenge (each signs in once); ask for a new one")
+        if self._store is not None:
+            self._store_forget_used(now)
+            if self._store.get(NS_USED, f"{expires:012d}.{nonce}") is not None:
+                raise AuthenticationError("used sign-in challenge (each signs in once); ask for a new one")
         message = challenge_text(self.king, self.chain_id, addr, challenge_id, expires)
         try:
             signer = Account.recover_message(encode_defunct(text=message), signature=signature)
@@ -132,6 +141,8 @@ class Sessions:
             raise AuthenticationError("malformed sign-in signature") from None
         if to_checksum_address(signer) != addr:
             raise AuthenticationError("the sign-in signature is not by the renter's key")
+        if self._store is not None and not self._store.put_if_absent(NS_USED, f"{expires:012d}.{nonce}", {}):
+            raise AuthenticationError("used sign-in challenge (each signs in once); ask for a new one")
         self._used.add(challenge_id)
         heapq.heappush(self._used_by_expiry, (expires, challenge_id))
         session_expires = int(now + self.ttl_s)
@@ -163,6 +174,21 @@ class Sessions:
     def _token(self, address: str, expires: int) -> str:
         mac = hmac.new(self._key, f"{address}|{expires}|{self.king}".encode(), hashlib.sha256).hexdigest()
         return f"v1.{address}.{expires}.{mac}"
+
+    @staticmethod
+    def _shared_key(store: Store, name: str) -> bytes:
+        store.put_if_absent(NS_SECRETS, name, {"key": secrets.token_hex(32)})
+        doc = store.get(NS_SECRETS, name)
+        assert doc is not None
+        return bytes.fromhex(doc["key"])
+
+    def _store_forget_used(self, now: float) -> None:
+        """Drops a few expired used-challenge records from the shared store (keys sort by expiry)."""
+        assert self._store is not None
+        for key, _ in self._store.scan(NS_USED, "", limit=20):
+            if int(key.split(".", 1)[0]) >= now:
+                break
+            self._store.delete(NS_USED, key)
 
     def _forget_used(self, now: float) -> None:
         while self._used_by_expiry and self._used_by_expiry[0][0] < now:

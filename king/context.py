@@ -98,6 +98,7 @@ class KingContext:
     waits: list[tuple[float, str]] = field(default_factory=list)  # heap of (wall time a queued job gives up, job)
     bridge: BridgeView | None = None  # the attestations of rentals' bridge messages (settlement waits)
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    stopped: bool = False  # this king stopped leading (king.ha): its loops end, whatever else a pass was doing
 
     def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         """Runs ``coro`` in the background, keeping a reference until it is done."""

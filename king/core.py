@@ -149,9 +149,14 @@ class KingCore:
             tg.create_task(self.placer.run())
             tg.create_task(self._outputs_loop())
 
+    def stop(self) -> None:
+        """This king stops leading (king.ha): its loops end at their next turn (the caller cancels them too)."""
+        self.ctx.stopped = True
+        self.ctx.wake.set()
+
     async def _outputs_loop(self) -> None:
         assert self.outputs is not None
-        while True:
+        while not self.ctx.stopped:
             try:
                 self.outputs.tick()
             except BlendrError as exc:  # the store failed this once; the next tick tries again

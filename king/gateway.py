@@ -15,12 +15,16 @@ from typing import Any
 
 import grpc
 
-from blendr.errors import AuthenticationError, FailedPreconditionError
+from blendr.clock import Clock
+from blendr.errors import AuthenticationError, FailedPreconditionError, NotFoundError, ResourceExhaustedError
+from blendr.hashing import checksum_address
+from blendr.store import Store
 from king import convert
 from king.auth import Sessions
 from king.core import KingCore
 from king.governance import ProposalBook
-from king.job import Job
+from king.job import Job, JobEvent, check_job_id, shown
+from king.jobbook import NS_EVENTS, NS_JOBS, NS_TERMS
 from protos.blendr.v1 import renter_pb2 as rpb
 from protos.blendr.v1 import renter_pb2_grpc as rpb_grpc
 
@@ -156,3 +160,69 @@ class RenterGatewayServicer(rpb_grpc.RenterGatewayServicer):
     async def GetProposal(self, request: rpb.GetProposalRequest,
                           context: grpc.aio.ServicerContext[Any, Any]) -> rpb.Proposal:
         return convert.proposal_to_proto(self._book().get(request.proposal_id))
+
+
+FOLLOWER_POLL_S = 0.5  # how often a follower's watcher reads the shared store for new events
+
+
+class StoreGateway(RenterGatewayServicer):
+    """What a king that does not lead answers itself (king.ha): sign-ins, proposals, and renters' jobs and their
+    event streams, read from the store the kings share. Every other call is passed to the leader.
+
+    A follower's watch stream reads the store every :data:`FOLLOWER_POLL_S` seconds; events are numbered, so a
+    renter whose stream moves from one king to another resumes after the last event it saw and misses none.
+    """
+
+    def __init__(self, store: Store, clock: Clock, sessions: Sessions, proposals: ProposalBook | None = None, *,
+                 max_watchers_per_renter: int = 64) -> None:
+        super().__init__(None, sessions, proposals)  # type: ignore[arg-type]  # no core: its calls are overridden
+        self.store = store
+        self.clock = clock
+        self.max_watchers = max_watchers_per_renter
+        self._watching: dict[str, int] = {}
+
+    def _read(self, renter: str, job_id: str) -> Job:
+        d = t = None
+        if check_job_id(job_id):
+            d, t = self.store.get(NS_JOBS, job_id), self.store.get(NS_TERMS, job_id)
+        job = Job.from_doc({**t, **d}) if d is not None and t is not None else None
+        if job is None or job.renter != checksum_address(renter):
+            raise NotFoundError(f"no job {shown(job_id)} of yours")
+        return job
+
+    def _job(self, job: Job, *, live_reason: bool = False) -> rpb.Job:
+        return convert.job_to_proto(job, reason=job.reason, cost_so_far=job.cost_so_far(self.clock.time()))
+
+    async def GetJob(self, request: rpb.GetJobRequest, context: grpc.aio.ServicerContext[Any, Any]) -> rpb.Job:
+        return self._job(await asyncio.to_thread(self._read, self._renter(context), request.job_id))
+
+    async def WatchJob(self, request: rpb.WatchJobRequest,
+                       context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[rpb.JobEvent]:
+        renter = self._renter(context)
+        job = await asyncio.to_thread(self._read, renter, request.job_id)
+        if self._watching.get(job.renter, 0) >= self.max_watchers:
+            raise ResourceExhaustedError(f"you are watching {self.max_watchers} job streams already (the most this "
+                                         "king allows one renter): close some")
+        self._watching[job.renter] = self._watching.get(job.renter, 0) + 1
+        try:
+            seq = int(request.after_seq)
+            while True:
+                job = await asyncio.to_thread(self._read, renter, job.job_id)
+                page = [JobEvent.from_doc(e) for _, e in await asyncio.to_thread(
+                    self.store.scan, NS_EVENTS, f"{job.job_id}/", start_after=f"{job.job_id}/{seq:012d}",
+                    limit=WATCH_PAGE)]
+                pb = self._job(job)
+                for ev in page:
+                    seq = ev.seq
+                    yield convert.event_to_proto(ev, pb)
+                if len(page) >= WATCH_PAGE:
+                    continue
+                if job.finished() and seq >= job.last_seq:
+                    return
+                await asyncio.sleep(FOLLOWER_POLL_S)
+        finally:
+            left = self._watching.get(job.renter, 0) - 1
+            if left > 0:
+                self._watching[job.renter] = left
+            else:
+                self._watching.pop(job.renter, None)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
-from blendr.errors import BlendrError
+from blendr.errors import BlendrError, FencedError
 from blendr.telemetry import get_logger
 from king.context import KingContext
 from king.job import LIVE, EventKind, JobState
@@ -43,12 +43,16 @@ class Placer:
 
     async def run(self) -> None:
         """Places queued jobs as capacity appears, forever (cancel to stop)."""
-        while True:
+        while not self.ctx.stopped:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.ctx.wake.wait(), self.ctx.cfg.retry_s)
             self.ctx.wake.clear()
+            if self.ctx.stopped:  # (a cancellation can be lost in wait_for on Python 3.11: the flag is what counts)
+                return
             try:
                 await self.run_pass()
+            except FencedError as exc:  # another king leads now: what this pass would have written was refused
+                log.warning("placement pass refused: this king no longer leads", error=str(exc)[:300])
             except Exception as exc:  # loop boundary: a bug in one pass must not stop every future placement
                 log.exception("placement pass failed", error=f"{type(exc).__name__}: {str(exc)[:300]}")
 

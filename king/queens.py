@@ -20,7 +20,7 @@ import grpc
 from eth_utils import to_checksum_address
 
 from blendr.clock import Clock
-from blendr.errors import BlendrError, InvalidArgumentError, PermissionDeniedError
+from blendr.errors import BlendrError, InvalidArgumentError, PermissionDeniedError, StoreError
 from blendr.rpc.registration import recover_queen_registration
 from blendr.telemetry import get_logger
 from king import convert
@@ -206,6 +206,12 @@ class QueenHub:
             async for msg in it:
                 try:
                     self._apply(queen, msg, listener)
+                except StoreError as exc:
+                    # not the queen's fault: the king could not record it (its database is away). Ending the session
+                    # makes the queen redial and send its latest events again (the king ignores the ones it has).
+                    log.warning("the king could not record a queen's message; ending the session so that the queen "
+                                "sends it again", queen=queen, error=str(exc)[:300])
+                    break
                 except BlendrError as exc:
                     log.warning("a queen's message was refused", queen=queen, error=str(exc)[:300])
         except (grpc.aio.AioRpcError, asyncio.CancelledError):

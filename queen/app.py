@@ -161,8 +161,7 @@ async def start_queen(
         _start_king_link(app, ident, clock, run=run_ticker)
         from queen.outputs import OutputRelay
 
-        king_stub = _king_stub(app)
-        servicer.outputs = OutputRelay(core.jobs, ident.account(), clock, lambda: king_stub)
+        servicer.outputs = OutputRelay(core.jobs, ident.account(), clock, _kings(app).current)
     if cfg.relay.enabled:
         _start_relay(app, ident, clock, manifest, run=run_ticker)
     if manifest is not None:
@@ -175,14 +174,49 @@ async def start_queen(
     return app
 
 
-def _king_stub(app: QueenApp) -> Any:
-    """The king's control API over one channel, shared by the king link and the attester."""
-    from blendr.rpc.server import open_channel
-    from protos.blendr.v1 import king_pb2_grpc as kpb_grpc
+class KingEndpoints:
+    """The king's control API at one address or several (``relay.king = "HOST:PORT[,HOST:PORT…]"``: kings sharing one
+    store, king.ha), one channel each. The king link moves to the next address each time it redials; the attester
+    and the output relay call the address the link last used."""
 
+    def __init__(self, cfg: Config) -> None:
+        self.cfg = cfg
+        self.targets = [t.strip() for t in cfg.relay.king.split(",") if t.strip()]
+        self._channels: dict[str, Any] = {}
+        self._i = 0
+        self._dialled = False
+
+    def _stub(self, target: str) -> Any:
+        from blendr.rpc.server import open_channel
+        from protos.blendr.v1 import king_pb2_grpc as kpb_grpc
+
+        if target not in self._channels:
+            self._channels[target] = open_channel(self.cfg, target, ca_file=self.cfg.relay.king_ca_file)
+        return kpb_grpc.KingControlStub(self._channels[target])
+
+    def current(self) -> Any:
+        """The control stub at the address in use."""
+        return self._stub(self.targets[self._i])
+
+    def redial(self) -> Any:
+        """The stub for the king link's next session: the first address at first, then the next one each time."""
+        if self._dialled:
+            self._i = (self._i + 1) % len(self.targets)
+        self._dialled = True
+        return self.current()
+
+    async def close(self) -> None:
+        for ch in self._channels.values():
+            await ch.close()
+        self._channels.clear()
+
+
+def _kings(app: QueenApp) -> KingEndpoints:
+    """The king's endpoints, shared by the king link, the attester and the output relay."""
     if app._king_channel is None:
-        app._king_channel = open_channel(app.cfg, app.cfg.relay.king, ca_file=app.cfg.relay.king_ca_file)
-    return kpb_grpc.KingControlStub(app._king_channel)
+        app._king_channel = KingEndpoints(app.cfg)
+    kings: KingEndpoints = app._king_channel
+    return kings
 
 
 def _start_king_link(app: QueenApp, ident: NodeIdentity, clock: Clock, *, run: bool) -> None:
@@ -190,9 +224,8 @@ def _start_king_link(app: QueenApp, ident: NodeIdentity, clock: Clock, *, run: b
     from queen.kinglink import KingLink
 
     cfg = app.cfg
-    stub = _king_stub(app)
     endpoint = cfg.relay.endpoint or f"{cfg.queen.listen.rsplit(':', 1)[0]}:{app.port}"
-    app.kinglink = KingLink(app.core, ident.account(), cfg.relay, stub=lambda: stub, clock=clock,
+    app.kinglink = KingLink(app.core, ident.account(), cfg.relay, stub=_kings(app).redial, clock=clock,
                             endpoint=endpoint, call_timeout_s=cfg.rpc.call_timeout_s)
     if run:
         app._relay_tasks.append(asyncio.create_task(app.kinglink.run()))
@@ -226,8 +259,7 @@ def _start_relay(app: QueenApp, ident: NodeIdentity, clock: Clock, manifest: Any
     if cfg.relay.king:
         from queen.kingclient import GrpcKing
 
-        stub = _king_stub(app)
-        king = GrpcKing(lambda: stub, timeout_s=10.0)
+        king = GrpcKing(_kings(app).current, timeout_s=10.0)
     app.attester = Attester(account, routes, app.store, clock, cfg.relay, king=king)
     if run:
         app._relay_tasks += [asyncio.create_task(app.verifier.run()), asyncio.create_task(app.attester.run())]

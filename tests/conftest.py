@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -13,9 +14,29 @@ from blendr.chain.anvil import AnvilProcess, start_anvil
 from blendr.chain.deploy import deploy_devnet
 from blendr.config import Config, load_config
 from tests.integration.helpers import PINS
+from tests.pg import PostgresServer, start_postgres
 
 # test-only contracts (mocks, attackers, receivers) are built next to the tests, not into the package
 artifacts.add_artifacts_dir(Path(__file__).resolve().parent / "contracts" / "artifacts")
+
+
+@pytest.fixture(scope="session")
+def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresServer]:
+    """A real PostgreSQL 16 (pgserver's binaries) on a free port, for the whole session."""
+    server = start_postgres(tmp_path_factory.mktemp("postgres"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def postgres_url(postgres_server: PostgresServer) -> Iterator[str]:
+    """A fresh database of its own for one test (dropped after it)."""
+    postgres_server.start_if_stopped()
+    name = f"t{uuid.uuid4().hex[:16]}"
+    url = postgres_server.database(name)
+    yield url
+    postgres_server.start_if_stopped()
+    postgres_server.drop(name)
 
 
 @pytest.fixture

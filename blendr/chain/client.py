@@ -149,6 +149,8 @@ class ChainClient:
         self.w3 = w3 or Web3(Web3.HTTPProvider(settings.rpc_url, request_kwargs={"timeout": settings.rpc_timeout_s}))
         self._lock = threading.Lock()
         self._next_nonce: int | None = None
+        # Checked before every transaction is sent; raises to refuse it (a king that no longer leads: king.ha).
+        self.guard: Callable[[], None] | None = None
 
     # -- plumbing -----------------------------------------------------------------------------------
     @property
@@ -290,6 +292,8 @@ class ChainClient:
 
         assert self.account is not None
         for _ in range(3):
+            if self.guard is not None:
+                self.guard()
             tx["nonce"] = self.retry("nonce", self._nonce)
             raw = self._sign(tx, what)
             tx_hash: str = "0x" + bytes(keccak(raw)).hex()

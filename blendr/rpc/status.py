@@ -22,11 +22,13 @@ from blendr.errors import (
     BlendrError,
     DeadlineExceededError,
     FailedPreconditionError,
+    FencedError,
     InvalidArgumentError,
     NotFoundError,
     PermissionDeniedError,
     ResourceExhaustedError,
     SignatureError,
+    StoreUnavailableError,
     UnavailableError,
 )
 from blendr.telemetry import get_logger
@@ -44,6 +46,9 @@ STATUS: dict[type[BlendrError], grpc.StatusCode] = {
     FailedPreconditionError: grpc.StatusCode.FAILED_PRECONDITION,
     DeadlineExceededError: grpc.StatusCode.DEADLINE_EXCEEDED,
     UnavailableError: grpc.StatusCode.UNAVAILABLE,
+    # the king's database is away, or this king lost its leadership mid-call: the caller tries again (king.ha)
+    StoreUnavailableError: grpc.StatusCode.UNAVAILABLE,
+    FencedError: grpc.StatusCode.UNAVAILABLE,
 }
 
 #: At most this many UTF-8 bytes of status text are sent. gRPC percent-encodes non-ASCII bytes (x3), and

@@ -6,11 +6,12 @@ import re
 from pathlib import Path
 
 from blendr.errors import StoreError
-from blendr.store.base import Batch, Store
+from blendr.store.base import Batch, FencedStore, Lease, Store
 from blendr.store.memory import MemoryStore
+from blendr.store.postgres import PostgresStore
 from blendr.store.sqlite import SQLiteStore
 
-__all__ = ["Batch", "MemoryStore", "SQLiteStore", "Store", "open_store"]
+__all__ = ["Batch", "FencedStore", "Lease", "MemoryStore", "PostgresStore", "SQLiteStore", "Store", "open_store"]
 
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://(.*)$", re.DOTALL)
 
@@ -19,7 +20,8 @@ def open_store(url_or_path: str | Path) -> Store:
     """Open the store named by a URL or a file path.
 
     ``"memory://"`` gives a fresh :class:`MemoryStore`; ``"sqlite:///abs/file.db"``,
-    ``"sqlite://relative.db"`` or a plain path gives a :class:`SQLiteStore` on that file.
+    ``"sqlite://relative.db"`` or a plain path gives a :class:`SQLiteStore` on that file;
+    ``"postgresql://USER:PASSWORD@HOST:PORT/DB"`` (or ``postgres://``) a :class:`PostgresStore`.
 
     Raises:
         StoreError: The URL has an unknown scheme, or the SQLite file cannot be opened.
@@ -36,4 +38,6 @@ def open_store(url_or_path: str | Path) -> Store:
         if not rest:
             raise StoreError(f"store URL {url_or_path!r} names no file; use sqlite:///path/to/state.db")
         return SQLiteStore(rest)
-    raise StoreError(f"unknown store URL scheme {scheme!r} in {url_or_path!r}; use memory:// or a file path")
+    if scheme in ("postgresql", "postgres"):
+        return PostgresStore(url_or_path)
+    raise StoreError(f"unknown store URL scheme {scheme!r}; use postgresql://, sqlite://, memory:// or a file path")

@@ -9,16 +9,19 @@ from __future__ import annotations
 
 import abc
 import json
+import math
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Literal, Self
 
-from blendr.errors import StoreError
+from blendr.errors import FencedError, StoreError
 
 __all__ = [
     "Batch",
+    "FencedStore",
+    "Lease",
     "Op",
     "Store",
     "decode_value",
@@ -76,6 +79,36 @@ class Batch:
 
     def __len__(self) -> int:
         return len(self._ops)
+
+
+MAX_LEASE_NAME = 200  # characters of a lease's name or holder
+
+
+@dataclass(frozen=True)
+class Lease:
+    """A named lease as the store holds it (:meth:`Store.acquire_lease`); times are the store's clock, unix seconds."""
+
+    name: str
+    holder: str  # "" when never held
+    epoch: int  # the fencing epoch: +1 at every change of holder (the first holder gets 1)
+    expires_at: float
+    address: str  # what the holder advertised (e.g. its HOST:PORT)
+    now: float  # the store's clock when this was read
+
+    @property
+    def held(self) -> bool:
+        """Whether someone holds it now (it has a holder and has not lapsed)."""
+        return bool(self.holder) and self.expires_at > self.now
+
+
+def validate_lease(name: str, holder: str, ttl_s: float | None = None) -> None:
+    """Raises StoreError for an empty or over-long name or holder, or a ttl that is not a positive finite number."""
+    for what, text in (("lease name", name), ("lease holder", holder)):
+        if not isinstance(text, str) or not text or len(text) > MAX_LEASE_NAME:
+            raise StoreError(f"{what} must be 1..{MAX_LEASE_NAME} characters, got {str(text)[:40]!r}")
+        _validate_text(what, text)
+    if ttl_s is not None and not (isinstance(ttl_s, (int, float)) and math.isfinite(ttl_s) and ttl_s > 0):
+        raise StoreError(f"lease ttl must be a positive number of seconds, got {ttl_s!r}")
 
 
 class Store(abc.ABC):
@@ -148,6 +181,43 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def close(self) -> None:
         """Release the store's resources; idempotent. Later calls raise StoreError."""
+
+    # ------------------------------------------------------------------ leases and fencing
+    @abc.abstractmethod
+    def acquire_lease(self, name: str, holder: str, ttl_s: float, address: str = "") -> Lease:
+        """Atomically (across processes for persistent adapters): when lease ``name`` is free, lapsed, or already
+        ``holder``'s, it becomes ``holder``'s until the store's now + ``ttl_s`` (its epoch + 1 when the holder
+        changes; the same epoch when the same holder renews, even after it lapsed if nobody took it meanwhile);
+        otherwise it is left as it is. Returns the lease as it stands afterwards (compare ``.holder``).
+
+        Raises:
+            StoreError: an invalid name, holder or ttl, or a backend failure.
+        """
+
+    @abc.abstractmethod
+    def release_lease(self, name: str, holder: str) -> bool:
+        """Ends lease ``name`` now if ``holder`` holds it (its epoch unchanged); True when it did."""
+
+    @abc.abstractmethod
+    def read_lease(self, name: str) -> Lease | None:
+        """Lease ``name`` as it stands, or None when it was never taken."""
+
+    @abc.abstractmethod
+    def _apply_fenced(self, ops: tuple[Op, ...], name: str, holder: str, epoch: int) -> None:
+        """Apply ``ops`` as one atomic unit only if, in the same transaction, lease ``name`` is held by ``holder``
+        at ``epoch`` and has not lapsed; otherwise apply nothing and raise FencedError."""
+
+    @abc.abstractmethod
+    def _put_if_absent_fenced(self, ns: str, key: str, text: str, name: str, holder: str, epoch: int) -> bool:
+        """:meth:`put_if_absent` of encoded ``text``, fenced as :meth:`_apply_fenced` is."""
+
+    def fenced(self, name: str, holder: str, epoch: int) -> Store:
+        """A view of this store whose every write (put, delete, put_if_absent, batch) is applied only while lease
+        ``name`` is held by ``holder`` at ``epoch`` and has not lapsed, checked in the write's own transaction;
+        otherwise nothing is written and :class:`~blendr.errors.FencedError` is raised. Reads pass through;
+        closing the view does not close this store."""
+        validate_lease(name, holder)
+        return FencedStore(self, name, holder, epoch)
 
     @contextmanager
     def batch(self) -> Iterator[Batch]:
@@ -265,3 +335,76 @@ def prefix_upper_bound(prefix: str) -> str | None:
             nxt = 0xE000
         return "".join(chars) + chr(nxt)
     return None
+
+
+def fenced_error(name: str, epoch: int, lease: Lease | None) -> FencedError:
+    """The FencedError for a write made at ``epoch`` of lease ``name``, which now stands as ``lease``."""
+    if lease is None:
+        return FencedError(f"lease {name!r} was never taken: a write at epoch {epoch} is refused")
+    if lease.epoch != epoch:
+        return FencedError(f"lease {name!r} is at epoch {lease.epoch} (held by {lease.holder}): a write made at "
+                           f"epoch {epoch} is refused")
+    return FencedError(f"lease {name!r} (epoch {epoch}) lapsed before this write: it is refused until the lease is "
+                       "renewed")
+
+
+class FencedStore(Store):
+    """:meth:`Store.fenced`'s view: writes conditional on a lease's epoch, reads straight from the store."""
+
+    def __init__(self, inner: Store, name: str, holder: str, epoch: int) -> None:
+        self.inner = inner
+        self.lease_name = name
+        self.holder = holder
+        self.epoch = epoch
+
+    def _write(self, ops: tuple[Op, ...]) -> None:
+        self.inner._apply_fenced(ops, self.lease_name, self.holder, self.epoch)
+
+    def get(self, ns: str, key: str) -> dict[str, Any] | None:
+        return self.inner.get(ns, key)
+
+    def put(self, ns: str, key: str, value: Mapping[str, Any]) -> None:
+        validate_key(ns, key)
+        self._write((Op("put", ns, key, encode_value(ns, key, value)),))
+
+    def delete(self, ns: str, key: str) -> bool:
+        validate_key(ns, key)
+        existed = self.inner.get(ns, key) is not None
+        self._write((Op("delete", ns, key),))
+        return existed
+
+    def put_if_absent(self, ns: str, key: str, value: Mapping[str, Any]) -> bool:
+        validate_key(ns, key)
+        return self.inner._put_if_absent_fenced(ns, key, encode_value(ns, key, value), self.lease_name, self.holder,
+                                                self.epoch)
+
+    def scan(self, ns: str, prefix: str = "", *, limit: int | None = None, reverse: bool = False,
+             start_after: str | None = None) -> list[tuple[str, dict[str, Any]]]:
+        return self.inner.scan(ns, prefix, limit=limit, reverse=reverse, start_after=start_after)
+
+    def count(self, ns: str, prefix: str = "") -> int:
+        return self.inner.count(ns, prefix)
+
+    def _apply(self, ops: tuple[Op, ...]) -> None:
+        self._write(ops)
+
+    def close(self) -> None:
+        """Closes nothing: the view does not own the store."""
+
+    def acquire_lease(self, name: str, holder: str, ttl_s: float, address: str = "") -> Lease:
+        return self.inner.acquire_lease(name, holder, ttl_s, address)
+
+    def release_lease(self, name: str, holder: str) -> bool:
+        return self.inner.release_lease(name, holder)
+
+    def read_lease(self, name: str) -> Lease | None:
+        return self.inner.read_lease(name)
+
+    def _apply_fenced(self, ops: tuple[Op, ...], name: str, holder: str, epoch: int) -> None:
+        self.inner._apply_fenced(ops, name, holder, epoch)
+
+    def _put_if_absent_fenced(self, ns: str, key: str, text: str, name: str, holder: str, epoch: int) -> bool:
+        return self.inner._put_if_absent_fenced(ns, key, text, name, holder, epoch)
+
+    def __repr__(self) -> str:
+        return f"FencedStore({self.inner!r}, {self.lease_name!r}, epoch={self.epoch})"

@@ -7,16 +7,20 @@ semantic the contract suite checks (copies in and out, JSON round-trip, key orde
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Mapping
 from typing import Any
 
 from blendr.errors import StoreError
 from blendr.store.base import (
+    Lease,
     Op,
     Store,
     decode_value,
     encode_value,
+    fenced_error,
     validate_key,
+    validate_lease,
     validate_limit,
     validate_prefix,
 )
@@ -30,6 +34,7 @@ class MemoryStore(Store):
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._data: dict[str, dict[str, str]] = {}
+        self._leases: dict[str, tuple[str, int, float, str]] = {}  # name -> (holder, epoch, expires_at, address)
         self._closed = False
 
     def get(self, ns: str, key: str) -> dict[str, Any] | None:
@@ -122,6 +127,69 @@ class MemoryStore(Store):
                     self._data.setdefault(op.ns, {})[op.key] = op.value
                 else:
                     self._delete_locked(op.ns, op.key)
+
+    # ------------------------------------------------------------------ leases (this process's clock)
+    def _lease_locked(self, name: str, now: float) -> Lease | None:
+        got = self._leases.get(name)
+        return None if got is None else Lease(name, got[0], got[1], got[2], got[3], now)
+
+    def acquire_lease(self, name: str, holder: str, ttl_s: float, address: str = "") -> Lease:
+        """See :meth:`Store.acquire_lease`."""
+        validate_lease(name, holder, ttl_s)
+        with self._lock:
+            self._check_open()
+            now = time.time()
+            cur = self._lease_locked(name, now)
+            if cur is None or cur.holder == holder or not cur.held:
+                epoch = cur.epoch if cur is not None and cur.holder == holder else (cur.epoch if cur else 0) + 1
+                self._leases[name] = (holder, epoch, now + ttl_s, address)
+            lease = self._lease_locked(name, now)
+            assert lease is not None
+            return lease
+
+    def release_lease(self, name: str, holder: str) -> bool:
+        """See :meth:`Store.release_lease`."""
+        validate_lease(name, holder)
+        with self._lock:
+            self._check_open()
+            got = self._leases.get(name)
+            if got is None or got[0] != holder:
+                return False
+            self._leases[name] = (got[0], got[1], time.time(), got[3])
+            return True
+
+    def read_lease(self, name: str) -> Lease | None:
+        """See :meth:`Store.read_lease`."""
+        validate_lease(name, "reader")
+        with self._lock:
+            self._check_open()
+            return self._lease_locked(name, time.time())
+
+    def _check_fence_locked(self, name: str, holder: str, epoch: int) -> None:
+        lease = self._lease_locked(name, time.time())
+        if lease is None or lease.holder != holder or lease.epoch != epoch or not lease.held:
+            raise fenced_error(name, epoch, lease)
+
+    def _apply_fenced(self, ops: tuple[Op, ...], name: str, holder: str, epoch: int) -> None:
+        with self._lock:
+            self._check_open()
+            self._check_fence_locked(name, holder, epoch)
+            for op in ops:
+                if op.kind == "put":
+                    assert op.value is not None
+                    self._data.setdefault(op.ns, {})[op.key] = op.value
+                else:
+                    self._delete_locked(op.ns, op.key)
+
+    def _put_if_absent_fenced(self, ns: str, key: str, text: str, name: str, holder: str, epoch: int) -> bool:
+        with self._lock:
+            self._check_open()
+            self._check_fence_locked(name, holder, epoch)
+            bucket = self._data.setdefault(ns, {})
+            if key in bucket:
+                return False
+            bucket[key] = text
+            return True
 
     def _delete_locked(self, ns: str, key: str) -> bool:
         bucket = self._data.get(ns)

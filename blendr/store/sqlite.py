@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,12 +17,15 @@ from typing import Any
 
 from blendr.errors import StoreError
 from blendr.store.base import (
+    Lease,
     Op,
     Store,
     decode_value,
     encode_value,
+    fenced_error,
     prefix_upper_bound,
     validate_key,
+    validate_lease,
     validate_limit,
     validate_prefix,
 )
@@ -37,6 +41,12 @@ _DDL_KV = (
     "CREATE TABLE IF NOT EXISTS kv ("
     "ns TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL, PRIMARY KEY (ns, key)"
     ") WITHOUT ROWID"
+)
+# Leases (Store.acquire_lease): added within schema v1, created when missing.
+_DDL_LEASES = (
+    "CREATE TABLE IF NOT EXISTS leases ("
+    "name TEXT PRIMARY KEY, holder TEXT NOT NULL, epoch INTEGER NOT NULL, expires_at REAL NOT NULL, "
+    "address TEXT NOT NULL) WITHOUT ROWID"
 )
 
 
@@ -111,6 +121,7 @@ class SQLiteStore(Store):
                     )
                 # Migrations from older versions go here when SCHEMA_VERSION grows.
                 conn.execute(_DDL_KV)
+            conn.execute(_DDL_LEASES)
             conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:
@@ -233,6 +244,88 @@ class SQLiteStore(Store):
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
                 raise
+
+    # ------------------------------------------------------------------ leases (this host's clock)
+    @staticmethod
+    def _lease_row(conn: sqlite3.Connection, name: str, now: float) -> Lease | None:
+        row = conn.execute("SELECT holder, epoch, expires_at, address FROM leases WHERE name = ?", (name,)).fetchone()
+        return None if row is None else Lease(name, row[0], int(row[1]), float(row[2]), row[3], now)
+
+    def acquire_lease(self, name: str, holder: str, ttl_s: float, address: str = "") -> Lease:
+        """See :meth:`Store.acquire_lease`."""
+        validate_lease(name, holder, ttl_s)
+        with self._connection("acquire_lease") as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                now = time.time()
+                cur = self._lease_row(conn, name, now)
+                if cur is None or cur.holder == holder or not cur.held:
+                    epoch = cur.epoch if cur is not None and cur.holder == holder else (cur.epoch if cur else 0) + 1
+                    conn.execute("INSERT INTO leases (name, holder, epoch, expires_at, address) VALUES (?, ?, ?, ?, ?) "
+                                 "ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, epoch = excluded.epoch, "
+                                 "expires_at = excluded.expires_at, address = excluded.address",
+                                 (name, holder, epoch, now + ttl_s, address))
+                lease = self._lease_row(conn, name, now)
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+        assert lease is not None
+        return lease
+
+    def release_lease(self, name: str, holder: str) -> bool:
+        """See :meth:`Store.release_lease`."""
+        validate_lease(name, holder)
+        with self._connection("release_lease") as conn:
+            cur = conn.execute("UPDATE leases SET expires_at = ? WHERE name = ? AND holder = ?",
+                               (time.time(), name, holder))
+            return cur.rowcount > 0
+
+    def read_lease(self, name: str) -> Lease | None:
+        """See :meth:`Store.read_lease`."""
+        validate_lease(name, "reader")
+        with self._connection("read_lease") as conn:
+            return self._lease_row(conn, name, time.time())
+
+    def _fenced_txn(self, conn: sqlite3.Connection, name: str, holder: str, epoch: int) -> None:
+        lease = self._lease_row(conn, name, time.time())
+        if lease is None or lease.holder != holder or lease.epoch != epoch or not lease.held:
+            raise fenced_error(name, epoch, lease)
+
+    def _apply_fenced(self, ops: tuple[Op, ...], name: str, holder: str, epoch: int) -> None:
+        with self._connection("fenced batch") as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                self._fenced_txn(conn, name, holder, epoch)
+                for op in ops:
+                    if op.kind == "put":
+                        conn.execute(
+                            "INSERT INTO kv (ns, key, value) VALUES (?, ?, ?) "
+                            "ON CONFLICT (ns, key) DO UPDATE SET value = excluded.value",
+                            (op.ns, op.key, op.value),
+                        )
+                    else:
+                        conn.execute("DELETE FROM kv WHERE ns = ? AND key = ?", (op.ns, op.key))
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+
+    def _put_if_absent_fenced(self, ns: str, key: str, text: str, name: str, holder: str, epoch: int) -> bool:
+        with self._connection("fenced put_if_absent") as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                self._fenced_txn(conn, name, holder, epoch)
+                cur = conn.execute("INSERT INTO kv (ns, key, value) VALUES (?, ?, ?) ON CONFLICT (ns, key) DO NOTHING",
+                                   (ns, key, text))
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+            return cur.rowcount > 0
 
     def close(self) -> None:
         """See :meth:`Store.close`."""

@@ -72,7 +72,7 @@ def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
 
 def client(stub: ScriptedStub) -> KingClient:
     c = KingClient("127.0.0.1:1", Account.from_key(DEV_KEYS[9]), insecure=True)
-    c._stub = stub
+    c._stubs = [stub]
     c._token, c._expires = "session", int(time.time()) + 3600
     return c
 
@@ -114,3 +114,17 @@ async def test_a_consumer_that_stops_early_ends_the_stream() -> None:
     await stream.aclose()
     assert first.seq == 1 and first.kind == "queued" and first.message == "event 1"
     assert stub.calls[0].cancelled
+
+
+async def test_a_stream_whose_king_dies_resumes_at_another_king_without_a_gap(sleeps: list[float]) -> None:
+    """Several kings (king.ha): the king watched dies after event 2; the SDK resumes at the next king after the last
+    event seen, so the renter sees every event once."""
+    unavailable = rpc_error(grpc.StatusCode.UNAVAILABLE)
+    dead = ScriptedStub([([event(1), event(2)], unavailable), ([], unavailable)])
+    alive = ScriptedStub([([event(3), event(4)], None)])
+    c = KingClient("127.0.0.1:1,127.0.0.1:2", Account.from_key(DEV_KEYS[9]), insecure=True)
+    c._stubs = [dead, alive]
+    c._token, c._expires = "session", int(time.time()) + 3600
+    assert c.targets == ["127.0.0.1:1", "127.0.0.1:2"]
+    assert await collect(c) == [1, 2, 3, 4]
+    assert dead.opened == [0, 2] and alive.opened == [2]

@@ -168,7 +168,7 @@ def test_top_level_scalar_in_toml(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("toml", "message"),
     [
-        ("[kong]\nx = 1\n", r"unknown section \[kong\] \(known: chain, devnet, king, log, metrics, provider, queen, relay, renter, rewards, rpc\)"),
+        ("[kong]\nx = 1\n", r"unknown section \[kong\] \(known: chain, devnet, king, log, metrics, provider, queen, relay, renter, rewards, rpc, store\)"),
         ("[king]\nx = 1\n", r"unknown setting king.x \(known in \[king\]: listen, "),
         ("[queen]\nlisen = 'x'\n", r"unknown setting queen.lisen \(known in \[queen\]: listen, "),
         ("[queen]\nmax_devices = '8'\n", r"config queen.max_devices: expected an integer \(got '8'\)"),

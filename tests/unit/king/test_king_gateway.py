@@ -124,7 +124,7 @@ async def test_hostile_calls_get_exact_codes_and_change_nothing(gateway: Gateway
     gateway.chain.fund(renter.address, tokens("100"))
     async with gateway.client(renter) as king:
         await king.sign_in()
-        stub = rpb_grpc.RenterGatewayStub(king._channel)
+        stub = rpb_grpc.RenterGatewayStub(king._channels[0])
         auth = (("authorization", f"Bearer {king._token}"),)
         assert await _code(stub.GetJob(rpb.GetJobRequest(job_id="j-0\x00"), metadata=auth)) == \
             grpc.StatusCode.NOT_FOUND

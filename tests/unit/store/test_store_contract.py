@@ -1,10 +1,13 @@
-"""One contract suite run against every Store adapter (MemoryStore and SQLiteStore)."""
+"""One contract suite run against every Store adapter (MemoryStore, SQLiteStore and PostgresStore on a real
+PostgreSQL)."""
 
 from __future__ import annotations
 
 import math
 import shutil
 import tempfile
+import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -14,14 +17,20 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
-from blendr.errors import StoreError
-from blendr.store import MemoryStore, SQLiteStore, Store, open_store
+from blendr.errors import FencedError, StoreError, StoreUnavailableError
+from blendr.store import MemoryStore, PostgresStore, SQLiteStore, Store, open_store
 from blendr.store.base import prefix_upper_bound
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+@pytest.fixture(params=["memory", "sqlite", "postgres"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    s: Store = MemoryStore() if request.param == "memory" else SQLiteStore(tmp_path / "state" / "node.db")
+    s: Store
+    if request.param == "memory":
+        s = MemoryStore()
+    elif request.param == "sqlite":
+        s = SQLiteStore(tmp_path / "state" / "node.db")
+    else:
+        s = PostgresStore(request.getfixturevalue("postgres_url"))
     with s:
         yield s
 
@@ -147,8 +156,8 @@ def test_negative_limit_raises_store_error(store: Store) -> None:
         store.scan("ns", limit=-1)
 
 
-def test_closed_store_raises_store_error(tmp_path: Path) -> None:
-    for s in (MemoryStore(), SQLiteStore(tmp_path / "x.db")):
+def test_closed_store_raises_store_error(tmp_path: Path, postgres_url: str) -> None:
+    for s in (MemoryStore(), SQLiteStore(tmp_path / "x.db"), PostgresStore(postgres_url)):
         s.close()
         s.close()  # idempotent
         with pytest.raises(StoreError, match="closed"):
@@ -336,8 +345,16 @@ def test_open_store(tmp_path: Path) -> None:
             assert isinstance(s, SQLiteStore)
             s.put("ns", "k", {"v": 1})
     assert (tmp_path / "c.db").exists()
-    with pytest.raises(StoreError, match="postgres"):
-        open_store("postgres://db/x")
+    with pytest.raises(StoreError, match="unknown store URL scheme 'mysql'"):
+        open_store("mysql://db/x")
+
+
+def test_open_store_opens_postgres(postgres_url: str) -> None:
+    for url in (postgres_url, postgres_url.replace("postgresql://", "postgres://", 1)):
+        with open_store(url) as s:
+            assert isinstance(s, PostgresStore)
+            s.put("ns", "k", {"v": 1})
+            assert s.get("ns", "k") == {"v": 1}
 
 
 # --- property test: a random sequence of operations against a dict model ----------------------------
@@ -471,3 +488,138 @@ TestMemoryStoreMachine.settings = _SETTINGS
 
 TestSQLiteStoreMachine = _machine(lambda tmp: SQLiteStore(tmp / "model.db")).TestCase
 TestSQLiteStoreMachine.settings = _SETTINGS
+
+
+def test_postgres_store_machine(postgres_url: str) -> None:
+    """The same model-based run against PostgreSQL (one database, emptied for each example)."""
+    from hypothesis.stateful import run_state_machine_as_test
+
+    def fresh(_tmp: Path) -> Store:
+        s = PostgresStore(postgres_url)
+        s._run("reset", lambda c: c.execute("DELETE FROM blendr_kv"), retry=True)
+        return s
+
+    run_state_machine_as_test(_machine(fresh), settings=settings(
+        max_examples=15, stateful_step_count=30, deadline=None, suppress_health_check=[HealthCheck.too_slow]))
+
+
+# --- leases and fencing ------------------------------------------------------------------------------
+
+
+def test_a_lease_is_taken_renewed_and_refused_to_others(store: Store) -> None:
+    assert store.read_lease("lead") is None
+    a = store.acquire_lease("lead", "a", 30.0, "a:1")
+    assert (a.holder, a.epoch, a.address) == ("a", 1, "a:1") and a.held and a.expires_at > a.now + 29
+    again = store.acquire_lease("lead", "a", 30.0, "a:1")
+    assert again.epoch == 1 and again.expires_at >= a.expires_at
+    b = store.acquire_lease("lead", "b", 30.0, "b:1")
+    assert (b.holder, b.epoch, b.address) == ("a", 1, "a:1")  # refused: a holds it
+    assert store.release_lease("lead", "b") is False
+    assert store.release_lease("lead", "a") is True
+    b = store.acquire_lease("lead", "b", 30.0, "b:1")
+    assert (b.holder, b.epoch) == ("b", 2)
+    assert store.acquire_lease("other", "a", 30.0).epoch == 1  # leases are separate
+
+
+def test_a_lapsed_lease_goes_to_the_next_holder_at_the_next_epoch(store: Store) -> None:
+    store.acquire_lease("lead", "a", 0.3)
+    while (lease := store.read_lease("lead")) is not None and lease.held:
+        time.sleep(0.02)
+    assert store.acquire_lease("lead", "a", 0.3).epoch == 1  # renewed by the same holder after a lapse: same epoch
+    while (lease := store.read_lease("lead")) is not None and lease.held:
+        time.sleep(0.02)
+    b = store.acquire_lease("lead", "b", 30.0)
+    assert (b.holder, b.epoch) == ("b", 2)
+
+
+def test_fenced_writes_land_only_at_the_holders_epoch(store: Store) -> None:
+    store.acquire_lease("lead", "a", 30.0)
+    view = store.fenced("lead", "a", 1)
+    view.put("ns", "k", {"v": 1})
+    with view.batch() as b:
+        b.put("ns", "k2", {"v": 2})
+        b.delete("ns", "k")
+    assert view.put_if_absent("ns", "k3", {"v": 3}) is True
+    assert store.get("ns", "k") is None and store.get("ns", "k2") == {"v": 2} and view.get("ns", "k3") == {"v": 3}
+    store.release_lease("lead", "a")
+    store.acquire_lease("lead", "b", 30.0)
+    for write in (lambda: view.put("ns", "k", {"v": "stale"}), lambda: view.delete("ns", "k2"),
+                  lambda: view.put_if_absent("ns", "k4", {"v": "stale"})):
+        with pytest.raises(FencedError, match="epoch 2"):
+            write()
+    with pytest.raises(FencedError), view.batch() as b:
+        b.put("ns", "k5", {"v": "stale"})
+        b.put("ns", "k6", {"v": "stale"})
+    assert store.get("ns", "k") is None and store.get("ns", "k2") == {"v": 2}
+    assert store.get("ns", "k4") is None and store.get("ns", "k5") is None and store.get("ns", "k6") is None
+    view.close()  # the view owns nothing
+    store.put("ns", "still", {"open": True})
+    store.fenced("lead", "b", 2).put("ns", "k", {"v": "b"})
+    assert store.get("ns", "k") == {"v": "b"}
+
+
+def test_a_fenced_write_after_the_lease_lapsed_is_refused(store: Store) -> None:
+    store.acquire_lease("lead", "a", 0.3)
+    view = store.fenced("lead", "a", 1)
+    while (lease := store.read_lease("lead")) is not None and lease.held:
+        time.sleep(0.02)
+    with pytest.raises(FencedError, match="lapsed"):
+        view.put("ns", "k", {"v": 1})
+    store.acquire_lease("lead", "a", 30.0)  # renewed: nobody took it meanwhile, the same epoch writes again
+    view.put("ns", "k", {"v": 1})
+    assert store.get("ns", "k") == {"v": 1}
+
+
+@pytest.mark.parametrize("bad", [("", "a", 1.0), ("l", "", 1.0), ("l", "a", 0.0), ("l", "a", math.inf),
+                                 ("l", "a", -1.0), ("x" * 201, "a", 1.0), ("l", "a\x00", 1.0)])
+def test_bad_lease_arguments_raise_store_error(store: Store, bad: tuple[str, str, float]) -> None:
+    with pytest.raises(StoreError):
+        store.acquire_lease(*bad)
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
+def test_racing_holders_get_one_lease(kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    """Eight holders, each on its own connection, ask at once: one holds it, the rest see that one."""
+    url = str(tmp_path / "race.db") if kind == "sqlite" else request.getfixturevalue("postgres_url")
+    stores = [open_store(url) for _ in range(8)]
+    barrier = threading.Barrier(len(stores))
+    got: list[str] = []
+
+    def ask(i: int) -> None:
+        barrier.wait()
+        got.append(stores[i].acquire_lease("lead", f"h{i}", 30.0).holder)
+
+    threads = [threading.Thread(target=ask, args=(i,)) for i in range(len(stores))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for s in stores:
+        s.close()
+    assert len(got) == 8 and len(set(got)) == 1
+
+
+def test_postgres_comes_back_after_a_restart(postgres_server: Any, postgres_url: str) -> None:
+    """A write while PostgreSQL is down raises StoreUnavailableError (UNAVAILABLE on the wire); once it is back, the
+    same store object works again on a fresh connection, and nothing written before is lost."""
+    s = PostgresStore(postgres_url)
+    s.put("ns", "before", {"v": 1})
+    postgres_server.stop()
+    try:
+        with pytest.raises(StoreUnavailableError) as err:
+            s.put("ns", "during", {"v": 2})
+        assert "postgres@" not in str(err.value) and "127.0.0.1" in str(err.value)
+    finally:
+        postgres_server.start()
+    assert s.get("ns", "before") == {"v": 1}
+    s.put("ns", "after", {"v": 3})
+    assert s.get("ns", "after") == {"v": 3} and s.get("ns", "during") is None
+    postgres_server.restart()  # a restart between two calls: the next call reconnects by itself
+    assert s.get("ns", "after") == {"v": 3}
+    s.close()
+
+
+def test_a_postgres_url_names_no_password_in_errors() -> None:
+    with pytest.raises(StoreError) as err:
+        PostgresStore("postgresql://blendr:s3cret-pw@127.0.0.1:1/blendr", connect_timeout_s=1)
+    assert "s3cret-pw" not in str(err.value) and "127.0.0.1:1/blendr" in str(err.value)

@@ -1,0 +1,273 @@
+"""Failover of the leading king (king.ha): the time from the leader's death, or its pause, to the next placement
+by the new leader.
+
+Setup, all real but the queen: the devnet chains (two anvil processes, every contract deployed as ``blendr devnet
+up`` does), a real PostgreSQL 16 (pgserver), two ``blendr king run`` processes on it with the DEFAULT lease
+(``king.lease_ttl_s`` 5 s, renewed every ``king.lease_renew_s`` 1 s), and the renter SDK given both kings. The
+queen is scripted in this process: it registers with the devnet queen1 key (staked), keeps its session open
+through whichever king answers (a follower passes it to the leader), sends a pool snapshot every second with the
+devnet provider1 (staked, its admission signed with its own key, 16 free CPU "GPUs"), and records when each job's
+assignment arrives. A placement is that arrival: the leader placed the job, created its rental on Ethereum
+(GPURental.createRental, mined by anvil at once) and sent the assignment.
+
+A trial: the queen's session is up and the kings offer provider1; then the leader is SIGKILLed (``kill``) or
+SIGSTOPped (``pause``) at t0, and at once the renter submits a 1-GPU job (the SDK retries across the kings while
+none leads). ``failover_s`` = the assignment's arrival - t0: the lease lapsing, the other king taking it and
+starting to lead (reading the chains' parameters, loading the jobs from PostgreSQL), the renter's retry, and the
+placement. After a kill the king is started again; after a pause it is SIGCONTed (it is fenced, and follows).
+Each trial's job is cancelled after it was placed. ``place_s``: the same submission to assignment with no failure,
+measured in the same run, for scale.
+
+Goal: ``failover_s`` <= 10 s with the default lease. The figures are medians over ``--trials`` (default 3; 1 with
+``--quick``); each trial's figure is listed.
+
+    python bench/failover.py            # 3 trials of each
+    python bench/failover.py --quick    # the CI-sized run: 1 trial of each
+Writes bench/results/failover.json (``--quick``: bench/results/quick/failover.json; ``--out PATH``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import signal
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import grpc
+from eth_account import Account
+from tests.pg import start_postgres
+
+from bench._common import format_table, machine_info, result_path, write_json
+from blendr.chain.anvil import start_anvil
+from blendr.chain.deploy import deploy_devnet
+from blendr.chain.devkeys import DEV_KEYS, ROLES
+from blendr.client import JobRequest, KingClient, RenterError
+from blendr.config import load_config
+from blendr.identity import NodeIdentity
+from blendr.rpc.registration import sign_queen_registration
+from protos.blendr.v1 import king_pb2 as kpb
+from protos.blendr.v1 import king_pb2_grpc as kpb_grpc
+from tests.e2e.kings import KingProc, Kings
+
+GOAL_S = 10.0
+ACCOUNTS = {name: Account.from_key(DEV_KEYS[i]) for name, i in ROLES.items()}
+
+
+class BenchError(RuntimeError):
+    pass
+
+
+class ScriptedQueen:
+    """queen1 with provider1 in its pool, over a real session with whichever king answers (see the module doc)."""
+
+    def __init__(self, kings: Kings) -> None:
+        self.kings = kings
+        self.queen = ACCOUNTS["queen1"]
+        self.provider = NodeIdentity.from_key(bytes(ACCOUNTS["provider1"].key))
+        self.nonce = b"\x01" * 32
+        self.admission = self.provider.sign_admission(self.queen.address, self.nonce)
+        self.assigned: dict[str, float] = {}  # job id -> monotonic arrival
+        self.registered = asyncio.Event()
+        self._seq = 0
+
+    def _snapshot(self) -> kpb.QueenToKing:
+        self._seq += 1
+        p = kpb.PoolProvider(address=self.provider.address, gpu_model="cpu", gpus=16, vram_bytes=2**30, tflops=0.1, ask_per_gpu_hour="0.5", uptime=1.0, alive=True,
+                             busy_gpus=0, admission_nonce=self.nonce, admission_signature=self.admission,
+                             sandbox="bubblewrap")
+        return kpb.QueenToKing(snapshot=kpb.PoolSnapshotMsg(seq=self._seq, providers=[p]))
+
+    async def run(self) -> None:
+        """Sessions, forever: a broken one redials the next king."""
+        from blendr.rpc.server import open_channel
+
+        i = 0
+        while True:
+            targets = self.kings.targets().split(",")
+            target = targets[i % len(targets)]
+            i += 1
+            cfg = load_config(self.kings.tmp / "queen1", overrides={"rpc.ca_file": str(self.kings.ca_file)}, env={})
+            channel = open_channel(cfg, target)
+            try:
+                await self._session(kpb_grpc.KingControlStub(channel))
+            except (grpc.aio.AioRpcError, OSError):
+                pass
+            finally:
+                self.registered.clear()
+                await channel.close()
+            await asyncio.sleep(0.2)
+
+    async def _session(self, stub: Any) -> None:
+        ts = int(time.time())
+        reg = kpb.QueenRegistration(queen_address=self.queen.address, king_address=ACCOUNTS["king"].address,
+                                    timestamp=ts, endpoint="127.0.0.1:1",
+                                    signature=sign_queen_registration(self.queen, ACCOUNTS["king"].address, ts,
+                                                                      "127.0.0.1:1"))
+        call = stub.QueenSession()
+        await call.write(kpb.QueenToKing(registration=reg))
+        first = await asyncio.wait_for(call.read(), 30)
+        if first is grpc.aio.EOF or first.WhichOneof("body") != "registered":
+            return
+        self.registered.set()
+
+        async def snapshots() -> None:
+            while True:
+                await call.write(self._snapshot())
+                await asyncio.sleep(1.0)
+
+        writer = asyncio.create_task(snapshots())
+        try:
+            async for msg in call:
+                if msg.WhichOneof("body") == "assign":
+                    self.assigned.setdefault(msg.assign.job_id, time.monotonic())
+                elif msg.WhichOneof("body") == "stop":  # the provider stops the job: its GPUs are free again
+                    await call.write(kpb.QueenToKing(job_event=kpb.QueenJobEvent(
+                        job_id=msg.stop.job_id, attempt=msg.stop.attempt, seq=1, kind="stopped", ts_unix=time.time())))
+        finally:
+            writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await writer
+            call.cancel()
+
+
+async def _wait(pred: Any, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not pred():
+        if time.monotonic() > deadline:
+            raise BenchError(f"timed out after {timeout:.0f} s waiting for {what}")
+        await asyncio.sleep(0.05)
+
+
+async def _offered(king: KingClient) -> None:
+    deadline = time.monotonic() + 60
+    while True:
+        with contextlib.suppress(RenterError):
+            if any(o.providers > 0 and o.gpus_free > 0 for o in await king.offers()):
+                return
+        if time.monotonic() > deadline:
+            raise BenchError("the kings never offered the scripted queen's provider")
+        await asyncio.sleep(0.2)
+
+
+async def _place(king: KingClient, queen: ScriptedQueen, workdir: Path, t0: float) -> float:
+    """Submits a job (retrying while no king leads) and returns seconds from ``t0`` to its assignment."""
+    req = JobRequest(entrypoint="python job.py", gpus=1, gpu_model="cpu", hours=60 / 3600, max_price="3",
+                     workdir=workdir)
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            job = await king.submit(req)
+            break
+        except RenterError as exc:
+            if exc.code not in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, None) \
+                    or time.monotonic() > deadline:
+                raise BenchError(f"the job was refused: {exc}") from None
+            await asyncio.sleep(0.1)
+    await _wait(lambda: job.job_id in queen.assigned, 60, f"job {job.job_id}'s assignment")
+    placed = queen.assigned[job.job_id] - t0
+    with contextlib.suppress(RenterError):
+        await king.cancel(job.job_id, "bench trial over")
+    return placed
+
+
+async def _trial(kings: Kings, queen: ScriptedQueen, king: KingClient, workdir: Path, kind: str) -> float:
+    await _wait(lambda: kings.leader() is not None and len([k for k in kings.procs.values() if k.alive()]) == 2, 60,
+                "two kings, one leading")
+    await asyncio.wait_for(queen.registered.wait(), 60)
+    await _offered(king)
+    leader = kings.leader()
+    assert leader is not None
+    t0 = time.monotonic()
+    leader.signal(signal.SIGKILL if kind == "kill" else signal.SIGSTOP)
+    took = await _place(king, queen, workdir, t0)
+    if kind == "kill":
+        leader.proc.wait(10)
+        restarted = kings.start(leader.name)
+        await _wait(lambda: kings.ready(restarted), 60, f"{leader.name} restarted")
+    else:
+        leader.signal(signal.SIGCONT)
+        await _wait(lambda: "fenced" in leader.output(), 30, f"{leader.name} fenced after its pause")
+    return took
+
+
+async def run(trials: int, tmp: Path) -> dict[str, Any]:
+    eth, etc = start_anvil(31337), start_anvil(63, hardfork="shanghai")
+    pg = start_postgres(tmp / "pg")
+    kings: Kings | None = None
+    queen_task: asyncio.Task[None] | None = None
+    try:
+        manifest = deploy_devnet(load_config(tmp / "deployer", env={}), echo=lambda s: None, eth_url=eth.url,
+                                 etc_url=etc.url)
+        kings = Kings(tmp / "kings", pg.url, manifest)
+        k1: KingProc = kings.start("king1")
+        await _wait(lambda: kings.ready(k1), 60, "king1 serving")
+        k2 = kings.start("king2")
+        await _wait(lambda: kings.ready(k2), 60, "king2 serving")
+        queen = ScriptedQueen(kings)
+        queen_task = asyncio.create_task(queen.run())
+        workdir = tmp / "job"
+        workdir.mkdir()
+        (workdir / "job.py").write_text("print('hi')\n")
+        results: dict[str, list[float]] = {"place": [], "kill": [], "pause": []}
+        async with KingClient(kings.targets(), ACCOUNTS["renter"], ca_file=kings.ca_file, timeout_s=10) as king:
+            await asyncio.wait_for(queen.registered.wait(), 60)
+            await _offered(king)
+            for _ in range(trials):
+                results["place"].append(await _place(king, queen, workdir, time.monotonic()))
+            for _ in range(trials):
+                for kind in ("kill", "pause"):
+                    results[kind].append(await _trial(kings, queen, king, workdir, kind))
+        return {k: [round(x, 3) for x in v] for k, v in results.items()}
+    finally:
+        if queen_task is not None:
+            queen_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await queen_task
+        if kings is not None:
+            kings.close()
+        pg.stop()
+        eth.stop()
+        etc.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true", help="1 trial of each (the CI-sized run)")
+    ap.add_argument("--trials", type=int, default=3, help="trials of each kind (default 3)")
+    ap.add_argument("--out", type=Path, help="where to write the JSON report")
+    args = ap.parse_args(argv)
+    trials = 1 if args.quick else args.trials
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="blendr-failover-") as d:
+        trials_out = asyncio.run(run(trials, Path(d)))
+    med = {k: statistics.median(v) for k, v in trials_out.items()}
+    report = {
+        "benchmark": "failover", "mode": "quick" if args.quick else "full", "trials": trials,
+        "lease_ttl_s": 5.0, "lease_renew_s": 1.0, "goal_s": GOAL_S,
+        "failover_s": med["kill"], "paused_failover_s": med["pause"], "place_s": med["place"],
+        "per_trial": trials_out, "goal_met": max(med["kill"], med["pause"]) <= GOAL_S,
+        "wall_s": round(time.monotonic() - started, 1), "machine": machine_info(["grpcio", "psycopg"]),
+    }
+    print(format_table(["what", "median s", "trials (s)"], [
+        ["placement, no failure (place_s)", f"{med['place']:.2f}", ", ".join(f"{x:.2f}" for x in trials_out["place"])],
+        ["leader SIGKILLed (failover_s)", f"{med['kill']:.2f}", ", ".join(f"{x:.2f}" for x in trials_out["kill"])],
+        ["leader SIGSTOPped (paused_failover_s)", f"{med['pause']:.2f}",
+         ", ".join(f"{x:.2f}" for x in trials_out["pause"])],
+    ]))
+    print(f"goal: <= {GOAL_S:.0f} s with the default lease (5 s): {'met' if report['goal_met'] else 'NOT met'}")
+    path = result_path("failover", args.quick, args.out)
+    write_json(path, report)
+    print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
