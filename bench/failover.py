@@ -1,22 +1,27 @@
 """Failover of the leading king (king.ha): the time from the leader's death, or its pause, to the next placement
 by the new leader.
 
-Setup, all real but the queen: the devnet chains (two anvil processes, every contract deployed as ``blendr devnet
+Setup, all real but the queen, with every ``[king]`` default: the devnet chains (two anvil processes, every contract deployed as ``blendr devnet
 up`` does), a real PostgreSQL 16 (pgserver), two ``blendr king run`` processes on it with the DEFAULT lease
 (``king.lease_ttl_s`` 5 s, renewed every ``king.lease_renew_s`` 1 s), and the renter SDK given both kings. The
 queen is scripted in this process: it registers with the devnet queen1 key (staked), keeps its session open
-through whichever king answers (a follower passes it to the leader), sends a pool snapshot every second with the
+through whichever king answers (a follower passes it to the leader; a session silent for three of the king's
+heartbeats is redialled at the next king, as queen.kinglink does), sends a pool snapshot every second with the
 devnet provider1 (staked, its admission signed with its own key, 16 free CPU "GPUs"), and records when each job's
 assignment arrives. A placement is that arrival: the leader placed the job, created its rental on Ethereum
 (GPURental.createRental, mined by anvil at once) and sent the assignment.
 
 A trial: the queen's session is up and the kings offer provider1; then the leader is SIGKILLed (``kill``) or
-SIGSTOPped (``pause``) at t0, and at once the renter submits a 1-GPU job (the SDK retries across the kings while
-none leads). ``failover_s`` = the assignment's arrival - t0: the lease lapsing, the other king taking it and
-starting to lead (reading the chains' parameters, loading the jobs from PostgreSQL), the renter's retry, and the
-placement. After a kill the king is started again; after a pause it is SIGCONTed (it is fenced, and follows).
-Each trial's job is cancelled after it was placed. ``place_s``: the same submission to assignment with no failure,
-measured in the same run, for scale.
+SIGSTOPped (``pause``) at t0, and at once the renter (given the other king first) submits a 1-GPU job, retrying
+while no king leads. ``failover_s`` / ``paused_failover_s`` = the job's placement - t0, the placement being its
+``rental_created`` event as the new leader stamped it (wall clock, same machine): the lease lapsing, the other
+king taking it and starting to lead (the chains' parameters, the jobs and the queens' last pools from
+PostgreSQL), the renter's retry, the placement and GPURental.createRental. ``assigned_s`` is also given: until the
+assignment reached the queen, which needs the queen back in session with the new leader (at once after a kill;
+after a pause, once gRPC keepalive finds the paused king silent: ``rpc.keepalive_time_s`` 20 +
+``keepalive_timeout_s`` 10). After a kill the king is started again; after a pause it is SIGCONTed (it is fenced,
+and follows). Each trial's job is cancelled after it was placed. ``place_s``: submission to placement with no
+failure, same run, for scale.
 
 Goal: ``failover_s`` <= 10 s with the default lease. The figures are medians over ``--trials`` (default 3; 1 with
 ``--quick``); each trial's figure is listed.
@@ -43,19 +48,20 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import grpc
 from eth_account import Account
-from tests.pg import start_postgres
 
 from bench._common import format_table, machine_info, result_path, write_json
 from blendr.chain.anvil import start_anvil
 from blendr.chain.deploy import deploy_devnet
 from blendr.chain.devkeys import DEV_KEYS, ROLES
-from blendr.client import JobRequest, KingClient, RenterError
+from blendr.client import JobRequest, KingClient, NoProviderError, RenterError
 from blendr.config import load_config
 from blendr.identity import NodeIdentity
 from blendr.rpc.registration import sign_queen_registration
+from blendr.units import tokens
 from protos.blendr.v1 import king_pb2 as kpb
 from protos.blendr.v1 import king_pb2_grpc as kpb_grpc
 from tests.e2e.kings import KingProc, Kings
+from tests.pg import start_postgres
 
 GOAL_S = 10.0
 ACCOUNTS = {name: Account.from_key(DEV_KEYS[i]) for name, i in ROLES.items()}
@@ -80,7 +86,7 @@ class ScriptedQueen:
 
     def _snapshot(self) -> kpb.QueenToKing:
         self._seq += 1
-        p = kpb.PoolProvider(address=self.provider.address, gpu_model="cpu", gpus=16, vram_bytes=2**30, tflops=0.1, ask_per_gpu_hour="0.5", uptime=1.0, alive=True,
+        p = kpb.PoolProvider(address=self.provider.address, gpu_model="cpu", gpus=16, vram_bytes=2**30, tflops=0.1, ask_per_gpu_hour=str(tokens("0.5")), uptime=1.0, alive=True,
                              busy_gpus=0, admission_nonce=self.nonce, admission_signature=self.admission,
                              sandbox="bubblewrap")
         return kpb.QueenToKing(snapshot=kpb.PoolSnapshotMsg(seq=self._seq, providers=[p]))
@@ -98,7 +104,7 @@ class ScriptedQueen:
             channel = open_channel(cfg, target)
             try:
                 await self._session(kpb_grpc.KingControlStub(channel))
-            except (grpc.aio.AioRpcError, OSError):
+            except (grpc.aio.AioRpcError, grpc.aio.UsageError, OSError, TimeoutError):
                 pass
             finally:
                 self.registered.clear()
@@ -125,7 +131,8 @@ class ScriptedQueen:
 
         writer = asyncio.create_task(snapshots())
         try:
-            async for msg in call:
+            silence = 3 * first.registered.heartbeat_interval_s or None  # as queen.kinglink does: a silent king
+            while (msg := await asyncio.wait_for(call.read(), silence)) is not grpc.aio.EOF:
                 if msg.WhichOneof("body") == "assign":
                     self.assigned.setdefault(msg.assign.job_id, time.monotonic())
                 elif msg.WhichOneof("body") == "stop":  # the provider stops the job: its GPUs are free again
@@ -147,47 +154,65 @@ async def _wait(pred: Any, timeout: float, what: str) -> None:
 
 
 async def _offered(king: KingClient) -> None:
+    seen: list[Any] = []
     deadline = time.monotonic() + 60
     while True:
         with contextlib.suppress(RenterError):
             if any(o.providers > 0 and o.gpus_free > 0 for o in await king.offers()):
                 return
         if time.monotonic() > deadline:
-            raise BenchError("the kings never offered the scripted queen's provider")
+            with contextlib.suppress(RenterError):
+                seen = [(o.gpu_model, o.providers, o.gpus_free) for o in await king.offers()]
+            raise BenchError(f"the kings never offered the scripted queen's provider (offers: {seen})")
         await asyncio.sleep(0.2)
 
 
-async def _place(king: KingClient, queen: ScriptedQueen, workdir: Path, t0: float) -> float:
-    """Submits a job (retrying while no king leads) and returns seconds from ``t0`` to its assignment."""
+async def _place(king: KingClient, queen: ScriptedQueen, workdir: Path, t0: float, w0: float) -> tuple[float, float]:
+    """Submits a job (retrying while no king leads) and returns seconds from ``t0`` (monotonic; ``w0`` the same
+    instant on the wall clock) to its placement (its ``rental_created`` event, stamped by the king that created the
+    rental) and to its assignment's arrival at the queen."""
     req = JobRequest(entrypoint="python job.py", gpus=1, gpu_model="cpu", hours=60 / 3600, max_price="3",
                      workdir=workdir)
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 90
     while True:
         try:
             job = await king.submit(req)
             break
         except RenterError as exc:
-            if exc.code not in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, None) \
-                    or time.monotonic() > deadline:
+            # while no king leads (UNAVAILABLE), or the new leader's pools are not back yet (no provider)
+            if not (exc.code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, None)
+                    or isinstance(exc, NoProviderError)) or time.monotonic() > deadline:
                 raise BenchError(f"the job was refused: {exc}") from None
             await asyncio.sleep(0.1)
-    await _wait(lambda: job.job_id in queen.assigned, 60, f"job {job.job_id}'s assignment")
-    placed = queen.assigned[job.job_id] - t0
+    placed = None
+    async for ev in king.watch(job.job_id):
+        if ev.kind == "rental_created":
+            placed = ev.ts - w0
+            break
+        if ev.state in ("failed", "cancelled"):
+            raise BenchError(f"job {job.job_id} ended {ev.state} before it was placed: {ev.message}")
+    assert placed is not None
+    await _wait(lambda: job.job_id in queen.assigned, 90, f"job {job.job_id}'s assignment at the queen")
+    assigned = queen.assigned[job.job_id] - t0
     with contextlib.suppress(RenterError):
         await king.cancel(job.job_id, "bench trial over")
-    return placed
+    return placed, assigned
 
 
-async def _trial(kings: Kings, queen: ScriptedQueen, king: KingClient, workdir: Path, kind: str) -> float:
+async def _trial(kings: Kings, queen: ScriptedQueen, workdir: Path, kind: str) -> tuple[float, float]:
     await _wait(lambda: kings.leader() is not None and len([k for k in kings.procs.values() if k.alive()]) == 2, 60,
                 "two kings, one leading")
     await asyncio.wait_for(queen.registered.wait(), 60)
-    await _offered(king)
     leader = kings.leader()
     assert leader is not None
-    t0 = time.monotonic()
-    leader.signal(signal.SIGKILL if kind == "kill" else signal.SIGSTOP)
-    took = await _place(king, queen, workdir, t0)
+    follower = next(k for k in kings.procs.values() if k is not leader)
+    # the renter is given the follower first: what is measured is the kings' failover, not a client's deadline on
+    # a paused king
+    async with KingClient(kings.targets(follower), ACCOUNTS["renter"], ca_file=kings.ca_file, timeout_s=10) as king:
+        await _offered(king)
+        t0, w0 = time.monotonic(), time.time()
+        leader.signal(signal.SIGKILL if kind == "kill" else signal.SIGSTOP)
+        took = await _place(king, queen, workdir, t0, w0)
     if kind == "kill":
         leader.proc.wait(10)
         restarted = kings.start(leader.name)
@@ -206,7 +231,7 @@ async def run(trials: int, tmp: Path) -> dict[str, Any]:
     try:
         manifest = deploy_devnet(load_config(tmp / "deployer", env={}), echo=lambda s: None, eth_url=eth.url,
                                  etc_url=etc.url)
-        kings = Kings(tmp / "kings", pg.url, manifest)
+        kings = Kings(tmp / "kings", pg.url, manifest, fast=False)  # every [king] default, the lease's included
         k1: KingProc = kings.start("king1")
         await _wait(lambda: kings.ready(k1), 60, "king1 serving")
         k2 = kings.start("king2")
@@ -216,16 +241,20 @@ async def run(trials: int, tmp: Path) -> dict[str, Any]:
         workdir = tmp / "job"
         workdir.mkdir()
         (workdir / "job.py").write_text("print('hi')\n")
-        results: dict[str, list[float]] = {"place": [], "kill": [], "pause": []}
+        results: dict[str, list[tuple[float, float]]] = {"place": [], "kill": [], "pause": []}
         async with KingClient(kings.targets(), ACCOUNTS["renter"], ca_file=kings.ca_file, timeout_s=10) as king:
             await asyncio.wait_for(queen.registered.wait(), 60)
             await _offered(king)
             for _ in range(trials):
-                results["place"].append(await _place(king, queen, workdir, time.monotonic()))
+                results["place"].append(await _place(king, queen, workdir, time.monotonic(), time.time()))
             for _ in range(trials):
                 for kind in ("kill", "pause"):
-                    results[kind].append(await _trial(kings, queen, king, workdir, kind))
-        return {k: [round(x, 3) for x in v] for k, v in results.items()}
+                    results[kind].append(await _trial(kings, queen, workdir, kind))
+        return {k: [(round(p, 3), round(a, 3)) for p, a in v] for k, v in results.items()}
+    except BaseException:
+        for k in (kings.procs.values() if kings is not None else ()):
+            print(f"--- the end of {k.name}'s log:\n{k.output()[-3000:]}", file=sys.stderr)
+        raise
     finally:
         if queen_task is not None:
             queen_task.cancel()
@@ -248,20 +277,23 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="blendr-failover-") as d:
         trials_out = asyncio.run(run(trials, Path(d)))
-    med = {k: statistics.median(v) for k, v in trials_out.items()}
+    med = {k: statistics.median(p for p, _ in v) for k, v in trials_out.items()}
+    med_assigned = {k: statistics.median(a for _, a in v) for k, v in trials_out.items()}
     report = {
         "benchmark": "failover", "mode": "quick" if args.quick else "full", "trials": trials,
         "lease_ttl_s": 5.0, "lease_renew_s": 1.0, "goal_s": GOAL_S,
         "failover_s": med["kill"], "paused_failover_s": med["pause"], "place_s": med["place"],
-        "per_trial": trials_out, "goal_met": max(med["kill"], med["pause"]) <= GOAL_S,
+        "assigned_s": med_assigned, "per_trial": {k: [{"placed_s": p, "assigned_s": a} for p, a in v]
+                                                  for k, v in trials_out.items()},
+        "goal_met": max(med["kill"], med["pause"]) <= GOAL_S,
         "wall_s": round(time.monotonic() - started, 1), "machine": machine_info(["grpcio", "psycopg"]),
     }
-    print(format_table(["what", "median s", "trials (s)"], [
-        ["placement, no failure (place_s)", f"{med['place']:.2f}", ", ".join(f"{x:.2f}" for x in trials_out["place"])],
-        ["leader SIGKILLed (failover_s)", f"{med['kill']:.2f}", ", ".join(f"{x:.2f}" for x in trials_out["kill"])],
-        ["leader SIGSTOPped (paused_failover_s)", f"{med['pause']:.2f}",
-         ", ".join(f"{x:.2f}" for x in trials_out["pause"])],
-    ]))
+    names = {"place": "no failure (place_s)", "kill": "leader SIGKILLed (failover_s)",
+             "pause": "leader SIGSTOPped (paused_failover_s)"}
+    print(format_table(["from the failure (or the submission) to", "placed: median s", "trials",
+                        "assignment at the queen: median s"], [
+        [names[k], f"{med[k]:.2f}", ", ".join(f"{p:.2f}" for p, _ in trials_out[k]), f"{med_assigned[k]:.2f}"]
+        for k in ("place", "kill", "pause")]))
     print(f"goal: <= {GOAL_S:.0f} s with the default lease (5 s): {'met' if report['goal_met'] else 'NOT met'}")
     path = result_path("failover", args.quick, args.out)
     write_json(path, report)

@@ -256,7 +256,10 @@ class KingClient:
                     await self.sign_in()  # the session expired or the king forgot it: sign in again, once
                     continue
                 attempt += 1
-                if exc.code() != grpc.StatusCode.UNAVAILABLE or attempt >= tries:
+                # a king that does not answer in time (paused, overloaded) is left for the next one too
+                moving = exc.code() == grpc.StatusCode.UNAVAILABLE or (
+                    exc.code() == grpc.StatusCode.DEADLINE_EXCEEDED and len(self.targets) > 1)
+                if not moving or attempt >= tries:
                     raise _rpc_error(exc, self._target) from None
                 self._failover()
                 if attempt % len(self.targets) == 0:

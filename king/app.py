@@ -345,6 +345,13 @@ async def _build_role(p: _Parts, store: Store, *, run_loops: bool, guard: Any = 
                     output_wait_s=kc.outputs_wait_s, stakes=stakes, bridge=book, vouchers=_vouchers_view(m, rental))
     await jobs.prepare()
     live = jobs.load()
+    # the pools kept in the store are offered at once: read their stakes before serving (else the first second
+    # after a start or a takeover would offer nothing)
+    try:
+        if await asyncio.to_thread(stakes.refresh, stakes.due(jobs.market.staked_pairs())):
+            jobs.market.restake()
+    except BlendrError as exc:  # the stake follower reads them again in a second
+        log.warning("reading the kept pools' stakes failed", error=str(exc)[:200])
     role = Role(jobs, hub, book, settlements, clients,
                 KingControlServicer(book, settlements, hub, jobs, jobs.outputs),
                 RenterGatewayServicer(jobs, p.sessions, p.proposals))

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
+from typing import Any
 
 from blendr.clock import Clock
 from blendr.errors import BlendrError, NotFoundError, UnavailableError
@@ -35,6 +36,8 @@ from king.stakes import StakeBook
 from king.vouchers import BurnTotals, VoucherHolding, VoucherView
 
 log = get_logger("blendr.king.core")
+NS_POOLS = "queen_pools"  # each queen's latest pool snapshot, for the next king that starts or leads
+POOL_KEEP_S = 10.0  # an unchanged pool is written again this often (its age says whether it is still worth loading)
 LIST_SCAN = 2_000  # a renter's most recent jobs ListJobs looks through
 OUTPUTS_TICK_S = 2.0  # how often outputs past due fail and expired ones are removed
 
@@ -73,6 +76,7 @@ class KingCore:
         self.placer = Placer(self.ctx, self.lifecycle)
         # jobs' outputs (king.outputs); None: this king takes none (uploads are FAILED_PRECONDITION)
         self.outputs = OutputDesk(self.ctx, outputs, wait_s=output_wait_s) if outputs is not None else None
+        self._kept: dict[str, tuple[float, list[Any]]] = {}  # queen -> (monotonic time, pool) last kept in the store
 
     @property
     def cfg(self) -> JobsConfig:
@@ -137,6 +141,7 @@ class KingCore:
                 ctx.queen_gone.setdefault(c.queen, self.clock.monotonic())  # freed after the grace if it never comes
         if self.outputs is not None:
             self.outputs.load(list(self.book.unfinished()))
+        self._load_pools()
         ctx.wake.set()
         return live
 
@@ -172,6 +177,38 @@ class KingCore:
         self.market.on_snapshot(queen, seq, providers)
         self.ctx.queen_gone.pop(checksum_address(queen), None)
         self.ctx.wake.set()
+        self._keep_pool(checksum_address(queen), seq, providers)
+
+    def _keep_pool(self, queen: str, seq: int, providers: list[tuple[ProviderOffer, bytes, int]]) -> None:
+        """Keeps the queen's latest pool in the store (when it changed, or every POOL_KEEP_S), so that a king that
+        starts, or takes over as leader (king.ha), offers and places at once, before the queens have redialled it."""
+        doc = [[asdict(o), pub.hex(), busy] for o, pub, busy in providers]
+        now = self.clock.monotonic()
+        last = self._kept.get(queen)
+        if last is not None and last[1] == doc and now - last[0] < POOL_KEEP_S:
+            return
+        try:
+            self.store.put(NS_POOLS, queen, {"seq": seq, "at": self.clock.time(), "providers": doc})
+            self._kept[queen] = (now, doc)
+        except BlendrError as exc:  # only a head start for the next king: the live pool is in memory
+            log.warning("keeping a queen's pool in the store failed", queen=queen, error=str(exc)[:200])
+
+    def _load_pools(self) -> int:
+        """The queens' pools kept by the king before (see :meth:`_keep_pool`), those younger than the queens' grace
+        period; each queen is counted as away until it connects, so its pool goes if it does not within the grace."""
+        loaded = 0
+        for queen, d in self.store.scan(NS_POOLS, ""):
+            if self.clock.time() - float(d.get("at", 0)) > self.ctx.cfg.queen_grace_s:
+                continue
+            try:
+                providers = [(ProviderOffer(**o), bytes.fromhex(pub), int(busy)) for o, pub, busy in d["providers"]]
+                self.market.on_snapshot(queen, int(d["seq"]), providers)
+            except (BlendrError, TypeError, ValueError, KeyError) as exc:  # a stale or foreign row: the queen resends
+                log.warning("a kept queen pool could not be read", queen=queen, error=str(exc)[:200])
+                continue
+            self.ctx.queen_gone.setdefault(queen, self.clock.monotonic())
+            loaded += 1
+        return loaded
 
     def on_queen_connected(self, queen: str) -> None:
         """Re-sends the assignments of the queen's live jobs and its pending stops (repeats are idempotent)."""

@@ -38,6 +38,7 @@ from blendr.telemetry import get_logger
 log = get_logger("blendr.king.ha")
 
 LEASE = "king-leader"
+HOLD_S = 15.0  # how long a follower holds a call without a deadline while no king leads
 FORWARDED = "x-blendr-forwarded"  # metadata a follower adds to a call it passes to the leader
 PASSED_METADATA = ("authorization",)  # what of the caller's metadata reaches the leader
 
@@ -77,6 +78,7 @@ class Leadership:
         self.leader_epoch = 0
         self._valid_until = 0.0  # monotonic time when this king's lease may have lapsed
         self._starting: asyncio.Task[None] | None = None  # the leader's work being started
+        self._changed = asyncio.Event()  # set (and replaced) whenever the leader, as this king sees it, changes
 
     @property
     def leading(self) -> bool:
@@ -108,6 +110,8 @@ class Leadership:
         if seen != (self.leader_address, self.leader_epoch):
             self.leader_address, self.leader_epoch = seen
             log.info("leader", address=seen[0] or "(none)", epoch=seen[1])
+            self._changed.set()
+            self._changed = asyncio.Event()
         if lease.holder == self.holder:
             # the lease counts from before it was asked for: the store's clock may have started it a little later
             self._valid_until = asked + self.cfg.ttl_s
@@ -141,6 +145,12 @@ class Leadership:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._starting
         await self._follow(why)
+
+    async def moved(self, epoch: int) -> None:
+        """Returns once the leader (as this king sees it) is no longer the one at ``epoch``: another took over, or its
+        lease lapsed."""
+        while self.leader_epoch == epoch:
+            await self._changed.wait()
 
     async def started(self) -> None:
         """Waits until the leader's work that this king started has started (or failed to)."""
@@ -260,16 +270,45 @@ def routed(base: type, stub: type, methods: dict[str, str], local: Resolve, link
     def make(name: str, kind: str) -> Callable[..., Any]:
         if kind in ("uu", "su"):
             async def unary(self: Any, request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-                s = target(name)
-                if s is not None:
-                    return await getattr(s, name)(request, context)
-                call = getattr(stub(link().channel(context)), name)(
-                    request, metadata=passed_metadata(context), timeout=_timeout(context))
-                try:
-                    return await call
-                except grpc.aio.AioRpcError as exc:
-                    await _reraise(exc, context)
-                    return None
+                # A call waits (within its deadline) while no king leads, and one sent to a leader that stops leading
+                # before it answers is sent again to the next one (a unary request can be: every one of them is
+                # idempotent); a client stream cannot be replayed, so it ends UNAVAILABLE.
+                loop = asyncio.get_running_loop()
+                left = context.time_remaining()
+                give_up = loop.time() + (left if left is not None and left < 86400 else HOLD_S)
+                while True:
+                    s = target(name)
+                    if s is not None:
+                        return await getattr(s, name)(request, context)
+                    try:
+                        channel = link().channel(context)
+                    except UnavailableError:
+                        if forwarded(context) or loop.time() + 0.2 >= give_up:
+                            raise
+                        await asyncio.sleep(0.2)
+                        continue
+                    epoch = link().leadership.leader_epoch
+                    call = getattr(stub(channel), name)(request, metadata=passed_metadata(context),
+                                                        timeout=_timeout(context))
+                    answer = asyncio.ensure_future(call)
+                    moved = asyncio.ensure_future(link().leadership.moved(epoch))
+                    try:
+                        await asyncio.wait({answer, moved}, return_when=asyncio.FIRST_COMPLETED)
+                    finally:
+                        moved.cancel()
+                    if not answer.done():
+                        answer.cancel()
+                        if kind == "su":
+                            raise UnavailableError("the leading king stopped answering mid-upload; send it again")
+                        continue  # the leader changed under this call: send it to the new one
+                    try:
+                        return answer.result()
+                    except grpc.aio.AioRpcError as exc:
+                        if (kind == "uu" and exc.code() == grpc.StatusCode.UNAVAILABLE
+                                and link().leadership.leader_epoch != epoch and loop.time() < give_up):
+                            continue  # the old leader went away answering it: the new one gets it
+                        await _reraise(exc, context)
+                        return None
             return unary
 
         async def stream(self: Any, request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
@@ -278,14 +317,25 @@ def routed(base: type, stub: type, methods: dict[str, str], local: Resolve, link
                 async for msg in getattr(s, name)(request, context):
                     yield msg
                 return
+            epoch = link().leadership.leader_epoch
             call = getattr(stub(link().channel(context)), name)(
                 request, metadata=passed_metadata(context), timeout=_timeout(context))
+            moved = asyncio.ensure_future(link().leadership.moved(epoch))
             try:
-                async for msg in call:
+                while True:
+                    read = asyncio.ensure_future(call.read())
+                    await asyncio.wait({read, moved}, return_when=asyncio.FIRST_COMPLETED)
+                    if not read.done():  # the leader it reached no longer leads: the caller opens it again
+                        read.cancel()
+                        raise UnavailableError("the leading king changed; open the stream again")
+                    msg = read.result()
+                    if msg is grpc.aio.EOF:
+                        return
                     yield msg
             except grpc.aio.AioRpcError as exc:
                 await _reraise(exc, context)
             finally:
+                moved.cancel()
                 call.cancel()
         return stream
 

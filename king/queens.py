@@ -35,6 +35,9 @@ MAX_SKEW_S = 300
 MAX_SNAPSHOT_PROVIDERS = 10_000  # providers one pool snapshot may list
 
 
+HEARTBEAT_S = 2.0  # a quiet session carries QueenRegistered again this often (QueenRegistered.heartbeat_interval_s)
+
+
 class QueenListener(Protocol):
     """What the king does with a queen's traffic (king.core.KingCore)."""
 
@@ -174,12 +177,18 @@ class QueenHub:
             sess = _Session(queen, asyncio.Queue())
             self.sessions[queen] = sess
             log.info("queen registered", queen=queen, endpoint=first.registration.endpoint)
-            yield kpb.KingToQueen(registered=kpb.QueenRegistered(king_address=self.king,
-                                                                 snapshot_interval_s=self.snapshot_interval_s))
+            hello = kpb.KingToQueen(registered=kpb.QueenRegistered(
+                king_address=self.king, snapshot_interval_s=self.snapshot_interval_s,
+                heartbeat_interval_s=HEARTBEAT_S))
+            yield hello
             listener.on_queen_connected(queen)
             reader = asyncio.create_task(self._read(queen, request_iterator, sess, listener))
             while True:
-                item = await sess.queue.get()
+                try:
+                    item = await asyncio.wait_for(sess.queue.get(), HEARTBEAT_S)
+                except TimeoutError:
+                    yield hello  # the heartbeat: a queen that hears nothing takes this king for paused or gone
+                    continue
                 if item is None:
                     return
                 yield item

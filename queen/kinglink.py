@@ -112,6 +112,7 @@ class KingLink:
         self._wake = asyncio.Event()
         self._snapshot_due = True
         self._seq = 0
+        self._silence = 0.0  # seconds without a message from the king after which the session is given up
         core.job_listeners.append(self.enqueue)
         core.pool_listeners.append(self.pool_changed)
 
@@ -194,6 +195,8 @@ class KingLink:
             self.status.connected, self.status.king_address = True, reg.king_address
             self.status.last_error = ""
             self.status.sessions += 1
+            # a king that promises heartbeats and goes silent for three of them is paused or cut off (king.ha)
+            self._silence = 3 * reg.heartbeat_interval_s if reg.heartbeat_interval_s > 0 else 0.0
             interval = reg.snapshot_interval_s if reg.snapshot_interval_s > 0 else self.cfg.snapshot_interval_s
             interval = max(MIN_SNAPSHOT_INTERVAL_S, interval)
             log.info("registered with the king", king=reg.king_address, snapshot_interval_s=interval,
@@ -232,7 +235,11 @@ class KingLink:
 
     async def _read(self, call: Any) -> None:
         while True:
-            msg = await call.read()
+            try:
+                msg = await asyncio.wait_for(call.read(), self._silence) if self._silence else await call.read()
+            except TimeoutError:
+                raise UnavailableError(f"the king sent nothing for {self._silence:.0f} s (paused, or cut off): "
+                                       "redialling") from None
             if msg is grpc.aio.EOF:
                 code = await call.code()
                 raise UnavailableError(f"the king ended the session: {code.name}: {await call.details()}")

@@ -36,6 +36,8 @@ EXPECTED: dict[str, set[str]] = {
                "goal", "target_met", "wall_s"},
     "sandbox": {"benchmark", "mode", "kinds", "skipped", "job_limits", "start_latency", "compute", "escapes",
                 "target_met", "wall_s"},
+    "failover": {"benchmark", "mode", "trials", "failover_s", "paused_failover_s", "place_s", "assigned_s",
+                 "per_trial", "goal_s", "goal_met", "wall_s"},
 }
 
 
@@ -139,3 +141,12 @@ def test_quick_results_default_beside_the_committed_ones() -> None:
     assert result_path("gas", quick=True, out=Path("/x/y.json")) == Path("/x/y.json")
     ignored = subprocess.run(["git", "check-ignore", "-q", str(RESULTS / "quick" / "gas.json")], cwd=ROOT)
     assert ignored.returncode == 0, "bench/results/quick/ must be git-ignored"
+
+
+def test_failover_quick_measures_a_killed_and_a_paused_leader(tmp_path: Path) -> None:
+    """bench/failover.py --quick: two king processes on a real PostgreSQL; both failovers end in a placement."""
+    report = run_quick("failover", tmp_path / "failover.json")
+    assert _quick_flag(report) and report["trials"] == 1
+    for key in ("failover_s", "paused_failover_s", "place_s"):
+        assert report[key] > 0
+    assert len(report["per_trial"]["kill"]) == len(report["per_trial"]["pause"]) == 1

@@ -58,6 +58,7 @@ class Kings:
     pg_url: str
     manifest: Manifest
     overrides: dict[str, str] = field(default_factory=dict)  # extra [king] keys (TOML values as text)
+    fast: bool = True  # the e2e tests' quicker polls and queen grace; False: the [king] defaults (the lease always)
     procs: dict[str, KingProc] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -78,10 +79,10 @@ class Kings:
             NodeIdentity.from_key(bytes(Account.from_key(DEV_KEYS[ROLES["king"]]).key)).save(home)
         if self.procs and not (home / "tls").exists():
             shutil.copytree(next(iter(self.procs.values())).home / "tls", home / "tls")
+        fast = {"poll_s": "0.2", "retry_initial_s": "0.1", "retry_max_s": "1.0", "queen_grace_s": "3.0",
+                "snapshot_interval_s": "1.0"} if self.fast else {}
         king = "\n".join(f"{k} = {v}" for k, v in {
-            "listen": '"127.0.0.1:0"', "poll_s": "0.2", "retry_initial_s": "0.1", "retry_max_s": "1.0",
-            "queen_grace_s": "3.0", "snapshot_interval_s": "1.0", "outputs_dir": f'"{self.outputs}"',
-            **self.overrides}.items())
+            "listen": '"127.0.0.1:0"', "outputs_dir": f'"{self.outputs}"', **fast, **self.overrides}.items())
         (home / "config.toml").write_text(
             f'[store]\nurl = "{self.pg_url}"\n\n[king]\n{king}\n\n'
             f'[chain]\ndeployment = "{self.deployment}"\nrpc_retries = 8\nrpc_timeout_s = 5.0\n')

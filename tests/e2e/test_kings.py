@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.pg import PostgresServer
 
 from blendr.chain.anvil import AnvilProcess
 from blendr.client import KingClient
@@ -31,6 +30,7 @@ from tests.e2e.net import ACCOUNTS, Net
 from tests.e2e.test_jobs import balances, check_settlement, job
 from tests.integration.helpers import QUEEN_DEFAULTS, wait_for
 from tests.integration.relay_net import RELAY
+from tests.pg import PostgresServer
 from tests.rayhead import RayHead
 
 pytestmark = [pytest.mark.usefixtures("ray_cluster", "snapshot"), pytest.mark.timeout(600)]

@@ -271,12 +271,14 @@ class JobStop(_message.Message):
     def __init__(self, job_id: _Optional[str] = ..., attempt: _Optional[int] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class QueenRegistered(_message.Message):
-    __slots__ = ("king_address", "snapshot_interval_s")
+    __slots__ = ("king_address", "snapshot_interval_s", "heartbeat_interval_s")
     KING_ADDRESS_FIELD_NUMBER: _ClassVar[int]
     SNAPSHOT_INTERVAL_S_FIELD_NUMBER: _ClassVar[int]
+    HEARTBEAT_INTERVAL_S_FIELD_NUMBER: _ClassVar[int]
     king_address: str
     snapshot_interval_s: float
-    def __init__(self, king_address: _Optional[str] = ..., snapshot_interval_s: _Optional[float] = ...) -> None: ...
+    heartbeat_interval_s: float
+    def __init__(self, king_address: _Optional[str] = ..., snapshot_interval_s: _Optional[float] = ..., heartbeat_interval_s: _Optional[float] = ...) -> None: ...
 
 class KingToQueen(_message.Message):
     __slots__ = ("registered", "assign", "stop")

@@ -78,6 +78,16 @@ class Net:
                   for p in self.pools[queen]]
         self.core.on_snapshot(queen, seq, offers)
 
+    async def restart_without_queens(self) -> None:
+        """The king process dies and starts again over the same store; no queen has redialled it yet."""
+        for t in list(self.core.ctx.tasks):
+            t.cancel()
+        await asyncio.gather(*self.core.ctx.tasks, return_exceptions=True)
+        self.queens.up.clear()
+        self.core = self._core()
+        await self.core.prepare()
+        self.core.load()
+
     async def restart(self) -> None:
         """The king process dies (its background work with it) and starts again over the same store."""
         for t in list(self.core.ctx.tasks):
@@ -527,3 +537,23 @@ async def test_concurrent_submissions_cannot_pass_the_open_jobs_limit() -> None:
     results = await asyncio.gather(*(net.core.submit(net.renter.address, s) for s in subs), return_exceptions=True)
     accepted = [r for r in results if not isinstance(r, BaseException)]
     assert len(accepted) == 3 and all(isinstance(r, ResourceExhaustedError) for r in results if r not in accepted)
+
+
+async def test_a_king_that_starts_over_the_store_places_before_the_queens_redial() -> None:
+    """The queens' last pools are kept in the store: a king that restarts (or takes over as leader, king.ha)
+    places a queued job at once, and the assignment reaches the queen when it connects; a pool older than the
+    queens' grace period is not loaded."""
+    net = Net()
+    await net.start()
+    await net.restart_without_queens()
+    assert {o.gpu_model for o in net.core.offers()} == {MODEL}  # offered before any queen connected
+    job_id = await net.submit()
+    await net.core.placer.run_pass()
+    job = net.job(job_id)
+    assert job.state == JobState.SCHEDULED and job.rentals and not [a for _, a in net.queens.assigned
+                                                                     if a.job_id == job_id]
+    net.connect(job.queen)  # the queen redials: it gets the assignment
+    assert net.queens.last(job_id).rental_id.hex() == job.rentals[0].rental_id
+    net.clock.advance(net.cfg.queen_grace_s + 11)  # no snapshot since: the kept pools are older than the grace
+    await net.restart_without_queens()
+    assert net.core.offers() == []
