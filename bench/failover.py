@@ -258,7 +258,7 @@ async def run(trials: int, tmp: Path) -> dict[str, Any]:
     finally:
         if queen_task is not None:
             queen_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
+            with contextlib.suppress(BaseException):  # whatever ended it, the chains and PostgreSQL are stopped below
                 await queen_task
         if kings is not None:
             kings.close()

@@ -307,3 +307,27 @@ async def test_sign_in_through_the_gateway_with_exact_codes(gateway: tuple[Sessi
                                                                                       f"Bearer {bad}"),),
                                                         timeout=10))
             assert (code, details) == (grpc.StatusCode.UNAUTHENTICATED, "invalid session token; sign in again")
+
+
+def test_kings_sharing_a_store_share_challenges_and_use_each_once_across_them() -> None:
+    """Several kings on one store (king.ha): a challenge one issued signs in at another, once across all of them,
+    and a token one issued verifies at every one; a king alone keeps its challenge key to itself."""
+    store, clock = MemoryStore(), Clock()
+    a = Sessions(store, clock, king=KING, chain_id=31337, challenge_ttl_s=60, shared=True)
+    b = Sessions(store, clock, king=KING, chain_id=31337, challenge_ttl_s=60, shared=True)
+    renter = Account.create()
+    c = a.challenge(renter.address)
+    sig = signed(renter, c.message)
+    token, _, _ = b.sign_in(c.challenge_id, renter.address, sig)
+    assert a.verify(token) == renter.address
+    for s in (a, b):
+        with pytest.raises(AuthenticationError, match="used sign-in challenge"):
+            s.sign_in(c.challenge_id, renter.address, sig)
+    clock.t += 61  # expired records are dropped from the store as sign-ins go on
+    c2 = a.challenge(renter.address)
+    b.sign_in(c2.challenge_id, renter.address, signed(renter, c2.message))
+    assert store.count("used_challenges") == 1
+    alone = Sessions(store, clock, king=KING, chain_id=31337, challenge_ttl_s=60)
+    c3 = alone.challenge(renter.address)
+    with pytest.raises(AuthenticationError, match="unknown sign-in challenge"):
+        a.sign_in(c3.challenge_id, renter.address, signed(renter, c3.message))
