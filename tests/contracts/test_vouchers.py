@@ -389,7 +389,7 @@ def test_cancel_at_once_returns_the_vouchers_not_tokens(env: VEnv, way: str) -> 
 def test_a_part_used_voucher_rental_is_no_cheaper_redeem(env: VEnv) -> None:
     """Whatever the queen verifies before a cancellation, the GPUTOKEN the renter gets back is at most what
     redeeming the vouchers it did not get back would pay (the redemption fee is charged on the GPUTOKEN part)."""
-    v, r_ = env.vouchers, env.rental
+    v = env.vouchers
     send(v.functions.setRedeemFeeBps(1_000), env.admin)  # 10 %: the largest fee, the strongest temptation
     for n, verified in enumerate((1, 36, 359, 360, 3599, 3600, 3601)):
         send(v.functions.buy(1, 1, env.renter), env.renter)
