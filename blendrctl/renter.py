@@ -79,7 +79,8 @@ def add_parsers(sub: Any, common: Any) -> None:
     jl.add_argument("--limit", type=int, default=50)
     offers = sub.add_parser("offers", help="what GPUs the network offers now, at what price and reputation")
     conn(offers)
-    wallet = sub.add_parser("wallet", help="your address, GPUTOKEN balance, allowance and escrow")
+    wallet = sub.add_parser("wallet", help="your address, GPUTOKEN balance, allowance, escrow, vouchers and the "
+                                           "epoch rewards you can claim (read from the chain)")
     conn(wallet)
 
 
@@ -111,7 +112,7 @@ async def _run(args: argparse.Namespace, load: Any) -> int:
         if args.cmd == "offers":
             return await _offers(king, args)
         if args.cmd == "wallet":
-            return await _wallet(king, args)
+            return await _wallet(king, args, cfg)
         return await {"submit": _submit, "status": _status, "logs": _logs, "cancel": _cancel,
                       "list": _list, "get": _get}[args.action](king, args)
 
@@ -325,17 +326,22 @@ async def _offers(king: Any, args: argparse.Namespace) -> int:
     return 0
 
 
-async def _wallet(king: Any, args: argparse.Namespace) -> int:
+async def _wallet(king: Any, args: argparse.Namespace, cfg: Any) -> int:
+    from blendrctl.rewards import print_wallet_rewards, wallet_rewards, wallet_rewards_json
+
     w = await king.wallet()
+    # the rewards come from the chain, not the king (recomputed as `blendr rewards ls` does); off the event loop
+    rewards = await asyncio.to_thread(wallet_rewards, cfg, w.address)
     if args.json:
         from blendrctl.jsonout import to_json
 
-        print(json.dumps(to_json(w), indent=2))
+        print(json.dumps({**to_json(w), "rewards": wallet_rewards_json(rewards)}, indent=2))
         return 0
     print(f"address    {w.address}\nbalance    {fmt_tokens(int(w.balance))} GPUTOKEN\n"
           f"allowance  {fmt_tokens(int(w.allowance))} GPUTOKEN (GPURental may draw)\n"
           f"in escrow  {fmt_tokens(int(w.in_escrow))} GPUTOKEN (rentals not settled yet)")
     _print_vouchers_and_burn(w)
+    print_wallet_rewards(rewards)
     return 0
 
 

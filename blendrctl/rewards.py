@@ -83,15 +83,17 @@ def _address(text: str) -> str:
     return str(to_checksum_address(text))
 
 
-def _rows(chain: Any, address: str, epochs: set[int] | None) -> list[dict[str, Any]]:
-    """One row per published (epoch, kind) in ``epochs`` (None: all), with ``address``'s recomputed amount."""
+def _rows(chain: Any, address: str, epochs: set[int] | None,
+          published: list[Any] | None = None) -> list[dict[str, Any]]:
+    """One row per published (epoch, kind) in ``epochs`` (None: all), with ``address``'s recomputed amount;
+    ``published`` (default: every one TokenDistributor logged) is what to look at."""
     from blendr.chain.rewards import verify
     from blendr.errors import FailedPreconditionError
 
     cache: dict[int, list[Settlement] | None] = {}
     rows = []
     now = chain.now()
-    for pub in chain.published_epochs():
+    for pub in chain.published_epochs() if published is None else published:
         if epochs is not None and pub.epoch not in epochs:
             continue
         if pub.epoch not in cache:
@@ -219,3 +221,79 @@ def _verify(chain: Any, args: argparse.Namespace) -> int:
                           else f"{fmt_tokens(w)} GPUTOKEN spent")
                 print(f"    {a}  {weight}  -> {fmt_tokens(r.amounts.get(a, 0))} GPUTOKEN")
     return 0 if all(v.ok for v in results) else EXIT_MISMATCH
+
+
+# ---------------------------------------------------------------- `blendr wallet`: recent claimable rewards
+
+WALLET_TIMEOUT_S = 30.0  # the wallet shows "unavailable" rather than wait longer for the chain
+
+
+def recent_rewards(chain: Any, address: str) -> dict[str, Any]:
+    """``address``'s rewards in the epochs that ended within TokenDistributor's REWARD_PUBLISH_WINDOW of now (the
+    only ones the king can still publish, so a bounded number of reads): ``claimable`` (wei, verified against the
+    published root, not claimed, claim period open), ``rows`` (those, plus epochs not final here or whose root does
+    not match), ``epochs`` (first, last) looked at. Older epochs: ``blendr rewards ls``."""
+    window = int(chain.eth.call(chain.distributor.fn.REWARD_PUBLISH_WINDOW()))
+    last = chain.now() // chain.epoch_duration - 1
+    first = max(last - window, 0)
+    published = [p for e in range(first, last + 1) for k in RewardKind if (p := chain.published(e, k)).is_set]
+    rows = [r for r in _rows(chain, address, None, published)
+            if not r["final"] or not r["verified"] or (r["amount"] and not r["claimed"] and not r["expired"])]
+    claimable = sum(r["amount"] for r in rows if r["final"] and r["verified"])
+    return {"claimable": claimable, "rows": rows, "epochs": (first, last)}
+
+
+def wallet_rewards(cfg: Any, address: str, timeout_s: float = WALLET_TIMEOUT_S) -> dict[str, Any]:
+    """:func:`recent_rewards` read from this node's deployment manifest and ETH RPC (no key needed), or
+    ``{"unavailable": reason}`` when the chain cannot be read within ``timeout_s`` (the wallet still shows)."""
+    import threading
+
+    from blendr.chain.client import ChainClient
+    from blendr.chain.manifest import chain_settings, load_manifest
+    from blendr.chain.rewards import RewardsChain
+
+    result: dict[str, Any] = {"unavailable": f"the chain did not answer in {timeout_s:g} s"}
+
+    def read() -> None:
+        nonlocal result
+        try:
+            m = load_manifest(cfg)
+            eth = ChainClient(chain_settings(cfg, m, "eth"), None)
+            chain = RewardsChain(eth, m.eth.address("GPURental"), m.eth.address("TokenDistributor"),
+                                 start_block=m.eth.deploy_block)
+            result = recent_rewards(chain, address)
+        except Exception as exc:  # the wallet's other lines must still show: the reason is reported instead
+            result = {"unavailable": str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__}
+
+    t = threading.Thread(target=read, name="wallet-rewards", daemon=True)  # a hung RPC does not hold the exit
+    t.start()
+    t.join(timeout_s)
+    return result
+
+
+def wallet_rewards_json(r: dict[str, Any]) -> dict[str, Any]:
+    """``wallet_rewards`` for ``blendr wallet --json`` (amounts in GPUTOKEN)."""
+    if "unavailable" in r:
+        return {"available": False, "reason": r["unavailable"]}
+    return {"available": True, "claimable_gputoken": fmt_tokens(r["claimable"], 18),
+            "epochs_looked_at": list(r["epochs"]),
+            "rewards": [{"epoch": x["epoch"], "kind": x["kind"].label,
+                         "amount_gputoken": fmt_tokens(x["amount"], 18) if x["final"] else None,
+                         "verified": x["verified"], "final": x["final"]} for x in r["rows"]]}
+
+
+def print_wallet_rewards(r: dict[str, Any]) -> None:
+    """``wallet_rewards`` as ``blendr wallet`` lines."""
+    if "unavailable" in r:
+        print(f"rewards    unavailable ({r['unavailable']})")
+        return
+    first, last = r["epochs"]
+    if not r["rows"]:
+        print(f"rewards    none to claim in epochs {first}-{last} (older: `blendr rewards ls`)")
+        return
+    print(f"rewards    {fmt_tokens(r['claimable'])} GPUTOKEN to claim (`blendr rewards claim`)")
+    for x in r["rows"]:
+        state = (NOT_FINAL if not x["final"] else "ROOT MISMATCH: not claimable here (`blendr rewards verify`)"
+                 if not x["verified"] else "claimable")
+        amount = fmt_tokens(x["amount"]) if x["final"] else "?"
+        print(f"           epoch {x['epoch']:>6}  {x['kind'].label:8}  {amount:>16} GPUTOKEN  {state}")

@@ -506,8 +506,11 @@ class Lifecycle:
             charged = sum(r.provider_payment + r.fee for r in job.rentals)
             refunded = sum(r.refund for r in job.rentals)
             outcome = job.reason if job.outcome in ("failed", "cancelled") else ""
+            # a voucher rental's refund comes back as vouchers for its whole GPU-hours (ComputeVoucher)
+            back = (f" (as class {job.voucher_id} vouchers for whole GPU-hours, the rest as GPUTOKEN less the "
+                    "redemption fee)" if job.voucher_id and refunded else "")
             job.reason = (f"{outcome}; " if outcome else "") + (
-                f"settled: you paid {fmt_tokens(charged)} GPUTOKEN, {fmt_tokens(refunded)} refunded")
+                f"settled: you paid {fmt_tokens(charged)} GPUTOKEN, {fmt_tokens(refunded)} refunded{back}")
             self.book.save(job, EventKind.SETTLED, "every rental of the job is settled: you paid "
                                                    f"{fmt_tokens(charged)} GPUTOKEN, {fmt_tokens(refunded)} refunded")
         else:

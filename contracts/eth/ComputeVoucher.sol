@@ -19,8 +19,9 @@ import {IGPUToken} from "../interfaces/IGPUToken.sol";
 /// A voucher leaves circulation in one of two ways, each releasing exactly its locked `price`:
 /// - spent as a rental's escrow (GPURental.createRentalWithVouchers, signed by the renter for this class): the
 ///   vouchers are burned and their GPUTOKEN moves to GPURental, which holds it as an ordinary escrow at the
-///   class price; what the rental does not use comes back to the renter as GPUTOKEN at settlement (never as
-///   vouchers: settlement stays one code path, and a part-used GPU-hour has no voucher);
+///   class price; what the rental does not use comes back through refundFromRental: as vouchers of the same
+///   class for every whole GPU-hour of it, and only the rest (less than one voucher's price) as GPUTOKEN, less
+///   the redemption fee (see refundFromRental for why cancelling a voucher rental is never a cheaper redeem);
 /// - redeemed: burned for its GPUTOKEN less the redemption fee (redeemFeeBps), a protocol fee of which
 ///   GPURental's feeBurnBps share is burned and the rest goes to GPURental's treasury.
 ///
@@ -140,6 +141,48 @@ contract ComputeVoucher is IComputeVoucher, ERC1155Supply, AccessControl, Reentr
         _token.safeTransfer(rental_, value);
     }
 
+    /// @notice Takes back `value` GPUTOKEN, the unused escrow of voucher rental `rentalId` (class `id`), which
+    /// GPURental has sent here just before: `amount = value / priceOf(id)` vouchers of class `id` are minted to
+    /// `renter` (their backing stays here), and only the rest (below one voucher's price) goes to `renter` as
+    /// GPUTOKEN less the redemption fee, split as in redeem.
+    /// @dev Why cancel-to-redeem is never cheaper than redeem: a renter that spends N vouchers and gets its
+    /// unused escrow back holds `amount` vouchers again and receives `rest - fee(rest)` GPUTOKEN, where `rest <=
+    /// (N - amount) * price` (the provider's payment is the difference) and fee() is redeem's fee, rounded down
+    /// the same way; since `x - fee(x)` never decreases with x, that is at most what redeeming the N - amount
+    /// vouchers would pay. Whatever the provider was paid is a rental's payment for verified time (it pays
+    /// GPURental's protocol fee), not a refund. Minting skips the ERC-1155 receiver hook (like an ERC-20 transfer)
+    /// so a renter contract cannot make settlement revert. Emits VouchersRefunded and ERC-1155 TransferSingle
+    /// from the zero address (when `amount` > 0).
+    /// Requirements: the caller is the GPURental (which moved `value` here first); class `id` exists.
+    function refundFromRental(address renter, uint256 id, uint256 value, uint256 rentalId)
+        external
+        nonReentrant
+        returns (uint256 amount, uint256 paid)
+    {
+        if (msg.sender != address(_rental)) revert ComputeVoucherNotRental(msg.sender);
+        uint256 price = _classes[id].price;
+        if (price == 0) revert ComputeVoucherUnknownClass(id);
+        amount = value / price;
+        uint256 kept = amount * price;
+        uint256 rest = value - kept;
+        uint256 fee = rest * _redeemFeeBps / _BPS;
+        uint256 burned = fee == 0 ? 0 : fee * _rental.feeBurnBps() / _BPS;
+        paid = rest - fee;
+        _totalBacking += kept;
+        if (burned != 0) _totalBurned += burned;
+        emit VouchersRefunded(renter, id, rentalId, amount, paid, fee, burned);
+        if (amount != 0) {
+            uint256[] memory ids = new uint256[](1);
+            uint256[] memory values = new uint256[](1);
+            ids[0] = id;
+            values[0] = amount;
+            _update(address(0), renter, ids, values);
+        }
+        if (burned != 0) IGPUToken(address(_token)).burn(burned);
+        if (fee != burned) _token.safeTransfer(_rental.treasury(), fee - burned);
+        if (paid != 0) _token.safeTransfer(renter, paid);
+    }
+
     // ------------------------------------------------------------------ views
 
     /// @notice Class `id` (model, price per GPU-hour, on sale); reverts for an unknown id.
@@ -249,7 +292,9 @@ contract ComputeVoucher is IComputeVoucher, ERC1155Supply, AccessControl, Reentr
         emit RedeemFeeChanged(newRedeemFeeBps);
     }
 
-    /// @notice Sets the GPURental that spends vouchers (a successor GPURental must also point back here).
+    /// @notice Sets the GPURental that spends vouchers (a successor GPURental must also point back here). The old
+    /// GPURental's open voucher rentals can then no longer refund here (their settlement reverts until it is set
+    /// back): move only once they have settled.
     /// Requirements: caller has GOVERNOR_ROLE; `newRental` is not zero.
     function setRental(address newRental) external onlyRole(GOVERNOR_ROLE) {
         if (newRental == address(0)) revert ComputeVoucherZeroAddress();

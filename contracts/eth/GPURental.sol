@@ -43,8 +43,10 @@ import {RentalMessages} from "../interfaces/RentalMessages.sol";
 /// Vouchers: createRentalWithVouchers takes the escrow as ComputeVoucher GPU-hours instead of tokens. The renter
 /// signs the intent together with the voucher class (EIP-712 VoucherRentalIntent), the rental's price is the
 /// class price, and gpus * duration must be whole GPU-hours: that many vouchers are burned and their backing
-/// becomes the escrow, which from then on is an ordinary GPUTOKEN escrow: what the rental does not use is refunded
-/// in GPUTOKEN at settlement (or on reclaim), with no redemption fee.
+/// becomes the escrow, held here like any escrow. What the rental does not use (at settlement or on reclaim) goes
+/// back to ComputeVoucher.refundFromRental: whole GPU-hours of it come back as vouchers of the same class, only the
+/// rest below one voucher's price as GPUTOKEN less the redemption fee, so cancelling a voucher rental is never a
+/// cheaper way to redeem. A plain rental's refund pays one extra storage read (is it a voucher rental?).
 ///
 /// Fees and the usage burn: settlement does not transfer the protocol fee; it adds it to two pending sums held
 /// here, the treasury's share and the burn share (feeBurnBps of the fee), both in one storage slot. collectFees(),
@@ -98,6 +100,12 @@ contract GPURental is IGPURental, AccessControl, EIP712, ReentrancyGuardTransien
         uint16 schedulerId;
     }
 
+    /// @dev How a voucher rental was paid, one slot: class ids are counted from 1, far below 2**96.
+    struct VoucherPayment {
+        IComputeVoucher vouchers;
+        uint96 id;
+    }
+
     IERC20 private immutable _token;
     IStakingManager private immutable _staking;
 
@@ -125,6 +133,8 @@ contract GPURental is IGPURental, AccessControl, EIP712, ReentrancyGuardTransien
     address private _reputationSystem;
     IComputeVoucher private _computeVoucher;
     uint256 private _burned;
+    // voucher rentals: the ComputeVoucher that paid (a later setComputeVoucher does not move them) and the class
+    mapping(uint256 rentalId => VoucherPayment) private _voucherPayments;
 
     // Governance bounds of the price per GPU-hour a scheduler quotes (read by kings; not checked per rental, so
     // createRental pays no extra storage read: the renter's signed max price is what binds a rental).
@@ -239,8 +249,9 @@ contract GPURental is IGPURental, AccessControl, EIP712, ReentrancyGuardTransien
 
     /// @notice createRental paid with ComputeVoucher GPU-hours of class `voucherId` instead of an allowance.
     /// @dev The price per GPU-hour is the class price; gpus * duration / 3600 vouchers are burned and their
-    /// GPUTOKEN backing (exactly the escrow) moves here. The rental is then like any other: settlement pays the
-    /// provider and refunds what is unused in GPUTOKEN (not vouchers); reclaimEscrow refunds GPUTOKEN too.
+    /// GPUTOKEN backing (exactly the escrow) moves here. Settlement pays the provider as for any rental; what is
+    /// unused (at settlement or by reclaimEscrow) comes back as vouchers of this class for every whole GPU-hour,
+    /// the rest as GPUTOKEN less the redemption fee (ComputeVoucher.refundFromRental).
     /// Requirements:
     /// - those of createRental, with `signature` the renter's EIP-712 signature of VoucherRentalIntent(intent,
     ///   voucherId) (voucherIntentDigest) and the class price as the price (at most `intent.maxPricePerGpuHour`);
@@ -263,6 +274,7 @@ contract GPURental is IGPURental, AccessControl, EIP712, ReentrancyGuardTransien
         if (price == 0) revert GPURentalUnknownVoucherClass(voucherId);
         (rentalId,) = _createRental(intent, voucherIntentDigest(intent, voucherId), signature, price, queen, provider,
             candidateProof);
+        _voucherPayments[rentalId] = VoucherPayment({vouchers: vouchers, id: SafeCast.toUint96(voucherId)});
         vouchers.spendForRental(intent.renter, voucherId, gpuSeconds / 1 hours, rentalId);
         _sendOpen(rentalId, intent, queen, provider);
     }
@@ -294,7 +306,7 @@ contract GPURental is IGPURental, AccessControl, EIP712, ReentrancyGuardTransien
         );
     }
 
-    /// @notice Refunds the whole escrow to the renter when no result arrived in time, and frees the provider's
+    /// @notice Refunds the whole escrow to the renter (a voucher rental's as its vouchers) when no result arrived in time, and frees the provider's
     /// reserved stake; a later RESULT is refused. Anyone may call it (the provider, to free its stake): the
     /// escrow always goes to the renter.
     /// Requirements:
@@ -312,7 +324,7 @@ contract GPURental is IGPURental, AccessControl, EIP712, ReentrancyGuardTransien
         _reservedGpus[m.provider] -= m.gpus;
         uint256 escrow = _escrowOf(m);
         emit EscrowReclaimed(rentalId, m.renter, escrow);
-        _token.safeTransfer(m.renter, escrow);
+        _refund(rentalId, m.renter, escrow);
     }
 
     /// @notice Rates the provider of a settled rental (once); the rating goes to ReputationSystem on ETC.
@@ -860,11 +872,23 @@ contract GPURental is IGPURental, AccessControl, EIP712, ReentrancyGuardTransien
             _feesPending += SafeCast.toUint112(fee - burn);
             _burnPending += SafeCast.toUint112(burn);
         }
-        if (refund != 0) _token.safeTransfer(m.renter, refund);
+        if (refund != 0) _refund(rentalId, m.renter, refund);
 
         uint256 reserved = _reservedGpus[m.provider];
         _reservedGpus[m.provider] = reserved - m.gpus;
         if (failed) _slashProvider(rentalId, m.provider, m.gpus, reserved);
+    }
+
+    /// @dev Pays `renter` the unused escrow `amount` of `rentalId`: GPUTOKEN for a plain rental; for a voucher
+    /// rental it goes back to the ComputeVoucher that paid, which mints the whole GPU-hours back as vouchers.
+    function _refund(uint256 rentalId, address renter, uint256 amount) private {
+        VoucherPayment memory vp = _voucherPayments[rentalId];
+        if (address(vp.vouchers) == address(0)) {
+            _token.safeTransfer(renter, amount);
+            return;
+        }
+        _token.safeTransfer(address(vp.vouchers), amount);
+        vp.vouchers.refundFromRental(renter, vp.id, amount, rentalId);
     }
 
     /// @dev Slashes minStake(Provider) * gpus * slashBps / 10000, at most the rental's share of the active stake

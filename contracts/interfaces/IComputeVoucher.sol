@@ -34,6 +34,10 @@ interface IComputeVoucher {
         uint256 burned
     );
     event VouchersSpent(address indexed renter, uint256 indexed id, uint256 indexed rentalId, uint256 amount);
+    event VouchersRefunded(
+        address indexed renter, uint256 indexed id, uint256 indexed rentalId, uint256 amount, uint256 paid,
+        uint256 fee, uint256 burned
+    );
     event RedeemFeeChanged(uint16 redeemFeeBps);
     event RentalChanged(address rental);
 
@@ -43,6 +47,9 @@ interface IComputeVoucher {
 
     // --- GPURental ---
     function spendForRental(address renter, uint256 id, uint256 amount, uint256 rentalId) external;
+    function refundFromRental(address renter, uint256 id, uint256 value, uint256 rentalId)
+        external
+        returns (uint256 amount, uint256 paid);
 
     // --- views ---
     function classOf(uint256 id) external view returns (VoucherClass memory);

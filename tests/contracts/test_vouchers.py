@@ -269,18 +269,21 @@ def test_a_receivers_hook_cannot_reenter_buy(env: VEnv, mode: int) -> None:
 
 
 def test_only_the_rental_spends_vouchers(env: VEnv) -> None:
-    """spendForRental is GPURental's alone: no one else can burn a holder's vouchers for their backing."""
+    """spendForRental and refundFromRental are GPURental's alone: no one else can burn a holder's vouchers for
+    their backing, or mint vouchers of a class (closed ones too) outside buy."""
     send(env.vouchers.functions.buy(1, 2, env.buyer), env.buyer)
     with reverts("ComputeVoucherNotRental"):
         send(env.vouchers.functions.spendForRental(env.buyer, 1, 2, 0), env.outsider)
+    with reverts("ComputeVoucherNotRental"):
+        send(env.vouchers.functions.refundFromRental(env.outsider, 1, H100, 0), env.outsider)
 
 
 # ---------------------------------------------------------------- rentals paid with vouchers
 
 
-def test_rental_paid_with_vouchers_uses_the_class_price_and_refunds_tokens(env: VEnv) -> None:
+def test_rental_paid_with_vouchers_uses_the_class_price_and_refunds_vouchers(env: VEnv) -> None:
     """createRentalWithVouchers burns gpus * hours vouchers, their backing becomes the escrow at the class
-    price; settlement pays the provider for verified time and refunds the unused escrow in GPUTOKEN."""
+    price; settlement pays the provider for verified time and returns the unused whole GPU-hours as vouchers."""
     v = env.vouchers
     send(v.functions.buy(1, 5, env.renter), env.renter)
     tokens_before = env.balance(env.renter)
@@ -297,21 +300,27 @@ def test_rental_paid_with_vouchers_uses_the_class_price_and_refunds_tokens(env: 
     [created] = events(env.rental, r, "RentalCreated")
     assert (created["pricePerGpuHour"], created["escrow"]) == (H100, 4 * H100)
     provider0, treasury0 = env.balance(env.provider), env.balance(env.treasury)
-    settle(env, rid, HOUR)  # one of two hours verified
+    r = settle(env, rid, HOUR)  # one of two hours verified
     send(env.rental.functions.collectFees(), env.outsider)
     payment = H100 * 2 * HOUR // HOUR
     fee = payment * 250 // 10_000
     assert env.balance(env.provider) - provider0 == payment - fee
     assert env.balance(env.treasury) - treasury0 == fee
-    assert env.balance(env.renter) - tokens_before == 4 * H100 - payment  # the unused part, in GPUTOKEN
+    assert env.balance(env.renter) == tokens_before  # the unused part is 2 whole GPU-hours: vouchers, no tokens
+    assert env.held(env.renter, 1) == 1 + 2
+    [refunded] = events(v, r, "VouchersRefunded")
+    assert refunded == {"renter": env.renter, "id": 1, "rentalId": rid, "amount": 2, "paid": 0, "fee": 0,
+                        "burned": 0}
+    assert v.functions.totalBacking().call() == 3 * H100 == env.balance(v.address)
     assert env.rental.functions.rentalStatus(rid).call() == SETTLED
     assert env.balance(env.rental.address) == 0
 
 
 def test_a_cancelled_voucher_rental_returns_no_more_than_its_vouchers_locked(env: VEnv) -> None:
-    """Spend vouchers, cancel at once, then try every way back: the RESULT pays at most up to the cancellation,
-    provider + fee + refund add up to exactly the vouchers' backing, a second RESULT and a reclaim after it are
-    refused, and the spent vouchers stay burned (the refund is GPUTOKEN, without the redemption fee)."""
+    """Spend vouchers, cancel after a few seconds, then try every way back: the RESULT pays at most up to the
+    cancellation, provider + protocol fee + vouchers returned + GPUTOKEN refund + redemption fee add up to exactly
+    the vouchers' backing, a second RESULT and a reclaim after it are refused; the GPUTOKEN part is below one
+    voucher's price and pays the redemption fee."""
     v, r_ = env.vouchers, env.rental
     send(v.functions.buy(1, 4, env.renter), env.renter)
     renter0, provider0, backing0 = env.balance(env.renter), env.balance(env.provider), v.functions.totalBacking().call()
@@ -323,11 +332,18 @@ def test_a_cancelled_voucher_rental_returns_no_more_than_its_vouchers_locked(env
     info = r_.functions.rental(rid).call()
     ran = info[9] - info[6]  # cancelledAt - start
     assert 10 <= ran < 2 * HOUR
+    treasury0 = env.balance(env.treasury)
     settle(env, rid, 2 * HOUR)  # the queen claims the whole rental: capped at the cancellation
     payment = H100 * 2 * ran // HOUR
     fee = payment * 250 // 10_000
     assert env.balance(env.provider) - provider0 == payment - fee
-    assert env.balance(env.renter) - renter0 == 4 * H100 - payment
+    refund = 4 * H100 - payment
+    back, rest = divmod(refund, H100)
+    assert back == 3 and 0 < rest < H100  # 3 whole GPU-hours unused, the rest of the 4th
+    redeem_fee = rest * 100 // 10_000
+    assert env.held(env.renter, 1) == back
+    assert env.balance(env.renter) - renter0 == rest - redeem_fee
+    assert env.balance(env.treasury) - treasury0 == redeem_fee  # feeBurnBps is 0 here
     assert r_.functions.pendingFees().call()[0] + r_.functions.pendingFees().call()[1] == fee
     with reverts("GPURentalNotAwaitingResult"):
         settle(env, rid, 0)
@@ -336,9 +352,61 @@ def test_a_cancelled_voucher_rental_returns_no_more_than_its_vouchers_locked(env
         send(r_.functions.reclaimEscrow(rid), env.renter)
     with reverts("GPURentalNotActive"):
         send(r_.functions.cancelRental(rid), env.renter)
-    assert env.held(env.renter, 1) == 0 and v.functions.totalBacking().call() == backing0 - 4 * H100
+    assert env.held(env.renter, 1) == back and v.functions.totalBacking().call() == backing0 - H100
+    assert env.balance(v.address) == v.functions.totalBacking().call()
     send(r_.functions.collectFees(), env.outsider)
     assert env.balance(r_.address) == 0
+
+
+@pytest.mark.parametrize("way", ["settle", "reclaim"])
+def test_cancel_at_once_returns_the_vouchers_not_tokens(env: VEnv, way: str) -> None:
+    """The redemption-fee bypass is closed: a voucher rental cancelled at once (settled with no verified time, or
+    reclaimed after the result timeout) gives back every voucher spent and not one GPUTOKEN, and any way out of a
+    cancelled rental pays the renter no more GPUTOKEN than redeeming the vouchers it lost would."""
+    v, r_ = env.vouchers, env.rental
+    send(v.functions.buy(1, 4, env.renter), env.renter)
+    renter0, backing0 = env.balance(env.renter), v.functions.totalBacking().call()
+    rid, _ = create_with_vouchers(env, intent_of(env), 1)  # 4 GPU-hours
+    send(r_.functions.cancelRental(rid), env.renter)
+    if way == "settle":
+        r = settle(env, rid, 0)
+    else:
+        with reverts("GPURentalReclaimTooEarly"):
+            send(r_.functions.reclaimEscrow(rid), env.outsider)
+        increase_time(env.w3, r_.functions.resultTimeout().call())
+        r = send(r_.functions.reclaimEscrow(rid), env.outsider)
+    [refunded] = events(v, r, "VouchersRefunded")
+    assert (refunded["amount"], refunded["paid"], refunded["fee"]) == (4, 0, 0)
+    assert env.held(env.renter, 1) == 4
+    assert env.balance(env.renter) == renter0
+    assert v.functions.totalBacking().call() == backing0 == env.balance(v.address)
+    assert env.balance(r_.address) == 0
+    # the only GPUTOKEN exit is redeem, at its fee
+    paid = v.functions.redeem(env.renter, 1, 4, env.renter).call({"from": env.renter})
+    assert paid == 4 * H100 - 4 * H100 * 100 // 10_000
+
+
+def test_a_part_used_voucher_rental_is_no_cheaper_redeem(env: VEnv) -> None:
+    """Whatever the queen verifies before a cancellation, the GPUTOKEN the renter gets back is at most what
+    redeeming the vouchers it did not get back would pay (the redemption fee is charged on the GPUTOKEN part)."""
+    v = env.vouchers
+    send(v.functions.setRedeemFeeBps(1_000), env.admin)  # 10 %: the largest fee, the strongest temptation
+    for n, verified in enumerate((1, 36, 359, 360, 3599, 3600, 3601)):
+        send(v.functions.buy(1, 1, env.renter), env.renter)
+        renter0 = env.balance(env.renter)
+        rid, _ = create_with_vouchers(env, intent_of(env, gpus=1, duration=HOUR, nonce=100 + n), 1)
+        increase_time(env.w3, 3_601)
+        settle(env, rid, verified)
+        back = env.held(env.renter, 1)
+        got = env.balance(env.renter) - renter0
+        lost = 1 - back
+        redeem_value = lost * H100 - lost * H100 * 1_000 // 10_000
+        assert got <= redeem_value
+        if verified < HOUR:
+            assert back == 0 and got > 0
+        if back:
+            send(v.functions.redeem(env.renter, 1, back, env.renter), env.renter)
+    assert v.functions.totalBacking().call() == env.balance(v.address)
 
 
 def test_voucher_rental_needs_the_renters_voucher_signature(env: VEnv) -> None:
@@ -492,7 +560,7 @@ class VoucherMachine(RuleBasedStateMachine):
         self._snap = e.w3.provider.make_request("evm_snapshot", [])["result"]  # type: ignore[arg-type]
         self.holders = [e.renter, e.buyer, e.outsider]
         self.held: dict[tuple[str, int], int] = {}
-        self.open: dict[int, int] = {}  # rentalId -> escrow
+        self.open: dict[int, tuple[int, int, int]] = {}  # rentalId -> (escrow, class, price)
         self.nonce = 0
 
     def teardown(self) -> None:
@@ -555,15 +623,55 @@ class VoucherMachine(RuleBasedStateMachine):
             return
         rid, _ = create_with_vouchers(e, intent, vid)
         self.held[(e.renter, vid)] -= gpus * hours
-        self.open[rid] = gpus * hours * e.vouchers.functions.priceOf(vid).call()
+        price = e.vouchers.functions.priceOf(vid).call()
+        self.open[rid] = (gpus * hours * price, vid, price)
+
+    def _refunded(self, rid: int, refund: int) -> None:
+        """The unused escrow: its whole GPU-hours come back to the renter as vouchers of the rental's class."""
+        _, vid, price = self.open.pop(rid)
+        key = (self.env.renter, vid)
+        self.held[key] = self.held.get(key, 0) + refund // price
 
     @precondition(lambda self: bool(self.open))
     @rule(data=st.data(), share=st.integers(0, 4), failed=st.booleans())
     def settle(self, data: st.DataObject, share: int, failed: bool) -> None:
         rid = data.draw(st.sampled_from(sorted(self.open)))
         info = self.env.rental.functions.rental(rid).call()
-        settle(self.env, rid, info[7] * share // 4, failed)
-        del self.open[rid]
+        start, duration, gpus, price, cancelled_at = info[6], info[7], info[5], info[10], info[9]
+        verified = duration * share // 4
+        settle(self.env, rid, verified, failed)
+        cap = cancelled_at - start if cancelled_at else duration
+        payment = 0 if failed else price * gpus * min(verified, cap) // HOUR
+        self._refunded(rid, self.open[rid][0] - payment)
+
+    @precondition(lambda self: bool(self.open))
+    @rule(data=st.data(), wait=st.integers(0, 600))
+    def cancel(self, data: st.DataObject, wait: int) -> None:
+        e = self.env
+        rid = data.draw(st.sampled_from(sorted(self.open)))
+        info = e.rental.functions.rental(rid).call()
+        increase_time(e.w3, wait)
+        fn = e.rental.functions.cancelRental(rid)
+        if info[9]:
+            with reverts("GPURentalNotActive"):
+                send(fn, e.renter)
+        elif now(e.w3) + 10 >= info[6] + info[7]:
+            if now(e.w3) + 1 >= info[6] + info[7]:
+                with reverts("GPURentalAlreadyEnded"):
+                    send(fn, e.renter)
+        else:
+            send(fn, e.renter)
+
+    @precondition(lambda self: bool(self.open))
+    @rule(data=st.data())
+    def reclaim(self, data: st.DataObject) -> None:
+        e = self.env
+        rid = data.draw(st.sampled_from(sorted(self.open)))
+        info = e.rental.functions.rental(rid).call()
+        end = info[9] or info[6] + info[7]
+        increase_time(e.w3, max(0, end + e.rental.functions.resultTimeout().call() - now(e.w3)))
+        send(e.rental.functions.reclaimEscrow(rid), e.outsider)
+        self._refunded(rid, self.open[rid][0])
 
     @rule(which=st.integers(0, 1), price=st.integers(E18 // 10, 5 * E18))
     def relist(self, which: int, price: int) -> None:
@@ -596,7 +704,7 @@ class VoucherMachine(RuleBasedStateMachine):
     def rental_holds_open_escrows_and_pending_burn(self) -> None:
         e = self.env
         pending = sum(e.rental.functions.pendingFees().call())
-        assert e.balance(e.rental.address) == sum(self.open.values()) + pending
+        assert e.balance(e.rental.address) == sum(escrow for escrow, _, _ in self.open.values()) + pending
 
 
 def test_backing_always_equals_vouchers_outstanding(deployed: VEnv, eth: Web3) -> None:

@@ -39,6 +39,7 @@ RENTAL_ADDRESS = "0x00000000000000000000000000000000000Be7A1"
 TOKEN_ADDRESS = "0x00000000000000000000000000000000000bE70C"
 TREASURY = "0x000000000000000000000000000000000000fEE5"
 FEE_BPS = 500
+REDEEM_FEE_BPS = 100  # ComputeVoucher's redemption fee, charged on a voucher rental's refund below one GPU-hour
 SCHEDULER = to_checksum_address("0x" + "5c" * 20)  # the king's address, as GPURental knows it
 ZERO = "0x" + "00" * 20
 
@@ -70,6 +71,7 @@ class FakeRental:
     ended_at: int = 0
     tx: str = ""
     settlement: dict[str, object] = field(default_factory=dict)
+    voucher_id: int = 0  # nonzero: paid with vouchers of this class (the unused whole GPU-hours come back as such)
 
 
 class FakeRentalChain:
@@ -159,7 +161,15 @@ class FakeRentalChain:
             refund = r.escrow - gross
             self.balances[r.provider] = self.balances.get(r.provider, 0) + gross - fee
             self.balances[TREASURY] = self.balances.get(TREASURY, 0) + fee
-            self.balances[r.renter] = self.balances.get(r.renter, 0) + refund
+            if r.voucher_id:  # ComputeVoucher.refundFromRental: whole GPU-hours as vouchers, the rest less the fee
+                back, rest = divmod(refund, r.price)
+                key = (r.renter, r.voucher_id)
+                self.vouchers[key] = self.vouchers.get(key, 0) + back
+                redeem_fee = rest * REDEEM_FEE_BPS // 10_000
+                self.balances[TREASURY] = self.balances.get(TREASURY, 0) + redeem_fee
+                self.balances[r.renter] = self.balances.get(r.renter, 0) + rest - redeem_fee
+            else:
+                self.balances[r.renter] = self.balances.get(r.renter, 0) + refund
             self.contract_balance -= r.escrow
             r.status = RentalStatus.SETTLED
             tx = f"0x{next(self._tx):064x}"
@@ -307,6 +317,7 @@ class FakeRentalChain:
         finally:
             self.verify_signatures = saved
         self.vouchers[(renter, voucher_id)] = held - hours
+        self.rentals[rid].voucher_id = voucher_id
         return created
 
     def cancel(self, rental_id: int) -> str:

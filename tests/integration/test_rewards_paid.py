@@ -35,7 +35,7 @@ from blendr.errors import ContractRevertError
 from blendr.identity import NodeIdentity
 from blendr.rewards import DEFAULT_EPOCH_REWARD_CAPS, EPOCH_DURATION_S, RewardKind
 from blendr.store import MemoryStore
-from blendr.units import tokens
+from blendr.units import fmt_tokens, tokens
 from blendrctl.cli import main
 from king.app import start_king
 from king.rewards import RewardPublisher
@@ -118,6 +118,24 @@ async def _run_king_until(cfg: Any, done: Any, timeout: float = 60.0) -> Any:
     finally:
         await app.stop()
     return app
+
+
+def wallet(cfg: Any, home: Path, manifest: Path, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    """``blendr wallet`` from ``home`` against a king started from ``cfg`` for the call (the rewards lines come
+    from the chain through ``home``'s deployment manifest, not from the king)."""
+    async def go() -> tuple[int, str]:
+        app = await start_king(cfg)
+        try:
+            (home / "config.toml").write_text(
+                f'[renter]\nking = "127.0.0.1:{app.port}"\n[rpc]\nca_file = "{cfg.path("tls", "ca.crt")}"\n'
+                f'[chain]\ndeployment = "{manifest}"\n')
+            capsys.readouterr()
+            code = await asyncio.to_thread(main, ["wallet", "--home", str(home)])
+            return code, capsys.readouterr().out
+        finally:
+            await app.stop()
+
+    return asyncio.run(go())
 
 
 def cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
@@ -206,6 +224,11 @@ def test_rewards_are_published_claimed_and_verified(net: Chains, tmp_path: Path,
         home.mkdir()
         NodeIdentity.from_key(bytes.fromhex(DEV_KEYS[ROLES[who]].removeprefix("0x"))).save(home)
         before = token.balance_of(A[who].address)
+        if who == "renter":  # `blendr wallet` shows the claimable reward, recomputed from the chain
+            code, out = wallet(cfg, home, manifest, capsys)
+            assert code == 0, out
+            assert (f"rewards    {fmt_tokens(expected[who])} GPUTOKEN to claim" in out
+                    and f"epoch {epoch:>6}  renter" in out), out
         code, out = cli(capsys, "rewards", "ls", "--deployment", str(manifest), "--home", str(home), "--json")
         assert code == 0
         [row] = json.loads(out)["rewards"]
@@ -218,6 +241,9 @@ def test_rewards_are_published_claimed_and_verified(net: Chains, tmp_path: Path,
         assert code == 0 and "nothing to claim" in out  # paid once
         code, out = cli(capsys, "rewards", "ls", "--deployment", str(manifest), "--home", str(home))
         assert code == 0 and f"epoch {epoch:>6}" in out and out.rstrip().endswith("claimed")
+        if who == "renter":  # claimed: gone from the wallet
+            code, out = wallet(cfg, home, manifest, capsys)
+            assert code == 0 and "rewards    none to claim in epochs" in out and "to claim (" not in out, out
     code, out = cli(capsys, "rewards", "verify", str(epoch), "--deployment", str(manifest), "--home",
                     str(tmp_path / "anyone"))
     assert code == 0 and out.count("root matches") == 2, out

@@ -106,3 +106,46 @@ def test_an_epoch_published_before_it_is_final_here_does_not_block_the_others(
     assert cmd._claim(chain, me, argparse.Namespace(json=False, epochs=[])) == 0 and chain.claimed == [5]
     assert cmd._claim(chain, me, argparse.Namespace(json=False, epochs=[6])) == 1
     assert "epoch 6 renter: not final at this node's confirmation depth yet" in capsys.readouterr().err
+
+
+def test_wallet_rewards_unavailable_is_a_reason_not_a_failure(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """`blendr wallet`'s rewards lines: no manifest, an RPC that refuses, or a chain slower than the bound each
+    give ``rewards    unavailable (reason)`` (the wallet's other lines still print)."""
+    import threading
+
+    import blendrctl.rewards as rw
+    from blendr.config import load_config
+
+    cfg = load_config(tmp_path, overrides={"chain.deployment": str(tmp_path / "absent.json")}, env={})
+    r = rw.wallet_rewards(cfg, "0x" + "11" * 20)
+    assert "no deployment manifest" in r["unavailable"]
+    rw.print_wallet_rewards(r)
+    assert capsys.readouterr().out.startswith("rewards    unavailable (no deployment manifest at ")
+    assert rw.wallet_rewards_json(r) == {"available": False, "reason": r["unavailable"]}
+
+    release = threading.Event()
+    monkeypatch.setattr(rw, "recent_rewards", lambda chain, address: release.wait(30))
+    monkeypatch.setattr("blendr.chain.manifest.load_manifest", lambda cfg: _Manifest())
+    try:
+        r = rw.wallet_rewards(cfg, "0x" + "11" * 20, timeout_s=0.2)
+    finally:
+        release.set()
+    assert r == {"unavailable": "the chain did not answer in 0.2 s"}
+
+
+class _Manifest:
+    """A deployment whose ETH RPC nobody serves (the reader is stubbed before any read)."""
+
+    class eth:  # the attribute the code reads
+        deploy_block = 0
+
+        @staticmethod
+        def address(name: str) -> str:
+            return "0x" + "22" * 20
+
+    def chain(self, name: str) -> Any:
+        from blendr.chain.manifest import ChainDeployment
+
+        return ChainDeployment(rpc_url="http://127.0.0.1:9", chain_id=31337, confirmations=1, eip1559=True,
+                               contracts={})

@@ -1,6 +1,6 @@
 """Jobs paid with ComputeVoucher GPU-hours, through KingCore over the fake GPURental (tests/fakes): intake checks
 the renter's voucher signature, class, price and holdings; the rental is created with the vouchers and settles
-like any other, the unused part refunded in GPUTOKEN."""
+like any other, the unused whole GPU-hours refunded as vouchers (the rest as GPUTOKEN less the redemption fee)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from blendr.errors import FailedPreconditionError, InvalidArgumentError
 from blendr.jobspec import Spec, spec_hash
 from king.job import JobState, SignedIntent, Submission, rental_intent
 from king.pricing import tokens
-from tests.fakes.rental_chain import CHAIN_ID, RENTAL_ADDRESS, SCHEDULER
+from tests.fakes.rental_chain import CHAIN_ID, REDEEM_FEE_BPS, RENTAL_ADDRESS, SCHEDULER
 from tests.unit.king.test_king_core import MODEL, P1, P2, P3, Net
 
 CLASS = 7
@@ -49,7 +49,7 @@ def voucher_submission(net: Net, *, voucher_id: int = CLASS, signed_for: int | N
                       {p: os.urandom(120) for p in providers}, voucher_id=voucher_id)
 
 
-async def test_a_job_paid_with_vouchers_burns_them_and_refunds_the_unused_part_in_tokens(net: Net) -> None:
+async def test_a_job_paid_with_vouchers_burns_them_and_refunds_the_unused_hours_as_vouchers(net: Net) -> None:
     tokens_before = net.chain.balances[net.renter.address]
     job = await net.core.submit(net.renter.address, voucher_submission(net))
     assert job.voucher_id == CLASS
@@ -68,8 +68,12 @@ async def test_a_job_paid_with_vouchers_burns_them_and_refunds_the_unused_part_i
     assert job.state == JobState.SETTLED
     r = job.rentals[0]
     assert r.provider_payment + r.fee == 2 * PRICE * 900 // 3600
-    # the unused three quarters come back as GPUTOKEN
-    assert net.chain.balances[net.renter.address] - tokens_before == r.refund == 2 * PRICE - 2 * PRICE * 900 // 3600
+    # the unused 1.5 GPU-hours: one comes back as a voucher, the half hour as GPUTOKEN less the redemption fee
+    assert r.refund == 2 * PRICE - 2 * PRICE * 900 // 3600 == PRICE + PRICE // 2
+    assert net.chain.vouchers[(net.renter.address, CLASS)] == 3 + 1
+    rest = PRICE // 2
+    assert net.chain.balances[net.renter.address] - tokens_before == rest - rest * REDEEM_FEE_BPS // 10_000
+    assert "as class" in job.reason and "vouchers for whole GPU-hours" in job.reason
     assert net.chain.escrow_ok()
 
 
