@@ -103,8 +103,8 @@ def run(eth_url: str, etc_url: str, n_rentals: int) -> dict[str, Any]:
     params = DeployParams(treasury=deployer.address, scheduler=king.address,
                           attesters=sorted((a.address for a in attesters), key=lambda a: int(a, 16)), threshold=3,
                           guardian=deployer.address, team=[Grant(deployer.address)], investors=[Grant(deployer.address)],
-                          advisors=[Grant(deployer.address)], timelock_delay_s=60, voting_delay_blocks=1,
-                          voting_period_blocks=5,
+                          advisors=[Grant(deployer.address)], timelock_delay_s=60, voting_delay_s=1,
+                          voting_period_s=5,
                           fee_burn_bps=2_000)  # settlements measured with the usage burn on (a fifth of each fee)
     m = deploy_system(eth_d, etc_d, params, network="bench", echo=lambda s: None)
     rec = Recorder()

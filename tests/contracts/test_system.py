@@ -73,7 +73,7 @@ def deployed(eth_session: Web3, etc_session: Web3) -> Manifest:
         treasury=TREASURY, scheduler=KING.address, attesters=sorted((q.address for q in QUEENS), key=lambda a: int(a, 16)),
         threshold=2, guardian=DEPLOYER.address, team=[Grant(DEPLOYER.address)], investors=[Grant(RENTER.address)],
         advisors=[Grant(PROVIDER.address)], distributor_supply=tokens(1_000), timelock_delay_s=60,
-        voting_delay_blocks=1, voting_period_blocks=5, quorum_percent=4)
+        voting_delay_s=1, voting_period_s=5, quorum_percent=4)
     m = deploy_system(eth, etc, params, network="test", echo=lambda s: None)
     token = GPUToken.from_manifest(eth, m)
     staking = StakingManager.from_manifest(eth, m)
