@@ -323,13 +323,16 @@ def run(eth_url: str, etc_url: str, n_rentals: int) -> dict[str, Any]:
     eth_d.transact(token.fn.mint(providers[0].address, tokens(5_000_000)))  # a voter above the 4% quorum
     call = bytes.fromhex(staking.fn.setRewardRate(tokens("0.002"))._encode_transaction_data()[2:])
     desc = "bench: raise the staking reward rate"
-    eth_d.w3.provider.make_request("anvil_mine", ["0x2"])  # type: ignore[arg-type]
+    eth_d.w3.provider.make_request("evm_increaseTime", [2])  # type: ignore[arg-type]  # timestamp clock
+    eth_d.w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
     r = gov._send(gov.fn.propose([staking.address], [0], [call], desc))
     rec.add("Governance.propose", r)
     pid = int(gov.events(r, "ProposalCreated")[0]["proposalId"])
-    eth_d.w3.provider.make_request("anvil_mine", ["0x2"])  # type: ignore[arg-type]
+    eth_d.w3.provider.make_request("evm_increaseTime", [2])  # type: ignore[arg-type]  # past the 1 s delay
+    eth_d.w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
     rec.add("Governance.castVote", gov.cast_vote(pid, 1))
-    eth_d.w3.provider.make_request("anvil_mine", ["0x6"])  # type: ignore[arg-type]
+    eth_d.w3.provider.make_request("evm_increaseTime", [6])  # type: ignore[arg-type]  # past the 5 s period
+    eth_d.w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
     rec.add("Governance.queue", gov.queue([staking.address], [0], [call], desc))
     eth_d.w3.provider.make_request("evm_increaseTime", [61])  # type: ignore[arg-type]
     rec.add("Governance.execute", gov.execute([staking.address], [0], [call], desc))

@@ -12,9 +12,9 @@ Guarantees: every ``check_*`` function raises before a transaction is sent when 
 from __future__ import annotations
 
 import enum
-from datetime import UTC, datetime
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from eth_abi.abi import decode
