@@ -91,6 +91,24 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _latest(w3: Any) -> int:
+    return int(w3.eth.get_block("latest")["timestamp"])
+
+
+def _advance(w3: Any, seconds: int, *, mine: bool = True, since: int = 0) -> None:
+    """Moves the chain's clock to ``seconds`` after its latest block (or after ``since``, a time at least as
+    late: another chain's clock), as the next block's timestamp, mining that block unless told not.
+
+    The chains run with a block timestamp interval of 1 s, so that no two blocks share a timestamp: GPUToken's
+    and StakingManager's vote checkpoints are keyed by timestamp, and blocks that share one would share a
+    checkpoint and under-report the gas of every transfer, stake and settlement on a real chain. Under an
+    interval anvil ignores ``evm_increaseTime``; ``evm_setNextBlockTimestamp`` moves the clock instead.
+    """
+    w3.provider.make_request("evm_setNextBlockTimestamp", [max(since, _latest(w3)) + seconds])
+    if mine:
+        w3.provider.make_request("evm_mine", [])
+
+
 def run(eth_url: str, etc_url: str, n_rentals: int) -> dict[str, Any]:
     acct = [Account.from_key(k) for k in DEV_KEYS]
     deployer, king, renter = acct[0], acct[1], acct[9]
@@ -100,11 +118,13 @@ def run(eth_url: str, etc_url: str, n_rentals: int) -> dict[str, Any]:
     eth_s = ChainSettings("eth", eth_url, 31337, poll_s=0.01)
     etc_s = ChainSettings("etc", etc_url, 63, eip1559=False, poll_s=0.01)
     eth_d, etc_d = ChainClient(eth_s, deployer), ChainClient(etc_s, deployer)
+    for cl in (eth_d, etc_d):  # every block a second after the previous one, as on a real chain (see _advance)
+        cl.w3.provider.make_request("anvil_setBlockTimestampInterval", [1])  # type: ignore[arg-type]
     params = DeployParams(treasury=deployer.address, scheduler=king.address,
                           attesters=sorted((a.address for a in attesters), key=lambda a: int(a, 16)), threshold=3,
                           guardian=deployer.address, team=[Grant(deployer.address)], investors=[Grant(deployer.address)],
-                          advisors=[Grant(deployer.address)], timelock_delay_s=60, voting_delay_blocks=1,
-                          voting_period_blocks=5,
+                          advisors=[Grant(deployer.address)], timelock_delay_s=60, voting_delay_s=1,
+                          voting_period_s=5,
                           fee_burn_bps=2_000)  # settlements measured with the usage burn on (a fifth of each fee)
     m = deploy_system(eth_d, etc_d, params, network="bench", echo=lambda s: None)
     rec = Recorder()
@@ -205,10 +225,10 @@ def run(eth_url: str, etc_url: str, n_rentals: int) -> dict[str, Any]:
         rec.add(f"WorkVerification.submitBatch({size})", r)
     final_bid = b"b100".ljust(32, b"\0")
     _, proofs = results_tree(final_bid, results[:100])
-    # end the rentals on both chains' clocks
+    # end the rentals on both chains' clocks (their clocks drift apart: one second per block, see _advance)
+    both = max(_latest(eth_d.w3), _latest(etc_d.w3))
     for cl in (eth_d, etc_d):
-        cl.w3.provider.make_request("evm_increaseTime", [duration + 1])  # type: ignore[arg-type]
-        cl.w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
+        _advance(cl.w3, duration + 1, since=both)
     treasury_before = token.balance_of(deployer.address)
     for k in range(3):
         r = rec.add("WorkVerification.finalize", wv.finalize(final_bid, results[k], proofs[k]))
@@ -227,12 +247,10 @@ def run(eth_url: str, etc_url: str, n_rentals: int) -> dict[str, Any]:
         rental_k.create(intent, intent.sign(renter, 31337, rental_k.address), tokens("2.5"), queen.address)
         extra.append(intent.rental_id(31337, rental_k.address))
     rec.add("GPURental.cancelRental", rental_r.cancel(extra[0]))
-    eth_d.w3.provider.make_request("evm_increaseTime", [duration + 7 * 86_400 + 1])  # type: ignore[arg-type]
-    eth_d.w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
+    _advance(eth_d.w3, duration + 7 * 86_400 + 1)
     rec.add("GPURental.reclaimEscrow", rental_r.reclaim(extra[1]))
     # expiry on etc: a task whose queen never finalizes
-    etc_d.w3.provider.make_request("evm_increaseTime", [3 * 86_400 + 1])  # type: ignore[arg-type]
-    etc_d.w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
+    _advance(etc_d.w3, 3 * 86_400 + 1, since=_latest(eth_d.w3))  # task ends are ETH times
     rec.add("WorkVerification.expire", WorkVerification(relay_etc, wv.address).expire(ids[50]))
 
     # the bare bridge: 3-of-5 delivery to a minimal receiver
@@ -281,12 +299,10 @@ def run(eth_url: str, etc_url: str, n_rentals: int) -> dict[str, Any]:
     rec.add("StakingManager.fundRewards", staking.stake_for(providers[0].address, Tier.PROVIDER, 1) and
             staking._send(staking.fn.fundRewards(tokens(10_000))))
     rec.add("StakingManager.setRewardRate", staking._send(staking.fn.setRewardRate(tokens("0.001"))))
-    eth_d.w3.provider.make_request("evm_increaseTime", [600])  # type: ignore[arg-type]
-    eth_d.w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
+    _advance(eth_d.w3, 600)
     rec.add("StakingManager.claimRewards", stk["p0"].claim_rewards())
     rec.add("StakingManager.requestUnstake", stk["p1"].request_unstake(Tier.PROVIDER, tokens(1_000)))
-    eth_d.w3.provider.make_request("evm_increaseTime", [8 * 86_400])  # type: ignore[arg-type]
-    eth_d.w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
+    _advance(eth_d.w3, 8 * 86_400)
     rec.add("StakingManager.withdraw", stk["p1"].withdraw(Tier.PROVIDER))
     rec.add("BridgeInbox.pause", etc_d.transact(etc_inbox.fn.pause()))
     rec.add("BridgeInbox.unpause", etc_d.transact(etc_inbox.fn.unpause()))
@@ -313,8 +329,7 @@ def run(eth_url: str, etc_url: str, n_rentals: int) -> dict[str, Any]:
     ep = int(dist.functions.nextRewardEpoch(0).call())
     wait = (ep + 1) * int(dist.functions.REWARD_EPOCH_DURATION().call()) - now
     if wait > 0:
-        eth_d.w3.provider.make_request("evm_increaseTime", [wait])  # type: ignore[arg-type]
-        eth_d.w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
+        _advance(eth_d.w3, wait)
     rec.add("TokenDistributor.setEpochRoot", eth_d.transact(dist.functions.setEpochRoot(ep, 0, root, tokens(12))))
     rec.add("TokenDistributor.claim", eth_d.transact(dist.functions.claim(ep, 0, acct[6].address, leaf_amount, [other])))
     gov = Governance(c["p0"], m.eth.address("Governance"))
@@ -323,15 +338,15 @@ def run(eth_url: str, etc_url: str, n_rentals: int) -> dict[str, Any]:
     eth_d.transact(token.fn.mint(providers[0].address, tokens(5_000_000)))  # a voter above the 4% quorum
     call = bytes.fromhex(staking.fn.setRewardRate(tokens("0.002"))._encode_transaction_data()[2:])
     desc = "bench: raise the staking reward rate"
-    eth_d.w3.provider.make_request("anvil_mine", ["0x2"])  # type: ignore[arg-type]
+    _advance(eth_d.w3, 2)
     r = gov._send(gov.fn.propose([staking.address], [0], [call], desc))
     rec.add("Governance.propose", r)
     pid = int(gov.events(r, "ProposalCreated")[0]["proposalId"])
-    eth_d.w3.provider.make_request("anvil_mine", ["0x2"])  # type: ignore[arg-type]
+    _advance(eth_d.w3, 2)
     rec.add("Governance.castVote", gov.cast_vote(pid, 1))
-    eth_d.w3.provider.make_request("anvil_mine", ["0x6"])  # type: ignore[arg-type]
+    _advance(eth_d.w3, 6)
     rec.add("Governance.queue", gov.queue([staking.address], [0], [call], desc))
-    eth_d.w3.provider.make_request("evm_increaseTime", [61])  # type: ignore[arg-type]
+    _advance(eth_d.w3, 61, mine=False)  # the execute transaction's block
     rec.add("Governance.execute", gov.execute([staking.address], [0], [call], desc))
 
     transfer = statistics.median(rec.gas["GPUToken.transfer"])

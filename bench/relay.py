@@ -117,7 +117,7 @@ class Bench:
             attesters=sorted((q.address for q in self.queens), key=lambda a: int(a, 16)), threshold=2,
             guardian=self.deployer.address, team=[Grant(self.deployer.address)],
             investors=[Grant(self.deployer.address)], advisors=[Grant(self.deployer.address)],
-            timelock_delay_s=60, voting_delay_blocks=1, voting_period_blocks=5)
+            timelock_delay_s=60, voting_delay_s=1, voting_period_s=5)
         self.m = deploy_system(self.eth_d, self.etc_d, params, network="bench", echo=lambda s: None)
         self.king_eth = ChainClient(eth_s, self.king)
         self.renter_eth = ChainClient(eth_s, self.renter)

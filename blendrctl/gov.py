@@ -123,12 +123,14 @@ def _changes(items: list[str]) -> dict[str, str]:
 
 def _propose(g: Any, args: argparse.Namespace) -> int:
     calls = g.calls_for(_changes(args.changes))
+    from blendr.chain.governing import utc
+
     pid, created = g.propose(calls, args.description)
     p = g.proposal(pid)
     said = "proposed" if created else "already proposed (the same calls and description), nothing sent:"
     return _out(args, {**proposal_json(p), "created": created},
                 f"{said} {pid}\n" + "\n".join(f"  {c.text}" for c in calls)
-                + f"\nvoting opens after block {p.snapshot_block} and closes at block {p.deadline_block}")
+                + f"\nvoting opens after {utc(p.snapshot)} and closes at {utc(p.deadline)}")
 
 
 def proposal_json(p: Any) -> dict[str, Any]:
@@ -139,7 +141,7 @@ def proposal_json(p: Any) -> dict[str, Any]:
             "state": p.state.name.lower(), "votes_for_gputoken": gputoken(str(p.votes_for)),
             "votes_against_gputoken": gputoken(str(p.votes_against)),
             "votes_abstain_gputoken": gputoken(str(p.votes_abstain)), "quorum_gputoken": gputoken(str(p.quorum)),
-            "snapshot_block": p.snapshot_block, "deadline_block": p.deadline_block, "eta": p.eta,
+            "snapshot_unix": p.snapshot, "deadline_unix": p.deadline, "eta": p.eta,
             "calls": [{"target": c.target, "value": str(c.value), "calldata": "0x" + c.calldata.hex(),
                        "text": c.text} for c in p.calls]}
 
@@ -159,16 +161,26 @@ def _list(g: Any, args: argparse.Namespace) -> int:
 
 
 def _show(g: Any, args: argparse.Namespace) -> int:
+    from blendr.chain.governing import utc
+
     p = g.proposal(_pid(args.proposal_id))
-    head = g.eth.block_number()
+    now = g.clock()
     text = [f"proposal {p.proposal_id}", f"  state     {p.state.name.lower()}", f"  proposer  {p.proposer}",
             f"  votes     {_tally(p)}",
-            f"  voting    blocks {p.snapshot_block + 1}..{p.deadline_block} (now {head})"]
+            f"  voting    opens after {utc(p.snapshot)}{_left(p.snapshot, now)}, "
+            f"closes at {utc(p.deadline)}{_left(p.deadline, now)}"]
     if p.eta:
-        text.append(f"  eta       executable from unix time {p.eta}")
+        text.append(f"  eta       executable from {utc(p.eta)}{_left(p.eta, now)}")
     text.append(f"  description: {p.description}")
     text += [f"  call {i + 1}: {c.text}" for i, c in enumerate(p.calls)]
     return _out(args, proposal_json(p), "\n".join(text))
+
+
+def _left(at: int, now: int) -> str:
+    """`` (in 3h 5m)`` while ``at`` (unix seconds) is ahead of the chain's ``now``; nothing once it passed."""
+    from blendr.units import fmt_duration
+
+    return f" (in {fmt_duration(at - now)})" if at > now else ""
 
 
 def _receipt(args: argparse.Namespace, what: str, receipt: Any, extra: dict[str, Any] | None = None) -> int:

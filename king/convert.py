@@ -199,7 +199,7 @@ def proposal_to_proto(p: Proposal) -> rpb.Proposal:
         state=rpb.ProposalState.Value(f"PROPOSAL_STATE_{p.state.name}"),  # type: ignore[arg-type]
         votes_for=str(p.votes_for),
         votes_against=str(p.votes_against), votes_abstain=str(p.votes_abstain), quorum=str(p.quorum),
-        snapshot_block=p.snapshot_block, deadline_block=p.deadline_block, eta_unix=p.eta,
+        snapshot_unix=p.snapshot, deadline_unix=p.deadline, eta_unix=p.eta,
         calls=[rpb.ProposalCall(target=c.target, value=str(c.value), calldata=c.calldata, text=c.text) for c in p.calls],
         created_block=p.created_block)
 

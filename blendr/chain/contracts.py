@@ -599,8 +599,9 @@ class Governance(_Bound):
         6 Expired, 7 Executed."""
         return int(self._call(self.fn.state(proposal_id)))
 
-    def votes(self, account: str, block: int) -> Wei:
-        return Wei(int(self._call(self.fn.getVotes(account, block))))
+    def votes(self, account: str, timepoint: int) -> Wei:
+        """Votes of ``account`` at ``timepoint``, a past unix second (the governor's clock is timestamps)."""
+        return Wei(int(self._call(self.fn.getVotes(account, timepoint))))
 
 
 def bridge_call(target: str, calldata: bytes, value: int = 0) -> bytes:

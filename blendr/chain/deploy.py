@@ -97,8 +97,9 @@ class DeployParams:
     min_stake_king: int = tokens(10_000)
     unbonding_delay_s: int = 7 * 24 * 3600
     timelock_delay_s: int = 2 * 24 * 3600
-    voting_delay_blocks: int = 7_200  # ~1 day of 12 s blocks
-    voting_period_blocks: int = 50_400  # ~1 week
+    # seconds: GPUToken's votes (and so Governance) run on a timestamp clock (ERC-6372 mode=timestamp)
+    voting_delay_s: int = 24 * 3600  # a proposal's snapshot, and the start of its vote, a day after it
+    voting_period_s: int = 7 * 24 * 3600
     proposal_threshold_bps: int = 1  # of the initial supply: 0.01 % (10,000 GPUTOKEN of 100 M)
     quorum_percent: int = 4  # of total supply at the snapshot (4 M of 100 M; 35 M can vote at genesis)
     rate_window_s: int = 3_600
@@ -161,6 +162,9 @@ def check_governable(p: DeployParams) -> None:
     amounts = p.genesis_amounts()
     if not 0 < p.quorum_percent <= 100 or not 0 <= p.proposal_threshold_bps <= 10_000:
         raise ConfigError(f"quorum {p.quorum_percent} % / threshold {p.proposal_threshold_bps} bps out of range")
+    if not 0 <= p.voting_delay_s < 2**48 or not 0 < p.voting_period_s < 2**32:
+        raise ConfigError(f"voting delay {p.voting_delay_s} s / period {p.voting_period_s} s out of range "
+                          "(delay 0 or more, period 1 s or more)")
     voting = sum(a for grants in amounts.values() for _, a in grants)
     quorum = p.distributor_supply * p.quorum_percent // 100
     if voting < quorum:
@@ -206,8 +210,8 @@ def deploy_system(eth: ChainClient, etc: ChainClient, p: DeployParams, *, networ
     timelock = eth.deploy("BlendrTimelock", p.timelock_delay_s, [], [], d)
     staking = eth.deploy("StakingManager", d, token.address, p.treasury,
                          [p.min_stake_provider_per_gpu, p.min_stake_queen, p.min_stake_king], p.unbonding_delay_s)
-    governance = eth.deploy("Governance", token.address, staking.address, timelock.address, p.voting_delay_blocks,
-                            p.voting_period_blocks, p.proposal_threshold, p.quorum_percent)
+    governance = eth.deploy("Governance", token.address, staking.address, timelock.address, p.voting_delay_s,
+                            p.voting_period_s, p.proposal_threshold, p.quorum_percent)
     eth_outbox = eth.deploy("BridgeOutbox", d)
     eth_inbox = eth.deploy("BridgeInbox", d, p.attesters, p.threshold, p.rate_window_s, p.rate_max_messages)
     rental = eth.deploy("GPURental", d, token.address, staking.address, eth_outbox.address, eth_inbox.address,
@@ -437,7 +441,7 @@ def deploy_devnet(cfg: Config, *, echo: Echo = print, eth_url: str = "", etc_url
         team=[Grant(accounts["deployer"])], investors=[Grant(accounts["renter"])],
         advisors=[Grant(accounts["provider4"])],
         # devnet governance moves in minutes, not days
-        timelock_delay_s=60, voting_delay_blocks=1, voting_period_blocks=20, unbonding_delay_s=600,
+        timelock_delay_s=60, voting_delay_s=1, voting_period_s=300, unbonding_delay_s=600,
         finalize_grace_s=3600,
         # devnet rentals can be a minute long, challenged at least every 10 s on average
         min_rental_s=60, challenge_interval_s=10,

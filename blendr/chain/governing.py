@@ -14,6 +14,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from eth_abi.abi import decode
@@ -70,8 +71,8 @@ class Proposal:
     votes_against: int
     votes_abstain: int
     quorum: int  # votes (for + abstain) needed, at the snapshot
-    snapshot_block: int
-    deadline_block: int
+    snapshot: int  # unix seconds (the governor's clock is timestamps): votes are weighed as of this time
+    deadline: int  # unix seconds: voting is open after ``snapshot``, up to and including ``deadline``
     eta: int  # unix time from which a queued proposal may execute (0: not queued)
     created_block: int
     calls: list[Call] = field(default_factory=list)
@@ -221,36 +222,40 @@ class Governor:
         f = self.gov.functions
         against, for_, abstain = self.eth.call(f.proposalVotes(pid))
         snapshot = int(a["voteStart"])
-        head = self.eth.block_number()
-        quorum = int(self.eth.call(f.quorum(snapshot))) if snapshot < head else int(self.eth.call(f.quorum(head - 1)))
+        now = self.clock()
+        quorum = int(self.eth.call(f.quorum(snapshot))) if snapshot < now else int(self.eth.call(f.quorum(now - 1)))
         calls = [Call(to_checksum_address(t), int(v), bytes(c), self.describe(t, int(v), bytes(c)))
                  for t, v, c in zip(a["targets"], a["values"], a["calldatas"], strict=True)]
         return Proposal(pid, to_checksum_address(a["proposer"]), str(a["description"]),
                         ProposalState(int(self.eth.call(f.state(pid)))), int(for_), int(against), int(abstain),
                         quorum, snapshot, int(a["voteEnd"]), int(self.eth.call(f.proposalEta(pid))), block, calls)
 
+    def clock(self) -> int:
+        """The governor's clock now (ERC-6372, GPUToken's): the latest block's timestamp, unix seconds."""
+        return int(self.eth.call(self.gov.functions.clock()))
+
     # ------------------------------------------------------------------ checks before a transaction
     def check_can_propose(self, who: str) -> None:
-        """Raises FailedPreconditionError unless ``who`` has the proposal threshold's votes (last block)."""
+        """Raises FailedPreconditionError unless ``who`` has the proposal threshold's votes (a second ago)."""
         f = self.gov.functions
         threshold = int(self.eth.call(f.proposalThreshold()))
-        votes = int(self.eth.call(f.getVotes(who, self.eth.block_number() - 1)))
+        votes = int(self.eth.call(f.getVotes(who, self.clock() - 1)))
         if votes < threshold:
             raise FailedPreconditionError(
                 f"{who} has {fmt_tokens(votes)} votes, fewer than the {fmt_tokens(threshold)} needed to propose "
-                "(votes count from the block after `blendr gov delegate` or a stake)")
+                "(votes count from the first block a second or more after `blendr gov delegate` or a stake)")
 
     def check_can_vote(self, p: Proposal, who: str) -> None:
         """Raises FailedPreconditionError unless ``p`` is open for votes and ``who`` has not voted."""
         if p.state is ProposalState.PENDING:
-            raise FailedPreconditionError(f"voting on proposal {p.proposal_id} opens after block {p.snapshot_block}")
+            raise FailedPreconditionError(f"voting on proposal {p.proposal_id} opens after {utc(p.snapshot)}")
         if p.state is not ProposalState.ACTIVE:
             raise FailedPreconditionError(f"voting on proposal {p.proposal_id} is closed (it is {p.state.name.lower()})")
         if self.eth.call(self.gov.functions.hasVoted(p.proposal_id, who)):
             raise FailedPreconditionError(f"{who} has already voted on proposal {p.proposal_id}")
-        if int(self.eth.call(self.gov.functions.getVotes(who, p.snapshot_block))) == 0:
+        if int(self.eth.call(self.gov.functions.getVotes(who, p.snapshot))) == 0:
             raise FailedPreconditionError(
-                f"{who} had no votes at proposal {p.proposal_id}'s snapshot (block {p.snapshot_block}): votes count "
+                f"{who} had no votes at proposal {p.proposal_id}'s snapshot ({utc(p.snapshot)}): votes count "
                 "only when delegated (`blendr gov delegate`) or staked before the snapshot")
 
     def check_can_queue(self, p: Proposal) -> None:
@@ -323,6 +328,11 @@ class Governor:
 
     def delegate(self, to: str) -> Any:
         return self.eth.transact(self.token.functions.delegate(to_checksum_address(to)))
+
+
+def utc(unix: int) -> str:
+    """``unix`` seconds as a UTC date and time (``2026-12-06 15:30:00 UTC``), as deadlines are shown."""
+    return datetime.fromtimestamp(unix, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def _plain(p: gp.Param) -> gp.Param:

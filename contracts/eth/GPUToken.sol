@@ -12,8 +12,9 @@ import {IGPUToken} from "../interfaces/IGPUToken.sol";
 
 /// @title GPUToken
 /// @notice GPUTOKEN, the BlendrChain ERC-20: minted by MINTER_ROLE up to a fixed cap, burnable, EIP-2612
-/// permit, and ERC20Votes checkpoints on a block-number clock (holders must delegate, even to themselves,
-/// for their balance to count as votes).
+/// permit, and ERC20Votes checkpoints on a timestamp clock (ERC-6372 `mode=timestamp`: governance's voting delay and period
+/// are seconds, independent of block times; holders must delegate, even to themselves, for their balance to
+/// count as votes).
 contract GPUToken is ERC20, ERC20Capped, ERC20Burnable, ERC20Permit, ERC20Votes, AccessControl {
     bytes32 public constant MINTER_ROLE = keccak256("MINTER_ROLE");
     bytes32 public constant GOVERNOR_ROLE = keccak256("GOVERNOR_ROLE");
@@ -41,6 +42,17 @@ contract GPUToken is ERC20, ERC20Capped, ERC20Burnable, ERC20Permit, ERC20Votes,
 
     function _update(address from, address to, uint256 value) internal override(ERC20, ERC20Capped, ERC20Votes) {
         super._update(from, to, value);
+    }
+
+    /// @notice Clock of the vote checkpoints (ERC-6372): the block timestamp, in seconds.
+    function clock() public view override returns (uint48) {
+        return uint48(block.timestamp);
+    }
+
+    /// @notice ERC-6372 clock description: timestamps.
+    // solhint-disable-next-line func-name-mixedcase
+    function CLOCK_MODE() public pure override returns (string memory) {
+        return "mode=timestamp";
     }
 
     /// @inheritdoc ERC20Permit

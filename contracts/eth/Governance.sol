@@ -14,15 +14,16 @@ import {IGovernance} from "../interfaces/IGovernance.sol";
 import {IStakingManager} from "../interfaces/IStakingManager.sol";
 
 /// @title Governance
-/// @notice BlendrChain's Governor. Voting power at a proposal's snapshot block = GPUTOKEN votes delegated to
+/// @notice BlendrChain's Governor. Voting power at a proposal's snapshot = GPUTOKEN votes delegated to
 /// the account (ERC20Votes) + the account's stake in StakingManager (active + unbonding), both read from
-/// block-number checkpoints strictly before the vote, so tokens borrowed for one transaction weigh nothing.
+/// timestamp checkpoints (ERC-6372 `mode=timestamp`, GPUToken's clock) strictly before the vote, so tokens
+/// borrowed for one transaction weigh nothing.
 /// Proposals run through a TimelockController that holds every GOVERNOR_ROLE of the system.
 /// @dev Staked tokens sit in StakingManager, which never delegates, so they are not counted twice. Quorum is
 /// a fraction of GPUTOKEN's total supply at the snapshot, which includes staked tokens.
 /// Deployment defaults (blendr/chain/deploy.py DeployParams; reasoning in docs/chains.md "Governance at
-/// genesis"): voting delay 7,200 blocks, voting period 50,400 blocks, proposal threshold 0.01% of the initial
-/// supply S (10,000 GPUTOKEN of 100 M), quorum 4% (4 M at genesis), timelock 2 days. At genesis only the
+/// genesis"): voting delay 1 day, voting period 7 days (in seconds: the
+/// governor follows the token's timestamp clock), proposal threshold 0.01% of the initial supply S (10,000 GPUTOKEN of 100 M), quorum 4% (4 M at genesis), timelock 2 days. At genesis only the
 /// vested Team/Investors/Advisors shares vote (35% of S, through VotesVestingWallets delegated to their
 /// beneficiaries); Treasury (20%, in the Timelock) and Community (45%, in TokenDistributor) never vote while
 /// governance holds them. 35% > 4% quorum, so the deployment can govern from its first block.
@@ -37,12 +38,12 @@ contract Governance is
 {
     IStakingManager private immutable _staking;
 
-    /// @param token_ GPUTOKEN (ERC20Votes, block-number clock).
-    /// @param staking_ StakingManager (stake checkpoints on the same block-number clock).
+    /// @param token_ GPUTOKEN (ERC20Votes, timestamp clock).
+    /// @param staking_ StakingManager (stake checkpoints on the same timestamp clock).
     /// @param timelock_ The TimelockController that executes proposals; this contract must be its proposer
     /// and canceller.
-    /// @param votingDelay_ Blocks between a proposal and the start of voting (its snapshot).
-    /// @param votingPeriod_ Blocks voting stays open.
+    /// @param votingDelay_ Seconds between a proposal and the start of voting (its snapshot).
+    /// @param votingPeriod_ Seconds voting stays open.
     /// @param proposalThreshold_ Voting power needed to propose.
     /// @param quorumNumerator_ Quorum in percent of total supply (denominator 100).
     constructor(

@@ -13,7 +13,8 @@ import {IGPUToken} from "../interfaces/IGPUToken.sol";
 
 /// @title StakingManager
 /// @notice GPUTOKEN stakes per node address and tier, with an unbonding delay, slashing by authorized
-/// contracts, pro-rata staking rewards and block-number checkpoints of each account's stake for voting.
+/// contracts, pro-rata staking rewards and timestamp checkpoints of each account's stake for voting
+/// (ERC-6372 `mode=timestamp`, the clock of GPUToken and Governance).
 /// @dev Rewards follow the Synthetix accumulator: `_rewardPerTokenStored` grows by `accrued / totalActive`,
 /// where `accrued = rewardRate * elapsed`, capped by the funded rewards not yet allocated, so the contract
 /// never promises more than it holds. Staked tokens held here are never delegated, so they count for voting
@@ -319,14 +320,14 @@ contract StakingManager is IStakingManagerFull, AccessControl, ReentrancyGuard {
 
     /// @inheritdoc IStakingManager
     /// @dev Requirements:
-    /// - `timepoint` is a past block number.
+    /// - `timepoint` is a past timestamp (seconds, before {clock}).
     function getPastStake(address account, uint256 timepoint) external view returns (uint256) {
         return _stakeCheckpoints[account].upperLookupRecent(_pastKey(timepoint));
     }
 
-    /// @notice Sum of all stake, active and unbonding, at `timepoint` (a past block number).
+    /// @notice Sum of all stake, active and unbonding, at `timepoint` (a past timestamp).
     /// @dev Requirements:
-    /// - `timepoint` is a past block number.
+    /// - `timepoint` is a past timestamp (seconds, before {clock}).
     function getPastTotalStake(uint256 timepoint) external view returns (uint256) {
         return _totalCheckpoints.upperLookupRecent(_pastKey(timepoint));
     }
@@ -393,15 +394,15 @@ contract StakingManager is IStakingManagerFull, AccessControl, ReentrancyGuard {
         return address(_token);
     }
 
-    /// @notice Clock of the stake checkpoints (ERC-6372): the block number.
+    /// @notice Clock of the stake checkpoints (ERC-6372): the block timestamp, as GPUToken's.
     function clock() public view returns (uint48) {
-        return SafeCast.toUint48(block.number);
+        return SafeCast.toUint48(block.timestamp);
     }
 
     /// @notice ERC-6372 clock description.
     // solhint-disable-next-line func-name-mixedcase
     function CLOCK_MODE() external pure returns (string memory) {
-        return "mode=blocknumber&from=default";
+        return "mode=timestamp";
     }
 
     // ---------------------------------------------------------------- internals

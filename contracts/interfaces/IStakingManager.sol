@@ -25,7 +25,7 @@ interface IStakingManager {
     /// @notice Slashes up to `amount` of `node`'s stake in `tier` (active first, then unbonding); only
     /// contracts holding SLASHER_ROLE. Returns the amount actually slashed.
     function slash(address node, Tier tier, uint256 amount, bytes32 reason) external returns (uint256 slashed);
-    /// @notice Total stake (active + unbonding, all tiers) of `account` at `timepoint` (a past block number).
+    /// @notice Total stake (active + unbonding, all tiers) of `account` at `timepoint` (a past timestamp, seconds).
     function getPastStake(address account, uint256 timepoint) external view returns (uint256);
 }
 

@@ -1,10 +1,9 @@
 """``blendr gov`` against a deployment made with the production defaults of ``blendr chain deploy``.
 
 Deploys with ``deploy_system`` + ``hand_over`` and the defaults of :class:`DeployParams` (100M GPUTOKEN in the
-distributor, 4 % quorum, a 10000-GPUTOKEN proposal threshold, a 2-day timelock) except the vote's length in
-blocks (anvil mines some 170 blocks a second on a loaded machine, so 57600 blocks would take minutes: the vote
-opens after 1 block and lasts 50), gives one voter its votes
-(the team beneficiary's vesting wallet, from genesis), and drives a holder's whole session through the CLI: params, propose (an ETH and
+distributor, 4 % quorum, a 10000-GPUTOKEN proposal threshold, a 1-day voting delay, a 7-day vote, a 2-day
+timelock: nothing shrunk, the chain's clock is moved through each wait), gives one voter its votes (the team
+beneficiary's vesting wallet, from genesis), and drives a holder's whole session through the CLI: params, propose (an ETH and
 an ETC parameter), show, vote, queue, execute, the bridge delivery; and every refusal before a transaction.
 """
 
@@ -35,7 +34,7 @@ ACCT = [Account.from_key(k) for k in DEV_KEYS]
 DEPLOYER, KING, QUEENS, VOTER, NOBODY = ACCT[0], ACCT[1], ACCT[2:5], ACCT[6], ACCT[8]
 DEFAULTS = DeployParams(treasury=ACCT[7].address, scheduler=KING.address,
                         attesters=sorted((q.address for q in QUEENS), key=lambda a: int(a, 16)), threshold=2,
-                        guardian=DEPLOYER.address, voting_delay_blocks=1, voting_period_blocks=50,
+                        guardian=DEPLOYER.address,
                         team=[Grant(VOTER.address)], investors=[Grant(ACCT[5].address)],
                         advisors=[Grant(ACCT[9].address)])  # VOTER votes the team's vesting share from genesis
 
@@ -90,7 +89,7 @@ def test_params_lists_every_parameter_with_its_value_on_chain(deployed: Manifest
     assert rows["verification.challenge_interval"] == {**rows["verification.challenge_interval"],
                                                         "value": str(DEFAULTS.challenge_interval_s), "chain": "etc"}
     assert int(rows["staking.min_stake_queen"]["value"]) == DEFAULTS.min_stake_queen
-    assert int(rows["governance.voting_period"]["value"]) == DEFAULTS.voting_period_blocks
+    assert int(rows["governance.voting_period"]["value"]) == DEFAULTS.voting_period_s == 7 * 86_400
     assert int(rows["timelock.min_delay"]["value"]) == DEFAULTS.timelock_delay_s
     assert rows["bridge_etc.attesters"]["value"] == DEFAULTS.attesters
     code, out, _ = cli("params")
@@ -143,8 +142,10 @@ def test_a_holders_session_changes_an_eth_and_an_etc_parameter(deployed: Manifes
     assert texts[2].startswith("set rental.min_quote to ") and texts[2].endswith(
         "; set rental.max_quote to 40 GPUTOKEN/GPU-hour")  # the setter's sibling keeps its value
     code, _, err = cli("vote", pid, "for")
-    assert code == 1 and "opens after block" in err
-    mine(eth, DEFAULTS.voting_delay_blocks + 1)
+    assert code == 1 and "opens after 20" in err and " UTC" in err  # the snapshot as a UTC date
+    code, out, _ = cli("show", pid)
+    assert code == 0 and "opens after 20" in out and "(in 24 h)" in out and "(in 192 h)" in out  # 1 d, then 7 d
+    increase_time(eth, DEFAULTS.voting_delay_s + 1)
     code, _, err = Cli(_home(tmp_path, deployed, NOBODY), capsys)("vote", pid, "for")
     assert code == 1 and "had no votes at proposal" in err
     code, out, err = cli("vote", pid, "for", "--reason", "cheaper to verify")
@@ -153,7 +154,7 @@ def test_a_holders_session_changes_an_eth_and_an_etc_parameter(deployed: Manifes
     assert code == 1 and "already voted" in err
     code, _, err = cli("queue", pid)
     assert code == 1 and "cannot be queued: it is active" in err
-    mine(eth, DEFAULTS.voting_period_blocks)
+    increase_time(eth, DEFAULTS.voting_period_s)
     shown = cli.json("show", pid)
     assert shown["state"] == "succeeded"
     assert float(shown["votes_for_gputoken"]) == 15_000_000 > float(shown["quorum_gputoken"]) > 0
@@ -225,7 +226,7 @@ def test_proposals_are_read_in_bounded_log_ranges(deployed: Manifest, eth: Web3,
 
     cli = Cli(_home(tmp_path, deployed, VOTER), capsys)
     for fee in ("2%", "4%"):
-        mine(eth, 3)
+        mine(eth, 3)  # log ranges are blocks, whatever the governor's clock
         cli.json("propose", "--set", f"rental.fee_bps={fee}", "--description", f"Fee {fee}")
     g = Governor(_client(eth, "eth"), _client(etc, "etc"), deployed)
     wide = [p.proposal_id for p in g.proposals()]

@@ -9,7 +9,7 @@ import pytest
 from web3 import Web3
 from web3.contract import Contract
 
-from tests.contracts.chainkit import deploy, increase_time, mine, reverts, send
+from tests.contracts.chainkit import deploy, increase_time, now, reverts, send
 
 E18 = 10**18
 ZERO = "0x" + "00" * 20
@@ -62,7 +62,7 @@ def system(eth: Web3) -> System:
     for acct, amount in [(alice, 20_000 * E18), (bob, 50_000 * E18)]:
         send(token.functions.approve(staking.address, amount), acct)
         send(staking.functions.stake(QUEEN, amount), acct)
-    mine(eth)
+    increase_time(eth, 1)
     return System(token, staking, timelock, gov)
 
 
@@ -79,7 +79,7 @@ def _propose(eth: Web3, s: System, amount: int, proposer: str) -> int:
 
 
 def test_constructor_and_views(eth: Web3, system: System) -> None:
-    """The governor reports its parameters, staking, timelock and block-number clock."""
+    """The governor reports its parameters, staking, timelock and timestamp clock."""
     gov = system.gov
     assert gov.functions.name().call() == "BlendrChain Governance"
     assert gov.functions.staking().call() == system.staking.address
@@ -89,8 +89,9 @@ def test_constructor_and_views(eth: Web3, system: System) -> None:
     assert gov.functions.votingPeriod().call() == VOTING_PERIOD
     assert gov.functions.proposalThreshold().call() == THRESHOLD
     assert gov.functions.quorumNumerator().call() == QUORUM_PCT
-    assert gov.functions.clock().call() == eth.eth.block_number
-    past = eth.eth.block_number - 1
+    assert gov.functions.clock().call() == now(eth)
+    assert gov.functions.CLOCK_MODE().call() == "mode=timestamp"
+    past = now(eth) - 1
     assert gov.functions.quorum(past).call() == 670_000 * E18 * QUORUM_PCT // 100
 
 
@@ -107,13 +108,13 @@ def test_voting_power_is_delegated_plus_staked(eth: Web3, system: System) -> Non
     """getVotes = delegated token votes + stake (active and unbonding) at the timepoint."""
     alice, bob, carol = eth.eth.accounts[1:4]
     gov, staking = system.gov, system.staking
-    t = eth.eth.block_number - 1
+    t = now(eth) - 1
     assert gov.functions.getVotes(alice, t).call() == 100_000 * E18 + 20_000 * E18
     assert gov.functions.getVotes(bob, t).call() == 50_000 * E18  # staked only, never delegated
     assert gov.functions.getVotes(carol, t).call() == 0
     send(staking.functions.requestUnstake(QUEEN, 10_000 * E18), bob)
-    mine(eth)
-    assert gov.functions.getVotes(bob, eth.eth.block_number - 1).call() == 50_000 * E18
+    increase_time(eth, 1)
+    assert gov.functions.getVotes(bob, now(eth) - 1).call() == 50_000 * E18
 
 
 def test_proposal_threshold_counts_stake(eth: Web3, system: System) -> None:
@@ -131,14 +132,14 @@ def test_propose_vote_queue_execute_parameter_change(eth: Web3, system: System) 
     gov, staking = system.gov, system.staking
     pid = _propose(eth, system, 123 * E18, alice)
     assert gov.functions.state(pid).call() == PENDING
-    mine(eth, VOTING_DELAY + 1)
+    increase_time(eth, VOTING_DELAY + 1)
     assert gov.functions.state(pid).call() == ACTIVE
     assert gov.functions.castVote(pid, FOR).call({"from": alice}) == 120_000 * E18
     send(gov.functions.castVote(pid, FOR), alice)
     send(gov.functions.castVote(pid, AGAINST), bob)
     assert gov.functions.proposalVotes(pid).call() == [50_000 * E18, 120_000 * E18, 0]
     assert gov.functions.hasVoted(pid, bob).call()
-    mine(eth, VOTING_PERIOD)
+    increase_time(eth, VOTING_PERIOD)
     assert gov.functions.state(pid).call() == SUCCEEDED
     targets, values, calldatas, desc = _proposal(system, 123 * E18)
     desc_hash = Web3.keccak(text=desc)
@@ -158,7 +159,7 @@ def test_proposal_without_quorum_is_defeated(eth: Web3, system: System) -> None:
     """Votes below quorum (4% of supply) defeat a proposal."""
     alice = eth.eth.accounts[1]
     pid = _propose(eth, system, 7 * E18, alice)
-    mine(eth, VOTING_DELAY + VOTING_PERIOD + 1)
+    increase_time(eth, VOTING_DELAY + VOTING_PERIOD + 1)
     assert system.gov.functions.state(pid).call() == DEFEATED
 
 
@@ -171,7 +172,7 @@ def test_flash_loan_votes_weigh_nothing(eth: Web3, system: System) -> None:
     borrower = deploy(eth, "eth", "EconFlashBorrower", lender.address, gov.address)
     send(token.functions.transfer(lender.address, 500_000 * E18), pool)
     pid = _propose(eth, system, 9 * E18, alice)
-    mine(eth, VOTING_DELAY + 1)
+    increase_time(eth, VOTING_DELAY + 1)
     before = gov.functions.proposalVotes(pid).call()
     send(borrower.functions.attack(500_000 * E18, pid), eth.eth.accounts[6])
     assert borrower.functions.votesDuringLoan().call() == 500_000 * E18  # live votes existed inside the loan...
@@ -189,7 +190,7 @@ def test_flash_lender_requires_repayment(eth: Web3, system: System) -> None:
     borrower = deploy(eth, "eth", "EconFlashBorrower", lender.address, system.gov.address)
     send(system.token.functions.transfer(lender.address, 10 * E18), eth.eth.accounts[5])
     pid = _propose(eth, system, 9 * E18, eth.eth.accounts[1])
-    mine(eth, VOTING_DELAY + 1)
+    increase_time(eth, VOTING_DELAY + 1)
     send(borrower.functions.setRepays(False), eth.eth.accounts[6])
     with reverts("EconFlashLenderNotRepaid"):
         send(borrower.functions.attack(10 * E18, pid), eth.eth.accounts[6])

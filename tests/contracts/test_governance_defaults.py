@@ -2,9 +2,10 @@
 
 Deployed with ``deploy_system`` + ``hand_over`` and the parameters the CLI builds (only the required ones
 given) onto the session's anvil chains: 100 M GPUTOKEN minted to TokenDistributor and handed out by the
-genesis, quorum 4 %, proposal threshold 0.01 %, timelock 2 days. Only the voting delay and period (block
-counts) are shorter, because anvil cannot mine their 57,600 blocks in a test's time (see PARAMS). Bridge
-messages are relayed by hand with real attester signatures, as the queens' relay does.
+genesis, quorum 4 %, proposal threshold 0.01 %, voting delay 1 day, voting period 7 days, timelock 2 days:
+every default, nothing shrunk. The governor's clock is timestamps (ERC-6372 mode=timestamp), so the tests
+move the chain's clock (``evm_increaseTime``) through each full wait. Bridge messages are relayed by hand
+with real attester signatures, as the queens' relay does.
 """
 
 from __future__ import annotations
@@ -33,22 +34,17 @@ from blendr.chain.deploy import DeployParams, Grant, check_governable, deploy_sy
 from blendr.chain.manifest import Manifest
 from blendr.errors import ContractRevertError
 from blendr.units import tokens
-from tests.contracts.chainkit import DEV_KEYS, at, deploy, increase_time, mine, send
+from tests.contracts.chainkit import DEV_KEYS, at, deploy, increase_time, now, send
 
 ACCT = [Account.from_key(k) for k in DEV_KEYS]
 DEPLOYER, KING, QUEENS = ACCT[0], ACCT[1], ACCT[2:5]
 TEAM, INVESTOR, ADVISOR = ACCT[5], ACCT[6], ACCT[7]
 HOLDER, LATE = ACCT[8], ACCT[9]  # a community grantee, and one who receives tokens after a snapshot
-# what `blendr chain deploy` builds: the required parameters, every other one its default ...
+# what `blendr chain deploy` builds: the required parameters, every other one its default
 DEFAULTS = DeployParams(treasury=DEPLOYER.address, scheduler=KING.address,
                         attesters=sorted((q.address for q in QUEENS), key=str.lower), threshold=2,
                         guardian=DEPLOYER.address, team=[Grant(TEAM.address)], investors=[Grant(INVESTOR.address)],
                         advisors=[Grant(ADVISOR.address)])
-# ... but for the voting delay and period, which are block counts: anvil 1.7 mines the 57,600 blocks of the
-# defaults (7,200 + 50,400) in far too long (measured: 1,000 blocks in 2-3 s from genesis, the next 7,200
-# in 100-235 s, slower as the chain grows, with or without --prune-history). Supply, genesis, quorum,
-# proposal threshold, timelock delay: all production.
-PARAMS = replace(DEFAULTS, voting_delay_blocks=10, voting_period_blocks=100)
 SUPPLY = DEFAULTS.distributor_supply
 FOR, AGAINST = 1, 0
 COMMUNITY = 3  # TokenDistributor's Category.Community
@@ -85,7 +81,7 @@ def deployed(eth_session: Web3, etc_session: Web3) -> Iterator[Manifest]:
     snaps = [w3.provider.make_request("evm_snapshot", [])["result"] for w3 in (eth_session, etc_session)]  # type: ignore[arg-type]
     n = Net(eth_session, etc_session, None)  # type: ignore[arg-type]
     eth, etc = n.client("eth", DEPLOYER), n.client("etc", DEPLOYER)
-    m = deploy_system(eth, etc, PARAMS, network="fresh", echo=lambda s: None)
+    m = deploy_system(eth, etc, DEFAULTS, network="fresh", echo=lambda s: None)
     hand_over(eth, etc, m, echo=lambda s: None)
     yield m
     for w3, snap in zip((eth_session, etc_session), snaps, strict=True):
@@ -104,10 +100,17 @@ def _run(n: Net, proposer: Any, targets: list[str], calldatas: list[bytes], desc
     gov = n.gov(proposer)
     pid = gov.propose(targets, [0] * len(targets), calldatas, description)
     assert gov.state(pid) == 0  # Pending
-    mine(n.eth, PARAMS.voting_delay_blocks + 1)
+    snapshot = gov._call(gov.fn.proposalSnapshot(pid))
+    assert snapshot == now(n.eth) + DEFAULTS.voting_delay_s
+    increase_time(n.eth, DEFAULTS.voting_delay_s - 1)
+    assert gov.state(pid) == 0  # still Pending a second before the snapshot
+    increase_time(n.eth, 2)
     assert gov.state(pid) == 1  # Active
     during_vote(pid)
-    mine(n.eth, PARAMS.voting_period_blocks)
+    assert gov._call(gov.fn.proposalDeadline(pid)) == snapshot + DEFAULTS.voting_period_s
+    increase_time(n.eth, snapshot + DEFAULTS.voting_period_s - now(n.eth))
+    assert gov.state(pid) == 1  # open up to and including the deadline
+    increase_time(n.eth, 1)
     assert gov.state(pid) == 4, "the proposal did not succeed"  # Succeeded
     gov.queue(targets, [0] * len(targets), calldatas, description)
     with pytest.raises(ContractRevertError):  # not before the timelock's delay
@@ -124,9 +127,10 @@ def _data(fn: Any) -> bytes:
 
 def test_the_deployment_uses_the_production_defaults(net: Net) -> None:
     gov = net.gov(TEAM)
-    assert (DEFAULTS.voting_delay_blocks, DEFAULTS.voting_period_blocks) == (7_200, 50_400)  # not mined here
-    assert gov._call(gov.fn.votingDelay()) == PARAMS.voting_delay_blocks
-    assert gov._call(gov.fn.votingPeriod()) == PARAMS.voting_period_blocks
+    assert gov._call(gov.fn.votingDelay()) == DEFAULTS.voting_delay_s == 24 * 3600
+    assert gov._call(gov.fn.votingPeriod()) == DEFAULTS.voting_period_s == 7 * 24 * 3600
+    assert gov._call(gov.fn.clock()) == now(net.eth)
+    assert gov._call(gov.fn.CLOCK_MODE()) == "mode=timestamp"
     assert gov._call(gov.fn.proposalThreshold()) == DEFAULTS.proposal_threshold == tokens(10_000)
     assert gov._call(gov.fn.quorumNumerator()) == DEFAULTS.quorum_percent == 4
     tl = net.client("eth", TEAM).contract("BlendrTimelock", net.m.eth.address("BlendrTimelock"))
@@ -139,8 +143,8 @@ def test_genesis_puts_votes_with_the_vesting_beneficiaries_and_the_rest_under_go
     in the Timelock, Community 45 % in the distributor; neither votes."""
     token = net.token()
     genesis = net.m.accounts["genesis"]
-    block = net.eth.eth.block_number
-    mine(net.eth, 1)
+    block = now(net.eth)  # a timepoint: the governor's clock is timestamps
+    increase_time(net.eth, 1)
     for cat, who, share in (("team", TEAM, 15), ("investors", INVESTOR, 15), ("advisors", ADVISOR, 5)):
         [g] = genesis[cat]
         assert g["beneficiary"] == who.address and g["amount"] == SUPPLY * share // 100
@@ -169,14 +173,15 @@ def test_a_beneficiary_redelegates_its_vesting_votes_and_only_the_owner_can(net:
     with pytest.raises(Exception, match=r"OwnableUnauthorizedAccount|0x118cdaa7"):
         send(wallet.functions.delegate(LATE.address), LATE.address)
     send(wallet.functions.delegate(HOLDER.address), ADVISOR.address)
-    mine(net.eth, 1)
-    block = net.eth.eth.block_number - 1
+    block = now(net.eth)
+    increase_time(net.eth, 1)
     assert net.gov(HOLDER).votes(HOLDER.address, block) == g["amount"]
     assert net.gov(HOLDER).votes(ADVISOR.address, block) == 0
     send(wallet.functions.transferOwnership(LATE.address), ADVISOR.address)  # a sold position takes its votes
-    mine(net.eth, 1)
-    assert net.gov(LATE).votes(LATE.address, net.eth.eth.block_number - 1) == g["amount"]
-    assert net.gov(LATE).votes(HOLDER.address, net.eth.eth.block_number - 1) == 0
+    sold = now(net.eth)
+    increase_time(net.eth, 1)
+    assert net.gov(LATE).votes(LATE.address, sold) == g["amount"]
+    assert net.gov(LATE).votes(HOLDER.address, sold) == 0
 
 
 def test_governance_changes_an_eth_parameter_and_an_etc_parameter_over_the_bridge(net: Net) -> None:
@@ -204,7 +209,7 @@ def test_governance_changes_an_eth_parameter_and_an_etc_parameter_over_the_bridg
     assert token.balance_of(HOLDER.address) == tokens(5_000_000)
     n.token(HOLDER).delegate(HOLDER.address)
     n.token(LATE).delegate(LATE.address)  # delegated, but holding nothing yet
-    mine(n.eth, 1)
+    increase_time(n.eth, 1)
 
     # proposal 2: an ETC parameter, sent by the Timelock through the bridge to the governance executor
     wv_addr = n.m.etc.address("WorkVerification")
@@ -255,10 +260,10 @@ def test_too_few_votes_cannot_propose_and_a_late_majority_cannot_vote(net: Net) 
     assert exc.value.error == "GovernorInsufficientProposerVotes"
     gov = n.gov(ADVISOR)
     pid = gov.propose(target, [0], data, "Fees to zero")
-    mine(n.eth, PARAMS.voting_delay_blocks + 1)
+    increase_time(n.eth, DEFAULTS.voting_delay_s + 1)
     gov.cast_vote(pid, FOR)  # the advisors' 5 %: above quorum...
     n.gov(TEAM).cast_vote(pid, AGAINST)  # ...but the team's 15 % says no
-    mine(n.eth, PARAMS.voting_period_blocks)
+    increase_time(n.eth, DEFAULTS.voting_period_s)
     assert gov.state(pid) == 3  # Defeated
     assert rental._call(rental.fn.feeBps()) == 250
 

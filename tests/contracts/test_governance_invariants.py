@@ -1,6 +1,10 @@
 """Governance vote weight comes from the snapshot: a stateful model of GPUTOKEN balances, delegations and
-StakingManager stake predicts ``getVotes`` at every past block and the weight of every vote, however the
-tokens and stake move after the snapshot (even borrowed, voted and returned inside one block)."""
+StakingManager stake predicts ``getVotes`` at every past time and the weight of every vote, however the
+tokens and stake move after the snapshot (even borrowed, voted and returned inside one block).
+
+The governor's clock is block timestamps (ERC-6372 mode=timestamp); anvil may give consecutive blocks the
+same timestamp, so the machine runs with a block timestamp interval of one second (each block one second
+after the previous one): the model is keyed by the timestamps of the blocks that changed it."""
 
 from __future__ import annotations
 
@@ -22,12 +26,12 @@ from web3 import Web3
 from web3.contract import Contract
 from web3.logs import DISCARD
 
-from tests.contracts.chainkit import deploy, increase_time, mine, reverts, send
+from tests.contracts.chainkit import deploy, mine, now, reverts, send
 
 E18 = 10**18
 GWEI = 10**9
 ZERO = "0x" + "00" * 20
-VOTING_DELAY, VOTING_PERIOD, TIMELOCK_DELAY, UNBONDING = 2, 20, 60, 86400
+VOTING_DELAY, VOTING_PERIOD, TIMELOCK_DELAY, UNBONDING = 2, 20, 60, 86400  # seconds
 TIERS = 3
 GAS = 500_000  # explicit, so txs queued for one block are not gas-estimated against the unmined state
 MINTER_ROLE = Web3.keccak(text="MINTER_ROLE")
@@ -161,19 +165,26 @@ class GovernanceMachine(RuleBasedStateMachine):
                 cur.stake[who] = staked
                 self.active[(who, tier)] = staked
         self.cur = cur
-        self.start = e.w3.eth.block_number
-        self.blocks: list[int] = [self.start]
+        e.w3.provider.make_request("anvil_setBlockTimestampInterval", [1])  # type: ignore[arg-type]
+        mine(e.w3)
+        self.start = now(e.w3)
+        self.blocks: list[int] = [self.start]  # timestamps of the blocks that changed the model
         self.states: list[State] = [cur.copy()]
         self.props: list[Proposal] = []
         self._propose()  # one open from the start, so that votes happen in most examples
 
     def teardown(self) -> None:
+        self.env.w3.provider.make_request("anvil_removeBlockTimestampInterval", [])  # type: ignore[arg-type]
         self.env.w3.provider.make_request("evm_revert", [self._snap])  # type: ignore[arg-type]
+
+    def _time(self, receipt: Any) -> int:
+        """The timestamp of ``receipt``'s block (the governor's timepoint for what it changed)."""
+        return int(self.env.w3.eth.get_block(receipt["blockNumber"])["timestamp"])
 
     # ------------------------------------------------------------ model
 
     def _at(self, block: int) -> State:
-        """The modelled state at the end of ``block`` (a block since the machine started)."""
+        """The modelled state at the end of the block stamped ``block`` (a timestamp since the machine started)."""
         assert block >= self.start
         return self.states[bisect.bisect_right(self.blocks, block) - 1]
 
@@ -240,7 +251,7 @@ class GovernanceMachine(RuleBasedStateMachine):
     def _activate(self, prop: Proposal) -> bool:
         """Mines until both the latest block (where calls and gas estimates run) and the next one may vote on
         ``prop``; False when its voting period is over."""
-        latest = int(self.env.w3.eth.block_number)
+        latest = now(self.env.w3)  # each block mined one second after the previous one
         if latest >= prop.deadline:
             if latest == prop.deadline:  # a call would still see it open, the mined tx would not
                 mine(self.env.w3)
@@ -269,11 +280,12 @@ class GovernanceMachine(RuleBasedStateMachine):
         assert all(r["status"] == 1 for r in receipts)
         block = receipts[0]["blockNumber"]
         assert all(r["blockNumber"] == block for r in receipts)
+        stamp = self._time(receipts[0])
         assert [r["transactionIndex"] for r in receipts] == list(range(len(receipts)))
         for r, (_, _, vote) in zip(receipts, txs, strict=True):
             if vote is not None:
                 self._check_vote(r, vote)
-        self._commit(block)
+        self._commit(stamp)
 
     # ------------------------------------------------------------ rules
 
@@ -281,7 +293,7 @@ class GovernanceMachine(RuleBasedStateMachine):
     def act(self, action: tuple[Any, ...]) -> None:
         prepared = self._prepare(action)
         if prepared is not None:
-            self._commit(send(*prepared)["blockNumber"])
+            self._commit(self._time(send(*prepared)))
 
     @rule(n=st.integers(1, 12))
     def mine_blocks(self, n: int) -> None:
@@ -293,12 +305,14 @@ class GovernanceMachine(RuleBasedStateMachine):
         amount = self.unbonding.pop((voter, tier), 0)
         if amount == 0:
             return
-        increase_time(e.w3, UNBONDING + 1)
+        # evm_increaseTime does not apply under a timestamp interval: set the next block's time instead
+        e.w3.provider.make_request("evm_setNextBlockTimestamp", [now(e.w3) + UNBONDING + 1])  # type: ignore[arg-type]
+        mine(e.w3)
         receipt = send(e.staking.functions.withdraw(tier), voter)
         self.cur.bal[voter] += amount
         self.cur.bal[e.staking.address] -= amount
         self.cur.stake[voter] -= amount
-        self._commit(receipt["blockNumber"])
+        self._commit(self._time(receipt))
 
     @precondition(lambda self: len(self.props) < 3)
     @rule()
@@ -311,8 +325,8 @@ class GovernanceMachine(RuleBasedStateMachine):
         args = ([e.staking.address], [0], [data], f"invariant proposal {len(self.props)}")
         proposer = e.voters[len(self.props) % 4]
         pid = int(e.gov.functions.propose(*args).call({"from": proposer}))
-        block = send(e.gov.functions.propose(*args), proposer)["blockNumber"]
-        prop = Proposal(pid, block + VOTING_DELAY, block + VOTING_DELAY + VOTING_PERIOD)
+        t = self._time(send(e.gov.functions.propose(*args), proposer))
+        prop = Proposal(pid, t + VOTING_DELAY, t + VOTING_DELAY + VOTING_PERIOD)
         assert e.gov.functions.proposalSnapshot(pid).call() == prop.snapshot
         assert e.gov.functions.proposalDeadline(pid).call() == prop.deadline
         self.props.append(prop)
@@ -408,13 +422,13 @@ class GovernanceMachine(RuleBasedStateMachine):
         assert e.borrower.functions.lastWeight().call() == vote[3]
         # the borrowed tokens were live votes inside the loan, yet weighed nothing
         assert e.borrower.functions.votesDuringLoan().call() == self.cur.token_votes(who) + amount
-        self._commit(receipt["blockNumber"])
+        self._commit(self._time(receipt))
 
     @rule(back=st.integers(1, 60))
     def check_past_block(self, back: int) -> None:
-        """At a random past block: getPastVotes + getPastStake == getVotes == the model; balances now."""
+        """At a random past time: getPastVotes + getPastStake == getVotes == the model; balances now."""
         e = self.env
-        latest = int(e.w3.eth.block_number)
+        latest = now(e.w3)
         block = max(self.start, latest - back)
         state = self._at(block)
         for acct in self.holders:
@@ -429,7 +443,7 @@ class GovernanceMachine(RuleBasedStateMachine):
     @invariant()
     def votes_at_previous_block_match_model(self) -> None:
         e = self.env
-        block = int(e.w3.eth.block_number) - 1
+        block = now(e.w3) - 1
         state = self._at(block)
         for acct in [*e.voters, e.borrower.address]:
             assert e.gov.functions.getVotes(acct, block).call() == state.votes(acct), f"{acct} at {block}"
@@ -441,7 +455,7 @@ class GovernanceMachine(RuleBasedStateMachine):
 
 
 def test_vote_weight_comes_from_the_snapshot(env: Env) -> None:
-    """getVotes(account, block) == delegated tokens + stake at that block, and every vote (plain, next to
+    """getVotes(account, t) == delegated tokens + stake at time t, and every vote (plain, next to
     same-block moves, borrowed-and-returned, flash-loaned) weighs what the proposal's snapshot held."""
     GovernanceMachine.env = env
     run_state_machine_as_test(

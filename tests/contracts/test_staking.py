@@ -13,7 +13,7 @@ from web3 import Web3
 from web3.contract import Contract
 from web3.logs import DISCARD
 
-from tests.contracts.chainkit import deploy, increase_time, mine, reverts, send
+from tests.contracts.chainkit import deploy, increase_time, mine, now, reverts, send
 
 E18 = 10**18
 PROVIDER, QUEEN, KING = 0, 1, 2
@@ -62,8 +62,8 @@ def test_constructor_sets_parameters(eth: Web3, contracts: tuple[Contract, Contr
     assert staking.functions.unbondingDelay().call() == DELAY
     assert staking.functions.slashBurnBps().call() == 5000
     assert staking.functions.rewardRate().call() == 0
-    assert staking.functions.clock().call() == eth.eth.block_number
-    assert staking.functions.CLOCK_MODE().call() == "mode=blocknumber&from=default"
+    assert staking.functions.clock().call() == now(eth)
+    assert staking.functions.CLOCK_MODE().call() == "mode=timestamp"
     assert staking.functions.hasRole(b"\x00" * 32, admin).call()
     assert staking.functions.hasRole(GOVERNOR_ROLE, admin).call()
 
@@ -332,16 +332,23 @@ def test_reward_errors(eth: Web3, contracts: tuple[Contract, Contract]) -> None:
 
 
 def test_past_stake_checkpoints(eth: Web3, contracts: tuple[Contract, Contract]) -> None:
-    """getPastStake/getPastTotalStake read active + unbonding stake as of a past block."""
+    """getPastStake/getPastTotalStake read active + unbonding stake as of a past time (timestamp clock)."""
     _, staking = contracts
     alice, bob, slasher = eth.eth.accounts[1], eth.eth.accounts[2], eth.eth.accounts[8]
-    b0 = eth.eth.block_number
-    b1 = send(staking.functions.stake(PROVIDER, 100 * E18), alice)["blockNumber"]
-    b2 = send(staking.functions.stake(KING, 50 * E18), alice)["blockNumber"]
-    b3 = send(staking.functions.requestUnstake(KING, 50 * E18), alice)["blockNumber"]
-    b4 = send(staking.functions.stake(QUEEN, 7 * E18), bob)["blockNumber"]
-    b5 = send(staking.functions.slash(alice, PROVIDER, 30 * E18, REASON), slasher)["blockNumber"]
-    mine(eth)
+
+    def at(receipt: Any) -> int:
+        t = int(eth.eth.get_block(receipt["blockNumber"])["timestamp"])
+        increase_time(eth, 1)  # the next checkpoint a second later (anvil may repeat a timestamp)
+        return t
+
+    increase_time(eth, 1)
+    b0 = now(eth)
+    increase_time(eth, 1)
+    b1 = at(send(staking.functions.stake(PROVIDER, 100 * E18), alice))
+    b2 = at(send(staking.functions.stake(KING, 50 * E18), alice))
+    b3 = at(send(staking.functions.requestUnstake(KING, 50 * E18), alice))
+    b4 = at(send(staking.functions.stake(QUEEN, 7 * E18), bob))
+    b5 = at(send(staking.functions.slash(alice, PROVIDER, 30 * E18, REASON), slasher))
     past = staking.functions.getPastStake
     assert [past(alice, b).call() for b in (b0, b1, b2, b3, b4, b5)] == [0, 100 * E18, 150 * E18, 150 * E18, 150 * E18, 120 * E18]
     assert staking.functions.getPastTotalStake(b4).call() == 157 * E18
@@ -349,9 +356,9 @@ def test_past_stake_checkpoints(eth: Web3, contracts: tuple[Contract, Contract])
 
 
 def test_past_stake_future_lookup(eth: Web3, contracts: tuple[Contract, Contract]) -> None:
-    """The current block (not final yet) and later blocks cannot be looked up."""
+    """The current time (not final yet) and later times cannot be looked up."""
     _, staking = contracts
-    current = eth.eth.block_number + 1  # the block a call executes in
+    current = now(eth)  # the clock a call executes at (anvil's pending block keeps the latest timestamp or later)
     with reverts("StakingManagerFutureLookup"):
         staking.functions.getPastStake(eth.eth.accounts[1], current).call()
     with reverts("StakingManagerFutureLookup"):

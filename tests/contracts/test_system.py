@@ -36,7 +36,7 @@ from blendr.chain.deploy import DeployParams, Grant, deploy_system, hand_over
 from blendr.chain.manifest import Manifest
 from blendr.errors import ContractRevertError
 from blendr.units import tokens
-from tests.contracts.chainkit import DEV_KEYS, increase_time, mine
+from tests.contracts.chainkit import DEV_KEYS, increase_time
 
 ACCT = [Account.from_key(k) for k in DEV_KEYS]
 DEPLOYER, KING, QUEENS, PROVIDER, VOTER, RENTER = ACCT[0], ACCT[1], ACCT[2:5], ACCT[5], ACCT[6], ACCT[9]
@@ -73,7 +73,7 @@ def deployed(eth_session: Web3, etc_session: Web3) -> Manifest:
         treasury=TREASURY, scheduler=KING.address, attesters=sorted((q.address for q in QUEENS), key=lambda a: int(a, 16)),
         threshold=2, guardian=DEPLOYER.address, team=[Grant(DEPLOYER.address)], investors=[Grant(RENTER.address)],
         advisors=[Grant(PROVIDER.address)], distributor_supply=tokens(1_000), timelock_delay_s=60,
-        voting_delay_blocks=1, voting_period_blocks=5, quorum_percent=4)
+        voting_delay_s=1, voting_period_s=5, quorum_percent=4)
     m = deploy_system(eth, etc, params, network="test", echo=lambda s: None)
     token = GPUToken.from_manifest(eth, m)
     staking = StakingManager.from_manifest(eth, m)
@@ -187,7 +187,7 @@ def test_governance_on_eth_changes_a_parameter_on_etc_over_the_bridge(system: Sy
     s = system
     voter_eth = s.client("eth", VOTER)
     GPUToken(voter_eth, s.m.eth.address("GPUToken")).delegate(VOTER.address)
-    mine(s.eth, 1)
+    increase_time(s.eth, 1)  # the governor's clock is timestamps: votes count from the next second
     wv_addr = s.m.etc.address("WorkVerification")
     wv = WorkVerification(s.client("etc", DEPLOYER), wv_addr)
     assert wv._call(wv.fn.maxFailBps()) == 1_000
@@ -198,9 +198,9 @@ def test_governance_on_eth_changes_a_parameter_on_etc_over_the_bridge(system: Sy
     gov = Governance(voter_eth, s.m.eth.address("Governance"))
     desc = "Raise the failure threshold on ETC to 20%"
     pid = gov.propose([outbox.address], [0], [send], desc)
-    mine(s.eth, 2)
+    increase_time(s.eth, 2)  # past the 1 s voting delay
     gov.cast_vote(pid, 1)
-    mine(s.eth, 6)
+    increase_time(s.eth, 6)  # past the 5 s voting period
     assert gov.state(pid) == 4  # Succeeded
     gov.queue([outbox.address], [0], [send], desc)
     increase_time(s.eth, 61)

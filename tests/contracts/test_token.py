@@ -9,7 +9,7 @@ from eth_account import Account
 from web3 import Web3
 from web3.contract import Contract
 
-from tests.contracts.chainkit import DEV_KEYS, deploy, mine, now, reverts, send
+from tests.contracts.chainkit import DEV_KEYS, deploy, increase_time, now, reverts, send
 
 E18 = 10**18
 CAP = 1_000_000_000 * E18
@@ -53,15 +53,15 @@ def _permit_signature(eth: Web3, token: Contract, key_index: int, spender: str, 
 
 
 def test_metadata_and_roles(eth: Web3, token: Contract) -> None:
-    """Name, symbol, decimals, cap, the block-number clock and the admin's roles are as specified."""
+    """Name, symbol, decimals, cap, the timestamp clock and the admin's roles are as specified."""
     admin = eth.eth.accounts[0]
     assert token.functions.name().call() == "BlendrChain GPU Token"
     assert token.functions.symbol().call() == "GPUTOKEN"
     assert token.functions.decimals().call() == 18
     assert token.functions.cap().call() == CAP
     assert token.functions.totalSupply().call() == 0
-    assert token.functions.CLOCK_MODE().call() == "mode=blocknumber&from=default"
-    assert token.functions.clock().call() == eth.eth.block_number
+    assert token.functions.CLOCK_MODE().call() == "mode=timestamp"
+    assert token.functions.clock().call() == now(eth)
     assert token.functions.hasRole(b"\x00" * 32, admin).call()
     assert token.functions.hasRole(GOVERNOR_ROLE, admin).call()
 
@@ -136,15 +136,17 @@ def test_permit_wrong_signer(eth: Web3, token: Contract) -> None:
 
 
 def test_votes_follow_delegation_with_snapshots(eth: Web3, token: Contract) -> None:
-    """Balances count as votes only once delegated; past votes and supply are read from block checkpoints."""
+    """Balances count as votes only once delegated; past votes and supply are read from timestamp checkpoints."""
     admin, alice, bob = eth.eth.accounts[:3]
     send(token.functions.mint(alice, 100 * E18), admin)
     assert token.functions.getVotes(alice).call() == 0
+    increase_time(eth, 1)
     send(token.functions.delegate(alice), alice)
-    b1 = eth.eth.block_number
+    b1 = now(eth)  # timepoints are block timestamps (ERC-6372 mode=timestamp)
+    increase_time(eth, 1)
     send(token.functions.transfer(bob, 40 * E18), alice)
-    b2 = eth.eth.block_number
-    mine(eth)
+    b2 = now(eth)
+    increase_time(eth, 1)
     assert token.functions.getPastVotes(alice, b1).call() == 100 * E18
     assert token.functions.getPastVotes(alice, b2).call() == 60 * E18
     assert token.functions.getPastVotes(bob, b2).call() == 0
@@ -153,6 +155,6 @@ def test_votes_follow_delegation_with_snapshots(eth: Web3, token: Contract) -> N
 
 
 def test_past_votes_future_lookup(eth: Web3, token: Contract) -> None:
-    """Asking for votes at the current or a future block reverts."""
+    """Asking for votes at the current or a future time reverts."""
     with reverts("ERC5805FutureLookup"):
-        token.functions.getPastVotes(eth.eth.accounts[1], eth.eth.block_number + 1).call()
+        token.functions.getPastVotes(eth.eth.accounts[1], now(eth)).call()

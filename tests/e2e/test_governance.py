@@ -68,9 +68,12 @@ async def test_an_executed_proposal_changes_the_running_king_and_queens(
                  "--set", "verification.challenge_interval=20s", "--description", "Dearer GPUs, more stake, calmer "
                  "challenges")
         pid = p["proposal_id"]
-        rpc(eth.url, "anvil_mine", [hex(2)])
+        # the devnet's vote: opens 1 s after the proposal, lasts 300 s (the governor's clock is timestamps)
+        rpc(eth.url, "evm_increaseTime", [2])
+        rpc(eth.url, "evm_mine", [])
         _gov(home, capsys, "vote", pid, "for")
-        rpc(eth.url, "anvil_mine", [hex(21)])
+        rpc(eth.url, "evm_increaseTime", [301])
+        rpc(eth.url, "evm_mine", [])
         _gov(home, capsys, "queue", pid)
         rpc(eth.url, "evm_increaseTime", [61])
         rpc(eth.url, "evm_mine", [])
@@ -111,6 +114,7 @@ async def test_an_executed_proposal_changes_the_running_king_and_queens(
             assert loop.time() < landed + WITHIN_S, f"the king does not show proposal {pid} executed"
             await asyncio.sleep(1.0)
         assert int(shown.votes_for) == tokens(15_000_000) and shown.calls[2].text.startswith("on ETC over the bridge")
+        assert shown.deadline_unix == shown.snapshot_unix + 300 and shown.snapshot_unix == int(p["snapshot_unix"])
         async with net.renter() as r:
             assert [x.proposal_id for x in await r.proposals(["executed"])] == [pid]
             assert await r.proposals(["active"]) == []

@@ -7,6 +7,7 @@ import asyncio
 import subprocess
 import sys
 from decimal import Decimal
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -88,7 +89,7 @@ def test_the_follow_view_shows_the_state_each_event_left_the_job_in(capsys: pyte
     assert lines[2].startswith("[settled  ] settled ")
 
 
-def test_wallet_shows_vouchers_and_the_fee_burn(capsys: pytest.CaptureFixture[str]) -> None:
+def test_wallet_shows_vouchers_and_the_fee_burn(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     """`blendr wallet` lists the ComputeVoucher GPU-hours held and the burn totals (Wallet fields 10-14)."""
     from blendrctl.renter import _wallet
 
@@ -101,11 +102,15 @@ def test_wallet_shows_vouchers_and_the_fee_burn(capsys: pytest.CaptureFixture[st
         async def wallet(self) -> Any:
             return w
 
-    assert asyncio.run(_wallet(King(), SimpleNamespace(json=False))) == 0
+    from blendr.config import load_config
+
+    cfg = load_config(tmp_path, env={})  # no deployment here: the rewards line says they are unavailable
+    assert asyncio.run(_wallet(King(), SimpleNamespace(json=False), cfg)) == 0
     out = capsys.readouterr().out
+    assert "rewards    unavailable" in out
     assert "vouchers   4 GPU-hours of h100-sxm (class 3, backed by 10 GPUTOKEN)" in out
     assert "fee burn   20 % of every protocol fee; 1.2 GPUTOKEN burned so far" in out
-    assert asyncio.run(_wallet(King(), SimpleNamespace(json=True))) == 0
+    assert asyncio.run(_wallet(King(), SimpleNamespace(json=True), cfg)) == 0
     import json
 
     d = json.loads(capsys.readouterr().out)

@@ -489,7 +489,7 @@ class ProposalCall(_message.Message):
     def __init__(self, target: _Optional[str] = ..., value: _Optional[str] = ..., calldata: _Optional[bytes] = ..., text: _Optional[str] = ...) -> None: ...
 
 class Proposal(_message.Message):
-    __slots__ = ("proposal_id", "proposer", "description", "state", "votes_for", "votes_against", "votes_abstain", "quorum", "snapshot_block", "deadline_block", "eta_unix", "calls", "created_block")
+    __slots__ = ("proposal_id", "proposer", "description", "state", "votes_for", "votes_against", "votes_abstain", "quorum", "snapshot_block", "deadline_block", "eta_unix", "calls", "created_block", "snapshot_unix", "deadline_unix")
     PROPOSAL_ID_FIELD_NUMBER: _ClassVar[int]
     PROPOSER_FIELD_NUMBER: _ClassVar[int]
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
@@ -503,6 +503,8 @@ class Proposal(_message.Message):
     ETA_UNIX_FIELD_NUMBER: _ClassVar[int]
     CALLS_FIELD_NUMBER: _ClassVar[int]
     CREATED_BLOCK_FIELD_NUMBER: _ClassVar[int]
+    SNAPSHOT_UNIX_FIELD_NUMBER: _ClassVar[int]
+    DEADLINE_UNIX_FIELD_NUMBER: _ClassVar[int]
     proposal_id: str
     proposer: str
     description: str
@@ -516,7 +518,9 @@ class Proposal(_message.Message):
     eta_unix: int
     calls: _containers.RepeatedCompositeFieldContainer[ProposalCall]
     created_block: int
-    def __init__(self, proposal_id: _Optional[str] = ..., proposer: _Optional[str] = ..., description: _Optional[str] = ..., state: _Optional[_Union[ProposalState, str]] = ..., votes_for: _Optional[str] = ..., votes_against: _Optional[str] = ..., votes_abstain: _Optional[str] = ..., quorum: _Optional[str] = ..., snapshot_block: _Optional[int] = ..., deadline_block: _Optional[int] = ..., eta_unix: _Optional[int] = ..., calls: _Optional[_Iterable[_Union[ProposalCall, _Mapping]]] = ..., created_block: _Optional[int] = ...) -> None: ...
+    snapshot_unix: int
+    deadline_unix: int
+    def __init__(self, proposal_id: _Optional[str] = ..., proposer: _Optional[str] = ..., description: _Optional[str] = ..., state: _Optional[_Union[ProposalState, str]] = ..., votes_for: _Optional[str] = ..., votes_against: _Optional[str] = ..., votes_abstain: _Optional[str] = ..., quorum: _Optional[str] = ..., snapshot_block: _Optional[int] = ..., deadline_block: _Optional[int] = ..., eta_unix: _Optional[int] = ..., calls: _Optional[_Iterable[_Union[ProposalCall, _Mapping]]] = ..., created_block: _Optional[int] = ..., snapshot_unix: _Optional[int] = ..., deadline_unix: _Optional[int] = ...) -> None: ...
 
 class ListProposalsRequest(_message.Message):
     __slots__ = ("states", "limit")

@@ -82,6 +82,20 @@ def test_bounds_are_the_contracts() -> None:
         gp.param("rental.nonsense")
 
 
+def test_voting_lengths_are_seconds_with_sensible_bounds() -> None:
+    """The governor's clock is timestamps: delay 0 s .. 30 d, period 5 min .. 90 d, written as durations."""
+    delay, period = gp.param("governance.voting_delay"), gp.param("governance.voting_period")
+    assert delay.unit is period.unit is gp.Unit.SECONDS
+    assert gp.parse_value(period.unit, "7d", period.name) == 7 * 86_400
+    delay.check(0)
+    delay.check(30 * 86_400)
+    period.check(300)
+    period.check(90 * 86_400)
+    for p, bad in ((delay, 30 * 86_400 + 1), (period, 299), (period, 90 * 86_400 + 1)):
+        with pytest.raises(InvalidArgumentError, match="out of bounds"):
+            p.check(bad)
+
+
 def test_a_shared_setter_keeps_relations_the_contract_checks() -> None:
     p = gp.param("rental.min_duration")
     assert gp.setter_args(p, {"rental.min_duration": 120, "rental.max_duration": 3600}) == [120, 3600]

@@ -66,5 +66,7 @@ def test_proto_carries_state_tallies_and_calls() -> None:
     assert (pb.proposal_id, pb.state, pb.votes_for, pb.votes_against, pb.votes_abstain, pb.quorum) == (
         "2", rpb.PROPOSAL_STATE_ACTIVE, "30", "2", "1", "10")
     assert pb.calls[0].text == "set rental.fee_bps to 300 bps (3%)" and pb.calls[0].calldata == b"\x01\x02"
+    # the governor's clock is timestamps: unix deadlines in the new fields, the old block fields left 0
+    assert (pb.snapshot_unix, pb.deadline_unix, pb.snapshot_block, pb.deadline_block) == (102, 122, 0, 0)
     assert convert.proposal_states_from_proto([rpb.PROPOSAL_STATE_QUEUED, rpb.PROPOSAL_STATE_UNSPECIFIED, 99]) == {
         ProposalState.QUEUED}
