@@ -69,6 +69,11 @@ the same number of concurrent clients from this process, each its own channel, s
 and the king's placement loop, the bare server one call; when the load generator is busier than the bare
 server (see the CPU figures) the bare rate is a lower bound and the ratio an upper bound.
 
+The same gateway load then runs once more against a king whose store is a PostgreSQL database (a fresh one on
+a local PostgreSQL 16 started by ``tests/pg.py`` from the ``pgserver`` wheel, fsync off) instead of its SQLite
+file: ``gateway.stores`` (also ``gateway_store`` at the top level) gives both submit rates and
+``ratio_postgres_to_sqlite``.
+
 Third part, ``deep-queue`` (the king with a long queue, as one renter with 8,100 queued jobs found it): a king
 server process as in the gateway part, but its pool has ONE h100-sxm provider with one GPU (and 999 rtx-4090
 providers of 8 GPUs). A first job takes that GPU and no job ends, so every later job stays queued, although
@@ -557,14 +562,15 @@ class BenchKing:
     close: Any  # () -> None: closes the store
 
 
-async def build_king(cfg: Any, feeds: list[dict[str, list[Any]]]) -> BenchKing:
+async def build_king(cfg: Any, feeds: list[dict[str, list[Any]]], store_url: str = "") -> BenchKing:
     """The king's internals as ``king.app.start_king`` wires them, with the fakes of ``_gateway_fakes``.
 
     The ONE place of the bench that constructs king-internal objects (store, scheduler, pricing, job
     manager, sessions, servicer): adapt it here when the king's core changes. ``cfg`` is the loaded
     ``blendr.config.Config``; ``feeds`` are per-queen ``on_snapshot`` arguments (see
     ``_gateway_fakes.snapshots``), merged per queen. Returns a king ready to serve (chain parameters read,
-    pool known); its placement loop starts with ``run()``.
+    pool known); its placement loop starts with ``run()``. ``store_url``: the king's store (``[store] url``;
+    empty: a SQLite file in the king's home, the default).
 
     No per-renter limit of open jobs is set here: the deep-queue case spreads its jobs over many renters
     (``--dq-jobs-per-renter`` each), so it stays under any sensible default of such a limit.
@@ -574,7 +580,7 @@ async def build_king(cfg: Any, feeds: list[dict[str, list[Any]]]) -> BenchKing:
     from _gateway_fakes import BIG
 
     from blendr.clock import SystemClock
-    from blendr.store import SQLiteStore
+    from blendr.store import SQLiteStore, Store, open_store
     from king.auth import Sessions
     from king.context import JobsConfig
     from king.core import KingCore
@@ -585,7 +591,7 @@ async def build_king(cfg: Any, feeds: list[dict[str, list[Any]]]) -> BenchKing:
     from tests.fakes.rental_chain import FakeRentalChain
 
     kc = cfg.king
-    store = SQLiteStore(cfg.path("king", "state.sqlite3"))
+    store: Store = open_store(store_url) if store_url else SQLiteStore(cfg.path("king", "state.sqlite3"))
     clock = SystemClock()
     chain = FakeRentalChain(now=time.time, default_balance=BIG, verify_signatures=False)
     queens = FakeQueens(up={q for feed in feeds for q in feed})
@@ -637,7 +643,7 @@ async def _start_king(home: Path, params: dict[str, Any]) -> tuple[int, Any, Any
                        vram_bytes=fp.memory_bytes or 80 * GIB, tflops=fp.fp32_tflops, ask=tokens("1.5")),
              snapshots(pool[params["providers"]:], model=GW_OTHER_MODEL, gpus=8,
                        vram_bytes=other.memory_bytes or 24 * GIB, tflops=other.fp32_tflops, ask=tokens("0.4"))]
-    king = await build_king(cfg, feeds)
+    king = await build_king(cfg, feeds, params.get("store_url", ""))
     server = await start_server(cfg, cfg.king.listen, king.servicers, service_names=king.service_names)
     runner = asyncio.create_task(king.run())
 
@@ -896,19 +902,45 @@ async def _bare_load(size: GatewaySize, port: int, server: _ServerProcess, reque
         await asyncio.gather(*(ch.close() for ch in channels), return_exceptions=True)
 
 
-async def _gateway_async(size: GatewaySize, server_cpu: int | None) -> dict[str, Any]:
+async def _gateway_async(size: GatewaySize, server_cpu: int | None, postgres_url: str = "") -> dict[str, Any]:
     king = _ServerProcess("king", {"providers": size.providers, "gpus": size.gpus,
                                    "other_providers": size.other_providers, "cpu": server_cpu})
     try:
         gw = await _gateway_load(size, await king.port(), king)
     finally:
         king.close()
+    pg: dict[str, Any] | None = None
+    if postgres_url:
+        # The same king and load with its store in PostgreSQL (a fresh database) instead of the SQLite file.
+        king = _ServerProcess("king", {"providers": size.providers, "gpus": size.gpus, "store_url": postgres_url,
+                                       "other_providers": size.other_providers, "cpu": server_cpu})
+        try:
+            pg = await _gateway_load(size, await king.port(), king)
+        finally:
+            king.close()
     bare = _ServerProcess("bare", {"response_bytes": gw["response_bytes"], "cpu": server_cpu})
     try:
         base = await _bare_load(size, await bare.port(), bare, gw.pop("request_sample"), gw.pop("metadata"))
     finally:
         bare.close()
-    return {"gateway": gw, "bare": base}
+    return {"gateway": gw, "bare": base, "postgres": pg}
+
+
+def _store_comparison(sqlite: dict[str, Any], pg: dict[str, Any], server_version: str) -> dict[str, Any]:
+    """The gateway's figures with the king's store in SQLite against PostgreSQL, same run, same load."""
+
+    def figures(raw: dict[str, Any]) -> dict[str, Any]:
+        run = raw["run"]
+        return {"jobs": len(run.e2e), "throughput_jobs_per_s": round(len(run.e2e) / raw["wall_s"], 1),
+                "submit_rpc_ms": _ms_stats(run.rpc), "submit_to_scheduled_ms": _ms_stats(run.e2e),
+                "server_cpu_ms_per_job": round(1000 * raw["server"]["cpu_s"] / max(1, len(run.e2e)), 3)}
+
+    a, b = figures(sqlite), figures(pg)
+    return {"sqlite": a, "postgres": b, "postgres_version": server_version,
+            "ratio_postgres_to_sqlite": round(b["throughput_jobs_per_s"] / a["throughput_jobs_per_s"], 3),
+            "meaning": "the gateway's submit rate (SubmitJob + WatchJob until scheduled, jobs/s) with the king's "
+                       "store in a local PostgreSQL (tests/pg.py: pgserver's binaries, fsync off, one connection "
+                       "per king) against its SQLite file, same load, same run"}
 
 
 # -------------------------------------------------------------------------------------------- deep queue
@@ -1134,6 +1166,24 @@ def run_deep_queue_part(size: DeepQueueSize, other_providers: int) -> dict[str, 
     }
 
 
+@contextlib.contextmanager
+def _postgres() -> Any:
+    """A PostgreSQL 16 (tests/pg.py) with a fresh database: yields (its URL, the server's version)."""
+    import psycopg
+
+    from tests.pg import start_postgres
+
+    server = start_postgres()
+    try:
+        url = server.database("bench")
+        with psycopg.connect(url) as conn:
+            row = conn.execute("SHOW server_version").fetchone()
+        yield url, str(row[0] if row else "?")
+    finally:
+        server.stop()
+        shutil.rmtree(server.datadir.parent, ignore_errors=True)
+
+
 def run_gateway_part(size: GatewaySize) -> dict[str, Any]:
     """Runs the gateway and the bare server one after the other and reports them side by side.
 
@@ -1147,11 +1197,13 @@ def run_gateway_part(size: GatewaySize) -> dict[str, Any]:
     try:
         if pinned:
             _pin(cpus[1])
-        raw = asyncio.run(_gateway_async(size, cpus[0] if pinned else None))
+        with _postgres() as (pg_url, pg_version):
+            raw = asyncio.run(_gateway_async(size, cpus[0] if pinned else None, pg_url))
     finally:
         if pinned:
             os.sched_setaffinity(0, set(cpus))
     gw, base = raw["gateway"], raw["bare"]
+    stores = _store_comparison(gw, raw["postgres"], pg_version)
     run, solo = gw["run"], gw["solo"]
     jobs = len(run.e2e)
     e2e, rpc, event, bare_lat = _ms_stats(run.e2e), _ms_stats(run.rpc), _ms_stats(run.event), _ms_stats(base["lat"])
@@ -1165,6 +1217,7 @@ def run_gateway_part(size: GatewaySize) -> dict[str, Any]:
     return {
         "renters": size.renters,
         "jobs": jobs,
+        "stores": stores,
         "submit_to_scheduled_ms": e2e,
         "submit_to_scheduled_event_ms": event,
         "submit_rpc_ms": rpc,
@@ -1417,6 +1470,7 @@ def main(argv: list[str] | None = None) -> int:
         report["scheduler"] = part
     if gateway is not None:
         report["gateway"] = gateway
+        report["gateway_store"] = gateway["stores"]
     if deep is not None:
         report["deep_queue"] = deep
     if deep is not None and gateway is not None:
@@ -1460,6 +1514,14 @@ def main(argv: list[str] | None = None) -> int:
                         for k in reads["before"])
         )
         print(f"fakes: {gateway['fakes']}")
+        stores = gateway["stores"]
+        print(
+            f"king's store: SQLite {stores['sqlite']['throughput_jobs_per_s']:.0f} jobs/s (SubmitJob p50 "
+            f"{stores['sqlite']['submit_rpc_ms']['p50']:.2f} ms), PostgreSQL {stores['postgres_version']} "
+            f"{stores['postgres']['throughput_jobs_per_s']:.0f} jobs/s (SubmitJob p50 "
+            f"{stores['postgres']['submit_rpc_ms']['p50']:.2f} ms): ratio PostgreSQL/SQLite "
+            f"{stores['ratio_postgres_to_sqlite']:.3f}"
+        )
     if deep is not None:
         print()
         print(_deep_table(deep))

@@ -28,8 +28,8 @@ EXPECTED: dict[str, set[str]] = {
              "cpu_per_heartbeat_vs_bare_grpc", "target_met", "params", "servers", "wall_s"},
     "gas": {"transfer_gas", "operations", "batch_gas", "rentals", "wall_s", "quick"},
     "relay": {"quick", "repeats", "batches", "rental_e2e", "assumptions", "wall_s"},
-    "scheduler": {"benchmark", "mode", "scheduler", "gateway", "deep_queue", "placements_per_s", "p99_ms",
-                  "wall_s"},
+    "scheduler": {"benchmark", "mode", "scheduler", "gateway", "gateway_store", "deep_queue", "placements_per_s",
+                  "p99_ms", "wall_s"},
     "outputs": {"benchmark", "mode", "sizes_mib", "goal_ratio", "target_met", "all_byte_identical", "results",
                 "wall_s"},
     "honest": {"benchmark", "mode", "challenges", "false_failures", "verdicts", "failure_reasons", "load_processes",
@@ -82,6 +82,12 @@ def test_scheduler_quick_runs_all_parts(tmp_path: Path) -> None:
     assert gw["throughput_jobs_per_s"] > 0 and gw["baseline"]["throughput_per_s"] > 0
     assert gw["throughput_ratio"] == pytest.approx(gw["throughput_jobs_per_s"] / gw["baseline"]["throughput_per_s"],
                                                    rel=0.01)
+    # the same load ran with the king's store in PostgreSQL: every job placed there too, and the ratio is theirs
+    stores = report["gateway_store"]
+    assert stores["postgres"]["jobs"] == stores["sqlite"]["jobs"] == gw["jobs"]
+    assert stores["postgres_version"].startswith("16")
+    assert stores["ratio_postgres_to_sqlite"] == pytest.approx(
+        stores["postgres"]["throughput_jobs_per_s"] / stores["sqlite"]["throughput_jobs_per_s"], rel=0.01)
     # the deep queue held its jobs: one placed, the rest still queued
     assert dq["server_after"]["queued_in_scheduler"] == dq["params"]["queued"] + dq["params"]["batch"]
     assert dq["server_after"]["rentals_created"] == 1

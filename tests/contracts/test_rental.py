@@ -1145,7 +1145,7 @@ def test_escrow_invariants(env: Env) -> None:
     run_state_machine_as_test(
         RentalMachine,
         settings=settings(
-            max_examples=15, stateful_step_count=15, deadline=None, suppress_health_check=list(HealthCheck)
+            max_examples=10, stateful_step_count=15, deadline=None, suppress_health_check=list(HealthCheck)
         ),
     )
 

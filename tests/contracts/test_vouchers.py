@@ -711,6 +711,6 @@ def test_backing_always_equals_vouchers_outstanding(deployed: VEnv, eth: Web3) -
     VoucherMachine.env = deployed
     run_state_machine_as_test(
         VoucherMachine,
-        settings=settings(max_examples=6, stateful_step_count=20, deadline=None,
+        settings=settings(max_examples=4, stateful_step_count=20, deadline=None,
                           suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture]),
     )

@@ -135,7 +135,7 @@ async def test_a_paused_leader_is_fenced_and_postgres_restarting_loses_nothing(
         before = balances(net, r, p1)
         async with renter(kings, other) as king:  # the renter talks to the follower: its calls are passed on
             await offered(king)
-            j = await king.submit(job(workdir, entrypoint="python job.py 20"))
+            j = await king.submit(job(workdir, entrypoint="python job.py 14"))
             seen: list[Any] = []
 
             async def watch() -> None:
@@ -143,7 +143,7 @@ async def test_a_paused_leader_is_fenced_and_postgres_restarting_loses_nothing(
                     seen.append(ev)
 
             watcher = asyncio.create_task(watch())
-            await wait_for(lambda: any(e.kind == "log" and e.message == "step 2/20" for e in seen), 180, "step 2")
+            await wait_for(lambda: any(e.kind == "log" and e.message == "step 2/14" for e in seen), 180, "step 2")
             leader.signal(signal.SIGSTOP)
             await wait_for(lambda: kings.leader() is other, 30, "king2 leading while king1 is paused")
             leader.signal(signal.SIGCONT)
@@ -158,7 +158,7 @@ async def test_a_paused_leader_is_fenced_and_postgres_restarting_loses_nothing(
             await asyncio.wait_for(watcher, 360)
         final = seen[-1].job
         assert final.state == 5 and len(final.rentals) == 1, final
-        assert "step 20/20" in [e.message for e in seen if e.kind == "log"]
+        assert "step 14/14" in [e.message for e in seen if e.kind == "log"]
         check_events(seen)
         check_settlement(net, final, before, r)
         assert rentals_created(net, [bytes(x.rental_id) for x in final.rentals]) == 1
