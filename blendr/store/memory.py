@@ -120,13 +120,16 @@ class MemoryStore(Store):
     def _apply(self, ops: tuple[Op, ...]) -> None:
         with self._lock:
             self._check_open()
-            # Ops were validated when buffered, so applying them cannot fail half-way.
-            for op in ops:
-                if op.kind == "put":
-                    assert op.value is not None
-                    self._data.setdefault(op.ns, {})[op.key] = op.value
-                else:
-                    self._delete_locked(op.ns, op.key)
+            self._write_locked(ops)
+
+    def _write_locked(self, ops: tuple[Op, ...]) -> None:
+        # Ops were validated when buffered, so applying them cannot fail half-way.
+        for op in ops:
+            if op.kind == "put":
+                assert op.value is not None
+                self._data.setdefault(op.ns, {})[op.key] = op.value
+            else:
+                self._delete_locked(op.ns, op.key)
 
     # ------------------------------------------------------------------ leases (this process's clock)
     def _lease_locked(self, name: str, now: float) -> Lease | None:
@@ -174,12 +177,7 @@ class MemoryStore(Store):
         with self._lock:
             self._check_open()
             self._check_fence_locked(name, holder, epoch)
-            for op in ops:
-                if op.kind == "put":
-                    assert op.value is not None
-                    self._data.setdefault(op.ns, {})[op.key] = op.value
-                else:
-                    self._delete_locked(op.ns, op.key)
+            self._write_locked(ops)
 
     def _put_if_absent_fenced(self, ns: str, key: str, text: str, name: str, holder: str, epoch: int) -> bool:
         with self._lock:

@@ -226,24 +226,21 @@ class SQLiteStore(Store):
                 params.append(upper)
         return where, params
 
+    @staticmethod
+    def _write_ops(conn: sqlite3.Connection, ops: tuple[Op, ...]) -> None:
+        """``ops`` in the open transaction of ``conn``."""
+        for op in ops:
+            if op.kind == "put":
+                conn.execute(
+                    "INSERT INTO kv (ns, key, value) VALUES (?, ?, ?) "
+                    "ON CONFLICT (ns, key) DO UPDATE SET value = excluded.value",
+                    (op.ns, op.key, op.value),
+                )
+            else:
+                conn.execute("DELETE FROM kv WHERE ns = ? AND key = ?", (op.ns, op.key))
+
     def _apply(self, ops: tuple[Op, ...]) -> None:
-        with self._connection("batch") as conn:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                for op in ops:
-                    if op.kind == "put":
-                        conn.execute(
-                            "INSERT INTO kv (ns, key, value) VALUES (?, ?, ?) "
-                            "ON CONFLICT (ns, key) DO UPDATE SET value = excluded.value",
-                            (op.ns, op.key, op.value),
-                        )
-                    else:
-                        conn.execute("DELETE FROM kv WHERE ns = ? AND key = ?", (op.ns, op.key))
-                conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
+        self._apply_fenced(ops, "", "", 0)
 
     # ------------------------------------------------------------------ leases (this host's clock)
     @staticmethod
@@ -294,19 +291,13 @@ class SQLiteStore(Store):
             raise fenced_error(name, epoch, lease)
 
     def _apply_fenced(self, ops: tuple[Op, ...], name: str, holder: str, epoch: int) -> None:
-        with self._connection("fenced batch") as conn:
+        """``ops`` in one transaction; with a lease ``name`` (not ""), only while it is held at ``epoch``."""
+        with self._connection("fenced batch" if name else "batch") as conn:
             conn.execute("BEGIN IMMEDIATE")
             try:
-                self._fenced_txn(conn, name, holder, epoch)
-                for op in ops:
-                    if op.kind == "put":
-                        conn.execute(
-                            "INSERT INTO kv (ns, key, value) VALUES (?, ?, ?) "
-                            "ON CONFLICT (ns, key) DO UPDATE SET value = excluded.value",
-                            (op.ns, op.key, op.value),
-                        )
-                    else:
-                        conn.execute("DELETE FROM kv WHERE ns = ? AND key = ?", (op.ns, op.key))
+                if name:
+                    self._fenced_txn(conn, name, holder, epoch)
+                self._write_ops(conn, ops)
                 conn.execute("COMMIT")
             except BaseException:
                 if conn.in_transaction:

@@ -76,6 +76,20 @@ def rentals_created(net: Net, ids: list[bytes]) -> int:
     return sum(1 for e in created if int(e["args"]["rentalId"]).to_bytes(32, "big") in ids)
 
 
+async def running(king: KingClient, workdir: Path, steps: int) -> tuple[list[Any], asyncio.Task[None]]:
+    """Submits a job of ``steps`` one-second steps and watches it; returns once its second step is logged."""
+    j = await king.submit(job(workdir, entrypoint=f"python job.py {steps}"))
+    seen: list[Any] = []
+
+    async def watch() -> None:
+        async for ev in king.watch(j.job_id):
+            seen.append(ev)
+
+    watcher = asyncio.create_task(watch())
+    await wait_for(lambda: any(e.kind == "log" and e.message == f"step 2/{steps}" for e in seen), 180, "step 2")
+    return seen, watcher
+
+
 def check_events(seen: list[Any]) -> None:
     """The watcher got every event once, in order: seqs 1, 2, 3, … with no gap and no repeat."""
     seqs = [e.seq for e in seen]
@@ -96,15 +110,7 @@ async def test_the_leader_killed_mid_job_another_king_leads_and_the_job_complete
         before = balances(net, r, p1)
         async with renter(kings, leader) as king:  # the renter talks to the leader first
             await offered(king)
-            j = await king.submit(job(workdir, entrypoint="python job.py 12"))
-            seen: list[Any] = []
-
-            async def watch() -> None:
-                async for ev in king.watch(j.job_id):
-                    seen.append(ev)
-
-            watcher = asyncio.create_task(watch())
-            await wait_for(lambda: any(e.kind == "log" and e.message == "step 2/12" for e in seen), 180, "step 2")
+            seen, watcher = await running(king, workdir, 12)
             leader.signal(signal.SIGKILL)
             await wait_for(lambda: kings.leader() is other, 30, "king2 leading after king1's death")
             lease = kings.lease()
@@ -135,15 +141,7 @@ async def test_a_paused_leader_is_fenced_and_postgres_restarting_loses_nothing(
         before = balances(net, r, p1)
         async with renter(kings, other) as king:  # the renter talks to the follower: its calls are passed on
             await offered(king)
-            j = await king.submit(job(workdir, entrypoint="python job.py 14"))
-            seen: list[Any] = []
-
-            async def watch() -> None:
-                async for ev in king.watch(j.job_id):
-                    seen.append(ev)
-
-            watcher = asyncio.create_task(watch())
-            await wait_for(lambda: any(e.kind == "log" and e.message == "step 2/14" for e in seen), 180, "step 2")
+            seen, watcher = await running(king, workdir, 14)
             leader.signal(signal.SIGSTOP)
             await wait_for(lambda: kings.leader() is other, 30, "king2 leading while king1 is paused")
             leader.signal(signal.SIGCONT)
@@ -151,7 +149,8 @@ async def test_a_paused_leader_is_fenced_and_postgres_restarting_loses_nothing(
             assert kings.leader() is other  # it does not take the lease back
             # it serves again, as a follower: a job read at king1 comes from the shared store
             async with renter(kings, leader) as at_old:
-                assert (await at_old.get(j.job_id)).job_id == j.job_id
+                job_id = seen[0].job_id
+                assert (await at_old.get(job_id)).job_id == job_id
             step = len(seen)
             postgres_server.restart()
             await wait_for(lambda: len(seen) > step + 2, 120, "events after PostgreSQL restarted")
