@@ -141,6 +141,10 @@ class PostgresStore(Store):
             yield conn
 
     def _init_schema(self, conn: Any) -> None:
+        row = conn.execute("SHOW server_encoding").fetchone()
+        if row is None or str(row[0]).upper() not in ("UTF8", "UTF-8"):
+            raise StoreError(f"{self._where}: the database's encoding is {row[0] if row else '?'}, not UTF8: keys and "
+                             "values are Unicode text (CREATE DATABASE … ENCODING 'UTF8')")
         with self._txn(conn):
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_ID,))
             for ddl in _DDL:

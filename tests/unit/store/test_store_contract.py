@@ -623,3 +623,15 @@ def test_a_postgres_url_names_no_password_in_errors() -> None:
     with pytest.raises(StoreError) as err:
         PostgresStore("postgresql://blendr:s3cret-pw@127.0.0.1:1/blendr", connect_timeout_s=1)
     assert "s3cret-pw" not in str(err.value) and "127.0.0.1:1/blendr" in str(err.value)
+
+
+def test_a_postgres_database_that_is_not_utf8_is_refused(postgres_server: Any) -> None:
+    import psycopg
+
+    with psycopg.connect(postgres_server.url, autocommit=True) as conn:
+        conn.execute("CREATE DATABASE ascii_store ENCODING 'SQL_ASCII' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0")
+    try:
+        with pytest.raises(StoreError, match="not UTF8"):
+            PostgresStore(postgres_server.database_url("ascii_store"))
+    finally:
+        postgres_server.drop("ascii_store")
