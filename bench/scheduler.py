@@ -22,7 +22,7 @@ jobs alike, so nothing can be remembered per identical spec).
 Figures: ``placements_per_s`` = churn placements / churn wall seconds (releases and snapshot refreshes
 included); ``p50_ms``/``p99_ms`` = latency of the single ``schedule(max_placements=1)`` calls that placed
 a job. Targets: >= 5,000 placements/s and p99 <= 10 ms. The full run repeats each scenario with
-``--repeat`` seeds and reports its median run; ``--quick`` runs each once, at 4,000 providers, 20,000 jobs
+``--repeat`` seeds and reports its median run; ``--quick`` runs each once, at 2,000 providers, 10,000 jobs
 (a smoke run: its figures are not comparable with the full ones). The top-level figures are
 those of ``mixed_specs``; ``scheduler.target_met`` needs both scenarios to meet the targets.
 
@@ -47,7 +47,7 @@ candidates and retries provider after provider (``king.placement.Placer.place`` 
 
 Load: ``--gw-renters`` (100) renters with their own eth_account keys, each a real SDK client
 (``blendr.client.KingClient`` on its own channel) in this process (CPU 1), sign in and prepare their
-``--gw-jobs`` jobs (3 with ``--quick``, 20 otherwise; no job ends, so all must fit the 2,048 GPUs) before
+``--gw-jobs`` jobs (2 with ``--quick``, 20 otherwise; no job ends, so all must fit the 2,048 GPUs) before
 the timer (``prepare``: quote, wallet, payload encryption, key wrapping for the candidates, 4 EIP-712
 intents). First one renter alone submits ``solo_jobs`` (20) jobs one after the
 other (``one_renter``: latency without queueing; it also warms the king up); then all renters at once, each
@@ -1375,9 +1375,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=None, help="JSON output (default: bench/results/scheduler.json, with --quick bench/results/quick/scheduler.json)")
     parser.add_argument("--part", choices=("all", "scheduler", "gateway", "deep-queue"), default="all",
                         help="what to run")
-    parser.add_argument("--providers", type=int, default=None, help="default 10,000 (quick 4,000)")
+    parser.add_argument("--providers", type=int, default=None, help="default 10,000 (quick 2,000)")
     parser.add_argument("--pools", type=int, default=20)
-    parser.add_argument("--jobs", type=int, default=None, help="default 50,000 (quick 20,000)")
+    parser.add_argument("--jobs", type=int, default=None, help="default 50,000 (quick 10,000)")
     parser.add_argument("--renters", type=int, default=200)
     parser.add_argument("--mean-duration", type=int, default=None,
                         help="mean job run time in placements (default 15,000, quick 6,000)")
@@ -1386,7 +1386,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=3, help="runs (seeds) per scenario in the full mode")
     parser.add_argument("--seed", type=int, default=1, help="first seed")
     parser.add_argument("--gw-renters", type=int, default=100, help="concurrent renters (SDK clients)")
-    parser.add_argument("--gw-jobs", type=int, default=None, help="jobs per renter (default 3 quick, 20 full)")
+    parser.add_argument("--gw-jobs", type=int, default=None, help="jobs per renter (default 2 quick, 20 full)")
     parser.add_argument("--gw-providers", type=int, default=king_candidates(),
                         help=f"{GW_MODEL} providers, the ones the jobs match (default: the quote's candidates)")
     parser.add_argument("--gw-gpus", type=int, default=128, help=f"GPUs per {GW_MODEL} provider")
@@ -1404,14 +1404,14 @@ def main(argv: list[str] | None = None) -> int:
                         help="deep queue: seconds of health checks on the idle king (default 2 quick, 6 full)")
     args = parser.parse_args(argv)
     args.out = result_path("scheduler", args.quick, args.out)
-    # --quick is a smoke run: the scheduler part at 2/5 of the full size (same jobs per provider).
-    for name, full, quick in (("providers", 10_000, 4_000), ("jobs", 50_000, 20_000),
-                              ("mean_duration", 15_000, 6_000), ("refresh_every", 1000, 400)):
+    # --quick is a smoke run: the scheduler part at 1/5 of the full size (same jobs per provider).
+    for name, full, quick in (("providers", 10_000, 2_000), ("jobs", 50_000, 10_000),
+                              ("mean_duration", 15_000, 3_000), ("refresh_every", 1000, 200)):
         if getattr(args, name) is None:
             setattr(args, name, quick if args.quick else full)
     if min(args.providers, args.pools, args.jobs, args.renters, args.mean_duration, args.refresh_every) < 1:
         parser.error("sizes must be >= 1")
-    gw_jobs = args.gw_jobs if args.gw_jobs is not None else (3 if args.quick else 20)
+    gw_jobs = args.gw_jobs if args.gw_jobs is not None else (2 if args.quick else 20)
     gw = GatewaySize(args.gw_renters, gw_jobs, args.gw_providers, args.gw_gpus, args.gw_other_providers,
                      args.gw_bare_calls if args.gw_bare_calls is not None else max(50, 5 * gw_jobs))
     if min(gw.renters, gw.jobs_per_renter, gw.providers, gw.gpus, gw.bare_calls_per_client) < 1:
