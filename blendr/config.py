@@ -38,6 +38,9 @@ class RPCConfig:
     key_file: str = ""
     # Names put in a generated server certificate (localhost and 127.0.0.1 are always added).
     hostnames: list[str] = field(default_factory=lambda: ["localhost", "127.0.0.1"])
+    # HOST:PORT of a plaintext listener that serves only grpc.health.v1.Health (Kubernetes' grpc probes cannot
+    # speak TLS); empty: none. King, queen and provider agent serve it.
+    health_listen: str = ""
     max_message_bytes: int = 16 * 1024 * 1024
     keepalive_time_s: float = 20.0
     keepalive_timeout_s: float = 10.0
