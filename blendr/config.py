@@ -290,6 +290,9 @@ class KingConfig:
     # one, to pass it calls while it leads (empty: this host's name and the bound port; on Kubernetes, the pod IP);
     # how long the leader lease lasts, and how often it is renewed (and tried by the kings that do not lead).
     advertise: str = ""
+    # The name the leader's certificate is checked against when another king dials its advertised address; empty:
+    # the advertised host. Kings sharing one certificate issued for their Service's name set it to that name.
+    peer_tls_name: str = ""
     lease_ttl_s: float = 5.0
     lease_renew_s: float = 1.0
 

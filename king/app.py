@@ -480,7 +480,7 @@ async def _start_ha(p: _Parts, store: Store, *, run_loops: bool) -> KingApp:
     holder = f"{p.ident.address[:10]}@{socket.gethostname()}/{os.getpid()}/{secrets.token_hex(4)}"
     app.leadership = Leadership(store, holder, advertised(cfg, server.port),
                                 LeaseConfig(ttl_s=kc.lease_ttl_s, renew_s=kc.lease_renew_s), lead, follow)
-    app._link = LeaderLink(app.leadership, lambda target: open_channel(cfg, target))
+    app._link = LeaderLink(app.leadership, lambda target: open_channel(cfg, target, tls_name=kc.peer_tls_name))
     await app.leadership.step()
     await app.leadership.started()
     app._tasks.append(asyncio.create_task(app.leadership.run()))

@@ -184,13 +184,17 @@ async def start_server(
                         probe_port=probe_port)
 
 
-def open_channel(cfg: Config, target: str, *, ca_file: str = "") -> grpc.aio.Channel:
+def open_channel(cfg: Config, target: str, *, ca_file: str = "", tls_name: str = "") -> grpc.aio.Channel:
     """A channel to ``target`` (``HOST:PORT``) with TLS per config, bounded sizes and keepalive.
 
-    ``ca_file`` trusts that CA instead of ``rpc.ca_file`` (a queen's king has its own CA).
+    ``ca_file`` trusts that CA instead of ``rpc.ca_file`` (a queen's king has its own CA). ``tls_name``: the name
+    the server's certificate must carry, when it is not the target's host (kings that reach each other at their pod
+    addresses and share one certificate issued for their Service's name).
     """
     creds = channel_credentials(cfg, ca_file)
     opts = _options(cfg.rpc, server=False)
     if creds is None:
         return grpc.aio.insecure_channel(target, options=opts)
+    if tls_name:
+        opts.append(("grpc.ssl_target_name_override", tls_name))
     return grpc.aio.secure_channel(target, creds, options=opts)
