@@ -175,3 +175,20 @@ REFUSED = [
 @pytest.mark.parametrize(("values", "message"), REFUSED, ids=[m.split("'")[0][:40] or m[:40] for _, m in REFUSED])
 def test_bad_values_are_refused_with_a_readable_message(values: dict[str, Any], message: str) -> None:
     assert message in helm.schema_error(CHART, values)
+
+
+def leaves(values: dict[str, Any], path: str = "") -> list[str]:
+    out: list[str] = []
+    for k, v in values.items():
+        p = f"{path}.{k}" if path else k
+        out.extend(leaves(v, p) if isinstance(v, dict) and v else [p])
+    return out
+
+
+def test_readme_lists_every_value() -> None:
+    import yaml
+
+    readme = (helm.CHARTS / CHART / "README.md").read_text()
+    values = yaml.safe_load((helm.CHARTS / CHART / "values.yaml").read_text())
+    missing = [leaf for leaf in leaves(values) if f"| `{leaf}` |" not in readme]
+    assert not missing, f"values missing from the README's table: {missing}"
