@@ -28,7 +28,6 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 BLENDR = str(Path(sys.executable).parent / "blendr")
-_BIND = re.compile(r"(0\.0\.0\.0|127\.0\.0\.1|\$\(POD_IP\)):(\d{2,5})\b")
 
 
 def free_port() -> int:
@@ -59,6 +58,7 @@ class Pod:
     services: Mapping[str, str] = field(default_factory=dict)  # "host:port" of a Service → "127.0.0.1:port"
     extra_env: Mapping[str, str] = field(default_factory=dict)  # set last, e.g. BLENDR_METRICS__PORT for a free port
     loopback_ports: tuple[int, ...] = ()  # ports the pod binds on 127.0.0.1 (e.g. a queen's operator API)
+    pod_ip: str = "127.0.0.1"  # status.podIP: another loopback address (127.0.0.2…) makes it an address of its own
     ports: dict[int, int] = field(default_factory=dict)  # the pod's port → the local port it binds
     proc: subprocess.Popen[bytes] | None = None
     log: Path | None = None
@@ -68,6 +68,8 @@ class Pod:
         for port in [*(p["containerPort"] for c in self.spec["containers"] for p in c.get("ports", [])),
                      *self.loopback_ports]:
             self.ports.setdefault(port, free_port())
+        self._bind_re = re.compile(
+            r"(0\.0\.0\.0|127\.0\.0\.1|\$\(POD_IP\)|" + re.escape(self.pod_ip) + r"):(\d{2,5})\b")
         self._mounts: dict[str, Path] = {}
         for c in [*self.spec.get("initContainers", []), *self.spec["containers"]]:
             for m in c.get("volumeMounts", []):
@@ -89,7 +91,7 @@ class Pod:
         text = self._paths.sub(lambda m: str(self.root) + m.group(1), text)
         for svc, local in self.services.items():
             text = text.replace(svc, local)
-        return _BIND.sub(self._bind, text)
+        return self._bind_re.sub(self._bind, text)
 
     def _bind(self, m: re.Match[str]) -> str:
         host, port = m.group(1), int(m.group(2))
@@ -139,7 +141,7 @@ class Pod:
     def _value_from(self, ref: dict[str, Any]) -> str:
         if "fieldRef" in ref:
             path = ref["fieldRef"]["fieldPath"]
-            return {"metadata.name": self.name, "metadata.namespace": "blendr", "status.podIP": "127.0.0.1"}[path]
+            return {"metadata.name": self.name, "metadata.namespace": "blendr", "status.podIP": self.pod_ip}[path]
         if "secretKeyRef" in ref:
             r = ref["secretKeyRef"]
             return self.secrets[r["name"]][r["key"]].decode()
