@@ -168,6 +168,12 @@ class Pod:
             self.proc = subprocess.Popen(self.argv(main), env=self.env(main), stdout=fh, stderr=subprocess.STDOUT,
                                          start_new_session=True)
 
+    def exec(self, *argv: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
+        """``kubectl exec POD -c MAIN -- ARGV``: a command in the first container's environment and filesystem."""
+        main = self.spec["containers"][0]
+        cmd = [BLENDR if a == "blendr" else self.rewrite(a) for a in argv]
+        return subprocess.run(cmd, env=self.env(main), capture_output=True, text=True, timeout=timeout)
+
     def output(self) -> str:
         return self.log.read_text(errors="replace") if self.log and self.log.exists() else ""
 

@@ -124,6 +124,7 @@ def test_three_kings_share_postgres_and_outputs() -> None:
     assert {"bc-blendr-king.blendr.svc", "king.blendr.example.com",
             "*.bc-blendr-queens.blendr.svc.cluster.local"} <= set(cert["spec"]["dnsNames"])
     assert cert["spec"]["issuerRef"]["kind"] == "ClusterIssuer"
+    assert "localhost" in cert["spec"]["dnsNames"] and cert["spec"]["ipAddresses"] == ["127.0.0.1"]
     sm = helm.one(objs, "ServiceMonitor")
     assert sm["metadata"]["labels"]["release"] == "prometheus"
     metrics_svc = helm.one(objs, "Service", "bc-blendr-metrics")

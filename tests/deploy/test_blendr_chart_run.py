@@ -20,6 +20,7 @@ from tests.deploy import helm
 from tests.deploy.podrun import Pod, free_port, pod_spec
 
 KING_SVC = "bc-blendr-king.blendr.svc"
+PROVIDER = Account.from_key(DEV_KEYS[ROLES["provider1"]]).address
 
 
 def key_of(role: str) -> bytes:
@@ -105,6 +106,13 @@ def test_king_and_queen_pods_run_as_rendered(tier: Any) -> None:
     king.wait(lambda: metric(king.scrape(9090), "blendr_king_queens_connected") == 1.0,
               "the queen's session on the King", timeout=120)
     assert '"event": "queen registered"' in king.output()
+    # The operator's commands of NOTES.txt, through `kubectl exec`: the queen's operator API on its loopback.
+    allow = queen.exec("blendr", "queen", "allow", "--home", "/var/lib/blendr", "--config",
+                       "/etc/blendr/config/config.toml", PROVIDER)
+    assert allow.returncode == 0 and PROVIDER in allow.stdout, allow.stderr
+    pool = queen.exec("blendr", "pool", "ls", "--home", "/var/lib/blendr", "--config", "/etc/blendr/config/config.toml",
+                      "--json")
+    assert pool.returncode == 0 and pool.stdout.strip().startswith("["), pool.stderr
     assert '"tls": true' in king.output() and f'"health_port": {king.ports[7490]}' in king.output()
     # Both stop cleanly on SIGTERM, as a pod does.
     assert queen.stop() == 0, queen.output()[-3000:]
