@@ -60,9 +60,11 @@ fi
 "$venv/bin/python" -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
   || die "$venv has Python $("$venv/bin/python" -V 2>&1); BlendrChain needs 3.11 or newer"
 
-# Ensure a current pip: the one a distribution bundles can be old, and pips before 23.3 do not read the
-# cache that current ones write.
-"$venv/bin/python" -m pip install "${pip_opts[@]}" --upgrade pip || die "could not upgrade pip in $venv"
+# The venv's pip is the one its Python bundles (so the base image decides it), unless older than 23.3: those do
+# not read the cache current pips write (a warm cache in CI would be missed).
+if ! "$venv/bin/python" -c 'import sys, pip; sys.exit(tuple(map(int, pip.__version__.split(".")[:2])) < (23, 3))'; then
+  "$venv/bin/python" -m pip install "${pip_opts[@]}" --upgrade pip || die "could not upgrade pip in $venv"
+fi
 echo "installing blendrchain$extras from $source into $venv"
 "$venv/bin/python" -m pip install "${pip_opts[@]}" "$source$extras" || die "pip could not install $source$extras"
 
