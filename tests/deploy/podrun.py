@@ -21,12 +21,13 @@ Given the objects a chart rendered and the name of a workload (Deployment, State
 subprocess (a command of ``blendr`` is this interpreter's ``blendr`` console script; the interpreter's bin folder
 leads ``PATH``, so shell scripts find ``blendr``, ``ray`` and ``install``) in a session of its own, its output in a
 log that :class:`Process` shows when a wait fails. :meth:`Process.wait_serving` waits for ``grpc.health.v1``
-SERVING on a port; :meth:`Process.stop` sends SIGTERM, then kills the process group.
+SERVING on a port; :meth:`Process.stop` sends SIGTERM to the process, then kills its process group.
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import os
 import re
 import shlex
@@ -126,16 +127,15 @@ class Process:
             channel.close()
 
     def stop(self) -> int | None:
-        """SIGTERM to the process group, then SIGKILL after ``grace_s``; returns the exit status."""
+        """As the kubelet stops a container: SIGTERM to its process, then, after ``grace_s``, SIGKILL to whatever
+        is left of its process group. Returns the process's exit status."""
         if self.proc.poll() is None:
-            try:
-                os.killpg(self.proc.pid, signal.SIGTERM)
+            self.proc.send_signal(signal.SIGTERM)
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 self.proc.wait(self.grace_s)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(10)
-            except ProcessLookupError:
-                pass
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(10)
         return self.proc.returncode
 
 
@@ -413,10 +413,8 @@ def _project(pod: Pod, d: Path, ref: Mapping[str, Any], kind: str,
             raise AssertionError(f"{kind} {obj_name!r} has no key {item['key']!r}")
         raw = data[item["key"]]
         if kind == "ConfigMap":
-            try:
+            with contextlib.suppress(UnicodeDecodeError):  # binary data is left as it is
                 raw = pod.rewrite(raw.decode()).encode()
-            except UnicodeDecodeError:
-                pass
         target = d / item["path"]
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(raw)

@@ -4,7 +4,10 @@ messages, and run the rendered pod's commands against a real queen (the chart an
 from __future__ import annotations
 
 import asyncio
+import os
 import re
+import shutil
+import tempfile
 import tomllib
 import urllib.request
 from pathlib import Path
@@ -207,7 +210,7 @@ def test_kuberay_values_join_the_cluster_as_a_worker(rendered: dict[str, list[di
     (script,) = c["args"]
     assert re.fullmatch(
         r"set -e; ray start --address='raycluster-gpu-head-svc:6379' --num-gpus=1 "
-        rf"--resources='\{{\"{pin}\":1000\}}' --disable-usage-stats; "
+        rf"--resources='\{{\"{pin}\":1000\}}' --temp-dir=/tmp/ray --disable-usage-stats; "
         r"exec blendr provider run --home /var/lib/blendr --config /etc/blendr/config.toml", script), script
     toml = config_toml(objs)["provider"]
     assert toml["ray_address"] == "raycluster-gpu-head-svc:6379"
@@ -325,32 +328,35 @@ def test_bad_values_are_refused_with_a_readable_message(values: dict[str, Any], 
 
 
 # ---------------------------------------------------------------------------------------------- render and run
-async def test_cpu_values_pod_runs_and_a_queen_admits_it(tmp_path: Path) -> None:
-    """examples/cpu-values.yaml's pod, run as local processes: the init container copies the key from its
-    Secret, the agent starts its own Ray head, serves SERVING on the health port and metrics, and a real queen
-    (allowlist admission: only this key's address) admits it and its challenge passes."""
+async def run_pod_against_a_queen(values: dict[str, Any], pod_dir: Path, queen_dir: Path,
+                                  secrets: dict[str, dict[str, str | bytes]] | None = None) -> Any:
+    """Render ``values`` with a real queen's address, run the pod's init container and agent as local processes,
+    and wait until the agent serves SERVING on its health port and the queen (allowlist admission: only the
+    key in the pod's Secret) admitted it, found it ready for renters' jobs and passed its first challenge.
+    Returns the queen's record of the provider."""
     from queen.admission import AllowlistOracle
     from queen.app import start_queen
     from tests.integration.helpers import queen_config
 
     ident = NodeIdentity.generate()
-    key_text = ident.save(tmp_path / "keygen").read_text()
-    qhome = tmp_path / "queen"
-    qhome.mkdir()
-    app = await start_queen(queen_config(qhome, queen__admission="allowlist"))
+    key_text = ident.save(pod_dir / "keygen").read_text()
+    queen_dir.mkdir()
+    app = await start_queen(queen_config(queen_dir, queen__admission="allowlist"))
     AllowlistOracle(app.store, app.core.clock).allow(ident.address)
-    values = merged(example("cpu"), {"queens": [f"127.0.0.1:{app.port}"]})
-    objs = helm.render(CHART, values)
-    pod = podrun.prepare(objs, NAME, tmp_path / "pod",
-                         secrets={"cpu-provider-key": {"node.key": key_text},
-                                  "queens-ca": {"ca.crt": (qhome / "tls" / "ca.crt").read_bytes()}},
+    objs = helm.render(CHART, merged(values, {"queens": [f"127.0.0.1:{app.port}"]}))
+    key_secret = helm.one(objs, "StatefulSet")["spec"]["template"]["spec"]["volumes"]
+    key_secret = next(v["secret"]["secretName"] for v in key_secret if v["name"] == "key")
+    pod = podrun.prepare(objs, NAME, pod_dir / "pod",
+                         secrets={key_secret: {"node.key": key_text},
+                                  "queens-ca": {"ca.crt": (queen_dir / "tls" / "ca.crt").read_bytes()},
+                                  **(secrets or {})},
                          image_env={"BLENDR_HOME": "/var/lib/blendr"})
     proc: podrun.Process | None = None
     try:
         pod.run_init()
-        home = pod.local("/var/lib/blendr")
-        assert (home / "node.key").stat().st_mode & 0o777 == 0o600
-        assert (pod.local("/etc/blendr/key") / "node.key").stat().st_mode & 0o077, "the Secret's file is group-readable"
+        assert (pod.local("/var/lib/blendr") / "node.key").stat().st_mode & 0o777 == 0o600
+        # What the agent would refuse: the Secret's own file is group-readable (fsGroup).
+        assert (pod.local("/etc/blendr/key") / "node.key").stat().st_mode & 0o040
         proc = pod.start()
         await asyncio.to_thread(proc.wait_serving, pod.port("health"), 150)
 
@@ -358,13 +364,50 @@ async def test_cpu_values_pod_runs_and_a_queen_admits_it(tmp_path: Path) -> None
             rec = app.core.pool.get(ident.address)
             return rec if rec is not None and rec.passed >= 1 else None
 
-        rec = await asyncio.to_thread(proc.wait_for, admitted, 90, "the queen to admit the provider and a challenge")
-        assert rec.sandbox == "bubblewrap"
-        assert [d.model for d in rec.devices] == ["cpu"]
+        rec = await asyncio.to_thread(proc.wait_for, admitted, 120, "the queen to admit the provider and a challenge")
+        assert rec.ready, f"not ready: {rec.not_ready}"  # its readiness job ran through Ray's job API and bwrap
         metrics = await asyncio.to_thread(
             lambda: urllib.request.urlopen(f"http://127.0.0.1:{pod.port('metrics')}/metrics", timeout=5).read())
         assert b"blendr_provider_connected 1.0" in metrics
     finally:
         pod.stop()
         await app.stop()
-    assert proc is not None and proc.proc.returncode == 0, proc.output()[-3000:]
+    assert proc is not None and proc.proc.returncode == 0, f"stopped with {proc and proc.proc.returncode}\n" + (
+        proc.output()[-3000:] if proc else "")
+    return rec
+
+
+async def test_cpu_values_pod_runs_and_a_queen_admits_it(tmp_path: Path) -> None:
+    """examples/cpu-values.yaml's pod: the init container copies the key from its Secret, the agent starts a Ray
+    head of its own, serves health and metrics on the chart's ports, and a real queen admits it."""
+    rec = await run_pod_against_a_queen(example("cpu"), tmp_path, tmp_path / "queen")
+    assert rec.sandbox == "bubblewrap"
+    assert [d.model for d in rec.devices] == ["cpu"]
+    assert rec.ray.num_gpus == 0 and rec.ray.pin_resource.startswith("blendr-provider-")
+
+
+@pytest.mark.skipif(os.environ.get("BLENDR_TEST_KUBERAY") != "1",
+                    reason="about 30 s more (a second Ray head): set BLENDR_TEST_KUBERAY=1")
+async def test_kuberay_values_pod_joins_a_ray_cluster(tmp_path: Path) -> None:
+    """examples/kuberay-values.yaml's pod against a token-authenticated Ray head standing in for KubeRay's: the
+    pod's script joins the cluster as a worker node carrying the provider's resource, and the agent drives the
+    cluster from there (its challenges and readiness job run on that node)."""
+    from tests.rayhead import free_ports, ray_head
+
+    # Ray's socket paths live under the pod's /tmp and must stay short.
+    short = Path(tempfile.mkdtemp(prefix="bp-", dir="/tmp"))
+    ports = free_ports(6)
+    flags = ("dashboard-agent-listen-port", "dashboard-agent-grpc-port", "metrics-export-port",
+             "runtime-env-agent-port", "node-manager-port", "object-manager-port")
+    try:
+        with ray_head(num_gpus=0, num_cpus=1) as head:
+            values = merged(example("kuberay"), {"gpus": 0, "ray": {
+                "address": head.gcs, "dashboard": head.address,
+                "startParams": {"node-ip-address": "127.0.0.1", "num-cpus": 2, "min-worker-port": 0,
+                                "max-worker-port": 0, **dict(zip(flags, ports, strict=True))}}})
+            rec = await run_pod_against_a_queen(values, short, tmp_path / "queen",
+                                                {"raycluster-gpu-token": {"auth_token": head.token}})
+    finally:
+        shutil.rmtree(short, ignore_errors=True)
+    assert rec.ray.pin_resource == "blendr-provider-blendr-bc-blendr-provider"
+    assert rec.ray.num_cpus == 3  # the head's one CPU and the pod's node's two: one cluster
