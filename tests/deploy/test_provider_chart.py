@@ -4,6 +4,7 @@ messages, and run the rendered pod's commands against a real queen (the chart an
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import shutil
@@ -222,6 +223,16 @@ def test_kuberay_values_join_the_cluster_as_a_worker(rendered: dict[str, list[di
     assert c["resources"]["limits"]["nvidia.com/gpu"] == 1
 
 
+def test_ray_start_params_become_flags() -> None:
+    objs = helm.render(CHART, merged(example("kuberay"), {"ray": {"startParams": {
+        "num-cpus": 8, "object-store-memory": 8000000000, "node-ip-address": "10.0.0.7", "include-log-monitor": False,
+        "disable-usage-stats": True}}}))
+    (script,) = container(objs)["args"]
+    assert ("--disable-usage-stats --disable-usage-stats --node-ip-address='10.0.0.7' --num-cpus='8' "
+            "--object-store-memory='8000000000'; exec blendr") in script
+    assert "include-log-monitor" not in script
+
+
 def test_tls_ca_from_a_secret_or_a_config_map_or_off() -> None:
     for source, vol_kind, ref in (("caSecret", "secret", "secretName"), ("caConfigMap", "configMap", "name")):
         objs = helm.render(CHART, merged({**REQUIRED, "tls": {source: "the-ca", "caKey": "root.pem"}}))
@@ -306,6 +317,10 @@ REFUSALS: list[tuple[str, dict[str, Any], str]] = [
     ("two CAs", {"tls": {"caConfigMap": "other"}}, "set tls.caSecret or tls.caConfigMap, not both"),
     ("ray address as a URL", {"ray": {"address": "ray://head:10001"}},
      "at '/ray/address': 'ray://head:10001' does not match"),
+    ("ray start flag the chart sets", {"ray": {"address": "head:6379", "startParams": {"num-gpus": 4}}},
+     "invalid propertyName 'num-gpus'"),
+    ("ray start flag with a quote", {"ray": {"address": "head:6379", "startParams": {"node-ip-address": "x'; rm -rf /"}}},
+     "at '/ray/startParams/node-ip-address': 'anyOf' failed"),
     ("dashboard without a cluster", {"ray": {"dashboard": "http://head:8265"}},
      "ray.dashboard is for a cluster given by ray.address"),
     ("two manifests", {"chain": {"deploymentConfigMap": "a", "deployment": "{}"}},
@@ -411,3 +426,29 @@ async def test_kuberay_values_pod_joins_a_ray_cluster(tmp_path: Path) -> None:
         shutil.rmtree(short, ignore_errors=True)
     assert rec.ray.pin_resource == "blendr-provider-blendr-bc-blendr-provider"
     assert rec.ray.num_cpus == 3  # the head's one CPU and the pod's node's two: one cluster
+
+
+def test_readme_documents_every_value() -> None:
+    """Each value in values.yaml (maps the templates take whole counted as one) has a row in the README's table."""
+    values = yaml.safe_load((helm.chart_path(CHART) / "values.yaml").read_text())
+    whole = {"podSecurityContext", "securityContext", "resources", "nodeSelector", "affinity", "podAnnotations",
+             "podLabels", "config", "ray.startParams"}
+
+    def leaves(d: dict[str, Any], prefix: str = "") -> list[str]:
+        out = []
+        for k, v in d.items():
+            path = f"{prefix}{k}"
+            out += leaves(v, path + ".") if isinstance(v, dict) and path not in whole else [path]
+        return out
+
+    readme = (helm.chart_path(CHART) / "README.md").read_text()
+    rows = [line for line in readme.splitlines() if line.startswith("| `")]
+    missing = [p for p in leaves(values) if not any(f"`{p}`" in row.split("|")[1] for row in rows)]
+    assert missing == []
+    # and the schema knows every one of them
+    schema = json.loads((helm.chart_path(CHART) / "values.schema.json").read_text())
+    for path in leaves(values):
+        node = schema
+        for part in path.split("."):
+            node = node["properties"][part]
+        assert node.get("description") or node.get("type"), path
