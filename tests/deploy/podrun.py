@@ -310,7 +310,7 @@ def prepare(objs: Iterable[Mapping[str, Any]], name: str, tmp: Path, *,
             secrets: Mapping[str, Mapping[str, str | bytes]] | None = None,
             config_maps: Mapping[str, Mapping[str, str | bytes]] | None = None,
             image_env: Mapping[str, str] | None = None,
-            entrypoint: Iterable[str] = ("blendr",)) -> Pod:
+            entrypoint: Iterable[str] = ("blendr",), pod_name: str | None = None) -> Pod:
     """Lay out the pod of workload ``name`` under ``tmp`` (see the module docstring).
 
     Args:
@@ -318,6 +318,7 @@ def prepare(objs: Iterable[Mapping[str, Any]], name: str, tmp: Path, *,
             rendered objects of the same name).
         image_env: The image's ENV (made local like the container's own env).
         entrypoint: The image's ENTRYPOINT, for containers without ``command``.
+        pod_name: ``metadata.name`` for fieldRef (default: ``<name>-0`` for a StatefulSet, e.g. another ordinal's).
 
     Raises:
         AssertionError: the pod refers to something this harness cannot provide (a missing Secret, an unknown
@@ -328,7 +329,7 @@ def prepare(objs: Iterable[Mapping[str, Any]], name: str, tmp: Path, *,
     template = wl["spec"]["template"]
     spec = template["spec"]
     namespace = wl.get("metadata", {}).get("namespace", "default")
-    pod_name = f"{name}-0" if wl["kind"] == "StatefulSet" else f"{name}-local"
+    pod_name = pod_name or (f"{name}-0" if wl["kind"] == "StatefulSet" else f"{name}-local")
     tmp.mkdir(parents=True, exist_ok=True)
 
     sources: dict[tuple[str, str], dict[str, bytes]] = {}
