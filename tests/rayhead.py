@@ -33,6 +33,7 @@ class RayHead:
     address: str
     token: str
     logs: Path
+    gcs: str = ""  # HOST:PORT of its GCS, for `ray start --address` and ray.init
 
 
 def free_ports(n: int) -> list[int]:
@@ -86,7 +87,7 @@ def ray_head(num_gpus: int = 2, num_cpus: int = 2) -> Iterator[RayHead]:
     address = f"http://127.0.0.1:{ports[1]}"
     try:
         _wait_for_dashboard(proc, address, token, out)
-        yield RayHead(address, token, tmp)
+        yield RayHead(address, token, tmp, gcs=f"127.0.0.1:{ports[0]}")
     finally:
         # --block makes `ray start` stop its processes on SIGTERM; the group kill catches stragglers.
         proc.send_signal(signal.SIGTERM)

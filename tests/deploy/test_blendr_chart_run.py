@@ -6,6 +6,7 @@ program agree. Defaults of a real deployment: the chart's values, TLS on, the Ki
 
 from __future__ import annotations
 
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,8 +17,8 @@ from eth_account import Account
 
 from blendr.chain.devkeys import DEV_KEYS, ROLES
 from blendr.rpc.tls import devnet_tls
-from tests.deploy import helm
-from tests.deploy.podrun import Pod, free_port, pod_spec
+from tests.deploy import helm, podrun
+from tests.deploy.podrun import Pod, Process
 
 KING_SVC = "bc-blendr-king.blendr.svc"
 PROVIDER = Account.from_key(DEV_KEYS[ROLES["provider1"]]).address
@@ -27,11 +28,23 @@ def key_of(role: str) -> bytes:
     return ("0x" + bytes(Account.from_key(DEV_KEYS[ROLES[role]]).key).hex() + "\n").encode()
 
 
-def metric(text: str, name: str) -> float | None:
+def metric(pod: Pod, name: str) -> float | None:
+    """A sample of ``name`` scraped from the pod's metrics port (None: not there, or nothing answers)."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{pod.port('metrics')}/metrics", timeout=5) as resp:
+            text = resp.read().decode()
+    except OSError:
+        return None
     for line in text.splitlines():
         if line.startswith(name + " ") or line.startswith(name + "{"):
             return float(line.rsplit(" ", 1)[1])
     return None
+
+
+@dataclass
+class Running:
+    pod: Pod
+    proc: Process
 
 
 @dataclass
@@ -42,22 +55,21 @@ class Tier:
     tmp: Path
     pods: list[Pod]
 
-    def king(self, pod_name: str, pod_ip: str = "127.0.0.1") -> Pod:
-        p = Pod(pod_spec(self.objs, "Deployment", "bc-blendr-king"), pod_name, self.tmp / pod_name, self.objs,
-                self.secrets, self.configmaps, extra_env={"BLENDR_METRICS__PORT": str(free_port())}, pod_ip=pod_ip)
-        p.ports[9090] = int(p.extra_env["BLENDR_METRICS__PORT"])  # scraped at the port the env gave it
-        self.pods.append(p)
-        p.start()
-        return p
+    def _run(self, workload: str, pod_name: str, **kw: Any) -> Running:
+        pod = podrun.prepare(self.objs, workload, self.tmp / pod_name, secrets=self.secrets,
+                             config_maps=self.configmaps, pod_name=pod_name, **kw)
+        self.pods.append(pod)
+        pod.run_init()
+        return Running(pod, pod.start())
 
-    def queen(self, ordinal: int, king: Pod) -> Pod:
-        name = f"bc-blendr-queen-{ordinal}"
-        p = Pod(pod_spec(self.objs, "StatefulSet", "bc-blendr-queen"), name, self.tmp / name, self.objs,
-                self.secrets, self.configmaps, services={f"{KING_SVC}:7480": king.local(7480)},
-                loopback_ports=(7471,), extra_env={"BLENDR_METRICS__PORT": str(free_port())})
-        self.pods.append(p)
-        p.start()
-        return p
+    def king(self, pod_name: str, pod_ip: str = "127.0.0.1") -> Running:
+        return self._run("bc-blendr-king", pod_name, pod_ip=pod_ip)
+
+    def queen(self, ordinal: int, king: Running) -> Running:
+        return self._run("bc-blendr-queen", f"bc-blendr-queen-{ordinal}",
+                         # the Service's address stands for its name, which the certificate carries
+                         services={f"{KING_SVC}:7480": f"127.0.0.1:{king.pod.port('grpc')}"},
+                         extra_ports=(7471,))  # its operator API, on the pod's loopback
 
 
 @pytest.fixture
@@ -96,27 +108,27 @@ def tier(deployed: Any, tmp_path: Path) -> Iterator[Any]:
 def test_king_and_queen_pods_run_as_rendered(tier: Any) -> None:
     t = tier("single-king-sqlite")
     king = t.king("bc-blendr-king-7d9f-x2x")
-    king.wait_serving(7490)
-    assert metric(king.scrape(9090), "blendr_king_leader") == 1.0
+    king.proc.wait_serving(king.pod.port("health"))
+    assert metric(king.pod, "blendr_king_leader") == 1.0
     queen = t.queen(0, king)
-    queen.wait_serving(7490)
+    queen.proc.wait_serving(queen.pod.port("health"))
     # The queen took the key of its ordinal (0600, in its home) and registered with the King.
-    node_key = queen.root / "var/lib/blendr/node.key"
+    node_key = queen.pod.local("/var/lib/blendr/node.key")
     assert node_key.read_bytes() == key_of("queen1") and oct(node_key.stat().st_mode & 0o777) == "0o600"
-    king.wait(lambda: metric(king.scrape(9090), "blendr_king_queens_connected") == 1.0,
-              "the queen's session on the King", timeout=120)
-    assert '"event": "queen registered"' in king.output()
+    king.proc.wait_for(lambda: metric(king.pod, "blendr_king_queens_connected") == 1.0, 120,
+                       "the queen's session on the King")
+    assert '"event": "queen registered"' in king.proc.output()
     # The operator's commands of NOTES.txt, through `kubectl exec`: the queen's operator API on its loopback.
-    allow = queen.exec("blendr", "queen", "allow", "--home", "/var/lib/blendr", "--config",
+    allow = queen.pod.exec("blendr", "queen", "allow", "--home", "/var/lib/blendr", "--config",
                        "/etc/blendr/config/config.toml", PROVIDER)
     assert allow.returncode == 0 and PROVIDER in allow.stdout, allow.stderr
-    pool = queen.exec("blendr", "pool", "ls", "--home", "/var/lib/blendr", "--config", "/etc/blendr/config/config.toml",
+    pool = queen.pod.exec("blendr", "pool", "ls", "--home", "/var/lib/blendr", "--config", "/etc/blendr/config/config.toml",
                       "--json")
     assert pool.returncode == 0 and pool.stdout.strip().startswith("["), pool.stderr
-    assert '"tls": true' in king.output() and f'"health_port": {king.ports[7490]}' in king.output()
+    assert '"tls": true' in king.proc.output() and f'"health_port": {king.pod.port("health")}' in king.proc.output()
     # Both stop cleanly on SIGTERM, as a pod does.
-    assert queen.stop() == 0, queen.output()[-3000:]
-    assert king.stop() == 0, king.output()[-3000:]
+    assert queen.proc.stop() == 0, queen.proc.output()[-3000:]
+    assert king.proc.stop() == 0, king.proc.output()[-3000:]
 
 
 def test_two_kings_on_postgres_one_leads_and_the_queen_reaches_it_through_either(
@@ -128,19 +140,19 @@ def test_two_kings_on_postgres_one_leads_and_the_queen_reaches_it_through_either
     # Each King's pod IP is an address of its own that the certificate does not name (as on a cluster): a follower
     # reaches the leader there only because it checks the Service's name instead (king.peer_tls_name).
     a = t.king("bc-blendr-king-5c8d-aaaaa", pod_ip="127.0.0.2")
-    a.wait_serving(7490)
+    a.proc.wait_serving(a.pod.port("health"))
     b = t.king("bc-blendr-king-5c8d-bbbbb", pod_ip="127.0.0.3")
-    b.wait_serving(7490)
+    b.proc.wait_serving(b.pod.port("health"))
 
     def leaders() -> list[float | None]:
-        return [metric(k.scrape(9090), "blendr_king_leader") for k in (a, b)]
+        return [metric(k.pod, "blendr_king_leader") for k in (a, b)]
 
-    a.wait(lambda: sorted(leaders()) == [0.0, 1.0], "exactly one King leading")
+    a.proc.wait_for(lambda: sorted(leaders(), key=str) == [0.0, 1.0], 60, "exactly one King leading")
     leader, follower = (a, b) if leaders()[0] == 1.0 else (b, a)
     # The queen dials the follower (as a Service may send it there): the follower passes its session to the leader
     # at the leader's pod address, checking the shared certificate's name (king.peer_tls_name).
     queen = t.queen(0, follower)
-    queen.wait_serving(7490)
-    leader.wait(lambda: metric(leader.scrape(9090), "blendr_king_queens_connected") == 1.0,
-                "the queen's session, through the follower, on the leader", timeout=120)
-    assert metric(follower.scrape(9090), "blendr_king_leader") == 0.0
+    queen.proc.wait_serving(queen.pod.port("health"))
+    leader.proc.wait_for(lambda: metric(leader.pod, "blendr_king_queens_connected") == 1.0, 120,
+                         "the queen's session, through the follower, on the leader")
+    assert metric(follower.pod, "blendr_king_leader") == 0.0
