@@ -38,6 +38,9 @@ class RPCConfig:
     key_file: str = ""
     # Names put in a generated server certificate (localhost and 127.0.0.1 are always added).
     hostnames: list[str] = field(default_factory=lambda: ["localhost", "127.0.0.1"])
+    # HOST:PORT of a plaintext listener that serves only grpc.health.v1.Health (Kubernetes' grpc probes cannot
+    # speak TLS); empty: none. King, queen and provider agent serve it.
+    health_listen: str = ""
     max_message_bytes: int = 16 * 1024 * 1024
     keepalive_time_s: float = 20.0
     keepalive_timeout_s: float = 10.0
@@ -288,6 +291,9 @@ class KingConfig:
     # one, to pass it calls while it leads (empty: this host's name and the bound port; on Kubernetes, the pod IP);
     # how long the leader lease lasts, and how often it is renewed (and tried by the kings that do not lead).
     advertise: str = ""
+    # The name the leader's certificate is checked against when another king dials its advertised address; empty:
+    # the advertised host. Kings sharing one certificate issued for their Service's name set it to that name.
+    peer_tls_name: str = ""
     lease_ttl_s: float = 5.0
     lease_renew_s: float = 1.0
 

@@ -102,6 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     _tls_flags(krun, client=False)
     _deployment_flag(krun)
     krun.add_argument("--listen", help="HOST:PORT for renters and queens (default 0.0.0.0:7480)")
+    krun.add_argument("--metrics-port", type=int, help="Prometheus port (-1 off, 0 any free port)")
 
     stake = sub.add_parser("stake", help="this node's stake in StakingManager: see it, or stake GPUTOKEN")
     stsub = stake.add_subparsers(dest="action", metavar="ACTION", required=True)
@@ -280,7 +281,7 @@ def _cmd_provider(args: argparse.Namespace) -> int:
 def _cmd_king(args: argparse.Namespace) -> int:
     from king.app import run_king
 
-    cfg = _load(args, {"king.listen": args.listen})
+    cfg = _load(args, {"king.listen": args.listen, "metrics.port": args.metrics_port})
     asyncio.run(run_king(cfg))
     return 0
 

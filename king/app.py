@@ -41,7 +41,7 @@ from blendr.identity import KEY_FILE, NodeIdentity
 from blendr.proof.fingerprints import FINGERPRINTS
 from blendr.rpc.server import ServerHandle, open_channel, start_server
 from blendr.store import PostgresStore, SQLiteStore, Store, open_store
-from blendr.telemetry import get_logger
+from blendr.telemetry import Metrics, get_logger
 from blendr.units import fmt_tokens
 from king.auth import Sessions
 from king.bridge import AttestationBook, Lane
@@ -51,6 +51,7 @@ from king.core import KingCore
 from king.gateway import RenterGatewayServicer, StoreGateway
 from king.governance import ProposalBook
 from king.ha import LeaderLink, Leadership, LeaseConfig, routed
+from king.metrics import KingCollector
 from king.outputs import OutputStore
 from king.pricing import Pricer, PricingParams
 from king.queens import QueenHub
@@ -112,6 +113,8 @@ class KingApp:
     depths: Depths | None = None  # the confirmation depths the leader's chain clients use (governance's)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _link: LeaderLink | None = None
+    metrics: Metrics | None = None  # the Prometheus endpoint ([metrics] port >= 0)
+    metrics_port: int | None = None
 
     @property
     def port(self) -> int:
@@ -168,8 +171,18 @@ class KingApp:
         await self.server.stop(self.cfg.rpc.grace_s)
         if self._link is not None:
             await self._link.close()
+        if self.metrics is not None:
+            self.metrics.stop_http_server()
         self.store.close()
         log.info("king stopped")
+
+    def start_metrics(self) -> None:
+        """Serve the king's metrics (king.metrics) on ``[metrics] host:port`` when the port is not -1."""
+        if self.cfg.metrics.port < 0:
+            return
+        self.metrics = Metrics()
+        self.metrics.registry.register(KingCollector(lambda: self))
+        self.metrics_port = self.metrics.start_http_server(self.cfg.metrics.host, self.cfg.metrics.port)
 
 
 async def _follow_settlements(cfg: Config, role: Role) -> None:
@@ -424,15 +437,20 @@ async def start_king(
             cfg, kc.listen,
             [lambda s: kpb_grpc.add_KingControlServicer_to_server(role.control, s),
              lambda s: rpb_grpc.add_RenterGatewayServicer_to_server(role.gateway, s)],
-            service_names=SERVICES)
+            service_names=SERVICES, health_listen=cfg.rpc.health_listen)
         app = KingApp(cfg, ident.address, server, store, sessions, role=role, proposals=proposals)
     else:
         app = await _start_ha(parts, store, run_loops=run_loops)
     app.depths = depths
     if run_loops:
         app._tasks += [asyncio.create_task(app._follow_proposals()), asyncio.create_task(depth_watch.run())]
+    try:
+        app.start_metrics()
+    except BaseException:
+        await app.stop()
+        raise
     log.info("king serving", address=ident.address, port=app.port, tls=app.server.tls, network=m.network,
-             leads=app.role is not None)
+             leads=app.role is not None, metrics_port=app.metrics_port, health_port=app.server.probe_port)
     return app
 
 
@@ -461,7 +479,7 @@ async def _start_ha(p: _Parts, store: Store, *, run_loops: bool) -> KingApp:
         cfg, kc.listen,
         [lambda s: kpb_grpc.add_KingControlServicer_to_server(control, s),
          lambda s: rpb_grpc.add_RenterGatewayServicer_to_server(gateway, s)],
-        service_names=SERVICES)
+        service_names=SERVICES, health_listen=cfg.rpc.health_listen)
     app = KingApp(cfg, p.ident.address, server, store, p.sessions, proposals=p.proposals)
 
     async def lead(epoch: int) -> None:
@@ -477,7 +495,7 @@ async def _start_ha(p: _Parts, store: Store, *, run_loops: bool) -> KingApp:
     holder = f"{p.ident.address[:10]}@{socket.gethostname()}/{os.getpid()}/{secrets.token_hex(4)}"
     app.leadership = Leadership(store, holder, advertised(cfg, server.port),
                                 LeaseConfig(ttl_s=kc.lease_ttl_s, renew_s=kc.lease_renew_s), lead, follow)
-    app._link = LeaderLink(app.leadership, lambda target: open_channel(cfg, target))
+    app._link = LeaderLink(app.leadership, lambda target: open_channel(cfg, target, tls_name=kc.peer_tls_name))
     await app.leadership.step()
     await app.leadership.started()
     app._tasks.append(asyncio.create_task(app.leadership.run()))

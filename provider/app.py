@@ -9,6 +9,7 @@ from collections.abc import Callable
 
 from blendr.config import Config, ProviderConfig
 from blendr.identity import NodeIdentity
+from blendr.rpc.server import start_health_only
 from blendr.telemetry import Metrics, get_logger
 from provider.agent import ProviderAgent, ProviderMetrics
 from provider.compute import RayRuntime
@@ -95,6 +96,9 @@ async def run_provider(cfg: Config) -> None:
         log.info("metrics endpoint", port=port)
     print(f"provider {agent.identity.address}: {len(agent.devices)} device(s): "
           + ", ".join(f"{d.name} [{d.model}]" for d in agent.devices), flush=True)
+    probe = await start_health_only(cfg)
+    if probe is not None:
+        log.info("health endpoint", port=probe.port)
     task = asyncio.create_task(agent.run())
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -106,4 +110,6 @@ async def run_provider(cfg: Config) -> None:
     finally:
         await agent.close()
         await agent.runtime.close()
+        if probe is not None:
+            await probe.stop(0)
         metrics.stop_http_server()

@@ -148,6 +148,7 @@ async def start_queen(
         cfg, cfg.queen.listen,
         [lambda s: pb_grpc.add_QueenServiceServicer_to_server(servicer, s)],
         service_names=SERVICES,
+        health_listen=cfg.rpc.health_listen,
     )
     # The operator view lists every provider: on its own listener, loopback by default.
     admin = await start_server(

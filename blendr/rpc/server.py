@@ -44,11 +44,15 @@ class ServerHandle:
     port: int
     health: Any
     tls: bool
+    probe: grpc.aio.Server | None = None  # the plaintext health listener (rpc.health_listen), when set
+    probe_port: int | None = None
 
     async def stop(self, grace: float) -> None:
         """Mark every service NOT_SERVING, then stop, letting calls finish for ``grace`` seconds."""
         await self.health.enter_graceful_shutdown()
         await self.server.stop(grace)
+        if self.probe is not None:
+            await self.probe.stop(0)
 
 
 def server_credentials(cfg: Config) -> grpc.ServerCredentials | None:
@@ -95,6 +99,39 @@ def channel_credentials(cfg: Config, ca_file: str = "") -> grpc.ChannelCredentia
     return tls.load_channel_credentials(trust_anchor(cfg))
 
 
+async def start_health_listener(listen: str, servicer: Any) -> tuple[grpc.aio.Server, int]:
+    """A plaintext listener that serves only ``grpc.health.v1.Health`` from ``servicer`` (``rpc.health_listen``).
+
+    Kubernetes' native ``grpc`` probes cannot speak TLS; this lets them ask a node that serves everything else
+    over TLS. It answers nothing but health, and reports exactly what the node's own health service does (the same
+    servicer object), so a probe sees NOT_SERVING as soon as the node begins to shut down.
+
+    Raises:
+        ConfigError: the address cannot be bound.
+    """
+    probe = grpc.aio.server(options=[("grpc.max_receive_message_length", 4096), ("grpc.so_reuseport", 0)])
+    health_pb2_grpc.add_HealthServicer_to_server(servicer, probe)
+    try:
+        port = probe.add_insecure_port(listen)
+    except RuntimeError as exc:
+        raise ConfigError(f"cannot listen on {listen} (rpc.health_listen): {exc}") from None
+    if port == 0:
+        raise ConfigError(f"cannot listen on {listen} (rpc.health_listen): address in use or invalid")
+    await probe.start()
+    return probe, port
+
+
+async def start_health_only(cfg: Config) -> ServerHandle | None:
+    """For a node without a gRPC server of its own (the provider agent): its health service on
+    ``rpc.health_listen`` alone, SERVING from now until :meth:`ServerHandle.stop`. None when the setting is empty."""
+    if not cfg.rpc.health_listen:
+        return None
+    servicer = health.aio.HealthServicer()
+    probe, port = await start_health_listener(cfg.rpc.health_listen, servicer)
+    await servicer.set("", health_pb2.HealthCheckResponse.SERVING)
+    return ServerHandle(server=probe, port=port, health=servicer, tls=False)
+
+
 async def start_server(
     cfg: Config,
     listen: str,
@@ -102,6 +139,7 @@ async def start_server(
     *,
     service_names: Sequence[str],
     interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
+    health_listen: str = "",
 ) -> ServerHandle:
     """Build, bind and start a ``grpc.aio`` server.
 
@@ -112,6 +150,8 @@ async def start_server(
         service_names: Fully qualified service names reported SERVING by the health service.
         interceptors: Further interceptors, run inside the :class:`ErrorInterceptor` that every server gets
             (so errors raised by the behaviours they wrap are mapped like the servicers' own).
+        health_listen: ``HOST:PORT`` of a plaintext listener serving only this server's health service
+            (:func:`start_health_listener`); empty: none.
 
     Raises:
         ConfigError: the address cannot be bound.
@@ -131,18 +171,30 @@ async def start_server(
     if port == 0:
         raise ConfigError(f"cannot listen on {listen}: address in use or invalid")
     await server.start()
+    probe, probe_port = None, None
+    if health_listen:
+        try:
+            probe, probe_port = await start_health_listener(health_listen, health_servicer)
+        except ConfigError:
+            await server.stop(0)
+            raise
     for name in (*service_names, ""):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    return ServerHandle(server=server, port=port, health=health_servicer, tls=creds is not None)
+    return ServerHandle(server=server, port=port, health=health_servicer, tls=creds is not None, probe=probe,
+                        probe_port=probe_port)
 
 
-def open_channel(cfg: Config, target: str, *, ca_file: str = "") -> grpc.aio.Channel:
+def open_channel(cfg: Config, target: str, *, ca_file: str = "", tls_name: str = "") -> grpc.aio.Channel:
     """A channel to ``target`` (``HOST:PORT``) with TLS per config, bounded sizes and keepalive.
 
-    ``ca_file`` trusts that CA instead of ``rpc.ca_file`` (a queen's king has its own CA).
+    ``ca_file`` trusts that CA instead of ``rpc.ca_file`` (a queen's king has its own CA). ``tls_name``: the name
+    the server's certificate must carry, when it is not the target's host (kings that reach each other at their pod
+    addresses and share one certificate issued for their Service's name).
     """
     creds = channel_credentials(cfg, ca_file)
     opts = _options(cfg.rpc, server=False)
     if creds is None:
         return grpc.aio.insecure_channel(target, options=opts)
+    if tls_name:
+        opts.append(("grpc.ssl_target_name_override", tls_name))
     return grpc.aio.secure_channel(target, creds, options=opts)
