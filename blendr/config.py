@@ -172,7 +172,8 @@ class ChainConfig:
     # Override the manifest's RPC endpoints (e.g. a node's own ETH/ETC node); empty: the manifest's.
     eth_rpc_url: str = ""
     etc_rpc_url: str = ""
-    # Override the manifest's confirmation depths; -1: the manifest's.
+    # Confirmation depths are governance's (Governance.confirmations, followed while the node runs); a value >= 0
+    # here is this node's floor: it uses the deeper of the two (docs/configuration.md). -1: governance's alone.
     eth_confirmations: int = -1
     etc_confirmations: int = -1
     rpc_timeout_s: float = 15.0

@@ -30,7 +30,9 @@ from blendr.chain.contracts import (
     StakingManager,
     Tier,
 )
+from blendr.chain.depths import DEPTH_PARAMS, Depths
 from blendr.chain.governing import Governor
+from blendr.chain.govwatch import GovWatch
 from blendr.chain.manifest import Manifest, chain_settings, load_manifest
 from blendr.clock import Clock, SystemClock
 from blendr.config import Config
@@ -108,6 +110,7 @@ class KingApp:
     role: Role | None = None  # None: another king leads (king.ha)
     leadership: Leadership | None = None  # None: this king is alone on its store and always leads
     proposals: ProposalBook | None = None  # governance proposals for the gateway (king.governance)
+    depths: Depths | None = None  # the confirmation depths the leader's chain clients use (governance's)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _link: LeaderLink | None = None
     metrics: Metrics | None = None  # the Prometheus endpoint ([metrics] port >= 0)
@@ -221,7 +224,8 @@ async def _follow_reputation(jobs: KingCore, rep: ReputationSystem, scores: dict
 
 async def _follow_governance(cfg: Config, role: Role) -> None:
     """Every ``chain.gov_refresh_s``: GPURental's parameters (quote bounds, durations, GPUs) into the jobs, and both
-    inboxes' attester sets and thresholds into the bridge book; a chain outage keeps the last known ones."""
+    inboxes' attester sets and thresholds into the bridge book; a chain outage keeps the last known ones. (The
+    confirmation depths have a GovWatch of their own, :func:`start_king`, which every role's clients follow.)"""
     while True:
         try:
             await role.jobs.prepare()
@@ -316,6 +320,7 @@ class _Parts:
     clock: Clock
     sessions: Sessions
     proposals: ProposalBook
+    depths: Depths
 
 
 async def _build_role(p: _Parts, store: Store, *, run_loops: bool, guard: Any = None) -> Role:
@@ -325,6 +330,7 @@ async def _build_role(p: _Parts, store: Store, *, run_loops: bool, guard: Any = 
     clients = chain_clients(cfg, m, p.ident.account())
     for c in clients.values():
         c.guard = guard
+    p.depths.attach(*clients.values())  # governance's confirmation depths, now and whenever they change
     rental = GPURental(clients["eth"], m.eth.address("GPURental"))
     lanes = [
         Lane(BridgeInbox(clients["etc"], m.etc.address("BridgeInbox")), m.eth.chain_id, m.eth.address("BridgeOutbox")),
@@ -416,7 +422,15 @@ async def start_king(
         await asyncio.to_thread(proposals.refresh)
     except BlendrError as exc:  # the gateway serves an empty list until the next refresh
         log.warning("proposals read failed", error=str(exc)[:200])
-    parts = _Parts(cfg, m, ident, clock, sessions, proposals)
+    # the confirmation depths are governance's (Governance.confirmations), read before the leader's loops start
+    depths = Depths.for_node(cfg, m)
+    depth_watch = GovWatch(governor.values, DEPTH_PARAMS, cfg.chain.gov_refresh_s)
+    depth_watch.on_change(depths.apply)
+    try:
+        await asyncio.to_thread(depth_watch.refresh)
+    except BlendrError as exc:  # the deployment's depths until the next refresh
+        log.warning("confirmation depths read failed; using the deployment's", error=str(exc)[:200])
+    parts = _Parts(cfg, m, ident, clock, sessions, proposals, depths)
     if not ha:
         role = await _build_role(parts, store, run_loops=run_loops)
         server = await start_server(
@@ -427,8 +441,9 @@ async def start_king(
         app = KingApp(cfg, ident.address, server, store, sessions, role=role, proposals=proposals)
     else:
         app = await _start_ha(parts, store, run_loops=run_loops)
+    app.depths = depths
     if run_loops:
-        app._tasks.append(asyncio.create_task(app._follow_proposals()))
+        app._tasks += [asyncio.create_task(app._follow_proposals()), asyncio.create_task(depth_watch.run())]
     try:
         app.start_metrics()
     except BaseException:

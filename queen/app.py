@@ -10,9 +10,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from blendr.chain.depths import DEPTH_PARAMS
 from blendr.clock import Clock, SystemClock
 from blendr.config import Config, check_queen_limits
-from blendr.errors import IdentityError, TLSError
+from blendr.errors import BlendrError, IdentityError, TLSError
 from blendr.identity import KEY_FILE, NodeIdentity
 from blendr.rpc.server import ServerHandle, start_server
 from blendr.store import SQLiteStore, Store
@@ -59,6 +60,7 @@ class QueenApp:
     _relay_tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _king_channel: Any = None
     gov: Any = None  # blendr.chain.govwatch.GovWatch: the governance parameters this queen obeys, when it has a manifest
+    depths: Any = None  # blendr.chain.depths.Depths: the confirmation depths its chain clients use (with gov)
     kinglink: Any = None  # queen.kinglink.KingLink when relay.king is set
 
     @property
@@ -158,6 +160,8 @@ async def start_queen(
     if cfg.metrics.port >= 0:
         metrics_port = metrics.start_http_server(cfg.metrics.host, cfg.metrics.port)
     app = QueenApp(cfg, core, server, admin, metrics, metrics_port, store)
+    if manifest is not None:
+        await _read_governance(app, manifest)  # before the chain loops start: they begin at governance's depths
     if cfg.relay.king:
         _start_king_link(app, ident, clock, run=run_ticker)
         from queen.outputs import OutputRelay
@@ -166,7 +170,7 @@ async def start_queen(
     if cfg.relay.enabled:
         _start_relay(app, ident, clock, manifest, run=run_ticker)
     if manifest is not None:
-        _start_gov_watch(app, manifest, oracle, run=run_ticker)
+        _start_gov_watch(app, oracle, run=run_ticker)
     if run_ticker:
         app._ticker = asyncio.create_task(app._tick_loop())
     log.info("queen serving", address=ident.address, port=server.port, admin_port=admin.port, tls=server.tls,
@@ -247,6 +251,8 @@ def _start_relay(app: QueenApp, ident: NodeIdentity, clock: Clock, manifest: Any
     account = ident.account()
     eth = ChainClient(chain_settings(cfg, m, "eth"), account)
     etc = ChainClient(chain_settings(cfg, m, "etc"), account)
+    if app.depths is not None:
+        app.depths.attach(eth, etc)  # governance's confirmation depths, now and whenever they change
     wv = WorkVerification(etc, m.etc.address("WorkVerification"))
     app.verifier = RentalVerifier(app.core, cfg.relay, wv, app.store, clock, start_block=m.etc.deploy_block)
     open_tasks = app.verifier.load()
@@ -268,17 +274,32 @@ def _start_relay(app: QueenApp, ident: NodeIdentity, clock: Clock, manifest: Any
 
 
 #: The governance parameters a queen obeys while it runs (blendr.chain.govparams names).
-QUEEN_GOV_PARAMS = ("verification.challenge_interval", "staking.min_stake_provider")
+QUEEN_GOV_PARAMS = ("verification.challenge_interval", "staking.min_stake_provider", *DEPTH_PARAMS)
 
 
-def _start_gov_watch(app: QueenApp, manifest: Any, oracle: StakeOracle, *, run: bool) -> None:
-    """Follows the queen's governance parameters (``chain.gov_refresh_s``): the rented providers' challenge
-    interval and the provider stake minimum of stake admission change while the queen runs."""
+async def _read_governance(app: QueenApp, manifest: Any) -> None:
+    """The queen's governance parameters (``app.gov``) and confirmation depths (``app.depths``), read once now; a
+    chain that cannot be read leaves the manifest's depths and the config's values until the next refresh."""
+    from blendr.chain.depths import Depths
     from blendr.chain.govwatch import GovWatch, chain_reader
+
+    app.depths = Depths.for_node(app.cfg, manifest)
+    app.gov = GovWatch(chain_reader(app.cfg, manifest), QUEEN_GOV_PARAMS, app.cfg.chain.gov_refresh_s)
+    app.gov.on_change(app.depths.apply)
+    try:
+        await asyncio.to_thread(app.gov.refresh)
+    except BlendrError as exc:
+        log.warning("governance parameters could not be read at start; using the deployment's until the next "
+                    "refresh", error=str(exc)[:300])
+
+
+def _start_gov_watch(app: QueenApp, oracle: StakeOracle, *, run: bool) -> None:
+    """Follows the queen's governance parameters (``chain.gov_refresh_s``): the rented providers' challenge
+    interval, the provider stake minimum of stake admission and the confirmation depths change while the queen
+    runs."""
     from queen.stake_oracle import ChainStakeOracle
 
-    watch = GovWatch(chain_reader(app.cfg, manifest), QUEEN_GOV_PARAMS, app.cfg.chain.gov_refresh_s)
-    app.gov = watch
+    watch = app.gov
     if app.verifier is not None:
         app.verifier.gov = watch
     if isinstance(oracle, ChainStakeOracle):

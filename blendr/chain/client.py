@@ -17,7 +17,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -215,6 +215,18 @@ class ChainClient:
         if not isinstance(address, str) or not is_hex_address(address):
             raise ChainError(f"{self.settings.name}: {name} address {str(address)[:80]!r} is not a 20-byte hex address")
         return self.w3.eth.contract(address=Web3.to_checksum_address(address), abi=abi)
+
+    def set_confirmations(self, depth: int) -> None:
+        """Makes ``depth`` this chain's confirmation depth from now on (governance changed it, see
+        :mod:`blendr.chain.depths`): for the receipts waited for after this call, and for every follower and reader
+        built on this client without a depth of its own. A wait already in progress keeps the depth it began with.
+
+        Raises:
+            ChainError: ``depth`` is below 1.
+        """
+        if depth < 1:
+            raise ChainError(f"{self.settings.name}: confirmation depth {depth} is below 1")
+        self.settings = replace(self.settings, confirmations=depth)  # one reference swap: readers see old or new
 
     def check_chain_id(self) -> None:
         """Raises ChainError when the endpoint serves another chain than configured."""

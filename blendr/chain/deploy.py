@@ -176,6 +176,23 @@ def check_governable(p: DeployParams) -> None:
                           f"({p.proposal_threshold} wei): nobody could propose")
 
 
+def check_depths(depths: dict[str, int]) -> None:
+    """Refuses confirmation depths Governance would refuse (1..MAX_ETH_CONFIRMATIONS on ETH, 1..MAX_ETC_CONFIRMATIONS
+    on ETC), before any transaction.
+
+    Raises:
+        ConfigError: naming the depth and its bounds.
+    """
+    from blendr.chain import govparams as gp
+
+    for chain, depth in depths.items():
+        p = gp.param(gp.DEPTHS[chain])
+        assert p.lo is not None and p.hi is not None
+        if not p.lo <= depth <= p.hi:
+            raise ConfigError(f"{chain}_confirmations {depth} is out of bounds: governance allows {p.lo}..{p.hi} "
+                              "blocks")
+
+
 Echo = Callable[[str], None]
 
 
@@ -197,6 +214,8 @@ def deploy_system(eth: ChainClient, etc: ChainClient, p: DeployParams, *, networ
     if not len(p.attesters) < 2 * p.threshold <= 2 * len(p.attesters):
         raise ConfigError(f"bridge threshold {p.threshold} must be a majority of the {len(p.attesters)} attesters")
     check_governable(p)
+    depths = {"eth": eth.settings.confirmations, "etc": etc.settings.confirmations}
+    check_depths(depths)
     eth.check_chain_id()
     etc.check_chain_id()
     d = eth.address
@@ -210,8 +229,9 @@ def deploy_system(eth: ChainClient, etc: ChainClient, p: DeployParams, *, networ
     timelock = eth.deploy("BlendrTimelock", p.timelock_delay_s, [], [], d)
     staking = eth.deploy("StakingManager", d, token.address, p.treasury,
                          [p.min_stake_provider_per_gpu, p.min_stake_queen, p.min_stake_king], p.unbonding_delay_s)
+    # the nodes' confirmation depths start as the network's (its config's, the devnet's 1): governance's from now on
     governance = eth.deploy("Governance", token.address, staking.address, timelock.address, p.voting_delay_s,
-                            p.voting_period_s, p.proposal_threshold, p.quorum_percent)
+                            p.voting_period_s, p.proposal_threshold, p.quorum_percent, depths["eth"], depths["etc"])
     eth_outbox = eth.deploy("BridgeOutbox", d)
     eth_inbox = eth.deploy("BridgeInbox", d, p.attesters, p.threshold, p.rate_window_s, p.rate_max_messages)
     rental = eth.deploy("GPURental", d, token.address, staking.address, eth_outbox.address, eth_inbox.address,

@@ -10,6 +10,10 @@ deeper than ``confirmations``), it walks back to the newest remembered block tha
 rescans from there, and reports the difference: events that vanished are *withdrawn*, events that moved
 to another block are not reported again, new ones are delivered. A reorg deeper than the remembered
 history raises :class:`~blendr.errors.ReorgError` (operators then pick a deeper ``history``).
+
+The depth may change between polls (governance sets it; :mod:`blendr.chain.depths`): the cursor stays where it
+is, so a shallower depth scans on from the block after the cursor (nothing skipped, nothing delivered twice) and
+a deeper one waits until the head is that far past the cursor (what was delivered stays delivered).
 """
 
 from __future__ import annotations
@@ -104,7 +108,8 @@ class EventFollower:
             store: where the cursor, recent block hashes and delivered events persist.
             name: this follower's key in the store (e.g. "queen-eth-outbox").
             contracts: our name -> web3 contract, whose events are followed.
-            confirmations: depth a block needs before its events are delivered (default: the chain's).
+            confirmations: depth a block needs before its events are delivered; None: the client's at each poll
+                (so a depth governance changes applies from the next poll, :meth:`ChainClient.set_confirmations`).
             start_block: first block to scan when there is no cursor yet (e.g. the deployment block).
             max_range: most blocks one ``eth_getLogs`` asks for.
             history: blocks of hashes and delivered events remembered for undoing reorgs.
@@ -113,13 +118,22 @@ class EventFollower:
         self.store = store
         self.name = name
         self.contracts = contracts
-        self.confirmations = client.settings.confirmations if confirmations is None else confirmations
+        self._confirmations = confirmations
         self.start_block = start_block
         self.max_range = max_range
         self.history = history
         self._ns_blocks = f"chain_blocks:{name}"
         self._ns_events = f"chain_events:{name}"
         self._by_address = {c.address.lower(): (n, c) for n, c in contracts.items()}
+
+    @property
+    def confirmations(self) -> int:
+        """The depth the next poll uses: this follower's own, else its client's current one."""
+        return self.client.settings.confirmations if self._confirmations is None else self._confirmations
+
+    @confirmations.setter
+    def confirmations(self, depth: int | None) -> None:
+        self._confirmations = depth
 
     # -- state ----------------------------------------------------------------------------------------
     def cursor(self) -> tuple[int, str] | None:
@@ -143,7 +157,8 @@ class EventFollower:
             UnavailableError: the RPC endpoint kept failing.
         """
         head = self.client.block_number()
-        target = head - self.confirmations + 1 if self.confirmations > 0 else head
+        depth = self.confirmations  # read once: governance may change it while this poll runs
+        target = head - depth + 1 if depth > 0 else head
         cur = self.cursor()
         changes = Changes(cursor_block=cur[0] if cur else self.start_block - 1)
         withdrawn_ids: dict[str, ChainEvent] = {}

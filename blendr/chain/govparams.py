@@ -218,6 +218,13 @@ def _bridge(chain: ChainName) -> list[Param]:
     ]
 
 
+#: The deepest confirmation depths governance may set (Governance.MAX_ETH_CONFIRMATIONS / MAX_ETC_CONFIRMATIONS):
+#: about 3.3 h of ETH's 12 s blocks, about 3 days of ETC's 13 s blocks (reasoning in contracts/eth/Governance.sol).
+MAX_ETH_CONFIRMATIONS = 1_000
+MAX_ETC_CONFIRMATIONS = 20_000
+#: The registry's names of the two depths, by chain (the same names as the node config's overrides).
+DEPTHS: Mapping[str, str] = {"eth": "chain.eth_confirmations", "etc": "chain.etc_confirmations"}
+_DEPTHS = (DEPTHS["eth"], DEPTHS["etc"])
 _DUR = ("rental.min_duration", "rental.max_duration")
 _QUOTE = ("rental.min_quote", "rental.max_quote")
 _RENTAL_PEERS = ("rental.etc_chain_id", "rental.work_verification", "rental.reputation_system")
@@ -301,6 +308,13 @@ PARAMS: tuple[Param, ...] = (
        "votes for + abstain needed, as a share of GPUTOKEN's supply at the snapshot"),
     _p("timelock.min_delay", "eth", "BlendrTimelock", "updateDelay", "getMinDelay", Unit.SECONDS, 0, None,
        "wait between a proposal's queueing and its execution"),
+    # -- ETH: the nodes' confirmation depths (Governance holds them; only the nodes read them)
+    _p(DEPTHS["eth"], "eth", "Governance", "setConfirmations", "confirmations", Unit.BLOCKS, 1,
+       MAX_ETH_CONFIRMATIONS, "blocks an ETH block needs (itself included) before the nodes act on its events and "
+       "receipts (an operator's deeper chain.eth_confirmations wins)", args=_DEPTHS, getter_index=0),
+    _p(DEPTHS["etc"], "eth", "Governance", "setConfirmations", "confirmations", Unit.BLOCKS, 1,
+       MAX_ETC_CONFIRMATIONS, "blocks an ETC block needs (itself included) before the nodes act on its events and "
+       "receipts (an operator's deeper chain.etc_confirmations wins)", args=_DEPTHS, getter_index=1),
     *_bridge("eth"),
     # -- ETC: WorkVerification (through BridgeGovernanceExecutor)
     _p("verification.challenge_interval", "etc", "WorkVerification", "setChallengeInterval", "challengeInterval",
@@ -446,5 +460,6 @@ def from_chain(p: Param, raw: Any) -> Value:
     return int(raw)
 
 
-__all__ = ["BY_NAME", "NOT_PARAMETERS", "PARAMS", "Const", "Param", "Unit", "Value", "format_value", "from_chain",
-           "param", "parse_value", "setter_args", "setter_groups", "siblings"]
+__all__ = ["BY_NAME", "DEPTHS", "MAX_ETC_CONFIRMATIONS", "MAX_ETH_CONFIRMATIONS", "NOT_PARAMETERS", "PARAMS", "Const",
+           "Param", "Unit", "Value", "format_value", "from_chain", "param", "parse_value", "setter_args",
+           "setter_groups", "siblings"]

@@ -26,7 +26,7 @@ class ChainDeployment:
 
     rpc_url: str
     chain_id: int
-    confirmations: int
+    confirmations: int  # the depth deployed; governance's since (Governance.confirmations, blendr.chain.depths)
     eip1559: bool
     deploy_block: int = 0
     contracts: dict[str, str] = field(default_factory=dict)
@@ -84,7 +84,8 @@ def manifest_path(cfg: Config) -> Path:
 
 
 def load_manifest(cfg: Config) -> Manifest:
-    """The node's deployment manifest, with the node's RPC and depth overrides applied.
+    """The node's deployment manifest, with the node's RPC and depth overrides applied (a running king or queen
+    then follows governance's depths, never going below the override: :mod:`blendr.chain.depths`).
 
     Raises:
         ConfigError: no manifest (run ``blendr devnet up`` or ``blendr chain deploy``), or it is malformed.

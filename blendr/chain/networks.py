@@ -21,7 +21,8 @@ A network is a ``[network.NAME]`` table in ``config.toml``::
     investors = ["0x...=10000000", "0x...=5000000"]
     advisors = ["0x..."]
 
-Every key is required except the depths (defaults: eth 12, etc 4000) and ``eth_eip1559`` (true) /
+Every key is required except the depths (defaults: eth 12, etc 4000; they become Governance's initial
+``confirmations()``, bounds 1..1000 and 1..20000, and governance changes them afterwards) and ``eth_eip1559`` (true) /
 ``etc_eip1559`` (false: Ethereum Classic has no EIP-1559). The genesis keys are required too, unless
 ``blendr chain deploy --team/--investors/--advisors`` give them (the flags replace the keys).
 """
@@ -33,7 +34,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from blendr.chain.deploy import Grant
+from blendr.chain.deploy import Grant, check_depths
 from blendr.config import Config
 from blendr.errors import ConfigError, SignatureError
 
@@ -104,8 +105,10 @@ def load_network(cfg: Config, name: str, config_file: str | None = None) -> Netw
     if not len(net.attesters) < 2 * net.threshold <= 2 * len(net.attesters):
         raise ConfigError(f"[network.{name}]: threshold {net.threshold} must be a majority of the "
                           f"{len(net.attesters)} attesters")
-    if net.eth_confirmations < 1 or net.etc_confirmations < 1:
-        raise ConfigError(f"[network.{name}]: confirmation depths must be >= 1")
+    try:
+        check_depths({"eth": net.eth_confirmations, "etc": net.etc_confirmations})
+    except ConfigError as exc:
+        raise ConfigError(f"[network.{name}]: {exc}") from None
     return net
 
 

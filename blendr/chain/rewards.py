@@ -58,7 +58,7 @@ class RewardsChain:
         """Args:
             rental, distributor: contract addresses (from the deployment manifest).
             start_block: the deployment's first block (no event is older).
-            confirmations: depth at which a block is final (default: the client's settings).
+            confirmations: depth at which a block is final; None: the client's current one (governance's).
             max_log_range: the most blocks one eth_getLogs asks for (providers cap it).
             max_topics: the most rental ids one eth_getLogs filters on; an epoch with more settlements reads
                 every RentalCreated and RentalCancelled once, unfiltered.
@@ -67,10 +67,15 @@ class RewardsChain:
         self.rental = GPURental(eth, rental)
         self.distributor = TokenDistributor(eth, distributor)
         self.start_block = start_block
-        self.confirmations = eth.settings.confirmations if confirmations is None else confirmations
+        self._confirmations = confirmations
         self.max_log_range = max_log_range
         self.max_topics = max_topics
         self._duration: int | None = None
+
+    @property
+    def confirmations(self) -> int:
+        """The depth at which a block is final now: this reader's own, else its client's current one."""
+        return self.eth.settings.confirmations if self._confirmations is None else self._confirmations
 
     # -- epochs and blocks -------------------------------------------------------------------------------
     @property

@@ -19,6 +19,9 @@ import {IStakingManager} from "../interfaces/IStakingManager.sol";
 /// timestamp checkpoints (ERC-6372 `mode=timestamp`, GPUToken's clock) strictly before the vote, so tokens
 /// borrowed for one transaction weigh nothing.
 /// Proposals run through a TimelockController that holds every GOVERNOR_ROLE of the system.
+/// It also holds the parameters only the nodes obey, off chain: the confirmation depths of ETH and ETC
+/// (setConfirmations; deployed from the network's config, 12 and 4,000 by default). They live here, off the
+/// rental and settlement paths, and belong to this governor like its own voting settings.
 /// @dev Staked tokens sit in StakingManager, which never delegates, so they are not counted twice. Quorum is
 /// a fraction of GPUTOKEN's total supply at the snapshot, which includes staked tokens.
 /// Deployment defaults (blendr/chain/deploy.py DeployParams; reasoning in docs/chains.md "Governance at
@@ -36,7 +39,23 @@ contract Governance is
     GovernorVotesQuorumFraction,
     GovernorTimelockControl
 {
+    /// @notice Deepest ETH confirmation depth governance may set: about 3.3 hours of 12 s blocks, some 15 times
+    /// ETH's finality (two epochs, 64 blocks). Deeper would only hold every rental's bridge messages back.
+    uint32 public constant MAX_ETH_CONFIRMATIONS = 1_000;
+    /// @notice Deepest ETC confirmation depth governance may set: about 3 days of 13 s blocks, 5 times the
+    /// production default (4,000) and about 3 times ETC's deepest known reorg (some 7,000 blocks, 2020), yet
+    /// inside a rental's default result timeout (7 days), so a rental still settles before it may be reclaimed.
+    uint32 public constant MAX_ETC_CONFIRMATIONS = 20_000;
+
+    /// @dev Both depths in one slot. Only the nodes read them (through confirmations()): no rental, settlement
+    /// or bridge delivery does.
+    struct Depths {
+        uint32 eth;
+        uint32 etc;
+    }
+
     IStakingManager private immutable _staking;
+    Depths private _depths;
 
     /// @param token_ GPUTOKEN (ERC20Votes, timestamp clock).
     /// @param staking_ StakingManager (stake checkpoints on the same timestamp clock).
@@ -46,6 +65,8 @@ contract Governance is
     /// @param votingPeriod_ Seconds voting stays open.
     /// @param proposalThreshold_ Voting power needed to propose.
     /// @param quorumNumerator_ Quorum in percent of total supply (denominator 100).
+    /// @param ethConfirmations_ The nodes' confirmation depth on ETH (see setConfirmations).
+    /// @param etcConfirmations_ The nodes' confirmation depth on ETC.
     constructor(
         IVotes token_,
         IStakingManager staking_,
@@ -53,7 +74,9 @@ contract Governance is
         uint48 votingDelay_,
         uint32 votingPeriod_,
         uint256 proposalThreshold_,
-        uint256 quorumNumerator_
+        uint256 quorumNumerator_,
+        uint32 ethConfirmations_,
+        uint32 etcConfirmations_
     )
         Governor("BlendrChain Governance")
         GovernorSettings(votingDelay_, votingPeriod_, proposalThreshold_)
@@ -65,11 +88,38 @@ contract Governance is
             revert GovernanceZeroAddress();
         }
         _staking = staking_;
+        _setConfirmations(ethConfirmations_, etcConfirmations_);
     }
 
     /// @inheritdoc IGovernance
     function staking() external view returns (IStakingManager) {
         return _staking;
+    }
+
+    /// @inheritdoc IGovernance
+    /// @dev Requirements: none.
+    function confirmations() external view returns (uint32 ethDepth, uint32 etcDepth) {
+        Depths memory d = _depths;
+        return (d.eth, d.etc);
+    }
+
+    /// @notice Sets how deep a block must be (itself included) before the nodes act on it: the queens' bridge
+    /// attestations and verification, the king's settlements, deliveries and reward epochs, every node's
+    /// receipts. A node applies a change within `chain.gov_refresh_s` (30 s) without a restart; an operator
+    /// may keep a deeper depth of its own, never a shallower one. Emits {ConfirmationsChanged}.
+    /// Requirements:
+    /// - the call comes from an executed proposal of this governor (onlyGovernance: through the timelock);
+    /// - 1 <= ethDepth <= MAX_ETH_CONFIRMATIONS and 1 <= etcDepth <= MAX_ETC_CONFIRMATIONS.
+    function setConfirmations(uint32 ethDepth, uint32 etcDepth) external onlyGovernance {
+        _setConfirmations(ethDepth, etcDepth);
+    }
+
+    function _setConfirmations(uint32 ethDepth, uint32 etcDepth) private {
+        if (ethDepth == 0 || ethDepth > MAX_ETH_CONFIRMATIONS || etcDepth == 0 || etcDepth > MAX_ETC_CONFIRMATIONS) {
+            revert GovernanceInvalidConfirmations(ethDepth, etcDepth);
+        }
+        _depths = Depths(ethDepth, etcDepth);
+        emit ConfirmationsChanged(ethDepth, etcDepth);
     }
 
     // The overrides below only resolve OpenZeppelin's multiple inheritance.

@@ -10,6 +10,7 @@ from eth_account import Account
 from web3 import Web3
 
 from blendr.chain.client import ChainClient, ChainSettings, decode_revert, is_transient
+from blendr.chain.depths import Depths
 from blendr.chain.follower import Changes, EventFollower
 from blendr.errors import ContractRevertError, DeadlineExceededError, ReorgError, UnavailableError
 from blendr.store import MemoryStore
@@ -146,6 +147,53 @@ def test_follower_waits_for_confirmations(eth: Web3) -> None:
     mine(eth, 3)
     f.poll_until_idle(rec)
     assert len(rec.applied) == 1
+
+
+def test_follower_takes_a_depth_governance_changes_mid_run_without_loss_or_repeat(eth: Web3) -> None:
+    """A follower on its chain's depth uses each depth governance sets from its next poll (through Depths and the
+    client): lowered, it delivers what the new depth confirms and nothing twice; raised, it holds back what is not
+    that deep yet (its cursor stays, nothing is withdrawn) and delivers it once it is; no event is ever skipped."""
+    sender = client(eth)  # sends at depth 1
+    emitter = sender.deploy("ChainEventEmitter")
+    reader = client(eth, key=4)
+    depths = Depths({"eth": 4, "etc": 1})
+    depths.attach(reader)
+    f = EventFollower(reader, MemoryStore(), "t", {"Emitter": emitter})  # no depth of its own: the chain's
+    delivered: list[int] = []
+
+    def handle(changes: Changes, batch: Batch) -> None:
+        assert not changes.withdrawn
+        delivered.extend(int(ev.args["n"]) for ev in changes.new)
+
+    def ping(n: int) -> int:
+        r = sender.transact(emitter.functions.ping(n, b""))
+        assert not isinstance(r, str)
+        return int(r["blockNumber"])
+
+    first = ping(1)
+    mine(eth, 3)  # block `first` is 4 deep
+    second = ping(2)  # 1 deep
+    f.poll_until_idle(handle)
+    assert delivered == [1] and f.confirmations == 4
+    cursor = f.cursor()
+    assert cursor is not None and cursor[0] == second - 3
+    depths.apply({"chain.eth_confirmations": 1})  # lowered: the pending event is confirmed now
+    assert reader.settings.confirmations == 1 and f.confirmations == 1
+    f.poll_until_idle(handle)
+    assert delivered == [1, 2]
+    cursor = f.cursor()
+    assert cursor is not None and cursor[0] == second
+    depths.apply({"chain.eth_confirmations": 6})  # raised: the cursor stays ahead of the new target
+    third = ping(3)
+    mine(eth, 2)
+    f.poll_until_idle(handle)
+    assert delivered == [1, 2] and f.cursor() == cursor  # block `third` is 3 deep, not 6: held back
+    mine(eth, 3)  # now 6 deep
+    f.poll_until_idle(handle)
+    assert delivered == [1, 2, 3]
+    cursor = f.cursor()
+    assert cursor is not None and cursor[0] == third
+    assert first < second < third
 
 
 def test_handler_failure_commits_nothing(eth: Web3) -> None:

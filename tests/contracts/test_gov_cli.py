@@ -92,8 +92,12 @@ def test_params_lists_every_parameter_with_its_value_on_chain(deployed: Manifest
     assert int(rows["governance.voting_period"]["value"]) == DEFAULTS.voting_period_s == 7 * 86_400
     assert int(rows["timelock.min_delay"]["value"]) == DEFAULTS.timelock_delay_s
     assert rows["bridge_etc.attesters"]["value"] == DEFAULTS.attesters
+    # the nodes' depths, deployed from the deployer's client settings (1 here; a network's config: 12 and 4000)
+    assert {n: (rows[n]["value"], rows[n]["contract"], rows[n]["chain"]) for n in gp.DEPTHS.values()} == {
+        "chain.eth_confirmations": ("1", "Governance", "eth"), "chain.etc_confirmations": ("1", "Governance", "eth")}
     code, out, _ = cli("params")
     assert code == 0 and "verification.challenge_interval" in out and "10 s .. 1 d" in out
+    assert "1 block .. 1000 blocks" in out and "1 block .. 20000 blocks" in out
     gov = eth.eth.contract(address=deployed.eth.address("Governance"), abi=artifacts.load("eth", "Governance").abi)
     assert gov.functions.quorumDenominator().call() == 100, (
         "govparams' governance.quorum is a percentage (bounds 0..100, shown as %): update its unit and bounds")
@@ -109,6 +113,9 @@ def test_bad_input_is_refused_before_any_transaction(deployed: Manifest, eth: We
     assert code == 2 and "out of bounds" in err and "2000 bps" in err
     code, _, err = cli("propose", "--set", "rental.min_duration=400d", "--description", "min above max")
     assert code == 2 and "out of bounds" in err
+    for bad in ("chain.eth_confirmations=0", "chain.etc_confirmations=20001", "chain.eth_confirmations=1001"):
+        code, _, err = cli("propose", "--set", bad, "--description", "depth out of bounds")
+        assert code == 2 and "out of bounds" in err and "blocks" in err, err
     code, _, err = cli("propose", "--set", "rental.fee_bps", "--description", "no value")
     assert code == 2 and "NAME=VALUE" in err
     code, _, err = cli("propose", "--set", "rental.fee_bps=300", "--description", "no votes")

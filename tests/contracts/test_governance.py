@@ -4,10 +4,12 @@ flash-borrowed tokens carry no weight."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 from web3 import Web3
 from web3.contract import Contract
+from web3.exceptions import ContractPanicError
 
 from tests.contracts.chainkit import deploy, increase_time, now, reverts, send
 
@@ -17,6 +19,7 @@ PROVIDER, QUEEN, KING = 0, 1, 2
 VOTING_DELAY, VOTING_PERIOD, TIMELOCK_DELAY = 2, 10, 60
 THRESHOLD = 1_000 * E18
 QUORUM_PCT = 4
+ETH_DEPTH, ETC_DEPTH = 12, 4_000  # the production defaults (blendr/chain/networks.py)
 AGAINST, FOR, ABSTAIN = 0, 1, 2
 PENDING, ACTIVE, CANCELED, DEFEATED, SUCCEEDED, QUEUED, EXPIRED, EXECUTED = range(8)
 MINTER_ROLE = Web3.keccak(text="MINTER_ROLE")
@@ -46,7 +49,7 @@ def system(eth: Web3) -> System:
     timelock = deploy(eth, "eth", "BlendrTimelock", TIMELOCK_DELAY, [], [ZERO], admin)
     gov = deploy(
         eth, "eth", "Governance", token.address, staking.address, timelock.address, VOTING_DELAY, VOTING_PERIOD,
-        THRESHOLD, QUORUM_PCT,
+        THRESHOLD, QUORUM_PCT, ETH_DEPTH, ETC_DEPTH,
     )
     send(timelock.functions.grantRole(PROPOSER_ROLE, gov.address), admin)
     send(timelock.functions.grantRole(CANCELLER_ROLE, gov.address), admin)
@@ -101,7 +104,7 @@ def test_constructor_rejects_zero_address(eth: Web3, system: System, which: str)
     staking = ZERO if which == "staking" else system.staking.address
     timelock = ZERO if which == "timelock" else system.timelock.address
     with reverts("GovernanceZeroAddress"):
-        deploy(eth, "eth", "Governance", system.token.address, staking, timelock, 1, 5, 0, 4)
+        deploy(eth, "eth", "Governance", system.token.address, staking, timelock, 1, 5, 0, 4, 12, 4_000)
 
 
 def test_voting_power_is_delegated_plus_staked(eth: Web3, system: System) -> None:
@@ -195,3 +198,77 @@ def test_flash_lender_requires_repayment(eth: Web3, system: System) -> None:
     with reverts("EconFlashLenderNotRepaid"):
         send(borrower.functions.attack(10 * E18, pid), eth.eth.accounts[6])
     assert system.token.functions.balanceOf(lender.address).call() == 10 * E18
+
+
+# -- the nodes' confirmation depths (Governance.confirmations): governance's, inside their bounds ------------------
+
+def _execute(eth: Web3, s: System, calls: list[tuple[str, bytes]], desc: str) -> Any:
+    """Runs ``calls`` through a proposal alice passes (propose, vote, queue, execute); returns execute()."""
+    alice = eth.eth.accounts[1]
+    targets, values, datas = [t for t, _ in calls], [0] * len(calls), [d for _, d in calls]
+    pid = s.gov.functions.propose(targets, values, datas, desc).call({"from": alice})
+    send(s.gov.functions.propose(targets, values, datas, desc), alice)
+    increase_time(eth, VOTING_DELAY + 1)
+    send(s.gov.functions.castVote(pid, FOR), alice)
+    increase_time(eth, VOTING_PERIOD)
+    desc_hash = Web3.keccak(text=desc)
+    send(s.gov.functions.queue(targets, values, datas, desc_hash), alice)
+    increase_time(eth, TIMELOCK_DELAY)
+    return s.gov.functions.execute(targets, values, datas, desc_hash)
+
+
+def _set_depths(s: System, eth_depth: int, etc_depth: int) -> tuple[str, bytes]:
+    return s.gov.address, Web3.to_bytes(hexstr=s.gov.encode_abi("setConfirmations", [eth_depth, etc_depth]))
+
+
+def test_confirmations_start_as_deployed_with_the_registry_bounds(eth: Web3, system: System) -> None:
+    """The constructor's depths are read back and announced; the bounds are the registry's."""
+    from blendr.chain import govparams as gp
+
+    gov = system.gov
+    assert gov.functions.confirmations().call() == [ETH_DEPTH, ETC_DEPTH]
+    assert gov.functions.MAX_ETH_CONFIRMATIONS().call() == gp.param("chain.eth_confirmations").hi == 1_000
+    assert gov.functions.MAX_ETC_CONFIRMATIONS().call() == gp.param("chain.etc_confirmations").hi == 20_000
+    assert gp.param("chain.eth_confirmations").lo == gp.param("chain.etc_confirmations").lo == 1
+    created = gov.events.ConfirmationsChanged().get_logs(from_block=0)
+    assert [(e["args"]["ethDepth"], e["args"]["etcDepth"]) for e in created] == [(ETH_DEPTH, ETC_DEPTH)]
+
+
+@pytest.mark.parametrize("depths", [(0, 4_000), (1_001, 4_000), (12, 0), (12, 20_001)])
+def test_constructor_refuses_depths_out_of_bounds(eth: Web3, system: System, depths: tuple[int, int]) -> None:
+    with reverts("GovernanceInvalidConfirmations") as r:
+        deploy(eth, "eth", "Governance", system.token.address, system.staking.address, system.timelock.address,
+               1, 5, 0, 4, *depths)
+    assert r.args == list(depths)
+
+
+def test_only_an_executed_proposal_sets_the_confirmations(eth: Web3, system: System) -> None:
+    """Nobody sets the depths directly, not the deployer nor the timelock itself; a proposal does, at the edges of
+    the bounds, and the change is announced."""
+    gov, timelock = system.gov, system.timelock
+    admin, alice = eth.eth.accounts[:2]
+    for who in (admin, alice):
+        with reverts("GovernorOnlyExecutor"):
+            send(gov.functions.setConfirmations(20, 5_000), who)
+    # the timelock calling on its own (an operation another proposer scheduled) is refused too
+    eth.provider.make_request("anvil_impersonateAccount", [timelock.address])  # type: ignore[arg-type]
+    eth.provider.make_request("anvil_setBalance", [timelock.address, hex(10**18)])  # type: ignore[arg-type]
+    try:
+        with pytest.raises(ContractPanicError, match="Panic error 0x31"):  # no governance call is queued
+            gov.functions.setConfirmations(20, 5_000).call({"from": timelock.address})
+    finally:
+        eth.provider.make_request("anvil_stopImpersonatingAccount", [timelock.address])  # type: ignore[arg-type]
+    receipt = send(_execute(eth, system, [_set_depths(system, 1_000, 1)], "Depths: ETH 1000, ETC 1"), alice)
+    assert gov.functions.confirmations().call() == [1_000, 1]
+    logs = gov.events.ConfirmationsChanged().process_receipt(receipt)
+    assert [(e["args"]["ethDepth"], e["args"]["etcDepth"]) for e in logs] == [(1_000, 1)]
+    send(_execute(eth, system, [_set_depths(system, 1, 20_000)], "Depths: ETH 1, ETC 20000"), alice)
+    assert gov.functions.confirmations().call() == [1, 20_000]
+
+
+def test_a_proposal_out_of_bounds_fails_at_execution_and_changes_nothing(eth: Web3, system: System) -> None:
+    execute = _execute(eth, system, [_set_depths(system, 12, 20_001)], "Depths: ETC too deep")
+    with reverts("GovernanceInvalidConfirmations") as r:
+        send(execute, eth.eth.accounts[1])
+    assert r.args == [12, 20_001]
+    assert system.gov.functions.confirmations().call() == [ETH_DEPTH, ETC_DEPTH]

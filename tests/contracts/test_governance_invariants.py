@@ -80,6 +80,8 @@ def env(eth: Web3) -> Env:
         VOTING_PERIOD,
         0,
         4,
+        12,
+        4_000,
     )
     send(timelock.functions.grantRole(PROPOSER_ROLE, gov.address), admin)
     send(timelock.functions.grantRole(CANCELLER_ROLE, gov.address), admin)

@@ -3,9 +3,10 @@
 A real network on the devnet chains (deploy_devnet): the king, two relaying queens (the bridge's 2-of-3
 attesters), queen1 admitting providers by stake. A holder (the devnet deployer, votes from the team's vesting wallet at genesis) runs
 ``blendr gov`` propose → vote → queue → execute for an ETH parameter the king obeys (the lowest quote), one
-the queens obey on ETH (the provider stake minimum) and one on ETC (the rented providers' challenge interval,
-carried by the bridge that the queens and king relay). The nodes run with the default ``chain.gov_refresh_s``
-(30 s) and must show the new values within 60 s of the change landing.
+the queens obey on ETH (the provider stake minimum), one on ETC (the rented providers' challenge interval,
+carried by the bridge that the queens and king relay) and ETH's confirmation depth, which every node follows
+(queen2's operator keeps a deeper one of its own: the deeper depth wins). The nodes run with the default
+``chain.gov_refresh_s`` (30 s) and must show the new values within 60 s of the change landing.
 """
 
 from __future__ import annotations
@@ -50,8 +51,10 @@ async def test_an_executed_proposal_changes_the_running_king_and_queens(
         king = await net.start_king()
         q1 = await net.start_queen("queen1", **{"queen.admission": "stake",
                                                 "relay.rental_challenge_mean_interval_s": 3600.0})
-        await net.start_queen("queen2")
+        q2 = await net.start_queen("queen2", **{"chain.eth_confirmations": 4})  # its operator's own ETH depth
         assert king.cfg.chain.gov_refresh_s == 30.0 and q1.cfg.chain.gov_refresh_s == 30.0  # the default
+        # ETH's depth is governance's (the devnet deploys 1), but never below an operator's explicit one
+        assert (king.depths.depth("eth"), q1.depths.depth("eth"), q2.depths.depth("eth")) == (1, 1, 4)
         provider = ACCOUNTS["provider1"].address  # staked 4000 GPUTOKEN on the devnet
         spec = Spec(gpus=1, duration_s=3600, max_price_per_gpu_hour=tokens(100), gpu_model="h100-sxm")
         async with net.renter() as renter:
@@ -65,8 +68,8 @@ async def test_an_executed_proposal_changes_the_running_king_and_queens(
         deployed.save(home / "deployment.json")
         NodeIdentity.from_key(bytes(voter.key)).save(home)
         p = _gov(home, capsys, "propose", "--set", "rental.min_quote=10", "--set", "staking.min_stake_provider=5000",
-                 "--set", "verification.challenge_interval=20s", "--description", "Dearer GPUs, more stake, calmer "
-                 "challenges")
+                 "--set", "verification.challenge_interval=20s", "--set", "chain.eth_confirmations=3",
+                 "--description", "Dearer GPUs, more stake, calmer challenges, deeper ETH confirmations")
         pid = p["proposal_id"]
         # the devnet's vote: opens 1 s after the proposal, lasts 300 s (the governor's clock is timestamps)
         rpc(eth.url, "evm_increaseTime", [2])
@@ -80,6 +83,8 @@ async def test_an_executed_proposal_changes_the_running_king_and_queens(
         _gov(home, capsys, "execute", pid)
         loop = asyncio.get_running_loop()
         landed = loop.time()
+        # 3 blocks on top of the execution: its ETC message is 4 deep, as queen2's own depth wants before it attests
+        rpc(eth.url, "anvil_mine", [hex(3)])
 
         async def quote_now() -> int:
             async with net.renter() as r:
@@ -92,10 +97,35 @@ async def test_an_executed_proposal_changes_the_running_king_and_queens(
         await wait_for(lambda: not q1.core.admission.oracle.check(provider).allowed, deadline - loop.time() + 1,
                        "queen1 to refuse a provider staked below the new minimum")
         assert "below the minimum 5000" in q1.core.admission.oracle.check(provider).reason
+        # ETH's depth, from the same refresh: queen1 attests ETH messages 3 deep now; queen2 stays at its own 4
+        await wait_for(lambda: q1.depths.depth("eth") == 3, 5.0, "queen1 to take ETH's depth 3")
+        eth_outbox = {name: q.attester.followers[0] for name, q in (("queen1", q1), ("queen2", q2))}
+        assert (eth_outbox["queen1"].confirmations, eth_outbox["queen2"].confirmations) == (3, 4)
+
+        def head() -> int:
+            return int(rpc(eth.url, "eth_blockNumber", []), 16)
+
+        def trails(follower: Any, depth: int) -> bool:  # its cursor sits depth - 1 below the head
+            cursor = follower.cursor()
+            return cursor is not None and cursor[0] == head() - (depth - 1)
+
+        rpc(eth.url, "anvil_mine", [hex(2)])  # at depth 1 a follower would scan up to the head
+        for name, depth in (("queen1", 3), ("queen2", 4)):
+            await wait_for(lambda f=eth_outbox[name], d=depth: trails(f, d), 10.0,
+                           f"{name}'s ETH outbox follower to trail the head by {depth - 1} blocks")
+        await asyncio.sleep(0.5)  # several polls later (relay.poll_s 0.1 s) they still hold back
+        assert trails(eth_outbox["queen1"], 3) and trails(eth_outbox["queen2"], 4)
         # ETC: the bridge carries the change first (the queens attest, the king delivers), then the queen follows
         etc_deadline = WITHIN_S + 60.0  # the relay's own confirmation and delivery time on top
         await wait_for(lambda: q1.verifier.rental_rate() == 20.0, etc_deadline,
                        "queen1 to challenge rented providers every 20 s")
+        # the king's depth watch has its own 30 s round: its settlement follower on ETH trails by 2 blocks too
+        await wait_for(lambda: king.depths.depth("eth") == 3, landed + WITHIN_S - loop.time() + 1,
+                       "the king to take ETH's depth 3")
+        assert king.clients["eth"].settings.confirmations == 3 and king.clients["etc"].settings.confirmations == 1
+        rpc(eth.url, "anvil_mine", [hex(2)])
+        await asyncio.sleep(1.0)  # several polls later (king.poll_s 0.2 s) it still holds back
+        assert trails(king.settlements.follower, 3), "the king's settlement follower does not trail the head by 2"
         # the king's gateway lists the proposal, executed, with its tally (NOT_FOUND until its next refresh)
         import grpc
 

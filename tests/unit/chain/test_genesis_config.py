@@ -69,3 +69,14 @@ guardian = "{A}"
     (tmp_path / "config.toml").write_text(base + f'team = "{A}"\n')
     with pytest.raises(ConfigError, match="team: expected list"):
         load_network(cfg, "x")
+    # the depths become Governance's: its bounds (1..1000 on ETH, 1..20000 on ETC) are checked before any transaction
+    (tmp_path / "config.toml").write_text(base)
+    net = load_network(cfg, "x")
+    assert (net.eth_confirmations, net.etc_confirmations) == (12, 4000)
+    for depths in ("eth_confirmations = 0", "eth_confirmations = 1001", "etc_confirmations = 20001"):
+        (tmp_path / "config.toml").write_text(base + depths + "\n")
+        with pytest.raises(ConfigError, match=r"\[network.x\]: .*_confirmations .* out of bounds"):
+            load_network(cfg, "x")
+    (tmp_path / "config.toml").write_text(base + "eth_confirmations = 1000\netc_confirmations = 20000\n")
+    net = load_network(cfg, "x")
+    assert (net.eth_confirmations, net.etc_confirmations) == (1000, 20000)

@@ -110,3 +110,25 @@ def test_a_shared_setter_keeps_relations_the_contract_checks() -> None:
     with pytest.raises(InvalidArgumentError, match="sum to 10000"):
         gp.setter_args(s, vals)
     assert gp.setter_args(gp.param("staking.min_stake_queen"), {"staking.min_stake_queen": 5}) == [1, 5]
+
+
+def test_confirmation_depths_are_blocks_in_one_setter_with_the_contracts_bounds() -> None:
+    """Both depths live in Governance.setConfirmations(eth, etc): one call sets both (the other at its current
+    value); bounds 1..1000 and 1..20000, the contract's constants."""
+    eth, etc = gp.param("chain.eth_confirmations"), gp.param("chain.etc_confirmations")
+    assert eth.unit is etc.unit is gp.Unit.BLOCKS and eth.chain == etc.chain == "eth"
+    assert gp.parse_value(eth.unit, "64", eth.name) == 64 and gp.format_value(eth.unit, 1) == "1 block"
+    source = (ROOT / "contracts" / "eth" / "Governance.sol").read_text()
+    for p, constant in ((eth, "MAX_ETH_CONFIRMATIONS"), (etc, "MAX_ETC_CONFIRMATIONS")):
+        declared = re.search(rf"{constant} = ([\d_]+);", source)
+        assert declared is not None and p.hi is not None and int(declared.group(1).replace("_", "")) == p.hi
+        p.check(1)
+        p.check(p.hi)
+        for bad in (0, p.hi + 1):
+            with pytest.raises(InvalidArgumentError, match="out of bounds"):
+                p.check(bad)
+    assert gp.setter_groups([eth.name, etc.name]) == [[eth.name, etc.name]]
+    assert gp.setter_args(etc, {eth.name: 12, etc.name: 6_000}) == [12, 6_000]
+    with pytest.raises(InvalidArgumentError, match="out of bounds"):
+        gp.setter_args(eth, {eth.name: 12, etc.name: 0})
+    assert gp.from_chain(etc, [12, 4_000]) == 4_000
