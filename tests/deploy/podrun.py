@@ -255,7 +255,10 @@ class Pod:
     def argv(self, container: Mapping[str, Any], env: Mapping[str, str]) -> list[str]:
         """The container's command and args (made local, ``$(VAR)`` expanded); ``blendr`` is this interpreter's."""
         argv = list(container.get("command") or self.entrypoint) + list(container.get("args") or [])
+        program = argv[0] if argv and Path(argv[0]).is_absolute() and Path(argv[0]).exists() else None
         argv = [self.rewrite(_expand(a, env)) for a in argv]
+        if program is not None:  # a program of this machine (the test's interpreter), wherever it lives (/tmp too)
+            argv[0] = program
         if argv and argv[0] == "blendr":
             argv[0] = str(Path(sys.executable).with_name("blendr"))
         return argv
