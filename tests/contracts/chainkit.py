@@ -36,10 +36,12 @@ def send(fn: Any, sender: str, **tx: Any) -> Any:
     """Sends a contract call as a transaction from an unlocked anvil account; returns the receipt."""
     w3 = fn.w3
     if "gas" not in tx:
-        # Estimate against the pending block, with a margin: a call that writes a per-block checkpoint costs
-        # more in a new block than in the latest one (where the checkpoint may already exist), and web3's own
-        # estimate at "latest" then runs out of gas now and then.
-        tx["gas"] = int(fn.estimate_gas({"from": sender, **tx}, block_identifier="pending") * 1.25) + 20_000
+        # Estimate against the pending block, with a margin: a call that writes a checkpoint (votes, total supply,
+        # stake; keyed by timestamp since the governance clock became ERC-6372 seconds) costs ~22k more per
+        # checkpoint when it lands in a new second than when the estimate saw one already written in that second
+        # (anvil's pending block may share the latest one's second). A slash writes up to three: 25 % + 100k covers
+        # them (unused gas is not charged; the status is still checked).
+        tx["gas"] = int(fn.estimate_gas({"from": sender, **tx}, block_identifier="pending") * 1.25) + 100_000
     h = fn.transact({"from": sender, **tx})
     receipt = w3.eth.wait_for_transaction_receipt(h)
     assert receipt["status"] == 1
