@@ -49,15 +49,19 @@ class KingCollector:
                                        labels=["gpu_model"])
         if role is not None:
             queens.add_metric([], float(len(role.hub.sessions)))
+            # Read from the scrape's thread while the king's loop runs: a read that collides with a change (a dict
+            # resized mid-iteration) leaves these samples out of this scrape rather than reporting false zeros.
+            counts: dict[JobState, int] | None = None
+            offers: list[Any] = []
             try:
                 counts = role.jobs.job_states()
                 offers = role.jobs.offers()
             except Exception as exc:  # a scrape must never take the king down
                 log.warning("metrics read failed", error=f"{type(exc).__name__}: {str(exc)[:200]}")
-                counts, offers = {}, []
-            for state in JobState:
-                if state is not JobState.SETTLED:  # kept until settled; settled jobs are history
-                    jobs.add_metric([state.value], float(counts.get(state, 0)))
+            if counts is not None:
+                for state in JobState:
+                    if state is not JobState.SETTLED:  # kept until settled; settled jobs are history
+                        jobs.add_metric([state.value], float(counts.get(state, 0)))
             for o in offers:
                 providers.add_metric([o.gpu_model], float(o.providers))
                 gpus_free.add_metric([o.gpu_model], float(o.gpus_free))
