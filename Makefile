@@ -8,10 +8,13 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PROTOS := $(wildcard protos/blendr/v1/*.proto)
 NODE_STAMP := node_modules/.installed
+# The dApp (web/, TypeScript + Vite) built into king/static/, which the King serves on king.web_listen.
+WEB_SRC := $(shell find web -type f 2>/dev/null)
+WEB_STAMP := king/static/index.html
 # The job sandboxes (bubblewrap, gVisor's runsc, slirp4netns): system packages, checked on every run.
 SANDBOX_TOOLS := bash scripts/sandbox-tools.sh
 
-.PHONY: install demo test test-fast bench bench-quick lint protos contracts devnet clean help
+.PHONY: install web demo test test-fast bench bench-quick lint protos contracts devnet clean help
 
 help:
 	@echo "make install  .venv with blendr, node_modules with anvil, the job sandboxes (bubblewrap, runsc); then \`. .venv/bin/activate\` puts blendr on the PATH"
@@ -19,6 +22,7 @@ help:
 	@echo "make test    make lint, then the whole test suite with every bench's --quick mode (creates .venv on first use)"
 	@echo "make bench   run the benchmarks (bench/*.py), results in bench/results/ (bench-quick: bench/results/quick/)"
 	@echo "make lint    ruff + mypy --strict"
+	@echo "make web     build the dApp (web/) into king/static/, served by the King on king.web_listen"
 	@echo "make protos  regenerate the gRPC code from protos/"
 	@echo "make contracts  compile contracts/ with the pinned solc-js into blendr/chain/artifacts/"
 
@@ -35,17 +39,22 @@ $(NODE_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	@touch $(NODE_STAMP)
 
-install: $(STAMP) $(NODE_STAMP)
+$(WEB_STAMP): $(NODE_STAMP) $(WEB_SRC)
+	npm run -s web:build
+
+web: $(WEB_STAMP)
+
+install: $(STAMP) $(NODE_STAMP) $(WEB_STAMP)
 	@$(SANDBOX_TOOLS)
 	@echo "installed; run \`. .venv/bin/activate\` to put blendr on the PATH (or call .venv/bin/blendr)"
 
-demo: $(STAMP) $(NODE_STAMP)
+demo: $(STAMP) $(NODE_STAMP) $(WEB_STAMP)
 	@$(SANDBOX_TOOLS)
 	$(PY) -m blendrctl.demo
 
 # Lint first: a lint failure fails `make test` (and CI). The tests include every bench's --quick mode
 # (tests/bench/), which writes to a temporary folder, never over bench/results/.
-test: lint $(STAMP) $(NODE_STAMP)
+test: lint $(STAMP) $(NODE_STAMP) $(WEB_STAMP)
 	@$(SANDBOX_TOOLS)
 	$(PY) -m pytest -q
 
