@@ -3,13 +3,14 @@
 # both images (deploy/docker/Dockerfile, deploy/docker/provider.Dockerfile); tests/deploy/test_images.py runs it
 # in a clean virtual environment, so what the images install is tested where no image can be built.
 #
-# usage: install.sh [--provider] [--gpu] [--no-cache] VENV_DIR [SOURCE]
+# usage: install.sh [--provider] [--gpu] [--web] [--no-cache] VENV_DIR [SOURCE]
 #   VENV_DIR    the virtual environment; created with "$PYTHON -m venv" (default python3) when missing
 #   SOURCE      the source tree (default: this repository) or a built wheel (blendrchain-*.whl); installed
 #               non-editable, without the dev extra
 #   --provider  the provider agent's install: its modules are checked too, and that jobs' environments can be
 #               made (python -m venv)
 #   --gpu       adds the gpu extra (CuPy, cupy-cuda12x); implies --provider
+#   --web       the King's image: the installed package must hold the dApp (king/static/, `make web` builds it)
 #   --no-cache  pip keeps no cache (--no-cache-dir: the images). Without it pip uses its cache, a warm one where
 #               `pip install -e .[dev]` ran before (CI).
 #
@@ -19,14 +20,15 @@
 set -euo pipefail
 
 die() { echo "install.sh: error: $*" >&2; exit 1; }
-usage() { sed -n '6,14s/^# \{0,1\}//p' "$0" >&2; exit 2; }
+usage() { sed -n '6,15s/^# \{0,1\}//p' "$0" >&2; exit 2; }
 
-provider=0 gpu=0 cache=1
+provider=0 gpu=0 cache=1 web=0
 args=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --provider) provider=1 ;;
     --gpu) gpu=1 provider=1 ;;
+    --web) web=1 ;;
     --no-cache) cache=0 ;;
     -h|--help) usage ;;
     --) shift; args+=("$@"); break ;;
@@ -116,6 +118,12 @@ if [ $provider -eq 1 ]; then
   trap 'rm -rf "$jobenv"' EXIT
   "$venv/bin/python" -m venv --without-pip "$jobenv/env" \
     || die "$venv/bin/python cannot create job environments (python -m venv; on Debian/Ubuntu: install python3-venv)"
+fi
+if [ $web -eq 1 ]; then
+  "${check_env[@]}" "$venv/bin/python" -I -c 'import pathlib, sys, king
+page = pathlib.Path(king.__file__).parent / "static" / "index.html"
+sys.exit(0 if page.is_file() else f"the installed package has no dApp ({page} is missing): build it first (make web)")' \
+    || die "the dApp is not in the installed package"
 fi
 if [ $gpu -eq 1 ]; then
   # Not imported: importing CuPy needs the CUDA libraries, which a build machine may not have.

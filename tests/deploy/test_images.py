@@ -24,8 +24,8 @@ DOCKER = ROOT / "deploy" / "docker"
 INSTALL = DOCKER / "install.sh"
 DOCKERFILES = {"blendr": DOCKER / "Dockerfile", "blendr-provider": DOCKER / "provider.Dockerfile"}
 HADOLINT = Path(sys.executable).parent / "hadolint"
-# What each image exposes: King 7480; queen 7470 and its operator API 7471; health 7490; metrics 9090.
-PORTS = {"blendr": {7480, 7470, 7471, 7490, 9090}, "blendr-provider": {7490, 9090}}
+# What each image exposes: King 7480 and its dApp 8443; queen 7470 and its operator API 7471; health 7490; metrics 9090.
+PORTS = {"blendr": {7480, 8443, 7470, 7471, 7490, 9090}, "blendr-provider": {7490, 9090}}
 # Tools scripts/sandbox-tools.sh checks for that the provider image leaves out, and why.
 NOT_IN_PROVIDER_IMAGE = {
     "runsc": "gVisor's sandbox needs a root agent and the image runs as uid 10001; on Kubernetes gVisor is the "
@@ -78,6 +78,13 @@ def parse_dockerfile(path: Path) -> list[Stage]:
             stages[-1].instructions.append((instruction, rest))
     assert stages, f"{path}: no FROM"
     return stages
+
+
+def builder_stage(stages: list[Stage]) -> Stage:
+    """The stage that runs install.sh (named "builder"; the King's image builds the dApp in a stage before it)."""
+    found = [s for s in stages if s.name == "builder"]
+    assert len(found) == 1, f"expected one stage named builder, got {[s.name for s in stages]}"
+    return found[0]
 
 
 def labels(stage: Stage) -> dict[str, str]:
@@ -160,20 +167,23 @@ def test_final_stage_holds_no_build_tools_or_caches(image: str) -> None:
             assert "--no-install-recommends" in run and "rm -rf /var/lib/apt/lists/*" in run, \
                 f"{path.name}: an apt-get install that keeps recommends or the apt lists (RUN {run})"
     copies = final.args_of("COPY")
-    assert copies == [f"--from={stages[0].name} /opt/blendr /opt/blendr"], \
+    assert copies == [f"--from={builder_stage(stages).name} /opt/blendr /opt/blendr"], \
         f"{path.name}: the final stage should copy only the virtual environment, not {copies}"
 
 
 def test_image_installs_with_install_sh(image: str) -> None:
     path = DOCKERFILES[image]
-    builder = parse_dockerfile(path)[0]
+    builder = builder_stage(parse_dockerfile(path))
     runs = [r for r in builder.args_of("RUN") if "/src/deploy/docker/install.sh" in r]
     assert len(runs) == 1, f"{path.name}: the builder should run deploy/docker/install.sh once, not {runs}"
     words = shlex.split(runs[0])
     assert "--no-cache" in words and words[-2:] == ["/opt/blendr", "/src"], \
         f"{path.name}: install.sh should install /src into /opt/blendr without a pip cache (RUN {runs[0]})"
     assert ("--gpu" in words) == (image == "blendr-provider"), f"{path.name}: --gpu is for the provider only"
-    assert builder.args_of("COPY") == [". /src"], f"{path.name}: the builder should copy the context to /src"
+    web = ["--from=web /src/king/static /src/king/static"] if image == "blendr" else []
+    assert builder.args_of("COPY") == [". /src", *web], \
+        f"{path.name}: the builder should copy the context to /src (the King's: and the dApp from the web stage)"
+    assert ("--web" in words) == (image == "blendr"), f"{path.name}: --web is for the King's image only"
 
 
 def test_oci_labels(image: str) -> None:
@@ -220,6 +230,19 @@ def build_context() -> tuple[list[str], list[str]]:
     return kept, dropped
 
 
+def test_king_image_builds_the_dapp_in_a_web_stage_and_installs_it() -> None:
+    text = DOCKERFILES["blendr"].read_text()
+    stages = parse_dockerfile(DOCKERFILES["blendr"])
+    web = next((s for s in stages if s.name == "web"), None)
+    assert web is not None, "the King image has no web stage (the dApp, king/static/)"
+    runs = " ".join(web.args_of("RUN"))
+    assert "npm ci" in runs and "web:build" in runs, runs
+    assert text.index("FROM ${WEB_IMAGE} AS web") < text.index("FROM ${BASE_IMAGE} AS builder")
+    kept, dropped = build_context()
+    assert {"package.json", "package-lock.json", "web"} <= set(kept)
+    assert "king/static" in dropped, "a locally built king/static should not reach the build context"
+
+
 def test_build_context_holds_what_install_needs() -> None:
     kept, _ = build_context()
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())
@@ -240,6 +263,9 @@ def stage_context(dest: Path) -> Path:
             shutil.copytree(src, dst, ignore=ignore)
         else:
             shutil.copy2(src, dst)
+    for pattern in dropped:  # a path under a kept folder (king/static: the web stage builds it)
+        if "/" in pattern and (dest / pattern).exists():
+            shutil.rmtree(dest / pattern)
     return dest
 
 
@@ -268,8 +294,15 @@ def test_install_script_installs_a_working_blendr_into_a_clean_venv(tmp_path: Pa
     env["PYTHON"] = sys.executable  # `python -m venv` from it makes a venv on its base interpreter: clean
     # The provider's install: the King/Queen image installs the same packages with fewer checks. Without
     # --gpu: cupy-cuda12x is a large download no other test needs.
+    # The King image's builder gets the dApp from its web stage (COPY --from=web) and installs with --web: so
+    # does this test, with the page `make test` built (when it is there; the web tests fail without it).
+    web = []
+    if (ROOT / "king" / "static" / "index.html").is_file():
+        assert not (context / "king" / "static").exists(), "the build context should not hold king/static"
+        shutil.copytree(ROOT / "king" / "static", context / "king" / "static")
+        web = ["--web"]
     started = time.monotonic()
-    proc = subprocess.run(["bash", str(context / "deploy/docker/install.sh"), "--provider", str(venv),
+    proc = subprocess.run(["bash", str(context / "deploy/docker/install.sh"), "--provider", *web, str(venv),
                            str(context)], capture_output=True, text=True, timeout=840, env=env, cwd=tmp_path)
     took = time.monotonic() - started
     assert proc.returncode == 0, f"install.sh failed after {took:.0f} s:\n{proc.stdout}\n{proc.stderr[-8000:]}"
