@@ -229,7 +229,7 @@ def _decode(method: Method, body: bytes, as_json: bool) -> bytes:
         method.request.FromString(body)
         return body
     except (json_format.ParseError, DecodeError, UnicodeDecodeError, ValueError, RecursionError):
-        kind = "JSON" if as_json else "binary protobuf"
+        kind = "JSON" if as_json else "binary (application/proto)"
         raise _refusal(InvalidArgumentError(f"the request body is not a valid {kind} request for this method")) \
             from None
 

@@ -16,8 +16,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from blendr.errors import AuthenticationError, InvalidArgumentError
-from blendr.store import MemoryStore
 from blendr.siwe import STATEMENT, iso_time, parse_message
+from blendr.store import MemoryStore
 from king.auth import ECHO_CHARS, Sessions
 
 
