@@ -313,12 +313,13 @@ def advertised(cfg: Config, port: int) -> str:
 
 def sign_in_origin(cfg: Config) -> SignInOrigin:
     """The page renters sign in at, named in their sign-in messages (EIP-4361 domain and URI): ``king.web_origin``;
-    else ``king.web_listen``; else the king's advertised address or its gRPC listener (a wildcard host reads as
-    localhost, a port 0 is left out), over https when rpc.tls is on."""
+    else ``king.web_listen``; else the king's gRPC listener (a wildcard host reads as localhost, a port 0 is left
+    out), over https when rpc.tls is on. Never ``king.advertise``: kings sharing a store differ there, and a
+    challenge one of them issues must read the same at the others."""
     if cfg.king.web_origin:
         authority = cfg.king.web_origin.split("://", 1)[1].rstrip("/")
         return SignInOrigin(authority, cfg.king.web_origin.rstrip("/") + "/")
-    listen = cfg.king.web_listen or cfg.king.advertise or cfg.king.listen
+    listen = cfg.king.web_listen or cfg.king.listen
     host, _, port = listen.rpartition(":")
     host = "localhost" if host.strip("[]") in ("", "0.0.0.0", "::") else host
     authority = host if port in ("", "0") else f"{host}:{port}"

@@ -18,8 +18,9 @@ import grpc
 import pytest
 
 from blendr.config import Config
-from blendr.errors import AuthenticationError
+from blendr.errors import AuthenticationError, ConfigError
 from blendr.rpc.server import ServerHandle, open_local_channel, start_server
+from king.auth import SignInOrigin
 from king.web import (
     CONNECT_CODES,
     NOT_BUILT,
@@ -444,3 +445,24 @@ async def test_the_local_socket_folder_admits_only_this_user(make_config: Callab
     cfg = make_config()
     sock = local_socket(cfg)
     assert sock.parent.stat().st_mode & 0o777 == 0o700 and not sock.exists()
+
+
+@pytest.mark.parametrize(("overrides", "domain", "uri"), [
+    ({}, "localhost:7480", "https://localhost:7480/"),
+    ({"king__web_listen": "0.0.0.0:8443"}, "localhost:8443", "https://localhost:8443/"),
+    ({"king__web_listen": "127.0.0.1:0", "rpc__tls": False}, "127.0.0.1", "http://127.0.0.1/"),
+    ({"king__web_listen": "0.0.0.0:8443", "king__web_origin": "https://renters.example.org"},
+     "renters.example.org", "https://renters.example.org/"),
+    ({"king__advertise": "10.0.0.7:7480"}, "localhost:7480", "https://localhost:7480/"),  # the same on every king
+])
+def test_the_sign_in_origin_follows_the_page(make_config: Callable[..., Config], overrides: dict[str, Any],
+                                             domain: str, uri: str) -> None:
+    from king.app import sign_in_origin
+
+    assert sign_in_origin(make_config(**overrides)) == SignInOrigin(domain, uri)
+
+
+@pytest.mark.parametrize("origin", ["renters.example.org", "ftp://x", "https://x/path"])
+def test_a_web_origin_that_is_not_an_origin_is_refused(make_config: Callable[..., Config], origin: str) -> None:
+    with pytest.raises(ConfigError, match=r"king\.web_origin"):
+        make_config(king__web_origin=origin)
