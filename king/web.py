@@ -224,7 +224,10 @@ def _decode(method: Method, body: bytes, as_json: bool) -> bytes:
     """The request's binary form, checked to decode as the method's request message."""
     try:
         if as_json:
-            msg = json_format.Parse(body.decode("utf-8"), method.request(), ignore_unknown_fields=True)
+            text = body.decode("utf-8")
+            if not text.lstrip().startswith("{"):  # protobuf's parser would take a list or a string as empty
+                raise ValueError("not a JSON object")
+            msg = json_format.Parse(text, method.request(), ignore_unknown_fields=True)
             return msg.SerializeToString()
         method.request.FromString(body)
         return body
@@ -298,6 +301,7 @@ class WebServer:
             ConfigError: the address cannot be bound.
             TLSError: the certificate or key cannot be loaded.
         """
+        ssl_context = self._ssl()
         app = web.Application(client_max_size=self.settings.max_json_bytes)
         app.on_response_prepare.append(_secure)
         app.router.add_route("*", "/{tail:.*}", self._dispatch)
@@ -308,7 +312,7 @@ class WebServer:
         await self._runner.setup()
         host, _, port = self.settings.listen.rpartition(":")
         try:
-            site = web.TCPSite(self._runner, host.strip("[]") or None, int(port), ssl_context=self._ssl(),
+            site = web.TCPSite(self._runner, host.strip("[]") or None, int(port), ssl_context=ssl_context,
                                reuse_address=True)
             await site.start()
         except (OSError, ValueError) as exc:

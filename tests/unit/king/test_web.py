@@ -225,7 +225,7 @@ async def test_connect_timeout_ms_is_honoured_and_checked(r: Rig) -> None:
 # ---------------------------------------------------------------------------------------------------- hostile input
 @pytest.mark.parametrize(("body", "headers"), [
     (b"\x0f", PROTO), (b"\xff" * 11, PROTO), (b"\x0a\x05ab", PROTO),
-    (b"{not json", JSON), (b'{"jobId": 5}', JSON), (b'{"jobId": "\xff"}', JSON), (b"[" * 100_000, JSON),
+    (b"{not json", JSON), (b'{"jobId": 5}', JSON), (b'"j1"', JSON), (b"[]", JSON), (b"", JSON), (b'{"jobId": "\xff"}', JSON), (b"[" * 100_000, JSON),
 ])
 async def test_malformed_bodies_are_invalid_argument_naming_nothing_internal(r: Rig, body: bytes,
                                                                              headers: dict[str, str]) -> None:
