@@ -181,7 +181,7 @@ def _from_grpc(exc: grpc.aio.AioRpcError) -> _Refused:
     return _Refused(connect, http, bounded(exc.details() or ""))
 
 
-def error_body(err: _Refused) -> dict[str, str]:
+def _error_body(err: _Refused) -> dict[str, str]:
     """Connect's JSON error object."""
     return {"code": err.code, "message": err.message}
 
@@ -466,7 +466,7 @@ async def _secure(request: web.Request, response: web.StreamResponse) -> None:
 
 
 def _error_response(err: _Refused) -> web.Response:
-    return web.json_response(error_body(err), status=err.http_status)
+    return web.json_response(_error_body(err), status=err.http_status)
 
 
 async def _end_stream(request: web.Request, response: web.StreamResponse, err: _Refused | None) -> web.StreamResponse:
@@ -474,7 +474,7 @@ async def _end_stream(request: web.Request, response: web.StreamResponse, err: _
     first when no message was sent yet."""
     if not response.prepared:
         await response.prepare(request)
-    end: dict[str, Any] = {} if err is None else {"error": error_body(err)}
+    end: dict[str, Any] = {} if err is None else {"error": _error_body(err)}
     await response.write(envelope(_END_STREAM, json.dumps(end).encode()))
     await response.write_eof()
     return response
