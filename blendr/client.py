@@ -30,7 +30,7 @@ from typing import Any
 import grpc
 
 from blendr import jobspec
-from blendr.errors import BlendrError
+from blendr.errors import BlendrError, InvalidArgumentError
 from blendr.jobspec import Spec
 from blendr.units import fmt_tokens, parse_tokens
 
@@ -225,13 +225,21 @@ class KingClient:
         return str(s.token)
 
     def _check_challenge(self, text: str) -> None:
-        """Signs only a BlendrChain sign-in for this renter (and, when pinned, this king and chain)."""
-        lines = text.split("\n")
-        fields = dict(line.split(": ", 1) for line in lines[1:] if ": " in line)
-        ok = lines[0] == "BlendrChain sign-in" and fields.get("renter", "").lower() == self.account.address.lower()
-        if self.pins.king and fields.get("king", "").lower() != self.pins.king.lower():
+        """Signs only an EIP-4361 sign-in to BlendrChain (its statement) for this renter, naming one king (and,
+        when pinned, this king and chain). Raises RenterError (PERMISSION_DENIED) for anything else."""
+        from blendr.siwe import KING_RESOURCE, STATEMENT, parse_message
+
+        try:
+            m = parse_message(text)
+        except InvalidArgumentError:
+            m = None
+        kings = [] if m is None else [r[len(KING_RESOURCE):].lower() for r in m.resources
+                                      if r.startswith(KING_RESOURCE)]
+        ok = (m is not None and m.statement == STATEMENT and m.address == self.account.address
+              and len(kings) == 1 and m.request_id != "")
+        if ok and self.pins.king and kings[0] != self.pins.king.lower():
             ok = False
-        if self.pins.chain_id and fields.get("chain") != str(self.pins.chain_id):
+        if ok and m is not None and self.pins.chain_id and m.chain_id != self.pins.chain_id:
             ok = False
         if not ok:
             raise RenterError("the king's sign-in challenge is not a sign-in to this king for this wallet: "

@@ -296,6 +296,14 @@ class KingConfig:
     peer_tls_name: str = ""
     lease_ttl_s: float = 5.0
     lease_renew_s: float = 1.0
+    # The web dApp's listener (HOST:PORT; king.web): the page and the renter gateway and network view over the
+    # Connect protocol, HTTPS with the gRPC listener's certificate when rpc.tls is on; empty: none.
+    web_listen: str = ""
+    # The folder of the built page (index.html, assets/); empty: the static folder of the king package.
+    web_root: str = ""
+    # The page's public origin (https://renters.example.org), named in renters' sign-in messages (EIP-4361 domain
+    # and URI); empty: derived from web_listen (a wildcard host reads as localhost).
+    web_origin: str = ""
 
 
 @dataclass
@@ -632,5 +640,8 @@ def validate(cfg: Config) -> None:
                         "chain.etc_confirmations": cfg.chain.etc_confirmations}.items():
         if depth < -1:
             raise ConfigError(f"config {name} must be -1 (the manifest's) or >= 0 (got {depth})")
+    origin = cfg.king.web_origin
+    if origin and (not origin.startswith(("http://", "https://")) or "/" in origin.split("://", 1)[1].rstrip("/")):
+        raise ConfigError(f"config king.web_origin must be an origin like https://renters.example.org (got {origin!r})")
     if cfg.log.format not in {"console", "json"}:
         raise ConfigError(f"config log.format must be 'console' or 'json' (got {cfg.log.format!r})")

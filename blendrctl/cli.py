@@ -103,6 +103,8 @@ def build_parser() -> argparse.ArgumentParser:
     _deployment_flag(krun)
     krun.add_argument("--listen", help="HOST:PORT for renters and queens (default 0.0.0.0:7480)")
     krun.add_argument("--metrics-port", type=int, help="Prometheus port (-1 off, 0 any free port)")
+    krun.add_argument("--web-listen", help="HOST:PORT of the renters' web page and its API (king.web_listen; "
+                                           "HTTPS with the gRPC certificate when TLS is on; default: off)")
 
     stake = sub.add_parser("stake", help="this node's stake in StakingManager: see it, or stake GPUTOKEN")
     stsub = stake.add_subparsers(dest="action", metavar="ACTION", required=True)
@@ -281,7 +283,7 @@ def _cmd_provider(args: argparse.Namespace) -> int:
 def _cmd_king(args: argparse.Namespace) -> int:
     from king.app import run_king
 
-    cfg = _load(args, {"king.listen": args.listen, "metrics.port": args.metrics_port})
+    cfg = _load(args, {"king.listen": args.listen, "metrics.port": args.metrics_port, "king.web_listen": args.web_listen})
     asyncio.run(run_king(cfg))
     return 0
 

@@ -10,7 +10,7 @@ import signal
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tenacity import (
     AsyncRetrying,
@@ -43,7 +43,7 @@ from blendr.rpc.server import ServerHandle, open_channel, start_server
 from blendr.store import PostgresStore, SQLiteStore, Store, open_store
 from blendr.telemetry import Metrics, get_logger
 from blendr.units import fmt_tokens
-from king.auth import Sessions
+from king.auth import Sessions, SignInOrigin
 from king.bridge import AttestationBook, Lane
 from king.context import JobsConfig
 from king.control import KingControlServicer
@@ -67,6 +67,9 @@ from protos.blendr.v1 import king_pb2 as kpb
 from protos.blendr.v1 import king_pb2_grpc as kpb_grpc
 from protos.blendr.v1 import renter_pb2 as rpb
 from protos.blendr.v1 import renter_pb2_grpc as rpb_grpc
+
+if TYPE_CHECKING:
+    from king.web import WebServer
 
 log = get_logger("blendr.king")
 
@@ -115,6 +118,7 @@ class KingApp:
     _link: LeaderLink | None = None
     metrics: Metrics | None = None  # the Prometheus endpoint ([metrics] port >= 0)
     metrics_port: int | None = None
+    web: WebServer | None = None  # the dApp's listener (king.web_listen), None when off
 
     @property
     def port(self) -> int:
@@ -168,6 +172,8 @@ class KingApp:
             self.role = None
         if self.leadership is not None:
             await self.leadership.release()
+        if self.web is not None:  # first: its streams are calls to the gRPC server
+            await self.web.stop()
         await self.server.stop(self.cfg.rpc.grace_s)
         if self._link is not None:
             await self._link.close()
@@ -305,6 +311,21 @@ def advertised(cfg: Config, port: int) -> str:
     return f"{host}:{port}"
 
 
+def sign_in_origin(cfg: Config) -> SignInOrigin:
+    """The page renters sign in at, named in their sign-in messages (EIP-4361 domain and URI): ``king.web_origin``;
+    else ``king.web_listen``; else the king's gRPC listener (a wildcard host reads as localhost, a port 0 is left
+    out), over https when rpc.tls is on. Never ``king.advertise``: kings sharing a store differ there, and a
+    challenge one of them issues must read the same at the others."""
+    if cfg.king.web_origin:
+        authority = cfg.king.web_origin.split("://", 1)[1].rstrip("/")
+        return SignInOrigin(authority, cfg.king.web_origin.rstrip("/") + "/")
+    listen = cfg.king.web_listen or cfg.king.listen
+    host, _, port = listen.rpartition(":")
+    host = "localhost" if host.strip("[]") in ("", "0.0.0.0", "::") else host
+    authority = host if port in ("", "0") else f"{host}:{port}"
+    return SignInOrigin(authority, f"{'https' if cfg.rpc.tls else 'http'}://{authority}/")
+
+
 def _methods(service: Any) -> dict[str, str]:
     return {m.name: ("s" if m.client_streaming else "u") + ("s" if m.server_streaming else "u")
             for m in service.methods}
@@ -415,7 +436,8 @@ async def start_king(
     store = store or king_store(cfg)
     kc = cfg.king
     ha = shared_store(store)
-    sessions = Sessions(store, clock, king=ident.address, chain_id=m.eth.chain_id, ttl_s=kc.session_ttl_s, shared=ha)
+    sessions = Sessions(store, clock, king=ident.address, chain_id=m.eth.chain_id, ttl_s=kc.session_ttl_s, shared=ha,
+                        origin=sign_in_origin(cfg))
     governor = Governor(ChainClient(chain_settings(cfg, m, "eth")), ChainClient(chain_settings(cfg, m, "etc")), m)
     proposals = ProposalBook(governor.proposals, governor.eth.block_number)
     try:
@@ -431,30 +453,40 @@ async def start_king(
     except BlendrError as exc:  # the deployment's depths until the next refresh
         log.warning("confirmation depths read failed; using the deployment's", error=str(exc)[:200])
     parts = _Parts(cfg, m, ident, clock, sessions, proposals, depths)
+    local = ""
+    if kc.web_listen:  # the web listener forwards every call to this server through a socket only this user reaches
+        from king.web import local_socket
+
+        local = str(local_socket(cfg))
     if not ha:
         role = await _build_role(parts, store, run_loops=run_loops)
         server = await start_server(
             cfg, kc.listen,
             [lambda s: kpb_grpc.add_KingControlServicer_to_server(role.control, s),
              lambda s: rpb_grpc.add_RenterGatewayServicer_to_server(role.gateway, s)],
-            service_names=SERVICES, health_listen=cfg.rpc.health_listen)
+            service_names=SERVICES, health_listen=cfg.rpc.health_listen, local_socket=local)
         app = KingApp(cfg, ident.address, server, store, sessions, role=role, proposals=proposals)
     else:
-        app = await _start_ha(parts, store, run_loops=run_loops)
+        app = await _start_ha(parts, store, run_loops=run_loops, local_socket=local)
     app.depths = depths
     if run_loops:
         app._tasks += [asyncio.create_task(app._follow_proposals()), asyncio.create_task(depth_watch.run())]
     try:
         app.start_metrics()
+        if local:
+            from king.web import start_web
+
+            app.web = await start_web(cfg, Path(local))
     except BaseException:
         await app.stop()
         raise
     log.info("king serving", address=ident.address, port=app.port, tls=app.server.tls, network=m.network,
-             leads=app.role is not None, metrics_port=app.metrics_port, health_port=app.server.probe_port)
+             leads=app.role is not None, metrics_port=app.metrics_port, health_port=app.server.probe_port,
+             web=app.web.url() if app.web is not None else None)
     return app
 
 
-async def _start_ha(p: _Parts, store: Store, *, run_loops: bool) -> KingApp:
+async def _start_ha(p: _Parts, store: Store, *, run_loops: bool, local_socket: str = "") -> KingApp:
     """A king on a store several kings share: routed servicers, then the leader lease (its first round at once, so a
     king alone takes the lease before it answers anyone)."""
     cfg, kc = p.cfg, p.cfg.king
@@ -479,7 +511,7 @@ async def _start_ha(p: _Parts, store: Store, *, run_loops: bool) -> KingApp:
         cfg, kc.listen,
         [lambda s: kpb_grpc.add_KingControlServicer_to_server(control, s),
          lambda s: rpb_grpc.add_RenterGatewayServicer_to_server(gateway, s)],
-        service_names=SERVICES, health_listen=cfg.rpc.health_listen)
+        service_names=SERVICES, health_listen=cfg.rpc.health_listen, local_socket=local_socket)
     app = KingApp(cfg, p.ident.address, server, store, p.sessions, proposals=p.proposals)
 
     async def lead(epoch: int) -> None:
@@ -513,7 +545,8 @@ async def run_king(cfg: Config) -> None:
         loop.add_signal_handler(sig, stop.set)
     role = "" if app.leadership is None else (", leading" if app.role is not None else
                                               f", following the leader at {app.leadership.leader_address or '(none yet)'}")
+    web = f"; web page at {app.web.url()}" if app.web is not None else ""
     print(f"king {app.address} serving renters and queens on port {app.port} "
-          f"(tls={'on' if app.server.tls else 'off'}{role})", flush=True)
+          f"(tls={'on' if app.server.tls else 'off'}{role}){web}", flush=True)
     await stop.wait()
     await app.stop()

@@ -1,7 +1,9 @@
 """Renter sign-in: a one-use challenge signed with the renter's wallet, then a short-lived session token.
 
-The challenge text names the king, the chain and the expiry, so a signature made for one king (or a phishing
-page) signs nothing another king accepts.
+The challenge text is a Sign-In with Ethereum message (EIP-4361, :mod:`blendr.siwe`) that names the king's page
+(domain and URI), the chain, the king's address (resource ``blendr:king:<address>``), the challenge id (Request ID,
+its nonce the Nonce) and the expiry, so a signature made for one king (or a phishing page) signs nothing another
+king accepts, and a wallet shows the renter what they sign.
 
 Guarantees:
 
@@ -34,6 +36,7 @@ from eth_utils import is_address, to_checksum_address
 
 from blendr.clock import Clock
 from blendr.errors import AuthenticationError, InvalidArgumentError
+from blendr.siwe import KING_RESOURCE, STATEMENT, SiweMessage, format_message, iso_time
 from blendr.store import Store
 
 NS_SECRETS = "king_secrets"
@@ -55,10 +58,22 @@ class Challenge:
     expires: float
 
 
-def challenge_text(king: str, chain_id: int, address: str, challenge_id: str, expires: int) -> str:
-    """The exact text a renter signs to sign in (EIP-191 personal_sign)."""
-    return (f"BlendrChain sign-in\nking: {king}\nchain: {chain_id}\nrenter: {address}\n"
-            f"challenge: {challenge_id}\nexpires: {expires}")
+@dataclass(frozen=True)
+class SignInOrigin:
+    """Where renters sign in: the EIP-4361 domain (the page's host[:port]) and URI (the page's origin URL)."""
+
+    domain: str = "localhost"
+    uri: str = "https://localhost/"
+
+
+def challenge_text(origin: SignInOrigin, king: str, chain_id: int, address: str, challenge_id: str, expires: int,
+                   issued: int) -> str:
+    """The exact text a renter signs to sign in (EIP-191 personal_sign of an EIP-4361 message); ``challenge_id``
+    must be one :class:`Sessions` made (its nonce field is the message's Nonce)."""
+    return format_message(SiweMessage(
+        domain=origin.domain, address=address, statement=STATEMENT, uri=origin.uri, chain_id=chain_id,
+        nonce=challenge_id.split(".")[1], issued_at=iso_time(issued), expiration_time=iso_time(expires),
+        request_id=challenge_id, resources=(f"{KING_RESOURCE}{king}",)))
 
 
 def _echo(text: str) -> str:
@@ -77,11 +92,13 @@ class Sessions:
     """Stateless sign-in challenges (used ones remembered until they expire) and HMAC session tokens."""
 
     def __init__(self, store: Store, clock: Clock, *, king: str, chain_id: int, ttl_s: float = 3600.0,
-                 challenge_ttl_s: float = 300.0, shared: bool = False) -> None:
+                 challenge_ttl_s: float = 300.0, shared: bool = False,
+                 origin: SignInOrigin | None = None) -> None:
         """``shared``: several kings share ``store`` (king.ha): the challenge key is kept in the store, so a
         challenge one king issued signs in at another, and a used challenge is recorded there, so it signs in once
-        across all of them."""
+        across all of them. ``origin``: the page renters sign in at (the sign-in message's domain and URI)."""
         self.clock = clock
+        self.origin = origin or SignInOrigin()
         self.king = king
         self.chain_id = chain_id
         self.ttl_s = ttl_s
@@ -107,7 +124,7 @@ class Sessions:
         expires = int(self.clock.time() + self.challenge_ttl_s)
         nonce = secrets.token_hex(16)
         cid = f"{expires}.{nonce}.{self._challenge_mac(addr, expires, nonce)}"
-        return Challenge(cid, addr, challenge_text(self.king, self.chain_id, addr, cid, expires), float(expires))
+        return Challenge(cid, addr, self._text(addr, cid, expires), float(expires))
 
     def sign_in(self, challenge_id: str, address: str, signature: bytes) -> tuple[str, str, float]:
         """Checks the signed challenge (once) and returns ``(token, address, expires)``.
@@ -134,7 +151,7 @@ class Sessions:
             self._store_forget_used(now)
             if self._store.get(NS_USED, f"{expires:012d}.{nonce}") is not None:
                 raise AuthenticationError("used sign-in challenge (each signs in once); ask for a new one")
-        message = challenge_text(self.king, self.chain_id, addr, challenge_id, expires)
+        message = self._text(addr, challenge_id, expires)
         try:
             signer = Account.recover_message(encode_defunct(text=message), signature=signature)
         except Exception:  # eth_account raises several types for malformed signatures
@@ -166,6 +183,11 @@ class Sessions:
     def used_challenges(self) -> int:
         """How many used challenge ids are remembered (each until its expiry)."""
         return len(self._used)
+
+    def _text(self, address: str, challenge_id: str, expires: int) -> str:
+        # Issued At is derived from the expiry (the challenge lifetime is fixed), so the text is rebuilt exactly.
+        issued = expires - int(self.challenge_ttl_s)
+        return challenge_text(self.origin, self.king, self.chain_id, address, challenge_id, expires, issued)
 
     def _challenge_mac(self, address: str, expires: int, nonce: str) -> str:
         text = f"sign-in|{self.king}|{self.chain_id}|{address}|{expires}|{nonce}"

@@ -55,8 +55,14 @@ class ServerHandle:
             await self.probe.stop(0)
 
 
-def server_credentials(cfg: Config) -> grpc.ServerCredentials | None:
-    """TLS credentials for a server from config, generating the devnet CA and a node cert when needed."""
+def server_cert_files(cfg: Config) -> tuple[Path, Path] | None:
+    """The server's certificate and key files (``rpc.cert_file``/``rpc.key_file``, else the devnet CA's node
+    certificate, issued when needed); None when TLS is off.
+
+    Raises:
+        ConfigError: only one of the two settings is set.
+        TLSError: the devnet TLS material cannot be made.
+    """
     if not cfg.rpc.tls:
         return None
     from blendr.rpc import tls
@@ -64,10 +70,20 @@ def server_credentials(cfg: Config) -> grpc.ServerCredentials | None:
     if cfg.rpc.cert_file or cfg.rpc.key_file:
         if not (cfg.rpc.cert_file and cfg.rpc.key_file):
             raise ConfigError("config rpc.cert_file and rpc.key_file must be set together")
-        return tls.load_server_credentials(Path(cfg.rpc.cert_file), Path(cfg.rpc.key_file))
+        return Path(cfg.rpc.cert_file), Path(cfg.rpc.key_file)
     files = tls.devnet_tls(cfg.home, cfg.rpc.hostnames)
     assert files.cert is not None and files.key is not None
-    return tls.load_server_credentials(files.cert, files.key)
+    return files.cert, files.key
+
+
+def server_credentials(cfg: Config) -> grpc.ServerCredentials | None:
+    """TLS credentials for a server from config, generating the devnet CA and a node cert when needed."""
+    files = server_cert_files(cfg)
+    if files is None:
+        return None
+    from blendr.rpc import tls
+
+    return tls.load_server_credentials(*files)
 
 
 def trust_anchor(cfg: Config) -> Path:
@@ -140,6 +156,7 @@ async def start_server(
     service_names: Sequence[str],
     interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
     health_listen: str = "",
+    local_socket: str = "",
 ) -> ServerHandle:
     """Build, bind and start a ``grpc.aio`` server.
 
@@ -152,6 +169,9 @@ async def start_server(
             (so errors raised by the behaviours they wrap are mapped like the servicers' own).
         health_listen: ``HOST:PORT`` of a plaintext listener serving only this server's health service
             (:func:`start_health_listener`); empty: none.
+        local_socket: The path of a Unix socket on which the same server also listens, without TLS, for this
+            process's own clients (the king's web listener forwards through it); the caller keeps it in a
+            directory only this user may enter. Empty: none.
 
     Raises:
         ConfigError: the address cannot be bound.
@@ -170,6 +190,11 @@ async def start_server(
         raise ConfigError(f"cannot listen on {listen}: {exc}") from None
     if port == 0:
         raise ConfigError(f"cannot listen on {listen}: address in use or invalid")
+    try:
+        if local_socket and server.add_insecure_port(f"unix:{local_socket}") == 0:
+            raise RuntimeError("address in use or invalid")
+    except RuntimeError as exc:
+        raise ConfigError(f"cannot listen on the local socket {local_socket}: {exc}") from None
     await server.start()
     probe, probe_port = None, None
     if health_listen:
@@ -198,3 +223,9 @@ def open_channel(cfg: Config, target: str, *, ca_file: str = "", tls_name: str =
     if tls_name:
         opts.append(("grpc.ssl_target_name_override", tls_name))
     return grpc.aio.secure_channel(target, creds, options=opts)
+
+
+def open_local_channel(cfg: Config, socket_path: str) -> grpc.aio.Channel:
+    """A channel to this process's own server on its Unix socket (``start_server(local_socket=…)``): no TLS (the
+    socket's directory admits only this user), the same bounded sizes and keepalive as every channel."""
+    return grpc.aio.insecure_channel(f"unix:{socket_path}", options=_options(cfg.rpc, server=False))

@@ -107,6 +107,22 @@ def test_defaults_one_king_on_sqlite_one_queen() -> None:
     assert "create secret generic bc-blendr-king-key" in notes and "bc-blendr-deployment" in notes
 
 
+def test_the_web_page_is_off_by_default_and_on_with_king_web() -> None:
+    assert "web_listen" not in config(helm.render(CHART), "king")["king"]
+    objs = helm.render(CHART, {"king": {"web": {"enabled": True, "port": 9443}}})
+    helm.validate(objs)
+    kcfg = config(objs, "king")
+    assert kcfg["king"]["web_listen"] == "0.0.0.0:9443" and kcfg["rpc"]["tls"] is True  # HTTPS, the King's cert
+    load_config(Path("/nonexistent"), overrides={"king.web_listen": kcfg["king"]["web_listen"]}, env={})
+    ports = pod(objs, "Deployment")["containers"][0]["ports"]
+    assert {"name": "web", "containerPort": 9443, "protocol": "TCP"} in ports
+    svc = helm.one(objs, "Service", "bc-blendr-king")
+    assert [(p["name"], p["port"], p["targetPort"]) for p in svc["spec"]["ports"]] == [("grpc", 7480, "grpc"),
+                                                                                      ("web", 9443, "web")]
+    policy = helm.one(objs, "NetworkPolicy", "bc-blendr-king")
+    assert {"port": "web", "protocol": "TCP"} in policy["spec"]["ingress"][0]["ports"]
+
+
 def test_three_kings_share_postgres_and_outputs() -> None:
     objs = helm.render(CHART, helm.load_values(helm.CHARTS / CHART / "examples" / "three-kings-postgres.yaml"))
     king = helm.one(objs, "Deployment")
@@ -170,6 +186,8 @@ REFUSED = [
     ({"common": {"tls": {"certManager": {"enabled": True}}}}, "needs common.tls.certManager.issuerRef.name"),
     ({"queen": {"replicas": -1}}, "/queen/replicas': minimum: got -1, want 0"),
     ({"kings": 3}, "additional properties 'kings' not allowed"),
+    ({"king": {"web": {"enabled": True, "port": 7480}}}, "king.web.port must differ from king.service.port"),
+    ({"king": {"web": {"port": 0}}}, "/king/web/port': minimum: got 0, want 1"),
 ]
 
 

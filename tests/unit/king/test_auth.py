@@ -16,6 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from blendr.errors import AuthenticationError, InvalidArgumentError
+from blendr.siwe import STATEMENT, iso_time, parse_message
 from blendr.store import MemoryStore
 from king.auth import ECHO_CHARS, Sessions
 
@@ -47,7 +48,7 @@ def test_sign_in_gives_a_token_that_verifies_to_the_renter() -> None:
     s, _ = sessions()
     renter = Account.create()
     c = s.challenge(renter.address.lower())
-    assert KING in c.message and "chain: 31337" in c.message and renter.address in c.message
+    assert KING in c.message and "Chain ID: 31337" in c.message and renter.address in c.message
     token, addr, expires = s.sign_in(c.challenge_id, renter.address, signed(renter, c.message))
     assert addr == renter.address and expires == 1_000_600
     assert s.verify(token) == renter.address
@@ -172,11 +173,11 @@ def test_the_text_is_what_the_sdk_checks_and_lowercase_addresses_are_accepted() 
     s, _ = sessions()
     renter = Account.create()
     c = s.challenge(renter.address.lower())
-    lines = c.message.split("\n")
-    fields = dict(line.split(": ", 1) for line in lines[1:])
-    assert lines[0] == "BlendrChain sign-in"
-    assert fields == {"king": KING, "chain": "31337", "renter": renter.address, "challenge": c.challenge_id,
-                      "expires": str(int(c.expires))}
+    m = parse_message(c.message)
+    assert (m.address, m.chain_id, m.request_id, m.nonce) == (renter.address, 31337, c.challenge_id,
+                                                              c.challenge_id.split(".")[1])
+    assert m.resources == (f"blendr:king:{KING}",) and m.statement == STATEMENT
+    assert m.expiration_time == iso_time(c.expires) and m.domain == "localhost"
     token, addr, _ = s.sign_in(c.challenge_id, renter.address.lower(), signed(renter, c.message))
     assert addr == renter.address and s.verify(token) == renter.address
 

@@ -66,6 +66,9 @@ app.kubernetes.io/managed-by: {{ .root.Release.Service }}
 {{- if and (gt (int .Values.king.replicas) 1) .Values.king.persistence.existingClaim -}}
 {{- fail "king.persistence.existingClaim is a single King's home (a ReadWriteOnce volume); with king.replicas > 1 the Kings keep their state in PostgreSQL: unset it" -}}
 {{- end -}}
+{{- if and .Values.king.web.enabled (has (int .Values.king.web.port) (list (int .Values.king.service.port) (int .Values.common.healthPort) (int .Values.common.metrics.port))) -}}
+{{- fail "king.web.port must differ from king.service.port, common.healthPort and common.metrics.port (the King listens on each)" -}}
+{{- end -}}
 {{- if and .Values.common.tls.certManager.enabled (not .Values.common.tls.certManager.issuerRef.name) -}}
 {{- fail "common.tls.certManager.enabled needs common.tls.certManager.issuerRef.name (the Issuer or ClusterIssuer that signs the tier's certificate)" -}}
 {{- end -}}
