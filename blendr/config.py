@@ -304,6 +304,13 @@ class KingConfig:
     # The page's public origin (https://renters.example.org), named in renters' sign-in messages (EIP-4361 domain
     # and URI); empty: derived from web_listen (a wildcard host reads as localhost).
     web_origin: str = ""
+    # The network view (NetworkView, the web page's network pages): transaction links on Ethereum and Ethereum
+    # Classic explorers, `{tx}` replaced by the hash (empty: none), how often the leading king samples the quote of
+    # every GPU model, and how long it keeps the samples.
+    eth_explorer_tx_url: str = ""
+    etc_explorer_tx_url: str = ""
+    price_sample_s: float = 60.0
+    price_retention_s: float = 86400.0
 
 
 @dataclass
@@ -556,6 +563,8 @@ def validate(cfg: Config) -> None:
         "king.attester_cache_s": cfg.king.attester_cache_s,
         "king.lease_ttl_s": cfg.king.lease_ttl_s,
         "king.lease_renew_s": cfg.king.lease_renew_s,
+        "king.price_sample_s": cfg.king.price_sample_s,
+        "king.price_retention_s": cfg.king.price_retention_s,
     }
     for name, value in positive.items():
         if not (math.isfinite(value) and value > 0):

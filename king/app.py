@@ -52,6 +52,8 @@ from king.gateway import RenterGatewayServicer, StoreGateway
 from king.governance import ProposalBook
 from king.ha import LeaderLink, Leadership, LeaseConfig, routed
 from king.metrics import KingCollector
+from king.netview import NetworkDesk, NetworkInfo
+from king.network import NetworkViewServicer, network_info
 from king.outputs import OutputStore
 from king.pricing import Pricer, PricingParams
 from king.queens import QueenHub
@@ -65,6 +67,8 @@ from king.stakes import follow as follow_stakes
 from king.vouchers import EthVouchers
 from protos.blendr.v1 import king_pb2 as kpb
 from protos.blendr.v1 import king_pb2_grpc as kpb_grpc
+from protos.blendr.v1 import network_pb2 as npb
+from protos.blendr.v1 import network_pb2_grpc as npb_grpc
 from protos.blendr.v1 import renter_pb2 as rpb
 from protos.blendr.v1 import renter_pb2_grpc as rpb_grpc
 
@@ -73,7 +77,7 @@ if TYPE_CHECKING:
 
 log = get_logger("blendr.king")
 
-SERVICES = ("blendr.v1.KingControl", "blendr.v1.RenterGateway")
+SERVICES = ("blendr.v1.KingControl", "blendr.v1.RenterGateway", "blendr.v1.NetworkView")
 
 
 
@@ -90,6 +94,8 @@ class Role:
     clients: dict[str, ChainClient]
     control: KingControlServicer
     gateway: RenterGatewayServicer
+    network: NetworkDesk
+    netview: NetworkViewServicer
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     async def stop(self) -> None:
@@ -342,6 +348,7 @@ class _Parts:
     sessions: Sessions
     proposals: ProposalBook
     depths: Depths
+    info: NetworkInfo  # GetNetworkInfo's answer, but for the leader flag
 
 
 async def _build_role(p: _Parts, store: Store, *, run_loops: bool, guard: Any = None) -> Role:
@@ -392,9 +399,13 @@ async def _build_role(p: _Parts, store: Store, *, run_loops: bool, guard: Any = 
             jobs.market.restake()
     except BlendrError as exc:  # the stake follower reads them again in a second
         log.warning("reading the kept pools' stakes failed", error=str(exc)[:200])
+    desk = NetworkDesk(clock, jobs.market, hub, jobs.offers, price_interval_s=kc.price_sample_s,
+                       price_retention_s=max(kc.price_retention_s, kc.price_sample_s))
+    hub.network = desk  # the queens' challenge verdicts and landed batches
     role = Role(jobs, hub, book, settlements, clients,
                 KingControlServicer(book, settlements, hub, jobs, jobs.outputs),
-                RenterGatewayServicer(jobs, p.sessions, p.proposals))
+                RenterGatewayServicer(jobs, p.sessions, p.proposals),
+                desk, NetworkViewServicer(p.info, lambda: True, desk))
     if run_loops:
         rep = ReputationSystem(clients["etc"], m.etc.address("ReputationSystem"))
         role.tasks = [asyncio.create_task(book.run()), asyncio.create_task(_follow_settlements(cfg, role)),
@@ -403,7 +414,8 @@ async def _build_role(p: _Parts, store: Store, *, run_loops: bool, guard: Any = 
                       asyncio.create_task(_follow_governance(cfg, role)),
                       # reward epochs: the king publishes each ended epoch's roots to TokenDistributor (king/rewards.py)
                       asyncio.create_task(follow_rewards(publisher_for(clients["eth"], m, store, cfg.rewards),
-                                                         cfg.rewards.poll_s))]
+                                                         cfg.rewards.poll_s)),
+                      asyncio.create_task(desk.run_sampler())]  # GetPriceHistory: the quotes over time
     log.info("king leads", pending_deliveries=pending, live_jobs=live)
     return role
 
@@ -452,7 +464,7 @@ async def start_king(
         await asyncio.to_thread(depth_watch.refresh)
     except BlendrError as exc:  # the deployment's depths until the next refresh
         log.warning("confirmation depths read failed; using the deployment's", error=str(exc)[:200])
-    parts = _Parts(cfg, m, ident, clock, sessions, proposals, depths)
+    parts = _Parts(cfg, m, ident, clock, sessions, proposals, depths, network_info(m, ident.address, kc))
     local = ""
     if kc.web_listen:  # the web listener forwards every call to this server through a socket only this user reaches
         from king.web import local_socket
@@ -463,7 +475,8 @@ async def start_king(
         server = await start_server(
             cfg, kc.listen,
             [lambda s: kpb_grpc.add_KingControlServicer_to_server(role.control, s),
-             lambda s: rpb_grpc.add_RenterGatewayServicer_to_server(role.gateway, s)],
+             lambda s: rpb_grpc.add_RenterGatewayServicer_to_server(role.gateway, s),
+             lambda s: npb_grpc.add_NetworkViewServicer_to_server(role.netview, s)],
             service_names=SERVICES, health_listen=cfg.rpc.health_listen, local_socket=local)
         app = KingApp(cfg, ident.address, server, store, sessions, role=role, proposals=proposals)
     else:
@@ -507,10 +520,16 @@ async def _start_ha(p: _Parts, store: Store, *, run_loops: bool, local_socket: s
     gateway = routed(rpb_grpc.RenterGatewayServicer, rpb_grpc.RenterGatewayStub,
                      _methods(rpb.DESCRIPTOR.services_by_name["RenterGateway"]), lambda: leader("gateway"), link,
                      {name: (lambda: follower) for name in own})
+    # the network view: a follower answers GetNetworkInfo itself (leader: false), the rest comes from the leader
+    own_view = NetworkViewServicer(p.info, lambda: app is not None and app.role is not None)
+    netview = routed(npb_grpc.NetworkViewServicer, npb_grpc.NetworkViewStub,
+                     _methods(npb.DESCRIPTOR.services_by_name["NetworkView"]), lambda: leader("netview"), link,
+                     {"GetNetworkInfo": lambda: own_view})
     server = await start_server(
         cfg, kc.listen,
         [lambda s: kpb_grpc.add_KingControlServicer_to_server(control, s),
-         lambda s: rpb_grpc.add_RenterGatewayServicer_to_server(gateway, s)],
+         lambda s: rpb_grpc.add_RenterGatewayServicer_to_server(gateway, s),
+         lambda s: npb_grpc.add_NetworkViewServicer_to_server(netview, s)],
         service_names=SERVICES, health_listen=cfg.rpc.health_listen, local_socket=local_socket)
     app = KingApp(cfg, p.ident.address, server, store, p.sessions, proposals=p.proposals)
 

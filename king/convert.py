@@ -22,8 +22,19 @@ from king.core import Wallet
 from king.job import EventKind, Job, JobEvent, JobState, PermitDoc, SignedIntent, Submission
 from king.lifecycle import QueenEvent
 from king.market import Quote
+from king.netview import (
+    MAX_BATCH_RENTALS,
+    MAX_VERDICTS_PER_MESSAGE,
+    NetworkInfo,
+    PoolView,
+    PricePoint,
+    ProviderView,
+    RawVerdict,
+    VerdictRecord,
+)
 from king.scheduler import ModelOffer, ProviderOffer
 from protos.blendr.v1 import king_pb2 as kpb
+from protos.blendr.v1 import network_pb2 as npb
 from protos.blendr.v1 import renter_pb2 as rpb
 
 log = get_logger("blendr.king.convert")
@@ -188,7 +199,8 @@ def offer_from_proto(p: kpb.PoolProvider, queen: str) -> tuple[ProviderOffer, by
                     queen=queen)
         return None
     offer = ProviderOffer(addr, to_checksum_address(queen), p.gpu_model[:64], int(p.gpus), int(p.vram_bytes),
-                          tflops, ask, 5000, uptime, bool(p.alive), sandboxed=p.sandbox in ("bubblewrap", "gvisor"))
+                          tflops, ask, 5000, uptime, bool(p.alive), sandboxed=p.sandbox in ("bubblewrap", "gvisor"),
+                          sandbox=p.sandbox if p.sandbox in ("bubblewrap", "gvisor") else "none")
     return offer, pub, int(p.busy_gpus)
 
 
@@ -208,3 +220,67 @@ def proposal_states_from_proto(states: Sequence[int]) -> set[ProposalState]:
     """The request's states (unknown values and UNSPECIFIED ignored)."""
     names = {v: rpb.ProposalState.Name(v)[len("PROPOSAL_STATE_"):] for v in rpb.ProposalState.values()}
     return {ProposalState[names[s]] for s in states if s in names and names[s] in ProposalState.__members__}
+
+
+# ---------------------------------------------------------------------------------------------- network view
+
+def verdicts_from_proto(msg: kpb.ChallengeVerdicts) -> list[RawVerdict]:
+    """A queen's verdicts as sent (checked by king.netview).
+
+    Raises:
+        InvalidArgumentError: more than MAX_VERDICTS_PER_MESSAGE of them (none is taken).
+    """
+    if len(msg.verdicts) > MAX_VERDICTS_PER_MESSAGE:
+        raise InvalidArgumentError(f"{len(msg.verdicts)} verdicts in one message (at most {MAX_VERDICTS_PER_MESSAGE})")
+    return [RawVerdict(v.challenge_id, v.provider, v.verdict, v.reason, float(v.issued_unix), float(v.decided_unix),
+                       bytes(v.rental_id)) for v in msg.verdicts]
+
+
+def batched_from_proto(msg: kpb.BatchLanded) -> list[tuple[bytes, list[str]]]:
+    """(rental id, challenge ids) of a landed batch as sent (checked by king.netview).
+
+    Raises:
+        InvalidArgumentError: more than MAX_BATCH_RENTALS rentals.
+    """
+    if len(msg.rentals) > MAX_BATCH_RENTALS:
+        raise InvalidArgumentError(f"a batch report names {len(msg.rentals)} rentals (at most {MAX_BATCH_RENTALS})")
+    return [(bytes(r.rental_id), list(r.challenge_ids)) for r in msg.rentals]
+
+
+def network_info_to_proto(i: NetworkInfo) -> npb.NetworkInfo:
+    return npb.NetworkInfo(
+        network=i.network, king_address=i.king_address, eth_chain_id=i.eth_chain_id, etc_chain_id=i.etc_chain_id,
+        token_contract=i.token_contract, rental_contract=i.rental_contract,
+        governance_contract=i.governance_contract, voucher_contract=i.voucher_contract,
+        work_verification_contract=i.work_verification_contract, token_name=i.token_name,
+        token_symbol=i.token_symbol, max_payload_bytes=i.max_payload_bytes,
+        eth_explorer_tx_url=i.eth_explorer_tx_url, etc_explorer_tx_url=i.etc_explorer_tx_url, leader=i.leader)
+
+
+def pool_to_proto(p: PoolView) -> npb.Pool:
+    return npb.Pool(queen=p.queen, endpoint=p.endpoint, providers=p.providers, providers_alive=p.providers_alive,
+                    gpus_total=p.gpus_total, gpus_free=p.gpus_free, connected_since_unix=p.connected_since_unix,
+                    last_snapshot_unix=p.last_snapshot_unix)
+
+
+def provider_view_to_proto(v: ProviderView) -> npb.ProviderView:
+    o = v.offer
+    return npb.ProviderView(
+        address=o.provider, queen=o.queen, gpu_model=o.gpu_model, gpus=o.gpus, busy_gpus=v.busy_gpus,
+        vram_bytes=o.vram_bytes, tflops=o.tflops, ask_per_gpu_hour=str(o.ask_per_gpu_hour), uptime=o.uptime,
+        alive=o.alive, sandbox=o.sandbox or ("" if o.sandboxed else "none"), reputation_bps=v.reputation_bps,
+        challenges_passed=v.passed, challenges_failed=v.failed, state=v.state.value,
+        pass_rate=[npb.PassRatePoint(start_unix=p.start_unix, passed=p.passed, failed=p.failed) for p in v.pass_rate])
+
+
+def verdict_to_proto(r: VerdictRecord) -> npb.ChallengeVerdict:
+    return npb.ChallengeVerdict(
+        challenge_id=r.challenge_id, provider=r.provider, queen=r.queen, verdict=r.verdict.value, reason=r.reason,
+        issued_unix=r.issued_unix, decided_unix=r.decided_unix, rental_id=r.rental_id, etc_batch_id=r.etc_batch_id,
+        etc_tx=r.etc_tx)
+
+
+def price_point_to_proto(p: PricePoint) -> npb.PricePoint:
+    return npb.PricePoint(ts_unix=p.ts_unix, gpu_model=p.gpu_model, quote_per_gpu_hour=str(p.quote_per_gpu_hour),
+                          min_ask_per_gpu_hour=str(p.min_ask_per_gpu_hour), gpus_free=p.gpus_free,
+                          gpus_total=p.gpus_total)

@@ -114,6 +114,19 @@ class Market:
         """(provider, queen) of every provider the queens list now (whose stakes the stake book follows)."""
         return [(o.provider, queen) for queen, (_, providers) in self._snapshots.items() for o, _, _ in providers]
 
+    def members(self, queen: str) -> frozenset[str]:
+        """The providers ``queen``'s latest accepted snapshot lists (checksum addresses; empty: none)."""
+        return frozenset(self._pools.get(to_checksum_address(queen), ()))
+
+    def listed(self) -> dict[str, list[tuple[ProviderOffer, int]]]:
+        """Every queen's latest accepted snapshot as it sent it: (offer, busy GPUs) per provider, GPUs not reduced
+        to what the stakes cover (the network view shows what the pools have)."""
+        return {q: [(o, busy) for o, _, busy in providers] for q, (_, providers) in self._snapshots.items()}
+
+    def reputation_of(self, provider: str) -> int:
+        """The provider's reputation score as the scheduler uses it (basis points)."""
+        return self.reputation(provider)
+
     def remove_queen(self, queen: str) -> None:
         self.scheduler.remove_pool(queen)
         self._snapshots.pop(queen, None)

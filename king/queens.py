@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import heapq
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -26,6 +26,7 @@ from blendr.telemetry import get_logger
 from king import convert
 from king.context import Assignment
 from king.lifecycle import QueenEvent
+from king.netview import Accepted, RawVerdict, SessionInfo
 from king.scheduler import ProviderOffer
 from protos.blendr.v1 import king_pb2 as kpb
 
@@ -51,10 +52,21 @@ SESSION_QUEUE = 10_000  # messages to one queen not yet taken by its stream; mor
 STAKE_CACHE_S = 60.0  # a queen's stake check is reused this long (a flood of registrations costs one read)
 
 
+class NetworkSink(Protocol):
+    """What the king does with a queen's challenge reports (king.netview.NetworkDesk)."""
+
+    def on_verdicts(self, queen: str, verdicts: Sequence[RawVerdict]) -> Accepted: ...
+    def on_batch_landed(self, queen: str, batch_id: str, tx: str,
+                        rentals: Sequence[tuple[bytes, Sequence[str]]]) -> int: ...
+
+
 @dataclass
 class _Session:
     queen: str
     queue: asyncio.Queue[kpb.KingToQueen | None]
+    endpoint: str = ""
+    connected_unix: float = 0.0
+    last_snapshot_unix: float = 0.0
 
     def close(self) -> None:
         """Ends the session's stream at once: what it had not sent is dropped (the king re-sends live jobs'
@@ -78,6 +90,12 @@ class QueenHub:
         self.stake_check = stake_check
         self.snapshot_interval_s = snapshot_interval_s
         self.sessions: dict[str, _Session] = {}
+        self.network: NetworkSink | None = None  # the network view's desk; None: queens' verdicts are ignored
+
+    def session_info(self) -> list[SessionInfo]:
+        """The connected queens' sessions, for the network view."""
+        return [SessionInfo(s.queen, s.endpoint, s.connected_unix, s.last_snapshot_unix)
+                for s in self.sessions.values()]
 
     def connected(self, queen: str) -> bool:
         return to_checksum_address(queen) in self.sessions
@@ -174,7 +192,7 @@ class QueenHub:
             old = self.sessions.get(queen)
             if old is not None:
                 old.close()
-            sess = _Session(queen, asyncio.Queue())
+            sess = _Session(queen, asyncio.Queue(), first.registration.endpoint[:256], self.clock.time())
             self.sessions[queen] = sess
             log.info("queen registered", queen=queen, endpoint=first.registration.endpoint)
             hello = kpb.KingToQueen(registered=kpb.QueenRegistered(
@@ -214,7 +232,7 @@ class QueenHub:
         try:
             async for msg in it:
                 try:
-                    self._apply(queen, msg, listener)
+                    self._apply(queen, msg, listener, sess)
                 except StoreError as exc:
                     # not the queen's fault: the king could not record it (its database is away). Ending the session
                     # makes the queen redial and send its latest events again (the king ignores the ones it has).
@@ -230,8 +248,7 @@ class QueenHub:
         finally:
             sess.queue.put_nowait(None)
 
-    @staticmethod
-    def _apply(queen: str, msg: kpb.QueenToKing, listener: QueenListener) -> None:
+    def _apply(self, queen: str, msg: kpb.QueenToKing, listener: QueenListener, sess: _Session) -> None:
         kind = msg.WhichOneof("body")
         if kind == "snapshot":
             if len(msg.snapshot.providers) > MAX_SNAPSHOT_PROVIDERS:
@@ -239,5 +256,14 @@ class QueenHub:
                                            f"{MAX_SNAPSHOT_PROVIDERS})")
             offers = [o for o in (convert.offer_from_proto(p, queen) for p in msg.snapshot.providers) if o is not None]
             listener.on_snapshot(queen, msg.snapshot.seq, offers)
+            sess.last_snapshot_unix = self.clock.time()
         elif kind == "job_event":
             listener.on_queen_event(queen, convert.queen_event_from_proto(msg.job_event))
+        elif kind == "verdicts" and self.network is not None:
+            got = self.network.on_verdicts(queen, convert.verdicts_from_proto(msg.verdicts))
+            if got.refused:
+                log.warning("a queen's challenge verdicts were refused", queen=queen, kept=got.kept,
+                            refused=got.refused, first_reason=got.why[:200])
+        elif kind == "batch_landed" and self.network is not None:
+            b = msg.batch_landed
+            self.network.on_batch_landed(queen, b.batch_id, b.tx, convert.batched_from_proto(b))

@@ -74,6 +74,7 @@ class ProviderOffer:
         uptime: Passed / decided challenges, 0..1.
         alive: Whether its queen considers it alive.
         sandboxed: Whether it runs renters' jobs in a sandbox (False: its operator chose none).
+        sandbox: Which one, as its queen reported it.
     """
 
     provider: str
@@ -87,6 +88,8 @@ class ProviderOffer:
     uptime: float
     alive: bool = True
     sandboxed: bool = True
+    # the sandbox its queen reported: "bubblewrap", "gvisor" or "none" (empty: not reported; shown by the network view)
+    sandbox: str = ""
 
 
 @dataclass(frozen=True)

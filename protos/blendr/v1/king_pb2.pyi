@@ -226,15 +226,61 @@ class QueenJobEvent(_message.Message):
     provider_fault: bool
     def __init__(self, job_id: _Optional[str] = ..., attempt: _Optional[int] = ..., seq: _Optional[int] = ..., kind: _Optional[str] = ..., message: _Optional[str] = ..., progress: _Optional[float] = ..., ts_unix: _Optional[float] = ..., exit_code: _Optional[int] = ..., provider_fault: _Optional[bool] = ...) -> None: ...
 
+class ChallengeVerdictMsg(_message.Message):
+    __slots__ = ("challenge_id", "provider", "verdict", "reason", "issued_unix", "decided_unix", "rental_id")
+    CHALLENGE_ID_FIELD_NUMBER: _ClassVar[int]
+    PROVIDER_FIELD_NUMBER: _ClassVar[int]
+    VERDICT_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    ISSUED_UNIX_FIELD_NUMBER: _ClassVar[int]
+    DECIDED_UNIX_FIELD_NUMBER: _ClassVar[int]
+    RENTAL_ID_FIELD_NUMBER: _ClassVar[int]
+    challenge_id: str
+    provider: str
+    verdict: str
+    reason: str
+    issued_unix: float
+    decided_unix: float
+    rental_id: bytes
+    def __init__(self, challenge_id: _Optional[str] = ..., provider: _Optional[str] = ..., verdict: _Optional[str] = ..., reason: _Optional[str] = ..., issued_unix: _Optional[float] = ..., decided_unix: _Optional[float] = ..., rental_id: _Optional[bytes] = ...) -> None: ...
+
+class ChallengeVerdicts(_message.Message):
+    __slots__ = ("verdicts",)
+    VERDICTS_FIELD_NUMBER: _ClassVar[int]
+    verdicts: _containers.RepeatedCompositeFieldContainer[ChallengeVerdictMsg]
+    def __init__(self, verdicts: _Optional[_Iterable[_Union[ChallengeVerdictMsg, _Mapping]]] = ...) -> None: ...
+
+class BatchedRental(_message.Message):
+    __slots__ = ("rental_id", "challenge_ids")
+    RENTAL_ID_FIELD_NUMBER: _ClassVar[int]
+    CHALLENGE_IDS_FIELD_NUMBER: _ClassVar[int]
+    rental_id: bytes
+    challenge_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, rental_id: _Optional[bytes] = ..., challenge_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class BatchLanded(_message.Message):
+    __slots__ = ("batch_id", "tx", "rentals")
+    BATCH_ID_FIELD_NUMBER: _ClassVar[int]
+    TX_FIELD_NUMBER: _ClassVar[int]
+    RENTALS_FIELD_NUMBER: _ClassVar[int]
+    batch_id: str
+    tx: str
+    rentals: _containers.RepeatedCompositeFieldContainer[BatchedRental]
+    def __init__(self, batch_id: _Optional[str] = ..., tx: _Optional[str] = ..., rentals: _Optional[_Iterable[_Union[BatchedRental, _Mapping]]] = ...) -> None: ...
+
 class QueenToKing(_message.Message):
-    __slots__ = ("registration", "snapshot", "job_event")
+    __slots__ = ("registration", "snapshot", "job_event", "verdicts", "batch_landed")
     REGISTRATION_FIELD_NUMBER: _ClassVar[int]
     SNAPSHOT_FIELD_NUMBER: _ClassVar[int]
     JOB_EVENT_FIELD_NUMBER: _ClassVar[int]
+    VERDICTS_FIELD_NUMBER: _ClassVar[int]
+    BATCH_LANDED_FIELD_NUMBER: _ClassVar[int]
     registration: QueenRegistration
     snapshot: PoolSnapshotMsg
     job_event: QueenJobEvent
-    def __init__(self, registration: _Optional[_Union[QueenRegistration, _Mapping]] = ..., snapshot: _Optional[_Union[PoolSnapshotMsg, _Mapping]] = ..., job_event: _Optional[_Union[QueenJobEvent, _Mapping]] = ...) -> None: ...
+    verdicts: ChallengeVerdicts
+    batch_landed: BatchLanded
+    def __init__(self, registration: _Optional[_Union[QueenRegistration, _Mapping]] = ..., snapshot: _Optional[_Union[PoolSnapshotMsg, _Mapping]] = ..., job_event: _Optional[_Union[QueenJobEvent, _Mapping]] = ..., verdicts: _Optional[_Union[ChallengeVerdicts, _Mapping]] = ..., batch_landed: _Optional[_Union[BatchLanded, _Mapping]] = ...) -> None: ...
 
 class JobAssignment(_message.Message):
     __slots__ = ("job_id", "attempt", "provider", "gpus", "rental_id", "deadline_unix", "ciphertext", "sealed_key", "aad", "max_output_bytes")
