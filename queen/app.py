@@ -256,6 +256,9 @@ def _start_relay(app: QueenApp, ident: NodeIdentity, clock: Clock, manifest: Any
     wv = WorkVerification(etc, m.etc.address("WorkVerification"))
     app.verifier = RentalVerifier(app.core, cfg.relay, wv, app.store, clock, start_block=m.etc.deploy_block)
     open_tasks = app.verifier.load()
+    if app.kinglink is not None:  # the king's network view: verdicts with their rentals, and the batches that land
+        app.kinglink.rental_of = app.verifier.rental_of
+        app.verifier.batch_listeners.append(app.kinglink.batch_landed)
     routes = [
         Route(eth, BridgeOutbox(eth, m.eth.address("BridgeOutbox")), etc, BridgeInbox(etc, m.etc.address("BridgeInbox")),
               m.eth.deploy_block),

@@ -7,6 +7,12 @@ changes) and job events; it receives assignments and stops and hands them to the
 (tenacity's exponential wait: ``relay.retry_initial_s`` doubling up to ``relay.retry_max_s``); the link never gives up, since the pool
 keeps working for its providers while the king is away.
 
+Challenge verdicts and landed ETC batches go to the king for its network view (``ChallengeVerdicts``,
+``BatchLanded``): at most once, best effort. They wait in bounded buffers (:data:`VERDICT_BUFFER` verdicts,
+:data:`BATCH_BUFFER` batch reports; the oldest go first), leave in messages of at most
+:data:`VERDICTS_PER_MESSAGE` verdicts or :data:`BATCH_CHALLENGES_PER_MESSAGE` challenge ids, and are not sent
+again after a broken stream: they are the king's view, not a record (the record is the queen's batch on ETC).
+
 Delivery of job events is at least once and in order: events wait in a bounded memory buffer
 (``relay.king_event_buffer``) while the king is unreachable, leave it only once written to the stream, and
 the last :data:`RESEND_TAIL` written before a stream broke are sent again after the reconnect (a write that
@@ -32,19 +38,26 @@ import grpc
 from blendr.clock import Clock
 from blendr.config import RelayConfig
 from blendr.errors import BlendrError, ConfigError, UnavailableError
-from blendr.identity import to_address
+from blendr.identity import Address, to_address
 from blendr.retry import delay as retry_delay
 from blendr.retry import exponential
 from blendr.rpc.registration import sign_queen_registration
 from blendr.telemetry import get_logger
+from blendr.types import Verdict
 from protos.blendr.v1 import king_pb2 as kpb
 from queen import convert
+from queen.challenges import Outcome
 from queen.core import QueenCore
 from queen.jobs import CHATTER, JobEvent
 
 log = get_logger("blendr.queen.king")
 
 RESEND_TAIL = 256
+VERDICT_BUFFER = 5_000  # verdicts waiting for the king
+BATCH_BUFFER = 256  # batch reports waiting for the king
+VERDICTS_PER_MESSAGE = 200  # the king refuses more than 500 in one message
+BATCH_CHALLENGES_PER_MESSAGE = 2_000  # the king refuses more than 5000 challenge ids (500 rentals) in one message
+REPORTED = {Verdict.PASSED, Verdict.FAILED, Verdict.ABANDONED}  # missed challenges have no id: not reported
 MIN_SNAPSHOT_INTERVAL_S = 0.05
 # Snapshots for pool changes come at most this often: a thousand providers joining at once cost a few
 # snapshots, not a thousand.
@@ -60,6 +73,8 @@ class KingLinkStatus:
     sessions: int = 0
     snapshots_sent: int = 0
     events_sent: int = 0
+    verdicts_sent: int = 0
+    batches_sent: int = 0
     events_dropped: int = 0
     last_error: str = ""
 
@@ -113,8 +128,15 @@ class KingLink:
         self._snapshot_due = True
         self._seq = 0
         self._silence = 0.0  # seconds without a message from the king after which the session is given up
+        self._verdicts: deque[kpb.ChallengeVerdictMsg] = deque(maxlen=VERDICT_BUFFER)
+        self._batches: deque[kpb.BatchLanded] = deque(maxlen=BATCH_BUFFER)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        # the rental whose task counts a challenge (queen.verification.RentalVerifier.rental_of), when the queen
+        # verifies rentals
+        self.rental_of: Callable[[Address, float], int | None] | None = None
         core.job_listeners.append(self.enqueue)
         core.pool_listeners.append(self.pool_changed)
+        core.outcome_listeners.append(self.on_outcome)
 
     # ------------------------------------------------------------------ inputs
     def enqueue(self, ev: JobEvent) -> None:
@@ -136,6 +158,37 @@ class KingLink:
             log.warning("king event buffer full; dropping the oldest logs", dropped=self.status.events_dropped,
                         buffer=self.cfg.king_event_buffer)
 
+    def on_outcome(self, addr: Address, outcome: Outcome) -> None:
+        """A decided challenge, for the king's network view (never blocks; the oldest waiting goes first)."""
+        if outcome.verdict not in REPORTED:
+            return
+        rec = outcome.record
+        issued = float(rec.get("issued") or 0.0)
+        rid = self.rental_of(addr, issued) if self.rental_of is not None else None
+        self._verdicts.append(kpb.ChallengeVerdictMsg(
+            challenge_id=str(rec.get("challenge_id", "")), provider=str(addr), verdict=outcome.verdict.value,
+            reason=outcome.reason[:200], issued_unix=issued, decided_unix=float(rec.get("decided") or self._clock.time()),
+            rental_id=rid.to_bytes(32, "big") if rid is not None else b""))
+        self._wake.set()
+
+    def batch_landed(self, batch_id: str, tx: str, rentals: list[tuple[int, list[str]]]) -> None:
+        """A batch landed on ETC (called from the verifier's thread): its report waits for the stream, split in
+        messages the king takes."""
+        msg = kpb.BatchLanded(batch_id=batch_id, tx=tx)
+        ids = 0
+        for rid, challenge_ids in rentals:
+            for i in range(0, max(1, len(challenge_ids)), BATCH_CHALLENGES_PER_MESSAGE):
+                part = challenge_ids[i:i + BATCH_CHALLENGES_PER_MESSAGE]
+                if ids + len(part) > BATCH_CHALLENGES_PER_MESSAGE or len(msg.rentals) >= 500:
+                    self._batches.append(msg)
+                    msg, ids = kpb.BatchLanded(batch_id=batch_id, tx=tx), 0
+                msg.rentals.append(kpb.BatchedRental(rental_id=rid.to_bytes(32, "big"), challenge_ids=part))
+                ids += len(part)
+        self._batches.append(msg)
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self._wake.set)
+
     def pool_changed(self) -> None:
         """Send a fresh snapshot as soon as the stream allows."""
         self._snapshot_due = True
@@ -152,6 +205,7 @@ class KingLink:
 
     async def run(self) -> None:
         """Serve the session until cancelled, redialling after every failure."""
+        self._loop = asyncio.get_running_loop()
         failures = 0
         while True:
             registered = False
@@ -269,6 +323,7 @@ class KingLink:
                 self.status.snapshots_sent += 1
                 last_snapshot = loop.time()
                 next_snapshot = last_snapshot + interval
+            await self._write_reports(call)
             while self._buffer and not snapshot_now():
                 ev = self._buffer[0]
                 await call.write(convert.event_to_proto(ev))
@@ -279,11 +334,22 @@ class KingLink:
                 self.status.events_sent += 1
                 self.core.jobs.sent(ev)
             self._wake.clear()
-            if self._buffer:
+            if self._buffer or self._verdicts or self._batches:
                 continue
             wake_at = min(next_snapshot, last_snapshot + CHANGE_GAP_S) if self._snapshot_due else next_snapshot
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), max(0.0, wake_at - loop.time()))
+
+    async def _write_reports(self, call: Any) -> None:
+        """The waiting verdicts and batch reports (the network view's), at most once each."""
+        while self._verdicts:
+            n = min(len(self._verdicts), VERDICTS_PER_MESSAGE)
+            part = [self._verdicts.popleft() for _ in range(n)]
+            await call.write(kpb.QueenToKing(verdicts=kpb.ChallengeVerdicts(verdicts=part)))
+            self.status.verdicts_sent += n
+        while self._batches:
+            await call.write(kpb.QueenToKing(batch_landed=self._batches.popleft()))
+            self.status.batches_sent += 1
 
     # ------------------------------------------------------------------ messages
     def _registration(self) -> kpb.QueenToKing:

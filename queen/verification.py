@@ -209,6 +209,9 @@ class RentalVerifier:
         self._pruned: dict[Address, float] = {}  # provider -> when its history was last pruned (monotonic)
         core.outcome_listeners.append(self.on_outcome)
         core.jobs.fault_listeners.append(self.provider_fault)
+        # told of every batch that lands (batch id hex, tx hex or '', [(rental id, challenge ids)]), from the thread
+        # that sent it (the king link: the network view's ETC batch per verdict)
+        self.batch_listeners: list[Callable[[str, str, list[tuple[int, list[str]]]], None]] = []
 
     # ------------------------------------------------------------------ state
     def load(self) -> int:
@@ -337,6 +340,14 @@ class RentalVerifier:
             self.core.challenger.set_interval(p, rate if p in rented else None)
         self._rated = rented
 
+    def rental_of(self, addr: Address, issued: float) -> int | None:
+        """The rental whose open task counts a challenge of ``addr`` issued at ``issued`` (None: none known now)."""
+        with self._lock:
+            for t in self.tasks.values():
+                if t.state == OPEN and t.provider == addr and t.start <= issued < t.end:
+                    return t.rental_id
+        return None
+
     def on_outcome(self, addr: Address, outcome: Outcome) -> None:
         """A decided challenge: counted in every open task of the provider whose window holds its issue time."""
         issued = float(outcome.record.get("issued", 0.0))
@@ -444,7 +455,23 @@ class RentalVerifier:
                             "proof": ["0x" + p.hex() for p in proof]}
                 b.put(NS_TASKS, rid_key(t.rental_id), t.to_json())
         log.info("batch landed", seq=doc["seq"], results=len(results), tx=tx)
+        self._tell_landed(doc, tx)
         return tx
+
+    def _tell_landed(self, doc: dict[str, Any], tx: str) -> None:
+        """Every batch listener hears which challenge records of which rentals the landed batch covers."""
+        if not self.batch_listeners:
+            return
+        covered: dict[int, list[str]] = {}
+        for key in doc["record_keys"]:
+            rec = self.store.get(NS_RECORDS, key)
+            if rec is not None and rec["record"].get("challenge_id"):
+                covered.setdefault(int(key.split("/", 1)[0], 16), []).append(str(rec["record"]["challenge_id"]))
+        for listener in self.batch_listeners:
+            try:
+                listener(doc["batch_id"], tx, list(covered.items()))
+            except Exception:  # listener boundary: the batch has landed whatever a listener does
+                log.exception("a batch listener failed", seq=doc["seq"])
 
     def batch_due(self) -> bool:
         dirty = [t for t in self.tasks.values() if t.dirty]
