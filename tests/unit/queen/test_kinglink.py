@@ -19,9 +19,10 @@ from blendr.errors import ConfigError, InvalidArgumentError, SignatureError
 from blendr.identity import Address, NodeIdentity
 from blendr.rpc.registration import queen_registration_text, recover_queen_registration
 from blendr.store import MemoryStore
-from blendr.types import DeviceInfo
+from blendr.types import DeviceInfo, Verdict
 from protos.blendr.v1 import king_pb2 as kpb
 from queen.admission import OpenOracle
+from queen.challenges import Outcome
 from queen.core import QueenCore
 from queen.jobs import MAX_UNPERSISTED, NS_JOBS, Assignment, JobEvent, JobStartOut, JobStopOut, job_key
 from queen.kinglink import KingLink
@@ -578,3 +579,40 @@ async def test_a_burst_of_pool_changes_costs_a_few_snapshots() -> None:
         await until(lambda: len(call.of("snapshot")) >= 2, "a snapshot after the burst")
         await asyncio.sleep(0.3)
         assert len(call.of("snapshot")) == 2
+
+
+# --- the network view's reports -------------------------------------------------------------------------------
+
+
+def outcome(verdict: Verdict, cid: str, issued: float, reason: str = "") -> Outcome:
+    return Outcome(verdict, reason, 1.0, 1.0, {"challenge_id": cid, "issued": issued, "decided": issued + 2.0})
+
+
+async def test_verdicts_and_landed_batches_go_to_the_king_bounded_per_message() -> None:
+    core, node = make_core(), Node()
+    node.join(core)
+    king = FakeKing()
+    link = make_link(core, king, king_address=KING.address)
+    rid = 0x1234
+    link.rental_of = lambda addr, issued: rid if issued >= 100.0 else None
+    async with running(link):
+        call = await until(lambda: king.calls and king.calls[0].of("snapshot") and king.calls[0], "a snapshot")
+        for i in range(250):
+            link.on_outcome(node.address, outcome(Verdict.PASSED if i % 2 else Verdict.FAILED, f"c{i}", 50.0 + i,
+                                                  "late" * 100))
+        link.on_outcome(node.address, outcome(Verdict.MISSED, "", 10.0))  # no challenge id: not reported
+        ids = [f"r{i}" for i in range(4500)]
+        await asyncio.to_thread(link.batch_landed, "0x" + "ab" * 32, "0x" + "cd" * 32, [(rid, ids), (7, ["c1"])])
+        await until(lambda: sum(len(m.rentals) for m in call.of("batch_landed")) >= 4, "the batch reports")
+        sent = [v for m in call.of("verdicts") for v in m.verdicts]
+        assert [len(m.verdicts) for m in call.of("verdicts")] == [200, 50]
+        assert [v.challenge_id for v in sent] == [f"c{i}" for i in range(250)]
+        assert sent[0].verdict == "failed" and len(sent[0].reason) == 200 and sent[0].rental_id == b""
+        assert sent[1].verdict == "passed" and sent[1].decided_unix == sent[1].issued_unix + 2.0
+        assert sent[60].rental_id == rid.to_bytes(32, "big")  # issued at 110: inside the rental
+        reports = call.of("batch_landed")
+        assert all(sum(len(r.challenge_ids) for r in m.rentals) <= 2000 for m in reports)
+        assert [cid for m in reports for r in m.rentals if r.rental_id == rid.to_bytes(32, "big")
+                for cid in r.challenge_ids] == ids
+        assert {(m.batch_id, m.tx) for m in reports} == {("0x" + "ab" * 32, "0x" + "cd" * 32)}
+        assert link.status.verdicts_sent == 250
