@@ -133,6 +133,9 @@ def build_parser() -> argparse.ArgumentParser:
     from blendrctl import vouchers
 
     vouchers.add_parsers(sub, _common, _deployment_flag)
+    from blendrctl import network
+
+    network.add_parsers(sub, _common)
 
     pool = sub.add_parser("pool", help="inspect a queen's pool")
     posub = pool.add_subparsers(dest="action", metavar="ACTION", required=True)
@@ -493,6 +496,12 @@ def _cmd_rewards(args: argparse.Namespace) -> int:
     return rewards.run(args, _load)
 
 
+def _cmd_network(args: argparse.Namespace) -> int:
+    from blendrctl import network
+
+    return network.run(args, _load)
+
+
 def _cmd_gov(args: argparse.Namespace) -> int:
     from blendrctl import gov
 
@@ -528,7 +537,7 @@ def _main(argv: list[str] | None) -> int:
     handlers = {"identity": _cmd_identity, "queen": _cmd_queen, "provider": _cmd_provider, "pool": _cmd_pool,
                 "devnet": _cmd_devnet, "chain": _cmd_chain, "king": _cmd_king, "stake": _cmd_stake, "job": _cmd_renter,
                 "offers": _cmd_renter, "wallet": _cmd_renter,
-                "rewards": _cmd_rewards, "gov": _cmd_gov, "vouchers": _cmd_vouchers}
+                "rewards": _cmd_rewards, "gov": _cmd_gov, "vouchers": _cmd_vouchers, "network": _cmd_network}
     try:
         return handlers[args.cmd](args)
     except KeyboardInterrupt:

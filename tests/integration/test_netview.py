@@ -6,6 +6,7 @@ another queen's."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -20,6 +21,7 @@ from blendr.identity import NodeIdentity
 from blendr.payload import public_key_of
 from blendr.rpc.registration import sign_queen_registration
 from blendr.rpc.server import open_channel
+from blendrctl.cli import main
 from protos.blendr.v1 import king_pb2 as kpb
 from protos.blendr.v1 import king_pb2_grpc as kpb_grpc
 from protos.blendr.v1 import network_pb2 as npb
@@ -119,7 +121,8 @@ async def _hostile_session(net: Net, port: int, inbox: asyncio.Queue[kpb.QueenTo
             yield msg
 
 
-async def test_a_hostile_queens_reports_are_refused_and_leave_other_queens_alone(net: Net) -> None:
+async def test_a_hostile_queens_reports_are_refused_and_leave_other_queens_alone(
+        net: Net, capsys: pytest.CaptureFixture[str]) -> None:
     async with net.nodes(("queen1",)) as nodes:
         port, king = nodes.king.port, ACCOUNTS["king"].address
         await _poll(net, port, "ListNetworkProviders", npb.ListNetworkProvidersRequest(),
@@ -170,6 +173,18 @@ async def test_a_hostile_queens_reports_are_refused_and_leave_other_queens_alone
         provs = await _call(net, port, "ListNetworkProviders", npb.ListNetworkProvidersRequest())
         [p1] = [p for p in provs.providers if p.address == P1]
         assert p1.challenges_failed == 0 and p1.queen == ACCOUNTS["queen1"].address
+        # the CLI reads the same view (while the hostile queen is connected: its pool is shown)
+        capsys.readouterr()
+        cli = ["--home", str(net.tmp / "cli"), "--king", f"127.0.0.1:{port}", "--ca-file",
+               str(net.tmp / "king" / "tls" / "ca.crt")]
+        assert await asyncio.to_thread(main, ["network", "providers", *cli, "--json"]) == 0
+        shown = {p["address"]: p for p in json.loads(capsys.readouterr().out)}
+        assert shown[P1]["challenges_passed"] > 0 and shown[mine.address]["challenges_passed"] == 1
+        assert await asyncio.to_thread(main, ["network", "challenges", *cli, "--provider", mine.address]) == 0
+        out = capsys.readouterr().out
+        assert "VERDICT" in out and "passed" in out and len(out.strip().splitlines()) == 2
+        assert await asyncio.to_thread(main, ["network", "challenges", *cli, "--limit", "501"]) == 1
+        assert "INVALID_ARGUMENT" in capsys.readouterr().err
         inbox.put_nowait(None)
         await session.aclose()
         with pytest.raises(grpc.aio.AioRpcError) as err:
