@@ -10,7 +10,9 @@ Guarantees:
   its own history first and can never push another queen below its fair share (``max_total // queens``).
 * A verdict is kept only for a provider that the reporting queen's current pool lists, once per
   (queen, challenge id), with a known verdict, bounded text and plausible times (see :func:`check_verdict`).
-  A queen can only ever change its own verdicts (batch attachment is keyed by queen too).
+  A queen can only ever change its own verdicts (batch attachment is keyed by queen too). Duplicates are
+  recognised while the first copy is kept (a copy re-sent after its first was evicted counts again: queens send
+  each verdict once, so only a hostile queen can inflate its own providers' counts that way).
 * Per-provider pass counts since the provider was first heard of, and hourly buckets for the last
   :data:`BUCKETS` hours; the providers followed are bounded by ``max_providers`` (the stalest go first).
 * :class:`PriceHistory` keeps the samples of the last ``retention_s`` seconds (at most

@@ -3,7 +3,9 @@
 A queen proves who it is with a registration it signed for this king (fresh timestamp, used once: the replay
 check is keyed on what was signed, not on the signature's bytes, whose ``v`` has several encodings), and must
 hold the queen-tier stake on Ethereum. One session per queen: a new one replaces the old. Incoming snapshots
-and job events are converted (king.convert) and handed to a :class:`QueenListener` (the king's core);
+and job events are converted (king.convert) and handed to a :class:`QueenListener` (the king's core); challenge
+verdicts and landed ETC batches (for the network view) to a :class:`NetworkSink`, which bounds and checks them
+(king.netview: a queen may only report on its own pool, and only change its own reports);
 assignments and stops go back down the queen's stream (``QueenHub.assign`` returns False when the queen is not
 connected, so the core can move the job).
 """

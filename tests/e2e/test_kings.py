@@ -24,6 +24,9 @@ import pytest
 from blendr.chain.anvil import AnvilProcess
 from blendr.client import KingClient
 from blendr.config import load_config
+from blendr.rpc.server import open_channel
+from protos.blendr.v1 import network_pb2 as npb
+from protos.blendr.v1 import network_pb2_grpc as npb_grpc
 from queen.app import start_queen
 from tests.e2e.kings import KingProc, Kings
 from tests.e2e.net import ACCOUNTS, Net
@@ -71,6 +74,27 @@ async def offered(king: KingClient) -> None:
         await asyncio.sleep(0.5)
 
 
+async def network_view_on_the_follower(kings: Kings, follower: KingProc, home: Path) -> None:
+    """A king that does not lead answers GetNetworkInfo itself (leader: false) and passes the rest of NetworkView to
+    the leader, which has heard provider1's challenge verdicts from queen1."""
+    home.mkdir(parents=True, exist_ok=True)
+    cfg = load_config(home, overrides={"rpc.ca_file": str(kings.ca_file)}, env={})
+    p1 = ACCOUNTS["provider1"].address
+    async with open_channel(cfg, follower.target) as ch:
+        stub = npb_grpc.NetworkViewStub(ch)
+        info = await stub.GetNetworkInfo(npb.NetworkInfoRequest(), timeout=30)
+        assert not info.leader and info.king_address == ACCOUNTS["king"].address
+        deadline = time.monotonic() + 90
+        while True:
+            got = await stub.ListChallenges(npb.ListChallengesRequest(provider=p1), timeout=30)
+            if any(c.verdict == "passed" for c in got.challenges):
+                break
+            assert time.monotonic() < deadline, "the leader never showed provider1's passed challenges"
+            await asyncio.sleep(0.5)
+        provs = await stub.ListNetworkProviders(npb.ListNetworkProvidersRequest(), timeout=30)
+        assert any(p.address == p1 and p.challenges_passed > 0 for p in provs.providers)
+
+
 def rentals_created(net: Net, ids: list[bytes]) -> int:
     created = net.rental().contract.events.RentalCreated().get_logs(from_block=net.manifest.eth.deploy_block)
     return sum(1 for e in created if int(e["args"]["rentalId"]).to_bytes(32, "big") in ids)
@@ -110,6 +134,7 @@ async def test_the_leader_killed_mid_job_another_king_leads_and_the_job_complete
         before = balances(net, r, p1)
         async with renter(kings, leader) as king:  # the renter talks to the leader first
             await offered(king)
+            await network_view_on_the_follower(kings, other, tmp_path / "viewer")
             seen, watcher = await running(king, workdir, 12)
             leader.signal(signal.SIGKILL)
             await wait_for(lambda: kings.leader() is other, 30, "king2 leading after king1's death")
