@@ -53,6 +53,7 @@ describe("Python text forms", () => {
     expect(pyFixed(2.5, 0)).toBe("2");
     expect(pyFixed(1.005, 2)).toBe("1.00"); // 1.005 is below the tie as a double
     expect(pyFixed(-1.125, 2)).toBe("-1.12");
+    expect(pyFixed(1e22, 1)).toBe("10000000000000000000000.0");
   });
 
   it("dumps canonical JSON as json.dumps(sort_keys, compact)", () => {

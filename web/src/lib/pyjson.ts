@@ -33,7 +33,8 @@ export function pyFixed(x: number, places: number): string {
   if (!Number.isFinite(x)) return pyFloatRepr(x).toLowerCase().replace("infinity", "inf");
   const neg = x < 0 || Object.is(x, -0);
   const a = Math.abs(x);
-  let text = a.toFixed(places); // exact, but a tie goes up
+  // toFixed is exact below 1e21 but sends a tie up; from 1e21 it writes an exponent (such doubles are integers)
+  let text = a < 1e21 ? a.toFixed(places) : BigInt(a).toString() + (places ? "." + "0".repeat(places) : "");
   const tie = exactTie(a, places);
   if (tie !== null) text = tie;
   return (neg ? "-" : "") + text;

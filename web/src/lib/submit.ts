@@ -8,7 +8,7 @@
 // (tests/unit/web/test_cross.py submits one to a KingCore); every refusal is a BlendrError subclass.
 
 import { create } from "@bufbuild/protobuf";
-import { isAddress, parseSignature, hexToBytes, type Hex } from "viem";
+import { bytesToHex, hexToBytes, isAddress, parseSignature, type Hex, type LocalAccount, type WalletClient } from "viem";
 import {
   EncryptedPayloadSchema,
   PermitSchema,
@@ -109,7 +109,9 @@ function wei(text: string, what: string): bigint {
  * @throws RenterError the quote names no valid scheduler, or the quote and wallet name other contracts (or
  *   contracts other than the pins).
  * @throws InsufficientBalanceError the wallet holds less than the job can lock in escrow.
- * Whatever the signer throws (the user declined) passes through. */
+ * Every check comes before the first signature; whatever the signer throws (the user declined) passes through.
+ * The wallet is asked for one signature per intent (1 + spareIntents, at most quote.intents) and, when the
+ * allowance is short, one for the permit. */
 export async function buildSubmission(input: SubmissionInput): Promise<SubmitJobRequest> {
   const { quote: q, wallet: w, signer } = input;
   const now = input.now ?? (() => Math.floor(Date.now() / 1000));
@@ -132,19 +134,37 @@ export async function buildSubmission(input: SubmissionInput): Promise<SubmitJob
   if (!isAddress(q.scheduler, { strict: false })) {
     throw new RenterError("the king named no valid scheduler address in its quote: refusing to sign", "FAILED_PRECONDITION");
   }
+  checkPins(pins, "wallet", w.chainId, w.rentalContract, w.tokenContract);
+  if (w.rentalContract.toLowerCase() !== q.rentalContract.toLowerCase()
+    || w.tokenContract.toLowerCase() !== q.tokenContract.toLowerCase()) {
+    throw new RenterError("the king named different contracts in its quote and wallet: refusing to sign", "PERMISSION_DENIED");
+  }
+  const spare = input.spareIntents ?? -1;
+  const n = Math.max(1, spare < 0 ? q.intents : Math.min(q.intents, 1 + spare));
+  // Every check is done before the wallet is asked for a signature (KingClient.prepare checks the balance after
+  // signing; a browser wallet would show its prompts for a job that is then refused).
+  let permitValue = 0n;
+  if (!voucherId) {
+    const maxEscrow = wei(q.maxEscrow, "max escrow");
+    const balance = wei(w.balance, "balance");
+    if (balance < maxEscrow) {
+      throw new InsufficientBalanceError(`insufficient balance: you hold ${formatTokens(balance)} GPUTOKEN and this job ` +
+        `can lock up to ${formatTokens(maxEscrow)} in escrow`, balance, maxEscrow);
+    }
+    const need = maxEscrow * BigInt(n);
+    const allowance = wei(w.allowance, "allowance");
+    if (allowance < need) permitValue = allowance + need;
+  }
   const root = candidatesRoot(payload.keys.map((k) => k.provider));
   const sh = specHash(spec, payload.ciphertext);
-  const spare = input.spareIntents ?? -1;
-  const n = spare < 0 ? q.intents : Math.min(q.intents, 1 + spare);
   const deadline = BigInt(Math.min(Math.floor(now()) + 86400, Number(q.maxIntentDeadline)));
   const intents = [];
-  for (let i = 0; i < Math.max(1, n); i++) {
+  for (let i = 0; i < n; i++) {
     const nonceBytes = randomBytes(32);
     const intent = {
       renter: signer.address, provider: ZERO_ADDRESS, gpus: spec.gpus, specHash: sh,
       maxPricePerGpuHour: spec.maxPricePerGpuHour, duration: BigInt(spec.durationS),
-      nonce: BigInt("0x" + Array.from(nonceBytes, (b) => b.toString(16).padStart(2, "0")).join("")),
-      deadline, candidatesRoot: root, scheduler: q.scheduler as Address,
+      nonce: BigInt(bytesToHex(nonceBytes)), deadline, candidatesRoot: root, scheduler: q.scheduler as Address,
     };
     const td = voucherId
       ? voucherIntentTypedData(intent, voucherId, q.chainId, q.rentalContract)
@@ -152,40 +172,43 @@ export async function buildSubmission(input: SubmissionInput): Promise<SubmitJob
     const sig = await signer.signTypedData(td);
     intents.push(create(SignedIntentSchema, { nonce: nonceBytes, deadline, signature: hexToBytes(sig) }));
   }
-  checkPins(pins, "wallet", w.chainId, w.rentalContract, w.tokenContract);
-  if (w.rentalContract.toLowerCase() !== q.rentalContract.toLowerCase()
-    || w.tokenContract.toLowerCase() !== q.tokenContract.toLowerCase()) {
-    throw new RenterError("the king named different contracts in its quote and wallet: refusing to sign", "PERMISSION_DENIED");
+  let permit;
+  if (permitValue) {
+    // an ERC-2612 permit of GPUTOKEN for GPURental, for what the allowance lacks (on top of it, as the CLI does)
+    const sig = parseSignature(await signer.signTypedData(permitTypedData(w.tokenName, w.chainId, w.tokenContract, {
+      owner: signer.address, spender: w.rentalContract, value: permitValue, nonce: w.permitNonce, deadline,
+    })));
+    permit = create(PermitSchema, {
+      value: permitValue.toString(), deadline, v: Number(sig.v ?? 27n + BigInt(sig.yParity)),
+      r: hexToBytes(sig.r, { size: 32 }), s: hexToBytes(sig.s, { size: 32 }),
+    });
   }
-  const common = {
-    requestId, spec: specToProto(spec), name: input.name ?? "", specHash: hexToBytes(sh), intents,
+  return create(SubmitJobRequestSchema, {
+    requestId, spec: specToProto(spec), name: input.name ?? "", specHash: hexToBytes(sh), intents, permit,
     payload: create(EncryptedPayloadSchema, {
       ciphertext: payload.ciphertext,
       keys: payload.keys.map((k) => create(WrappedKeySchema, k)),
     }),
     maxWaitS: Math.ceil(maxWaitS),
+    voucherId,
+  });
+}
+
+/** A Signer over a viem local account (a devnet private key: privateKeyToAccount). */
+export function signerFromAccount(account: LocalAccount): Signer {
+  return {
+    address: account.address,
+    signTypedData: (td) => account.signTypedData(td as Parameters<LocalAccount["signTypedData"]>[0]),
   };
-  if (voucherId) return create(SubmitJobRequestSchema, { ...common, voucherId });
-  const maxEscrow = wei(q.maxEscrow, "max escrow");
-  const need = maxEscrow * BigInt(intents.length);
-  const allowance = wei(w.allowance, "allowance");
-  let permit;
-  if (allowance < need) {
-    const value = allowance + need;
-    const sig = parseSignature(await signer.signTypedData(permitTypedData(w.tokenName, w.chainId, w.tokenContract, {
-      owner: signer.address, spender: w.rentalContract, value, nonce: w.permitNonce, deadline,
-    })));
-    permit = create(PermitSchema, {
-      value: value.toString(), deadline, v: Number(sig.v ?? 27n + BigInt(sig.yParity)),
-      r: hexToBytes(sig.r, { size: 32 }), s: hexToBytes(sig.s, { size: 32 }),
-    });
-  }
-  const balance = wei(w.balance, "balance");
-  if (balance < maxEscrow) {
-    throw new InsufficientBalanceError(`insufficient balance: you hold ${formatTokens(balance)} GPUTOKEN and this job ` +
-      `can lock up to ${formatTokens(maxEscrow)} in escrow`, balance, maxEscrow);
-  }
-  return create(SubmitJobRequestSchema, { ...common, permit });
+}
+
+/** A Signer over an EIP-1193 wallet through viem's WalletClient (eth_signTypedData_v4; the wallet shows every
+ * field). `address` is the connected account. */
+export function signerFromWallet(wallet: WalletClient, address: Address): Signer {
+  return {
+    address,
+    signTypedData: (td) => wallet.signTypedData({ account: address, ...(td as Omit<Parameters<WalletClient["signTypedData"]>[0], "account">) }),
+  };
 }
 
 /** The voucher class that pays `spec` (its GPU model, enough GPU-hours, priced at most the spec's max price;
