@@ -138,6 +138,7 @@ describe("packWorkdir", () => {
     const err = await packWorkdir(big, 2 ** 20, { name: "proj" }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(PayloadTooLargeError);
     expect((err as PayloadTooLargeError).code).toBe("RESOURCE_EXHAUSTED");
+    expect([(err as PayloadTooLargeError).size, (err as PayloadTooLargeError).limit]).toEqual([3 * 2 ** 20 + 200 * 1024, 2 ** 20]);
     expect((err as Error).message).toBe("workdir proj is 3.2 MB, over the 1 MB limit; add a .blendrignore or trim it");
     const random = [{ path: "r.bin", data: crypto.getRandomValues(new Uint8Array(60000)) }];
     await expect(packWorkdir(random, 60000)).rejects.toThrow(/compresses to 58.\d KB, over the 58.6 KB limit/);
@@ -186,9 +187,9 @@ describe("the page's output key", () => {
     const storage = new MemoryStorage();
     const a = loadOrCreateOutputKey(storage, "0x2c7536E3605D9C16a7a3D7b1898e529396a65c23");
     expect(loadOrCreateOutputKey(storage, "0x2c7536e3605d9c16a7a3d7b1898e529396a65c23")).toEqual(a);
-    expect(loadOrCreateOutputKey(storage, "0x000000000000000000000000000000000000dEaD").privateKey).not.toEqual(a.privateKey);
+    expect(loadOrCreateOutputKey(storage, "0x000000000000000000000000000000000000dEaD").priv).not.toEqual(a.priv);
     expect(storage.length).toBe(2);
-    expect(a.publicKey).toEqual(publicKeyOf(a.privateKey));
+    expect(a.pub).toEqual(publicKeyOf(a.priv));
   });
 });
 

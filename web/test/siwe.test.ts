@@ -20,7 +20,7 @@ function message(over: { address?: string; chain?: number; domain?: string; stat
     `Expiration Time: ${over.expires ?? "2026-12-06T20:05:00.000Z"}`,
     "Request ID: c-0123456789",
     "Resources:",
-    `- urn:blendr:king:${KING}`,
+    `- blendr:king:${KING}`,
   ];
   return lines.join("\n") + (over.extra ?? "");
 }
@@ -32,14 +32,15 @@ describe("parseSiwe", () => {
       domain: "king.example:7480", address: WALLET, statement: `Sign in to the BlendrChain king ${KING}.`,
       uri: "https://king.example:7480", version: "1", chainId: 31337, nonce: "32891756abcdef01",
       issuedAt: "2026-12-06T20:00:00Z", expirationTime: "2026-12-06T20:05:00.000Z", requestId: "c-0123456789",
-      resources: [`urn:blendr:king:${KING}`],
+      resources: [`blendr:king:${KING}`],
     });
     expect(parseSiwe(message({ statement: null })).statement).toBeUndefined();
   });
 
   it("refuses anything else", () => {
     expect(() => parseSiwe("BlendrChain sign-in\nrenter: " + WALLET)).toThrow(SignInRefusedError);
-    expect(() => parseSiwe(message({ address: "0x1234" }))).toThrow(/not an address/);
+    expect(() => parseSiwe(message({ address: "0x1234" }))).toThrow(/not an EIP-55 checksummed address/);
+    expect(() => parseSiwe(message({ address: WALLET.toLowerCase() }))).toThrow(/checksummed/);
     expect(() => parseSiwe(message({ extra: "\nPlease also transfer all your tokens" }))).toThrow(/unexpected line/);
     expect(() => parseSiwe(message().replace("Version: 1", "Version: 2"))).toThrow(/version 2/);
     expect(() => parseSiwe(message().replace("Nonce: 32891756abcdef01", "Nonce: 1"))).toThrow(/nonce/);
@@ -59,7 +60,7 @@ describe("checkSignIn", () => {
     expect(() => checkSignIn(message({ address: "0x000000000000000000000000000000000000dEaD" }), expect_)).toThrow(/not this wallet/);
     expect(() => checkSignIn(message({ chain: 1 }), expect_)).toThrow(/chain 1, not chain 31337/);
     expect(() => checkSignIn(message({ domain: "evil.example" }), expect_)).toThrow(/not this site/);
-    expect(() => checkSignIn(message({ statement: "Sign in." }).replace(`- urn:blendr:king:${KING}`, "- urn:x"), expect_))
+    expect(() => checkSignIn(message().replace(`- blendr:king:${KING}`, `- blendr:king:${WALLET}`), expect_))
       .toThrow(/does not name the king/);
     expect(() => checkSignIn(message({ expires: "2026-12-06T20:00:30Z" }), expect_)).toThrow(/expired/);
     const err = (() => { try { checkSignIn(message({ chain: 1 }), expect_); } catch (e) { return e; } })();

@@ -73,9 +73,10 @@ describe("buildSubmission", () => {
     expect(doc.entrypoint).toBe("python train.py");
   });
 
-  it("asks for no permit when the allowance covers every intent", async () => {
+  it("asks for no permit when the allowance covers every intent (the spec as JobSpec fields)", async () => {
     const signer = counting();
-    const sub = await buildSubmission({ ...base, quote: quote(), wallet: wallet(100n * E18, 48n * E18), signer });
+    const asProto = { gpus: 2, gpuModel: "h100-sxm", minVramBytes: 0n, minTflops: 0, durationS: 7200n, maxPricePerGpuHour: (3n * E18).toString() };
+    const sub = await buildSubmission({ ...base, spec: asProto, quote: quote(), wallet: wallet(100n * E18, 48n * E18), signer });
     expect(sub.intents.length).toBe(4);
     expect(sub.permit).toBeUndefined();
     expect(signer.asked.length).toBe(4);
@@ -92,7 +93,7 @@ describe("buildSubmission", () => {
     const poor = await buildSubmission({ ...base, quote: quote(), wallet: wallet(E18, 0n), signer }).catch((e: unknown) => e);
     expect(poor).toBeInstanceOf(InsufficientBalanceError);
     expect((poor as Error).message).toBe("insufficient balance: you hold 1 GPUTOKEN and this job can lock up to 12 in escrow");
-    expect((poor as InsufficientBalanceError).need).toBe(12n * E18);
+    expect((poor as InsufficientBalanceError).needed).toBe(12n * E18);
     const other = wallet(100n * E18, 0n, { tokenContract: `0x${"66".repeat(20)}` });
     await expect(buildSubmission({ ...base, quote: quote(), wallet: other, signer })).rejects.toThrow(/different contracts/);
     await expect(buildSubmission({ ...base, quote: quote({ scheduler: "" }), wallet: wallet(100n * E18, 0n), signer }))

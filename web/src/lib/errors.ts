@@ -28,9 +28,18 @@ export class InvalidArgumentError extends BlendrError {
 /** Raised when a job payload is malformed, fails authentication or holds an unsafe working directory entry. */
 export class PayloadError extends InvalidArgumentError {}
 
-/** Raised when a working directory or payload is over its size or entry-count limit. */
+/** Raised when a working directory or payload is over its size or entry-count limit; `size` and `limit` are
+ * bytes (or entries, for too many entries). */
 export class PayloadTooLargeError extends PayloadError {
   override readonly code: ErrorCode = "RESOURCE_EXHAUSTED";
+  readonly size: number;
+  readonly limit: number;
+
+  constructor(message: string, size: number, limit: number) {
+    super(message);
+    this.size = size;
+    this.limit = limit;
+  }
 }
 
 /** Raised when a sealed job output is malformed, tampered with, for another key or job, or holds an unsafe entry. */
@@ -54,12 +63,12 @@ export class NoProviderError extends BlendrError {
 /** Raised when the wallet holds less GPUTOKEN than the job can lock in escrow (amounts in wei). */
 export class InsufficientBalanceError extends BlendrError {
   readonly balance: bigint;
-  readonly need: bigint;
+  readonly needed: bigint;
 
-  constructor(message: string, balance: bigint, need: bigint) {
+  constructor(message: string, balance: bigint, needed: bigint) {
     super(message, "FAILED_PRECONDITION");
     this.balance = balance;
-    this.need = need;
+    this.needed = needed;
   }
 }
 

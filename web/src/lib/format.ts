@@ -63,7 +63,8 @@ export function formatDuration(seconds: number): string {
 }
 
 /** A size as `1.5 GiB`, `3.0 MiB`, `2.0 KiB` or `12 bytes` (fmt_bytes). */
-export function formatBytes(n: number): string {
+export function formatBytes(size: number | bigint): string {
+  const n = Number(size);
   for (const [unit, size] of [["GiB", 2 ** 30], ["MiB", 2 ** 20], ["KiB", 2 ** 10]] as const) {
     if (n >= size) return `${pyFixed(n / size, 1)} ${unit}`;
   }

@@ -18,6 +18,8 @@ import { hkdf } from "@noble/hashes/hkdf";
 import { sha256 } from "@noble/hashes/sha2";
 import { bytesToHex, getAddress, hexToBytes, keccak256 } from "viem";
 import { NoProviderError, PayloadError, PayloadTooLargeError } from "./errors";
+
+export { PayloadError, PayloadTooLargeError };
 import type { Address } from "./intents";
 import { pyFixed, pyJsonDumps } from "./pyjson";
 import { TarWriter } from "./tar";
@@ -217,7 +219,8 @@ export async function packWorkdir(files: readonly WorkdirFile[], maxBytes: numbe
       if (ignored(rules, rel, sub !== undefined)) continue;
       entries.push({ rel, file: sub ? null : (dir.files.get(name) as WorkdirFile) });
       if (entries.length > maxEntries) {
-        throw new PayloadTooLargeError(`workdir ${shown} has more than ${maxEntries} entries; add a ${IGNORE_FILE} or trim it`);
+        throw new PayloadTooLargeError(`workdir ${shown} has more than ${maxEntries} entries; add a ${IGNORE_FILE} or trim it`,
+          entries.length, maxEntries);
       }
       if (sub) subdirs.push([sub, rel + "/"]);
     }
@@ -226,7 +229,7 @@ export async function packWorkdir(files: readonly WorkdirFile[], maxBytes: numbe
   const total = entries.reduce((n, e) => n + (e.file ? e.file.data.length : 0), 0);
   if (total > maxBytes) {
     const [s, l] = over(total, maxBytes);
-    throw new PayloadTooLargeError(`workdir ${shown} is ${s}, over the ${l} limit; add a ${IGNORE_FILE} or trim it`);
+    throw new PayloadTooLargeError(`workdir ${shown} is ${s}, over the ${l} limit; add a ${IGNORE_FILE} or trim it`, total, maxBytes);
   }
   const tar = new TarWriter();
   for (const e of entries) {
@@ -236,7 +239,8 @@ export async function packWorkdir(files: readonly WorkdirFile[], maxBytes: numbe
   const gz = await gzip(tar.bytes());
   if (gz.length > maxBytes) {
     const [s, l] = over(gz.length, maxBytes);
-    throw new PayloadTooLargeError(`workdir ${shown} compresses to ${s}, over the ${l} limit; add a ${IGNORE_FILE} or trim it`);
+    throw new PayloadTooLargeError(`workdir ${shown} compresses to ${s}, over the ${l} limit; add a ${IGNORE_FILE} or trim it`,
+      gz.length, maxBytes);
   }
   return gz;
 }
@@ -373,7 +377,8 @@ export function encodeJobPayload(doc: JobPayloadDoc): Uint8Array {
   if (outputKey.length) header.output_key = bytesToHex(outputKey).slice(2);
   const h = new TextEncoder().encode(pyJsonDumps(header, false));
   if (h.length > MAX_DOC_HEADER_BYTES) {
-    throw new PayloadTooLargeError(`job entrypoint and env take ${size(h.length)}, over the ${size(MAX_DOC_HEADER_BYTES)} limit`);
+    throw new PayloadTooLargeError(`job entrypoint and env take ${size(h.length)}, over the ${size(MAX_DOC_HEADER_BYTES)} limit`,
+      h.length, MAX_DOC_HEADER_BYTES);
   }
   const prefix = new Uint8Array(9);
   prefix.set(DOC_MAGIC, 0);
@@ -389,7 +394,9 @@ export function decodeJobPayload(data: Uint8Array): Required<JobPayloadDoc> {
   if (!DOC_MAGIC.every((b, i) => data[i] === b)) throw new PayloadError("not a job payload (bad magic)");
   if (data[4] !== DOC_VERSION) throw new PayloadError(`job payload has unknown version ${data[4]} (this node reads ${DOC_VERSION})`);
   const hlen = new DataView(data.buffer, data.byteOffset, data.byteLength).getUint32(5);
-  if (hlen > MAX_DOC_HEADER_BYTES) throw new PayloadTooLargeError(`job payload header is ${size(hlen)}, over the ${size(MAX_DOC_HEADER_BYTES)} limit`);
+  if (hlen > MAX_DOC_HEADER_BYTES) {
+    throw new PayloadTooLargeError(`job payload header is ${size(hlen)}, over the ${size(MAX_DOC_HEADER_BYTES)} limit`, hlen, MAX_DOC_HEADER_BYTES);
+  }
   if (data.length < 9 + hlen) throw new PayloadError("job payload is truncated");
   let header: { entrypoint?: unknown; env?: unknown; pip?: unknown; output_key?: unknown };
   try {
@@ -470,8 +477,10 @@ export function decryptPayload(ciphertext: Uint8Array, sealedKey: Uint8Array, pr
 /** The key pair a job's outputs are sealed to. A browser wallet never shows its private key, so the page keeps
  * its own secp256k1 key, per renter address; its public key goes inside the sealed payload. */
 export interface OutputKey {
-  privateKey: Uint8Array;
-  publicKey: Uint8Array;
+  /** 32 bytes. */
+  priv: Uint8Array;
+  /** 64 bytes (x || y), what JobPayload.output_key holds. */
+  pub: Uint8Array;
 }
 
 export const OUTPUT_KEY_PREFIX = "blendr.outputKey.";
@@ -483,9 +492,9 @@ export function loadOrCreateOutputKey(storage: Storage, renter: string): OutputK
   const stored = storage.getItem(slot);
   if (stored && /^0x[0-9a-f]{64}$/.test(stored)) {
     const privateKey = hexToBytes(stored as `0x${string}`);
-    if (secp256k1.utils.isValidPrivateKey(privateKey)) return { privateKey, publicKey: publicKeyOf(privateKey) };
+    if (secp256k1.utils.isValidPrivateKey(privateKey)) return { priv: privateKey, pub: publicKeyOf(privateKey) };
   }
   const privateKey = secp256k1.utils.randomPrivateKey();
   storage.setItem(slot, bytesToHex(privateKey));
-  return { privateKey, publicKey: publicKeyOf(privateKey) };
+  return { priv: privateKey, pub: publicKeyOf(privateKey) };
 }

@@ -1,8 +1,10 @@
 // Sign-In with Ethereum (EIP-4361): the king's GetSignInChallenge returns the text to sign with personal_sign.
 // The page parses it strictly and signs it only when it is a sign-in for this wallet, on this chain, from this
 // site (and, when pinned, naming this king), current and not expired: never an arbitrary text the server sends.
+// The layout is blendr/siwe.py's (the king formats its challenge there); the king is named by a resource
+// "blendr:king:<its address>".
 
-import { getAddress, isAddress } from "viem";
+import { getAddress } from "viem";
 import { SignInRefusedError } from "./errors";
 import type { Address } from "./intents";
 
@@ -22,6 +24,9 @@ export interface SiweMessage {
   requestId?: string;
   resources: string[];
 }
+
+/** The resource that names the king a sign-in is for (blendr/siwe.py KING_RESOURCE). */
+export const KING_RESOURCE = "blendr:king:";
 
 const HEADER = /^(?:([a-zA-Z][a-zA-Z0-9+.-]*):\/\/)?([^\s/?#]+) wants you to sign in with your Ethereum account:$/;
 const RFC3339 = /^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:[Zz]|[+-]\d{2}:\d{2})$/;
@@ -51,7 +56,9 @@ export function parseSiwe(text: string): SiweMessage {
   const head = HEADER.exec(next());
   if (!head) refuse("the first line is not '<domain> wants you to sign in with your Ethereum account:'");
   const address = next();
-  if (!/^0x[0-9a-fA-F]{40}$/.test(address) || !isAddress(address, { strict: false })) refuse("the second line is not an address");
+  if (!/^0x[0-9a-fA-F]{40}$/.test(address) || getAddress(address) !== address) {
+    refuse("the second line is not an EIP-55 checksummed address");
+  }
   if (next() !== "") refuse("no blank line after the address");
   let statement: string | undefined;
   if (lines[i] !== "") {
@@ -75,7 +82,11 @@ export function parseSiwe(text: string): SiweMessage {
   }
   if (lines[i] === "Resources:") {
     i++;
-    while (i < lines.length && (lines[i] as string).startsWith("- ")) msg.resources.push((lines[i++] as string).slice(2));
+    while (i < lines.length && (lines[i] as string).startsWith("- ")) {
+      const r = (lines[i++] as string).slice(2);
+      if (!/^[a-zA-Z][a-zA-Z0-9+.-]*:\S+$/.test(r)) refuse("a resource is not a URI");
+      msg.resources.push(r);
+    }
   }
   if (i < lines.length && !(i === lines.length - 1 && lines[i] === "")) refuse(`unexpected line ${i + 1}`);
   const chain = String((msg as Record<string, unknown>).chainId);
@@ -98,7 +109,7 @@ export interface SignInExpectation {
   chainId: number | bigint;
   /** The site the page was loaded from (location.host): a king relaying another site's sign-in is refused. */
   domain?: string;
-  /** The king's address, when pinned: it must be named in the statement or a resource. */
+  /** The king's address, when pinned: a resource must be "blendr:king:<this address>" (any case). */
   king?: string;
   /** Unix milliseconds (tests inject a clock); a message not yet valid or expired is refused. */
   now?: number;
@@ -114,9 +125,8 @@ export function checkSignIn(text: string, expect: SignInExpectation): SiweMessag
     refuse(`it asks for ${msg.domain}, not this site ${expect.domain}`);
   }
   if (expect.king) {
-    const king = expect.king.toLowerCase();
-    const named = (msg.statement ?? "").toLowerCase().includes(king) || msg.resources.some((r) => r.toLowerCase().includes(king));
-    if (!named) refuse(`it does not name the king ${expect.king}`);
+    const want = `${KING_RESOURCE}${expect.king}`.toLowerCase();
+    if (!msg.resources.some((r) => r.toLowerCase() === want)) refuse(`it does not name the king ${expect.king}`);
   }
   const now = expect.now ?? Date.now();
   if (msg.expirationTime !== undefined && Date.parse(msg.expirationTime) <= now) refuse("it has expired");

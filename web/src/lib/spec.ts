@@ -16,6 +16,34 @@ export interface Spec {
   minTflops: number;
 }
 
+/** A spec as a page may hold it: a Spec, or the fields of the protobuf JobSpec (duration as bigint, the
+ * price as a decimal string of wei). */
+export interface SpecLike {
+  gpus: number;
+  durationS: number | bigint;
+  maxPricePerGpuHour: bigint | string;
+  gpuModel?: string;
+  minVramBytes?: bigint | number;
+  minTflops?: number;
+}
+
+/** `s` as a Spec. @throws InvalidArgumentError the price is not a whole number of wei. */
+export function toSpec(s: SpecLike): Spec {
+  let price = s.maxPricePerGpuHour;
+  if (typeof price === "string") {
+    if (!/^\d{1,78}$/.test(price)) throw new InvalidArgumentError("the max price per GPU-hour must be a whole number of wei");
+    price = BigInt(price);
+  }
+  return {
+    gpus: s.gpus,
+    durationS: Number(s.durationS),
+    maxPricePerGpuHour: price,
+    gpuModel: s.gpuModel ?? "",
+    minVramBytes: BigInt(s.minVramBytes ?? 0),
+    minTflops: s.minTflops ?? 0,
+  };
+}
+
 /** The limits GPURental's governance sets (the king validates against them too). */
 export interface SpecLimits {
   maxGpus?: number;

@@ -32,9 +32,10 @@ import {
   type RenterTypedData,
 } from "./intents";
 import { encodeJobPayload, encryptPayload, packWorkdir, randomBytes, type WorkdirFile } from "./payload";
-import { checkRequestId, randomRequestId, specToProto, validateSpec, type Spec, type SpecLimits } from "./spec";
+import { checkRequestId, randomRequestId, specToProto, toSpec, validateSpec, type Spec, type SpecLike, type SpecLimits } from "./spec";
 
 export { randomRequestId, validateSpec };
+export { InsufficientBalanceError, NoProviderError, RenterError } from "./errors";
 
 /** Who signs: an EIP-1193 wallet (viem WalletClient: `(td) => wallet.signTypedData({account, ...td})`) or a
  * devnet key (viem privateKeyToAccount: `(td) => account.signTypedData(td)`). Returns the 65-byte signature. */
@@ -56,7 +57,8 @@ export interface SubmissionInput {
   quote: Quote;
   /** The renter's wallet as the king reads it (GetWallet). */
   wallet: Wallet;
-  spec: Spec;
+  /** The spec that was quoted (a Spec, or the JobSpec fields sent to GetQuote). */
+  spec: SpecLike;
   name?: string;
   /** The idempotency key; a fresh one when absent (keep it to retry the same submission). */
   requestId?: string;
@@ -115,7 +117,7 @@ function wei(text: string, what: string): bigint {
 export async function buildSubmission(input: SubmissionInput): Promise<SubmitJobRequest> {
   const { quote: q, wallet: w, signer } = input;
   const now = input.now ?? (() => Math.floor(Date.now() / 1000));
-  const spec = validateSpec(input.spec, input.limits);
+  const spec = validateSpec(toSpec(input.spec), input.limits);
   const tarGz = input.files?.length ? await packWorkdir(input.files, input.maxPayloadBytes ?? 8 * 2 ** 20) : new Uint8Array();
   const doc = encodeJobPayload({ entrypoint: input.entrypoint, env: input.env ?? {}, pip: input.pip ?? [],
     outputKey: input.outputKeyPub, tarGz });
