@@ -18,7 +18,7 @@ import {
   type Address,
   type RenterTypedData,
 } from "../src/lib/intents";
-import { outputAad, unpackOutputs } from "../src/lib/outputs";
+import { OutputOpener, outputAad, outputFiles, unpackOutputs } from "../src/lib/outputs";
 import { encodeJobPayload, encryptPayload, openSealed, packWorkdir, seal } from "../src/lib/payload";
 import { pyFixed, pyFloatRepr, pyJsonDumps, type PyJson } from "../src/lib/pyjson";
 import type { Spec } from "../src/lib/spec";
@@ -59,6 +59,36 @@ function signer(privateKey: unknown) {
   };
 }
 
+async function hashes(req: Json): Promise<Json> {
+  const s = spec(req.spec as Json);
+  const sh = specHash(s, bytes(req.ciphertext));
+  const root = candidatesRoot(req.providers as string[]);
+  const acct = signer(req.private_key);
+  const it = req.intent as Json;
+  const intent = {
+    renter: acct.address, provider: String(it.provider) as Address, gpus: s.gpus, specHash: sh,
+    maxPricePerGpuHour: s.maxPricePerGpuHour, duration: BigInt(s.durationS), nonce: BigInt(String(it.nonce)),
+    deadline: BigInt(String(it.deadline)), candidatesRoot: root, scheduler: String(it.scheduler) as Address,
+  };
+  const chainId = BigInt(String(req.chain_id));
+  const rental = String(req.rental);
+  const p = req.permit as Json;
+  const tds = {
+    intent: rentalIntentTypedData(intent, chainId, rental),
+    voucher: voucherIntentTypedData(intent, BigInt(String(req.voucher_id)), chainId, rental),
+    permit: permitTypedData(String(p.token_name), chainId, String(p.token), {
+      owner: acct.address, spender: rental, value: BigInt(String(p.value)), nonce: BigInt(String(p.nonce)),
+      deadline: BigInt(String(p.deadline)),
+    }),
+  };
+  const out: Json = { spec_hash: sh.slice(2), candidates_root: root.slice(2) };
+  for (const [k, td] of Object.entries(tds)) {
+    out[`${k}_digest`] = typedDataDigest(td).slice(2);
+    out[`${k}_signature`] = (await acct.signTypedData(td)).slice(2);
+  }
+  return out;
+}
+
 const commands: Record<string, (req: Json) => Promise<Json> | Json> = {
   async pack(req) {
     return { tar_gz: hex(await packWorkdir(files(req.files), Number(req.max_bytes ?? 50 * 2 ** 20), { name: "proj" })) };
@@ -82,34 +112,10 @@ const commands: Record<string, (req: Json) => Promise<Json> | Json> = {
     return { plaintext: hex(openSealed(bytes(req.sealed), bytes(req.private_key), bytes(req.aad))) };
   },
 
-  async hashes(req) {
-    const s = spec(req.spec as Json);
-    const sh = specHash(s, bytes(req.ciphertext));
-    const root = candidatesRoot(req.providers as string[]);
-    const acct = signer(req.private_key);
-    const it = req.intent as Json;
-    const intent = {
-      renter: acct.address, provider: String(it.provider) as Address, gpus: s.gpus, specHash: sh,
-      maxPricePerGpuHour: s.maxPricePerGpuHour, duration: BigInt(s.durationS), nonce: BigInt(String(it.nonce)),
-      deadline: BigInt(String(it.deadline)), candidatesRoot: root, scheduler: String(it.scheduler) as Address,
-    };
-    const chainId = BigInt(String(req.chain_id));
-    const rental = String(req.rental);
-    const p = req.permit as Json;
-    const tds = {
-      intent: rentalIntentTypedData(intent, chainId, rental),
-      voucher: voucherIntentTypedData(intent, BigInt(String(req.voucher_id)), chainId, rental),
-      permit: permitTypedData(String(p.token_name), chainId, String(p.token), {
-        owner: acct.address, spender: rental, value: BigInt(String(p.value)), nonce: BigInt(String(p.nonce)),
-        deadline: BigInt(String(p.deadline)),
-      }),
-    };
-    const out: Json = { spec_hash: sh.slice(2), candidates_root: root.slice(2) };
-    for (const [k, td] of Object.entries(tds)) {
-      out[`${k}_digest`] = typedDataDigest(td).slice(2);
-      out[`${k}_signature`] = (await acct.signTypedData(td)).slice(2);
-    }
-    return out;
+  async hashes(batch) {
+    const out: Json[] = [];
+    for (const req of batch.cases as Json[]) out.push(await hashes(req));
+    return { cases: out };
   },
 
   async submit(req) {
@@ -132,7 +138,21 @@ const commands: Record<string, (req: Json) => Promise<Json> | Json> = {
   },
 
   outputs(req) {
-    const out = unpackOutputs(bytes(req.sealed), bytes(req.private_key), outputAad(String(req.job_id), Number(req.attempt)));
+    const aad = outputAad(String(req.job_id), Number(req.attempt));
+    const sealed = bytes(req.sealed);
+    let out;
+    if (req.chunk) {
+      // as the page reads GetJobOutput: chunk by chunk, through OutputOpener
+      const opener = new OutputOpener(bytes(req.private_key), aad);
+      const parts: Uint8Array[] = [];
+      for (let at = 0; at < sealed.length; at += Number(req.chunk)) parts.push(...opener.push(sealed.subarray(at, at + Number(req.chunk))));
+      opener.end();
+      const tar = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+      parts.reduce((at, p) => (tar.set(p, at), at + p.length), 0);
+      out = outputFiles(tar);
+    } else {
+      out = unpackOutputs(sealed, bytes(req.private_key), aad);
+    }
     return { files: out.map((f) => ({ path: f.path, data: hex(f.data), executable: f.executable })) };
   },
 

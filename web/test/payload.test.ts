@@ -4,7 +4,7 @@ import { hkdf } from "@noble/hashes/hkdf";
 import { sha256 } from "@noble/hashes/sha2";
 import { describe, expect, it } from "vitest";
 import { NoProviderError, OutputError, PayloadError, PayloadTooLargeError } from "../src/lib/errors";
-import { outputAad, unpackOutputs } from "../src/lib/outputs";
+import { OutputOpener, outputAad, unpackOutputs } from "../src/lib/outputs";
 import {
   addressOfPublicKey,
   decodeJobPayload,
@@ -230,6 +230,22 @@ describe("outputs", () => {
     const files = unpackOutputs(sealOutputs(plain, pub, aad, 4096), KEY, aad);
     expect(files.map((f) => [f.path, new TextDecoder().decode(f.data), f.executable])).toEqual([
       ["ckpt/m.bin", "weights", false], ["run.sh", "#!/bin/sh", true]]);
+  });
+
+  it("open as they arrive, in chunks of any size", () => {
+    const sealed = sealOutputs(plain, pub, aad, 4096);
+    for (const size of [1, 7, 4100, sealed.length]) {
+      const opener = new OutputOpener(KEY, aad);
+      const parts: Uint8Array[] = [];
+      for (let at = 0; at < sealed.length; at += size) parts.push(...opener.push(sealed.subarray(at, at + size)));
+      opener.end();
+      expect(Uint8Array.from(parts.flatMap((p) => [...p]))).toEqual(plain);
+    }
+    const cut = new OutputOpener(KEY, aad);
+    cut.push(sealed.subarray(0, sealed.length - 1));
+    expect(() => cut.end()).toThrow(/truncated/);
+    const extra = new OutputOpener(KEY, aad);
+    expect(() => extra.push(Uint8Array.from([...sealed, 0]))).toThrow(/bytes after its last record/);
   });
 
   it("refuse another attempt's aad, a dropped record and a link", () => {

@@ -222,38 +222,43 @@ def test_sealing_works_both_ways(xtest: Path) -> None:
 
 
 # ------------------------------------------------------------------------------------------ hashes, signatures
-@pytest.mark.parametrize("min_tflops", [0.0, 12.5, 1e-5, 1e16])
-@pytest.mark.parametrize("n_providers", [0, 1, 2, 3, 5])
-def test_hashes_digests_and_signatures_are_the_pythons(xtest: Path, min_tflops: float, n_providers: int) -> None:
-    renter = Account.create()
-    spec = Spec(gpus=3, duration_s=5400, max_price_per_gpu_hour=tokens("2.75") + 1, gpu_model=MODEL,
-                min_vram_bytes=80 * 2**30, min_tflops=min_tflops)
-    ct = os.urandom(333)
-    providers = [Account.create().address for _ in range(n_providers)]
-    listed = providers + [p.lower() for p in providers[:1]]  # a duplicate, differently spelled
-    nonce, deadline = int.from_bytes(os.urandom(32), "big"), 1_900_000_000
-    got = js(xtest, "hashes", {
-        "spec": {"gpus": 3, "duration_s": 5400, "max_price_per_gpu_hour": str(spec.max_price_per_gpu_hour),
-                 "gpu_model": MODEL, "min_vram_bytes": str(spec.min_vram_bytes), "min_tflops": min_tflops},
-        "ciphertext": ct.hex(), "providers": listed, "private_key": bytes(renter.key).hex(),
-        "intent": {"provider": "0x" + "00" * 20, "nonce": str(nonce), "deadline": str(deadline), "scheduler": SCHEDULER},
-        "chain_id": str(CHAIN_ID), "rental": RENTAL_ADDRESS.lower(), "voucher_id": "7",
-        "permit": {"token_name": TOKEN_NAME, "token": TOKEN_ADDRESS, "value": str(2**200), "nonce": "3",
-                   "deadline": str(deadline)}})
-    sh = jobspec.spec_hash(spec, ct)
-    root = candidates_root(listed)
-    assert got["spec_hash"] == sh.hex() and got["candidates_root"] == root.hex()
-    intent = RentalIntent(renter.address, jobspec.ZERO_ADDRESS, 3, sh, spec.max_price_per_gpu_hour, 5400, nonce,
-                          deadline, root, SCHEDULER)
-    assert got["intent_digest"] == intent_digest(intent, CHAIN_ID, RENTAL_ADDRESS).hex()
-    assert got["voucher_digest"] == voucher_intent_digest(intent, 7, CHAIN_ID, RENTAL_ADDRESS).hex()
-    assert got["permit_digest"] == permit_digest(renter.address, RENTAL_ADDRESS, 2**200, 3, deadline,
-                                                 token_name=TOKEN_NAME, chain_id=CHAIN_ID, token=TOKEN_ADDRESS).hex()
-    # deterministic (RFC 6979) signatures: the same bytes as eth-account's
-    assert got["intent_signature"] == intent.sign(renter, CHAIN_ID, RENTAL_ADDRESS).hex()
-    assert got["voucher_signature"] == intent.sign_vouchers(renter, CHAIN_ID, RENTAL_ADDRESS, 7).hex()
-    v, r, s = sign_permit(renter, TOKEN_NAME, CHAIN_ID, TOKEN_ADDRESS, RENTAL_ADDRESS, 2**200, 3, deadline)
-    assert got["permit_signature"] == (r + s + bytes([v])).hex()
+def test_hashes_digests_and_signatures_are_the_pythons(xtest: Path) -> None:
+    cases, expected = [], []
+    for min_tflops in (0.0, 12.5, 1e-5, 1e16):
+        for n_providers in (0, 1, 2, 3, 5):
+            renter = Account.create()
+            spec = Spec(gpus=3, duration_s=5400, max_price_per_gpu_hour=tokens("2.75") + 1, gpu_model=MODEL,
+                        min_vram_bytes=80 * 2**30, min_tflops=min_tflops)
+            ct = os.urandom(333)
+            providers = [Account.create().address for _ in range(n_providers)]
+            listed = providers + [p.lower() for p in providers[:1]]  # a duplicate, differently spelled
+            nonce, deadline = int.from_bytes(os.urandom(32), "big"), 1_900_000_000
+            cases.append({
+                "spec": {"gpus": 3, "duration_s": 5400, "max_price_per_gpu_hour": str(spec.max_price_per_gpu_hour),
+                         "gpu_model": MODEL, "min_vram_bytes": str(spec.min_vram_bytes), "min_tflops": min_tflops},
+                "ciphertext": ct.hex(), "providers": listed, "private_key": bytes(renter.key).hex(),
+                "intent": {"provider": "0x" + "00" * 20, "nonce": str(nonce), "deadline": str(deadline),
+                           "scheduler": SCHEDULER},
+                "chain_id": str(CHAIN_ID), "rental": RENTAL_ADDRESS.lower(), "voucher_id": "7",
+                "permit": {"token_name": TOKEN_NAME, "token": TOKEN_ADDRESS, "value": str(2**200), "nonce": "3",
+                           "deadline": str(deadline)}})
+            sh = jobspec.spec_hash(spec, ct)
+            root = candidates_root(listed)
+            intent = RentalIntent(renter.address, jobspec.ZERO_ADDRESS, 3, sh, spec.max_price_per_gpu_hour, 5400,
+                                  nonce, deadline, root, SCHEDULER)
+            v, r, s = sign_permit(renter, TOKEN_NAME, CHAIN_ID, TOKEN_ADDRESS, RENTAL_ADDRESS, 2**200, 3, deadline)
+            expected.append({
+                "spec_hash": sh.hex(), "candidates_root": root.hex(),
+                "intent_digest": intent_digest(intent, CHAIN_ID, RENTAL_ADDRESS).hex(),
+                "voucher_digest": voucher_intent_digest(intent, 7, CHAIN_ID, RENTAL_ADDRESS).hex(),
+                "permit_digest": permit_digest(renter.address, RENTAL_ADDRESS, 2**200, 3, deadline,
+                                               token_name=TOKEN_NAME, chain_id=CHAIN_ID, token=TOKEN_ADDRESS).hex(),
+                # deterministic (RFC 6979) signatures: the same bytes as eth-account's
+                "intent_signature": intent.sign(renter, CHAIN_ID, RENTAL_ADDRESS).hex(),
+                "voucher_signature": intent.sign_vouchers(renter, CHAIN_ID, RENTAL_ADDRESS, 7).hex(),
+                "permit_signature": (r + s + bytes([v])).hex(),
+            })
+    assert js(xtest, "hashes", {"cases": cases})["cases"] == expected
 
 
 # ------------------------------------------------------------------------------------------ the king's intake
@@ -359,7 +364,8 @@ async def test_the_page_refuses_what_the_python_client_refuses(xtest: Path) -> N
 
 
 # ------------------------------------------------------------------------------------------ outputs
-def test_outputs_a_provider_seals_open_in_the_page(xtest: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("chunk", [0, 1000, 65536])
+def test_outputs_a_provider_seals_open_in_the_page(xtest: Path, tmp_path: Path, chunk: int) -> None:
     priv, pub, _ = keypair()
     src = tmp_path / "out"
     (src / "ckpt").mkdir(parents=True)
@@ -371,14 +377,14 @@ def test_outputs_a_provider_seals_open_in_the_page(xtest: Path, tmp_path: Path) 
     buf = io.BytesIO()
     pack_outputs(src, buf, pub, output_aad("j-0123456789abcdef0123", 2))
     got = js(xtest, "outputs", {"sealed": buf.getvalue().hex(), "private_key": priv.hex(),
-                                "job_id": "j-0123456789abcdef0123", "attempt": 2})
+                                "job_id": "j-0123456789abcdef0123", "attempt": 2, "chunk": chunk})
     files = {f["path"]: (bytes.fromhex(f["data"]), f["executable"]) for f in got["files"]}
     assert files == {"ckpt/model.bin": ((src / "ckpt" / "model.bin").read_bytes(), False),
                      "metrics.json": (b'{"loss": 0.1}', False), "run.sh": (b"#!/bin/sh\n", True),
                      "n" * 120 + ".txt": (b"long", False)}
     other = js(xtest, "outputs", {"sealed": buf.getvalue().hex(), "private_key": priv.hex(),
-                                  "job_id": "j-0123456789abcdef0123", "attempt": 3})
+                                  "job_id": "j-0123456789abcdef0123", "attempt": 3, "chunk": chunk})
     assert other["error"] == "OutputError"
     cut = js(xtest, "outputs", {"sealed": buf.getvalue()[:-20].hex(), "private_key": priv.hex(),
-                                "job_id": "j-0123456789abcdef0123", "attempt": 2})
+                                "job_id": "j-0123456789abcdef0123", "attempt": 2, "chunk": chunk})
     assert cut["error"] == "OutputError"
