@@ -341,6 +341,19 @@ async def test_a_submission_the_page_builds_passes_the_kings_intake(xtest: Path,
     assert again.job_id == job.job_id
 
 
+async def test_a_voucher_paid_submission_the_page_builds_passes_the_kings_intake(xtest: Path) -> None:
+    king = King(allowance=0, balance=0)
+    king.chain.voucher_prices[7] = tokens("2.5")
+    king.chain.voucher_models[7] = MODEL
+    king.chain.vouchers[(king.renter.address, 7)] = 4
+    spec = Spec(gpus=2, duration_s=3600, max_price_per_gpu_hour=tokens("2.5"), gpu_model=MODEL)
+    await king.start()
+    req = rpb.SubmitJobRequest.FromString(bytes.fromhex((await king.build(xtest, spec, voucher_id="7"))["request"]))
+    assert req.voucher_id == 7 and not req.HasField("permit")
+    job = await king.core.submit(king.renter.address, convert.submission_from_proto(req, king.core.cfg.candidates))
+    assert job.state == JobState.QUEUED and job.voucher_id == 7
+
+
 async def test_the_king_refuses_a_page_submission_that_was_changed(xtest: Path) -> None:
     king = King(allowance=0)
     await king.start()

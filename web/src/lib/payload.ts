@@ -404,7 +404,9 @@ export function decodeJobPayload(data: Uint8Array): Required<JobPayloadDoc> {
   } catch {
     throw new PayloadError("job payload header is not valid JSON");
   }
-  if (typeof header.entrypoint !== "string" || typeof header.env !== "object" || header.env === null) {
+  const known = new Set(["entrypoint", "env", "pip", "output_key"]);
+  if (typeof header !== "object" || header === null || Array.isArray(header) || !Object.keys(header).every((k) => known.has(k))
+    || typeof header.entrypoint !== "string" || typeof header.env !== "object" || header.env === null || Array.isArray(header.env)) {
     throw new PayloadError("job payload header must hold 'entrypoint' and 'env' (and optionally 'pip')");
   }
   const pip = header.pip ?? [];
