@@ -96,6 +96,8 @@ describe("buildSubmission", () => {
     expect((poor as InsufficientBalanceError).needed).toBe(12n * E18);
     const other = wallet(100n * E18, 0n, { tokenContract: `0x${"66".repeat(20)}` });
     await expect(buildSubmission({ ...base, quote: quote(), wallet: other, signer })).rejects.toThrow(/different contracts/);
+    await expect(buildSubmission({ ...base, quote: quote(), wallet: wallet(100n * E18, 0n, { address: `0x${"66".repeat(20)}` }), signer }))
+      .rejects.toThrow(/sign in again/);
     await expect(buildSubmission({ ...base, quote: quote({ scheduler: "" }), wallet: wallet(100n * E18, 0n), signer }))
       .rejects.toThrow(RenterError);
     await expect(buildSubmission({ ...base, quote: quote(), wallet: wallet(100n * E18, 0n), signer, pins: { chainId: 1n } }))

@@ -1,8 +1,9 @@
-// A job submission prepared in the browser, step by step as blendr/client.py KingClient.prepare does it: the
-// spec checked, the working directory packed and encrypted to the quote's candidates (each key checked against
-// its provider's address), rental intents signed for this king's scheduler and these candidates, a permit only
-// when the allowance is short, and the balance checked. The page fetches the quote and the wallet (GetQuote,
-// GetWallet) and sends the result (SubmitJob); nothing here talks to the network.
+// A job submission prepared in the browser, with the steps of blendr/client.py KingClient.prepare: the spec
+// checked, the working directory packed and encrypted to the quote's candidates (each key checked against its
+// provider's address), the scheduler, contracts and balance checked, then rental intents signed for this king's
+// scheduler and these candidates, and a permit only when the allowance is short. Unlike prepare, every check
+// comes before the first signature: a browser wallet shows a prompt per signature. The page fetches the quote
+// and the wallet (GetQuote, GetWallet) and sends the result (SubmitJob); nothing here talks to the network.
 //
 // Guarantees: the king accepts what this builds exactly as it accepts the Python client's
 // (tests/unit/web/test_cross.py submits one to a KingCore); every refusal is a BlendrError subclass.
@@ -137,6 +138,11 @@ export async function buildSubmission(input: SubmissionInput): Promise<SubmitJob
     throw new RenterError("the king named no valid scheduler address in its quote: refusing to sign", "FAILED_PRECONDITION");
   }
   checkPins(pins, "wallet", w.chainId, w.rentalContract, w.tokenContract);
+  if (w.address && w.address.toLowerCase() !== signer.address.toLowerCase()) {
+    // the session belongs to another account (the wallet switched accounts): its balance is not the signer's
+    throw new RenterError(`the king's wallet is ${w.address}'s, not the signer ${signer.address}'s: sign in again`,
+      "FAILED_PRECONDITION");
+  }
   if (w.rentalContract.toLowerCase() !== q.rentalContract.toLowerCase()
     || w.tokenContract.toLowerCase() !== q.tokenContract.toLowerCase()) {
     throw new RenterError("the king named different contracts in its quote and wallet: refusing to sign", "PERMISSION_DENIED");
