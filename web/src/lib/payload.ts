@@ -104,7 +104,8 @@ function globToRegExp(pattern: string): RegExp {
   return new RegExp(`^(?:${re})$`, "su");
 }
 
-interface IgnoreRule {
+/** One line of a .blendrignore. */
+export interface IgnoreRule {
   re: RegExp;
   dirOnly: boolean;
   anchored: boolean;
