@@ -1,0 +1,85 @@
+// The King's Connect clients (same origin), the session token interceptor and sign-in (EIP-4361 text signed
+// with personal_sign). Tokens are kept in sessionStorage per address; a call refused as unauthenticated signs
+// in once more and is retried once.
+import { Code, ConnectError, createClient, type Interceptor } from "@connectrpc/connect";
+import { createConnectTransport } from "@connectrpc/connect-web";
+import { hexToBytes } from "viem";
+import { NetworkView, type NetworkInfo } from "./gen/protos/blendr/v1/network_pb";
+import { RenterGateway } from "./gen/protos/blendr/v1/renter_pb";
+import { SignInMismatchError } from "./errors";
+import { checkSignIn } from "./lib/siwe";
+import type { ConnectedWallet } from "./wallet";
+
+let token: string | null = null;
+
+const bearer: Interceptor = (next) => async (req) => {
+  if (token) req.header.set("authorization", `Bearer ${token}`);
+  return next(req);
+};
+
+const transport = createConnectTransport({ baseUrl: location.origin, useBinaryFormat: true, interceptors: [bearer] });
+export const renter = createClient(RenterGateway, transport);
+export const network = createClient(NetworkView, transport);
+
+const KEY_PREFIX = "blendr.session.";
+
+export function sessionKey(address: string): string {
+  return KEY_PREFIX + address.toLowerCase();
+}
+
+/** A stored token for this address that is still valid for at least a minute, or null. */
+export function storedToken(storage: Storage, address: string, nowUnix: number): string | null {
+  const raw = storage.getItem(sessionKey(address));
+  if (!raw) return null;
+  try {
+    const s = JSON.parse(raw) as { token?: unknown; expires?: unknown };
+    if (typeof s.token === "string" && typeof s.expires === "number" && s.expires > nowUnix + 60) return s.token;
+  } catch {
+    /* a damaged entry is dropped below */
+  }
+  storage.removeItem(sessionKey(address));
+  return null;
+}
+
+/** Sign in with the wallet: the King's challenge is checked (this wallet, this chain, this King) before signing. */
+export async function signIn(w: ConnectedWallet, info: NetworkInfo): Promise<void> {
+  const challenge = await renter.getSignInChallenge({ address: w.address });
+  try {
+    checkSignIn(challenge.message, { address: w.address, chainId: info.ethChainId, king: info.kingAddress });
+  } catch (e) {
+    throw new SignInMismatchError(e instanceof Error ? e.message : String(e));
+  }
+  const signature = await w.signMessage(challenge.message);
+  token = null;
+  const session = await renter.signIn({ challengeId: challenge.challengeId, address: w.address, signature: hexToBytes(signature) });
+  token = session.token;
+  sessionStorage.setItem(sessionKey(w.address), JSON.stringify({ token: session.token, expires: session.expiresUnix }));
+}
+
+/** Use this wallet's session (signing in when there is none). */
+async function ensureSession(w: ConnectedWallet, info: NetworkInfo): Promise<void> {
+  token = storedToken(sessionStorage, w.address, Date.now() / 1000);
+  if (!token) await signIn(w, info);
+}
+
+export function isUnauthenticated(e: unknown): boolean {
+  return e instanceof ConnectError && e.code === Code.Unauthenticated;
+}
+
+/** Run an authenticated call for this wallet; on `unauthenticated` sign in again once and retry. */
+export async function authed<T>(w: ConnectedWallet, info: NetworkInfo, call: () => Promise<T>): Promise<T> {
+  await ensureSession(w, info);
+  try {
+    return await call();
+  } catch (e) {
+    if (!isUnauthenticated(e)) throw e;
+    sessionStorage.removeItem(sessionKey(w.address));
+    await signIn(w, info);
+    return await call();
+  }
+}
+
+/** Forget the token in use (the wallet changed). */
+export function dropToken(): void {
+  token = null;
+}
