@@ -8,6 +8,7 @@ import { NetworkView, type NetworkInfo } from "./gen/protos/blendr/v1/network_pb
 import { RenterGateway } from "./gen/protos/blendr/v1/renter_pb";
 import { SignInMismatchError } from "./errors";
 import { checkSignIn } from "./lib/siwe";
+import { sessionKey, storedToken } from "./tokens";
 import type { ConnectedWallet } from "./wallet";
 
 let token: string | null = null;
@@ -20,26 +21,6 @@ const bearer: Interceptor = (next) => async (req) => {
 const transport = createConnectTransport({ baseUrl: location.origin, useBinaryFormat: true, interceptors: [bearer] });
 export const renter = createClient(RenterGateway, transport);
 export const network = createClient(NetworkView, transport);
-
-const KEY_PREFIX = "blendr.session.";
-
-export function sessionKey(address: string): string {
-  return KEY_PREFIX + address.toLowerCase();
-}
-
-/** A stored token for this address that is still valid for at least a minute, or null. */
-export function storedToken(storage: Storage, address: string, nowUnix: number): string | null {
-  const raw = storage.getItem(sessionKey(address));
-  if (!raw) return null;
-  try {
-    const s = JSON.parse(raw) as { token?: unknown; expires?: unknown };
-    if (typeof s.token === "string" && typeof s.expires === "number" && s.expires > nowUnix + 60) return s.token;
-  } catch {
-    /* a damaged entry is dropped below */
-  }
-  storage.removeItem(sessionKey(address));
-  return null;
-}
 
 /** Sign in with the wallet: the King's challenge is checked (this wallet, this chain, this King) before signing. */
 export async function signIn(w: ConnectedWallet, info: NetworkInfo): Promise<void> {
