@@ -123,7 +123,7 @@ export function describeError(err: unknown, ctx: ErrorContext): UiError {
   }
   if (err instanceof NoProviderError) {
     return {
-      ...ui("no-provider", `No provider can run this job now: ${clip(err.reason)}. The closest offers are listed.`),
+      ...ui("no-provider", `No provider can run this job now: ${clip(err.reason)}.` + (err.closest.length ? " The closest offers:" : "")),
       closest: err.closest,
     };
   }

@@ -2,8 +2,10 @@
 import "./style.css";
 import { network } from "./api";
 import { h, mount } from "./dom";
+import { WrongChainError } from "./errors";
 import { parseRoute, type Route } from "./route";
-import { app, clearError, errorRegion, showError } from "./ui";
+import { fixes } from "./session";
+import { app, clearError, errorRegion, loading, showError } from "./ui";
 import { renderHeader } from "./views/header";
 import { renderJob } from "./views/job";
 import { renderJobs } from "./views/jobs";
@@ -54,6 +56,7 @@ async function loadNetwork(): Promise<void> {
     clearError();
     render();
   } catch (e) {
+    render();
     showError(e, [{ label: "Retry", testid: "error-retry", run: loadNetwork }]);
   }
 }
@@ -61,14 +64,27 @@ async function loadNetwork(): Promise<void> {
 function start(): void {
   const root = document.getElementById("app") ?? document.body;
   mount(root, h("a", { href: "#view", class: "skip" }, "Skip to content"), header, errorRegion(), main);
-  app.rerender = render;
+  // Retry, or a wallet that changed: the alert goes, the network is loaded if it was not, and the view draws again.
+  app.rerender = () => {
+    clearError();
+    if (app.info) render();
+    else void loadNetwork();
+  };
   window.addEventListener("hashchange", () => {
     clearError();
     render();
   });
   // Another account or chain: views that show the renter's data draw again for it.
-  onWalletChange(() => render());
-  render();
+  onWalletChange((w) => {
+    app.rerender();
+    // A wallet that moved to another chain is told so at once, with the button that moves it back.
+    if (w && w.kind === "injected" && app.info && w.chainId !== app.info.ethChainId) {
+      const e = new WrongChainError(w.chainId, app.info.ethChainId);
+      showError(e, fixes(e));
+    }
+  });
+  renderHeader(header, parseRoute(location.hash));
+  mount(main, loading("page-loading"));
   void loadNetwork();
 }
 

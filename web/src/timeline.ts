@@ -63,7 +63,10 @@ const STEP_OF: Partial<Record<JobEventKind, Step>> = {
 export function applyEvent(tl: JobTimeline, ev: JobEvent): JobTimeline {
   if (ev.seq <= tl.lastSeq) return tl;
   const next: JobTimeline = { ...tl, reached: { ...tl.reached }, lastSeq: ev.seq };
-  if (ev.job) next.job = ev.job;
+  if (ev.job) {
+    next.job = ev.job;
+    if (ev.job.progress >= 0) next.progress = clamp01(ev.job.progress);
+  }
   if (ev.state !== JobState.UNSPECIFIED) next.state = ev.state;
   const step = STEP_OF[ev.kind];
   if (step) {

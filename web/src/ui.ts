@@ -7,7 +7,7 @@ import { formatBytes, formatTokens } from "./lib/format";
 
 export interface App {
   info: NetworkInfo | null;
-  /** Re-render the current view. */
+  /** Draw the current view again (after a retry): clears the alert, loads the network info if missing. */
   rerender(): void;
 }
 
@@ -145,4 +145,16 @@ export function kv(label: string, value: Child, testid: string): HTMLElement[] {
 
 export function loading(testid: string): HTMLElement {
   return h("p", { testid, class: "muted", "aria-busy": "true" }, "Loading…");
+}
+
+/** Label each body cell with its column's heading (data-label), so a phone-width screen can show rows as cards. */
+export function stackable<T extends HTMLElement>(table: T): T {
+  const heads = [...table.querySelectorAll("thead th")].map((th) => th.textContent ?? "");
+  for (const row of table.querySelectorAll("tbody tr")) {
+    [...row.children].forEach((cell, i) => {
+      if (heads[i]) cell.setAttribute("data-label", heads[i]!);
+    });
+  }
+  table.classList.add("stack");
+  return table;
 }

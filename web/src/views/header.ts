@@ -1,7 +1,6 @@
 // The page header: network and chain, navigation, the wallet button (browser wallet, or a devnet key).
 import { dropToken } from "../api";
 import { h, mount } from "../dom";
-import { WrongChainError } from "../errors";
 import type { Route } from "../route";
 import { fixes } from "../session";
 import { app, busy, clearError, shortAddr, showError } from "../ui";
@@ -79,11 +78,8 @@ function walletArea(): HTMLElement {
   connect.addEventListener("click", () =>
     busy(connect, async () => {
       clearError();
-      const cw = await connectInjected();
-      if (info && cw.chainId !== info.ethChainId) {
-        const e = new WrongChainError(cw.chainId, info.ethChainId);
-        showError(e, fixes(e));
-      }
+      // A wallet on another chain is told so by main's wallet listener.
+      await connectInjected();
     }, (e) => fixes(e)),
   );
   mount(box, connect);

@@ -18,6 +18,9 @@ export function renderJob(el: HTMLElement, route: Route): () => void {
   const abort = new AbortController();
   let tl: JobTimeline = emptyTimeline();
   let renderedLogs = 0n;
+  // The job as last seen (GetJob, then each event that carries it) and its state now.
+  let latest: Job | undefined;
+  let stateNow = JobState.UNSPECIFIED;
 
   const title = h("h1", null, "Job ", h("code", { testid: "job-id" }, jobId));
   const state = h("span", { testid: "job-state", class: "badge" }, "…");
@@ -48,7 +51,8 @@ export function renderJob(el: HTMLElement, route: Route): () => void {
     return () => abort.abort();
   }
 
-  const draw = (job: Job | undefined) => {
+  const draw = () => {
+    const job = latest;
     const items = timelineItems(tl);
     mount(
       timeline,
@@ -62,6 +66,7 @@ export function renderJob(el: HTMLElement, route: Route): () => void {
       ),
     );
     const progress = tl.progress >= 0 ? tl.progress : job && job.progress >= 0 ? job.progress : -1;
+    showState(stateNow);
     if (progress >= 0) {
       bar.value = progress;
       barText.textContent = `${ratioPct(progress)} done`;
@@ -69,7 +74,7 @@ export function renderJob(el: HTMLElement, route: Route): () => void {
       bar.removeAttribute("value");
       barText.textContent = "progress unknown";
     }
-    if (job) drawJob(job);
+    if (job) drawFacts(job);
     // New log lines only: the rest are already on the page.
     const fresh = tl.logs.filter((l) => l.seq > renderedLogs);
     if (fresh.length) {
@@ -80,9 +85,21 @@ export function renderJob(el: HTMLElement, route: Route): () => void {
     }
   };
 
+  const showState = (s: JobState) => {
+    state.textContent = STATE_NAMES[s];
+    state.setAttribute("data-state", STATE_NAMES[s]);
+    cancelBtn.hidden = !canCancel(s);
+  };
+
+  /** Remember the job as the King last sent it (its state is the state now). */
   const drawJob = (job: Job) => {
-    state.textContent = STATE_NAMES[job.state];
-    state.setAttribute("data-state", STATE_NAMES[job.state]);
+    latest = job;
+    stateNow = job.state;
+    showState(job.state);
+    drawFacts(job);
+  };
+
+  const drawFacts = (job: Job) => {
     if (job.name) title.replaceChildren(job.name, " ", h("code", { testid: "job-id" }, job.jobId));
     const spec = job.spec;
     mount(
@@ -98,7 +115,6 @@ export function renderJob(el: HTMLElement, route: Route): () => void {
       job.state === JobState.ENDED || job.state === JobState.SETTLED || job.state === JobState.FAILED ? kv("Exit code", String(job.exitCode), "job-exit-code") : [],
       job.outputState ? kv("Outputs", outputText(job), "job-output") : [],
     );
-    cancelBtn.hidden = !canCancel(job.state);
     if (job.rentals.length && job.rentals.some((r) => r.settledTx || r.state === "settled")) drawReceipt(job);
   };
 
@@ -130,6 +146,7 @@ export function renderJob(el: HTMLElement, route: Route): () => void {
       const { w, info } = await needWallet();
       const job = await authed(w, info, () => renter.cancelJob({ jobId, reason: "cancelled by the renter in the web page" }));
       drawJob(job);
+      draw();
     } catch (e) {
       showError(e, fixes(e));
     } finally {
@@ -157,7 +174,9 @@ export function renderJob(el: HTMLElement, route: Route): () => void {
           for await (const ev of renter.watchJob({ jobId, afterSeq: tl.lastSeq }, { signal: abort.signal })) {
             tl = applyEvent(tl, ev);
             attempt = 0;
-            draw(ev.job ?? tl.job);
+            if (ev.job) drawJob(ev.job);
+            else if (ev.state !== JobState.UNSPECIFIED) stateNow = ev.state;
+            draw();
           }
         });
         streamStatus.textContent = "no more events";

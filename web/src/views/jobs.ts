@@ -6,7 +6,7 @@ import { formatDuration } from "../lib/format";
 import { routeHash, type Route } from "../route";
 import { fixes, needWallet } from "../session";
 import { STATE_NAMES, stateByName } from "../timeline";
-import { app, loading, showError, tok, when } from "../ui";
+import { app, loading, showError, stackable, tok, when } from "../ui";
 
 const FILTERS = ["queued", "scheduled", "running", "ended", "settled", "failed", "cancelled"];
 
@@ -38,7 +38,7 @@ export function renderJobs(el: HTMLElement, route: Route): () => void {
     } catch (e) {
       if (!live) return;
       mount(list, h("p", { class: "muted", testid: "jobs-unavailable" }, "Jobs unavailable."));
-      showError(e, fixes(e, load));
+      showError(e, fixes(e, () => app.rerender()));
     }
   };
   void load();
@@ -52,7 +52,7 @@ function jobsTable(jobs: Job[]): HTMLElement {
   return h(
     "div",
     { class: "scroll" },
-    h(
+    stackable(h(
       "table",
       { testid: "jobs-table" },
       h("caption", { class: "sr-only" }, "Your jobs"),
@@ -73,6 +73,6 @@ function jobsTable(jobs: Job[]): HTMLElement {
           ),
         ),
       ),
-    ),
+    )),
   );
 }

@@ -4,7 +4,7 @@ import { network, renter } from "../api";
 import { h, mount, type Child } from "../dom";
 import type { ChallengeVerdict, Pool, ProviderView } from "../gen/protos/blendr/v1/network_pb";
 import { ProposalState, type Proposal } from "../gen/protos/blendr/v1/renter_pb";
-import { app, bytes, loading, pct, perGpuHour, ratioPct, shortAddr, showError, tflops, tok, txLink, when } from "../ui";
+import { app, bytes, loading, pct, perGpuHour, ratioPct, shortAddr, showError, stackable, tflops, tok, txLink, when } from "../ui";
 import { passRateSparkline } from "./charts";
 
 export function renderNetwork(el: HTMLElement): () => void {
@@ -61,13 +61,13 @@ function table(testid: string, caption: string, cols: string[], rows: HTMLElemen
   return h(
     "div",
     { class: "scroll" },
-    h(
+    stackable(h(
       "table",
       { testid: `${testid}-table` },
       h("caption", { class: "sr-only" }, caption),
       h("thead", null, h("tr", null, cols.map((c) => h("th", { scope: "col" }, c)))),
       h("tbody", null, rows),
-    ),
+    )),
   );
 }
 

@@ -3,7 +3,7 @@ import { network, renter } from "../api";
 import { priceSeries } from "../chart";
 import { h, mount } from "../dom";
 import type { Offer } from "../gen/protos/blendr/v1/renter_pb";
-import { bytes, loading, pct, perGpuHour, showError, tflops, tok, when } from "../ui";
+import { app, bytes, loading, stackable, pct, perGpuHour, showError, tflops, tok, when } from "../ui";
 import { priceChart } from "./charts";
 
 export function renderOffers(el: HTMLElement): () => void {
@@ -25,7 +25,7 @@ export function renderOffers(el: HTMLElement): () => void {
     } catch (e) {
       if (live) {
         mount(table, h("p", { class: "muted", testid: "offers-unavailable" }, "Offers unavailable."));
-        showError(e, [{ label: "Retry", testid: "error-retry", run: load }]);
+        showError(e, [{ label: "Retry", testid: "error-retry", run: () => app.rerender() }]);
       }
     }
     try {
@@ -46,7 +46,7 @@ function offersTable(offers: Offer[]): HTMLElement {
   return h(
     "div",
     { class: "scroll" },
-    h(
+    stackable(h(
       "table",
       { testid: "offers-table" },
       h("caption", { class: "sr-only" }, "GPU offers"),
@@ -82,7 +82,7 @@ function offersTable(offers: Offer[]): HTMLElement {
           ),
         ),
       ),
-    ),
+    )),
   );
 }
 

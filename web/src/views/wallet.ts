@@ -18,7 +18,7 @@ export function renderWallet(el: HTMLElement): () => void {
     } catch (e) {
       if (!live) return;
       mount(body, h("p", { class: "muted", testid: "wallet-unavailable" }, "Connect a wallet to see its balance."));
-      showError(e, fixes(e, load));
+      showError(e, fixes(e, () => app.rerender()));
     }
   };
   void load();
