@@ -46,6 +46,10 @@ export function renderJob(el: HTMLElement, route: Route): () => void {
     logs,
     receipt,
   );
+  // Scrolling up to read stops following the end; scrolling back to the end follows again.
+  logs.addEventListener("scroll", () => {
+    follow.checked = logs.scrollHeight - logs.scrollTop - logs.clientHeight < 24;
+  });
   if (!app.info) {
     mount(facts, loading("job-loading"));
     return () => abort.abort();

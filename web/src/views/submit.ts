@@ -2,6 +2,7 @@
 // nothing fits, with the closest offers) before anything is signed; "Sign and submit" packs, encrypts and
 // signs with the wallet (buildSubmission), submits, and opens the job.
 import { authed, renter } from "../api";
+import { isArchive, unpackArchive } from "../archive";
 import { h, mount } from "../dom";
 import { InputError, MaxPriceError } from "../errors";
 import { parseEnv, parseGpus, parseHours, pathInFolder } from "../forms";
@@ -56,7 +57,7 @@ export function renderSubmit(el: HTMLElement, route: Route): () => void {
       null,
       h("legend", null, "Working directory"),
       field("s-folder", "A folder", folder, "Everything in it is packed, encrypted to the provider and sent with the job."),
-      field("s-archive", "or an archive file", archive),
+      field("s-archive", "or an archive file (.tar, .tar.gz, .tgz, .zip), unpacked as the working directory", archive),
       folderInfo,
     ),
     field("s-env", "Environment (KEY=VALUE per line)", env),
@@ -110,6 +111,18 @@ export function renderSubmit(el: HTMLElement, route: Route): () => void {
     if (archive.files?.length) folder.value = "";
     showFiles();
   });
+
+  /** The working directory's files: the picked folder's, or the archive's contents. */
+  const workingDirectory = async (): Promise<{ path: string; data: Uint8Array; mode?: number }[]> => {
+    if (folder.files && folder.files.length > 0) {
+      return Promise.all([...folder.files].map(async (f) => ({ path: pathInFolder(f.webkitRelativePath || f.name), data: new Uint8Array(await f.arrayBuffer()) })));
+    }
+    const file = archive.files?.[0];
+    if (!file) return [];
+    if (!isArchive(file.name)) throw new InputError("archive", `${file.name} is not a .tar, .tar.gz, .tgz or .zip archive.`);
+    progress.textContent = `Unpacking ${file.name}…`;
+    return unpackArchive(file.name, new Uint8Array(await file.arrayBuffer()));
+  };
 
   const readSpec = (): Spec => {
     const maxText = maxPrice.value.trim();
@@ -178,10 +191,7 @@ export function renderSubmit(el: HTMLElement, route: Route): () => void {
     progress.textContent = "Reading your wallet (sign in if your wallet asks)…";
     const walletState = await authed(w, info, () => renter.getWallet({}));
     progress.textContent = "Reading the working directory…";
-    const picked = folder.files && folder.files.length > 0;
-    const list = await Promise.all(
-      files().map(async (f) => ({ path: picked ? pathInFolder(f.webkitRelativePath || f.name) : f.name, data: new Uint8Array(await f.arrayBuffer()) })),
-    );
+    const list = await workingDirectory();
     if (!pending || pending.key !== key) pending = { key, requestId: randomRequestId() };
     const outputKey = loadOrCreateOutputKey(localStorage, w.address);
     progress.textContent = "Packing and encrypting, then signing: check the rental intents and the permit in your wallet…";
