@@ -6,7 +6,6 @@ import { createConnectTransport } from "@connectrpc/connect-web";
 import { hexToBytes } from "viem";
 import { NetworkView, type NetworkInfo } from "./gen/protos/blendr/v1/network_pb";
 import { RenterGateway } from "./gen/protos/blendr/v1/renter_pb";
-import { SignInMismatchError } from "./errors";
 import { checkSignIn } from "./lib/siwe";
 import { sessionKey, storedToken } from "./tokens";
 import type { ConnectedWallet } from "./wallet";
@@ -25,11 +24,8 @@ export const network = createClient(NetworkView, transport);
 /** Sign in with the wallet: the King's challenge is checked (this wallet, this chain, this King) before signing. */
 export async function signIn(w: ConnectedWallet, info: NetworkInfo): Promise<void> {
   const challenge = await renter.getSignInChallenge({ address: w.address });
-  try {
-    checkSignIn(challenge.message, { address: w.address, chainId: info.ethChainId, king: info.kingAddress });
-  } catch (e) {
-    throw new SignInMismatchError(e instanceof Error ? e.message : String(e));
-  }
+  // Throws SignInRefusedError when the text is not a sign-in for this wallet, chain, site and King.
+  checkSignIn(challenge.message, { address: w.address, chainId: info.ethChainId, domain: location.host, king: info.kingAddress });
   const signature = await w.signMessage(challenge.message);
   token = null;
   const session = await renter.signIn({ challengeId: challenge.challengeId, address: w.address, signature: hexToBytes(signature) });

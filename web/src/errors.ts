@@ -2,9 +2,15 @@
 // codes), each turned into one specific message. Never a stack trace.
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { Offer } from "./gen/protos/blendr/v1/renter_pb";
-import { formatBytes, formatTokens } from "./lib/format";
-import { PayloadTooLargeError } from "./lib/payload";
-import { InsufficientBalanceError, NoProviderError } from "./lib/submit";
+import {
+  BlendrError,
+  InsufficientBalanceError,
+  NoProviderError,
+  PayloadTooLargeError,
+  RenterError,
+  SignInRefusedError,
+} from "./lib/errors";
+import { formatTokens } from "./lib/format";
 
 /** No EIP-1193 wallet (window.ethereum) in this browser. */
 export class NoWalletError extends Error {
@@ -27,13 +33,6 @@ export class MaxPriceError extends Error {
   }
 }
 
-/** The King's sign-in text is not a sign-in for this wallet, chain and King (nothing was signed). */
-export class SignInMismatchError extends Error {
-  constructor(public detail: string) {
-    super("sign-in text mismatch");
-  }
-}
-
 /** A form value the person has to fix. */
 export class InputError extends Error {
   constructor(public field: string, message: string) {
@@ -51,7 +50,8 @@ export type ErrorKind =
   | "king-unreachable"
   | "king-timeout"
   | "unauthenticated"
-  | "sign-in-mismatch"
+  | "sign-in-refused"
+  | "king-mismatch"
   | "permission-denied"
   | "not-found"
   | "invalid-argument"
@@ -107,7 +107,7 @@ export function describeError(err: unknown, ctx: ErrorContext): UiError {
   if (err instanceof InsufficientBalanceError) {
     return ui(
       "insufficient-balance",
-      `Your balance is too low: you hold ${tok(err.balance)}, and this job locks up to ${tok(err.needed)} in escrow. ` +
+      `Your balance is too low: you hold ${tok(err.balance)}, and this job locks up to ${tok(err.need)} in escrow. ` +
         "Add tokens to your wallet, or ask for fewer GPUs or hours.",
     );
   }
@@ -124,23 +124,24 @@ export function describeError(err: unknown, ctx: ErrorContext): UiError {
   if (err instanceof NoProviderError) {
     return {
       ...ui("no-provider", `No provider can run this job now: ${clip(err.reason)}.` + (err.closest.length ? " The closest offers:" : "")),
-      closest: err.closest,
+      closest: err.closest as Offer[],
     };
   }
   if (err instanceof PayloadTooLargeError) {
+    // The renter logic's words name the size and the limit; it checks before anything is signed.
     return ui(
       "payload-too-large",
-      `The working directory is too large: ${formatBytes(err.size)} packed, and the King takes at most ` +
-        `${formatBytes(err.limit)}. Leave out large files (data sets, checkpoints) and try again; nothing was signed.`,
+      `The working directory is too large: ${clip(err.message)}. Leave out large files (data sets, checkpoints); nothing was signed.`,
     );
   }
-  if (err instanceof SignInMismatchError) {
-    return ui(
-      "sign-in-mismatch",
-      `The King's sign-in text does not match your wallet and this network (${clip(err.detail)}), so it was not signed.`,
-    );
+  if (err instanceof SignInRefusedError) {
+    return ui("sign-in-refused", `The King's sign-in text was not signed: ${clip(err.message)}.`);
+  }
+  if (err instanceof RenterError) {
+    return ui("king-mismatch", `Nothing was signed: ${clip(err.message)}.`);
   }
   if (err instanceof InputError) return ui("input", err.message);
+  if (err instanceof BlendrError) return ui("input", `Please fix: ${clip(err.message)}.`);
   if (err instanceof ConnectError) return describeConnect(err, ctx);
 
   const wallet = walletCode(err);

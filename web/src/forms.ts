@@ -27,12 +27,12 @@ export function parseGpus(text: string): number {
 }
 
 /** Hours (decimals allowed) as whole seconds, at least one minute. */
-export function parseHours(text: string): bigint {
+export function parseHours(text: string): number {
   const hours = Number(text);
   if (!Number.isFinite(hours) || hours <= 0) throw new InputError("hours", "Hours must be a number above 0.");
   const seconds = Math.round(hours * 3600);
   if (seconds < 60) throw new InputError("hours", "A rental lasts at least 1 minute (0.017 hours).");
-  return BigInt(seconds);
+  return seconds;
 }
 
 /** The path of a file picked from a folder, inside that folder ("proj/src/a.py" → "src/a.py"). */

@@ -38,7 +38,7 @@ export function ratioPct(x: number): string {
 }
 
 export function bytes(n: number | bigint): string {
-  return formatBytes(n);
+  return formatBytes(Number(n));
 }
 
 export function tflops(x: number): string {

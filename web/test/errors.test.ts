@@ -3,15 +3,14 @@ import { create } from "@bufbuild/protobuf";
 import { describe, expect, it, vi } from "vitest";
 import { OfferSchema } from "../src/gen/protos/blendr/v1/renter_pb";
 
-// The real formatters come from the renter logic (web/src/lib); these stand-ins make the messages checkable.
+// The real formatter comes from the renter logic (web/src/lib); this stand-in makes the messages checkable.
 vi.mock("../src/lib/format", () => ({
   formatTokens: (wei: bigint | string) => `${BigInt(wei) / 10n ** 18n}`,
-  formatBytes: (n: number | bigint) => `${n} B`,
 }));
 
-const { describeError, InputError, MaxPriceError, NoWalletError, SignInMismatchError, WrongChainError } = await import("../src/errors");
-const { PayloadTooLargeError } = await import("../src/lib/payload");
-const { InsufficientBalanceError, NoProviderError } = await import("../src/lib/submit");
+const { describeError, InputError, MaxPriceError, NoWalletError, WrongChainError } = await import("../src/errors");
+const { InsufficientBalanceError, InvalidArgumentError, NoProviderError, PayloadTooLargeError, RenterError, SignInRefusedError } =
+  await import("../src/lib/errors");
 
 const ctx = { origin: "https://king.example", symbol: "GPUTOKEN" };
 const E18 = 10n ** 18n;
@@ -52,7 +51,7 @@ describe("describeError", () => {
   });
 
   it("explains a low balance with both amounts and their unit", () => {
-    const ui = describeError(new InsufficientBalanceError(2n * E18, 12n * E18), ctx);
+    const ui = describeError(new InsufficientBalanceError("insufficient balance", 2n * E18, 12n * E18), ctx);
     expect(ui.kind).toBe("insufficient-balance");
     expect(ui.message).toContain("you hold 2 GPUTOKEN");
     expect(ui.message).toContain("up to 12 GPUTOKEN");
@@ -74,10 +73,9 @@ describe("describeError", () => {
   });
 
   it("explains a folder over the size limit, before signing", () => {
-    const ui = describeError(new PayloadTooLargeError(300, 100), ctx);
+    const ui = describeError(new PayloadTooLargeError("workdir w is 300 MiB, over the 50 MiB limit"), ctx);
     expect(ui.kind).toBe("payload-too-large");
-    expect(ui.message).toContain("300 B packed");
-    expect(ui.message).toContain("at most 100 B");
+    expect(ui.message).toContain("300 MiB, over the 50 MiB limit");
     expect(ui.message).toContain("nothing was signed");
   });
 
@@ -105,7 +103,9 @@ describe("describeError", () => {
     const ui = describeError(err, ctx);
     expect(ui.kind).toBe("unknown");
     expect(ui.message).toBe("Something went wrong: boom");
-    expect(describeError(new SignInMismatchError("chain 1 ≠ 5"), ctx).kind).toBe("sign-in-mismatch");
+    expect(describeError(new SignInRefusedError("it is for chain 1, not chain 5"), ctx).kind).toBe("sign-in-refused");
+    expect(describeError(new RenterError("the king's quote names chain 9", "PERMISSION_DENIED"), ctx).kind).toBe("king-mismatch");
+    expect(describeError(new InvalidArgumentError("env key 1A is not a name"), ctx)).toMatchObject({ kind: "input", message: "Please fix: env key 1A is not a name." });
     expect(describeError(new InputError("gpus", "GPUs must be…"), ctx).message).toBe("GPUs must be…");
   });
 });

@@ -22,7 +22,7 @@ describe("numbers", () => {
   });
 
   it("turns hours into seconds", () => {
-    expect(parseHours("1.5")).toBe(5400n);
+    expect(parseHours("1.5")).toBe(5400);
     expect(() => parseHours("0")).toThrow(InputError);
     expect(() => parseHours("0.001")).toThrow(/at least 1 minute/);
   });

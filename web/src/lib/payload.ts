@@ -1,10 +1,9 @@
-// TEMPORARY stub (branch webui only): the renter logic lands from another branch; drop this file at merge.
-export class PayloadTooLargeError extends Error {
-  constructor(public size: number, public limit: number) {
-    super("payload too large");
-  }
+// TEMPORARY stub (branch webui only): the renter logic (branch weblib) lands here; drop this file at merge.
+export interface OutputKey {
+  privateKey: Uint8Array;
+  publicKey: Uint8Array;
 }
 
-export function loadOrCreateOutputKey(_storage: Storage, _address: string): { priv: Uint8Array; pub: Uint8Array } {
+export function loadOrCreateOutputKey(_storage: Storage, _renter: string): OutputKey {
   throw new Error("not merged yet");
 }

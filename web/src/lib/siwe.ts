@@ -1,4 +1,12 @@
-// TEMPORARY stub (branch webui only): the renter logic lands from another branch; drop this file at merge.
-export function checkSignIn(_text: string, _opts: { address: string; chainId: number | bigint; king?: string }): void {
+// TEMPORARY stub (branch webui only): the renter logic (branch weblib) lands here; drop this file at merge.
+export interface SignInExpectation {
+  address: string;
+  chainId: number | bigint;
+  domain?: string;
+  king?: string;
+  now?: number;
+}
+
+export function checkSignIn(_text: string, _expect: SignInExpectation): unknown {
   throw new Error("not merged yet");
 }

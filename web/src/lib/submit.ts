@@ -1,46 +1,36 @@
-// TEMPORARY stub (branch webui only): the renter logic lands from another branch; drop this file at merge.
-import type { Offer, Quote, SubmitJobRequest, Wallet } from "../gen/protos/blendr/v1/renter_pb";
-
-export { PayloadTooLargeError } from "./payload";
+// TEMPORARY stub (branch webui only): the renter logic (branch weblib) lands here; drop this file at merge.
+import type { Quote, SubmitJobRequest, Wallet } from "../gen/protos/blendr/v1/renter_pb";
 
 export interface Signer {
   address: `0x${string}`;
   signTypedData(td: any): Promise<`0x${string}`>;
 }
 
-export class NoProviderError extends Error {
-  constructor(public reason: string, public closest: Offer[]) {
-    super(reason);
-  }
+interface Spec {
+  gpus: number;
+  durationS: number;
+  maxPricePerGpuHour: bigint;
+  gpuModel: string;
+  minVramBytes: bigint;
+  minTflops: number;
 }
 
-export class InsufficientBalanceError extends Error {
-  constructor(public balance: bigint, public needed: bigint) {
-    super("insufficient balance");
-  }
-}
-
-export function buildSubmission(_args: {
+export interface SubmissionInput {
   quote: Quote;
   wallet: Wallet;
-  spec: {
-    gpus: number;
-    gpuModel: string;
-    minVramBytes: bigint;
-    minTflops: number;
-    durationS: bigint;
-    maxPricePerGpuHour: string;
-  };
-  name: string;
+  spec: Spec;
+  name?: string;
   requestId?: string;
   entrypoint: string;
-  env: Record<string, string>;
-  files: { path: string; data: Uint8Array; mode?: number }[];
+  env?: Record<string, string>;
+  files?: readonly { path: string; data: Uint8Array; mode?: number }[];
   outputKeyPub: Uint8Array;
   signer: Signer;
-  maxPayloadBytes: number;
+  maxPayloadBytes?: number;
   maxWaitS?: number;
-}): Promise<SubmitJobRequest> {
+}
+
+export async function buildSubmission(_input: SubmissionInput): Promise<SubmitJobRequest> {
   throw new Error("not merged yet");
 }
 

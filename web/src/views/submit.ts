@@ -9,18 +9,25 @@ import { parseEnv, parseGpus, parseHours, pathInFolder } from "../forms";
 import type { Offer, Quote } from "../gen/protos/blendr/v1/renter_pb";
 import { parseTokens } from "../lib/format";
 import { loadOrCreateOutputKey } from "../lib/payload";
-import { buildSubmission, NoProviderError, randomRequestId } from "../lib/submit";
+import { NoProviderError } from "../lib/errors";
+import { buildSubmission, randomRequestId } from "../lib/submit";
 import type { Route } from "../route";
 import { fixes, needWallet } from "../session";
 import { app, bytes, clearError, offersMini, perGpuHour, showError, tok } from "../ui";
 
+/** The renter's spec (as the renter logic takes it: seconds and wei). */
 interface Spec {
   gpus: number;
   gpuModel: string;
   minVramBytes: bigint;
   minTflops: number;
-  durationS: bigint;
-  maxPricePerGpuHour: string;
+  durationS: number;
+  maxPricePerGpuHour: bigint;
+}
+
+/** The spec on the wire (uint64 seconds, wei as a decimal string). */
+function specProto(s: Spec) {
+  return { ...s, durationS: BigInt(s.durationS), maxPricePerGpuHour: s.maxPricePerGpuHour.toString() };
 }
 
 function specKey(s: Spec): string {
@@ -127,13 +134,9 @@ export function renderSubmit(el: HTMLElement, route: Route): () => void {
   const readSpec = (): Spec => {
     const maxText = maxPrice.value.trim();
     if (!maxText) throw new InputError("max-price", "Enter the most you pay per GPU-hour.");
-    let max: bigint;
-    try {
-      max = parseTokens(maxText);
-    } catch {
-      throw new InputError("max-price", `The max price "${maxText}" is not an amount of ${app.info?.tokenSymbol || "GPUTOKEN"}.`);
-    }
-    return { gpus: parseGpus(gpus.value), gpuModel: model.value, minVramBytes: 0n, minTflops: 0, durationS: parseHours(hours.value), maxPricePerGpuHour: max.toString() };
+    // parseTokens refuses a negative or non-number amount with words that name the field.
+    const max = parseTokens(maxText, "the max price per GPU-hour");
+    return { gpus: parseGpus(gpus.value), gpuModel: model.value, minVramBytes: 0n, minTflops: 0, durationS: parseHours(hours.value), maxPricePerGpuHour: max };
   };
 
   const invalidate = () => {
@@ -147,15 +150,15 @@ export function renderSubmit(el: HTMLElement, route: Route): () => void {
     clearError();
     const spec = readSpec();
     progress.textContent = "Asking the King for a quote…";
-    const quote = await renter.getQuote({ spec });
+    const quote = await renter.getQuote({ spec: specProto(spec) });
     if (!live) return null;
     progress.textContent = "";
     quoted = { key: specKey(spec), quote };
     showQuote(quoteBox, quote, spec);
-    const fits = quote.candidates.length > 0 && BigInt(spec.maxPricePerGpuHour) >= BigInt(quote.pricePerGpuHour || "0");
+    const fits = quote.candidates.length > 0 && spec.maxPricePerGpuHour >= BigInt(quote.pricePerGpuHour || "0");
     submitBtn.disabled = !fits;
     if (quote.candidates.length === 0) showError(new NoProviderError(quote.reason || "no provider fits", quote.closest));
-    else if (!fits) showError(new MaxPriceError(BigInt(spec.maxPricePerGpuHour), BigInt(quote.pricePerGpuHour), offers.filter((o) => !spec.gpuModel || o.gpuModel === spec.gpuModel)));
+    else if (!fits) showError(new MaxPriceError(spec.maxPricePerGpuHour, BigInt(quote.pricePerGpuHour), offers.filter((o) => !spec.gpuModel || o.gpuModel === spec.gpuModel)));
     return quote;
   };
 
@@ -184,8 +187,8 @@ export function renderSubmit(el: HTMLElement, route: Route): () => void {
     }
     const quote = quoted.quote;
     if (quote.candidates.length === 0) throw new NoProviderError(quote.reason || "no provider fits", quote.closest);
-    if (BigInt(spec.maxPricePerGpuHour) < BigInt(quote.pricePerGpuHour || "0")) {
-      throw new MaxPriceError(BigInt(spec.maxPricePerGpuHour), BigInt(quote.pricePerGpuHour), quote.closest);
+    if (spec.maxPricePerGpuHour < BigInt(quote.pricePerGpuHour || "0")) {
+      throw new MaxPriceError(spec.maxPricePerGpuHour, BigInt(quote.pricePerGpuHour), quote.closest);
     }
     const { w, info } = await needWallet();
     progress.textContent = "Reading your wallet (sign in if your wallet asks)…";
@@ -204,7 +207,7 @@ export function renderSubmit(el: HTMLElement, route: Route): () => void {
       entrypoint: entrypoint.value.trim(),
       env: envVars,
       files: list,
-      outputKeyPub: outputKey.pub,
+      outputKeyPub: outputKey.publicKey,
       signer: { address: w.address, signTypedData: (td) => w.signTypedData(td) },
       maxPayloadBytes: Number(info.maxPayloadBytes),
     });
@@ -237,7 +240,7 @@ export function renderSubmit(el: HTMLElement, route: Route): () => void {
 
 function showQuote(box: HTMLElement, quote: Quote, spec: Spec): void {
   box.hidden = false;
-  const hoursTotal = Number(spec.durationS) / 3600;
+  const hoursTotal = spec.durationS / 3600;
   mount(
     box,
     h("h2", null, "Quote"),
