@@ -5,7 +5,7 @@ import { h, mount } from "./dom";
 import { WrongChainError } from "./errors";
 import { parseRoute, type Route } from "./route";
 import { fixes } from "./session";
-import { app, clearError, errorRegion, loading, showError } from "./ui";
+import { app, clearError, errorRegion, loading, markReady, showError } from "./ui";
 import { renderHeader } from "./views/header";
 import { renderJob } from "./views/job";
 import { renderJobs } from "./views/jobs";
@@ -37,8 +37,10 @@ function viewFor(route: Route): View {
     case "network":
       return renderNetwork;
     case "notfound":
-      return (el, r) =>
+      return (el, r) => {
         mount(el, h("h1", null, "Not found"), h("p", { testid: "not-found" }, `No page at ${r.view === "notfound" ? r.path : ""}. `, h("a", { href: "#/offers" }, "See the offers")));
+        markReady();
+      };
   }
 }
 
@@ -46,6 +48,8 @@ function render(): void {
   const route = parseRoute(location.hash);
   if (stop) stop();
   stop = undefined;
+  main.dataset.view = route.view;
+  main.dataset.ready = "0";
   renderHeader(header, route);
   stop = viewFor(route)(main, route);
 }

@@ -88,6 +88,7 @@ export function showError(err: unknown, actions: ErrorAction[] = [], extra?: Chi
   const el = errorRegion();
   el.hidden = false;
   el.setAttribute("data-error-kind", ui.kind);
+  markReady();
   mount(
     el,
     h("p", { testid: "error-message" }, ui.message),
@@ -157,4 +158,12 @@ export function stackable<T extends HTMLElement>(table: T): T {
   }
   table.classList.add("stack");
   return table;
+}
+
+/** The view's main data is on the page (or its error is): body[data-ready="1"] from the first view on (browser
+ * tests time the first view by it), and the view element's data-ready="1" for the view shown now. */
+export function markReady(): void {
+  document.body.dataset.ready = "1";
+  const view = document.querySelector<HTMLElement>("[data-testid=view]");
+  if (view) view.dataset.ready = "1";
 }

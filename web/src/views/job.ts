@@ -9,7 +9,7 @@ import { formatDuration } from "../lib/format";
 import type { Route } from "../route";
 import { fixes, needWallet } from "../session";
 import { applyEvent, canCancel, emptyTimeline, STATE_NAMES, timelineItems, type JobTimeline } from "../timeline";
-import { app, bytes, kv, loading, perGpuHour, ratioPct, shortAddr, showError, tok, txLink, when } from "../ui";
+import { app, bytes, kv, loading, markReady, perGpuHour, ratioPct, shortAddr, showError, tok, txLink, when } from "../ui";
 
 const RETRY_MAX_S = 30;
 
@@ -165,6 +165,7 @@ export function renderJob(el: HTMLElement, route: Route): () => void {
       ({ w, info } = await needWallet());
       const job = await authed(w, info, () => renter.getJob({ jobId }));
       drawJob(job);
+      markReady();
     } catch (e) {
       streamStatus.textContent = "";
       mount(facts, h("p", { class: "muted" }, "This job cannot be shown."));

@@ -6,7 +6,7 @@ import { formatDuration } from "../lib/format";
 import { routeHash, type Route } from "../route";
 import { fixes, needWallet } from "../session";
 import { STATE_NAMES, stateByName } from "../timeline";
-import { app, loading, showError, stackable, tok, when } from "../ui";
+import { app, loading, markReady, showError, stackable, tok, when } from "../ui";
 
 const FILTERS = ["queued", "scheduled", "running", "ended", "settled", "failed", "cancelled"];
 
@@ -34,7 +34,10 @@ export function renderJobs(el: HTMLElement, route: Route): () => void {
       const { w, info } = await needWallet();
       const states = selected.map(stateByName).filter((s) => s !== undefined);
       const res = await authed(w, info, () => renter.listJobs({ states, limit: 100 }));
-      if (live) mount(list, jobsTable(res.jobs));
+      if (live) {
+        mount(list, jobsTable(res.jobs));
+        markReady();
+      }
     } catch (e) {
       if (!live) return;
       mount(list, h("p", { class: "muted", testid: "jobs-unavailable" }, "Jobs unavailable."));

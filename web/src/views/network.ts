@@ -4,7 +4,7 @@ import { network, renter } from "../api";
 import { h, mount, type Child } from "../dom";
 import type { ChallengeVerdict, Pool, ProviderView } from "../gen/protos/blendr/v1/network_pb";
 import { ProposalState, type Proposal } from "../gen/protos/blendr/v1/renter_pb";
-import { app, bytes, loading, pct, perGpuHour, ratioPct, shortAddr, showError, stackable, tflops, tok, txLink, when } from "../ui";
+import { app, bytes, loading, markReady, pct, perGpuHour, ratioPct, shortAddr, showError, stackable, tflops, tok, txLink, when } from "../ui";
 import { passRateSparkline } from "./charts";
 
 export function renderNetwork(el: HTMLElement): () => void {
@@ -47,7 +47,10 @@ export function renderNetwork(el: HTMLElement): () => void {
       showError(e, [{ label: "Retry", testid: "error-retry", run: () => app.rerender() }]);
     }
   };
-  void section(sections.pools, "pools", () => network.listPools({}), (r) => poolsTable(r.pools));
+  void section(sections.pools, "pools", () => network.listPools({}), (r) => {
+    markReady();
+    return poolsTable(r.pools);
+  });
   void section(sections.providers, "providers", () => network.listNetworkProviders({}), (r) => providersTable(r.providers));
   void section(sections.challenges, "challenges", () => network.listChallenges({ limit: 50 }), (r) => challengesTable(r.challenges, info?.etcExplorerTxUrl));
   void section(sections.proposals, "proposals", () => renter.listProposals({ limit: 50 }), (r) => proposalsTable(r.proposals, r.asOfBlock));

@@ -3,7 +3,7 @@ import { network, renter } from "../api";
 import { priceSeries } from "../chart";
 import { h, mount } from "../dom";
 import type { Offer } from "../gen/protos/blendr/v1/renter_pb";
-import { app, bytes, loading, stackable, pct, perGpuHour, showError, tflops, tok, when } from "../ui";
+import { app, bytes, loading, markReady, stackable, pct, perGpuHour, showError, tflops, tok, when } from "../ui";
 import { priceChart } from "./charts";
 
 export function renderOffers(el: HTMLElement): () => void {
@@ -21,7 +21,10 @@ export function renderOffers(el: HTMLElement): () => void {
   const load = async () => {
     try {
       const res = await renter.listOffers({});
-      if (live) mount(table, offersTable(res.offers));
+      if (live) {
+        mount(table, offersTable(res.offers));
+        markReady();
+      }
     } catch (e) {
       if (live) {
         mount(table, h("p", { class: "muted", testid: "offers-unavailable" }, "Offers unavailable."));

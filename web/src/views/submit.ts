@@ -13,7 +13,7 @@ import { NoProviderError } from "../lib/errors";
 import { buildSubmission, randomRequestId } from "../lib/submit";
 import type { Route } from "../route";
 import { fixes, needWallet } from "../session";
-import { app, bytes, clearError, offersMini, perGpuHour, showError, tok } from "../ui";
+import { app, bytes, clearError, markReady, offersMini, perGpuHour, showError, tok } from "../ui";
 
 /** The renter's spec (as the renter logic takes it: seconds and wei). */
 interface Spec {
@@ -95,6 +95,7 @@ export function renderSubmit(el: HTMLElement, route: Route): () => void {
       for (const o of offers) {
         model.append(h("option", { value: o.gpuModel, selected: o.gpuModel === wanted }, `${o.gpuModel} (${o.gpusFree} / ${o.gpusTotal} GPUs free)`));
       }
+      markReady();
       const pick = offers.find((o) => o.gpuModel === wanted) ?? offers[0];
       if (pick && !maxPrice.value && pick.quotePerGpuHour) maxPrice.placeholder = `quote now: ${perGpuHour(pick.quotePerGpuHour)}`;
     },

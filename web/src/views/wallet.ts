@@ -3,7 +3,7 @@ import { authed, renter } from "../api";
 import { h, mount } from "../dom";
 import type { Wallet } from "../gen/protos/blendr/v1/renter_pb";
 import { fixes, needWallet } from "../session";
-import { app, kv, loading, pct, perGpuHour, showError, tok } from "../ui";
+import { app, kv, loading, markReady, pct, perGpuHour, showError, tok } from "../ui";
 
 export function renderWallet(el: HTMLElement): () => void {
   const body = h("div", { testid: "wallet-view" }, loading("wallet-loading"));
@@ -14,7 +14,10 @@ export function renderWallet(el: HTMLElement): () => void {
     try {
       const { w, info } = await needWallet();
       const wallet = await authed(w, info, () => renter.getWallet({}));
-      if (live) mount(body, walletView(wallet));
+      if (live) {
+        mount(body, walletView(wallet));
+        markReady();
+      }
     } catch (e) {
       if (!live) return;
       mount(body, h("p", { class: "muted", testid: "wallet-unavailable" }, "Connect a wallet to see its balance."));
