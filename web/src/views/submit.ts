@@ -140,6 +140,12 @@ export function renderSubmit(el: HTMLElement, route: Route): () => void {
     return { gpus: parseGpus(gpus.value), gpuModel: model.value, minVramBytes: 0n, minTflops: 0, durationS: parseHours(hours.value), maxPricePerGpuHour: max };
   };
 
+  /** The offers for the spec's model (all of them for any model), cheapest quote first. */
+  const closestTo = (spec: Spec): Offer[] =>
+    offers
+      .filter((o) => !spec.gpuModel || o.gpuModel === spec.gpuModel)
+      .sort((x, y) => (BigInt(x.quotePerGpuHour || "0") < BigInt(y.quotePerGpuHour || "0") ? -1 : 1));
+
   const invalidate = () => {
     submitBtn.disabled = true;
     quoteBox.hidden = true;
@@ -159,7 +165,7 @@ export function renderSubmit(el: HTMLElement, route: Route): () => void {
     const fits = quote.candidates.length > 0 && spec.maxPricePerGpuHour >= BigInt(quote.pricePerGpuHour || "0");
     submitBtn.disabled = !fits;
     if (quote.candidates.length === 0) showError(new NoProviderError(quote.reason || "no provider fits", quote.closest));
-    else if (!fits) showError(new MaxPriceError(spec.maxPricePerGpuHour, BigInt(quote.pricePerGpuHour), offers.filter((o) => !spec.gpuModel || o.gpuModel === spec.gpuModel)));
+    else if (!fits) showError(new MaxPriceError(spec.maxPricePerGpuHour, BigInt(quote.pricePerGpuHour), closestTo(spec)));
     return quote;
   };
 
@@ -184,12 +190,13 @@ export function renderSubmit(el: HTMLElement, route: Route): () => void {
     if (!quoted || quoted.key !== key) {
       // The form changed since the quote: show the new quote first; signing waits for a second click.
       await getQuote();
+      if (quoted && !submitBtn.disabled) progress.textContent = "Here is the quote for this form: check it, then sign and submit.";
       return;
     }
     const quote = quoted.quote;
     if (quote.candidates.length === 0) throw new NoProviderError(quote.reason || "no provider fits", quote.closest);
     if (spec.maxPricePerGpuHour < BigInt(quote.pricePerGpuHour || "0")) {
-      throw new MaxPriceError(spec.maxPricePerGpuHour, BigInt(quote.pricePerGpuHour), quote.closest);
+      throw new MaxPriceError(spec.maxPricePerGpuHour, BigInt(quote.pricePerGpuHour), closestTo(spec));
     }
     const { w, info } = await needWallet();
     progress.textContent = "Reading your wallet (sign in if your wallet asks)…";
