@@ -56,6 +56,8 @@ demo: $(STAMP) $(NODE_STAMP) $(WEB_STAMP)
 # (tests/bench/), which writes to a temporary folder, never over bench/results/.
 test: lint $(STAMP) $(NODE_STAMP) $(WEB_STAMP)
 	@$(SANDBOX_TOOLS)
+	npm run -s web:check
+	npm run -s web:test
 	$(PY) -m pytest -q
 
 bench: $(STAMP) $(NODE_STAMP)
