@@ -31,6 +31,7 @@ from queen.app import start_queen
 from tests.e2e.kings import KingProc, Kings
 from tests.e2e.net import ACCOUNTS, Net
 from tests.e2e.test_jobs import balances, check_settlement, job
+from tests.e2e.webkings import WEB, check_web_api_routed_as_grpc
 from tests.integration.helpers import QUEEN_DEFAULTS, wait_for
 from tests.integration.relay_net import RELAY
 from tests.pg import PostgresServer
@@ -158,9 +159,11 @@ async def test_a_paused_leader_is_fenced_and_postgres_restarting_loses_nothing(
         workdir: Path, postgres_server: PostgresServer, postgres_url: str) -> None:
     eth, etc = chains
     net = Net(eth.url, etc.url, deployed, jobs_ray, tmp_path)
-    kings = Kings(tmp_path / "kings", postgres_url, deployed)
+    kings = Kings(tmp_path / "kings", postgres_url, deployed, overrides=WEB)
     try:
         leader, other = await two_kings(net, kings)
+        # the page's API (Connect) at the follower is routed as its gRPC is
+        await check_web_api_routed_as_grpc(kings, leader, other)
         await queen_and_provider(net, kings)
         r, p1 = ACCOUNTS["renter"].address, ACCOUNTS["provider1"].address
         before = balances(net, r, p1)
