@@ -2,11 +2,14 @@
 
 Fixtures (all per test; the chains are the module's, reverted after each test as in tests/e2e):
 
+The King serves the page over HTTPS with its devnet certificate (rpc.tls is on, as everywhere in the tests);
+the browser contexts accept that certificate (``ignore_https_errors``: the devnet CA is in no browser's store).
+
 - ``dapp_king``: a ``Dapp`` whose network is the King alone (no queens, no providers): enough for pages that
   show the network, the renter's wallet and its sign-in.
 - ``dapp``: a ``Dapp`` with the e2e network (two queens, a provider on each, renters' jobs on the session's Ray
   head), for pages that submit and follow jobs.
-  ``Dapp``: ``url`` (the page, ``http://127.0.0.1:PORT/``), ``king_target`` and ``king_ca`` (the King's gRPC,
+  ``Dapp``: ``url`` (the page, ``https://127.0.0.1:PORT/``), ``king_target`` and ``king_ca`` (the King's gRPC,
   TLS), ``renter`` (the devnet renter, funded with GPUTOKEN; ``renter_key`` its private key as a person would
   paste it), ``net`` (tests/e2e/net.py's ``Net``: balances, more providers, ...), ``client()`` (the SDK).
 - ``browser``: headless Debian Chromium (Playwright's async API: the King runs in the test's event loop).
@@ -59,6 +62,13 @@ def web_listen_missing() -> str | None:
     return None
 
 
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    # before any fixture starts (the chains would otherwise be started and deployed for nothing)
+    missing = web_listen_missing()
+    if missing and {"dapp", "dapp_king"} & set(getattr(item, "fixturenames", ())):
+        pytest.skip(missing)
+
+
 @dataclass
 class Dapp:
     """The network with the King serving the dApp."""
@@ -82,19 +92,16 @@ class Dapp:
 @contextlib.asynccontextmanager
 async def _dapp(eth: AnvilProcess, etc: AnvilProcess, deployed: Any, head: RayHead | None, tmp: Path,
                 **kw: Any) -> AsyncIterator[Dapp]:
-    missing = web_listen_missing()
-    if missing:
-        pytest.skip(missing)
     if not (KING_STATIC / "index.html").is_file():
         pytest.fail(f"the dApp is not built ({KING_STATIC}/index.html is missing): run `npm run -s web:build` "
                     "(make web)")
+    # a port chosen here rather than 0: the sign-in messages name the page's origin from king.web_listen
     [port] = free_ports(1)
     async with network(eth.url, etc.url, deployed, head, tmp, king={"king.web_listen": f"127.0.0.1:{port}"},
                        **kw) as net:
-        assert net.king is not None
-        yield Dapp(net, f"http://127.0.0.1:{port}/", f"127.0.0.1:{net.king.port}", tmp / "king" / "tls" / "ca.crt",
+        assert net.king is not None and net.king.web is not None, "the King started without its web listener"
+        yield Dapp(net, net.king.web.url(), f"127.0.0.1:{net.king.port}", tmp / "king" / "tls" / "ca.crt",
                    ACCOUNTS["renter"])
-
 
 @pytest.fixture
 async def dapp_king(chains: tuple[AnvilProcess, AnvilProcess], deployed: Any, snapshot: None,  # noqa: F811
@@ -128,7 +135,7 @@ async def browser() -> AsyncIterator[Browser]:
 
 @pytest.fixture
 async def context(browser: Browser) -> AsyncIterator[BrowserContext]:
-    ctx = await browser.new_context(viewport=VIEWPORT, locale="en-US", timezone_id="UTC")
+    ctx = await browser.new_context(viewport=VIEWPORT, locale="en-US", timezone_id="UTC", ignore_https_errors=True)
     ctx.set_default_timeout(30_000)
     await ctx.add_init_script(READY_INIT_SCRIPT)
     try:
