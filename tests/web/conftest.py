@@ -26,8 +26,6 @@ The test output folder is the test's ``tmp_path`` (kept under pytest's basetemp)
 from __future__ import annotations
 
 import contextlib
-import dataclasses
-import importlib.util
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,7 +36,6 @@ from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 
 from blendr.chain.anvil import AnvilProcess
 from blendr.client import KingClient
-from blendr.config import KingConfig
 from tests.e2e.conftest import jobs_ray, snapshot, workdir  # noqa: F401 (fixtures these tests use)
 from tests.e2e.net import ACCOUNTS, Net, network
 from tests.rayhead import RayHead, free_ports
@@ -50,16 +47,9 @@ from tests.web.browser import (
     PageLog,
     chromium_path,
     screenshot,
+    web_listen_missing,
 )
 from tests.web.wallet import DevWallet
-
-
-def web_listen_missing() -> str | None:
-    """Why the King cannot serve the page in this tree, or None when it can."""
-    if "web_listen" not in {f.name for f in dataclasses.fields(KingConfig)} or importlib.util.find_spec(
-            "king.web") is None:
-        return "the King has no king.web_listen in this tree yet (king/web.py, issue 16, is being built)"
-    return None
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
