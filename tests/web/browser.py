@@ -9,7 +9,7 @@
   (``js_gzip_bytes``), the time from navigation to the first view being interactive (``ready_ms``: the app sets
   ``document.body.dataset.ready = "1"`` after its first render), and the delay from a job event at the King to its
   text in the page (``TextWatch``: a MutationObserver stamps ``Date.now()`` when the text appears; compare with
-  the event's ``ts_unix``, the King's clock, which is this machine's).
+  the event's ``ts_unix``, the King's clock, which is this machine's: ``event_delay_s``).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import json
 import os
 import re
 import shutil
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -149,6 +150,16 @@ class TextWatch:
         await self.page.wait_for_function("(t) => (window.__blendrSeen || {})[t] !== undefined", arg=self.text,
                                           timeout=timeout_s * 1000)
         return float(await self.page.evaluate("(t) => window.__blendrSeen[t]", self.text)) / 1000
+
+
+def event_delay_s(seen_at: float, events: Iterable[Any], text: str) -> float:
+    """Seconds from the King's stamp (``ts``, JobEvent.ts_unix) of the first of ``events`` (the SDK's ``Event``s, e.g.
+    from tests/e2e/net.py's ``follow``) whose message holds ``text`` to ``seen_at`` (``TextWatch.seen_at``)."""
+    evs = list(events)
+    for ev in evs:
+        if text in ev.message:
+            return seen_at - float(ev.ts)
+    raise AssertionError(f"no job event with {text!r} among {len(evs)} events")
 
 
 def js_gzip_bytes(static_dir: Path = KING_STATIC) -> dict[str, int]:

@@ -2,9 +2,6 @@
 
 Fixtures (all per test; the chains are the module's, reverted after each test as in tests/e2e):
 
-The King serves the page over HTTPS with its devnet certificate (rpc.tls is on, as everywhere in the tests);
-the browser contexts accept that certificate (``ignore_https_errors``: the devnet CA is in no browser's store).
-
 - ``dapp_king``: a ``Dapp`` whose network is the King alone (no queens, no providers): enough for pages that
   show the network, the renter's wallet and its sign-in.
 - ``dapp``: a ``Dapp`` with the e2e network (two queens, a provider on each, renters' jobs on the session's Ray
@@ -19,7 +16,15 @@ the browser contexts accept that certificate (``ignore_https_errors``: the devne
   (request it before the test's first ``page.goto``).
 - ``shot``: ``await shot(page, "offers")`` saves ``<test output>/screens/NN-offers.png``.
 - ``figures``: ``figures.record(name, value, unit)``; written to ``<test output>/figures.json`` and printed.
+  The measurements (tests/web/browser.py): ``js_gzip_bytes()``; ``await ready_ms(page)`` after ``page.goto``;
+  ``watch = await TextWatch(page, "step 3/6").start()`` before the job gets there, then
+  ``event_delay_s(await watch.seen_at(), events, "step 3/6")`` with the job's events from the SDK
+  (``async with dapp.client() as king: seen, task = follow(king, job_id)``, tests/e2e/net.py).
 
+- ``workdir``: tests/e2e's renter project (a job script that logs "step i/n" and reports progress).
+
+The King serves the page over HTTPS with its devnet certificate (rpc.tls is on, as everywhere in the tests);
+the browser contexts accept that certificate (``ignore_https_errors``: the devnet CA is in no browser's store).
 The test output folder is the test's ``tmp_path`` (kept under pytest's basetemp).
 """
 

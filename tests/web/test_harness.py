@@ -7,6 +7,7 @@ from __future__ import annotations
 import gzip
 import json
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -15,7 +16,15 @@ from playwright.async_api import BrowserContext, Page
 
 from tests.e2e.net import ACCOUNTS
 from tests.integration.helpers import wait_for
-from tests.web.browser import Figures, PageLog, TextWatch, js_gzip_bytes, ready_ms, screenshot
+from tests.web.browser import (
+    Figures,
+    PageLog,
+    TextWatch,
+    event_delay_s,
+    js_gzip_bytes,
+    ready_ms,
+    screenshot,
+)
 from tests.web.wallet import DevWallet, recover_personal, recover_typed
 
 pytestmark = [pytest.mark.timeout(120)]
@@ -198,6 +207,13 @@ async def test_ready_and_text_stamps_come_from_the_page(page: Page, tmp_path: Pa
     assert before <= seen <= after
     path = await screenshot(page, tmp_path / "screens", "ready page")
     assert path.name == "01-ready-page.png" and path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_event_delay_is_from_the_kings_stamp_to_the_page() -> None:
+    ev = SimpleNamespace(message="step 3/6", ts=1000.25)
+    assert event_delay_s(1000.75, [SimpleNamespace(message="step 2/6", ts=999.0), ev], "step 3/6") == 0.5
+    with pytest.raises(AssertionError, match="no job event"):
+        event_delay_s(1000.0, [ev], "step 9/6")
 
 
 def test_js_gzip_bytes_sums_the_bundle(tmp_path: Path) -> None:
