@@ -64,21 +64,24 @@ class Lines:
             try:
                 line = self._q.get(timeout=max(0.0, deadline - time.monotonic()))
             except queue.Empty:
-                raise AssertionError(f"no line matching {pred!r} within {timeout}s:\n{self.text()}") from None
+                raise AssertionError(f"no line matching {pred!r} within {timeout}s:\n{self.tail()}") from None
             if line is None:
-                raise AssertionError(f"the demo ended (code {self.proc.wait()}) before {pred!r}:\n{self.text()}")
+                raise AssertionError(f"the demo ended (code {self.proc.wait()}) before {pred!r}:\n{self.tail()}")
             self.seen.append(line)
             if (pred.search(line) if isinstance(pred, re.Pattern) else pred in line):
                 return line
 
     def rest(self, timeout: float) -> str:
-        """Everything until the demo closes its output."""
+        """The output's tail once the demo closed it (or ``timeout`` passed)."""
         with contextlib.suppress(AssertionError):
             self.until(re.compile(r"(?!)"), timeout)
-        return self.text()
+        return self.tail()
 
     def text(self) -> str:
-        return "".join(self.seen)[-6000:]
+        return "".join(self.seen)
+
+    def tail(self) -> str:
+        return self.text()[-6000:]
 
 
 def get(url: str, ca: Path) -> tuple[int, str]:
@@ -112,7 +115,16 @@ def test_demo_stays_up_with_the_page_until_ctrl_c(tmp_path: Path) -> None:
         with pytest.raises(urllib.error.URLError):  # the king, and its page, are gone
             get(url, ca)
     finally:
-        if proc.poll() is None:
+        stop(proc)
+
+
+def stop(proc: subprocess.Popen[str]) -> None:
+    """Stops a demo still running the way a person would (Ctrl-C: it stops every process it started), then hard."""
+    if proc.poll() is None:
+        os.kill(proc.pid, signal.SIGINT)
+        try:
+            proc.wait(timeout=120)
+        except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
 
