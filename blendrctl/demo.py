@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import dataclasses
 import hashlib
 import os
 import re
@@ -92,13 +91,6 @@ def _web_port(port: int) -> int:
     return port
 
 
-def _king_serves_web() -> bool:
-    """Whether this king has the web listener (king.web_listen)."""
-    from blendr.config import KingConfig
-
-    return "web_listen" in {f.name for f in dataclasses.fields(KingConfig)}
-
-
 def _wait_log(log: Path, pattern: re.Pattern[str], proc: subprocess.Popen[bytes], what: str,
               timeout: float = 90) -> re.Match[str]:
     deadline = time.monotonic() + timeout
@@ -115,8 +107,7 @@ def _wait_log(log: Path, pattern: re.Pattern[str], proc: subprocess.Popen[bytes]
 def _stay(procs: list[subprocess.Popen[bytes]], logs: Path, url: str, renter_key: str) -> int:
     """Keeps the network running until Ctrl-C (SIGINT) or SIGTERM: 0; or until one of its processes exits: 1."""
     _say("the network stays up until you press Ctrl-C")
-    if url:
-        print(f"   Open the dApp: {url}")
+    print(f"   Open the dApp: {url}")
     print(f"   a devnet renter's private key, for the page's \"Use a devnet key\": {renter_key}")
     print("   (a devnet key: every node on this machine knows it; never use it on a real chain)")
     print("   stop: press Ctrl-C (everything the demo started is stopped)", flush=True)
@@ -141,8 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     from blendr.config import load_config
     from blendr.telemetry import configure_logging
 
-    serves_web = _king_serves_web()
-    web_port = _web_port(args.web_port) if serves_web else 0
+    web_port = _web_port(args.web_port)
     configure_logging("WARNING")
     root = Path(".demo").resolve()
     shutil.rmtree(root, ignore_errors=True)
@@ -178,18 +168,16 @@ def main(argv: list[str] | None = None) -> int:
         devnet.up(chain_cfg, echo=lambda s: print("   " + s, flush=True))
 
         _say("starting the king (renter gateway, scheduler, bridge deliveries, settlements)")
-        web = f"web_listen = \"127.0.0.1:{web_port}\"\n" if serves_web else ""
-        khome = home("king", "king", "[king]\nlisten = \"127.0.0.1:0\"\npoll_s = 0.5\nsnapshot_interval_s = 2.0\n" + web)
+        khome = home("king", "king", "[king]\nlisten = \"127.0.0.1:0\"\npoll_s = 0.5\nsnapshot_interval_s = 2.0\n"
+                     f"web_listen = \"127.0.0.1:{web_port}\"\n")
         kproc = spawn("king", ["king", "run", "--home", str(khome)])
         king_port = _wait_file(khome / "king" / "port", kproc, logs / "king.log", "the king")
         king_ca = khome / "tls" / "ca.crt"
-        url = ""
-        if serves_web:
-            url = _wait_log(logs / "king.log", KING_WEB, kproc, "the king's web page").group(1)
-            print(f"   Open the dApp: {url}", flush=True)
-            if url.startswith("https:"):
-                print(f"   (HTTPS with the devnet's certificate: the browser asks you to accept it; its CA is "
-                      f"{king_ca})", flush=True)
+        url = _wait_log(logs / "king.log", KING_WEB, kproc, "the king's web page").group(1)
+        print(f"   Open the dApp: {url}", flush=True)
+        if url.startswith("https:"):
+            print(f"   (HTTPS with the devnet's certificate: the browser asks you to accept it; its CA is {king_ca})",
+                  flush=True)
         from blendr.identity import NodeIdentity
 
         king_addr = NodeIdentity.load(khome).address

@@ -27,7 +27,6 @@ import pytest
 from eth_account import Account
 
 from blendr.chain.devkeys import DEV_KEYS, ROLES
-from tests.web.browser import web_listen_missing
 
 REPO = Path(__file__).resolve().parents[2]
 URL = re.compile(r"Open the dApp: (https?://127\.0\.0\.1:\d+/)")
@@ -92,9 +91,6 @@ def get(url: str, ca: Path) -> tuple[int, str]:
 
 @pytest.mark.timeout(900)
 def test_demo_stays_up_with_the_page_until_ctrl_c(tmp_path: Path) -> None:
-    missing = web_listen_missing()
-    if missing:
-        pytest.skip(missing)
     proc = demo(tmp_path, "--stay", "--web-port", "0")
     out = Lines(proc)
     try:
@@ -130,9 +126,6 @@ def stop(proc: subprocess.Popen[str]) -> None:
 
 
 def test_a_taken_web_port_stops_the_demo_before_it_starts(tmp_path: Path) -> None:
-    missing = web_listen_missing()
-    if missing:
-        pytest.skip(missing)
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()

@@ -14,9 +14,7 @@
 
 from __future__ import annotations
 
-import dataclasses
 import gzip
-import importlib.util
 import json
 import os
 import re
@@ -28,20 +26,10 @@ from typing import Any
 
 from playwright.async_api import ConsoleMessage, Page, Request, Response
 
-from blendr.config import KingConfig
-
 REPO = Path(__file__).resolve().parents[2]
 KING_STATIC = REPO / "king" / "static"
 JS_GZ_BUDGET = 300 * 1000  # bytes: the issue's goal for the page's JavaScript, gzipped (gzip -9)
 VIEWPORT = {"width": 1280, "height": 800}
-
-
-def web_listen_missing() -> str | None:
-    """Why the King cannot serve the page in this tree, or None when it can."""
-    if "web_listen" not in {f.name for f in dataclasses.fields(KingConfig)} or importlib.util.find_spec(
-            "king.web") is None:
-        return "the King has no king.web_listen in this tree yet (king/web.py, issue 16, is being built)"
-    return None
 
 
 def chromium_path() -> str | None:

@@ -52,16 +52,8 @@ from tests.web.browser import (
     PageLog,
     chromium_path,
     screenshot,
-    web_listen_missing,
 )
 from tests.web.wallet import DevWallet
-
-
-def pytest_runtest_setup(item: pytest.Item) -> None:
-    # before any fixture starts (the chains would otherwise be started and deployed for nothing)
-    missing = web_listen_missing()
-    if missing and {"dapp", "dapp_king"} & set(getattr(item, "fixturenames", ())):
-        pytest.skip(missing)
 
 
 @dataclass
