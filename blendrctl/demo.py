@@ -146,8 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     procs: list[subprocess.Popen[bytes]] = []
 
     def spawn(name: str, args: list[str]) -> subprocess.Popen[bytes]:
-        # The environment as of now: ray.init sets RAY_AUTH_MODE=token, which the providers need to join.
-        env = {k: v for k, v in os.environ.items() if not k.startswith("BLENDR_")}
+        env = {k: v for k, v in os.environ.items() if not k.startswith("BLENDR_")} | ray_env
         env["PYTHONUNBUFFERED"] = "1"
         fh = open(logs / f"{name}.log", "wb")  # noqa: SIM115 (lives as long as the process)
         p = subprocess.Popen([sys.executable, "-m", "blendrctl", *args], stdout=fh, stderr=subprocess.STDOUT, env=env,
@@ -162,7 +161,8 @@ def main(argv: list[str] | None = None) -> int:
         print("   " + devnet.install_key(load_config(h, env={}), role), flush=True)
         return h
 
-    ray_started = False
+    ray_head = None
+    ray_env: dict[str, str] = {}  # the providers join the Ray head with its auth token
     try:
         _say("starting the devnet chains (eth 31337, etc 63) and deploying every contract")
         devnet.up(chain_cfg, echo=lambda s: print("   " + s, flush=True))
@@ -197,14 +197,17 @@ def main(argv: list[str] | None = None) -> int:
             queens.append((qhome, _wait_file(qhome / "queen" / "port", qproc, logs / f"queen{i}.log", f"queen {i}")))
 
         _say("starting a local Ray with its dashboard (the providers' cluster: one pinned resource each)")
-        import ray
+        from provider.compute import LocalRayHead
 
         pins = [f"blendr-demo-p{i}" for i in range(1, PROVIDERS + 1)]
-        ctx = ray.init(num_cpus=max(PROVIDERS, os.cpu_count() or 1), resources={p: 1000.0 for p in pins},
-                       include_dashboard=True, namespace="blendr-demo", log_to_driver=False, logging_level="ERROR")
-        ray_started = True
-        gcs = ray.get_runtime_context().gcs_address
-        dashboard = "http://" + str(ctx.dashboard_url)
+        # `ray start` with every port chosen free (as a provider's own Ray): ray.init cannot move the dashboard
+        # agent's port (52365), and another Ray on this machine holding it leaves the providers' job API dead
+        ray_head = LocalRayHead(num_gpus=0, num_cpus=max(PROVIDERS, os.cpu_count() or 1),
+                                resources={p: 1000.0 for p in pins})
+        ray_head.start()
+        ray_env.update(ray_head.auth_env)
+        gcs = ray_head.gcs_address
+        dashboard = ray_head.dashboard_url
         for i, pin in enumerate(pins, 1):
             qhome, qport = queens[(i - 1) // 2]
             _say(f"starting provider {i} (staked on ETH; asks {ASKS[i - 1]} GPUTOKEN per GPU-hour; "
@@ -236,10 +239,8 @@ def main(argv: list[str] | None = None) -> int:
                 p.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 os.killpg(p.pid, signal.SIGKILL)
-        if ray_started:
-            import ray
-
-            ray.shutdown()
+        if ray_head is not None:
+            ray_head.stop()
         devnet.down(chain_cfg, echo=lambda s: None)
 
 
