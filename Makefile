@@ -13,6 +13,10 @@ WEB_SRC := $(shell find web -type f 2>/dev/null)
 WEB_STAMP := king/static/index.html
 # The job sandboxes (bubblewrap, gVisor's runsc, slirp4netns): system packages, checked on every run.
 SANDBOX_TOOLS := bash scripts/sandbox-tools.sh
+# The browser the dApp's tests (tests/web/, Playwright) and the demo's page need: Debian's chromium package.
+BROWSER_TOOLS := bash scripts/browser-tools.sh
+# `make demo DEMO_ARGS="--stay"`: keep the network and the dApp running after the demo's job, until Ctrl-C.
+DEMO_ARGS ?=
 
 .PHONY: install web demo test test-fast bench bench-quick lint protos contracts devnet clean help
 
@@ -50,12 +54,14 @@ install: $(STAMP) $(NODE_STAMP) $(WEB_STAMP)
 
 demo: $(STAMP) $(NODE_STAMP) $(WEB_STAMP)
 	@$(SANDBOX_TOOLS)
-	$(PY) -m blendrctl.demo
+	@$(BROWSER_TOOLS)
+	$(PY) -m blendrctl.demo $(DEMO_ARGS)
 
 # Lint first: a lint failure fails `make test` (and CI). The tests include every bench's --quick mode
 # (tests/bench/), which writes to a temporary folder, never over bench/results/.
 test: lint $(STAMP) $(NODE_STAMP) $(WEB_STAMP)
 	@$(SANDBOX_TOOLS)
+	@$(BROWSER_TOOLS)
 	npm run -s web:check
 	npm run -s web:test
 	$(PY) -m pytest -q

@@ -11,26 +11,37 @@
    ends with a receipt: escrow, payment to the provider, fee, refund, reputation before and after, and the
    transactions on both chains.
 
+The king also serves the dApp (``king.web_listen``, ``--web-port``, default 8550; 0: any free port): the demo prints
+"Open the dApp: URL" once the king serves it. With ``--stay`` the whole network keeps running after the job until
+Ctrl-C (SIGINT or SIGTERM), and the demo prints the page's URL and a devnet renter's private key to paste into the
+page's "Use a devnet key".
+
 Everything lives under ``.demo/`` (homes, keys, logs, chain state), fresh on every run, and everything the demo
 started is stopped at the end. ``BLENDR_DEMO_SIZE`` (default 2048) sets the image size.
 """
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import hashlib
 import os
+import re
 import shutil
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 PROVIDERS = 4
 QUEENS = 2
 ASKS = ("0.40", "0.45", "0.50", "0.55")
+WEB_PORT = 8550  # the dApp's default port (--web-port)
+# the line `blendr king run` prints once it serves, naming the page's URL when king.web_listen is set
+KING_WEB = re.compile(r"^king 0x[0-9a-fA-F]{40} serving .*; web page at (\S+)", re.M)
 
 
 def _free_port() -> int:
@@ -53,11 +64,75 @@ def _wait_file(path: Path, proc: subprocess.Popen[bytes], log: Path, what: str, 
     return path.read_text().strip()
 
 
-def main() -> int:
+def _args(argv: list[str] | None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(prog="python -m blendrctl.demo", description=(
+        "The whole network on this machine and a renter's job through it, with a receipt; the king serves the "
+        "dApp meanwhile."))
+    ap.add_argument("--web-port", type=int, default=WEB_PORT, metavar="PORT",
+                    help=f"the dApp's port on 127.0.0.1 (default {WEB_PORT}; 0: any free port)")
+    ap.add_argument("--stay", action="store_true",
+                    help="after the job, keep the whole network (and the dApp) running until Ctrl-C")
+    args = ap.parse_args(argv)
+    if not 0 <= args.web_port <= 65535:
+        ap.error(f"--web-port must be 0..65535 (got {args.web_port})")
+    return args
+
+
+def _web_port(port: int) -> int:
+    """``port`` if it is free on 127.0.0.1 (0: a free one); stops with a clear message when it is taken."""
+    if port == 0:
+        return _free_port()
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            raise SystemExit(f"the dApp's port 127.0.0.1:{port} is in use (another demo?): pass --web-port PORT, "
+                             "or --web-port 0 for any free port") from None
+    return port
+
+
+def _wait_log(log: Path, pattern: re.Pattern[str], proc: subprocess.Popen[bytes], what: str,
+              timeout: float = 90) -> re.Match[str]:
+    deadline = time.monotonic() + timeout
+    while True:
+        m = pattern.search(log.read_text(errors="replace"))
+        if m:
+            return m
+        if proc.poll() is not None or time.monotonic() > deadline:
+            print(log.read_text()[-3000:], file=sys.stderr)
+            raise SystemExit(f"{what} did not start; its log is above")
+        time.sleep(0.2)
+
+
+def _stay(procs: list[subprocess.Popen[bytes]], logs: Path, url: str, renter_key: str) -> int:
+    """Keeps the network running until Ctrl-C (SIGINT) or SIGTERM: 0; or until one of its processes exits: 1."""
+    _say("the network stays up until you press Ctrl-C")
+    print(f"   Open the dApp: {url}")
+    print(f"   a devnet renter's private key, for the page's \"Use a devnet key\": {renter_key}")
+    print("   (a devnet key: every node on this machine knows it; never use it on a real chain)")
+    print("   stop: press Ctrl-C (everything the demo started is stopped)", flush=True)
+    stop = threading.Event()
+    previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        while not stop.wait(1.0):
+            dead = [p for p in procs if p.poll() is not None]
+            if dead:
+                print(f"a demo process exited (code {dead[0].returncode}); see the logs in {logs}", file=sys.stderr)
+                return 1
+    except KeyboardInterrupt:
+        print(flush=True)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _args(argv)
     from blendr import devnet
     from blendr.config import load_config
     from blendr.telemetry import configure_logging
 
+    web_port = _web_port(args.web_port)
     configure_logging("WARNING")
     root = Path(".demo").resolve()
     shutil.rmtree(root, ignore_errors=True)
@@ -71,8 +146,7 @@ def main() -> int:
     procs: list[subprocess.Popen[bytes]] = []
 
     def spawn(name: str, args: list[str]) -> subprocess.Popen[bytes]:
-        # The environment as of now: ray.init sets RAY_AUTH_MODE=token, which the providers need to join.
-        env = {k: v for k, v in os.environ.items() if not k.startswith("BLENDR_")}
+        env = {k: v for k, v in os.environ.items() if not k.startswith("BLENDR_")} | ray_env
         env["PYTHONUNBUFFERED"] = "1"
         fh = open(logs / f"{name}.log", "wb")  # noqa: SIM115 (lives as long as the process)
         p = subprocess.Popen([sys.executable, "-m", "blendrctl", *args], stdout=fh, stderr=subprocess.STDOUT, env=env,
@@ -87,16 +161,23 @@ def main() -> int:
         print("   " + devnet.install_key(load_config(h, env={}), role), flush=True)
         return h
 
-    ray_started = False
+    ray_head = None
+    ray_env: dict[str, str] = {}  # the providers join the Ray head with its auth token
     try:
         _say("starting the devnet chains (eth 31337, etc 63) and deploying every contract")
         devnet.up(chain_cfg, echo=lambda s: print("   " + s, flush=True))
 
         _say("starting the king (renter gateway, scheduler, bridge deliveries, settlements)")
-        khome = home("king", "king", "[king]\nlisten = \"127.0.0.1:0\"\npoll_s = 0.5\nsnapshot_interval_s = 2.0\n")
+        khome = home("king", "king", "[king]\nlisten = \"127.0.0.1:0\"\npoll_s = 0.5\nsnapshot_interval_s = 2.0\n"
+                     f"web_listen = \"127.0.0.1:{web_port}\"\n")
         kproc = spawn("king", ["king", "run", "--home", str(khome)])
         king_port = _wait_file(khome / "king" / "port", kproc, logs / "king.log", "the king")
         king_ca = khome / "tls" / "ca.crt"
+        url = _wait_log(logs / "king.log", KING_WEB, kproc, "the king's web page").group(1)
+        print(f"   Open the dApp: {url}", flush=True)
+        if url.startswith("https:"):
+            print(f"   (HTTPS with the devnet's certificate: the browser asks you to accept it; its CA is {king_ca})",
+                  flush=True)
         from blendr.identity import NodeIdentity
 
         king_addr = NodeIdentity.load(khome).address
@@ -116,14 +197,17 @@ def main() -> int:
             queens.append((qhome, _wait_file(qhome / "queen" / "port", qproc, logs / f"queen{i}.log", f"queen {i}")))
 
         _say("starting a local Ray with its dashboard (the providers' cluster: one pinned resource each)")
-        import ray
+        from provider.compute import LocalRayHead
 
         pins = [f"blendr-demo-p{i}" for i in range(1, PROVIDERS + 1)]
-        ctx = ray.init(num_cpus=max(PROVIDERS, os.cpu_count() or 1), resources={p: 1000.0 for p in pins},
-                       include_dashboard=True, namespace="blendr-demo", log_to_driver=False, logging_level="ERROR")
-        ray_started = True
-        gcs = ray.get_runtime_context().gcs_address
-        dashboard = "http://" + str(ctx.dashboard_url)
+        # `ray start` with every port chosen free (as a provider's own Ray): ray.init cannot move the dashboard
+        # agent's port (52365), and another Ray on this machine holding it leaves the providers' job API dead
+        ray_head = LocalRayHead(num_gpus=0, num_cpus=max(PROVIDERS, os.cpu_count() or 1),
+                                resources={p: 1000.0 for p in pins})
+        ray_head.start()
+        ray_env.update(ray_head.auth_env)
+        gcs = ray_head.gcs_address
+        dashboard = ray_head.dashboard_url
         for i, pin in enumerate(pins, 1):
             qhome, qport = queens[(i - 1) // 2]
             _say(f"starting provider {i} (staked on ETH; asks {ASKS[i - 1]} GPUTOKEN per GPU-hour; "
@@ -137,7 +221,13 @@ def main() -> int:
         print("   " + devnet.install_key(load_config(rhome, env={}), "renter"), flush=True)
         import asyncio
 
-        return asyncio.run(_renter(rhome, f"127.0.0.1:{king_port}", king_ca, manifest, logs, procs))
+        rc = asyncio.run(_renter(rhome, f"127.0.0.1:{king_port}", king_ca, manifest, logs, procs))
+        if args.stay:
+            from blendr.identity import NodeIdentity
+
+            key = "0x" + bytes(NodeIdentity.load(rhome).account().key).hex()
+            rc = _stay(procs, logs, url, key) or rc
+        return rc
     finally:
         _say("stopping everything the demo started")
         for p in reversed(procs):
@@ -149,10 +239,8 @@ def main() -> int:
                 p.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 os.killpg(p.pid, signal.SIGKILL)
-        if ray_started:
-            import ray
-
-            ray.shutdown()
+        if ray_head is not None:
+            ray_head.stop()
         devnet.down(chain_cfg, echo=lambda s: None)
 
 

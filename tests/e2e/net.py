@@ -51,8 +51,9 @@ class Net:
     eth_url: str
     etc_url: str
     manifest: Manifest
-    head: RayHead
+    head: RayHead | None  # the Ray head renters' jobs run on; None: a network without providers
     tmp: Path
+    king_overrides: dict[str, Any] = field(default_factory=dict)  # king.* settings over king_config's
     king: KingApp | None = None
     queens: dict[str, QueenApp] = field(default_factory=dict)
     agents: dict[str, tuple[ProviderAgent, asyncio.Task[None]]] = field(default_factory=dict)
@@ -92,8 +93,8 @@ class Net:
             "chain.rpc_timeout_s": 5.0, **ov}, env={})
 
     async def start_king(self, port: int = 0) -> KingApp:
-        self.king = await start_king(self.king_config(**({"king.listen": f"127.0.0.1:{port}"} if port else {})),
-                                     manifest=self.manifest)
+        ov = {**self.king_overrides, **({"king.listen": f"127.0.0.1:{port}"} if port else {})}
+        self.king = await start_king(self.king_config(**ov), manifest=self.manifest)
         return self.king
 
     async def start_queen(self, name: str, **ov: Any) -> QueenApp:
@@ -112,6 +113,7 @@ class Net:
         """Starts a provider agent and waits until its queen admitted it and it passed a challenge
         (``runner_cls``: its job runner; a subclass injects a provider-side fault)."""
         q = self.queens[queen]
+        assert self.head is not None, "a network with providers needs a Ray head for renters' jobs"
         home = self.home(name, name)
         cfg = load_config(home, overrides={"rpc.ca_file": str(q.cfg.home / "tls" / "ca.crt"),
                                            "provider.reconnect_initial_s": 0.1, "provider.reconnect_max_s": 0.5,
@@ -181,11 +183,12 @@ class Net:
 
 
 @contextlib.asynccontextmanager
-async def network(eth_url: str, etc_url: str, manifest: Manifest, head: RayHead, tmp: Path, *,
+async def network(eth_url: str, etc_url: str, manifest: Manifest, head: RayHead | None, tmp: Path, *,
                   queens: tuple[str, ...] = ("queen1", "queen2"),
                   providers: tuple[tuple[str, str], ...] = (("provider1", "queen1"), ("provider2", "queen2")),
-                  ) -> AsyncIterator[Net]:
-    net = Net(eth_url, etc_url, manifest, head, tmp)
+                  king: dict[str, Any] | None = None) -> AsyncIterator[Net]:
+    """The network, stopped on exit (``king``: king.* settings over the defaults, e.g. king.web_listen)."""
+    net = Net(eth_url, etc_url, manifest, head, tmp, king_overrides=dict(king or {}))
     try:
         await net.start_king()
         for q in queens:
