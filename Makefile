@@ -54,7 +54,6 @@ install: $(STAMP) $(NODE_STAMP) $(WEB_STAMP)
 
 demo: $(STAMP) $(NODE_STAMP) $(WEB_STAMP)
 	@$(SANDBOX_TOOLS)
-	@$(BROWSER_TOOLS)
 	$(PY) -m blendrctl.demo $(DEMO_ARGS)
 
 # Lint first: a lint failure fails `make test` (and CI). The tests include every bench's --quick mode
