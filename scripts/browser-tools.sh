@@ -2,7 +2,7 @@
 # The browser the dApp's tests (tests/web/, Playwright) drive: Debian's chromium package. Playwright is pointed
 # at it (/usr/bin/chromium) and never downloads a browser of its own (`playwright install` is not used), so
 # nothing is fetched at test time. Installed from the Debian/Ubuntu package when missing (as root, or through
-# sudo); otherwise this stops and says what to install. `make test` and `make demo` run it.
+# sudo); otherwise this stops and says what to install. `make test` runs it.
 set -euo pipefail
 need=()
 command -v chromium >/dev/null 2>&1 || [ -x /usr/bin/chromium ] || need+=(chromium)
