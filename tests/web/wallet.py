@@ -146,7 +146,9 @@ class SentTransaction:
 
     @property
     def to(self) -> str:
-        return str(self.signed.get("to", ""))
+        """The recipient ("" for a contract creation)."""
+        to = self.signed.get("to")
+        return to if isinstance(to, str) else ""
 
     @property
     def data(self) -> bytes:
