@@ -78,14 +78,15 @@ class Dapp:
 
 @contextlib.asynccontextmanager
 async def _dapp(eth: AnvilProcess, etc: AnvilProcess, deployed: Any, head: RayHead | None, tmp: Path,
-                **kw: Any) -> AsyncIterator[Dapp]:
+                king: dict[str, Any] | None = None, **kw: Any) -> AsyncIterator[Dapp]:
+    """The network serving the dApp (``king``: more King settings, e.g. a short ``chain.gov_refresh_s``)."""
     if not (KING_STATIC / "index.html").is_file():
         pytest.fail(f"the dApp is not built ({KING_STATIC}/index.html is missing): run `npm run -s web:build` "
                     "(make web)")
     # a port chosen here rather than 0: the sign-in messages name the page's origin from king.web_listen
     [port] = free_ports(1)
-    async with network(eth.url, etc.url, deployed, head, tmp, king={"king.web_listen": f"127.0.0.1:{port}"},
-                       **kw) as net:
+    async with network(eth.url, etc.url, deployed, head, tmp,
+                       king={**(king or {}), "king.web_listen": f"127.0.0.1:{port}"}, **kw) as net:
         assert net.king is not None and net.king.web is not None, "the King started without its web listener"
         yield Dapp(net, net.king.web.url(), f"127.0.0.1:{net.king.port}", tmp / "king" / "tls" / "ca.crt",
                    ACCOUNTS["renter"])

@@ -9,6 +9,11 @@ Playwright binding to Python, where an ``eth_account`` LocalAccount answers as a
 - ``personal_sign`` (EIP-191), ``eth_signTypedData_v4`` (EIP-712, refused when the domain's chainId is not the
   wallet's chain, as MetaMask does), each recorded in full as the user would have been shown it;
 - ``wallet_switchEthereumChain`` (emits ``chainChanged``; 4902 for a chain outside ``chains`` when given);
+- with ``rpc_url`` (the chain ``chain_id``'s node): ``eth_sendTransaction`` as a wallet sends one (nonce, gas
+  estimate and EIP-1559 fees filled from the chain, signed with the key, sent raw; each kept in ``transactions``),
+  and the read methods a wallet proxies to its node (``READ_METHODS``: ``eth_call``, receipts, block number, gas
+  estimates and fees, balances). The node's JSON-RPC errors reach the page with their code and data (a revert
+  stays decodable); on another chain than the node's these answer 4901 (disconnected from that chain);
 - anything else: 4200 "unsupported method" (EIP-1193).
 
 Errors reach the page as ``ProviderRpcError`` (an ``Error`` with ``code`` and ``data``). ``reject`` names methods the
@@ -17,7 +22,10 @@ Errors reach the page as ``ProviderRpcError`` (an ``Error`` with ``code`` and ``
 
 from __future__ import annotations
 
+import asyncio
 import json
+import threading
+import urllib.request
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,6 +39,7 @@ BINDING = "__blendrWalletRequest"
 USER_REJECTED = 4001
 UNAUTHORIZED = 4100
 UNSUPPORTED_METHOD = 4200
+CHAIN_DISCONNECTED = 4901  # the wallet is on a chain it has no node for
 UNRECOGNIZED_CHAIN = 4902  # wallet_switchEthereumChain to a chain the wallet does not know (MetaMask's code)
 INVALID_PARAMS = -32602
 INTERNAL = -32603
@@ -128,21 +137,53 @@ class PersonalSignature:
 
 
 @dataclass
+class SentTransaction:
+    """An ``eth_sendTransaction`` the user approved: what the page asked for, what was signed, and its hash."""
+
+    request: dict[str, Any]  # as the page sent it (hex quantities)
+    signed: dict[str, Any]  # what the key signed (ints): chainId, nonce, gas, fees, to, value, data
+    hash: str
+
+    @property
+    def to(self) -> str:
+        """The recipient ("" for a contract creation)."""
+        to = self.signed.get("to")
+        return to if isinstance(to, str) else ""
+
+    @property
+    def data(self) -> bytes:
+        return bytes.fromhex(str(self.signed.get("data", "0x"))[2:])
+
+
+# The read methods a wallet answers from its node (MetaMask forwards these to its RPC).
+READ_METHODS = frozenset({
+    "eth_blockNumber", "eth_call", "eth_estimateGas", "eth_feeHistory", "eth_gasPrice", "eth_getBalance",
+    "eth_getBlockByNumber", "eth_getCode", "eth_getTransactionByHash", "eth_getTransactionCount",
+    "eth_getTransactionReceipt", "eth_maxPriorityFeePerGas",
+})
+
+
+@dataclass
 class DevWallet:
     """An injected EIP-1193 wallet holding ``account`` (a LocalAccount), on chain ``chain_id``.
 
     ``chains``: the chains ``wallet_switchEthereumChain`` accepts (empty: any). ``reject``: methods the user
-    declines (answered 4001). Records: ``requests`` (all), ``typed_data`` and ``personal`` (what was signed).
+    declines (answered 4001). ``rpc_url``: the node of chain ``chain_id`` (None: no transactions, no reads).
+    Records: ``requests`` (all), ``typed_data`` and ``personal`` (what was signed), ``transactions`` (what was sent).
     """
 
     account: Any
     chain_id: int = 31337
+    rpc_url: str | None = None
     chains: set[int] = field(default_factory=set)
     reject: set[str] = field(default_factory=set)
     connected: bool = False
     requests: list[WalletRequest] = field(default_factory=list)
     typed_data: list[TypedDataSignature] = field(default_factory=list)
     personal: list[PersonalSignature] = field(default_factory=list)
+    transactions: list[SentTransaction] = field(default_factory=list)
+    _send_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _node_chain_id: int | None = field(default=None, repr=False)
     _contexts: list[BrowserContext] = field(default_factory=list, repr=False)
 
     @property
@@ -184,12 +225,16 @@ class DevWallet:
                     await page.evaluate("([e, a]) => window.ethereum && window.ethereum.__emit(e, a)", [event, arg])
 
     # ------------------------------------------------------------------ answering the page
-    def _binding(self, source: Any, method: str, params: Any) -> dict[str, Any]:
+    async def _binding(self, source: Any, method: str, params: Any) -> dict[str, Any]:
         req = WalletRequest(method, params)
         self.requests.append(req)
         emits: list[tuple[str, Any]] = []
         try:
-            req.result = self.answer(method, params, emits)
+            if method == "eth_sendTransaction" or method in READ_METHODS:
+                # the node's answers are blocking HTTP: off the event loop, where the King of the test runs too
+                req.result = await asyncio.to_thread(self.answer, method, params, emits)
+            else:
+                req.result = self.answer(method, params, emits)
         except WalletError as exc:
             req.error = exc
             return {"error": {"code": exc.code, "message": exc.message, "data": exc.data}, "emit": emits}
@@ -202,11 +247,65 @@ class DevWallet:
             WalletError: the request is refused (codes as EIP-1193 and MetaMask give them).
         """
         handler = _HANDLERS.get(method)
+        if handler is None and method in READ_METHODS and self.rpc_url is not None:
+            return self.node(method, _as_list(params))
         if handler is None:
             raise WalletError(UNSUPPORTED_METHOD, f"the method {method} is not supported by this wallet")
         if method in self.reject:
             raise WalletError(USER_REJECTED, "User rejected the request.")
         return handler(self, _as_list(params), emits)
+
+    def node(self, method: str, params: list[Any]) -> Any:
+        """One JSON-RPC call to the wallet's node, as the wallet makes it for the page.
+
+        Raises:
+            WalletError: 4200 without ``rpc_url``; 4901 when the wallet is on another chain than its node's;
+                the node's own error (code, message, data) when it refused; -32603 when it did not answer.
+        """
+        if self.rpc_url is None:
+            raise WalletError(UNSUPPORTED_METHOD, f"the method {method} needs the wallet's node (no rpc_url)")
+        if method != "eth_chainId" and self.chain_id != self._node_chain():
+            raise WalletError(CHAIN_DISCONNECTED, f"the wallet has no node for chain {self.chain_id}")
+        return _json_rpc(self.rpc_url, method, params)
+
+    def _node_chain(self) -> int:
+        if self._node_chain_id is None:
+            self._node_chain_id = int(self.node("eth_chainId", []), 16)
+        return self._node_chain_id
+
+    def _send_transaction(self, params: list[Any], emits: list[tuple[str, Any]]) -> str:
+        if self.rpc_url is None:
+            raise WalletError(UNSUPPORTED_METHOD, "eth_sendTransaction needs the wallet's node (no rpc_url)")
+        if not params or not isinstance(params[0], dict):
+            raise WalletError(INVALID_PARAMS, "expected [{from, to, data, value, ...}]")
+        req: dict[str, Any] = params[0]
+        self._signer(req.get("from"))
+        q = _quantity
+        with self._send_lock:  # one nonce per transaction, as a wallet serialises its sends
+            call = {k: v for k, v in req.items() if k in {"from", "to", "data", "input", "value"}}
+            tx: dict[str, Any] = {
+                "chainId": self.chain_id,
+                "nonce": q(req["nonce"]) if "nonce" in req else
+                int(self.node("eth_getTransactionCount", [self.address, "pending"]), 16),
+                "to": req.get("to") or b"",
+                "value": q(req.get("value", "0x0")),
+                "data": req.get("data") or req.get("input") or "0x",
+                "gas": q(req["gas"]) if "gas" in req else int(self.node("eth_estimateGas", [call]), 16),
+            }
+            if "gasPrice" in req:
+                tx["gasPrice"] = q(req["gasPrice"])
+            else:
+                latest = self.node("eth_getBlockByNumber", ["latest", False])
+                base = int(latest.get("baseFeePerGas") or "0x0", 16)
+                tip = q(req["maxPriorityFeePerGas"]) if "maxPriorityFeePerGas" in req else \
+                    int(self.node("eth_maxPriorityFeePerGas", []), 16)
+                tx["maxPriorityFeePerGas"] = tip
+                tx["maxFeePerGas"] = q(req["maxFeePerGas"]) if "maxFeePerGas" in req else 2 * base + tip
+                tx["type"] = 2
+            signed = self.account.sign_transaction(tx)
+            tx_hash = str(self.node("eth_sendRawTransaction", [_hex(signed.raw_transaction)]))
+        self.transactions.append(SentTransaction(dict(req), tx, tx_hash))
+        return tx_hash
 
     def _request_accounts(self, params: list[Any], emits: list[tuple[str, Any]]) -> list[str]:
         if not self.connected:
@@ -278,7 +377,27 @@ _HANDLERS = {
     "wallet_switchEthereumChain": DevWallet._switch_chain,
     "personal_sign": DevWallet._personal_sign,
     "eth_signTypedData_v4": DevWallet._sign_typed_data,
+    "eth_sendTransaction": DevWallet._send_transaction,
 }
+
+
+def _quantity(v: Any) -> int:
+    return int(v, 16) if isinstance(v, str) else int(v)
+
+
+def _json_rpc(url: str, method: str, params: list[Any], timeout: float = 30.0) -> Any:
+    """One JSON-RPC call to ``url``; the node's error is raised as a WalletError with its code and data."""
+    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}).encode()
+    req = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            answer = json.loads(resp.read())
+    except (OSError, ValueError) as exc:
+        raise WalletError(INTERNAL, f"{method}: the wallet's node at {url} did not answer: {exc}") from None
+    if "error" in answer:
+        err = answer["error"]
+        raise WalletError(int(err.get("code", INTERNAL)), str(err.get("message", "")), err.get("data"))
+    return answer.get("result")
 
 
 def _as_list(params: Any) -> list[Any]:

@@ -11,6 +11,7 @@ import {
   SignInRefusedError,
 } from "./lib/errors";
 import { formatTokens } from "./lib/format";
+import { AlreadyVotedError, NoVotingPowerError, VoteRevertedError, VotingClosedError } from "./lib/vote";
 
 /** No EIP-1193 wallet (window.ethereum) in this browser. */
 export class NoWalletError extends Error {
@@ -63,6 +64,10 @@ export type ErrorKind =
   | "rejected"
   | "unknown-chain"
   | "input"
+  | "no-voting-power"
+  | "already-voted"
+  | "voting-closed"
+  | "vote-reverted"
   | "unknown";
 
 export interface UiError {
@@ -140,6 +145,24 @@ export function describeError(err: unknown, ctx: ErrorContext): UiError {
   if (err instanceof RenterError) {
     return ui("king-mismatch", `Nothing was signed: ${clip(err.message)}.`);
   }
+  if (err instanceof NoVotingPowerError) {
+    return ui(
+      "no-voting-power",
+      `Your address ${err.account} had no votes at this proposal's snapshot (${utc(err.snapshotUnix)}), so nothing was sent. ` +
+        `${ctx.symbol} counts as votes only once delegated (or staked) before a proposal's snapshot: delegate your votes to ` +
+        `yourself with \`blendr gov delegate ${err.account}\` (or call the token's delegate(${err.account}) from your wallet), ` +
+        "and you can vote on proposals made after that.",
+    );
+  }
+  if (err instanceof AlreadyVotedError) {
+    return ui("already-voted", `Your address ${err.account} has already voted on this proposal; the Governor counts one vote per address. Nothing was sent.`);
+  }
+  if (err instanceof VotingClosedError) {
+    return ui("voting-closed", `Voting on this proposal is not open on the chain now: it is ${err.state}. Nothing was sent; reload to see the proposals as they are.`);
+  }
+  if (err instanceof VoteRevertedError) {
+    return ui("vote-reverted", `Your vote's transaction ${err.tx} was mined but reverted (voting closed, or a vote from this address landed first); nothing was counted.`);
+  }
   if (err instanceof InputError) return ui("input", err.message);
   if (err instanceof BlendrError) return ui("input", `Please fix: ${clip(err.message)}.`);
   if (err instanceof ConnectError) return describeConnect(err, ctx);
@@ -202,6 +225,10 @@ function walletCode(err: unknown): number | undefined {
     e = (e as { cause?: unknown }).cause;
   }
   return undefined;
+}
+
+function utc(unix: bigint): string {
+  return new Date(Number(unix) * 1000).toISOString().replace("T", " ").replace(/\.\d+Z$/, " UTC");
 }
 
 function shortText(err: unknown): string {

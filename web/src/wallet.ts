@@ -4,7 +4,7 @@ import { createWalletClient, custom, type Hex } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 import { InputError, NoWalletError, WrongChainError } from "./errors";
 
-interface Eip1193 {
+export interface Eip1193 {
   request(args: { method: string; params?: unknown[] }): Promise<unknown>;
   on?(event: string, fn: (arg: unknown) => void): void;
   removeListener?(event: string, fn: (arg: unknown) => void): void;
@@ -34,6 +34,11 @@ export function onWalletChange(fn: (w: ConnectedWallet | null) => void): () => v
 function set(w: ConnectedWallet | null): void {
   current = w;
   for (const fn of listeners) fn(w);
+}
+
+/** The browser's EIP-1193 wallet (window.ethereum), if any: it signs, sends transactions and answers reads. */
+export function injectedProvider(): Eip1193 | undefined {
+  return provider();
 }
 
 function provider(): Eip1193 | undefined {

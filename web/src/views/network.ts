@@ -1,11 +1,21 @@
 // #/network (no wallet needed): pools, providers with their challenge pass rate, recent challenges with their
-// ETC batches, and governance proposals with their tallies (read-only).
+// ETC batches, and governance proposals with their tallies. With a browser wallet connected, an active proposal
+// can be voted on from here (castVote through the wallet); the tally shows once the King re-reads the proposals.
+import type { Hex } from "viem";
 import { network, renter } from "../api";
 import { h, mount, type Child } from "../dom";
 import type { ChallengeVerdict, Pool, ProviderView } from "../gen/protos/blendr/v1/network_pb";
 import { ProposalState, type Proposal } from "../gen/protos/blendr/v1/renter_pb";
-import { app, bytes, loading, markReady, pct, perGpuHour, ratioPct, shortAddr, showError, stackable, tflops, tok, txLink, when } from "../ui";
+import { governorReads, sendVote, voteRecorded } from "../governance";
+import { checkCanVote, tallyAfter, waitForTally, type Support } from "../lib/vote";
+import { fixes, needWallet } from "../session";
+import { app, bytes, clearError, loading, markReady, pct, perGpuHour, ratioPct, shortAddr, showError, stackable, tflops, tok, txLink, when } from "../ui";
+import { wallet } from "../wallet";
 import { passRateSparkline } from "./charts";
+
+// How the page waits for the King's next read of the proposals (chain.gov_refresh_s, 30 s by default).
+const TALLY_POLL_MS = 3_000;
+const TALLY_POLLS = 40; // two minutes
 
 export function renderNetwork(el: HTMLElement): () => void {
   const info = app.info;
@@ -53,7 +63,7 @@ export function renderNetwork(el: HTMLElement): () => void {
   });
   void section(sections.providers, "providers", () => network.listNetworkProviders({}), (r) => providersTable(r.providers));
   void section(sections.challenges, "challenges", () => network.listChallenges({ limit: 50 }), (r) => challengesTable(r.challenges, info?.etcExplorerTxUrl));
-  void section(sections.proposals, "proposals", () => renter.listProposals({ limit: 50 }), (r) => proposalsTable(r.proposals, r.asOfBlock));
+  void section(sections.proposals, "proposals", () => renter.listProposals({ limit: 50 }), (r) => proposalsTable(r.proposals, r.asOfBlock, () => live));
   return () => {
     live = false;
   };
@@ -161,13 +171,19 @@ const PROPOSAL_STATES: Record<ProposalState, string> = {
   [ProposalState.EXECUTED]: "executed",
 };
 
-function proposalsTable(proposals: Proposal[], asOf: bigint): HTMLElement {
+function proposalsTable(proposals: Proposal[], asOf: bigint, live: () => boolean): HTMLElement {
+  const asOfNote = h("p", { class: "muted", testid: "proposals-as-of" }, `As read at Ethereum block ${asOf}.`);
   const t = table(
     "proposals",
     "Governance proposals",
-    ["Proposal", "State", "For", "Against", "Abstain", "Quorum", "Voting"],
-    proposals.map((p) =>
-      h(
+    ["Proposal", "State", "For", "Against", "Abstain", "Quorum", "Voting", "Your vote"],
+    proposals.map((p) => {
+      const tally = {
+        votesFor: h("td", { testid: "proposal-for" }, tok(p.votesFor || "0")),
+        votesAgainst: h("td", { testid: "proposal-against" }, tok(p.votesAgainst || "0")),
+        votesAbstain: h("td", { testid: "proposal-abstain" }, tok(p.votesAbstain || "0")),
+      };
+      return h(
         "tr",
         { testid: "proposal-row", "data-proposal-id": p.proposalId, "data-state": PROPOSAL_STATES[p.state] },
         h(
@@ -178,16 +194,102 @@ function proposalsTable(proposals: Proposal[], asOf: bigint): HTMLElement {
           p.calls.length ? h("ul", { class: "calls" }, p.calls.map((c) => h("li", { testid: "proposal-call" }, c.text || `call ${shortAddr(c.target)}`))) : null,
         ),
         h("td", { testid: "proposal-state" }, PROPOSAL_STATES[p.state]),
-        h("td", { testid: "proposal-for" }, tok(p.votesFor || "0")),
-        h("td", { testid: "proposal-against" }, tok(p.votesAgainst || "0")),
-        h("td", { testid: "proposal-abstain" }, tok(p.votesAbstain || "0")),
+        tally.votesFor,
+        tally.votesAgainst,
+        tally.votesAbstain,
         h("td", { testid: "proposal-quorum" }, tok(p.quorum || "0")),
         h("td", { testid: "proposal-deadline" }, `${when(Number(p.snapshotUnix))} to ${when(Number(p.deadlineUnix))}`, p.etaUnix ? h("small", { class: "block muted" }, `executes after ${when(Number(p.etaUnix))}`) : null),
-      ),
-    ),
+        h("td", { testid: "proposal-vote" }, p.state === ProposalState.ACTIVE ? voteCell(p, tally, asOfNote, live) : "—"),
+      );
+    }),
     "No proposals yet.",
   );
-  return h("div", null, t, h("p", { class: "muted", testid: "proposals-as-of" }, `As read at Ethereum block ${asOf}.`));
+  return h("div", null, t, asOfNote);
+}
+
+const SUPPORT_LABEL: Record<Support, string> = { for: "For", against: "Against", abstain: "Abstain" };
+const SUPPORT_OF: Record<number, Support> = { 0: "against", 1: "for", 2: "abstain" };
+
+/** The vote buttons of an active proposal (a browser wallet), or why there are none. */
+function voteCell(p: Proposal, cells: Record<"votesFor" | "votesAgainst" | "votesAbstain", HTMLElement>, asOfNote: HTMLElement, live: () => boolean): Child {
+  const w = wallet();
+  if (!w) return h("small", { class: "muted", testid: "vote-connect" }, "Connect a browser wallet to vote.");
+  if (w.kind !== "injected") {
+    return h(
+      "small",
+      { class: "muted", testid: "vote-unavailable" },
+      "Voting needs a browser wallet, or use ",
+      h("code", null, `blendr gov vote ${p.proposalId} for`),
+      ".",
+    );
+  }
+  const status = h("div", { testid: "vote-status", "data-stage": "idle" });
+  const stage = (name: string, ...children: Child[]) => {
+    status.setAttribute("data-stage", name);
+    mount(status, ...children);
+  };
+  const buttons = (["for", "against", "abstain"] as const).map((support) =>
+    h("button", { type: "button", class: "secondary small", testid: `vote-${support}`, onclick: () => void vote(support) }, SUPPORT_LABEL[support]),
+  );
+  const enable = (on: boolean) => buttons.forEach((b) => (b.disabled = !on));
+
+  const vote = async (support: Support) => {
+    enable(false);
+    clearError();
+    let sent = false;
+    try {
+      stage("checking", h("small", { class: "muted" }, "Checking your votes at the proposal's snapshot…"));
+      const { w, info } = await needWallet();
+      const governance = info.governanceContract as Hex;
+      const proposalId = BigInt(p.proposalId);
+      await checkCanVote(governorReads(governance), proposalId, p.snapshotUnix, w.address);
+      stage("signing", h("small", { class: "muted" }, "Confirm the vote in your wallet…"));
+      const tx = await sendVote(w, governance, proposalId, support);
+      sent = true;
+      const txEl = txLink(tx, info.ethExplorerTxUrl, "vote-tx");
+      stage("pending", h("small", { class: "block" }, "Vote sent: ", txEl), h("small", { class: "muted" }, "Waiting for it to be mined…"));
+      const rec = await voteRecorded(tx);
+      const side = SUPPORT_OF[rec.support] ?? support;
+      const recorded = h(
+        "small",
+        { class: "block ok", testid: "vote-recorded", "data-support": side, "data-weight": String(rec.weight) },
+        `You voted ${SUPPORT_LABEL[side]} with ${tok(rec.weight)} (block ${rec.block}).`,
+      );
+      const waiting = h("small", { class: "block muted", testid: "vote-tally-note" }, "The tally updates when the King next reads the proposals…");
+      stage("recorded", h("small", { class: "block" }, "Vote sent: ", txEl), recorded, waiting);
+      const want = tallyAfter(p, side, rec.weight);
+      const seen = await waitForTally(
+        async () => (await renter.listProposals({ limit: 50 })).proposals.find((q) => q.proposalId === p.proposalId),
+        want,
+        { intervalMs: TALLY_POLL_MS, attempts: TALLY_POLLS, stopped: () => !live() },
+      );
+      if (!live()) return;
+      if (seen) {
+        mount(cells.votesFor, tok(seen.votesFor || "0"));
+        mount(cells.votesAgainst, tok(seen.votesAgainst || "0"));
+        mount(cells.votesAbstain, tok(seen.votesAbstain || "0"));
+        mount(asOfNote, "Tallies as the King last read them (after your vote).");
+        stage("counted", h("small", { class: "block" }, "Vote sent: ", txEl), recorded, h("small", { class: "block muted", testid: "vote-tally-note" }, "Counted in the tally above."));
+      } else {
+        stage(
+          "recorded",
+          h("small", { class: "block" }, "Vote sent: ", txEl),
+          recorded,
+          h(
+            "small",
+            { class: "block muted", testid: "vote-tally-note" },
+            "Your vote is on chain, but the King has not shown it in the tally yet (it re-reads proposals every chain.gov_refresh_s, 30 s by default). Reload later to see it.",
+          ),
+        );
+      }
+    } catch (e) {
+      if (!live()) return;
+      stage("failed", sent ? h("small", { class: "muted" }, "The vote did not go through.") : null);
+      enable(!sent);
+      showError(e, fixes(e));
+    }
+  };
+  return [h("div", { class: "row" }, buttons), status];
 }
 
 function firstLine(text: string): string {
