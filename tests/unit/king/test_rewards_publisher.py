@@ -9,11 +9,11 @@ from eth_utils import to_checksum_address
 
 from blendr.chain.rewards import ZERO_ROOT, Published
 from blendr.config import RewardsConfig
-from blendr.errors import ContractRevertError, UnavailableError
+from blendr.errors import ContractRevertError, StoreError, UnavailableError
 from blendr.rewards import EpochRewards, RewardKind, Settlement
 from blendr.store import MemoryStore
 from blendr.units import Wei, tokens
-from king.rewards import RewardPublisher
+from king.rewards import MAX_HOLDINGS, NS_REWARD_HOLDINGS, RewardHolding, RewardPublisher, reward_holdings
 
 P, R = RewardKind.PROVIDER_STAKING, RewardKind.RENTER_LOYALTY
 
@@ -66,7 +66,7 @@ class FakeChain:
         self.sent.append((e, k, rewards.total))
         if self.land_then_fail:
             raise ContractRevertError("TokenDistributorEpochRootAlreadySet")
-        return {"transactionHash": bytes(32)}
+        return {"transactionHash": bytes([len(self.sent)]) * 32}
 
 
 def s(rid: int, renter: int, provider: int, gpus: int = 1, secs: int = 3600, spent: int = 100) -> Settlement:
@@ -168,3 +168,98 @@ def test_after_a_long_outage_only_the_epochs_still_in_the_window_are_published()
     chain.publish = real  # type: ignore[method-assign]
     chain.inputs = {e: [s(e, 0xA, 0x1)] for e in range(36, 41)}
     assert [d.epoch for d in pub.step() if d.kind is P] == [37, 38, 39, 40]  # 27 and 36 are past it
+
+
+TX1, TX2 = "0x" + "01" * 32, "0x" + "02" * 32
+
+
+def test_each_published_amount_is_kept_per_address_newest_first() -> None:
+    chain = FakeChain(last=11, inputs={10: [s(1, 0xA, 0x1)], 11: [s(2, 0xA, 0x2, spent=300), s(3, 0xB, 0x2)]})
+    store = MemoryStore()
+    done = RewardPublisher(chain, store, RewardsConfig()).step()
+    txs = {(d.epoch, d.kind): d.tx for d in done}
+    assert reward_holdings(store, addr(0xA)) == [
+        RewardHolding(11, R, Wei(tokens("37.5")), txs[(11, R)]), RewardHolding(10, R, Wei(tokens(50)), txs[(10, R)])]
+    assert reward_holdings(store, addr(0x2)) == [RewardHolding(11, P, Wei(tokens(100)), txs[(11, P)])]
+    assert reward_holdings(store, addr(0xB)) == [RewardHolding(11, R, Wei(tokens("12.5")), txs[(11, R)])]
+    assert reward_holdings(store, addr(0xC)) == []
+    assert store.count(NS_REWARD_HOLDINGS) == 4  # 0x1, 0x2, 0xA, 0xB
+
+
+def test_keeping_again_changes_nothing() -> None:
+    chain = FakeChain(last=10, inputs={10: [s(1, 0xA, 0x1)]})
+    store = MemoryStore()
+    pub = RewardPublisher(chain, store, RewardsConfig())
+    pub.step()
+    kept = reward_holdings(store, addr(0xA))
+    assert len(kept) == 1 and kept[0].publish_tx.startswith("0x")
+    again = compute_for(chain, 10, R, 0xA)
+    pub._record(again, "")  # recomputed after the fact: the known transaction stays
+    pub._record(again, kept[0].publish_tx)
+    assert pub.step() == [] and reward_holdings(store, addr(0xA)) == kept
+
+
+def test_a_store_failure_after_publishing_is_saved_by_the_next_step() -> None:
+    """The amounts go with the cursor: a failed write leaves the cursor behind, and the next step recomputes the
+    epoch the chain holds (its transaction is then unknown) instead of losing it."""
+    chain = FakeChain(last=10, inputs={10: [s(1, 0xA, 0x1)]})
+    store = MemoryStore()
+    pub = RewardPublisher(chain, store, RewardsConfig(renter_pool="0"))
+    real = store._apply
+
+    def failing(ops: Any) -> None:
+        raise StoreError("database down")
+
+    store._apply = failing  # type: ignore[method-assign]
+    with pytest.raises(StoreError):
+        pub.step()
+    assert chain.sent == [(10, P, tokens(100))] and reward_holdings(store, addr(0x1)) == []
+    store._apply = real  # type: ignore[method-assign]
+    chain.last = 11
+    assert pub.step() == [] and chain.sent == [(10, P, tokens(100))]  # nothing sent twice
+    assert reward_holdings(store, addr(0x1)) == [RewardHolding(10, P, Wei(tokens(100)), "")]
+
+
+def test_a_resend_that_already_landed_keeps_the_amounts() -> None:
+    chain = FakeChain(last=10, inputs={10: [s(1, 0xA, 0x1)]})
+    chain.land_then_fail = True
+    store = MemoryStore()
+    RewardPublisher(chain, store, RewardsConfig()).step()
+    assert reward_holdings(store, addr(0x1)) == [RewardHolding(10, P, Wei(tokens(100)), "")]
+    assert reward_holdings(store, addr(0xA)) == [RewardHolding(10, R, Wei(tokens(50)), "")]
+
+
+def test_a_root_published_from_other_inputs_keeps_nothing() -> None:
+    chain = FakeChain(last=10, inputs={10: [s(1, 0xA, 0x1)]})
+    chain.roots[(10, P)] = (b"\x07" * 32, tokens(100))  # someone else's root, seen by a store left behind
+    store = MemoryStore()
+    store.put("rewards", f"cursor-{P.value}", {"next": 10})
+    RewardPublisher(chain, store, RewardsConfig(renter_pool="0")).step()
+    assert reward_holdings(store, addr(0x1)) == [] and store.get("rewards", f"cursor-{P.value}") == {"next": 11}
+
+
+def test_an_address_keeps_its_newest_entries_only() -> None:
+    last = 10 + MAX_HOLDINGS // 2 + 4
+    chain = FakeChain(last=10, inputs={e: [s(e, 0xA, 0xA + 1)] for e in range(10, last + 1)})
+    store = MemoryStore()
+    pub = RewardPublisher(chain, store, RewardsConfig())
+    for chain.last in range(10, last + 1):
+        pub.step()
+    renter, provider = reward_holdings(store, addr(0xA)), reward_holdings(store, addr(0xB))
+    assert len(renter) == len(provider) == last - 10 + 1 < MAX_HOLDINGS  # one kind each
+    both = RewardPublisher(chain, store, RewardsConfig())
+    for e in range(10, last + 1):  # the same address earning both kinds: 2 entries an epoch
+        both._record(compute_for(chain, e, P, 0xA), "")
+    kept = reward_holdings(store, addr(0xA))
+    assert len(kept) == MAX_HOLDINGS
+    assert [(h.epoch, h.kind) for h in kept[:3]] == [(last, R), (last, P), (last - 1, R)]
+    assert kept[-1].epoch == last - MAX_HOLDINGS // 2 + 1  # the oldest dropped
+    both._record(compute_for(chain, 10, P, 0xA), "")  # an entry older than every kept one: not brought back
+    assert reward_holdings(store, addr(0xA)) == kept
+
+
+def compute_for(chain: FakeChain, epoch: int, kind: RewardKind, account: int) -> EpochRewards:
+    """``kind`` rewards of ``epoch`` paid to ``account`` (as if it had earned the whole pool)."""
+    from blendr.rewards import compute
+    return compute(epoch, kind, [s(epoch, account + 1, account)] if kind is P else [s(epoch, account, account + 1)],
+                   chain.caps[kind])
