@@ -138,7 +138,9 @@ def wallet_to_proto(w: Wallet, *, chain_id: int, token_name: str, token_contract
                       vouchers=[rpb.VoucherHolding(id=v.id, gpu_model=v.model, price_per_gpu_hour=str(v.price_per_hour),
                                                    hours=v.hours) for v in w.vouchers],
                       fees_burned=str(b.burned) if b else "", fees_burn_pending=str(b.pending) if b else "",
-                      fee_burn_bps=b.burn_bps if b else 0, voucher_contract=voucher_contract)
+                      fee_burn_bps=b.burn_bps if b else 0, voucher_contract=voucher_contract,
+                      rewards=[rpb.RewardHolding(epoch=r.epoch, kind=r.kind.label, amount=str(r.amount),
+                                                 publish_tx=r.publish_tx) for r in w.rewards])
 
 
 # ---------------------------------------------------------------------------------------------- queens

@@ -31,6 +31,7 @@ from king.market import Market, Quote
 from king.outputs import OutputDesk, OutputStore
 from king.placement import Placer
 from king.rentals import RentalChain, RentalParams
+from king.rewards import RewardHolding, reward_holdings
 from king.scheduler import ModelOffer, Placement, ProviderOffer, Scheduler
 from king.stakes import StakeBook
 from king.vouchers import BurnTotals, VoucherHolding, VoucherView
@@ -52,6 +53,7 @@ class Wallet:
     # GPU-hours as tokens and the usage burn (king.vouchers); empty / None where the king has no ComputeVoucher
     vouchers: tuple[VoucherHolding, ...] = ()
     burns: BurnTotals | None = None
+    rewards: tuple[RewardHolding, ...] = ()  # the epoch rewards published for it, newest first (king.rewards)
 
 
 class KingCore:
@@ -302,12 +304,15 @@ class KingCore:
         return total
 
     async def wallet(self, renter: str) -> Wallet:
-        """The renter's GPUTOKEN balance, allowance to GPURental and permit nonce on Ethereum, and escrow.
+        """The renter's GPUTOKEN balance, allowance to GPURental and permit nonce on Ethereum, escrow, vouchers, and
+        the epoch rewards published for it (kept in the store by whichever king published them).
 
         Raises:
             UnavailableError: Ethereum cannot be read now.
+            StoreError: the store cannot be read.
         """
         ch = self.chain
+        renter = checksum_address(renter)
         try:
             balance, allowance, nonce = await asyncio.gather(
                 asyncio.to_thread(ch.balance, renter), asyncio.to_thread(ch.allowance, renter),
@@ -324,7 +329,8 @@ class KingCore:
             except BlendrError as exc:
                 log.warning("reading a wallet's vouchers failed", error=str(exc)[:200])
                 raise UnavailableError("the king cannot read Ethereum right now; try again") from None
-        return Wallet(renter, balance, allowance, self.in_escrow(renter), nonce, tuple(held), burns)
+        rewards = await asyncio.to_thread(reward_holdings, self.store, renter)
+        return Wallet(renter, balance, allowance, self.in_escrow(renter), nonce, tuple(held), burns, tuple(rewards))
 
     # ------------------------------------------------------------------ reads for operators and tests
     def job_states(self) -> dict[JobState, int]:

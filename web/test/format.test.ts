@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { InvalidArgumentError } from "../src/lib/errors";
-import { formatBytes, formatDuration, formatTokens, parseTokens } from "../src/lib/format";
+import { formatBytes, formatDuration, formatRewardEpoch, formatRewardKind, formatTokens, parseTokens } from "../src/lib/format";
 import { pyFixed, pyFloatRepr, pyJsonDumps } from "../src/lib/pyjson";
 import { checkRequestId, makeSpec, maxEscrow, randomRequestId, validateSpec, type Spec } from "../src/lib/spec";
 
@@ -96,5 +96,20 @@ describe("specs", () => {
     expect(checkRequestId(id)).toBe(id);
     expect(randomRequestId()).not.toBe(id);
     expect(() => checkRequestId("short")).toThrow(/16-64 characters/);
+  });
+});
+
+describe("rewards", () => {
+  it("shows an epoch as its UTC days, the last one it holds", () => {
+    expect(formatRewardEpoch(0)).toBe("#0 (1970-01-01 – 1970-01-07)");
+    expect(formatRewardEpoch(2914n)).toBe("#2914 (2025-11-06 – 2025-11-12)");
+    expect(formatRewardEpoch(1, 60)).toBe("#1 (1970-01-01 – 1970-01-01)");
+  });
+
+  it("names a kind by what earns it", () => {
+    expect(formatRewardKind("provider")).toBe("Provider (verified GPU-hours)");
+    expect(formatRewardKind("renter")).toBe("Renter (GPUTOKEN spent)");
+    expect(formatRewardKind("")).toBe("—");
+    expect(formatRewardKind("other")).toBe("other");
   });
 });

@@ -433,7 +433,7 @@ class JobOutputChunk(_message.Message):
     def __init__(self, attempt: _Optional[int] = ..., total_bytes: _Optional[int] = ..., data: _Optional[bytes] = ...) -> None: ...
 
 class Wallet(_message.Message):
-    __slots__ = ("address", "balance", "allowance", "in_escrow", "permit_nonce", "chain_id", "token_name", "token_contract", "rental_contract", "vouchers", "fees_burned", "fees_burn_pending", "fee_burn_bps", "voucher_contract")
+    __slots__ = ("address", "balance", "allowance", "in_escrow", "permit_nonce", "chain_id", "token_name", "token_contract", "rental_contract", "vouchers", "fees_burned", "fees_burn_pending", "fee_burn_bps", "voucher_contract", "rewards")
     ADDRESS_FIELD_NUMBER: _ClassVar[int]
     BALANCE_FIELD_NUMBER: _ClassVar[int]
     ALLOWANCE_FIELD_NUMBER: _ClassVar[int]
@@ -448,6 +448,7 @@ class Wallet(_message.Message):
     FEES_BURN_PENDING_FIELD_NUMBER: _ClassVar[int]
     FEE_BURN_BPS_FIELD_NUMBER: _ClassVar[int]
     VOUCHER_CONTRACT_FIELD_NUMBER: _ClassVar[int]
+    REWARDS_FIELD_NUMBER: _ClassVar[int]
     address: str
     balance: str
     allowance: str
@@ -462,7 +463,20 @@ class Wallet(_message.Message):
     fees_burn_pending: str
     fee_burn_bps: int
     voucher_contract: str
-    def __init__(self, address: _Optional[str] = ..., balance: _Optional[str] = ..., allowance: _Optional[str] = ..., in_escrow: _Optional[str] = ..., permit_nonce: _Optional[int] = ..., chain_id: _Optional[int] = ..., token_name: _Optional[str] = ..., token_contract: _Optional[str] = ..., rental_contract: _Optional[str] = ..., vouchers: _Optional[_Iterable[_Union[VoucherHolding, _Mapping]]] = ..., fees_burned: _Optional[str] = ..., fees_burn_pending: _Optional[str] = ..., fee_burn_bps: _Optional[int] = ..., voucher_contract: _Optional[str] = ...) -> None: ...
+    rewards: _containers.RepeatedCompositeFieldContainer[RewardHolding]
+    def __init__(self, address: _Optional[str] = ..., balance: _Optional[str] = ..., allowance: _Optional[str] = ..., in_escrow: _Optional[str] = ..., permit_nonce: _Optional[int] = ..., chain_id: _Optional[int] = ..., token_name: _Optional[str] = ..., token_contract: _Optional[str] = ..., rental_contract: _Optional[str] = ..., vouchers: _Optional[_Iterable[_Union[VoucherHolding, _Mapping]]] = ..., fees_burned: _Optional[str] = ..., fees_burn_pending: _Optional[str] = ..., fee_burn_bps: _Optional[int] = ..., voucher_contract: _Optional[str] = ..., rewards: _Optional[_Iterable[_Union[RewardHolding, _Mapping]]] = ...) -> None: ...
+
+class RewardHolding(_message.Message):
+    __slots__ = ("epoch", "kind", "amount", "publish_tx")
+    EPOCH_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    AMOUNT_FIELD_NUMBER: _ClassVar[int]
+    PUBLISH_TX_FIELD_NUMBER: _ClassVar[int]
+    epoch: int
+    kind: str
+    amount: str
+    publish_tx: str
+    def __init__(self, epoch: _Optional[int] = ..., kind: _Optional[str] = ..., amount: _Optional[str] = ..., publish_tx: _Optional[str] = ...) -> None: ...
 
 class VoucherHolding(_message.Message):
     __slots__ = ("id", "gpu_model", "price_per_gpu_hour", "hours")

@@ -14,12 +14,14 @@ import pytest
 from eth_account import Account
 
 from blendr.client import JobRequest, KingClient, RenterError
-from blendr.config import Config
+from blendr.config import Config, RewardsConfig
 from blendr.identity import NodeIdentity
 from blendr.payload import public_key_of
 from blendr.proof.fingerprints import FINGERPRINTS
+from blendr.rewards import Settlement
 from blendr.rpc.server import ServerHandle, start_server
 from blendr.store import MemoryStore
+from blendr.units import Wei
 from king.auth import Sessions
 from king.context import JobsConfig
 from king.core import KingCore
@@ -27,11 +29,13 @@ from king.gateway import RenterGatewayServicer
 from king.job import JobState
 from king.lifecycle import QueenEvent
 from king.pricing import Pricer, PricingParams, tokens
+from king.rewards import RewardPublisher
 from king.scheduler import ProviderOffer, Scheduler
 from protos.blendr.v1 import renter_pb2 as rpb
 from protos.blendr.v1 import renter_pb2_grpc as rpb_grpc
 from tests.fakes.queens import FakeClock, FakeQueens
 from tests.fakes.rental_chain import FakeRentalChain
+from tests.fakes.rewards_chain import FakeRewardsChain
 
 QUEEN = Account.create().address
 KING = Account.create().address
@@ -111,6 +115,27 @@ async def test_a_renter_submits_watches_and_cancels_through_the_sdk(gateway: Gat
         assert [j.job_id for j in listed] == [job.job_id]
         wallet = await king.wallet()
         assert int(wallet.in_escrow) == int(pb.rentals[0].escrow)  # cancelled, not settled yet
+
+
+async def test_the_wallet_lists_the_epoch_rewards_published_for_the_renter(gateway: Gateway) -> None:
+    renter, provider, other = Account.create(), Account.create(), Account.create()
+    gateway.chain.fund(renter.address, tokens("100"))
+
+    def paid(rid: int, who: str, spent: int) -> Settlement:
+        return Settlement(rid, who, provider.address, 1, 3600, Wei(spent))
+
+    rewards = FakeRewardsChain(last=11, inputs={10: [paid(1, renter.address, 100)],
+                                                11: [paid(2, renter.address, 300), paid(3, other.address, 100)]})
+    done = RewardPublisher(rewards, gateway.core.store, RewardsConfig(provider_pool="0")).step()
+    tx = {d.epoch: d.tx for d in done}
+    async with gateway.client(renter) as king:
+        await king.sign_in()
+        wallet = await king.wallet()
+        assert [(r.epoch, r.kind, r.amount, r.publish_tx) for r in wallet.rewards] == [
+            (11, "renter", str(tokens("37.5")), tx[11]), (10, "renter", str(tokens(50)), tx[10])]
+    async with gateway.client(provider) as king:  # nothing for it: the provider pool was 0
+        await king.sign_in()
+        assert list((await king.wallet()).rewards) == []
 
 
 async def _code(call: Any) -> grpc.StatusCode:

@@ -70,3 +70,21 @@ export function formatBytes(size: number | bigint): string {
   }
   return `${n} bytes`;
 }
+
+/** TokenDistributor.REWARD_EPOCH_DURATION (blendr.rewards.EPOCH_DURATION_S): reward epoch `e` is the week
+ *  `[e * duration, (e + 1) * duration)` of unix time. */
+export const REWARD_EPOCH_S = 7 * 24 * 3600;
+
+/** A reward epoch as its days, UTC: `#2914 (2025-11-06 – 2025-11-12)` (the last day it holds, not the end). */
+export function formatRewardEpoch(epoch: number | bigint, durationS = REWARD_EPOCH_S): string {
+  const e = Number(epoch);
+  const day = (unix: number) => new Date(unix * 1000).toISOString().slice(0, 10);
+  return `#${e} (${day(e * durationS)} – ${day((e + 1) * durationS - 1)})`;
+}
+
+/** A reward kind as the wallet shows it: what it is earned by ("provider" / "renter", blendr.rewards.RewardKind). */
+export function formatRewardKind(kind: string): string {
+  if (kind === "provider") return "Provider (verified GPU-hours)";
+  if (kind === "renter") return "Renter (GPUTOKEN spent)";
+  return kind || "—";
+}

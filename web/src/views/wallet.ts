@@ -1,9 +1,10 @@
 // #/wallet: the renter's wallet as the King sees it on chain (GetWallet).
 import { authed, renter } from "../api";
 import { h, mount } from "../dom";
-import type { Wallet } from "../gen/protos/blendr/v1/renter_pb";
+import type { RewardHolding, Wallet } from "../gen/protos/blendr/v1/renter_pb";
+import { formatRewardEpoch, formatRewardKind } from "../lib/format";
 import { fixes, needWallet } from "../session";
-import { app, kv, loading, markReady, pct, perGpuHour, showError, tok } from "../ui";
+import { app, kv, loading, markReady, pct, perGpuHour, showError, tok, txLink } from "../ui";
 
 export function renderWallet(el: HTMLElement): () => void {
   const body = h("div", { testid: "wallet-view" }, loading("wallet-loading"));
@@ -68,5 +69,45 @@ function walletView(w: Wallet): HTMLElement[] {
             ),
           ),
         ),
+    h("h2", null, "Rewards"),
+    rewardsView(w.rewards, app.info?.ethExplorerTxUrl),
   ];
+}
+
+/** The epoch rewards the King published for this address, newest first; the page does not claim them. */
+function rewardsView(rewards: RewardHolding[], ethTx: string | undefined): HTMLElement {
+  const claim = h(
+    "p",
+    { class: "muted", testid: "rewards-claim-note" },
+    "Claim them from the command line: ",
+    h("code", null, "blendr rewards claim"),
+    " (this page does not claim).",
+  );
+  if (rewards.length === 0) {
+    return h("div", null, h("p", { testid: "rewards-empty", class: "muted" }, "No rewards yet."), claim);
+  }
+  return h(
+    "div",
+    null,
+    h(
+      "table",
+      { testid: "rewards-table" },
+      h("thead", null, h("tr", null, ["Epoch", "Earned as", "Amount", "Published"].map((c) => h("th", { scope: "col" }, c)))),
+      h(
+        "tbody",
+        null,
+        rewards.map((r) =>
+          h(
+            "tr",
+            { testid: "reward-row", "data-epoch": String(r.epoch), "data-kind": r.kind },
+            h("td", { testid: "reward-epoch" }, formatRewardEpoch(r.epoch)),
+            h("td", { testid: "reward-kind" }, formatRewardKind(r.kind)),
+            h("td", { testid: "reward-amount", title: `${r.amount} wei` }, tok(r.amount)),
+            h("td", null, txLink(r.publishTx, ethTx, "reward-publish-tx")),
+          ),
+        ),
+      ),
+    ),
+    claim,
+  );
 }
