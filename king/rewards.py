@@ -8,7 +8,7 @@ Guarantees:
 
 - Idempotent and restart-safe: the chain is the record. An epoch already holding a root is skipped; a publish
   refused because another transaction of ours already landed is re-read and counted as done. A cursor in the
-  store only saves re-reading empty epochs after a restart.
+  store saves re-reading empty epochs after a restart, and marks how far the amounts below are kept.
 - Never more than the cap: the pool is cut to ``epochRewardCap`` (TokenDistributor refuses more anyway).
 - Empty epochs (nobody earned, or a cap of 0) publish nothing and are not looked at again.
 - Every published epoch's amounts are kept per address (:data:`NS_REWARD_HOLDINGS`, the newest
@@ -182,6 +182,7 @@ class RewardPublisher:
 
         Raises:
             ChainError / UnavailableError: the RPC failed (nothing half-done: the next step starts over).
+            StoreError: the store failed (an epoch published but not kept is kept by the next step).
         """
         if not self.cfg.publish or not self.can_publish():
             return []
