@@ -25,7 +25,11 @@ def tokens_text(wei: int | str) -> str:
 
 async def open_view(page: Page, url: str, route: str) -> None:
     """Goes to ``#/route`` (a hash change, or the first load) and waits until that view marked itself ready."""
-    await page.goto(url + "#/" + route)
+    target = url + "#/" + route
+    if page.url == target:
+        await page.reload()  # the same address again is no navigation (no hashchange): load it afresh
+    else:
+        await page.goto(target)
     view = route.split("?")[0].split("/")[0]
     await expect(page.locator(f'[data-testid=view][data-view="{"job" if "/" in route else view}"]')).to_have_attribute(
         "data-ready", "1")

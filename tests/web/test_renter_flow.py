@@ -66,7 +66,7 @@ async def test_a_renter_rents_watches_settles_and_cancels_in_the_page(
     await connect(page)
     await expect(tid(page, "wallet-address")).to_have_attribute("title", wallet.address)
 
-    await errors_before_signing(dapp, wallet, page, tmp_path, shot)
+    await errors_before_signing(dapp, wallet, page, workdir, tmp_path, shot)
 
     renter = ACCOUNTS["renter"].address
     providers = [ACCOUNTS[p].address for p in ("provider1", "provider2")]
@@ -132,7 +132,8 @@ async def network_view_without_wallet(dapp: Dapp, browser: Browser, shot: Shot) 
         await ctx.close()
 
 
-async def errors_before_signing(dapp: Dapp, wallet: DevWallet, page: Page, tmp_path: Path, shot: Shot) -> None:
+async def errors_before_signing(dapp: Dapp, wallet: DevWallet, page: Page, workdir: Path, tmp_path: Path,
+                                shot: Shot) -> None:
     """Max price under the quote (closest offers listed), a folder over the King's payload limit and a balance too
     low: each shown with its kind, and the wallet was asked for no typed data."""
     await open_view(page, dapp.url, "submit?model=cpu")
@@ -167,7 +168,8 @@ async def errors_before_signing(dapp: Dapp, wallet: DevWallet, page: Page, tmp_p
     poor = Account.create()
     await wallet.set_account(poor)
     await expect(tid(page, "wallet-address")).to_have_attribute("title", poor.address)
-    await fill_job(page, "python job.py", "3")  # the view drew again for the new account: the form is empty
+    # the form kept what was typed (a wallet change does not wipe it); the renter picks the small project instead
+    await fill_job(page, "python job.py 6", "3", folder=workdir)
     await quote(page)
     await tid(page, "sign-submit").click()
     await error_shown(page, "insufficient-balance", "Your balance is too low: you hold 0 GPUTOKEN, and this job locks up to")
@@ -185,7 +187,9 @@ async def submit_and_check_signatures(dapp: Dapp, wallet: DevWallet, page: Page,
     await open_view(page, dapp.url, "submit?model=cpu")
     await fill_job(page, entrypoint, "3", folder=workdir)
     signed = len(wallet.typed_data)
-    await quote(page)
+    await quote(page)  # connects the wallet when the page has none yet: the form keeps what was typed
+    await expect(tid(page, "wallet-address")).to_have_attribute("title", wallet.address)
+    await expect(tid(page, "submit-entrypoint")).to_have_value(entrypoint)
     await expect(tid(page, "quote-candidates")).to_contain_text("provider")
     await expect(tid(page, "quote-price")).to_contain_text("GPUTOKEN / GPU-hour")
     await expect(tid(page, "error")).to_be_hidden()
