@@ -78,7 +78,7 @@ async def test_a_renter_rents_watches_settles_and_cancels_in_the_page(
     # the README's picture (docs/images/dapp-job.png is a copy of it): the settled job with its receipt in view,
     # at the window's size
     await tid(page, "receipt").scroll_into_view_if_needed()
-    await page.screenshot(path=str(tmp_path / "screens" / "dapp-job.png"))
+    await page.screenshot(path=str(tmp_path / "dapp-job.png"))
 
     # the jobs list and the wallet
     await open_view(page, dapp.url, "jobs")
@@ -192,6 +192,7 @@ async def submit_and_check_signatures(dapp: Dapp, wallet: DevWallet, page: Page,
     await expect(tid(page, "submit-entrypoint")).to_have_value(entrypoint)
     await expect(tid(page, "quote-candidates")).to_contain_text("provider")
     await expect(tid(page, "quote-price")).to_contain_text("GPUTOKEN / GPU-hour")
+    await expect(tid(page, "quote-max-escrow")).to_have_text("0.05 GPUTOKEN (1 GPU × 1 min at your max price)")
     await expect(tid(page, "error")).to_be_hidden()
     assert len(wallet.typed_data) == signed, "typed data was requested before Sign and submit"
     await shot(page, "submit-with-quote")

@@ -7,7 +7,7 @@ import { h, mount } from "../dom";
 import { InputError, MaxPriceError } from "../errors";
 import { parseEnv, parseGpus, parseHours, pathInFolder, pricedOut } from "../forms";
 import type { Offer, Quote } from "../gen/protos/blendr/v1/renter_pb";
-import { parseTokens } from "../lib/format";
+import { formatDuration, parseTokens } from "../lib/format";
 import { loadOrCreateOutputKey } from "../lib/payload";
 import { NoProviderError } from "../lib/errors";
 import { buildSubmission, randomRequestId } from "../lib/submit";
@@ -264,7 +264,6 @@ export function renderSubmit(el: HTMLElement, route: Route): () => void {
 
 function showQuote(box: HTMLElement, quote: Quote, spec: Spec): void {
   box.hidden = false;
-  const hoursTotal = spec.durationS / 3600;
   mount(
     box,
     h("h2", null, "Quote"),
@@ -274,7 +273,7 @@ function showQuote(box: HTMLElement, quote: Quote, spec: Spec): void {
       h("dt", null, "Price now"),
       h("dd", { testid: "quote-price" }, perGpuHour(quote.pricePerGpuHour)),
       h("dt", null, "Most locked in escrow"),
-      h("dd", { testid: "quote-max-escrow" }, `${tok(quote.maxEscrow)} (${spec.gpus} GPU × ${hoursTotal} h at your max price)`),
+      h("dd", { testid: "quote-max-escrow" }, `${tok(quote.maxEscrow)} (${spec.gpus} GPU × ${formatDuration(spec.durationS)} at your max price)`),
       h("dt", null, "Candidate providers"),
       h("dd", { testid: "quote-candidates" }, `${quote.candidates.length} provider${quote.candidates.length === 1 ? "" : "s"}`),
     ),
