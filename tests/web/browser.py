@@ -24,12 +24,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from playwright.async_api import ConsoleMessage, Page, Request, Response
+from playwright.async_api import ConsoleMessage, Page, Request, Response, ViewportSize
 
 REPO = Path(__file__).resolve().parents[2]
 KING_STATIC = REPO / "king" / "static"
 JS_GZ_BUDGET = 300 * 1000  # bytes: the goal for the page's JavaScript, gzipped (gzip -9)
-VIEWPORT = {"width": 1280, "height": 800}
+VIEWPORT: ViewportSize = {"width": 1280, "height": 800}
 
 
 def chromium_path() -> str | None:

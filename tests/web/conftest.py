@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.async_api import Browser, BrowserContext, Page, async_playwright
+from playwright.async_api import Browser, BrowserContext, Page, async_playwright, expect
 
 from blendr.chain.anvil import AnvilProcess
 from blendr.client import KingClient
@@ -54,6 +54,10 @@ from tests.web.browser import (
     screenshot,
 )
 from tests.web.wallet import DevWallet
+
+# Playwright's expect() waits 5 s by default: too short for a page waiting on the King on a busy 2-core machine.
+# The tests still wait for conditions (never for time); this only bounds how long before one is a failure.
+expect.set_options(timeout=30_000)
 
 
 @dataclass

@@ -40,3 +40,17 @@ export function pathInFolder(relativePath: string): string {
   const parts = relativePath.split("/").filter((p) => p !== "" && p !== ".");
   return parts.length > 1 ? parts.slice(1).join("/") : parts.join("/");
 }
+
+/** The offers a max price alone keeps the job from: the model asked for (any when none), enough GPUs free, and an
+ * ask above `maxPrice` (wei per GPU-hour), cheapest quote first. A quote with no candidate and such offers means
+ * "raise your max price", not "no provider" (the King's quote says so only in words: its reason). */
+export function pricedOut<O extends { gpuModel: string; gpusFree: number; minAskPerGpuHour: string; quotePerGpuHour: string }>(
+  offers: O[],
+  spec: { gpus: number; gpuModel: string; maxPricePerGpuHour: bigint },
+): O[] {
+  const wei = (s: string) => (/^\d+$/.test(s) ? BigInt(s) : 0n);
+  const price = (o: O) => wei(o.quotePerGpuHour) || wei(o.minAskPerGpuHour);
+  return offers
+    .filter((o) => (!spec.gpuModel || o.gpuModel === spec.gpuModel) && o.gpusFree >= spec.gpus && wei(o.minAskPerGpuHour) > spec.maxPricePerGpuHour)
+    .sort((x, y) => (price(x) < price(y) ? -1 : price(x) > price(y) ? 1 : 0));
+}

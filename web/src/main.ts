@@ -18,6 +18,9 @@ import { onWalletChange } from "./wallet";
 /** A view draws into its element and returns what stops it (streams, timers) when the page moves on. */
 export type View = (el: HTMLElement, route: Route) => (() => void) | void;
 
+/** Views whose state is the renter's input, not the wallet's data: a wallet change does not draw them again. */
+const KEEPS_FORM_ON_WALLET_CHANGE: ReadonlySet<Route["view"]> = new Set(["submit"]);
+
 const header = h("header", { testid: "header" });
 const main = h("main", { id: "view", testid: "view", tabindex: "-1" });
 let stop: (() => void) | void;
@@ -78,9 +81,17 @@ function start(): void {
     clearError();
     render();
   });
-  // Another account or chain: views that show the renter's data draw again for it.
+  // Another account or chain: views that show the renter's data draw again for it. The submit form keeps what the
+  // renter typed: "Get quote" and "Sign and submit" connect the wallet themselves, and drawing the form again then
+  // would wipe it and drop the action under way (only the header shows the new wallet).
   onWalletChange((w) => {
-    app.rerender();
+    const route = parseRoute(location.hash);
+    if (KEEPS_FORM_ON_WALLET_CHANGE.has(route.view)) {
+      clearError();
+      renderHeader(header, route);
+    } else {
+      app.rerender();
+    }
     // A wallet that moved to another chain is told so at once, with the button that moves it back.
     if (w && w.kind === "injected" && app.info && w.chainId !== app.info.ethChainId) {
       const e = new WrongChainError(w.chainId, app.info.ethChainId);

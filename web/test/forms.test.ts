@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { InputError } from "../src/errors";
-import { parseEnv, parseGpus, parseHours, pathInFolder } from "../src/forms";
+import { parseEnv, parseGpus, parseHours, pathInFolder, pricedOut } from "../src/forms";
 import { storedToken, sessionKey } from "../src/tokens";
 
 describe("parseEnv", () => {
@@ -64,5 +64,25 @@ describe("storedToken", () => {
     s.setItem(sessionKey("0xab"), "{");
     expect(storedToken(s, "0xab", 0)).toBeNull();
     expect(s.length).toBe(0);
+  });
+});
+
+describe("pricedOut", () => {
+  const E18 = 10n ** 18n;
+  const offer = (gpuModel: string, gpusFree: number, ask: bigint, quote: bigint) =>
+    ({ gpuModel, gpusFree, minAskPerGpuHour: ask.toString(), quotePerGpuHour: quote.toString() });
+  const spec = (maxPricePerGpuHour: bigint, gpuModel = "cpu", gpus = 1) => ({ gpus, gpuModel, maxPricePerGpuHour });
+
+  it("lists the offers of the model that only the max price rules out, cheapest quote first", () => {
+    const a = offer("cpu", 2, E18 / 2n, E18), b = offer("cpu", 1, E18 / 2n, E18 / 2n);
+    expect(pricedOut([a, b, offer("h100", 4, E18, E18)], spec(E18 / 10n))).toEqual([b, a]);
+    expect(pricedOut([a, offer("h100", 4, E18, E18)], spec(E18 / 10n, ""))).toHaveLength(2); // any model
+  });
+
+  it("is empty when the price is not what stands in the way", () => {
+    expect(pricedOut([offer("cpu", 1, E18 / 2n, E18)], spec(E18 / 2n))).toEqual([]); // the ask fits the max
+    expect(pricedOut([offer("cpu", 1, E18 / 2n, E18)], spec(E18 / 10n, "cpu", 2))).toEqual([]); // too few GPUs free
+    expect(pricedOut([offer("h100", 1, E18, E18)], spec(E18 / 10n))).toEqual([]); // another model
+    expect(pricedOut([], spec(1n))).toEqual([]);
   });
 });

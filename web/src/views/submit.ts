@@ -1,13 +1,13 @@
-// #/submit: the job form. "Get quote" shows the price, the most the escrow locks and the candidates (or why
-// nothing fits, with the closest offers) before anything is signed; "Sign and submit" packs, encrypts and
+// #/submit: the job form. "Get quote" (signed in: the King quotes renters only) shows the price, the most the
+// escrow locks and the candidates (or why nothing fits, with the closest offers) before any typed data is signed; "Sign and submit" packs, encrypts and
 // signs with the wallet (buildSubmission), submits, and opens the job.
 import { authed, renter } from "../api";
 import { isArchive, unpackArchive } from "../archive";
 import { h, mount } from "../dom";
 import { InputError, MaxPriceError } from "../errors";
-import { parseEnv, parseGpus, parseHours, pathInFolder } from "../forms";
+import { parseEnv, parseGpus, parseHours, pathInFolder, pricedOut } from "../forms";
 import type { Offer, Quote } from "../gen/protos/blendr/v1/renter_pb";
-import { parseTokens } from "../lib/format";
+import { formatDuration, parseTokens } from "../lib/format";
 import { loadOrCreateOutputKey } from "../lib/payload";
 import { NoProviderError } from "../lib/errors";
 import { buildSubmission, randomRequestId } from "../lib/submit";
@@ -156,17 +156,35 @@ export function renderSubmit(el: HTMLElement, route: Route): () => void {
   const getQuote = async (): Promise<Quote | null> => {
     clearError();
     const spec = readSpec();
-    progress.textContent = "Asking the King for a quote…";
-    const quote = await renter.getQuote({ spec: specProto(spec) });
+    // GetQuote is a signed-in call (the King answers renters it knows): connect and sign in first. Sign-in is
+    // EIP-4361 text that moves no money; the typed data (intents, permit) waits for "Sign and submit".
+    const { w, info } = await needWallet();
+    progress.textContent = "Asking the King for a quote (sign in if your wallet asks)…";
+    const quote = await authed(w, info, () => renter.getQuote({ spec: specProto(spec) }));
     if (!live) return null;
     progress.textContent = "";
     quoted = { key: specKey(spec), quote };
     showQuote(quoteBox, quote, spec);
     const fits = quote.candidates.length > 0 && spec.maxPricePerGpuHour >= BigInt(quote.pricePerGpuHour || "0");
     submitBtn.disabled = !fits;
-    if (quote.candidates.length === 0) showError(new NoProviderError(quote.reason || "no provider fits", quote.closest));
-    else if (!fits) showError(new MaxPriceError(spec.maxPricePerGpuHour, BigInt(quote.pricePerGpuHour), closestTo(spec)));
+    const unfit = whyUnfit(quote, spec);
+    if (unfit) showError(unfit);
     return quote;
+  };
+
+  /** Why the quote cannot take this job (the max price, or no provider), or null when it can. */
+  const whyUnfit = (quote: Quote, spec: Spec): Error | null => {
+    if (quote.candidates.length === 0) {
+      // Providers of this model with GPUs free that ask more than the max: the price is what to change.
+      const priced = pricedOut(quote.closest.length ? quote.closest : offers, spec);
+      const first = priced[0];
+      if (first) return new MaxPriceError(spec.maxPricePerGpuHour, BigInt(first.quotePerGpuHour || first.minAskPerGpuHour), priced);
+      return new NoProviderError(quote.reason || "no provider fits", quote.closest);
+    }
+    if (spec.maxPricePerGpuHour < BigInt(quote.pricePerGpuHour || "0")) {
+      return new MaxPriceError(spec.maxPricePerGpuHour, BigInt(quote.pricePerGpuHour), closestTo(spec));
+    }
+    return null;
   };
 
   quoteBtn.addEventListener("click", async () => {
@@ -194,10 +212,8 @@ export function renderSubmit(el: HTMLElement, route: Route): () => void {
       return;
     }
     const quote = quoted.quote;
-    if (quote.candidates.length === 0) throw new NoProviderError(quote.reason || "no provider fits", quote.closest);
-    if (spec.maxPricePerGpuHour < BigInt(quote.pricePerGpuHour || "0")) {
-      throw new MaxPriceError(spec.maxPricePerGpuHour, BigInt(quote.pricePerGpuHour), closestTo(spec));
-    }
+    const unfit = whyUnfit(quote, spec);
+    if (unfit) throw unfit;
     const { w, info } = await needWallet();
     progress.textContent = "Reading your wallet (sign in if your wallet asks)…";
     const walletState = await authed(w, info, () => renter.getWallet({}));
@@ -248,7 +264,6 @@ export function renderSubmit(el: HTMLElement, route: Route): () => void {
 
 function showQuote(box: HTMLElement, quote: Quote, spec: Spec): void {
   box.hidden = false;
-  const hoursTotal = spec.durationS / 3600;
   mount(
     box,
     h("h2", null, "Quote"),
@@ -258,7 +273,7 @@ function showQuote(box: HTMLElement, quote: Quote, spec: Spec): void {
       h("dt", null, "Price now"),
       h("dd", { testid: "quote-price" }, perGpuHour(quote.pricePerGpuHour)),
       h("dt", null, "Most locked in escrow"),
-      h("dd", { testid: "quote-max-escrow" }, `${tok(quote.maxEscrow)} (${spec.gpus} GPU × ${hoursTotal} h at your max price)`),
+      h("dd", { testid: "quote-max-escrow" }, `${tok(quote.maxEscrow)} (${spec.gpus} GPU × ${formatDuration(spec.durationS)} at your max price)`),
       h("dt", null, "Candidate providers"),
       h("dd", { testid: "quote-candidates" }, `${quote.candidates.length} provider${quote.candidates.length === 1 ? "" : "s"}`),
     ),
