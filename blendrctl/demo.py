@@ -32,7 +32,6 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -104,6 +103,18 @@ def _wait_log(log: Path, pattern: re.Pattern[str], proc: subprocess.Popen[bytes]
         time.sleep(0.2)
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _stoppable() -> None:
+    """Ctrl-C (SIGINT) and SIGTERM stop the demo and everything it started, wherever they arrive: SIGINT's handler is
+    set again (a demo started in the background inherits SIGINT ignored), and SIGTERM interrupts like Ctrl-C instead
+    of killing the demo before it stops its processes."""
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _interrupt)
+
+
 def _stay(procs: list[subprocess.Popen[bytes]], logs: Path, url: str, renter_key: str) -> int:
     """Keeps the network running until Ctrl-C (SIGINT) or SIGTERM: 0; or until one of its processes exits: 1."""
     _say("the network stays up until you press Ctrl-C")
@@ -111,23 +122,21 @@ def _stay(procs: list[subprocess.Popen[bytes]], logs: Path, url: str, renter_key
     print(f"   a devnet renter's private key, for the page's \"Use a devnet key\": {renter_key}")
     print("   (a devnet key: every node on this machine knows it; never use it on a real chain)")
     print("   stop: press Ctrl-C (everything the demo started is stopped)", flush=True)
-    stop = threading.Event()
-    previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
-        while not stop.wait(1.0):
+        while True:
+            time.sleep(1.0)
             dead = [p for p in procs if p.poll() is not None]
             if dead:
                 print(f"a demo process exited (code {dead[0].returncode}); see the logs in {logs}", file=sys.stderr)
                 return 1
     except KeyboardInterrupt:
         print(flush=True)
-    finally:
-        signal.signal(signal.SIGTERM, previous)
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _args(argv)
+    _stoppable()
     from blendr import devnet
     from blendr.config import load_config
     from blendr.telemetry import configure_logging

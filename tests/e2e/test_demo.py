@@ -34,11 +34,18 @@ KEY = re.compile(r'"Use a devnet key": (0x[0-9a-f]{64})')
 STAY = "stop: press Ctrl-C"
 
 
+def _as_a_background_job() -> None:
+    # A command started in the background by a non-interactive shell (`make test &`, many CI runners) inherits
+    # SIGINT ignored: the demo must still stop at Ctrl-C, so every demo here starts that way.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def demo(cwd: Path, *args: str) -> subprocess.Popen[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("BLENDR_")}
     env.update(PYTHONPATH=str(REPO), BLENDR_DEMO_SIZE="256", PYTHONUNBUFFERED="1")
     return subprocess.Popen([sys.executable, "-m", "blendrctl.demo", *args], cwd=cwd, env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+                            preexec_fn=_as_a_background_job)
 
 
 class Lines:
@@ -115,9 +122,9 @@ def test_demo_stays_up_with_the_page_until_ctrl_c(tmp_path: Path) -> None:
 
 
 def stop(proc: subprocess.Popen[str]) -> None:
-    """Stops a demo still running the way a person would (Ctrl-C: it stops every process it started), then hard."""
+    """Stops a demo still running with SIGTERM (it stops every process it started, as at Ctrl-C), then hard."""
     if proc.poll() is None:
-        os.kill(proc.pid, signal.SIGINT)
+        os.kill(proc.pid, signal.SIGTERM)
         try:
             proc.wait(timeout=120)
         except subprocess.TimeoutExpired:
