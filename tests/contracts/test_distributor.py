@@ -371,8 +371,12 @@ def test_a_leaked_key_cannot_publish_a_backlog_of_epochs(eth: Web3, contracts: t
     # an epoch still in its window is publishable until the window closes, then skipped for good
     increase_time(eth, (current + 1) * EPOCH - now(eth))
     assert dist.functions.nextRewardEpoch(RENTER_LOYALTY).call() == current + 1 - window
-    increase_time(eth, (current + 1 + window) * EPOCH - 1 - now(eth))
-    send(dist.functions.setEpochRoot(current, RENTER_LOYALTY, root, E18), admin)  # its last second
+    # its last second, exactly: the block is mined at that timestamp (moving the clock there first and then sending
+    # let a busy machine's next second close the window); no estimate, whose pending block keeps the wall clock
+    last_second = (current + 1 + window) * EPOCH - 1
+    eth.provider.make_request("evm_setNextBlockTimestamp", [last_second])  # type: ignore[arg-type]
+    receipt = send(dist.functions.setEpochRoot(current, RENTER_LOYALTY, root, E18), admin, gas=1_000_000)
+    assert eth.eth.get_block(receipt["blockNumber"])["timestamp"] == last_second
 
 
 def test_claim_errors(eth: Web3, contracts: tuple[Contract, Contract]) -> None:
