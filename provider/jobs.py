@@ -77,6 +77,8 @@ from provider.sandbox import (
     SandboxError,
     SandboxSpec,
     check_backend,
+    gvisor_memory_advice,
+    host_thp,
 )
 
 log = get_logger("blendr.provider.jobs")
@@ -345,6 +347,9 @@ class JobRunner:
             check_backend(sandbox, job_network)
         except SandboxError as exc:  # the readiness check fails with the same words: not offered until fixed
             log.error("renters' jobs cannot run in the configured sandbox", sandbox=sandbox, error=str(exc))
+        else:
+            if sandbox == "gvisor" and (advice := gvisor_memory_advice(host_thp())):
+                log.warning("gVisor jobs will run slower than they could", advice=advice)
         self._limits = limits or (lambda gpus: Limits())
         self._job_uid = job_uid
         # Our own threads: the Ray SDK blocks (requests, no timeouts), and a hung dashboard must not

@@ -359,6 +359,39 @@ def check_backend(kind: str, network: str) -> None:
                                "use \"bubblewrap\" for outbound network")
 
 
+THP_DIR = Path("/sys/kernel/mm/transparent_hugepage")
+
+
+def host_thp(root: Path = THP_DIR) -> dict[str, str | None]:
+    """The host's transparent huge page modes: ``enabled`` (anonymous memory) and ``shmem_enabled`` (shared
+    memory and memfds); the bracketed choice of each file, None where the kernel has no such file."""
+    out: dict[str, str | None] = {}
+    for name in ("enabled", "shmem_enabled"):
+        try:
+            text = (root / name).read_text()
+        except OSError:
+            out[name] = None
+            continue
+        chosen = re.search(r"\[([a-z_]+)\]", text)
+        out[name] = chosen.group(1) if chosen else None
+    return out
+
+
+def gvisor_memory_advice(thp: dict[str, str | None]) -> str:
+    """What to tell an operator whose host keeps gVisor's jobs on small pages ("" when nothing).
+
+    gVisor backs all of a job's memory with one memfd, which is shared memory to the host kernel: with
+    ``shmem_enabled`` at ``never`` (the kernel's default) or ``deny`` a job gets 4 KiB pages only, where the same
+    job outside a sandbox gets 2 MiB ones (NumPy asks for them), and TLB-bound work such as matrix multiplies runs
+    a few per cent slower (bench/sandbox.py measured 0.974x with ``never``; see docs/sandbox.md)."""
+    mode = thp.get("shmem_enabled")
+    if mode in ("never", "deny"):
+        return (f"this host's shared-memory huge pages are off (transparent_hugepage/shmem_enabled = {mode}): "
+                "gVisor jobs run on 4 KiB pages, a few per cent slower on memory-heavy compute; set it to "
+                "within_size (echo within_size > /sys/kernel/mm/transparent_hugepage/shmem_enabled)")
+    return ""
+
+
 def run_quiet(argv: Sequence[str], timeout_s: float) -> subprocess.CompletedProcess[str]:
     """Run a command, capturing its output; SandboxError when it cannot start or outlives ``timeout_s``."""
     try:
@@ -378,6 +411,8 @@ __all__ = [
     "bubblewrap_argv",
     "check_backend",
     "gpu_device_nodes",
+    "gvisor_memory_advice",
+    "host_thp",
     "gvisor_argv",
     "job_env",
     "oci_config",
