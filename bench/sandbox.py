@@ -27,6 +27,10 @@ reason, when ``runsc`` is missing or this is not root). ``job_network = "none"``
   stand-in listeners and a fake token file with ``--quick``. The host checks afterwards whether a
   file was planted and whether the job's lingering process outlived it. Each cell: ``blocked`` / ``ESCAPED``.
 
+The report's ``machine.transparent_hugepage`` holds the host's huge-page modes: gVisor backs a job's memory with
+one memfd, so whether its jobs get 2 MiB pages follows ``shmem_enabled`` (``never``, the kernel default, keeps them
+on 4 KiB pages and costs a few per cent on TLB-heavy compute; docs/sandbox.md).
+
 ``--quick`` (for ``make test``): 2 latency rounds, 1 compute round with a tiny workload, escapes with stand-ins.
 The machine may be loaded by others: compare the ratios in one run, not absolute times across runs.
 """
@@ -56,7 +60,7 @@ from _common import format_table, machine_info, result_path, write_json
 
 from blendr.config import ProviderConfig
 from provider.app import job_limits
-from provider.sandbox import JOB_OUTPUTS, SandboxSpec
+from provider.sandbox import JOB_OUTPUTS, SandboxSpec, gvisor_memory_advice, host_thp
 from tests.escapes import ESCAPE_JOB
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -306,6 +310,8 @@ def main() -> int:
     lat_rounds = 2 if quick else 10
     comp_rounds = 1 if quick else 15
     n, reps = (256, 4) if quick else (1024, 16)
+    thp = host_thp()  # gVisor's memory is one memfd: huge pages for it follow shmem_enabled, not enabled
+    advice = gvisor_memory_advice(thp) if "gvisor" in kinds else ""
 
     with tempfile.TemporaryDirectory(prefix="blendr-bench-sandbox-") as tmp:
         root = Path(tmp)
@@ -354,6 +360,8 @@ def main() -> int:
                              f"{throughput[k]['ratio_of_medians']:.3f}", f"{throughput[k]['ratio_of_best']:.3f}",
                              "-" if throughput[k]["cpu_ratio"] is None else f"{throughput[k]['cpu_ratio']:.3f}"]
                             for k in kinds]), flush=True)
+        print(f"host transparent huge pages: enabled={thp['enabled']}, shmem_enabled={thp['shmem_enabled']}"
+              + (f" ({advice})" if advice else ""), flush=True)
 
         # Escapes.
         usr_planted = Path("/usr/planted")  # the unsandboxed job, as root, can write there: undo it after
@@ -375,7 +383,7 @@ def main() -> int:
     report = {
         "benchmark": "sandbox",
         "mode": "quick" if quick else "full",
-        "machine": machine_info(["numpy", "ray"]),
+        "machine": {**machine_info(["numpy", "ray"]), "transparent_hugepage": thp},
         "method": "the launcher (python -m provider.jail run SPEC) as a subprocess, without Ray",
         "kinds": kinds,
         "skipped": skipped,
