@@ -112,7 +112,9 @@ class QueenConfig:
     # Quarantine: a provider with quarantine_failures failed or abandoned challenges among its last
     # quarantine_window decided ones is cut off, refused admission and offered to no renter for quarantine_s
     # seconds (kept in the store across restarts); its window starts afresh after. 0 failures: never.
-    # (To become a governance parameter.)
+    # These are governance parameters (verification.quarantine_window / _failures / _s, WorkVerification on ETC):
+    # a queen with a deployment follows the chain's values; the three here apply only to a queen without one
+    # (no stake admission, no relay) and until its first governance read.
     quarantine_window: int = 10
     quarantine_failures: int = 5
     quarantine_s: float = 3600.0

@@ -20,7 +20,7 @@ from blendr.store import SQLiteStore, Store
 from blendr.telemetry import Metrics, get_logger
 from protos.blendr.v1 import queen_pb2_grpc as pb_grpc
 from queen.admission import AllowlistOracle, OpenOracle, StakeOracle
-from queen.core import QueenCore, QueenMetrics
+from queen.core import QUARANTINE_PARAMS, QueenCore, QueenMetrics
 from queen.service import QueenAdminServicer, QueenServicer
 
 log = get_logger("blendr.queen")
@@ -277,7 +277,8 @@ def _start_relay(app: QueenApp, ident: NodeIdentity, clock: Clock, manifest: Any
 
 
 #: The governance parameters a queen obeys while it runs (blendr.chain.govparams names).
-QUEEN_GOV_PARAMS = ("verification.challenge_interval", "staking.min_stake_provider", *DEPTH_PARAMS)
+QUEEN_GOV_PARAMS = ("verification.challenge_interval", *QUARANTINE_PARAMS, "staking.min_stake_provider",
+                    *DEPTH_PARAMS)
 
 
 async def _read_governance(app: QueenApp, manifest: Any) -> None:
@@ -298,11 +299,12 @@ async def _read_governance(app: QueenApp, manifest: Any) -> None:
 
 def _start_gov_watch(app: QueenApp, oracle: StakeOracle, *, run: bool) -> None:
     """Follows the queen's governance parameters (``chain.gov_refresh_s``): the rented providers' challenge
-    interval, the provider stake minimum of stake admission and the confirmation depths change while the queen
-    runs."""
+    interval, the quarantine bounds, the provider stake minimum of stake admission and the confirmation depths
+    change while the queen runs."""
     from queen.stake_oracle import ChainStakeOracle
 
     watch = app.gov
+    app.core.gov = watch
     if app.verifier is not None:
         app.verifier.gov = watch
     if isinstance(oracle, ChainStakeOracle):

@@ -11,10 +11,12 @@ Guarantees:
   mid-challenge, and an unexpected error handling its message, abandon it (abandoned counts as failed); a
   store write that fails is logged and the verdict still counts. Every outcome listener is called once per
   verdict, even when another listener fails.
-* A provider with ``queen.quarantine_failures`` failed or abandoned challenges among its last
-  ``queen.quarantine_window`` is quarantined for ``queen.quarantine_s``: its stream is ended with
-  PERMISSION_DENIED, its admission refused, and the king's pool lists it as not alive (so it gets no jobs).
-  The quarantine is kept in the store, so a queen restart keeps it.
+* A provider with ``failures`` failed or abandoned challenges among its last ``window`` decided ones is
+  quarantined for ``seconds``: its stream is ended with PERMISSION_DENIED, its admission refused, and the king's
+  pool lists it as not alive (so it gets no jobs). The quarantine is kept in the store, so a queen restart keeps
+  it. The bounds are governance's (``verification.quarantine_*``, as the queen's governance watch last read them,
+  applied from the next verdict on); the config's ``queen.quarantine_*`` only without a deployment or before the
+  first read (:meth:`QueenCore.quarantine_bounds`).
 """
 
 from __future__ import annotations
@@ -63,6 +65,18 @@ log = get_logger("blendr.queen")
 
 NS_CHALLENGES = "challenges"
 FLUSH_EVERY_S = 5.0
+#: The governance parameters of quarantine (blendr.chain.govparams names): window, failures, seconds.
+QUARANTINE_PARAMS = ("verification.quarantine_window", "verification.quarantine_failures", "verification.quarantine_s")
+
+
+@dataclass(frozen=True)
+class QuarantineBounds:
+    """When a provider is quarantined: ``failures`` failed or abandoned challenges among its last ``window``
+    decided ones, for ``seconds``; ``failures`` 0 (or above ``window``): never."""
+
+    window: int
+    failures: int
+    seconds: float
 
 
 @dataclass(frozen=True)
@@ -145,6 +159,9 @@ class QueenCore:
         self.admission = Admission(address, oracle)
         self.pool = Pool(store, clock, suspect_after_s=cfg.suspect_after_s, dead_after_s=cfg.dead_after_s,
                          recent_window=cfg.quarantine_window)
+        # governance parameters as the queen follows them (blendr.chain.govwatch.GovWatch, set when the queen has a
+        # deployment); None: the config's quarantine bounds
+        self.gov: Any = None
         self.challenger = Challenger(Policy.from_config(cfg), clock, rng=rng, beacon=beacon)
         self._links: dict[Address, ProviderLink] = {}
         # Every challenge issued and not yet decided (at most one per provider), and those whose openings are
@@ -504,6 +521,8 @@ class QueenCore:
                 fp_tflops = sum(fingerprints.get(m).fp32_tflops for m in models.values()) / len(models)
         summary = {k: rec.get(k) for k in ("challenge_id", "verdict", "reason", "issued", "reported_tflops",
                                            "wall_tflops", "n", "count")}
+        bounds = self.quarantine_bounds()
+        self.pool.recent_window = bounds.window  # governance's window, from this verdict on
         self.pool.record_verdict(
             addr, outcome.verdict, summary,
             measured_tflops=outcome.wall_tflops if outcome.verdict is Verdict.PASSED else None,
@@ -531,17 +550,28 @@ class QueenCore:
         self._send(addr, ResultOut(cid, outcome.verdict, outcome.reason, outcome.reported_tflops,
                                    outcome.wall_tflops))
         if outcome.verdict in (Verdict.FAILED, Verdict.ABANDONED):
-            self._maybe_quarantine(addr)
+            self._maybe_quarantine(addr, bounds)
 
-    def _maybe_quarantine(self, addr: Address) -> None:
-        """Quarantine the provider when its recent failures reach ``queen.quarantine_failures``."""
-        limit = self.cfg.quarantine_failures
+    def quarantine_bounds(self) -> QuarantineBounds:
+        """The bounds quarantine judges by: governance's (WorkVerification.quarantine(), ``verification.quarantine_*``)
+        once the queen's governance watch has read all three, else the config's ``queen.quarantine_*`` (a queen
+        without a deployment, or before the first successful read)."""
+        read = [self.gov.get(n) for n in QUARANTINE_PARAMS] if self.gov is not None else []
+        followed = [v for v in read if isinstance(v, int)]
+        if len(followed) == len(QUARANTINE_PARAMS):
+            window, failures, seconds = followed
+            return QuarantineBounds(window, failures, float(seconds))
+        return QuarantineBounds(self.cfg.quarantine_window, self.cfg.quarantine_failures, self.cfg.quarantine_s)
+
+    def _maybe_quarantine(self, addr: Address, bounds: QuarantineBounds) -> None:
+        """Quarantine the provider when its recent failures reach ``bounds.failures``."""
+        limit = bounds.failures
         rec = self.pool.get(addr)
         if limit <= 0 or rec is None or rec.recent_failures < limit:
             return
         reason = (f"{rec.recent_failures} of its last {len(rec.recent)} challenges failed or were abandoned "
                   f"(last: {str((rec.last_challenge or {}).get('reason') or '')[:200]})")
-        until = self.clock.time() + self.cfg.quarantine_s
+        until = self.clock.time() + bounds.seconds
         self.pool.quarantine(addr, until, reason)
         log.warning("provider quarantined", provider=addr, until=_iso(until), reason=reason)
         # The king hears at once (not at the readiness pace) that it must stop offering the provider: detach

@@ -123,9 +123,8 @@ class Pool:
                  recent_window: int = 10) -> None:
         if not 0 < suspect_after_s < dead_after_s:
             raise ValueError("need 0 < suspect_after_s < dead_after_s")
-        if recent_window < 1:
-            raise ValueError("need recent_window >= 1")
-        self._window = recent_window
+        self._window: int
+        self.recent_window = recent_window
         self._store = store
         self._clock = clock
         self._suspect_after = suspect_after_s
@@ -287,6 +286,19 @@ class Pool:
                 rec.state = new
                 self._save(rec)
         return out
+
+    @property
+    def recent_window(self) -> int:
+        """How many of a provider's last decided challenges its record keeps for quarantine to judge."""
+        return self._window
+
+    @recent_window.setter
+    def recent_window(self, n: int) -> None:
+        """A new window (governance's ``verification.quarantine_window``) applies to each provider from its next
+        verdict: a shorter one drops its older verdicts then, a longer one fills as verdicts come."""
+        if n < 1:
+            raise ValueError("need recent_window >= 1")
+        self._window = n
 
     # ------------------------------------------------------------------ challenges
     def record_verdict(

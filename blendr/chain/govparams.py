@@ -229,6 +229,7 @@ _DUR = ("rental.min_duration", "rental.max_duration")
 _QUOTE = ("rental.min_quote", "rental.max_quote")
 _RENTAL_PEERS = ("rental.etc_chain_id", "rental.work_verification", "rental.reputation_system")
 _WV_PEER = ("verification.eth_chain_id", "verification.gpu_rental")
+_QUARANTINE = ("verification.quarantine_window", "verification.quarantine_failures", "verification.quarantine_s")
 _REP_PEER = ("reputation.eth_chain_id", "reputation.gpu_rental")
 _SCORE = ("reputation.challenge_prior", "reputation.task_prior", "reputation.rating_prior",
           "reputation.challenge_weight_bps", "reputation.task_weight_bps", "reputation.rating_weight_bps")
@@ -325,6 +326,14 @@ PARAMS: tuple[Param, ...] = (
        3600, 90 * DAY, "after a task's end, how long its queen has to finalize it before anyone may expire it"),
     _p("verification.max_batch_size", "etc", "WorkVerification", "setMaxBatchSize", "maxBatchSize", Unit.COUNT, 1,
        1_000, "most results in one batch"),
+    _p(_QUARANTINE[0], "etc", "WorkVerification", "setQuarantine", "quarantine", Unit.COUNT, 1, 1_000,
+       "a provider's last decided challenges that quarantine judges (queens follow it)", args=_QUARANTINE,
+       getter_index=0),
+    _p(_QUARANTINE[1], "etc", "WorkVerification", "setQuarantine", "quarantine", Unit.COUNT, 0, 1_000,
+       "failed or abandoned challenges among them that quarantine the provider: cut off, refused admission, "
+       "offered to no renter (at most verification.quarantine_window; 0: never)", args=_QUARANTINE, getter_index=1),
+    _p(_QUARANTINE[2], "etc", "WorkVerification", "setQuarantine", "quarantine", Unit.SECONDS, 60, 30 * DAY,
+       "how long a quarantine lasts", args=_QUARANTINE, getter_index=2),
     _addr("verification.inbox", "etc", "WorkVerification", "setInbox", "inbox", "the ETC bridge inbox it obeys"),
     _addr("verification.outbox", "etc", "WorkVerification", "setOutbox", "outbox",
           "the ETC bridge outbox results go through"),
@@ -368,6 +377,8 @@ _RELATIONS: Mapping[str, Callable[[Mapping[str, Value]], str]] = {
     "rental.min_duration must not exceed rental.max_duration",
     "setQuoteBounds": lambda v: "" if _int(v, _QUOTE[0]) <= _int(v, _QUOTE[1]) else
     "rental.min_quote must not exceed rental.max_quote",
+    "setQuarantine": lambda v: "" if _int(v, _QUARANTINE[1]) <= _int(v, _QUARANTINE[0]) else
+    "verification.quarantine_failures must not exceed verification.quarantine_window",
     "setScoreParams": lambda v: "" if sum(_int(v, n) for n in _SCORE[3:]) == 10_000 else
     "reputation.challenge_weight_bps + task_weight_bps + rating_weight_bps must sum to 10000",
 }

@@ -46,6 +46,17 @@ contract WorkVerification is IWorkVerification, AccessControl {
     uint256 private constant _MAX_BATCH_SIZE_LIMIT = 1_000;
     uint256 private constant _MIN_CHALLENGE_INTERVAL = 10 seconds;
     uint256 private constant _MAX_CHALLENGE_INTERVAL = 1 days;
+    uint256 private constant _MAX_QUARANTINE_WINDOW = 1_000;
+    uint256 private constant _MIN_QUARANTINE_DURATION = 1 minutes;
+    uint256 private constant _MAX_QUARANTINE_DURATION = 30 days;
+
+    /// @dev The queens' quarantine bounds, in one slot. No task, batch or verdict reads them: only the queens do
+    /// (through quarantine()), to cut off providers whose recent challenges fail.
+    struct Quarantine {
+        uint16 window; // recent decided challenges judged, 1..1000
+        uint16 failures; // failed or abandoned among them that quarantine the provider, 0 (off)..window
+        uint32 duration; // seconds a quarantine lasts, 1 minute..30 days
+    }
 
     mapping(uint256 rentalId => Task) private _tasks;
     mapping(address queen => mapping(bytes32 batchId => Batch)) private _batches;
@@ -59,6 +70,7 @@ contract WorkVerification is IWorkVerification, AccessControl {
     uint256 private _finalizeGrace;
     uint256 private _maxBatchSize;
     uint256 private _challengeInterval;
+    Quarantine private _quarantine;
 
     /// @param admin receives DEFAULT_ADMIN_ROLE and GOVERNOR_ROLE.
     /// @param inbox_ the bridge inbox that delivers OPEN/CLOSE.
@@ -69,7 +81,8 @@ contract WorkVerification is IWorkVerification, AccessControl {
     /// @param maxFailBps_ failed-challenge share (bps of issued) above which the verdict is failed, <= 10000.
     /// @param finalizeGrace_ seconds after a task's end before anyone may expire it, 1 hour..90 days.
     /// @param maxBatchSize_ most results per batch, 1..1000.
-    /// The challenge interval starts at 5 minutes (setChallengeInterval).
+    /// The challenge interval starts at 5 minutes (setChallengeInterval); the quarantine at 5 failures of the last 10
+    /// challenges for 1 hour (setQuarantine).
     constructor(
         address admin,
         address inbox_,
@@ -92,6 +105,7 @@ contract WorkVerification is IWorkVerification, AccessControl {
         _setFinalizeGrace(finalizeGrace_);
         _setMaxBatchSize(maxBatchSize_);
         _setChallengeInterval(5 minutes);
+        _setQuarantine(10, 5, 1 hours);
     }
 
     // ---------------------------------------------------------------- bridge
@@ -231,6 +245,11 @@ contract WorkVerification is IWorkVerification, AccessControl {
         _setChallengeInterval(challengeInterval_);
     }
 
+    /// @inheritdoc IWorkVerification
+    function setQuarantine(uint256 window, uint256 failures, uint256 duration) external onlyRole(GOVERNOR_ROLE) {
+        _setQuarantine(window, failures, duration);
+    }
+
     // ---------------------------------------------------------------- views
 
     /// @inheritdoc IWorkVerification
@@ -310,6 +329,12 @@ contract WorkVerification is IWorkVerification, AccessControl {
     /// @inheritdoc IWorkVerification
     function challengeInterval() external view returns (uint256) {
         return _challengeInterval;
+    }
+
+    /// @inheritdoc IWorkVerification
+    function quarantine() external view returns (uint256 window, uint256 failures, uint256 duration) {
+        Quarantine memory q = _quarantine;
+        return (q.window, q.failures, q.duration);
     }
 
     // ---------------------------------------------------------------- internals
@@ -509,5 +534,18 @@ contract WorkVerification is IWorkVerification, AccessControl {
         }
         _challengeInterval = challengeInterval_;
         emit ChallengeIntervalChanged(challengeInterval_);
+    }
+
+    function _setQuarantine(uint256 window, uint256 failures, uint256 duration) private {
+        if (window == 0 || window > _MAX_QUARANTINE_WINDOW) {
+            revert WorkVerificationQuarantineWindowOutOfRange(window);
+        }
+        if (failures > window) revert WorkVerificationQuarantineFailuresOutOfRange(failures, window);
+        if (duration < _MIN_QUARANTINE_DURATION || duration > _MAX_QUARANTINE_DURATION) {
+            revert WorkVerificationQuarantineDurationOutOfRange(duration);
+        }
+        // the checks above keep every value inside its field (window <= 1000, duration <= 30 days < 2^32)
+        _quarantine = Quarantine(uint16(window), uint16(failures), uint32(duration));
+        emit QuarantineChanged(window, failures, duration);
     }
 }

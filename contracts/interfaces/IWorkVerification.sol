@@ -41,6 +41,9 @@ interface IWorkVerification is IBridgeReceiver {
     error WorkVerificationFinalizeGraceOutOfRange(uint256 finalizeGrace);
     error WorkVerificationMaxBatchSizeOutOfRange(uint256 maxBatchSize);
     error WorkVerificationChallengeIntervalOutOfRange(uint256 challengeInterval);
+    error WorkVerificationQuarantineWindowOutOfRange(uint256 window);
+    error WorkVerificationQuarantineFailuresOutOfRange(uint256 failures, uint256 window);
+    error WorkVerificationQuarantineDurationOutOfRange(uint256 duration);
     error WorkVerificationUnauthorizedInbox(address caller);
     error WorkVerificationUnknownPeer(uint256 srcChainId, address sender);
     error WorkVerificationUnsupportedMessage(uint8 kind);
@@ -87,6 +90,7 @@ interface IWorkVerification is IBridgeReceiver {
     event FinalizeGraceChanged(uint256 finalizeGrace);
     event MaxBatchSizeChanged(uint256 maxBatchSize);
     event ChallengeIntervalChanged(uint256 challengeInterval);
+    event QuarantineChanged(uint256 window, uint256 failures, uint256 duration);
 
     /// @notice Lands a batch of cumulative results from the calling queen, storing only the Merkle root of the
     /// results (computed here) and the root of the queen's challenge records.
@@ -154,6 +158,16 @@ interface IWorkVerification is IBridgeReceiver {
     /// - 10 seconds <= `challengeInterval_` <= 1 day.
     function setChallengeInterval(uint256 challengeInterval_) external;
 
+    /// @notice Sets when queens quarantine a provider: `failures` failed or abandoned challenges among its last
+    /// `window` decided ones cut it off, refuse its admission and keep it from renters for `duration` seconds.
+    /// Queens follow a change without a restart. Emits {QuarantineChanged}.
+    /// Requirements:
+    /// - caller has GOVERNOR_ROLE;
+    /// - 1 <= `window` <= 1000;
+    /// - `failures` <= `window` (0 turns quarantine off);
+    /// - 1 minute <= `duration` <= 30 days.
+    function setQuarantine(uint256 window, uint256 failures, uint256 duration) external;
+
     /// @notice The task of `rentalId` (all zero if none).
     function taskOf(uint256 rentalId) external view returns (Task memory);
 
@@ -190,4 +204,8 @@ interface IWorkVerification is IBridgeReceiver {
     /// @notice Longest mean seconds between challenges of a provider during its rental (queens may challenge more
     /// often; their configured rate applies when it is shorter).
     function challengeInterval() external view returns (uint256);
+
+    /// @notice The queens' quarantine bounds (setQuarantine): `failures` failed or abandoned challenges among a
+    /// provider's last `window` decided ones quarantine it for `duration` seconds; `failures` == 0: never.
+    function quarantine() external view returns (uint256 window, uint256 failures, uint256 duration);
 }

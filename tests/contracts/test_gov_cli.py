@@ -89,6 +89,8 @@ def test_params_lists_every_parameter_with_its_value_on_chain(deployed: Manifest
     assert rows["verification.challenge_interval"] == {**rows["verification.challenge_interval"],
                                                         "value": str(DEFAULTS.challenge_interval_s), "chain": "etc"}
     assert int(rows["staking.min_stake_queen"]["value"]) == DEFAULTS.min_stake_queen
+    # the quarantine bounds a fresh WorkVerification starts with (the queens' former config defaults)
+    assert [rows[f"verification.quarantine_{n}"]["value"] for n in ("window", "failures", "s")] == ["10", "5", "3600"]
     assert int(rows["governance.voting_period"]["value"]) == DEFAULTS.voting_period_s == 7 * 86_400
     assert int(rows["timelock.min_delay"]["value"]) == DEFAULTS.timelock_delay_s
     assert rows["bridge_etc.attesters"]["value"] == DEFAULTS.attesters
@@ -113,6 +115,8 @@ def test_bad_input_is_refused_before_any_transaction(deployed: Manifest, eth: We
     assert code == 2 and "out of bounds" in err and "2000 bps" in err
     code, _, err = cli("propose", "--set", "rental.min_duration=400d", "--description", "min above max")
     assert code == 2 and "out of bounds" in err
+    code, _, err = cli("propose", "--set", "verification.quarantine_failures=11", "--description", "above window")
+    assert code == 2 and "verification.quarantine_failures must not exceed verification.quarantine_window" in err
     for bad in ("chain.eth_confirmations=0", "chain.etc_confirmations=20001", "chain.eth_confirmations=1001"):
         code, _, err = cli("propose", "--set", bad, "--description", "depth out of bounds")
         assert code == 2 and "out of bounds" in err and "blocks" in err, err
@@ -135,19 +139,23 @@ def test_a_holders_session_changes_an_eth_and_an_etc_parameter(deployed: Manifes
                                                                capsys: pytest.CaptureFixture[str]) -> None:
     cli = Cli(_home(tmp_path, deployed, VOTER), capsys)
     p = cli.json("propose", "--set", "rental.fee_bps=3%", "--set", "verification.challenge_interval=1m",
-                 "--set", "rental.max_quote=40", "--description", "Fee 3%, challenges every minute, cap 40")
+                 "--set", "rental.max_quote=40", "--set", "verification.quarantine_failures=3",
+                 "--description", "Fee 3%, challenges every minute, cap 40, quarantine at 3 failures")
     pid = p["proposal_id"]
     assert p["state"] == "pending" and p["created"]
     nonce = eth.eth.get_transaction_count(VOTER.address)
     again = cli.json("propose", "--set", "rental.fee_bps=300", "--set", "verification.challenge_interval=60",
-                     "--set", "rental.max_quote=40", "--description", "Fee 3%, challenges every minute, cap 40")
+                     "--set", "rental.max_quote=40", "--set", "verification.quarantine_failures=3",
+                     "--description", "Fee 3%, challenges every minute, cap 40, quarantine at 3 failures")
     assert (again["proposal_id"], again["created"]) == (pid, False)  # a retry: the same proposal, nothing sent
     assert eth.eth.get_transaction_count(VOTER.address) == nonce
     texts = [c["text"] for c in p["calls"]]
-    assert len(texts) == 3 and texts[0] == "set rental.fee_bps to 300 bps (3%)"
+    assert len(texts) == 4 and texts[0] == "set rental.fee_bps to 300 bps (3%)"
     assert texts[1] == "on ETC over the bridge: set verification.challenge_interval to 1 min"
     assert texts[2].startswith("set rental.min_quote to ") and texts[2].endswith(
         "; set rental.max_quote to 40 GPUTOKEN/GPU-hour")  # the setter's sibling keeps its value
+    assert texts[3] == ("on ETC over the bridge: set verification.quarantine_window to 10; set "
+                        "verification.quarantine_failures to 3; set verification.quarantine_s to 1 h")
     code, _, err = cli("vote", pid, "for")
     assert code == 1 and "opens after 20" in err and " UTC" in err  # the snapshot as a UTC date
     code, out, _ = cli("show", pid)
@@ -185,14 +193,16 @@ def test_a_holders_session_changes_an_eth_and_an_etc_parameter(deployed: Manifes
     late = g.proposal(int(pid))
     with pytest.raises(FailedPreconditionError, match="cannot be executed: it is executed"):
         g._raced(late.proposal_id, g.gov.functions.execute(*g._args(late)), lambda q: g.check_can_execute(q, 0))
-    # the timelock's bridge message, relayed as the queens do, changes ETC
+    # the timelock's bridge messages, relayed as the queens do, change ETC
     out_abi = artifacts.load("eth", "BridgeOutbox").abi
     outbox = eth.eth.contract(address=deployed.eth.address("BridgeOutbox"), abi=out_abi)
-    (ev,) = outbox.events.MessageSent().get_logs(from_block=eth.eth.block_number - 2)
-    msg = BridgeMessage.from_event(dict(ev["args"]), deployed.eth.chain_id, outbox.address)
-    _relay(etc, deployed, msg)
+    sent = outbox.events.MessageSent().get_logs(from_block=eth.eth.block_number - 2)
+    assert len(sent) == 2
+    for ev in sent:
+        _relay(etc, deployed, BridgeMessage.from_event(dict(ev["args"]), deployed.eth.chain_id, outbox.address))
     rows = {r["name"]: r for r in cli.json("params")}
     assert rows["verification.challenge_interval"]["value"] == "60"
+    assert [rows[f"verification.quarantine_{n}"]["value"] for n in ("window", "failures", "s")] == ["10", "3", "3600"]
     assert rows["rental.fee_bps"]["shown"] == "300 bps (3%)"
     listed = cli.json("list")
     assert [x["state"] for x in listed if x["proposal_id"] == pid] == ["executed"]

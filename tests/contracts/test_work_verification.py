@@ -224,6 +224,7 @@ def test_constructor_sets_parameters_and_roles(env: Env) -> None:
     assert wv.finalizeGrace().call() == FINALIZE_GRACE
     assert wv.maxBatchSize().call() == MAX_BATCH
     assert wv.challengeInterval().call() == 300
+    assert wv.quarantine().call() == [10, 5, HOUR]  # the queens' former config defaults
     assert wv.hasRole(DEFAULT_ADMIN_ROLE, env.admin).call()
     assert wv.hasRole(GOVERNOR_ROLE, env.admin).call()
     assert wv.GOVERNOR_ROLE().call() == GOVERNOR_ROLE
@@ -744,6 +745,7 @@ def test_setters_require_governor_role(env: Env) -> None:
         wv.setFinalizeGrace(HOUR),
         wv.setMaxBatchSize(1),
         wv.setChallengeInterval(60),
+        wv.setQuarantine(20, 4, 600),
     ):
         with reverts("AccessControlUnauthorizedAccount"):
             send(fn, env.stranger)
@@ -771,6 +773,28 @@ def test_setters_check_bounds(env: Env) -> None:
     for fn, error in cases:
         with reverts(error):
             send(fn, env.admin)
+
+
+def test_quarantine_is_set_in_one_call_within_its_bounds(env: Env) -> None:
+    """setQuarantine(window, failures, duration) stores all three (one slot) and emits QuarantineChanged; window
+    1..1000, failures 0 (off)..window, duration 1 minute..30 days, each refused with its own error."""
+    wv = env.wv
+    for window, failures, duration in ((1, 0, 60), (1_000, 1_000, 30 * 86_400), (20, 3, 600)):
+        receipt = send(wv.functions.setQuarantine(window, failures, duration), env.admin)
+        assert wv.functions.quarantine().call() == [window, failures, duration]
+        (ev,) = wv.events.QuarantineChanged().process_receipt(receipt, errors=DISCARD)
+        assert (ev.args.window, ev.args.failures, ev.args.duration) == (window, failures, duration)
+    for args, error in (
+        ((0, 0, 600), "WorkVerificationQuarantineWindowOutOfRange"),
+        ((1_001, 5, 600), "WorkVerificationQuarantineWindowOutOfRange"),
+        ((10, 11, 600), "WorkVerificationQuarantineFailuresOutOfRange"),
+        ((10, 5, 59), "WorkVerificationQuarantineDurationOutOfRange"),
+        ((10, 5, 30 * 86_400 + 1), "WorkVerificationQuarantineDurationOutOfRange"),
+        ((10, 5, 2**32 + 600), "WorkVerificationQuarantineDurationOutOfRange"),  # never truncated into bounds
+    ):
+        with reverts(error):
+            send(wv.functions.setQuarantine(*args), env.admin)
+    assert wv.functions.quarantine().call() == [20, 3, 600]
 
 
 def test_new_max_fail_bps_applies_to_verdicts(env: Env) -> None:

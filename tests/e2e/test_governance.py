@@ -3,8 +3,9 @@
 A real network on the devnet chains (deploy_devnet): the king, two relaying queens (the bridge's 2-of-3
 attesters), queen1 admitting providers by stake. A holder (the devnet deployer, votes from the team's vesting wallet at genesis) runs
 ``blendr gov`` propose → vote → queue → execute for an ETH parameter the king obeys (the lowest quote), one
-the queens obey on ETH (the provider stake minimum), one on ETC (the rented providers' challenge interval,
-carried by the bridge that the queens and king relay) and ETH's confirmation depth, which every node follows
+the queens obey on ETH (the provider stake minimum), two on ETC (the rented providers' challenge interval and
+the quarantine's failures, carried by the bridge that the queens and king relay) and ETH's confirmation depth,
+which every node follows
 (queen2's operator keeps a deeper one of its own: the deeper depth wins). The nodes run with the default
 ``chain.gov_refresh_s`` (30 s) and must show the new values within 60 s of the change landing.
 """
@@ -24,6 +25,7 @@ from blendr.identity import NodeIdentity
 from blendr.jobspec import Spec
 from blendr.units import tokens
 from blendrctl.cli import main
+from queen.core import QuarantineBounds
 from tests.e2e.net import ACCOUNTS, Net
 from tests.integration.helpers import wait_for
 from tests.integration.relay_net import rpc
@@ -62,6 +64,7 @@ async def test_an_executed_proposal_changes_the_running_king_and_queens(
         assert before == tokens("2.5")  # h100-sxm's base price, inside the devnet's bounds
         assert q1.core.admission.oracle.check(provider).allowed
         assert q1.verifier.rental_rate() == 10.0  # the devnet's challengeInterval (below the queen's 3600)
+        assert q1.core.quarantine_bounds() == QuarantineBounds(10, 5, 3600.0)  # WorkVerification's initial ones
 
         voter = ACCOUNTS["deployer"]  # the devnet's team beneficiary: its vesting wallet's votes are its own
         home = tmp_path / "voter"
@@ -69,7 +72,9 @@ async def test_an_executed_proposal_changes_the_running_king_and_queens(
         NodeIdentity.from_key(bytes(voter.key)).save(home)
         p = _gov(home, capsys, "propose", "--set", "rental.min_quote=10", "--set", "staking.min_stake_provider=5000",
                  "--set", "verification.challenge_interval=20s", "--set", "chain.eth_confirmations=3",
-                 "--description", "Dearer GPUs, more stake, calmer challenges, deeper ETH confirmations")
+                 "--set", "verification.quarantine_failures=3",
+                 "--description", "Dearer GPUs, more stake, calmer challenges, deeper ETH confirmations, "
+                 "quicker quarantine")
         pid = p["proposal_id"]
         # the devnet's vote: opens 1 s after the proposal, lasts 300 s (the governor's clock is timestamps)
         rpc(eth.url, "evm_increaseTime", [2])
@@ -119,6 +124,10 @@ async def test_an_executed_proposal_changes_the_running_king_and_queens(
         etc_deadline = WITHIN_S + 60.0  # the relay's own confirmation and delivery time on top
         await wait_for(lambda: q1.verifier.rental_rate() == 20.0, etc_deadline,
                        "queen1 to challenge rented providers every 20 s")
+        # the quarantine's change, a second bridge message from the same execution (read in the same refresh, or
+        # the next one if the relay delivered it after that read)
+        await wait_for(lambda: q1.core.quarantine_bounds() == QuarantineBounds(10, 3, 3600.0), etc_deadline,
+                       "queen1 to quarantine at 3 failures of the last 10")
         # the king's depth watch has its own 30 s round: its settlement follower on ETH trails by 2 blocks too
         await wait_for(lambda: king.depths.depth("eth") == 3, landed + WITHIN_S - loop.time() + 1,
                        "the king to take ETH's depth 3")

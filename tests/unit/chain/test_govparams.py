@@ -132,3 +132,26 @@ def test_confirmation_depths_are_blocks_in_one_setter_with_the_contracts_bounds(
     with pytest.raises(InvalidArgumentError, match="out of bounds"):
         gp.setter_args(eth, {eth.name: 12, etc.name: 0})
     assert gp.from_chain(etc, [12, 4_000]) == 4_000
+
+
+def test_the_quarantine_bounds_share_one_setter_with_the_contracts_bounds() -> None:
+    """WorkVerification.setQuarantine(window, failures, duration) sets all three (the others at their current
+    values), read from quarantine()'s tuple; window 1..1000, failures 0..window, 1 min..30 d."""
+    window, failures, seconds = (gp.param(f"verification.quarantine_{n}") for n in ("window", "failures", "s"))
+    assert gp.siblings(failures) == [window.name, failures.name, seconds.name]
+    assert {p.setter for p in (window, failures, seconds)} == {"setQuarantine"} and failures.chain == "etc"
+    assert gp.setter_groups([failures.name, seconds.name]) == [[failures.name, seconds.name]]
+    assert gp.from_chain(seconds, [10, 5, 3600]) == 3600 and gp.from_chain(window, (10, 5, 3600)) == 10
+    assert gp.parse_value(seconds.unit, "2h", seconds.name) == 7200
+    assert gp.setter_args(failures, {window.name: 10, failures.name: 3, seconds.name: 3600}) == [10, 3, 3600]
+    assert gp.setter_args(failures, {window.name: 1, failures.name: 0, seconds.name: 60}) == [1, 0, 60]
+    gp.setter_args(failures, {window.name: 1_000, failures.name: 1_000, seconds.name: 30 * 86_400})
+    with pytest.raises(InvalidArgumentError, match="quarantine_failures must not exceed"):
+        gp.setter_args(failures, {window.name: 10, failures.name: 11, seconds.name: 3600})
+    for name, bad in ((window.name, 0), (window.name, 1_001), (seconds.name, 59), (seconds.name, 30 * 86_400 + 1)):
+        values: dict[str, gp.Value] = {window.name: 10, failures.name: 5, seconds.name: 3600, name: bad}
+        with pytest.raises(InvalidArgumentError, match="out of bounds"):
+            gp.setter_args(failures, values)
+    source = (ROOT / "contracts" / "etc" / "WorkVerification.sol").read_text()
+    assert "_MAX_QUARANTINE_WINDOW = 1_000;" in source and "_MIN_QUARANTINE_DURATION = 1 minutes;" in source
+    assert "_MAX_QUARANTINE_DURATION = 30 days;" in source

@@ -5,7 +5,7 @@ test_queen_stream_status.py."""
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -13,13 +13,16 @@ import pytest
 from _queen_fakes import FakeLink
 from test_queen_core import CFG, Node, clock_of, commit_honestly, honest_openings, make_core, record
 
+from blendr.chain import govparams as gp
+from blendr.chain.govwatch import GovWatch
 from blendr.errors import InvalidArgumentError, PermissionDeniedError, StoreError
 from blendr.store import MemoryStore
 from blendr.types import Verdict
 from protos.blendr.v1 import queen_pb2 as pb
+from queen.app import QUEEN_GOV_PARAMS
 from queen.challenges import DeviceCommitmentIn, Outcome
 from queen.convert import provider_info_to_proto, provider_to_proto
-from queen.core import NS_CHALLENGES, ChallengeOut, QueenCore, ResultOut
+from queen.core import NS_CHALLENGES, QUARANTINE_PARAMS, ChallengeOut, QuarantineBounds, QueenCore, ResultOut
 from queen.pool import NS_PROVIDERS
 from queen.poolview import render, rows
 
@@ -292,6 +295,77 @@ def test_quarantine_off_with_zero_failures() -> None:
     node.join(core)
     fail_challenges(core, node, 8)
     assert not node.link.refused and record(core, node).quarantines == 0
+
+
+def pass_challenge(core: QueenCore, node: Node) -> None:
+    challenge(core, node)
+    p = core.challenger.pending(node.address)
+    assert p is not None
+    core._record(p, core.challenger.finish(p, Verdict.PASSED, ""))
+
+
+class Chain:
+    """WorkVerification's quarantine bounds as a governance reader sees them."""
+
+    def __init__(self, window: int, failures: int, seconds: int) -> None:
+        self.set(window, failures, seconds)
+
+    def set(self, window: int, failures: int, seconds: int) -> None:
+        self.values: dict[str, gp.Value] = dict(zip(QUARANTINE_PARAMS, (window, failures, seconds), strict=True))
+
+    def read(self, names: Sequence[str]) -> dict[str, gp.Value]:
+        return {n: self.values[n] for n in names}
+
+
+def test_a_queen_quarantines_by_the_bounds_its_governance_watch_read() -> None:
+    """Governance's window, failures and seconds (verification.quarantine_*) replace the config's once the
+    queen's watch has read them; a later change applies from the next verdict on, the window in the pool too."""
+    assert set(QUARANTINE_PARAMS) <= set(QUEEN_GOV_PARAMS)
+    core, node = make_core(cfg=QCFG), Node()  # config: 3 of the last 5, for 600 s
+    chain = Chain(window=4, failures=2, seconds=120)
+    core.gov = GovWatch(chain.read, QUARANTINE_PARAMS, 30.0)
+    assert core.quarantine_bounds() == QuarantineBounds(5, 3, 600.0)  # before the first read: the config's
+    core.gov.refresh()
+    assert core.quarantine_bounds() == QuarantineBounds(4, 2, 120.0)
+    node.join(core)
+    fail_challenges(core, node, 1)
+    for _ in range(3):
+        pass_challenge(core, node)
+    fail_challenges(core, node, 1)  # 2 failures in the config's window of 5, 1 in governance's 4
+    assert not node.link.refused and core.pool.recent_window == 4 and len(record(core, node).recent) == 4
+    fail_challenges(core, node, 1)  # governance's 2 (the config wants 3)
+    [why] = node.link.refused
+    assert "2 of its last 4 challenges failed" in why
+    clock = clock_of(core)
+    assert record(core, node).quarantined_until == clock.time() + 120  # governance's seconds, not 600
+    clock.advance(121)
+    core.tick()
+    assert record(core, node).ready
+    # A shorter window and a longer quarantine, read while the provider has verdicts: the next verdict is judged
+    # by them (its older verdicts drop out of the window first).
+    back = FakeLink()
+    node.join(core, back)
+    chain.set(window=10, failures=3, seconds=60)
+    assert core.gov.refresh() == set(QUARANTINE_PARAMS)
+    fail_challenges(core, node, 2, back)
+    for _ in range(6):
+        pass_challenge(core, node)
+    chain.set(window=3, failures=2, seconds=3_600)
+    core.gov.refresh()
+    fail_challenges(core, node, 1, back)  # 3 failures in the last 10, but 1 in the last 3
+    assert not back.refused and record(core, node).recent == ["passed", "passed", "failed"]
+    assert core.pool.recent_window == 3
+    fail_challenges(core, node, 1, back)
+    assert back.refused and record(core, node).quarantined_until == clock.time() + 3_600
+    # Governance turns quarantine off (0 failures): nobody is quarantined any more.
+    clock.advance(3_601)
+    core.tick()
+    chain.set(window=3, failures=0, seconds=3_600)
+    core.gov.refresh()
+    last = FakeLink()
+    node.join(core, last)
+    fail_challenges(core, node, 5, last)
+    assert not last.refused and record(core, node).quarantines == 2
 
 
 def test_a_provider_record_the_store_refused_is_written_at_the_next_flush() -> None:
