@@ -22,9 +22,10 @@ jobs alike, so nothing can be remembered per identical spec).
 Figures: ``placements_per_s`` = churn placements / churn wall seconds (releases and snapshot refreshes
 included); ``p50_ms``/``p99_ms`` = latency of the single ``schedule(max_placements=1)`` calls that placed
 a job. Targets: >= 5,000 placements/s and p99 <= 10 ms. The full run repeats each scenario with
-``--repeat`` seeds and reports its median run; ``--quick`` runs each once, at 2,000 providers, 10,000 jobs
-(a smoke run: its figures are not comparable with the full ones). The top-level figures are
-those of ``mixed_specs``; ``scheduler.target_met`` needs both scenarios to meet the targets.
+``--repeat`` seeds and reports its median run; ``--quick`` runs each once, at 1,000 providers, 5,000 jobs,
+a mean run time of 1,500 placements and a snapshot every 100 (a smoke run: its figures are not comparable with
+the full ones). The top-level figures are those of ``mixed_specs``; ``scheduler.target_met`` needs both
+scenarios to meet the targets.
 
 Second part, ``gateway``: the same path through the real gateway on loopback. A server process (pinned to
 CPU 0 when there are two) runs the king's renter API as production wires it (``king.app``):
@@ -38,18 +39,19 @@ assignment accepted); the providers are what queens' snapshots would report, wit
 fed to ``KingCore.on_snapshot``.
 
 The pool: ``--gw-providers`` (default ``JobsConfig.candidates`` = 16) h100-sxm providers of ``--gw-gpus``
-(128) GPUs each, spread over 10 pools with ``--gw-other-providers`` (984) rtx-4090 providers of 8 GPUs, so
-a quote scans a 1,000-provider pool. The renters' jobs (1 × h100-sxm for an hour) match only the 16: every
-provider that can take a job is one of the quote's candidates the SDK wrapped the payload key for. With
+(128) GPUs each, spread over 10 pools with ``--gw-other-providers`` (984; quick 184) rtx-4090 providers of 8
+GPUs, so a quote scans a 1,000-provider pool (quick 200). The renters' jobs (1 × h100-sxm for an hour) match
+only the 16: every provider that can take a job is one of the quote's candidates the SDK wrapped the payload
+key for. With
 more matching providers than candidates the king today places most jobs on a provider outside the
 candidates and retries provider after provider (``king.placement.Placer.place`` excludes and requeues); see the
 ``placement_attempts`` figure, which equals ``jobs`` when that does not happen.
 
-Load: ``--gw-renters`` (100) renters with their own eth_account keys, each a real SDK client
+Load: ``--gw-renters`` (100; quick 10) renters with their own eth_account keys, each a real SDK client
 (``blendr.client.KingClient`` on its own channel) in this process (CPU 1), sign in and prepare their
 ``--gw-jobs`` jobs (2 with ``--quick``, 20 otherwise; no job ends, so all must fit the 2,048 GPUs) before
 the timer (``prepare``: quote, wallet, payload encryption, key wrapping for the candidates, 4 EIP-712
-intents). First one renter alone submits ``solo_jobs`` (20) jobs one after the
+intents). First one renter alone submits ``solo_jobs`` (20; quick 5) jobs one after the
 other (``one_renter``: latency without queueing; it also warms the king up); then all renters at once, each
 one job after the other: ``SubmitJob`` (``send``), then ``WatchJob`` (``watch``) until the job's
 ``scheduled`` event arrives, and the watch is cancelled (which ends the stream on the king).
@@ -61,10 +63,14 @@ one job after the other: ``SubmitJob`` (``send``), then ``WatchJob`` (``watch``)
 * ``submit_rpc_ms``: the SubmitJob call alone;
 * ``throughput_jobs_per_s``: jobs / wall seconds of the timed phase (submitted and seen scheduled).
 
+``reads_ms``: one renter's GetQuote, GetWallet and ListJobs, 20 calls each (quick 5), before the timed phase
+and after it.
+
 Baseline, in the same run: a bare ``grpc.aio`` unary server (no servicer code: a generic handler that
 answers every request with bytes of the size of a SubmitJob answer), in its own process on CPU 0, driven by
 the same number of concurrent clients from this process, each its own channel, sending the bytes of a real
-``SubmitJobRequest`` with the same authorization metadata, one call after the other.
+``SubmitJobRequest`` with the same authorization metadata, one call after the other (``--gw-bare-calls`` each:
+5 per job of a renter, at least 50; quick 20).
 ``throughput_ratio`` = gateway jobs/s ÷ bare calls/s. Each job takes two calls (SubmitJob and WatchJob)
 and the king's placement loop, the bare server one call; when the load generator is busier than the bare
 server (see the CPU figures) the bare rate is a lower bound and the ratio an upper bound.
@@ -76,16 +82,17 @@ file: ``gateway.stores`` (also ``gateway_store`` at the top level) gives both su
 
 Third part, ``deep-queue`` (the king with a long queue, as one renter with 8,100 queued jobs found it): a king
 server process as in the gateway part, but its pool has ONE h100-sxm provider with one GPU (and 999 rtx-4090
-providers of 8 GPUs). A first job takes that GPU and no job ends, so every later job stays queued, although
-each is valid and accepted (its quote has that provider as candidate, at a price under the job's max).
+providers of 8 GPUs; quick 199). A first job takes that GPU and no job ends, so every later job stays queued,
+although each is valid and accepted (its quote has that provider as candidate, at a price under the job's max).
 ``--dq-jobs-per-renter`` (10) jobs per renter, so the renters are ~1,000 SDK clients for 10,000 jobs: the
 king's per-renter limit of open jobs (an operator setting) is not what is measured. Every job carries one
 intent and one wrapped key. Sequence: the first job is placed; empty queue: health checks on the idle king
-for ``--dq-window`` s (6; quick 2), then a timed batch of ``--dq-batch`` (500; quick 100) SubmitJob calls from
-``--dq-concurrency`` (100) renters at once; the fill, through the gateway the same way, up to ``--dq-queued``
-(10,000; quick 300) jobs queued; then the same health window and timed batch with the queue deep. The bench
-fails if any job left the queue. Health checks are the standard gRPC health service's Check, started every
-10 ms without waiting for the previous one (so a stalled event loop counts for every check it delays).
+for ``--dq-window`` s (6; quick 0.5), then a timed batch of ``--dq-batch`` (500; quick 50) SubmitJob calls from
+``--dq-concurrency`` (100; quick 20) renters at once; the fill, through the gateway the same way, up to
+``--dq-queued`` (10,000; quick 150) jobs queued; then the same health window and timed batch with the queue
+deep. The bench fails if any job left the queue. Health checks are the standard gRPC health service's Check,
+started every 10 ms without waiting for the previous one (so a stalled event loop counts for every check it
+delays).
 
 * ``deep_queue.health_p99_ms``: health Check p99 over the idle window with the queue deep (goal <= 50 ms);
 * ``deep_queue.submit_ratio``: SubmitJob rate of the batch with the queue deep / with it empty (goal >= 0.8).
@@ -486,6 +493,7 @@ class GatewaySize:
     other_providers: int  # rtx-4090 providers of 8 GPUs that fill the pool
     bare_calls_per_client: int  # calls of each baseline client
     solo_jobs: int = 20  # jobs of one renter alone, before the concurrent phase (and bare calls of one client)
+    reads: int = 20  # calls of each read (GetQuote, GetWallet, ListJobs) before and after the timed phase
 
 
 def _cpus() -> list[int]:
@@ -680,13 +688,32 @@ async def _start_bare(params: dict[str, Any]) -> tuple[int, Any, Any]:
     return port, lambda: {"calls_served": served[0]}, stop
 
 
+SERVER_MODULES = ("__main__", "_gateway_fakes", "grpc", "blendr.config", "blendr.rpc.server", "blendr.telemetry",
+                  "blendr.store", "king.auth", "king.context", "king.core", "king.gateway",
+                  "protos.blendr.v1.renter_pb2_grpc", "tests.fakes.queens", "tests.fakes.rental_chain")
+"""What a server process imports, loaded once by the fork server every server process is forked from."""
+
+
+def _server_context() -> Any:
+    """The multiprocessing context of the server processes; starts its fork server (which imports
+    :data:`SERVER_MODULES` in the background) if it is not running yet."""
+    import multiprocessing
+    from multiprocessing import forkserver
+
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(list(SERVER_MODULES))
+    forkserver.ensure_running()
+    return ctx
+
+
 class _ServerProcess:
-    """A server process and its command pipe."""
+    """A server process and its command pipe.
+
+    Server processes are forked from one fork server that has imported :data:`SERVER_MODULES` (a fresh process,
+    no thread, no gRPC channel or server), so each starts without importing the king again."""
 
     def __init__(self, kind: str, params: dict[str, Any]) -> None:
-        import multiprocessing
-
-        ctx = multiprocessing.get_context("spawn")
+        ctx = _server_context()
         self.kind = kind
         self.conn, child = ctx.Pipe()
         self.proc = ctx.Process(target=_server_child, args=(kind, child, params), daemon=True)
@@ -825,7 +852,7 @@ async def _gateway_load(size: GatewaySize, port: int, server: _ServerProcess) ->
         subs = await asyncio.gather(*(prepare(r, k) for r, k in enumerate(kings)))
         solo_subs = await prepare(-1, kings[0])
         t_prepare = time.monotonic() - t0
-        reads_before = await _read_latency(kings[0], 20)
+        reads_before = await _read_latency(kings[0], size.reads)
 
         # One renter alone first (latency without queueing; it also warms the king up), then all at once.
         solo = _Samples()
@@ -854,7 +881,7 @@ async def _gateway_load(size: GatewaySize, port: int, server: _ServerProcess) ->
         king_stats = await server.call("stats")
         for key in ("placement_attempts", "rentals_created", "assignments"):
             king_stats[key] -= at_mark[key]
-        reads_after = await _read_latency(kings[0], 20)
+        reads_after = await _read_latency(kings[0], size.reads)
         sample = subs[0][0]
         return {
             "run": run, "solo": solo, "wall_s": wall, "client_cpu_s": client_cpu,
@@ -954,11 +981,11 @@ HEALTH_SERVICE = "blendr.v1.RenterGateway"
 class DeepQueueSize:
     """How big the deep-queue case is."""
 
-    queued: int  # jobs in the queue when the deep figures are taken (10,000; quick 300)
-    batch: int  # jobs of each timed submit batch (500; quick 100)
-    concurrency: int  # renters submitting at once (100)
+    queued: int  # jobs in the queue when the deep figures are taken (10,000; quick 150)
+    batch: int  # jobs of each timed submit batch (500; quick 50)
+    concurrency: int  # renters submitting at once (100; quick 20)
     jobs_per_renter: int  # jobs of each renter identity: renters = ceil(all jobs / this)
-    window_s: float  # seconds of health checks on an idle king (6; quick 2)
+    window_s: float  # seconds of health checks on an idle king (6; quick 0.5)
     probe_interval_s: float = 0.01
 
 
@@ -1123,6 +1150,7 @@ async def _deep_queue_async(size: DeepQueueSize, server_cpu: int | None, other_p
 
 def run_deep_queue_part(size: DeepQueueSize, other_providers: int) -> dict[str, Any]:
     """The deep-queue case: health p99 and submit rate with ``size.queued`` jobs queued vs an empty queue."""
+    _server_context()  # before pinning: the fork server may use every CPU
     cpus = _cpus()
     pinned = len(cpus) >= 2
     try:
@@ -1192,6 +1220,7 @@ def run_gateway_part(size: GatewaySize) -> dict[str, Any]:
     """
     from _gateway_fakes import FAKES
 
+    _server_context()  # imports in the background while PostgreSQL starts; before pinning: it may use every CPU
     cpus = _cpus()
     pinned = len(cpus) >= 2
     try:
@@ -1289,7 +1318,7 @@ def run_gateway_part(size: GatewaySize) -> dict[str, Any]:
             "WatchJob + placement; a bare call is one unary call)",
             "placement_attempts": "placements the scheduler offered the job manager's loop (equal to jobs "
             "when every placement lands on one of the job's candidates)",
-            "reads_ms": "one client, 20 calls each, before the timed phase (no job stored) and after it",
+            "reads_ms": f"one client, {size.reads} calls each, before the timed phase (no job stored) and after it",
             "one_renter": "one renter alone, one job after the other, before the concurrent phase: latency "
             "without queueing (baseline.one_client_ms: the same for one bare client)",
             "server_cpu_ms_per_job": "CPU time of the king's process (all threads) in the timed phase / jobs",
@@ -1371,59 +1400,66 @@ def _table(part: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> int:
     """Runs the benchmark, prints a table and writes the JSON report."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--quick", action="store_true", help="CI size: one run per scenario, fewer gateway jobs")
+    parser.add_argument("--quick", action="store_true",
+                        help="CI size: one run per scenario, every part smaller (each default says its quick size)")
     parser.add_argument("--out", type=Path, default=None, help="JSON output (default: bench/results/scheduler.json, with --quick bench/results/quick/scheduler.json)")
     parser.add_argument("--part", choices=("all", "scheduler", "gateway", "deep-queue"), default="all",
                         help="what to run")
-    parser.add_argument("--providers", type=int, default=None, help="default 10,000 (quick 2,000)")
+    parser.add_argument("--providers", type=int, default=None, help="default 10,000 (quick 1,000)")
     parser.add_argument("--pools", type=int, default=20)
-    parser.add_argument("--jobs", type=int, default=None, help="default 50,000 (quick 10,000)")
+    parser.add_argument("--jobs", type=int, default=None, help="default 50,000 (quick 5,000)")
     parser.add_argument("--renters", type=int, default=200)
     parser.add_argument("--mean-duration", type=int, default=None,
-                        help="mean job run time in placements (default 15,000, quick 6,000)")
+                        help="mean job run time in placements (default 15,000, quick 1,500)")
     parser.add_argument("--refresh-every", type=int, default=None,
-                        help="placements between pool snapshots (default 1,000, quick 400)")
+                        help="placements between pool snapshots (default 1,000, quick 100)")
     parser.add_argument("--repeat", type=int, default=3, help="runs (seeds) per scenario in the full mode")
     parser.add_argument("--seed", type=int, default=1, help="first seed")
-    parser.add_argument("--gw-renters", type=int, default=100, help="concurrent renters (SDK clients)")
+    parser.add_argument("--gw-renters", type=int, default=None,
+                        help="concurrent renters (SDK clients; default 100, quick 10)")
     parser.add_argument("--gw-jobs", type=int, default=None, help="jobs per renter (default 2 quick, 20 full)")
     parser.add_argument("--gw-providers", type=int, default=king_candidates(),
                         help=f"{GW_MODEL} providers, the ones the jobs match (default: the quote's candidates)")
     parser.add_argument("--gw-gpus", type=int, default=128, help=f"GPUs per {GW_MODEL} provider")
-    parser.add_argument("--gw-other-providers", type=int, default=984, help=f"{GW_OTHER_MODEL} providers")
+    parser.add_argument("--gw-other-providers", type=int, default=None,
+                        help=f"{GW_OTHER_MODEL} providers (default 984, quick 184)")
     parser.add_argument("--gw-bare-calls", type=int, default=None,
-                        help="calls per baseline client (default 5x the jobs per renter, at least 50)")
+                        help="calls per baseline client (default 5x the jobs per renter, at least 50; quick 20)")
     parser.add_argument("--dq-queued", type=int, default=None,
-                        help="deep queue: jobs queued for the deep figures (default 300 quick, 10,000 full)")
+                        help="deep queue: jobs queued for the deep figures (default 10,000, quick 150)")
     parser.add_argument("--dq-batch", type=int, default=None,
-                        help="deep queue: jobs of each timed submit batch (default 100 quick, 500 full)")
-    parser.add_argument("--dq-concurrency", type=int, default=100, help="deep queue: renters submitting at once")
+                        help="deep queue: jobs of each timed submit batch (default 500, quick 50)")
+    parser.add_argument("--dq-concurrency", type=int, default=None,
+                        help="deep queue: renters submitting at once (default 100, quick 20)")
     parser.add_argument("--dq-jobs-per-renter", type=int, default=10,
                         help="deep queue: jobs of each renter (the renters are as many as the jobs need)")
     parser.add_argument("--dq-window", type=float, default=None,
-                        help="deep queue: seconds of health checks on the idle king (default 2 quick, 6 full)")
+                        help="deep queue: seconds of health checks on the idle king (default 6, quick 0.5)")
     args = parser.parse_args(argv)
     args.out = result_path("scheduler", args.quick, args.out)
-    # --quick is a smoke run: the scheduler part at 1/5 of the full size (same jobs per provider).
-    for name, full, quick in (("providers", 10_000, 2_000), ("jobs", 50_000, 10_000),
-                              ("mean_duration", 15_000, 3_000), ("refresh_every", 1000, 200)):
+    # --quick is a smoke run of every part: the scheduler part at 1/10 of the full size (same jobs per provider),
+    # fewer renters, jobs and calls through the gateway, a shorter deep queue.
+    for name, full, quick in (("providers", 10_000, 1_000), ("jobs", 50_000, 5_000),
+                              ("mean_duration", 15_000, 1_500), ("refresh_every", 1000, 100),
+                              ("gw_renters", 100, 10), ("gw_other_providers", 984, 184),
+                              ("dq_queued", 10_000, 150), ("dq_batch", 500, 50), ("dq_concurrency", 100, 20),
+                              ("dq_window", 6.0, 0.5)):
         if getattr(args, name) is None:
             setattr(args, name, quick if args.quick else full)
     if min(args.providers, args.pools, args.jobs, args.renters, args.mean_duration, args.refresh_every) < 1:
         parser.error("sizes must be >= 1")
     gw_jobs = args.gw_jobs if args.gw_jobs is not None else (2 if args.quick else 20)
+    bare_calls = 20 if args.quick else max(50, 5 * gw_jobs)
     gw = GatewaySize(args.gw_renters, gw_jobs, args.gw_providers, args.gw_gpus, args.gw_other_providers,
-                     args.gw_bare_calls if args.gw_bare_calls is not None else max(50, 5 * gw_jobs))
+                     args.gw_bare_calls if args.gw_bare_calls is not None else bare_calls,
+                     **({"solo_jobs": 5, "reads": 5} if args.quick else {}))
     if min(gw.renters, gw.jobs_per_renter, gw.providers, gw.gpus, gw.bare_calls_per_client) < 1:
         parser.error("gateway sizes must be >= 1")
     if gw.other_providers < 0:
         parser.error("--gw-other-providers must be >= 0")
     if (gw.renters * gw.jobs_per_renter + gw.solo_jobs) * GW_JOB_GPUS > gw.providers * gw.gpus:
         parser.error("the gateway jobs need more GPUs than the matching providers have (no job ends)")
-    dq = DeepQueueSize(args.dq_queued if args.dq_queued is not None else (300 if args.quick else 10_000),
-                       args.dq_batch if args.dq_batch is not None else (100 if args.quick else 500),
-                       args.dq_concurrency, args.dq_jobs_per_renter,
-                       args.dq_window if args.dq_window is not None else (2.0 if args.quick else 6.0))
+    dq = DeepQueueSize(args.dq_queued, args.dq_batch, args.dq_concurrency, args.dq_jobs_per_renter, args.dq_window)
     if min(dq.batch, dq.concurrency, dq.jobs_per_renter) < 1 or dq.window_s <= 0 or dq.queued < dq.batch:
         parser.error("deep-queue sizes must be >= 1, --dq-window > 0 and --dq-queued >= --dq-batch")
     size = Size(args.providers, args.pools, args.jobs, args.renters, args.mean_duration, args.refresh_every)
