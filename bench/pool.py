@@ -36,6 +36,10 @@ Processes are pinned when there are at least two CPUs: the server to CPU 0, load
 Provider keys are derived deterministically and their addresses cached in the temp folder, so only the
 first run pays for deriving them.
 
+``--quick`` (for ``make test``): 200 streams instead of 2,000 and short phases (warm-up 0.5 s, 1 Hz window 2 s,
+saturation 0.5 s + 1.5 s in 3 parts, against 10 s, 60 s, 3 s + 20 s in 5 parts): a smoke run, its figures are
+not comparable with the full ones.
+
 Usage: ``python bench/pool.py [--quick] [--streams 2000] [--out bench/results/pool.json] [--profile]``.
 """
 
@@ -90,8 +94,9 @@ class Phases:
     sat_parts: int  # the saturation window is also reported in this many parts (its rate is noisy)
 
 
-QUICK = Phases(warmup_s=1.5, window_s=6.0, sat_warmup_s=1.0, sat_window_s=3.0, sat_parts=3)
+QUICK = Phases(warmup_s=0.5, window_s=2.0, sat_warmup_s=0.5, sat_window_s=1.5, sat_parts=3)
 FULL = Phases(warmup_s=10.0, window_s=60.0, sat_warmup_s=3.0, sat_window_s=20.0, sat_parts=5)
+FULL_STREAMS, QUICK_STREAMS = 2000, 200
 
 
 class BenchError(Exception):
@@ -954,7 +959,7 @@ async def _run_server(
             raise BenchError(f"{kind}: no stream was admitted ({dict(errs)})\n{srv._tail()}")
 
         await asyncio.sleep(phases.warmup_s)
-        print(f"[{kind}] steady window {phases.window_s:.0f}s at {1 / args.interval:g} Hz", flush=True)
+        print(f"[{kind}] steady window {phases.window_s:g}s at {1 / args.interval:g} Hz", flush=True)
         prof = await profiler("steady")
         steady = await _measure(srv, loadgens, phases.window_s)
         await done("steady", prof)
@@ -962,7 +967,7 @@ async def _run_server(
         for lg in loadgens:
             await lg.call(cmd="mode", saturate=True)
         await asyncio.sleep(phases.sat_warmup_s)
-        print(f"[{kind}] saturation window {phases.sat_window_s:.0f}s", flush=True)
+        print(f"[{kind}] saturation window {phases.sat_window_s:g}s", flush=True)
         prof = await profiler("saturation")
         saturation = await _measure(srv, loadgens, phases.sat_window_s, phases.sat_parts)
         await done("saturation", prof)
@@ -1166,10 +1171,12 @@ async def orchestrate(args: argparse.Namespace) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     """Runs the benchmark (or, with ``--role``, one of its child processes)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--quick", action="store_true", help="short phases: the whole run in under a minute")
+    parser.add_argument("--quick", action="store_true",
+                        help=f"{QUICK_STREAMS} streams and short phases: a smoke run of a few seconds per server")
     parser.add_argument("--out", type=Path, default=None, help="JSON output (default: bench/results/pool.json, with --quick bench/results/quick/pool.json)")
     parser.add_argument(
-        "--streams", type=int, default=2000, help="concurrent provider streams (default 2000)"
+        "--streams", type=int, default=None,
+        help=f"concurrent provider streams (default {FULL_STREAMS}, --quick {QUICK_STREAMS})",
     )
     parser.add_argument("--interval", type=float, default=1.0, help="seconds between heartbeats per stream")
     parser.add_argument("--per-channel", type=int, default=50, help="streams per gRPC channel (default 50)")
@@ -1188,6 +1195,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.role:
         return child_main(args)
     args.out = result_path("pool", args.quick, args.out)
+    if args.streams is None:
+        args.streams = QUICK_STREAMS if args.quick else FULL_STREAMS
     if args.streams < 1 or args.clients < 1 or args.per_channel < 1 or args.interval <= 0:
         parser.error("--streams, --clients and --per-channel must be >= 1 and --interval > 0")
 
@@ -1203,8 +1212,8 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(
         f"pool: {args.streams} streams, {1 / args.interval:g} Hz, {report['mode']} "
-        f"(window {report['params']['phases']['window_s']:.0f}s, "
-        f"saturation {report['params']['phases']['sat_window_s']:.0f}s)"
+        f"(window {report['params']['phases']['window_s']:g}s, "
+        f"saturation {report['params']['phases']['sat_window_s']:g}s)"
     )
     print(_table(servers))
     print()
