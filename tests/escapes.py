@@ -4,7 +4,8 @@ does its legitimate work too, and prints one line ``ESCAPES <json>``: each attem
 Used by the sandbox tests (tests/integration/test_sandbox.py) and by bench/sandbox.py (the escape table). What
 the attacker knows comes in ``ESCAPE_TARGETS`` (JSON): paths of the provider's key, TLS key, store and home, of
 another job's working directory and log, host ports (the provider's Ray GCS and dashboard, a queen, a chain),
-and the Ray auth token's path. The job runs this file as its entrypoint (``python main.py``).
+and the Ray auth token's path (and, optionally, ``ray_timeout_s``: how long the attempt to run a task on the
+provider's Ray may wait, 20 s by default). The job runs this file as its entrypoint (``python main.py``).
 """
 
 from __future__ import annotations
@@ -90,7 +91,8 @@ def ray_on_provider():
     code = ("import ray; ray.init(address='127.0.0.1:%d', log_to_driver=False); "
             "print(ray.get(ray.remote(lambda: 'ran').remote()))" % int(t["gcs_port"]))
     try:
-        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=20)
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                              timeout=float(t.get("ray_timeout_s", 20)))
     except subprocess.TimeoutExpired:
         return ""  # still waiting for a GCS it cannot reach
     return "ran a task on the provider's Ray" if "ran" in done.stdout.split() else ""
