@@ -22,8 +22,11 @@ exactly as the settlement formula says; every figure is also a ratio to a plain 
 holders, measured in the same run. The total adds ETH and ETC gas (priced differently); both parts are given.
 No holder has delegated its votes: a delegated recipient adds an ERC20Votes checkpoint write to each transfer.
 
+``--quick`` (for ``make test``; a smoke run, its figures are not the full ones): part 1 without the batch of
+1000 (so 100 tasks are opened, not 1000) and 3 repeats, part 2 with a real batch of 10 rentals instead of 100.
+
     python bench/relay.py            # full: 11 timed repeats per batch size
-    python bench/relay.py --quick    # the CI-sized run (under 60 s): 3 repeats per batch size
+    python bench/relay.py --quick    # CI-sized: 3 repeats of batches of 1 / 10 / 100, a real batch of 10
 Writes bench/results/relay.json (``--quick``: bench/results/quick/relay.json; ``--out PATH``) and prints the tables.
 """
 
@@ -68,19 +71,28 @@ ETC_BLOCK_GAS = 8_000_000  # assumption: ETC mainnet's block gas limit
 ETC_BLOCK_S = 13  # assumption: ETC mainnet's mean block time
 TX_POOL_MAX_BYTES = 128 * 1024  # geth-derived clients' txpool limit on one transaction's size
 BATCH_SIZES = (1, 10, 100, 1000)
+QUICK_BATCH_SIZES = (1, 10, 100)
 E2E_BATCH = 100  # the real batch the measured rental's result lands in
+QUICK_E2E_BATCH = 10
 OPEN_GAS = 300_000  # fixed gas limit for the bulk set-up transactions (skips one estimate per tx)
 CREATE_GAS = 600_000
 DURATION = 3600  # seconds
 PRICE = tokens("2.5")  # per GPU-hour
 COUNTS = (12, 11, 0, 1)  # cumulative issued, passed, failed, missed
-STEPS = ("GPURental.createRental", "OPEN delivery on etc (2-of-3)", f"result's share of a batch of {E2E_BATCH}",
-         "WorkVerification.finalize", "RESULT delivery on eth (2-of-3, settles)")
+
+
+def steps_of(e2e_batch: int) -> tuple[str, ...]:
+    """The measured steps of one verified rental (their names in the report)."""
+    return ("GPURental.createRental", "OPEN delivery on etc (2-of-3)", f"result's share of a batch of {e2e_batch}",
+            "WorkVerification.finalize", "RESULT delivery on eth (2-of-3, settles)")
+
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="the CI-sized run (under 60 s)")
+    ap.add_argument("--quick", action="store_true",
+                    help=f"the CI-sized run: batches of {'/'.join(map(str, QUICK_BATCH_SIZES))}, 3 repeats, "
+                         f"a real batch of {QUICK_E2E_BATCH}")
     ap.add_argument("--repeats", type=int, default=0, help="timed repeats per batch size (default 11, quick 3)")
     ap.add_argument("--out", type=Path, default=None,
                     help="JSON output (default: bench/results/relay.json, with --quick bench/results/quick/relay.json)")
@@ -91,7 +103,8 @@ def main(argv: list[str] | None = None) -> int:
     eth_node = start_anvil(ETH_ID)
     etc_node = start_anvil(ETC_ID, hardfork="shanghai")
     try:
-        out = run(eth_node.url, etc_node.url, repeats)
+        out = run(eth_node.url, etc_node.url, repeats, QUICK_BATCH_SIZES if args.quick else BATCH_SIZES,
+                  QUICK_E2E_BATCH if args.quick else E2E_BATCH)
     finally:
         eth_node.stop()
         etc_node.stop()
@@ -150,16 +163,17 @@ class Bench:
         return inbox.client.transact(fn, wait=True) if wait else inbox.client.transact(fn, gas=OPEN_GAS, wait=False)
 
 
-def run(eth_url: str, etc_url: str, repeats: int) -> dict[str, Any]:
+def run(eth_url: str, etc_url: str, repeats: int, sizes: tuple[int, ...] = BATCH_SIZES,
+        e2e_batch: int = E2E_BATCH) -> dict[str, Any]:
     t = time.monotonic()
     b = Bench(eth_url, etc_url)
     b.fund()
     print(f"deployed and funded in {time.monotonic() - t:.1f} s")
     t = time.monotonic()
-    batches = record_batches(b, repeats)
+    batches = record_batches(b, repeats, sizes)
     print(f"part 1 (batches) in {time.monotonic() - t:.1f} s")
     t = time.monotonic()
-    e2e = rental_end_to_end(b)
+    e2e = rental_end_to_end(b, e2e_batch)
     print(f"part 2 (rental end to end) in {time.monotonic() - t:.1f} s\n")
 
     rows = [[str(r["size"]), f"{r['gas']:,}", f"{r['gas_per_result']:,}", f"{r['wall_ms']:.1f}", f"{r['send_to_receipt_ms']:.1f}",
@@ -182,15 +196,16 @@ def run(eth_url: str, etc_url: str, repeats: int) -> dict[str, Any]:
                             "tx_pool_max_bytes": TX_POOL_MAX_BYTES}}
 
 
-def record_batches(b: Bench, repeats: int) -> list[dict[str, Any]]:
-    """Part 1: submitBatch of 1..1000 results for open tasks of one queen on a bench WorkVerification."""
+def record_batches(b: Bench, repeats: int, sizes: tuple[int, ...] = BATCH_SIZES) -> list[dict[str, Any]]:
+    """Part 1: submitBatch of each of ``sizes`` results (1..1000) for open tasks of one queen on a bench
+    WorkVerification."""
     rental_addr = b.rental.address
     wv_contract = b.etc_d.deploy(
         "WorkVerification", b.deployer.address, b.inbox_eoa.address, b.etc_outbox.address, ETH_ID, rental_addr,
-        b.m.etc.address("ReputationSystem"), 1_000, 3 * 86_400, max(BATCH_SIZES))
+        b.m.etc.address("ReputationSystem"), 1_000, 3 * 86_400, max(sizes))
     wv = WorkVerification(b.queen_etc, wv_contract.address)
     start = int(b.etc_d.w3.eth.get_block("latest")["timestamp"])
-    ids = [int.from_bytes(keccak(b"bench-task-%d" % i), "big") for i in range(max(BATCH_SIZES))]
+    ids = [int.from_bytes(keccak(b"bench-task-%d" % i), "big") for i in range(max(sizes))]
     t = time.monotonic()
     last = ""
     for rid in ids:
@@ -205,7 +220,7 @@ def record_batches(b: Bench, repeats: int) -> list[dict[str, Any]]:
     print(f"opened {len(ids)} tasks in {time.monotonic() - t:.1f} s")
 
     out = []
-    for size in BATCH_SIZES:
+    for size in sizes:
         results = [ChallengeResult(rid, *COUNTS) for rid in ids[:size]]
         gas: list[int] = []
         walls: list[float] = []
@@ -239,8 +254,10 @@ def record_batches(b: Bench, repeats: int) -> list[dict[str, Any]]:
     return out
 
 
-def rental_end_to_end(b: Bench) -> dict[str, Any]:
-    """Part 2: 100 rentals through the real bridge; the last one is measured step by step and its settlement checked."""
+def rental_end_to_end(b: Bench, e2e_batch: int = E2E_BATCH) -> dict[str, Any]:
+    """Part 2: ``e2e_batch`` (100) rentals through the real bridge; the last one is measured step by step and
+    its settlement checked."""
+    steps_named = steps_of(e2e_batch)
     # the baseline: a plain transfer between two holders (both balances non-zero before and after)
     renter_token = GPUToken(b.renter_eth, b.token.address)
     transfer = int(statistics.median(int(renter_token.transfer(b.provider.address, tokens(1))["gasUsed"])
@@ -248,7 +265,7 @@ def rental_end_to_end(b: Bench) -> dict[str, Any]:
 
     now = int(b.eth_d.w3.eth.get_block("latest")["timestamp"])
     intents = [RentalIntent(b.renter.address, b.provider.address, 1, b"\x11" * 32, tokens(3), DURATION, n,
-                            now + 86_400, bytes(32), b.king.address) for n in range(1, E2E_BATCH + 1)]
+                            now + 86_400, bytes(32), b.king.address) for n in range(1, e2e_batch + 1)]
     # fillers: created back to back (several in flight), then their OPENs delivered the same way
     hashes = [str(b.king_eth.transact(b.rental.fn.createRental(i.as_tuple(), i.sign(b.renter, ETH_ID, b.rental.address),
                                                                PRICE, b.queens[0].address, i.provider, []),
@@ -263,9 +280,9 @@ def rental_end_to_end(b: Bench) -> dict[str, Any]:
     measured = intents[-1]
     rid = measured.rental_id(ETH_ID, b.rental.address)
     r = b.rental.create(measured, measured.sign(b.renter, ETH_ID, b.rental.address), PRICE, b.queens[0].address)
-    steps[STEPS[0]] = int(r["gasUsed"])
+    steps[steps_named[0]] = int(r["gasUsed"])
     [msg] = b.eth_outbox.messages(r)
-    steps[STEPS[1]] = int(b.deliver(b.etc_inbox, msg)["gasUsed"])
+    steps[steps_named[1]] = int(b.deliver(b.etc_inbox, msg)["gasUsed"])
     task = b.wv.task(rid)
     if task[0] != b.provider.address:
         raise RuntimeError("the measured rental's task did not open on etc")
@@ -274,7 +291,7 @@ def rental_end_to_end(b: Bench) -> dict[str, Any]:
     results = [ChallengeResult(x, *COUNTS) for x in ids]
     bid = keccak(b"e2e-batch")
     r = b.wv.submit_batch(bid, b"\x42" * 32, results)
-    steps[STEPS[2]] = round(int(r["gasUsed"]) / E2E_BATCH)
+    steps[steps_named[2]] = round(int(r["gasUsed"]) / e2e_batch)
     _, proofs = results_tree(bid, results)
 
     # both clocks a minute past the rental's end (on ETC the task's end: ETH's creation time + duration)
@@ -293,15 +310,15 @@ def rental_end_to_end(b: Bench) -> dict[str, Any]:
                "rental": b.rental.address}
     before = {k: b.token.balance_of(a) for k, a in holders.items()}
     r = b.wv.finalize(bid, results[-1], proofs[-1])
-    steps[STEPS[3]] = int(r["gasUsed"])
+    steps[steps_named[3]] = int(r["gasUsed"])
     [result_msg] = b.etc_outbox.messages(r)
     r = b.deliver(b.eth_inbox, result_msg)
-    steps[STEPS[4]] = int(r["gasUsed"])
+    steps[steps_named[4]] = int(r["gasUsed"])
     b.rental.collect_fees()
     settlement = check_settlement(b, rid, before, holders)
 
     total = sum(steps.values())
-    eth_gas = steps[STEPS[0]] + steps[STEPS[4]]
+    eth_gas = steps[steps_named[0]] + steps[steps_named[4]]
     return {"steps": steps, "total_gas": total, "eth_gas": eth_gas, "etc_gas": total - eth_gas,
             "transfer_gas": transfer,
             "ratio_to_transfer": round(total / transfer, 2),
