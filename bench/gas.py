@@ -6,8 +6,8 @@ usage burn on), reading ``gasUsed`` from each receipt. Every figure is also give
 ratio to a plain GPUTOKEN ``transfer`` measured in the same run. Targets (from the contracts issue):
 create <= 150k, settle <= 120k, bridge delivery 3-of-5 <= 120k, one provider's result in a batch of 100 <= 5k.
 
-    python bench/gas.py            # full: 100 rentals through the bridge
-    python bench/gas.py --quick    # 100 rentals too (the batch of 100 needs them); fewer repeats elsewhere
+    python bench/gas.py            # full: 100 rentals through the bridge, the queen's batches of 1, 10 and 100
+    python bench/gas.py --quick    # 20 rentals, batches of 1, 10 and 20 (a smoke run: not the full figures)
 Writes bench/results/gas.json (``--quick``: bench/results/quick/gas.json; ``--out PATH``) and prints a table.
 """
 
@@ -53,6 +53,7 @@ from blendr.units import tokens
 # the minimal bridge receiver is a test-only contract, built next to the tests
 artifacts.add_artifacts_dir(Path(__file__).resolve().parents[1] / "tests" / "contracts" / "artifacts")
 ZERO = "0x" + "00" * 20
+QUICK_RENTALS = 20
 OPEN_INTENT = "GPURental.createRental (open intent, 1 of 8 candidates, with proof)"
 TARGETS = {"GPURental.createRental": 150_000, OPEN_INTENT: 150_000, "GPURental settle (onBridgeMessage from its inbox)": 120_000,
            "bridge delivery 3-of-5 (minimal receiver)": 120_000, "WorkVerification result in batch of 100": 5_000}
@@ -69,8 +70,10 @@ class Recorder:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="the CI-sized run (under 60 s)")
-    ap.add_argument("--rentals", type=int, default=100, help="rentals created and verified (>= 100)")
+    ap.add_argument("--quick", action="store_true",
+                    help=f"the CI-sized run: {QUICK_RENTALS} rentals, the largest batch of results {QUICK_RENTALS}")
+    ap.add_argument("--rentals", type=int, default=None,
+                    help=f"rentals created and verified (default and minimum 100; --quick {QUICK_RENTALS}, at least 11)")
     ap.add_argument("--out", type=Path, default=None,
                     help="JSON output (default: bench/results/gas.json, with --quick bench/results/quick/gas.json)")
     args = ap.parse_args(argv)
@@ -79,7 +82,8 @@ def main(argv: list[str] | None = None) -> int:
     eth_node = start_anvil(31337)
     etc_node = start_anvil(63, hardfork="shanghai")
     try:
-        out = run(eth_node.url, etc_node.url, max(args.rentals, 100))
+        n = max(args.rentals or QUICK_RENTALS, 11) if args.quick else max(args.rentals or 100, 100)
+        out = run(eth_node.url, etc_node.url, n)
     finally:
         eth_node.stop()
         etc_node.stop()
@@ -110,6 +114,8 @@ def _advance(w3: Any, seconds: int, *, mine: bool = True, since: int = 0) -> Non
 
 
 def run(eth_url: str, etc_url: str, n_rentals: int) -> dict[str, Any]:
+    """Every operation's gas; the queen's largest batch holds min(n_rentals, 100) results (100 in a full run)."""
+    big = min(n_rentals, 100)
     acct = [Account.from_key(k) for k in DEV_KEYS]
     deployer, king, renter = acct[0], acct[1], acct[9]
     attesters = acct[2:7]  # five queens; threshold 3
@@ -214,17 +220,17 @@ def run(eth_url: str, etc_url: str, n_rentals: int) -> dict[str, Any]:
         rec.add("GPURental.createRentalWithVouchers", rental_k.create_with_vouchers(
             intent, vid, intent.sign_vouchers(renter, 31337, rental_k.address, vid), queen.address))
 
-    # the queen reports: batches of 1, 10 and 100 results (cumulative counts per rental)
+    # the queen reports: batches of 1, 10 and 100 results (cumulative counts per rental; quick: 1, 10, 20)
     batch_gas: dict[int, int] = {}
     results = [ChallengeResult(rid, 60, 60, 0, 0) for rid in ids]
-    for size, tag in ((1, b"b1"), (10, b"b10"), (100, b"b100")):
+    for size, tag in ((1, b"b1"), (10, b"b10"), (big, b"b%d" % big)):
         bid = tag.ljust(32, b"\0")
         root = bytes(32) if size == 0 else (b"\x99" * 32)
         r = wv.submit_batch(bid, root, results[:size])
         batch_gas[size] = int(r["gasUsed"])
         rec.add(f"WorkVerification.submitBatch({size})", r)
-    final_bid = b"b100".ljust(32, b"\0")
-    _, proofs = results_tree(final_bid, results[:100])
+    final_bid = (b"b%d" % big).ljust(32, b"\0")
+    _, proofs = results_tree(final_bid, results[:big])
     # end the rentals on both chains' clocks (their clocks drift apart: one second per block, see _advance)
     both = max(_latest(eth_d.w3), _latest(etc_d.w3))
     for cl in (eth_d, etc_d):
@@ -251,7 +257,7 @@ def run(eth_url: str, etc_url: str, n_rentals: int) -> dict[str, Any]:
     rec.add("GPURental.reclaimEscrow", rental_r.reclaim(extra[1]))
     # expiry on etc: a task whose queen never finalizes
     _advance(etc_d.w3, 3 * 86_400 + 1, since=_latest(eth_d.w3))  # task ends are ETH times
-    rec.add("WorkVerification.expire", WorkVerification(relay_etc, wv.address).expire(ids[50]))
+    rec.add("WorkVerification.expire", WorkVerification(relay_etc, wv.address).expire(ids[min(50, big - 1)]))
 
     # the bare bridge: 3-of-5 delivery to a minimal receiver
     receiver = etc_d.deploy("BridgeMinimalReceiver")
@@ -359,11 +365,12 @@ def run(eth_url: str, etc_url: str, n_rentals: int) -> dict[str, Any]:
             entry["target"] = TARGETS[name]
             entry["meets_target"] = value <= TARGETS[name]
         table[name] = entry
-    per_result = batch_gas[100] / 100
-    table["WorkVerification result in batch of 100"] = {
-        "gas": round(per_result), "n": 1, "ratio_to_transfer": round(per_result / transfer, 3),
-        "target": TARGETS["WorkVerification result in batch of 100"], "meets_target": per_result <= 5_000,
-        "marginal_gas_100_vs_10": round((batch_gas[100] - batch_gas[10]) / 90)}
+    per_result = batch_gas[big] / big
+    in_batch = f"WorkVerification result in batch of {big}"
+    table[in_batch] = {"gas": round(per_result), "n": 1, "ratio_to_transfer": round(per_result / transfer, 3)}
+    if in_batch in TARGETS:  # the target is for a batch of 100 (a quick run's batch is smaller)
+        table[in_batch].update(target=TARGETS[in_batch], meets_target=per_result <= TARGETS[in_batch])
+    table[in_batch][f"marginal_gas_{big}_vs_10"] = round((batch_gas[big] - batch_gas[10]) / (big - 10))
     whole = table["GPURental.createRental"]["gas"] + table["GPURental settle (onBridgeMessage from its inbox)"]["gas"]
     table["whole rental on eth (create + settle)"] = {"gas": whole, "n": 1, "ratio_to_transfer": round(whole / transfer, 2)}
     for name, e in table.items():
