@@ -117,12 +117,12 @@ def _stoppable() -> None:
 
 def _stay(procs: list[subprocess.Popen[bytes]], logs: Path, url: str, renter_key: str) -> int:
     """Keeps the network running until Ctrl-C (SIGINT) or SIGTERM: 0; or until one of its processes exits: 1."""
-    _say("the network stays up until you press Ctrl-C")
-    print(f"   Open the dApp: {url}")
-    print(f"   a devnet renter's private key, for the page's \"Use a devnet key\": {renter_key}")
-    print("   (a devnet key: every node on this machine knows it; never use it on a real chain)")
-    print("   stop: press Ctrl-C (everything the demo started is stopped)", flush=True)
-    try:
+    try:  # a Ctrl-C from here on, even one pressed while these lines are written, stops the demo cleanly
+        _say("the network stays up until you press Ctrl-C")
+        print(f"   Open the dApp: {url}")
+        print(f"   a devnet renter's private key, for the page's \"Use a devnet key\": {renter_key}")
+        print("   (a devnet key: every node on this machine knows it; never use it on a real chain)")
+        print("   stop: press Ctrl-C (everything the demo started is stopped)", flush=True)
         while True:
             time.sleep(1.0)
             dead = [p for p in procs if p.poll() is not None]

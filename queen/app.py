@@ -151,28 +151,38 @@ async def start_queen(
         health_listen=cfg.rpc.health_listen,
     )
     # The operator view lists every provider: on its own listener, loopback by default.
-    admin = await start_server(
-        cfg, cfg.queen.admin_listen,
-        [lambda s: pb_grpc.add_QueenAdminServicer_to_server(QueenAdminServicer(core), s)],
-        service_names=ADMIN_SERVICES,
-    )
+    try:
+        admin = await start_server(
+            cfg, cfg.queen.admin_listen,
+            [lambda s: pb_grpc.add_QueenAdminServicer_to_server(QueenAdminServicer(core), s)],
+            service_names=ADMIN_SERVICES,
+        )
+    except BaseException:  # a start that fails stops what it started (a running server left to the GC can hang it)
+        await server.stop(0)
+        core.shutdown()
+        raise
     metrics_port = None
-    if cfg.metrics.port >= 0:
-        metrics_port = metrics.start_http_server(cfg.metrics.host, cfg.metrics.port)
     app = QueenApp(cfg, core, server, admin, metrics, metrics_port, store)
-    if manifest is not None:
-        await _read_governance(app, manifest)  # before the chain loops start: they begin at governance's depths
-    if cfg.relay.king:
-        _start_king_link(app, ident, clock, run=run_ticker)
-        from queen.outputs import OutputRelay
+    try:
+        if cfg.metrics.port >= 0:
+            app.metrics_port = metrics.start_http_server(cfg.metrics.host, cfg.metrics.port)
+        if manifest is not None:
+            await _read_governance(app, manifest)  # before the chain loops start: they begin at governance's depths
+        if cfg.relay.king:
+            _start_king_link(app, ident, clock, run=run_ticker)
+            from queen.outputs import OutputRelay
 
-        servicer.outputs = OutputRelay(core.jobs, ident.account(), clock, _kings(app).current)
-    if cfg.relay.enabled:
-        _start_relay(app, ident, clock, manifest, run=run_ticker)
-    if manifest is not None:
-        _start_gov_watch(app, oracle, run=run_ticker)
-    if run_ticker:
-        app._ticker = asyncio.create_task(app._tick_loop())
+            servicer.outputs = OutputRelay(core.jobs, ident.account(), clock, _kings(app).current)
+        if cfg.relay.enabled:
+            _start_relay(app, ident, clock, manifest, run=run_ticker)
+        if manifest is not None:
+            _start_gov_watch(app, oracle, run=run_ticker)
+        if run_ticker:
+            app._ticker = asyncio.create_task(app._tick_loop())
+    except BaseException:
+        await app.stop()
+        raise
+    metrics_port = app.metrics_port
     log.info("queen serving", address=ident.address, port=server.port, admin_port=admin.port, tls=server.tls,
              known_providers=known,
              admission=cfg.queen.admission, metrics_port=metrics_port)
