@@ -206,8 +206,9 @@ class Pod:
     # ------------------------------------------------------------------ env and command
     def env(self, container: Mapping[str, Any]) -> dict[str, str]:
         """The container's environment as the kubelet would set it (made local), over this process's own (minus
-        ``BLENDR_*``), with the interpreter's bin folder first on PATH."""
-        base = {k: v for k, v in os.environ.items() if not k.startswith("BLENDR_")}
+        ``BLENDR_*`` and ``RAY_*``), with the interpreter's bin folder first on PATH."""
+        # RAY_*: a Ray this test process started (a session's head with token auth) is not the pod's business
+        base = {k: v for k, v in os.environ.items() if not k.startswith(("BLENDR_", "RAY_"))}
         bindir = str(Path(sys.executable).parent)
         base["PATH"] = bindir + os.pathsep + base.get("PATH", "/usr/bin:/bin")
         base["PYTHONUNBUFFERED"] = "1"
