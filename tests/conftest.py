@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import copy
-import json
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -12,7 +10,7 @@ from typing import Any
 import pytest
 
 from blendr.chain import artifacts
-from blendr.chain.anvil import AnvilProcess, rpc, start_anvil
+from blendr.chain.anvil import AnvilProcess, start_anvil
 from blendr.chain.deploy import deploy_devnet
 from blendr.config import Config, load_config
 from tests.integration.helpers import PINS
@@ -77,47 +75,9 @@ def chains() -> Iterator[tuple[AnvilProcess, AnvilProcess]]:
     etc.stop()
 
 
-# The session's first devnet deployment: both chains' state (anvil_dumpState) and the manifest, by the chains' node
-# settings (hard fork, chain id, gas): later modules load it instead of deploying again.
-_DEPLOYMENTS: dict[str, tuple[str, str, Any, tuple[int, int]]] = {}
-
-
-def _node_key(node: AnvilProcess) -> str:
-    info = rpc(node.host, node.port, "anvil_nodeInfo")
-    return json.dumps([info["hardFork"], info["environment"]], sort_keys=True)
-
-
-def _height(node: AnvilProcess) -> int:
-    return int(rpc(node.host, node.port, "eth_blockNumber"), 16)
-
-
 @pytest.fixture(scope="module")
 def deployed(chains: tuple[AnvilProcess, AnvilProcess], tmp_path_factory: pytest.TempPathFactory) -> Any:
-    """Every contract deployed on ``chains`` with the devnet roles and keys (a module may define its own).
-
-    The session's first module deploys with ``deploy_devnet`` (as ``blendr devnet`` does); its chains' state is
-    kept (``anvil_dumpState``: accounts, code, storage, blocks, receipts and logs) and later modules on fresh chains
-    of the same settings load it (``anvil_loadState``): the same contracts, blocks, events and balances as a
-    deployment of their own, without its ~130 transactions. Chains that are not fresh get a deployment of
-    their own."""
+    """Every contract deployed on ``chains`` with the devnet roles and keys (a module may define its own)."""
     eth, etc = chains
-    key = _node_key(eth) + _node_key(etc)
-    kept = _DEPLOYMENTS.get(key)
-    if kept is not None and _height(eth) == 0 and _height(etc) == 0:
-        eth_state, etc_state, manifest, heights = kept
-        for node, state in ((eth, eth_state), (etc, etc_state)):
-            if rpc(node.host, node.port, "anvil_loadState", [state], timeout=60.0) is not True:
-                raise RuntimeError(f"anvil_loadState failed on chain {node.chain_id}")
-        if (_height(eth), _height(etc)) != heights:
-            raise RuntimeError(f"the loaded deployment's chains are at {(_height(eth), _height(etc))}, not {heights}")
-        loaded = copy.deepcopy(manifest)
-        loaded.eth.rpc_url, loaded.etc.rpc_url = eth.url, etc.url
-        return loaded
-    fresh = _height(eth) == 0 and _height(etc) == 0
     cfg = load_config(tmp_path_factory.mktemp("deployer"), env={})
-    manifest = deploy_devnet(cfg, echo=lambda s: None, eth_url=eth.url, etc_url=etc.url)
-    if fresh and kept is None:
-        _DEPLOYMENTS[key] = (rpc(eth.host, eth.port, "anvil_dumpState", timeout=60.0),
-                             rpc(etc.host, etc.port, "anvil_dumpState", timeout=60.0), copy.deepcopy(manifest),
-                             (_height(eth), _height(etc)))
-    return manifest
+    return deploy_devnet(cfg, echo=lambda s: None, eth_url=eth.url, etc_url=etc.url)
