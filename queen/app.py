@@ -161,8 +161,7 @@ async def start_queen(
         await server.stop(0)
         core.shutdown()
         raise
-    metrics_port = None
-    app = QueenApp(cfg, core, server, admin, metrics, metrics_port, store)
+    app = QueenApp(cfg, core, server, admin, metrics, None, store)
     try:
         if cfg.metrics.port >= 0:
             app.metrics_port = metrics.start_http_server(cfg.metrics.host, cfg.metrics.port)
@@ -182,10 +181,9 @@ async def start_queen(
     except BaseException:
         await app.stop()
         raise
-    metrics_port = app.metrics_port
     log.info("queen serving", address=ident.address, port=server.port, admin_port=admin.port, tls=server.tls,
              known_providers=known,
-             admission=cfg.queen.admission, metrics_port=metrics_port)
+             admission=cfg.queen.admission, metrics_port=app.metrics_port)
     return app
 
 
