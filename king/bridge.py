@@ -34,6 +34,7 @@ from typing import Any, Protocol
 
 from eth_utils import to_checksum_address
 
+from blendr.aio import wait_event
 from blendr.chain.bridge import BridgeMessage, recover_attester
 from blendr.chain.contracts import BridgeInbox
 from blendr.chain.relay import deliver_message
@@ -367,5 +368,4 @@ class AttestationBook:
                 # the traceback is logged and the pass retried after poll_s.
                 log.exception("delivery pass failed (bug)")
             self._wake.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=self.cfg.poll_s)
+            await wait_event(self._wake, self.cfg.poll_s)

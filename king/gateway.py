@@ -15,6 +15,7 @@ from typing import Any
 
 import grpc
 
+from blendr.aio import within
 from blendr.clock import Clock
 from blendr.errors import AuthenticationError, FailedPreconditionError, NotFoundError, ResourceExhaustedError
 from blendr.hashing import checksum_address
@@ -104,7 +105,7 @@ class RenterGatewayServicer(rpb_grpc.RenterGatewayServicer):
                 if job.finished() and seq >= job.last_seq:
                     return
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(q.get(), WATCH_IDLE_S)
+                    await within(q.get(), WATCH_IDLE_S)
         finally:
             core.book.unsubscribe(job.job_id, job.renter, q)
 

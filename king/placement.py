@@ -15,8 +15,8 @@ Guarantees:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 
+from blendr.aio import wait_event
 from blendr.errors import BlendrError, FencedError
 from blendr.telemetry import get_logger
 from king.context import KingContext
@@ -44,10 +44,9 @@ class Placer:
     async def run(self) -> None:
         """Places queued jobs as capacity appears, forever (cancel to stop)."""
         while not self.ctx.stopped:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.ctx.wake.wait(), self.ctx.cfg.retry_s)
+            await wait_event(self.ctx.wake, self.ctx.cfg.retry_s)
             self.ctx.wake.clear()
-            if self.ctx.stopped:  # (a cancellation can be lost in wait_for on Python 3.11: the flag is what counts)
+            if self.ctx.stopped:
                 return
             try:
                 await self.run_pass()

@@ -21,6 +21,7 @@ from typing import Protocol
 import grpc
 from eth_utils import to_checksum_address
 
+from blendr.aio import within
 from blendr.clock import Clock
 from blendr.errors import BlendrError, InvalidArgumentError, PermissionDeniedError, StoreError
 from blendr.rpc.registration import recover_queen_registration
@@ -185,7 +186,7 @@ class QueenHub:
         sess: _Session | None = None
         try:
             try:
-                first = await asyncio.wait_for(request_iterator.__anext__(), 30)
+                first = await within(request_iterator.__anext__(), 30)
             except (StopAsyncIteration, TimeoutError):
                 raise InvalidArgumentError("a queen session starts with a registration") from None
             if first.WhichOneof("body") != "registration":
@@ -205,7 +206,7 @@ class QueenHub:
             reader = asyncio.create_task(self._read(queen, request_iterator, sess, listener))
             while True:
                 try:
-                    item = await asyncio.wait_for(sess.queue.get(), HEARTBEAT_S)
+                    item = await within(sess.queue.get(), HEARTBEAT_S)
                 except TimeoutError:
                     yield hello  # the heartbeat: a queen that hears nothing takes this king for paused or gone
                     continue

@@ -22,6 +22,7 @@ import grpc
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_exponential_jitter
 
 import blendr
+from blendr.aio import within
 from blendr.config import Config
 from blendr.errors import (
     BlendrError,
@@ -263,14 +264,14 @@ class ProviderAgent:
             hello_pb = convert.hello_to_proto(hello)
             hello_pb.ask_per_gpu_hour = str(self.ask_wei)
             await send(pb.ProviderMessage(hello=hello_pb))
-            first = await asyncio.wait_for(call.read(), timeout)
+            first = await within(call.read(), timeout)
             if first is grpc.aio.EOF or first.WhichOneof("body") != "admission_challenge":
                 await call.code()
                 raise UnavailableError(f"queen {target} did not send an admission challenge")
             ch = first.admission_challenge
             sig = self.identity.sign_admission(ch.queen_address, bytes(ch.nonce))
             await send(pb.ProviderMessage(admission_response=pb.AdmissionResponse(signature=sig)))
-            second = await asyncio.wait_for(call.read(), timeout)
+            second = await within(call.read(), timeout)
             if second is grpc.aio.EOF:
                 await self._raise_status(call)
                 raise UnavailableError(f"queen {target} closed the stream during admission")

@@ -53,6 +53,7 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
+from blendr.aio import wait_event
 from blendr.clock import Clock, SystemClock
 from blendr.errors import (
     BlendrError,
@@ -840,8 +841,7 @@ class JobRunner:
         return out
 
     async def _sleep(self, job: _Job, seconds: float) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(job.wake.wait(), seconds)
+        await wait_event(job.wake, seconds)
         job.wake.clear()
 
     # --- the Ray job API ----------------------------------------------------------------------------

@@ -26,7 +26,6 @@ current state), so what a buffer overflow can lose is log lines, never a job's o
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import math
 from collections import deque
 from collections.abc import Callable
@@ -35,6 +34,7 @@ from typing import Any
 
 import grpc
 
+from blendr.aio import wait_event, within
 from blendr.clock import Clock
 from blendr.config import RelayConfig
 from blendr.errors import BlendrError, ConfigError, UnavailableError
@@ -238,7 +238,7 @@ class KingLink:
         registered = False
         try:
             await call.write(self._registration())
-            first = await asyncio.wait_for(call.read(), self._timeout)
+            first = await within(call.read(), self._timeout)
             if first is grpc.aio.EOF:
                 raise UnavailableError(f"the king ended the session before registering: "
                                        f"{(await call.code()).name}: {await call.details()}")
@@ -280,6 +280,7 @@ class KingLink:
         finally:
             for t in (reader, writer):
                 t.cancel()
+            call.cancel()  # the stream ends too: neither can go on, even past a cancel that was lost
             # Wait for both; their own errors are collected, not raised here (the exception of the task that ended
             # first is raised below, once). A cancel of this task while it waits still propagates: swallowing it
             # would leave run() redialling forever after being cancelled.
@@ -290,7 +291,7 @@ class KingLink:
     async def _read(self, call: Any) -> None:
         while True:
             try:
-                msg = await asyncio.wait_for(call.read(), self._silence) if self._silence else await call.read()
+                msg = await within(call.read(), self._silence) if self._silence else await call.read()
             except TimeoutError:
                 raise UnavailableError(f"the king sent nothing for {self._silence:.0f} s (paused, or cut off): "
                                        "redialling") from None
@@ -337,8 +338,7 @@ class KingLink:
             if self._buffer or self._verdicts or self._batches:
                 continue
             wake_at = min(next_snapshot, last_snapshot + CHANGE_GAP_S) if self._snapshot_due else next_snapshot
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), max(0.0, wake_at - loop.time()))
+            await wait_event(self._wake, wake_at - loop.time())
 
     async def _write_reports(self, call: Any) -> None:
         """The waiting verdicts and batch reports (the network view's), at most once each."""

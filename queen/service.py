@@ -15,6 +15,7 @@ from typing import Any
 
 import grpc
 
+from blendr.aio import within
 from blendr.errors import (
     BlendrError,
     DeadlineExceededError,
@@ -140,7 +141,7 @@ class QueenServicer(pb_grpc.QueenServiceServicer):
     @staticmethod
     async def _next(it: AsyncIterator[pb.ProviderMessage], what: str) -> pb.ProviderMessage:
         try:
-            return await asyncio.wait_for(anext(it), HANDSHAKE_TIMEOUT_S)
+            return await within(anext(it), HANDSHAKE_TIMEOUT_S)
         except StopAsyncIteration:
             raise InvalidArgumentError(f"stream ended before the {what}") from None
         except TimeoutError:

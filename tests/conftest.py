@@ -81,3 +81,50 @@ def deployed(chains: tuple[AnvilProcess, AnvilProcess], tmp_path_factory: pytest
     eth, etc = chains
     cfg = load_config(tmp_path_factory.mktemp("deployer"), env={})
     return deploy_devnet(cfg, echo=lambda s: None, eth_url=eth.url, etc_url=etc.url)
+
+
+# A timed-out test's asyncio tasks, each with the chain of awaits it is suspended in (pytest-timeout dumps only
+# threads, and an async test's main thread just sits in the event loop's select).
+_STUCK_TASKS: dict[str, list[str]] = {}
+
+
+def _await_chain(coro: Any) -> str:
+    frames = []
+    while coro is not None:
+        f = getattr(coro, "cr_frame", None) or getattr(coro, "gi_frame", None) or getattr(coro, "ag_frame", None)
+        if f is not None:
+            frames.append(f"{'/'.join(f.f_code.co_filename.split('/')[-2:])}:{f.f_lineno} {f.f_code.co_name}")
+        coro = getattr(coro, "cr_await", None) or getattr(coro, "gi_yieldfrom", None) or getattr(coro, "ag_await", None)
+    return " <- ".join(reversed(frames)) or repr(coro)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    import asyncio
+
+    import pytest_timeout
+
+    original = pytest_timeout.timeout_sigalrm
+
+    def with_tasks(item: Any, settings: Any) -> Any:
+        __tracebackhide__ = True
+        loop = asyncio._get_running_loop()
+        if loop is not None:
+            tasks = [f"{t.get_name()}: {_await_chain(t.get_coro())}" for t in asyncio.all_tasks(loop)]
+            _STUCK_TASKS[item.nodeid] = sorted(tasks, key=lambda t: ("tests/" in t, t))  # the test's own last
+        return original(item, settings)
+
+    pytest_timeout.timeout_sigalrm = with_tasks
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Last in the output (CI keeps its tail): where each timed-out test was stuck: its asyncio tasks' awaits
+    and pytest-timeout's traceback."""
+    for rep in terminalreporter.stats.get("failed", []) + terminalreporter.stats.get("error", []):
+        text = str(getattr(rep, "longrepr", "") or "")
+        if "Timeout" not in text:
+            continue
+        terminalreporter.write_sep("=", f"where {rep.nodeid} was stuck when it timed out ({rep.when})")
+        tasks = _STUCK_TASKS.get(rep.nodeid, [])
+        for line in [*text.splitlines()[-30:], f"-- its {len(tasks)} asyncio tasks (innermost await first; the tests' own last) --", *tasks]:
+            terminalreporter.write_line(line[:400])
