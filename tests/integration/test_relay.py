@@ -201,38 +201,44 @@ async def test_a_queen_restarted_mid_batch_lands_the_batch_once(net: Net) -> Non
         await nodes.settled(rid)
 
 
-async def test_an_rpc_endpoint_that_drops_requests_loses_and_doubles_nothing(net: Net) -> None:
-    eth_proxy = FlakyProxy(net.eth_url, fail=0)
-    etc_proxy = FlakyProxy(net.etc_url, fail=0)
-    try:
-        flaky = local_manifest(net.manifest, eth={"rpc_url": eth_proxy.url}, etc={"rpc_url": etc_proxy.url})
-        net.manifest = flaky  # every node of this test reaches both chains through the proxies
-        async with net.nodes() as nodes:
-            before = net.balances()
-            for p in (eth_proxy, etc_proxy):
-                p.down = True
-            rid = net.create_rental()  # the rental itself is created directly, not through the proxy
-            await asyncio.sleep(3)  # every node's chain calls fail for a while
-            for p in (eth_proxy, etc_proxy):
-                p.down = False
-            assert eth_proxy.failed > 0 and etc_proxy.failed > 0
-            q1 = await _run_rental_to_the_end(net, nodes, rid)
-            etc_proxy.down = True
-            await asyncio.sleep(2)
-            etc_proxy.down = False
-            await nodes.settled(rid)
-            task = q1.verifier.tasks[rid]
-            exp = expected(task.issued, task.passed, task.failed)
-            after = net.balances()
-            assert after["provider1"] - before["provider1"] == exp["paid"] - exp["fee"]
-            assert before["renter"] - after["renter"] == exp["paid"]
-            # each bridge message executed exactly once
-            for chain in ("eth", "etc"):
-                inbox = BridgeInbox(net.c(chain, "deployer"), net.manifest.chain(chain).address("BridgeInbox"))
-                assert len(inbox.contract.events.MessageExecuted().get_logs(from_block=0)) == 1
-    finally:
-        eth_proxy.close()
-        etc_proxy.close()
+@pytest.fixture
+def proxies(net: Net) -> Iterator[tuple[FlakyProxy, FlakyProxy]]:
+    """Both chains behind a FlakyProxy. Closed after the test's event loop is: the nodes' chain calls still running
+    in worker threads when they stop end through the proxies, quickly (closed, each would retry for ~40 s)."""
+    eth_proxy, etc_proxy = FlakyProxy(net.eth_url, fail=0), FlakyProxy(net.etc_url, fail=0)
+    yield eth_proxy, etc_proxy
+    eth_proxy.close()
+    etc_proxy.close()
+
+
+async def test_an_rpc_endpoint_that_drops_requests_loses_and_doubles_nothing(
+        net: Net, proxies: tuple[FlakyProxy, FlakyProxy]) -> None:
+    eth_proxy, etc_proxy = proxies
+    flaky = local_manifest(net.manifest, eth={"rpc_url": eth_proxy.url}, etc={"rpc_url": etc_proxy.url})
+    net.manifest = flaky  # every node of this test reaches both chains through the proxies
+    async with net.nodes() as nodes:
+        before = net.balances()
+        for p in (eth_proxy, etc_proxy):
+            p.down = True
+        rid = net.create_rental()  # the rental itself is created directly, not through the proxy
+        await asyncio.sleep(3)  # every node's chain calls fail for a while
+        for p in (eth_proxy, etc_proxy):
+            p.down = False
+        assert eth_proxy.failed > 0 and etc_proxy.failed > 0
+        q1 = await _run_rental_to_the_end(net, nodes, rid)
+        etc_proxy.down = True
+        await asyncio.sleep(2)
+        etc_proxy.down = False
+        await nodes.settled(rid)
+        task = q1.verifier.tasks[rid]
+        exp = expected(task.issued, task.passed, task.failed)
+        after = net.balances()
+        assert after["provider1"] - before["provider1"] == exp["paid"] - exp["fee"]
+        assert before["renter"] - after["renter"] == exp["paid"]
+        # each bridge message executed exactly once
+        for chain in ("eth", "etc"):
+            inbox = BridgeInbox(net.c(chain, "deployer"), net.manifest.chain(chain).address("BridgeInbox"))
+            assert len(inbox.contract.events.MessageExecuted().get_logs(from_block=0)) == 1
 
 
 class FailingRuntime(RayRuntime):
