@@ -53,7 +53,7 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
-from blendr.aio import wait_event
+from blendr.aio import wait_event, within
 from blendr.clock import Clock, SystemClock
 from blendr.errors import (
     BlendrError,
@@ -867,7 +867,7 @@ class JobRunner:
         from ray.exceptions import AuthenticationError
 
         try:
-            return await asyncio.wait_for(self._run(fn, *args, **kwargs), self._timeout_s)
+            return await within(self._run(fn, *args, **kwargs), self._timeout_s)
         except TimeoutError:
             raise ComputeError(f"the Ray dashboard at {self.address} did not {what} within "
                                f"{self._timeout_s:g} s") from None
