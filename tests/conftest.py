@@ -88,14 +88,14 @@ def deployed(chains: tuple[AnvilProcess, AnvilProcess], tmp_path_factory: pytest
 _STUCK_TASKS: dict[str, list[str]] = {}
 
 
-def _await_chain(coro: Any) -> str:
-    frames = []
+def _await_chain(task_coro: Any) -> str:
+    frames, coro = [], task_coro
     while coro is not None:
         f = getattr(coro, "cr_frame", None) or getattr(coro, "gi_frame", None) or getattr(coro, "ag_frame", None)
         if f is not None:
             frames.append(f"{'/'.join(f.f_code.co_filename.split('/')[-2:])}:{f.f_lineno} {f.f_code.co_name}")
         coro = getattr(coro, "cr_await", None) or getattr(coro, "gi_yieldfrom", None) or getattr(coro, "ag_await", None)
-    return " <- ".join(reversed(frames)) or repr(coro)
+    return " <- ".join(reversed(frames)) or repr(task_coro)
 
 
 def pytest_configure(config: pytest.Config) -> None:
