@@ -35,18 +35,14 @@ import sys
 import time
 from pathlib import Path
 
+from blendr.ports import free_port
+
 PROVIDERS = 4
 QUEENS = 2
 ASKS = ("0.40", "0.45", "0.50", "0.55")
 WEB_PORT = 8550  # the dApp's default port (--web-port)
 # the line `blendr king run` prints once it serves, naming the page's URL when king.web_listen is set
 KING_WEB = re.compile(r"^king 0x[0-9a-fA-F]{40} serving .*; web page at (\S+)", re.M)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _say(msg: str) -> None:
@@ -80,7 +76,7 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
 def _web_port(port: int) -> int:
     """``port`` if it is free on 127.0.0.1 (0: a free one); stops with a clear message when it is taken."""
     if port == 0:
-        return _free_port()
+        return free_port()
     with socket.socket() as s:
         try:
             s.bind(("127.0.0.1", port))
@@ -149,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     logs.mkdir(parents=True)
     chain_home = root / "devnet"
     chain_home.mkdir()
-    (chain_home / "config.toml").write_text(f"[devnet]\neth_port = {_free_port()}\netc_port = {_free_port()}\n")
+    (chain_home / "config.toml").write_text(f"[devnet]\neth_port = {free_port()}\netc_port = {free_port()}\n")
     chain_cfg = load_config(chain_home, env={})
     manifest = chain_home / "deployment.json"
     procs: list[subprocess.Popen[bytes]] = []

@@ -23,7 +23,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -33,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from blendr.errors import ChallengeExpiredError, ComputeError, ProofError
+from blendr.ports import free_ports
 from blendr.proof.params import ChallengeParams
 from blendr.proof.prover import DeviceProof, answer_probe, get_array_module, prove_device
 from blendr.telemetry import get_logger
@@ -94,20 +94,6 @@ HEAD_START_ATTEMPTS = 3
 _PORT_FLAGS = ("--port", "--dashboard-port", "--dashboard-agent-listen-port", "--dashboard-agent-grpc-port",
                "--metrics-export-port", "--runtime-env-agent-port", "--node-manager-port", "--object-manager-port",
                "--ray-client-server-port")
-
-
-def free_ports(n: int) -> list[int]:
-    """``n`` distinct TCP ports free on 127.0.0.1 right now (held together while chosen, so all differ)."""
-    socks = []
-    try:
-        for _ in range(n):
-            s = socket.socket()
-            s.bind(("127.0.0.1", 0))
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
 
 
 class LocalRayHead:

@@ -9,20 +9,15 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from blendr.ports import free_port
+
 PG_USER = "pgserver"  # the system user PostgreSQL runs as when we are root
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass
@@ -106,7 +101,7 @@ def start_postgres(datadir: Path | None = None) -> PostgresServer:
         pw = pwd.getpwnam(PG_USER)
         os.chown(datadir, pw.pw_uid, pw.pw_gid)
         user = PG_USER
-    server = PostgresServer(datadir / "data", _free_port(), user)
+    server = PostgresServer(datadir / "data", free_port(), user)
     if not (server.datadir / "PG_VERSION").exists():
         server.datadir.mkdir(exist_ok=True)
         if user is not None:
@@ -126,6 +121,6 @@ def start_postgres(datadir: Path | None = None) -> PostgresServer:
             log = server.datadir / "server.log"
             tail = log.read_text(errors="replace")[-2000:] if log.exists() else "(no log)"
             if "could not bind" in tail and time.monotonic() < deadline:  # the free port was taken meanwhile
-                server.port = _free_port()
+                server.port = free_port()
                 continue
             raise RuntimeError(f"PostgreSQL did not start in {server.datadir}:\n{tail}") from None

@@ -14,7 +14,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -25,6 +24,8 @@ from pathlib import Path
 
 import pytest
 
+from blendr.ports import free_ports
+
 PIN = "blendr-jobs-test-pin"
 
 
@@ -34,19 +35,6 @@ class RayHead:
     token: str
     logs: Path
     gcs: str = ""  # HOST:PORT of its GCS, for `ray start --address` and ray.init
-
-
-def free_ports(n: int) -> list[int]:
-    socks = []
-    try:
-        for _ in range(n):
-            s = socket.socket()
-            s.bind(("127.0.0.1", 0))
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
 
 
 def _wait_for_dashboard(proc: subprocess.Popen[bytes], address: str, token: str, out: Path) -> None:

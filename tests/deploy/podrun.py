@@ -32,7 +32,6 @@ import os
 import re
 import shlex
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -41,15 +40,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from blendr.ports import free_port
+
 WORKLOADS = ("Deployment", "StatefulSet", "DaemonSet", "Job")
 BIND_HOSTS = r"(?:0\.0\.0\.0|127\.0\.0\.1|localhost|\[::\]|::)"
 LOG_TAIL = 6000
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _data_of(obj: Mapping[str, Any]) -> dict[str, bytes]:

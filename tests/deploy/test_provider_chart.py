@@ -407,7 +407,8 @@ async def test_kuberay_values_pod_joins_a_ray_cluster(tmp_path: Path) -> None:
     """examples/kuberay-values.yaml's pod against a token-authenticated Ray head standing in for KubeRay's: the
     pod's script joins the cluster as a worker node carrying the provider's resource, and the agent drives the
     cluster from there (its challenges and readiness job run on that node)."""
-    from tests.rayhead import free_ports, ray_head
+    from blendr.ports import free_ports
+    from tests.rayhead import ray_head
 
     # Ray's socket paths live under the pod's /tmp and must stay short.
     short = Path(tempfile.mkdtemp(prefix="bp-", dir="/tmp"))

@@ -32,8 +32,8 @@ from typing import Any
 
 import pytest
 
+from blendr.ports import free_port
 from tests.integration.helpers import wait_for
-from tests.rayhead import free_ports
 
 REPO = Path(__file__).resolve().parents[2]
 HEADING = "## Running a network by hand"
@@ -44,10 +44,6 @@ RUN = re.compile(r"^blendr (king|queen|provider) run ")
 ASSIGN = re.compile(r"^([A-Z_][A-Z0-9_]*)=\$\((.*)\)$")
 
 pytestmark = [pytest.mark.timeout(900)]
-
-
-def free_port() -> int:
-    return free_ports(1)[0]
 
 
 def readme_commands(readme: Path = REPO / "README.md") -> list[str]:

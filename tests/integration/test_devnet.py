@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from decimal import Decimal
@@ -20,16 +19,11 @@ from blendr.chain.deploy import DEFAULT_ADMIN_ROLE, role
 from blendr.chain.devkeys import DEV_KEYS, ROLES
 from blendr.chain.manifest import Manifest
 from blendr.config import load_config
+from blendr.ports import free_port
 from blendr.units import tokens
 from queen.stake_oracle import ChainStakeOracle
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def blendr(*args: str, home: Path, check: bool = True) -> subprocess.CompletedProcess[str]:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import time
 from pathlib import Path
@@ -15,6 +14,7 @@ from typing import Any
 import pytest
 
 from blendr.identity import NodeIdentity
+from blendr.ports import free_port
 from blendr.types import ProviderState
 from queen.app import start_queen
 from queen.poolview import fetch_pool
@@ -31,12 +31,6 @@ from tests.integration.helpers import (
 from tests.integration.test_pool import make_agent
 
 pytestmark = pytest.mark.usefixtures("ray_cluster")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def write_queen_config(home: Path, port: int, admin_port: int) -> None:

@@ -23,6 +23,7 @@ import pytest
 from blendr.clock import ManualClock
 from blendr.errors import ComputeError, FailedPreconditionError, InvalidArgumentError, NotFoundError
 from blendr.payload import JobPayload, PayloadTooLargeError, pack_workdir
+from blendr.ports import free_ports
 from provider.jobs import (
     MAX_LINE_CHARS,
     JobEvent,
@@ -33,7 +34,7 @@ from provider.jobs import (
     resolve_auth_token,
     submission_id_for,
 )
-from tests.rayhead import PIN, RayHead, free_ports
+from tests.rayhead import PIN, RayHead
 from tests.rayhead import ray_head as start_ray_head
 
 FAR = 4_000_000_000.0  # a deadline that never comes

@@ -119,7 +119,7 @@ async def test_two_local_heads_on_one_machine_both_run_jobs(heads: tuple[LocalRa
 
 
 async def test_probe_of_a_dead_job_api_says_why(tmp_path: Path) -> None:
-    from tests.rayhead import free_ports
+    from blendr.ports import free_ports
 
     r = JobRunner(dashboard_address=f"http://127.0.0.1:{free_ports(1)[0]}", home=tmp_path, request_timeout_s=5.0)
     try:

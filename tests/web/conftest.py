@@ -41,9 +41,10 @@ from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 
 from blendr.chain.anvil import AnvilProcess
 from blendr.client import KingClient
+from blendr.ports import free_ports
 from tests.e2e.conftest import jobs_ray, snapshot, workdir  # noqa: F401 (fixtures these tests use)
 from tests.e2e.net import ACCOUNTS, Net, network
-from tests.rayhead import RayHead, free_ports
+from tests.rayhead import RayHead
 from tests.web.browser import (
     KING_STATIC,
     READY_INIT_SCRIPT,

@@ -11,14 +11,9 @@ import pytest
 from blendr.clock import ManualClock
 from blendr.config import Config
 from blendr.errors import ConfigError
+from blendr.ports import free_port
 from blendr.store import MemoryStore
 from queen.app import start_queen
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def bindable(port: int) -> bool:

@@ -1,0 +1,69 @@
+"""blendr.ports: ports handed to child processes are never ones an outgoing connection can be given meanwhile."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+
+import pytest
+
+from blendr import ports
+
+
+def test_ports_lie_outside_the_range_outgoing_connections_take_their_source_ports_from() -> None:
+    picked = set(ports.free_ports(20))
+    assert len(picked) == 20
+    assert all(p >= ports.LOWEST for p in picked)  # clear of Ray's worker ports too
+    with socket.socket() as srv:
+        srv.bind(("127.0.0.1", 0))
+        srv.listen(300)
+        clients = [socket.create_connection(srv.getsockname()) for _ in range(200)]
+        try:
+            sources = {c.getsockname()[1] for c in clients}
+        finally:
+            for c in clients:
+                c.close()
+    assert not picked & sources
+    lo, hi = ports.ephemeral_range()
+    assert all(lo <= s <= hi for s in sources)  # the range read is the kernel's real one
+    assert not any(lo <= p <= hi for p in picked)
+
+
+def test_one_process_never_hands_out_the_same_port_twice() -> None:
+    seen = [p for _ in range(50) for p in ports.free_ports(3)] + [ports.free_port() for _ in range(50)]
+    assert len(seen) == len(set(seen)) == 200
+
+
+@pytest.fixture
+def held() -> Iterator[int]:
+    """A port outside the ephemeral range that something is listening on."""
+    with socket.socket() as s:
+        for p in range(ports.LOWEST + 7000, ports.LOWEST + 8000):
+            try:
+                s.bind(("127.0.0.1", p))
+                break
+            except OSError:
+                continue
+        s.listen(1)
+        yield s.getsockname()[1]
+
+
+def test_a_port_in_use_is_passed_over(monkeypatch: pytest.MonkeyPatch, held: int) -> None:
+    draws = iter([held, held, held + 1, held + 2, held + 3, held + 4])
+    monkeypatch.setattr(ports._rng, "randint", lambda a, b: next(draws))
+    monkeypatch.setattr(ports, "_handed_out", set())
+    got = ports.free_port()
+    assert got != held and got in {held + 1, held + 2, held + 3, held + 4}
+
+
+def test_a_machine_whose_ephemeral_range_covers_everything_gets_kernel_chosen_ports(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(ports, "ephemeral_range", lambda: (1024, 65535))
+    got = ports.free_ports(5)
+    assert len(set(got)) == 5 and all(1024 <= p <= 65535 for p in got)
+
+
+def test_a_full_range_fails_clearly(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(ports, "_bindable", lambda port, host: False)
+    with pytest.raises(RuntimeError, match=r"no free TCP port on 127\.0\.0\.1 after 200 tries"):
+        ports.free_port()
