@@ -5,13 +5,20 @@ outgoing connection on the machine takes its local port from. Between choosing i
 connection (a JSON-RPC call, a gRPC channel, a browser) may be given that very port as its source port, and the
 child then fails with "address already in use". So ports here are drawn at random from *below* the ephemeral range
 (and above Ray's worker-port range, 10002-19999), checked free by binding them, and never handed out twice by one
-process. Only where the machine leaves no room outside the ephemeral range does this fall back to ``bind(0)``.
+process. Processes of one user on one machine (two provider agents, each starting a Ray head; a test and the
+nodes it starts) do not hand out the same port either: each port handed out is reserved with a lock file
+(``flock``) under ``$TMPDIR/blendr-ports-<uid>/``, held until the process that chose it exits. Only where the
+machine leaves no room outside the ephemeral range does this fall back to ``bind(0)``.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import os
 import random
 import socket
+import tempfile
 import threading
 from pathlib import Path
 
@@ -23,6 +30,7 @@ _TRIES = 200
 
 _lock = threading.Lock()
 _handed_out: set[int] = set()
+_reserved: dict[int, int] = {}  # port -> the descriptor of its lock file, held (locked) while this process lives
 _rng = random.SystemRandom()
 
 
@@ -55,6 +63,40 @@ def _bindable(port: int, host: str) -> bool:
     return True
 
 
+def _lock_dir() -> Path | None:
+    d = Path(tempfile.gettempdir()) / f"blendr-ports-{os.getuid()}"
+    try:
+        d.mkdir(mode=0o700, exist_ok=True)
+    except OSError:
+        return None
+    return d
+
+
+def _reserve(port: int, lock_dir: Path | None) -> bool:
+    """Takes the machine-wide reservation of ``port`` for this process; False if another process holds it."""
+    if lock_dir is None:  # no place for reservations: this process's own bookkeeping only
+        return True
+    try:
+        fd = os.open(lock_dir / str(port), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    except OSError:
+        return True
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return False
+    _reserved[port] = fd
+    return True
+
+
+def _release_all() -> None:
+    for fd in _reserved.values():
+        with contextlib.suppress(OSError):
+            os.close(fd)
+    _reserved.clear()
+    _handed_out.clear()
+
+
 def _ephemeral(host: str) -> int:
     with socket.socket() as s:
         s.bind((host, 0))
@@ -75,8 +117,9 @@ def free_ports(n: int, host: str = "127.0.0.1") -> list[int]:
     spans = _candidates()
     out: list[int] = []
     with _lock:
-        if len(_handed_out) > 4096:  # a long-lived process: forget old ones rather than run the range dry
-            _handed_out.clear()
+        if len(_handed_out) > 256:  # a long-lived process: forget old ones (and their descriptors)
+            _release_all()
+        lock_dir = _lock_dir() if spans else None
         for _ in range(n):
             for _ in range(_TRIES):
                 if spans:
@@ -84,7 +127,7 @@ def free_ports(n: int, host: str = "127.0.0.1") -> list[int]:
                     port = _rng.randint(a, b)
                 else:
                     port = _ephemeral(host)
-                if port in _handed_out or port in out or not _bindable(port, host):
+                if port in _handed_out or port in out or not _bindable(port, host) or not _reserve(port, lock_dir):
                     continue
                 out.append(port)
                 break

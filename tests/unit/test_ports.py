@@ -67,3 +67,33 @@ def test_a_full_range_fails_clearly(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(ports, "_bindable", lambda port, host: False)
     with pytest.raises(RuntimeError, match=r"no free TCP port on 127\.0\.0\.1 after 200 tries"):
         ports.free_port()
+
+
+CHILD = """
+import sys
+from blendr.ports import free_ports
+print(*free_ports(8), flush=True)
+sys.stdin.read()  # holds its reservations until told to exit
+"""
+
+
+def test_another_process_never_gets_a_port_this_one_reserved(monkeypatch: pytest.MonkeyPatch) -> None:
+    import subprocess
+    import sys
+
+    child = subprocess.Popen([sys.executable, "-c", CHILD], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert child.stdout is not None and child.stdin is not None
+    theirs = [int(p) for p in child.stdout.readline().split()]
+    assert len(theirs) == 8
+    monkeypatch.setattr(ports, "_handed_out", set())
+    draws = iter([*theirs, *range(ports.LOWEST + 9000, ports.LOWEST + 9100)])
+    monkeypatch.setattr(ports._rng, "randint", lambda a, b: next(draws))
+    try:
+        mine = ports.free_ports(3)
+        assert not set(mine) & set(theirs)  # free to bind, but reserved by the other process: passed over
+    finally:
+        child.stdin.close()
+        child.wait(timeout=60)
+    draws = iter(theirs)  # the other process is gone: its reservations went with it
+    monkeypatch.setattr(ports._rng, "randint", lambda a, b: next(draws))
+    assert ports.free_ports(2) == theirs[:2]
