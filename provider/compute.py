@@ -96,6 +96,20 @@ _PORT_FLAGS = ("--port", "--dashboard-port", "--dashboard-agent-listen-port", "-
                "--ray-client-server-port")
 
 
+def _session_has(sid: int, comm: str) -> bool:
+    """Whether a process named ``comm`` runs in session ``sid`` (the head's processes, all under its guard)."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        name = text[text.find("(") + 1:text.rfind(")")]
+        fields = text[text.rfind(")") + 2:].split()
+        if name == comm and len(fields) > 3 and fields[3] == str(sid):
+            return True
+    return False
+
+
 class LocalRayHead:
     """A Ray head of this provider's own, on 127.0.0.1, in its own process group and temp directory.
 
@@ -145,7 +159,7 @@ class LocalRayHead:
                 return
             except ComputeError as exc:
                 errors.append(str(exc))
-                self.stop()
+                self.stop(grace_s=5.0)  # a head that failed to start has nothing worth a long wait
         raise ComputeError(f"cannot start a local Ray head ({HEAD_START_ATTEMPTS} attempts): {errors[-1]}")
 
     def _start_once(self) -> None:
@@ -180,33 +194,77 @@ class LocalRayHead:
                 os.close(agent_alive_r)
         self.gcs_address = f"127.0.0.1:{ports[0]}"
         self.dashboard_url = f"http://127.0.0.1:{ports[1]}"
-        self._wait_for_dashboard(out)
+        self._wait_for_head(out)
 
-    def _wait_for_dashboard(self, out: Path) -> None:
+    def _wait_for_head(self, out: Path) -> None:
+        """Waits until the dashboard answers and the head's node is alive in its GCS (its raylet registered).
+
+        The raylet starts last: one that cannot bind its port (taken between its choice and Ray's start) dies
+        while ``ray start --block`` goes on, so a head is not ready until its node is alive. A dead raylet is
+        found at once and the start fails (and is tried again on fresh ports), not the first driver.
+        """
         import urllib.error
         import urllib.request
 
         assert self._proc is not None
         deadline = time.monotonic() + HEAD_START_TIMEOUT_S
+        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        dashboard = raylet_seen = False
         while True:
             if self._proc.poll() is not None:
                 tail = out.read_text(errors="replace")[-2000:]
                 raise ComputeError(f"ray start exited with {self._proc.returncode}: {tail}")
-            try:
-                # Any HTTP answer (even 401 from a cluster with token auth) means the dashboard is up.
-                with urllib.request.urlopen(self.dashboard_url + "/api/version", timeout=2):
-                    return
-            except urllib.error.HTTPError:
-                return
-            except OSError:
-                pass
+            if not dashboard:
+                try:
+                    # Any HTTP answer (even 401 from a cluster with token auth) means the dashboard is up.
+                    with urllib.request.urlopen(self.dashboard_url + "/api/version", timeout=2):
+                        dashboard = True
+                except urllib.error.HTTPError:
+                    dashboard = True
+                except OSError:
+                    pass
+            if dashboard:
+                raylet = _session_has(self._proc.pid, "raylet")
+                fatal = self._raylet_fatal()
+                if fatal or (raylet_seen and not raylet):
+                    raise ComputeError(f"the local Ray head's raylet failed: {fatal or self._raylet_tail()}")
+                raylet_seen = raylet_seen or raylet
+                try:
+                    req = urllib.request.Request(self.dashboard_url + "/api/v0/nodes?limit=10", headers=headers)
+                    with urllib.request.urlopen(req, timeout=5) as resp:
+                        nodes = json.loads(resp.read())["data"]["result"]["result"]
+                    if any(n.get("state") == "ALIVE" for n in nodes):
+                        return
+                except urllib.error.HTTPError as exc:
+                    if exc.code in (401, 403):  # an auth mode the operator chose, not ours: the dashboard must do
+                        return
+                except (OSError, ValueError, KeyError, TypeError):
+                    pass
             if time.monotonic() > deadline:
-                raise ComputeError(f"the local Ray dashboard at {self.dashboard_url} did not answer within "
-                                   f"{HEAD_START_TIMEOUT_S:.0f} s")
+                what = (f"the local Ray dashboard at {self.dashboard_url} did not answer" if not dashboard else
+                        "the local Ray head's node did not come alive")
+                raise ComputeError(f"{what} within {HEAD_START_TIMEOUT_S:.0f} s")
             time.sleep(0.3)
 
-    def stop(self) -> None:
-        """Stop every process of the head and delete its temp directory. Idempotent; blocking."""
+    def _raylet_log(self) -> str:
+        try:
+            return (self.session_dir / "logs" / "raylet.err").read_text(errors="replace") if self.session_dir else ""
+        except OSError:
+            return ""
+
+    def _raylet_fatal(self) -> str:
+        """The raylet's fatal error line, once it logged one (it lingers for many seconds after, dumping)."""
+        for line in self._raylet_log().splitlines():
+            if " C " in line[:48] and "(raylet)" in line:  # "[date time,ms C pid tid] (raylet) file:line: ..."
+                return line[line.find("Check failed"):][:400] if "Check failed" in line else line[:400]
+        return ""
+
+    def _raylet_tail(self) -> str:
+        return self._raylet_log().strip()[-300:] or "it exited without an error logged"
+
+    def stop(self, grace_s: float = 30.0) -> None:
+        """Stop every process of the head (killed after ``grace_s``) and delete its temp directory. Idempotent;
+        blocking."""
         proc, self._proc = self._proc, None
         atexit.unregister(self.stop)
         if proc is not None:
@@ -215,7 +273,7 @@ class LocalRayHead:
             with contextlib.suppress(ProcessLookupError):
                 proc.send_signal(signal.SIGTERM)
             with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(30)
+                proc.wait(grace_s)
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(proc.pid, signal.SIGKILL)
             with contextlib.suppress(subprocess.TimeoutExpired):

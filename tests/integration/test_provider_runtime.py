@@ -411,3 +411,36 @@ async def test_an_environment_over_the_size_bound_fails_the_job_and_is_not_cache
     with pytest.raises(EnvInstallError, match="more than this provider's limit of 1000 bytes"):
         await cache.acquire(work, ["numpy"], tmp_path / "j")
     assert cache.cached() == [] and cache._in_use == {} and cache._locks == {}
+
+
+def test_a_head_whose_raylet_port_is_taken_starts_again_on_fresh_ports(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Something binds the raylet's port between its choice and Ray's start: the head starts again on fresh
+    ports rather than hand its agent a head without a raylet."""
+    import socket
+
+    from blendr.ports import free_ports
+    from provider import compute
+
+    raylet_at = compute._PORT_FLAGS.index("--node-manager-port")
+    taken = socket.socket()
+    taken.bind(("0.0.0.0", 0))  # as a stranger's service would, on every interface (the raylet binds those)
+    taken.listen(1)
+    draws: list[list[int]] = []
+
+    def ports(n: int) -> list[int]:
+        got = free_ports(n)
+        if not draws:
+            got[raylet_at] = taken.getsockname()[1]
+        draws.append(got)
+        return got
+
+    monkeypatch.setattr(compute, "free_ports", ports)
+    head = LocalRayHead(num_gpus=0, num_cpus=1, resources={PIN: 1.0})
+    try:
+        head.start()
+        assert len(draws) == 2, draws  # the first head's raylet died on the taken port; its start failed
+        with socket.create_connection(("127.0.0.1", draws[1][raylet_at]), timeout=5):
+            pass  # the head it kept has its raylet
+    finally:
+        head.stop()
+        taken.close()
