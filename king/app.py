@@ -100,6 +100,8 @@ class Role:
 
     async def stop(self) -> None:
         self.jobs.stop()
+        for c in self.clients.values():  # chain calls still running in worker threads end now, not after retries
+            c.close()
         for t in self.tasks:
             t.cancel()
         for t in self.tasks:

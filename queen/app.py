@@ -62,6 +62,7 @@ class QueenApp:
     gov: Any = None  # blendr.chain.govwatch.GovWatch: the governance parameters this queen obeys, when it has a manifest
     depths: Any = None  # blendr.chain.depths.Depths: the confirmation depths its chain clients use (with gov)
     kinglink: Any = None  # queen.kinglink.KingLink when relay.king is set
+    chain_clients: list[Any] = field(default_factory=list)  # its ChainClients (chain duties), closed at stop
 
     @property
     def port(self) -> int:
@@ -86,6 +87,8 @@ class QueenApp:
             await asyncio.sleep(self.cfg.queen.tick_s)
 
     async def stop(self) -> None:
+        for c in self.chain_clients:  # chain calls still running in worker threads end now, not after retries
+            c.close()
         for t in [*self._relay_tasks, *([self._ticker] if self._ticker else [])]:
             t.cancel()
         for t in [*self._relay_tasks, *([self._ticker] if self._ticker else [])]:
@@ -259,6 +262,7 @@ def _start_relay(app: QueenApp, ident: NodeIdentity, clock: Clock, manifest: Any
     account = ident.account()
     eth = ChainClient(chain_settings(cfg, m, "eth"), account)
     etc = ChainClient(chain_settings(cfg, m, "etc"), account)
+    app.chain_clients += [eth, etc]
     if app.depths is not None:
         app.depths.attach(eth, etc)  # governance's confirmation depths, now and whenever they change
     wv = WorkVerification(etc, m.etc.address("WorkVerification"))

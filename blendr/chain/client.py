@@ -149,8 +149,24 @@ class ChainClient:
         self.w3 = w3 or Web3(Web3.HTTPProvider(settings.rpc_url, request_kwargs={"timeout": settings.rpc_timeout_s}))
         self._lock = threading.Lock()
         self._next_nonce: int | None = None
+        self._closed = threading.Event()
         # Checked before every transaction is sent; raises to refuse it (a king that no longer leads: king.ha).
         self.guard: Callable[[], None] | None = None
+
+    def close(self) -> None:
+        """Ends this client's work: no new attempt, retry or receipt poll starts after this (an RPC request
+        already on the wire still runs to its ``rpc_timeout_s``); those calls raise :class:`UnavailableError`.
+        For a node that stops: its chain calls in worker threads end now, not after their retries."""
+        self._closed.set()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed.is_set()
+
+    def _check_open(self, what: str) -> None:
+        if self._closed.is_set():
+            raise UnavailableError(f"{self.settings.name} RPC: {what} not done: this node is stopping "
+                                   "(its chain client is closed)")
 
     # -- plumbing -----------------------------------------------------------------------------------
     @property
@@ -176,16 +192,21 @@ class ChainClient:
             exc = state.outcome.exception() if state.outcome else None
             log.warning("rpc retry", chain=s.name, op=what, attempt=state.attempt_number, error=repr(exc)[:200])
 
+        def attempt_fn() -> T:
+            self._check_open(what)
+            return fn()
+
         try:
             for attempt in Retrying(
                 stop=stop_after_attempt(s.retries),
                 wait=exponential(0.2, s.retry_max_wait_s),
                 retry=retry_if_exception(is_transient),
                 before_sleep=before_sleep,
+                sleep=self._closed.wait,  # a close ends the wait between attempts at once
                 reraise=True,
             ):
                 with attempt:
-                    return fn()
+                    return attempt_fn()
         except BlendrError:
             raise
         except Exception as exc:  # the boundary: web3, requests, eth-abi and socket errors end here
@@ -410,7 +431,8 @@ class ChainClient:
             if time.monotonic() > deadline:
                 raise DeadlineExceededError(
                     f"{what} {tx_hash}: not confirmed {depth} deep within {self.settings.receipt_timeout_s:.0f} s")
-            time.sleep(self.settings.poll_s)
+            if self._closed.wait(self.settings.poll_s):
+                self._check_open(f"waiting for {what} {tx_hash}")
 
     def _explain_failure(self, tx_hash: str, receipt: TxReceipt, what: str) -> ContractRevertError:
         """Replays a failed transaction as a call at its block to recover the revert reason."""

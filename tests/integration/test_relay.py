@@ -183,6 +183,7 @@ async def test_a_queen_restarted_mid_batch_lands_the_batch_once(net: Net) -> Non
         await wait_for(crashed.is_set, 30, "a batch sent by the dying queen")
         [prepared] = [d for _, d in q1.store.scan(NS_BATCHES, "") if d["state"] == "prepared"]
         await q1.stop()
+        assert q1.chain_clients and all(c.closed for c in q1.chain_clients)  # its chain calls in threads end now
         release.set()
         del nodes.queens["queen1"]
         # the same queen (same home and store) comes back: it re-sends the prepared batch, which had landed
@@ -279,6 +280,7 @@ async def test_a_provider_failing_challenges_is_slashed_and_loses_reputation(net
 
 async def test_the_king_refuses_forged_and_malformed_attestations(net: Net) -> None:
     king = await net.start_king()
+    clients = list(king.clients.values())
     try:
         async with open_channel(net.king_config(), f"127.0.0.1:{king.port}") as ch:
             stub = kpb_grpc.KingControlStub(ch)
@@ -316,6 +318,7 @@ async def test_the_king_refuses_forged_and_malformed_attestations(net: Net) -> N
             assert err.value.code() is grpc.StatusCode.NOT_FOUND
     finally:
         await king.stop()
+    assert clients and all(c.closed for c in clients)  # the leader's chain calls in threads end with it
 
 
 async def test_a_message_in_a_block_reorged_shallower_than_the_depth_is_attested_once(net: Net) -> None:
