@@ -123,6 +123,21 @@ def test_the_web_page_is_off_by_default_and_on_with_king_web() -> None:
     assert {"port": "web", "protocol": "TCP"} in policy["spec"]["ingress"][0]["ports"]
 
 
+def test_a_king_reached_from_outside_sees_each_renters_own_address() -> None:
+    """Behind a LoadBalancer or a NodePort, Kubernetes' default (Cluster) rewrites every renter's address to a
+    node's, and the web API's per-address stream limit would then count all renters behind a node as one."""
+    for kind in ("LoadBalancer", "NodePort"):
+        objs = helm.render(CHART, {"king": {"service": {"type": kind}, "web": {"enabled": True}}})
+        helm.validate(objs)
+        assert helm.one(objs, "Service", "bc-blendr-king")["spec"]["externalTrafficPolicy"] == "Local"
+    objs = helm.render(CHART, {"king": {"service": {"type": "LoadBalancer", "externalTrafficPolicy": "Cluster"}}})
+    assert helm.one(objs, "Service", "bc-blendr-king")["spec"]["externalTrafficPolicy"] == "Cluster"
+    inside = helm.one(helm.render(CHART), "Service", "bc-blendr-king")["spec"]
+    assert "externalTrafficPolicy" not in inside  # ClusterIP: not a field Kubernetes accepts there
+    assert "'/king/service/externalTrafficPolicy': value must be one of 'Local', 'Cluster'" in helm.schema_error(
+        CHART, {"king": {"service": {"externalTrafficPolicy": "Nearest"}}})
+
+
 def test_three_kings_share_postgres_and_outputs() -> None:
     objs = helm.render(CHART, helm.load_values(helm.CHARTS / CHART / "examples" / "three-kings-postgres.yaml"))
     king = helm.one(objs, "Deployment")
