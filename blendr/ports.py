@@ -4,22 +4,24 @@ A port found with ``bind(("127.0.0.1", 0))`` comes from the kernel's *ephemeral*
 outgoing connection on the machine takes its local port from. Between choosing it and the child binding it, any
 connection (a JSON-RPC call, a gRPC channel, a browser) may be given that very port as its source port, and the
 child then fails with "address already in use". So ports here are drawn at random from *below* the ephemeral range
-(and above Ray's worker-port range, 10002-19999), checked free by binding them, and never handed out twice by one
-process. Processes of one user on one machine (two provider agents, each starting a Ray head; a test and the
-nodes it starts) do not hand out the same port either: each port handed out is reserved with a lock file
-(``flock``) under ``$TMPDIR/blendr-ports-<uid>/``, held until the process that chose it exits. Only where the
-machine leaves no room outside the ephemeral range does this fall back to ``bind(0)``.
+(and above Ray's worker-port range, 10002-19999) and from above it, checked free by binding them on the host and
+on every interface, and reserved.
+
+A reservation is an abstract-namespace Unix socket named after the port (``@blendr-port-<port>``), bound and held
+by the process that chose the port, so no other process on the machine (two provider agents each starting a Ray
+head; a test and the nodes it starts) draws that port while the reservation lasts: until the process exits, or,
+in a long-lived process, until its 256 most recent reservations no longer include it. No file is written. Only
+where the machine leaves no room outside the ephemeral range does this fall back to ``bind(0)``.
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
-import os
+import errno
 import random
 import socket
-import tempfile
 import threading
+from collections import OrderedDict
 from pathlib import Path
 
 # Ray's workers bind 10002..19999 by default; keep clear of them as well as of the ephemeral range.
@@ -27,10 +29,10 @@ LOWEST = 20000
 _RANGE_FILE = Path("/proc/sys/net/ipv4/ip_local_port_range")
 _DEFAULT_EPHEMERAL = (32768, 60999)  # Linux's default, for machines where the file cannot be read
 _TRIES = 200
+KEEP = 256  # reservations a process holds at most (the oldest go first)
 
 _lock = threading.Lock()
-_handed_out: set[int] = set()
-_reserved: dict[int, int] = {}  # port -> the descriptor of its lock file, held (locked) while this process lives
+_reserved: OrderedDict[int, socket.socket | None] = OrderedDict()  # port -> its reservation, oldest first
 _rng = random.SystemRandom()
 
 
@@ -55,46 +57,34 @@ def _candidates() -> list[tuple[int, int]]:
 
 
 def _bindable(port: int, host: str) -> bool:
-    with socket.socket() as s:
-        try:
-            s.bind((host, port))
-        except OSError:
-            return False
+    """Whether ``port`` can be bound on ``host`` and on every interface (Ray binds some of its ports on all)."""
+    hosts = [host] if ":" in host else [host, "0.0.0.0"]
+    for h in hosts:
+        with socket.socket(socket.AF_INET6 if ":" in h else socket.AF_INET) as s:
+            try:
+                s.bind((h, port))
+            except OSError:
+                return False
     return True
 
 
-def _lock_dir() -> Path | None:
-    d = Path(tempfile.gettempdir()) / f"blendr-ports-{os.getuid()}"
+def _reserve(port: int) -> socket.socket | bool | None:
+    """This process's reservation of ``port`` (False: another process holds it; None: none can be made here)."""
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
-        d.mkdir(mode=0o700, exist_ok=True)
-    except OSError:
-        return None
-    return d
+        s.bind(f"\0blendr-port-{port}")
+    except OSError as exc:
+        s.close()
+        return False if exc.errno == errno.EADDRINUSE else None
+    return s
 
 
-def _reserve(port: int, lock_dir: Path | None) -> bool:
-    """Takes the machine-wide reservation of ``port`` for this process; False if another process holds it."""
-    if lock_dir is None:  # no place for reservations: this process's own bookkeeping only
-        return True
-    try:
-        fd = os.open(lock_dir / str(port), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-    except OSError:
-        return True
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        os.close(fd)
-        return False
-    _reserved[port] = fd
-    return True
-
-
-def _release_all() -> None:
-    for fd in _reserved.values():
-        with contextlib.suppress(OSError):
-            os.close(fd)
-    _reserved.clear()
-    _handed_out.clear()
+def _forget_oldest() -> None:
+    while len(_reserved) > KEEP:
+        _, s = _reserved.popitem(last=False)
+        if s is not None:
+            with contextlib.suppress(OSError):
+                s.close()
 
 
 def _ephemeral(host: str) -> int:
@@ -104,12 +94,12 @@ def _ephemeral(host: str) -> int:
 
 
 def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port free on ``host`` now, outside the ephemeral range, not handed out before by this process."""
+    """A TCP port free on ``host`` now, outside the ephemeral range, not reserved by any process."""
     return free_ports(1, host)[0]
 
 
 def free_ports(n: int, host: str = "127.0.0.1") -> list[int]:
-    """``n`` distinct TCP ports free on ``host`` now (see the module's note on why not ``bind(0)``).
+    """``n`` distinct TCP ports free on ``host`` now, each reserved for this process (see the module's note).
 
     Raises:
         RuntimeError: no free port was found in a few hundred tries (the range is nearly full).
@@ -117,9 +107,6 @@ def free_ports(n: int, host: str = "127.0.0.1") -> list[int]:
     spans = _candidates()
     out: list[int] = []
     with _lock:
-        if len(_handed_out) > 256:  # a long-lived process: forget old ones (and their descriptors)
-            _release_all()
-        lock_dir = _lock_dir() if spans else None
         for _ in range(n):
             for _ in range(_TRIES):
                 if spans:
@@ -127,11 +114,15 @@ def free_ports(n: int, host: str = "127.0.0.1") -> list[int]:
                     port = _rng.randint(a, b)
                 else:
                     port = _ephemeral(host)
-                if port in _handed_out or port in out or not _bindable(port, host) or not _reserve(port, lock_dir):
+                if port in _reserved or port in out or not _bindable(port, host):
+                    continue
+                held = _reserve(port)
+                if held is False:
                     continue
                 out.append(port)
+                _reserved[port] = held if isinstance(held, socket.socket) else None
                 break
             else:
                 raise RuntimeError(f"no free TCP port on {host} after {_TRIES} tries")
-        _handed_out.update(out)
+        _forget_oldest()
     return out

@@ -208,7 +208,13 @@ class LocalRayHead:
 
         assert self._proc is not None
         deadline = time.monotonic() + HEAD_START_TIMEOUT_S
-        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        from provider.jobs import resolve_auth_token
+
+        try:  # our own token, else the one the operator's Ray settings name (RAY_AUTH_MODE set by them)
+            token = self.token or resolve_auth_token()
+        except ComputeError:
+            token = ""
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
         dashboard = raylet_seen = False
         while True:
             if self._proc.poll() is not None:
@@ -236,7 +242,9 @@ class LocalRayHead:
                     if any(n.get("state") == "ALIVE" for n in nodes):
                         return
                 except urllib.error.HTTPError as exc:
-                    if exc.code in (401, 403):  # an auth mode the operator chose, not ours: the dashboard must do
+                    # The operator's auth mode and a token we cannot find: the raylet running with no fatal error
+                    # logged is what can be checked.
+                    if exc.code in (401, 403) and raylet_seen:
                         return
                 except (OSError, ValueError, KeyError, TypeError):
                     pass

@@ -146,7 +146,10 @@ class ChainClient:
 
         self.settings = settings
         self.account = account
-        self.w3 = w3 or Web3(Web3.HTTPProvider(settings.rpc_url, request_kwargs={"timeout": settings.rpc_timeout_s}))
+        # web3's own retry is off: every attempt is :meth:`retry`'s, so ``settings.retries`` bounds them all (web3
+        # would repeat a timed-out request up to 5 times inside each one, past any close and any budget).
+        self.w3 = w3 or Web3(Web3.HTTPProvider(settings.rpc_url, request_kwargs={"timeout": settings.rpc_timeout_s},
+                                               exception_retry_configuration=None))
         self._lock = threading.Lock()
         self._next_nonce: int | None = None
         self._closed = threading.Event()

@@ -1,13 +1,23 @@
-"""blendr.ports: ports handed to child processes are never ones an outgoing connection can be given meanwhile."""
+"""blendr.ports: ports handed to child processes are never ones an outgoing connection can be given meanwhile,
+nor ones another process of ours has just chosen."""
 
 from __future__ import annotations
 
 import socket
+import subprocess
+import sys
+from collections import OrderedDict
 from collections.abc import Iterator
 
 import pytest
 
 from blendr import ports
+
+
+@pytest.fixture(autouse=True)
+def fresh(monkeypatch: pytest.MonkeyPatch) -> None:
+    """This process's reservations as a new process starts with them (the suite draws ports before these run)."""
+    monkeypatch.setattr(ports, "_reserved", OrderedDict())
 
 
 def test_ports_lie_outside_the_range_outgoing_connections_take_their_source_ports_from() -> None:
@@ -36,11 +46,11 @@ def test_one_process_never_hands_out_the_same_port_twice() -> None:
 
 @pytest.fixture
 def held() -> Iterator[int]:
-    """A port outside the ephemeral range that something is listening on."""
+    """A port outside the ephemeral range that something listens on, on one address only (not every one)."""
     with socket.socket() as s:
         for p in range(ports.LOWEST + 7000, ports.LOWEST + 8000):
             try:
-                s.bind(("127.0.0.1", p))
+                s.bind(("127.0.0.2", p))
                 break
             except OSError:
                 continue
@@ -48,10 +58,9 @@ def held() -> Iterator[int]:
         yield s.getsockname()[1]
 
 
-def test_a_port_in_use_is_passed_over(monkeypatch: pytest.MonkeyPatch, held: int) -> None:
+def test_a_port_in_use_on_any_address_is_passed_over(monkeypatch: pytest.MonkeyPatch, held: int) -> None:
     draws = iter([held, held, held + 1, held + 2, held + 3, held + 4])
     monkeypatch.setattr(ports._rng, "randint", lambda a, b: next(draws))
-    monkeypatch.setattr(ports, "_handed_out", set())
     got = ports.free_port()
     assert got != held and got in {held + 1, held + 2, held + 3, held + 4}
 
@@ -78,14 +87,10 @@ sys.stdin.read()  # holds its reservations until told to exit
 
 
 def test_another_process_never_gets_a_port_this_one_reserved(monkeypatch: pytest.MonkeyPatch) -> None:
-    import subprocess
-    import sys
-
     child = subprocess.Popen([sys.executable, "-c", CHILD], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     assert child.stdout is not None and child.stdin is not None
     theirs = [int(p) for p in child.stdout.readline().split()]
     assert len(theirs) == 8
-    monkeypatch.setattr(ports, "_handed_out", set())
     draws = iter([*theirs, *range(ports.LOWEST + 9000, ports.LOWEST + 9100)])
     monkeypatch.setattr(ports._rng, "randint", lambda a, b: next(draws))
     try:
@@ -97,3 +102,19 @@ def test_another_process_never_gets_a_port_this_one_reserved(monkeypatch: pytest
     draws = iter(theirs)  # the other process is gone: its reservations went with it
     monkeypatch.setattr(ports._rng, "randint", lambda a, b: next(draws))
     assert ports.free_ports(2) == theirs[:2]
+
+
+def reserved_elsewhere(port: int) -> bool:
+    with socket.socket(socket.AF_UNIX) as s:
+        try:
+            s.bind(f"\0blendr-port-{port}")
+        except OSError:
+            return True
+    return False
+
+
+def test_a_long_lived_process_lets_its_oldest_reservations_go(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(ports, "KEEP", 4)
+    got = ports.free_ports(2) + ports.free_ports(2) + ports.free_ports(2)
+    assert list(ports._reserved) == got[2:]
+    assert [reserved_elsewhere(p) for p in got] == [False, False, True, True, True, True]

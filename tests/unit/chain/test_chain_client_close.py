@@ -41,11 +41,11 @@ class FlakyNode:
                 conn, _ = self.srv.accept()
             except OSError:
                 return
-            self.seen += 1
-            if self.seen <= self.drop:
+            if self.seen + 1 <= self.drop:
                 conn.close()  # a node that restarts: connection reset, a transient failure
             else:
-                self.held.append(conn)  # a node that hangs
+                self.held.append(conn)  # a node that hangs (held before it is counted: release() sees it)
+            self.seen += 1
 
     def release(self) -> None:
         for c in self.held:
@@ -119,3 +119,15 @@ def test_an_open_client_is_unaffected() -> None:
     client.close()
     assert client.closed
     assert Account.from_key(DEV_KEYS[3]).address == client.address  # its key stays readable
+
+
+def test_each_attempt_is_one_request_so_the_retry_budget_is_the_clients() -> None:
+    """web3's provider would repeat a timed-out request up to 5 times inside each of the client's attempts."""
+    node = FlakyNode(drop=0)  # hangs on every request
+    try:
+        client = ChainClient(ChainSettings("eth", node.url, 31337, rpc_timeout_s=0.3, retries=2, retry_max_wait_s=0.01))
+        with pytest.raises(UnavailableError, match="failed after 2 attempts"):
+            client.block_number()
+        assert node.seen == 2
+    finally:
+        node.close()
