@@ -313,6 +313,7 @@ class Launch:
                     raise SandboxError("bwrap ended before reporting its sandbox")
                 buf += chunk
         child_pid = int(json.loads(buf[: buf.index(b"}") + 1])["child-pid"])
+        self._wait_for_loopback(child_pid)
         ready_r, ready_w = os.pipe()
         slirp = subprocess.Popen(
             [which("slirp4netns"), "--configure", "--mtu=65520", "--disable-host-loopback",
@@ -327,6 +328,24 @@ class Launch:
         block_private_networks(child_pid)
         os.write(block_w, b"1")
         os.close(block_w)
+
+    def _wait_for_loopback(self, child_pid: int, timeout_s: float = 60.0) -> None:
+        """Waits until bwrap has given the sandbox's loopback its address. slirp4netns brings ``lo`` up as it
+        attaches, and the kernel then gives ``lo`` 127.0.0.1 itself: bwrap, adding that address right after
+        (exclusively), would fail its setup ("bwrap: loopback: Failed RTM_NEWADDR") and the job with it."""
+        trie = Path(f"/proc/{child_pid}/net/fib_trie")  # the sandbox's network namespace's local addresses
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                if "127.0.0.1" in trie.read_text():
+                    return
+            except OSError:
+                pass  # the sandbox's process is gone: bwrap ended (said below)
+            if self.child is not None and self.child.poll() is not None:
+                raise SandboxError(f"bwrap ended (exit {self.child.returncode}) before its sandbox's network was set up")
+            if time.monotonic() > deadline:
+                raise SandboxError(f"bwrap did not set up its sandbox's loopback within {timeout_s:.0f} s")
+            time.sleep(0.005)
 
     def run(self) -> int:
         spec = self.spec
