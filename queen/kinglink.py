@@ -127,6 +127,7 @@ class KingLink:
         self._wake = asyncio.Event()
         self._snapshot_due = True
         self._seq = 0
+        self._listed: set[str] = set()  # the providers the last snapshot sent listed
         self._silence = 0.0  # seconds without a message from the king after which the session is given up
         self._verdicts: deque[kpb.ChallengeVerdictMsg] = deque(maxlen=VERDICT_BUFFER)
         self._batches: deque[kpb.BatchLanded] = deque(maxlen=BATCH_BUFFER)
@@ -318,7 +319,7 @@ class KingLink:
             return now >= next_snapshot or (self._snapshot_due and now >= last_snapshot + CHANGE_GAP_S)
 
         while True:
-            if snapshot_now():
+            if snapshot_now() or self._verdicts_ahead_of_the_pool():
                 self._snapshot_due = False
                 await call.write(self.snapshot())
                 self.status.snapshots_sent += 1
@@ -339,6 +340,13 @@ class KingLink:
                 continue
             wake_at = min(next_snapshot, last_snapshot + CHANGE_GAP_S) if self._snapshot_due else next_snapshot
             await wait_event(self._wake, wake_at - loop.time())
+
+    def _verdicts_ahead_of_the_pool(self) -> bool:
+        """Whether a waiting verdict names a provider of the pool that no snapshot sent yet lists: the king takes
+        verdicts only for providers it knows in this queen's pool, so that snapshot must go first (a provider's
+        first challenge is decided moments after it joins, within the gap between snapshots)."""
+        unlisted = {v.provider for v in self._verdicts} - self._listed
+        return bool(unlisted) and any(str(rec.address) in unlisted for rec in self.core.providers())
 
     async def _write_reports(self, call: Any) -> None:
         """The waiting verdicts and batch reports (the network view's), at most once each."""
@@ -361,7 +369,9 @@ class KingLink:
         """The pool now. ``seq`` increases, across restarts too: it is at least the wall clock in milliseconds."""
         self._seq = max(self._seq + 1, int(self._clock.time() * 1000))
         jobs = self.core.jobs
-        return convert.snapshot_to_proto(self._seq, [(rec, jobs.busy_gpus(rec.address)) for rec in self.core.providers()])
+        recs = self.core.providers()
+        self._listed = {str(rec.address) for rec in recs}
+        return convert.snapshot_to_proto(self._seq, [(rec, jobs.busy_gpus(rec.address)) for rec in recs])
 
 
 __all__ = ["RESEND_TAIL", "KingLink", "KingLinkStatus"]

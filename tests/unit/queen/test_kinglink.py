@@ -616,3 +616,24 @@ async def test_verdicts_and_landed_batches_go_to_the_king_bounded_per_message() 
                 for cid in r.challenge_ids] == ids
         assert {(m.batch_id, m.tx) for m in reports} == {("0x" + "ab" * 32, "0x" + "cd" * 32)}
         assert link.status.verdicts_sent == 250
+
+
+async def test_a_verdict_never_reaches_the_king_before_a_snapshot_listing_its_provider(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A provider's first challenge is decided moments after it joins, inside the gap between snapshots; the king
+    refuses verdicts for providers it does not know in the queen's pool, so the snapshot goes first."""
+    import queen.kinglink as kl
+
+    monkeypatch.setattr(kl, "CHANGE_GAP_S", 60.0)  # the join's snapshot would otherwise wait a whole minute
+    core, node = make_core(), Node()
+    king = FakeKing()
+    link = make_link(core, king, king_address=KING.address)
+    async with running(link):
+        call = await until(lambda: king.calls and king.calls[0].of("snapshot") and king.calls[0], "a snapshot")
+        assert not call.of("snapshot")[0].providers
+        node.join(core)
+        link.on_outcome(node.address, outcome(Verdict.PASSED, "c1", core.clock.time() - 3))
+        await until(lambda: call.of("verdicts"), "the verdict sent")
+        kinds = [(m.WhichOneof("body"), [p.address for p in m.snapshot.providers]) for m in call.written]
+        first_verdict = next(i for i, (k, _) in enumerate(kinds) if k == "verdicts")
+        assert any(k == "snapshot" and node.address in listed for k, listed in kinds[:first_verdict]), kinds
