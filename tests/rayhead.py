@@ -38,19 +38,28 @@ class RayHead:
 
 
 def _wait_for_dashboard(proc: subprocess.Popen[bytes], address: str, token: str, out: Path) -> None:
+    import json
+    import urllib.request
+
     from ray.job_submission import JobSubmissionClient
 
     deadline = time.monotonic() + 90
+    headers = {"Authorization": f"Bearer {token}"}
     while True:
         if proc.poll() is not None:
             pytest.fail(f"ray start exited with {proc.returncode}:\n{out.read_text()[-4000:]}")
         try:
-            JobSubmissionClient(address, headers={"Authorization": f"Bearer {token}"})
-            return
+            JobSubmissionClient(address, headers=headers)
+            # and the head's node alive in its GCS: the raylet, which starts last, registered
+            req = urllib.request.Request(address + "/api/v0/nodes?limit=10", headers=headers)
+            with urllib.request.urlopen(req, timeout=5) as resp:
+                if any(n.get("state") == "ALIVE" for n in json.loads(resp.read())["data"]["result"]["result"]):
+                    return
         except Exception:  # not up yet: connection refused, 5xx while modules load
-            if time.monotonic() > deadline:
-                pytest.fail(f"the Ray dashboard at {address} did not come up:\n{out.read_text()[-4000:]}")
-            time.sleep(0.3)
+            pass
+        if time.monotonic() > deadline:
+            pytest.fail(f"the Ray head at {address} did not come up:\n{out.read_text()[-4000:]}")
+        time.sleep(0.3)
 
 
 @contextlib.contextmanager
